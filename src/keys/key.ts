@@ -1,0 +1,45 @@
+// The customer master key (CMK) model: states, usages, specs and the records the store keeps.
+
+export const KEY_STATES = ["Enabled", "Disabled", "PendingDelete", "PendingImport", "Archived"] as const;
+export type KeyState = (typeof KEY_STATES)[number];
+
+export const KEY_USAGES = ["ENCRYPT_DECRYPT"] as const;
+export type KeyUsage = (typeof KEY_USAGES)[number];
+
+/** Symmetric key specs a CMK may have. SM4 is the national-crypto default. */
+export const SYMMETRIC_KEY_SPECS = ["SM4", "AES_256"] as const;
+export type SymmetricKeySpec = (typeof SYMMETRIC_KEY_SPECS)[number];
+export type KeySpec = SymmetricKeySpec;
+
+export type KeyOrigin = "TENCENT_KMS" | "EXTERNAL";
+
+export interface Tag {
+  key: string;
+  value: string;
+}
+
+/** A CMK as stored; never holds key material. Times are unix seconds. */
+export interface KeyRecord {
+  keyId: string;
+  alias: string;
+  description: string;
+  keyUsage: KeyUsage;
+  keySpec: KeySpec;
+  origin: KeyOrigin;
+  state: KeyState;
+  creatorUin: string;
+  owner: string;
+  createTime: number;
+  deletionDate: number;
+  /** The newest version: encryption uses it. */
+  currentVersion: number;
+  tags: Tag[];
+}
+
+/** One immutable version of a CMK's material, wrapped by the root of trust. */
+export interface KeyVersionRecord {
+  keyId: string;
+  version: number;
+  wrappedMaterial: Buffer;
+  createTime: number;
+}

@@ -1,0 +1,59 @@
+// One error type for the whole service. `code` is protocol-neutral; the protocol adapters map it
+// to their wire names through the registry below. Messages never carry key material or secrets.
+
+export const ERROR_CODES = {
+  // request shape
+  InvalidAction: { tencent: "InvalidAction" },
+  NoSuchVersion: { tencent: "NoSuchVersion" },
+  UnsupportedRegion: { tencent: "UnsupportedRegion" },
+  UnsupportedProtocol: { tencent: "UnsupportedProtocol" },
+  UnknownParameter: { tencent: "UnknownParameter" },
+  MissingParameter: { tencent: "MissingParameter" },
+  InvalidParameter: { tencent: "InvalidParameter" },
+  InvalidParameterValue: { tencent: "InvalidParameterValue" },
+  RequestSizeLimitExceeded: { tencent: "RequestSizeLimitExceeded" },
+  // authentication
+  InvalidAuthorization: { tencent: "AuthFailure.InvalidAuthorization" },
+  SecretIdNotFound: { tencent: "AuthFailure.SecretIdNotFound" },
+  SignatureExpire: { tencent: "AuthFailure.SignatureExpire" },
+  SignatureFailure: { tencent: "AuthFailure.SignatureFailure" },
+  TokenFailure: { tencent: "AuthFailure.TokenFailure" },
+  UnauthorizedOperation: { tencent: "UnauthorizedOperation" },
+  // parameter values specific to KMS
+  InvalidKeyId: { tencent: "InvalidParameterValue.InvalidKeyId" },
+  InvalidAlias: { tencent: "InvalidParameterValue.InvalidAlias" },
+  AliasAlreadyExists: { tencent: "InvalidParameterValue.AliasAlreadyExists" },
+  InvalidKeyUsage: { tencent: "InvalidParameterValue.InvalidKeyUsage" },
+  InvalidType: { tencent: "InvalidParameterValue.InvalidType" },
+  InvalidHsmClusterId: { tencent: "InvalidParameterValue.InvalidHsmClusterId" },
+  InvalidPlaintext: { tencent: "InvalidParameterValue.InvalidPlaintext" },
+  InvalidCiphertext: { tencent: "InvalidParameterValue.InvalidCiphertext" },
+  DuplicatedKeyId: { tencent: "InvalidParameterValue.DuplicatedKeyId" },
+  TagKeysDuplicated: { tencent: "InvalidParameterValue.TagKeysDuplicated" },
+  // key state and existence
+  CmkNotFound: { tencent: "ResourceUnavailable.CmkNotFound" },
+  CmkDisabled: { tencent: "ResourceUnavailable.CmkDisabled" },
+  CmkArchived: { tencent: "ResourceUnavailable.CmkArchived" },
+  CmkStateNotSupport: { tencent: "ResourceUnavailable.CmkStateNotSupport" },
+  CmkLimitExceeded: { tencent: "LimitExceeded.CmkLimitExceeded" },
+  UnsupportedOperation: { tencent: "UnsupportedOperation" },
+  // everything else
+  InternalError: { tencent: "InternalError" },
+} as const satisfies Record<string, { tencent: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class KmsError extends Error {
+  override readonly name = "KmsError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** `needs(cond, code, message)`: throws a KmsError unless `cond` holds, and narrows its type. */
+export function needs(cond: unknown, code: ErrorCode, message: string): asserts cond {
+  if (!cond) throw new KmsError(code, message);
+}
