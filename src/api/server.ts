@@ -1,0 +1,158 @@
+// The HTTP(S) server: the Tencent Cloud API 3.0 endpoint on POST /, and GET /healthz.
+// One structured log line per request: request id, action, result code, latency; never parameters.
+
+import { randomUUID } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+import { unixSeconds, type Clock } from "../service/clock.js";
+import { ERROR_CODES, KmsError } from "../service/errors.js";
+import type { KmsService } from "../service/kms-service.js";
+import { runAction } from "./tencent/actions.js";
+import { Tc3Authenticator } from "./tencent/authenticate.js";
+
+export const API_VERSION = "2019-01-18";
+/** Largest request body: a 4096-byte plaintext is about 5.5 KB of base64, so this is generous. */
+export const DEFAULT_BODY_LIMIT = 64 * 1024;
+
+export interface ServerOptions {
+  service: KmsService;
+  clock: Clock;
+  logger: Logger;
+  region: string;
+  tls?: { cert: Buffer; key: Buffer };
+  bodyLimit?: number;
+}
+
+interface Outcome {
+  action: string;
+  code: string;
+}
+
+const outcomes = new WeakMap<FastifyRequest, Outcome>();
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function errorResponse(requestId: string, code: string, message: string) {
+  return { Response: { Error: { Code: code, Message: message }, RequestId: requestId } };
+}
+
+export function buildServer(options: ServerOptions): FastifyInstance {
+  const { service, logger, region } = options;
+  const authenticator = new Tc3Authenticator(service, () => unixSeconds(options.clock));
+  const app = Fastify({
+    logger: false,
+    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    genReqId: () => randomUUID(),
+    requestTimeout: 30_000,
+    connectionTimeout: 60_000,
+    keepAliveTimeout: 65_000,
+    return503OnClosing: true,
+    ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key, minVersion: "TLSv1.2" as const } } : {}),
+  });
+
+  // Every content type arrives as raw bytes: the signature covers the exact body.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+
+  app.addHook("onResponse", async (req, reply) => {
+    if (req.url === "/healthz") return;
+    const outcome = outcomes.get(req) ?? { action: header(req, "x-tc-action") ?? "", code: `HTTP${reply.statusCode}` };
+    logger.info({ requestId: req.id, action: outcome.action, code: outcome.code, latencyMs: Math.round(reply.elapsedTime * 100) / 100 }, "request");
+  });
+
+  // Transport-level failures (oversize or unreadable bodies) still answer in the protocol's shape.
+  app.setErrorHandler(async (error: { code?: string; statusCode?: number }, req, reply) => {
+    const action = header(req, "x-tc-action") ?? "";
+    if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      outcomes.set(req, { action, code: ERROR_CODES.RequestSizeLimitExceeded.tencent });
+      return reply.code(200).send(errorResponse(req.id, ERROR_CODES.RequestSizeLimitExceeded.tencent, `the request body exceeds ${options.bodyLimit ?? DEFAULT_BODY_LIMIT} bytes`));
+    }
+    if (error.statusCode && error.statusCode < 500) {
+      outcomes.set(req, { action, code: ERROR_CODES.InvalidParameter.tencent });
+      return reply.code(200).send(errorResponse(req.id, ERROR_CODES.InvalidParameter.tencent, "the request body could not be read"));
+    }
+    logger.error({ requestId: req.id, action, err: describeError(error) }, "internal error");
+    outcomes.set(req, { action, code: ERROR_CODES.InternalError.tencent });
+    return reply.code(200).send(errorResponse(req.id, ERROR_CODES.InternalError.tencent, "internal error"));
+  });
+
+  app.get("/healthz", async () => ({ status: "ok" }));
+
+  app.post("/", async (req, reply) => {
+    const action = header(req, "x-tc-action") ?? "";
+    try {
+      const response = await handleTencent(req, action);
+      outcomes.set(req, { action, code: "Success" });
+      return reply.send({ Response: { ...response, RequestId: req.id } });
+    } catch (e) {
+      if (e instanceof KmsError) {
+        const code = ERROR_CODES[e.code].tencent;
+        outcomes.set(req, { action, code });
+        return reply.send(errorResponse(req.id, code, e.message));
+      }
+      logger.error({ requestId: req.id, action, err: describeError(e) }, "internal error");
+      outcomes.set(req, { action, code: ERROR_CODES.InternalError.tencent });
+      return reply.send(errorResponse(req.id, ERROR_CODES.InternalError.tencent, "internal error"));
+    }
+  });
+
+  app.route({
+    method: ["GET", "PUT", "DELETE", "PATCH"],
+    url: "/",
+    handler: async (req, reply: FastifyReply) => {
+      outcomes.set(req, { action: header(req, "x-tc-action") ?? "", code: ERROR_CODES.UnsupportedProtocol.tencent });
+      return reply.send(errorResponse(req.id, ERROR_CODES.UnsupportedProtocol.tencent, `${req.method} is not supported: send POST with a JSON body`));
+    },
+  });
+
+  async function handleTencent(req: FastifyRequest, action: string): Promise<Record<string, unknown>> {
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    if (!action) throw new KmsError("MissingParameter", `the "X-TC-Action" header is required`);
+    const version = header(req, "x-tc-version");
+    if (!version) throw new KmsError("MissingParameter", `the "X-TC-Version" header is required`);
+    if (version !== API_VERSION) throw new KmsError("NoSuchVersion", `"X-TC-Version" ${version} is not supported: use ${API_VERSION}`);
+    const contentType = header(req, "content-type") ?? "";
+    if (!/^application\/json\s*(;|$)/i.test(contentType)) {
+      throw new KmsError("UnsupportedProtocol", `"Content-Type" must be application/json`);
+    }
+
+    const caller = await authenticator.authenticate({ method: req.method, url: req.url, headers: req.headers, body });
+
+    const requestRegion = header(req, "x-tc-region");
+    if (requestRegion !== undefined && requestRegion !== region) {
+      throw new KmsError("UnsupportedRegion", `"X-TC-Region" ${requestRegion} is not served here: this service's region is ${region}`);
+    }
+
+    let params: unknown;
+    try {
+      params = body.length === 0 ? {} : JSON.parse(body.toString("utf8"));
+    } catch {
+      throw new KmsError("InvalidParameter", "the request body is not valid JSON");
+    }
+    if (typeof params !== "object" || params === null || Array.isArray(params)) {
+      throw new KmsError("InvalidParameter", "the request body must be a JSON object");
+    }
+    return runAction(action, params as Record<string, unknown>, { service, caller });
+  }
+
+  return app;
+}
+
+/** What an unexpected error may show in a log: its type and code, never its message (which may
+ * quote data) beyond the first line of a known Node error. */
+function describeError(e: unknown): Record<string, unknown> {
+  if (e instanceof Error) return { type: e.name, code: (e as { code?: unknown }).code, stack: e.stack?.split("\n").slice(1, 6).join("\n") };
+  return { type: typeof e };
+}
+
+export async function listen(app: FastifyInstance, host: string, port: number, tls: boolean): Promise<string> {
+  await app.listen({ host, port });
+  const address = app.server.address() as AddressInfo;
+  const scheme = tls ? "https" : "http";
+  const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return `${scheme}://${shownHost}:${address.port}`;
+}

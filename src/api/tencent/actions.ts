@@ -1,0 +1,391 @@
+// The Tencent KMS actions Tresor serves: for each, its parameter schema and how its validated
+// parameters map onto the service and back onto the wire shapes of kms_models (version 2019-01-18).
+
+import type { KeyRecord, KeyState, KeyUsage, Tag } from "../../keys/key.js";
+import { KEY_USAGES, SYMMETRIC_KEY_SPECS } from "../../keys/key.js";
+import { SYMMETRIC_SPECS } from "../../keys/specs.js";
+import { KmsError } from "../../service/errors.js";
+import type { Caller, KmsService, ListKeyDetailInput } from "../../service/kms-service.js";
+import {
+  array,
+  base64,
+  encryptionContext,
+  integer,
+  integerOneOf,
+  keyId,
+  object,
+  oneOf,
+  optional,
+  parseParams,
+  string,
+  type Param,
+  type Parsed,
+  type Schema,
+} from "./params.js";
+
+/** Plaintext limit of Encrypt, as Tencent documents it. */
+export const MAX_PLAINTEXT_BYTES = 4096;
+/** Blob header and tag around at most 4096 bytes of plaintext (docs/formats.md). */
+const MAX_BLOB_BYTES = 34 + MAX_PLAINTEXT_BYTES + 16;
+const MAX_BATCH = 100;
+
+/** Every key usage Tencent defines; the ones Tresor does not offer yet are refused by name. */
+const TENCENT_KEY_USAGES = [
+  "ENCRYPT_DECRYPT",
+  "ASYMMETRIC_DECRYPT_RSA_2048",
+  "ASYMMETRIC_DECRYPT_SM2",
+  "ASYMMETRIC_SIGN_VERIFY_SM2",
+  "ASYMMETRIC_SIGN_VERIFY_RSA_2048",
+  "ASYMMETRIC_SIGN_VERIFY_ECC",
+  "ASYMMETRIC_SIGN_VERIFY_ECDSA384",
+] as const;
+
+const ALIAS_PATTERN = /^(?!kms-)[A-Za-z0-9][A-Za-z0-9_-]{0,59}$/;
+const alias = () =>
+  string({ min: 1, max: 60, pattern: ALIAS_PATTERN, patternText: "letters, digits, - and _, starting with a letter or digit, not starting with kms-", code: "InvalidAlias" });
+const description = (max: number) => string({ max, bytes: true });
+const keyIds = () => array(keyId(), { min: 1, max: MAX_BATCH });
+
+/** A parameter Tencent defines for a feature Tresor does not offer: refused by name when given. */
+function unsupported(feature: string): Param<never> {
+  return optional({
+    required: false,
+    parse: (_value, name) => {
+      throw new KmsError("UnsupportedOperation", `"${name}" is not supported: ${feature}`);
+    },
+  });
+}
+
+/** HsmClusterId: only the empty string (the shared, software-protected cluster) exists. */
+const hsmClusterId = optional(
+  string({ max: 128, pattern: /^$/, patternText: "empty: this service has no HSM clusters", code: "InvalidHsmClusterId" }),
+);
+
+const tag = object({
+  TagKey: string({ min: 1, max: 127 }),
+  TagValue: string({ max: 255 }),
+});
+const tagFilter = object({
+  TagKey: string({ min: 1, max: 127 }),
+  TagValue: optional(array(string({ max: 255 }), { max: 10 })),
+});
+
+const memberAccount = unsupported("member accounts belong to multi-account organisations, which this service does not have");
+const publicKeyWrap = unsupported("wrapping the plaintext under a caller's public key comes with asymmetric keys");
+
+export interface ActionContext {
+  service: KmsService;
+  caller: Caller;
+}
+
+export interface ActionDefinition<S extends Schema> {
+  schema: S;
+  run(params: Parsed<S>, ctx: ActionContext): Promise<Record<string, unknown>> | Record<string, unknown>;
+}
+
+function action<S extends Schema>(schema: S, run: ActionDefinition<S>["run"]): ActionDefinition<Schema> {
+  return { schema, run: run as ActionDefinition<Schema>["run"] };
+}
+
+function noDuplicates(ids: readonly string[], name: string): void {
+  const seen = new Set<string>();
+  for (const id of ids) {
+    if (seen.has(id)) throw new KmsError("DuplicatedKeyId", `"${name}" lists ${id} more than once`);
+    seen.add(id);
+  }
+}
+
+function toTags(tags: readonly { TagKey: string; TagValue: string }[] | undefined): Tag[] {
+  const out: Tag[] = [];
+  const seen = new Set<string>();
+  for (const t of tags ?? []) {
+    if (seen.has(t.TagKey)) throw new KmsError("TagKeysDuplicated", `"Tags" has the tag key ${t.TagKey} more than once`);
+    seen.add(t.TagKey);
+    out.push({ key: t.TagKey, value: t.TagValue });
+  }
+  return out;
+}
+
+export function keyMetadata(key: KeyRecord): Record<string, unknown> {
+  return {
+    KeyId: key.keyId,
+    Alias: key.alias,
+    CreateTime: key.createTime,
+    Description: key.description,
+    KeyState: key.state,
+    KeyUsage: key.keyUsage,
+    Type: SYMMETRIC_SPECS[key.keySpec].metadataType,
+    KeySpec: key.keySpec,
+    CreatorUin: Number(key.creatorUin),
+    CreatorUinString: key.creatorUin,
+    KeyRotationEnabled: false,
+    Owner: key.owner,
+    NextRotateTime: 0,
+    DeletionDate: key.deletionDate,
+    Origin: key.origin,
+    ValidTo: 0,
+    ResourceId: `creatorUin/${key.creatorUin}/${key.keyId}`,
+    HsmClusterId: "",
+    RotateDays: 0,
+    LastRotateTime: 0,
+    IsSyncReplica: 0,
+    SourceRegion: "",
+    SyncStatus: 0,
+    SyncMessages: "",
+    SyncStartTime: 0,
+    SyncEndTime: 0,
+    SourceHsmClusterId: "",
+  };
+}
+
+const KEY_STATE_FILTER: Readonly<Record<number, KeyState | undefined>> = {
+  0: undefined,
+  1: "Enabled",
+  2: "Disabled",
+  3: "PendingDelete",
+  4: "PendingImport",
+  5: "Archived",
+};
+
+const pagingSchema = {
+  Offset: optional(integer(0, 2 ** 31 - 1)),
+  Limit: optional(integer(1, 200)),
+  Role: optional(integerOneOf([0, 1])),
+  HsmClusterId: hsmClusterId,
+};
+
+const b64 = (buf: Buffer) => buf.toString("base64");
+
+export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
+  CreateKey: action(
+    {
+      Alias: alias(),
+      Description: optional(description(1024)),
+      KeyUsage: optional(oneOf(TENCENT_KEY_USAGES, "InvalidKeyUsage")),
+      Type: optional(integer(1, 2, "InvalidType")),
+      KeySpec: optional(oneOf(SYMMETRIC_KEY_SPECS)),
+      Tags: optional(array(tag, { max: 50 })),
+      HsmClusterId: hsmClusterId,
+    },
+    async (p, { service, caller }) => {
+      const keyUsage = p.KeyUsage ?? "ENCRYPT_DECRYPT";
+      if (!(KEY_USAGES as readonly string[]).includes(keyUsage)) {
+        throw new KmsError("InvalidKeyUsage", `"KeyUsage" ${keyUsage} is not supported yet: only ENCRYPT_DECRYPT keys are offered`);
+      }
+      if (p.Type === 2) throw new KmsError("UnsupportedOperation", `"Type" 2 (EXTERNAL key material) is not supported yet`);
+      const input = { alias: p.Alias, description: p.Description ?? "", keyUsage: keyUsage as KeyUsage, tags: toTags(p.Tags) };
+      const key = await service.createKey(caller, p.KeySpec ? { ...input, keySpec: p.KeySpec } : input);
+      return {
+        KeyId: key.keyId,
+        Alias: key.alias,
+        CreateTime: key.createTime,
+        Description: key.description,
+        KeyState: key.state,
+        KeyUsage: key.keyUsage,
+        TagCode: 0,
+        TagMsg: "",
+        HsmClusterId: "",
+      };
+    },
+  ),
+
+  DescribeKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, (p, { service }) => ({
+    KeyMetadata: keyMetadata(service.describeKey(p.KeyId)),
+  })),
+
+  DescribeKeys: action({ KeyIds: keyIds(), MemberAccount: memberAccount }, (p, { service }) => {
+    noDuplicates(p.KeyIds, "KeyIds");
+    return { KeyMetadatas: service.describeKeys(p.KeyIds).map(keyMetadata) };
+  }),
+
+  ListKeys: action(pagingSchema, (p, { service }) => {
+    const { keyIds, totalCount } = service.listKeys({ offset: p.Offset ?? 0, limit: p.Limit ?? 10, role: p.Role ?? 0 });
+    return { Keys: keyIds.map((KeyId) => ({ KeyId })), TotalCount: totalCount };
+  }),
+
+  ListKeyDetail: action(
+    {
+      ...pagingSchema,
+      OrderType: optional(integerOneOf([0, 1])),
+      KeyState: optional(integer(0, 5)),
+      SearchKeyAlias: optional(string({ max: 128 })),
+      Origin: optional(oneOf(["TENCENT_KMS", "EXTERNAL", "ALL"])),
+      KeyUsage: optional(string({ max: 64 })),
+      TagFilters: optional(array(tagFilter, { max: 10 })),
+      MemberAccounts: memberAccount,
+    },
+    (p, { service }) => {
+      const input: ListKeyDetailInput = {
+        offset: p.Offset ?? 0,
+        limit: p.Limit ?? 10,
+        role: p.Role ?? 0,
+        order: p.OrderType === 1 ? "asc" : "desc",
+      };
+      const state = KEY_STATE_FILTER[p.KeyState ?? 0];
+      if (state) input.states = [state];
+      if (p.SearchKeyAlias) input.search = p.SearchKeyAlias;
+      if (p.Origin && p.Origin !== "ALL") input.origin = p.Origin;
+      // Tencent: an empty KeyUsage lists ENCRYPT_DECRYPT keys only; ALL lists every usage.
+      const usage = p.KeyUsage || "ENCRYPT_DECRYPT";
+      if (usage !== "ALL") {
+        if (!(TENCENT_KEY_USAGES as readonly string[]).includes(usage)) {
+          throw new KmsError("InvalidParameterValue", `"KeyUsage" must be ALL or one of ${TENCENT_KEY_USAGES.join(", ")}`);
+        }
+        input.keyUsages = [usage as KeyUsage];
+      }
+      if (p.TagFilters) input.tagFilters = p.TagFilters.map((f) => ({ key: f.TagKey, values: f.TagValue ?? [] }));
+      const { keys, totalCount } = service.listKeyDetail(input);
+      return { TotalCount: totalCount, KeyMetadatas: keys.map(keyMetadata) };
+    },
+  ),
+
+  EnableKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, (p, { service }) => {
+    service.enableKey(p.KeyId);
+    return {};
+  }),
+
+  DisableKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, (p, { service }) => {
+    service.disableKey(p.KeyId);
+    return {};
+  }),
+
+  EnableKeys: action({ KeyIds: keyIds(), MemberAccount: memberAccount }, (p, { service }) => {
+    noDuplicates(p.KeyIds, "KeyIds");
+    service.enableKeys(p.KeyIds);
+    return {};
+  }),
+
+  DisableKeys: action({ KeyIds: keyIds(), MemberAccount: memberAccount }, (p, { service }) => {
+    noDuplicates(p.KeyIds, "KeyIds");
+    service.disableKeys(p.KeyIds);
+    return {};
+  }),
+
+  UpdateAlias: action({ Alias: alias(), KeyId: keyId(), MemberAccount: memberAccount }, (p, { service }) => {
+    service.updateAlias(p.KeyId, p.Alias);
+    return {};
+  }),
+
+  UpdateKeyDescription: action({ Description: description(1024), KeyId: keyId(), MemberAccount: memberAccount }, (p, { service }) => {
+    service.updateKeyDescription(p.KeyId, p.Description);
+    return {};
+  }),
+
+  Encrypt: action(
+    {
+      KeyId: keyId(),
+      Plaintext: base64({ max: MAX_PLAINTEXT_BYTES, code: "InvalidPlaintext" }),
+      EncryptionContext: optional(encryptionContext()),
+    },
+    async (p, { service }) => {
+      try {
+        const { keyId, blob } = await service.encrypt(p.KeyId, p.Plaintext, p.EncryptionContext ?? {});
+        return { CiphertextBlob: b64(blob), KeyId: keyId };
+      } finally {
+        p.Plaintext.fill(0);
+      }
+    },
+  ),
+
+  Decrypt: action(
+    {
+      CiphertextBlob: base64({ max: MAX_BLOB_BYTES, code: "InvalidCiphertext" }),
+      EncryptionContext: optional(encryptionContext()),
+      EncryptionPublicKey: publicKeyWrap,
+      EncryptionAlgorithm: publicKeyWrap,
+    },
+    async (p, { service }) => {
+      const { keyId, plaintext } = await service.decrypt(p.CiphertextBlob, p.EncryptionContext ?? {});
+      try {
+        return { KeyId: keyId, Plaintext: b64(plaintext) };
+      } finally {
+        plaintext.fill(0);
+      }
+    },
+  ),
+
+  ReEncrypt: action(
+    {
+      CiphertextBlob: base64({ max: MAX_BLOB_BYTES, code: "InvalidCiphertext" }),
+      DestinationKeyId: optional(keyId()),
+      SourceEncryptionContext: optional(encryptionContext()),
+      DestinationEncryptionContext: optional(encryptionContext()),
+    },
+    async (p, { service }) => {
+      const input = {
+        blob: p.CiphertextBlob,
+        sourceContext: p.SourceEncryptionContext ?? {},
+        destinationContext: p.DestinationEncryptionContext ?? {},
+      };
+      const r = await service.reEncrypt(p.DestinationKeyId ? { ...input, destinationKeyId: p.DestinationKeyId } : input);
+      return { CiphertextBlob: b64(r.blob), KeyId: r.keyId, SourceKeyId: r.sourceKeyId, ReEncrypted: r.reEncrypted };
+    },
+  ),
+
+  GenerateDataKey: action(
+    {
+      KeyId: keyId(),
+      KeySpec: optional(oneOf(["AES_128", "AES_256"])),
+      NumberOfBytes: optional(integer(1, 1024)),
+      EncryptionContext: optional(encryptionContext()),
+      EncryptionPublicKey: publicKeyWrap,
+      EncryptionAlgorithm: publicKeyWrap,
+      IsHostedByKms: optional(integerOneOf([0])),
+      DataKeyName: unsupported("hosted data keys are not offered"),
+      Description: unsupported("hosted data keys are not offered"),
+      Tags: unsupported("hosted data keys are not offered"),
+      HsmClusterId: hsmClusterId,
+    },
+    async (p, { service }) => {
+      // Tencent: NumberOfBytes wins when both are given.
+      const length = p.NumberOfBytes ?? (p.KeySpec === "AES_128" ? 16 : p.KeySpec === "AES_256" ? 32 : undefined);
+      if (length === undefined) throw new KmsError("MissingParameter", `one of "KeySpec" and "NumberOfBytes" is required`);
+      const { keyId, plaintext, blob } = await service.generateDataKey(p.KeyId, length, p.EncryptionContext ?? {});
+      try {
+        return { KeyId: keyId, Plaintext: b64(plaintext), CiphertextBlob: b64(blob) };
+      } finally {
+        plaintext.fill(0);
+      }
+    },
+  ),
+
+  GenerateRandom: action({ NumberOfBytes: integer(1, 1024) }, (p, { service }) => {
+    const bytes = service.generateRandom(p.NumberOfBytes);
+    try {
+      return { Plaintext: b64(bytes) };
+    } finally {
+      bytes.fill(0);
+    }
+  }),
+
+  GetServiceStatus: action({}, (_p, { service }) => {
+    const { cmkUserCount, cmkLimit } = service.getServiceStatus();
+    return {
+      ServiceEnabled: true,
+      InvalidType: 1,
+      UserLevel: 0,
+      ExclusiveVSMEnabled: false,
+      ExclusiveHSMEnabled: false,
+      ExclusiveHSMList: [],
+      CmkUserCount: cmkUserCount,
+      CmkLimit: cmkLimit,
+      IsAllowedDataKeyHosted: false,
+      IsAllowedSync: false,
+      SyncTaskList: [],
+    };
+  }),
+
+  ListAlgorithms: action({}, (_p, { service }) => ({
+    SymmetricAlgorithms: service.listAlgorithms().symmetric.map((a) => ({ KeyUsage: a.keyUsage, Algorithm: a.algorithm })),
+    AsymmetricAlgorithms: [],
+    AsymmetricSignVerifyAlgorithms: [],
+  })),
+
+  GetRegions: action({}, (_p, { service }) => ({ Regions: service.getRegions() })),
+};
+
+export function runAction(name: string, body: Record<string, unknown>, ctx: ActionContext) {
+  const definition = Object.hasOwn(ACTIONS, name) ? ACTIONS[name] : undefined;
+  if (!definition) throw new KmsError("InvalidAction", `the action ${name} does not exist`);
+  return definition.run(parseParams(definition.schema, body), ctx);
+}

@@ -1,0 +1,101 @@
+// TC3-HMAC-SHA256 verification of an incoming request. The service in the credential scope is
+// taken from the request itself: the official SDKs derive it from the endpoint's first label.
+
+import { timingSafeEqual } from "node:crypto";
+import { parseTc3Authorization, tc3CanonicalRequest, tc3Date, tc3Signature, tc3SigningKey, tc3StringToSign } from "../../crypto/tc3.js";
+import { KmsError, needs } from "../../service/errors.js";
+import type { Caller, KmsService } from "../../service/kms-service.js";
+
+export const MAX_CLOCK_SKEW_SECONDS = 300;
+
+export interface IncomingSignedRequest {
+  method: string;
+  /** The path and query as received. */
+  url: string;
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+  body: Buffer;
+}
+
+function header(req: IncomingSignedRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Host without port, as the SDKs put it in the canonical request. */
+function hostname(host: string): string {
+  if (host.startsWith("[")) return host.slice(0, host.indexOf("]") + 1);
+  const colon = host.lastIndexOf(":");
+  return colon === -1 ? host : host.slice(0, colon);
+}
+
+/** Derived signing keys, per access key, date and service: saves three HMACs per request. */
+class SigningKeyCache {
+  readonly #entries = new Map<string, { version: string; key: Buffer }>();
+  async get(id: string, version: string, derive: () => Promise<Buffer>): Promise<Buffer> {
+    const hit = this.#entries.get(id);
+    if (hit && hit.version === version) return hit.key;
+    const key = await derive();
+    if (this.#entries.size >= 10_000) this.#entries.clear();
+    this.#entries.set(id, { version, key });
+    return key;
+  }
+}
+
+export class Tc3Authenticator {
+  readonly #signingKeys = new SigningKeyCache();
+
+  constructor(
+    private readonly service: KmsService,
+    private readonly nowSeconds: () => number,
+  ) {}
+
+  async authenticate(req: IncomingSignedRequest): Promise<Caller> {
+    const authorization = header(req, "authorization");
+    needs(authorization, "InvalidAuthorization", `the "Authorization" header is required`);
+    const auth = parseTc3Authorization(authorization);
+    needs(auth, "InvalidAuthorization", `the "Authorization" header is not a valid TC3-HMAC-SHA256 authorization`);
+    needs(
+      auth.signedHeaders.includes("content-type") && auth.signedHeaders.includes("host"),
+      "InvalidAuthorization",
+      `"SignedHeaders" must include content-type and host`,
+    );
+
+    const timestampText = header(req, "x-tc-timestamp");
+    needs(timestampText && /^\d{1,12}$/.test(timestampText), "MissingParameter", `the "X-TC-Timestamp" header must be unix seconds`);
+    const timestamp = Number(timestampText);
+    needs(Math.abs(this.nowSeconds() - timestamp) <= MAX_CLOCK_SKEW_SECONDS, "SignatureExpire", `"X-TC-Timestamp" is more than 5 minutes away from the server's time`);
+    needs(auth.date === tc3Date(timestamp), "SignatureFailure", `the credential scope's date does not match "X-TC-Timestamp"`);
+
+    const token = header(req, "x-tc-token");
+    needs(!token, "TokenFailure", `"X-TC-Token": temporary credentials are not supported yet`);
+
+    const accessKey = this.service.resolveAccessKey(auth.secretId);
+    needs(accessKey, "SecretIdNotFound", `the SecretId is unknown or inactive`);
+
+    const headers: Record<string, string> = {};
+    for (const name of auth.signedHeaders) {
+      const value = header(req, name);
+      needs(value !== undefined, "InvalidAuthorization", `the signed header "${name}" is missing from the request`);
+      headers[name] = name === "host" ? hostname(value) : value;
+    }
+    const queryStart = req.url.indexOf("?");
+    const canonical = tc3CanonicalRequest({
+      method: req.method,
+      path: queryStart === -1 ? req.url : req.url.slice(0, queryStart),
+      query: queryStart === -1 ? "" : req.url.slice(queryStart + 1),
+      headers,
+      signedHeaders: auth.signedHeaders,
+      payload: req.body,
+    });
+    const scope = `${auth.date}/${auth.service}/tc3_request`;
+    const signingKey = await this.#signingKeys.get(`${auth.secretId}\0${auth.date}\0${auth.service}`, accessKey.version, async () =>
+      tc3SigningKey(await accessKey.unwrapSecret(), auth.date, auth.service),
+    );
+    const expected = Buffer.from(tc3Signature(signingKey, tc3StringToSign(timestamp, scope, canonical)), "hex");
+    const given = Buffer.from(auth.signature, "hex");
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new KmsError("SignatureFailure", "the request signature does not match");
+    }
+    return { uin: accessKey.uin, secretId: auth.secretId };
+  }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env node
+// The `tresor` command line.
+
+import { Command, CommanderError } from "commander";
+import { registerCryptoCommands } from "./crypto.js";
+import { registerInitCommand } from "./init.js";
+import { registerKeyCommands } from "./key.js";
+import { registerServeCommand } from "./serve.js";
+
+const program = new Command("tresor").description("Tresor: a self-hosted key management service").exitOverride();
+registerInitCommand(program);
+registerServeCommand(program);
+registerKeyCommands(program);
+registerCryptoCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    process.exitCode = e.exitCode === 0 ? 0 : 2;
+  } else {
+    process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  }
+}

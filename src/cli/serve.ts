@@ -1,0 +1,90 @@
+// `tresor serve`: opens (or on first run creates) the data directory and serves the API until
+// SIGTERM or SIGINT, then lets in-flight requests finish and closes the store.
+
+import { readFile } from "node:fs/promises";
+import type { Command } from "commander";
+import { pino } from "pino";
+import { buildServer, listen } from "../api/server.js";
+import { ConfigError, resolveServeConfig, type ServeFlags } from "../config.js";
+import { DEFAULT_REGION, dataDirExists, initDataDir, openDataDir } from "../data-dir.js";
+import { systemClock } from "../service/clock.js";
+import { KmsService } from "../service/kms-service.js";
+import { printNewCredentials } from "./init.js";
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command("serve")
+    .description("serve the KMS API (creates the data directory on first run)")
+    .option("--data-dir <dir>", "data directory (env TRESOR_DATA_DIR, default ./tresor-data)")
+    .option("--host <host>", "address to bind (env TRESOR_HOST, default 127.0.0.1)")
+    .option("--port <port>", "port, 0 for any free one (env TRESOR_PORT, default 8400)")
+    .option("--region <region>", "region served (env TRESOR_REGION, default: the data directory's)")
+    .option("--tls-cert <file>", "PEM certificate chain: serve HTTPS (env TRESOR_TLS_CERT)")
+    .option("--tls-key <file>", "PEM private key for --tls-cert (env TRESOR_TLS_KEY)")
+    .option("--insecure-http", "allow plain HTTP on a non-loopback address (env TRESOR_INSECURE_HTTP=1)")
+    .option("--default-key-spec <spec>", "spec of new symmetric keys: SM4 or AES_256 (env TRESOR_DEFAULT_KEY_SPEC, default SM4)")
+    .option("--cmk-limit <n>", "most keys the account may hold (env TRESOR_CMK_LIMIT, default 10000)")
+    .option("--body-limit <bytes>", "largest request body (env TRESOR_BODY_LIMIT, default 65536)")
+    .option("--log-level <level>", "debug, info, warn or error (env TRESOR_LOG_LEVEL, default info)")
+    .action(async (flags: ServeFlags) => {
+      await serve(flags);
+    });
+}
+
+async function serve(flags: ServeFlags): Promise<void> {
+  let config;
+  try {
+    config = resolveServeConfig(flags);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`error: ${e.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    throw e;
+  }
+  const logger = pino({ level: config.logLevel, base: { service: "tresor" } });
+
+  if (!(await dataDirExists(config.dataDir))) {
+    const created = await initDataDir(config.dataDir, config.region ?? DEFAULT_REGION);
+    // The banner goes to stderr, away from the JSON log stream on stdout.
+    printNewCredentials(created, process.stderr);
+  }
+  const tls = config.tlsCert && config.tlsKey ? { cert: await readFile(config.tlsCert), key: await readFile(config.tlsKey) } : undefined;
+  const dataDir = await openDataDir(config.dataDir);
+  const region = config.region ?? dataDir.region;
+  const service = new KmsService({
+    store: dataDir.store,
+    rootOfTrust: dataDir.rootOfTrust,
+    clock: systemClock,
+    region,
+    defaultKeySpec: config.defaultKeySpec,
+    cmkLimit: config.cmkLimit,
+  });
+  const app = buildServer({ service, clock: systemClock, logger, region, bodyLimit: config.bodyLimit, ...(tls ? { tls } : {}) });
+
+  let url: string;
+  try {
+    url = await listen(app, config.host, config.port, tls !== undefined);
+  } catch (e) {
+    logger.error({ err: { code: (e as { code?: string }).code } }, "could not listen");
+    await dataDir.close();
+    process.exitCode = 1;
+    return;
+  }
+  logger.info({ url, region, dataDir: dataDir.path, rootOfTrust: dataDir.rootOfTrust.description }, "listening");
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    await app.close();
+    service.close();
+    await dataDir.close();
+    logger.info("stopped");
+    logger.flush();
+  };
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  process.once("SIGINT", () => void stop("SIGINT"));
+}

@@ -1,0 +1,84 @@
+// Server configuration: command-line flags first, then TRESOR_* environment variables, then defaults.
+
+import { isIP } from "node:net";
+import { SYMMETRIC_KEY_SPECS, type KeySpec } from "./keys/key.js";
+import { DEFAULT_DATA_DIR, checkRegion } from "./data-dir.js";
+
+export interface ServeConfig {
+  dataDir: string;
+  host: string;
+  port: number;
+  /** undefined: the region recorded in the data directory. */
+  region: string | undefined;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  insecureHttp: boolean;
+  defaultKeySpec: KeySpec;
+  cmkLimit: number;
+  bodyLimit: number;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+export interface ServeFlags {
+  dataDir?: string;
+  host?: string;
+  port?: string;
+  region?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecureHttp?: boolean;
+  defaultKeySpec?: string;
+  cmkLimit?: string;
+  bodyLimit?: string;
+  logLevel?: string;
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+function integerSetting(name: string, text: string, min: number, max: number): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < min || value > max) throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === "localhost") return true;
+  if (isIP(host) === 4) return host.startsWith("127.");
+  return host === "::1";
+}
+
+export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = process.env): ServeConfig {
+  const pick = (flag: string | undefined, envName: string) => flag ?? env[envName];
+  const region = pick(flags.region, "TRESOR_REGION");
+  if (region !== undefined) {
+    try {
+      checkRegion(region);
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
+  }
+  const keySpec = pick(flags.defaultKeySpec, "TRESOR_DEFAULT_KEY_SPEC") ?? "SM4";
+  if (!(SYMMETRIC_KEY_SPECS as readonly string[]).includes(keySpec)) throw new ConfigError(`--default-key-spec must be one of ${SYMMETRIC_KEY_SPECS.join(", ")}`);
+  const logLevel = pick(flags.logLevel, "TRESOR_LOG_LEVEL") ?? "info";
+  if (!["debug", "info", "warn", "error"].includes(logLevel)) throw new ConfigError(`--log-level must be debug, info, warn or error`);
+  const config: ServeConfig = {
+    dataDir: pick(flags.dataDir, "TRESOR_DATA_DIR") ?? DEFAULT_DATA_DIR,
+    host: pick(flags.host, "TRESOR_HOST") ?? "127.0.0.1",
+    port: integerSetting("--port", pick(flags.port, "TRESOR_PORT") ?? "8400", 0, 65535),
+    region,
+    tlsCert: pick(flags.tlsCert, "TRESOR_TLS_CERT"),
+    tlsKey: pick(flags.tlsKey, "TRESOR_TLS_KEY"),
+    insecureHttp: flags.insecureHttp ?? ["1", "true", "yes"].includes(env.TRESOR_INSECURE_HTTP ?? ""),
+    defaultKeySpec: keySpec as KeySpec,
+    cmkLimit: integerSetting("--cmk-limit", pick(flags.cmkLimit, "TRESOR_CMK_LIMIT") ?? "10000", 1, 10_000_000),
+    bodyLimit: integerSetting("--body-limit", pick(flags.bodyLimit, "TRESOR_BODY_LIMIT") ?? String(64 * 1024), 1024, 16 * 1024 * 1024),
+    logLevel: logLevel as ServeConfig["logLevel"],
+  };
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) throw new ConfigError("--tls-cert and --tls-key must be given together");
+  if (!config.tlsCert && !isLoopback(config.host) && !config.insecureHttp) {
+    throw new ConfigError(`refusing to serve plain HTTP on the non-loopback address ${config.host}: give --tls-cert and --tls-key, or --insecure-http`);
+  }
+  return config;
+}

@@ -1,0 +1,62 @@
+// Which key action is allowed in which key state, and what it leads to. This table is the only
+// place those rules live: the service reads it, docs/api.md prints it, a test walks it row by row.
+
+import { KmsError, type ErrorCode } from "../service/errors.js";
+import { KEY_STATES, type KeyRecord, type KeyState } from "./key.js";
+
+/** "allow", or the error a caller gets when the key is in that state. */
+export type Rule = "allow" | ErrorCode;
+
+export interface LifecycleRow {
+  readonly rules: Readonly<Record<KeyState, Rule>>;
+  /** The state the key is in after the action succeeds; absent when the action leaves it alone. */
+  readonly to?: KeyState;
+}
+
+const usable = { Enabled: "allow", Disabled: "CmkDisabled", PendingDelete: "CmkStateNotSupport", PendingImport: "CmkStateNotSupport", Archived: "CmkArchived" } as const;
+const decryptable = { ...usable, Archived: "allow" } as const;
+const anyState = { Enabled: "allow", Disabled: "allow", PendingDelete: "allow", PendingImport: "allow", Archived: "allow" } as const;
+const notPendingDelete = { ...anyState, PendingDelete: "CmkStateNotSupport" } as const;
+const enableOrDisable = { Enabled: "allow", Disabled: "allow", PendingDelete: "CmkStateNotSupport", PendingImport: "CmkStateNotSupport", Archived: "CmkStateNotSupport" } as const;
+
+export const LIFECYCLE = {
+  DescribeKey: { rules: anyState },
+  Encrypt: { rules: usable },
+  GenerateDataKey: { rules: usable },
+  Decrypt: { rules: decryptable },
+  /** The key the ciphertext was made under. */
+  ReEncryptSource: { rules: decryptable },
+  /** The key the new ciphertext is made under. */
+  ReEncryptDestination: { rules: usable },
+  EnableKey: { rules: enableOrDisable, to: "Enabled" },
+  DisableKey: { rules: enableOrDisable, to: "Disabled" },
+  UpdateAlias: { rules: notPendingDelete },
+  UpdateKeyDescription: { rules: notPendingDelete },
+} as const satisfies Record<string, LifecycleRow>;
+
+export type KeyAction = keyof typeof LIFECYCLE;
+
+/** Throws the table's error unless `action` is allowed in the key's current state. */
+export function checkKeyState(action: KeyAction, key: Pick<KeyRecord, "keyId" | "state">): void {
+  const rule: Rule = LIFECYCLE[action].rules[key.state];
+  if (rule !== "allow") {
+    throw new KmsError(rule, `key ${key.keyId} is ${key.state}: ${action} is not allowed in that state`);
+  }
+}
+
+/** The state after `action`, or the current one when the action does not change it. */
+export function stateAfter(action: KeyAction, current: KeyState): KeyState {
+  const row: LifecycleRow = LIFECYCLE[action];
+  return row.to ?? current;
+}
+
+/** The table as Markdown, for docs/api.md. */
+export function lifecycleMarkdown(): string {
+  const header = `| action | ${KEY_STATES.join(" | ")} | resulting state |`;
+  const rule = `| --- | ${KEY_STATES.map(() => "---").join(" | ")} | --- |`;
+  const rows = Object.entries(LIFECYCLE).map(([action, row]: [string, LifecycleRow]) => {
+    const cells = KEY_STATES.map((s) => (row.rules[s] === "allow" ? "yes" : `no: ${row.rules[s]}`));
+    return `| ${action} | ${cells.join(" | ")} | ${row.to ?? "unchanged"} |`;
+  });
+  return [header, rule, ...rows].join("\n");
+}

@@ -1,0 +1,359 @@
+// KmsService: one method per action, protocol-neutral. Inputs arrive validated by the protocol
+// adapter; this layer enforces the key lifecycle, owns key material and talks to the ports.
+
+import { randomUUID } from "node:crypto";
+import { AEADS } from "../crypto/aead.js";
+import { CryptoError } from "../crypto/errors.js";
+import { randomAlphanumeric, randomBytes } from "../crypto/random.js";
+import { BlobFormatError, blobAad, decodeBlob, encodeBlob, encodeBlobHeader, type EncryptionContext } from "../keys/blob.js";
+import { KEY_USAGES, SYMMETRIC_KEY_SPECS, type KeyOrigin, type KeyRecord, type KeySpec, type KeyState, type KeyUsage, type Tag } from "../keys/key.js";
+import { checkKeyState, stateAfter, type KeyAction } from "../keys/lifecycle.js";
+import { SYMMETRIC_SPECS } from "../keys/specs.js";
+import { accessKeySecretAad, keyMaterialAad, type RootOfTrust } from "../rootkey/root-of-trust.js";
+import { StoreConflictError, type KeyListQuery, type Store } from "../store/store.js";
+import { unixSeconds, type Clock } from "./clock.js";
+import { KmsError, needs } from "./errors.js";
+import { MaterialCache } from "./material-cache.js";
+
+export interface KmsServiceOptions {
+  store: Store;
+  rootOfTrust: RootOfTrust;
+  clock: Clock;
+  region: string;
+  /** Spec of new symmetric CMKs when CreateKey names none. */
+  defaultKeySpec: KeySpec;
+  /** Most CMKs the account may hold. */
+  cmkLimit: number;
+  materialCache?: { maxEntries: number; ttlMs: number };
+}
+
+/** Who is calling; resolved from the request's access key. */
+export interface Caller {
+  uin: string;
+  secretId: string;
+}
+
+export interface ResolvedAccessKey {
+  uin: string;
+  unwrapSecret(): Promise<string>;
+  /** Changes whenever the stored secret does, so derived signing keys can be cached safely. */
+  version: string;
+}
+
+export interface CreateKeyInput {
+  alias: string;
+  description: string;
+  keyUsage: KeyUsage;
+  keySpec?: KeySpec;
+  tags: Tag[];
+}
+
+export interface ListKeyDetailInput {
+  offset: number;
+  limit: number;
+  /** 0: keys the user created; 1: keys cloud products created (Tresor has none). */
+  role: 0 | 1;
+  order: "desc" | "asc";
+  states?: readonly KeyState[];
+  search?: string;
+  origin?: KeyOrigin;
+  keyUsages?: readonly KeyUsage[];
+  tagFilters?: readonly { key: string; values: readonly string[] }[];
+}
+
+const USER_OWNER = "user";
+/** Tencent's ListKeys shows keys in these states only. */
+const LIST_KEYS_STATES: readonly KeyState[] = ["Enabled", "Disabled", "PendingImport"];
+
+export class KmsService {
+  readonly #store: Store;
+  readonly #root: RootOfTrust;
+  readonly #clock: Clock;
+  readonly #materials: MaterialCache;
+  readonly region: string;
+  readonly defaultKeySpec: KeySpec;
+  readonly cmkLimit: number;
+
+  constructor(options: KmsServiceOptions) {
+    this.#store = options.store;
+    this.#root = options.rootOfTrust;
+    this.#clock = options.clock;
+    this.region = options.region;
+    this.defaultKeySpec = options.defaultKeySpec;
+    this.cmkLimit = options.cmkLimit;
+    this.#materials = new MaterialCache(options.materialCache ?? { maxEntries: 1000, ttlMs: 5 * 60_000 }, () => this.#clock.now());
+  }
+
+  // ---- access keys ----
+
+  /** The active access key with this SecretId, or undefined. Its secret is unwrapped only on demand. */
+  resolveAccessKey(secretId: string): ResolvedAccessKey | undefined {
+    const record = this.#store.getAccessKey(secretId);
+    if (!record || record.status !== "Active") return undefined;
+    return {
+      uin: record.uin,
+      version: record.wrappedSecret.toString("base64"),
+      unwrapSecret: async () => {
+        const secret = await this.#root.unwrap(record.wrappedSecret, accessKeySecretAad(secretId));
+        try {
+          return secret.toString("utf8");
+        } finally {
+          secret.fill(0);
+        }
+      },
+    };
+  }
+
+  /** Creates an access key for the account; returns the only copy of its secret. */
+  async createAccessKey(uin: string): Promise<{ secretId: string; secretKey: string }> {
+    const secretId = `AKID${randomAlphanumeric(32)}`;
+    const secretKey = randomAlphanumeric(40);
+    const wrappedSecret = await this.#root.wrap(Buffer.from(secretKey, "utf8"), accessKeySecretAad(secretId));
+    this.#store.insertAccessKey({ secretId, wrappedSecret, uin, status: "Active", createTime: this.#now() });
+    return { secretId, secretKey };
+  }
+
+  // ---- key management ----
+
+  async createKey(caller: Caller, input: CreateKeyInput): Promise<KeyRecord> {
+    needs(KEY_USAGES.includes(input.keyUsage), "InvalidKeyUsage", `"KeyUsage" ${input.keyUsage} is not supported`);
+    const keySpec = input.keySpec ?? this.defaultKeySpec;
+    needs(SYMMETRIC_KEY_SPECS.includes(keySpec), "InvalidParameterValue", `"KeySpec" ${keySpec} is not supported`);
+    needs(!this.#store.getKeyByAlias(input.alias), "AliasAlreadyExists", `"Alias" ${input.alias} is already in use`);
+    needs(this.#store.countKeys() < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
+
+    const keyId = randomUUID();
+    const material = randomBytes(SYMMETRIC_SPECS[keySpec].materialLength);
+    let wrappedMaterial: Buffer;
+    try {
+      wrappedMaterial = await this.#root.wrap(material, keyMaterialAad(keyId, 1));
+    } finally {
+      material.fill(0);
+    }
+    const now = this.#now();
+    const key: KeyRecord = {
+      keyId,
+      alias: input.alias,
+      description: input.description,
+      keyUsage: input.keyUsage,
+      keySpec,
+      origin: "TENCENT_KMS",
+      state: "Enabled",
+      creatorUin: caller.uin,
+      owner: USER_OWNER,
+      createTime: now,
+      deletionDate: 0,
+      currentVersion: 1,
+      tags: input.tags,
+    };
+    try {
+      this.#store.transaction(() => {
+        // Checked again inside the transaction: another request may have taken the last slot.
+        needs(this.#store.countKeys() < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
+        this.#store.insertKey(key, { keyId, version: 1, wrappedMaterial, createTime: now });
+      });
+    } catch (e) {
+      if (e instanceof StoreConflictError && e.field === "alias") throw new KmsError("AliasAlreadyExists", `"Alias" ${input.alias} is already in use`);
+      throw e;
+    }
+    return key;
+  }
+
+  describeKey(keyId: string): KeyRecord {
+    return this.#keyFor("DescribeKey", keyId);
+  }
+
+  describeKeys(keyIds: readonly string[]): KeyRecord[] {
+    return keyIds.map((id) => this.#keyFor("DescribeKey", id));
+  }
+
+  listKeys(input: { offset: number; limit: number; role: 0 | 1 }): { keyIds: string[]; totalCount: number } {
+    const { keys, totalCount } = this.listKeyDetail({ ...input, order: "desc", states: LIST_KEYS_STATES });
+    return { keyIds: keys.map((k) => k.keyId), totalCount };
+  }
+
+  listKeyDetail(input: ListKeyDetailInput): { keys: KeyRecord[]; totalCount: number } {
+    if (input.role === 1) return { keys: [], totalCount: 0 };
+    const query: KeyListQuery = { offset: input.offset, limit: input.limit, order: input.order, owner: USER_OWNER };
+    if (input.states) query.states = input.states;
+    if (input.search) query.search = input.search;
+    if (input.origin) query.origin = input.origin;
+    if (input.keyUsages) query.keyUsages = input.keyUsages;
+    if (input.tagFilters && input.tagFilters.length > 0) query.tagFilters = input.tagFilters;
+    return this.#store.listKeys(query);
+  }
+
+  enableKey(keyId: string): void {
+    this.#changeStates("EnableKey", [keyId]);
+  }
+
+  disableKey(keyId: string): void {
+    this.#changeStates("DisableKey", [keyId]);
+  }
+
+  /** All or nothing: if any key is missing or in the wrong state, none changes. */
+  enableKeys(keyIds: readonly string[]): void {
+    this.#changeStates("EnableKey", keyIds);
+  }
+
+  disableKeys(keyIds: readonly string[]): void {
+    this.#changeStates("DisableKey", keyIds);
+  }
+
+  updateAlias(keyId: string, alias: string): void {
+    this.#store.transaction(() => {
+      const key = this.#keyFor("UpdateAlias", keyId);
+      if (key.alias === alias) return;
+      needs(!this.#store.getKeyByAlias(alias), "AliasAlreadyExists", `"Alias" ${alias} is already in use`);
+      this.#store.updateKey({ ...key, alias });
+    });
+  }
+
+  updateKeyDescription(keyId: string, description: string): void {
+    this.#store.transaction(() => {
+      const key = this.#keyFor("UpdateKeyDescription", keyId);
+      this.#store.updateKey({ ...key, description });
+    });
+  }
+
+  // ---- cryptographic operations ----
+
+  async encrypt(keyId: string, plaintext: Buffer, context: EncryptionContext): Promise<{ keyId: string; blob: Buffer }> {
+    const key = this.#keyFor("Encrypt", keyId);
+    return { keyId: key.keyId, blob: await this.#seal(key, plaintext, context) };
+  }
+
+  async decrypt(blob: Buffer, context: EncryptionContext): Promise<{ keyId: string; plaintext: Buffer }> {
+    return this.#open("Decrypt", blob, context);
+  }
+
+  async reEncrypt(input: {
+    blob: Buffer;
+    destinationKeyId?: string;
+    sourceContext: EncryptionContext;
+    destinationContext: EncryptionContext;
+  }): Promise<{ blob: Buffer; keyId: string; sourceKeyId: string; reEncrypted: boolean }> {
+    const { keyId: sourceKeyId, plaintext, keyVersion } = await this.#open("ReEncryptSource", input.blob, input.sourceContext);
+    try {
+      const destination = this.#keyFor("ReEncryptDestination", input.destinationKeyId ?? sourceKeyId);
+      const unchanged =
+        destination.keyId === sourceKeyId &&
+        keyVersion === destination.currentVersion &&
+        canonicalEqual(input.sourceContext, input.destinationContext);
+      if (unchanged) return { blob: input.blob, keyId: destination.keyId, sourceKeyId, reEncrypted: false };
+      const blob = await this.#seal(destination, plaintext, input.destinationContext);
+      return { blob, keyId: destination.keyId, sourceKeyId, reEncrypted: true };
+    } finally {
+      plaintext.fill(0);
+    }
+  }
+
+  async generateDataKey(keyId: string, numberOfBytes: number, context: EncryptionContext): Promise<{ keyId: string; plaintext: Buffer; blob: Buffer }> {
+    const key = this.#keyFor("GenerateDataKey", keyId);
+    const plaintext = randomBytes(numberOfBytes);
+    try {
+      return { keyId: key.keyId, plaintext, blob: await this.#seal(key, plaintext, context) };
+    } catch (e) {
+      plaintext.fill(0);
+      throw e;
+    }
+  }
+
+  generateRandom(numberOfBytes: number): Buffer {
+    return randomBytes(numberOfBytes);
+  }
+
+  // ---- service information ----
+
+  getServiceStatus(): { cmkUserCount: number; cmkLimit: number } {
+    return { cmkUserCount: this.#store.countKeys(), cmkLimit: this.cmkLimit };
+  }
+
+  listAlgorithms(): { symmetric: { keyUsage: KeyUsage; algorithm: KeySpec }[] } {
+    return { symmetric: SYMMETRIC_KEY_SPECS.map((spec) => ({ keyUsage: "ENCRYPT_DECRYPT", algorithm: spec })) };
+  }
+
+  getRegions(): string[] {
+    return [this.region];
+  }
+
+  close(): void {
+    this.#materials.clear();
+  }
+
+  // ---- internals ----
+
+  #now(): number {
+    return unixSeconds(this.#clock);
+  }
+
+  #keyFor(action: KeyAction, keyId: string): KeyRecord {
+    const key = this.#store.getKey(keyId);
+    needs(key, "CmkNotFound", `key ${keyId} does not exist`);
+    checkKeyState(action, key);
+    return key;
+  }
+
+  #changeStates(action: "EnableKey" | "DisableKey", keyIds: readonly string[]): void {
+    this.#store.transaction(() => {
+      const keys = keyIds.map((id) => this.#keyFor(action, id));
+      for (const key of keys) {
+        const state = stateAfter(action, key.state);
+        if (state !== key.state) this.#store.updateKey({ ...key, state });
+      }
+    });
+  }
+
+  /** Runs `use` with the unwrapped material of one key version. `use` must be synchronous: the
+   * cache may wipe the buffer once control returns to the event loop. */
+  async #withMaterial<T>(keyId: string, version: number, use: (material: Buffer) => T): Promise<T> {
+    const cacheId = `${keyId}/${version}`;
+    const cached = this.#materials.get(cacheId);
+    if (cached) return use(cached);
+    const record = this.#store.getKeyVersion(keyId, version);
+    needs(record, "InvalidCiphertext", "the ciphertext names a key version that does not exist");
+    const material = await this.#root.unwrap(record.wrappedMaterial, keyMaterialAad(keyId, version));
+    this.#materials.set(cacheId, material);
+    return use(material);
+  }
+
+  async #seal(key: KeyRecord, plaintext: Buffer, context: EncryptionContext): Promise<Buffer> {
+    const aead = AEADS[SYMMETRIC_SPECS[key.keySpec].aead];
+    const header = encodeBlobHeader({ algorithm: aead.name, keyId: key.keyId, keyVersion: key.currentVersion, iv: randomBytes(aead.ivLength) });
+    const { ciphertext, tag } = await this.#withMaterial(key.keyId, key.currentVersion, (material) =>
+      aead.encrypt(material, header.subarray(header.length - aead.ivLength), plaintext, blobAad(header, context)),
+    );
+    return encodeBlob(header, ciphertext, tag);
+  }
+
+  async #open(action: "Decrypt" | "ReEncryptSource", bytes: Buffer, context: EncryptionContext): Promise<{ keyId: string; keyVersion: number; plaintext: Buffer }> {
+    let parsed;
+    try {
+      parsed = decodeBlob(bytes);
+    } catch (e) {
+      if (e instanceof BlobFormatError) throw new KmsError("InvalidCiphertext", `"CiphertextBlob" is not a valid ciphertext: ${e.message}`);
+      throw e;
+    }
+    const key = this.#store.getKey(parsed.keyId);
+    // A blob naming an unknown key is indistinguishable from a forged one.
+    needs(key, "InvalidCiphertext", `"CiphertextBlob" is not a valid ciphertext for any key of this service`);
+    checkKeyState(action, key);
+    const aead = AEADS[SYMMETRIC_SPECS[key.keySpec].aead];
+    needs(parsed.algorithm === aead.name, "InvalidCiphertext", `"CiphertextBlob" does not match its key's algorithm`);
+    const aad = blobAad(parsed.header, context);
+    try {
+      const plaintext = await this.#withMaterial(key.keyId, parsed.keyVersion, (material) => aead.decrypt(material, parsed.iv, parsed.ciphertext, parsed.tag, aad));
+      return { keyId: key.keyId, keyVersion: parsed.keyVersion, plaintext };
+    } catch (e) {
+      if (e instanceof CryptoError) {
+        throw new KmsError("InvalidCiphertext", `"CiphertextBlob" could not be decrypted: it was altered, or the encryption context differs`);
+      }
+      throw e;
+    }
+  }
+}
+
+function canonicalEqual(a: EncryptionContext, b: EncryptionContext): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => b[k] === a[k]);
+}
