@@ -1,0 +1,436 @@
+// `npm run bench`: Tresor's Encrypt, Decrypt and GenerateDataKey throughput against the same signed
+// load on a bare node:http server, in one run, reported as a ratio (DESIGN.md: benchmarks report
+// ratios to a baseline measured in the same run, never a bare absolute time).
+//
+// Options (argv or env): --duration=S (BENCH_DURATION, default 5), --warmup=S (BENCH_WARMUP, 1),
+// --concurrency=N (BENCH_CONCURRENCY, 32), --server=tresor|fake (BENCH_SERVER, tresor; "fake"
+// tests the harness against fake-kms-server.ts). Writes bench/results/latest.json. Exits non-zero
+// when any scenario had errors or a server failed.
+
+import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+import { callAction, loopbackUrl, type Credentials } from "./signed-request.js";
+
+const HERE = dirname(fileURLToPath(import.meta.url)); // dist/bench
+const ROOT = resolve(HERE, "..", "..");
+const TRESOR_MAIN = join(ROOT, "dist", "src", "cli", "main.js");
+const RESULTS = join(ROOT, "bench", "results", "latest.json");
+
+const PLAINTEXT_BYTES = 1024;
+const DECRYPT_BLOBS = 64;
+const ENCRYPT_TARGET_RATIO = 0.4;
+const START_TIMEOUT_MS = 20_000;
+
+interface Options {
+  durationSeconds: number;
+  warmupSeconds: number;
+  concurrency: number;
+  server: "tresor" | "fake";
+}
+
+function option(name: string, env: string): string | undefined {
+  const prefix = `--${name}=`;
+  const arg = process.argv.slice(2).find((a) => a.startsWith(prefix));
+  return arg !== undefined ? arg.slice(prefix.length) : process.env[env];
+}
+
+function numberOption(name: string, env: string, fallback: number, min: number, max: number): number {
+  const raw = option(name, env);
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`"${name}" must be a number in [${min}, ${max}], got ${raw}`);
+  return n;
+}
+
+function parseOptions(): Options {
+  for (const a of process.argv.slice(2)) {
+    if (!/^--(duration|warmup|concurrency|server)=/.test(a)) throw new Error(`unknown argument ${a}`);
+  }
+  const server = option("server", "BENCH_SERVER") ?? "tresor";
+  if (server !== "tresor" && server !== "fake") throw new Error(`"server" must be tresor or fake, got ${server}`);
+  const concurrency = numberOption("concurrency", "BENCH_CONCURRENCY", 32, 1, 1024);
+  if (!Number.isInteger(concurrency)) throw new Error(`"concurrency" must be an integer`);
+  return {
+    durationSeconds: numberOption("duration", "BENCH_DURATION", 5, 0.1, 600),
+    warmupSeconds: numberOption("warmup", "BENCH_WARMUP", 1, 0, 60),
+    concurrency,
+    server,
+  };
+}
+
+const log = (line: string): void => void process.stdout.write(`${line}\n`);
+
+// ---- child processes ---------------------------------------------------------------------------
+
+const children = new Set<ChildProcess>();
+
+interface Started {
+  child: ChildProcess;
+  logPath: string;
+  listening: Record<string, unknown> & { url: string };
+}
+
+/**
+ * Starts a server whose stdout and stderr go to a file (so its per-request log lines cost the
+ * bench process nothing), then waits for its `{"msg":"listening","url":...}` line in that file.
+ */
+async function startServer(name: string, args: string[], logPath: string): Promise<Started> {
+  const fd = openSync(logPath, "w");
+  const child = spawn(process.execPath, args, { stdio: ["ignore", fd, fd], cwd: ROOT });
+  closeSync(fd);
+  children.add(child);
+  let exited: string | undefined;
+  child.on("exit", (code, signal) => {
+    children.delete(child);
+    exited = `exited with ${signal ?? `code ${String(code)}`}`;
+  });
+  child.on("error", (e) => (exited = `failed to start: ${e.message}`));
+
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    for (const line of readFileSync(logPath, "utf8").split("\n")) {
+      if (!line.startsWith("{")) continue;
+      try {
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        if (parsed.msg === "listening" && typeof parsed.url === "string") {
+          return { child, logPath, listening: parsed as Started["listening"] };
+        }
+      } catch {
+        // not a JSON line; keep looking
+      }
+    }
+    if (exited !== undefined) throw new Error(`${name} ${exited} before listening:\n${tail(logPath)}`);
+    await sleep(50);
+  }
+  throw new Error(`${name} did not log a "listening" line within ${START_TIMEOUT_MS / 1000} s:\n${tail(logPath)}`);
+}
+
+function tail(path: string, lines = 20): string {
+  try {
+    return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).map((l) => `  | ${l}`).join("\n");
+  } catch {
+    return "  (no log)";
+  }
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  const timedOut = await Promise.race([exited.then(() => false), sleep(5000).then(() => true)]);
+  if (timedOut) {
+    log(`  (pid ${String(child.pid)} ignored SIGTERM for 5 s; sending SIGKILL)`);
+    child.kill("SIGKILL");
+    await exited;
+  }
+}
+
+function run(args: string[], timeoutMs: number): Promise<string> {
+  return new Promise((res, rej) => {
+    execFile(process.execPath, args, { cwd: ROOT, timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) rej(new Error(`node ${args.join(" ")}: ${err.message}\n${stdout}${stderr}`));
+      else res(stdout);
+    });
+  });
+}
+
+// ---- scenarios ---------------------------------------------------------------------------------
+
+interface LoadResult {
+  ok: boolean;
+  requests: number;
+  errors: number;
+  seconds?: number;
+  reqPerSec?: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  clientCpu?: number | null;
+  serverCpu?: number | null;
+  otherCpu?: number | null;
+  sampleErrors?: string[];
+}
+
+interface Scenario {
+  name: string;
+  url: string;
+  action: string;
+  params: Record<string, unknown>;
+  cycle?: { field: string; valuesFile: string };
+  serverPid: number | undefined;
+  bare?: true;
+}
+
+function runLoad(s: Scenario, creds: Credentials, opts: Options): Promise<LoadResult> {
+  const config = {
+    url: s.url,
+    action: s.action,
+    params: s.params,
+    ...(s.cycle ? { cycle: s.cycle } : {}),
+    credentials: creds,
+    concurrency: opts.concurrency,
+    warmupSeconds: opts.warmupSeconds,
+    durationSeconds: opts.durationSeconds,
+    ...(s.serverPid !== undefined ? { serverPid: s.serverPid } : {}),
+  };
+  return new Promise((res) => {
+    // stderr is inherited so a failing load process explains itself on the console.
+    const child = spawn(process.execPath, [join(HERE, "load.js"), JSON.stringify(config)], { stdio: ["ignore", "pipe", "inherit"] });
+    children.add(child);
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
+    child.on("close", (code) => {
+      children.delete(child);
+      const line = out.trim().split("\n").pop() ?? "";
+      try {
+        const parsed = JSON.parse(line) as LoadResult;
+        res(code === 0 ? parsed : { ...parsed, ok: false });
+      } catch {
+        res({ ok: false, requests: 0, errors: 1, sampleErrors: [`load process exited ${String(code)} with no result`] });
+      }
+    });
+  });
+}
+
+// ---- report ------------------------------------------------------------------------------------
+
+interface Row {
+  scenario: string;
+  reqPerSec: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  ratioToBare: number | null;
+  clientCpu: number | null;
+  serverCpu: number | null;
+  otherCpu: number | null;
+  requests: number;
+  errors: number;
+}
+
+function table(rows: Row[]): string {
+  const head = ["scenario", "req/s", "p50 ms", "p99 ms", "ratio to bare", "cpu load", "cpu server", "cpu other"];
+  const fmt = (v: number | null, digits: number, missing = "FAILED"): string => (v === null ? missing : v.toFixed(digits));
+  const body = rows.map((r) => [
+    r.scenario,
+    fmt(r.reqPerSec, 0),
+    fmt(r.p50Ms, 2),
+    fmt(r.p99Ms, 2),
+    fmt(r.ratioToBare, 3),
+    fmt(r.clientCpu, 2, "-"),
+    fmt(r.serverCpu, 2, "-"),
+    fmt(r.otherCpu, 2, "-"),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
+}
+
+// ---- main --------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  const opts = parseOptions();
+  const tmp = mkdtempSync(join(tmpdir(), "tresor-bench-"));
+  let keepTmp = false;
+  log(
+    `bench: server=${opts.server} concurrency=${opts.concurrency} warmup=${opts.warmupSeconds}s duration=${opts.durationSeconds}s ` +
+      `cpus=${cpus().length} node=${process.version} tmp=${tmp}`,
+  );
+  const started: Started[] = [];
+  try {
+    // 1. The server under test, with a fresh data directory.
+    let creds: Credentials;
+    let server: Started;
+    if (opts.server === "tresor") {
+      if (!existsSync(TRESOR_MAIN)) throw new Error(`${TRESOR_MAIN} does not exist: is the CLI built?`);
+      const dataDir = join(tmp, "data");
+      log("bench: tresor init");
+      const out = await run([TRESOR_MAIN, "init", "--data-dir", dataDir, "--json"], 60_000);
+      const initLine = out.trim().split("\n").reverse().find((l) => l.includes('"secretId"'));
+      if (initLine === undefined) throw new Error(`tresor init printed no credentials:\n${out}`);
+      creds = JSON.parse(initLine) as Credentials;
+      log("bench: tresor serve");
+      server = await startServer("tresor serve", [TRESOR_MAIN, "serve", "--data-dir", dataDir, "--port", "0"], join(tmp, "server.log"));
+    } else {
+      log("bench: fake KMS server (harness self-test; its figures say nothing about Tresor)");
+      server = await startServer("fake-kms-server", [join(HERE, "fake-kms-server.js")], join(tmp, "server.log"));
+      const l = server.listening;
+      creds = { secretId: String(l.secretId), secretKey: String(l.secretKey), region: String(l.region) };
+    }
+    started.push(server);
+    const url = loopbackUrl(server.listening.url);
+    log(`bench: server at ${url.href} (log: ${server.logPath})`);
+
+    // 2. Keys, and Decrypt blobs made beforehand.
+    const sm4 = await callAction(url, "CreateKey", { Alias: "bench-sm4", KeySpec: "SM4" }, creds);
+    const aes = await callAction(url, "CreateKey", { Alias: "bench-aes", KeySpec: "AES_256" }, creds);
+    const sm4KeyId = String(sm4.KeyId);
+    const aesKeyId = String(aes.KeyId);
+    log(`bench: keys SM4 ${sm4KeyId}, AES_256 ${aesKeyId}`);
+
+    const plaintext = randomBytes(PLAINTEXT_BYTES).toString("base64");
+    const blobPlaintexts = Array.from({ length: DECRYPT_BLOBS }, () => randomBytes(PLAINTEXT_BYTES).toString("base64"));
+    const blobs: string[] = [];
+    for (const p of blobPlaintexts) {
+      blobs.push(String((await callAction(url, "Encrypt", { KeyId: sm4KeyId, Plaintext: p }, creds)).CiphertextBlob));
+    }
+    // A throughput figure for a Decrypt that returns the wrong bytes would be worthless.
+    const check = await callAction(url, "Decrypt", { CiphertextBlob: blobs[0] }, creds);
+    if (check.Plaintext !== blobPlaintexts[0]) throw new Error("Decrypt of a fresh blob did not return its plaintext");
+    const blobsFile = join(tmp, "blobs-sm4.json");
+    writeFileSync(blobsFile, JSON.stringify(blobs));
+    log(`bench: ${DECRYPT_BLOBS} Decrypt blobs of ${PLAINTEXT_BYTES} B made (${blobs[0]!.length} chars each)`);
+
+    // 3. Bare baseline server, started now so it idles during the Tresor runs rather than the reverse.
+    const bare = await startServer("bare-server", [join(HERE, "bare-server.js")], join(tmp, "bare.log"));
+    started.push(bare);
+
+    const pid = server.child.pid;
+    const scenarios: Scenario[] = [
+      { name: "Encrypt SM4 1 KiB", url: url.href, action: "Encrypt", params: { KeyId: sm4KeyId, Plaintext: plaintext }, serverPid: pid },
+      { name: "Encrypt AES_256 1 KiB", url: url.href, action: "Encrypt", params: { KeyId: aesKeyId, Plaintext: plaintext }, serverPid: pid },
+      {
+        name: "Decrypt SM4 1 KiB",
+        url: url.href,
+        action: "Decrypt",
+        params: {},
+        cycle: { field: "CiphertextBlob", valuesFile: blobsFile },
+        serverPid: pid,
+      },
+      {
+        name: "GenerateDataKey SM4 AES_256",
+        url: url.href,
+        action: "GenerateDataKey",
+        params: { KeyId: sm4KeyId, KeySpec: "AES_256" },
+        serverPid: pid,
+      },
+    ];
+    // The baseline gets the same signed Encrypt request, so it pays the same client and parsing
+    // costs. It runs first and last, and the ratio uses the faster of the two: other work on a
+    // shared 2-core machine only ever slows a run, so the faster one is the better estimate and
+    // never flatters Tresor.
+    const bareScenario = (when: string): Scenario => ({
+      name: `bare node:http (${when})`,
+      url: bare.listening.url,
+      action: "Encrypt",
+      params: { KeyId: sm4KeyId, Plaintext: plaintext },
+      serverPid: bare.child.pid,
+      bare: true,
+    });
+    scenarios.unshift(bareScenario("first"));
+    scenarios.push(bareScenario("last"));
+
+    const results: Array<{ scenario: Scenario; result: LoadResult }> = [];
+    for (const [i, s] of scenarios.entries()) {
+      log(`bench: [${i + 1}/${scenarios.length}] ${s.name} ...`);
+      const result = await runLoad(s, creds, opts);
+      results.push({ scenario: s, result });
+      if (result.ok) {
+        log(
+          `bench:        ${result.reqPerSec} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms (${result.requests} requests; ` +
+            `cores used: load ${String(result.clientCpu)}, server ${String(result.serverCpu)})`,
+        );
+      } else {
+        log(`bench:        FAILED: ${result.errors} error(s); ${(result.sampleErrors ?? []).join(" | ")}`);
+      }
+      if (server.child.exitCode !== null || server.child.signalCode !== null) {
+        throw new Error(`the server died during "${s.name}":\n${tail(server.logPath)}`);
+      }
+    }
+
+    const bareResults = results.filter((r) => r.scenario.bare).map((r) => r.result);
+    const bareRate = bareResults.every((r) => r.ok) ? Math.max(...bareResults.map((r) => r.reqPerSec!)) : null;
+    const rows: Row[] = results.map(({ scenario, result }) => ({
+      scenario: scenario.name,
+      reqPerSec: result.ok ? result.reqPerSec! : null,
+      p50Ms: result.ok ? result.p50Ms! : null,
+      p99Ms: result.ok ? result.p99Ms! : null,
+      ratioToBare: result.ok && bareRate ? Number((result.reqPerSec! / bareRate).toFixed(3)) : null,
+      clientCpu: result.clientCpu ?? null,
+      serverCpu: result.serverCpu ?? null,
+      otherCpu: result.otherCpu ?? null,
+      requests: result.requests,
+      errors: result.errors,
+    }));
+    const failed = results.filter((r) => !r.result.ok);
+    const targetRow = rows.find((r) => r.scenario === "Encrypt SM4 1 KiB")!;
+    const encryptRatio = targetRow.ratioToBare;
+    const targetMet = encryptRatio !== null && encryptRatio >= ENCRYPT_TARGET_RATIO;
+
+    log("");
+    log(table(rows));
+    log("");
+    log(
+      `target: Encrypt SM4 at >= ${ENCRYPT_TARGET_RATIO} of bare: ` +
+        (encryptRatio === null ? "not measured" : `${encryptRatio.toFixed(3)} (${targetMet ? "met" : "NOT met"})`),
+    );
+
+    const warnings: string[] = [];
+    const [bareFirst, bareLast] = bareResults;
+    if (bareFirst?.ok && bareLast?.ok) {
+      const spread = Math.abs(bareFirst.reqPerSec! - bareLast.reqPerSec!) / Math.max(bareFirst.reqPerSec!, bareLast.reqPerSec!);
+      if (spread > 0.15) warnings.push(`the two baseline runs differ by ${(spread * 100).toFixed(0)}%: the machine was not quiet`);
+    }
+    const busy = rows.filter((r) => (r.otherCpu ?? 0) > 0.2).map((r) => r.scenario);
+    if (busy.length > 0) warnings.push(`other processes used > 0.2 core during: ${busy.join(", ")}; re-run on a quiet machine`);
+    const clientBound = rows.filter((r) => (r.clientCpu ?? 0) >= 0.9).map((r) => r.scenario);
+    if (clientBound.length > 0) {
+      warnings.push(`the load process used a full core during: ${clientBound.join(", ")}; those rates are bounded by the client, not the server`);
+    }
+    for (const w of warnings) log(`warning: ${w}`);
+
+    mkdirSync(dirname(RESULTS), { recursive: true });
+    const report = {
+      date: new Date().toISOString(),
+      server: opts.server,
+      node: process.version,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? "unknown",
+      concurrency: opts.concurrency,
+      warmupSeconds: opts.warmupSeconds,
+      durationSeconds: opts.durationSeconds,
+      plaintextBytes: PLAINTEXT_BYTES,
+      bareReqPerSec: bareRate === null ? null : Number(bareRate.toFixed(1)),
+      warnings,
+      target: { scenario: targetRow.scenario, minRatioToBare: ENCRYPT_TARGET_RATIO, ratio: encryptRatio, met: targetMet },
+      scenarios: rows,
+    };
+    writeFileSync(RESULTS, `${JSON.stringify(report, null, 2)}\n`);
+    log(`bench: wrote ${RESULTS}`);
+
+    if (failed.length > 0) {
+      keepTmp = true;
+      log(`bench: FAILED: ${failed.map((f) => f.scenario.name).join(", ")} had errors (server log kept: ${server.logPath})`);
+      return 1;
+    }
+    return 0;
+  } catch (e) {
+    keepTmp = true;
+    log(`bench: FAILED: ${(e as Error).message}`);
+    log(`bench: temp dir kept: ${tmp}`);
+    return 1;
+  } finally {
+    for (const s of started) await stop(s.child);
+    if (!keepTmp) rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    for (const c of children) c.kill("SIGTERM");
+    process.exit(130);
+  });
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    log(`bench: FAILED: ${(e as Error).message}`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,232 @@
+// Shared plumbing of the client commands: connection options, credentials, output and exit codes.
+// Exit codes: 0 success, 1 the request failed, 2 usage error (bad options or input).
+
+import { readFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import path from "node:path";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { KmsClient, KmsClientError } from "../sdk/index.js";
+import type { EncryptionContext } from "../sdk/index.js";
+
+export const DEFAULT_ENDPOINT = "http://127.0.0.1:8400";
+export const DEFAULT_DATA_DIR = "./tresor-data";
+export const CREDENTIALS_FILE = "admin-credentials.json";
+
+export interface ClientCommandOptions {
+  endpoint: string;
+  region?: string;
+  dataDir: string;
+  json?: boolean;
+  ca?: string;
+}
+
+/** A mistake in how the command was called; exits with 2. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+/** Adds --endpoint, --region, --data-dir, --json and --ca to a command that talks to the server. */
+export function addClientOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option("--endpoint <url>", "server URL").env("TRESOR_ENDPOINT").default(DEFAULT_ENDPOINT))
+    .addOption(new Option("--region <region>", "region sent with each request").env("TRESOR_REGION"))
+    .addOption(
+      new Option("--data-dir <dir>", `where ${CREDENTIALS_FILE} is read when TRESOR_SECRET_ID/KEY are unset`)
+        .env("TRESOR_DATA_DIR")
+        .default(DEFAULT_DATA_DIR),
+    )
+    .addOption(new Option("--json", "print one JSON object on stdout"))
+    .addOption(new Option("--ca <file>", "extra trusted CA certificate (PEM) for an https endpoint"));
+}
+
+/**
+ * Makes commander's own usage errors (missing option, bad argument, unknown option) exit with 2.
+ * Set on a command before its subcommands are added: they inherit it.
+ */
+export function exitTwoOnUsageError(cmd: Command): Command {
+  return cmd.exitOverride((err) => {
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  });
+}
+
+interface Credentials {
+  secretId: string;
+  secretKey: string;
+  region?: string;
+}
+
+/** Env TRESOR_SECRET_ID + TRESOR_SECRET_KEY, else <data-dir>/admin-credentials.json. */
+export async function loadCredentials(dataDir: string): Promise<Credentials> {
+  const envId = process.env["TRESOR_SECRET_ID"];
+  const envKey = process.env["TRESOR_SECRET_KEY"];
+  if (envId || envKey) {
+    if (!envId || !envKey) throw new UsageError("set both TRESOR_SECRET_ID and TRESOR_SECRET_KEY, or neither");
+    return { secretId: envId, secretKey: envKey };
+  }
+  const file = path.join(dataDir, CREDENTIALS_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new UsageError(
+        `no credentials: set TRESOR_SECRET_ID and TRESOR_SECRET_KEY, or point --data-dir at a directory made by "tresor init" (no ${file})`,
+      );
+    }
+    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new UsageError(`${file} is not valid JSON`);
+  }
+  const record = (typeof parsed === "object" && parsed !== null ? parsed : {}) as Record<string, unknown>;
+  const { secretId, secretKey, region } = record;
+  if (typeof secretId !== "string" || typeof secretKey !== "string" || secretId === "" || secretKey === "") {
+    throw new UsageError(`${file} must hold "secretId" and "secretKey" strings`);
+  }
+  return typeof region === "string" && region !== "" ? { secretId, secretKey, region } : { secretId, secretKey };
+}
+
+/** Builds a client from the command's options; the caller closes it. */
+export async function createClient(opts: ClientCommandOptions): Promise<KmsClient> {
+  const credentials = await loadCredentials(opts.dataDir);
+  let ca: Buffer | undefined;
+  if (opts.ca !== undefined) {
+    try {
+      ca = await readFile(opts.ca);
+    } catch (err) {
+      throw new UsageError(`cannot read --ca ${opts.ca}: ${(err as Error).message}`);
+    }
+  }
+  const region = opts.region ?? credentials.region;
+  try {
+    return new KmsClient({
+      endpoint: opts.endpoint,
+      secretId: credentials.secretId,
+      secretKey: credentials.secretKey,
+      ...(region === undefined ? {} : { region }),
+      ...(ca === undefined ? {} : { ca }),
+    });
+  } catch (err) {
+    // The client's messages name the option and never include the secret.
+    throw new UsageError((err as Error).message.replace(/^"(\w+)"/, (_, name: string) => optionLabel(name)));
+  }
+}
+
+function optionLabel(name: string): string {
+  switch (name) {
+    case "endpoint":
+      return "--endpoint";
+    case "region":
+      return "--region";
+    case "ca":
+      return "--ca";
+    default:
+      return `"${name}"`;
+  }
+}
+
+/** The command's options, including any that an ancestor command parsed. */
+export function clientOptions(cmd: Command): ClientCommandOptions {
+  return cmd.optsWithGlobals<ClientCommandOptions>();
+}
+
+/**
+ * Runs a command body with a client, prints errors as `error: <Code>: <Message>` and sets the exit
+ * code. `prepare` runs first, without a client, so bad input fails before any request.
+ */
+export async function runWithClient<T>(
+  cmd: Command,
+  prepare: (opts: ClientCommandOptions) => Promise<T> | T,
+  body: (client: KmsClient, input: T, opts: ClientCommandOptions) => Promise<void>,
+): Promise<void> {
+  let client: KmsClient | undefined;
+  try {
+    const opts = clientOptions(cmd);
+    const input = await prepare(opts);
+    client = await createClient(opts);
+    await body(client, input, opts);
+  } catch (err) {
+    reportError(err);
+  } finally {
+    client?.close();
+  }
+}
+
+export function reportError(err: unknown): void {
+  if (err instanceof UsageError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    process.exitCode = 2;
+  } else if (err instanceof KmsClientError) {
+    process.stderr.write(`error: ${err.code}: ${err.message}\n`);
+    process.exitCode = 1;
+  } else {
+    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+export function printLines(...lines: string[]): void {
+  process.stdout.write(lines.map((line) => `${line}\n`).join(""));
+}
+
+/** An argParser for an integer option in [min, max]. */
+export function integerArg(min: number, max: number): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}.`);
+    const n = Number(value);
+    if (n < min || n > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}.`);
+    return n;
+  };
+}
+
+/** An argParser for --context: a JSON object of string values. */
+export function contextArg(value: string): EncryptionContext {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new InvalidArgumentError(`must be a JSON object, e.g. '{"purpose":"backup"}'.`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new InvalidArgumentError(`must be a JSON object, e.g. '{"purpose":"backup"}'.`);
+  }
+  for (const v of Object.values(parsed)) {
+    if (typeof v !== "string") throw new InvalidArgumentError("values must be strings.");
+  }
+  return parsed as EncryptionContext;
+}
+
+/** Reads a file, or stdin for "-", refusing more than maxBytes without reading it all. */
+export async function readInput(source: string, maxBytes: number, what: string): Promise<Buffer> {
+  let stream: NodeJS.ReadableStream & { destroy(): void };
+  if (source === "-") {
+    stream = process.stdin;
+  } else {
+    stream = createReadStream(source);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of stream) {
+      const buf = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer);
+      size += buf.length;
+      if (size > maxBytes) {
+        throw new UsageError(`${what} is larger than ${maxBytes} bytes`);
+      }
+      chunks.push(buf);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot read ${source === "-" ? "stdin" : source}: ${(err as Error).message}`);
+  } finally {
+    if (source !== "-") stream.destroy();
+  }
+  return Buffer.concat(chunks);
+}

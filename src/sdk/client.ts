@@ -1,0 +1,529 @@
+// KmsClient: a typed client of the Tencent Cloud API 3.0 KMS protocol that Tresor serves. Each
+// attempt is signed afresh (TC3-HMAC-SHA256); only transport failures are retried, never an answer.
+
+import http from "node:http";
+import https from "node:https";
+import { rootCertificates } from "node:tls";
+import { inspect } from "node:util";
+import { tc3Authorization } from "../crypto/tc3.js";
+import type {
+  CreateKeyRequest,
+  CreateKeyResponse,
+  DataKeySpec,
+  DecryptRequest,
+  DecryptResponse,
+  DescribeKeyRequest,
+  DescribeKeyResponse,
+  DescribeKeysRequest,
+  DescribeKeysResponse,
+  DisableKeyRequest,
+  DisableKeyResponse,
+  DisableKeysRequest,
+  DisableKeysResponse,
+  EnableKeyRequest,
+  EnableKeyResponse,
+  EnableKeysRequest,
+  EnableKeysResponse,
+  EncryptRequest,
+  EncryptResponse,
+  GenerateDataKeyRequest,
+  GenerateDataKeyResponse,
+  GenerateRandomRequest,
+  GenerateRandomResponse,
+  GetRegionsResponse,
+  GetServiceStatusResponse,
+  KmsAction,
+  KmsActions,
+  KmsClientOptions,
+  KmsResponse,
+  ListAlgorithmsResponse,
+  ListKeyDetailRequest,
+  ListKeyDetailResponse,
+  ListKeysRequest,
+  ListKeysResponse,
+  ReEncryptRequest,
+  ReEncryptResponse,
+  UpdateAliasRequest,
+  UpdateAliasResponse,
+  UpdateKeyDescriptionRequest,
+  UpdateKeyDescriptionResponse,
+} from "./types.js";
+
+export const API_VERSION = "2019-01-18";
+export const SERVICE = "kms";
+/** Encrypt takes at most this many plaintext bytes. */
+export const MAX_PLAINTEXT_BYTES = 4096;
+
+const DEFAULT_REGION = "local";
+const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_MAX_RETRIES = 3;
+const MAX_RETRIES_LIMIT = 10;
+const MAX_TIMEOUT_MS = 2_147_483_647; // setTimeout's limit
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_CAP_MS = 2_000;
+const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+const SIGNED_HEADERS = ["content-type", "host"] as const;
+const CONTENT_TYPE = "application/json";
+
+/** Codes the client itself produces; every other code comes from the server's Error.Code. */
+export const CLIENT_ERROR_CODES = {
+  /** The server answered with an HTTP status other than 200. */
+  HttpError: "HttpError",
+  /** The answer was not `{"Response":{...,"RequestId"}}`, or was cut off. */
+  InvalidResponse: "InvalidResponse",
+  /** No answer: the connection failed (after the retries, when the failure was transient). */
+  NetworkError: "NetworkError",
+  /** No complete answer within timeoutMs. */
+  Timeout: "Timeout",
+  /** The client was closed. */
+  ClientClosed: "ClientClosed",
+} as const;
+
+export class KmsClientError extends Error {
+  override readonly name = "KmsClientError";
+  /** A Tencent error code such as "ResourceUnavailable.CmkDisabled", or one of CLIENT_ERROR_CODES. */
+  readonly code: string;
+  /** The server's RequestId, when the server answered with one. */
+  readonly requestId: string | undefined;
+  /** The HTTP status, when a response was received. */
+  readonly status: number | undefined;
+
+  constructor(code: string, message: string, details: { requestId?: string; status?: number; cause?: unknown } = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    this.requestId = details.requestId;
+    this.status = details.status;
+  }
+}
+
+/** An encryption context as a JSON object of strings; sent as its compact JSON text. */
+export type EncryptionContext = Readonly<Record<string, string>>;
+
+/** The wire form of an encryption context: compact JSON, in the object's own key order. */
+export function encodeEncryptionContext(context: EncryptionContext): string {
+  if (typeof context !== "object" || context === null || Array.isArray(context)) {
+    throw new TypeError(`"context" must be an object of string values`);
+  }
+  for (const [name, value] of Object.entries(context)) {
+    if (typeof value !== "string") throw new TypeError(`"context" value of ${JSON.stringify(name)} must be a string`);
+  }
+  return JSON.stringify(context);
+}
+
+export interface DataKey {
+  keyId: string;
+  /** The plaintext data key; fill(0) it when done. */
+  plaintext: Buffer;
+  ciphertextBlob: string;
+}
+
+/** A failure before any byte of a response arrived. */
+class TransportFailure extends Error {
+  constructor(
+    readonly error: KmsClientError,
+    readonly retryable: boolean,
+  ) {
+    super(error.message);
+  }
+}
+
+class AttemptTimeout extends Error {}
+
+const RETRYABLE_NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET", // also "socket hang up"
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "EHOSTDOWN",
+  "ENETUNREACH",
+  "ENETDOWN",
+]);
+
+type AnyAgent = http.Agent | https.Agent;
+
+export class KmsClient {
+  readonly endpoint: string;
+  readonly region: string;
+  readonly secretId: string;
+  readonly timeoutMs: number;
+  readonly maxRetries: number;
+  // A private field: not enumerable, not in JSON, not shown by util.inspect.
+  readonly #secretKey: string;
+  readonly #url: URL;
+  readonly #agent: AnyAgent;
+  #closed = false;
+
+  constructor(options: KmsClientOptions) {
+    if (typeof options !== "object" || options === null) throw new TypeError(`"options" must be an object`);
+    const { endpoint, secretId, secretKey, region, timeoutMs, maxRetries, ca } = options;
+
+    if (typeof endpoint !== "string") throw new TypeError(`"endpoint" must be a string URL`);
+    let url: URL;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      throw new TypeError(`"endpoint" must be an http:// or https:// URL, got ${JSON.stringify(endpoint)}`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new TypeError(`"endpoint" must use http:// or https://, got ${JSON.stringify(url.protocol)}`);
+    }
+    if (url.username || url.password || url.search || url.hash || (url.pathname !== "/" && url.pathname !== "")) {
+      throw new TypeError(`"endpoint" must be scheme, host and port only, e.g. "http://127.0.0.1:8400"`);
+    }
+    if (typeof secretId !== "string" || !/^[^\s/,]+$/.test(secretId)) {
+      throw new TypeError(`"secretId" must be a non-empty string without whitespace, "/" or ","`);
+    }
+    if (typeof secretKey !== "string" || secretKey.length === 0) {
+      throw new TypeError(`"secretKey" must be a non-empty string`);
+    }
+    if (region !== undefined && (typeof region !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(region))) {
+      throw new TypeError(`"region" must be 1-64 of [A-Za-z0-9_-]`);
+    }
+    if (timeoutMs !== undefined) {
+      if (typeof timeoutMs !== "number") throw new TypeError(`"timeoutMs" must be a number`);
+      if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
+        throw new RangeError(`"timeoutMs" must be an integer from 1 to ${MAX_TIMEOUT_MS}, got ${timeoutMs}`);
+      }
+    }
+    if (maxRetries !== undefined) {
+      if (typeof maxRetries !== "number") throw new TypeError(`"maxRetries" must be a number`);
+      if (!Number.isInteger(maxRetries) || maxRetries < 0 || maxRetries > MAX_RETRIES_LIMIT) {
+        throw new RangeError(`"maxRetries" must be an integer from 0 to ${MAX_RETRIES_LIMIT}, got ${maxRetries}`);
+      }
+    }
+    if (ca !== undefined) {
+      if (typeof ca !== "string" && !Buffer.isBuffer(ca)) throw new TypeError(`"ca" must be a PEM string or Buffer`);
+      if (url.protocol !== "https:") throw new TypeError(`"ca" applies only to an https:// endpoint`);
+    }
+
+    this.#url = url;
+    this.endpoint = url.origin;
+    this.secretId = secretId;
+    this.#secretKey = secretKey;
+    this.region = region ?? DEFAULT_REGION;
+    this.timeoutMs = timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.maxRetries = maxRetries ?? DEFAULT_MAX_RETRIES;
+    this.#agent =
+      url.protocol === "https:"
+        ? new https.Agent({ keepAlive: true, ...(ca === undefined ? {} : { ca: [...rootCertificates, ca] }) })
+        : new http.Agent({ keepAlive: true });
+  }
+
+  /** Closes idle keep-alive connections; later calls reject with code ClientClosed. */
+  close(): void {
+    this.#closed = true;
+    this.#agent.destroy();
+  }
+
+  toString(): string {
+    return `KmsClient(${this.endpoint})`;
+  }
+
+  toJSON(): { endpoint: string; region: string; secretId: string } {
+    return { endpoint: this.endpoint, region: this.region, secretId: this.secretId };
+  }
+
+  [inspect.custom](): string {
+    return `KmsClient ${inspect(this.toJSON())}`;
+  }
+
+  /**
+   * Sends one action and returns its whole `Response` (including RequestId). An error answer
+   * rejects with a KmsClientError carrying the server's code and RequestId.
+   */
+  call<A extends KmsAction>(action: A, params: KmsActions[A][0]): Promise<KmsActions[A][1]>;
+  /** Actions this client does not type (e.g. newer server actions). */
+  call<A extends string>(
+    action: A extends KmsAction ? never : A,
+    params: Readonly<Record<string, unknown>>,
+  ): Promise<KmsResponse & Record<string, unknown>>;
+  async call(action: string, params: object): Promise<KmsResponse> {
+    if (typeof action !== "string" || !/^[A-Z][A-Za-z0-9]{0,63}$/.test(action)) {
+      throw new TypeError(`"action" must be an action name such as "Encrypt"`);
+    }
+    if (typeof params !== "object" || params === null || Array.isArray(params)) {
+      throw new TypeError(`"params" must be an object`);
+    }
+    const body = JSON.stringify(params);
+    for (let attempt = 0; ; attempt++) {
+      if (this.#closed) throw new KmsClientError(CLIENT_ERROR_CODES.ClientClosed, "the client is closed");
+      try {
+        return await this.#send(action, body);
+      } catch (err) {
+        if (!(err instanceof TransportFailure)) throw err;
+        if (!err.retryable || attempt >= this.maxRetries) throw err.error;
+      }
+      // Full jitter: a uniform delay up to the capped exponential bound spreads retrying clients.
+      const bound = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * bound));
+    }
+  }
+
+  createKey(request: CreateKeyRequest): Promise<CreateKeyResponse> {
+    return this.call("CreateKey", request);
+  }
+  describeKey(request: DescribeKeyRequest): Promise<DescribeKeyResponse> {
+    return this.call("DescribeKey", request);
+  }
+  describeKeys(request: DescribeKeysRequest): Promise<DescribeKeysResponse> {
+    return this.call("DescribeKeys", request);
+  }
+  listKeys(request: ListKeysRequest = {}): Promise<ListKeysResponse> {
+    return this.call("ListKeys", request);
+  }
+  listKeyDetail(request: ListKeyDetailRequest = {}): Promise<ListKeyDetailResponse> {
+    return this.call("ListKeyDetail", request);
+  }
+  enableKey(request: EnableKeyRequest): Promise<EnableKeyResponse> {
+    return this.call("EnableKey", request);
+  }
+  disableKey(request: DisableKeyRequest): Promise<DisableKeyResponse> {
+    return this.call("DisableKey", request);
+  }
+  enableKeys(request: EnableKeysRequest): Promise<EnableKeysResponse> {
+    return this.call("EnableKeys", request);
+  }
+  disableKeys(request: DisableKeysRequest): Promise<DisableKeysResponse> {
+    return this.call("DisableKeys", request);
+  }
+  updateAlias(request: UpdateAliasRequest): Promise<UpdateAliasResponse> {
+    return this.call("UpdateAlias", request);
+  }
+  updateKeyDescription(request: UpdateKeyDescriptionRequest): Promise<UpdateKeyDescriptionResponse> {
+    return this.call("UpdateKeyDescription", request);
+  }
+  encrypt(request: EncryptRequest): Promise<EncryptResponse> {
+    return this.call("Encrypt", request);
+  }
+  decrypt(request: DecryptRequest): Promise<DecryptResponse> {
+    return this.call("Decrypt", request);
+  }
+  reEncrypt(request: ReEncryptRequest): Promise<ReEncryptResponse> {
+    return this.call("ReEncrypt", request);
+  }
+  generateDataKey(request: GenerateDataKeyRequest): Promise<GenerateDataKeyResponse> {
+    return this.call("GenerateDataKey", request);
+  }
+  generateRandom(request: GenerateRandomRequest): Promise<GenerateRandomResponse> {
+    return this.call("GenerateRandom", request);
+  }
+  getServiceStatus(): Promise<GetServiceStatusResponse> {
+    return this.call("GetServiceStatus", {});
+  }
+  listAlgorithms(): Promise<ListAlgorithmsResponse> {
+    return this.call("ListAlgorithms", {});
+  }
+  getRegions(): Promise<GetRegionsResponse> {
+    return this.call("GetRegions", {});
+  }
+
+  /** Encrypt over bytes: returns the CiphertextBlob. */
+  async encryptBytes(keyId: string, data: Uint8Array, context?: EncryptionContext): Promise<string> {
+    if (!(data instanceof Uint8Array)) throw new TypeError(`"data" must be a Buffer or Uint8Array`);
+    if (data.length > MAX_PLAINTEXT_BYTES) {
+      throw new RangeError(`"data" must be at most ${MAX_PLAINTEXT_BYTES} bytes, got ${data.length}`);
+    }
+    const response = await this.encrypt({
+      KeyId: keyId,
+      Plaintext: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("base64"),
+      ...(context === undefined ? {} : { EncryptionContext: encodeEncryptionContext(context) }),
+    });
+    return requireString(response, "CiphertextBlob");
+  }
+
+  /** Decrypt to bytes. The caller owns the returned Buffer and should wipe it when done. */
+  async decryptBytes(ciphertextBlob: string, context?: EncryptionContext): Promise<Buffer> {
+    const response = await this.decrypt({
+      CiphertextBlob: ciphertextBlob,
+      ...(context === undefined ? {} : { EncryptionContext: encodeEncryptionContext(context) }),
+    });
+    return Buffer.from(requireString(response, "Plaintext"), "base64");
+  }
+
+  /** GenerateDataKey with the plaintext as bytes; `size` is a KeySpec or a byte count (1–1024). */
+  async generateDataKeyBytes(keyId: string, size: DataKeySpec | number, context?: EncryptionContext): Promise<DataKey> {
+    const response = await this.generateDataKey({
+      KeyId: keyId,
+      ...(typeof size === "number" ? { NumberOfBytes: size } : { KeySpec: size }),
+      ...(context === undefined ? {} : { EncryptionContext: encodeEncryptionContext(context) }),
+    });
+    return {
+      keyId: requireString(response, "KeyId"),
+      plaintext: Buffer.from(requireString(response, "Plaintext"), "base64"),
+      ciphertextBlob: requireString(response, "CiphertextBlob"),
+    };
+  }
+
+  /** One attempt. Rejects with TransportFailure when no response byte arrived. */
+  #send(action: string, body: string): Promise<KmsResponse> {
+    const url = this.#url;
+    const timestamp = Math.floor(Date.now() / 1000);
+    const authorization = tc3Authorization({
+      secretId: this.secretId,
+      secretKey: this.#secretKey,
+      service: SERVICE,
+      timestamp,
+      request: {
+        method: "POST",
+        path: "/",
+        query: "",
+        // The signed host is the hostname without port, as the Tencent SDKs sign it.
+        headers: { "content-type": CONTENT_TYPE, host: url.hostname },
+        signedHeaders: SIGNED_HEADERS,
+        payload: body,
+      },
+    });
+    const transport = url.protocol === "https:" ? https : http;
+
+    return new Promise<KmsResponse>((resolve, reject) => {
+      let responded = false;
+      let timedOut = false;
+      let settled = false;
+      const finish = (outcome: { value: KmsResponse } | { error: Error }): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if ("value" in outcome) resolve(outcome.value);
+        else reject(outcome.error);
+      };
+
+      const req = transport.request({
+        protocol: url.protocol,
+        hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+        port: url.port || (url.protocol === "https:" ? 443 : 80),
+        path: "/",
+        method: "POST",
+        agent: this.#agent,
+        headers: {
+          "Content-Type": CONTENT_TYPE,
+          "Content-Length": Buffer.byteLength(body),
+          "X-TC-Action": action,
+          "X-TC-Version": API_VERSION,
+          "X-TC-Timestamp": String(timestamp),
+          "X-TC-Region": this.region,
+          Authorization: authorization,
+        },
+      });
+
+      const timer = setTimeout(() => {
+        timedOut = true;
+        req.destroy(new AttemptTimeout());
+      }, this.timeoutMs);
+
+      const onError = (err: Error): void => {
+        if (responded) {
+          finish({
+            error: new KmsClientError(
+              timedOut ? CLIENT_ERROR_CODES.Timeout : CLIENT_ERROR_CODES.InvalidResponse,
+              timedOut
+                ? `${action}: the response did not complete within ${this.timeoutMs} ms`
+                : `${action}: the response was cut off: ${err.message}`,
+              { cause: err },
+            ),
+          });
+          return;
+        }
+        finish({ error: this.#transportFailure(action, timedOut ? new AttemptTimeout() : err) });
+      };
+      req.on("error", onError);
+
+      req.on("response", (res) => {
+        responded = true;
+        res.on("error", onError);
+        res.on("close", () => onError(new Error("connection closed")));
+        const status = res.statusCode ?? 0;
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on("data", (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_RESPONSE_BYTES) {
+            req.destroy(new Error(`response larger than ${MAX_RESPONSE_BYTES} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on("end", () => {
+          if (!res.complete) return; // cut off: the error handler reports it
+          if (status !== 200) {
+            finish({
+              error: new KmsClientError(
+                CLIENT_ERROR_CODES.HttpError,
+                `${action}: HTTP ${status} ${res.statusMessage ?? ""}`.trimEnd(),
+                { status },
+              ),
+            });
+            return;
+          }
+          try {
+            finish({ value: parseResponse(action, Buffer.concat(chunks).toString("utf8")) });
+          } catch (err) {
+            finish({ error: err as Error });
+          }
+        });
+      });
+
+      req.end(body);
+    });
+  }
+
+  #transportFailure(action: string, err: Error): TransportFailure {
+    if (err instanceof AttemptTimeout) {
+      return new TransportFailure(
+        new KmsClientError(CLIENT_ERROR_CODES.Timeout, `${action}: no response within ${this.timeoutMs} ms`),
+        true,
+      );
+    }
+    const code = (err as NodeJS.ErrnoException).code;
+    const retryable = code !== undefined && RETRYABLE_NETWORK_CODES.has(code);
+    return new TransportFailure(
+      new KmsClientError(CLIENT_ERROR_CODES.NetworkError, `${action}: cannot reach ${this.endpoint}: ${err.message}`, {
+        cause: err,
+      }),
+      retryable,
+    );
+  }
+}
+
+function parseResponse(action: string, text: string): KmsResponse {
+  const invalid = (why: string): KmsClientError =>
+    new KmsClientError(CLIENT_ERROR_CODES.InvalidResponse, `${action}: invalid response: ${why}`, { status: 200 });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw invalid("not JSON");
+  }
+  const response = isObject(parsed) ? parsed["Response"] : undefined;
+  if (!isObject(response)) throw invalid(`no "Response" object`);
+  const requestId = typeof response["RequestId"] === "string" ? response["RequestId"] : undefined;
+  const error = response["Error"];
+  if (error !== undefined) {
+    if (!isObject(error) || typeof error["Code"] !== "string") throw invalid(`"Error" without a "Code"`);
+    const message = typeof error["Message"] === "string" ? error["Message"] : "";
+    throw new KmsClientError(error["Code"], message, {
+      status: 200,
+      ...(requestId === undefined ? {} : { requestId }),
+    });
+  }
+  if (requestId === undefined) throw invalid(`no "RequestId"`);
+  return response as unknown as KmsResponse;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function requireString<T extends KmsResponse, K extends keyof T & string>(response: T, field: K): string {
+  const value = response[field];
+  if (typeof value !== "string") {
+    throw new KmsClientError(CLIENT_ERROR_CODES.InvalidResponse, `invalid response: no "${field}"`, {
+      status: 200,
+      requestId: response.RequestId,
+    });
+  }
+  return value;
+}

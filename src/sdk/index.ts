@@ -1,0 +1,13 @@
+// tresor/sdk: the client library. This facade only re-exports.
+
+export {
+  API_VERSION,
+  CLIENT_ERROR_CODES,
+  KmsClient,
+  KmsClientError,
+  MAX_PLAINTEXT_BYTES,
+  SERVICE,
+  encodeEncryptionContext,
+} from "./client.js";
+export type { DataKey, EncryptionContext } from "./client.js";
+export type * from "./types.js";
