@@ -63,8 +63,8 @@ export async function initDataDir(dir: string, region: string, clock: Clock = sy
   const store = SqliteStore.open(join(path, DATABASE_FILE));
   try {
     const accountUin = String(100_000_000_000 + randomInt(0, 900_000_000_000));
-    store.setMeta(META_REGION, region);
-    store.setMeta(META_ACCOUNT_UIN, accountUin);
+    await store.setMeta(META_REGION, region);
+    await store.setMeta(META_ACCOUNT_UIN, accountUin);
     const service = new KmsService({ store, rootOfTrust, clock, region, defaultKeySpec: "SM4", cmkLimit: 0 });
     const { secretId, secretKey } = await service.createAccessKey(accountUin);
     const credentials: AdminCredentials = { secretId, secretKey, region };
@@ -78,7 +78,7 @@ export async function initDataDir(dir: string, region: string, clock: Clock = sy
     }
     return { ...credentials, credentialsPath };
   } finally {
-    store.close();
+    await store.close();
     await rootOfTrust.close();
   }
 }
@@ -94,10 +94,10 @@ export async function openDataDir(dir: string): Promise<DataDir> {
     await rootOfTrust.close();
     throw e;
   }
-  const region = store.getMeta(META_REGION) ?? DEFAULT_REGION;
-  const accountUin = store.getMeta(META_ACCOUNT_UIN);
+  const region = (await store.getMeta(META_REGION)) ?? DEFAULT_REGION;
+  const accountUin = await store.getMeta(META_ACCOUNT_UIN);
   if (!accountUin) {
-    store.close();
+    await store.close();
     await rootOfTrust.close();
     throw new Error(`the data directory ${path} has no account: it was not created by "tresor init"`);
   }
@@ -108,7 +108,7 @@ export async function openDataDir(dir: string): Promise<DataDir> {
     region,
     accountUin,
     async close() {
-      store.close();
+      await store.close();
       await rootOfTrust.close();
     },
   };

@@ -30,6 +30,7 @@ interface Outcome {
 }
 
 const outcomes = new WeakMap<FastifyRequest, Outcome>();
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function header(req: FastifyRequest, name: string): string | undefined {
   const v = req.headers[name];
@@ -129,9 +130,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 
     let params: unknown;
     try {
-      params = body.length === 0 ? {} : JSON.parse(body.toString("utf8"));
+      params = body.length === 0 ? {} : JSON.parse(utf8.decode(body));
     } catch {
-      throw new KmsError("InvalidParameter", "the request body is not valid JSON");
+      throw new KmsError("InvalidParameter", "the request body is not valid UTF-8 JSON");
     }
     if (typeof params !== "object" || params === null || Array.isArray(params)) {
       throw new KmsError("InvalidParameter", "the request body must be a JSON object");

@@ -1,11 +1,13 @@
 // Which key action is allowed in which key state, and what it leads to. This table is the only
 // place those rules live: the service reads it, docs/api.md prints it, a test walks it row by row.
 
-import { KmsError, type ErrorCode } from "../service/errors.js";
-import { KEY_STATES, type KeyRecord, type KeyState } from "./key.js";
+import { KEY_STATES, type KeyState } from "./key.js";
+
+/** Why an action is refused in a state; the service turns each into the error of the same name. */
+export type StateError = "CmkDisabled" | "CmkArchived" | "CmkStateNotSupport";
 
 /** "allow", or the error a caller gets when the key is in that state. */
-export type Rule = "allow" | ErrorCode;
+export type Rule = "allow" | StateError;
 
 export interface LifecycleRow {
   readonly rules: Readonly<Record<KeyState, Rule>>;
@@ -36,12 +38,10 @@ export const LIFECYCLE = {
 
 export type KeyAction = keyof typeof LIFECYCLE;
 
-/** Throws the table's error unless `action` is allowed in the key's current state. */
-export function checkKeyState(action: KeyAction, key: Pick<KeyRecord, "keyId" | "state">): void {
-  const rule: Rule = LIFECYCLE[action].rules[key.state];
-  if (rule !== "allow") {
-    throw new KmsError(rule, `key ${key.keyId} is ${key.state}: ${action} is not allowed in that state`);
-  }
+/** The table's rule for `action` when the key is in `state`. */
+export function ruleFor(action: KeyAction, state: KeyState): Rule {
+  const row: LifecycleRow = LIFECYCLE[action];
+  return row.rules[state];
 }
 
 /** The state after `action`, or the current one when the action does not change it. */

@@ -62,7 +62,9 @@ const MAX_TIMEOUT_MS = 2_147_483_647; // setTimeout's limit
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_CAP_MS = 2_000;
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
-const SIGNED_HEADERS = ["content-type", "host"] as const;
+// The official SDKs sign only content-type and host, which leaves the action open to being swapped
+// on a captured request; signing x-tc-action as well closes that for this client.
+const SIGNED_HEADERS = ["content-type", "host", "x-tc-action"] as const;
 const CONTENT_TYPE = "application/json";
 
 /** Codes the client itself produces; every other code comes from the server's Error.Code. */
@@ -372,7 +374,7 @@ export class KmsClient {
         path: "/",
         query: "",
         // The signed host is the hostname without port, as the Tencent SDKs sign it.
-        headers: { "content-type": CONTENT_TYPE, host: url.hostname },
+        headers: { "content-type": CONTENT_TYPE, host: url.hostname, "x-tc-action": action },
         signedHeaders: SIGNED_HEADERS,
         payload: body,
       },

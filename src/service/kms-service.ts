@@ -7,10 +7,10 @@ import { CryptoError } from "../crypto/errors.js";
 import { randomAlphanumeric, randomBytes } from "../crypto/random.js";
 import { BlobFormatError, blobAad, decodeBlob, encodeBlob, encodeBlobHeader, type EncryptionContext } from "../keys/blob.js";
 import { KEY_USAGES, SYMMETRIC_KEY_SPECS, type KeyOrigin, type KeyRecord, type KeySpec, type KeyState, type KeyUsage, type Tag } from "../keys/key.js";
-import { checkKeyState, stateAfter, type KeyAction } from "../keys/lifecycle.js";
+import { ruleFor, stateAfter, type KeyAction } from "../keys/lifecycle.js";
 import { SYMMETRIC_SPECS } from "../keys/specs.js";
 import { accessKeySecretAad, keyMaterialAad, type RootOfTrust } from "../rootkey/root-of-trust.js";
-import { StoreConflictError, type KeyListQuery, type Store } from "../store/store.js";
+import { StoreConflictError, type KeyListQuery, type Store, type StoreOperations } from "../store/store.js";
 import { unixSeconds, type Clock } from "./clock.js";
 import { KmsError, needs } from "./errors.js";
 import { MaterialCache } from "./material-cache.js";
@@ -62,6 +62,9 @@ export interface ListKeyDetailInput {
 }
 
 const USER_OWNER = "user";
+/** One answer for every way a ciphertext can be wrong, so the error is no oracle for which check failed. */
+const INVALID_CIPHERTEXT =
+  `"CiphertextBlob" is not a ciphertext this service can decrypt: it is malformed or altered, its key is unknown, or the encryption context differs`;
 /** Tencent's ListKeys shows keys in these states only. */
 const LIST_KEYS_STATES: readonly KeyState[] = ["Enabled", "Disabled", "PendingImport"];
 
@@ -87,8 +90,8 @@ export class KmsService {
   // ---- access keys ----
 
   /** The active access key with this SecretId, or undefined. Its secret is unwrapped only on demand. */
-  resolveAccessKey(secretId: string): ResolvedAccessKey | undefined {
-    const record = this.#store.getAccessKey(secretId);
+  async resolveAccessKey(secretId: string): Promise<ResolvedAccessKey | undefined> {
+    const record = await this.#store.getAccessKey(secretId);
     if (!record || record.status !== "Active") return undefined;
     return {
       uin: record.uin,
@@ -109,7 +112,7 @@ export class KmsService {
     const secretId = `AKID${randomAlphanumeric(32)}`;
     const secretKey = randomAlphanumeric(40);
     const wrappedSecret = await this.#root.wrap(Buffer.from(secretKey, "utf8"), accessKeySecretAad(secretId));
-    this.#store.insertAccessKey({ secretId, wrappedSecret, uin, status: "Active", createTime: this.#now() });
+    await this.#store.insertAccessKey({ secretId, wrappedSecret, uin, status: "Active", createTime: this.#now() });
     return { secretId, secretKey };
   }
 
@@ -119,8 +122,8 @@ export class KmsService {
     needs(KEY_USAGES.includes(input.keyUsage), "InvalidKeyUsage", `"KeyUsage" ${input.keyUsage} is not supported`);
     const keySpec = input.keySpec ?? this.defaultKeySpec;
     needs(SYMMETRIC_KEY_SPECS.includes(keySpec), "InvalidParameterValue", `"KeySpec" ${keySpec} is not supported`);
-    needs(!this.#store.getKeyByAlias(input.alias), "AliasAlreadyExists", `"Alias" ${input.alias} is already in use`);
-    needs(this.#store.countKeys() < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
+    needs(!(await this.#store.getKeyByAlias(input.alias)), "AliasAlreadyExists", `"Alias" ${input.alias} is already in use`);
+    needs((await this.#store.countKeys()) < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
 
     const keyId = randomUUID();
     const material = randomBytes(SYMMETRIC_SPECS[keySpec].materialLength);
@@ -147,10 +150,10 @@ export class KmsService {
       tags: input.tags,
     };
     try {
-      this.#store.transaction(() => {
+      await this.#store.transaction(async (tx) => {
         // Checked again inside the transaction: another request may have taken the last slot.
-        needs(this.#store.countKeys() < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
-        this.#store.insertKey(key, { keyId, version: 1, wrappedMaterial, createTime: now });
+        needs((await tx.countKeys()) < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
+        await tx.insertKey(key, { keyId, version: 1, wrappedMaterial, createTime: now });
       });
     } catch (e) {
       if (e instanceof StoreConflictError && e.field === "alias") throw new KmsError("AliasAlreadyExists", `"Alias" ${input.alias} is already in use`);
@@ -159,20 +162,20 @@ export class KmsService {
     return key;
   }
 
-  describeKey(keyId: string): KeyRecord {
-    return this.#keyFor("DescribeKey", keyId);
+  describeKey(keyId: string): Promise<KeyRecord> {
+    return this.#keyFor(this.#store, "DescribeKey", keyId);
   }
 
-  describeKeys(keyIds: readonly string[]): KeyRecord[] {
-    return keyIds.map((id) => this.#keyFor("DescribeKey", id));
+  describeKeys(keyIds: readonly string[]): Promise<KeyRecord[]> {
+    return this.#store.transaction((tx) => Promise.all(keyIds.map((id) => this.#keyFor(tx, "DescribeKey", id))));
   }
 
-  listKeys(input: { offset: number; limit: number; role: 0 | 1 }): { keyIds: string[]; totalCount: number } {
-    const { keys, totalCount } = this.listKeyDetail({ ...input, order: "desc", states: LIST_KEYS_STATES });
+  async listKeys(input: { offset: number; limit: number; role: 0 | 1 }): Promise<{ keyIds: string[]; totalCount: number }> {
+    const { keys, totalCount } = await this.listKeyDetail({ ...input, order: "desc", states: LIST_KEYS_STATES });
     return { keyIds: keys.map((k) => k.keyId), totalCount };
   }
 
-  listKeyDetail(input: ListKeyDetailInput): { keys: KeyRecord[]; totalCount: number } {
+  async listKeyDetail(input: ListKeyDetailInput): Promise<{ keys: KeyRecord[]; totalCount: number }> {
     if (input.role === 1) return { keys: [], totalCount: 0 };
     const query: KeyListQuery = { offset: input.offset, limit: input.limit, order: input.order, owner: USER_OWNER };
     if (input.states) query.states = input.states;
@@ -183,43 +186,43 @@ export class KmsService {
     return this.#store.listKeys(query);
   }
 
-  enableKey(keyId: string): void {
-    this.#changeStates("EnableKey", [keyId]);
+  enableKey(keyId: string): Promise<void> {
+    return this.#changeStates("EnableKey", [keyId]);
   }
 
-  disableKey(keyId: string): void {
-    this.#changeStates("DisableKey", [keyId]);
+  disableKey(keyId: string): Promise<void> {
+    return this.#changeStates("DisableKey", [keyId]);
   }
 
   /** All or nothing: if any key is missing or in the wrong state, none changes. */
-  enableKeys(keyIds: readonly string[]): void {
-    this.#changeStates("EnableKey", keyIds);
+  enableKeys(keyIds: readonly string[]): Promise<void> {
+    return this.#changeStates("EnableKey", keyIds);
   }
 
-  disableKeys(keyIds: readonly string[]): void {
-    this.#changeStates("DisableKey", keyIds);
+  disableKeys(keyIds: readonly string[]): Promise<void> {
+    return this.#changeStates("DisableKey", keyIds);
   }
 
-  updateAlias(keyId: string, alias: string): void {
-    this.#store.transaction(() => {
-      const key = this.#keyFor("UpdateAlias", keyId);
+  updateAlias(keyId: string, alias: string): Promise<void> {
+    return this.#store.transaction(async (tx) => {
+      const key = await this.#keyFor(tx, "UpdateAlias", keyId);
       if (key.alias === alias) return;
-      needs(!this.#store.getKeyByAlias(alias), "AliasAlreadyExists", `"Alias" ${alias} is already in use`);
-      this.#store.updateKey({ ...key, alias });
+      needs(!(await tx.getKeyByAlias(alias)), "AliasAlreadyExists", `"Alias" ${alias} is already in use`);
+      await tx.updateKey({ ...key, alias });
     });
   }
 
-  updateKeyDescription(keyId: string, description: string): void {
-    this.#store.transaction(() => {
-      const key = this.#keyFor("UpdateKeyDescription", keyId);
-      this.#store.updateKey({ ...key, description });
+  updateKeyDescription(keyId: string, description: string): Promise<void> {
+    return this.#store.transaction(async (tx) => {
+      const key = await this.#keyFor(tx, "UpdateKeyDescription", keyId);
+      await tx.updateKey({ ...key, description });
     });
   }
 
   // ---- cryptographic operations ----
 
   async encrypt(keyId: string, plaintext: Buffer, context: EncryptionContext): Promise<{ keyId: string; blob: Buffer }> {
-    const key = this.#keyFor("Encrypt", keyId);
+    const key = await this.#keyFor(this.#store, "Encrypt", keyId);
     return { keyId: key.keyId, blob: await this.#seal(key, plaintext, context) };
   }
 
@@ -235,7 +238,7 @@ export class KmsService {
   }): Promise<{ blob: Buffer; keyId: string; sourceKeyId: string; reEncrypted: boolean }> {
     const { keyId: sourceKeyId, plaintext, keyVersion } = await this.#open("ReEncryptSource", input.blob, input.sourceContext);
     try {
-      const destination = this.#keyFor("ReEncryptDestination", input.destinationKeyId ?? sourceKeyId);
+      const destination = await this.#keyFor(this.#store, "ReEncryptDestination", input.destinationKeyId ?? sourceKeyId);
       const unchanged =
         destination.keyId === sourceKeyId &&
         keyVersion === destination.currentVersion &&
@@ -249,7 +252,7 @@ export class KmsService {
   }
 
   async generateDataKey(keyId: string, numberOfBytes: number, context: EncryptionContext): Promise<{ keyId: string; plaintext: Buffer; blob: Buffer }> {
-    const key = this.#keyFor("GenerateDataKey", keyId);
+    const key = await this.#keyFor(this.#store, "GenerateDataKey", keyId);
     const plaintext = randomBytes(numberOfBytes);
     try {
       return { keyId: key.keyId, plaintext, blob: await this.#seal(key, plaintext, context) };
@@ -265,8 +268,8 @@ export class KmsService {
 
   // ---- service information ----
 
-  getServiceStatus(): { cmkUserCount: number; cmkLimit: number } {
-    return { cmkUserCount: this.#store.countKeys(), cmkLimit: this.cmkLimit };
+  async getServiceStatus(): Promise<{ cmkUserCount: number; cmkLimit: number }> {
+    return { cmkUserCount: await this.#store.countKeys(), cmkLimit: this.cmkLimit };
   }
 
   listAlgorithms(): { symmetric: { keyUsage: KeyUsage; algorithm: KeySpec }[] } {
@@ -287,19 +290,20 @@ export class KmsService {
     return unixSeconds(this.#clock);
   }
 
-  #keyFor(action: KeyAction, keyId: string): KeyRecord {
-    const key = this.#store.getKey(keyId);
+  async #keyFor(store: StoreOperations, action: KeyAction, keyId: string): Promise<KeyRecord> {
+    const key = await store.getKey(keyId);
     needs(key, "CmkNotFound", `key ${keyId} does not exist`);
     checkKeyState(action, key);
     return key;
   }
 
-  #changeStates(action: "EnableKey" | "DisableKey", keyIds: readonly string[]): void {
-    this.#store.transaction(() => {
-      const keys = keyIds.map((id) => this.#keyFor(action, id));
+  #changeStates(action: "EnableKey" | "DisableKey", keyIds: readonly string[]): Promise<void> {
+    return this.#store.transaction(async (tx) => {
+      const keys: KeyRecord[] = [];
+      for (const id of keyIds) keys.push(await this.#keyFor(tx, action, id));
       for (const key of keys) {
         const state = stateAfter(action, key.state);
-        if (state !== key.state) this.#store.updateKey({ ...key, state });
+        if (state !== key.state) await tx.updateKey({ ...key, state });
       }
     });
   }
@@ -310,8 +314,8 @@ export class KmsService {
     const cacheId = `${keyId}/${version}`;
     const cached = this.#materials.get(cacheId);
     if (cached) return use(cached);
-    const record = this.#store.getKeyVersion(keyId, version);
-    needs(record, "InvalidCiphertext", "the ciphertext names a key version that does not exist");
+    const record = await this.#store.getKeyVersion(keyId, version);
+    needs(record, "InvalidCiphertext", INVALID_CIPHERTEXT);
     const material = await this.#root.unwrap(record.wrappedMaterial, keyMaterialAad(keyId, version));
     this.#materials.set(cacheId, material);
     return use(material);
@@ -331,26 +335,31 @@ export class KmsService {
     try {
       parsed = decodeBlob(bytes);
     } catch (e) {
-      if (e instanceof BlobFormatError) throw new KmsError("InvalidCiphertext", `"CiphertextBlob" is not a valid ciphertext: ${e.message}`);
+      if (e instanceof BlobFormatError) throw new KmsError("InvalidCiphertext", INVALID_CIPHERTEXT);
       throw e;
     }
-    const key = this.#store.getKey(parsed.keyId);
-    // A blob naming an unknown key is indistinguishable from a forged one.
-    needs(key, "InvalidCiphertext", `"CiphertextBlob" is not a valid ciphertext for any key of this service`);
+    const key = await this.#store.getKey(parsed.keyId);
+    needs(key, "InvalidCiphertext", INVALID_CIPHERTEXT);
     checkKeyState(action, key);
     const aead = AEADS[SYMMETRIC_SPECS[key.keySpec].aead];
-    needs(parsed.algorithm === aead.name, "InvalidCiphertext", `"CiphertextBlob" does not match its key's algorithm`);
+    needs(parsed.algorithm === aead.name, "InvalidCiphertext", INVALID_CIPHERTEXT);
     const aad = blobAad(parsed.header, context);
     try {
       const plaintext = await this.#withMaterial(key.keyId, parsed.keyVersion, (material) => aead.decrypt(material, parsed.iv, parsed.ciphertext, parsed.tag, aad));
       return { keyId: key.keyId, keyVersion: parsed.keyVersion, plaintext };
     } catch (e) {
       if (e instanceof CryptoError) {
-        throw new KmsError("InvalidCiphertext", `"CiphertextBlob" could not be decrypted: it was altered, or the encryption context differs`);
+        throw new KmsError("InvalidCiphertext", INVALID_CIPHERTEXT);
       }
       throw e;
     }
   }
+}
+
+/** Throws the lifecycle table's error unless `action` is allowed in the key's current state. */
+export function checkKeyState(action: KeyAction, key: Pick<KeyRecord, "keyId" | "state">): void {
+  const rule = ruleFor(action, key.state);
+  if (rule !== "allow") throw new KmsError(rule, `key ${key.keyId} is ${key.state}: ${action} is not allowed in that state`);
 }
 
 function canonicalEqual(a: EncryptionContext, b: EncryptionContext): boolean {

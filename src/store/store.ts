@@ -1,5 +1,5 @@
-// The persistence port. Implementations: SQLite (embedded default); PostgreSQL later.
-// Every method is one durable transaction unless run inside `transaction()`.
+// The persistence port: asynchronous, so that a networked database (PostgreSQL) can implement it
+// exactly as the embedded SQLite store does.
 
 import type { KeyRecord, KeyState, KeyVersionRecord, Tag } from "../keys/key.js";
 
@@ -29,33 +29,45 @@ export interface KeyListQuery {
   tagFilters?: readonly { key: string; values: readonly string[] }[];
 }
 
-export interface Store {
-  /** Runs `fn` in one transaction; a throw rolls back everything done inside. */
-  transaction<T>(fn: () => T): T;
+/** The reads and writes of the store. Inside `Store.transaction` the same calls run on the transaction. */
+export interface StoreOperations {
+  getMeta(name: string): Promise<string | undefined>;
+  setMeta(name: string, value: string): Promise<void>;
 
-  getMeta(name: string): string | undefined;
-  setMeta(name: string, value: string): void;
-
-  /** Throws `StoreConflictError` when the key id or alias exists. */
-  insertKey(key: KeyRecord, firstVersion: KeyVersionRecord): void;
-  getKey(keyId: string): KeyRecord | undefined;
-  getKeyByAlias(alias: string): KeyRecord | undefined;
+  /** Throws `StoreConflictError` when the key id or alias exists; writes nothing then. */
+  insertKey(key: KeyRecord, firstVersion: KeyVersionRecord): Promise<void>;
+  /** Adds a version to an existing key (rotation, import). Throws `StoreConflictError` ("keyVersion") if it exists. */
+  insertKeyVersion(version: KeyVersionRecord): Promise<void>;
+  getKey(keyId: string): Promise<KeyRecord | undefined>;
+  getKeyByAlias(alias: string): Promise<KeyRecord | undefined>;
   /** Overwrites the mutable fields (alias, description, state, deletionDate, currentVersion, tags). */
-  updateKey(key: KeyRecord): void;
-  listKeys(query: KeyListQuery): { keys: KeyRecord[]; totalCount: number };
-  countKeys(): number;
-  getKeyVersion(keyId: string, version: number): KeyVersionRecord | undefined;
+  updateKey(key: KeyRecord): Promise<void>;
+  listKeys(query: KeyListQuery): Promise<{ keys: KeyRecord[]; totalCount: number }>;
+  countKeys(): Promise<number>;
+  getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined>;
 
-  insertAccessKey(record: AccessKeyRecord): void;
-  getAccessKey(secretId: string): AccessKeyRecord | undefined;
+  insertAccessKey(record: AccessKeyRecord): Promise<void>;
+  getAccessKey(secretId: string): Promise<AccessKeyRecord | undefined>;
+}
 
-  close(): void;
+/**
+ * The persistence port. Every operation is durable once its promise resolves. Implementations:
+ * SQLite (embedded default), PostgreSQL (clusters).
+ */
+export interface Store extends StoreOperations {
+  /**
+   * Runs `fn` in one serializable transaction: every read and write inside goes through `tx`; it
+   * commits when `fn` resolves and rolls back everything when it rejects. Not nestable. Other
+   * callers never see a half-done transaction.
+   */
+  transaction<T>(fn: (tx: StoreOperations) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
 }
 
 export class StoreConflictError extends Error {
   override readonly name = "StoreConflictError";
   constructor(
-    readonly field: "keyId" | "alias" | "secretId",
+    readonly field: "keyId" | "alias" | "secretId" | "keyVersion",
     message: string,
   ) {
     super(message);

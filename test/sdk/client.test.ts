@@ -237,7 +237,7 @@ describe("KmsClient requests", () => {
       const seen = fake.seen.at(-1)!;
       assert.deepEqual(seen.verification.ok && { service: seen.verification.service, signed: seen.verification.signedHeaders }, {
         service: "kms",
-        signed: "content-type;host",
+        signed: "content-type;host;x-tc-action",
       });
       assert.equal(seen.action, "Encrypt");
       assert.equal(seen.body, '{"KeyId":"k1","Plaintext":"aGk=","EncryptionContext":"{\\"a\\":\\"b\\"}"}');
@@ -709,7 +709,8 @@ describe("cross-check with the official tencentcloud-sdk-nodejs client", () => {
       // The official SDK derives the scope's service from the endpoint's first label ("127").
       assert.equal(seenTheirs.verification.service, "127");
       assert.equal(seenMine.verification.service, "kms");
-      assert.equal(seenTheirs.verification.signedHeaders, seenMine.verification.signedHeaders);
+      assert.equal(seenTheirs.verification.signedHeaders, "content-type;host");
+      assert.equal(seenMine.verification.signedHeaders, "content-type;host;x-tc-action");
       assert.equal(seenTheirs.body, seenMine.body);
       for (const header of ["content-type", "x-tc-action", "x-tc-version", "x-tc-region"]) {
         assert.equal(seenMine.headers[header], seenTheirs.headers[header], header);

@@ -2,6 +2,7 @@
 // parameters map onto the service and back onto the wire shapes of kms_models (version 2019-01-18).
 
 import type { KeyRecord, KeyState, KeyUsage, Tag } from "../../keys/key.js";
+import { BLOB_MIN_LENGTH } from "../../keys/blob.js";
 import { KEY_USAGES, SYMMETRIC_KEY_SPECS } from "../../keys/key.js";
 import { SYMMETRIC_SPECS } from "../../keys/specs.js";
 import { KmsError } from "../../service/errors.js";
@@ -26,7 +27,7 @@ import {
 /** Plaintext limit of Encrypt, as Tencent documents it. */
 export const MAX_PLAINTEXT_BYTES = 4096;
 /** Blob header and tag around at most 4096 bytes of plaintext (docs/formats.md). */
-const MAX_BLOB_BYTES = 34 + MAX_PLAINTEXT_BYTES + 16;
+const MAX_BLOB_BYTES = BLOB_MIN_LENGTH + MAX_PLAINTEXT_BYTES;
 const MAX_BATCH = 100;
 
 /** Every key usage Tencent defines; the ones Tresor does not offer yet are refused by name. */
@@ -189,17 +190,17 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
     },
   ),
 
-  DescribeKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, (p, { service }) => ({
-    KeyMetadata: keyMetadata(service.describeKey(p.KeyId)),
+  DescribeKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service }) => ({
+    KeyMetadata: keyMetadata(await service.describeKey(p.KeyId)),
   })),
 
-  DescribeKeys: action({ KeyIds: keyIds(), MemberAccount: memberAccount }, (p, { service }) => {
+  DescribeKeys: action({ KeyIds: keyIds(), MemberAccount: memberAccount }, async (p, { service }) => {
     noDuplicates(p.KeyIds, "KeyIds");
-    return { KeyMetadatas: service.describeKeys(p.KeyIds).map(keyMetadata) };
+    return { KeyMetadatas: (await service.describeKeys(p.KeyIds)).map(keyMetadata) };
   }),
 
-  ListKeys: action(pagingSchema, (p, { service }) => {
-    const { keyIds, totalCount } = service.listKeys({ offset: p.Offset ?? 0, limit: p.Limit ?? 10, role: p.Role ?? 0 });
+  ListKeys: action(pagingSchema, async (p, { service }) => {
+    const { keyIds, totalCount } = await service.listKeys({ offset: p.Offset ?? 0, limit: p.Limit ?? 10, role: p.Role ?? 0 });
     return { Keys: keyIds.map((KeyId) => ({ KeyId })), TotalCount: totalCount };
   }),
 
@@ -214,7 +215,7 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
       TagFilters: optional(array(tagFilter, { max: 10 })),
       MemberAccounts: memberAccount,
     },
-    (p, { service }) => {
+    async (p, { service }) => {
       const input: ListKeyDetailInput = {
         offset: p.Offset ?? 0,
         limit: p.Limit ?? 10,
@@ -234,40 +235,40 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
         input.keyUsages = [usage as KeyUsage];
       }
       if (p.TagFilters) input.tagFilters = p.TagFilters.map((f) => ({ key: f.TagKey, values: f.TagValue ?? [] }));
-      const { keys, totalCount } = service.listKeyDetail(input);
+      const { keys, totalCount } = await service.listKeyDetail(input);
       return { TotalCount: totalCount, KeyMetadatas: keys.map(keyMetadata) };
     },
   ),
 
-  EnableKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, (p, { service }) => {
-    service.enableKey(p.KeyId);
+  EnableKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service }) => {
+    await service.enableKey(p.KeyId);
     return {};
   }),
 
-  DisableKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, (p, { service }) => {
-    service.disableKey(p.KeyId);
+  DisableKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service }) => {
+    await service.disableKey(p.KeyId);
     return {};
   }),
 
-  EnableKeys: action({ KeyIds: keyIds(), MemberAccount: memberAccount }, (p, { service }) => {
+  EnableKeys: action({ KeyIds: keyIds(), MemberAccount: memberAccount }, async (p, { service }) => {
     noDuplicates(p.KeyIds, "KeyIds");
-    service.enableKeys(p.KeyIds);
+    await service.enableKeys(p.KeyIds);
     return {};
   }),
 
-  DisableKeys: action({ KeyIds: keyIds(), MemberAccount: memberAccount }, (p, { service }) => {
+  DisableKeys: action({ KeyIds: keyIds(), MemberAccount: memberAccount }, async (p, { service }) => {
     noDuplicates(p.KeyIds, "KeyIds");
-    service.disableKeys(p.KeyIds);
+    await service.disableKeys(p.KeyIds);
     return {};
   }),
 
-  UpdateAlias: action({ Alias: alias(), KeyId: keyId(), MemberAccount: memberAccount }, (p, { service }) => {
-    service.updateAlias(p.KeyId, p.Alias);
+  UpdateAlias: action({ Alias: alias(), KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service }) => {
+    await service.updateAlias(p.KeyId, p.Alias);
     return {};
   }),
 
-  UpdateKeyDescription: action({ Description: description(1024), KeyId: keyId(), MemberAccount: memberAccount }, (p, { service }) => {
-    service.updateKeyDescription(p.KeyId, p.Description);
+  UpdateKeyDescription: action({ Description: description(1024), KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service }) => {
+    await service.updateKeyDescription(p.KeyId, p.Description);
     return {};
   }),
 
@@ -330,13 +331,14 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
       EncryptionContext: optional(encryptionContext()),
       EncryptionPublicKey: publicKeyWrap,
       EncryptionAlgorithm: publicKeyWrap,
-      IsHostedByKms: optional(integerOneOf([0])),
+      IsHostedByKms: optional(integerOneOf([0, 1])),
       DataKeyName: unsupported("hosted data keys are not offered"),
       Description: unsupported("hosted data keys are not offered"),
       Tags: unsupported("hosted data keys are not offered"),
       HsmClusterId: hsmClusterId,
     },
     async (p, { service }) => {
+      if (p.IsHostedByKms === 1) throw new KmsError("UnsupportedOperation", `"IsHostedByKms" 1 is not supported: hosted data keys are not offered`);
       // Tencent: NumberOfBytes wins when both are given.
       const length = p.NumberOfBytes ?? (p.KeySpec === "AES_128" ? 16 : p.KeySpec === "AES_256" ? 32 : undefined);
       if (length === undefined) throw new KmsError("MissingParameter", `one of "KeySpec" and "NumberOfBytes" is required`);
@@ -358,8 +360,8 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
     }
   }),
 
-  GetServiceStatus: action({}, (_p, { service }) => {
-    const { cmkUserCount, cmkLimit } = service.getServiceStatus();
+  GetServiceStatus: action({}, async (_p, { service }) => {
+    const { cmkUserCount, cmkLimit } = await service.getServiceStatus();
     return {
       ServiceEnabled: true,
       InvalidType: 1,

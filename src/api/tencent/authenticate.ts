@@ -61,7 +61,8 @@ export class Tc3Authenticator {
     );
 
     const timestampText = header(req, "x-tc-timestamp");
-    needs(timestampText && /^\d{1,12}$/.test(timestampText), "MissingParameter", `the "X-TC-Timestamp" header must be unix seconds`);
+    needs(timestampText, "MissingParameter", `the "X-TC-Timestamp" header is required`);
+    needs(/^\d{1,12}$/.test(timestampText), "InvalidParameter", `the "X-TC-Timestamp" header must be unix seconds`);
     const timestamp = Number(timestampText);
     needs(Math.abs(this.nowSeconds() - timestamp) <= MAX_CLOCK_SKEW_SECONDS, "SignatureExpire", `"X-TC-Timestamp" is more than 5 minutes away from the server's time`);
     needs(auth.date === tc3Date(timestamp), "SignatureFailure", `the credential scope's date does not match "X-TC-Timestamp"`);
@@ -69,7 +70,7 @@ export class Tc3Authenticator {
     const token = header(req, "x-tc-token");
     needs(!token, "TokenFailure", `"X-TC-Token": temporary credentials are not supported yet`);
 
-    const accessKey = this.service.resolveAccessKey(auth.secretId);
+    const accessKey = await this.service.resolveAccessKey(auth.secretId);
     needs(accessKey, "SecretIdNotFound", `the SecretId is unknown or inactive`);
 
     const headers: Record<string, string> = {};

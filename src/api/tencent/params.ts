@@ -51,6 +51,9 @@ function typeError(name: string, expected: string): KmsError {
   return new KmsError("InvalidParameter", `"${name}" must be ${expected}`);
 }
 
+/** A UTF-16 surrogate without its pair: not a character, and not storable as UTF-8. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 export interface StringOptions {
   min?: number;
   max: number;
@@ -64,6 +67,7 @@ export interface StringOptions {
 export function string(options: StringOptions): Required<string> {
   return required((value, name) => {
     if (typeof value !== "string") throw typeError(name, "a string");
+    if (LONE_SURROGATE.test(value)) throw new KmsError("InvalidParameterValue", `"${name}" must be well-formed Unicode`);
     const length = options.bytes ? Buffer.byteLength(value, "utf8") : value.length;
     const unit = options.bytes ? "bytes" : "characters";
     const code = options.code ?? "InvalidParameterValue";

@@ -1,0 +1,13 @@
+// Schema migrations, oldest first. A migration, once released, never changes: fix forward with
+// a new one. Versions start at 1 and increase by one; the SQLite store records each applied
+// version in `schema_migrations` and refuses a database newer than the last entry here.
+
+import { initial } from "./001-initial.js";
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = Object.freeze([initial]);

@@ -1,0 +1,145 @@
+// The import direction of DESIGN.md ("Layers"), checked on the source: reads every src/**/*.ts
+// file's import and export-from lines and fails when a lower layer imports a higher one.
+//
+//   crypto < keys, policy, audit, rootkey, store < service < api < composition root < cli
+//
+// - sdk may import only crypto and sdk; only cli and sdk may import sdk.
+// - Nothing but cli imports cli.
+// - The composition root is the top-level src/config.ts and src/data-dir.ts: they wire the layers
+//   together, so they may import any layer below cli, and each other; only cli imports them.
+// - Layers of the same rank may import each other (store uses the key types of keys).
+// Not checked: DESIGN's "never reaches around the one below" (api imports keys' types today).
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+// From dist/test/architecture/ up to the repository root.
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+const SRC = path.join(ROOT, "src");
+
+const RANKS: Readonly<Record<string, number>> = {
+  crypto: 0,
+  keys: 1,
+  policy: 1,
+  audit: 1,
+  rootkey: 1,
+  store: 1,
+  service: 2,
+  api: 3,
+  "composition-root": 4,
+  cli: 5,
+};
+const COMPOSITION_ROOT = new Set(["config.ts", "data-dir.ts"]);
+
+/**
+ * Violations present in the tree, each reported to be fixed in src/. Listed so that the check
+ * guards everything else meanwhile; the last test fails once an entry is fixed, so the list only
+ * shrinks. Never add to it to make a new violation pass.
+ */
+const KNOWN_VIOLATIONS: ReadonlySet<string> = new Set<string>([]);
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) return sourceFiles(full);
+    return entry.isFile() && entry.name.endsWith(".ts") && !entry.name.endsWith(".d.ts") ? [full] : [];
+  });
+}
+
+/** The layer of a file under src/: its top folder, or the composition root. */
+function layerOf(file: string): string {
+  const parts = path.relative(SRC, file).split(path.sep);
+  if (parts.length === 1) {
+    if (COMPOSITION_ROOT.has(parts[0]!)) return "composition-root";
+    throw new Error(`src/${parts[0]} is a top-level file outside the composition root: place it in a layer`);
+  }
+  const layer = parts[0]!;
+  if (layer !== "sdk" && !(layer in RANKS)) throw new Error(`src/${layer}/ is not a layer of DESIGN.md: add it to this test`);
+  return layer;
+}
+
+/** Module specifiers of static imports, export-from lines, side-effect and dynamic imports. */
+function specifiers(text: string): string[] {
+  const code = text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+  const patterns = [
+    /^\s*(?:import|export)\b[^;]*?\bfrom\s*["']([^"']+)["']/gm,
+    /^\s*import\s*["']([^"']+)["']/gm,
+    /\bimport\(\s*["']([^"']+)["']\s*\)/g,
+  ];
+  return patterns.flatMap((p) => [...code.matchAll(p)].map((m) => m[1]!));
+}
+
+function allowed(from: string, to: string): boolean {
+  if (from === to) return true;
+  if (to === "sdk") return from === "cli";
+  if (from === "sdk") return to === "crypto";
+  if (to === "cli") return false;
+  if (to === "composition-root") return from === "cli";
+  return RANKS[to]! <= RANKS[from]!;
+}
+
+interface Edge {
+  from: string;
+  to: string;
+  label: string;
+}
+
+function edges(): Edge[] {
+  const out: Edge[] = [];
+  for (const file of sourceFiles(SRC)) {
+    const from = layerOf(file);
+    for (const spec of specifiers(readFileSync(file, "utf8"))) {
+      if (!spec.startsWith(".")) continue; // packages and node: built-ins
+      const target = path.resolve(path.dirname(file), spec).replace(/\.js$/, ".ts");
+      const rel = (p: string) => path.relative(ROOT, p).split(path.sep).join("/");
+      assert.ok(existsSync(target), `${rel(file)} imports ${spec}, which is not a file under src/`);
+      assert.ok(!path.relative(SRC, target).startsWith(".."), `${rel(file)} imports ${spec}, outside src/`);
+      out.push({ from, to: layerOf(target), label: `${rel(file)} -> ${rel(target)}` });
+    }
+  }
+  return out;
+}
+
+describe("import direction (DESIGN.md, Layers)", () => {
+  const all = edges();
+
+  it("finds the source tree and its imports", () => {
+    assert.ok(all.length > 20, `only ${all.length} imports found under ${SRC}`);
+  });
+
+  it("has no layer importing a higher one", (t) => {
+    const bad = all.filter((e) => !allowed(e.from, e.to) && !KNOWN_VIOLATIONS.has(e.label));
+    for (const label of KNOWN_VIOLATIONS) t.diagnostic(`known violation, to be fixed in src/: ${label}`);
+    assert.deepEqual(
+      bad.map((e) => `${e.label} (${e.from} may not import ${e.to})`),
+      [],
+    );
+  });
+
+  it("lists as known only violations that still exist", () => {
+    const present = new Set(all.filter((e) => !allowed(e.from, e.to)).map((e) => e.label));
+    assert.deepEqual(
+      [...KNOWN_VIOLATIONS].filter((label) => !present.has(label)),
+      [],
+      "fixed: remove these from KNOWN_VIOLATIONS",
+    );
+  });
+
+  it("applies the rules it states", () => {
+    assert.equal(allowed("keys", "service"), false);
+    assert.equal(allowed("service", "api"), false);
+    assert.equal(allowed("api", "cli"), false);
+    assert.equal(allowed("api", "composition-root"), false);
+    assert.equal(allowed("sdk", "service"), false);
+    assert.equal(allowed("api", "sdk"), false);
+    assert.equal(allowed("cli", "sdk"), true);
+    assert.equal(allowed("sdk", "crypto"), true);
+    assert.equal(allowed("store", "keys"), true);
+    assert.equal(allowed("composition-root", "composition-root"), true);
+    assert.equal(allowed("composition-root", "service"), true);
+    assert.equal(allowed("cli", "composition-root"), true);
+    assert.equal(allowed("service", "crypto"), true);
+  });
+});

@@ -1,0 +1,199 @@
+// The lifecycle table, walked row by row against the real service: for every action and every key
+// state, an allowed action succeeds and leaves the key in the row's state; a forbidden one fails
+// with exactly the table's error and changes nothing. Then the rules the design and Tencent's
+// documentation state, checked independently of the table.
+
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { KEY_STATES, type KeyRecord, type KeyState } from "../../src/keys/key.js";
+import { LIFECYCLE, lifecycleMarkdown, ruleFor, stateAfter, type KeyAction, type LifecycleRow } from "../../src/keys/lifecycle.js";
+import { ERROR_CODES, KmsError } from "../../src/service/errors.js";
+import { checkKeyState } from "../../src/service/kms-service.js";
+import { kmsError, openService, type ServiceFixture } from "../service/fixture.js";
+
+let f: ServiceFixture;
+/** An Enabled key used as the other side of ReEncrypt. */
+let partner: KeyRecord;
+let partnerBlob: Buffer;
+
+before(async () => {
+  f = await openService();
+  partner = await f.createKey({ alias: "partner" });
+  partnerBlob = (await f.service.encrypt(partner.keyId, Buffer.from("partner data"), {})).blob;
+});
+
+after(async () => {
+  await f.close();
+});
+
+interface Subject {
+  key: KeyRecord;
+  /** A blob made under the key while it was Enabled. */
+  blob: Buffer;
+}
+
+/** How to perform each action of the table on a key. */
+const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
+  DescribeKey: async ({ key }) => f.service.describeKey(key.keyId),
+  Encrypt: async ({ key }) => f.service.encrypt(key.keyId, Buffer.from("data"), {}),
+  GenerateDataKey: async ({ key }) => f.service.generateDataKey(key.keyId, 32, {}),
+  Decrypt: async ({ blob }) => f.service.decrypt(blob, {}),
+  ReEncryptSource: async ({ blob }) => f.service.reEncrypt({ blob, destinationKeyId: partner.keyId, sourceContext: {}, destinationContext: {} }),
+  ReEncryptDestination: async ({ key }) => f.service.reEncrypt({ blob: partnerBlob, destinationKeyId: key.keyId, sourceContext: {}, destinationContext: {} }),
+  EnableKey: async ({ key }) => f.service.enableKey(key.keyId),
+  DisableKey: async ({ key }) => f.service.disableKey(key.keyId),
+  UpdateAlias: async ({ key }) => f.service.updateAlias(key.keyId, `${key.alias}-renamed`),
+  UpdateKeyDescription: async ({ key }) => f.service.updateKeyDescription(key.keyId, "described again"),
+};
+
+async function subjectIn(state: KeyState): Promise<Subject> {
+  const key = await f.createKey();
+  const blob = (await f.service.encrypt(key.keyId, Buffer.from("made while enabled"), {})).blob;
+  return { key: state === "Enabled" ? key : await f.setState(key.keyId, state), blob };
+}
+
+const rows = Object.entries(LIFECYCLE) as [KeyAction, LifecycleRow][];
+
+describe("LIFECYCLE against the service", () => {
+  it("has a driver for every action in the table", () => {
+    assert.deepEqual(
+      rows.map(([action]) => action).filter((a) => !Object.hasOwn(drivers, a)),
+      [],
+    );
+  });
+
+  for (const [action, row] of rows) {
+    describe(action, () => {
+      for (const state of KEY_STATES) {
+        const rule = row.rules[state];
+        const expected = rule === "allow" ? `succeeds${row.to ? ` and leaves it ${row.to}` : ""}` : `fails with ${rule}`;
+        it(`on a ${state} key ${expected}`, async () => {
+          const drive = drivers[action];
+          assert.ok(drive, `no driver for ${action}`);
+          const subject = await subjectIn(state);
+          const before = await f.store.getKey(subject.key.keyId);
+          assert.equal(before?.state, state);
+          if (rule === "allow") {
+            await drive(subject);
+            const after = await f.store.getKey(subject.key.keyId);
+            assert.equal(after?.state, row.to ?? state);
+          } else {
+            await assert.rejects(drive(subject), kmsError(rule));
+            assert.deepEqual(await f.store.getKey(subject.key.keyId), before, "a refused action changed the key");
+          }
+          // The partner is never touched by the subject's failures.
+          assert.equal((await f.store.getKey(partner.keyId))?.state, "Enabled");
+        });
+      }
+    });
+  }
+});
+
+describe("the rules the design and Tencent's documentation state", () => {
+  const rule = (action: KeyAction, state: KeyState) => LIFECYCLE[action].rules[state];
+
+  it("every key can be described in every state", () => {
+    for (const state of KEY_STATES) assert.equal(rule("DescribeKey", state), "allow");
+  });
+
+  it("only Enabled keys encrypt; Archived keys refuse with CmkArchived, Disabled with CmkDisabled", () => {
+    for (const action of ["Encrypt", "GenerateDataKey", "ReEncryptDestination"] as const) {
+      assert.equal(rule(action, "Enabled"), "allow");
+      assert.equal(rule(action, "Archived"), "CmkArchived");
+      assert.equal(rule(action, "Disabled"), "CmkDisabled");
+      assert.notEqual(rule(action, "PendingDelete"), "allow");
+      assert.notEqual(rule(action, "PendingImport"), "allow");
+    }
+  });
+
+  it("Enabled and Archived keys decrypt; Disabled and PendingDelete keys do not", () => {
+    for (const action of ["Decrypt", "ReEncryptSource"] as const) {
+      assert.equal(rule(action, "Enabled"), "allow");
+      assert.equal(rule(action, "Archived"), "allow");
+      assert.equal(rule(action, "Disabled"), "CmkDisabled");
+      assert.notEqual(rule(action, "PendingDelete"), "allow");
+      assert.notEqual(rule(action, "PendingImport"), "allow");
+    }
+  });
+
+  it("UpdateAlias and UpdateKeyDescription are refused while PendingDelete", () => {
+    assert.notEqual(rule("UpdateAlias", "PendingDelete"), "allow");
+    assert.notEqual(rule("UpdateKeyDescription", "PendingDelete"), "allow");
+    assert.equal(rule("UpdateAlias", "Enabled"), "allow");
+    assert.equal(rule("UpdateKeyDescription", "Disabled"), "allow");
+  });
+
+  it("EnableKey and DisableKey switch between Enabled and Disabled", () => {
+    assert.equal(stateAfter("EnableKey", "Disabled"), "Enabled");
+    assert.equal(stateAfter("DisableKey", "Enabled"), "Disabled");
+    assert.equal(stateAfter("EnableKey", "Enabled"), "Enabled");
+    assert.equal(stateAfter("DisableKey", "Disabled"), "Disabled");
+  });
+
+  it("every refusal is a code of the error registry", () => {
+    for (const [action, row] of rows) {
+      for (const state of KEY_STATES) {
+        const r = row.rules[state];
+        assert.ok(r === "allow" || Object.hasOwn(ERROR_CODES, r), `${action} in ${state}: ${r}`);
+        if (r !== "allow") assert.match(ERROR_CODES[r].tencent, /^ResourceUnavailable\./, `${action} in ${state}: ${r}`);
+      }
+    }
+  });
+});
+
+describe("ruleFor, checkKeyState and stateAfter", () => {
+  it("ruleFor reads the table", () => {
+    for (const [action, row] of rows) {
+      for (const state of KEY_STATES) assert.equal(ruleFor(action, state), row.rules[state], `${action} in ${state}`);
+    }
+  });
+
+  it("throw exactly the table's error, naming the key, its state and the action", () => {
+    const keyId = "11111111-2222-4333-8444-555555555555";
+    for (const [action, row] of rows) {
+      for (const state of KEY_STATES) {
+        const r = row.rules[state];
+        if (r === "allow") {
+          assert.doesNotThrow(() => checkKeyState(action, { keyId, state }));
+          continue;
+        }
+        assert.throws(
+          () => checkKeyState(action, { keyId, state }),
+          (e: unknown) => e instanceof KmsError && e.code === r && e.message.includes(keyId) && e.message.includes(state) && e.message.includes(action),
+        );
+      }
+    }
+  });
+
+  it("stateAfter gives the row's state, or the current one when the row has none", () => {
+    for (const [action, row] of rows) {
+      for (const state of KEY_STATES) assert.equal(stateAfter(action, state), row.to ?? state, `${action} from ${state}`);
+    }
+  });
+});
+
+describe("lifecycleMarkdown", () => {
+  const lines = lifecycleMarkdown().split("\n");
+
+  it("has a header, a rule line and one row per action", () => {
+    assert.equal(lines.length, 2 + rows.length);
+    assert.equal(lines[0], `| action | ${KEY_STATES.join(" | ")} | resulting state |`);
+    for (const [action] of rows) {
+      assert.equal(lines.filter((l) => l.startsWith(`| ${action} |`)).length, 1, action);
+    }
+  });
+
+  it("prints every cell as the table says", () => {
+    for (const [action, row] of rows) {
+      const line = lines.find((l) => l.startsWith(`| ${action} |`));
+      assert.ok(line);
+      const cells = line.split("|").slice(1, -1).map((c) => c.trim());
+      assert.equal(cells.length, KEY_STATES.length + 2);
+      KEY_STATES.forEach((state, i) => {
+        const r = row.rules[state];
+        assert.equal(cells[i + 1], r === "allow" ? "yes" : `no: ${r}`, `${action} / ${state}`);
+      });
+      assert.equal(cells.at(-1), row.to ?? "unchanged");
+    }
+  });
+});

@@ -1,0 +1,487 @@
+// SqliteStore: the shared Store contract, plus migrations, file mode, pragmas, crash durability and
+// how transactions share the one connection (queueing, nesting, close).
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import { MIGRATIONS, type Migration } from "../../src/store/migrations/index.js";
+import { applyMigrations, SqliteStore } from "../../src/store/sqlite.js";
+import { StoreConflictError, type StoreOperations } from "../../src/store/store.js";
+import { deferred, makeKey, storeContract, ticks, versionOf } from "./store-contract.js";
+
+async function tempDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), "tresor-sqlite-"));
+}
+
+storeContract("SqliteStore (file)", async () => {
+  const dir = await tempDir();
+  const path = join(dir, "tresor.db");
+  let store = SqliteStore.open(path);
+  return {
+    store,
+    reopen: async () => {
+      await store.close();
+      store = SqliteStore.open(path);
+      return store;
+    },
+    cleanup: async () => {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+storeContract("SqliteStore (:memory:)", async () => {
+  const store = SqliteStore.open(":memory:");
+  return { store, cleanup: () => store.close() };
+});
+
+/** A direct connection for looking at what the store wrote; closed by the caller. */
+function raw(path: string): Database.Database {
+  return new Database(path);
+}
+
+function recordedMigrations(path: string): { version: number; name: string; applied_at: number }[] {
+  const db = raw(path);
+  try {
+    return db.prepare<[], { version: number; name: string; applied_at: number }>("SELECT version, name, applied_at FROM schema_migrations ORDER BY version").all();
+  } finally {
+    db.close();
+  }
+}
+
+describe("SqliteStore", () => {
+  let dir = "";
+  let n = 0;
+  const freshPath = () => join(dir, `db-${++n}.sqlite`);
+  before(async () => {
+    dir = await tempDir();
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  describe("migrations", () => {
+    it("are numbered 1, 2, … and start with 001-initial", () => {
+      assert.ok(MIGRATIONS.length >= 1);
+      assert.equal(MIGRATIONS[0]?.name, "001-initial");
+      MIGRATIONS.forEach((m, i) => {
+        assert.equal(m.version, i + 1);
+        assert.ok(m.name.startsWith(String(m.version).padStart(3, "0") + "-"), m.name);
+      });
+    });
+
+    it("are recorded once, and reopening applies nothing again", async () => {
+      const path = freshPath();
+      const store = SqliteStore.open(path);
+      assert.equal(store.diagnostics().schemaVersion, MIGRATIONS.length);
+      const key = makeKey();
+      await store.insertKey(key, versionOf(key));
+      await store.close();
+      const first = recordedMigrations(path);
+      assert.deepEqual(
+        first.map(({ version, name }) => ({ version, name })),
+        MIGRATIONS.map(({ version, name }) => ({ version, name })),
+      );
+
+      for (let i = 0; i < 2; i++) {
+        const again = SqliteStore.open(path);
+        assert.equal((await again.getKey(key.keyId))?.alias, key.alias);
+        await again.close();
+      }
+      assert.deepEqual(recordedMigrations(path), first, "no migration was applied or recorded twice");
+    });
+
+    it("refuses a database whose schema is newer than this code, changing nothing", async () => {
+      const path = freshPath();
+      await SqliteStore.open(path).close();
+      const db = raw(path);
+      const future = MIGRATIONS.length + 1;
+      db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, 0)").run(future, "999-from-the-future");
+      db.close();
+      const before = recordedMigrations(path);
+      assert.throws(
+        () => SqliteStore.open(path),
+        (err: Error) => {
+          assert.match(err.message, new RegExp(`schema version is ${future}, newer than this Tresor knows \\(${MIGRATIONS.length}\\)`));
+          assert.ok(err.message.includes(path));
+          return true;
+        },
+      );
+      assert.deepEqual(recordedMigrations(path), before);
+    });
+
+    it("refuses a database whose recorded migrations differ from this code's", async () => {
+      const path = freshPath();
+      await SqliteStore.open(path).close();
+      const db = raw(path);
+      db.prepare("UPDATE schema_migrations SET name = 'something-else' WHERE version = 1").run();
+      db.close();
+      assert.throws(() => SqliteStore.open(path), /does not match/);
+    });
+
+    it("apply each in one transaction: a failing migration leaves no trace and can be retried", () => {
+      const db = raw(":memory:");
+      try {
+        const broken: Migration = { version: 2, name: "002-broken", sql: "CREATE TABLE t2 (x); INSERT INTO no_such_table VALUES (1);" };
+        assert.throws(() => applyMigrations(db, [MIGRATIONS[0]!, broken], "test"), /no_such_table/);
+        const versions = () => db.prepare<[], { version: number }>("SELECT version FROM schema_migrations").all().map((r) => r.version);
+        assert.deepEqual(versions(), [1], "the first migration stays applied");
+        const hasT2 = () => db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 't2'").get() !== undefined;
+        assert.equal(hasT2(), false, "the half-done migration was rolled back");
+
+        const fixed: Migration = { version: 2, name: "002-broken", sql: "CREATE TABLE t2 (x);" };
+        applyMigrations(db, [MIGRATIONS[0]!, fixed], "test");
+        assert.deepEqual(versions(), [1, 2]);
+        assert.equal(hasT2(), true);
+      } finally {
+        db.close();
+      }
+    });
+
+    it("refuses a list of migrations that is out of order", () => {
+      const db = raw(":memory:");
+      try {
+        assert.throws(() => applyMigrations(db, [{ version: 2, name: "002-x", sql: "" }], "test"), /expected 1/);
+      } finally {
+        db.close();
+      }
+    });
+  });
+
+  it("creates the database (and its WAL) with mode 0600, even under a permissive umask", async () => {
+    const path = freshPath();
+    const previous = process.umask(0);
+    let store: SqliteStore;
+    try {
+      store = SqliteStore.open(path);
+      const key = makeKey();
+      await store.insertKey(key, versionOf(key));
+    } finally {
+      process.umask(previous);
+    }
+    assert.equal((await stat(path)).mode & 0o777, 0o600);
+    assert.equal((await stat(`${path}-wal`)).mode & 0o777, 0o600);
+    await store.close();
+  });
+
+  it("runs with WAL, synchronous=FULL, foreign keys and a 5 s busy timeout", async () => {
+    const store = SqliteStore.open(freshPath());
+    assert.deepEqual(store.diagnostics(), {
+      journalMode: "wal",
+      synchronous: 2,
+      foreignKeys: 1,
+      busyTimeout: 5000,
+      schemaVersion: MIGRATIONS.length,
+    });
+    await store.close();
+  });
+
+  it("prepares its statements once, when opened", async () => {
+    const store = SqliteStore.open(freshPath());
+    const prepare = Database.prototype.prepare;
+    let prepared = 0;
+    Database.prototype.prepare = function (this: Database.Database, source: string) {
+      prepared++;
+      return prepare.call(this, source);
+    } as typeof prepare;
+    try {
+      const key = makeKey({ tags: [{ key: "t", value: "v" }] });
+      await store.transaction(async (tx) => {
+        await tx.insertKey(key, versionOf(key));
+        await tx.insertKeyVersion(versionOf(key, 2));
+      });
+      await assert.rejects(store.transaction(async () => Promise.reject(new Error("roll back"))));
+      await store.updateKey({ ...key, description: "changed" });
+      await store.insertKeyVersion(versionOf(key, 3));
+      await store.getKey(key.keyId);
+      await store.getKeyByAlias(key.alias);
+      await store.getKeyVersion(key.keyId, 1);
+      await store.listKeys({ offset: 0, limit: 5, order: "asc", states: ["Enabled"], search: "a", tagFilters: [{ key: "t", values: ["v"] }] });
+      await store.listKeys({ offset: 0, limit: 5, order: "desc" });
+      await store.countKeys();
+      await store.setMeta("a", "b");
+      await store.getMeta("a");
+      await store.insertAccessKey({ secretId: "AKID", wrappedSecret: Buffer.from("s"), uin: "1", status: "Active", createTime: 1 });
+      await store.getAccessKey("AKID");
+    } finally {
+      Database.prototype.prepare = prepare;
+    }
+    assert.equal(prepared, 0);
+    await store.close();
+  });
+
+  it("shares one file between two connections, conflicts included", async () => {
+    const path = freshPath();
+    const a = SqliteStore.open(path);
+    const b = SqliteStore.open(path);
+    try {
+      const key = makeKey();
+      await a.insertKey(key, versionOf(key));
+      assert.equal((await b.getKey(key.keyId))?.alias, key.alias);
+      const clash = makeKey({ alias: key.alias });
+      await assert.rejects(b.insertKey(clash, versionOf(clash)), (err) => err instanceof StoreConflictError && err.field === "alias");
+      await b.transaction((tx) => tx.setMeta("from-b", "1"));
+      assert.equal(await a.getMeta("from-b"), "1");
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  describe("transactions on the one connection", () => {
+    it("run a call on the store at once, inside the call, when no transaction is open", async () => {
+      const path = freshPath();
+      const store = SqliteStore.open(path);
+      const key = makeKey();
+      const pending = store.insertKey(key, versionOf(key));
+      // Not awaited yet: another connection already sees the committed row.
+      const db = raw(path);
+      assert.equal(db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM keys WHERE key_id = ?").get(key.keyId)?.n, 1);
+      db.close();
+      await pending;
+      await store.close();
+    });
+
+    it("queue calls on the store behind an open transaction, in order, and run them after it commits", async () => {
+      const store = SqliteStore.open(":memory:");
+      const inside = makeKey({ description: "draft" });
+      const outside = makeKey();
+      const halfway = deferred();
+      const proceed = deferred();
+      const order: string[] = [];
+      const running = store.transaction(async (tx) => {
+        await tx.insertKey(inside, versionOf(inside));
+        halfway.resolve();
+        await proceed.promise;
+        // The write queued meanwhile has not landed inside this transaction.
+        assert.equal(await tx.countKeys(), 1);
+        assert.equal(await tx.getKey(outside.keyId), undefined);
+        await tx.updateKey({ ...inside, description: "final" });
+        order.push("transaction");
+      });
+      await halfway.promise;
+      // Settling order would say little (each .then adds turns); what each call saw shows the order they ran in.
+      const settled: string[] = [];
+      const read = store.getKey(inside.keyId);
+      const write = store.insertKey(outside, versionOf(outside));
+      const update = store.updateKey({ ...inside, description: "after" });
+      const second = store.transaction(async (tx) => ({ count: await tx.countKeys(), description: (await tx.getKey(inside.keyId))?.description }));
+      for (const [name, p] of [["read", read], ["write", write], ["update", update], ["second", second]] as const) {
+        void p.then(() => settled.push(name));
+      }
+      await ticks(5);
+      assert.deepEqual(order, [], "the transaction is still open");
+      assert.deepEqual(settled, [], "nothing queued ran while the transaction was open");
+      proceed.resolve();
+      await running;
+      assert.equal((await read)?.description, "final", "the queued read sees the committed state, and ran before the update queued after it");
+      await write;
+      await update;
+      assert.deepEqual(await second, { count: 2, description: "after" }, "the second transaction ran after everything queued before it");
+      assert.deepEqual(order, ["transaction"]);
+      await store.close();
+    });
+
+    it("let the queue go on after a transaction rolls back", async () => {
+      const store = SqliteStore.open(":memory:");
+      const key = makeKey();
+      const halfway = deferred();
+      const running = store.transaction(async (tx) => {
+        await tx.insertKey(key, versionOf(key));
+        halfway.resolve();
+        await ticks(2);
+        throw new Error("give up");
+      });
+      await halfway.promise;
+      const read = store.getKey(key.keyId);
+      await assert.rejects(running, /give up/);
+      assert.equal(await read, undefined);
+      await store.insertKey(key, versionOf(key));
+      assert.equal(await store.countKeys(), 1);
+      await store.close();
+    });
+
+    it("reject a call on the store itself from inside its own transaction instead of deadlocking", async () => {
+      const store = SqliteStore.open(":memory:");
+      const key = makeKey();
+      await store.transaction(async (tx) => {
+        await tx.insertKey(key, versionOf(key));
+        await assert.rejects(store.getKey(key.keyId), /from inside one of its transactions/);
+        await assert.rejects(store.setMeta("x", "y"), /through its tx/);
+        await assert.rejects(store.transaction(async () => 1), /not nestable/);
+        await assert.rejects(store.close(), /inside a transaction/);
+        // Also from work the function starts without awaiting it directly.
+        await Promise.all([Promise.resolve().then(() => assert.rejects(store.countKeys(), /not nestable/))]);
+      });
+      assert.equal((await store.getKey(key.keyId))?.alias, key.alias);
+      assert.equal(await store.getMeta("x"), undefined);
+      await store.close();
+    });
+
+    it("keep a transaction usable after a conflict caught inside it, with nothing of the failed insert", async () => {
+      const store = SqliteStore.open(":memory:");
+      const a = makeKey();
+      await store.insertKey(a, versionOf(a));
+      const b = makeKey({ alias: a.alias, tags: [{ key: "t", value: "v" }] });
+      const c = makeKey();
+      await store.transaction(async (tx) => {
+        await assert.rejects(tx.insertKey(b, versionOf(b)), (err) => err instanceof StoreConflictError && err.field === "alias");
+        await tx.insertKey(c, versionOf(c));
+      });
+      assert.equal(await store.getKey(b.keyId), undefined);
+      assert.equal(await store.getKeyVersion(b.keyId, 1), undefined);
+      assert.equal((await store.listKeys({ offset: 0, limit: 10, order: "desc", tagFilters: [{ key: "t", values: ["v"] }] })).totalCount, 0);
+      assert.equal((await store.getKey(c.keyId))?.alias, c.alias);
+      await store.close();
+    });
+
+    it("roll back when the function throws synchronously or returns a non-promise", async () => {
+      const store = SqliteStore.open(":memory:");
+      const key = makeKey();
+      await assert.rejects(
+        store.transaction(((tx: StoreOperations) => {
+          void tx.insertKey(key, versionOf(key));
+          throw new Error("sync throw");
+        }) as unknown as (tx: StoreOperations) => Promise<void>),
+        /sync throw/,
+      );
+      assert.equal(await store.getKey(key.keyId), undefined);
+      assert.equal(await store.transaction((() => 7) as unknown as () => Promise<number>), 7);
+      await store.close();
+    });
+  });
+
+  describe("close", () => {
+    it("checkpoints the WAL, is idempotent, and refuses every call afterwards", async () => {
+      const path = freshPath();
+      const store = SqliteStore.open(path);
+      const key = makeKey();
+      await store.insertKey(key, versionOf(key));
+      assert.ok(existsSync(`${path}-wal`));
+      const first = store.close();
+      assert.equal(store.close(), first, "a second close returns the same promise");
+      await first;
+      await store.close();
+      assert.equal(existsSync(`${path}-wal`), false, "the WAL was checkpointed into the database and removed");
+      const db = raw(path);
+      assert.equal(db.prepare<[], { n: number }>("SELECT count(*) AS n FROM keys").get()?.n, 1);
+      db.close();
+
+      const calls: [string, () => Promise<unknown>][] = [
+        ["transaction", () => store.transaction(async () => 1)],
+        ["getMeta", () => store.getMeta("x")],
+        ["setMeta", () => store.setMeta("x", "y")],
+        ["insertKey", () => store.insertKey(makeKey(), versionOf(key))],
+        ["insertKeyVersion", () => store.insertKeyVersion(versionOf(key, 2))],
+        ["getKey", () => store.getKey(key.keyId)],
+        ["getKeyByAlias", () => store.getKeyByAlias(key.alias)],
+        ["updateKey", () => store.updateKey(key)],
+        ["listKeys", () => store.listKeys({ offset: 0, limit: 1, order: "desc" })],
+        ["countKeys", () => store.countKeys()],
+        ["getKeyVersion", () => store.getKeyVersion(key.keyId, 1)],
+        ["insertAccessKey", () => store.insertAccessKey({ secretId: "s", wrappedSecret: Buffer.alloc(1), uin: "1", status: "Active", createTime: 1 })],
+        ["getAccessKey", () => store.getAccessKey("s")],
+      ];
+      for (const [name, call] of calls) await assert.rejects(call(), /is closed/, name);
+      assert.throws(() => store.diagnostics(), /is closed/);
+    });
+
+    it("lets calls queued before it finish, and refuses calls made after it began", async () => {
+      const path = freshPath();
+      const store = SqliteStore.open(path);
+      const key = makeKey();
+      const later = makeKey();
+      const halfway = deferred();
+      const proceed = deferred();
+      const running = store.transaction(async (tx) => {
+        halfway.resolve();
+        await proceed.promise;
+        await tx.insertKey(key, versionOf(key));
+      });
+      await halfway.promise;
+      const queued = store.setMeta("queued", "1");
+      const closing = store.close();
+      await assert.rejects(store.insertKey(later, versionOf(later)), /is closed/);
+      await assert.rejects(store.transaction(async () => 1), /is closed/);
+      proceed.resolve();
+      await running;
+      await queued;
+      await closing;
+      const again = SqliteStore.open(path);
+      assert.equal((await again.getKey(key.keyId))?.alias, key.alias);
+      assert.equal(await again.getMeta("queued"), "1");
+      assert.equal(await again.getKey(later.keyId), undefined);
+      await again.close();
+    });
+  });
+
+  it("rejects a negative or fractional offset or limit", async () => {
+    const store = SqliteStore.open(":memory:");
+    await assert.rejects(store.listKeys({ offset: -1, limit: 1, order: "desc" }), /"offset"/);
+    await assert.rejects(store.listKeys({ offset: 0, limit: -1, order: "desc" }), /"limit"/);
+    await assert.rejects(store.listKeys({ offset: 0, limit: 1.5, order: "desc" }), /"limit"/);
+    await store.close();
+  });
+
+  it("keeps every acknowledged key when its process is killed with SIGKILL", async () => {
+    // kill -9 loses nothing the OS already has; power loss additionally needs the fsync on every
+    // commit, which the synchronous=FULL check above covers.
+    const path = freshPath();
+    const child = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), "durability-child.js"), path], {
+      env: { ...process.env, TRESOR_DURABILITY_CHILD: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const target = 200;
+    let stdout = "";
+    let stderr = "";
+    let sent = false;
+    child.stdout.setEncoding("utf8");
+    child.stderr.setEncoding("utf8");
+    child.stdout.on("data", (chunk: string) => {
+      stdout += chunk;
+      if (!sent && stdout.split("\n").length - 1 >= target) {
+        sent = true;
+        child.kill("SIGKILL");
+      }
+    });
+    child.stderr.on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      child.on("error", reject);
+      child.on("close", (code, signal) => resolve({ code, signal }));
+    });
+    clearTimeout(timer);
+    assert.ok(sent, `the child stopped before ${target} acknowledgements: ${JSON.stringify(exit)} ${stderr}`);
+    assert.equal(exit.signal, "SIGKILL");
+
+    // Only complete lines were acknowledged; a line cut short by the kill does not count.
+    const acknowledged = stdout.slice(0, stdout.lastIndexOf("\n")).split("\n");
+    assert.ok(acknowledged.length >= target);
+    assert.ok(existsSync(`${path}-wal`), "the WAL was left behind, so reopening has to recover from it");
+
+    const store = SqliteStore.open(path);
+    try {
+      const missing: string[] = [];
+      for (const keyId of acknowledged) {
+        if ((await store.getKey(keyId)) === undefined || (await store.getKeyVersion(keyId, 1)) === undefined) missing.push(keyId);
+      }
+      assert.deepEqual(missing, [], `${missing.length} of ${acknowledged.length} acknowledged keys are missing`);
+      const count = await store.countKeys();
+      assert.ok(count === acknowledged.length || count === acknowledged.length + 1, `${count} keys for ${acknowledged.length} acknowledgements`);
+    } finally {
+      await store.close();
+    }
+    const db = raw(path);
+    assert.equal(db.pragma("integrity_check", { simple: true }), "ok");
+    db.close();
+  });
+});
