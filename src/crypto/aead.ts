@@ -3,7 +3,7 @@
 
 import { aesGcmDecrypt, aesGcmEncrypt, GCM_IV_LENGTH, GCM_TAG_LENGTH } from "./aes.js";
 import { SM4_KEY_LENGTH } from "./sm4.js";
-import { SM4_GCM_IV_LENGTH, SM4_GCM_TAG_LENGTH, sm4GcmDecrypt, sm4GcmEncrypt } from "./sm4-gcm.js";
+import { Sm4GcmKey, SM4_GCM_IV_LENGTH, SM4_GCM_TAG_LENGTH, sm4GcmDecrypt, sm4GcmEncrypt } from "./sm4-gcm.js";
 
 export type AeadName = "SM4-GCM" | "AES-256-GCM";
 
@@ -16,6 +16,16 @@ export interface Aead {
   encrypt(key: Buffer, iv: Buffer, plaintext: Buffer, aad: Buffer): { ciphertext: Buffer; tag: Buffer };
   /** Throws CryptoError when the tag does not match the key, IV, ciphertext and AAD. */
   decrypt(key: Buffer, iv: Buffer, ciphertext: Buffer, tag: Buffer, aad: Buffer): Buffer;
+  /** One key prepared for many messages (a copy: the caller may wipe `key` afterwards). */
+  importKey(key: Buffer): AeadKey;
+}
+
+/** An opaque handle over one key's material; `destroy()` wipes it. */
+export interface AeadKey {
+  encrypt(iv: Buffer, plaintext: Buffer, aad: Buffer): { ciphertext: Buffer; tag: Buffer };
+  /** Throws CryptoError when the tag does not match the key, IV, ciphertext and AAD. */
+  decrypt(iv: Buffer, ciphertext: Buffer, tag: Buffer, aad: Buffer): Buffer;
+  destroy(): void;
 }
 
 const AES_256_KEY_LENGTH = 32;
@@ -36,6 +46,7 @@ const SM4_GCM: Aead = Object.freeze({
   tagLength: SM4_GCM_TAG_LENGTH,
   encrypt: sm4GcmEncrypt,
   decrypt: sm4GcmDecrypt,
+  importKey: (key: Buffer) => new Sm4GcmKey(key),
 });
 
 const AES_256_GCM: Aead = Object.freeze({
@@ -50,6 +61,23 @@ const AES_256_GCM: Aead = Object.freeze({
   decrypt(key: Buffer, iv: Buffer, ciphertext: Buffer, tag: Buffer, aad: Buffer) {
     checkAes256Key(key);
     return aesGcmDecrypt(key, iv, ciphertext, tag, aad);
+  },
+  importKey(key: Buffer): AeadKey {
+    checkAes256Key(key);
+    const own = Buffer.from(key);
+    let destroyed = false;
+    const live = () => {
+      if (destroyed) throw new Error("AES-256-GCM key: used after destroy()");
+      return own;
+    };
+    return {
+      encrypt: (iv, plaintext, aad) => aesGcmEncrypt(live(), iv, plaintext, aad),
+      decrypt: (iv, ciphertext, tag, aad) => aesGcmDecrypt(live(), iv, ciphertext, tag, aad),
+      destroy: () => {
+        destroyed = true;
+        own.fill(0);
+      },
+    };
   },
 });
 

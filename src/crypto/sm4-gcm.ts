@@ -4,9 +4,9 @@
 // repeat under one key, so callers take it from randomBytes for every message.
 
 import { timingSafeEqual } from "node:crypto";
-import { ghash } from "@noble/ciphers/_polyval.js";
+import { GHASH, ghash } from "@noble/ciphers/_polyval.js";
 import { CryptoError } from "./errors.js";
-import { _checkBytes, SM4_BLOCK_LENGTH, SM4_KEY_LENGTH, sm4CtrXor, sm4EncryptBlocks } from "./sm4.js";
+import { _checkBytes, Sm4BlockEncryptor, SM4_BLOCK_LENGTH, SM4_KEY_LENGTH, sm4CtrXor, sm4EncryptBlocks } from "./sm4.js";
 
 export const SM4_GCM_IV_LENGTH = 12;
 export const SM4_GCM_TAG_LENGTH = 16;
@@ -106,5 +106,84 @@ export function sm4GcmDecrypt(key: Buffer, iv: Buffer, ciphertext: Buffer, tag: 
     return sm4CtrXor(key, firstCounter(iv), ciphertext);
   } finally {
     keyBlocks.fill(0);
+  }
+}
+
+/** noble's GHASH with a reset, so one hash key's multiplication table serves many messages. */
+class ResettableGhash extends GHASH {
+  reset(): this {
+    this.s0 = this.s1 = this.s2 = this.s3 = 0;
+    this.finished = false;
+    return this;
+  }
+}
+
+/** Messages up to about this size get the best GHASH table; the table is built once per key. */
+const PREPARED_TABLE_HINT = 4096;
+
+/**
+ * One SM4-GCM key prepared for many messages: H = E_K(0^128), its GHASH table and the SM4 key
+ * schedule are computed once instead of per message. Same results as sm4GcmEncrypt/Decrypt.
+ * `destroy()` wipes the key and the table; the object is unusable after it.
+ */
+export class Sm4GcmKey {
+  readonly #key: Buffer;
+  readonly #blocks: Sm4BlockEncryptor;
+  readonly #ghash: ResettableGhash;
+  #destroyed = false;
+
+  constructor(key: Buffer) {
+    _checkBytes("key", key, SM4_KEY_LENGTH);
+    this.#key = Buffer.from(key);
+    this.#blocks = new Sm4BlockEncryptor(this.#key);
+    const h = this.#blocks.encryptBlock(Buffer.alloc(SM4_BLOCK_LENGTH));
+    try {
+      this.#ghash = new ResettableGhash(h, PREPARED_TABLE_HINT);
+    } finally {
+      h.fill(0);
+    }
+  }
+
+  encrypt(iv: Buffer, plaintext: Buffer, aad: Buffer): { ciphertext: Buffer; tag: Buffer } {
+    this.#check(iv, plaintext, "plaintext", aad);
+    const ciphertext = sm4CtrXor(this.#key, firstCounter(iv), plaintext);
+    return { ciphertext, tag: this.#tag(iv, aad, ciphertext) };
+  }
+
+  /** Throws CryptoError on any mismatch; checks the tag before producing any plaintext. */
+  decrypt(iv: Buffer, ciphertext: Buffer, tag: Buffer, aad: Buffer): Buffer {
+    this.#check(iv, ciphertext, "ciphertext", aad);
+    _checkBytes("tag", tag);
+    if (tag.length !== SM4_GCM_TAG_LENGTH) throw new CryptoError("authentication failed");
+    if (!timingSafeEqual(this.#tag(iv, aad, ciphertext), tag)) throw new CryptoError("authentication failed");
+    return sm4CtrXor(this.#key, firstCounter(iv), ciphertext);
+  }
+
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    this.#key.fill(0);
+    this.#ghash.destroy();
+  }
+
+  #check(iv: Buffer, text: Buffer, textName: string, aad: Buffer): void {
+    if (this.#destroyed) throw new Error("Sm4GcmKey: used after destroy()");
+    checkArgs(this.#key, iv, text, textName, aad);
+  }
+
+  /** T = E_K(J0) xor GHASH_H(A || 0^v || C || 0^u || [len(A)]64 || [len(C)]64). */
+  #tag(iv: Buffer, aad: Buffer, ciphertext: Buffer): Buffer {
+    const j0 = Buffer.alloc(SM4_BLOCK_LENGTH);
+    iv.copy(j0, 0);
+    j0[SM4_BLOCK_LENGTH - 1] = 1;
+    const mask = this.#blocks.encryptBlock(j0);
+    const s = Buffer.alloc(SM4_BLOCK_LENGTH);
+    try {
+      this.#ghash.reset().update(aad).update(ciphertext).update(lengthBlock(aad.length, ciphertext.length)).digestInto(s);
+      for (let i = 0; i < SM4_GCM_TAG_LENGTH; i++) s[i]! ^= mask[i]!;
+      return s;
+    } finally {
+      mask.fill(0);
+    }
   }
 }

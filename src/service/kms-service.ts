@@ -2,7 +2,7 @@
 // adapter; this layer enforces the key lifecycle, owns key material and talks to the ports.
 
 import { randomUUID } from "node:crypto";
-import { AEADS } from "../crypto/aead.js";
+import { AEADS, type AeadKey } from "../crypto/aead.js";
 import { CryptoError } from "../crypto/errors.js";
 import { randomAlphanumeric, randomBytes } from "../crypto/random.js";
 import { BlobFormatError, blobAad, decodeBlob, encodeBlob, encodeBlobHeader, type EncryptionContext } from "../keys/blob.js";
@@ -25,6 +25,8 @@ export interface KmsServiceOptions {
   /** Most CMKs the account may hold. */
   cmkLimit: number;
   materialCache?: { maxEntries: number; ttlMs: number };
+  /** How long a found access key is remembered (default 1000 ms; 0 looks it up on every request). */
+  accessKeyCacheMs?: number;
 }
 
 /** Who is calling; resolved from the request's access key. */
@@ -62,6 +64,7 @@ export interface ListKeyDetailInput {
 }
 
 const USER_OWNER = "user";
+const MAX_CACHED_ACCESS_KEYS = 10_000;
 /** One answer for every way a ciphertext can be wrong, so the error is no oracle for which check failed. */
 const INVALID_CIPHERTEXT =
   `"CiphertextBlob" is not a ciphertext this service can decrypt: it is malformed or altered, its key is unknown, or the encryption context differs`;
@@ -73,6 +76,8 @@ export class KmsService {
   readonly #root: RootOfTrust;
   readonly #clock: Clock;
   readonly #materials: MaterialCache;
+  readonly #accessKeys = new Map<string, { resolved: ResolvedAccessKey; expiresAt: number }>();
+  readonly accessKeyCacheMs: number;
   readonly region: string;
   readonly defaultKeySpec: KeySpec;
   readonly cmkLimit: number;
@@ -84,16 +89,27 @@ export class KmsService {
     this.region = options.region;
     this.defaultKeySpec = options.defaultKeySpec;
     this.cmkLimit = options.cmkLimit;
+    this.accessKeyCacheMs = options.accessKeyCacheMs ?? 1000;
     this.#materials = new MaterialCache(options.materialCache ?? { maxEntries: 1000, ttlMs: 5 * 60_000 }, () => this.#clock.now());
   }
 
   // ---- access keys ----
 
-  /** The active access key with this SecretId, or undefined. Its secret is unwrapped only on demand. */
+  /**
+   * The active access key with this SecretId, or undefined. Its secret is unwrapped only on demand.
+   * Found keys are remembered for `accessKeyCacheMs`, so a disabled or removed access key stops
+   * working within that time on every node; unknown ids are looked up every time.
+   */
   async resolveAccessKey(secretId: string): Promise<ResolvedAccessKey | undefined> {
+    const now = this.#clock.now();
+    const cached = this.#accessKeys.get(secretId);
+    if (cached && cached.expiresAt > now) return cached.resolved;
     const record = await this.#store.getAccessKey(secretId);
-    if (!record || record.status !== "Active") return undefined;
-    return {
+    if (!record || record.status !== "Active") {
+      this.#accessKeys.delete(secretId);
+      return undefined;
+    }
+    const resolved: ResolvedAccessKey = {
       uin: record.uin,
       version: record.wrappedSecret.toString("base64"),
       unwrapSecret: async () => {
@@ -105,6 +121,9 @@ export class KmsService {
         }
       },
     };
+    if (this.#accessKeys.size >= MAX_CACHED_ACCESS_KEYS) this.#accessKeys.clear();
+    this.#accessKeys.set(secretId, { resolved, expiresAt: now + this.accessKeyCacheMs });
+    return resolved;
   }
 
   /** Creates an access key for the account; returns the only copy of its secret. */
@@ -282,6 +301,7 @@ export class KmsService {
 
   close(): void {
     this.#materials.clear();
+    this.#accessKeys.clear();
   }
 
   // ---- internals ----
@@ -308,24 +328,30 @@ export class KmsService {
     });
   }
 
-  /** Runs `use` with the unwrapped material of one key version. `use` must be synchronous: the
-   * cache may wipe the buffer once control returns to the event loop. */
-  async #withMaterial<T>(keyId: string, version: number, use: (material: Buffer) => T): Promise<T> {
-    const cacheId = `${keyId}/${version}`;
+  /** Runs `use` with the prepared key of one key version. `use` must be synchronous: the cache
+   * may destroy the key once control returns to the event loop. */
+  async #withKey<T>(key: KeyRecord, version: number, use: (aeadKey: AeadKey) => T): Promise<T> {
+    const cacheId = `${key.keyId}/${version}`;
     const cached = this.#materials.get(cacheId);
     if (cached) return use(cached);
-    const record = await this.#store.getKeyVersion(keyId, version);
+    const record = await this.#store.getKeyVersion(key.keyId, version);
     needs(record, "InvalidCiphertext", INVALID_CIPHERTEXT);
-    const material = await this.#root.unwrap(record.wrappedMaterial, keyMaterialAad(keyId, version));
-    this.#materials.set(cacheId, material);
-    return use(material);
+    const material = await this.#root.unwrap(record.wrappedMaterial, keyMaterialAad(key.keyId, version));
+    let aeadKey: AeadKey;
+    try {
+      aeadKey = AEADS[SYMMETRIC_SPECS[key.keySpec].aead].importKey(material);
+    } finally {
+      material.fill(0);
+    }
+    this.#materials.set(cacheId, aeadKey);
+    return use(aeadKey);
   }
 
   async #seal(key: KeyRecord, plaintext: Buffer, context: EncryptionContext): Promise<Buffer> {
     const aead = AEADS[SYMMETRIC_SPECS[key.keySpec].aead];
     const header = encodeBlobHeader({ algorithm: aead.name, keyId: key.keyId, keyVersion: key.currentVersion, iv: randomBytes(aead.ivLength) });
-    const { ciphertext, tag } = await this.#withMaterial(key.keyId, key.currentVersion, (material) =>
-      aead.encrypt(material, header.subarray(header.length - aead.ivLength), plaintext, blobAad(header, context)),
+    const { ciphertext, tag } = await this.#withKey(key, key.currentVersion, (aeadKey) =>
+      aeadKey.encrypt(header.subarray(header.length - aead.ivLength), plaintext, blobAad(header, context)),
     );
     return encodeBlob(header, ciphertext, tag);
   }
@@ -345,7 +371,7 @@ export class KmsService {
     needs(parsed.algorithm === aead.name, "InvalidCiphertext", INVALID_CIPHERTEXT);
     const aad = blobAad(parsed.header, context);
     try {
-      const plaintext = await this.#withMaterial(key.keyId, parsed.keyVersion, (material) => aead.decrypt(material, parsed.iv, parsed.ciphertext, parsed.tag, aad));
+      const plaintext = await this.#withKey(key, parsed.keyVersion, (aeadKey) => aeadKey.decrypt(parsed.iv, parsed.ciphertext, parsed.tag, aad));
       return { keyId: key.keyId, keyVersion: parsed.keyVersion, plaintext };
     } catch (e) {
       if (e instanceof CryptoError) {

@@ -1,5 +1,8 @@
-// Unwrapped key material, cached for a bounded time and count so hot keys skip the root of trust.
-// Entries are wiped when evicted; nothing here is ever written anywhere.
+// Unwrapped key material, held as prepared AEAD keys, cached for a bounded time and count so hot
+// keys skip the root of trust and the per-key set-up. Entries are destroyed (wiped) when evicted;
+// nothing here is ever written anywhere.
+
+import type { AeadKey } from "../crypto/aead.js";
 
 export interface MaterialCacheOptions {
   maxEntries: number;
@@ -7,7 +10,7 @@ export interface MaterialCacheOptions {
 }
 
 interface Entry {
-  material: Buffer;
+  key: AeadKey;
   expiresAt: number;
 }
 
@@ -19,18 +22,18 @@ export class MaterialCache {
     private readonly now: () => number,
   ) {}
 
-  get(id: string): Buffer | undefined {
+  get(id: string): AeadKey | undefined {
     const entry = this.#entries.get(id);
     if (!entry) return undefined;
     if (entry.expiresAt <= this.now()) {
       this.#evict(id, entry);
       return undefined;
     }
-    return entry.material;
+    return entry.key;
   }
 
-  /** Takes ownership of `material`: the cache wipes it on eviction. */
-  set(id: string, material: Buffer): void {
+  /** Takes ownership of `key`: the cache destroys it on eviction. */
+  set(id: string, key: AeadKey): void {
     const existing = this.#entries.get(id);
     if (existing) this.#evict(id, existing);
     while (this.#entries.size >= this.options.maxEntries) {
@@ -38,7 +41,7 @@ export class MaterialCache {
       if (!oldest) break;
       this.#evict(oldest[0], oldest[1]);
     }
-    this.#entries.set(id, { material, expiresAt: this.now() + this.options.ttlMs });
+    this.#entries.set(id, { key, expiresAt: this.now() + this.options.ttlMs });
   }
 
   clear(): void {
@@ -51,6 +54,6 @@ export class MaterialCache {
 
   #evict(id: string, entry: Entry): void {
     this.#entries.delete(id);
-    entry.material.fill(0);
+    entry.key.destroy();
   }
 }

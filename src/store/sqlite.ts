@@ -26,6 +26,7 @@ interface KeyRow {
   create_time: number;
   deletion_date: number;
   current_version: number;
+  tags_json: string;
 }
 
 interface KeyVersionRow {
@@ -53,8 +54,12 @@ interface ListParams {
   tagFilters: string | null;
 }
 
+// Tags come along as one JSON column, so reading a key is a single statement (no read transaction
+// on the hot path of every cryptographic request).
 const KEY_COLUMNS = `k.key_id, k.alias, k.description, k.key_usage, k.key_spec, k.origin, k.state,
-  k.creator_uin, k.owner, k.create_time, k.deletion_date, k.current_version`;
+  k.creator_uin, k.owner, k.create_time, k.deletion_date, k.current_version,
+  (SELECT json_group_array(json_array(tag_key, tag_value))
+     FROM (SELECT tag_key, tag_value FROM key_tags WHERE key_id = k.key_id ORDER BY tag_key)) AS tags_json`;
 
 // Every filter of KeyListQuery in one statement, so the statements are prepared once: a null
 // parameter disables its filter, lists arrive as JSON and are expanded with json_each.
@@ -71,7 +76,8 @@ const LIST_WHERE = `
       SELECT 1 FROM key_tags AS t
       WHERE t.key_id = k.key_id
         AND t.tag_key = json_extract(f.value, '$.key')
-        AND t.tag_value IN (SELECT value FROM json_each(f.value, '$.values')))))`;
+        AND (json_array_length(f.value, '$.values') = 0
+             OR t.tag_value IN (SELECT value FROM json_each(f.value, '$.values'))))))`;
 
 function prepareStatements(db: Database.Database) {
   return {
@@ -79,7 +85,7 @@ function prepareStatements(db: Database.Database) {
     setMeta: db.prepare<[string, string]>(
       "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
     ),
-    insertKey: db.prepare<[KeyRow]>(
+    insertKey: db.prepare<[Omit<KeyRow, "tags_json">]>(
       `INSERT INTO keys (key_id, alias, description, key_usage, key_spec, origin, state, creator_uin, owner,
          create_time, deletion_date, current_version)
        VALUES (@key_id, @alias, @description, @key_usage, @key_spec, @origin, @state, @creator_uin, @owner,
@@ -102,9 +108,6 @@ function prepareStatements(db: Database.Database) {
        ORDER BY k.create_time ASC, k.seq ASC LIMIT @limit OFFSET @offset`,
     ),
     countMatches: db.prepare<[ListParams], { n: number }>(`SELECT count(*) AS n FROM keys AS k WHERE ${LIST_WHERE}`),
-    getTags: db.prepare<[string], { tag_key: string; tag_value: string }>(
-      "SELECT tag_key, tag_value FROM key_tags WHERE key_id = ? ORDER BY tag_key",
-    ),
     deleteTags: db.prepare<[string]>("DELETE FROM key_tags WHERE key_id = ?"),
     insertTag: db.prepare<[string, string, string]>("INSERT INTO key_tags (key_id, tag_key, tag_value) VALUES (?, ?, ?)"),
     insertKeyVersion: db.prepare<[KeyVersionRow]>(
@@ -222,11 +225,11 @@ class Operations {
   }
 
   getKey(keyId: string): KeyRecord | undefined {
-    return this.#read(() => this.#withTags(this.#s.getKey.get(keyId))) as KeyRecord | undefined;
+    return optionalKey(this.#s.getKey.get(keyId));
   }
 
   getKeyByAlias(alias: string): KeyRecord | undefined {
-    return this.#read(() => this.#withTags(this.#s.getKeyByAlias.get(alias))) as KeyRecord | undefined;
+    return optionalKey(this.#s.getKeyByAlias.get(alias));
   }
 
   updateKey(key: KeyRecord): void {
@@ -265,7 +268,7 @@ class Operations {
     return this.#read(() => {
       const rows = list.all({ ...params, limit: query.limit, offset: query.offset });
       const totalCount = this.#s.countMatches.get(params)?.n ?? 0;
-      return { keys: rows.map((row) => fromKeyRow(row, this.#tags(row.key_id))), totalCount };
+      return { keys: rows.map(fromKeyRow), totalCount };
     }) as { keys: KeyRecord[]; totalCount: number };
   }
 
@@ -312,13 +315,6 @@ class Operations {
     for (const tag of tags) this.#s.insertTag.run(keyId, tag.key, tag.value);
   }
 
-  #tags(keyId: string): Tag[] {
-    return this.#s.getTags.all(keyId).map((row) => ({ key: row.tag_key, value: row.tag_value }));
-  }
-
-  #withTags(row: KeyRow | undefined): KeyRecord | undefined {
-    return row === undefined ? undefined : fromKeyRow(row, this.#tags(row.key_id));
-  }
 }
 
 /** A FIFO lock that hands itself straight to the next waiter, so nobody overtakes a queued caller. */
@@ -715,7 +711,7 @@ function conflictOrSelf(err: unknown, keyId: string, alias: string): unknown {
   }
 }
 
-function toKeyRow(key: KeyRecord): KeyRow {
+function toKeyRow(key: KeyRecord): Omit<KeyRow, "tags_json"> {
   return {
     key_id: key.keyId,
     alias: key.alias,
@@ -737,7 +733,12 @@ function toKeyVersionRow(v: KeyVersionRecord): KeyVersionRow {
 }
 
 // The columns hold only what toKeyRow wrote, so the casts restore the types it started from.
-function fromKeyRow(row: KeyRow, tags: Tag[]): KeyRecord {
+function optionalKey(row: KeyRow | undefined): KeyRecord | undefined {
+  return row === undefined ? undefined : fromKeyRow(row);
+}
+
+function fromKeyRow(row: KeyRow): KeyRecord {
+  const tags = (JSON.parse(row.tags_json) as [string, string][]).map(([key, value]) => ({ key, value }));
   return {
     keyId: row.key_id,
     alias: row.alias,

@@ -25,7 +25,7 @@ export interface KeyListQuery {
   origin?: KeyRecord["origin"];
   keyUsages?: readonly KeyRecord["keyUsage"][];
   owner?: string;
-  /** Each filter must match: the key has the tag key with one of the values. */
+  /** Each filter must match: the key has the tag key with one of the values (any value when `values` is empty). */
   tagFilters?: readonly { key: string; values: readonly string[] }[];
 }
 

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { ghash } from "@noble/ciphers/_polyval.js";
 import smCrypto from "sm-crypto";
 import { CryptoError } from "../../src/crypto/errors.js";
-import { SM4_GCM_MAX_PLAINTEXT_LENGTH, sm4GcmDecrypt, sm4GcmEncrypt } from "../../src/crypto/sm4-gcm.js";
+import { SM4_GCM_MAX_PLAINTEXT_LENGTH, Sm4GcmKey, sm4GcmDecrypt, sm4GcmEncrypt } from "../../src/crypto/sm4-gcm.js";
 
 interface GcmVector {
   name: string;
@@ -221,5 +221,50 @@ describe("slow", () => {
     const plaintext = randomBytes(SM4_GCM_MAX_PLAINTEXT_LENGTH);
     const { ciphertext, tag } = sm4GcmEncrypt(key, iv, plaintext, Buffer.alloc(0));
     assert.ok(sm4GcmDecrypt(key, iv, ciphertext, tag, Buffer.alloc(0)).equals(plaintext));
+  });
+});
+
+describe("Sm4GcmKey (one key prepared for many messages)", () => {
+  it("reproduces RFC 8998 A.1 and decrypts it", () => {
+    const key = new Sm4GcmKey(hex(rfc.key));
+    try {
+      const out = key.encrypt(hex(rfc.iv), hex(rfc.plaintext), hex(rfc.aad));
+      assert.equal(out.ciphertext.toString("hex"), rfc.ciphertext);
+      assert.equal(out.tag.toString("hex"), rfc.tag);
+      assert.equal(key.decrypt(hex(rfc.iv), out.ciphertext, out.tag, hex(rfc.aad)).toString("hex"), rfc.plaintext);
+    } finally {
+      key.destroy();
+    }
+  });
+
+  it("agrees with the independent model and the one-shot functions over many messages on one key", () => {
+    const raw = randomBytes(16);
+    const key = new Sm4GcmKey(raw);
+    try {
+      for (const [ptLen, aadLen] of [[0, 0], [1, 0], [15, 3], [16, 16], [17, 50], [1024, 40], [4096, 100], [5000, 0]] as const) {
+        const iv = randomBytes(12);
+        const pt = randomBytes(ptLen);
+        const aad = randomBytes(aadLen);
+        const prepared = key.encrypt(iv, pt, aad);
+        assert.deepEqual(prepared, modelSm4Gcm(raw, iv, pt, aad), `model, ${ptLen}/${aadLen}`);
+        assert.deepEqual(prepared, sm4GcmEncrypt(raw, iv, pt, aad), `one-shot, ${ptLen}/${aadLen}`);
+        assert.deepEqual(key.decrypt(iv, prepared.ciphertext, prepared.tag, aad), pt);
+        assert.throws(() => key.decrypt(iv, prepared.ciphertext, flipBit(prepared.tag, 0), aad), authFailed);
+      }
+    } finally {
+      key.destroy();
+    }
+  });
+
+  it("keeps its own copy of the key, and refuses use after destroy", () => {
+    const raw = randomBytes(16);
+    const key = new Sm4GcmKey(raw);
+    const iv = randomBytes(12);
+    const expected = sm4GcmEncrypt(raw, iv, Buffer.from("x"), Buffer.alloc(0));
+    raw.fill(0);
+    assert.deepEqual(key.encrypt(iv, Buffer.from("x"), Buffer.alloc(0)), expected);
+    key.destroy();
+    assert.throws(() => key.encrypt(iv, Buffer.from("x"), Buffer.alloc(0)), /after destroy/);
+    assert.throws(() => new Sm4GcmKey(Buffer.alloc(15)), /"key" must be 16 bytes/);
   });
 });

@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { AEADS, type AeadKey } from "../../src/crypto/aead.js";
 import { BLOB_HEADER_LENGTH, decodeBlob } from "../../src/keys/blob.js";
 import { KmsError } from "../../src/service/errors.js";
 import { MaterialCache } from "../../src/service/material-cache.js";
@@ -133,8 +134,14 @@ describe("GenerateDataKey and GenerateRandom", () => {
 });
 
 describe("MaterialCache", () => {
-  const material = (fill: number) => Buffer.alloc(16, fill);
-  const wiped = (b: Buffer) => b.every((x) => x === 0);
+  // A real prepared key over a material buffer whose wiping is observable.
+  type Observed = AeadKey & { material: Buffer };
+  const material = (fill: number): Observed => {
+    const buffer = Buffer.alloc(32, fill);
+    const key = AEADS["AES-256-GCM"].importKey(buffer);
+    return { ...key, material: buffer, destroy: () => (key.destroy(), buffer.fill(0), undefined) };
+  };
+  const wiped = (k: Observed) => k.material.every((x) => x === 0);
 
   it("keeps at most maxEntries, wiping the oldest on eviction", () => {
     const cache = new MaterialCache({ maxEntries: 2, ttlMs: 60_000 }, () => 0);
@@ -186,7 +193,7 @@ describe("MaterialCache", () => {
 
   it("stays bounded under many distinct ids", () => {
     const cache = new MaterialCache({ maxEntries: 5, ttlMs: 500 }, () => 0);
-    const all: Buffer[] = [];
+    const all: Observed[] = [];
     for (let i = 0; i < 100; i++) {
       const m = material(i + 1);
       all.push(m);
