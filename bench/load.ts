@@ -23,7 +23,7 @@
 import { Agent } from "node:http";
 import { readFileSync } from "node:fs";
 import { hrtime } from "node:process";
-import { checkSigner, loopbackUrl, post, responseFailure, signedHeaders, type Credentials } from "./signed-request.js";
+import { loopbackUrl, post, responseFailure, signedHeaders, type Credentials } from "./signed-request.js";
 
 interface LoadConfig {
   url: URL;
@@ -129,7 +129,6 @@ async function main(): Promise<void> {
   const cfg = parseConfig(process.argv[2] ?? process.env.BENCH_LOAD_CONFIG);
   const agent = new Agent({ keepAlive: true, maxSockets: cfg.concurrency, maxFreeSockets: cfg.concurrency });
   const hostname = cfg.url.hostname.replace(/^\[|\]$/g, "");
-  checkSigner(cfg.bodies[0]!, hostname, cfg.credentials);
 
   const nowNs = (): bigint => hrtime.bigint();
   const start = nowNs();

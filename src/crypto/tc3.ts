@@ -55,10 +55,15 @@ export interface Tc3SignInput {
 
 /** The value of the Authorization header for a request. */
 export function tc3Authorization(input: Tc3SignInput): string {
-  const date = tc3Date(input.timestamp);
-  const scope = `${date}/${input.service}/tc3_request`;
+  const signingKey = tc3SigningKey(input.secretKey, tc3Date(input.timestamp), input.service);
+  return tc3AuthorizationWithKey({ ...input, signingKey });
+}
+
+/** As tc3Authorization, with the signing key derived beforehand (it changes only with the UTC date). */
+export function tc3AuthorizationWithKey(input: Omit<Tc3SignInput, "secretKey"> & { signingKey: Buffer }): string {
+  const scope = `${tc3Date(input.timestamp)}/${input.service}/tc3_request`;
   const stringToSign = tc3StringToSign(input.timestamp, scope, tc3CanonicalRequest(input.request));
-  const signature = tc3Signature(tc3SigningKey(input.secretKey, date, input.service), stringToSign);
+  const signature = tc3Signature(input.signingKey, stringToSign);
   return `${TC3_ALGORITHM} Credential=${input.secretId}/${scope}, SignedHeaders=${input.request.signedHeaders.join(";")}, Signature=${signature}`;
 }
 

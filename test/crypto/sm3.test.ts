@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import smCrypto from "sm-crypto";
 import { hmacSm3, sm3 } from "../../src/crypto/sm3.js";
+import { opensslSkip, requireOpenssl } from "../helpers/openssl.js";
 
 interface Sm3Vector {
   name: string;
@@ -19,20 +20,6 @@ const file = JSON.parse(readFileSync(new URL("../../../test/vectors/gbt-32905-sm
   vectors: Sm3Vector[];
 };
 
-// Without openssl the cross-checks skip on a developer machine but fail under CI.
-const HAS_OPENSSL = (() => {
-  try {
-    execFileSync("openssl", ["version"], { stdio: "pipe" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const opensslSkip = HAS_OPENSSL || process.env.CI ? false : "the openssl command is not installed";
-
-function requireOpenssl(): void {
-  assert.ok(HAS_OPENSSL, "the openssl command is required (CI is set)");
-}
 
 // Lengths around SM3's 64-byte block and its 9-byte padding minimum (55/56, 63/64/65, 119/120).
 const LENGTHS = [0, 1, 3, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 4096 + 7];

@@ -8,6 +8,7 @@ import { ghash } from "@noble/ciphers/_polyval.js";
 import smCrypto from "sm-crypto";
 import { CryptoError } from "../../src/crypto/errors.js";
 import { SM4_GCM_MAX_PLAINTEXT_LENGTH, Sm4GcmKey, sm4GcmDecrypt, sm4GcmEncrypt } from "../../src/crypto/sm4-gcm.js";
+import { opensslSkip, requireOpenssl } from "../helpers/openssl.js";
 
 interface GcmVector {
   name: string;
@@ -26,20 +27,6 @@ const file = JSON.parse(readFileSync(new URL("../../../test/vectors/rfc8998-sm4-
 const hex = (s: string): Buffer => Buffer.from(s, "hex");
 const rfc = file.vectors[0]!;
 
-// Without openssl the cross-checks skip on a developer machine but fail under CI.
-const HAS_OPENSSL = (() => {
-  try {
-    execFileSync("openssl", ["version"], { stdio: "pipe" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const opensslSkip = HAS_OPENSSL || process.env.CI ? false : "the openssl command is not installed";
-
-function requireOpenssl(): void {
-  assert.ok(HAS_OPENSSL, "the openssl command is required (CI is set)");
-}
 
 const authFailed = (err: unknown): boolean => err instanceof CryptoError && err.message === "authentication failed";
 

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import smCrypto from "sm-crypto";
 import { Sm4BlockEncryptor, sm4CtrXor, sm4EncryptBlock, sm4EncryptBlocks } from "../../src/crypto/sm4.js";
+import { opensslSkip, requireOpenssl } from "../helpers/openssl.js";
 
 interface Sm4Vector {
   name: string;
@@ -27,20 +28,6 @@ function vector(iterations: number): Sm4Vector {
   return v;
 }
 
-// Without openssl the cross-checks skip on a developer machine but fail under CI.
-const HAS_OPENSSL = (() => {
-  try {
-    execFileSync("openssl", ["version"], { stdio: "pipe" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const opensslSkip = HAS_OPENSSL || process.env.CI ? false : "the openssl command is not installed";
-
-function requireOpenssl(): void {
-  assert.ok(HAS_OPENSSL, "the openssl command is required (CI is set)");
-}
 
 function opensslSm4Ecb(key: Buffer, data: Buffer): Buffer {
   return execFileSync("openssl", ["enc", "-sm4-ecb", "-nopad", "-K", key.toString("hex")], { input: data });

@@ -176,17 +176,8 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
       if (p.Type === 2) throw new KmsError("UnsupportedOperation", `"Type" 2 (EXTERNAL key material) is not supported yet`);
       const input = { alias: p.Alias, description: p.Description ?? "", keyUsage: keyUsage as KeyUsage, tags: toTags(p.Tags) };
       const key = await service.createKey(caller, p.KeySpec ? { ...input, keySpec: p.KeySpec } : input);
-      return {
-        KeyId: key.keyId,
-        Alias: key.alias,
-        CreateTime: key.createTime,
-        Description: key.description,
-        KeyState: key.state,
-        KeyUsage: key.keyUsage,
-        TagCode: 0,
-        TagMsg: "",
-        HsmClusterId: "",
-      };
+      const { KeyId, Alias, CreateTime, Description, KeyState, KeyUsage, HsmClusterId } = keyMetadata(key);
+      return { KeyId, Alias, CreateTime, Description, KeyState, KeyUsage, TagCode: 0, TagMsg: "", HsmClusterId };
     },
   ),
 

@@ -32,17 +32,22 @@ export function optional<T>(param: Param<T>): Optional<T> {
 
 /** Unknown parameters, then missing ones, then each value: the first problem is the answer. */
 export function parseParams<S extends Schema>(schema: S, body: Record<string, unknown>): Parsed<S> {
+  return parseFields(schema, body, "");
+}
+
+/** The fields of `body` per `schema`; `prefix` names nested ones ("Tags.0."). */
+function parseFields<S extends Schema>(schema: S, body: Record<string, unknown>, prefix: string): Parsed<S> {
   for (const name of Object.keys(body)) {
-    if (!Object.hasOwn(schema, name)) throw new KmsError("UnknownParameter", `the parameter "${name}" is not recognized`);
+    if (!Object.hasOwn(schema, name)) throw new KmsError("UnknownParameter", `the parameter "${prefix}${name}" is not recognized`);
   }
   const out: Record<string, unknown> = {};
   for (const [name, param] of Object.entries(schema)) {
     const value = body[name];
     if (value === undefined || value === null) {
-      if (param.required) throw new KmsError("MissingParameter", `the parameter "${name}" is required`);
+      if (param.required) throw new KmsError("MissingParameter", `the parameter "${prefix}${name}" is required`);
       continue;
     }
-    out[name] = param.parse(value, name);
+    out[name] = param.parse(value, `${prefix}${name}`);
   }
   return out as Parsed<S>;
 }
@@ -133,20 +138,7 @@ export function array<T>(item: Param<T>, options: { min?: number; max: number })
 export function object<S extends Schema>(schema: S): Required<Parsed<S>> {
   return required((value, name) => {
     if (typeof value !== "object" || value === null || Array.isArray(value)) throw typeError(name, "an object");
-    const body = value as Record<string, unknown>;
-    for (const key of Object.keys(body)) {
-      if (!Object.hasOwn(schema, key)) throw new KmsError("UnknownParameter", `the parameter "${name}.${key}" is not recognized`);
-    }
-    const out: Record<string, unknown> = {};
-    for (const [key, param] of Object.entries(schema)) {
-      const v = body[key];
-      if (v === undefined || v === null) {
-        if (param.required) throw new KmsError("MissingParameter", `the parameter "${name}.${key}" is required`);
-        continue;
-      }
-      out[key] = param.parse(v, `${name}.${key}`);
-    }
-    return out as Parsed<S>;
+    return parseFields(schema, value as Record<string, unknown>, `${name}.`);
   });
 }
 
