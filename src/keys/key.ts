@@ -41,5 +41,7 @@ export interface KeyVersionRecord {
   keyId: string;
   version: number;
   wrappedMaterial: Buffer;
+  /** Asymmetric keys: the public key (DER SubjectPublicKeyInfo), stored in the clear; null for symmetric keys. */
+  publicKey: Buffer | null;
   createTime: number;
 }

@@ -172,7 +172,7 @@ export class KmsService {
       await this.#store.transaction(async (tx) => {
         // Checked again inside the transaction: another request may have taken the last slot.
         needs((await tx.countKeys()) < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
-        await tx.insertKey(key, { keyId, version: 1, wrappedMaterial, createTime: now });
+        await tx.insertKey(key, { keyId, version: 1, wrappedMaterial, publicKey: null, createTime: now });
       });
     } catch (e) {
       if (e instanceof StoreConflictError && e.field === "alias") throw new KmsError("AliasAlreadyExists", `"Alias" ${input.alias} is already in use`);

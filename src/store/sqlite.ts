@@ -33,6 +33,7 @@ interface KeyVersionRow {
   key_id: string;
   version: number;
   wrapped_material: Buffer;
+  public_key: Buffer | null;
   create_time: number;
 }
 
@@ -111,11 +112,11 @@ function prepareStatements(db: Database.Database) {
     deleteTags: db.prepare<[string]>("DELETE FROM key_tags WHERE key_id = ?"),
     insertTag: db.prepare<[string, string, string]>("INSERT INTO key_tags (key_id, tag_key, tag_value) VALUES (?, ?, ?)"),
     insertKeyVersion: db.prepare<[KeyVersionRow]>(
-      `INSERT INTO key_versions (key_id, version, wrapped_material, create_time)
-       VALUES (@key_id, @version, @wrapped_material, @create_time)`,
+      `INSERT INTO key_versions (key_id, version, wrapped_material, public_key, create_time)
+       VALUES (@key_id, @version, @wrapped_material, @public_key, @create_time)`,
     ),
     getKeyVersion: db.prepare<[string, number], KeyVersionRow>(
-      "SELECT key_id, version, wrapped_material, create_time FROM key_versions WHERE key_id = ? AND version = ?",
+      "SELECT key_id, version, wrapped_material, public_key, create_time FROM key_versions WHERE key_id = ? AND version = ?",
     ),
     insertAccessKey: db.prepare<[AccessKeyRow]>(
       `INSERT INTO access_keys (secret_id, wrapped_secret, uin, status, create_time)
@@ -279,7 +280,13 @@ class Operations {
   getKeyVersion(keyId: string, version: number): KeyVersionRecord | undefined {
     const row = this.#s.getKeyVersion.get(keyId, version);
     if (row === undefined) return undefined;
-    return { keyId: row.key_id, version: row.version, wrappedMaterial: row.wrapped_material, createTime: row.create_time };
+    return {
+      keyId: row.key_id,
+      version: row.version,
+      wrappedMaterial: row.wrapped_material,
+      publicKey: row.public_key,
+      createTime: row.create_time,
+    };
   }
 
   insertAccessKey(record: AccessKeyRecord): void {
@@ -729,7 +736,7 @@ function toKeyRow(key: KeyRecord): Omit<KeyRow, "tags_json"> {
 }
 
 function toKeyVersionRow(v: KeyVersionRecord): KeyVersionRow {
-  return { key_id: v.keyId, version: v.version, wrapped_material: v.wrappedMaterial, create_time: v.createTime };
+  return { key_id: v.keyId, version: v.version, wrapped_material: v.wrappedMaterial, public_key: v.publicKey, create_time: v.createTime };
 }
 
 // The columns hold only what toKeyRow wrote, so the casts restore the types it started from.

@@ -27,7 +27,7 @@ if (process.env["TRESOR_DURABILITY_CHILD"] === "1" && path !== undefined) {
         currentVersion: 1,
         tags: [{ key: "n", value: String(i) }],
       },
-      { keyId, version: 1, wrappedMaterial: Buffer.from(keyId), createTime: 1_700_000_000 + i },
+      { keyId, version: 1, wrappedMaterial: Buffer.from(keyId), publicKey: null, createTime: 1_700_000_000 + i },
     );
     // writeSync: the line reaches the pipe before the next insert starts, never buffered behind it.
     writeSync(1, `${keyId}\n`);

@@ -37,11 +37,12 @@ export function makeKey(overrides: Partial<KeyRecord> = {}): KeyRecord {
   };
 }
 
-export function versionOf(key: KeyRecord, version = 1, material?: Buffer): KeyVersionRecord {
+export function versionOf(key: KeyRecord, version = 1, material?: Buffer, publicKey: Buffer | null = null): KeyVersionRecord {
   return {
     keyId: key.keyId,
     version,
     wrappedMaterial: material ?? Buffer.from(`wrapped:${key.keyId}:${version}`),
+    publicKey,
     createTime: key.createTime,
   };
 }
@@ -122,12 +123,12 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
           const other = makeKey();
           await store.insertKey(key, versionOf(key));
           await store.insertKey(other, versionOf(other));
-          const v2 = { ...versionOf(key, 2, Buffer.from([9, 0, 8])), createTime: key.createTime + 86_400 };
+          const v2 = { ...versionOf(key, 2, Buffer.from([9, 0, 8]), Buffer.from("public key DER")), createTime: key.createTime + 86_400 };
           await store.insertKeyVersion(v2);
           await store.insertKeyVersion(versionOf(key, 3));
           await store.insertKeyVersion(versionOf(other, 2));
           const got = await store.getKeyVersion(key.keyId, 2);
-          assert.ok(got !== undefined && Buffer.isBuffer(got.wrappedMaterial));
+          assert.ok(got !== undefined && Buffer.isBuffer(got.wrappedMaterial) && Buffer.isBuffer(got.publicKey));
           assert.deepEqual(got, v2);
           assert.deepEqual(await store.getKeyVersion(key.keyId, 1), versionOf(key));
           assert.deepEqual(await store.getKeyVersion(key.keyId, 3), versionOf(key, 3));

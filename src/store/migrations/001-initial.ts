@@ -33,6 +33,7 @@ CREATE TABLE key_versions (
   key_id           TEXT    NOT NULL REFERENCES keys (key_id),
   version          INTEGER NOT NULL,
   wrapped_material BLOB    NOT NULL,
+  public_key       BLOB,
   create_time      INTEGER NOT NULL,
   PRIMARY KEY (key_id, version)
 ) WITHOUT ROWID;
