@@ -1,0 +1,110 @@
+// In-process speed of Tresor's asymmetric primitives beside `openssl speed` measured in the same
+// call (DESIGN.md: ratios to a baseline of the same run). SM2 is src/crypto/sm2.ts; ECDSA P-256 and
+// RSA-2048 are node:crypto, so their ratios show the cost of the Node binding itself.
+// Run alone: `node dist/bench/asymmetric-speed.js [seconds]`.
+
+import { execFile } from "node:child_process";
+import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
+import { argv } from "node:process";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+import { sm2Decrypt, sm2Encrypt, sm2GenerateKeyPair, sm2Sign, sm2Verify } from "../src/crypto/sm2.js";
+
+export interface AsymmetricSpeed {
+  name: string;
+  opsPerSec: number;
+  opensslOpsPerSec: number | null;
+  /** opsPerSec / opensslOpsPerSec. */
+  ratio: number | null;
+}
+
+interface OpensslSpeeds {
+  sm2Sign: number;
+  sm2Verify: number;
+  ecdsaP256Sign: number;
+  rsa2048Sign: number;
+}
+
+/** The sign/s and verify/s columns of one row of `openssl speed`'s tables. */
+function row(output: string, pattern: RegExp, what: string): { sign: number; verify: number } {
+  const m = pattern.exec(output);
+  if (!m) throw new Error(`openssl speed: no ${what} row in its output`);
+  return { sign: Number(m[1]), verify: Number(m[2]) };
+}
+
+/** Parses the tables printed by `openssl speed … sm2 ecdsap256 rsa2048` (OpenSSL 3). */
+export function parseOpensslSpeed(output: string): OpensslSpeeds {
+  const cols = String.raw`\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)\s+([\d.]+)`;
+  const sm2 = row(output, new RegExp(String.raw`256 bits SM2 \(CurveSM2\)${cols}`), "SM2");
+  const ecdsa = row(output, new RegExp(String.raw`256 bits ecdsa \(nistp256\)${cols}`), "ECDSA P-256");
+  const rsa = row(output, new RegExp(String.raw`rsa\s+2048 bits${cols}`), "RSA-2048");
+  return { sm2Sign: sm2.sign, sm2Verify: sm2.verify, ecdsaP256Sign: ecdsa.sign, rsa2048Sign: rsa.sign };
+}
+
+async function opensslSpeed(seconds: number): Promise<OpensslSpeeds> {
+  const { stdout } = await promisify(execFile)("openssl", ["speed", "-seconds", String(seconds), "-elapsed", "sm2", "ecdsap256", "rsa2048"], {
+    maxBuffer: 1 << 20,
+  });
+  return parseOpensslSpeed(stdout);
+}
+
+/** Operations per second of `op` over about `seconds` of wall time, after a short warm-up. */
+function measure(seconds: number, op: () => void): number {
+  for (let i = 0; i < 20; i++) op();
+  const deadline = performance.now() + seconds * 1000;
+  const start = performance.now();
+  let count = 0;
+  let now = start;
+  while (now < deadline) {
+    op();
+    count++;
+    now = performance.now();
+  }
+  return (count * 1000) / (now - start);
+}
+
+/**
+ * SM2 sign, verify, decrypt (64-byte plaintext), ECDSA P-256 sign and RSA-2048 sign
+ * (PKCS#1 v1.5, SHA-256), each beside `openssl speed -seconds N -elapsed sm2 ecdsap256 rsa2048`,
+ * run first in the same call (one process, so the two never compete for a core).
+ */
+export async function measureAsymmetricSpeed(seconds: number): Promise<AsymmetricSpeed[]> {
+  if (!(seconds > 0)) throw new RangeError(`"seconds" must be a positive number, got ${seconds}`);
+  const openssl = await opensslSpeed(Math.max(1, Math.round(seconds)));
+
+  const sm2Key = sm2GenerateKeyPair();
+  const message = randomBytes(64);
+  const sm2Signature = sm2Sign(sm2Key.privateKey, message);
+  const sm2Ciphertext = sm2Encrypt(sm2Key.publicKey, randomBytes(64));
+  const p256 = generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey;
+  const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
+
+  const rows: [string, number, number | null][] = [
+    ["SM2 sign", measure(seconds, () => sm2Sign(sm2Key.privateKey, message)), openssl.sm2Sign],
+    [
+      "SM2 verify",
+      measure(seconds, () => {
+        if (!sm2Verify(sm2Key.publicKey, message, sm2Signature)) throw new Error("SM2 verify failed in the benchmark");
+      }),
+      openssl.sm2Verify,
+    ],
+    ["SM2 decrypt (64 bytes)", measure(seconds, () => sm2Decrypt(sm2Key.privateKey, sm2Ciphertext)), null],
+    ["ECDSA P-256 sign (node:crypto)", measure(seconds, () => sign("sha256", message, p256)), openssl.ecdsaP256Sign],
+    ["RSA-2048 sign (node:crypto, PKCS#1 v1.5 SHA-256)", measure(seconds, () => sign("sha256", message, rsa)), openssl.rsa2048Sign],
+  ];
+  return rows.map(([name, opsPerSec, opensslOpsPerSec]) => ({
+    name,
+    opsPerSec,
+    opensslOpsPerSec,
+    ratio: opensslOpsPerSec === null || opensslOpsPerSec === 0 ? null : opsPerSec / opensslOpsPerSec,
+  }));
+}
+
+if (argv[1] !== undefined && import.meta.url === pathToFileURL(argv[1]).href) {
+  const seconds = Number(argv[2] ?? 3);
+  for (const r of await measureAsymmetricSpeed(seconds)) {
+    const theirs = r.opensslOpsPerSec === null ? "-" : r.opensslOpsPerSec.toFixed(0);
+    const ratio = r.ratio === null ? "-" : r.ratio.toFixed(2);
+    console.log(`${r.name.padEnd(50)} ${r.opsPerSec.toFixed(0).padStart(8)} /s   openssl ${theirs.padStart(8)} /s   ratio ${ratio}`);
+  }
+}
