@@ -15,6 +15,15 @@ export class RootOfTrustError extends Error {
   override readonly name = "RootOfTrustError";
 }
 
+/**
+ * The root of trust cannot be reached now (an HSM removed or failing); nothing was wrapped or
+ * unwrapped, and a later call may succeed. Deliberately not a `RootOfTrustError`: it says nothing
+ * about the wrapped value.
+ */
+export class RootOfTrustUnavailableError extends Error {
+  override readonly name = "RootOfTrustUnavailableError";
+}
+
 /** Authenticated data for a key version's material: binds the key id and version. */
 export function keyMaterialAad(keyId: string, version: number): Buffer {
   return Buffer.from(`tresor/key-material/v1\0${keyId}\0${version}`, "utf8");
