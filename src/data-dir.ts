@@ -6,6 +6,7 @@ import { mkdir, open, readdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { randomInt } from "node:crypto";
 import { FileRootOfTrust } from "./rootkey/file.js";
+import { Pkcs11RootOfTrust, type Pkcs11Config } from "./rootkey/pkcs11.js";
 import type { RootOfTrust } from "./rootkey/root-of-trust.js";
 import { systemClock, type Clock } from "./service/clock.js";
 import { KmsService } from "./service/kms-service.js";
@@ -20,6 +21,14 @@ export const DEFAULT_REGION = "local";
 
 const META_REGION = "region";
 const META_ACCOUNT_UIN = "account_uin";
+const META_ROOT_OF_TRUST = "root_of_trust";
+
+/** Where the root key lives. The PIN is never stored: it is supplied each time the token is opened. */
+export type RootOfTrustSetting =
+  | { kind: "file" }
+  | { kind: "pkcs11"; module: string; tokenLabel: string; keyLabel: string; /** use an existing key instead of creating one */ adopt?: boolean };
+
+export const DEFAULT_PKCS11_KEY_LABEL = "tresor-root";
 
 export interface AdminCredentials {
   secretId: string;
@@ -51,20 +60,35 @@ export async function dataDirExists(dir: string): Promise<boolean> {
   }
 }
 
+export interface InitOptions {
+  clock?: Clock;
+  rootOfTrust?: RootOfTrustSetting;
+  /** The token PIN, for a pkcs11 root of trust. */
+  pkcs11Pin?: string;
+}
+
 /** Creates a data directory. Refuses one that already holds anything. */
-export async function initDataDir(dir: string, region: string, clock: Clock = systemClock): Promise<AdminCredentials & { credentialsPath: string }> {
+export async function initDataDir(dir: string, region: string, options: InitOptions = {}): Promise<AdminCredentials & { credentialsPath: string }> {
   checkRegion(region);
+  const clock = options.clock ?? systemClock;
+  const setting = options.rootOfTrust ?? { kind: "file" };
   const path = resolve(dir);
   await mkdir(path, { recursive: true, mode: 0o700 });
   const existing = await readdir(path);
   if (existing.length > 0) throw new Error(`the data directory ${path} is not empty: refusing to overwrite it`);
 
-  const rootOfTrust = await FileRootOfTrust.create(join(path, ROOT_KEY_FILE));
+  const rootOfTrust =
+    setting.kind === "file"
+      ? await FileRootOfTrust.create(join(path, ROOT_KEY_FILE))
+      : await (setting.adopt ? Pkcs11RootOfTrust.open : Pkcs11RootOfTrust.create)(pkcs11Config(setting, options.pkcs11Pin));
   const store = SqliteStore.open(join(path, DATABASE_FILE));
   try {
     const accountUin = String(100_000_000_000 + randomInt(0, 900_000_000_000));
     await store.setMeta(META_REGION, region);
     await store.setMeta(META_ACCOUNT_UIN, accountUin);
+    const recorded: RootOfTrustSetting =
+      setting.kind === "pkcs11" ? { kind: "pkcs11", module: setting.module, tokenLabel: setting.tokenLabel, keyLabel: setting.keyLabel } : setting;
+    await store.setMeta(META_ROOT_OF_TRUST, JSON.stringify(recorded));
     const service = new KmsService({ store, rootOfTrust, clock, region, defaultKeySpec: "SM4", cmkLimit: 0 });
     const { secretId, secretKey } = await service.createAccessKey(accountUin);
     const credentials: AdminCredentials = { secretId, secretKey, region };
@@ -83,23 +107,25 @@ export async function initDataDir(dir: string, region: string, clock: Clock = sy
   }
 }
 
-export async function openDataDir(dir: string): Promise<DataDir> {
+export async function openDataDir(dir: string, options: { pkcs11Pin?: string } = {}): Promise<DataDir> {
   const path = resolve(dir);
   if (!(await dataDirExists(path))) throw new Error(`no Tresor data directory at ${path}: run "tresor init --data-dir ${dir}" first`);
-  const rootOfTrust = await FileRootOfTrust.open(join(path, ROOT_KEY_FILE));
-  let store: Store;
+  const store = SqliteStore.open(join(path, DATABASE_FILE));
+  let rootOfTrust: RootOfTrust;
+  let region: string;
+  let accountUin: string | undefined;
   try {
-    store = SqliteStore.open(join(path, DATABASE_FILE));
+    region = (await store.getMeta(META_REGION)) ?? DEFAULT_REGION;
+    accountUin = await store.getMeta(META_ACCOUNT_UIN);
+    if (!accountUin) throw new Error(`the data directory ${path} has no account: it was not created by "tresor init"`);
+    const setting = parseRootOfTrustSetting(await store.getMeta(META_ROOT_OF_TRUST));
+    rootOfTrust =
+      setting.kind === "file"
+        ? await FileRootOfTrust.open(join(path, ROOT_KEY_FILE))
+        : await Pkcs11RootOfTrust.open(pkcs11Config(setting, options.pkcs11Pin));
   } catch (e) {
-    await rootOfTrust.close();
-    throw e;
-  }
-  const region = (await store.getMeta(META_REGION)) ?? DEFAULT_REGION;
-  const accountUin = await store.getMeta(META_ACCOUNT_UIN);
-  if (!accountUin) {
     await store.close();
-    await rootOfTrust.close();
-    throw new Error(`the data directory ${path} has no account: it was not created by "tresor init"`);
+    throw e;
   }
   return {
     path,
@@ -112,4 +138,22 @@ export async function openDataDir(dir: string): Promise<DataDir> {
       await rootOfTrust.close();
     },
   };
+}
+
+function pkcs11Config(setting: Extract<RootOfTrustSetting, { kind: "pkcs11" }>, pin: string | undefined): Pkcs11Config {
+  if (pin === undefined) {
+    throw new Error(`the root key is in the PKCS#11 token "${setting.tokenLabel}": give its PIN in TRESOR_PKCS11_PIN or with --pkcs11-pin-file`);
+  }
+  return { module: setting.module, tokenLabel: setting.tokenLabel, keyLabel: setting.keyLabel, pin };
+}
+
+/** Data directories made before the setting existed hold a root key file. */
+function parseRootOfTrustSetting(text: string | undefined): RootOfTrustSetting {
+  if (text === undefined) return { kind: "file" };
+  const value = JSON.parse(text) as Record<string, unknown>;
+  if (value.kind === "file") return { kind: "file" };
+  if (value.kind === "pkcs11" && typeof value.module === "string" && typeof value.tokenLabel === "string" && typeof value.keyLabel === "string") {
+    return { kind: "pkcs11", module: value.module, tokenLabel: value.tokenLabel, keyLabel: value.keyLabel };
+  }
+  throw new Error(`the data directory's root-of-trust setting is not understood: ${text}`);
 }

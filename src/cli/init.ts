@@ -1,7 +1,20 @@
 // `tresor init`: creates a data directory and prints the first administrator's credentials once.
 
 import type { Command } from "commander";
-import { DEFAULT_DATA_DIR, DEFAULT_REGION, initDataDir, type AdminCredentials } from "../data-dir.js";
+import { DEFAULT_DATA_DIR, DEFAULT_PKCS11_KEY_LABEL, DEFAULT_REGION, initDataDir, type AdminCredentials, type RootOfTrustSetting } from "../data-dir.js";
+import { readPin } from "../rootkey/pkcs11.js";
+
+interface InitFlags {
+  dataDir: string;
+  region: string;
+  json?: boolean;
+  rootOfTrust: string;
+  pkcs11Module?: string;
+  pkcs11Token?: string;
+  pkcs11KeyLabel: string;
+  pkcs11Adopt?: boolean;
+  pkcs11PinFile?: string;
+}
 
 export function registerInitCommand(program: Command): void {
   program
@@ -10,8 +23,18 @@ export function registerInitCommand(program: Command): void {
     .option("--data-dir <dir>", "data directory (env TRESOR_DATA_DIR)", process.env.TRESOR_DATA_DIR ?? DEFAULT_DATA_DIR)
     .option("--region <region>", "region this service answers for (env TRESOR_REGION)", process.env.TRESOR_REGION ?? DEFAULT_REGION)
     .option("--json", "print the credentials as one JSON object")
-    .action(async (opts: { dataDir: string; region: string; json?: boolean }) => {
-      const created = await initDataDir(opts.dataDir, opts.region);
+    .option("--root-of-trust <kind>", "where the root key lives: file (a 0600 file in the data directory) or pkcs11 (an HSM)", "file")
+    .option("--pkcs11-module <path>", "the PKCS#11 module (shared library) of the HSM")
+    .option("--pkcs11-token <label>", "the label of the token that holds the root key")
+    .option("--pkcs11-key-label <label>", "the root key's label in the token", DEFAULT_PKCS11_KEY_LABEL)
+    .option("--pkcs11-adopt", "use an existing root key with that label instead of creating one")
+    .option("--pkcs11-pin-file <file>", "file holding the token PIN (mode 0600); otherwise env TRESOR_PKCS11_PIN")
+    .action(async (opts: InitFlags) => {
+      const setting = rootOfTrustSetting(opts);
+      const created = await initDataDir(opts.dataDir, opts.region, {
+        rootOfTrust: setting,
+        ...(setting.kind === "pkcs11" ? { pkcs11Pin: pkcs11Pin(opts.pkcs11PinFile) } : {}),
+      });
       if (opts.json) {
         const out: AdminCredentials = { secretId: created.secretId, secretKey: created.secretKey, region: created.region };
         process.stdout.write(`${JSON.stringify(out)}\n`);
@@ -19,6 +42,24 @@ export function registerInitCommand(program: Command): void {
         printNewCredentials(created, process.stdout);
       }
     });
+}
+
+function rootOfTrustSetting(opts: InitFlags): RootOfTrustSetting {
+  if (opts.rootOfTrust === "file") return { kind: "file" };
+  if (opts.rootOfTrust !== "pkcs11") throw new Error(`--root-of-trust must be file or pkcs11, got ${JSON.stringify(opts.rootOfTrust)}`);
+  if (!opts.pkcs11Module || !opts.pkcs11Token) throw new Error("--root-of-trust pkcs11 needs --pkcs11-module and --pkcs11-token");
+  return { kind: "pkcs11", module: opts.pkcs11Module, tokenLabel: opts.pkcs11Token, keyLabel: opts.pkcs11KeyLabel, adopt: opts.pkcs11Adopt ?? false };
+}
+
+/**
+ * The token PIN from --pkcs11-pin-file, else from TRESOR_PKCS11_PIN (then removed from the
+ * environment, so no child process inherits it); never from a flag's value.
+ */
+export function pkcs11Pin(file: string | undefined): string {
+  if (file !== undefined) return readPin({ file });
+  const pin = readPin({ env: "TRESOR_PKCS11_PIN" });
+  delete process.env.TRESOR_PKCS11_PIN;
+  return pin;
 }
 
 export function printNewCredentials(created: AdminCredentials & { credentialsPath: string }, out: NodeJS.WritableStream): void {

@@ -9,7 +9,13 @@ import { ConfigError, resolveServeConfig, type ServeFlags } from "../config.js";
 import { DEFAULT_REGION, dataDirExists, initDataDir, openDataDir } from "../data-dir.js";
 import { systemClock } from "../service/clock.js";
 import { KmsService } from "../service/kms-service.js";
-import { printNewCredentials } from "./init.js";
+import { pkcs11Pin, printNewCredentials } from "./init.js";
+
+/** The PIN is read only when one is offered: a data directory with a file root key needs none. */
+function pinOption(file: string | undefined): { pkcs11Pin?: string } {
+  if (file !== undefined || process.env.TRESOR_PKCS11_PIN !== undefined) return { pkcs11Pin: pkcs11Pin(file) };
+  return {};
+}
 
 export function registerServeCommand(program: Command): void {
   program
@@ -26,12 +32,13 @@ export function registerServeCommand(program: Command): void {
     .option("--cmk-limit <n>", "most keys the account may hold (env TRESOR_CMK_LIMIT, default 10000)")
     .option("--body-limit <bytes>", "largest request body (env TRESOR_BODY_LIMIT, default 65536)")
     .option("--log-level <level>", "debug, info, warn or error (env TRESOR_LOG_LEVEL, default info)")
-    .action(async (flags: ServeFlags) => {
+    .option("--pkcs11-pin-file <file>", "file holding the HSM token PIN when the root key is in an HSM (otherwise env TRESOR_PKCS11_PIN)")
+    .action(async (flags: ServeFlags & { pkcs11PinFile?: string }) => {
       await serve(flags);
     });
 }
 
-async function serve(flags: ServeFlags): Promise<void> {
+async function serve(flags: ServeFlags & { pkcs11PinFile?: string }): Promise<void> {
   let config;
   try {
     config = resolveServeConfig(flags);
@@ -54,7 +61,7 @@ async function serve(flags: ServeFlags): Promise<void> {
     printNewCredentials(created, process.stderr);
   }
   const tls = config.tlsCert && config.tlsKey ? { cert: await readFile(config.tlsCert), key: await readFile(config.tlsKey) } : undefined;
-  const dataDir = await openDataDir(config.dataDir);
+  const dataDir = await openDataDir(config.dataDir, pinOption(flags.pkcs11PinFile));
   const region = config.region ?? dataDir.region;
   const service = new KmsService({
     store: dataDir.store,

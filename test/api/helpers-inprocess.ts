@@ -145,7 +145,7 @@ export async function startInProcessServer(options: InProcessServerOptions = {})
   const clock = options.clock ?? new ManualClock();
   const parent = await mkdtemp(path.join(tmpdir(), "tresor-inproc-"));
   const dir = path.join(parent, "data");
-  const credentials = await initDataDir(dir, region, clock);
+  const credentials = await initDataDir(dir, region, { clock });
   const dataDir = await openDataDir(dir);
   const service = new KmsService({
     store: dataDir.store,
