@@ -14,6 +14,7 @@ import { cpus, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { measureAsymmetricSpeed, type AsymmetricSpeed } from "./asymmetric-speed.js";
 import { callAction, loopbackUrl, type Credentials } from "./signed-request.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url)); // dist/bench
@@ -24,6 +25,9 @@ const RESULTS = join(ROOT, "bench", "results", "latest.json");
 const PLAINTEXT_BYTES = 1024;
 const DECRYPT_BLOBS = 64;
 const ENCRYPT_TARGET_RATIO = 0.4;
+/** In-process SM2 signing against `openssl speed sm2` in the same run. */
+const SM2_SIGN_TARGET_RATIO = 0.7;
+const SIGN_MESSAGE_BYTES = 32;
 const START_TIMEOUT_MS = 20_000;
 
 interface Options {
@@ -229,6 +233,14 @@ function table(rows: Row[]): string {
   return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
 }
 
+function speedTable(rows: AsymmetricSpeed[]): string {
+  const head = ["in process", "ops/s", "openssl speed ops/s", "ratio to openssl"];
+  const body = rows.map((r) => [r.name, r.opsPerSec.toFixed(0), r.opensslOpsPerSec === null ? "-" : r.opensslOpsPerSec.toFixed(0), r.ratio === null ? "-" : r.ratio.toFixed(3)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
+}
+
 // ---- main --------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
@@ -241,6 +253,13 @@ async function main(): Promise<number> {
   );
   const started: Started[] = [];
   try {
+    // 0. The asymmetric primitives in process, against `openssl speed`, before any server runs.
+    log(`bench: asymmetric primitives in process vs openssl speed (${opts.durationSeconds}s each) ...`);
+    const speeds = await measureAsymmetricSpeed(opts.durationSeconds);
+    log("");
+    log(speedTable(speeds));
+    log("");
+
     // 1. The server under test, with a fresh data directory.
     let creds: Credentials;
     let server: Started;
@@ -270,6 +289,16 @@ async function main(): Promise<number> {
     const sm4KeyId = String(sm4.KeyId);
     const aesKeyId = String(aes.KeyId);
     log(`bench: keys SM4 ${sm4KeyId}, AES_256 ${aesKeyId}`);
+    // An SM2 signing key, and one signature checked before it is measured.
+    let signScenario: Omit<Scenario, "serverPid"> | undefined;
+    if (opts.server === "tresor") {
+      const sm2 = await callAction(url, "CreateKey", { Alias: "bench-sm2-sign", KeyUsage: "ASYMMETRIC_SIGN_VERIFY_SM2" }, creds);
+      const signParams = { KeyId: String(sm2.KeyId), Algorithm: "SM2DSA", Message: randomBytes(SIGN_MESSAGE_BYTES).toString("base64") };
+      const signed = await callAction(url, "SignByAsymmetricKey", signParams, creds);
+      const verified = await callAction(url, "VerifyByAsymmetricKey", { ...signParams, SignatureValue: signed.Signature }, creds);
+      if (verified.SignatureValid !== true) throw new Error("a fresh SM2 signature did not verify");
+      signScenario = { name: `SignByAsymmetricKey SM2 RAW ${SIGN_MESSAGE_BYTES} B`, url: url.href, action: "SignByAsymmetricKey", params: signParams };
+    }
 
     const plaintext = randomBytes(PLAINTEXT_BYTES).toString("base64");
     const blobPlaintexts = Array.from({ length: DECRYPT_BLOBS }, () => randomBytes(PLAINTEXT_BYTES).toString("base64"));
@@ -307,6 +336,7 @@ async function main(): Promise<number> {
         params: { KeyId: sm4KeyId, KeySpec: "AES_256" },
         serverPid: pid,
       },
+      ...(signScenario ? [{ ...signScenario, serverPid: pid }] : []),
     ];
     // The baseline gets the same signed Encrypt request, so it pays the same client and parsing
     // costs. It runs first and last, and the ratio uses the faster of the two: other work on a
@@ -380,6 +410,13 @@ async function main(): Promise<number> {
     if (clientBound.length > 0) {
       warnings.push(`the load process used a full core during: ${clientBound.join(", ")}; those rates are bounded by the client, not the server`);
     }
+    const sm2Sign = speeds.find((r) => r.name === "SM2 sign");
+    const sm2Ratio = sm2Sign?.ratio ?? null;
+    const sm2TargetMet = sm2Ratio !== null && sm2Ratio >= SM2_SIGN_TARGET_RATIO;
+    log(
+      `target: SM2 sign in process at >= ${SM2_SIGN_TARGET_RATIO} of openssl speed sm2: ` +
+        (sm2Ratio === null ? "not measured" : `${sm2Ratio.toFixed(3)} (${sm2TargetMet ? "met" : "NOT met"})`),
+    );
     for (const w of warnings) log(`warning: ${w}`);
 
     mkdirSync(dirname(RESULTS), { recursive: true });
@@ -396,7 +433,9 @@ async function main(): Promise<number> {
       bareReqPerSec: bareRate === null ? null : Number(bareRate.toFixed(1)),
       warnings,
       target: { scenario: targetRow.scenario, minRatioToBare: ENCRYPT_TARGET_RATIO, ratio: encryptRatio, met: targetMet },
+      sm2SignTarget: { minRatioToOpenssl: SM2_SIGN_TARGET_RATIO, ratio: sm2Ratio, met: sm2TargetMet },
       scenarios: rows,
+      asymmetricInProcess: speeds,
     };
     writeFileSync(RESULTS, `${JSON.stringify(report, null, 2)}\n`);
     log(`bench: wrote ${RESULTS}`);

@@ -19,6 +19,17 @@ import {
 /** A ciphertext blob of a 4096-byte plaintext is well under this; anything bigger is not a blob. */
 const MAX_CIPHERTEXT_INPUT_BYTES = 64 * 1024;
 const MAX_DATA_KEY_BYTES = 1024;
+/** One RSA-4096 block; SM2 ciphertexts are at most 256 bytes. */
+const MAX_ASYMMETRIC_CIPHERTEXT_BYTES = 512;
+
+interface DecryptOptions {
+  in: string;
+  context?: EncryptionContext;
+  out?: string;
+  asymmetric?: boolean;
+  keyId?: string;
+  algorithm?: "SM2" | "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "RSAES_PKCS1_V1_5";
+}
 
 export function registerCryptoCommands(program: Command): void {
   addClientOptions(
@@ -46,23 +57,40 @@ export function registerCryptoCommands(program: Command): void {
 
   addClientOptions(
     exitTwoOnUsageError(program.command("decrypt"))
-      .description("decrypt a CiphertextBlob; writes the raw plaintext to stdout or --out")
-      .option("--in <file>", 'file holding the CiphertextBlob, or "-" for stdin', "-")
+      .description("decrypt a CiphertextBlob, or with --asymmetric a raw SM2 or RSA ciphertext; writes the raw plaintext to stdout or --out")
+      .option("--in <file>", 'file holding the CiphertextBlob (or the binary ciphertext with --asymmetric), or "-" for stdin', "-")
       .option("--context <json>", "the encryption context given to encrypt", contextArg)
-      .option("--out <file>", "write the plaintext here (mode 0600)"),
-  ).action(async (opts: { in: string; context?: EncryptionContext; out?: string }, cmd: Command) => {
+      .option("--out <file>", "write the plaintext here (mode 0600)")
+      .option("--asymmetric", "decrypt with an asymmetric key (AsymmetricSm2Decrypt / AsymmetricRsaDecrypt); needs --key-id")
+      .option("--key-id <keyId>", "the ASYMMETRIC_DECRYPT_* key (with --asymmetric)")
+      .addOption(
+        new Option("--algorithm <algorithm>", "with --asymmetric: SM2 (default) or an RSA padding").choices(["SM2", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "RSAES_PKCS1_V1_5"]),
+      ),
+  ).action(async (opts: DecryptOptions, cmd: Command) => {
     await runWithClient(
       cmd,
       async ({ json }) => {
         if (opts.out === undefined && !json && process.stdout.isTTY) {
           throw new UsageError("refusing to write binary plaintext to a terminal; use --out FILE, --json or a pipe");
         }
-        const blob = (await readInput(opts.in, MAX_CIPHERTEXT_INPUT_BYTES, "the ciphertext")).toString("utf8").trim();
-        if (blob === "") throw new UsageError("no ciphertext on input");
-        return blob;
+        if (!opts.asymmetric) {
+          if (opts.keyId !== undefined || opts.algorithm !== undefined) throw new UsageError("--key-id and --algorithm go with --asymmetric");
+          const blob = (await readInput(opts.in, MAX_CIPHERTEXT_INPUT_BYTES, "the ciphertext")).toString("utf8").trim();
+          if (blob === "") throw new UsageError("no ciphertext on input");
+          return blob;
+        }
+        if (opts.keyId === undefined) throw new UsageError("--asymmetric needs --key-id");
+        if (opts.context !== undefined) throw new UsageError("--context does not go with --asymmetric");
+        const raw = await readInput(opts.in, MAX_ASYMMETRIC_CIPHERTEXT_BYTES, "the ciphertext");
+        if (raw.length === 0) throw new UsageError("no ciphertext on input");
+        return raw.toString("base64");
       },
       async (client, blob, { json }) => {
-        const res = await client.decrypt({ CiphertextBlob: blob, ...contextField(opts.context) });
+        const res = !opts.asymmetric
+          ? await client.decrypt({ CiphertextBlob: blob, ...contextField(opts.context) })
+          : opts.algorithm === undefined || opts.algorithm === "SM2"
+            ? await client.asymmetricSm2Decrypt({ KeyId: opts.keyId!, Ciphertext: blob })
+            : await client.asymmetricRsaDecrypt({ KeyId: opts.keyId!, Ciphertext: blob, Algorithm: opts.algorithm });
         const plaintext = Buffer.from(res.Plaintext ?? "", "base64");
         try {
           if (opts.out !== undefined) {

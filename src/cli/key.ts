@@ -2,7 +2,7 @@
 
 import { randomBytes } from "node:crypto";
 import { Command, Option } from "commander";
-import type { KeyMetadata } from "../sdk/index.js";
+import type { KeyMetadata, KeyUsage } from "../sdk/index.js";
 import {
   addClientOptions,
   exitTwoOnUsageError,
@@ -11,6 +11,20 @@ import {
   printLines,
   runWithClient,
 } from "./client-options.js";
+
+const KEY_USAGE_CHOICES: readonly KeyUsage[] = [
+  "ENCRYPT_DECRYPT",
+  "ASYMMETRIC_DECRYPT_RSA_2048",
+  "ASYMMETRIC_DECRYPT_RSA_3072",
+  "ASYMMETRIC_DECRYPT_RSA_4096",
+  "ASYMMETRIC_DECRYPT_SM2",
+  "ASYMMETRIC_SIGN_VERIFY_SM2",
+  "ASYMMETRIC_SIGN_VERIFY_RSA_2048",
+  "ASYMMETRIC_SIGN_VERIFY_RSA_3072",
+  "ASYMMETRIC_SIGN_VERIFY_RSA_4096",
+  "ASYMMETRIC_SIGN_VERIFY_ECC",
+  "ASYMMETRIC_SIGN_VERIFY_ECDSA384",
+];
 
 export function registerKeyCommands(program: Command): void {
   const key = exitTwoOnUsageError(program.command("key").description("manage customer master keys (CMKs)"));
@@ -21,8 +35,9 @@ export function registerKeyCommands(program: Command): void {
       .description("create a CMK")
       .option("--alias <alias>", "unique alias (default: key-<random>)")
       .option("--description <text>", "description")
-      .addOption(new Option("--key-spec <spec>", "key algorithm (default: the server's)").choices(["SM4", "AES_256"])),
-  ).action(async (opts: { alias?: string; description?: string; keySpec?: "SM4" | "AES_256" }, cmd: Command) => {
+      .addOption(new Option("--usage <usage>", "what the key is for (default ENCRYPT_DECRYPT); an asymmetric usage fixes its key pair").choices(KEY_USAGE_CHOICES))
+      .addOption(new Option("--key-spec <spec>", "symmetric key algorithm (default: the server's)").choices(["SM4", "AES_256"])),
+  ).action(async (opts: { alias?: string; description?: string; usage?: KeyUsage; keySpec?: "SM4" | "AES_256" }, cmd: Command) => {
     await runWithClient(
       cmd,
       () => undefined,
@@ -32,6 +47,7 @@ export function registerKeyCommands(program: Command): void {
         const res = await client.createKey({
           Alias: alias,
           ...(opts.description === undefined ? {} : { Description: opts.description }),
+          ...(opts.usage === undefined ? {} : { KeyUsage: opts.usage }),
           ...(opts.keySpec === undefined ? {} : { KeySpec: opts.keySpec }),
         });
         if (json) printJson(res);

@@ -2,6 +2,7 @@
 // The `tresor` command line.
 
 import { Command, CommanderError } from "commander";
+import { registerAsymmetricCommands } from "./asymmetric.js";
 import { registerCryptoCommands } from "./crypto.js";
 import { registerInitCommand } from "./init.js";
 import { registerKeyCommands } from "./key.js";
@@ -12,6 +13,7 @@ registerInitCommand(program);
 registerServeCommand(program);
 registerKeyCommands(program);
 registerCryptoCommands(program);
+registerAsymmetricCommands(program);
 
 try {
   await program.parseAsync(process.argv);

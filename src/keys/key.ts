@@ -3,13 +3,33 @@
 export const KEY_STATES = ["Enabled", "Disabled", "PendingDelete", "PendingImport", "Archived"] as const;
 export type KeyState = (typeof KEY_STATES)[number];
 
-export const KEY_USAGES = ["ENCRYPT_DECRYPT"] as const;
+/**
+ * What a CMK is for, fixed at creation. Tencent's names; the RSA 3072 and 4096 usages are Tresor
+ * extensions in the same pattern. src/keys/specs.ts says what each one means.
+ */
+export const KEY_USAGES = [
+  "ENCRYPT_DECRYPT",
+  "ASYMMETRIC_DECRYPT_RSA_2048",
+  "ASYMMETRIC_DECRYPT_RSA_3072",
+  "ASYMMETRIC_DECRYPT_RSA_4096",
+  "ASYMMETRIC_DECRYPT_SM2",
+  "ASYMMETRIC_SIGN_VERIFY_SM2",
+  "ASYMMETRIC_SIGN_VERIFY_RSA_2048",
+  "ASYMMETRIC_SIGN_VERIFY_RSA_3072",
+  "ASYMMETRIC_SIGN_VERIFY_RSA_4096",
+  "ASYMMETRIC_SIGN_VERIFY_ECC",
+  "ASYMMETRIC_SIGN_VERIFY_ECDSA384",
+] as const;
 export type KeyUsage = (typeof KEY_USAGES)[number];
+export type AsymmetricKeyUsage = Exclude<KeyUsage, "ENCRYPT_DECRYPT">;
 
 /** Symmetric key specs a CMK may have. SM4 is the national-crypto default. */
 export const SYMMETRIC_KEY_SPECS = ["SM4", "AES_256"] as const;
 export type SymmetricKeySpec = (typeof SYMMETRIC_KEY_SPECS)[number];
-export type KeySpec = SymmetricKeySpec;
+/** Asymmetric key specs; each asymmetric usage implies one. */
+export const ASYMMETRIC_KEY_SPECS = ["RSA_2048", "RSA_3072", "RSA_4096", "SM2", "ECC_P256", "ECC_P384"] as const;
+export type AsymmetricKeySpec = (typeof ASYMMETRIC_KEY_SPECS)[number];
+export type KeySpec = SymmetricKeySpec | AsymmetricKeySpec;
 
 export type KeyOrigin = "TENCENT_KMS" | "EXTERNAL";
 

@@ -19,6 +19,8 @@ const usable = { Enabled: "allow", Disabled: "CmkDisabled", PendingDelete: "CmkS
 const decryptable = { ...usable, Archived: "allow" } as const;
 const anyState = { Enabled: "allow", Disabled: "allow", PendingDelete: "allow", PendingImport: "allow", Archived: "allow" } as const;
 const notPendingDelete = { ...anyState, PendingDelete: "CmkStateNotSupport" } as const;
+/** Tencent: the asymmetric actions need an Enabled key and answer CmkStateNotSupport otherwise. */
+const enabledOnly = { Enabled: "allow", Disabled: "CmkStateNotSupport", PendingDelete: "CmkStateNotSupport", PendingImport: "CmkStateNotSupport", Archived: "CmkStateNotSupport" } as const;
 const enableOrDisable = { Enabled: "allow", Disabled: "allow", PendingDelete: "CmkStateNotSupport", PendingImport: "CmkStateNotSupport", Archived: "CmkStateNotSupport" } as const;
 
 export const LIFECYCLE = {
@@ -34,6 +36,11 @@ export const LIFECYCLE = {
   DisableKey: { rules: enableOrDisable, to: "Disabled" },
   UpdateAlias: { rules: notPendingDelete },
   UpdateKeyDescription: { rules: notPendingDelete },
+  GetPublicKey: { rules: enabledOnly },
+  SignByAsymmetricKey: { rules: enabledOnly },
+  VerifyByAsymmetricKey: { rules: enabledOnly },
+  AsymmetricRsaDecrypt: { rules: enabledOnly },
+  AsymmetricSm2Decrypt: { rules: enabledOnly },
 } as const satisfies Record<string, LifecycleRow>;
 
 export type KeyAction = keyof typeof LIFECYCLE;

@@ -1,8 +1,9 @@
-// What each key spec means: its cipher, material length, and the metadata `Type` Tencent reports
-// (4 = national-crypto (GM) compliant, 2 = FIPS 140-2 compliant).
+// What each key spec and key usage means: its cipher or key pair, its material, the algorithms it
+// offers, and the metadata `Type` Tencent reports (4 = national-crypto (GM) compliant, 2 = FIPS 140-2
+// compliant). The service, the protocol adapter, ListAlgorithms and docs/api.md all read these tables.
 
 import type { AeadName } from "../crypto/aead.js";
-import type { SymmetricKeySpec } from "./key.js";
+import type { AsymmetricKeySpec, AsymmetricKeyUsage, KeySpec, KeyUsage, SymmetricKeySpec } from "./key.js";
 
 export interface SymmetricSpecInfo {
   readonly aead: AeadName;
@@ -14,3 +15,76 @@ export const SYMMETRIC_SPECS: Readonly<Record<SymmetricKeySpec, SymmetricSpecInf
   SM4: { aead: "SM4-GCM", materialLength: 16, metadataType: 4 },
   AES_256: { aead: "AES-256-GCM", materialLength: 32, metadataType: 2 },
 });
+
+/**
+ * How an asymmetric key's private half is stored (wrapped by the root of trust): "pkcs8" is a
+ * PKCS#8 PrivateKeyInfo in DER; "sm2-scalar" is SM2's 32-byte private scalar d. The public half is
+ * always stored in the clear as a DER SubjectPublicKeyInfo.
+ */
+export type PrivateKeyFormat = "pkcs8" | "sm2-scalar";
+
+export interface AsymmetricSpecInfo {
+  readonly family: "RSA" | "EC" | "SM2";
+  /** RSA modulus bits, or the curve's field size in bits. */
+  readonly bits: number;
+  readonly privateKeyFormat: PrivateKeyFormat;
+  readonly metadataType: 2 | 4;
+  /** The name ListAlgorithms gives the key algorithm. */
+  readonly algorithmName: string;
+}
+
+export const ASYMMETRIC_SPECS: Readonly<Record<AsymmetricKeySpec, AsymmetricSpecInfo>> = Object.freeze({
+  RSA_2048: { family: "RSA", bits: 2048, privateKeyFormat: "pkcs8", metadataType: 2, algorithmName: "RSA_2048" },
+  RSA_3072: { family: "RSA", bits: 3072, privateKeyFormat: "pkcs8", metadataType: 2, algorithmName: "RSA_3072" },
+  RSA_4096: { family: "RSA", bits: 4096, privateKeyFormat: "pkcs8", metadataType: 2, algorithmName: "RSA_4096" },
+  SM2: { family: "SM2", bits: 256, privateKeyFormat: "sm2-scalar", metadataType: 4, algorithmName: "SM2" },
+  ECC_P256: { family: "EC", bits: 256, privateKeyFormat: "pkcs8", metadataType: 2, algorithmName: "ECC" },
+  ECC_P384: { family: "EC", bits: 384, privateKeyFormat: "pkcs8", metadataType: 2, algorithmName: "ECDSA384" },
+});
+
+/** Decryption algorithms: AsymmetricRsaDecrypt's `Algorithm` values, and SM2 (AsymmetricSm2Decrypt). */
+export const ASYMMETRIC_DECRYPT_ALGORITHMS = ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "RSAES_PKCS1_V1_5", "SM2"] as const;
+export type AsymmetricDecryptAlgorithm = (typeof ASYMMETRIC_DECRYPT_ALGORITHMS)[number];
+
+/** SignByAsymmetricKey / VerifyByAsymmetricKey `Algorithm` values (Tencent's names, plus ECDSA_P384_SHA_384). */
+export const SIGNING_ALGORITHMS = ["SM2DSA", "ECC_P256_R1", "ECDSA_P384_SHA_384", "RSA_PSS_SHA_256", "RSA_PKCS1_SHA_256"] as const;
+export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+
+export interface UsageInfo {
+  readonly spec: AsymmetricKeySpec;
+  readonly purpose: "decrypt" | "sign";
+  /** The algorithms a key of this usage accepts, in the action's own vocabulary. */
+  readonly algorithms: readonly (AsymmetricDecryptAlgorithm | SigningAlgorithm)[];
+  /** For signing usages: the digest a DIGEST-mode message must be (name and length in bytes). */
+  readonly digest?: { readonly name: "sm3" | "sha256" | "sha384"; readonly length: number };
+}
+
+const RSA_DECRYPT = ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "RSAES_PKCS1_V1_5"] as const;
+const RSA_SIGN = ["RSA_PSS_SHA_256", "RSA_PKCS1_SHA_256"] as const;
+const SHA256 = { name: "sha256", length: 32 } as const;
+
+export const ASYMMETRIC_USAGES: Readonly<Record<AsymmetricKeyUsage, UsageInfo>> = Object.freeze({
+  ASYMMETRIC_DECRYPT_RSA_2048: { spec: "RSA_2048", purpose: "decrypt", algorithms: RSA_DECRYPT },
+  ASYMMETRIC_DECRYPT_RSA_3072: { spec: "RSA_3072", purpose: "decrypt", algorithms: RSA_DECRYPT },
+  ASYMMETRIC_DECRYPT_RSA_4096: { spec: "RSA_4096", purpose: "decrypt", algorithms: RSA_DECRYPT },
+  ASYMMETRIC_DECRYPT_SM2: { spec: "SM2", purpose: "decrypt", algorithms: ["SM2"] },
+  ASYMMETRIC_SIGN_VERIFY_SM2: { spec: "SM2", purpose: "sign", algorithms: ["SM2DSA"], digest: { name: "sm3", length: 32 } },
+  ASYMMETRIC_SIGN_VERIFY_RSA_2048: { spec: "RSA_2048", purpose: "sign", algorithms: RSA_SIGN, digest: SHA256 },
+  ASYMMETRIC_SIGN_VERIFY_RSA_3072: { spec: "RSA_3072", purpose: "sign", algorithms: RSA_SIGN, digest: SHA256 },
+  ASYMMETRIC_SIGN_VERIFY_RSA_4096: { spec: "RSA_4096", purpose: "sign", algorithms: RSA_SIGN, digest: SHA256 },
+  ASYMMETRIC_SIGN_VERIFY_ECC: { spec: "ECC_P256", purpose: "sign", algorithms: ["ECC_P256_R1"], digest: SHA256 },
+  ASYMMETRIC_SIGN_VERIFY_ECDSA384: { spec: "ECC_P384", purpose: "sign", algorithms: ["ECDSA_P384_SHA_384"], digest: { name: "sha384", length: 48 } },
+});
+
+export function isAsymmetricUsage(usage: KeyUsage): usage is AsymmetricKeyUsage {
+  return usage !== "ENCRYPT_DECRYPT";
+}
+
+export function isSymmetricSpec(spec: KeySpec): spec is SymmetricKeySpec {
+  return Object.hasOwn(SYMMETRIC_SPECS, spec);
+}
+
+/** The metadata `Type` of a key of this spec. */
+export function metadataType(spec: KeySpec): 2 | 4 {
+  return isSymmetricSpec(spec) ? SYMMETRIC_SPECS[spec].metadataType : ASYMMETRIC_SPECS[spec].metadataType;
+}

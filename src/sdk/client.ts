@@ -7,6 +7,10 @@ import { rootCertificates } from "node:tls";
 import { inspect } from "node:util";
 import { tc3Authorization } from "../crypto/tc3.js";
 import type {
+  AsymmetricRsaDecryptRequest,
+  AsymmetricRsaDecryptResponse,
+  AsymmetricSm2DecryptRequest,
+  AsymmetricSm2DecryptResponse,
   CreateKeyRequest,
   CreateKeyResponse,
   DataKeySpec,
@@ -30,6 +34,8 @@ import type {
   GenerateDataKeyResponse,
   GenerateRandomRequest,
   GenerateRandomResponse,
+  GetPublicKeyRequest,
+  GetPublicKeyResponse,
   GetRegionsResponse,
   GetServiceStatusResponse,
   KmsAction,
@@ -43,10 +49,14 @@ import type {
   ListKeysResponse,
   ReEncryptRequest,
   ReEncryptResponse,
+  SignByAsymmetricKeyRequest,
+  SignByAsymmetricKeyResponse,
   UpdateAliasRequest,
   UpdateAliasResponse,
   UpdateKeyDescriptionRequest,
   UpdateKeyDescriptionResponse,
+  VerifyByAsymmetricKeyRequest,
+  VerifyByAsymmetricKeyResponse,
 } from "./types.js";
 
 export const API_VERSION = "2019-01-18";
@@ -321,6 +331,21 @@ export class KmsClient {
   }
   getRegions(): Promise<GetRegionsResponse> {
     return this.call("GetRegions", {});
+  }
+  getPublicKey(request: GetPublicKeyRequest): Promise<GetPublicKeyResponse> {
+    return this.call("GetPublicKey", request);
+  }
+  asymmetricRsaDecrypt(request: AsymmetricRsaDecryptRequest): Promise<AsymmetricRsaDecryptResponse> {
+    return this.call("AsymmetricRsaDecrypt", request);
+  }
+  asymmetricSm2Decrypt(request: AsymmetricSm2DecryptRequest): Promise<AsymmetricSm2DecryptResponse> {
+    return this.call("AsymmetricSm2Decrypt", request);
+  }
+  signByAsymmetricKey(request: SignByAsymmetricKeyRequest): Promise<SignByAsymmetricKeyResponse> {
+    return this.call("SignByAsymmetricKey", request);
+  }
+  verifyByAsymmetricKey(request: VerifyByAsymmetricKeyRequest): Promise<VerifyByAsymmetricKeyResponse> {
+    return this.call("VerifyByAsymmetricKey", request);
   }
 
   /** Encrypt over bytes: returns the CiphertextBlob. */

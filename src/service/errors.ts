@@ -37,6 +37,8 @@ export const ERROR_CODES = {
   CmkStateNotSupport: { tencent: "ResourceUnavailable.CmkStateNotSupport" },
   CmkLimitExceeded: { tencent: "LimitExceeded.CmkLimitExceeded" },
   UnsupportedOperation: { tencent: "UnsupportedOperation" },
+  DecryptError: { tencent: "FailedOperation.DecryptError" },
+  EncryptionError: { tencent: "FailedOperation.EncryptionError" },
   // everything else
   InternalError: { tencent: "InternalError" },
 } as const satisfies Record<string, { tencent: string }>;

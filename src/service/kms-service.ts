@@ -6,9 +6,27 @@ import { AEADS, type AeadKey } from "../crypto/aead.js";
 import { CryptoError } from "../crypto/errors.js";
 import { randomAlphanumeric, randomBytes } from "../crypto/random.js";
 import { BlobFormatError, blobAad, decodeBlob, encodeBlob, encodeBlobHeader, type EncryptionContext } from "../keys/blob.js";
-import { KEY_USAGES, SYMMETRIC_KEY_SPECS, type KeyOrigin, type KeyRecord, type KeySpec, type KeyState, type KeyUsage, type Tag } from "../keys/key.js";
+import {
+  AsymmetricPrivateKey,
+  PublicKeyError,
+  generateKeyPair,
+  publicKeyEncrypter,
+  verifySignature,
+  type MessageType,
+  type PublicKeyWrapAlgorithm,
+} from "../keys/asymmetric.js";
+import { KEY_USAGES, SYMMETRIC_KEY_SPECS, type AsymmetricKeyUsage, type KeyOrigin, type KeyRecord, type KeySpec, type KeyState, type KeyUsage, type SymmetricKeySpec, type Tag } from "../keys/key.js";
 import { ruleFor, stateAfter, type KeyAction } from "../keys/lifecycle.js";
-import { SYMMETRIC_SPECS } from "../keys/specs.js";
+import {
+  ASYMMETRIC_SPECS,
+  ASYMMETRIC_USAGES,
+  SYMMETRIC_SPECS,
+  isAsymmetricUsage,
+  isSymmetricSpec,
+  type AsymmetricDecryptAlgorithm,
+  type SigningAlgorithm,
+  type UsageInfo,
+} from "../keys/specs.js";
 import { accessKeySecretAad, keyMaterialAad, type RootOfTrust } from "../rootkey/root-of-trust.js";
 import { StoreConflictError, type KeyListQuery, type Store, type StoreOperations } from "../store/store.js";
 import { unixSeconds, type Clock } from "./clock.js";
@@ -24,6 +42,7 @@ export interface KmsServiceOptions {
   defaultKeySpec: KeySpec;
   /** Most CMKs the account may hold. */
   cmkLimit: number;
+  /** Bounds of each cache of prepared keys (symmetric AEAD keys; asymmetric private keys). */
   materialCache?: { maxEntries: number; ttlMs: number };
   /** How long a found access key is remembered (default 1000 ms; 0 looks it up on every request). */
   accessKeyCacheMs?: number;
@@ -75,7 +94,8 @@ export class KmsService {
   readonly #store: Store;
   readonly #root: RootOfTrust;
   readonly #clock: Clock;
-  readonly #materials: MaterialCache;
+  readonly #materials: MaterialCache<AeadKey>;
+  readonly #privateKeys: MaterialCache<AsymmetricPrivateKey>;
   readonly #accessKeys = new Map<string, { resolved: ResolvedAccessKey; expiresAt: number }>();
   readonly accessKeyCacheMs: number;
   readonly region: string;
@@ -90,7 +110,9 @@ export class KmsService {
     this.defaultKeySpec = options.defaultKeySpec;
     this.cmkLimit = options.cmkLimit;
     this.accessKeyCacheMs = options.accessKeyCacheMs ?? 1000;
-    this.#materials = new MaterialCache(options.materialCache ?? { maxEntries: 1000, ttlMs: 5 * 60_000 }, () => this.#clock.now());
+    const cacheOptions = options.materialCache ?? { maxEntries: 1000, ttlMs: 5 * 60_000 };
+    this.#materials = new MaterialCache<AeadKey>(cacheOptions, () => this.#clock.now());
+    this.#privateKeys = new MaterialCache<AsymmetricPrivateKey>(cacheOptions, () => this.#clock.now());
   }
 
   // ---- access keys ----
@@ -139,13 +161,31 @@ export class KmsService {
 
   async createKey(caller: Caller, input: CreateKeyInput): Promise<KeyRecord> {
     needs(KEY_USAGES.includes(input.keyUsage), "InvalidKeyUsage", `"KeyUsage" ${input.keyUsage} is not supported`);
-    const keySpec = input.keySpec ?? this.defaultKeySpec;
-    needs(SYMMETRIC_KEY_SPECS.includes(keySpec), "InvalidParameterValue", `"KeySpec" ${keySpec} is not supported`);
+    let keySpec: KeySpec;
+    if (isAsymmetricUsage(input.keyUsage)) {
+      keySpec = ASYMMETRIC_USAGES[input.keyUsage].spec;
+      needs(
+        input.keySpec === undefined || input.keySpec === keySpec,
+        "InvalidParameterValue",
+        `"KeySpec" ${String(input.keySpec)} does not fit "KeyUsage" ${input.keyUsage}, whose key spec is ${keySpec}`,
+      );
+    } else {
+      keySpec = input.keySpec ?? this.defaultKeySpec;
+      needs(SYMMETRIC_KEY_SPECS.includes(keySpec as SymmetricKeySpec), "InvalidParameterValue", `"KeySpec" ${keySpec} is not a symmetric key spec (${SYMMETRIC_KEY_SPECS.join(", ")})`);
+    }
     needs(!(await this.#store.getKeyByAlias(input.alias)), "AliasAlreadyExists", `"Alias" ${input.alias} is already in use`);
     needs((await this.#store.countKeys()) < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
 
     const keyId = randomUUID();
-    const material = randomBytes(SYMMETRIC_SPECS[keySpec].materialLength);
+    let material: Buffer;
+    let publicKey: Buffer | null = null;
+    if (isSymmetricSpec(keySpec)) {
+      material = randomBytes(SYMMETRIC_SPECS[keySpec].materialLength);
+    } else {
+      const pair = generateKeyPair(keySpec);
+      material = pair.privateMaterial;
+      publicKey = pair.publicKey;
+    }
     let wrappedMaterial: Buffer;
     try {
       wrappedMaterial = await this.#root.wrap(material, keyMaterialAad(keyId, 1));
@@ -172,7 +212,7 @@ export class KmsService {
       await this.#store.transaction(async (tx) => {
         // Checked again inside the transaction: another request may have taken the last slot.
         needs((await tx.countKeys()) < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
-        await tx.insertKey(key, { keyId, version: 1, wrappedMaterial, publicKey: null, createTime: now });
+        await tx.insertKey(key, { keyId, version: 1, wrappedMaterial, publicKey, createTime: now });
       });
     } catch (e) {
       if (e instanceof StoreConflictError && e.field === "alias") throw new KmsError("AliasAlreadyExists", `"Alias" ${input.alias} is already in use`);
@@ -241,7 +281,7 @@ export class KmsService {
   // ---- cryptographic operations ----
 
   async encrypt(keyId: string, plaintext: Buffer, context: EncryptionContext): Promise<{ keyId: string; blob: Buffer }> {
-    const key = await this.#keyFor(this.#store, "Encrypt", keyId);
+    const key = await this.#symmetricKeyFor("Encrypt", keyId);
     return { keyId: key.keyId, blob: await this.#seal(key, plaintext, context) };
   }
 
@@ -257,7 +297,7 @@ export class KmsService {
   }): Promise<{ blob: Buffer; keyId: string; sourceKeyId: string; reEncrypted: boolean }> {
     const { keyId: sourceKeyId, plaintext, keyVersion } = await this.#open("ReEncryptSource", input.blob, input.sourceContext);
     try {
-      const destination = await this.#keyFor(this.#store, "ReEncryptDestination", input.destinationKeyId ?? sourceKeyId);
+      const destination = await this.#symmetricKeyFor("ReEncryptDestination", input.destinationKeyId ?? sourceKeyId);
       const unchanged =
         destination.keyId === sourceKeyId &&
         keyVersion === destination.currentVersion &&
@@ -271,12 +311,83 @@ export class KmsService {
   }
 
   async generateDataKey(keyId: string, numberOfBytes: number, context: EncryptionContext): Promise<{ keyId: string; plaintext: Buffer; blob: Buffer }> {
-    const key = await this.#keyFor(this.#store, "GenerateDataKey", keyId);
+    const key = await this.#symmetricKeyFor("GenerateDataKey", keyId);
     const plaintext = randomBytes(numberOfBytes);
     try {
       return { keyId: key.keyId, plaintext, blob: await this.#seal(key, plaintext, context) };
     } catch (e) {
       plaintext.fill(0);
+      throw e;
+    }
+  }
+
+  // ---- asymmetric keys ----
+
+  /**
+   * Parses a caller's public key for Decrypt's and GenerateDataKey's EncryptionPublicKey and returns
+   * the function that encrypts a plaintext to it. Called before anything is decrypted or generated.
+   */
+  publicKeyWrapper(publicKey: string, algorithm: PublicKeyWrapAlgorithm): (plaintext: Buffer) => Buffer {
+    let encrypt: (plaintext: Buffer) => Buffer;
+    try {
+      encrypt = publicKeyEncrypter(publicKey, algorithm);
+    } catch (e) {
+      if (e instanceof PublicKeyError) throw new KmsError("InvalidParameterValue", `"EncryptionPublicKey" does not fit "EncryptionAlgorithm" ${algorithm}: ${e.message}`);
+      throw e;
+    }
+    return (plaintext) => {
+      try {
+        return encrypt(plaintext);
+      } catch (e) {
+        if (e instanceof PublicKeyError) throw new KmsError("EncryptionError", `the plaintext cannot be encrypted to "EncryptionPublicKey": ${e.message}`);
+        throw e;
+      }
+    };
+  }
+
+  /** The newest version's public key (DER SubjectPublicKeyInfo). */
+  async getPublicKey(keyId: string): Promise<{ keyId: string; publicKey: Buffer }> {
+    const key = await this.#keyFor(this.#store, "GetPublicKey", keyId);
+    needs(isAsymmetricUsage(key.keyUsage), "InvalidKeyUsage", `key ${keyId} has usage ENCRYPT_DECRYPT: GetPublicKey needs an asymmetric key`);
+    return { keyId: key.keyId, publicKey: await this.#publicKeyOf(key) };
+  }
+
+  async sign(input: { keyId: string; algorithm: SigningAlgorithm; message: Buffer; messageType: MessageType }): Promise<{ keyId: string; signature: Buffer }> {
+    const key = await this.#keyFor(this.#store, "SignByAsymmetricKey", input.keyId);
+    signingUsage(key, "SignByAsymmetricKey", input.algorithm, input.message, input.messageType);
+    const signature = await this.#withPrivateKey(key, (privateKey) => privateKey.sign(input.algorithm, input.message, input.messageType));
+    return { keyId: key.keyId, signature };
+  }
+
+  /** False for any signature that does not verify, including malformed ones; errors only for bad requests. */
+  async verify(input: { keyId: string; algorithm: SigningAlgorithm; message: Buffer; messageType: MessageType; signature: Buffer }): Promise<boolean> {
+    const key = await this.#keyFor(this.#store, "VerifyByAsymmetricKey", input.keyId);
+    signingUsage(key, "VerifyByAsymmetricKey", input.algorithm, input.message, input.messageType);
+    const publicKey = await this.#publicKeyOf(key);
+    return verifySignature(key.keySpec as keyof typeof ASYMMETRIC_SPECS, publicKey, input.algorithm, input.message, input.messageType, input.signature);
+  }
+
+  /** AsymmetricRsaDecrypt (an RSA decryption key and one of its algorithms) or AsymmetricSm2Decrypt (an SM2 one). */
+  async asymmetricDecrypt(
+    action: "AsymmetricRsaDecrypt" | "AsymmetricSm2Decrypt",
+    keyId: string,
+    algorithm: AsymmetricDecryptAlgorithm,
+    ciphertext: Buffer,
+  ): Promise<{ keyId: string; plaintext: Buffer }> {
+    const key = await this.#keyFor(this.#store, action, keyId);
+    const family = action === "AsymmetricSm2Decrypt" ? "SM2" : "RSA";
+    const usage = isAsymmetricUsage(key.keyUsage) ? ASYMMETRIC_USAGES[key.keyUsage] : undefined;
+    needs(
+      usage?.purpose === "decrypt" && ASYMMETRIC_SPECS[usage.spec].family === family,
+      "InvalidKeyUsage",
+      `key ${keyId} has usage ${key.keyUsage}: ${action} needs ${family === "SM2" ? "ASYMMETRIC_DECRYPT_SM2" : "an ASYMMETRIC_DECRYPT_RSA_* key"}`,
+    );
+    needs(usage.algorithms.includes(algorithm), "InvalidParameterValue", `"Algorithm" ${algorithm} does not fit key usage ${key.keyUsage}`);
+    try {
+      const plaintext = await this.#withPrivateKey(key, (privateKey) => privateKey.decrypt(algorithm, ciphertext));
+      return { keyId: key.keyId, plaintext };
+    } catch (e) {
+      if (e instanceof CryptoError) throw new KmsError("DecryptError", `"Ciphertext" does not decrypt under key ${keyId} with ${algorithm}`);
       throw e;
     }
   }
@@ -291,8 +402,13 @@ export class KmsService {
     return { cmkUserCount: await this.#store.countKeys(), cmkLimit: this.cmkLimit };
   }
 
-  listAlgorithms(): { symmetric: { keyUsage: KeyUsage; algorithm: KeySpec }[] } {
-    return { symmetric: SYMMETRIC_KEY_SPECS.map((spec) => ({ keyUsage: "ENCRYPT_DECRYPT", algorithm: spec })) };
+  listAlgorithms(): { symmetric: AlgorithmEntry[]; asymmetric: AlgorithmEntry[]; signVerify: AlgorithmEntry[] } {
+    const asymmetric: AlgorithmEntry[] = [];
+    const signVerify: AlgorithmEntry[] = [];
+    for (const [keyUsage, usage] of Object.entries(ASYMMETRIC_USAGES) as [AsymmetricKeyUsage, UsageInfo][]) {
+      (usage.purpose === "sign" ? signVerify : asymmetric).push({ keyUsage, algorithm: ASYMMETRIC_SPECS[usage.spec].algorithmName });
+    }
+    return { symmetric: SYMMETRIC_KEY_SPECS.map((spec) => ({ keyUsage: "ENCRYPT_DECRYPT", algorithm: spec })), asymmetric, signVerify };
   }
 
   getRegions(): string[] {
@@ -301,6 +417,7 @@ export class KmsService {
 
   close(): void {
     this.#materials.clear();
+    this.#privateKeys.clear();
     this.#accessKeys.clear();
   }
 
@@ -315,6 +432,38 @@ export class KmsService {
     needs(key, "CmkNotFound", `key ${keyId} does not exist`);
     checkKeyState(action, key);
     return key;
+  }
+
+  /** #keyFor, and the key must be a symmetric (ENCRYPT_DECRYPT) one. */
+  async #symmetricKeyFor(action: KeyAction, keyId: string): Promise<KeyRecord> {
+    const key = await this.#keyFor(this.#store, action, keyId);
+    needs(key.keyUsage === "ENCRYPT_DECRYPT", "InvalidKeyUsage", `key ${keyId} has usage ${key.keyUsage}: ${action} needs an ENCRYPT_DECRYPT key`);
+    return key;
+  }
+
+  async #publicKeyOf(key: KeyRecord): Promise<Buffer> {
+    const record = await this.#store.getKeyVersion(key.keyId, key.currentVersion);
+    needs(record?.publicKey, "InternalError", `key ${key.keyId} version ${key.currentVersion} has no public key`);
+    return record.publicKey;
+  }
+
+  /** As #withKey, for the newest version's private key of an asymmetric key; `use` must be synchronous. */
+  async #withPrivateKey<T>(key: KeyRecord, use: (privateKey: AsymmetricPrivateKey) => T): Promise<T> {
+    const version = key.currentVersion;
+    const cacheId = `${key.keyId}/${version}`;
+    const cached = this.#privateKeys.get(cacheId);
+    if (cached) return use(cached);
+    const record = await this.#store.getKeyVersion(key.keyId, version);
+    needs(record, "InternalError", `key ${key.keyId} has no version ${version}`);
+    const material = await this.#root.unwrap(record.wrappedMaterial, keyMaterialAad(key.keyId, version));
+    let privateKey: AsymmetricPrivateKey;
+    try {
+      privateKey = new AsymmetricPrivateKey(key.keySpec as keyof typeof ASYMMETRIC_SPECS, material);
+    } finally {
+      material.fill(0);
+    }
+    this.#privateKeys.set(cacheId, privateKey);
+    return use(privateKey);
   }
 
   #changeStates(action: "EnableKey" | "DisableKey", keyIds: readonly string[]): Promise<void> {
@@ -334,12 +483,13 @@ export class KmsService {
     const cacheId = `${key.keyId}/${version}`;
     const cached = this.#materials.get(cacheId);
     if (cached) return use(cached);
+    const spec = key.keySpec as SymmetricKeySpec;
     const record = await this.#store.getKeyVersion(key.keyId, version);
     needs(record, "InvalidCiphertext", INVALID_CIPHERTEXT);
     const material = await this.#root.unwrap(record.wrappedMaterial, keyMaterialAad(key.keyId, version));
     let aeadKey: AeadKey;
     try {
-      aeadKey = AEADS[SYMMETRIC_SPECS[key.keySpec].aead].importKey(material);
+      aeadKey = AEADS[SYMMETRIC_SPECS[spec].aead].importKey(material);
     } finally {
       material.fill(0);
     }
@@ -348,7 +498,7 @@ export class KmsService {
   }
 
   async #seal(key: KeyRecord, plaintext: Buffer, context: EncryptionContext): Promise<Buffer> {
-    const aead = AEADS[SYMMETRIC_SPECS[key.keySpec].aead];
+    const aead = AEADS[SYMMETRIC_SPECS[key.keySpec as SymmetricKeySpec].aead];
     const header = encodeBlobHeader({ algorithm: aead.name, keyId: key.keyId, keyVersion: key.currentVersion, iv: randomBytes(aead.ivLength) });
     const { ciphertext, tag } = await this.#withKey(key, key.currentVersion, (aeadKey) =>
       aeadKey.encrypt(header.subarray(header.length - aead.ivLength), plaintext, blobAad(header, context)),
@@ -367,6 +517,8 @@ export class KmsService {
     const key = await this.#store.getKey(parsed.keyId);
     needs(key, "InvalidCiphertext", INVALID_CIPHERTEXT);
     checkKeyState(action, key);
+    // An asymmetric key never made a blob: one naming it is forged.
+    needs(isSymmetricSpec(key.keySpec), "InvalidCiphertext", INVALID_CIPHERTEXT);
     const aead = AEADS[SYMMETRIC_SPECS[key.keySpec].aead];
     needs(parsed.algorithm === aead.name, "InvalidCiphertext", INVALID_CIPHERTEXT);
     const aad = blobAad(parsed.header, context);
@@ -380,6 +532,30 @@ export class KmsService {
       throw e;
     }
   }
+}
+
+export interface AlgorithmEntry {
+  keyUsage: KeyUsage;
+  algorithm: string;
+}
+
+/** The usage of a signing key for `algorithm`, after checking the key's usage, the algorithm and a DIGEST's length. */
+function signingUsage(key: KeyRecord, action: string, algorithm: SigningAlgorithm, message: Buffer, messageType: MessageType): UsageInfo {
+  const usage = isAsymmetricUsage(key.keyUsage) ? ASYMMETRIC_USAGES[key.keyUsage] : undefined;
+  needs(usage?.purpose === "sign", "InvalidKeyUsage", `key ${key.keyId} has usage ${key.keyUsage}: ${action} needs an ASYMMETRIC_SIGN_VERIFY_* key`);
+  needs(
+    usage.algorithms.includes(algorithm),
+    "InvalidParameterValue",
+    `"Algorithm" ${algorithm} does not fit key usage ${key.keyUsage}; use ${usage.algorithms.join(" or ")}`,
+  );
+  if (messageType === "DIGEST" && usage.digest) {
+    needs(
+      message.length === usage.digest.length,
+      "InvalidParameterValue",
+      `"Message" must be a ${usage.digest.length}-byte ${usage.digest.name.toUpperCase()} digest when "MessageType" is DIGEST, got ${message.length} bytes`,
+    );
+  }
+  return usage;
 }
 
 /** Throws the lifecycle table's error unless `action` is allowed in the key's current state. */

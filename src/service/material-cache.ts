@@ -1,28 +1,31 @@
-// Unwrapped key material, held as prepared AEAD keys, cached for a bounded time and count so hot
+// Unwrapped key material, held as prepared keys (AEAD keys, asymmetric private-key handles), cached for a bounded time and count so hot
 // keys skip the root of trust and the per-key set-up. Entries are destroyed (wiped) when evicted;
 // nothing here is ever written anywhere.
 
-import type { AeadKey } from "../crypto/aead.js";
+/** A prepared key: opaque, and wiped by destroy(). */
+export interface Destroyable {
+  destroy(): void;
+}
 
 export interface MaterialCacheOptions {
   maxEntries: number;
   ttlMs: number;
 }
 
-interface Entry {
-  key: AeadKey;
+interface Entry<T> {
+  key: T;
   expiresAt: number;
 }
 
-export class MaterialCache {
-  readonly #entries = new Map<string, Entry>();
+export class MaterialCache<T extends Destroyable> {
+  readonly #entries = new Map<string, Entry<T>>();
 
   constructor(
     private readonly options: MaterialCacheOptions,
     private readonly now: () => number,
   ) {}
 
-  get(id: string): AeadKey | undefined {
+  get(id: string): T | undefined {
     const entry = this.#entries.get(id);
     if (!entry) return undefined;
     if (entry.expiresAt <= this.now()) {
@@ -33,7 +36,7 @@ export class MaterialCache {
   }
 
   /** Takes ownership of `key`: the cache destroys it on eviction. */
-  set(id: string, key: AeadKey): void {
+  set(id: string, key: T): void {
     const existing = this.#entries.get(id);
     if (existing) this.#evict(id, existing);
     while (this.#entries.size >= this.options.maxEntries) {
@@ -52,7 +55,7 @@ export class MaterialCache {
     return this.#entries.size;
   }
 
-  #evict(id: string, entry: Entry): void {
+  #evict(id: string, entry: Entry<T>): void {
     this.#entries.delete(id);
     entry.key.destroy();
   }

@@ -1,4 +1,5 @@
-// The client commands end to end: `tresor key …`, `encrypt`, `decrypt`, `datakey`, `random` as
+// The client commands end to end: `tresor key …`, `encrypt`, `decrypt`, `datakey`, `random`,
+// `pubkey`, `sign`, `verify`, `decrypt --asymmetric` as
 // child processes against a real `tresor serve`.
 
 import assert from "node:assert/strict";
@@ -6,7 +7,9 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { execFileSync } from "node:child_process";
 import { type CliResult, type TestServer, runCli, runCliBinary, startServer } from "../helpers/server.js";
+import { opensslSkip, requireOpenssl } from "../helpers/openssl.js";
 
 let server: TestServer;
 let work: string; // an empty working directory, so ./tresor-data never exists by accident
@@ -242,5 +245,75 @@ describe("tresor datakey / random", () => {
     failed(await cli(["datakey", "--bytes", "16"], { env: dead }), 2, /--key-id/);
     failed(await cli(["datakey", "--key-id", keyId, "--key-spec", "AES_512"], { env: dead }), 2, /--key-spec/);
     failed(await cli(["datakey", "--key-id", keyId, "--key-spec", "AES_128", "--bytes", "16"], { env: dead }), 2, /cannot be used with/);
+  });
+});
+
+describe("tresor pubkey / sign / verify / decrypt --asymmetric", { skip: opensslSkip }, () => {
+  before(requireOpenssl);
+
+  it("creates an SM2 signing key whose CLI signatures verify with openssl and with `tresor verify`", async () => {
+    const keyId = await createKey("cli-sm2-sign", ["--usage", "ASYMMETRIC_SIGN_VERIFY_SM2"]);
+    const described = json(await cli(["key", "describe", keyId, "--json"], { env: envCreds }));
+    assert.equal((described["KeyMetadata"] as Record<string, unknown>)["KeyUsage"], "ASYMMETRIC_SIGN_VERIFY_SM2");
+
+    const pem = ok(await cli(["pubkey", keyId], { env: envCreds })).stdout;
+    assert.match(pem, /^-----BEGIN PUBLIC KEY-----\n[\s\S]+-----END PUBLIC KEY-----\n$/);
+    const der = ok(await cli(["pubkey", keyId, "--der"], { env: envCreds })).stdout.trim();
+    assert.equal(der, pem.replace(/-----[A-Z ]+-----|\n/g, ""));
+    const pemFile = path.join(work, "sm2.pem");
+    await writeFile(pemFile, pem);
+
+    const message = "a message signed from the command line";
+    const signature = ok(await cli(["sign", "--key-id", keyId, "--algorithm", "SM2DSA"], { env: envCreds, input: message })).stdout.trim();
+    const msgFile = path.join(work, "msg.txt");
+    const sigFile = path.join(work, "msg.sig");
+    await writeFile(msgFile, message);
+    await writeFile(sigFile, Buffer.from(signature, "base64"));
+    const verified = execFileSync(
+      "openssl",
+      ["pkeyutl", "-verify", "-pubin", "-inkey", pemFile, "-rawin", "-in", msgFile, "-sigfile", sigFile, "-digest", "sm3", "-pkeyopt", "distid:1234567812345678"],
+      { stdio: "pipe" },
+    ).toString();
+    assert.match(verified, /Signature Verified Successfully/);
+
+    assert.equal(ok(await cli(["verify", "--key-id", keyId, "--algorithm", "SM2DSA", "--in", msgFile, "--signature", signature], { env: envCreds })).stdout, "valid\n");
+    const b64File = path.join(work, "msg.sig.b64");
+    await writeFile(b64File, `${signature}\n`);
+    assert.equal(ok(await cli(["verify", "--key-id", keyId, "--algorithm", "SM2DSA", "--signature-file", b64File], { env: envCreds, input: message })).stdout, "valid\n");
+    const other = await cli(["verify", "--key-id", keyId, "--algorithm", "SM2DSA", "--signature", signature], { env: envCreds, input: `${message}!` });
+    assert.equal(other.code, 1);
+    assert.equal(other.stdout, "invalid\n");
+
+    failed(await cli(["sign", "--key-id", keyId, "--algorithm", "ECC_P256_R1"], { env: envCreds, input: "x" }), 1, /^error: InvalidParameterValue: "Algorithm"/);
+    failed(await cli(["sign", "--key-id", keyId, "--algorithm", "MD5"], { env: envCreds, input: "x" }), 2, /--algorithm/);
+    failed(await cli(["verify", "--key-id", keyId, "--algorithm", "SM2DSA"], { env: envCreds, input: "x" }), 2, /--signature/);
+  });
+
+  it("signs a digest with an ECC key", async () => {
+    const keyId = await createKey("cli-ecc", ["--usage", "ASYMMETRIC_SIGN_VERIFY_ECC"]);
+    const digest = execFileSync("openssl", ["dgst", "-sha256", "-binary"], { input: "hashed elsewhere" });
+    const signed = json(await cli(["sign", "--key-id", keyId, "--algorithm", "ECC_P256_R1", "--digest", "--json"], { env: envCreds, input: digest }));
+    const verified = await cli(["verify", "--key-id", keyId, "--algorithm", "ECC_P256_R1", "--signature", String(signed["Signature"])], { env: envCreds, input: "hashed elsewhere" });
+    assert.equal(ok(verified).stdout, "valid\n", "a DIGEST signature verifies over the RAW message");
+  });
+
+  it("decrypts with --asymmetric what openssl encrypted to the SM2 and RSA public keys", async () => {
+    for (const [usage, algorithm, opts] of [
+      ["ASYMMETRIC_DECRYPT_SM2", undefined, []],
+      ["ASYMMETRIC_DECRYPT_RSA_2048", "RSAES_OAEP_SHA_256", ["-pkeyopt", "rsa_padding_mode:oaep", "-pkeyopt", "rsa_oaep_md:sha256", "-pkeyopt", "rsa_mgf1_md:sha256"]],
+    ] as const) {
+      const keyId = await createKey(`cli-dec-${usage.toLowerCase().replaceAll("_", "-")}`, ["--usage", usage]);
+      const pemFile = path.join(work, `${keyId}.pem`);
+      await writeFile(pemFile, ok(await cli(["pubkey", keyId], { env: envCreds })).stdout);
+      const ctFile = path.join(work, `${keyId}.bin`);
+      await writeFile(ctFile, execFileSync("openssl", ["pkeyutl", "-encrypt", "-pubin", "-inkey", pemFile, ...opts], { input: "asymmetric secret" }));
+      const out = path.join(work, `${keyId}.out`);
+      const args = ["decrypt", "--asymmetric", "--key-id", keyId, "--in", ctFile, "--out", out, ...(algorithm ? ["--algorithm", algorithm] : [])];
+      assert.equal(ok(await cli(args, { env: envCreds })).stdout, `wrote 17 bytes to ${out}\n`);
+      assert.equal(await readFile(out, "utf8"), "asymmetric secret");
+      assert.equal((await stat(out)).mode & 0o777, 0o600);
+    }
+    failed(await cli(["decrypt", "--asymmetric", "--out", path.join(work, "x")], { env: envCreds, input: "x" }), 2, /--key-id/);
+    failed(await cli(["decrypt", "--key-id", "00000000-0000-4000-8000-000000000000"], { env: envCreds, input: "x" }), 2, /--asymmetric/);
   });
 });

@@ -35,7 +35,8 @@ describe("AEADS", () => {
           const { ciphertext, tag } = aead.encrypt(key, iv, plaintext, aad);
           assert.equal(ciphertext.length, ptLength);
           assert.equal(tag.length, aead.tagLength);
-          if (ptLength > 0) assert.notDeepEqual(ciphertext, plaintext);
+          // A 1-byte ciphertext equals its plaintext once in 256 runs; longer ones practically never.
+          if (ptLength >= 16) assert.notDeepEqual(ciphertext, plaintext);
           assert.deepEqual(aead.decrypt(key, iv, ciphertext, tag, aad), plaintext);
         }
       });

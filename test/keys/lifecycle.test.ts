@@ -5,7 +5,9 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { KEY_STATES, type KeyRecord, type KeyState } from "../../src/keys/key.js";
+import { rsaEncrypt, rsaPublicKey } from "../../src/crypto/rsa.js";
+import { sm2Encrypt, sm2PublicKeyFromSpki } from "../../src/crypto/sm2.js";
+import { KEY_STATES, type KeyRecord, type KeyState, type KeyUsage } from "../../src/keys/key.js";
 import { LIFECYCLE, lifecycleMarkdown, ruleFor, stateAfter, type KeyAction, type LifecycleRow } from "../../src/keys/lifecycle.js";
 import { ERROR_CODES, KmsError } from "../../src/service/errors.js";
 import { checkKeyState } from "../../src/service/kms-service.js";
@@ -28,9 +30,18 @@ after(async () => {
 
 interface Subject {
   key: KeyRecord;
-  /** A blob made under the key while it was Enabled. */
+  /** A blob made under the key while it was Enabled (symmetric keys), or a ciphertext made with its public key (decryption keys). */
   blob: Buffer;
 }
+
+/** The usage of the key each asymmetric action is tried on; the other actions use ENCRYPT_DECRYPT keys. */
+const ASYMMETRIC_SUBJECTS: Partial<Record<KeyAction, KeyUsage>> = {
+  GetPublicKey: "ASYMMETRIC_SIGN_VERIFY_ECC",
+  SignByAsymmetricKey: "ASYMMETRIC_SIGN_VERIFY_ECC",
+  VerifyByAsymmetricKey: "ASYMMETRIC_SIGN_VERIFY_ECC",
+  AsymmetricRsaDecrypt: "ASYMMETRIC_DECRYPT_RSA_2048",
+  AsymmetricSm2Decrypt: "ASYMMETRIC_DECRYPT_SM2",
+};
 
 /** How to perform each action of the table on a key. */
 const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
@@ -44,11 +55,32 @@ const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
   DisableKey: async ({ key }) => f.service.disableKey(key.keyId),
   UpdateAlias: async ({ key }) => f.service.updateAlias(key.keyId, `${key.alias}-renamed`),
   UpdateKeyDescription: async ({ key }) => f.service.updateKeyDescription(key.keyId, "described again"),
+  GetPublicKey: async ({ key }) => f.service.getPublicKey(key.keyId),
+  SignByAsymmetricKey: async ({ key }) => f.service.sign({ keyId: key.keyId, algorithm: "ECC_P256_R1", message: Buffer.from("m"), messageType: "RAW" }),
+  VerifyByAsymmetricKey: async ({ key }) =>
+    f.service.verify({ keyId: key.keyId, algorithm: "ECC_P256_R1", message: Buffer.from("m"), messageType: "RAW", signature: Buffer.from("not a signature") }),
+  AsymmetricRsaDecrypt: async ({ key, blob }) => f.service.asymmetricDecrypt("AsymmetricRsaDecrypt", key.keyId, "RSAES_OAEP_SHA_256", blob),
+  AsymmetricSm2Decrypt: async ({ key, blob }) => f.service.asymmetricDecrypt("AsymmetricSm2Decrypt", key.keyId, "SM2", blob),
 };
 
-async function subjectIn(state: KeyState): Promise<Subject> {
-  const key = await f.createKey();
-  const blob = (await f.service.encrypt(key.keyId, Buffer.from("made while enabled"), {})).blob;
+async function subjectIn(state: KeyState, action: KeyAction): Promise<Subject> {
+  const usage = ASYMMETRIC_SUBJECTS[action];
+  let key: KeyRecord;
+  let blob: Buffer;
+  if (usage) {
+    key = await f.service.createKey(f.caller, { alias: `lifecycle-${action}-${state}`, description: "", keyUsage: usage, tags: [] });
+    const { publicKey } = await f.service.getPublicKey(key.keyId);
+    const plaintext = Buffer.from("made while enabled");
+    blob =
+      usage === "ASYMMETRIC_DECRYPT_SM2"
+        ? sm2Encrypt(sm2PublicKeyFromSpki(publicKey), plaintext)
+        : usage === "ASYMMETRIC_DECRYPT_RSA_2048"
+          ? rsaEncrypt(rsaPublicKey(publicKey), "RSAES_OAEP_SHA_256", plaintext)
+          : Buffer.alloc(0);
+  } else {
+    key = await f.createKey();
+    blob = (await f.service.encrypt(key.keyId, Buffer.from("made while enabled"), {})).blob;
+  }
   return { key: state === "Enabled" ? key : await f.setState(key.keyId, state), blob };
 }
 
@@ -70,7 +102,7 @@ describe("LIFECYCLE against the service", () => {
         it(`on a ${state} key ${expected}`, async () => {
           const drive = drivers[action];
           assert.ok(drive, `no driver for ${action}`);
-          const subject = await subjectIn(state);
+          const subject = await subjectIn(state, action);
           const before = await f.store.getKey(subject.key.keyId);
           assert.equal(before?.state, state);
           if (rule === "allow") {

@@ -3,8 +3,9 @@
 
 import type { KeyRecord, KeyState, KeyUsage, Tag } from "../../keys/key.js";
 import { BLOB_MIN_LENGTH } from "../../keys/blob.js";
-import { KEY_USAGES, SYMMETRIC_KEY_SPECS } from "../../keys/key.js";
-import { SYMMETRIC_SPECS } from "../../keys/specs.js";
+import { PUBLIC_KEY_WRAP_ALGORITHMS, publicKeyPem } from "../../keys/asymmetric.js";
+import { ASYMMETRIC_KEY_SPECS, KEY_USAGES, SYMMETRIC_KEY_SPECS } from "../../keys/key.js";
+import { SIGNING_ALGORITHMS, metadataType } from "../../keys/specs.js";
 import { KmsError } from "../../service/errors.js";
 import type { Caller, KmsService, ListKeyDetailInput } from "../../service/kms-service.js";
 import {
@@ -30,16 +31,16 @@ export const MAX_PLAINTEXT_BYTES = 4096;
 const MAX_BLOB_BYTES = BLOB_MIN_LENGTH + MAX_PLAINTEXT_BYTES;
 const MAX_BATCH = 100;
 
-/** Every key usage Tencent defines; the ones Tresor does not offer yet are refused by name. */
-const TENCENT_KEY_USAGES = [
-  "ENCRYPT_DECRYPT",
-  "ASYMMETRIC_DECRYPT_RSA_2048",
-  "ASYMMETRIC_DECRYPT_SM2",
-  "ASYMMETRIC_SIGN_VERIFY_SM2",
-  "ASYMMETRIC_SIGN_VERIFY_RSA_2048",
-  "ASYMMETRIC_SIGN_VERIFY_ECC",
-  "ASYMMETRIC_SIGN_VERIFY_ECDSA384",
-] as const;
+/** Sign/Verify `Message` with MessageType RAW, as Tencent documents it. */
+export const MAX_SIGN_MESSAGE_BYTES = 4096;
+/** AsymmetricSm2Decrypt: the raw (DER C1C3C2) ciphertext, as Tencent documents it. */
+export const MAX_SM2_CIPHERTEXT_BYTES = 256;
+/** One RSA block of the largest modulus offered (4096 bits). */
+const MAX_RSA_CIPHERTEXT_BYTES = 512;
+/** The largest signature any key gives (RSA 4096); anything longer is no signature of ours. */
+const MAX_SIGNATURE_BYTES = 512;
+/** A PEM RSA-4096 public key is about 800 characters. */
+const MAX_PUBLIC_KEY_CHARS = 4096;
 
 const ALIAS_PATTERN = /^(?!kms-)[A-Za-z0-9][A-Za-z0-9_-]{0,59}$/;
 const alias = () =>
@@ -72,7 +73,28 @@ const tagFilter = object({
 });
 
 const memberAccount = unsupported("member accounts belong to multi-account organisations, which this service does not have");
-const publicKeyWrap = unsupported("wrapping the plaintext under a caller's public key comes with asymmetric keys");
+const publicKeyWrap = {
+  EncryptionPublicKey: optional(string({ min: 1, max: MAX_PUBLIC_KEY_CHARS })),
+  EncryptionAlgorithm: optional(oneOf(PUBLIC_KEY_WRAP_ALGORITHMS)),
+};
+
+/** The wrapper for `EncryptionPublicKey`, parsed before anything is decrypted or generated; undefined when none was given. */
+function publicKeyWrapper(
+  p: { EncryptionPublicKey?: string | undefined; EncryptionAlgorithm?: (typeof PUBLIC_KEY_WRAP_ALGORITHMS)[number] | undefined },
+  service: KmsService,
+): ((plaintext: Buffer) => Buffer) | undefined {
+  if (p.EncryptionPublicKey === undefined) {
+    if (p.EncryptionAlgorithm !== undefined) throw new KmsError("MissingParameter", `"EncryptionAlgorithm" needs "EncryptionPublicKey"`);
+    return undefined;
+  }
+  // Tencent's default is SM2 (raw C1C3C2).
+  return service.publicKeyWrapper(p.EncryptionPublicKey, p.EncryptionAlgorithm ?? "SM2");
+}
+
+/** The plaintext for the wire: base64, or base64 of it encrypted to the caller's public key. */
+function plaintextField(plaintext: Buffer, wrap: ((plaintext: Buffer) => Buffer) | undefined): string {
+  return b64(wrap ? wrap(plaintext) : plaintext);
+}
 
 export interface ActionContext {
   service: KmsService;
@@ -115,7 +137,7 @@ export function keyMetadata(key: KeyRecord): Record<string, unknown> {
     Description: key.description,
     KeyState: key.state,
     KeyUsage: key.keyUsage,
-    Type: SYMMETRIC_SPECS[key.keySpec].metadataType,
+    Type: metadataType(key.keySpec),
     KeySpec: key.keySpec,
     CreatorUin: Number(key.creatorUin),
     CreatorUinString: key.creatorUin,
@@ -155,26 +177,33 @@ const pagingSchema = {
   HsmClusterId: hsmClusterId,
 };
 
-const b64 = (buf: Buffer) => buf.toString("base64");
+function b64(buf: Buffer): string {
+  return buf.toString("base64");
+}
+
+const messageType = optional(oneOf(["RAW", "DIGEST"]));
+const signatureSchema = {
+  KeyId: keyId(),
+  Algorithm: oneOf(SIGNING_ALGORITHMS),
+  Message: base64({ max: MAX_SIGN_MESSAGE_BYTES }),
+  MessageType: messageType,
+};
 
 export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
   CreateKey: action(
     {
       Alias: alias(),
       Description: optional(description(1024)),
-      KeyUsage: optional(oneOf(TENCENT_KEY_USAGES, "InvalidKeyUsage")),
+      KeyUsage: optional(oneOf(KEY_USAGES, "InvalidKeyUsage")),
       Type: optional(integer(1, 2, "InvalidType")),
-      KeySpec: optional(oneOf(SYMMETRIC_KEY_SPECS)),
+      KeySpec: optional(oneOf([...SYMMETRIC_KEY_SPECS, ...ASYMMETRIC_KEY_SPECS])),
       Tags: optional(array(tag, { max: 50 })),
       HsmClusterId: hsmClusterId,
     },
     async (p, { service, caller }) => {
-      const keyUsage = p.KeyUsage ?? "ENCRYPT_DECRYPT";
-      if (!(KEY_USAGES as readonly string[]).includes(keyUsage)) {
-        throw new KmsError("InvalidKeyUsage", `"KeyUsage" ${keyUsage} is not supported yet: only ENCRYPT_DECRYPT keys are offered`);
-      }
+      const keyUsage: KeyUsage = p.KeyUsage ?? "ENCRYPT_DECRYPT";
       if (p.Type === 2) throw new KmsError("UnsupportedOperation", `"Type" 2 (EXTERNAL key material) is not supported yet`);
-      const input = { alias: p.Alias, description: p.Description ?? "", keyUsage: keyUsage as KeyUsage, tags: toTags(p.Tags) };
+      const input = { alias: p.Alias, description: p.Description ?? "", keyUsage, tags: toTags(p.Tags) };
       const key = await service.createKey(caller, p.KeySpec ? { ...input, keySpec: p.KeySpec } : input);
       const { KeyId, Alias, CreateTime, Description, KeyState, KeyUsage, HsmClusterId } = keyMetadata(key);
       return { KeyId, Alias, CreateTime, Description, KeyState, KeyUsage, TagCode: 0, TagMsg: "", HsmClusterId };
@@ -220,8 +249,8 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
       // Tencent: an empty KeyUsage lists ENCRYPT_DECRYPT keys only; ALL lists every usage.
       const usage = p.KeyUsage || "ENCRYPT_DECRYPT";
       if (usage !== "ALL") {
-        if (!(TENCENT_KEY_USAGES as readonly string[]).includes(usage)) {
-          throw new KmsError("InvalidParameterValue", `"KeyUsage" must be ALL or one of ${TENCENT_KEY_USAGES.join(", ")}`);
+        if (!(KEY_USAGES as readonly string[]).includes(usage)) {
+          throw new KmsError("InvalidParameterValue", `"KeyUsage" must be ALL or one of ${KEY_USAGES.join(", ")}`);
         }
         input.keyUsages = [usage as KeyUsage];
       }
@@ -283,13 +312,13 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
     {
       CiphertextBlob: base64({ max: MAX_BLOB_BYTES, code: "InvalidCiphertext" }),
       EncryptionContext: optional(encryptionContext()),
-      EncryptionPublicKey: publicKeyWrap,
-      EncryptionAlgorithm: publicKeyWrap,
+      ...publicKeyWrap,
     },
     async (p, { service }) => {
+      const wrap = publicKeyWrapper(p, service);
       const { keyId, plaintext } = await service.decrypt(p.CiphertextBlob, p.EncryptionContext ?? {});
       try {
-        return { KeyId: keyId, Plaintext: b64(plaintext) };
+        return { KeyId: keyId, Plaintext: plaintextField(plaintext, wrap) };
       } finally {
         plaintext.fill(0);
       }
@@ -320,8 +349,7 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
       KeySpec: optional(oneOf(["AES_128", "AES_256"])),
       NumberOfBytes: optional(integer(1, 1024)),
       EncryptionContext: optional(encryptionContext()),
-      EncryptionPublicKey: publicKeyWrap,
-      EncryptionAlgorithm: publicKeyWrap,
+      ...publicKeyWrap,
       IsHostedByKms: optional(integerOneOf([0, 1])),
       DataKeyName: unsupported("hosted data keys are not offered"),
       Description: unsupported("hosted data keys are not offered"),
@@ -333,9 +361,10 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
       // Tencent: NumberOfBytes wins when both are given.
       const length = p.NumberOfBytes ?? (p.KeySpec === "AES_128" ? 16 : p.KeySpec === "AES_256" ? 32 : undefined);
       if (length === undefined) throw new KmsError("MissingParameter", `one of "KeySpec" and "NumberOfBytes" is required`);
+      const wrap = publicKeyWrapper(p, service);
       const { keyId, plaintext, blob } = await service.generateDataKey(p.KeyId, length, p.EncryptionContext ?? {});
       try {
-        return { KeyId: keyId, Plaintext: b64(plaintext), CiphertextBlob: b64(blob) };
+        return { KeyId: keyId, Plaintext: plaintextField(plaintext, wrap), CiphertextBlob: b64(blob) };
       } finally {
         plaintext.fill(0);
       }
@@ -368,11 +397,57 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
     };
   }),
 
-  ListAlgorithms: action({}, (_p, { service }) => ({
-    SymmetricAlgorithms: service.listAlgorithms().symmetric.map((a) => ({ KeyUsage: a.keyUsage, Algorithm: a.algorithm })),
-    AsymmetricAlgorithms: [],
-    AsymmetricSignVerifyAlgorithms: [],
-  })),
+  ListAlgorithms: action({}, (_p, { service }) => {
+    const { symmetric, asymmetric, signVerify } = service.listAlgorithms();
+    const wire = (list: typeof symmetric) => list.map((a) => ({ KeyUsage: a.keyUsage, Algorithm: a.algorithm }));
+    return { SymmetricAlgorithms: wire(symmetric), AsymmetricAlgorithms: wire(asymmetric), AsymmetricSignVerifyAlgorithms: wire(signVerify) };
+  }),
+
+  GetPublicKey: action({ KeyId: keyId() }, async (p, { service }) => {
+    const { keyId, publicKey } = await service.getPublicKey(p.KeyId);
+    return { KeyId: keyId, PublicKey: b64(publicKey), PublicKeyPem: publicKeyPem(publicKey) };
+  }),
+
+  AsymmetricRsaDecrypt: action(
+    {
+      KeyId: keyId(),
+      Ciphertext: base64({ max: MAX_RSA_CIPHERTEXT_BYTES }),
+      Algorithm: oneOf(["RSAES_PKCS1_V1_5", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]),
+    },
+    async (p, { service }) => {
+      const { keyId, plaintext } = await service.asymmetricDecrypt("AsymmetricRsaDecrypt", p.KeyId, p.Algorithm, p.Ciphertext);
+      try {
+        return { KeyId: keyId, Plaintext: b64(plaintext) };
+      } finally {
+        plaintext.fill(0);
+      }
+    },
+  ),
+
+  AsymmetricSm2Decrypt: action({ KeyId: keyId(), Ciphertext: base64({ max: MAX_SM2_CIPHERTEXT_BYTES }) }, async (p, { service }) => {
+    const { keyId, plaintext } = await service.asymmetricDecrypt("AsymmetricSm2Decrypt", p.KeyId, "SM2", p.Ciphertext);
+    try {
+      return { KeyId: keyId, Plaintext: b64(plaintext) };
+    } finally {
+      plaintext.fill(0);
+    }
+  }),
+
+  SignByAsymmetricKey: action(signatureSchema, async (p, { service }) => {
+    const { signature } = await service.sign({ keyId: p.KeyId, algorithm: p.Algorithm, message: p.Message, messageType: p.MessageType ?? "RAW" });
+    return { Signature: b64(signature) };
+  }),
+
+  VerifyByAsymmetricKey: action({ ...signatureSchema, SignatureValue: base64({ max: MAX_SIGNATURE_BYTES }) }, async (p, { service }) => {
+    const valid = await service.verify({
+      keyId: p.KeyId,
+      algorithm: p.Algorithm,
+      message: p.Message,
+      messageType: p.MessageType ?? "RAW",
+      signature: p.SignatureValue,
+    });
+    return { SignatureValid: valid };
+  }),
 
   GetRegions: action({}, (_p, { service }) => ({ Regions: service.getRegions() })),
 };

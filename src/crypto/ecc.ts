@@ -1,0 +1,132 @@
+// ECDSA (FIPS 186-4 / SEC 1) on NIST P-256 with SHA-256 and P-384 with SHA-384: key pairs as
+// PKCS#8 / SPKI DER, DER-encoded signatures (X9.62 Ecdsa-Sig-Value). Messages go through
+// node:crypto (OpenSSL); a precomputed digest goes through @noble/curves with prehash off, because
+// node:crypto can only sign what it hashes itself.
+
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
+import { p256, p384 } from "@noble/curves/nist.js";
+
+export const ECDSA_CURVES = ["P-256", "P-384"] as const;
+export type EcdsaCurve = (typeof ECDSA_CURVES)[number];
+
+interface CurveInfo {
+  /** OpenSSL's name, as KeyObject.asymmetricKeyDetails.namedCurve reports it. */
+  readonly opensslName: string;
+  readonly hash: "sha256" | "sha384";
+  readonly digestLength: number;
+  readonly noble: typeof p256;
+}
+
+const CURVES: Readonly<Record<EcdsaCurve, CurveInfo>> = Object.freeze({
+  "P-256": { opensslName: "prime256v1", hash: "sha256", digestLength: 32, noble: p256 },
+  "P-384": { opensslName: "secp384r1", hash: "sha384", digestLength: 48, noble: p384 },
+});
+
+/** The digest length a DIGEST-mode message must have on `curve`. */
+export function ecdsaDigestLength(curve: EcdsaCurve): number {
+  return CURVES[curve].digestLength;
+}
+
+export interface EcKeyPair {
+  /** PKCS#8 PrivateKeyInfo, DER. */
+  privateKey: Buffer;
+  /** SubjectPublicKeyInfo, DER. */
+  publicKey: Buffer;
+}
+
+export function ecGenerateKeyPair(curve: EcdsaCurve): EcKeyPair {
+  const info = CURVES[curve];
+  if (!info) throw new RangeError(`"curve" must be one of ${ECDSA_CURVES.join(", ")}`);
+  const { privateKey, publicKey } = generateKeyPairSync("ec", {
+    namedCurve: info.opensslName,
+    privateKeyEncoding: { type: "pkcs8", format: "der" },
+    publicKeyEncoding: { type: "spki", format: "der" },
+  });
+  return { privateKey, publicKey };
+}
+
+function checkEcKey(key: KeyObject, curve: EcdsaCurve, name: string): KeyObject {
+  if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== CURVES[curve].opensslName) {
+    throw new TypeError(`"${name}" must be an EC key on ${curve}`);
+  }
+  return key;
+}
+
+export function ecPublicKeyFromSpki(spki: Buffer, curve: EcdsaCurve): KeyObject {
+  return checkEcKey(createPublicKey({ key: spki, format: "der", type: "spki" }), curve, "publicKey");
+}
+
+/** The uncompressed point 04||x||y of a public key. */
+function rawPublicKey(key: KeyObject, curve: EcdsaCurve): Uint8Array {
+  const jwk = key.export({ format: "jwk" });
+  const size = CURVES[curve].digestLength;
+  const x = Buffer.from(jwk.x ?? "", "base64url");
+  const y = Buffer.from(jwk.y ?? "", "base64url");
+  if (x.length !== size || y.length !== size) throw new TypeError(`"publicKey" is not a point on ${curve}`);
+  return Buffer.concat([Buffer.of(4), x, y]);
+}
+
+/** A private ECDSA key prepared for signing; `destroy()` wipes the scalar this object may hold. */
+export class EcdsaPrivateKey {
+  readonly curve: EcdsaCurve;
+  readonly #key: KeyObject;
+  /** The private scalar, exported only when a digest is first signed. */
+  #scalar: Buffer | undefined;
+  #destroyed = false;
+
+  constructor(pkcs8: Buffer, curve: EcdsaCurve) {
+    this.curve = curve;
+    this.#key = checkEcKey(createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" }), curve, "privateKey");
+  }
+
+  #live(): KeyObject {
+    if (this.#destroyed) throw new Error("ECDSA private key: used after destroy()");
+    return this.#key;
+  }
+
+  /** DER signature over `message`, hashed with the curve's hash. */
+  sign(message: Buffer): Buffer {
+    return sign(CURVES[this.curve].hash, message, { key: this.#live(), dsaEncoding: "der" });
+  }
+
+  /** DER signature over a digest the caller computed with the curve's hash. */
+  signDigest(digest: Buffer): Buffer {
+    const key = this.#live();
+    const info = CURVES[this.curve];
+    if (!(digest instanceof Uint8Array) || digest.length !== info.digestLength) {
+      throw new RangeError(`"digest" must be ${info.digestLength} bytes on ${this.curve}`);
+    }
+    if (!this.#scalar) this.#scalar = Buffer.from(key.export({ format: "jwk" }).d ?? "", "base64url");
+    // lowS false: the same signature distribution OpenSSL produces for sign().
+    return Buffer.from(info.noble.sign(digest, this.#scalar, { prehash: false, lowS: false, format: "der" }));
+  }
+
+  destroy(): void {
+    this.#destroyed = true;
+    this.#scalar?.fill(0);
+    this.#scalar = undefined;
+  }
+}
+
+/** False, never an exception, for a signature that does not verify or is not DER. */
+export function ecdsaVerify(publicKey: KeyObject, curve: EcdsaCurve, message: Buffer, signature: Buffer): boolean {
+  checkEcKey(publicKey, curve, "publicKey");
+  try {
+    return verify(CURVES[curve].hash, message, { key: publicKey, dsaEncoding: "der" }, signature);
+  } catch {
+    return false;
+  }
+}
+
+export function ecdsaVerifyDigest(publicKey: KeyObject, curve: EcdsaCurve, digest: Buffer, signature: Buffer): boolean {
+  checkEcKey(publicKey, curve, "publicKey");
+  const info = CURVES[curve];
+  if (!(digest instanceof Uint8Array) || digest.length !== info.digestLength) {
+    throw new RangeError(`"digest" must be ${info.digestLength} bytes on ${curve}`);
+  }
+  try {
+    return info.noble.verify(signature, digest, rawPublicKey(publicKey, curve), { prehash: false, lowS: false, format: "der" });
+  } catch {
+    return false;
+  }
+}

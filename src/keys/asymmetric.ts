@@ -1,0 +1,193 @@
+// Asymmetric CMK material: generating a key pair per spec, the opaque private-key handle the
+// service caches (a node KeyObject, or SM2's scalar), signature verification from the stored public
+// key, and encryption to a caller's public key (Decrypt / GenerateDataKey `EncryptionPublicKey`).
+
+import { EcdsaPrivateKey, ecGenerateKeyPair, ecPublicKeyFromSpki, ecdsaVerify, ecdsaVerifyDigest, type EcdsaCurve } from "../crypto/ecc.js";
+import { RsaPrivateKey, rsaEncrypt, rsaGenerateKeyPair, rsaPublicKey, rsaVerify, rsaVerifyDigest, type RsaEncryptionAlgorithm, type RsaModulusBits } from "../crypto/rsa.js";
+import {
+  sm2CiphertextToRaw,
+  sm2Decrypt,
+  sm2Encrypt,
+  sm2GenerateKeyPair,
+  sm2PublicKeyFromSpki,
+  sm2PublicKeyToSpki,
+  sm2Sign,
+  sm2SignDigest,
+  sm2Verify,
+  sm2VerifyDigest,
+} from "../crypto/sm2.js";
+import type { AsymmetricKeySpec } from "./key.js";
+import { ASYMMETRIC_SPECS, type AsymmetricDecryptAlgorithm, type SigningAlgorithm } from "./specs.js";
+
+export type MessageType = "RAW" | "DIGEST";
+
+export interface GeneratedKeyPair {
+  /** The private half in the spec's storage format (specs.ts PrivateKeyFormat); wipe after wrapping. */
+  privateMaterial: Buffer;
+  /** DER SubjectPublicKeyInfo. */
+  publicKey: Buffer;
+}
+
+const EC_CURVES: Readonly<Record<"ECC_P256" | "ECC_P384", EcdsaCurve>> = { ECC_P256: "P-256", ECC_P384: "P-384" };
+
+function ecCurve(spec: AsymmetricKeySpec): EcdsaCurve {
+  if (spec !== "ECC_P256" && spec !== "ECC_P384") throw new TypeError(`${spec} is not an ECDSA spec`);
+  return EC_CURVES[spec];
+}
+
+export function generateKeyPair(spec: AsymmetricKeySpec): GeneratedKeyPair {
+  const info = ASYMMETRIC_SPECS[spec];
+  switch (info.family) {
+    case "RSA": {
+      const { privateKey, publicKey } = rsaGenerateKeyPair(info.bits as RsaModulusBits);
+      return { privateMaterial: privateKey, publicKey };
+    }
+    case "EC": {
+      const { privateKey, publicKey } = ecGenerateKeyPair(ecCurve(spec));
+      return { privateMaterial: privateKey, publicKey };
+    }
+    case "SM2": {
+      const { privateKey, publicKey } = sm2GenerateKeyPair();
+      return { privateMaterial: privateKey, publicKey: sm2PublicKeyToSpki(publicKey) };
+    }
+  }
+}
+
+/** The public key as PEM ("PUBLIC KEY", the SPKI DER in 64-character base64 lines). */
+export function publicKeyPem(spki: Buffer): string {
+  const lines = spki.toString("base64").match(/.{1,64}/g) ?? [];
+  return `-----BEGIN PUBLIC KEY-----\n${lines.join("\n")}\n-----END PUBLIC KEY-----\n`;
+}
+
+/**
+ * One asymmetric key version's private half, prepared for use. Opaque: callers sign or decrypt
+ * through it and never see the material. `destroy()` wipes what it holds.
+ */
+export class AsymmetricPrivateKey {
+  readonly spec: AsymmetricKeySpec;
+  readonly #rsa: RsaPrivateKey | undefined;
+  readonly #ec: EcdsaPrivateKey | undefined;
+  readonly #sm2: Buffer | undefined;
+  #destroyed = false;
+
+  /** Copies what it needs from `material`; the caller may wipe it afterwards. */
+  constructor(spec: AsymmetricKeySpec, material: Buffer) {
+    this.spec = spec;
+    const family = ASYMMETRIC_SPECS[spec].family;
+    if (family === "RSA") this.#rsa = new RsaPrivateKey(material);
+    else if (family === "EC") this.#ec = new EcdsaPrivateKey(material, ecCurve(spec));
+    else {
+      if (material.length !== 32) throw new RangeError("an SM2 private key is 32 bytes");
+      this.#sm2 = Buffer.from(material);
+    }
+  }
+
+  #check(): void {
+    if (this.#destroyed) throw new Error("asymmetric private key: used after destroy()");
+  }
+
+  /** The algorithm must belong to the key's usage (the service checks); throws otherwise. */
+  sign(algorithm: SigningAlgorithm, message: Buffer, messageType: MessageType): Buffer {
+    this.#check();
+    if (this.#rsa && (algorithm === "RSA_PSS_SHA_256" || algorithm === "RSA_PKCS1_SHA_256")) {
+      return messageType === "RAW" ? this.#rsa.sign(algorithm, message) : this.#rsa.signDigest(algorithm, message);
+    }
+    if (this.#ec && (algorithm === "ECC_P256_R1" || algorithm === "ECDSA_P384_SHA_384")) {
+      return messageType === "RAW" ? this.#ec.sign(message) : this.#ec.signDigest(message);
+    }
+    if (this.#sm2 && algorithm === "SM2DSA") {
+      return messageType === "RAW" ? sm2Sign(this.#sm2, message) : sm2SignDigest(this.#sm2, message);
+    }
+    throw new TypeError(`${algorithm} does not fit a ${this.spec} key`);
+  }
+
+  /** Throws CryptoError when the ciphertext does not decrypt (OAEP, SM2); PKCS#1 v1.5 never does (implicit rejection). */
+  decrypt(algorithm: AsymmetricDecryptAlgorithm, ciphertext: Buffer): Buffer {
+    this.#check();
+    if (this.#rsa && algorithm !== "SM2") return this.#rsa.decrypt(algorithm, ciphertext);
+    if (this.#sm2 && algorithm === "SM2") return sm2Decrypt(this.#sm2, ciphertext);
+    throw new TypeError(`${algorithm} does not fit a ${this.spec} key`);
+  }
+
+  destroy(): void {
+    this.#destroyed = true;
+    this.#rsa?.destroy();
+    this.#ec?.destroy();
+    this.#sm2?.fill(0);
+  }
+}
+
+/** Verifies with the stored public key (SPKI DER). False for any signature that does not verify. */
+export function verifySignature(
+  spec: AsymmetricKeySpec,
+  publicKey: Buffer,
+  algorithm: SigningAlgorithm,
+  message: Buffer,
+  messageType: MessageType,
+  signature: Buffer,
+): boolean {
+  const family = ASYMMETRIC_SPECS[spec].family;
+  if (family === "RSA" && (algorithm === "RSA_PSS_SHA_256" || algorithm === "RSA_PKCS1_SHA_256")) {
+    const key = rsaPublicKey(publicKey);
+    return messageType === "RAW" ? rsaVerify(key, algorithm, message, signature) : rsaVerifyDigest(key, algorithm, message, signature);
+  }
+  if (family === "EC" && (algorithm === "ECC_P256_R1" || algorithm === "ECDSA_P384_SHA_384")) {
+    const curve = ecCurve(spec);
+    const key = ecPublicKeyFromSpki(publicKey, curve);
+    return messageType === "RAW" ? ecdsaVerify(key, curve, message, signature) : ecdsaVerifyDigest(key, curve, message, signature);
+  }
+  if (family === "SM2" && algorithm === "SM2DSA") {
+    const point = sm2PublicKeyFromSpki(publicKey);
+    try {
+      return messageType === "RAW" ? sm2Verify(point, message, signature) : sm2VerifyDigest(point, message, signature);
+    } catch {
+      return false;
+    }
+  }
+  throw new TypeError(`${algorithm} does not fit a ${spec} key`);
+}
+
+/** Decrypt's and GenerateDataKey's `EncryptionAlgorithm` values; "SM2" is raw C1C3C2, the default. */
+export const PUBLIC_KEY_WRAP_ALGORITHMS = ["SM2", "SM2_C1C3C2_ASN1", "RSAES_PKCS1_V1_5", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"] as const;
+export type PublicKeyWrapAlgorithm = (typeof PUBLIC_KEY_WRAP_ALGORITHMS)[number];
+
+export class PublicKeyError extends Error {
+  override readonly name = "PublicKeyError";
+}
+
+/**
+ * Parses a caller's public key (PEM, or base64 of the SPKI DER) for `algorithm` and returns the
+ * function that encrypts to it. Throws PublicKeyError, with a reason, when the key does not fit.
+ */
+export function publicKeyEncrypter(text: string, algorithm: PublicKeyWrapAlgorithm): (plaintext: Buffer) => Buffer {
+  const body = text.replace(/-----(BEGIN|END) PUBLIC KEY-----/g, "").replace(/\s+/g, "");
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) throw new PublicKeyError("it is not a PEM public key or base64 DER");
+  const der = Buffer.from(body, "base64");
+  if (algorithm === "SM2" || algorithm === "SM2_C1C3C2_ASN1") {
+    let point: Buffer;
+    try {
+      point = sm2PublicKeyFromSpki(der);
+    } catch {
+      throw new PublicKeyError(`it is not an SM2 public key, which ${algorithm} needs`);
+    }
+    return (plaintext) => {
+      const asn1 = sm2Encrypt(point, plaintext);
+      return algorithm === "SM2" ? sm2CiphertextToRaw(asn1) : asn1;
+    };
+  }
+  let key;
+  try {
+    key = rsaPublicKey(der);
+  } catch {
+    throw new PublicKeyError(`it is not an RSA public key of 2048 to 4096 bits, which ${algorithm} needs`);
+  }
+  const rsaAlgorithm: RsaEncryptionAlgorithm = algorithm;
+  return (plaintext) => {
+    try {
+      return rsaEncrypt(key, rsaAlgorithm, plaintext);
+    } catch (e) {
+      if (e instanceof RangeError) throw new PublicKeyError(`${plaintext.length} bytes are too long for ${algorithm} with this key`);
+      throw e;
+    }
+  };
+}
