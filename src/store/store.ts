@@ -58,7 +58,8 @@ export interface Store extends StoreOperations {
   /**
    * Runs `fn` in one serializable transaction: every read and write inside goes through `tx`; it
    * commits when `fn` resolves and rolls back everything when it rejects. Not nestable. Other
-   * callers never see a half-done transaction.
+   * callers never see a half-done transaction. `fn` may run more than once (PostgreSQL reruns it
+   * after a serialization failure), so it must have no effects outside `tx`.
    */
   transaction<T>(fn: (tx: StoreOperations) => Promise<T>): Promise<T>;
   close(): Promise<void>;

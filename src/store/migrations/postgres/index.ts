@@ -1,0 +1,8 @@
+// PostgreSQL schema migrations, oldest first, under the same rules as SQLite's (../index.ts): a
+// released migration never changes, versions start at 1 and increase by one. Each dialect has its
+// own list because the SQL differs; a change to the schema adds a migration to both.
+
+import type { Migration } from "../index.js";
+import { initial } from "./001-initial.js";
+
+export const POSTGRES_MIGRATIONS: readonly Migration[] = Object.freeze([initial]);

@@ -1,0 +1,1025 @@
+// The clustered Store: PostgreSQL through a `pg` connection pool, shared by several Tresor nodes.
+// Every statement runs as a SERIALIZABLE transaction; serialization failures are retried, so the
+// count-then-insert of a key limit holds across nodes without locks taken by hand.
+
+import { AsyncLocalStorage } from "node:async_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import pg from "pg";
+import type { KeyOrigin, KeyRecord, KeySpec, KeyState, KeyUsage, KeyVersionRecord } from "../keys/key.js";
+import type { Migration } from "./migrations/index.js";
+import { POSTGRES_MIGRATIONS } from "./migrations/postgres/index.js";
+import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Store, type StoreOperations } from "./store.js";
+
+export interface PostgresStoreOptions {
+  /** Connections in the pool (default 10). A transaction holds one for its whole length. */
+  poolSize?: number;
+  /** The server cancels any one statement that runs longer (default 30 000 ms). */
+  statementTimeoutMs?: number;
+  /** Longest wait for a connection, new or from the pool (default 5 000 ms). */
+  connectTimeoutMs?: number;
+}
+
+const DEFAULTS = { poolSize: 10, statementTimeoutMs: 30_000, connectTimeoutMs: 5_000 } as const;
+
+/**
+ * How many times `transaction` (and a plain operation) runs before giving up on serialization
+ * failures, and the backoff between runs: a random wait up to BASE·2^(n-1) ms, at most CAP
+ * ("full jitter"), so contenders that failed together do not collide again in lockstep.
+ */
+export const TRANSACTION_ATTEMPTS = 10;
+const BACKOFF_BASE_MS = 4;
+const BACKOFF_CAP_MS = 250;
+
+/** Held (per database) while migrations run, so that nodes starting together migrate one at a time. */
+const MIGRATION_LOCK = "7234298733106213737"; // "dtresor!" read as a big-endian int64; any fixed number works
+
+/** PostgreSQL 12 is the oldest with `WITH … AS NOT MATERIALIZED`; identity columns need 10. */
+const MIN_SERVER_VERSION = 120000;
+
+export interface PostgresDiagnostics {
+  serverVersion: string;
+  /** "serializable" on every pooled connection. */
+  defaultIsolation: string;
+  /** As the server reports it, e.g. "30s". */
+  statementTimeout: string;
+  schemaVersion: number;
+}
+
+/** An error from the database, or from talking to it, with its SQLSTATE when the server sent one. */
+export class PostgresStoreError extends Error {
+  override readonly name = "PostgresStoreError";
+  constructor(
+    message: string,
+    /** The SQLSTATE, e.g. "57014" for a statement cancelled by statement_timeout. */
+    readonly code: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+// ---- statements --------------------------------------------------------------------------------
+
+interface Statement {
+  readonly name: string;
+  readonly text: string;
+}
+
+/** Named, so each connection parses and plans it once. */
+function statement(name: string, text: string): Statement {
+  return { name: `tresor_${name}`, text };
+}
+
+// Tags travel with the key as one JSON column, so reading a key is a single statement.
+const KEY_COLUMNS = `k.key_id, k.alias, k.description, k.key_usage, k.key_spec, k.origin, k.state,
+  k.creator_uin, k.owner, k.create_time, k.deletion_date, k.current_version,
+  (SELECT coalesce(json_agg(json_build_array(t.tag_key, t.tag_value) ORDER BY t.tag_key COLLATE "C"), '[]'::json)
+     FROM key_tags AS t WHERE t.key_id = k.key_id) AS tags`;
+
+// Every filter of KeyListQuery in one statement: a null parameter disables its filter. An empty
+// list matches nothing (no state is "one of no states"), as in SQLite. Tag filters arrive as JSON.
+const LIST_WHERE = `
+  ($1::text[] IS NULL OR k.state = ANY ($1::text[]))
+  AND ($2::text IS NULL OR k.key_id ILIKE $2::text ESCAPE E'\\\\' OR k.alias ILIKE $2::text ESCAPE E'\\\\')
+  AND ($3::text IS NULL OR k.origin = $3::text)
+  AND ($4::text[] IS NULL OR k.key_usage = ANY ($4::text[]))
+  AND ($5::text IS NULL OR k.owner = $5::text)
+  AND ($6::jsonb IS NULL OR NOT EXISTS (
+    SELECT 1 FROM jsonb_array_elements($6::jsonb) AS f (filter)
+    WHERE NOT EXISTS (
+      SELECT 1 FROM key_tags AS t
+      WHERE t.key_id = k.key_id
+        AND t.tag_key = f.filter ->> 'key'
+        AND (jsonb_array_length(f.filter -> 'values') = 0
+             OR t.tag_value IN (SELECT jsonb_array_elements_text(f.filter -> 'values'))))))`;
+
+// The page and the count of all matches in one statement, hence from one snapshot. The left join
+// keeps the count when the page is empty (offset past the end, or limit 0).
+function listStatement(order: "ASC" | "DESC"): Statement {
+  return statement(
+    `listKeys${order === "ASC" ? "Asc" : "Desc"}`,
+    `WITH m AS NOT MATERIALIZED (SELECT k.* FROM keys AS k WHERE ${LIST_WHERE})
+     SELECT c.total, p.* FROM (SELECT count(*) AS total FROM m) AS c
+     LEFT JOIN LATERAL (
+       SELECT ${KEY_COLUMNS}, k.seq FROM m AS k
+       ORDER BY k.create_time ${order}, k.seq ${order} LIMIT $7 OFFSET $8
+     ) AS p ON true
+     ORDER BY p.create_time ${order}, p.seq ${order}`,
+  );
+}
+
+const S = {
+  getMeta: statement("getMeta", "SELECT value FROM meta WHERE name = $1"),
+  setMeta: statement(
+    "setMeta",
+    "INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+  ),
+  // One statement writes the key, its first version and its tags: atomic without a transaction.
+  // The foreign keys of the version and the tags are checked at the end of the statement, when
+  // the key row exists.
+  insertKey: statement(
+    "insertKey",
+    `WITH k AS (
+       INSERT INTO keys (key_id, alias, description, key_usage, key_spec, origin, state, creator_uin, owner,
+         create_time, deletion_date, current_version)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+       RETURNING key_id
+     ), v AS (
+       INSERT INTO key_versions (key_id, version, wrapped_material, public_key, create_time)
+       SELECT k.key_id, $13, $14, $15, $16 FROM k
+     ), t AS (
+       INSERT INTO key_tags (key_id, tag_key, tag_value)
+       SELECT k.key_id, n.tag_key, n.tag_value FROM k, unnest($17::text[], $18::text[]) AS n (tag_key, tag_value)
+     )
+     SELECT count(*) AS inserted FROM k`,
+  ),
+  // Tags: the ones no longer present are deleted and the others upserted, so the two touch
+  // disjoint rows (one statement must not delete and re-insert the same primary key).
+  updateKey: statement(
+    "updateKey",
+    `WITH u AS (
+       UPDATE keys SET alias = $2, description = $3, state = $4, deletion_date = $5, current_version = $6
+       WHERE key_id = $1
+       RETURNING key_id
+     ), d AS (
+       DELETE FROM key_tags AS t USING u WHERE t.key_id = u.key_id AND NOT (t.tag_key = ANY ($7::text[]))
+     ), i AS (
+       INSERT INTO key_tags (key_id, tag_key, tag_value)
+       SELECT u.key_id, n.tag_key, n.tag_value FROM u, unnest($7::text[], $8::text[]) AS n (tag_key, tag_value)
+       ON CONFLICT (key_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value
+         WHERE key_tags.tag_value IS DISTINCT FROM excluded.tag_value
+     )
+     SELECT count(*) AS updated FROM u`,
+  ),
+  getKey: statement("getKey", `SELECT ${KEY_COLUMNS} FROM keys AS k WHERE k.key_id = $1`),
+  getKeyByAlias: statement("getKeyByAlias", `SELECT ${KEY_COLUMNS} FROM keys AS k WHERE k.alias = $1`),
+  countKeys: statement("countKeys", "SELECT count(*) AS n FROM keys"),
+  listKeysAsc: listStatement("ASC"),
+  listKeysDesc: listStatement("DESC"),
+  insertKeyVersion: statement(
+    "insertKeyVersion",
+    "INSERT INTO key_versions (key_id, version, wrapped_material, public_key, create_time) VALUES ($1, $2, $3, $4, $5)",
+  ),
+  getKeyVersion: statement(
+    "getKeyVersion",
+    "SELECT key_id, version, wrapped_material, public_key, create_time FROM key_versions WHERE key_id = $1 AND version = $2",
+  ),
+  insertAccessKey: statement(
+    "insertAccessKey",
+    "INSERT INTO access_keys (secret_id, wrapped_secret, uin, status, create_time) VALUES ($1, $2, $3, $4, $5)",
+  ),
+  getAccessKey: statement(
+    "getAccessKey",
+    "SELECT secret_id, wrapped_secret, uin, status, create_time FROM access_keys WHERE secret_id = $1",
+  ),
+} as const;
+
+interface KeyRow {
+  key_id: string;
+  alias: string;
+  description: string;
+  key_usage: string;
+  key_spec: string;
+  origin: string;
+  state: string;
+  creator_uin: string;
+  owner: string;
+  create_time: number;
+  deletion_date: number;
+  current_version: number;
+  tags: [string, string][];
+}
+
+interface KeyVersionRow {
+  key_id: string;
+  version: number;
+  wrapped_material: Buffer;
+  public_key: Buffer | null;
+  create_time: number;
+}
+
+interface AccessKeyRow {
+  secret_id: string;
+  wrapped_secret: Buffer;
+  uin: string;
+  status: string;
+  create_time: number;
+}
+
+// BIGINT columns hold unix seconds and counts, which Tresor writes from JS numbers, so they come
+// back as numbers (pg's default is a string). The parser must not throw: it runs inside pg's
+// socket handler, where an exception would escape every promise.
+const INT8_OID = 20;
+const TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === INT8_OID && format !== "binary" ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig["getTypeParser"],
+};
+
+// ---- errors ------------------------------------------------------------------------------------
+
+function sqlState(err: unknown): string | undefined {
+  return err instanceof pg.DatabaseError ? err.code : undefined;
+}
+
+/** Serialization failure or deadlock: the transaction was rolled back and may simply run again. */
+function isSerializationFailure(err: unknown): boolean {
+  const code = sqlState(err);
+  return code === "40001" || code === "40P01";
+}
+
+/**
+ * Whether the connection itself is in doubt (lost, killed, timed out on our side, the server
+ * shutting down), so it must not go back to the pool. A plain SQL error leaves it usable.
+ */
+function isConnectionLevel(err: unknown): boolean {
+  if (!(err instanceof pg.DatabaseError)) return true;
+  return /^(08|53|57P|58|XX)/.test(err.code ?? "");
+}
+
+/** pg gave up waiting for the server's answer (query_timeout). */
+function isTimeout(err: unknown): boolean {
+  return !(err instanceof pg.DatabaseError) && err instanceof Error && /timeout/i.test(err.message);
+}
+
+/**
+ * The error a caller sees: the server's message and SQLSTATE, never its `detail` (which quotes
+ * row values) nor the statement's parameters. Errors of our own pass through.
+ */
+function cleanError(op: string, err: unknown): Error {
+  if (err instanceof StoreConflictError || err instanceof PostgresStoreError) return err;
+  if (err instanceof pg.DatabaseError) return new PostgresStoreError(`PostgresStore.${op}: ${err.message} (SQLSTATE ${err.code ?? "?"})`, err.code);
+  if (err instanceof Error) return new PostgresStoreError(`PostgresStore.${op}: ${err.message}`, undefined);
+  return new PostgresStoreError(`PostgresStore.${op}: ${String(err)}`, undefined);
+}
+
+/** Maps a unique or foreign-key violation to what the port promises; undefined leaves the error as it is. */
+type ConstraintMapper = (err: pg.DatabaseError) => Error | undefined;
+
+function constraintOf(err: pg.DatabaseError, code: string): string | undefined {
+  return err.code === code ? err.constraint : undefined;
+}
+
+const UNIQUE_VIOLATION = "23505";
+const FOREIGN_KEY_VIOLATION = "23503";
+
+function keyConflict(keyId: string, alias: string): ConstraintMapper {
+  return (err) => {
+    switch (constraintOf(err, UNIQUE_VIOLATION)) {
+      case "keys_pkey":
+        return new StoreConflictError("keyId", `a key with id ${keyId} already exists`);
+      case "keys_alias_key":
+        return new StoreConflictError("alias", `a key with alias "${alias}" already exists`);
+      default:
+        return undefined;
+    }
+  };
+}
+
+function backoffMs(attempt: number): number {
+  return Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
+}
+
+// ---- operations --------------------------------------------------------------------------------
+
+/** A write may fail with an expected error (a conflict): inside a transaction it runs under a savepoint. */
+type Kind = "read" | "write";
+
+/**
+ * The operations, written once over `exec`: the store runs each statement on any pooled
+ * connection, a transaction on its own connection.
+ */
+abstract class Operations implements StoreOperations {
+  /** Runs one statement; rejects with a clean error (see cleanError), mapped by `constraints` first. */
+  protected abstract exec<R extends pg.QueryResultRow>(
+    op: string,
+    s: Statement,
+    values: unknown[],
+    kind: Kind,
+    constraints?: ConstraintMapper,
+  ): Promise<R[]>;
+
+  async getMeta(name: string): Promise<string | undefined> {
+    const rows = await this.exec<{ value: string }>("getMeta", S.getMeta, [name], "read");
+    return rows[0]?.value;
+  }
+
+  async setMeta(name: string, value: string): Promise<void> {
+    await this.exec("setMeta", S.setMeta, [name, value], "write");
+  }
+
+  async insertKey(key: KeyRecord, firstVersion: KeyVersionRecord): Promise<void> {
+    if (firstVersion.keyId !== key.keyId) {
+      throw new Error(`insertKey: the first version belongs to key ${firstVersion.keyId}, not ${key.keyId}`);
+    }
+    await this.exec(
+      "insertKey",
+      S.insertKey,
+      [
+        key.keyId,
+        key.alias,
+        key.description,
+        key.keyUsage,
+        key.keySpec,
+        key.origin,
+        key.state,
+        key.creatorUin,
+        key.owner,
+        key.createTime,
+        key.deletionDate,
+        key.currentVersion,
+        firstVersion.version,
+        firstVersion.wrappedMaterial,
+        firstVersion.publicKey,
+        firstVersion.createTime,
+        key.tags.map((t) => t.key),
+        key.tags.map((t) => t.value),
+      ],
+      "write",
+      keyConflict(key.keyId, key.alias),
+    );
+  }
+
+  async insertKeyVersion(version: KeyVersionRecord): Promise<void> {
+    await this.exec(
+      "insertKeyVersion",
+      S.insertKeyVersion,
+      [version.keyId, version.version, version.wrappedMaterial, version.publicKey, version.createTime],
+      "write",
+      (err) => {
+        if (constraintOf(err, FOREIGN_KEY_VIOLATION) === "key_versions_key_id_fkey") {
+          return new Error(`insertKeyVersion: no key with id ${version.keyId}`);
+        }
+        if (constraintOf(err, UNIQUE_VIOLATION) === "key_versions_pkey") {
+          return new StoreConflictError("keyVersion", `key ${version.keyId} already has a version ${version.version}`);
+        }
+        return undefined;
+      },
+    );
+  }
+
+  async getKey(keyId: string): Promise<KeyRecord | undefined> {
+    const rows = await this.exec<KeyRow>("getKey", S.getKey, [keyId], "read");
+    return rows[0] === undefined ? undefined : fromKeyRow(rows[0]);
+  }
+
+  async getKeyByAlias(alias: string): Promise<KeyRecord | undefined> {
+    const rows = await this.exec<KeyRow>("getKeyByAlias", S.getKeyByAlias, [alias], "read");
+    return rows[0] === undefined ? undefined : fromKeyRow(rows[0]);
+  }
+
+  async updateKey(key: KeyRecord): Promise<void> {
+    const rows = await this.exec<{ updated: number }>(
+      "updateKey",
+      S.updateKey,
+      [
+        key.keyId,
+        key.alias,
+        key.description,
+        key.state,
+        key.deletionDate,
+        key.currentVersion,
+        key.tags.map((t) => t.key),
+        key.tags.map((t) => t.value),
+      ],
+      "write",
+      keyConflict(key.keyId, key.alias),
+    );
+    if (rows[0]?.updated !== 1) throw new Error(`updateKey: no key with id ${key.keyId}`);
+  }
+
+  async listKeys(query: KeyListQuery): Promise<{ keys: KeyRecord[]; totalCount: number }> {
+    checkCount("offset", query.offset);
+    checkCount("limit", query.limit);
+    const values = [
+      query.states === undefined ? null : [...query.states],
+      query.search === undefined ? null : `%${escapeLike(query.search)}%`,
+      query.origin ?? null,
+      query.keyUsages === undefined ? null : [...query.keyUsages],
+      query.owner ?? null,
+      // A string, not an array: pg would send a JS array as a PostgreSQL array.
+      query.tagFilters === undefined ? null : JSON.stringify(query.tagFilters.map((f) => ({ key: f.key, values: f.values }))),
+      query.limit,
+      query.offset,
+    ];
+    const rows = await this.exec<{ total: number } & ({ [K in keyof KeyRow]: KeyRow[K] | null })>(
+      "listKeys",
+      query.order === "asc" ? S.listKeysAsc : S.listKeysDesc,
+      values,
+      "read",
+    );
+    const totalCount = rows[0]?.total ?? 0;
+    const keys = rows.filter((row): row is { total: number } & KeyRow => row.key_id !== null).map(fromKeyRow);
+    return { keys, totalCount };
+  }
+
+  async countKeys(): Promise<number> {
+    const rows = await this.exec<{ n: number }>("countKeys", S.countKeys, [], "read");
+    return rows[0]?.n ?? 0;
+  }
+
+  async getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined> {
+    // An int4 parameter out of range would be an error; no such version exists either way.
+    if (!Number.isSafeInteger(version) || version < -2_147_483_648 || version > 2_147_483_647) return undefined;
+    const rows = await this.exec<KeyVersionRow>("getKeyVersion", S.getKeyVersion, [keyId, version], "read");
+    const row = rows[0];
+    if (row === undefined) return undefined;
+    return {
+      keyId: row.key_id,
+      version: row.version,
+      wrappedMaterial: row.wrapped_material,
+      publicKey: row.public_key,
+      createTime: row.create_time,
+    };
+  }
+
+  async insertAccessKey(record: AccessKeyRecord): Promise<void> {
+    await this.exec(
+      "insertAccessKey",
+      S.insertAccessKey,
+      [record.secretId, record.wrappedSecret, record.uin, record.status, record.createTime],
+      "write",
+      (err) =>
+        constraintOf(err, UNIQUE_VIOLATION) === "access_keys_pkey"
+          ? new StoreConflictError("secretId", `an access key with SecretId ${record.secretId} already exists`)
+          : undefined,
+    );
+  }
+
+  async getAccessKey(secretId: string): Promise<AccessKeyRecord | undefined> {
+    const rows = await this.exec<AccessKeyRow>("getAccessKey", S.getAccessKey, [secretId], "read");
+    const row = rows[0];
+    if (row === undefined) return undefined;
+    return {
+      secretId: row.secret_id,
+      wrappedSecret: row.wrapped_secret,
+      uin: row.uin,
+      status: row.status as AccessKeyRecord["status"],
+      createTime: row.create_time,
+    };
+  }
+}
+
+function mapError(op: string, err: unknown, constraints: ConstraintMapper | undefined): Error {
+  if (constraints !== undefined && err instanceof pg.DatabaseError) {
+    const mapped = constraints(err);
+    if (mapped !== undefined) return mapped;
+  }
+  return cleanError(op, err);
+}
+
+// ---- transactions ------------------------------------------------------------------------------
+
+/**
+ * The `tx` of one run of a transaction's function, on the connection that run holds. Its
+ * statements run one after another in call order (a savepoint around each write must not
+ * interleave with another), and only while the function has not settled.
+ */
+class PostgresTransaction extends Operations {
+  readonly #client: pg.PoolClient;
+  #open = true;
+  #queue: Promise<unknown> = Promise.resolve();
+  /** A serialization failure or deadlock hit a statement: this run must roll back and start again. */
+  #mustRetry = false;
+  /** A statement failed outside a savepoint: PostgreSQL has aborted the transaction. */
+  #aborted: Error | undefined;
+  #connectionLost = false;
+
+  constructor(client: pg.PoolClient) {
+    super();
+    this.#client = client;
+  }
+
+  get open(): boolean {
+    return this.#open;
+  }
+
+  get mustRetry(): boolean {
+    return this.#mustRetry;
+  }
+
+  get aborted(): Error | undefined {
+    return this.#aborted;
+  }
+
+  get connectionLost(): boolean {
+    return this.#connectionLost;
+  }
+
+  /** Refuses further calls, then waits for the ones already made. */
+  async finish(): Promise<void> {
+    this.#open = false;
+    await this.#queue;
+  }
+
+  protected override exec<R extends pg.QueryResultRow>(
+    op: string,
+    s: Statement,
+    values: unknown[],
+    kind: Kind,
+    constraints?: ConstraintMapper,
+  ): Promise<R[]> {
+    if (!this.#open) return Promise.reject(new Error(`PostgresStore.${op}: this transaction has ended; its tx can no longer be used`));
+    const run = this.#queue.then(() => this.#run<R>(op, s, values, kind, constraints));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #run<R extends pg.QueryResultRow>(op: string, s: Statement, values: unknown[], kind: Kind, constraints?: ConstraintMapper): Promise<R[]> {
+    if (this.#mustRetry) {
+      throw new PostgresStoreError(`PostgresStore.${op}: the transaction lost a serialization conflict and will run again`, "40001");
+    }
+    if (this.#aborted !== undefined) {
+      throw new PostgresStoreError(`PostgresStore.${op}: an earlier statement of this transaction failed, so it can only roll back`, "25P02");
+    }
+    const client = this.#client;
+    if (kind === "read") {
+      try {
+        return (await client.query<R>({ ...s, values })).rows;
+      } catch (err) {
+        throw this.#failed(op, err, constraints);
+      }
+    }
+    // A write that fails (a conflict the caller may catch) leaves the transaction usable, as in SQLite.
+    try {
+      await client.query("SAVEPOINT tresor_write");
+    } catch (err) {
+      throw this.#failed(op, err, constraints);
+    }
+    let rows: R[];
+    try {
+      rows = (await client.query<R>({ ...s, values })).rows;
+    } catch (err) {
+      if (isSerializationFailure(err) || isConnectionLevel(err)) throw this.#failed(op, err, constraints);
+      try {
+        await client.query("ROLLBACK TO SAVEPOINT tresor_write");
+        await client.query("RELEASE SAVEPOINT tresor_write");
+      } catch (rollbackError) {
+        // Now the transaction is beyond repair: record it, but report the original failure.
+        this.#failed(op, rollbackError, undefined);
+      }
+      throw mapError(op, err, constraints);
+    }
+    try {
+      await client.query("RELEASE SAVEPOINT tresor_write");
+    } catch (err) {
+      throw this.#failed(op, err, undefined);
+    }
+    return rows;
+  }
+
+  /** Records what a failed statement did to the transaction and returns the error for the caller. */
+  #failed(op: string, err: unknown, constraints: ConstraintMapper | undefined): Error {
+    const clean = mapError(op, err, constraints);
+    if (isSerializationFailure(err)) this.#mustRetry = true;
+    else this.#aborted ??= clean;
+    if (isConnectionLevel(err)) this.#connectionLost = true;
+    return clean;
+  }
+}
+
+/** The transaction (of which store) the current async call chain runs in; see PostgresStore. */
+const currentTransaction = new AsyncLocalStorage<{ store: PostgresStore; tx: PostgresTransaction }>();
+
+type Attempt<T> = { retry: true } | { retry: "stale connection"; error: unknown } | { retry: false; ok: true; value: T } | { retry: false; ok: false; error: unknown };
+
+// ---- the store ---------------------------------------------------------------------------------
+
+/**
+ * A pool of connections to one PostgreSQL database (and schema: the connection's search_path).
+ *
+ * Isolation: every statement runs SERIALIZABLE (the session default, set on each new connection,
+ * and `BEGIN ISOLATION LEVEL SERIALIZABLE` for `transaction`). PostgreSQL's serializable snapshot
+ * isolation lets transactions run side by side and aborts one of any set whose outcome no serial
+ * order could produce (SQLSTATE 40001; deadlocks are 40P01). Explicit row locks would not do:
+ * "count the keys, then insert under a limit" reads a set with no row to lock, short of locking
+ * the whole table for every key creation.
+ *
+ * Retries: an aborted run rolls back and runs again, after a jittered backoff, up to
+ * TRANSACTION_ATTEMPTS times. So **the function given to `transaction` may run more than once**:
+ * it must do nothing outside `tx` that cannot be repeated (no audit writes, no sends, no counters),
+ * and only the value of its last run is returned. A run is retried when any of its statements, or
+ * its COMMIT, hit a serialization failure, even if the function caught the error. A plain
+ * operation on the store is one statement in its own transaction, retried the same way.
+ *
+ * A failed write inside a transaction (a conflict the function catches) is undone by a savepoint
+ * and leaves the transaction usable, as in SQLite. Any other failed statement aborts it: further
+ * calls on `tx` reject, and the transaction rolls back even if the function then resolves.
+ *
+ * Nesting: transactions are not nestable. Calling the store itself (any operation, `transaction`
+ * or `close`) from inside one of its transactions' functions rejects, as SqliteStore does: it
+ * would run outside the transaction, could wait for the transaction's own row locks, and with
+ * every pooled connection held by such transactions would wait forever for a connection.
+ *
+ * Connections: a statement the server does not answer is abandoned after statement timeout plus
+ * connect timeout; getting a connection fails after the connect timeout; a connection that
+ * failed is dropped from the pool, so the store keeps working when the server is back. A lost
+ * connection during COMMIT leaves the outcome unknown: that call rejects saying so and is not
+ * retried. Session state (the isolation default, named prepared statements) means the pool needs
+ * direct connections or session pooling, not a transaction-pooling proxy.
+ */
+export class PostgresStore extends Operations implements Store {
+  /** Where the store points, without any password; used in messages. */
+  readonly label: string;
+  readonly #pool: pg.Pool;
+  readonly #inFlight = new Set<Promise<unknown>>();
+  #closing: Promise<void> | undefined;
+
+  private constructor(pool: pg.Pool, label: string) {
+    super();
+    this.#pool = pool;
+    this.label = label;
+  }
+
+  /** Connects, and brings the schema up to date (several nodes may do so at once). */
+  static async open(connectionString: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    if (typeof connectionString !== "string" || connectionString === "") throw new TypeError('"connectionString" must be a non-empty string');
+    const poolSize = positiveInteger("poolSize", options.poolSize ?? DEFAULTS.poolSize);
+    const statementTimeoutMs = positiveInteger("statementTimeoutMs", options.statementTimeoutMs ?? DEFAULTS.statementTimeoutMs);
+    const connectTimeoutMs = positiveInteger("connectTimeoutMs", options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs);
+    const label = describeTarget(connectionString);
+    const pool = new pg.Pool({
+      connectionString,
+      max: poolSize,
+      connectionTimeoutMillis: connectTimeoutMs,
+      // Server side: a runaway statement, or a transaction left idle by a stuck caller, is ended.
+      statement_timeout: statementTimeoutMs,
+      idle_in_transaction_session_timeout: Math.max(60_000, 2 * statementTimeoutMs),
+      // Client side: a server that stopped answering (frozen, or cut off) cannot hang a call.
+      query_timeout: statementTimeoutMs + connectTimeoutMs,
+      keepAlive: true,
+      application_name: "tresor",
+      types: TYPES,
+    });
+    // An idle connection that breaks (server restart, failover) emits 'error' on the pool, which
+    // has already dropped it; without a listener the process would die.
+    pool.on("error", () => undefined);
+    const store = new PostgresStore(pool, label);
+    try {
+      await store.#withClient("open", async (client) => {
+        await applyPostgresMigrations(client, POSTGRES_MIGRATIONS, label);
+      });
+      return store;
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw err instanceof PostgresStoreError ? err : cleanError("open", err);
+    }
+  }
+
+  /** The session settings that correctness depends on, for the startup log and tests. */
+  async diagnostics(): Promise<PostgresDiagnostics> {
+    this.#enter("diagnostics");
+    return this.#track(() =>
+      this.#withClient("diagnostics", async (client) => {
+        const { rows } = await client.query<{ server: string; isolation: string; timeout: string; schema: number | null }>(
+          `SELECT current_setting('server_version') AS server, current_setting('default_transaction_isolation') AS isolation,
+             current_setting('statement_timeout') AS timeout, (SELECT max(version) FROM schema_migrations) AS schema`,
+        );
+        const row = rows[0];
+        if (row === undefined) throw new PostgresStoreError("PostgresStore.diagnostics: no answer", undefined);
+        return { serverVersion: row.server, defaultIsolation: row.isolation, statementTimeout: row.timeout, schemaVersion: row.schema ?? 0 };
+      }),
+    );
+  }
+
+  async transaction<T>(fn: (tx: StoreOperations) => Promise<T>): Promise<T> {
+    this.#enter("transaction");
+    return this.#track(async () => {
+      // A pooled connection found broken at BEGIN (killed while idle) ran nothing: one more try.
+      let staleRetries = 1;
+      for (let attempt = 1; ; attempt++) {
+        if (attempt > 1) await sleep(backoffMs(attempt - 1));
+        const outcome = await this.#attempt(fn);
+        if (outcome.retry === "stale connection") {
+          if (staleRetries-- > 0) {
+            attempt--;
+            continue;
+          }
+          throw outcome.error;
+        }
+        if (!outcome.retry) {
+          if (outcome.ok) return outcome.value;
+          throw outcome.error;
+        }
+        if (attempt >= TRANSACTION_ATTEMPTS) {
+          throw new PostgresStoreError(
+            `PostgresStore.transaction: gave up after ${TRANSACTION_ATTEMPTS} attempts, each aborted by a serialization conflict with concurrent transactions`,
+            "40001",
+          );
+        }
+      }
+    });
+  }
+
+  /**
+   * Waits for the open transactions and the calls made before it, then closes every connection.
+   * Calls made after close() has begun reject. Idempotent: every call returns the same promise.
+   */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      if (this.#insideOwnTransaction()) return Promise.reject(new Error("PostgresStore.close: called from inside a transaction on this store"));
+      this.#closing = (async () => {
+        while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+        await this.#pool.end();
+      })();
+    }
+    return this.#closing;
+  }
+
+  protected override exec<R extends pg.QueryResultRow>(
+    op: string,
+    s: Statement,
+    values: unknown[],
+    kind: Kind,
+    constraints?: ConstraintMapper,
+  ): Promise<R[]> {
+    try {
+      this.#enter(op);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#track(async () => {
+      // A read may also run again once when its connection turned out to be broken (say, killed
+      // while idle in the pool): it changes nothing. A write may have committed before the
+      // connection failed, so it is not repeated. Neither failing to get a connection nor a
+      // server that stopped answering is retried: that already waited for its timeout.
+      let connectionRetries = kind === "read" ? 1 : 0;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.#withClient(op, async (client) => (await client.query<R>({ ...s, values })).rows);
+        } catch (err) {
+          if (isSerializationFailure(err) && attempt < TRANSACTION_ATTEMPTS) {
+            await sleep(backoffMs(attempt));
+            continue;
+          }
+          if (!(err instanceof PostgresStoreError) && isConnectionLevel(err) && !isTimeout(err) && connectionRetries > 0) {
+            connectionRetries--;
+            continue;
+          }
+          throw mapError(op, err, constraints);
+        }
+      }
+    });
+  }
+
+  /** One run of a transaction's function on one connection. */
+  async #attempt<T>(fn: (tx: StoreOperations) => Promise<T>): Promise<Attempt<T>> {
+    const client = await this.#acquire("transaction");
+    const tx = new PostgresTransaction(client);
+    let broken = false;
+    const rollback = async (): Promise<void> => {
+      try {
+        await client.query("ROLLBACK");
+      } catch {
+        // The server rolls back what it has when the connection goes; just do not reuse it.
+        broken = true;
+      }
+    };
+    try {
+      try {
+        await client.query("BEGIN ISOLATION LEVEL SERIALIZABLE");
+      } catch (err) {
+        broken = isConnectionLevel(err);
+        if (broken && !isTimeout(err)) return { retry: "stale connection", error: cleanError("transaction", err) };
+        throw cleanError("transaction", err);
+      }
+      let result: { ok: true; value: T } | { ok: false; error: unknown };
+      try {
+        result = { ok: true, value: await currentTransaction.run({ store: this, tx }, fn, tx) };
+      } catch (error) {
+        result = { ok: false, error };
+      }
+      await tx.finish();
+      if (tx.connectionLost) broken = true;
+      if (tx.mustRetry) {
+        await rollback();
+        return { retry: true };
+      }
+      if (!result.ok) {
+        await rollback();
+        return { retry: false, ...result };
+      }
+      if (tx.aborted !== undefined) {
+        await rollback();
+        return {
+          retry: false,
+          ok: false,
+          error: new PostgresStoreError(
+            `PostgresStore.transaction: a statement inside the transaction failed and the function went on; rolled back (${tx.aborted.message})`,
+            "25P02",
+          ),
+        };
+      }
+      try {
+        const done = await client.query("COMMIT");
+        // COMMIT of a transaction the server had already aborted answers ROLLBACK, not an error.
+        if (done.command !== "COMMIT") throw new PostgresStoreError("PostgresStore.transaction: the server rolled the transaction back instead of committing it", "25P02");
+      } catch (err) {
+        if (isSerializationFailure(err)) return { retry: true };
+        if (isConnectionLevel(err) && !(err instanceof PostgresStoreError)) {
+          broken = true;
+          return {
+            retry: false,
+            ok: false,
+            error: new PostgresStoreError(
+              `PostgresStore.transaction: the connection failed during COMMIT, so the transaction may or may not have been committed (${cleanError("commit", err).message})`,
+              sqlState(err),
+            ),
+          };
+        }
+        return { retry: false, ok: false, error: cleanError("transaction", err) };
+      }
+      return { retry: false, ok: true, value: result.value };
+    } finally {
+      await tx.finish();
+      this.#release(client, broken);
+    }
+  }
+
+  /** Runs `use` on a pooled connection, which goes back to the pool unless it failed. */
+  async #withClient<T>(op: string, use: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#acquire(op);
+    let broken = false;
+    try {
+      return await use(client);
+    } catch (err) {
+      broken = isConnectionLevel(err);
+      throw err;
+    } finally {
+      this.#release(client, broken);
+    }
+  }
+
+  /** A pooled connection, set up on first use, with an error listener while it is checked out. */
+  async #acquire(op: string): Promise<pg.PoolClient> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (err) {
+      throw new PostgresStoreError(`PostgresStore.${op}: no connection to ${this.label}: ${err instanceof Error ? err.message : String(err)}`, sqlState(err));
+    }
+    // Between statements (a transaction awaiting its caller) the connection can break; pg then
+    // emits 'error' on the client, which must be listened to while the pool is not.
+    client.on("error", ignoreError);
+    if (!sessionReady.has(client)) {
+      try {
+        await client.query("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE");
+      } catch (err) {
+        this.#release(client, true);
+        throw cleanError(op, err);
+      }
+      sessionReady.add(client);
+    }
+    return client;
+  }
+
+  #release(client: pg.PoolClient, broken: boolean): void {
+    client.off("error", ignoreError);
+    client.release(broken ? true : undefined);
+  }
+
+  #track<T>(run: () => Promise<T>): Promise<T> {
+    const promise = run();
+    this.#inFlight.add(promise);
+    const forget = () => this.#inFlight.delete(promise);
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  /** Throws unless `op` may be called on the store now. */
+  #enter(op: string): void {
+    if (this.#closing !== undefined) throw new Error(`PostgresStore ${this.label} is closed`);
+    if (this.#insideOwnTransaction()) {
+      throw new Error(
+        `PostgresStore.${op}: called on the store from inside one of its transactions; transactions are not nestable, ` +
+          "and inside one every operation goes through its tx",
+      );
+    }
+  }
+
+  #insideOwnTransaction(): boolean {
+    const current = currentTransaction.getStore();
+    return current !== undefined && current.store === this && current.tx.open;
+  }
+}
+
+function ignoreError(): void {}
+
+/** Connections whose session defaults have been set. */
+const sessionReady = new WeakSet<pg.PoolClient>();
+
+// ---- migrations --------------------------------------------------------------------------------
+
+/**
+ * Applies the migrations the database lacks, each in its own transaction, recording each in
+ * `schema_migrations`. Every step holds a transaction-scoped advisory lock, so nodes starting at
+ * once apply each migration exactly once; the others wait, then find it recorded. Refuses a
+ * database newer than `migrations`, or whose recorded history differs. Returns the schema version.
+ * Exported for tests.
+ */
+export async function applyPostgresMigrations(client: pg.ClientBase, migrations: readonly Migration[], label: string): Promise<number> {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migration ${m.name} has version ${m.version}, expected ${i + 1}`);
+  });
+  const version = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+  const serverVersion = Number(version.rows[0]?.v);
+  if (!(serverVersion >= MIN_SERVER_VERSION)) {
+    throw new PostgresStoreError(`${label}: PostgreSQL ${version.rows[0]?.v ?? "?"} is too old; Tresor needs 12 or later`, undefined);
+  }
+  for (;;) {
+    // READ COMMITTED, not the serializable default: under a snapshot taken before the lock was
+    // granted, this node would not see the migration another node just committed.
+    await client.query("BEGIN ISOLATION LEVEL READ COMMITTED");
+    try {
+      await client.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
+      await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version    INTEGER NOT NULL PRIMARY KEY,
+        name       TEXT    NOT NULL,
+        applied_at BIGINT  NOT NULL
+      )`);
+      const applied = await client.query<{ version: number; name: string }>("SELECT version, name FROM schema_migrations ORDER BY version");
+      const current = checkHistory(applied.rows, migrations, label);
+      const next = migrations[current];
+      if (next === undefined) {
+        await client.query("COMMIT");
+        return current;
+      }
+      try {
+        await client.query(next.sql);
+      } catch (err) {
+        throw new PostgresStoreError(`${label}: migration ${next.name} failed: ${cleanError("migrate", err).message}`, sqlState(err));
+      }
+      await client.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)", [
+        next.version,
+        next.name,
+        Math.floor(Date.now() / 1000),
+      ]);
+      await client.query("COMMIT");
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw err;
+    }
+  }
+}
+
+function checkHistory(rows: readonly { version: number; name: string }[], migrations: readonly Migration[], label: string): number {
+  const current = rows.at(-1)?.version ?? 0;
+  if (current > migrations.length) {
+    throw new PostgresStoreError(
+      `${label}: the database schema version is ${current}, newer than this Tresor knows (${migrations.length}); ` +
+        "run a Tresor release that knows it, or restore a backup made by this one",
+      undefined,
+    );
+  }
+  rows.forEach((row, i) => {
+    const expected = migrations[i];
+    if (expected === undefined || row.version !== expected.version || row.name !== expected.name) {
+      throw new PostgresStoreError(`${label}: recorded migration ${row.version} "${row.name}" does not match this Tresor's migrations`, undefined);
+    }
+  });
+  return current;
+}
+
+// ---- helpers -----------------------------------------------------------------------------------
+
+/** The connection target for messages: user, host, port and database, never a password. */
+function describeTarget(connectionString: string): string {
+  try {
+    const url = new URL(connectionString);
+    const user = url.username === "" ? "" : `${decodeURIComponent(url.username)}@`;
+    return `postgres://${user}${url.host}${url.pathname}`;
+  } catch {
+    return "the PostgreSQL database";
+  }
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`"${name}" must be a positive integer, got ${value}`);
+  return value;
+}
+
+function checkCount(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`"${name}" must be a non-negative integer, got ${value}`);
+}
+
+/** Escapes LIKE's wildcards so the search text matches literally (with ESCAPE '\'). */
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+// The columns hold only what Operations wrote, so the casts restore the types it started from.
+function fromKeyRow(row: KeyRow): KeyRecord {
+  return {
+    keyId: row.key_id,
+    alias: row.alias,
+    description: row.description,
+    keyUsage: row.key_usage as KeyUsage,
+    keySpec: row.key_spec as KeySpec,
+    origin: row.origin as KeyOrigin,
+    state: row.state as KeyState,
+    creatorUin: row.creator_uin,
+    owner: row.owner,
+    createTime: row.create_time,
+    deletionDate: row.deletion_date,
+    currentVersion: row.current_version,
+    tags: row.tags.map(([key, value]) => ({ key, value })),
+  };
+}
