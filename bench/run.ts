@@ -15,6 +15,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { measureAsymmetricSpeed, type AsymmetricSpeed } from "./asymmetric-speed.js";
+import { encryptionBytes, encryptionTable, measureEncryption } from "./encryption.js";
+import { startPostgresNode } from "./postgres-store.js";
 import { callAction, loopbackUrl, type Credentials } from "./signed-request.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url)); // dist/bench
@@ -252,12 +254,19 @@ async function main(): Promise<number> {
       `cpus=${cpus().length} node=${process.version} tmp=${tmp}`,
   );
   const started: Started[] = [];
+  let dropPgSchema: (() => Promise<void>) | undefined;
   try {
     // 0. The asymmetric primitives in process, against `openssl speed`, before any server runs.
     log(`bench: asymmetric primitives in process vs openssl speed (${opts.durationSeconds}s each) ...`);
     const speeds = await measureAsymmetricSpeed(opts.durationSeconds);
     log("");
     log(speedTable(speeds));
+    log("");
+
+    // 0b. The Encryption SDK per suite against raw node:crypto, in process (bench/encryption.ts).
+    const encryptionSdk = await measureEncryption(encryptionBytes(), log);
+    log("");
+    log(encryptionTable(encryptionSdk));
     log("");
 
     // 1. The server under test, with a fresh data directory.
@@ -371,6 +380,31 @@ async function main(): Promise<number> {
       }
     }
 
+    // 4. The same Encrypt on one node over the PostgreSQL store, as a ratio to the SQLite node's.
+    const pgUrl = process.env.TRESOR_TEST_PG_URL;
+    const pgScenarioName = "Encrypt SM4 1 KiB (PostgreSQL store)";
+    let postgresNote: string | undefined;
+    if (opts.server !== "tresor") postgresNote = "skipped: the fake server has no store";
+    else if (pgUrl === undefined || pgUrl === "") postgresNote = "skipped: TRESOR_TEST_PG_URL is not set (source .ci/postgres.sh to start a throwaway PostgreSQL)";
+    else {
+      log("bench: tresor init --store / serve --store on TRESOR_TEST_PG_URL (a fresh schema)");
+      const pgNode = await startPostgresNode({ pgUrl, tmp, tresorMain: TRESOR_MAIN, run, start: startServer });
+      started.push(pgNode.server);
+      dropPgSchema = pgNode.dropSchema;
+      const s: Scenario = {
+        name: pgScenarioName,
+        url: pgNode.url.href,
+        action: "Encrypt",
+        params: { KeyId: pgNode.keyId, Plaintext: plaintext },
+        serverPid: pgNode.server.child.pid,
+      };
+      log(`bench: [${scenarios.length + 1}/${scenarios.length + 1}] ${s.name} ...`);
+      const result = await runLoad(s, pgNode.creds, opts);
+      results.push({ scenario: s, result });
+      log(result.ok ? `bench:        ${result.reqPerSec} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms` : `bench:        FAILED: ${(result.sampleErrors ?? []).join(" | ")}`);
+    }
+    if (postgresNote !== undefined) log(`bench: Encrypt on the PostgreSQL store ${postgresNote}`);
+
     const bareResults = results.filter((r) => r.scenario.bare).map((r) => r.result);
     const bareRate = bareResults.every((r) => r.ok) ? Math.max(...bareResults.map((r) => r.reqPerSec!)) : null;
     const rows: Row[] = results.map(({ scenario, result }) => ({
@@ -417,6 +451,12 @@ async function main(): Promise<number> {
       `target: SM2 sign in process at >= ${SM2_SIGN_TARGET_RATIO} of openssl speed sm2: ` +
         (sm2Ratio === null ? "not measured" : `${sm2Ratio.toFixed(3)} (${sm2TargetMet ? "met" : "NOT met"})`),
     );
+    const pgRow = rows.find((r) => r.scenario === pgScenarioName);
+    const pgRatio = pgRow !== undefined && pgRow.reqPerSec !== null && targetRow.reqPerSec !== null ? Number((pgRow.reqPerSec / targetRow.reqPerSec).toFixed(3)) : null;
+    log(
+      `postgres: Encrypt SM4 on one PostgreSQL-store node at ` +
+        (pgRatio === null ? (postgresNote ?? "not measured") : `${pgRatio.toFixed(3)} of the SQLite node's rate`),
+    );
     for (const w of warnings) log(`warning: ${w}`);
 
     mkdirSync(dirname(RESULTS), { recursive: true });
@@ -434,8 +474,10 @@ async function main(): Promise<number> {
       warnings,
       target: { scenario: targetRow.scenario, minRatioToBare: ENCRYPT_TARGET_RATIO, ratio: encryptRatio, met: targetMet },
       sm2SignTarget: { minRatioToOpenssl: SM2_SIGN_TARGET_RATIO, ratio: sm2Ratio, met: sm2TargetMet },
+      postgresStore: { scenario: pgScenarioName, ratioToSqlite: pgRatio, ...(postgresNote === undefined ? {} : { note: postgresNote }) },
       scenarios: rows,
       asymmetricInProcess: speeds,
+      encryptionSdk,
     };
     writeFileSync(RESULTS, `${JSON.stringify(report, null, 2)}\n`);
     log(`bench: wrote ${RESULTS}`);
@@ -453,6 +495,7 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     for (const s of started) await stop(s.child);
+    await dropPgSchema?.().catch((e: unknown) => log(`bench: could not drop the PostgreSQL schema: ${(e as Error).message}`));
     if (!keepTmp) rmSync(tmp, { recursive: true, force: true });
   }
 }

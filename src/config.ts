@@ -1,8 +1,9 @@
 // Server configuration: command-line flags first, then TRESOR_* environment variables, then defaults.
 
 import { isIP } from "node:net";
+import { hostname } from "node:os";
 import { SYMMETRIC_KEY_SPECS, type KeySpec } from "./keys/key.js";
-import { DEFAULT_DATA_DIR, checkRegion } from "./data-dir.js";
+import { DEFAULT_DATA_DIR, checkRegion, isPostgresUrl } from "./data-dir.js";
 
 export interface ServeConfig {
   dataDir: string;
@@ -17,6 +18,10 @@ export interface ServeConfig {
   cmkLimit: number;
   bodyLimit: number;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** undefined: the embedded SQLite store in the data directory; else a PostgreSQL connection string. */
+  store: string | undefined;
+  /** Names this node in logs and metrics; default hostname:pid. */
+  nodeId: string;
 }
 
 export interface ServeFlags {
@@ -31,6 +36,8 @@ export interface ServeFlags {
   cmkLimit?: string;
   bodyLimit?: string;
   logLevel?: string;
+  store?: string;
+  nodeId?: string;
 }
 
 export class ConfigError extends Error {
@@ -75,7 +82,13 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = p
     cmkLimit: integerSetting("--cmk-limit", pick(flags.cmkLimit, "TRESOR_CMK_LIMIT") ?? "10000", 1, 10_000_000),
     bodyLimit: integerSetting("--body-limit", pick(flags.bodyLimit, "TRESOR_BODY_LIMIT") ?? String(64 * 1024), 1024, 16 * 1024 * 1024),
     logLevel: logLevel as ServeConfig["logLevel"],
+    store: pick(flags.store, "TRESOR_STORE"),
+    nodeId: pick(flags.nodeId, "TRESOR_NODE_ID") ?? `${hostname()}:${process.pid}`,
   };
+  if (config.store !== undefined && !isPostgresUrl(config.store)) {
+    throw new ConfigError("--store must be a postgres:// or postgresql:// connection string (leave it out for the embedded SQLite store)");
+  }
+  if (!/^[\x21-\x7e]{1,128}$/.test(config.nodeId)) throw new ConfigError("--node-id must be 1-128 printable ASCII characters without spaces");
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) throw new ConfigError("--tls-cert and --tls-key must be given together");
   if (!config.tlsCert && !isLoopback(config.host) && !config.insecureHttp) {
     throw new ConfigError(`refusing to serve plain HTTP on the non-loopback address ${config.host}: give --tls-cert and --tls-key, or --insecure-http`);

@@ -1,15 +1,23 @@
 // The embedded deployment's data directory: root key file, SQLite store, and the first
 // administrator's credentials. `tresor init` creates one; `tresor serve` opens it.
+//
+// A cluster keeps its state in PostgreSQL instead (`--store postgres://…`): `tresor init --store`
+// records the account, region, root-of-trust setting, a check value of the root key and the first
+// access key there, and writes the root key file (or creates the HSM key) and the credentials into
+// the data directory, which then holds no database. Every node gets a copy of that root key (or
+// the same HSM key) and the connection string; a node whose root key does not unwrap the store's
+// check value refuses to start.
 
 import { constants } from "node:fs";
-import { mkdir, open, readdir, stat } from "node:fs/promises";
+import { mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { randomInt } from "node:crypto";
 import { FileRootOfTrust } from "./rootkey/file.js";
 import { Pkcs11RootOfTrust, type Pkcs11Config } from "./rootkey/pkcs11.js";
-import type { RootOfTrust } from "./rootkey/root-of-trust.js";
+import { RootOfTrustError, type RootOfTrust } from "./rootkey/root-of-trust.js";
 import { systemClock, type Clock } from "./service/clock.js";
 import { KmsService } from "./service/kms-service.js";
+import { PostgresStore } from "./store/postgres.js";
 import { SqliteStore } from "./store/sqlite.js";
 import type { Store } from "./store/store.js";
 
@@ -22,6 +30,19 @@ export const DEFAULT_REGION = "local";
 const META_REGION = "region";
 const META_ACCOUNT_UIN = "account_uin";
 const META_ROOT_OF_TRUST = "root_of_trust";
+const META_ROOT_CHECK = "root_check";
+
+/** The root key's check value: this constant wrapped with ROOT_CHECK_AAD, stored in a shared store. */
+const ROOT_CHECK_PLAINTEXT = Buffer.from("tresor root key check value", "utf8");
+export const ROOT_CHECK_AAD = Buffer.from("tresor/root-check/v1", "utf8");
+
+/** A shared store's timeouts: a KMS statement is tiny, so a slow answer means trouble; fail over early. */
+const SHARED_STORE_OPTIONS = { statementTimeoutMs: 5_000, connectTimeoutMs: 3_000 } as const;
+
+/** Whether `store` names a PostgreSQL database (the only shared store). */
+export function isPostgresUrl(store: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(store);
+}
 
 /** Where the root key lives. The PIN is never stored: it is supplied each time the token is opened. */
 export type RootOfTrustSetting =
@@ -42,6 +63,8 @@ export interface DataDir {
   rootOfTrust: RootOfTrust;
   region: string;
   accountUin: string;
+  /** Where the state lives, for logs: "sqlite:<path>" or a PostgreSQL target without password. */
+  storeDescription: string;
   close(): Promise<void>;
 }
 
@@ -65,6 +88,8 @@ export interface InitOptions {
   rootOfTrust?: RootOfTrustSetting;
   /** The token PIN, for a pkcs11 root of trust. */
   pkcs11Pin?: string;
+  /** A PostgreSQL connection string: the state goes there, not into a SQLite file in the directory. */
+  store?: string;
 }
 
 /** Creates a data directory. Refuses one that already holds anything. */
@@ -76,6 +101,8 @@ export async function initDataDir(dir: string, region: string, options: InitOpti
   await mkdir(path, { recursive: true, mode: 0o700 });
   const existing = await readdir(path);
   if (existing.length > 0) throw new Error(`the data directory ${path} is not empty: refusing to overwrite it`);
+
+  if (options.store !== undefined) return initSharedStore(path, options.store, region, clock, setting, options.pkcs11Pin);
 
   const rootOfTrust =
     setting.kind === "file"
@@ -91,24 +118,102 @@ export async function initDataDir(dir: string, region: string, options: InitOpti
     await store.setMeta(META_ROOT_OF_TRUST, JSON.stringify(recorded));
     const service = new KmsService({ store, rootOfTrust, clock, region, defaultKeySpec: "SM4", cmkLimit: 0 });
     const { secretId, secretKey } = await service.createAccessKey(accountUin);
-    const credentials: AdminCredentials = { secretId, secretKey, region };
-    const credentialsPath = join(path, ADMIN_CREDENTIALS_FILE);
-    const file = await open(credentialsPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-    try {
-      await file.writeFile(`${JSON.stringify(credentials, null, 2)}\n`);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    return { ...credentials, credentialsPath };
+    return await writeCredentials(path, { secretId, secretKey, region });
   } finally {
     await store.close();
     await rootOfTrust.close();
   }
 }
 
-export async function openDataDir(dir: string, options: { pkcs11Pin?: string } = {}): Promise<DataDir> {
+async function writeCredentials(path: string, credentials: AdminCredentials): Promise<AdminCredentials & { credentialsPath: string }> {
+  const credentialsPath = join(path, ADMIN_CREDENTIALS_FILE);
+  const file = await open(credentialsPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  try {
+    await file.writeFile(`${JSON.stringify(credentials, null, 2)}\n`);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  return { ...credentials, credentialsPath };
+}
+
+/**
+ * `init --store postgres://…`: the shared state into PostgreSQL (once for the whole cluster), the
+ * root key and the credentials into the (empty) data directory `path`. Refuses a database that
+ * already holds an account; then it leaves the data directory empty again.
+ */
+async function initSharedStore(
+  path: string,
+  url: string,
+  region: string,
+  clock: Clock,
+  setting: RootOfTrustSetting,
+  pin: string | undefined,
+): Promise<AdminCredentials & { credentialsPath: string }> {
+  if (!isPostgresUrl(url)) throw new Error(`"store" must be a postgres:// or postgresql:// connection string`);
+  const store = await PostgresStore.open(url, SHARED_STORE_OPTIONS);
+  let rootOfTrust: RootOfTrust | undefined;
+  let committed = false;
+  const refuseInitialised = async (get: (name: string) => Promise<string | undefined>) => {
+    if ((await get(META_ACCOUNT_UIN)) !== undefined) {
+      throw new Error(`the store ${store.label} already holds a Tresor account: initialise it once, then give every node a copy of that root key`);
+    }
+  };
+  try {
+    await refuseInitialised((name) => store.getMeta(name));
+    rootOfTrust =
+      setting.kind === "file"
+        ? await FileRootOfTrust.create(join(path, ROOT_KEY_FILE))
+        : await (setting.adopt ? Pkcs11RootOfTrust.open : Pkcs11RootOfTrust.create)(pkcs11Config(setting, pin));
+    const check = (await rootOfTrust.wrap(ROOT_CHECK_PLAINTEXT, ROOT_CHECK_AAD)).toString("base64");
+    const accountUin = String(100_000_000_000 + randomInt(0, 900_000_000_000));
+    const recorded: RootOfTrustSetting =
+      setting.kind === "pkcs11" ? { kind: "pkcs11", module: setting.module, tokenLabel: setting.tokenLabel, keyLabel: setting.keyLabel } : setting;
+    // One serializable transaction: of two inits racing on one database, only one records an account.
+    await store.transaction(async (tx) => {
+      await refuseInitialised((name) => tx.getMeta(name));
+      await tx.setMeta(META_REGION, region);
+      await tx.setMeta(META_ROOT_OF_TRUST, JSON.stringify(recorded));
+      await tx.setMeta(META_ROOT_CHECK, check);
+      await tx.setMeta(META_ACCOUNT_UIN, accountUin);
+    });
+    committed = true;
+    const service = new KmsService({ store, rootOfTrust, clock, region, defaultKeySpec: "SM4", cmkLimit: 0 });
+    const { secretId, secretKey } = await service.createAccessKey(accountUin);
+    return await writeCredentials(path, { secretId, secretKey, region });
+  } catch (e) {
+    if (!committed && setting.kind === "file") await unlink(join(path, ROOT_KEY_FILE)).catch(() => undefined);
+    throw e;
+  } finally {
+    await store.close();
+    await rootOfTrust?.close();
+  }
+}
+
+/** Refuses to serve with a root key that is not the one the shared store's keys are wrapped with. */
+async function checkRootKey(store: { getMeta(name: string): Promise<string | undefined> }, rootOfTrust: RootOfTrust, storeLabel: string): Promise<void> {
+  const check = await store.getMeta(META_ROOT_CHECK);
+  if (check === undefined) throw new Error(`the store ${storeLabel} has no root key check value: it was not initialised by "tresor init --store"`);
+  let plaintext: Buffer;
+  try {
+    plaintext = await rootOfTrust.unwrap(Buffer.from(check, "base64"), ROOT_CHECK_AAD);
+  } catch (e) {
+    if (e instanceof RootOfTrustError) {
+      throw new Error(
+        `the root key ${rootOfTrust.description} is not the one the store ${storeLabel} was initialised with: ` +
+          "give this node a copy of the root key that \"tresor init --store\" created (or the same HSM key)",
+      );
+    }
+    throw e;
+  }
+  const same = plaintext.equals(ROOT_CHECK_PLAINTEXT);
+  plaintext.fill(0);
+  if (!same) throw new Error(`the store ${storeLabel} holds a root key check value of an unknown kind`);
+}
+
+export async function openDataDir(dir: string, options: { pkcs11Pin?: string; store?: string } = {}): Promise<DataDir> {
   const path = resolve(dir);
+  if (options.store !== undefined) return openSharedStore(path, options.store, options.pkcs11Pin);
   if (!(await dataDirExists(path))) throw new Error(`no Tresor data directory at ${path}: run "tresor init --data-dir ${dir}" first`);
   const store = SqliteStore.open(join(path, DATABASE_FILE));
   let rootOfTrust: RootOfTrust;
@@ -133,9 +238,50 @@ export async function openDataDir(dir: string, options: { pkcs11Pin?: string } =
     rootOfTrust,
     region,
     accountUin,
+    storeDescription: `sqlite:${join(path, DATABASE_FILE)}`,
     async close() {
       await store.close();
       await rootOfTrust.close();
+    },
+  };
+}
+
+/** A node of a cluster: the state in PostgreSQL, the root key from the data directory (or the HSM it names). */
+async function openSharedStore(path: string, url: string, pin: string | undefined): Promise<DataDir> {
+  if (!isPostgresUrl(url)) throw new Error(`"store" must be a postgres:// or postgresql:// connection string`);
+  const store = await PostgresStore.open(url, SHARED_STORE_OPTIONS);
+  let rootOfTrust: RootOfTrust | undefined;
+  let region: string;
+  let accountUin: string | undefined;
+  try {
+    accountUin = await store.getMeta(META_ACCOUNT_UIN);
+    if (!accountUin) throw new Error(`the store ${store.label} holds no Tresor account: run "tresor init --store <url> --data-dir <dir>" once for the cluster`);
+    region = (await store.getMeta(META_REGION)) ?? DEFAULT_REGION;
+    const setting = parseRootOfTrustSetting(await store.getMeta(META_ROOT_OF_TRUST));
+    rootOfTrust =
+      setting.kind === "file"
+        ? await FileRootOfTrust.open(join(path, ROOT_KEY_FILE)).catch((e: unknown) => {
+            if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+            throw new Error(`no root key file at ${join(path, ROOT_KEY_FILE)}: copy the cluster's root key (made by "tresor init --store") there, mode 0600`);
+          })
+        : await Pkcs11RootOfTrust.open(pkcs11Config(setting, pin));
+    await checkRootKey(store, rootOfTrust, store.label);
+  } catch (e) {
+    await rootOfTrust?.close().catch(() => undefined);
+    await store.close();
+    throw e;
+  }
+  const root = rootOfTrust;
+  return {
+    path,
+    store,
+    rootOfTrust: root,
+    region,
+    accountUin,
+    storeDescription: store.label,
+    async close() {
+      await store.close();
+      await root.close();
     },
   };
 }

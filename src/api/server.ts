@@ -1,4 +1,5 @@
-// The HTTP(S) server: the Tencent Cloud API 3.0 endpoint on POST /, and GET /healthz.
+// The HTTP(S) server: the Tencent Cloud API 3.0 endpoint on POST /; GET /healthz (the process is
+// up), GET /readyz (it can reach its store and root of trust) and GET /metrics (Prometheus text).
 // One structured log line per request: request id, action, result code, latency; never parameters.
 
 import { randomUUID } from "node:crypto";
@@ -6,8 +7,10 @@ import type { AddressInfo } from "node:net";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { unixSeconds, type Clock } from "../service/clock.js";
+import { serviceUnavailable, unavailableDependency } from "../service/availability.js";
 import { ERROR_CODES, KmsError } from "../service/errors.js";
 import type { KmsService } from "../service/kms-service.js";
+import { Metrics } from "./metrics.js";
 import { runAction } from "./tencent/actions.js";
 import { Tc3Authenticator } from "./tencent/authenticate.js";
 
@@ -22,7 +25,12 @@ export interface ServerOptions {
   region: string;
   tls?: { cert: Buffer; key: Buffer };
   bodyLimit?: number;
+  /** Names this node in /metrics (default "tresor"). */
+  nodeId?: string;
 }
+
+/** Probes and scrapes: neither logged nor counted as requests. */
+const OPERATIONS_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
 
 interface Outcome {
   action: string;
@@ -44,6 +52,7 @@ function errorResponse(requestId: string, code: string, message: string) {
 export function buildServer(options: ServerOptions): FastifyInstance {
   const { service, logger, region } = options;
   const authenticator = new Tc3Authenticator(service, () => unixSeconds(options.clock));
+  const metrics = new Metrics(options.nodeId ?? "tresor");
   const app = Fastify({
     logger: false,
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
@@ -60,8 +69,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
 
   app.addHook("onResponse", async (req, reply) => {
-    if (req.url === "/healthz") return;
+    if (OPERATIONS_PATHS.has(req.url)) return;
     const outcome = outcomes.get(req) ?? { action: header(req, "x-tc-action") ?? "", code: `HTTP${reply.statusCode}` };
+    metrics.request(outcome.action, outcome.code, reply.elapsedTime / 1000);
     logger.info({ requestId: req.id, action: outcome.action, code: outcome.code, latencyMs: Math.round(reply.elapsedTime * 100) / 100 }, "request");
   });
 
@@ -83,6 +93,14 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 
   app.get("/healthz", async () => ({ status: "ok" }));
 
+  // Unauthenticated, for load balancers: 503 takes the node out of rotation until it recovers.
+  app.get("/readyz", async (_req, reply) => {
+    const health = await service.health();
+    return reply.code(health.ready ? 200 : 503).send({ status: health.ready ? "ready" : "unavailable", store: health.store, rootOfTrust: health.rootOfTrust });
+  });
+
+  app.get("/metrics", async (_req, reply) => reply.type("text/plain; version=0.0.4; charset=utf-8").send(metrics.render(service)));
+
   app.post("/", async (req, reply) => {
     const action = header(req, "x-tc-action") ?? "";
     try {
@@ -94,6 +112,16 @@ export function buildServer(options: ServerOptions): FastifyInstance {
         const code = ERROR_CODES[e.code].tencent;
         outcomes.set(req, { action, code });
         return reply.send(errorResponse(req.id, code, e.message));
+      }
+      // The one place where a dependency's failure becomes ServiceUnavailable (clients fail over).
+      const unavailable = serviceUnavailable(e);
+      if (unavailable !== undefined) {
+        const dependency = unavailableDependency(e)!;
+        metrics.unavailable(dependency);
+        logger.warn({ requestId: req.id, action, dependency, err: describeError(e) }, "dependency unavailable");
+        const code = ERROR_CODES.ServiceUnavailable.tencent;
+        outcomes.set(req, { action, code });
+        return reply.send(errorResponse(req.id, code, unavailable.message));
       }
       logger.error({ requestId: req.id, action, err: describeError(e) }, "internal error");
       outcomes.set(req, { action, code: ERROR_CODES.InternalError.tencent });

@@ -28,7 +28,11 @@ export class UsageError extends Error {
 /** Adds --endpoint, --region, --data-dir, --json and --ca to a command that talks to the server. */
 export function addClientOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option("--endpoint <url>", "server URL").env("TRESOR_ENDPOINT").default(DEFAULT_ENDPOINT))
+    .addOption(
+      new Option("--endpoint <url>", "server URL, or several nodes' URLs separated by commas (tried in turn when one cannot serve)")
+        .env("TRESOR_ENDPOINT")
+        .default(DEFAULT_ENDPOINT),
+    )
     .addOption(new Option("--region <region>", "region sent with each request").env("TRESOR_REGION"))
     .addOption(
       new Option("--data-dir <dir>", `where ${CREDENTIALS_FILE} is read when TRESOR_SECRET_ID/KEY are unset`)
@@ -101,9 +105,11 @@ export async function createClient(opts: ClientCommandOptions): Promise<KmsClien
     }
   }
   const region = opts.region ?? credentials.region;
+  const endpoints = opts.endpoint.split(",").map((e) => e.trim());
+  if (endpoints.some((e) => e === "")) throw new UsageError(`--endpoint has an empty entry: give URLs separated by single commas`);
   try {
     return new KmsClient({
-      endpoint: opts.endpoint,
+      ...(endpoints.length === 1 ? { endpoint: endpoints[0]! } : { endpoints }),
       secretId: credentials.secretId,
       secretKey: credentials.secretKey,
       ...(region === undefined ? {} : { region }),
@@ -111,13 +117,14 @@ export async function createClient(opts: ClientCommandOptions): Promise<KmsClien
     });
   } catch (err) {
     // The client's messages name the option and never include the secret.
-    throw new UsageError((err as Error).message.replace(/^"(\w+)"/, (_, name: string) => optionLabel(name)));
+    throw new UsageError((err as Error).message.replace(/^"(\w+)(?:\[\d+\])?"/, (_, name: string) => optionLabel(name)));
   }
 }
 
 function optionLabel(name: string): string {
   switch (name) {
     case "endpoint":
+    case "endpoints":
       return "--endpoint";
     case "region":
       return "--region";

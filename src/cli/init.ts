@@ -14,6 +14,7 @@ interface InitFlags {
   pkcs11KeyLabel: string;
   pkcs11Adopt?: boolean;
   pkcs11PinFile?: string;
+  store?: string;
 }
 
 export function registerInitCommand(program: Command): void {
@@ -29,9 +30,15 @@ export function registerInitCommand(program: Command): void {
     .option("--pkcs11-key-label <label>", "the root key's label in the token", DEFAULT_PKCS11_KEY_LABEL)
     .option("--pkcs11-adopt", "use an existing root key with that label instead of creating one")
     .option("--pkcs11-pin-file <file>", "file holding the token PIN (mode 0600); otherwise env TRESOR_PKCS11_PIN")
+    .option(
+      "--store <url>",
+      "initialise a shared PostgreSQL store, postgres://… (env TRESOR_STORE), once per cluster; the data directory then gets only the root key and the credentials",
+      process.env.TRESOR_STORE,
+    )
     .action(async (opts: InitFlags) => {
       const setting = rootOfTrustSetting(opts);
       const created = await initDataDir(opts.dataDir, opts.region, {
+        ...(opts.store === undefined ? {} : { store: opts.store }),
         rootOfTrust: setting,
         ...(setting.kind === "pkcs11" ? { pkcs11Pin: pkcs11Pin(opts.pkcs11PinFile) } : {}),
       });

@@ -11,6 +11,7 @@ import {
   printLines,
   runWithClient,
 } from "./client-options.js";
+import { registerKeyLifecycleCommands } from "./key-lifecycle.js";
 
 const KEY_USAGE_CHOICES: readonly KeyUsage[] = [
   "ENCRYPT_DECRYPT",
@@ -36,8 +37,9 @@ export function registerKeyCommands(program: Command): void {
       .option("--alias <alias>", "unique alias (default: key-<random>)")
       .option("--description <text>", "description")
       .addOption(new Option("--usage <usage>", "what the key is for (default ENCRYPT_DECRYPT); an asymmetric usage fixes its key pair").choices(KEY_USAGE_CHOICES))
-      .addOption(new Option("--key-spec <spec>", "symmetric key algorithm (default: the server's)").choices(["SM4", "AES_256"])),
-  ).action(async (opts: { alias?: string; description?: string; usage?: KeyUsage; keySpec?: "SM4" | "AES_256" }, cmd: Command) => {
+      .addOption(new Option("--key-spec <spec>", "symmetric key algorithm (default: the server's)").choices(["SM4", "AES_256"]))
+      .option("--external", "create it without material (Type 2, PendingImport): bring your own with `tresor key import`"),
+  ).action(async (opts: { alias?: string; description?: string; usage?: KeyUsage; keySpec?: "SM4" | "AES_256"; external?: boolean }, cmd: Command) => {
     await runWithClient(
       cmd,
       () => undefined,
@@ -49,6 +51,7 @@ export function registerKeyCommands(program: Command): void {
           ...(opts.description === undefined ? {} : { Description: opts.description }),
           ...(opts.usage === undefined ? {} : { KeyUsage: opts.usage }),
           ...(opts.keySpec === undefined ? {} : { KeySpec: opts.keySpec }),
+          ...(opts.external ? { Type: 2 } : {}),
         });
         if (json) printJson(res);
         else printLines(`${res.KeyId ?? "?"}  ${res.Alias ?? alias}  ${res.KeyState ?? ""}`.trimEnd());
@@ -131,6 +134,8 @@ export function registerKeyCommands(program: Command): void {
       },
     );
   });
+
+  registerKeyLifecycleCommands(key);
 }
 
 function formatTime(unixSeconds: number | undefined): string {
@@ -154,7 +159,10 @@ function describe(meta: KeyMetadata): string[] {
     ["Usage", meta.KeyUsage],
     ["Origin", meta.Origin],
     ["Created", meta.CreateTime === undefined ? undefined : formatTime(meta.CreateTime)],
-    ["Rotation", meta.KeyRotationEnabled === undefined ? undefined : meta.KeyRotationEnabled ? "enabled" : "disabled"],
+    ["Rotation", meta.KeyRotationEnabled === undefined ? undefined : meta.KeyRotationEnabled ? `every ${meta.RotateDays ?? "?"} days` : "disabled"],
+    ["NextRotate", meta.NextRotateTime ? formatTime(meta.NextRotateTime) : undefined],
+    ["LastRotate", meta.LastRotateTime ? formatTime(meta.LastRotateTime) : undefined],
+    ["ValidTo", meta.ValidTo ? formatTime(meta.ValidTo) : undefined],
     ["DeletionDate", meta.DeletionDate ? formatTime(meta.DeletionDate) : undefined],
   ];
   const present = fields.filter((f): f is [string, string | number | boolean] => f[1] !== undefined && f[1] !== "");

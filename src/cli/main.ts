@@ -4,6 +4,7 @@
 import { Command, CommanderError } from "commander";
 import { registerAsymmetricCommands } from "./asymmetric.js";
 import { registerCryptoCommands } from "./crypto.js";
+import { registerEncryptFileCommands } from "./encrypt-file.js";
 import { registerInitCommand } from "./init.js";
 import { registerKeyCommands } from "./key.js";
 import { registerServeCommand } from "./serve.js";
@@ -14,6 +15,7 @@ registerServeCommand(program);
 registerKeyCommands(program);
 registerCryptoCommands(program);
 registerAsymmetricCommands(program);
+registerEncryptFileCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -9,6 +9,7 @@ import { ConfigError, resolveServeConfig, type ServeFlags } from "../config.js";
 import { DEFAULT_REGION, dataDirExists, initDataDir, openDataDir } from "../data-dir.js";
 import { systemClock } from "../service/clock.js";
 import { KmsService } from "../service/kms-service.js";
+import { Scheduler } from "../service/scheduler.js";
 import { pkcs11Pin, printNewCredentials } from "./init.js";
 
 /** The PIN is read only when one is offered: a data directory with a file root key needs none. */
@@ -33,15 +34,20 @@ export function registerServeCommand(program: Command): void {
     .option("--body-limit <bytes>", "largest request body (env TRESOR_BODY_LIMIT, default 65536)")
     .option("--log-level <level>", "debug, info, warn or error (env TRESOR_LOG_LEVEL, default info)")
     .option("--pkcs11-pin-file <file>", "file holding the HSM token PIN when the root key is in an HSM (otherwise env TRESOR_PKCS11_PIN)")
-    .action(async (flags: ServeFlags & { pkcs11PinFile?: string }) => {
+    .option("--store <url>", "a shared PostgreSQL store, postgres://… (env TRESOR_STORE); made by \"tresor init --store\"; default: SQLite in the data directory")
+    .option("--node-id <id>", "this node's name in logs and metrics (env TRESOR_NODE_ID, default hostname:pid)")
+    .option("--scheduler-interval <seconds>", "seconds between runs of the key job scheduler: rotation, deletion, material expiry (env TRESOR_SCHEDULER_INTERVAL, default 60)")
+    .action(async (flags: ServeFlags & { pkcs11PinFile?: string; schedulerInterval?: string }) => {
       await serve(flags);
     });
 }
 
-async function serve(flags: ServeFlags & { pkcs11PinFile?: string }): Promise<void> {
+async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInterval?: string }): Promise<void> {
   let config;
+  let schedulerIntervalSeconds: number;
   try {
     config = resolveServeConfig(flags);
+    schedulerIntervalSeconds = schedulerInterval(flags.schedulerInterval ?? process.env["TRESOR_SCHEDULER_INTERVAL"]);
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`error: ${e.message}\n`);
@@ -52,16 +58,17 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string }): Promise<vo
   }
   // Buffered: request lines are written in batches instead of one write(2) each; flushed on exit.
   const logDestination = pino.destination({ dest: 1, sync: false, minLength: 8192 });
-  const logger = pino({ level: config.logLevel, base: { service: "tresor" } }, logDestination);
+  const logger = pino({ level: config.logLevel, base: { service: "tresor", node: config.nodeId } }, logDestination);
   const flushTimer = setInterval(() => logDestination.flush(), 1000).unref();
 
-  if (!(await dataDirExists(config.dataDir))) {
+  // A shared store is initialised once for the whole cluster, never implicitly by a starting node.
+  if (config.store === undefined && !(await dataDirExists(config.dataDir))) {
     const created = await initDataDir(config.dataDir, config.region ?? DEFAULT_REGION);
     // The banner goes to stderr, away from the JSON log stream on stdout.
     printNewCredentials(created, process.stderr);
   }
   const tls = config.tlsCert && config.tlsKey ? { cert: await readFile(config.tlsCert), key: await readFile(config.tlsKey) } : undefined;
-  const dataDir = await openDataDir(config.dataDir, pinOption(flags.pkcs11PinFile));
+  const dataDir = await openDataDir(config.dataDir, { ...pinOption(flags.pkcs11PinFile), ...(config.store === undefined ? {} : { store: config.store }) });
   const region = config.region ?? dataDir.region;
   const service = new KmsService({
     store: dataDir.store,
@@ -70,8 +77,10 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string }): Promise<vo
     region,
     defaultKeySpec: config.defaultKeySpec,
     cmkLimit: config.cmkLimit,
+    logger,
   });
-  const app = buildServer({ service, clock: systemClock, logger, region, bodyLimit: config.bodyLimit, ...(tls ? { tls } : {}) });
+  const scheduler = new Scheduler(service, { intervalMs: schedulerIntervalSeconds * 1000, logger });
+  const app = buildServer({ service, clock: systemClock, logger, region, bodyLimit: config.bodyLimit, nodeId: config.nodeId, ...(tls ? { tls } : {}) });
 
   let url: string;
   try {
@@ -83,14 +92,20 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string }): Promise<vo
     process.exitCode = 1;
     return;
   }
-  logger.info({ url, region, dataDir: dataDir.path, rootOfTrust: dataDir.rootOfTrust.description }, "listening");
+  logger.info(
+    // The node's id is on every line (the logger's base).
+    { url, region, dataDir: dataDir.path, store: dataDir.storeDescription, rootOfTrust: dataDir.rootOfTrust.description },
+    "listening",
+  );
   logDestination.flushSync();
+  scheduler.start();
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down");
+    await scheduler.stop();
     await app.close();
     service.close();
     await dataDir.close();
@@ -100,4 +115,12 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string }): Promise<vo
   };
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));
+}
+
+/** --scheduler-interval: whole seconds, 1 to 86400; default 60. */
+function schedulerInterval(value: string | undefined): number {
+  if (value === undefined || value === "") return 60;
+  const n = Number(value);
+  if (!/^[0-9]+$/.test(value) || n < 1 || n > 86_400) throw new ConfigError(`--scheduler-interval must be a whole number of seconds from 1 to 86400, got ${value}`);
+  return n;
 }

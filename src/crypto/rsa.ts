@@ -17,6 +17,7 @@ import {
   createHmac,
   createPrivateKey,
   createPublicKey,
+  generateKeyPair,
   generateKeyPairSync,
   privateDecrypt,
   privateEncrypt,
@@ -60,6 +61,18 @@ export function rsaGenerateKeyPair(bits: RsaModulusBits): RsaKeyPair {
     publicKeyEncoding: { type: "spki", format: "der" },
   });
   return { privateKey, publicKey };
+}
+
+/** As rsaGenerateKeyPair, off the event loop (OpenSSL in libuv's thread pool): prime search takes a while. */
+export function rsaGenerateKeyPairAsync(bits: RsaModulusBits): Promise<RsaKeyPair> {
+  if (!RSA_MODULUS_BITS.includes(bits)) return Promise.reject(new RangeError(`"bits" must be one of ${RSA_MODULUS_BITS.join(", ")}, got ${String(bits)}`));
+  return new Promise((resolve, reject) => {
+    generateKeyPair(
+      "rsa",
+      { modulusLength: bits, publicExponent: 0x10001, privateKeyEncoding: { type: "pkcs8", format: "der" }, publicKeyEncoding: { type: "spki", format: "der" } },
+      (err, publicKey, privateKey) => (err ? reject(err) : resolve({ privateKey, publicKey })),
+    );
+  });
 }
 
 function checkRsaKey(key: KeyObject, name: string): KeyObject {

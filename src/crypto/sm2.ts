@@ -118,6 +118,15 @@ export function sm2Digest(publicKey: Buffer, message: Buffer, id?: string | Buff
   return createHash("sm3").update(z).update(message).digest();
 }
 
+/**
+ * Z_A alone, for callers that hash a long message in pieces: SM3(Z_A || M) computed incrementally
+ * equals sm2Digest(publicKey, M, id), and sm2SignDigest / sm2VerifyDigest take that digest.
+ */
+export function sm2IdentityDigest(publicKey: Buffer, id?: string | Buffer): Buffer {
+  publicPoint(publicKey);
+  return identityHash(publicKey, identityBytes(id));
+}
+
 /** k·G as 04||x||y, computed by OpenSSL (its constant-time ladder); the ECDH object keeps k for reuse. */
 function nativeBaseMultiply(k: Buffer): { ecdh: ECDH; point: Buffer } {
   const ecdh = createECDH("SM2");

@@ -132,13 +132,17 @@ export class Sm4GcmKey {
   readonly #ghash: ResettableGhash;
   #destroyed = false;
 
-  constructor(key: Buffer) {
+  /**
+   * `expectedMessageLength` sizes the GHASH table: above 64 KiB noble picks its largest window,
+   * about 2.3 times faster per byte for a table of a few hundred KiB, worth it for long messages.
+   */
+  constructor(key: Buffer, expectedMessageLength: number = PREPARED_TABLE_HINT) {
     _checkBytes("key", key, SM4_KEY_LENGTH);
     this.#key = Buffer.from(key);
     this.#blocks = new Sm4BlockEncryptor(this.#key);
     const h = this.#blocks.encryptBlock(Buffer.alloc(SM4_BLOCK_LENGTH));
     try {
-      this.#ghash = new ResettableGhash(h, PREPARED_TABLE_HINT);
+      this.#ghash = new ResettableGhash(h, expectedMessageLength);
     } finally {
       h.fill(0);
     }

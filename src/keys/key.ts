@@ -54,6 +54,46 @@ export interface KeyRecord {
   /** The newest version: encryption uses it. */
   currentVersion: number;
   tags: Tag[];
+  /** Automatic rotation (symmetric keys of origin TENCENT_KMS only). */
+  rotationEnabled: boolean;
+  /** The rotation period in days (7-365); 0 until rotation is first enabled. */
+  rotateDays: number;
+  /** When the key last gained a version by rotation, automatic or on demand; 0 if never. */
+  lastRotateTime: number;
+  /** When the scheduler rotates the key next; 0 while rotation is disabled. */
+  nextRotateTime: number;
+  /** EXTERNAL keys: when the imported material expires (the scheduler deletes it); 0 = never. */
+  validTo: number;
+  /**
+   * EXTERNAL keys: a keyed digest (HMAC-SHA256 under a service secret) of the material first
+   * imported, kept when the material is deleted so that only the same material can come back;
+   * never the material itself. Null until material is imported.
+   */
+  materialDigest: Buffer | null;
+}
+
+/** The lifecycle fields of a key that has never rotated nor imported material. */
+export const KEY_LIFECYCLE_DEFAULTS = Object.freeze({
+  rotationEnabled: false,
+  rotateDays: 0,
+  lastRotateTime: 0,
+  nextRotateTime: 0,
+  validTo: 0,
+  materialDigest: null,
+} as const satisfies Partial<KeyRecord>);
+
+/** A key import token: single-key, expiring, its wrapping private key wrapped by the root of trust. */
+export interface ImportTokenRecord {
+  tokenId: string;
+  keyId: string;
+  wrappingKeySpec: "RSA_2048" | "SM2";
+  wrappingAlgorithm: "RSAES_PKCS1_V1_5" | "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2PKE";
+  /** The wrapping private key (PKCS#8 DER for RSA, the 32-byte scalar for SM2), wrapped by the root of trust. */
+  wrappedPrivateKey: Buffer;
+  /** Unix seconds; the token is refused from this time on. */
+  expiresAt: number;
+  /** Set by the import that used the token; a token imports once. */
+  used: boolean;
 }
 
 /** One immutable version of a CMK's material, wrapped by the root of trust. */

@@ -4,7 +4,7 @@
 import { KEY_STATES, type KeyState } from "./key.js";
 
 /** Why an action is refused in a state; the service turns each into the error of the same name. */
-export type StateError = "CmkDisabled" | "CmkArchived" | "CmkStateNotSupport";
+export type StateError = "CmkDisabled" | "CmkArchived" | "CmkStateNotSupport" | "CmkShouldBeDisabled" | "CmkNotPendingDelete";
 
 /** "allow", or the error a caller gets when the key is in that state. */
 export type Rule = "allow" | StateError;
@@ -21,6 +21,14 @@ const anyState = { Enabled: "allow", Disabled: "allow", PendingDelete: "allow", 
 const notPendingDelete = { ...anyState, PendingDelete: "CmkStateNotSupport" } as const;
 /** Tencent: the asymmetric actions need an Enabled key and answer CmkStateNotSupport otherwise. */
 const enabledOnly = { Enabled: "allow", Disabled: "CmkStateNotSupport", PendingDelete: "CmkStateNotSupport", PendingImport: "CmkStateNotSupport", Archived: "CmkStateNotSupport" } as const;
+const archivedOnly = { ...enabledOnly, Enabled: "CmkStateNotSupport", Archived: "allow" } as const;
+/** Tencent: ImportKeyMaterial (and so GetParametersForImport) only in Enabled and PendingImport. */
+const importable = { ...enabledOnly, PendingImport: "allow" } as const;
+/** Material can be deleted while the key has some and is not on its way out. */
+const hasMaterial = { Enabled: "allow", Disabled: "allow", PendingDelete: "CmkStateNotSupport", PendingImport: "CmkStateNotSupport", Archived: "allow" } as const;
+/** Tencent: a key must be Disabled first; a PendingImport key (no material to disable) may go as AWS allows. */
+const deletable = { Enabled: "CmkShouldBeDisabled", Disabled: "allow", PendingDelete: "CmkStateNotSupport", PendingImport: "allow", Archived: "CmkShouldBeDisabled" } as const;
+const pendingDeleteOnly = { Enabled: "CmkNotPendingDelete", Disabled: "CmkNotPendingDelete", PendingDelete: "allow", PendingImport: "CmkNotPendingDelete", Archived: "CmkNotPendingDelete" } as const;
 const enableOrDisable = { Enabled: "allow", Disabled: "allow", PendingDelete: "CmkStateNotSupport", PendingImport: "CmkStateNotSupport", Archived: "CmkStateNotSupport" } as const;
 
 export const LIFECYCLE = {
@@ -41,6 +49,21 @@ export const LIFECYCLE = {
   VerifyByAsymmetricKey: { rules: enabledOnly },
   AsymmetricRsaDecrypt: { rules: enabledOnly },
   AsymmetricSm2Decrypt: { rules: enabledOnly },
+  ArchiveKey: { rules: enabledOnly, to: "Archived" },
+  CancelKeyArchive: { rules: archivedOnly, to: "Enabled" },
+  /** A PendingImport key goes too: it has nothing to disable. */
+  ScheduleKeyDeletion: { rules: deletable, to: "PendingDelete" },
+  /** Back to Disabled; an EXTERNAL key whose material is gone (deleted or expired) goes to PendingImport instead. */
+  CancelKeyDeletion: { rules: pendingDeleteOnly, to: "Disabled" },
+  EnableKeyRotation: { rules: usable },
+  DisableKeyRotation: { rules: usable },
+  GetKeyRotationStatus: { rules: anyState },
+  RotateKey: { rules: usable },
+  /** Tresor extension: the key's versions and their creation times, never material. */
+  ListKeyVersions: { rules: anyState },
+  GetParametersForImport: { rules: importable },
+  ImportKeyMaterial: { rules: importable, to: "Enabled" },
+  DeleteImportedKeyMaterial: { rules: hasMaterial, to: "PendingImport" },
 } as const satisfies Record<string, LifecycleRow>;
 
 export type KeyAction = keyof typeof LIFECYCLE;

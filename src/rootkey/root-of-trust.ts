@@ -29,6 +29,16 @@ export function keyMaterialAad(keyId: string, version: number): Buffer {
   return Buffer.from(`tresor/key-material/v1\0${keyId}\0${version}`, "utf8");
 }
 
+/** Authenticated data for an import token's wrapping private key: binds the token id. */
+export function importTokenAad(tokenId: string): Buffer {
+  return Buffer.from(`tresor/import-token/v1\0${tokenId}`, "utf8");
+}
+
+/** Authenticated data for a service secret kept in the store's meta table: binds its name. */
+export function serviceSecretAad(name: string): Buffer {
+  return Buffer.from(`tresor/service-secret/v1\0${name}`, "utf8");
+}
+
 /** Authenticated data for an access key's secret: binds the SecretId. */
 export function accessKeySecretAad(secretId: string): Buffer {
   return Buffer.from(`tresor/access-key-secret/v1\0${secretId}`, "utf8");

@@ -1,5 +1,6 @@
 // KmsClient: a typed client of the Tencent Cloud API 3.0 KMS protocol that Tresor serves. Each
-// attempt is signed afresh (TC3-HMAC-SHA256); only transport failures are retried, never an answer.
+// attempt is signed afresh (TC3-HMAC-SHA256); only transport failures and "this node cannot serve
+// now" answers are retried, moving on to the next of several endpoints; never any other answer.
 
 import http from "node:http";
 import https from "node:https";
@@ -58,6 +59,7 @@ import type {
   VerifyByAsymmetricKeyRequest,
   VerifyByAsymmetricKeyResponse,
 } from "./types.js";
+import type * as T from "./types.js";
 
 export const API_VERSION = "2019-01-18";
 export const SERVICE = "kms";
@@ -157,35 +159,66 @@ const RETRYABLE_NETWORK_CODES = new Set([
 
 type AnyAgent = http.Agent | https.Agent;
 
+/** The server's wire code for "this node cannot reach its store or root of trust now". */
+const SERVICE_UNAVAILABLE = "ServiceUnavailable";
+/** What a load balancer or proxy answers when no node behind it can take the request. */
+const UNAVAILABLE_HTTP_STATUSES = new Set([502, 503, 504]);
+
+/** An answer that says "nothing was done here; another node, or later, may do it". */
+function isUnavailableAnswer(err: KmsClientError): boolean {
+  return err.code === SERVICE_UNAVAILABLE || (err.code === CLIENT_ERROR_CODES.HttpError && err.status !== undefined && UNAVAILABLE_HTTP_STATUSES.has(err.status));
+}
+
+/** Checks one endpoint URL; `name` is the option it came from, for the message. */
+function parseEndpoint(endpoint: unknown, name: string): URL {
+  if (typeof endpoint !== "string") throw new TypeError(`"${name}" must be a string URL`);
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new TypeError(`"${name}" must be an http:// or https:// URL, got ${JSON.stringify(endpoint)}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new TypeError(`"${name}" must use http:// or https://, got ${JSON.stringify(url.protocol)}`);
+  }
+  if (url.username || url.password || url.search || url.hash || (url.pathname !== "/" && url.pathname !== "")) {
+    throw new TypeError(`"${name}" must be scheme, host and port only, e.g. "http://127.0.0.1:8400"`);
+  }
+  return url;
+}
+
 export class KmsClient {
-  readonly endpoint: string;
+  /** Every endpoint, in order of preference (scheme, host and port). */
+  readonly endpoints: readonly string[];
   readonly region: string;
   readonly secretId: string;
   readonly timeoutMs: number;
   readonly maxRetries: number;
   // A private field: not enumerable, not in JSON, not shown by util.inspect.
   readonly #secretKey: string;
-  readonly #url: URL;
+  readonly #urls: readonly URL[];
+  /** The endpoint calls go to; moves on when one cannot serve, and stays where an answer came from. */
+  #current = 0;
   readonly #agent: AnyAgent;
   #closed = false;
 
   constructor(options: KmsClientOptions) {
     if (typeof options !== "object" || options === null) throw new TypeError(`"options" must be an object`);
-    const { endpoint, secretId, secretKey, region, timeoutMs, maxRetries, ca } = options;
+    const { endpoint, endpoints, secretId, secretKey, region, timeoutMs, maxRetries, ca } = options;
 
-    if (typeof endpoint !== "string") throw new TypeError(`"endpoint" must be a string URL`);
-    let url: URL;
-    try {
-      url = new URL(endpoint);
-    } catch {
-      throw new TypeError(`"endpoint" must be an http:// or https:// URL, got ${JSON.stringify(endpoint)}`);
+    let urls: URL[];
+    if (endpoints === undefined) {
+      urls = [parseEndpoint(endpoint, "endpoint")];
+    } else {
+      if (endpoint !== undefined) throw new TypeError(`give "endpoint" or "endpoints", not both`);
+      if (!Array.isArray(endpoints) || endpoints.length === 0 || endpoints.length > 64) {
+        throw new TypeError(`"endpoints" must be an array of 1 to 64 URLs`);
+      }
+      urls = endpoints.map((e: unknown, i) => parseEndpoint(e, `endpoints[${i}]`));
+      if (new Set(urls.map((u) => u.origin)).size !== urls.length) throw new TypeError(`"endpoints" lists an endpoint twice`);
+      if (urls.some((u) => u.protocol !== urls[0]!.protocol)) throw new TypeError(`"endpoints" must all use http:// or all https://`);
     }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      throw new TypeError(`"endpoint" must use http:// or https://, got ${JSON.stringify(url.protocol)}`);
-    }
-    if (url.username || url.password || url.search || url.hash || (url.pathname !== "/" && url.pathname !== "")) {
-      throw new TypeError(`"endpoint" must be scheme, host and port only, e.g. "http://127.0.0.1:8400"`);
-    }
+    const url = urls[0]!;
     if (typeof secretId !== "string" || !/^[^\s/,]+$/.test(secretId)) {
       throw new TypeError(`"secretId" must be a non-empty string without whitespace, "/" or ","`);
     }
@@ -212,8 +245,8 @@ export class KmsClient {
       if (url.protocol !== "https:") throw new TypeError(`"ca" applies only to an https:// endpoint`);
     }
 
-    this.#url = url;
-    this.endpoint = url.origin;
+    this.#urls = urls;
+    this.endpoints = urls.map((u) => u.origin);
     this.secretId = secretId;
     this.#secretKey = secretKey;
     this.region = region ?? DEFAULT_REGION;
@@ -229,6 +262,11 @@ export class KmsClient {
   close(): void {
     this.#closed = true;
     this.#agent.destroy();
+  }
+
+  /** The endpoint the next call goes to. */
+  get endpoint(): string {
+    return this.#urls[this.#current]!.origin;
   }
 
   toString(): string {
@@ -261,13 +299,26 @@ export class KmsClient {
       throw new TypeError(`"params" must be an object`);
     }
     const body = JSON.stringify(params);
+    // Enough attempts to try every endpoint once, whatever maxRetries says.
+    const retries = Math.max(this.maxRetries, this.#urls.length - 1);
     for (let attempt = 0; ; attempt++) {
       if (this.#closed) throw new KmsClientError(CLIENT_ERROR_CODES.ClientClosed, "the client is closed");
+      const index = this.#current;
       try {
-        return await this.#send(action, body);
+        return await this.#send(this.#urls[index]!, action, body);
       } catch (err) {
-        if (!(err instanceof TransportFailure)) throw err;
-        if (!err.retryable || attempt >= this.maxRetries) throw err.error;
+        let failure: KmsClientError;
+        if (err instanceof TransportFailure) {
+          if (!err.retryable) throw err.error;
+          failure = err.error;
+        } else if (err instanceof KmsClientError && isUnavailableAnswer(err)) {
+          failure = err;
+        } else {
+          throw err;
+        }
+        if (attempt >= retries) throw failure;
+        // Unless a concurrent call has already moved on, the next node takes this and later calls.
+        if (this.#current === index) this.#current = (index + 1) % this.#urls.length;
       }
       // Full jitter: a uniform delay up to the capped exponential bound spreads retrying clients.
       const bound = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
@@ -386,8 +437,7 @@ export class KmsClient {
   }
 
   /** One attempt. Rejects with TransportFailure when no response byte arrived. */
-  #send(action: string, body: string): Promise<KmsResponse> {
-    const url = this.#url;
+  #send(url: URL, action: string, body: string): Promise<KmsResponse> {
     const timestamp = Math.floor(Date.now() / 1000);
     const authorization = tc3Authorization({
       secretId: this.secretId,
@@ -454,7 +504,7 @@ export class KmsClient {
           });
           return;
         }
-        finish({ error: this.#transportFailure(action, timedOut ? new AttemptTimeout() : err) });
+        finish({ error: this.#transportFailure(url, action, timedOut ? new AttemptTimeout() : err) });
       };
       req.on("error", onError);
 
@@ -497,7 +547,7 @@ export class KmsClient {
     });
   }
 
-  #transportFailure(action: string, err: Error): TransportFailure {
+  #transportFailure(url: URL, action: string, err: Error): TransportFailure {
     if (err instanceof AttemptTimeout) {
       return new TransportFailure(
         new KmsClientError(CLIENT_ERROR_CODES.Timeout, `${action}: no response within ${this.timeoutMs} ms`),
@@ -507,11 +557,62 @@ export class KmsClient {
     const code = (err as NodeJS.ErrnoException).code;
     const retryable = code !== undefined && RETRYABLE_NETWORK_CODES.has(code);
     return new TransportFailure(
-      new KmsClientError(CLIENT_ERROR_CODES.NetworkError, `${action}: cannot reach ${this.endpoint}: ${err.message}`, {
+      new KmsClientError(CLIENT_ERROR_CODES.NetworkError, `${action}: cannot reach ${url.origin}: ${err.message}`, {
         cause: err,
       }),
       retryable,
     );
+  }
+
+  // ---- key lifecycle: archiving, deletion, rotation, bring your own key ----
+
+  archiveKey(request: T.KeyIdRequest): Promise<KmsResponse> {
+    return this.call("ArchiveKey", request);
+  }
+
+  cancelKeyArchive(request: T.KeyIdRequest): Promise<KmsResponse> {
+    return this.call("CancelKeyArchive", request);
+  }
+
+  scheduleKeyDeletion(request: T.ScheduleKeyDeletionRequest): Promise<T.ScheduleKeyDeletionResponse> {
+    return this.call("ScheduleKeyDeletion", request);
+  }
+
+  cancelKeyDeletion(request: T.KeyIdRequest): Promise<T.CancelKeyDeletionResponse> {
+    return this.call("CancelKeyDeletion", request);
+  }
+
+  enableKeyRotation(request: T.EnableKeyRotationRequest): Promise<KmsResponse> {
+    return this.call("EnableKeyRotation", request);
+  }
+
+  disableKeyRotation(request: T.KeyIdRequest): Promise<KmsResponse> {
+    return this.call("DisableKeyRotation", request);
+  }
+
+  getKeyRotationStatus(request: T.KeyIdRequest): Promise<T.GetKeyRotationStatusResponse> {
+    return this.call("GetKeyRotationStatus", request);
+  }
+
+  rotateKey(request: T.KeyIdRequest): Promise<T.RotateKeyResponse> {
+    return this.call("RotateKey", request);
+  }
+
+  /** Tresor extension. */
+  listKeyVersions(request: T.KeyIdRequest): Promise<T.ListKeyVersionsResponse> {
+    return this.call("ListKeyVersions", request);
+  }
+
+  getParametersForImport(request: T.GetParametersForImportRequest): Promise<T.GetParametersForImportResponse> {
+    return this.call("GetParametersForImport", request);
+  }
+
+  importKeyMaterial(request: T.ImportKeyMaterialRequest): Promise<KmsResponse> {
+    return this.call("ImportKeyMaterial", request);
+  }
+
+  deleteImportedKeyMaterial(request: T.KeyIdRequest): Promise<KmsResponse> {
+    return this.call("DeleteImportedKeyMaterial", request);
   }
 }
 

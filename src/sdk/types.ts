@@ -3,15 +3,24 @@
 // base64 strings, exactly as on the wire.
 
 export interface KmsClientOptions {
-  /** Base URL of the server, e.g. "http://127.0.0.1:8400" or "https://kms.example:8400". */
-  endpoint: string;
+  /** Base URL of the server, e.g. "http://127.0.0.1:8400" or "https://kms.example:8400". Give this or `endpoints`. */
+  endpoint?: string;
+  /**
+   * Several nodes of one cluster, in order of preference: a call that gets no answer, or the answer
+   * ServiceUnavailable (or HTTP 502/503/504), moves on to the next one, after a jittered backoff.
+   * The client stays on the node that answered. Give this or `endpoint`.
+   */
+  endpoints?: readonly string[];
   secretId: string;
   secretKey: string;
   /** Sent as X-TC-Region; default "local". */
   region?: string;
   /** Per attempt, from sending the request to the last byte of the answer; default 10000. */
   timeoutMs?: number;
-  /** Retries after transport failures (never after an answer); default 3. */
+  /**
+   * Retries after transport failures and ServiceUnavailable answers (never after any other answer);
+   * default 3, and at least enough to try each of `endpoints` once.
+   */
   maxRetries?: number;
   /** An extra trusted CA (PEM) for https endpoints, added to the system roots. */
   ca?: string | Buffer;
@@ -400,5 +409,78 @@ export interface KmsActions {
   AsymmetricSm2Decrypt: [AsymmetricSm2DecryptRequest, AsymmetricSm2DecryptResponse];
   SignByAsymmetricKey: [SignByAsymmetricKeyRequest, SignByAsymmetricKeyResponse];
   VerifyByAsymmetricKey: [VerifyByAsymmetricKeyRequest, VerifyByAsymmetricKeyResponse];
+  ArchiveKey: [KeyIdRequest, KmsResponse];
+  CancelKeyArchive: [KeyIdRequest, KmsResponse];
+  ScheduleKeyDeletion: [ScheduleKeyDeletionRequest, ScheduleKeyDeletionResponse];
+  CancelKeyDeletion: [KeyIdRequest, CancelKeyDeletionResponse];
+  EnableKeyRotation: [EnableKeyRotationRequest, KmsResponse];
+  DisableKeyRotation: [KeyIdRequest, KmsResponse];
+  GetKeyRotationStatus: [KeyIdRequest, GetKeyRotationStatusResponse];
+  RotateKey: [KeyIdRequest, RotateKeyResponse];
+  ListKeyVersions: [KeyIdRequest, ListKeyVersionsResponse];
+  GetParametersForImport: [GetParametersForImportRequest, GetParametersForImportResponse];
+  ImportKeyMaterial: [ImportKeyMaterialRequest, KmsResponse];
+  DeleteImportedKeyMaterial: [KeyIdRequest, KmsResponse];
 }
 export type KmsAction = keyof KmsActions;
+
+// ---- key lifecycle: archiving, deletion, rotation, bring your own key ----
+
+export interface KeyIdRequest {
+  KeyId: string;
+}
+export interface ScheduleKeyDeletionRequest {
+  KeyId: string;
+  /** 7 to 30. */
+  PendingWindowInDays: number;
+}
+export interface ScheduleKeyDeletionResponse extends KmsResponse {
+  DeletionDate?: number;
+  KeyId?: string;
+}
+export interface CancelKeyDeletionResponse extends KmsResponse {
+  KeyId?: string;
+}
+export interface EnableKeyRotationRequest {
+  KeyId: string;
+  /** 7 to 365, default 365. */
+  RotateDays?: number;
+}
+export interface GetKeyRotationStatusResponse extends KmsResponse {
+  KeyRotationEnabled?: boolean;
+  /** Tresor extensions. */
+  RotateDays?: number;
+  NextRotateTime?: number;
+  LastRotateTime?: number;
+}
+export interface RotateKeyResponse extends KmsResponse {
+  TaskId?: string;
+}
+/** Tresor extension: a key's versions and their creation times, never material. */
+export interface ListKeyVersionsResponse extends KmsResponse {
+  KeyId?: string;
+  CurrentVersion?: number;
+  Versions?: { Version: number; CreateTime: number }[];
+}
+export type WrappingKeySpec = "RSA_2048" | "SM2";
+export type WrappingAlgorithm = "RSAES_PKCS1_V1_5" | "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2PKE";
+export interface GetParametersForImportRequest {
+  KeyId: string;
+  WrappingAlgorithm: WrappingAlgorithm;
+  WrappingKeySpec: WrappingKeySpec;
+}
+export interface GetParametersForImportResponse extends KmsResponse {
+  KeyId?: string;
+  ImportToken?: string;
+  /** Base64 DER SubjectPublicKeyInfo of the wrapping key. */
+  PublicKey?: string;
+  ParametersValidTo?: number;
+}
+export interface ImportKeyMaterialRequest {
+  /** Base64 of the material encrypted to the import public key. */
+  EncryptedKeyMaterial: string;
+  ImportToken: string;
+  KeyId: string;
+  /** Unix seconds; 0 or absent = never expires. */
+  ValidTo?: number;
+}

@@ -30,15 +30,30 @@ export const ERROR_CODES = {
   InvalidCiphertext: { tencent: "InvalidParameterValue.InvalidCiphertext" },
   DuplicatedKeyId: { tencent: "InvalidParameterValue.DuplicatedKeyId" },
   TagKeysDuplicated: { tencent: "InvalidParameterValue.TagKeysDuplicated" },
+  InvalidPendingWindowInDays: { tencent: "InvalidParameter.InvalidPendingWindowInDays" },
+  // bring your own key
+  DecryptMaterialError: { tencent: "InvalidParameter.DecryptMaterialError" },
+  InvalidImportKeyMaterial: { tencent: "InvalidParameterValue.InvalidImportKeyMaterial" },
+  MaterialNotMatch: { tencent: "InvalidParameterValue.MaterialNotMatch" },
+  TokenExpired: { tencent: "ResourceUnavailable.TokenExpired" },
+  NotExternalCmk: { tencent: "UnsupportedOperation.NotExternalCmk" },
+  // rotation
+  ExternalCmkCanNotRotate: { tencent: "UnsupportedOperation.ExternalCmkCanNotRotate" },
+  RotateNotSupported: { tencent: "UnsupportedOperation.RotateNotSupported" },
+  RotateRateLimited: { tencent: "RequestLimitExceeded.RotateRateLimited" },
   // key state and existence
   CmkNotFound: { tencent: "ResourceUnavailable.CmkNotFound" },
   CmkDisabled: { tencent: "ResourceUnavailable.CmkDisabled" },
   CmkArchived: { tencent: "ResourceUnavailable.CmkArchived" },
   CmkStateNotSupport: { tencent: "ResourceUnavailable.CmkStateNotSupport" },
+  CmkShouldBeDisabled: { tencent: "ResourceUnavailable.CmkShouldBeDisabled" },
+  CmkNotPendingDelete: { tencent: "ResourceUnavailable.CmkNotPendingDelete" },
   CmkLimitExceeded: { tencent: "LimitExceeded.CmkLimitExceeded" },
   UnsupportedOperation: { tencent: "UnsupportedOperation" },
   DecryptError: { tencent: "FailedOperation.DecryptError" },
   EncryptionError: { tencent: "FailedOperation.EncryptionError" },
+  // the node cannot reach its store or its root of trust now; another node, or a later retry, may succeed
+  ServiceUnavailable: { tencent: "ServiceUnavailable" },
   // everything else
   InternalError: { tencent: "InternalError" },
 } as const satisfies Record<string, { tencent: string }>;

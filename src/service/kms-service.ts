@@ -1,10 +1,11 @@
 // KmsService: one method per action, protocol-neutral. Inputs arrive validated by the protocol
 // adapter; this layer enforces the key lifecycle, owns key material and talks to the ports.
 
-import { randomUUID } from "node:crypto";
+import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import { AEADS, type AeadKey } from "../crypto/aead.js";
 import { CryptoError } from "../crypto/errors.js";
 import { randomAlphanumeric, randomBytes } from "../crypto/random.js";
+import { rsaGenerateKeyPairAsync } from "../crypto/rsa.js";
 import { BlobFormatError, blobAad, decodeBlob, encodeBlob, encodeBlobHeader, type EncryptionContext } from "../keys/blob.js";
 import {
   AsymmetricPrivateKey,
@@ -15,7 +16,21 @@ import {
   type MessageType,
   type PublicKeyWrapAlgorithm,
 } from "../keys/asymmetric.js";
-import { KEY_USAGES, SYMMETRIC_KEY_SPECS, type AsymmetricKeyUsage, type KeyOrigin, type KeyRecord, type KeySpec, type KeyState, type KeyUsage, type SymmetricKeySpec, type Tag } from "../keys/key.js";
+import {
+  KEY_LIFECYCLE_DEFAULTS,
+  KEY_USAGES,
+  SYMMETRIC_KEY_SPECS,
+  type AsymmetricKeyUsage,
+  type ImportTokenRecord,
+  type KeyOrigin,
+  type KeyRecord,
+  type KeySpec,
+  type KeyState,
+  type KeyUsage,
+  type KeyVersionRecord,
+  type SymmetricKeySpec,
+  type Tag,
+} from "../keys/key.js";
 import { ruleFor, stateAfter, type KeyAction } from "../keys/lifecycle.js";
 import {
   ASYMMETRIC_SPECS,
@@ -27,11 +42,12 @@ import {
   type SigningAlgorithm,
   type UsageInfo,
 } from "../keys/specs.js";
-import { accessKeySecretAad, keyMaterialAad, type RootOfTrust } from "../rootkey/root-of-trust.js";
+import { accessKeySecretAad, importTokenAad, keyMaterialAad, serviceSecretAad, type RootOfTrust } from "../rootkey/root-of-trust.js";
 import { StoreConflictError, type KeyListQuery, type Store, type StoreOperations } from "../store/store.js";
 import { unixSeconds, type Clock } from "./clock.js";
 import { KmsError, needs } from "./errors.js";
 import { MaterialCache } from "./material-cache.js";
+import { HealthCheck, type HealthReport } from "./availability.js";
 
 export interface KmsServiceOptions {
   store: Store;
@@ -46,7 +62,40 @@ export interface KmsServiceOptions {
   materialCache?: { maxEntries: number; ttlMs: number };
   /** How long a found access key is remembered (default 1000 ms; 0 looks it up on every request). */
   accessKeyCacheMs?: number;
+  /** Where the service reports events worth an operator's eye; the server wires it to its pino logger. */
+  logger?: ServiceLogger;
 }
+
+/**
+ * The service's log port (pino's Logger fits it). Fields name keys, actions and states only: never
+ * key material, plaintext, ciphertext or request parameters.
+ */
+export interface ServiceLogger {
+  warn(fields: Record<string, unknown>, message: string): void;
+  error(fields: Record<string, unknown>, message: string): void;
+}
+
+const silentLogger: ServiceLogger = { warn: () => {}, error: () => {} };
+
+export type WrappingKeySpec = ImportTokenRecord["wrappingKeySpec"];
+export type WrappingAlgorithm = ImportTokenRecord["wrappingAlgorithm"];
+
+/** What one run of the scheduler did. */
+export interface JobReport {
+  rotated: string[];
+  deleted: string[];
+  expired: string[];
+  /** Keys whose job failed this run (logged); they stay due and are tried again next run. */
+  failed: string[];
+}
+
+export const DAY_SECONDS = 86_400;
+/** Tencent: the import token and public key are valid for 24 h. */
+export const IMPORT_TOKEN_SECONDS = DAY_SECONDS;
+/** Tencent: RotateKey at most once per 24 h. */
+export const ROTATE_KEY_INTERVAL_SECONDS = DAY_SECONDS;
+const MATERIAL_DIGEST_SECRET = "material-digest-key";
+const JOB_BATCH = 100;
 
 /** Who is calling; resolved from the request's access key. */
 export interface Caller {
@@ -67,6 +116,8 @@ export interface CreateKeyInput {
   keyUsage: KeyUsage;
   keySpec?: KeySpec;
   tags: Tag[];
+  /** EXTERNAL: created without material, PendingImport until ImportKeyMaterial (symmetric keys only). */
+  origin?: KeyOrigin;
 }
 
 export interface ListKeyDetailInput {
@@ -96,7 +147,10 @@ export class KmsService {
   readonly #clock: Clock;
   readonly #materials: MaterialCache<AeadKey>;
   readonly #privateKeys: MaterialCache<AsymmetricPrivateKey>;
+  readonly #health: HealthCheck;
   readonly #accessKeys = new Map<string, { resolved: ResolvedAccessKey; expiresAt: number }>();
+  readonly #logger: ServiceLogger;
+  #materialDigestKey: Buffer | undefined;
   readonly accessKeyCacheMs: number;
   readonly region: string;
   readonly defaultKeySpec: KeySpec;
@@ -110,9 +164,11 @@ export class KmsService {
     this.defaultKeySpec = options.defaultKeySpec;
     this.cmkLimit = options.cmkLimit;
     this.accessKeyCacheMs = options.accessKeyCacheMs ?? 1000;
+    this.#logger = options.logger ?? silentLogger;
     const cacheOptions = options.materialCache ?? { maxEntries: 1000, ttlMs: 5 * 60_000 };
     this.#materials = new MaterialCache<AeadKey>(cacheOptions, () => this.#clock.now());
     this.#privateKeys = new MaterialCache<AsymmetricPrivateKey>(cacheOptions, () => this.#clock.now());
+    this.#health = new HealthCheck(this.#store, this.#root, () => this.#clock.now());
   }
 
   // ---- access keys ----
@@ -173,10 +229,37 @@ export class KmsService {
       keySpec = input.keySpec ?? this.defaultKeySpec;
       needs(SYMMETRIC_KEY_SPECS.includes(keySpec as SymmetricKeySpec), "InvalidParameterValue", `"KeySpec" ${keySpec} is not a symmetric key spec (${SYMMETRIC_KEY_SPECS.join(", ")})`);
     }
+    const origin = input.origin ?? "TENCENT_KMS";
+    needs(
+      origin === "TENCENT_KMS" || isSymmetricSpec(keySpec),
+      "InvalidKeyUsage",
+      `"Type" 2 (EXTERNAL key material) needs an ENCRYPT_DECRYPT key (${SYMMETRIC_KEY_SPECS.join(" or ")}), not ${input.keyUsage}`,
+    );
     needs(!(await this.#store.getKeyByAlias(input.alias)), "AliasAlreadyExists", `"Alias" ${input.alias} is already in use`);
     needs((await this.#store.countKeys()) < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
 
     const keyId = randomUUID();
+    const now = this.#now();
+    const key: KeyRecord = {
+      keyId,
+      alias: input.alias,
+      description: input.description,
+      keyUsage: input.keyUsage,
+      keySpec,
+      origin,
+      state: origin === "EXTERNAL" ? "PendingImport" : "Enabled",
+      creatorUin: caller.uin,
+      owner: USER_OWNER,
+      createTime: now,
+      deletionDate: 0,
+      currentVersion: 1,
+      tags: input.tags,
+      ...KEY_LIFECYCLE_DEFAULTS,
+    };
+    if (origin === "EXTERNAL") {
+      await this.#insertKey(key, null);
+      return key;
+    }
     let material: Buffer;
     let publicKey: Buffer | null = null;
     if (isSymmetricSpec(keySpec)) {
@@ -192,33 +275,21 @@ export class KmsService {
     } finally {
       material.fill(0);
     }
-    const now = this.#now();
-    const key: KeyRecord = {
-      keyId,
-      alias: input.alias,
-      description: input.description,
-      keyUsage: input.keyUsage,
-      keySpec,
-      origin: "TENCENT_KMS",
-      state: "Enabled",
-      creatorUin: caller.uin,
-      owner: USER_OWNER,
-      createTime: now,
-      deletionDate: 0,
-      currentVersion: 1,
-      tags: input.tags,
-    };
+    await this.#insertKey(key, { keyId, version: 1, wrappedMaterial, publicKey, createTime: now });
+    return key;
+  }
+
+  async #insertKey(key: KeyRecord, firstVersion: KeyVersionRecord | null): Promise<void> {
     try {
       await this.#store.transaction(async (tx) => {
         // Checked again inside the transaction: another request may have taken the last slot.
         needs((await tx.countKeys()) < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
-        await tx.insertKey(key, { keyId, version: 1, wrappedMaterial, publicKey, createTime: now });
+        await tx.insertKey(key, firstVersion);
       });
     } catch (e) {
-      if (e instanceof StoreConflictError && e.field === "alias") throw new KmsError("AliasAlreadyExists", `"Alias" ${input.alias} is already in use`);
+      if (e instanceof StoreConflictError && e.field === "alias") throw new KmsError("AliasAlreadyExists", `"Alias" ${key.alias} is already in use`);
       throw e;
     }
-    return key;
   }
 
   describeKey(keyId: string): Promise<KeyRecord> {
@@ -276,6 +347,331 @@ export class KmsService {
       const key = await this.#keyFor(tx, "UpdateKeyDescription", keyId);
       await tx.updateKey({ ...key, description });
     });
+  }
+
+  // ---- archiving and deletion ----
+
+  archiveKey(keyId: string): Promise<void> {
+    return this.#changeStates("ArchiveKey", [keyId]);
+  }
+
+  cancelKeyArchive(keyId: string): Promise<void> {
+    return this.#changeStates("CancelKeyArchive", [keyId]);
+  }
+
+  /** Moves a Disabled (or PendingImport) key to PendingDelete; the scheduler destroys it at the returned time. */
+  async scheduleKeyDeletion(keyId: string, pendingWindowInDays: number): Promise<{ keyId: string; deletionDate: number }> {
+    needs(
+      Number.isInteger(pendingWindowInDays) && pendingWindowInDays >= 7 && pendingWindowInDays <= 30,
+      "InvalidPendingWindowInDays",
+      `"PendingWindowInDays" must be between 7 and 30`,
+    );
+    return this.#store.transaction(async (tx) => {
+      const key = await this.#keyFor(tx, "ScheduleKeyDeletion", keyId);
+      const deletionDate = this.#now() + pendingWindowInDays * DAY_SECONDS;
+      await tx.updateKey({ ...key, state: stateAfter("ScheduleKeyDeletion", key.state), deletionDate });
+      return { keyId: key.keyId, deletionDate };
+    });
+  }
+
+  /** Back to Disabled; an EXTERNAL key without material (deleted or expired meanwhile) to PendingImport. */
+  cancelKeyDeletion(keyId: string): Promise<{ keyId: string }> {
+    return this.#store.transaction(async (tx) => {
+      const key = await this.#keyFor(tx, "CancelKeyDeletion", keyId);
+      const noMaterial = key.origin === "EXTERNAL" && (await tx.listKeyVersions(keyId)).length === 0;
+      await tx.updateKey({ ...key, state: noMaterial ? "PendingImport" : stateAfter("CancelKeyDeletion", key.state), deletionDate: 0 });
+      return { keyId: key.keyId };
+    });
+  }
+
+  // ---- rotation ----
+
+  async enableKeyRotation(keyId: string, rotateDays: number): Promise<void> {
+    needs(Number.isInteger(rotateDays) && rotateDays >= 7 && rotateDays <= 365, "InvalidParameterValue", `"RotateDays" must be between 7 and 365`);
+    return this.#store.transaction(async (tx) => {
+      const key = await this.#keyFor(tx, "EnableKeyRotation", keyId);
+      rotatable(key);
+      await tx.updateKey({ ...key, rotationEnabled: true, rotateDays, nextRotateTime: this.#now() + rotateDays * DAY_SECONDS });
+    });
+  }
+
+  disableKeyRotation(keyId: string): Promise<void> {
+    return this.#store.transaction(async (tx) => {
+      const key = await this.#keyFor(tx, "DisableKeyRotation", keyId);
+      rotatable(key);
+      await tx.updateKey({ ...key, rotationEnabled: false, nextRotateTime: 0 });
+    });
+  }
+
+  async getKeyRotationStatus(keyId: string): Promise<KeyRecord> {
+    return this.#keyFor(this.#store, "GetKeyRotationStatus", keyId);
+  }
+
+  /**
+   * Rotates now (Tencent: the key must have rotation enabled; at most once per 24 h). The
+   * automatic schedule is left as it was. Returns a task id, as Tencent does; the rotation has
+   * already happened when it returns.
+   */
+  async rotateKey(keyId: string): Promise<{ taskId: string }> {
+    const key = await this.#keyFor(this.#store, "RotateKey", keyId);
+    rotatable(key);
+    needs(key.rotationEnabled, "RotateNotSupported", `key ${keyId} does not have rotation enabled: call EnableKeyRotation first`);
+    checkRotateRate(key, this.#now());
+    await this.#rotate(key, "manual");
+    return { taskId: randomUUID() };
+  }
+
+  /** Every version with its creation time; never material. */
+  async listKeyVersions(keyId: string): Promise<{ key: KeyRecord; versions: { version: number; createTime: number }[] }> {
+    const key = await this.#keyFor(this.#store, "ListKeyVersions", keyId);
+    const versions = await this.#store.listKeyVersions(keyId);
+    return { key, versions: versions.map((v) => ({ version: v.version, createTime: v.createTime })) };
+  }
+
+  // ---- bring your own key ----
+
+  /** A fresh wrapping key pair and a token for one EXTERNAL key, valid for 24 h. */
+  async getParametersForImport(
+    keyId: string,
+    wrappingKeySpec: WrappingKeySpec,
+    wrappingAlgorithm: WrappingAlgorithm,
+  ): Promise<{ keyId: string; importToken: string; publicKey: Buffer; parametersValidTo: number }> {
+    needs(
+      (wrappingKeySpec === "SM2") === (wrappingAlgorithm === "SM2PKE"),
+      "InvalidParameterValue",
+      `"WrappingAlgorithm" ${wrappingAlgorithm} does not fit "WrappingKeySpec" ${wrappingKeySpec}: SM2 takes SM2PKE, RSA_2048 an RSAES_* algorithm`,
+    );
+    const key = await this.#keyFor(this.#store, "GetParametersForImport", keyId);
+    external(key, "GetParametersForImport");
+    const tokenId = randomBytes(32).toString("base64url");
+    // RSA prime search takes a few hundred milliseconds: off the event loop. SM2 is instant.
+    const pair = wrappingKeySpec === "RSA_2048" ? await rsaWrappingKeyPair() : generateKeyPair(wrappingKeySpec);
+    let wrappedPrivateKey: Buffer;
+    try {
+      wrappedPrivateKey = await this.#root.wrap(pair.privateMaterial, importTokenAad(tokenId));
+    } finally {
+      pair.privateMaterial.fill(0);
+    }
+    const now = this.#now();
+    const expiresAt = now + IMPORT_TOKEN_SECONDS;
+    await this.#store.transaction(async (tx) => {
+      await tx.deleteExpiredImportTokens(now);
+      await tx.insertImportToken({ tokenId, keyId, wrappingKeySpec, wrappingAlgorithm, wrappedPrivateKey, expiresAt, used: false });
+    });
+    return { keyId, importToken: tokenId, publicKey: pair.publicKey, parametersValidTo: expiresAt };
+  }
+
+  /**
+   * Unwraps the material with the token's private key and makes it version 1 of the key. The first
+   * import fixes the material: later imports must bring the same (MaterialNotMatch otherwise).
+   */
+  async importKeyMaterial(input: { keyId: string; importToken: string; encryptedKeyMaterial: Buffer; validTo: number }): Promise<void> {
+    const key = await this.#keyFor(this.#store, "ImportKeyMaterial", input.keyId);
+    external(key, "ImportKeyMaterial");
+    const now = this.#now();
+    needs(input.validTo === 0 || input.validTo > now, "InvalidParameterValue", `"ValidTo" must be 0 (never expires) or a time in the future`);
+    const token = await this.#store.getImportToken(input.importToken);
+    needs(token && token.keyId === key.keyId, "InvalidParameterValue", `"ImportToken" is not a token GetParametersForImport gave for key ${key.keyId}`);
+    needs(token.expiresAt > now, "TokenExpired", `"ImportToken" expired at ${token.expiresAt}: call GetParametersForImport again`);
+    needs(!token.used, "TokenExpired", `"ImportToken" has already been used: call GetParametersForImport again`);
+    const material = await this.#unwrapImportedMaterial(token, input.encryptedKeyMaterial);
+    let digest: Buffer;
+    let wrappedMaterial: Buffer;
+    try {
+      const length = SYMMETRIC_SPECS[key.keySpec as SymmetricKeySpec].materialLength;
+      needs(
+        material.length === length,
+        "InvalidImportKeyMaterial",
+        `"EncryptedKeyMaterial" must wrap ${length} bytes of key material for a ${key.keySpec} key, got ${material.length}`,
+      );
+      digest = this.#materialDigest(await this.#digestKey(), key.keyId, material);
+      wrappedMaterial = await this.#root.wrap(material, keyMaterialAad(key.keyId, 1));
+    } finally {
+      material.fill(0);
+    }
+    await this.#store.transaction(async (tx) => {
+      const current = await this.#keyFor(tx, "ImportKeyMaterial", key.keyId);
+      needs(
+        current.materialDigest === null || (current.materialDigest.length === digest.length && timingSafeEqual(current.materialDigest, digest)),
+        "MaterialNotMatch",
+        `the material differs from the material key ${key.keyId} was first imported with; only that material can be imported again`,
+      );
+      needs(await tx.useImportToken(token.tokenId), "TokenExpired", `"ImportToken" has already been used: call GetParametersForImport again`);
+      if (!(await tx.getKeyVersion(key.keyId, 1))) {
+        await tx.insertKeyVersion({ keyId: key.keyId, version: 1, wrappedMaterial, publicKey: null, createTime: now });
+      }
+      await tx.updateKey({ ...current, state: stateAfter("ImportKeyMaterial", current.state), currentVersion: 1, validTo: input.validTo, materialDigest: digest });
+    });
+  }
+
+  /** Removes the material (its wrapped versions) of an EXTERNAL key; it waits in PendingImport for the same material. */
+  async deleteImportedKeyMaterial(keyId: string): Promise<void> {
+    await this.#store.transaction(async (tx) => {
+      const key = await this.#keyFor(tx, "DeleteImportedKeyMaterial", keyId);
+      external(key, "DeleteImportedKeyMaterial");
+      await tx.deleteKeyVersions(keyId);
+      await tx.updateKey({ ...key, state: stateAfter("DeleteImportedKeyMaterial", key.state), validTo: 0 });
+    });
+    this.#forget(keyId);
+  }
+
+  // ---- scheduled jobs ----
+
+  /**
+   * Runs every job due now: destroys keys whose deletion window has ended, deletes imported
+   * material whose ValidTo has passed, rotates keys whose rotation is due. Each job re-reads its
+   * key inside its own store transaction and does nothing unless the work is still due, so a job
+   * runs once however many nodes run the scheduler against one store (the store's serializable
+   * transactions let only one of them commit), a rerun is harmless, and a crash leaves either all
+   * of a job's effect or none. Jobs missed while no server ran are simply due now.
+   */
+  async runDueJobs(): Promise<JobReport> {
+    const report: JobReport = { rotated: [], deleted: [], expired: [], failed: [] };
+    const tried = new Set<string>();
+    for (;;) {
+      const now = this.#now();
+      const due = (await this.#store.listDueKeys(now, JOB_BATCH)).filter((k) => !tried.has(k.keyId));
+      if (due.length === 0) break;
+      for (const key of due) {
+        tried.add(key.keyId);
+        try {
+          if (key.state === "PendingDelete" && key.deletionDate <= now) {
+            if (await this.#destroyKey(key.keyId, now)) report.deleted.push(key.keyId);
+          } else if (key.validTo > 0 && key.validTo <= now && key.state !== "PendingImport") {
+            if (await this.#expireMaterial(key.keyId, now)) report.expired.push(key.keyId);
+          } else if (await this.#rotate(key, "scheduled")) {
+            report.rotated.push(key.keyId);
+          }
+        } catch (e) {
+          report.failed.push(key.keyId);
+          this.#logger.error({ keyId: key.keyId, err: { name: (e as Error).name, code: (e as { code?: unknown }).code } }, "scheduled key job failed");
+        }
+      }
+    }
+    const now = this.#now();
+    await this.#store.deleteExpiredImportTokens(now);
+    return report;
+  }
+
+  /** Removes the key and all its versions' material for good. */
+  async #destroyKey(keyId: string, now: number): Promise<boolean> {
+    const done = await this.#store.transaction(async (tx) => {
+      const key = await tx.getKey(keyId);
+      if (!key || key.state !== "PendingDelete" || key.deletionDate > now) return false;
+      return tx.deleteKey(keyId);
+    });
+    this.#forget(keyId);
+    return done;
+  }
+
+  /** Deletes the imported material whose ValidTo has passed; the key waits in PendingImport (or stays PendingDelete). */
+  async #expireMaterial(keyId: string, now: number): Promise<boolean> {
+    const done = await this.#store.transaction(async (tx) => {
+      const key = await tx.getKey(keyId);
+      if (!key || key.validTo === 0 || key.validTo > now || key.state === "PendingImport") return false;
+      await tx.deleteKeyVersions(keyId);
+      await tx.updateKey({ ...key, state: key.state === "PendingDelete" ? "PendingDelete" : "PendingImport", validTo: 0 });
+      return true;
+    });
+    this.#forget(keyId);
+    return done;
+  }
+
+  /**
+   * Adds version currentVersion+1. The material is made and wrapped before the transaction (which
+   * may run more than once); inside, the key is read again and nothing is written unless it is still
+   * at the version the material was wrapped for and the rotation is still due or allowed.
+   */
+  async #rotate(key: KeyRecord, kind: "manual" | "scheduled"): Promise<boolean> {
+    const version = key.currentVersion + 1;
+    const material = randomBytes(SYMMETRIC_SPECS[key.keySpec as SymmetricKeySpec].materialLength);
+    let wrappedMaterial: Buffer;
+    try {
+      wrappedMaterial = await this.#root.wrap(material, keyMaterialAad(key.keyId, version));
+    } finally {
+      material.fill(0);
+    }
+    const now = this.#now();
+    return this.#store.transaction(async (tx) => {
+      const current = await tx.getKey(key.keyId);
+      if (kind === "scheduled") {
+        const due = current?.rotationEnabled && current.state === "Enabled" && current.nextRotateTime <= now;
+        if (!current || !due || current.currentVersion !== key.currentVersion) return false;
+      } else {
+        needs(current, "CmkNotFound", `key ${key.keyId} does not exist`);
+        checkKeyState("RotateKey", current);
+        checkRotateRate(current, now);
+        // A scheduled rotation between our read and now: it already gave the key a new version.
+        if (current.currentVersion !== key.currentVersion) return false;
+      }
+      try {
+        await tx.insertKeyVersion({ keyId: key.keyId, version, wrappedMaterial, publicKey: null, createTime: now });
+      } catch (e) {
+        // Another node's rotation committed this version first (PostgreSQL reports the unique
+        // violation rather than a serialization failure): the work is done.
+        if (e instanceof StoreConflictError && e.field === "keyVersion") return false;
+        throw e;
+      }
+      await tx.updateKey({
+        ...current,
+        currentVersion: version,
+        lastRotateTime: now,
+        nextRotateTime: kind === "scheduled" ? now + current.rotateDays * DAY_SECONDS : current.nextRotateTime,
+      });
+      return true;
+    });
+  }
+
+  /** Drops this node's prepared keys of `keyId` (other nodes read the key's state on every use). */
+  #forget(keyId: string): void {
+    this.#materials.dropPrefix(`${keyId}/`);
+    this.#privateKeys.dropPrefix(`${keyId}/`);
+  }
+
+  async #unwrapImportedMaterial(token: ImportTokenRecord, encrypted: Buffer): Promise<Buffer> {
+    const privateMaterial = await this.#root.unwrap(token.wrappedPrivateKey, importTokenAad(token.tokenId));
+    let privateKey: AsymmetricPrivateKey;
+    try {
+      privateKey = new AsymmetricPrivateKey(token.wrappingKeySpec, privateMaterial);
+    } finally {
+      privateMaterial.fill(0);
+    }
+    try {
+      return privateKey.decrypt(token.wrappingAlgorithm === "SM2PKE" ? "SM2" : token.wrappingAlgorithm, encrypted);
+    } catch (e) {
+      if (e instanceof CryptoError) {
+        throw new KmsError("DecryptMaterialError", `"EncryptedKeyMaterial" does not decrypt with the import token's key and ${token.wrappingAlgorithm}`);
+      }
+      throw e;
+    } finally {
+      privateKey.destroy();
+    }
+  }
+
+  /** HMAC-SHA256 of the material under a service secret, bound to the key id: comparable, never reversible. */
+  #materialDigest(digestKey: Buffer, keyId: string, material: Buffer): Buffer {
+    return createHmac("sha256", digestKey).update(`tresor/material-digest/v1\0${keyId}\0`).update(material).digest();
+  }
+
+  /** The service secret of material digests: made once per store (wrapped by the root of trust, in meta), then kept in memory. */
+  async #digestKey(): Promise<Buffer> {
+    if (this.#materialDigestKey) return this.#materialDigestKey;
+    const aad = serviceSecretAad(MATERIAL_DIGEST_SECRET);
+    let stored = await this.#store.getMeta(MATERIAL_DIGEST_SECRET);
+    if (stored === undefined) {
+      const fresh = randomBytes(32);
+      const wrapped = (await this.#root.wrap(fresh, aad)).toString("base64");
+      fresh.fill(0);
+      // Another node may have made one meanwhile: the first one written wins, everyone uses it.
+      stored = await this.#store.transaction(async (tx) => {
+        const existing = await tx.getMeta(MATERIAL_DIGEST_SECRET);
+        if (existing !== undefined) return existing;
+        await tx.setMeta(MATERIAL_DIGEST_SECRET, wrapped);
+        return wrapped;
+      });
+    }
+    this.#materialDigestKey = await this.#root.unwrap(Buffer.from(stored, "base64"), aad);
+    return this.#materialDigestKey;
   }
 
   // ---- cryptographic operations ----
@@ -415,6 +811,21 @@ export class KmsService {
     return [this.region];
   }
 
+  // ---- operations ----
+
+  /** Whether this node can reach its store and root of trust; checked at most once a second. */
+  health(): Promise<HealthReport> {
+    return this.#health.check();
+  }
+
+  /** Counters for the metrics: material-cache lookups, failed readiness checks. */
+  stats(): { materialCache: { hits: number; misses: number }; healthCheckFailures: { store: number; rootOfTrust: number } } {
+    return {
+      materialCache: { hits: this.#materials.hits + this.#privateKeys.hits, misses: this.#materials.misses + this.#privateKeys.misses },
+      healthCheckFailures: { ...this.#health.failures },
+    };
+  }
+
   close(): void {
     this.#materials.clear();
     this.#privateKeys.clear();
@@ -430,8 +841,16 @@ export class KmsService {
   async #keyFor(store: StoreOperations, action: KeyAction, keyId: string): Promise<KeyRecord> {
     const key = await store.getKey(keyId);
     needs(key, "CmkNotFound", `key ${keyId} does not exist`);
-    checkKeyState(action, key);
+    this.#checkState(action, key);
     return key;
+  }
+
+  /** checkKeyState, and a warning when someone tries to use a key that is waiting to be deleted. */
+  #checkState(action: KeyAction, key: KeyRecord): void {
+    if (key.state === "PendingDelete" && ruleFor(action, key.state) !== "allow") {
+      this.#logger.warn({ keyId: key.keyId, action, state: key.state, deletionDate: key.deletionDate }, "refused a use of a key pending deletion");
+    }
+    checkKeyState(action, key);
   }
 
   /** #keyFor, and the key must be a symmetric (ENCRYPT_DECRYPT) one. */
@@ -466,7 +885,7 @@ export class KmsService {
     return use(privateKey);
   }
 
-  #changeStates(action: "EnableKey" | "DisableKey", keyIds: readonly string[]): Promise<void> {
+  #changeStates(action: "EnableKey" | "DisableKey" | "ArchiveKey" | "CancelKeyArchive", keyIds: readonly string[]): Promise<void> {
     return this.#store.transaction(async (tx) => {
       const keys: KeyRecord[] = [];
       for (const id of keyIds) keys.push(await this.#keyFor(tx, action, id));
@@ -516,7 +935,7 @@ export class KmsService {
     }
     const key = await this.#store.getKey(parsed.keyId);
     needs(key, "InvalidCiphertext", INVALID_CIPHERTEXT);
-    checkKeyState(action, key);
+    this.#checkState(action, key);
     // An asymmetric key never made a blob: one naming it is forged.
     needs(isSymmetricSpec(key.keySpec), "InvalidCiphertext", INVALID_CIPHERTEXT);
     const aead = AEADS[SYMMETRIC_SPECS[key.keySpec].aead];
@@ -556,6 +975,27 @@ function signingUsage(key: KeyRecord, action: string, algorithm: SigningAlgorith
     );
   }
   return usage;
+}
+
+async function rsaWrappingKeyPair(): Promise<{ privateMaterial: Buffer; publicKey: Buffer }> {
+  const { privateKey, publicKey } = await rsaGenerateKeyPairAsync(2048);
+  return { privateMaterial: privateKey, publicKey };
+}
+
+/** Only symmetric keys with generated material rotate. */
+function rotatable(key: KeyRecord): void {
+  needs(key.origin !== "EXTERNAL", "ExternalCmkCanNotRotate", `key ${key.keyId} holds imported (EXTERNAL) material, which cannot rotate`);
+  needs(key.keyUsage === "ENCRYPT_DECRYPT", "RotateNotSupported", `key ${key.keyId} has usage ${key.keyUsage}: only ENCRYPT_DECRYPT keys rotate`);
+}
+
+function checkRotateRate(key: KeyRecord, now: number): void {
+  const next = key.lastRotateTime + ROTATE_KEY_INTERVAL_SECONDS;
+  needs(key.lastRotateTime === 0 || now >= next, "RotateRateLimited", `key ${key.keyId} rotated at ${key.lastRotateTime}: RotateKey is allowed once per 24 hours, next from ${next}`);
+}
+
+/** The BYOK actions need a key created with Type 2 (EXTERNAL). */
+function external(key: KeyRecord, action: string): void {
+  needs(key.origin === "EXTERNAL", "NotExternalCmk", `key ${key.keyId} is not an EXTERNAL key: ${action} needs a key created with "Type" 2`);
 }
 
 /** Throws the lifecycle table's error unless `action` is allowed in the key's current state. */

@@ -25,13 +25,22 @@ export class MaterialCache<T extends Destroyable> {
     private readonly now: () => number,
   ) {}
 
+  /** Lookups that found a live entry, and those that did not (for the metrics). */
+  hits = 0;
+  misses = 0;
+
   get(id: string): T | undefined {
     const entry = this.#entries.get(id);
-    if (!entry) return undefined;
-    if (entry.expiresAt <= this.now()) {
-      this.#evict(id, entry);
+    if (!entry) {
+      this.misses++;
       return undefined;
     }
+    if (entry.expiresAt <= this.now()) {
+      this.#evict(id, entry);
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
     return entry.key;
   }
 
@@ -45,6 +54,11 @@ export class MaterialCache<T extends Destroyable> {
       this.#evict(oldest[0], oldest[1]);
     }
     this.#entries.set(id, { key, expiresAt: this.now() + this.options.ttlMs });
+  }
+
+  /** Destroys every entry whose id starts with `prefix` (a key's versions: "keyId/"). */
+  dropPrefix(prefix: string): void {
+    for (const [id, entry] of this.#entries) if (id.startsWith(prefix)) this.#evict(id, entry);
   }
 
   clear(): void {

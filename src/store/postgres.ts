@@ -5,7 +5,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
-import type { KeyOrigin, KeyRecord, KeySpec, KeyState, KeyUsage, KeyVersionRecord } from "../keys/key.js";
+import type { ImportTokenRecord, KeyOrigin, KeyRecord, KeySpec, KeyState, KeyUsage, KeyVersionRecord } from "../keys/key.js";
 import type { Migration } from "./migrations/index.js";
 import { POSTGRES_MIGRATIONS } from "./migrations/postgres/index.js";
 import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Store, type StoreOperations } from "./store.js";
@@ -72,6 +72,7 @@ function statement(name: string, text: string): Statement {
 // Tags travel with the key as one JSON column, so reading a key is a single statement.
 const KEY_COLUMNS = `k.key_id, k.alias, k.description, k.key_usage, k.key_spec, k.origin, k.state,
   k.creator_uin, k.owner, k.create_time, k.deletion_date, k.current_version,
+  k.rotation_enabled, k.rotate_days, k.last_rotate_time, k.next_rotate_time, k.valid_to, k.material_digest,
   (SELECT coalesce(json_agg(json_build_array(t.tag_key, t.tag_value) ORDER BY t.tag_key COLLATE "C"), '[]'::json)
      FROM key_tags AS t WHERE t.key_id = k.key_id) AS tags`;
 
@@ -120,12 +121,13 @@ const S = {
     "insertKey",
     `WITH k AS (
        INSERT INTO keys (key_id, alias, description, key_usage, key_spec, origin, state, creator_uin, owner,
-         create_time, deletion_date, current_version)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         create_time, deletion_date, current_version, rotation_enabled, rotate_days, last_rotate_time,
+         next_rotate_time, valid_to, material_digest)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $19, $20, $21, $22, $23, $24)
        RETURNING key_id
      ), v AS (
        INSERT INTO key_versions (key_id, version, wrapped_material, public_key, create_time)
-       SELECT k.key_id, $13, $14, $15, $16 FROM k
+       SELECT k.key_id, $13, $14, $15, $16 FROM k WHERE $13::integer IS NOT NULL
      ), t AS (
        INSERT INTO key_tags (key_id, tag_key, tag_value)
        SELECT k.key_id, n.tag_key, n.tag_value FROM k, unnest($17::text[], $18::text[]) AS n (tag_key, tag_value)
@@ -137,7 +139,9 @@ const S = {
   updateKey: statement(
     "updateKey",
     `WITH u AS (
-       UPDATE keys SET alias = $2, description = $3, state = $4, deletion_date = $5, current_version = $6
+       UPDATE keys SET alias = $2, description = $3, state = $4, deletion_date = $5, current_version = $6,
+         rotation_enabled = $9, rotate_days = $10, last_rotate_time = $11, next_rotate_time = $12, valid_to = $13,
+         material_digest = $14
        WHERE key_id = $1
        RETURNING key_id
      ), d AS (
@@ -163,6 +167,50 @@ const S = {
     "getKeyVersion",
     "SELECT key_id, version, wrapped_material, public_key, create_time FROM key_versions WHERE key_id = $1 AND version = $2",
   ),
+  listKeyVersions: statement(
+    "listKeyVersions",
+    "SELECT key_id, version, wrapped_material, public_key, create_time FROM key_versions WHERE key_id = $1 ORDER BY version",
+  ),
+  deleteKeyVersions: statement("deleteKeyVersions", "WITH d AS (DELETE FROM key_versions WHERE key_id = $1 RETURNING 1) SELECT count(*) AS n FROM d"),
+  // One statement, so a key is never left half-deleted; the foreign keys are checked at its end.
+  deleteKey: statement(
+    "deleteKey",
+    `WITH v AS (DELETE FROM key_versions WHERE key_id = $1),
+          t AS (DELETE FROM key_tags WHERE key_id = $1),
+          i AS (DELETE FROM import_tokens WHERE key_id = $1),
+          k AS (DELETE FROM keys WHERE key_id = $1 RETURNING 1)
+     SELECT count(*) AS n FROM k`,
+  ),
+  listDueKeys: statement(
+    "listDueKeys",
+    `SELECT ${KEY_COLUMNS} FROM keys AS k
+     WHERE (k.rotation_enabled AND k.state = 'Enabled' AND k.next_rotate_time <= $1)
+        OR (k.state = 'PendingDelete' AND k.deletion_date <= $1)
+        OR (k.valid_to > 0 AND k.valid_to <= $1 AND k.state <> 'PendingImport')
+     ORDER BY least(
+       CASE WHEN k.rotation_enabled AND k.state = 'Enabled' THEN k.next_rotate_time ELSE $1 END,
+       CASE WHEN k.state = 'PendingDelete' THEN k.deletion_date ELSE $1 END,
+       CASE WHEN k.valid_to > 0 THEN k.valid_to ELSE $1 END), k.seq
+     LIMIT $2`,
+  ),
+  insertImportToken: statement(
+    "insertImportToken",
+    `INSERT INTO import_tokens (token_id, key_id, wrapping_key_spec, wrapping_algorithm, wrapped_private_key, expires_at, used)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+  ),
+  getImportToken: statement(
+    "getImportToken",
+    `SELECT token_id, key_id, wrapping_key_spec, wrapping_algorithm, wrapped_private_key, expires_at, used
+     FROM import_tokens WHERE token_id = $1`,
+  ),
+  useImportToken: statement(
+    "useImportToken",
+    "WITH u AS (UPDATE import_tokens SET used = true WHERE token_id = $1 AND NOT used RETURNING 1) SELECT count(*) AS n FROM u",
+  ),
+  deleteExpiredImportTokens: statement(
+    "deleteExpiredImportTokens",
+    "WITH d AS (DELETE FROM import_tokens WHERE expires_at <= $1 RETURNING 1) SELECT count(*) AS n FROM d",
+  ),
   insertAccessKey: statement(
     "insertAccessKey",
     "INSERT INTO access_keys (secret_id, wrapped_secret, uin, status, create_time) VALUES ($1, $2, $3, $4, $5)",
@@ -186,7 +234,23 @@ interface KeyRow {
   create_time: number;
   deletion_date: number;
   current_version: number;
+  rotation_enabled: boolean;
+  rotate_days: number;
+  last_rotate_time: number;
+  next_rotate_time: number;
+  valid_to: number;
+  material_digest: Buffer | null;
   tags: [string, string][];
+}
+
+interface ImportTokenRow {
+  token_id: string;
+  key_id: string;
+  wrapping_key_spec: string;
+  wrapping_algorithm: string;
+  wrapped_private_key: Buffer;
+  expires_at: number;
+  used: boolean;
 }
 
 interface KeyVersionRow {
@@ -306,8 +370,8 @@ abstract class Operations implements StoreOperations {
     await this.exec("setMeta", S.setMeta, [name, value], "write");
   }
 
-  async insertKey(key: KeyRecord, firstVersion: KeyVersionRecord): Promise<void> {
-    if (firstVersion.keyId !== key.keyId) {
+  async insertKey(key: KeyRecord, firstVersion: KeyVersionRecord | null): Promise<void> {
+    if (firstVersion !== null && firstVersion.keyId !== key.keyId) {
       throw new Error(`insertKey: the first version belongs to key ${firstVersion.keyId}, not ${key.keyId}`);
     }
     await this.exec(
@@ -326,12 +390,13 @@ abstract class Operations implements StoreOperations {
         key.createTime,
         key.deletionDate,
         key.currentVersion,
-        firstVersion.version,
-        firstVersion.wrappedMaterial,
-        firstVersion.publicKey,
-        firstVersion.createTime,
+        firstVersion?.version ?? null,
+        firstVersion?.wrappedMaterial ?? null,
+        firstVersion?.publicKey ?? null,
+        firstVersion?.createTime ?? null,
         key.tags.map((t) => t.key),
         key.tags.map((t) => t.value),
+        ...lifecycleValues(key),
       ],
       "write",
       keyConflict(key.keyId, key.alias),
@@ -379,6 +444,7 @@ abstract class Operations implements StoreOperations {
         key.currentVersion,
         key.tags.map((t) => t.key),
         key.tags.map((t) => t.value),
+        ...lifecycleValues(key),
       ],
       "write",
       keyConflict(key.keyId, key.alias),
@@ -420,15 +486,69 @@ abstract class Operations implements StoreOperations {
     // An int4 parameter out of range would be an error; no such version exists either way.
     if (!Number.isSafeInteger(version) || version < -2_147_483_648 || version > 2_147_483_647) return undefined;
     const rows = await this.exec<KeyVersionRow>("getKeyVersion", S.getKeyVersion, [keyId, version], "read");
+    return rows[0] === undefined ? undefined : fromKeyVersionRow(rows[0]);
+  }
+
+  async listKeyVersions(keyId: string): Promise<KeyVersionRecord[]> {
+    const rows = await this.exec<KeyVersionRow>("listKeyVersions", S.listKeyVersions, [keyId], "read");
+    return rows.map(fromKeyVersionRow);
+  }
+
+  async deleteKeyVersions(keyId: string): Promise<number> {
+    const rows = await this.exec<{ n: number }>("deleteKeyVersions", S.deleteKeyVersions, [keyId], "write");
+    return rows[0]?.n ?? 0;
+  }
+
+  async deleteKey(keyId: string): Promise<boolean> {
+    const rows = await this.exec<{ n: number }>("deleteKey", S.deleteKey, [keyId], "write");
+    return rows[0]?.n === 1;
+  }
+
+  async listDueKeys(now: number, limit: number): Promise<KeyRecord[]> {
+    checkCount("limit", limit);
+    const rows = await this.exec<KeyRow>("listDueKeys", S.listDueKeys, [now, limit], "read");
+    return rows.map(fromKeyRow);
+  }
+
+  async insertImportToken(token: ImportTokenRecord): Promise<void> {
+    await this.exec(
+      "insertImportToken",
+      S.insertImportToken,
+      [token.tokenId, token.keyId, token.wrappingKeySpec, token.wrappingAlgorithm, token.wrappedPrivateKey, token.expiresAt, token.used],
+      "write",
+      (err) => {
+        if (constraintOf(err, FOREIGN_KEY_VIOLATION) === "import_tokens_key_id_fkey") return new Error(`insertImportToken: no key with id ${token.keyId}`);
+        if (constraintOf(err, UNIQUE_VIOLATION) === "import_tokens_pkey") {
+          return new StoreConflictError("importToken", `an import token ${token.tokenId} already exists`);
+        }
+        return undefined;
+      },
+    );
+  }
+
+  async getImportToken(tokenId: string): Promise<ImportTokenRecord | undefined> {
+    const rows = await this.exec<ImportTokenRow>("getImportToken", S.getImportToken, [tokenId], "read");
     const row = rows[0];
     if (row === undefined) return undefined;
     return {
+      tokenId: row.token_id,
       keyId: row.key_id,
-      version: row.version,
-      wrappedMaterial: row.wrapped_material,
-      publicKey: row.public_key,
-      createTime: row.create_time,
+      wrappingKeySpec: row.wrapping_key_spec as ImportTokenRecord["wrappingKeySpec"],
+      wrappingAlgorithm: row.wrapping_algorithm as ImportTokenRecord["wrappingAlgorithm"],
+      wrappedPrivateKey: row.wrapped_private_key,
+      expiresAt: row.expires_at,
+      used: row.used,
     };
+  }
+
+  async useImportToken(tokenId: string): Promise<boolean> {
+    const rows = await this.exec<{ n: number }>("useImportToken", S.useImportToken, [tokenId], "write");
+    return rows[0]?.n === 1;
+  }
+
+  async deleteExpiredImportTokens(now: number): Promise<number> {
+    const rows = await this.exec<{ n: number }>("deleteExpiredImportTokens", S.deleteExpiredImportTokens, [now], "write");
+    return rows[0]?.n ?? 0;
   }
 
   async insertAccessKey(record: AccessKeyRecord): Promise<void> {
@@ -620,6 +740,9 @@ export class PostgresStore extends Operations implements Store {
   /** Where the store points, without any password; used in messages. */
   readonly label: string;
   readonly #pool: pg.Pool;
+  get #poolSize(): number {
+    return this.#pool.options.max ?? 1;
+  }
   readonly #inFlight = new Set<Promise<unknown>>();
   #closing: Promise<void> | undefined;
 
@@ -683,8 +806,9 @@ export class PostgresStore extends Operations implements Store {
   async transaction<T>(fn: (tx: StoreOperations) => Promise<T>): Promise<T> {
     this.#enter("transaction");
     return this.#track(async () => {
-      // A pooled connection found broken at BEGIN (killed while idle) ran nothing: one more try.
-      let staleRetries = 1;
+      // A pooled connection found broken at BEGIN (killed while idle) ran nothing: try the next,
+      // through the whole pool at most.
+      let staleRetries = this.#poolSize;
       for (let attempt = 1; ; attempt++) {
         if (attempt > 1) await sleep(backoffMs(attempt - 1));
         const outcome = await this.#attempt(fn);
@@ -741,7 +865,9 @@ export class PostgresStore extends Operations implements Store {
       // while idle in the pool): it changes nothing. A write may have committed before the
       // connection failed, so it is not repeated. Neither failing to get a connection nor a
       // server that stopped answering is retried: that already waited for its timeout.
-      let connectionRetries = kind === "read" ? 1 : 0;
+      // Every idle connection may be dead after a server restart or failover (each is discarded
+      // as it fails), so a read may go through the whole pool once.
+      let connectionRetries = kind === "read" ? this.#poolSize : 0;
       for (let attempt = 1; ; attempt++) {
         try {
           return await this.#withClient(op, async (client) => (await client.query<R>({ ...s, values })).rows);
@@ -1005,6 +1131,15 @@ function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+/** $19.. of insertKey, $9.. of updateKey: the lifecycle columns, in that order. */
+function lifecycleValues(key: KeyRecord): unknown[] {
+  return [key.rotationEnabled, key.rotateDays, key.lastRotateTime, key.nextRotateTime, key.validTo, key.materialDigest];
+}
+
+function fromKeyVersionRow(row: KeyVersionRow): KeyVersionRecord {
+  return { keyId: row.key_id, version: row.version, wrappedMaterial: row.wrapped_material, publicKey: row.public_key, createTime: row.create_time };
+}
+
 // The columns hold only what Operations wrote, so the casts restore the types it started from.
 function fromKeyRow(row: KeyRow): KeyRecord {
   return {
@@ -1021,5 +1156,11 @@ function fromKeyRow(row: KeyRow): KeyRecord {
     deletionDate: row.deletion_date,
     currentVersion: row.current_version,
     tags: row.tags.map(([key, value]) => ({ key, value })),
+    rotationEnabled: row.rotation_enabled,
+    rotateDays: row.rotate_days,
+    lastRotateTime: row.last_rotate_time,
+    nextRotateTime: row.next_rotate_time,
+    validTo: row.valid_to,
+    materialDigest: row.material_digest,
   };
 }

@@ -7,7 +7,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { closeSync, constants, fsyncSync, openSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
-import type { KeyOrigin, KeyRecord, KeySpec, KeyState, KeyUsage, KeyVersionRecord, Tag } from "../keys/key.js";
+import type { ImportTokenRecord, KeyOrigin, KeyRecord, KeySpec, KeyState, KeyUsage, KeyVersionRecord, Tag } from "../keys/key.js";
 import { MIGRATIONS, type Migration } from "./migrations/index.js";
 import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Store, type StoreOperations } from "./store.js";
 
@@ -26,7 +26,23 @@ interface KeyRow {
   create_time: number;
   deletion_date: number;
   current_version: number;
+  rotation_enabled: number;
+  rotate_days: number;
+  last_rotate_time: number;
+  next_rotate_time: number;
+  valid_to: number;
+  material_digest: Buffer | null;
   tags_json: string;
+}
+
+interface ImportTokenRow {
+  token_id: string;
+  key_id: string;
+  wrapping_key_spec: string;
+  wrapping_algorithm: string;
+  wrapped_private_key: Buffer;
+  expires_at: number;
+  used: number;
 }
 
 interface KeyVersionRow {
@@ -59,6 +75,7 @@ interface ListParams {
 // on the hot path of every cryptographic request).
 const KEY_COLUMNS = `k.key_id, k.alias, k.description, k.key_usage, k.key_spec, k.origin, k.state,
   k.creator_uin, k.owner, k.create_time, k.deletion_date, k.current_version,
+  k.rotation_enabled, k.rotate_days, k.last_rotate_time, k.next_rotate_time, k.valid_to, k.material_digest,
   (SELECT json_group_array(json_array(tag_key, tag_value))
      FROM (SELECT tag_key, tag_value FROM key_tags WHERE key_id = k.key_id ORDER BY tag_key)) AS tags_json`;
 
@@ -88,15 +105,46 @@ function prepareStatements(db: Database.Database) {
     ),
     insertKey: db.prepare<[Omit<KeyRow, "tags_json">]>(
       `INSERT INTO keys (key_id, alias, description, key_usage, key_spec, origin, state, creator_uin, owner,
-         create_time, deletion_date, current_version)
+         create_time, deletion_date, current_version, rotation_enabled, rotate_days, last_rotate_time,
+         next_rotate_time, valid_to, material_digest)
        VALUES (@key_id, @alias, @description, @key_usage, @key_spec, @origin, @state, @creator_uin, @owner,
-         @create_time, @deletion_date, @current_version)`,
+         @create_time, @deletion_date, @current_version, @rotation_enabled, @rotate_days, @last_rotate_time,
+         @next_rotate_time, @valid_to, @material_digest)`,
     ),
-    updateKey: db.prepare<[Pick<KeyRow, "key_id" | "alias" | "description" | "state" | "deletion_date" | "current_version">]>(
+    updateKey: db.prepare<[Omit<KeyRow, "tags_json" | "key_usage" | "key_spec" | "origin" | "creator_uin" | "owner" | "create_time">]>(
       `UPDATE keys SET alias = @alias, description = @description, state = @state,
-         deletion_date = @deletion_date, current_version = @current_version
+         deletion_date = @deletion_date, current_version = @current_version,
+         rotation_enabled = @rotation_enabled, rotate_days = @rotate_days, last_rotate_time = @last_rotate_time,
+         next_rotate_time = @next_rotate_time, valid_to = @valid_to, material_digest = @material_digest
        WHERE key_id = @key_id`,
     ),
+    listKeyVersions: db.prepare<[string], KeyVersionRow>(
+      "SELECT key_id, version, wrapped_material, public_key, create_time FROM key_versions WHERE key_id = ? ORDER BY version",
+    ),
+    deleteKeyVersions: db.prepare<[string]>("DELETE FROM key_versions WHERE key_id = ?"),
+    deleteImportTokensOfKey: db.prepare<[string]>("DELETE FROM import_tokens WHERE key_id = ?"),
+    deleteKey: db.prepare<[string]>("DELETE FROM keys WHERE key_id = ?"),
+    listDueKeys: db.prepare<[{ now: number; limit: number }], KeyRow>(
+      `SELECT ${KEY_COLUMNS} FROM keys AS k
+       WHERE (k.rotation_enabled = 1 AND k.state = 'Enabled' AND k.next_rotate_time <= @now)
+          OR (k.state = 'PendingDelete' AND k.deletion_date <= @now)
+          OR (k.valid_to > 0 AND k.valid_to <= @now AND k.state <> 'PendingImport')
+       ORDER BY min(
+         CASE WHEN k.rotation_enabled = 1 AND k.state = 'Enabled' THEN k.next_rotate_time ELSE @now END,
+         CASE WHEN k.state = 'PendingDelete' THEN k.deletion_date ELSE @now END,
+         CASE WHEN k.valid_to > 0 THEN k.valid_to ELSE @now END), k.seq
+       LIMIT @limit`,
+    ),
+    insertImportToken: db.prepare<[ImportTokenRow]>(
+      `INSERT INTO import_tokens (token_id, key_id, wrapping_key_spec, wrapping_algorithm, wrapped_private_key, expires_at, used)
+       VALUES (@token_id, @key_id, @wrapping_key_spec, @wrapping_algorithm, @wrapped_private_key, @expires_at, @used)`,
+    ),
+    getImportToken: db.prepare<[string], ImportTokenRow>(
+      `SELECT token_id, key_id, wrapping_key_spec, wrapping_algorithm, wrapped_private_key, expires_at, used
+       FROM import_tokens WHERE token_id = ?`,
+    ),
+    useImportToken: db.prepare<[string]>("UPDATE import_tokens SET used = 1 WHERE token_id = ? AND used = 0"),
+    deleteExpiredImportTokens: db.prepare<[number]>("DELETE FROM import_tokens WHERE expires_at <= ?"),
     getKey: db.prepare<[string], KeyRow>(`SELECT ${KEY_COLUMNS} FROM keys AS k WHERE k.key_id = ?`),
     getKeyByAlias: db.prepare<[string], KeyRow>(`SELECT ${KEY_COLUMNS} FROM keys AS k WHERE k.alias = ?`),
     countKeys: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM keys"),
@@ -195,14 +243,14 @@ class Operations {
     this.#s.setMeta.run(name, value);
   }
 
-  insertKey(key: KeyRecord, firstVersion: KeyVersionRecord): void {
-    if (firstVersion.keyId !== key.keyId) {
+  insertKey(key: KeyRecord, firstVersion: KeyVersionRecord | null): void {
+    if (firstVersion !== null && firstVersion.keyId !== key.keyId) {
       throw new Error(`insertKey: the first version belongs to key ${firstVersion.keyId}, not ${key.keyId}`);
     }
     try {
       this.#write(() => {
         this.#s.insertKey.run(toKeyRow(key));
-        this.#s.insertKeyVersion.run(toKeyVersionRow(firstVersion));
+        if (firstVersion !== null) this.#s.insertKeyVersion.run(toKeyVersionRow(firstVersion));
         this.#insertTags(key.keyId, key.tags);
       });
     } catch (err) {
@@ -236,14 +284,8 @@ class Operations {
   updateKey(key: KeyRecord): void {
     try {
       this.#write(() => {
-        const result = this.#s.updateKey.run({
-          key_id: key.keyId,
-          alias: key.alias,
-          description: key.description,
-          state: key.state,
-          deletion_date: key.deletionDate,
-          current_version: key.currentVersion,
-        });
+        const { key_usage: _u, key_spec: _s, origin: _o, creator_uin: _c, owner: _w, create_time: _t, ...row } = toKeyRow(key);
+        const result = this.#s.updateKey.run(row);
         if (result.changes !== 1) throw new Error(`updateKey: no key with id ${key.keyId}`);
         this.#s.deleteTags.run(key.keyId);
         this.#insertTags(key.keyId, key.tags);
@@ -279,14 +321,71 @@ class Operations {
 
   getKeyVersion(keyId: string, version: number): KeyVersionRecord | undefined {
     const row = this.#s.getKeyVersion.get(keyId, version);
+    return row === undefined ? undefined : fromKeyVersionRow(row);
+  }
+
+  listKeyVersions(keyId: string): KeyVersionRecord[] {
+    return this.#s.listKeyVersions.all(keyId).map(fromKeyVersionRow);
+  }
+
+  deleteKeyVersions(keyId: string): number {
+    return this.#s.deleteKeyVersions.run(keyId).changes;
+  }
+
+  deleteKey(keyId: string): boolean {
+    return this.#write(() => {
+      this.#s.deleteKeyVersions.run(keyId);
+      this.#s.deleteTags.run(keyId);
+      this.#s.deleteImportTokensOfKey.run(keyId);
+      return this.#s.deleteKey.run(keyId).changes === 1;
+    }) as boolean;
+  }
+
+  listDueKeys(now: number, limit: number): KeyRecord[] {
+    checkCount("limit", limit);
+    return this.#s.listDueKeys.all({ now, limit }).map(fromKeyRow);
+  }
+
+  insertImportToken(token: ImportTokenRecord): void {
+    try {
+      this.#s.insertImportToken.run({
+        token_id: token.tokenId,
+        key_id: token.keyId,
+        wrapping_key_spec: token.wrappingKeySpec,
+        wrapping_algorithm: token.wrappingAlgorithm,
+        wrapped_private_key: token.wrappedPrivateKey,
+        expires_at: token.expiresAt,
+        used: token.used ? 1 : 0,
+      });
+    } catch (err) {
+      if (err instanceof Database.SqliteError && err.code === "SQLITE_CONSTRAINT_FOREIGNKEY") {
+        throw new Error(`insertImportToken: no key with id ${token.keyId}`);
+      }
+      if (conflictField(err) === "importToken") throw new StoreConflictError("importToken", `an import token ${token.tokenId} already exists`);
+      throw err;
+    }
+  }
+
+  getImportToken(tokenId: string): ImportTokenRecord | undefined {
+    const row = this.#s.getImportToken.get(tokenId);
     if (row === undefined) return undefined;
     return {
+      tokenId: row.token_id,
       keyId: row.key_id,
-      version: row.version,
-      wrappedMaterial: row.wrapped_material,
-      publicKey: row.public_key,
-      createTime: row.create_time,
+      wrappingKeySpec: row.wrapping_key_spec as ImportTokenRecord["wrappingKeySpec"],
+      wrappingAlgorithm: row.wrapping_algorithm as ImportTokenRecord["wrappingAlgorithm"],
+      wrappedPrivateKey: row.wrapped_private_key,
+      expiresAt: row.expires_at,
+      used: row.used === 1,
     };
+  }
+
+  useImportToken(tokenId: string): boolean {
+    return this.#s.useImportToken.run(tokenId).changes === 1;
+  }
+
+  deleteExpiredImportTokens(now: number): number {
+    return this.#s.deleteExpiredImportTokens.run(now).changes;
   }
 
   insertAccessKey(record: AccessKeyRecord): void {
@@ -369,7 +468,7 @@ class SqliteTransaction implements StoreOperations {
     this.#live().setMeta(name, value);
   }
 
-  async insertKey(key: KeyRecord, firstVersion: KeyVersionRecord): Promise<void> {
+  async insertKey(key: KeyRecord, firstVersion: KeyVersionRecord | null): Promise<void> {
     this.#live().insertKey(key, firstVersion);
   }
 
@@ -399,6 +498,38 @@ class SqliteTransaction implements StoreOperations {
 
   async getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined> {
     return this.#live().getKeyVersion(keyId, version);
+  }
+
+  async listKeyVersions(keyId: string): Promise<KeyVersionRecord[]> {
+    return this.#live().listKeyVersions(keyId);
+  }
+
+  async deleteKeyVersions(keyId: string): Promise<number> {
+    return this.#live().deleteKeyVersions(keyId);
+  }
+
+  async deleteKey(keyId: string): Promise<boolean> {
+    return this.#live().deleteKey(keyId);
+  }
+
+  async listDueKeys(now: number, limit: number): Promise<KeyRecord[]> {
+    return this.#live().listDueKeys(now, limit);
+  }
+
+  async insertImportToken(token: ImportTokenRecord): Promise<void> {
+    this.#live().insertImportToken(token);
+  }
+
+  async getImportToken(tokenId: string): Promise<ImportTokenRecord | undefined> {
+    return this.#live().getImportToken(tokenId);
+  }
+
+  async useImportToken(tokenId: string): Promise<boolean> {
+    return this.#live().useImportToken(tokenId);
+  }
+
+  async deleteExpiredImportTokens(now: number): Promise<number> {
+    return this.#live().deleteExpiredImportTokens(now);
   }
 
   async insertAccessKey(record: AccessKeyRecord): Promise<void> {
@@ -517,7 +648,7 @@ export class SqliteStore implements Store {
     return this.#enter("setMeta") ? this.#ops.setMeta(name, value) : this.#queued(() => this.#ops.setMeta(name, value));
   }
 
-  async insertKey(key: KeyRecord, firstVersion: KeyVersionRecord): Promise<void> {
+  async insertKey(key: KeyRecord, firstVersion: KeyVersionRecord | null): Promise<void> {
     return this.#enter("insertKey")
       ? this.#ops.insertKey(key, firstVersion)
       : this.#queued(() => this.#ops.insertKey(key, firstVersion));
@@ -553,6 +684,40 @@ export class SqliteStore implements Store {
     return this.#enter("getKeyVersion")
       ? this.#ops.getKeyVersion(keyId, version)
       : this.#queued(() => this.#ops.getKeyVersion(keyId, version));
+  }
+
+  async listKeyVersions(keyId: string): Promise<KeyVersionRecord[]> {
+    return this.#enter("listKeyVersions") ? this.#ops.listKeyVersions(keyId) : this.#queued(() => this.#ops.listKeyVersions(keyId));
+  }
+
+  async deleteKeyVersions(keyId: string): Promise<number> {
+    return this.#enter("deleteKeyVersions") ? this.#ops.deleteKeyVersions(keyId) : this.#queued(() => this.#ops.deleteKeyVersions(keyId));
+  }
+
+  async deleteKey(keyId: string): Promise<boolean> {
+    return this.#enter("deleteKey") ? this.#ops.deleteKey(keyId) : this.#queued(() => this.#ops.deleteKey(keyId));
+  }
+
+  async listDueKeys(now: number, limit: number): Promise<KeyRecord[]> {
+    return this.#enter("listDueKeys") ? this.#ops.listDueKeys(now, limit) : this.#queued(() => this.#ops.listDueKeys(now, limit));
+  }
+
+  async insertImportToken(token: ImportTokenRecord): Promise<void> {
+    return this.#enter("insertImportToken") ? this.#ops.insertImportToken(token) : this.#queued(() => this.#ops.insertImportToken(token));
+  }
+
+  async getImportToken(tokenId: string): Promise<ImportTokenRecord | undefined> {
+    return this.#enter("getImportToken") ? this.#ops.getImportToken(tokenId) : this.#queued(() => this.#ops.getImportToken(tokenId));
+  }
+
+  async useImportToken(tokenId: string): Promise<boolean> {
+    return this.#enter("useImportToken") ? this.#ops.useImportToken(tokenId) : this.#queued(() => this.#ops.useImportToken(tokenId));
+  }
+
+  async deleteExpiredImportTokens(now: number): Promise<number> {
+    return this.#enter("deleteExpiredImportTokens")
+      ? this.#ops.deleteExpiredImportTokens(now)
+      : this.#queued(() => this.#ops.deleteExpiredImportTokens(now));
   }
 
   async insertAccessKey(record: AccessKeyRecord): Promise<void> {
@@ -704,6 +869,7 @@ function conflictField(err: unknown): StoreConflictError["field"] | undefined {
   if (err.message.endsWith(": keys.alias")) return "alias";
   if (err.message.endsWith(": access_keys.secret_id")) return "secretId";
   if (err.message.endsWith(": key_versions.key_id, key_versions.version")) return "keyVersion";
+  if (err.message.endsWith(": import_tokens.token_id")) return "importToken";
   return undefined;
 }
 
@@ -732,7 +898,17 @@ function toKeyRow(key: KeyRecord): Omit<KeyRow, "tags_json"> {
     create_time: key.createTime,
     deletion_date: key.deletionDate,
     current_version: key.currentVersion,
+    rotation_enabled: key.rotationEnabled ? 1 : 0,
+    rotate_days: key.rotateDays,
+    last_rotate_time: key.lastRotateTime,
+    next_rotate_time: key.nextRotateTime,
+    valid_to: key.validTo,
+    material_digest: key.materialDigest,
   };
+}
+
+function fromKeyVersionRow(row: KeyVersionRow): KeyVersionRecord {
+  return { keyId: row.key_id, version: row.version, wrappedMaterial: row.wrapped_material, publicKey: row.public_key, createTime: row.create_time };
 }
 
 function toKeyVersionRow(v: KeyVersionRecord): KeyVersionRow {
@@ -760,5 +936,11 @@ function fromKeyRow(row: KeyRow): KeyRecord {
     deletionDate: row.deletion_date,
     currentVersion: row.current_version,
     tags,
+    rotationEnabled: row.rotation_enabled === 1,
+    rotateDays: row.rotate_days,
+    lastRotateTime: row.last_rotate_time,
+    nextRotateTime: row.next_rotate_time,
+    validTo: row.valid_to,
+    materialDigest: row.material_digest,
   };
 }

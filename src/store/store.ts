@@ -1,7 +1,7 @@
 // The persistence port: asynchronous, so that a networked database (PostgreSQL) can implement it
 // exactly as the embedded SQLite store does.
 
-import type { KeyRecord, KeyState, KeyVersionRecord, Tag } from "../keys/key.js";
+import type { ImportTokenRecord, KeyRecord, KeyState, KeyVersionRecord, Tag } from "../keys/key.js";
 
 export interface AccessKeyRecord {
   secretId: string;
@@ -34,17 +34,44 @@ export interface StoreOperations {
   getMeta(name: string): Promise<string | undefined>;
   setMeta(name: string, value: string): Promise<void>;
 
-  /** Throws `StoreConflictError` when the key id or alias exists; writes nothing then. */
-  insertKey(key: KeyRecord, firstVersion: KeyVersionRecord): Promise<void>;
+  /**
+   * Throws `StoreConflictError` when the key id or alias exists; writes nothing then. `firstVersion`
+   * is null for a key created without material (EXTERNAL, PendingImport).
+   */
+  insertKey(key: KeyRecord, firstVersion: KeyVersionRecord | null): Promise<void>;
   /** Adds a version to an existing key (rotation, import). Throws `StoreConflictError` ("keyVersion") if it exists. */
   insertKeyVersion(version: KeyVersionRecord): Promise<void>;
   getKey(keyId: string): Promise<KeyRecord | undefined>;
   getKeyByAlias(alias: string): Promise<KeyRecord | undefined>;
-  /** Overwrites the mutable fields (alias, description, state, deletionDate, currentVersion, tags). */
+  /**
+   * Overwrites the mutable fields (alias, description, state, deletionDate, currentVersion, tags,
+   * and the lifecycle fields rotationEnabled, rotateDays, lastRotateTime, nextRotateTime, validTo,
+   * materialDigest).
+   */
   updateKey(key: KeyRecord): Promise<void>;
   listKeys(query: KeyListQuery): Promise<{ keys: KeyRecord[]; totalCount: number }>;
   countKeys(): Promise<number>;
   getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined>;
+  /** Every version of the key, oldest first; empty for an unknown key. */
+  listKeyVersions(keyId: string): Promise<KeyVersionRecord[]>;
+  /** Removes every version (and so every wrapped material) of the key; returns how many there were. */
+  deleteKeyVersions(keyId: string): Promise<number>;
+  /** Removes the key with its versions, tags and import tokens; false when there was no such key. */
+  deleteKey(keyId: string): Promise<boolean>;
+  /**
+   * Keys with work due at `now` (unix seconds), oldest due first, at most `limit`: rotation enabled,
+   * Enabled and nextRotateTime <= now; PendingDelete and deletionDate <= now; or validTo set and
+   * <= now while the key still has material (state not PendingImport).
+   */
+  listDueKeys(now: number, limit: number): Promise<KeyRecord[]>;
+
+  /** Throws `StoreConflictError` ("importToken") if the token id exists. */
+  insertImportToken(token: ImportTokenRecord): Promise<void>;
+  getImportToken(tokenId: string): Promise<ImportTokenRecord | undefined>;
+  /** Marks an unused token used; false when it is unknown or already used (someone else took it). */
+  useImportToken(tokenId: string): Promise<boolean>;
+  /** Removes tokens whose expiresAt <= now; returns how many. */
+  deleteExpiredImportTokens(now: number): Promise<number>;
 
   insertAccessKey(record: AccessKeyRecord): Promise<void>;
   getAccessKey(secretId: string): Promise<AccessKeyRecord | undefined>;
@@ -68,7 +95,7 @@ export interface Store extends StoreOperations {
 export class StoreConflictError extends Error {
   override readonly name = "StoreConflictError";
   constructor(
-    readonly field: "keyId" | "alias" | "secretId" | "keyVersion",
+    readonly field: "keyId" | "alias" | "secretId" | "keyVersion" | "importToken",
     message: string,
   ) {
     super(message);

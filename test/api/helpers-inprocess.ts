@@ -147,7 +147,9 @@ export async function startInProcessServer(options: InProcessServerOptions = {})
   const dir = path.join(parent, "data");
   const credentials = await initDataDir(dir, region, { clock });
   const dataDir = await openDataDir(dir);
+  const { logger, capture } = captureLogs();
   const service = new KmsService({
+    logger,
     store: dataDir.store,
     rootOfTrust: dataDir.rootOfTrust,
     clock,
@@ -156,7 +158,6 @@ export async function startInProcessServer(options: InProcessServerOptions = {})
     cmkLimit: options.cmkLimit ?? 1000,
     ...(options.materialCache ? { materialCache: options.materialCache } : {}),
   });
-  const { logger, capture } = captureLogs();
   const app = buildServer({ service, clock, logger, region, ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }) });
   const url = await listen(app, "127.0.0.1", 0, false);
   const { port } = new URL(url);

@@ -16,6 +16,7 @@ import {
   RsaPrivateKey,
   rsaEncrypt,
   rsaGenerateKeyPair,
+  rsaGenerateKeyPairAsync,
   rsaMaxPlaintext,
   rsaPublicKey,
   rsaVerify,
@@ -191,3 +192,15 @@ describe("RSA encryption", { skip: opensslSkip }, () => {
   });
 });
 
+
+describe("rsaGenerateKeyPairAsync", () => {
+  it("makes a working 2048-bit pair off the event loop, and refuses other sizes", async () => {
+    const p = await rsaGenerateKeyPairAsync(2048);
+    assert.equal(createPublicKey({ key: p.publicKey, format: "der", type: "spki" }).asymmetricKeyDetails?.modulusLength, 2048);
+    const message = randomBytes(32);
+    const key = new RsaPrivateKey(p.privateKey);
+    assert.deepEqual(key.decrypt("RSAES_OAEP_SHA_256", rsaEncrypt(rsaPublicKey(p.publicKey), "RSAES_OAEP_SHA_256", message)), message);
+    key.destroy();
+    await assert.rejects(rsaGenerateKeyPairAsync(1024 as 2048), RangeError);
+  });
+});

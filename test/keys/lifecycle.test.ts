@@ -4,6 +4,7 @@
 // documentation state, checked independently of the table.
 
 import assert from "node:assert/strict";
+import { constants, createPublicKey, publicEncrypt } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { rsaEncrypt, rsaPublicKey } from "../../src/crypto/rsa.js";
 import { sm2Encrypt, sm2PublicKeyFromSpki } from "../../src/crypto/sm2.js";
@@ -30,6 +31,8 @@ after(async () => {
 
 interface Subject {
   key: KeyRecord;
+  /** EXTERNAL subjects: the material imported while the key was Enabled. */
+  material?: Buffer;
   /** A blob made under the key while it was Enabled (symmetric keys), or a ciphertext made with its public key (decryption keys). */
   blob: Buffer;
 }
@@ -42,6 +45,19 @@ const ASYMMETRIC_SUBJECTS: Partial<Record<KeyAction, KeyUsage>> = {
   AsymmetricRsaDecrypt: "ASYMMETRIC_DECRYPT_RSA_2048",
   AsymmetricSm2Decrypt: "ASYMMETRIC_DECRYPT_SM2",
 };
+
+/** The actions tried on an EXTERNAL key with imported material; RotateKey's subject has rotation enabled. */
+const EXTERNAL_SUBJECTS: ReadonlySet<KeyAction> = new Set(["GetParametersForImport", "ImportKeyMaterial", "DeleteImportedKeyMaterial"]);
+
+/** Wraps `material` for the key with fresh import parameters (RSAES_OAEP_SHA_256), as a BYOK client does. */
+async function importParameters(keyId: string, material: Buffer): Promise<{ importToken: string; encryptedKeyMaterial: Buffer }> {
+  const p = await f.service.getParametersForImport(keyId, "RSA_2048", "RSAES_OAEP_SHA_256");
+  const encryptedKeyMaterial = publicEncrypt(
+    { key: createPublicKey({ key: p.publicKey, format: "der", type: "spki" }), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
+    material,
+  );
+  return { importToken: p.importToken, encryptedKeyMaterial };
+}
 
 /** How to perform each action of the table on a key. */
 const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
@@ -61,6 +77,28 @@ const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
     f.service.verify({ keyId: key.keyId, algorithm: "ECC_P256_R1", message: Buffer.from("m"), messageType: "RAW", signature: Buffer.from("not a signature") }),
   AsymmetricRsaDecrypt: async ({ key, blob }) => f.service.asymmetricDecrypt("AsymmetricRsaDecrypt", key.keyId, "RSAES_OAEP_SHA_256", blob),
   AsymmetricSm2Decrypt: async ({ key, blob }) => f.service.asymmetricDecrypt("AsymmetricSm2Decrypt", key.keyId, "SM2", blob),
+  ArchiveKey: async ({ key }) => f.service.archiveKey(key.keyId),
+  CancelKeyArchive: async ({ key }) => f.service.cancelKeyArchive(key.keyId),
+  ScheduleKeyDeletion: async ({ key }) => f.service.scheduleKeyDeletion(key.keyId, 7),
+  CancelKeyDeletion: async ({ key }) => f.service.cancelKeyDeletion(key.keyId),
+  EnableKeyRotation: async ({ key }) => f.service.enableKeyRotation(key.keyId, 30),
+  DisableKeyRotation: async ({ key }) => f.service.disableKeyRotation(key.keyId),
+  GetKeyRotationStatus: async ({ key }) => f.service.getKeyRotationStatus(key.keyId),
+  RotateKey: async ({ key }) => f.service.rotateKey(key.keyId),
+  ListKeyVersions: async ({ key }) => f.service.listKeyVersions(key.keyId),
+  GetParametersForImport: async ({ key }) => f.service.getParametersForImport(key.keyId, "SM2", "SM2PKE"),
+  ImportKeyMaterial: async ({ key, material }) => {
+    assert.ok(material);
+    // The parameters are fetched while the key is briefly in a state that allows it, so that the
+    // refusal tested is ImportKeyMaterial's own.
+    const stored = await f.store.getKey(key.keyId);
+    assert.ok(stored);
+    await f.store.updateKey({ ...stored, state: "PendingImport" });
+    const params = await importParameters(key.keyId, material);
+    await f.store.updateKey(stored);
+    return f.service.importKeyMaterial({ keyId: key.keyId, ...params, validTo: 0 });
+  },
+  DeleteImportedKeyMaterial: async ({ key }) => f.service.deleteImportedKeyMaterial(key.keyId),
 };
 
 async function subjectIn(state: KeyState, action: KeyAction): Promise<Subject> {
@@ -77,11 +115,18 @@ async function subjectIn(state: KeyState, action: KeyAction): Promise<Subject> {
         : usage === "ASYMMETRIC_DECRYPT_RSA_2048"
           ? rsaEncrypt(rsaPublicKey(publicKey), "RSAES_OAEP_SHA_256", plaintext)
           : Buffer.alloc(0);
+  } else if (EXTERNAL_SUBJECTS.has(action)) {
+    key = await f.service.createKey(f.caller, { alias: `lifecycle-${action}-${state}`, description: "", keyUsage: "ENCRYPT_DECRYPT", tags: [], origin: "EXTERNAL" });
+    const material = Buffer.alloc(16, 7);
+    await f.service.importKeyMaterial({ keyId: key.keyId, ...(await importParameters(key.keyId, material)), validTo: 0 });
+    blob = (await f.service.encrypt(key.keyId, Buffer.from("made while enabled"), {})).blob;
+    return { key: await f.setState(key.keyId, state), blob, material };
   } else {
     key = await f.createKey();
+    if (action === "RotateKey") await f.service.enableKeyRotation(key.keyId, 365);
     blob = (await f.service.encrypt(key.keyId, Buffer.from("made while enabled"), {})).blob;
   }
-  return { key: state === "Enabled" ? key : await f.setState(key.keyId, state), blob };
+  return { key: await f.setState(key.keyId, state), blob };
 }
 
 const rows = Object.entries(LIFECYCLE) as [KeyAction, LifecycleRow][];

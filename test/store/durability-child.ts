@@ -4,6 +4,7 @@
 
 import { randomUUID } from "node:crypto";
 import { writeSync } from "node:fs";
+import { KEY_LIFECYCLE_DEFAULTS } from "../../src/keys/key.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 
 const path = process.argv[2];
@@ -26,6 +27,7 @@ if (process.env["TRESOR_DURABILITY_CHILD"] === "1" && path !== undefined) {
         deletionDate: 0,
         currentVersion: 1,
         tags: [{ key: "n", value: String(i) }],
+        ...KEY_LIFECYCLE_DEFAULTS,
       },
       { keyId, version: 1, wrappedMaterial: Buffer.from(keyId), publicKey: null, createTime: 1_700_000_000 + i },
     );

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
 import { setImmediate as nextTurn } from "node:timers/promises";
-import type { KeyRecord, KeyVersionRecord, Tag } from "../../src/keys/key.js";
+import { KEY_LIFECYCLE_DEFAULTS, type ImportTokenRecord, type KeyRecord, type KeyVersionRecord, type Tag } from "../../src/keys/key.js";
 import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Store, type StoreOperations } from "../../src/store/store.js";
 
 export interface StoreFixture {
@@ -33,6 +33,7 @@ export function makeKey(overrides: Partial<KeyRecord> = {}): KeyRecord {
     deletionDate: 0,
     currentVersion: 1,
     tags: [],
+    ...KEY_LIFECYCLE_DEFAULTS,
     ...overrides,
   };
 }
@@ -632,6 +633,160 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
             const again = await fixture.reopen();
             assertKey(await again.getKey(key.keyId), key);
           }
+        }));
+    });
+
+    describe("key lifecycle: versions, deletion, due work, import tokens", () => {
+      const token = (keyId: string, overrides: Partial<ImportTokenRecord> = {}): ImportTokenRecord => ({
+        tokenId: randomUUID(),
+        keyId,
+        wrappingKeySpec: "RSA_2048",
+        wrappingAlgorithm: "RSAES_OAEP_SHA_256",
+        wrappedPrivateKey: Buffer.from([0, 9, 255, 0]),
+        expiresAt: 1_700_086_400,
+        used: false,
+        ...overrides,
+      });
+
+      it("inserts a key without material (EXTERNAL, PendingImport) and keeps every lifecycle field", () =>
+        withStore(async ({ store }) => {
+          const key = makeKey({ origin: "EXTERNAL", state: "PendingImport" });
+          await store.insertKey(key, null);
+          assertKey(await store.getKey(key.keyId), key);
+          assert.deepEqual(await store.listKeyVersions(key.keyId), []);
+          const updated: KeyRecord = {
+            ...key,
+            state: "Enabled",
+            rotationEnabled: true,
+            rotateDays: 365,
+            lastRotateTime: 1_700_000_100,
+            nextRotateTime: 2_000_000_000,
+            validTo: 2_147_443_200,
+            materialDigest: Buffer.from([0, 1, 2, 254, 255]),
+          };
+          await store.updateKey(updated);
+          const got = await store.getKey(key.keyId);
+          assertKey(got, updated);
+          assert.ok(got && Buffer.isBuffer(got.materialDigest));
+          await store.updateKey({ ...updated, materialDigest: null, rotationEnabled: false });
+          assertKey(await store.getKey(key.keyId), { ...updated, materialDigest: null, rotationEnabled: false });
+        }));
+
+      it("lists a key's versions oldest first and deletes them all, leaving the key and other keys alone", () =>
+        withStore(async ({ store }) => {
+          const key = makeKey();
+          const other = makeKey();
+          await store.insertKey(key, versionOf(key, 1));
+          await store.insertKey(other, versionOf(other, 1));
+          await store.insertKeyVersion(versionOf(key, 3));
+          await store.insertKeyVersion(versionOf(key, 2));
+          assert.deepEqual(await store.listKeyVersions(key.keyId), [versionOf(key, 1), versionOf(key, 2), versionOf(key, 3)]);
+          assert.equal(await store.deleteKeyVersions(key.keyId), 3);
+          assert.deepEqual(await store.listKeyVersions(key.keyId), []);
+          assert.equal(await store.getKeyVersion(key.keyId, 1), undefined);
+          assertKey(await store.getKey(key.keyId), key);
+          assert.deepEqual(await store.listKeyVersions(other.keyId), [versionOf(other, 1)]);
+          assert.equal(await store.deleteKeyVersions(key.keyId), 0);
+          // The same version numbers can be written again (a re-import restores version 1).
+          await store.insertKeyVersion(versionOf(key, 1));
+          assert.deepEqual(await store.listKeyVersions(key.keyId), [versionOf(key, 1)]);
+        }));
+
+      it("deletes a key with its versions, tags and import tokens; the alias is free again", () =>
+        withStore(async ({ store }) => {
+          const key = makeKey({ tags: [{ key: "a", value: "b" }] });
+          const other = makeKey({ tags: [{ key: "a", value: "b" }] });
+          await store.insertKey(key, versionOf(key, 1));
+          await store.insertKey(other, versionOf(other, 1));
+          await store.insertKeyVersion(versionOf(key, 2));
+          const t = token(key.keyId);
+          await store.insertImportToken(t);
+          assert.equal(await store.deleteKey(key.keyId), true);
+          assert.equal(await store.getKey(key.keyId), undefined);
+          assert.deepEqual(await store.listKeyVersions(key.keyId), []);
+          assert.equal(await store.getImportToken(t.tokenId), undefined);
+          assert.equal(await store.countKeys(), 1);
+          assert.deepEqual((await store.listKeys({ offset: 0, limit: 10, order: "desc", tagFilters: [{ key: "a", values: [] }] })).keys.map((k) => k.keyId), [other.keyId]);
+          assert.equal(await store.deleteKey(key.keyId), false);
+          await store.insertKey({ ...makeKey(), alias: key.alias }, null);
+        }));
+
+      it("finds due work: rotation of Enabled keys, deletion at the window's end, expiry of material", () =>
+        withStore(async ({ store }) => {
+          const now = 1_800_000_000;
+          const keys = {
+            rotateDue: makeKey({ rotationEnabled: true, rotateDays: 7, nextRotateTime: now - 10 }),
+            rotateExactly: makeKey({ rotationEnabled: true, rotateDays: 7, nextRotateTime: now }),
+            rotateLater: makeKey({ rotationEnabled: true, rotateDays: 7, nextRotateTime: now + 1 }),
+            rotateDisabledKey: makeKey({ state: "Disabled", rotationEnabled: true, rotateDays: 7, nextRotateTime: now - 10 }),
+            rotationOff: makeKey({ rotationEnabled: false, nextRotateTime: now - 10 }),
+            deleteDue: makeKey({ state: "PendingDelete", deletionDate: now - 5 }),
+            deleteLater: makeKey({ state: "PendingDelete", deletionDate: now + 5 }),
+            expireDue: makeKey({ origin: "EXTERNAL", validTo: now - 1 }),
+            expireLater: makeKey({ origin: "EXTERNAL", validTo: now + 1 }),
+            neverExpires: makeKey({ origin: "EXTERNAL", validTo: 0 }),
+            alreadyPendingImport: makeKey({ origin: "EXTERNAL", state: "PendingImport", validTo: now - 1 }),
+          };
+          for (const k of Object.values(keys)) await store.insertKey(k, versionOf(k));
+          const due = await store.listDueKeys(now, 100);
+          // Oldest due first.
+          assert.deepEqual(
+            due.map((k) => k.keyId),
+            [keys.rotateDue.keyId, keys.deleteDue.keyId, keys.expireDue.keyId, keys.rotateExactly.keyId],
+          );
+          assertKey(due[0], keys.rotateDue);
+          assert.deepEqual((await store.listDueKeys(now, 2)).map((k) => k.keyId), [keys.rotateDue.keyId, keys.deleteDue.keyId]);
+          assert.deepEqual(await store.listDueKeys(now - 1000, 100), []);
+        }));
+
+      it("stores import tokens, lets exactly one caller use each, and removes expired ones", () =>
+        withStore(async ({ store }) => {
+          const key = makeKey({ origin: "EXTERNAL", state: "PendingImport" });
+          await store.insertKey(key, null);
+          const t1 = token(key.keyId, { expiresAt: 100 });
+          const t2 = token(key.keyId, { expiresAt: 200, wrappingKeySpec: "SM2", wrappingAlgorithm: "SM2PKE" });
+          await store.insertImportToken(t1);
+          await store.insertImportToken(t2);
+          await assert.rejects(store.insertImportToken({ ...t1, keyId: key.keyId }), assertConflict("importToken"));
+          await assert.rejects(store.insertImportToken(token(randomUUID())), (e: unknown) => e instanceof Error && !(e instanceof StoreConflictError));
+          const got = await store.getImportToken(t2.tokenId);
+          assert.deepEqual(got, t2);
+          assert.ok(got && Buffer.isBuffer(got.wrappedPrivateKey));
+          assert.equal(await store.getImportToken("no-such-token"), undefined);
+          const uses = await Promise.all([store.useImportToken(t1.tokenId), store.useImportToken(t1.tokenId), store.useImportToken(t1.tokenId)]);
+          assert.deepEqual(uses.filter(Boolean).length, 1);
+          assert.equal((await store.getImportToken(t1.tokenId))?.used, true);
+          assert.equal(await store.useImportToken("no-such-token"), false);
+          assert.equal(await store.deleteExpiredImportTokens(150), 1);
+          assert.equal(await store.getImportToken(t1.tokenId), undefined);
+          assert.deepEqual(await store.getImportToken(t2.tokenId), t2);
+        }));
+
+      it("the new operations run inside transactions and roll back with them", () =>
+        withStore(async ({ store }) => {
+          const key = makeKey();
+          await store.insertKey(key, versionOf(key, 1));
+          await assert.rejects(
+            store.transaction(async (tx) => {
+              assert.deepEqual(await tx.listKeyVersions(key.keyId), [versionOf(key, 1)]);
+              assert.equal(await tx.deleteKeyVersions(key.keyId), 1);
+              await tx.insertImportToken(token(key.keyId));
+              assert.equal(await tx.deleteKey(key.keyId), true);
+              assert.deepEqual(await tx.listDueKeys(2_000_000_000, 10), []);
+              throw new Error("roll back");
+            }),
+            /roll back/,
+          );
+          assertKey(await store.getKey(key.keyId), key);
+          assert.deepEqual(await store.listKeyVersions(key.keyId), [versionOf(key, 1)]);
+          const t = token(key.keyId);
+          const used = await store.transaction(async (tx) => {
+            await tx.insertImportToken(t);
+            return tx.useImportToken(t.tokenId);
+          });
+          assert.equal(used, true);
+          assert.equal(await store.transaction((tx) => tx.useImportToken(t.tokenId)), false);
+          assert.equal(await store.transaction((tx) => tx.deleteExpiredImportTokens(t.expiresAt)), 1);
         }));
     });
 

@@ -30,6 +30,8 @@ export const MAX_PLAINTEXT_BYTES = 4096;
 /** Blob header and tag around at most 4096 bytes of plaintext (docs/formats.md). */
 const MAX_BLOB_BYTES = BLOB_MIN_LENGTH + MAX_PLAINTEXT_BYTES;
 const MAX_BATCH = 100;
+/** ImportKeyMaterial `ValidTo`, as Tencent documents it. */
+const MAX_VALID_TO = 2_147_443_200;
 
 /** Sign/Verify `Message` with MessageType RAW, as Tencent documents it. */
 export const MAX_SIGN_MESSAGE_BYTES = 4096;
@@ -141,16 +143,16 @@ export function keyMetadata(key: KeyRecord): Record<string, unknown> {
     KeySpec: key.keySpec,
     CreatorUin: Number(key.creatorUin),
     CreatorUinString: key.creatorUin,
-    KeyRotationEnabled: false,
+    KeyRotationEnabled: key.rotationEnabled,
     Owner: key.owner,
-    NextRotateTime: 0,
+    NextRotateTime: key.nextRotateTime,
     DeletionDate: key.deletionDate,
     Origin: key.origin,
-    ValidTo: 0,
+    ValidTo: key.validTo,
     ResourceId: `creatorUin/${key.creatorUin}/${key.keyId}`,
     HsmClusterId: "",
-    RotateDays: 0,
-    LastRotateTime: 0,
+    RotateDays: key.rotateDays,
+    LastRotateTime: key.lastRotateTime,
     IsSyncReplica: 0,
     SourceRegion: "",
     SyncStatus: 0,
@@ -202,8 +204,7 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
     },
     async (p, { service, caller }) => {
       const keyUsage: KeyUsage = p.KeyUsage ?? "ENCRYPT_DECRYPT";
-      if (p.Type === 2) throw new KmsError("UnsupportedOperation", `"Type" 2 (EXTERNAL key material) is not supported yet`);
-      const input = { alias: p.Alias, description: p.Description ?? "", keyUsage, tags: toTags(p.Tags) };
+      const input = { alias: p.Alias, description: p.Description ?? "", keyUsage, tags: toTags(p.Tags), origin: p.Type === 2 ? ("EXTERNAL" as const) : ("TENCENT_KMS" as const) };
       const key = await service.createKey(caller, p.KeySpec ? { ...input, keySpec: p.KeySpec } : input);
       const { KeyId, Alias, CreateTime, Description, KeyState, KeyUsage, HsmClusterId } = keyMetadata(key);
       return { KeyId, Alias, CreateTime, Description, KeyState, KeyUsage, TagCode: 0, TagMsg: "", HsmClusterId };
@@ -450,6 +451,90 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
   }),
 
   GetRegions: action({}, (_p, { service }) => ({ Regions: service.getRegions() })),
+
+  ArchiveKey: action({ KeyId: keyId() }, async (p, { service }) => {
+    await service.archiveKey(p.KeyId);
+    return {};
+  }),
+
+  CancelKeyArchive: action({ KeyId: keyId() }, async (p, { service }) => {
+    await service.cancelKeyArchive(p.KeyId);
+    return {};
+  }),
+
+  ScheduleKeyDeletion: action(
+    // The window is checked by the service, so an out-of-range one gets Tencent's own error code.
+    { KeyId: keyId(), PendingWindowInDays: integer(-(2 ** 31), 2 ** 31 - 1, "InvalidPendingWindowInDays") },
+    async (p, { service }) => {
+      const { keyId, deletionDate } = await service.scheduleKeyDeletion(p.KeyId, p.PendingWindowInDays);
+      return { DeletionDate: deletionDate, KeyId: keyId };
+    },
+  ),
+
+  CancelKeyDeletion: action({ KeyId: keyId() }, async (p, { service }) => {
+    const { keyId } = await service.cancelKeyDeletion(p.KeyId);
+    return { KeyId: keyId };
+  }),
+
+  EnableKeyRotation: action({ KeyId: keyId(), RotateDays: optional(integer(7, 365)) }, async (p, { service }) => {
+    await service.enableKeyRotation(p.KeyId, p.RotateDays ?? 365);
+    return {};
+  }),
+
+  DisableKeyRotation: action({ KeyId: keyId() }, async (p, { service }) => {
+    await service.disableKeyRotation(p.KeyId);
+    return {};
+  }),
+
+  GetKeyRotationStatus: action({ KeyId: keyId() }, async (p, { service }) => {
+    const key = await service.getKeyRotationStatus(p.KeyId);
+    return { KeyRotationEnabled: key.rotationEnabled, RotateDays: key.rotateDays, NextRotateTime: key.nextRotateTime, LastRotateTime: key.lastRotateTime };
+  }),
+
+  RotateKey: action({ KeyId: keyId() }, async (p, { service }) => {
+    const { taskId } = await service.rotateKey(p.KeyId);
+    return { TaskId: taskId };
+  }),
+
+  ListKeyVersions: action({ KeyId: keyId() }, async (p, { service }) => {
+    const { key, versions } = await service.listKeyVersions(p.KeyId);
+    return {
+      KeyId: key.keyId,
+      CurrentVersion: key.currentVersion,
+      Versions: versions.map((v) => ({ Version: v.version, CreateTime: v.createTime })),
+    };
+  }),
+
+  GetParametersForImport: action(
+    {
+      KeyId: keyId(),
+      WrappingAlgorithm: oneOf(["RSAES_PKCS1_V1_5", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"]),
+      WrappingKeySpec: oneOf(["RSA_2048", "SM2"]),
+    },
+    async (p, { service }) => {
+      const r = await service.getParametersForImport(p.KeyId, p.WrappingKeySpec, p.WrappingAlgorithm);
+      return { KeyId: r.keyId, ImportToken: r.importToken, PublicKey: b64(r.publicKey), ParametersValidTo: r.parametersValidTo };
+    },
+  ),
+
+  ImportKeyMaterial: action(
+    {
+      // An RSA-2048 block is 256 bytes; an SM2 ciphertext of 32 bytes of material is about 140.
+      EncryptedKeyMaterial: base64({ max: 512 }),
+      ImportToken: string({ min: 1, max: 256 }),
+      KeyId: keyId(),
+      ValidTo: optional(integer(0, MAX_VALID_TO)),
+    },
+    async (p, { service }) => {
+      await service.importKeyMaterial({ keyId: p.KeyId, importToken: p.ImportToken, encryptedKeyMaterial: p.EncryptedKeyMaterial, validTo: p.ValidTo ?? 0 });
+      return {};
+    },
+  ),
+
+  DeleteImportedKeyMaterial: action({ KeyId: keyId() }, async (p, { service }) => {
+    await service.deleteImportedKeyMaterial(p.KeyId);
+    return {};
+  }),
 };
 
 export function runAction(name: string, body: Record<string, unknown>, ctx: ActionContext) {

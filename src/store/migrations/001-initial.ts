@@ -25,9 +25,20 @@ CREATE TABLE keys (
   owner           TEXT    NOT NULL,
   create_time     INTEGER NOT NULL,
   deletion_date   INTEGER NOT NULL,
-  current_version INTEGER NOT NULL
+  current_version INTEGER NOT NULL,
+  -- rotation and imported material (see KeyRecord); material_digest is a keyed digest, never material
+  rotation_enabled INTEGER NOT NULL DEFAULT 0 CHECK (rotation_enabled IN (0, 1)),
+  rotate_days      INTEGER NOT NULL DEFAULT 0,
+  last_rotate_time INTEGER NOT NULL DEFAULT 0,
+  next_rotate_time INTEGER NOT NULL DEFAULT 0,
+  valid_to         INTEGER NOT NULL DEFAULT 0,
+  material_digest  BLOB
 );
 CREATE INDEX keys_by_create_time ON keys (create_time, seq);
+-- The scheduler's three kinds of due work, each found through its own index.
+CREATE INDEX keys_rotation_due ON keys (next_rotate_time) WHERE rotation_enabled = 1;
+CREATE INDEX keys_deletion_due ON keys (deletion_date) WHERE state = 'PendingDelete';
+CREATE INDEX keys_expiry_due ON keys (valid_to) WHERE valid_to > 0;
 
 CREATE TABLE key_versions (
   key_id           TEXT    NOT NULL REFERENCES keys (key_id),
@@ -45,6 +56,17 @@ CREATE TABLE key_tags (
   PRIMARY KEY (key_id, tag_key)
 ) WITHOUT ROWID;
 CREATE INDEX key_tags_by_tag ON key_tags (tag_key, tag_value);
+
+CREATE TABLE import_tokens (
+  token_id            TEXT    PRIMARY KEY NOT NULL,
+  key_id              TEXT    NOT NULL REFERENCES keys (key_id),
+  wrapping_key_spec   TEXT    NOT NULL,
+  wrapping_algorithm  TEXT    NOT NULL,
+  wrapped_private_key BLOB    NOT NULL,
+  expires_at          INTEGER NOT NULL,
+  used                INTEGER NOT NULL DEFAULT 0 CHECK (used IN (0, 1))
+);
+CREATE INDEX import_tokens_by_key ON import_tokens (key_id);
 
 CREATE TABLE access_keys (
   secret_id      TEXT    PRIMARY KEY NOT NULL,

@@ -1,0 +1,184 @@
+// Encryption SDK throughput per suite, encrypting and decrypting one stream of BENCH_ENCRYPTION_BYTES
+// (default 1 GiB), as ratios to raw node:crypto over the same bytes in the same run: AES-256-GCM
+// for the AES suites, SM4-CTR for the SM4 suites (DESIGN.md: ratios to a baseline measured in the
+// same run). No KMS in the loop: a RawKeyring gives the one data key per message, so the figures
+// are the SDK's framing and cryptography. Run alone: node dist/bench/encryption.js
+
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { fileURLToPath } from "node:url";
+import { decryptStream, encryptStream, RawKeyring, SUITE_NAMES, type SuiteName } from "../src/sdk/encryption/index.js";
+
+const CHUNK = 64 * 1024;
+export const ENCRYPTION_TARGETS = {
+  /** AES_256_GCM_HKDF_SHA512_COMMIT against raw AES-256-GCM. */
+  aes: 0.8,
+  /** The fastest SM4 suite against raw SM4-CTR. */
+  fastestSm4: 0.6,
+  /** SM4_GCM_SM3 against raw SM4-CTR. */
+  sm4Gcm: 0.45,
+} as const;
+
+export interface SuiteThroughput {
+  suite: SuiteName;
+  baseline: "AES-256-GCM" | "SM4-CTR";
+  encryptMBps: number;
+  decryptMBps: number;
+  encryptRatio: number;
+  decryptRatio: number;
+}
+
+export interface EncryptionBench {
+  bytes: number;
+  rawAesGcmMBps: number;
+  rawSm4CtrMBps: number;
+  suites: SuiteThroughput[];
+  targets: Array<{ name: string; min: number; ratio: number; met: boolean }>;
+}
+
+export function encryptionBytes(): number {
+  const raw = process.env["BENCH_ENCRYPTION_BYTES"];
+  if (raw === undefined || raw === "") return 1024 * 1024 * 1024;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < CHUNK || n > 64 * 1024 ** 3) throw new Error(`BENCH_ENCRYPTION_BYTES must be an integer from ${CHUNK} to 64 GiB, got ${raw}`);
+  return n;
+}
+
+const mbps = (bytes: number, ms: number): number => Math.round((bytes / 1e6 / (ms / 1000)) * 10) / 10;
+
+/** The plaintext: `bytes` in 64 KiB chunks cut from one random buffer (the ciphers never see repeats as special). */
+function plaintextSource(bytes: number, base: Buffer): Readable {
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent >= bytes) {
+        this.push(null);
+        return;
+      }
+      const n = Math.min(CHUNK, bytes - sent);
+      sent += n;
+      this.push(base.subarray(0, n));
+    },
+  });
+}
+
+function rawCipher(name: "aes-256-gcm" | "sm4-ctr", bytes: number, base: Buffer, decrypt: boolean): number {
+  const key = randomBytes(name === "aes-256-gcm" ? 32 : 16);
+  const iv = randomBytes(name === "aes-256-gcm" ? 12 : 16);
+  const started = performance.now();
+  if (name === "aes-256-gcm" && decrypt) {
+    const d = createDecipheriv("aes-256-gcm", key, iv);
+    d.setAuthTag(Buffer.alloc(16));
+    for (let done = 0; done < bytes; done += CHUNK) d.update(base.subarray(0, Math.min(CHUNK, bytes - done)));
+    try {
+      d.final();
+    } catch {
+      // the tag is wrong on purpose: only the time to compute it counts
+    }
+    return performance.now() - started;
+  }
+  const c = decrypt ? createDecipheriv(name, key, iv) : createCipheriv(name, key, iv);
+  for (let done = 0; done < bytes; done += CHUNK) c.update(base.subarray(0, Math.min(CHUNK, bytes - done)));
+  c.final();
+  return performance.now() - started;
+}
+
+async function suiteRun(suite: SuiteName, bytes: number, base: Buffer, keyring: RawKeyring): Promise<{ encMs: number; decMs: number }> {
+  // Timed encryption into a sink that drops its input, as the raw baseline drops its output:
+  // keeping a 1 GiB message would time page faults, not the SDK.
+  let started = performance.now();
+  await pipeline(plaintextSource(bytes, base), encryptStream({ keyring, suite }), new Writable({ write: (_c, _e, cb) => cb() }));
+  const encMs = performance.now() - started;
+  // An untimed second encryption keeps the message for the timed decryption.
+  const message: Buffer[] = [];
+  await pipeline(
+    plaintextSource(bytes, base),
+    encryptStream({ keyring, suite }),
+    new Writable({
+      write(chunk: Buffer, _e, cb) {
+        message.push(chunk);
+        cb();
+      },
+    }),
+  );
+  let out = 0;
+  started = performance.now();
+  await pipeline(
+    Readable.from(message),
+    decryptStream({ keyring }),
+    new Writable({
+      write(chunk: Buffer, _e, cb) {
+        out += chunk.length;
+        cb();
+      },
+    }),
+  );
+  const decMs = performance.now() - started;
+  if (out !== bytes) throw new Error(`${suite}: decrypted ${out} bytes, expected ${bytes}`);
+  return { encMs, decMs };
+}
+
+export async function measureEncryption(bytes: number, log: (line: string) => void): Promise<EncryptionBench> {
+  const base = randomBytes(CHUNK);
+  const keyring = new RawKeyring([{ name: "bench", algorithm: "AES-256-GCM", key: randomBytes(32) }]);
+  // Baselines first and last; the faster of each pair is used (other work only slows a run).
+  const raw = (): { aes: number; sm4: number } => ({
+    aes: Math.min(rawCipher("aes-256-gcm", bytes, base, false), rawCipher("aes-256-gcm", bytes, base, true)),
+    sm4: Math.min(rawCipher("sm4-ctr", bytes, base, false), rawCipher("sm4-ctr", bytes, base, true)),
+  });
+  const first = raw();
+  const suites: SuiteThroughput[] = [];
+  const runs: Array<{ suite: SuiteName; encMs: number; decMs: number }> = [];
+  for (const suite of SUITE_NAMES) {
+    const r = await suiteRun(suite, bytes, base, keyring);
+    runs.push({ suite, ...r });
+    log(`bench: encryption ${suite}: encrypt ${mbps(bytes, r.encMs)} MB/s, decrypt ${mbps(bytes, r.decMs)} MB/s`);
+  }
+  const last = raw();
+  const aesMs = Math.min(first.aes, last.aes);
+  const sm4Ms = Math.min(first.sm4, last.sm4);
+  for (const r of runs) {
+    const aes = r.suite.startsWith("AES");
+    const baseMs = aes ? aesMs : sm4Ms;
+    suites.push({
+      suite: r.suite,
+      baseline: aes ? "AES-256-GCM" : "SM4-CTR",
+      encryptMBps: mbps(bytes, r.encMs),
+      decryptMBps: mbps(bytes, r.decMs),
+      encryptRatio: Math.round((baseMs / r.encMs) * 1000) / 1000,
+      decryptRatio: Math.round((baseMs / r.decMs) * 1000) / 1000,
+    });
+  }
+  const ratio = (name: SuiteName): number => {
+    const s = suites.find((x) => x.suite === name)!;
+    return Math.min(s.encryptRatio, s.decryptRatio);
+  };
+  const sm4Names = SUITE_NAMES.filter((n) => n.startsWith("SM4"));
+  const fastest = Math.max(...sm4Names.map(ratio));
+  const targets = [
+    { name: "AES_256_GCM_HKDF_SHA512_COMMIT vs raw AES-256-GCM", min: ENCRYPTION_TARGETS.aes, ratio: ratio("AES_256_GCM_HKDF_SHA512_COMMIT") },
+    { name: "fastest SM4 suite vs raw SM4-CTR", min: ENCRYPTION_TARGETS.fastestSm4, ratio: fastest },
+    { name: "SM4_GCM_SM3 vs raw SM4-CTR", min: ENCRYPTION_TARGETS.sm4Gcm, ratio: ratio("SM4_GCM_SM3") },
+  ].map((t) => ({ ...t, met: t.ratio >= t.min }));
+  return { bytes, rawAesGcmMBps: mbps(bytes, aesMs), rawSm4CtrMBps: mbps(bytes, sm4Ms), suites, targets };
+}
+
+export function encryptionTable(b: EncryptionBench): string {
+  const head = ["suite", "baseline", "enc MB/s", "dec MB/s", "enc ratio", "dec ratio"];
+  const body = b.suites.map((s) => [s.suite, s.baseline, s.encryptMBps.toFixed(1), s.decryptMBps.toFixed(1), s.encryptRatio.toFixed(3), s.decryptRatio.toFixed(3)]);
+  body.push(["raw AES-256-GCM", "", b.rawAesGcmMBps.toFixed(1), "", "1.000", ""], ["raw SM4-CTR", "", b.rawSm4CtrMBps.toFixed(1), "", "1.000", ""]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  const targets = b.targets.map((t) => `target: ${t.name} >= ${t.min} (lower of enc/dec): ${t.ratio.toFixed(3)} (${t.met ? "met" : "NOT met"})`);
+  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line), "", ...targets].join("\n");
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const bytes = encryptionBytes();
+  const log = (l: string): void => void process.stdout.write(`${l}\n`);
+  log(`bench: encryption SDK, ${bytes} bytes per suite and direction`);
+  const result = await measureEncryption(bytes, log);
+  log("");
+  log(encryptionTable(result));
+}

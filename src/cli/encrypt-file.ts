@@ -1,0 +1,296 @@
+// `tresor encrypt-file` / `tresor decrypt-file`: files of any size through the Encryption SDK,
+// streaming, with a progress bar on a terminal and atomic output (a temporary file beside OUT,
+// renamed into place on success and removed on any failure).
+
+import { randomBytes } from "node:crypto";
+import { createReadStream, createWriteStream, unlinkSync } from "node:fs";
+import { open, rename, stat, unlink } from "node:fs/promises";
+import path from "node:path";
+import { Transform, type Readable, type Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { KmsClient } from "../sdk/index.js";
+import {
+  DEFAULT_FRAME_LENGTH,
+  DEFAULT_MAX_ENCRYPTED_DATA_KEYS,
+  DecryptStream,
+  EncryptionSdkError,
+  EncryptStream,
+  KmsKeyring,
+  MAX_BACKUP_KEYS,
+  MAX_FRAME_LENGTH,
+  SUITE_NAMES,
+  type MasterKey,
+  type MessageInfo,
+  type SuiteName,
+} from "../sdk/encryption/index.js";
+import { addClientOptions, clientOptions, exitTwoOnUsageError, integerArg, loadCredentials, printJson, reportError, UsageError, type ClientCommandOptions } from "./client-options.js";
+
+/** Inputs at least this large get a progress bar when stderr is a terminal. */
+const PROGRESS_MIN_BYTES = 8 * 1024 * 1024;
+const PROGRESS_INTERVAL_MS = 200;
+
+function pairArg(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf("=");
+  if (eq <= 0) throw new InvalidArgumentError("must be key=value.");
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+interface FileCommandOptions {
+  regionEndpoint?: Record<string, string>;
+}
+
+/** One client per region: the default (--endpoint, --region) and each --region-endpoint NAME=URL. */
+async function regionClients(opts: ClientCommandOptions & FileCommandOptions): Promise<{ defaultRegion: string; clients: Map<string, KmsClient> }> {
+  const credentials = await loadCredentials(opts.dataDir);
+  const defaultRegion = opts.region ?? credentials.region ?? "local";
+  const endpoints = new Map<string, string>([[defaultRegion, opts.endpoint], ...Object.entries(opts.regionEndpoint ?? {})]);
+  let ca: Buffer | undefined;
+  if (opts.ca !== undefined) {
+    const { readFile } = await import("node:fs/promises");
+    ca = await readFile(opts.ca).catch((err: Error) => {
+      throw new UsageError(`cannot read --ca ${opts.ca}: ${err.message}`);
+    });
+  }
+  const clients = new Map<string, KmsClient>();
+  for (const [region, endpoint] of endpoints) {
+    try {
+      clients.set(
+        region,
+        new KmsClient({
+          endpoint,
+          region,
+          secretId: credentials.secretId,
+          secretKey: credentials.secretKey,
+          ...(ca !== undefined && endpoint.startsWith("https:") ? { ca } : {}),
+        }),
+      );
+    } catch (err) {
+      throw new UsageError(`region ${region}: ${(err as Error).message}`);
+    }
+  }
+  return { defaultRegion, clients };
+}
+
+/** A pass-through that counts bytes and draws a bar with rate and ETA on stderr. */
+class Progress extends Transform {
+  #done = 0;
+  #lastDraw = 0;
+  readonly #started = Date.now();
+  constructor(
+    readonly total: number | undefined,
+    readonly enabled: boolean,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: () => void): void {
+    this.#done += chunk.length;
+    if (this.enabled && Date.now() - this.#lastDraw >= PROGRESS_INTERVAL_MS) this.draw(false);
+    this.push(chunk);
+    cb();
+  }
+  draw(final: boolean): void {
+    if (!this.enabled) return;
+    this.#lastDraw = Date.now();
+    const seconds = Math.max((Date.now() - this.#started) / 1000, 0.001);
+    const rate = this.#done / seconds;
+    const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
+    let line: string;
+    if (this.total !== undefined && this.total > 0) {
+      const fraction = Math.min(this.#done / this.total, 1);
+      const width = 30;
+      const filled = Math.round(fraction * width);
+      const eta = rate > 0 ? (this.total - this.#done) / rate : 0;
+      line = `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${mib(this.#done)} of ${mib(this.total)}, ${mib(rate)}/s, ETA ${clock(eta)}`;
+    } else {
+      line = `${mib(this.#done)}, ${mib(rate)}/s`;
+    }
+    process.stderr.write(`\r${line}\x1b[K${final ? "\n" : ""}`);
+  }
+  get bytes(): number {
+    return this.#done;
+  }
+}
+
+function clock(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+async function inputStream(source: string): Promise<{ stream: Readable; size: number | undefined }> {
+  if (source === "-") return { stream: process.stdin, size: undefined };
+  let size: number;
+  try {
+    const st = await stat(source);
+    if (!st.isFile()) throw new UsageError(`${source} is not a regular file`);
+    size = st.size;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot read ${source}: ${(err as Error).message}`);
+  }
+  return { stream: createReadStream(source, { highWaterMark: 1024 * 1024 }), size };
+}
+
+/** Streams input → transform → OUT, atomically for a file. Returns the bytes read. */
+async function runFile(inPath: string, outPath: string, transform: EncryptStream | DecryptStream): Promise<{ read: number; written: number }> {
+  if (inPath !== "-" && outPath !== "-" && path.resolve(inPath) === path.resolve(outPath)) throw new UsageError("IN and OUT must differ");
+  const { stream, size } = await inputStream(inPath);
+  const progress = new Progress(size, process.stderr.isTTY === true && (size === undefined || size >= PROGRESS_MIN_BYTES));
+  let written = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      written += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  if (outPath === "-") {
+    await pipeline(stream, progress, transform, counter, process.stdout as Writable, { end: false });
+    progress.draw(true);
+    return { read: progress.bytes, written };
+  }
+  const dir = path.dirname(path.resolve(outPath));
+  const tmp = path.join(dir, `.${path.basename(outPath)}.${randomBytes(6).toString("hex")}.tmp`);
+  const removeTmp = (): void => {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // already gone
+    }
+  };
+  const onSignal = (): void => {
+    removeTmp();
+    process.exit(130);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    const handle = await open(tmp, "wx", 0o600).catch((err: Error) => {
+      throw new UsageError(`cannot create a temporary file in ${dir}: ${err.message}`);
+    });
+    await pipeline(stream, progress, transform, counter, createWriteStream("", { fd: handle.fd, autoClose: false }));
+    await handle.sync();
+    await handle.close();
+    await rename(tmp, outPath);
+    progress.draw(true);
+    return { read: progress.bytes, written };
+  } catch (err) {
+    if (progress.enabled) process.stderr.write("\n");
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  } finally {
+    process.removeListener("SIGINT", onSignal);
+    process.removeListener("SIGTERM", onSignal);
+  }
+}
+
+async function runCommand(cmd: Command, body: (opts: ClientCommandOptions & FileCommandOptions, clients: Map<string, KmsClient>, defaultRegion: string) => Promise<void>): Promise<void> {
+  let clients: Map<string, KmsClient> | undefined;
+  try {
+    const opts = clientOptions(cmd) as ClientCommandOptions & FileCommandOptions;
+    const made = await regionClients(opts);
+    clients = made.clients;
+    await body(opts, made.clients, made.defaultRegion);
+  } catch (err) {
+    if (err instanceof EncryptionSdkError) {
+      process.stderr.write(`error: ${err.code}: ${err.message}\n`);
+      process.exitCode = 1;
+    } else reportError(err);
+  } finally {
+    for (const c of clients?.values() ?? []) c.close();
+  }
+}
+
+function summary(info: MessageInfo | undefined, read: number, written: number, outPath: string): Record<string, unknown> {
+  return {
+    Suite: info?.suite,
+    MessageId: info?.messageId.toString("hex"),
+    EncryptionContext: info?.encryptionContext,
+    EncryptedDataKeys: info?.encryptedDataKeys,
+    ...(info?.decryptedWith ? { DecryptedWith: info.decryptedWith } : {}),
+    BytesRead: read,
+    BytesWritten: written,
+    Out: outPath,
+  };
+}
+
+export function registerEncryptFileCommands(program: Command): void {
+  addClientOptions(
+    exitTwoOnUsageError(program.command("encrypt-file"))
+      .description("encrypt a file of any size under one to five CMKs (Encryption SDK message); IN and OUT may be - for stdin/stdout")
+      .argument("<in>", 'plaintext file, or "-" for stdin')
+      .argument("<out>", 'where the message goes (written atomically), or "-" for stdout')
+      .requiredOption(
+        "--key <key>",
+        `a CMK: KEYID in the default region, or REGION:KEYID (REGION from --region-endpoint); the first is the primary, up to ${MAX_BACKUP_KEYS} more are backups`,
+        collect,
+      )
+      .option("--context <key=value>", "an encryption context pair (repeatable)", pairArg)
+      .addOption(new Option("--suite <suite>", "algorithm suite (default SM4_GCM_SM3)").choices([...SUITE_NAMES]))
+      .option("--frame-size <bytes>", `plaintext bytes per frame (default ${DEFAULT_FRAME_LENGTH})`, integerArg(1, MAX_FRAME_LENGTH))
+      .option("--region-endpoint <region=url>", "the endpoint of another region (repeatable)", pairArg),
+  ).action(
+    async (
+      inPath: string,
+      outPath: string,
+      opts: { key: string[]; context?: Record<string, string>; suite?: SuiteName; frameSize?: number },
+      cmd: Command,
+    ) => {
+      await runCommand(cmd, async (copts, clients, defaultRegion) => {
+        if (opts.key.length > 1 + MAX_BACKUP_KEYS) throw new UsageError(`--key may be given at most ${1 + MAX_BACKUP_KEYS} times`);
+        // Key ids and aliases hold no ":", so "REGION:KEYID" is unambiguous.
+        const keys: MasterKey[] = opts.key.map((spec) => {
+          const m = /^([^:]+):(.+)$/.exec(spec);
+          const region = m ? m[1]! : defaultRegion;
+          const client = clients.get(region);
+          if (client === undefined) throw new UsageError(`--key ${spec}: no endpoint for region ${region}; add --region-endpoint ${region}=URL`);
+          return { keyId: m ? m[2]! : spec, region, clients: client };
+        });
+        const keyring = new KmsKeyring({ primary: keys[0]!, backups: keys.slice(1) });
+        let info: MessageInfo | undefined;
+        const transform = new EncryptStream({
+          keyring,
+          ...(opts.suite === undefined ? {} : { suite: opts.suite }),
+          ...(opts.frameSize === undefined ? {} : { frameLength: opts.frameSize }),
+          ...(opts.context === undefined ? {} : { encryptionContext: opts.context }),
+        });
+        transform.once("header", (i: MessageInfo) => (info = i));
+        const { read, written } = await runFile(inPath, outPath, transform);
+        if (copts.json) printJson(summary(info, read, written, outPath));
+        else if (outPath !== "-") process.stderr.write(`encrypted ${read} bytes into ${written} bytes: ${outPath}\n`);
+      });
+    },
+  );
+
+  addClientOptions(
+    exitTwoOnUsageError(program.command("decrypt-file"))
+      .description("decrypt an Encryption SDK message of any size; IN and OUT may be - for stdin/stdout")
+      .argument("<in>", 'the message, or "-" for stdin')
+      .argument("<out>", 'where the plaintext goes (written atomically), or "-" for stdout')
+      .option("--require-context <key=value>", "a pair the message's encryption context must hold (repeatable)", pairArg)
+      .option("--max-data-keys <n>", `refuse messages with more encrypted data keys (default ${DEFAULT_MAX_ENCRYPTED_DATA_KEYS})`, integerArg(1, 100))
+      .option("--region-endpoint <region=url>", "the endpoint of another region (repeatable)", pairArg),
+  ).action(async (inPath: string, outPath: string, opts: { requireContext?: Record<string, string>; maxDataKeys?: number }, cmd: Command) => {
+    await runCommand(cmd, async (copts, clients) => {
+      if (outPath === "-" && process.stdout.isTTY && !copts.json) {
+        throw new UsageError("refusing to write binary plaintext to a terminal; give OUT or use a pipe");
+      }
+      // Decryption finds each encrypted data key's CMK by its region; the key id comes from the message.
+      const [first, ...rest] = [...clients.entries()].map(([region, client]): MasterKey => ({ keyId: "(from the message)", region, clients: client }));
+      const keyring = new KmsKeyring({ primary: first!, backups: rest });
+      let info: MessageInfo | undefined;
+      const transform = new DecryptStream({
+        keyring,
+        ...(opts.requireContext === undefined ? {} : { requiredContext: opts.requireContext }),
+        ...(opts.maxDataKeys === undefined ? {} : { maxEncryptedDataKeys: opts.maxDataKeys }),
+      });
+      transform.once("header", (i: MessageInfo) => (info = i));
+      const { read, written } = await runFile(inPath, outPath, transform);
+      if (copts.json) printJson(summary(info, read, written, outPath));
+      else if (outPath !== "-") process.stderr.write(`decrypted ${read} bytes into ${written} bytes: ${outPath}\n`);
+    });
+  });
+}

@@ -1,0 +1,283 @@
+// Algorithm suites of message format version 1: how a data key becomes the per-message keys, how a
+// frame is sealed, and which signature (if any) closes the message. Frozen: a suite id, once
+// written into a message, must always mean the same thing.
+
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, timingSafeEqual, type Hash } from "node:crypto";
+import { ecGenerateKeyPair, ecPublicKeyFromSpki, ecdsaVerifyDigest, EcdsaPrivateKey } from "../../crypto/ecc.js";
+import {
+  sm2GenerateKeyPair,
+  sm2IdentityDigest,
+  sm2PublicKeyFromSpki,
+  sm2PublicKeyToSpki,
+  sm2SignDigest,
+  sm2VerifyDigest,
+} from "../../crypto/sm2.js";
+import { Sm4GcmKey } from "../../crypto/sm4-gcm.js";
+import { sm4CtrXor } from "../../crypto/sm4.js";
+import { ENCRYPTION_ERROR_CODES, EncryptionSdkError } from "./errors.js";
+
+export const SUITE_NAMES = [
+  "SM4_GCM_SM3",
+  "SM4_GCM_SM3_SM2",
+  "SM4_CTR_HMAC_SM3",
+  "SM4_CTR_HMAC_SM3_SM2",
+  "AES_256_GCM_HKDF_SHA512_COMMIT",
+  "AES_256_GCM_HKDF_SHA512_COMMIT_ECDSA_P384",
+] as const;
+export type SuiteName = (typeof SUITE_NAMES)[number];
+
+export const DEFAULT_SUITE: SuiteName = "SM4_GCM_SM3";
+/** Every suite asks the keyring for a 32-byte data key: the input of its HKDF. */
+export const DATA_KEY_LENGTH = 32;
+export const IV_LENGTH = 12;
+export const TAG_LENGTH = 16;
+export const COMMITMENT_LENGTH = 32;
+export const MESSAGE_ID_LENGTH = 32;
+/** The encryption context key that carries a signed message's public key (base64 of its SPKI DER). */
+export const PUBLIC_KEY_CONTEXT_KEY = "tresor:public-key";
+/** Context keys with this prefix are reserved for the SDK. */
+export const RESERVED_CONTEXT_PREFIX = "tresor:";
+
+type Cipher = "SM4-GCM" | "SM4-CTR-HMAC-SM3" | "AES-256-GCM";
+type SignatureName = "SM2" | "ECDSA_P384";
+
+export interface Suite {
+  readonly id: number;
+  readonly name: SuiteName;
+  readonly cipher: Cipher;
+  /** HKDF's hash. */
+  readonly kdfHash: "sm3" | "sha512";
+  readonly signature: SignatureName | undefined;
+}
+
+const SUITE_LIST: readonly Suite[] = Object.freeze([
+  Object.freeze({ id: 0x0100, name: "SM4_GCM_SM3", cipher: "SM4-GCM", kdfHash: "sm3", signature: undefined }),
+  Object.freeze({ id: 0x0101, name: "SM4_GCM_SM3_SM2", cipher: "SM4-GCM", kdfHash: "sm3", signature: "SM2" }),
+  Object.freeze({ id: 0x0200, name: "SM4_CTR_HMAC_SM3", cipher: "SM4-CTR-HMAC-SM3", kdfHash: "sm3", signature: undefined }),
+  Object.freeze({ id: 0x0201, name: "SM4_CTR_HMAC_SM3_SM2", cipher: "SM4-CTR-HMAC-SM3", kdfHash: "sm3", signature: "SM2" }),
+  Object.freeze({ id: 0x0300, name: "AES_256_GCM_HKDF_SHA512_COMMIT", cipher: "AES-256-GCM", kdfHash: "sha512", signature: undefined }),
+  Object.freeze({
+    id: 0x0301,
+    name: "AES_256_GCM_HKDF_SHA512_COMMIT_ECDSA_P384",
+    cipher: "AES-256-GCM",
+    kdfHash: "sha512",
+    signature: "ECDSA_P384",
+  }),
+] satisfies Suite[]);
+
+export const SUITES: Readonly<Record<SuiteName, Suite>> = Object.freeze(
+  Object.fromEntries(SUITE_LIST.map((s) => [s.name, s])) as Record<SuiteName, Suite>,
+);
+
+export function suiteById(id: number): Suite | undefined {
+  return SUITE_LIST.find((s) => s.id === id);
+}
+
+export function suiteByName(name: unknown): Suite {
+  if (typeof name !== "string" || !(SUITE_NAMES as readonly string[]).includes(name)) {
+    throw new EncryptionSdkError(ENCRYPTION_ERROR_CODES.InvalidArgument, `"suite" must be one of ${SUITE_NAMES.join(", ")}, got ${String(name)}`);
+  }
+  return SUITES[name as SuiteName];
+}
+
+// ---- per-message keys --------------------------------------------------------------------------
+
+/** Seals and opens the frames of one message; `seq` 0 is the header, frames count from 1. */
+export interface FrameCipher {
+  seal(seq: number, aad: Buffer, plaintext: Buffer): { ciphertext: Buffer; tag: Buffer };
+  /** Throws AuthenticationFailed before producing any plaintext when the tag does not match. */
+  open(seq: number, aad: Buffer, ciphertext: Buffer, tag: Buffer): Buffer;
+  destroy(): void;
+}
+
+export interface MessageKeys {
+  readonly commitment: Buffer;
+  readonly cipher: FrameCipher;
+}
+
+function hkdf(suite: Suite, dataKey: Buffer, messageId: Buffer, label: string, length: number): Buffer {
+  const info = Buffer.alloc(2 + label.length + 2);
+  info.write("v1", 0, "latin1");
+  info.write(label, 2, "latin1");
+  info.writeUInt16BE(suite.id, 2 + label.length);
+  return Buffer.from(hkdfSync(suite.kdfHash, dataKey, messageId, info, length));
+}
+
+/** The frame IV: the derived 12-byte base with its last 4 bytes XORed with the sequence number. */
+function frameIv(base: Buffer, seq: number): Buffer {
+  const iv = Buffer.from(base);
+  iv.writeUInt32BE((iv.readUInt32BE(IV_LENGTH - 4) ^ seq) >>> 0, IV_LENGTH - 4);
+  return iv;
+}
+
+const authFailed = (): EncryptionSdkError =>
+  new EncryptionSdkError(ENCRYPTION_ERROR_CODES.AuthenticationFailed, "authentication failed: the message was altered or the data key is wrong");
+
+/**
+ * Derives the per-message keys from the data key with HKDF (salt = message id, info = "v1" || label
+ * || suite id): the cipher key(s), the IV base and the 32-byte key commitment. The caller wipes
+ * `dataKey` when it likes; the returned cipher holds its own copies until destroy(). `frameLength`
+ * only sizes internal tables.
+ */
+export function deriveMessageKeys(suite: Suite, dataKey: Buffer, messageId: Buffer, frameLength: number): MessageKeys {
+  const commitment = hkdf(suite, dataKey, messageId, "commit", COMMITMENT_LENGTH);
+  const ivBase = hkdf(suite, dataKey, messageId, "iv", IV_LENGTH);
+  switch (suite.cipher) {
+    case "AES-256-GCM":
+      return { commitment, cipher: aesGcmCipher(hkdf(suite, dataKey, messageId, "key", 32), ivBase) };
+    case "SM4-GCM":
+      return { commitment, cipher: sm4GcmCipher(hkdf(suite, dataKey, messageId, "key", 16), ivBase, frameLength) };
+    case "SM4-CTR-HMAC-SM3":
+      return {
+        commitment,
+        cipher: sm4CtrHmacCipher(hkdf(suite, dataKey, messageId, "key", 16), hkdf(suite, dataKey, messageId, "mac", 32), ivBase),
+      };
+  }
+}
+
+export function commitmentMatches(expected: Buffer, actual: Buffer): boolean {
+  return expected.length === actual.length && timingSafeEqual(expected, actual);
+}
+
+function aesGcmCipher(key: Buffer, ivBase: Buffer): FrameCipher {
+  return {
+    seal(seq, aad, plaintext) {
+      const c = createCipheriv("aes-256-gcm", key, frameIv(ivBase, seq), { authTagLength: TAG_LENGTH });
+      c.setAAD(aad);
+      const head = c.update(plaintext);
+      const tail = c.final();
+      return { ciphertext: tail.length === 0 ? head : Buffer.concat([head, tail]), tag: c.getAuthTag() };
+    },
+    open(seq, aad, ciphertext, tag) {
+      const d = createDecipheriv("aes-256-gcm", key, frameIv(ivBase, seq), { authTagLength: TAG_LENGTH });
+      d.setAAD(aad);
+      d.setAuthTag(tag);
+      // GCM's plaintext is ready before the tag is checked: it is wiped and never returned on failure.
+      const plaintext = d.update(ciphertext);
+      try {
+        d.final();
+      } catch {
+        plaintext.fill(0);
+        throw authFailed();
+      }
+      return plaintext;
+    },
+    destroy() {
+      key.fill(0);
+      ivBase.fill(0);
+    },
+  };
+}
+
+function sm4GcmCipher(key: Buffer, ivBase: Buffer, frameLength: number): FrameCipher {
+  // The GHASH table is sized for one frame: large frames get the fastest (larger) table.
+  const prepared = new Sm4GcmKey(key, frameLength);
+  key.fill(0);
+  return {
+    seal: (seq, aad, plaintext) => prepared.encrypt(frameIv(ivBase, seq), plaintext, aad),
+    open(seq, aad, ciphertext, tag) {
+      try {
+        return prepared.decrypt(frameIv(ivBase, seq), ciphertext, tag, aad);
+      } catch {
+        throw authFailed();
+      }
+    },
+    destroy() {
+      prepared.destroy();
+      ivBase.fill(0);
+    },
+  };
+}
+
+/**
+ * Encrypt-then-MAC: SM4-CTR from the counter block IV || 00000000, then HMAC-SM3 over
+ * uint64(len(aad)) || aad || IV || ciphertext, truncated to 16 bytes. The MAC is checked first.
+ */
+function sm4CtrHmacCipher(encKey: Buffer, macKey: Buffer, ivBase: Buffer): FrameCipher {
+  const mac = (iv: Buffer, aad: Buffer, ciphertext: Buffer): Buffer => {
+    const len = Buffer.alloc(8);
+    len.writeUInt32BE(Math.floor(aad.length / 2 ** 32), 0);
+    len.writeUInt32BE(aad.length >>> 0, 4);
+    return createHmac("sm3", macKey).update(len).update(aad).update(iv).update(ciphertext).digest().subarray(0, TAG_LENGTH);
+  };
+  const counter = (iv: Buffer): Buffer => Buffer.concat([iv, Buffer.alloc(4)]);
+  return {
+    seal(seq, aad, plaintext) {
+      const iv = frameIv(ivBase, seq);
+      const ciphertext = sm4CtrXor(encKey, counter(iv), plaintext);
+      return { ciphertext, tag: mac(iv, aad, ciphertext) };
+    },
+    open(seq, aad, ciphertext, tag) {
+      const iv = frameIv(ivBase, seq);
+      const expected = mac(iv, aad, ciphertext);
+      if (tag.length !== TAG_LENGTH || !timingSafeEqual(expected, tag)) throw authFailed();
+      return sm4CtrXor(encKey, counter(iv), ciphertext);
+    },
+    destroy() {
+      encKey.fill(0);
+      macKey.fill(0);
+      ivBase.fill(0);
+    },
+  };
+}
+
+// ---- signatures --------------------------------------------------------------------------------
+
+/** A per-message signing key pair: the private half stays in memory, the public half rides in the context. */
+export interface SigningKey {
+  readonly signature: SignatureName;
+  /** SM2: the 32-byte scalar; ECDSA P-384: PKCS#8 DER. */
+  readonly privateKey: Buffer;
+  /** SubjectPublicKeyInfo DER. */
+  readonly publicKeySpki: Buffer;
+}
+
+export function generateSigningKey(suite: Suite): SigningKey | undefined {
+  switch (suite.signature) {
+    case undefined:
+      return undefined;
+    case "SM2": {
+      const pair = sm2GenerateKeyPair();
+      return { signature: "SM2", privateKey: pair.privateKey, publicKeySpki: sm2PublicKeyToSpki(pair.publicKey) };
+    }
+    case "ECDSA_P384": {
+      const pair = ecGenerateKeyPair("P-384");
+      return { signature: "ECDSA_P384", privateKey: pair.privateKey, publicKeySpki: pair.publicKey };
+    }
+  }
+}
+
+/** The running hash a signature covers: SM3(Z_A || message) for SM2, SHA-384(message) for ECDSA P-384. */
+export function signatureHash(suite: Suite, publicKeySpki: Buffer): Hash {
+  if (suite.signature === "SM2") return createHash("sm3").update(sm2IdentityDigest(sm2PublicKeyFromSpki(publicKeySpki)));
+  return createHash("sha384");
+}
+
+export function signDigest(key: SigningKey, digest: Buffer): Buffer {
+  if (key.signature === "SM2") return sm2SignDigest(key.privateKey, digest);
+  const ecdsa = new EcdsaPrivateKey(key.privateKey, "P-384");
+  try {
+    return ecdsa.signDigest(digest);
+  } finally {
+    ecdsa.destroy();
+  }
+}
+
+/** Throws InvalidMessage when the public key cannot be parsed for the suite. */
+export function checkPublicKey(suite: Suite, publicKeySpki: Buffer): void {
+  try {
+    if (suite.signature === "SM2") sm2PublicKeyFromSpki(publicKeySpki);
+    else ecPublicKeyFromSpki(publicKeySpki, "P-384");
+  } catch {
+    throw new EncryptionSdkError(ENCRYPTION_ERROR_CODES.InvalidMessage, `the message's "${PUBLIC_KEY_CONTEXT_KEY}" is not a ${suite.signature} public key`);
+  }
+}
+
+export function verifyDigest(suite: Suite, publicKeySpki: Buffer, digest: Buffer, signature: Buffer): boolean {
+  try {
+    if (suite.signature === "SM2") return sm2VerifyDigest(sm2PublicKeyFromSpki(publicKeySpki), digest, signature);
+    return ecdsaVerifyDigest(ecPublicKeyFromSpki(publicKeySpki, "P-384"), "P-384", digest, signature);
+  } catch {
+    return false;
+  }
+}

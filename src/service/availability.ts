@@ -1,0 +1,132 @@
+// Whether a failure means "this node cannot reach its store or root of trust right now" (answered
+// as ServiceUnavailable, so clients fail over), and the readiness check behind GET /readyz.
+
+import { RootOfTrustUnavailableError, type RootOfTrust } from "../rootkey/root-of-trust.js";
+import { PostgresStoreError } from "../store/postgres.js";
+import type { Store } from "../store/store.js";
+import { KmsError } from "./errors.js";
+
+/** Which dependency failed; counted in the metrics. */
+export type Dependency = "store" | "rootOfTrust";
+
+/**
+ * SQLSTATE classes (and codes) that say the database could not be reached or did not answer:
+ * 08 connection exception, 53 insufficient resources (too many connections), 57P admin or crash
+ * shutdown / cannot connect now, 57014 statement cancelled by its timeout, 58 system error. No
+ * SQLSTATE at all means pg itself failed: no connection, connection lost, or no answer in time.
+ */
+const UNAVAILABLE_SQLSTATE = /^(08|53|57P|58)|^57014$/;
+/**
+ * Serialization failure or deadlock that outlasted the store's own retries: the transaction rolled
+ * back, so nothing was done and a retry (later, or on another node) may succeed.
+ */
+const CONTENTION_SQLSTATE = /^(40001|40P01)$/;
+
+export function unavailableDependency(err: unknown): Dependency | undefined {
+  if (err instanceof RootOfTrustUnavailableError) return "rootOfTrust";
+  if (err instanceof PostgresStoreError && (err.code === undefined || UNAVAILABLE_SQLSTATE.test(err.code) || CONTENTION_SQLSTATE.test(err.code))) {
+    return "store";
+  }
+  return undefined;
+}
+
+/**
+ * The KmsError a protocol adapter answers for an unavailable dependency, or undefined for any other
+ * error. The message names the dependency, never a connection string or the driver's text.
+ */
+export function serviceUnavailable(err: unknown): KmsError | undefined {
+  switch (unavailableDependency(err)) {
+    case "store":
+      if (err instanceof PostgresStoreError && err.code !== undefined && CONTENTION_SQLSTATE.test(err.code)) {
+        return new KmsError("ServiceUnavailable", "the key store is busy with conflicting concurrent changes; nothing was done: retry");
+      }
+      return new KmsError("ServiceUnavailable", "this node cannot reach its key store now; retry, on another node if there is one");
+    case "rootOfTrust":
+      return new KmsError("ServiceUnavailable", "this node cannot reach its root of trust now; retry, on another node if there is one");
+    default:
+      return undefined;
+  }
+}
+
+export type ComponentHealth = "ok" | "unavailable" | "failed";
+
+export interface HealthReport {
+  ready: boolean;
+  store: ComponentHealth;
+  rootOfTrust: ComponentHealth;
+}
+
+const HEALTH_AAD = Buffer.from("tresor/health-check/v1", "utf8");
+const HEALTH_PLAINTEXT = Buffer.from("tresor health check", "utf8");
+
+/**
+ * A cheap store read and a root-of-trust wrap/unwrap of a constant, each bounded by a timeout; the
+ * answer is remembered for `cacheMs` and concurrent callers share one check, so a load balancer
+ * polling every node often costs the dependencies little.
+ */
+export class HealthCheck {
+  readonly #store: Store;
+  readonly #root: RootOfTrust;
+  readonly #now: () => number;
+  readonly #cacheMs: number;
+  readonly #timeoutMs: number;
+  #last: { report: HealthReport; at: number } | undefined;
+  #running: Promise<HealthReport> | undefined;
+  /** Failed checks by dependency, for the metrics. */
+  readonly failures = { store: 0, rootOfTrust: 0 };
+
+  constructor(store: Store, root: RootOfTrust, now: () => number, options: { cacheMs?: number; timeoutMs?: number } = {}) {
+    this.#store = store;
+    this.#root = root;
+    this.#now = now;
+    this.#cacheMs = options.cacheMs ?? 1000;
+    this.#timeoutMs = options.timeoutMs ?? 2000;
+  }
+
+  check(): Promise<HealthReport> {
+    const last = this.#last;
+    if (last !== undefined && this.#now() - last.at < this.#cacheMs) return Promise.resolve(last.report);
+    this.#running ??= this.#run().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async #run(): Promise<HealthReport> {
+    const [store, rootOfTrust] = await Promise.all([
+      this.#probe(async () => {
+        await this.#store.getMeta("region");
+      }),
+      this.#probe(async () => {
+        const wrapped = await this.#root.wrap(HEALTH_PLAINTEXT, HEALTH_AAD);
+        const back = await this.#root.unwrap(wrapped, HEALTH_AAD);
+        const same = back.equals(HEALTH_PLAINTEXT);
+        back.fill(0);
+        if (!same) throw new Error("the root of trust unwrapped a different value");
+      }),
+    ]);
+    if (store !== "ok") this.failures.store++;
+    if (rootOfTrust !== "ok") this.failures.rootOfTrust++;
+    const report: HealthReport = { ready: store === "ok" && rootOfTrust === "ok", store, rootOfTrust };
+    this.#last = { report, at: this.#now() };
+    return report;
+  }
+
+  async #probe(run: () => Promise<void>): Promise<ComponentHealth> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<ComponentHealth>((resolve) => {
+      timer = setTimeout(() => resolve("unavailable"), this.#timeoutMs);
+    });
+    try {
+      return await Promise.race([
+        run().then(
+          (): ComponentHealth => "ok",
+          (err: unknown): ComponentHealth => (unavailableDependency(err) !== undefined ? "unavailable" : "failed"),
+        ),
+        timeout,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
