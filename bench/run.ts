@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { measureAsymmetricSpeed, type AsymmetricSpeed } from "./asymmetric-speed.js";
 import { encryptionBytes, encryptionTable, measureEncryption } from "./encryption.js";
+import { hsmUnavailable, startHsmNode } from "./hsm.js";
 import { startPostgresNode } from "./postgres-store.js";
 import { callAction, loopbackUrl, type Credentials } from "./signed-request.js";
 
@@ -405,6 +406,28 @@ async function main(): Promise<number> {
     }
     if (postgresNote !== undefined) log(`bench: Encrypt on the PostgreSQL store ${postgresNote}`);
 
+    // 5. Encrypt under a pkcs11 root of trust (SoftHSM2): an HSM-protected AES_256 key and a software
+    // one, each as a ratio to the file-root AES_256 key's rate above (bench/hsm.ts).
+    const hsmScenarioNames = { hsm: "Encrypt AES_256 1 KiB (HSM key, SoftHSM2)", software: "Encrypt AES_256 1 KiB (software key, pkcs11 root)" };
+    const hsmNote = opts.server !== "tresor" ? "skipped: the fake server has no root of trust" : hsmUnavailable();
+    if (hsmNote === undefined) {
+      log("bench: tresor init --root-of-trust pkcs11 / serve on a throwaway SoftHSM2 token");
+      const hsmNode = await startHsmNode({ tmp, tresorMain: TRESOR_MAIN, run, start: startServer });
+      started.push(hsmNode.server);
+      for (const [name, keyId] of [
+        [hsmScenarioNames.hsm, hsmNode.hsmKeyId],
+        [hsmScenarioNames.software, hsmNode.softwareKeyId],
+      ] as const) {
+        const s: Scenario = { name, url: hsmNode.url.href, action: "Encrypt", params: { KeyId: keyId, Plaintext: plaintext }, serverPid: hsmNode.server.child.pid };
+        log(`bench: ${s.name} ...`);
+        const result = await runLoad(s, hsmNode.creds, opts);
+        results.push({ scenario: s, result });
+        log(result.ok ? `bench:        ${result.reqPerSec} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms` : `bench:        FAILED: ${(result.sampleErrors ?? []).join(" | ")}`);
+      }
+    } else {
+      log(`bench: Encrypt under a pkcs11 root of trust ${hsmNote}`);
+    }
+
     const bareResults = results.filter((r) => r.scenario.bare).map((r) => r.result);
     const bareRate = bareResults.every((r) => r.ok) ? Math.max(...bareResults.map((r) => r.reqPerSec!)) : null;
     const rows: Row[] = results.map(({ scenario, result }) => ({
@@ -457,6 +480,16 @@ async function main(): Promise<number> {
       `postgres: Encrypt SM4 on one PostgreSQL-store node at ` +
         (pgRatio === null ? (postgresNote ?? "not measured") : `${pgRatio.toFixed(3)} of the SQLite node's rate`),
     );
+    const fileAes = rows.find((r) => r.scenario === "Encrypt AES_256 1 KiB")?.reqPerSec ?? null;
+    const ratioToFileAes = (name: string): number | null => {
+      const rate = rows.find((r) => r.scenario === name)?.reqPerSec ?? null;
+      return rate === null || fileAes === null ? null : Number((rate / fileAes).toFixed(3));
+    };
+    const hsmRatios = { hsmKey: ratioToFileAes(hsmScenarioNames.hsm), softwareKeyPkcs11Root: ratioToFileAes(hsmScenarioNames.software) };
+    log(
+      `hsm: Encrypt AES_256 with an HSM key at ${hsmRatios.hsmKey === null ? (hsmNote ?? "not measured") : hsmRatios.hsmKey.toFixed(3)}, ` +
+        `with a software key under the pkcs11 root at ${hsmRatios.softwareKeyPkcs11Root === null ? (hsmNote ?? "not measured") : hsmRatios.softwareKeyPkcs11Root.toFixed(3)}, of the file-root software key's rate`,
+    );
     for (const w of warnings) log(`warning: ${w}`);
 
     mkdirSync(dirname(RESULTS), { recursive: true });
@@ -475,6 +508,7 @@ async function main(): Promise<number> {
       target: { scenario: targetRow.scenario, minRatioToBare: ENCRYPT_TARGET_RATIO, ratio: encryptRatio, met: targetMet },
       sm2SignTarget: { minRatioToOpenssl: SM2_SIGN_TARGET_RATIO, ratio: sm2Ratio, met: sm2TargetMet },
       postgresStore: { scenario: pgScenarioName, ratioToSqlite: pgRatio, ...(postgresNote === undefined ? {} : { note: postgresNote }) },
+      pkcs11: { baseline: "Encrypt AES_256 1 KiB", ratioToFileRootSoftwareKey: hsmRatios, ...(hsmNote === undefined ? {} : { note: hsmNote }) },
       scenarios: rows,
       asymmetricInProcess: speeds,
       encryptionSdk,

@@ -15,6 +15,8 @@ import { randomInt } from "node:crypto";
 import { FileRootOfTrust } from "./rootkey/file.js";
 import { Pkcs11RootOfTrust, type Pkcs11Config } from "./rootkey/pkcs11.js";
 import { RootOfTrustError, type RootOfTrust } from "./rootkey/root-of-trust.js";
+import { openRing, rotateRootKey, type RotateResult } from "./root-rotation.js";
+import { RootKeyRing } from "./rootkey/ring.js";
 import { systemClock, type Clock } from "./service/clock.js";
 import { KmsService } from "./service/kms-service.js";
 import { PostgresStore } from "./store/postgres.js";
@@ -116,6 +118,8 @@ export async function initDataDir(dir: string, region: string, options: InitOpti
     const recorded: RootOfTrustSetting =
       setting.kind === "pkcs11" ? { kind: "pkcs11", module: setting.module, tokenLabel: setting.tokenLabel, keyLabel: setting.keyLabel } : setting;
     await store.setMeta(META_ROOT_OF_TRUST, JSON.stringify(recorded));
+    // The check value lets a restore (and a later open) prove which root key the data needs.
+    await store.setMeta(META_ROOT_CHECK, await rootCheckValue(rootOfTrust));
     const service = new KmsService({ store, rootOfTrust, clock, region, defaultKeySpec: "SM4", cmkLimit: 0 });
     const { secretId, secretKey } = await service.createAccessKey(accountUin);
     return await writeCredentials(path, { secretId, secretKey, region });
@@ -165,7 +169,7 @@ async function initSharedStore(
       setting.kind === "file"
         ? await FileRootOfTrust.create(join(path, ROOT_KEY_FILE))
         : await (setting.adopt ? Pkcs11RootOfTrust.open : Pkcs11RootOfTrust.create)(pkcs11Config(setting, pin));
-    const check = (await rootOfTrust.wrap(ROOT_CHECK_PLAINTEXT, ROOT_CHECK_AAD)).toString("base64");
+    const check = await rootCheckValue(rootOfTrust);
     const accountUin = String(100_000_000_000 + randomInt(0, 900_000_000_000));
     const recorded: RootOfTrustSetting =
       setting.kind === "pkcs11" ? { kind: "pkcs11", module: setting.module, tokenLabel: setting.tokenLabel, keyLabel: setting.keyLabel } : setting;
@@ -188,6 +192,27 @@ async function initSharedStore(
     await store.close();
     await rootOfTrust?.close();
   }
+}
+
+/** A fresh check value of `rootOfTrust`: a constant wrapped by it, base64. */
+export async function rootCheckValue(rootOfTrust: RootOfTrust): Promise<string> {
+  return (await rootOfTrust.wrap(ROOT_CHECK_PLAINTEXT, ROOT_CHECK_AAD)).toString("base64");
+}
+
+/** Refuses a root key that cannot unwrap `check` (a value made by rootCheckValue), naming `what` the check value belongs to. */
+export async function verifyRootCheckValue(check: string, rootOfTrust: RootOfTrust, what: string): Promise<void> {
+  let plaintext: Buffer;
+  try {
+    plaintext = await rootOfTrust.unwrap(Buffer.from(check, "base64"), ROOT_CHECK_AAD);
+  } catch (e) {
+    if (e instanceof RootOfTrustError) {
+      throw new Error(`the root key ${rootOfTrust.description} is not the one ${what} was made with: its keys could not be unwrapped`);
+    }
+    throw e;
+  }
+  const same = plaintext.equals(ROOT_CHECK_PLAINTEXT);
+  plaintext.fill(0);
+  if (!same) throw new Error(`${what} holds a root key check value of an unknown kind`);
 }
 
 /** Refuses to serve with a root key that is not the one the shared store's keys are wrapped with. */
@@ -224,10 +249,17 @@ export async function openDataDir(dir: string, options: { pkcs11Pin?: string; st
     accountUin = await store.getMeta(META_ACCOUNT_UIN);
     if (!accountUin) throw new Error(`the data directory ${path} has no account: it was not created by "tresor init"`);
     const setting = parseRootOfTrustSetting(await store.getMeta(META_ROOT_OF_TRUST));
-    rootOfTrust =
-      setting.kind === "file"
-        ? await FileRootOfTrust.open(join(path, ROOT_KEY_FILE))
-        : await Pkcs11RootOfTrust.open(pkcs11Config(setting, options.pkcs11Pin));
+    if (setting.kind === "pkcs11") pkcs11Config(setting, options.pkcs11Pin); // refuses a missing PIN, naming where to give it
+    // The root keys by generation (see root-rotation.ts), so that `tresor rootkey rotate` can run while this node serves.
+    rootOfTrust = await openRing(store, { dir: path, pin: options.pkcs11Pin, initialSetting: setting });
+    // Directories made before the check value existed have none; a restored one has one.
+    const check = await store.getMeta(META_ROOT_CHECK);
+    if (check !== undefined) {
+      await verifyRootCheckValue(check, rootOfTrust, `the data directory ${path}`).catch(async (e: unknown) => {
+        await rootOfTrust.close();
+        throw e;
+      });
+    }
   } catch (e) {
     await store.close();
     throw e;
@@ -258,13 +290,11 @@ async function openSharedStore(path: string, url: string, pin: string | undefine
     if (!accountUin) throw new Error(`the store ${store.label} holds no Tresor account: run "tresor init --store <url> --data-dir <dir>" once for the cluster`);
     region = (await store.getMeta(META_REGION)) ?? DEFAULT_REGION;
     const setting = parseRootOfTrustSetting(await store.getMeta(META_ROOT_OF_TRUST));
-    rootOfTrust =
-      setting.kind === "file"
-        ? await FileRootOfTrust.open(join(path, ROOT_KEY_FILE)).catch((e: unknown) => {
-            if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-            throw new Error(`no root key file at ${join(path, ROOT_KEY_FILE)}: copy the cluster's root key (made by "tresor init --store") there, mode 0600`);
-          })
-        : await Pkcs11RootOfTrust.open(pkcs11Config(setting, pin));
+    if (setting.kind === "pkcs11") pkcs11Config(setting, pin); // refuses a missing PIN, naming where to give it
+    rootOfTrust = await openRing(store, { dir: path, pin, initialSetting: setting }).catch((e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      throw new Error(`no root key file at ${join(path, ROOT_KEY_FILE)}: copy the cluster's root key (made by "tresor init --store") there, mode 0600`);
+    });
     await checkRootKey(store, rootOfTrust, store.label);
   } catch (e) {
     await rootOfTrust?.close().catch(() => undefined);
@@ -302,4 +332,64 @@ function parseRootOfTrustSetting(text: string | undefined): RootOfTrustSetting {
     return { kind: "pkcs11", module: value.module, tokenLabel: value.tokenLabel, keyLabel: value.keyLabel };
   }
   throw new Error(`the data directory's root-of-trust setting is not understood: ${text}`);
+}
+
+// ---- backup and restore: the root of trust a backup's data needs ---------------------------------
+
+export { META_ROOT_CHECK, META_ROOT_OF_TRUST };
+
+/**
+ * Opens the root of trust a backup's data needs, from the backup's meta values (the root-of-trust
+ * setting and, after a root key rotation, the ring of generations), file keys in `dir`; before
+ * any target store exists.
+ */
+export async function openBackupRootOfTrust(meta: ReadonlyMap<string, string>, dir: string, pin: string | undefined): Promise<RootOfTrust> {
+  const path = resolve(dir);
+  const setting = parseRootOfTrustSetting(meta.get(META_ROOT_OF_TRUST));
+  if (setting.kind === "pkcs11") pkcs11Config(setting, pin); // refuses a missing PIN, naming where to give it
+  // openRing reads only meta values (readRing): the backup's stand in for a store's.
+  const backupMeta = { getMeta: async (name: string) => meta.get(name) } as Pick<Store, "getMeta"> as Store;
+  return openRing(backupMeta, { dir: path, pin, initialSetting: setting }).catch((e: unknown) => {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    throw new Error(`no root key file in ${path}: copy the root key the backed-up data was made with there (root.key, mode 0600)`);
+  });
+}
+
+// ---- root key rotation: `tresor rootkey rotate` --------------------------------------------------
+
+export interface RotateDataDirOptions {
+  pkcs11Pin?: string;
+  store?: string;
+  graceMs?: number;
+  pageSize?: number;
+  progress?: (line: string) => void;
+  /** Tests: stop (as a crash would) after rewrapping this many values. */
+  failAfterRewraps?: number;
+}
+
+/** Rotates the root key of a data directory (or of a shared store, pkcs11 only), or resumes a rotation that stopped. */
+export async function rotateDataDirRootKey(dir: string, options: RotateDataDirOptions = {}): Promise<RotateResult> {
+  const dataDir = await openDataDir(dir, { ...(options.pkcs11Pin === undefined ? {} : { pkcs11Pin: options.pkcs11Pin }), ...(options.store === undefined ? {} : { store: options.store }) });
+  try {
+    const setting = parseRootOfTrustSetting(await dataDir.store.getMeta(META_ROOT_OF_TRUST));
+    if (options.store !== undefined && setting.kind === "file") {
+      // Every node holds its own copy of a file root key: a new one made here would be missing on the others.
+      throw new Error("rotating a file root key of a shared store is not supported: the new key would exist on this node only (use a pkcs11 root of trust for clusters)");
+    }
+    const ring = dataDir.rootOfTrust;
+    if (!(ring instanceof RootKeyRing)) throw new Error("the data directory's root of trust was not opened as a ring of generations");
+    return await rotateRootKey({
+      store: dataDir.store,
+      ring,
+      context: { dir: dataDir.path, pin: options.pkcs11Pin, initialSetting: setting },
+      rootCheck: { name: META_ROOT_CHECK, aad: ROOT_CHECK_AAD },
+      recordSetting: (tx, next) => tx.setMeta(META_ROOT_OF_TRUST, JSON.stringify(next)),
+      ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
+      ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
+      ...(options.progress === undefined ? {} : { progress: options.progress }),
+      ...(options.failAfterRewraps === undefined ? {} : { failAfterRewraps: options.failAfterRewraps }),
+    });
+  } finally {
+    await dataDir.close();
+  }
 }

@@ -174,8 +174,17 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 /** What an unexpected error may show in a log: its type and code, never its message (which may
  * quote data) beyond the first line of a known Node error. */
 function describeError(e: unknown): Record<string, unknown> {
-  if (e instanceof Error) return { type: e.name, code: (e as { code?: unknown }).code, stack: e.stack?.split("\n").slice(1, 6).join("\n") };
+  if (e instanceof Error) return { type: e.name, code: (e as { code?: unknown }).code, ...pkcs11Cause(e), stack: e.stack?.split("\n").slice(1, 6).join("\n") };
   return { type: typeof e };
+}
+
+/** The PKCS#11 function and CKR name behind an HSM failure (a Pkcs11Error somewhere in the cause chain); never arguments. */
+function pkcs11Cause(e: Error): { pkcs11?: { fn: string; ckr: string } } {
+  for (let cause: unknown = e, depth = 0; cause instanceof Error && depth < 4; cause = cause.cause, depth++) {
+    const { fn, ckr } = cause as { fn?: unknown; ckr?: unknown };
+    if (typeof fn === "string" && typeof ckr === "string" && /^CKR_[A-Za-z0-9_+]+$/.test(ckr)) return { pkcs11: { fn, ckr } };
+  }
+  return {};
 }
 
 export async function listen(app: FastifyInstance, host: string, port: number, tls: boolean): Promise<string> {

@@ -3,10 +3,12 @@
 
 import { Command, CommanderError } from "commander";
 import { registerAsymmetricCommands } from "./asymmetric.js";
+import { registerBackupCommands } from "./backup.js";
 import { registerCryptoCommands } from "./crypto.js";
 import { registerEncryptFileCommands } from "./encrypt-file.js";
 import { registerInitCommand } from "./init.js";
 import { registerKeyCommands } from "./key.js";
+import { registerRootKeyCommands } from "./rootkey.js";
 import { registerServeCommand } from "./serve.js";
 
 const program = new Command("tresor").description("Tresor: a self-hosted key management service").exitOverride();
@@ -16,6 +18,8 @@ registerKeyCommands(program);
 registerCryptoCommands(program);
 registerAsymmetricCommands(program);
 registerEncryptFileCommands(program);
+registerBackupCommands(program);
+registerRootKeyCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -33,6 +33,14 @@ export type KeySpec = SymmetricKeySpec | AsymmetricKeySpec;
 
 export type KeyOrigin = "TENCENT_KMS" | "EXTERNAL";
 
+/**
+ * Where a CMK's material lives: SOFTWARE, wrapped by the root of trust in the store; HSM, as a
+ * non-extractable object inside the PKCS#11 root of trust's token, the store keeping only a
+ * reference. A Tresor extension of CreateKey, fixed at creation.
+ */
+export const PROTECTION_LEVELS = ["SOFTWARE", "HSM"] as const;
+export type ProtectionLevel = (typeof PROTECTION_LEVELS)[number];
+
 export interface Tag {
   key: string;
   value: string;
@@ -70,10 +78,13 @@ export interface KeyRecord {
    * never the material itself. Null until material is imported.
    */
   materialDigest: Buffer | null;
+  /** Fixed at creation; SOFTWARE for every key made before protection levels existed. */
+  protectionLevel: ProtectionLevel;
 }
 
-/** The lifecycle fields of a key that has never rotated nor imported material. */
+/** The lifecycle fields of a key that has never rotated nor imported material, and the default protection level. */
 export const KEY_LIFECYCLE_DEFAULTS = Object.freeze({
+  protectionLevel: "SOFTWARE",
   rotationEnabled: false,
   rotateDays: 0,
   lastRotateTime: 0,
@@ -100,6 +111,7 @@ export interface ImportTokenRecord {
 export interface KeyVersionRecord {
   keyId: string;
   version: number;
+  /** SOFTWARE keys: the material wrapped by the root of trust; HSM keys: the token object's reference (HsmKeys). */
   wrappedMaterial: Buffer;
   /** Asymmetric keys: the public key (DER SubjectPublicKeyInfo), stored in the clear; null for symmetric keys. */
   publicKey: Buffer | null;

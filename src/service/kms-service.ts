@@ -1,7 +1,7 @@
 // KmsService: one method per action, protocol-neutral. Inputs arrive validated by the protocol
 // adapter; this layer enforces the key lifecycle, owns key material and talks to the ports.
 
-import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import { AEADS, type AeadKey } from "../crypto/aead.js";
 import { CryptoError } from "../crypto/errors.js";
 import { randomAlphanumeric, randomBytes } from "../crypto/random.js";
@@ -28,6 +28,7 @@ import {
   type KeyState,
   type KeyUsage,
   type KeyVersionRecord,
+  type ProtectionLevel,
   type SymmetricKeySpec,
   type Tag,
 } from "../keys/key.js";
@@ -38,11 +39,22 @@ import {
   SYMMETRIC_SPECS,
   isAsymmetricUsage,
   isSymmetricSpec,
+  hsmSupports,
   type AsymmetricDecryptAlgorithm,
   type SigningAlgorithm,
   type UsageInfo,
 } from "../keys/specs.js";
-import { accessKeySecretAad, importTokenAad, keyMaterialAad, serviceSecretAad, type RootOfTrust } from "../rootkey/root-of-trust.js";
+import {
+  HsmUnsupportedError,
+  RootOfTrustError,
+  accessKeySecretAad,
+  importTokenAad,
+  keyMaterialAad,
+  serviceSecretAad,
+  type HsmKeyPairSpec,
+  type HsmKeys,
+  type RootOfTrust,
+} from "../rootkey/root-of-trust.js";
 import { StoreConflictError, type KeyListQuery, type Store, type StoreOperations } from "../store/store.js";
 import { unixSeconds, type Clock } from "./clock.js";
 import { KmsError, needs } from "./errors.js";
@@ -52,6 +64,8 @@ import { HealthCheck, type HealthReport } from "./availability.js";
 export interface KmsServiceOptions {
   store: Store;
   rootOfTrust: RootOfTrust;
+  /** Where CMKs of ProtectionLevel HSM live; the root of trust's own (pkcs11) unless given. None: such keys are refused. */
+  hsmKeys?: HsmKeys;
   clock: Clock;
   region: string;
   /** Spec of new symmetric CMKs when CreateKey names none. */
@@ -95,6 +109,10 @@ export const IMPORT_TOKEN_SECONDS = DAY_SECONDS;
 /** Tencent: RotateKey at most once per 24 h. */
 export const ROTATE_KEY_INTERVAL_SECONDS = DAY_SECONDS;
 const MATERIAL_DIGEST_SECRET = "material-digest-key";
+/** The meta entries holding service secrets wrapped by the root of trust (with serviceSecretAad of their name); root key rotation rewraps them. */
+export const SERVICE_SECRET_NAMES: readonly string[] = Object.freeze([MATERIAL_DIGEST_SECRET]);
+/** Meta entry: JSON array of base64 references of HSM key objects whose keys were deleted, still to destroy. */
+const HSM_DESTROY_QUEUE = "hsm-objects-to-destroy";
 const JOB_BATCH = 100;
 
 /** Who is calling; resolved from the request's access key. */
@@ -118,6 +136,8 @@ export interface CreateKeyInput {
   tags: Tag[];
   /** EXTERNAL: created without material, PendingImport until ImportKeyMaterial (symmetric keys only). */
   origin?: KeyOrigin;
+  /** HSM: the material is made and used inside the PKCS#11 token (default SOFTWARE). */
+  protectionLevel?: ProtectionLevel;
 }
 
 export interface ListKeyDetailInput {
@@ -147,6 +167,9 @@ export class KmsService {
   readonly #clock: Clock;
   readonly #materials: MaterialCache<AeadKey>;
   readonly #privateKeys: MaterialCache<AsymmetricPrivateKey>;
+  /** References of HSM key versions' token objects (not material: the cache only saves a store read). */
+  readonly #hsmReferences: MaterialCache<HsmReference>;
+  readonly #hsm: HsmKeys | undefined;
   readonly #health: HealthCheck;
   readonly #accessKeys = new Map<string, { resolved: ResolvedAccessKey; expiresAt: number }>();
   readonly #logger: ServiceLogger;
@@ -168,6 +191,8 @@ export class KmsService {
     const cacheOptions = options.materialCache ?? { maxEntries: 1000, ttlMs: 5 * 60_000 };
     this.#materials = new MaterialCache<AeadKey>(cacheOptions, () => this.#clock.now());
     this.#privateKeys = new MaterialCache<AsymmetricPrivateKey>(cacheOptions, () => this.#clock.now());
+    this.#hsmReferences = new MaterialCache<HsmReference>(cacheOptions, () => this.#clock.now());
+    this.#hsm = options.hsmKeys ?? options.rootOfTrust.hsmKeys;
     this.#health = new HealthCheck(this.#store, this.#root, () => this.#clock.now());
   }
 
@@ -235,6 +260,8 @@ export class KmsService {
       "InvalidKeyUsage",
       `"Type" 2 (EXTERNAL key material) needs an ENCRYPT_DECRYPT key (${SYMMETRIC_KEY_SPECS.join(" or ")}), not ${input.keyUsage}`,
     );
+    const protectionLevel = input.protectionLevel ?? "SOFTWARE";
+    if (protectionLevel === "HSM") this.#checkHsmKey(keySpec, origin);
     needs(!(await this.#store.getKeyByAlias(input.alias)), "AliasAlreadyExists", `"Alias" ${input.alias} is already in use`);
     needs((await this.#store.countKeys()) < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
 
@@ -255,9 +282,31 @@ export class KmsService {
       currentVersion: 1,
       tags: input.tags,
       ...KEY_LIFECYCLE_DEFAULTS,
+      protectionLevel,
     };
     if (origin === "EXTERNAL") {
       await this.#insertKey(key, null);
+      return key;
+    }
+    if (protectionLevel === "HSM") {
+      const hsm = this.#hsm!;
+      let reference: Buffer;
+      let publicKey: Buffer | null = null;
+      if (isAsymmetricUsage(input.keyUsage)) {
+        const pair = await hsm.generateKeyPair(keySpec as HsmKeyPairSpec, ASYMMETRIC_USAGES[input.keyUsage].purpose, keyId, 1);
+        reference = pair.reference;
+        publicKey = pair.publicKey;
+      } else {
+        reference = await hsm.generateAes256(keyId, 1);
+      }
+      try {
+        await this.#insertKey(key, { keyId, version: 1, wrappedMaterial: reference, publicKey, createTime: now });
+      } catch (e) {
+        // Only when the insert certainly did not happen (a refusal); after any other error the key
+        // may exist, and its object with it.
+        if (e instanceof KmsError || e instanceof StoreConflictError) await this.#destroyQuietly(keyId, reference);
+        throw e;
+      }
       return key;
     }
     let material: Buffer;
@@ -277,6 +326,30 @@ export class KmsService {
     }
     await this.#insertKey(key, { keyId, version: 1, wrappedMaterial, publicKey, createTime: now });
     return key;
+  }
+
+  /** A CMK of ProtectionLevel HSM needs a pkcs11 root of trust and a key spec its token can hold. */
+  #checkHsmKey(keySpec: KeySpec, origin: KeyOrigin): void {
+    needs(
+      this.#hsm !== undefined,
+      "UnsupportedOperation",
+      `"ProtectionLevel" HSM needs a data directory whose root of trust is pkcs11 (an HSM); this one's is ${this.#root.description.split(":")[0]}`,
+    );
+    needs(origin === "TENCENT_KMS", "UnsupportedOperation", `"ProtectionLevel" HSM keys are generated inside the HSM: "Type" 2 (EXTERNAL key material) is not supported`);
+    needs(
+      hsmSupports(keySpec),
+      "UnsupportedOperation",
+      `"ProtectionLevel" HSM is not supported for key spec ${keySpec} on ${this.#hsm.description}; ListAlgorithms shows what each protection level offers`,
+    );
+  }
+
+  /** Destroys a token object this node made but did not record (a failed insert or a lost race); logs when it cannot. */
+  async #destroyQuietly(keyId: string, reference: Buffer): Promise<void> {
+    try {
+      await this.#hsm!.destroy(reference);
+    } catch (e) {
+      this.#logger.warn({ keyId, err: { name: (e as Error).name, message: (e as Error).message } }, "could not destroy an unused HSM key object; it is an orphan in the token");
+    }
   }
 
   async #insertKey(key: KeyRecord, firstVersion: KeyVersionRecord | null): Promise<void> {
@@ -550,6 +623,7 @@ export class KmsService {
     }
     const now = this.#now();
     await this.#store.deleteExpiredImportTokens(now);
+    await this.#destroyQueuedHsmObjects();
     return report;
   }
 
@@ -558,10 +632,48 @@ export class KmsService {
     const done = await this.#store.transaction(async (tx) => {
       const key = await tx.getKey(keyId);
       if (!key || key.state !== "PendingDelete" || key.deletionDate > now) return false;
+      if (key.protectionLevel === "HSM") {
+        // The token objects are queued in the same transaction that deletes the rows, then destroyed
+        // after it commits: never before (CancelKeyDeletion could still win), never forgotten (a
+        // crash or an absent HSM leaves them queued for the next run).
+        const references = (await tx.listKeyVersions(keyId)).map((v) => v.wrappedMaterial.toString("base64"));
+        const queued = parseQueue(await tx.getMeta(HSM_DESTROY_QUEUE));
+        await tx.setMeta(HSM_DESTROY_QUEUE, JSON.stringify([...queued, ...references.filter((r) => !queued.includes(r))]));
+      }
       return tx.deleteKey(keyId);
     });
     this.#forget(keyId);
+    if (done) await this.#destroyQueuedHsmObjects();
     return done;
+  }
+
+  /**
+   * Destroys the token objects of deleted HSM keys (queued by #destroyKey) and removes them from the
+   * queue; what cannot be destroyed now (HSM away) stays queued and is logged. Idempotent: an object
+   * already gone counts as destroyed.
+   */
+  async #destroyQueuedHsmObjects(): Promise<void> {
+    const queued = parseQueue(await this.#store.getMeta(HSM_DESTROY_QUEUE));
+    if (queued.length === 0) return;
+    if (this.#hsm === undefined) {
+      this.#logger.warn({ queued: queued.length }, "HSM key objects of deleted keys wait to be destroyed, but this node has no HSM");
+      return;
+    }
+    const destroyed: string[] = [];
+    for (const reference of queued) {
+      try {
+        await this.#hsm.destroy(Buffer.from(reference, "base64"));
+        destroyed.push(reference);
+      } catch (e) {
+        this.#logger.error({ err: { name: (e as Error).name, message: (e as Error).message } }, "could not destroy the HSM key objects of a deleted key; retried on the next scheduler run");
+        break;
+      }
+    }
+    if (destroyed.length === 0) return;
+    await this.#store.transaction(async (tx) => {
+      const now = parseQueue(await tx.getMeta(HSM_DESTROY_QUEUE));
+      await tx.setMeta(HSM_DESTROY_QUEUE, JSON.stringify(now.filter((r) => !destroyed.includes(r))));
+    });
   }
 
   /** Deletes the imported material whose ValidTo has passed; the key waits in PendingImport (or stays PendingDelete). */
@@ -584,13 +696,26 @@ export class KmsService {
    */
   async #rotate(key: KeyRecord, kind: "manual" | "scheduled"): Promise<boolean> {
     const version = key.currentVersion + 1;
-    const material = randomBytes(SYMMETRIC_SPECS[key.keySpec as SymmetricKeySpec].materialLength);
     let wrappedMaterial: Buffer;
+    if (key.protectionLevel === "HSM") {
+      // A new token object; destroyed again unless this rotation commits.
+      wrappedMaterial = await this.#requireHsm(key.keyId).generateAes256(key.keyId, version);
+      // Destroyed only when the store says for certain that it was not recorded: after an error the
+      // commit may have happened (a connection lost during COMMIT), so the object is left as an orphan.
+      const committed = await this.#commitRotation(key, kind, version, wrappedMaterial);
+      if (!committed) await this.#destroyQuietly(key.keyId, wrappedMaterial);
+      return committed;
+    }
+    const material = randomBytes(SYMMETRIC_SPECS[key.keySpec as SymmetricKeySpec].materialLength);
     try {
       wrappedMaterial = await this.#root.wrap(material, keyMaterialAad(key.keyId, version));
     } finally {
       material.fill(0);
     }
+    return this.#commitRotation(key, kind, version, wrappedMaterial);
+  }
+
+  #commitRotation(key: KeyRecord, kind: "manual" | "scheduled", version: number, wrappedMaterial: Buffer): Promise<boolean> {
     const now = this.#now();
     return this.#store.transaction(async (tx) => {
       const current = await tx.getKey(key.keyId);
@@ -626,6 +751,7 @@ export class KmsService {
   #forget(keyId: string): void {
     this.#materials.dropPrefix(`${keyId}/`);
     this.#privateKeys.dropPrefix(`${keyId}/`);
+    this.#hsmReferences.dropPrefix(`${keyId}/`);
   }
 
   async #unwrapImportedMaterial(token: ImportTokenRecord, encrypted: Buffer): Promise<Buffer> {
@@ -750,7 +876,14 @@ export class KmsService {
 
   async sign(input: { keyId: string; algorithm: SigningAlgorithm; message: Buffer; messageType: MessageType }): Promise<{ keyId: string; signature: Buffer }> {
     const key = await this.#keyFor(this.#store, "SignByAsymmetricKey", input.keyId);
-    signingUsage(key, "SignByAsymmetricKey", input.algorithm, input.message, input.messageType);
+    const usage = signingUsage(key, "SignByAsymmetricKey", input.algorithm, input.message, input.messageType);
+    if (key.protectionLevel === "HSM") {
+      // The token signs a digest: a RAW message is hashed here first (the digest reveals nothing the message does not).
+      const digest = input.messageType === "RAW" ? createHash(usage.digest!.name).update(input.message).digest() : input.message;
+      const algorithm = input.algorithm === "RSA_PSS_SHA_256" || input.algorithm === "RSA_PKCS1_SHA_256" ? input.algorithm : "ECDSA";
+      const signature = await this.#requireHsm(key.keyId).sign(await this.#hsmReference(key, key.currentVersion), algorithm, digest);
+      return { keyId: key.keyId, signature };
+    }
     const signature = await this.#withPrivateKey(key, (privateKey) => privateKey.sign(input.algorithm, input.message, input.messageType));
     return { keyId: key.keyId, signature };
   }
@@ -780,10 +913,27 @@ export class KmsService {
     );
     needs(usage.algorithms.includes(algorithm), "InvalidParameterValue", `"Algorithm" ${algorithm} does not fit key usage ${key.keyUsage}`);
     try {
+      if (key.protectionLevel === "HSM") {
+        // A token's PKCS#1 v1.5 decryption tells a bad padding apart (a Bleichenbacher oracle); the
+        // software path's implicit rejection cannot be done inside it, so HSM keys offer OAEP only.
+        needs(
+          algorithm === "RSAES_OAEP_SHA_1" || algorithm === "RSAES_OAEP_SHA_256",
+          "UnsupportedOperation",
+          `"Algorithm" ${algorithm} is not offered for ProtectionLevel HSM keys: use RSAES_OAEP_SHA_1 or RSAES_OAEP_SHA_256`,
+        );
+        const hash = algorithm === "RSAES_OAEP_SHA_1" ? "sha1" : "sha256";
+        try {
+          const plaintext = await this.#requireHsm(key.keyId).rsaOaepDecrypt(await this.#hsmReference(key, key.currentVersion), hash, ciphertext);
+          return { keyId: key.keyId, plaintext };
+        } catch (e) {
+          if (e instanceof HsmUnsupportedError) throw new KmsError("UnsupportedOperation", `"Algorithm" ${algorithm}: ${e.message}`);
+          throw e;
+        }
+      }
       const plaintext = await this.#withPrivateKey(key, (privateKey) => privateKey.decrypt(algorithm, ciphertext));
       return { keyId: key.keyId, plaintext };
     } catch (e) {
-      if (e instanceof CryptoError) throw new KmsError("DecryptError", `"Ciphertext" does not decrypt under key ${keyId} with ${algorithm}`);
+      if (e instanceof CryptoError || e instanceof RootOfTrustError) throw new KmsError("DecryptError", `"Ciphertext" does not decrypt under key ${keyId} with ${algorithm}`);
       throw e;
     }
   }
@@ -798,13 +948,16 @@ export class KmsService {
     return { cmkUserCount: await this.#store.countKeys(), cmkLimit: this.cmkLimit };
   }
 
+  /** Each algorithm with the protection levels this node offers it at (HSM only with a pkcs11 root of trust). */
   listAlgorithms(): { symmetric: AlgorithmEntry[]; asymmetric: AlgorithmEntry[]; signVerify: AlgorithmEntry[] } {
+    const levels = (spec: KeySpec): ProtectionLevel[] => (this.#hsm !== undefined && hsmSupports(spec) ? ["SOFTWARE", "HSM"] : ["SOFTWARE"]);
     const asymmetric: AlgorithmEntry[] = [];
     const signVerify: AlgorithmEntry[] = [];
     for (const [keyUsage, usage] of Object.entries(ASYMMETRIC_USAGES) as [AsymmetricKeyUsage, UsageInfo][]) {
-      (usage.purpose === "sign" ? signVerify : asymmetric).push({ keyUsage, algorithm: ASYMMETRIC_SPECS[usage.spec].algorithmName });
+      (usage.purpose === "sign" ? signVerify : asymmetric).push({ keyUsage, algorithm: ASYMMETRIC_SPECS[usage.spec].algorithmName, protectionLevels: levels(usage.spec) });
     }
-    return { symmetric: SYMMETRIC_KEY_SPECS.map((spec) => ({ keyUsage: "ENCRYPT_DECRYPT", algorithm: spec })), asymmetric, signVerify };
+    const symmetric = SYMMETRIC_KEY_SPECS.map((spec): AlgorithmEntry => ({ keyUsage: "ENCRYPT_DECRYPT", algorithm: spec, protectionLevels: levels(spec) }));
+    return { symmetric, asymmetric, signVerify };
   }
 
   getRegions(): string[] {
@@ -829,6 +982,7 @@ export class KmsService {
   close(): void {
     this.#materials.clear();
     this.#privateKeys.clear();
+    this.#hsmReferences.clear();
     this.#accessKeys.clear();
   }
 
@@ -919,10 +1073,30 @@ export class KmsService {
   async #seal(key: KeyRecord, plaintext: Buffer, context: EncryptionContext): Promise<Buffer> {
     const aead = AEADS[SYMMETRIC_SPECS[key.keySpec as SymmetricKeySpec].aead];
     const header = encodeBlobHeader({ algorithm: aead.name, keyId: key.keyId, keyVersion: key.currentVersion, iv: randomBytes(aead.ivLength) });
-    const { ciphertext, tag } = await this.#withKey(key, key.currentVersion, (aeadKey) =>
-      aeadKey.encrypt(header.subarray(header.length - aead.ivLength), plaintext, blobAad(header, context)),
-    );
+    const iv = header.subarray(header.length - aead.ivLength);
+    const { ciphertext, tag } =
+      key.protectionLevel === "HSM"
+        ? await this.#requireHsm(key.keyId).aesGcmEncrypt(await this.#hsmReference(key, key.currentVersion), iv, plaintext, blobAad(header, context))
+        : await this.#withKey(key, key.currentVersion, (aeadKey) => aeadKey.encrypt(iv, plaintext, blobAad(header, context)));
     return encodeBlob(header, ciphertext, tag);
+  }
+
+  #requireHsm(keyId: string): HsmKeys {
+    needs(this.#hsm, "UnsupportedOperation", `key ${keyId} has ProtectionLevel HSM, but this node's root of trust (${this.#root.description}) holds no HSM keys`);
+    return this.#hsm;
+  }
+
+  /** The reference of an HSM key version's token object, checked to be made for that key and version. */
+  async #hsmReference(key: KeyRecord, version: number): Promise<Buffer> {
+    const cacheId = `${key.keyId}/${version}`;
+    const cached = this.#hsmReferences.get(cacheId);
+    if (cached) return cached.reference;
+    const hsm = this.#requireHsm(key.keyId);
+    const record = await this.#store.getKeyVersion(key.keyId, version);
+    needs(record, "InvalidCiphertext", INVALID_CIPHERTEXT);
+    needs(hsm.belongsTo(record.wrappedMaterial, key.keyId, version), "InternalError", `key ${key.keyId} version ${version} has no HSM key reference of its own in the store`);
+    this.#hsmReferences.set(cacheId, new HsmReference(record.wrappedMaterial));
+    return record.wrappedMaterial;
   }
 
   async #open(action: "Decrypt" | "ReEncryptSource", bytes: Buffer, context: EncryptionContext): Promise<{ keyId: string; keyVersion: number; plaintext: Buffer }> {
@@ -942,10 +1116,13 @@ export class KmsService {
     needs(parsed.algorithm === aead.name, "InvalidCiphertext", INVALID_CIPHERTEXT);
     const aad = blobAad(parsed.header, context);
     try {
-      const plaintext = await this.#withKey(key, parsed.keyVersion, (aeadKey) => aeadKey.decrypt(parsed.iv, parsed.ciphertext, parsed.tag, aad));
+      const plaintext =
+        key.protectionLevel === "HSM"
+          ? await this.#requireHsm(key.keyId).aesGcmDecrypt(await this.#hsmReference(key, parsed.keyVersion), parsed.iv, parsed.ciphertext, parsed.tag, aad)
+          : await this.#withKey(key, parsed.keyVersion, (aeadKey) => aeadKey.decrypt(parsed.iv, parsed.ciphertext, parsed.tag, aad));
       return { keyId: key.keyId, keyVersion: parsed.keyVersion, plaintext };
     } catch (e) {
-      if (e instanceof CryptoError) {
+      if (e instanceof CryptoError || e instanceof RootOfTrustError) {
         throw new KmsError("InvalidCiphertext", INVALID_CIPHERTEXT);
       }
       throw e;
@@ -956,6 +1133,13 @@ export class KmsService {
 export interface AlgorithmEntry {
   keyUsage: KeyUsage;
   algorithm: string;
+  protectionLevels: ProtectionLevel[];
+}
+
+/** A cached HSM key reference; nothing secret, so destroy() only drops it. */
+class HsmReference {
+  constructor(readonly reference: Buffer) {}
+  destroy(): void {}
 }
 
 /** The usage of a signing key for `algorithm`, after checking the key's usage, the algorithm and a DIGEST's length. */
@@ -1002,6 +1186,13 @@ function external(key: KeyRecord, action: string): void {
 export function checkKeyState(action: KeyAction, key: Pick<KeyRecord, "keyId" | "state">): void {
   const rule = ruleFor(action, key.state);
   if (rule !== "allow") throw new KmsError(rule, `key ${key.keyId} is ${key.state}: ${action} is not allowed in that state`);
+}
+
+function parseQueue(value: string | undefined): string[] {
+  if (value === undefined || value === "") return [];
+  const parsed: unknown = JSON.parse(value);
+  if (!Array.isArray(parsed) || !parsed.every((r): r is string => typeof r === "string")) throw new Error(`meta ${HSM_DESTROY_QUEUE} is not a JSON array of strings`);
+  return parsed;
 }
 
 function canonicalEqual(a: EncryptionContext, b: EncryptionContext): boolean {

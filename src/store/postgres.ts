@@ -5,10 +5,12 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
-import type { ImportTokenRecord, KeyOrigin, KeyRecord, KeySpec, KeyState, KeyUsage, KeyVersionRecord } from "../keys/key.js";
+import type { ImportTokenRecord, KeyOrigin, KeyRecord, KeySpec, KeyState, KeyUsage, KeyVersionRecord, ProtectionLevel } from "../keys/key.js";
 import type { Migration } from "./migrations/index.js";
 import { POSTGRES_MIGRATIONS } from "./migrations/postgres/index.js";
 import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Store, type StoreOperations } from "./store.js";
+import { orderTables, StoreNotEmptyError, type PortableType, type PortableValue, type StoreImport, type StoreSnapshot, type TableShape } from "./store.js";
+import type { WrappedValue, WrappedValueKind, WrappedValuePosition } from "./store.js";
 
 export interface PostgresStoreOptions {
   /** Connections in the pool (default 10). A transaction holds one for its whole length. */
@@ -17,6 +19,8 @@ export interface PostgresStoreOptions {
   statementTimeoutMs?: number;
   /** Longest wait for a connection, new or from the pool (default 5 000 ms). */
   connectTimeoutMs?: number;
+  /** Migrate only up to this version (a restore of a backup made at an older schema); default: all. */
+  schemaVersion?: number;
 }
 
 const DEFAULTS = { poolSize: 10, statementTimeoutMs: 30_000, connectTimeoutMs: 5_000 } as const;
@@ -73,6 +77,7 @@ function statement(name: string, text: string): Statement {
 const KEY_COLUMNS = `k.key_id, k.alias, k.description, k.key_usage, k.key_spec, k.origin, k.state,
   k.creator_uin, k.owner, k.create_time, k.deletion_date, k.current_version,
   k.rotation_enabled, k.rotate_days, k.last_rotate_time, k.next_rotate_time, k.valid_to, k.material_digest,
+  k.protection_level,
   (SELECT coalesce(json_agg(json_build_array(t.tag_key, t.tag_value) ORDER BY t.tag_key COLLATE "C"), '[]'::json)
      FROM key_tags AS t WHERE t.key_id = k.key_id) AS tags`;
 
@@ -122,8 +127,8 @@ const S = {
     `WITH k AS (
        INSERT INTO keys (key_id, alias, description, key_usage, key_spec, origin, state, creator_uin, owner,
          create_time, deletion_date, current_version, rotation_enabled, rotate_days, last_rotate_time,
-         next_rotate_time, valid_to, material_digest)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $19, $20, $21, $22, $23, $24)
+         next_rotate_time, valid_to, material_digest, protection_level)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $19, $20, $21, $22, $23, $24, $25)
        RETURNING key_id
      ), v AS (
        INSERT INTO key_versions (key_id, version, wrapped_material, public_key, create_time)
@@ -240,6 +245,7 @@ interface KeyRow {
   next_rotate_time: number;
   valid_to: number;
   material_digest: Buffer | null;
+  protection_level: string;
   tags: [string, string][];
 }
 
@@ -397,6 +403,7 @@ abstract class Operations implements StoreOperations {
         key.tags.map((t) => t.key),
         key.tags.map((t) => t.value),
         ...lifecycleValues(key),
+        key.protectionLevel,
       ],
       "write",
       keyConflict(key.keyId, key.alias),
@@ -778,7 +785,7 @@ export class PostgresStore extends Operations implements Store {
     const store = new PostgresStore(pool, label);
     try {
       await store.#withClient("open", async (client) => {
-        await applyPostgresMigrations(client, POSTGRES_MIGRATIONS, label);
+        await applyPostgresMigrations(client, pgMigrationsUpTo(options.schemaVersion), label);
       });
       return store;
     } catch (err) {
@@ -832,6 +839,88 @@ export class PostgresStore extends Operations implements Store {
       }
     });
   }
+
+  // ---- backup (StoreBackup): snapshot and import ---------------------------------------------
+
+  /** One REPEATABLE READ, READ ONLY transaction on one connection: one snapshot of every table. */
+  async snapshot<T>(fn: (snapshot: StoreSnapshot) => Promise<T>): Promise<T> {
+    this.#enter("snapshot");
+    return this.#track(() =>
+      this.#withClient("snapshot", async (client) => {
+        await beginOrClean(client, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "snapshot");
+        try {
+          const snapshot = new PostgresSnapshot(client, await pgSchemaVersion(client), await describePgTables(client));
+          const result = await fn(snapshot);
+          await client.query("COMMIT");
+          return result;
+        } catch (err) {
+          await client.query("ROLLBACK").catch(() => undefined);
+          throw err instanceof pg.DatabaseError ? cleanError("snapshot", err) : err;
+        }
+      }),
+    );
+  }
+
+  /**
+   * One transaction on one connection, not retried (`fn` runs once). The tables are locked
+   * EXCLUSIVE first, so no node writes until the import has committed or rolled back.
+   */
+  async importInto<T>(fn: (target: StoreImport) => Promise<T>): Promise<T> {
+    this.#enter("importInto");
+    return this.#track(() =>
+      this.#withClient("importInto", async (client) => {
+        await beginOrClean(client, "BEGIN ISOLATION LEVEL SERIALIZABLE", "importInto");
+        try {
+          const tables = await describePgTables(client);
+          if (tables.length > 0) await client.query(`LOCK TABLE ${tables.map((t) => quoteId(t.name)).join(", ")} IN EXCLUSIVE MODE`);
+          for (const table of tables) {
+            const { rows } = await client.query<{ n: number }>(`SELECT count(*)::integer AS n FROM ${quoteId(table.name)}`);
+            const n = rows[0]?.n ?? 0;
+            if (n > 0) {
+              throw new StoreNotEmptyError(`the target store ${this.label} is not empty (table ${table.name} holds ${n} rows): restore only into a new, empty store`);
+            }
+          }
+          const result = await fn(new PostgresImport(client, await pgSchemaVersion(client), tables));
+          // Identity columns: the next generated value follows the highest one imported.
+          for (const table of tables) {
+            for (const column of table.identity) {
+              await client.query(
+                `SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(${quoteId(column)}), 1), max(${quoteId(column)}) IS NOT NULL) FROM ${quoteId(table.name)}`,
+                [quoteId(table.name), column],
+              );
+            }
+          }
+          await client.query("COMMIT");
+          return result;
+        } catch (err) {
+          await client.query("ROLLBACK").catch(() => undefined);
+          throw err instanceof pg.DatabaseError ? cleanError("importInto", err) : err;
+        }
+      }),
+    );
+  }
+
+  // ---- end of backup ----------------------------------------------------------------------------
+
+  // ---- root key rotation (StoreRewrap): wrapped values in pages, compare-and-set ------------------
+
+  async listWrappedValues(kind: WrappedValueKind, after: WrappedValuePosition | null, limit: number): Promise<WrappedValue[]> {
+    positiveInteger("limit", limit);
+    const rows = await this.exec<{ id: string; version: number; wrapped: Buffer }>(
+      "listWrappedValues",
+      PG_WRAPPED[kind].list,
+      [after?.id ?? null, after?.version ?? 0, limit],
+      "read",
+    );
+    return rows.map((r) => ({ id: r.id, version: r.version, wrapped: r.wrapped }));
+  }
+
+  async replaceWrappedValue(kind: WrappedValueKind, position: WrappedValuePosition, expected: Buffer, replacement: Buffer): Promise<boolean> {
+    const rows = await this.exec<{ id: string }>("replaceWrappedValue", PG_WRAPPED[kind].replace, [position.id, position.version, expected, replacement], "write");
+    return rows.length === 1;
+  }
+
+  // ---- end of root key rotation -------------------------------------------------------------------
 
   /**
    * Waits for the open transactions and the calls made before it, then closes every connection.
@@ -1131,6 +1220,36 @@ function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+// Root key rotation: the page and compare-and-set statements of each kind of wrapped value. Ids are
+// compared as bytes (COLLATE "C"), as in SQLite; access keys and import tokens page with version 0.
+function wrappedStatements(kind: string, table: string, id: string, version: string, value: string, where: string): { list: Statement; replace: Statement } {
+  return {
+    list: statement(
+      `listWrapped_${kind}`,
+      `SELECT ${id} AS id, ${version} AS version, ${value} AS wrapped FROM ${table}
+       WHERE ${where} AND ($1::text IS NULL OR (${id} COLLATE "C", ${version}) > ($1::text COLLATE "C", $2::integer))
+       ORDER BY ${id} COLLATE "C"${version === "0" ? "" : `, ${version}`} LIMIT $3`,
+    ),
+    replace: statement(
+      `replaceWrapped_${kind}`,
+      `UPDATE ${table} SET ${value.replace(/^v\./, "")} = $4 WHERE ${id} = $1 AND ${version} = $2::integer AND ${value} = $3 RETURNING ${id} AS id`,
+    ),
+  };
+}
+
+const PG_WRAPPED: Readonly<Record<WrappedValueKind, { list: Statement; replace: Statement }>> = {
+  keyVersion: wrappedStatements(
+    "keyVersion",
+    "key_versions AS v",
+    "v.key_id",
+    "v.version",
+    "v.wrapped_material",
+    "(SELECT protection_level FROM keys WHERE key_id = v.key_id) = 'SOFTWARE'",
+  ),
+  accessKey: wrappedStatements("accessKey", "access_keys", "secret_id", "0", "wrapped_secret", "TRUE"),
+  importToken: wrappedStatements("importToken", "import_tokens", "token_id", "0", "wrapped_private_key", "TRUE"),
+};
+
 /** $19.. of insertKey, $9.. of updateKey: the lifecycle columns, in that order. */
 function lifecycleValues(key: KeyRecord): unknown[] {
   return [key.rotationEnabled, key.rotateDays, key.lastRotateTime, key.nextRotateTime, key.validTo, key.materialDigest];
@@ -1162,5 +1281,172 @@ function fromKeyRow(row: KeyRow): KeyRecord {
     nextRotateTime: row.next_rotate_time,
     validTo: row.valid_to,
     materialDigest: row.material_digest,
+    protectionLevel: row.protection_level as ProtectionLevel,
   };
+}
+
+// ---- backup (StoreBackup): the snapshot and import sides ----------------------------------------
+
+function quoteId(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** The first `version` migrations (all when undefined). */
+function pgMigrationsUpTo(version: number | undefined): readonly Migration[] {
+  if (version === undefined) return POSTGRES_MIGRATIONS;
+  if (!Number.isSafeInteger(version) || version < 1 || version > POSTGRES_MIGRATIONS.length) {
+    throw new RangeError(`"schemaVersion" must be from 1 to ${POSTGRES_MIGRATIONS.length}, got ${version}`);
+  }
+  return POSTGRES_MIGRATIONS.slice(0, version);
+}
+
+async function beginOrClean(client: pg.PoolClient, begin: string, op: string): Promise<void> {
+  try {
+    await client.query(begin);
+  } catch (err) {
+    throw cleanError(op, err);
+  }
+}
+
+async function pgSchemaVersion(client: pg.PoolClient): Promise<number> {
+  const { rows } = await client.query<{ v: number | null }>("SELECT max(version) AS v FROM schema_migrations");
+  return rows[0]?.v ?? 0;
+}
+
+type PgTableShape = TableShape & { readonly identity: readonly string[] };
+
+const PG_PORTABLE_TYPES: Readonly<Record<string, PortableType>> = {
+  smallint: "integer",
+  integer: "integer",
+  bigint: "integer",
+  text: "text",
+  "character varying": "text",
+  boolean: "boolean",
+  bytea: "bytes",
+};
+
+/** Every table of the connection's schema but the migration history, in foreign-key order. */
+async function describePgTables(client: pg.PoolClient): Promise<PgTableShape[]> {
+  const columns = await client.query<{ table_name: string; column_name: string; data_type: string; is_identity: string }>(
+    `SELECT c.table_name, c.column_name, c.data_type, c.is_identity
+     FROM information_schema.columns AS c
+     JOIN information_schema.tables AS t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+     WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' AND c.table_name <> 'schema_migrations'
+     ORDER BY c.table_name, c.ordinal_position`,
+  );
+  const keys = await client.query<{ table_name: string; column_name: string }>(
+    `SELECT tc.table_name, kcu.column_name
+     FROM information_schema.table_constraints AS tc
+     JOIN information_schema.key_column_usage AS kcu
+       ON kcu.constraint_schema = tc.constraint_schema AND kcu.constraint_name = tc.constraint_name AND kcu.table_name = tc.table_name
+     WHERE tc.table_schema = current_schema() AND tc.constraint_type = 'PRIMARY KEY'
+     ORDER BY tc.table_name, kcu.ordinal_position`,
+  );
+  const references = await client.query<{ child: string; parent: string }>(
+    `SELECT src.relname AS child, dst.relname AS parent
+     FROM pg_constraint AS con
+     JOIN pg_class AS src ON src.oid = con.conrelid
+     JOIN pg_class AS dst ON dst.oid = con.confrelid
+     JOIN pg_namespace AS n ON n.oid = src.relnamespace
+     WHERE con.contype = 'f' AND n.nspname = current_schema()`,
+  );
+  const shapes = new Map<string, { name: string; columns: { name: string; type: PortableType }[]; key: string[]; identity: string[] }>();
+  for (const row of columns.rows) {
+    const type = PG_PORTABLE_TYPES[row.data_type];
+    if (type === undefined) throw new Error(`column ${row.table_name}.${row.column_name} has the type ${row.data_type}, which a backup cannot carry`);
+    let shape = shapes.get(row.table_name);
+    if (shape === undefined) {
+      shape = { name: row.table_name, columns: [], key: [], identity: [] };
+      shapes.set(row.table_name, shape);
+    }
+    shape.columns.push({ name: row.column_name, type });
+    if (row.is_identity === "YES") shape.identity.push(row.column_name);
+  }
+  for (const row of keys.rows) shapes.get(row.table_name)?.key.push(row.column_name);
+  const parents = new Map<string, string[]>();
+  for (const row of references.rows) parents.set(row.child, [...(parents.get(row.child) ?? []), row.parent]);
+  for (const shape of shapes.values()) {
+    if (shape.key.length === 0) throw new Error(`table ${shape.name} has no primary key, so a backup cannot page through it`);
+  }
+  return orderTables([...shapes.keys()], parents).map((name) => shapes.get(name)!);
+}
+
+function pgShapeOf(tables: readonly PgTableShape[], table: string): PgTableShape {
+  const shape = tables.find((t) => t.name === table);
+  if (shape === undefined) throw new Error(`the store has no table ${JSON.stringify(table)}`);
+  return shape;
+}
+
+function fromPgValue(table: string, column: { name: string; type: PortableType }, value: unknown): PortableValue {
+  if (value === null) return null;
+  const ok =
+    column.type === "integer"
+      ? typeof value === "number" && Number.isSafeInteger(value)
+      : column.type === "boolean"
+        ? typeof value === "boolean"
+        : column.type === "text"
+          ? typeof value === "string"
+          : Buffer.isBuffer(value);
+  if (!ok) throw new Error(`column ${table}.${column.name} holds a value that is not of its type ${column.type}`);
+  return value as PortableValue;
+}
+
+class PostgresSnapshot implements StoreSnapshot {
+  readonly #client: pg.PoolClient;
+
+  constructor(
+    client: pg.PoolClient,
+    readonly schemaVersion: number,
+    readonly tables: readonly PgTableShape[],
+  ) {
+    this.#client = client;
+  }
+
+  async exportRows(table: string, after: readonly PortableValue[] | null, limit: number): Promise<PortableValue[][]> {
+    const shape = pgShapeOf(this.tables, table);
+    checkCount("limit", limit);
+    if (after !== null && after.length !== shape.key.length) throw new RangeError(`"after" must hold the ${shape.key.length} key values of ${table}`);
+    const key = shape.key.map(quoteId).join(", ");
+    const where = after === null ? "" : `WHERE (${key}) > (${shape.key.map((_, i) => `$${i + 2}`).join(", ")})`;
+    const text = `SELECT ${shape.columns.map((c) => quoteId(c.name)).join(", ")} FROM ${quoteId(table)} ${where} ORDER BY ${key} LIMIT $1`;
+    const { rows } = await this.#client.query<unknown[]>({ text, values: [limit, ...(after ?? [])], rowMode: "array" });
+    return rows.map((row) => shape.columns.map((column, i) => fromPgValue(table, column, row[i])));
+  }
+}
+
+/** Rows per INSERT statement are bounded by PostgreSQL's 65 535 parameters. */
+const MAX_PARAMETERS = 60_000;
+
+class PostgresImport implements StoreImport {
+  readonly #client: pg.PoolClient;
+
+  constructor(
+    client: pg.PoolClient,
+    readonly schemaVersion: number,
+    readonly tables: readonly PgTableShape[],
+  ) {
+    this.#client = client;
+  }
+
+  async importRows(table: string, columns: readonly string[], rows: readonly (readonly PortableValue[])[]): Promise<void> {
+    const shape = pgShapeOf(this.tables, table);
+    for (const c of columns) {
+      if (!shape.columns.some((s) => s.name === c)) throw new Error(`the table ${table} has no column ${JSON.stringify(c)}`);
+    }
+    if (columns.length === 0) throw new RangeError(`an import into ${table} needs at least one column`);
+    const perStatement = Math.max(1, Math.floor(MAX_PARAMETERS / columns.length));
+    // Identity columns take the imported value, so references and the key order survive.
+    const overriding = shape.identity.length > 0 ? " OVERRIDING SYSTEM VALUE" : "";
+    for (let start = 0; start < rows.length; start += perStatement) {
+      const batch = rows.slice(start, start + perStatement);
+      const values: PortableValue[] = [];
+      const tuples = batch.map((row) => {
+        if (row.length !== columns.length) throw new RangeError(`a row of ${table} has ${row.length} values for ${columns.length} columns`);
+        const first = values.length;
+        values.push(...row);
+        return `(${row.map((_, i) => `$${first + i + 1}`).join(", ")})`;
+      });
+      await this.#client.query(`INSERT INTO ${quoteId(table)} (${columns.map(quoteId).join(", ")})${overriding} VALUES ${tuples.join(", ")}`, values);
+    }
+  }
 }

@@ -4,12 +4,14 @@
 // each operation synchronously and queueing only behind an open transaction (see SqliteStore).
 
 import { AsyncLocalStorage } from "node:async_hooks";
-import { closeSync, constants, fsyncSync, openSync } from "node:fs";
+import { closeSync, constants, existsSync, fsyncSync, openSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
-import type { ImportTokenRecord, KeyOrigin, KeyRecord, KeySpec, KeyState, KeyUsage, KeyVersionRecord, Tag } from "../keys/key.js";
+import type { ImportTokenRecord, KeyOrigin, KeyRecord, KeySpec, KeyState, KeyUsage, KeyVersionRecord, ProtectionLevel, Tag } from "../keys/key.js";
 import { MIGRATIONS, type Migration } from "./migrations/index.js";
 import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Store, type StoreOperations } from "./store.js";
+import { orderTables, StoreNotEmptyError, type PortableType, type PortableValue, type StoreImport, type StoreSnapshot, type TableShape } from "./store.js";
+import type { WrappedValue, WrappedValueKind, WrappedValuePosition } from "./store.js";
 
 const BUSY_TIMEOUT_MS = 5000;
 
@@ -32,6 +34,7 @@ interface KeyRow {
   next_rotate_time: number;
   valid_to: number;
   material_digest: Buffer | null;
+  protection_level: string;
   tags_json: string;
 }
 
@@ -76,6 +79,7 @@ interface ListParams {
 const KEY_COLUMNS = `k.key_id, k.alias, k.description, k.key_usage, k.key_spec, k.origin, k.state,
   k.creator_uin, k.owner, k.create_time, k.deletion_date, k.current_version,
   k.rotation_enabled, k.rotate_days, k.last_rotate_time, k.next_rotate_time, k.valid_to, k.material_digest,
+  k.protection_level,
   (SELECT json_group_array(json_array(tag_key, tag_value))
      FROM (SELECT tag_key, tag_value FROM key_tags WHERE key_id = k.key_id ORDER BY tag_key)) AS tags_json`;
 
@@ -106,12 +110,12 @@ function prepareStatements(db: Database.Database) {
     insertKey: db.prepare<[Omit<KeyRow, "tags_json">]>(
       `INSERT INTO keys (key_id, alias, description, key_usage, key_spec, origin, state, creator_uin, owner,
          create_time, deletion_date, current_version, rotation_enabled, rotate_days, last_rotate_time,
-         next_rotate_time, valid_to, material_digest)
+         next_rotate_time, valid_to, material_digest, protection_level)
        VALUES (@key_id, @alias, @description, @key_usage, @key_spec, @origin, @state, @creator_uin, @owner,
          @create_time, @deletion_date, @current_version, @rotation_enabled, @rotate_days, @last_rotate_time,
-         @next_rotate_time, @valid_to, @material_digest)`,
+         @next_rotate_time, @valid_to, @material_digest, @protection_level)`,
     ),
-    updateKey: db.prepare<[Omit<KeyRow, "tags_json" | "key_usage" | "key_spec" | "origin" | "creator_uin" | "owner" | "create_time">]>(
+    updateKey: db.prepare<[Omit<KeyRow, "tags_json" | "key_usage" | "key_spec" | "origin" | "creator_uin" | "owner" | "create_time" | "protection_level">]>(
       `UPDATE keys SET alias = @alias, description = @description, state = @state,
          deletion_date = @deletion_date, current_version = @current_version,
          rotation_enabled = @rotation_enabled, rotate_days = @rotate_days, last_rotate_time = @last_rotate_time,
@@ -284,7 +288,7 @@ class Operations {
   updateKey(key: KeyRecord): void {
     try {
       this.#write(() => {
-        const { key_usage: _u, key_spec: _s, origin: _o, creator_uin: _c, owner: _w, create_time: _t, ...row } = toKeyRow(key);
+        const { key_usage: _u, key_spec: _s, origin: _o, creator_uin: _c, owner: _w, create_time: _t, protection_level: _p, ...row } = toKeyRow(key);
         const result = this.#s.updateKey.run(row);
         if (result.changes !== 1) throw new Error(`updateKey: no key with id ${key.keyId}`);
         this.#s.deleteTags.run(key.keyId);
@@ -728,6 +732,100 @@ export class SqliteStore implements Store {
     return this.#enter("getAccessKey") ? this.#ops.getAccessKey(secretId) : this.#queued(() => this.#ops.getAccessKey(secretId));
   }
 
+  // ---- backup (StoreBackup): snapshot and import ---------------------------------------------
+
+  async snapshot<T>(fn: (snapshot: StoreSnapshot) => Promise<T>): Promise<T> {
+    this.#enter("snapshot");
+    if (this.path === ":memory:") {
+      // No second connection can see this database: hold the lock, so nothing changes meanwhile.
+      await this.#lock.acquire();
+      try {
+        return await fn(new SqliteSnapshot(this.#ops.db));
+      } finally {
+        this.#lock.release();
+      }
+    }
+    // A second, read-only connection in one read transaction: under WAL the store's own
+    // connection (and other processes) keep writing while this one reads the state as of its
+    // first statement.
+    const db = new Database(this.path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+    try {
+      db.prepare("BEGIN DEFERRED").run();
+      return await fn(new SqliteSnapshot(db));
+    } finally {
+      if (db.inTransaction) db.prepare("ROLLBACK").run();
+      db.close();
+    }
+  }
+
+  async importInto<T>(fn: (target: StoreImport) => Promise<T>): Promise<T> {
+    this.#enter("importInto");
+    await this.#lock.acquire();
+    try {
+      return await importIntoDatabase(this.#ops.db, this.path, fn);
+    } finally {
+      this.#lock.release();
+    }
+  }
+
+  /**
+   * Creates the database at `path`, which must not exist, migrated only up to `schemaVersion`, and
+   * runs `importInto(fn)` on it; `SqliteStore.open` then migrates the rest of the way. This is how a
+   * backup made at an older schema is restored: the store's statements fit only the newest schema,
+   * so no SqliteStore is opened on the older one.
+   */
+  static async createForImport<T>(path: string, schemaVersion: number, fn: (target: StoreImport) => Promise<T>): Promise<T> {
+    const fullPath = resolve(path);
+    const migrations = migrationsUpTo(MIGRATIONS, schemaVersion);
+    if (existsSync(fullPath)) throw new Error(`${fullPath} already exists`);
+    createPrivateFile(fullPath);
+    const db = new Database(fullPath, { timeout: BUSY_TIMEOUT_MS });
+    try {
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      if (db.pragma("journal_mode = WAL", { simple: true }) !== "wal") throw new Error(`${fullPath}: could not switch to WAL journal mode`);
+      db.pragma("synchronous = FULL");
+      db.pragma("foreign_keys = ON");
+      applyMigrations(db, migrations, fullPath);
+      return await importIntoDatabase(db, fullPath, fn);
+    } finally {
+      db.close();
+    }
+  }
+
+  // ---- end of backup ----------------------------------------------------------------------------
+
+  // ---- root key rotation (StoreRewrap): wrapped values in pages, compare-and-set ------------------
+
+  async listWrappedValues(kind: WrappedValueKind, after: WrappedValuePosition | null, limit: number): Promise<WrappedValue[]> {
+    const run = () => {
+      const { table, id, version, value, where } = SQLITE_WRAPPED[kind];
+      const rows = this.#ops.db
+        .prepare<{ id: string | null; version: number; limit: number }, { id: string; version: number; wrapped: Buffer }>(
+          `SELECT ${id} AS id, ${version} AS version, ${value} AS wrapped FROM ${table}
+           WHERE ${where} AND (@id IS NULL OR (${id}, ${version}) > (@id, @version))
+           ORDER BY ${id}${version === "0" ? "" : `, ${version}`} LIMIT @limit`,
+        )
+        .all({ id: after?.id ?? null, version: after?.version ?? 0, limit: checkLimit(limit) });
+      return rows.map((r) => ({ id: r.id, version: r.version, wrapped: r.wrapped }));
+    };
+    return this.#enter("listWrappedValues") ? run() : this.#queued(run);
+  }
+
+  async replaceWrappedValue(kind: WrappedValueKind, position: WrappedValuePosition, expected: Buffer, replacement: Buffer): Promise<boolean> {
+    const run = () => {
+      const { table, id, version, value } = SQLITE_WRAPPED[kind];
+      const result = this.#ops.db
+        .prepare<{ id: string; version: number; expected: Buffer; replacement: Buffer }>(
+          `UPDATE ${table} SET ${value.replace(/^v\./, "")} = @replacement WHERE ${id} = @id AND ${version} = @version AND ${value} = @expected`,
+        )
+        .run({ id: position.id, version: position.version, expected, replacement });
+      return result.changes === 1;
+    };
+    return this.#enter("replaceWrappedValue") ? run() : this.#queued(run);
+  }
+
+  // ---- end of root key rotation -------------------------------------------------------------------
+
   /**
    * Waits for the open transaction and the calls queued before this one, then closes the
    * database; closing the last connection checkpoints the WAL into the main file. Calls made
@@ -884,6 +982,25 @@ function conflictOrSelf(err: unknown, keyId: string, alias: string): unknown {
   }
 }
 
+// Root key rotation: where each kind of wrapped value lives. Access keys and import tokens have no
+// version; 0 stands in, so every kind pages by (id, version).
+const SQLITE_WRAPPED: Readonly<Record<WrappedValueKind, { table: string; id: string; version: string; value: string; where: string }>> = {
+  keyVersion: {
+    table: "key_versions AS v",
+    id: "v.key_id",
+    version: "v.version",
+    value: "v.wrapped_material",
+    where: "(SELECT protection_level FROM keys WHERE key_id = v.key_id) = 'SOFTWARE'",
+  },
+  accessKey: { table: "access_keys", id: "secret_id", version: "0", value: "wrapped_secret", where: "1" },
+  importToken: { table: "import_tokens", id: "token_id", version: "0", value: "wrapped_private_key", where: "1" },
+};
+
+function checkLimit(limit: number): number {
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`"limit" must be a positive integer, got ${limit}`);
+  return limit;
+}
+
 function toKeyRow(key: KeyRecord): Omit<KeyRow, "tags_json"> {
   return {
     key_id: key.keyId,
@@ -904,6 +1021,7 @@ function toKeyRow(key: KeyRecord): Omit<KeyRow, "tags_json"> {
     next_rotate_time: key.nextRotateTime,
     valid_to: key.validTo,
     material_digest: key.materialDigest,
+    protection_level: key.protectionLevel,
   };
 }
 
@@ -942,5 +1060,159 @@ function fromKeyRow(row: KeyRow): KeyRecord {
     nextRotateTime: row.next_rotate_time,
     validTo: row.valid_to,
     materialDigest: row.material_digest,
+    protectionLevel: row.protection_level as ProtectionLevel,
   };
+}
+
+// ---- backup (StoreBackup): the snapshot and import sides ----------------------------------------
+
+function quoteId(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** The first `version` migrations. */
+function migrationsUpTo(migrations: readonly Migration[], version: number): readonly Migration[] {
+  if (!Number.isSafeInteger(version) || version < 1 || version > migrations.length) {
+    throw new RangeError(`"schemaVersion" must be from 1 to ${migrations.length}, got ${version}`);
+  }
+  return migrations.slice(0, version);
+}
+
+/**
+ * Every table but the migration history, in foreign-key order. SQLite has no boolean type: an
+ * INTEGER column with `CHECK (column IN (0, 1))` is a boolean and travels as one, so a backup
+ * reads the same from either store.
+ */
+function describeSqliteTables(db: Database.Database): TableShape[] {
+  const rows = db
+    .prepare<[], { name: string; sql: string }>(
+      "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> 'schema_migrations'",
+    )
+    .all();
+  const shapes = new Map<string, TableShape>();
+  const parents = new Map<string, string[]>();
+  for (const { name, sql } of rows) {
+    const info = db.pragma(`table_info(${quoteId(name)})`) as { name: string; type: string; pk: number }[];
+    const columns = info.map((c) => ({ name: c.name, type: sqlitePortableType(name, c.name, c.type, sql) }));
+    const key = info.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => c.name);
+    if (key.length === 0) throw new Error(`table ${name} has no primary key, so a backup cannot page through it`);
+    shapes.set(name, { name, columns, key });
+    parents.set(name, (db.pragma(`foreign_key_list(${quoteId(name)})`) as { table: string }[]).map((f) => f.table));
+  }
+  return orderTables([...shapes.keys()], parents).map((name) => shapes.get(name)!);
+}
+
+function sqlitePortableType(table: string, column: string, declared: string, tableSql: string): PortableType {
+  switch (declared.toUpperCase()) {
+    case "INTEGER": {
+      const escaped = column.replace(/[^A-Za-z0-9_]/g, (c) => `\\${c}`);
+      return new RegExp(`CHECK\\s*\\(\\s*${escaped}\\s+IN\\s*\\(\\s*0\\s*,\\s*1\\s*\\)\\s*\\)`, "i").test(tableSql) ? "boolean" : "integer";
+    }
+    case "TEXT":
+      return "text";
+    case "BLOB":
+      return "bytes";
+    default:
+      throw new Error(`column ${table}.${column} has the type ${declared}, which a backup cannot carry`);
+  }
+}
+
+function fromSqliteValue(table: string, column: { name: string; type: PortableType }, value: unknown): PortableValue {
+  if (value === null) return null;
+  const ok =
+    column.type === "integer" || column.type === "boolean"
+      ? typeof value === "number" && Number.isSafeInteger(value) && (column.type === "integer" || value === 0 || value === 1)
+      : column.type === "text"
+        ? typeof value === "string"
+        : Buffer.isBuffer(value);
+  if (!ok) throw new Error(`column ${table}.${column.name} holds a value that is not of its type ${column.type}`);
+  return column.type === "boolean" ? value === 1 : (value as PortableValue);
+}
+
+function toSqliteValue(value: PortableValue): number | string | Buffer | null {
+  return typeof value === "boolean" ? (value ? 1 : 0) : value;
+}
+
+function shapeOf(tables: readonly TableShape[], table: string): TableShape {
+  const shape = tables.find((t) => t.name === table);
+  if (shape === undefined) throw new Error(`the store has no table ${JSON.stringify(table)}`);
+  return shape;
+}
+
+/** StoreBackup.importInto on `db`, whose caller holds the store's lock (if any). */
+async function importIntoDatabase<T>(db: Database.Database, label: string, fn: (target: StoreImport) => Promise<T>): Promise<T> {
+  db.prepare("BEGIN IMMEDIATE").run();
+  try {
+    const tables = describeSqliteTables(db);
+    for (const table of tables) {
+      const n = db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM ${quoteId(table.name)}`).get()?.n ?? 0;
+      if (n > 0) throw new StoreNotEmptyError(`the target store ${label} is not empty (table ${table.name} holds ${n} rows): restore only into a new, empty store`);
+    }
+    const result = await fn(new SqliteImport(db, schemaVersion(db), tables));
+    db.prepare("COMMIT").run();
+    return result;
+  } catch (err) {
+    if (db.inTransaction) db.prepare("ROLLBACK").run();
+    throw err;
+  }
+}
+
+class SqliteSnapshot implements StoreSnapshot {
+  readonly schemaVersion: number;
+  readonly tables: readonly TableShape[];
+  readonly #db: Database.Database;
+  readonly #statements = new Map<string, Database.Statement>();
+
+  /** Its first statement starts the read transaction (if one is open). */
+  constructor(db: Database.Database) {
+    this.#db = db;
+    this.schemaVersion = schemaVersion(db);
+    this.tables = describeSqliteTables(db);
+  }
+
+  async exportRows(table: string, after: readonly PortableValue[] | null, limit: number): Promise<PortableValue[][]> {
+    const shape = shapeOf(this.tables, table);
+    checkCount("limit", limit);
+    if (after !== null && after.length !== shape.key.length) throw new RangeError(`"after" must hold the ${shape.key.length} key values of ${table}`);
+    const key = shape.key.map(quoteId).join(", ");
+    const where = after === null ? "" : `WHERE (${key}) > (${shape.key.map(() => "?").join(", ")})`;
+    const sql = `SELECT ${shape.columns.map((c) => quoteId(c.name)).join(", ")} FROM ${quoteId(table)} ${where} ORDER BY ${key} LIMIT ?`;
+    let stmt = this.#statements.get(sql);
+    if (stmt === undefined) {
+      stmt = this.#db.prepare(sql).raw(true);
+      this.#statements.set(sql, stmt);
+    }
+    const rows = stmt.all(...(after ?? []).map(toSqliteValue), limit) as unknown[][];
+    return rows.map((row) => shape.columns.map((column, i) => fromSqliteValue(table, column, row[i])));
+  }
+}
+
+class SqliteImport implements StoreImport {
+  readonly #db: Database.Database;
+  readonly #statements = new Map<string, Database.Statement>();
+
+  constructor(
+    db: Database.Database,
+    readonly schemaVersion: number,
+    readonly tables: readonly TableShape[],
+  ) {
+    this.#db = db;
+  }
+
+  async importRows(table: string, columns: readonly string[], rows: readonly (readonly PortableValue[])[]): Promise<void> {
+    const shape = shapeOf(this.tables, table);
+    for (const c of columns) {
+      if (!shape.columns.some((s) => s.name === c)) throw new Error(`the table ${table} has no column ${JSON.stringify(c)}`);
+    }
+    const sql = `INSERT INTO ${quoteId(table)} (${columns.map(quoteId).join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`;
+    let stmt = this.#statements.get(sql);
+    if (stmt === undefined) {
+      stmt = this.#db.prepare(sql);
+      this.#statements.set(sql, stmt);
+    }
+    for (const row of rows) {
+      if (row.length !== columns.length) throw new RangeError(`a row of ${table} has ${row.length} values for ${columns.length} columns`);
+      stmt.run(...row.map(toSqliteValue));
+    }
+  }
 }

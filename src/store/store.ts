@@ -81,7 +81,7 @@ export interface StoreOperations {
  * The persistence port. Every operation is durable once its promise resolves. Implementations:
  * SQLite (embedded default), PostgreSQL (clusters).
  */
-export interface Store extends StoreOperations {
+export interface Store extends StoreOperations, StoreBackup, StoreRewrap {
   /**
    * Runs `fn` in one serializable transaction: every read and write inside goes through `tx`; it
    * commits when `fn` resolves and rolls back everything when it rejects. Not nestable. Other
@@ -103,3 +103,105 @@ export class StoreConflictError extends Error {
 }
 
 export type { Tag };
+
+// ---- backup: a consistent export of every table, and an import into an empty store ----------
+
+/** How a column's values travel in a backup, whatever the database calls its type. */
+export type PortableType = "integer" | "text" | "boolean" | "bytes";
+export type PortableValue = number | string | boolean | Buffer | null;
+
+/** One table as a backup carries it. */
+export interface TableShape {
+  readonly name: string;
+  readonly columns: readonly { readonly name: string; readonly type: PortableType }[];
+  /** The primary key's columns: rows are exported in this order. */
+  readonly key: readonly string[];
+}
+
+/** A read-only view of the whole store at one instant (one read transaction). */
+export interface StoreSnapshot {
+  readonly schemaVersion: number;
+  /** Every table except the migration history, each after the tables its foreign keys point at. */
+  readonly tables: readonly TableShape[];
+  /**
+   * Up to `limit` rows of `table` in key order, after the row whose key values are `after` (null:
+   * from the first). Each row holds the values of the table's columns, in their order.
+   */
+  exportRows(table: string, after: readonly PortableValue[] | null, limit: number): Promise<PortableValue[][]>;
+}
+
+/** Writes into an empty store, inside the one transaction of `StoreBackup.importInto`. */
+export interface StoreImport {
+  readonly schemaVersion: number;
+  readonly tables: readonly TableShape[];
+  /** Inserts rows whose values are given in the order of `columns`. Parents before children. */
+  importRows(table: string, columns: readonly string[], rows: readonly (readonly PortableValue[])[]): Promise<void>;
+}
+
+export interface StoreBackup {
+  /**
+   * Runs `fn` on one consistent snapshot of every table while other callers go on reading and
+   * writing. `fn` must not call the store itself.
+   */
+  snapshot<T>(fn: (snapshot: StoreSnapshot) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` once, in one transaction on a store whose tables must all be empty (else
+   * `StoreNotEmptyError`, before `fn` runs). Commits when `fn` resolves; when it rejects nothing
+   * is written. `fn` must not call the store itself.
+   */
+  importInto<T>(fn: (target: StoreImport) => Promise<T>): Promise<T>;
+}
+
+export class StoreNotEmptyError extends Error {
+  override readonly name = "StoreNotEmptyError";
+}
+
+/** Tables in foreign-key order (parents first), ties by name; `parents` maps a table to those it references. */
+export function orderTables(names: readonly string[], parents: ReadonlyMap<string, readonly string[]>): string[] {
+  const ordered: string[] = [];
+  const placed = new Set<string>();
+  const pending = [...names].sort();
+  while (pending.length > 0) {
+    const ready = pending.filter((t) => (parents.get(t) ?? []).every((p) => p === t || placed.has(p) || !names.includes(p)));
+    if (ready.length === 0) throw new Error(`the foreign keys of the tables ${pending.join(", ")} form a cycle`);
+    for (const t of ready) {
+      ordered.push(t);
+      placed.add(t);
+      pending.splice(pending.indexOf(t), 1);
+    }
+  }
+  return ordered;
+}
+
+// ---- root key rotation: every value wrapped by the root of trust, in pages, rewrapped one by one ----
+
+/** The kinds of stored values the root of trust wraps (meta values are read and written with getMeta/setMeta). */
+export const WRAPPED_VALUE_KINDS = ["keyVersion", "accessKey", "importToken"] as const;
+export type WrappedValueKind = (typeof WRAPPED_VALUE_KINDS)[number];
+
+/**
+ * Where a wrapped value sits, and the order of the pages: a key version's (key id, version); an
+ * access key's (SecretId, 0); an import token's (token id, 0).
+ */
+export interface WrappedValuePosition {
+  id: string;
+  version: number;
+}
+
+export interface WrappedValue extends WrappedValuePosition {
+  wrapped: Buffer;
+}
+
+export interface StoreRewrap {
+  /**
+   * Up to `limit` values of `kind` after position `after` (null: from the first), in position order
+   * (ids compared as bytes, then versions). Key versions of keys whose protection level is HSM hold
+   * a token reference, not a wrapped value, and are left out.
+   */
+  listWrappedValues(kind: WrappedValueKind, after: WrappedValuePosition | null, limit: number): Promise<WrappedValue[]>;
+  /**
+   * Compare and set: replaces the value at `position` with `replacement` only if it is still
+   * `expected`; false when it is not (changed or deleted meanwhile), and nothing is written then.
+   */
+  replaceWrappedValue(kind: WrappedValueKind, position: WrappedValuePosition, expected: Buffer, replacement: Buffer): Promise<boolean>;
+}

@@ -116,9 +116,9 @@ export class SoftHsm {
     await this.#script(token, { action: "generate", keyLabel, ...attributes });
   }
 
-  /** Looks at the keys labelled `keyLabel` from another process, as an independent reader would. */
-  async inspectKey(token: TestToken, keyLabel: string): Promise<KeyReport> {
-    return JSON.parse(await this.#script(token, { action: "inspect", keyLabel })) as KeyReport;
+  /** Looks at the keys labelled `keyLabel` (secret keys, or private keys) from another process, as an independent reader would. */
+  async inspectKey(token: TestToken, keyLabel: string, objectClass: "secret" | "private" = "secret"): Promise<KeyReport> {
+    return JSON.parse(await this.#script(token, { action: "inspect", keyLabel, objectClass })) as KeyReport;
   }
 
   async remove(): Promise<void> {
@@ -155,7 +155,8 @@ try {
       { type: p.CKA_LABEL, value: req.keyLabel }, { type: p.CKA_ID, value: require("crypto").randomBytes(16) },
     ]);
   } else {
-    m.C_FindObjectsInit(session, [{ type: p.CKA_CLASS, value: p.CKO_SECRET_KEY }, { type: p.CKA_LABEL, value: req.keyLabel }]);
+    const cls = req.objectClass === "private" ? p.CKO_PRIVATE_KEY : p.CKO_SECRET_KEY;
+    m.C_FindObjectsInit(session, [{ type: p.CKA_CLASS, value: cls }, { type: p.CKA_LABEL, value: req.keyLabel }]);
     const keys = m.C_FindObjects(session, 10);
     m.C_FindObjectsFinal(session);
     const report = { found: keys.length };
@@ -167,7 +168,7 @@ try {
       report.alwaysSensitive = attr(p.CKA_ALWAYS_SENSITIVE)[0] === 1;
       report.neverExtractable = attr(p.CKA_NEVER_EXTRACTABLE)[0] === 1;
       report.id = attr(p.CKA_ID).toString("hex");
-      try { attr(p.CKA_VALUE); report.value = "readable"; } catch (e) { report.value = e.message; }
+      try { attr(req.objectClass === "private" ? (m.C_GetAttributeValue(session, key, [{ type: p.CKA_KEY_TYPE }])[0].value[0] === p.CKK_RSA ? p.CKA_PRIVATE_EXPONENT : p.CKA_VALUE) : p.CKA_VALUE); report.value = "readable"; } catch (e) { report.value = e.message; }
     }
     process.stdout.write(JSON.stringify(report));
   }

@@ -4,9 +4,11 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
-import { setImmediate as nextTurn } from "node:timers/promises";
+import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 import { KEY_LIFECYCLE_DEFAULTS, type ImportTokenRecord, type KeyRecord, type KeyVersionRecord, type Tag } from "../../src/keys/key.js";
 import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Store, type StoreOperations } from "../../src/store/store.js";
+import { StoreNotEmptyError, type PortableValue, type TableShape } from "../../src/store/store.js";
+import type { WrappedValue, WrappedValuePosition } from "../../src/store/store.js";
 
 export interface StoreFixture {
   store: Store;
@@ -862,6 +864,253 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
           "the insertion order survives for ties",
         );
       }));
+
+    // ---- backup: snapshot and importInto (StoreBackup) ------------------------------------------
+    // ---- protection level and root key rotation (StoreRewrap) ------------------------------------
+    describe("protection level and wrapped values for root key rotation", () => {
+      const tokenFor = (keyId: string, tokenId: string, wrappedPrivateKey: Buffer): ImportTokenRecord => ({
+        tokenId,
+        keyId,
+        wrappingKeySpec: "RSA_2048",
+        wrappingAlgorithm: "RSAES_OAEP_SHA_256",
+        wrappedPrivateKey,
+        expiresAt: 1_700_086_400,
+        used: false,
+      });
+
+      it("keeps a key's protection level, which updateKey never changes", () =>
+        withStore(async ({ store }) => {
+          const hsmKey = makeKey({ protectionLevel: "HSM", keySpec: "AES_256" });
+          const soft = makeKey();
+          await store.insertKey(hsmKey, versionOf(hsmKey, 1, Buffer.from("H\x01tresor-cmk/ref")));
+          await store.insertKey(soft, versionOf(soft));
+          assertKey(await store.getKey(hsmKey.keyId), hsmKey);
+          assert.equal((await store.getKey(soft.keyId))?.protectionLevel, "SOFTWARE");
+          await store.updateKey({ ...hsmKey, description: "changed", protectionLevel: "SOFTWARE" });
+          const after = await store.getKey(hsmKey.keyId);
+          assert.equal(after?.description, "changed");
+          assert.equal(after?.protectionLevel, "HSM", "fixed at creation");
+          const listed = await store.listKeys({ offset: 0, limit: 10, order: "asc" });
+          assert.deepEqual(listed.keys.map((k) => k.protectionLevel), ["HSM", "SOFTWARE"]);
+        }));
+
+      it("pages through each kind of wrapped value in (id, version) order, leaving out HSM key references", () =>
+        withStore(async ({ store }) => {
+          const keys = ["b", "a", "c"].map((prefix) => makeKey({ keyId: `${prefix}${randomUUID().slice(1)}` }));
+          for (const key of keys) {
+            await store.insertKey(key, versionOf(key, 1));
+            await store.insertKeyVersion(versionOf(key, 2));
+          }
+          const hsmKey = makeKey({ keyId: `0${randomUUID().slice(1)}`, protectionLevel: "HSM", keySpec: "AES_256" });
+          await store.insertKey(hsmKey, versionOf(hsmKey, 1, Buffer.from("H\x01reference")));
+          for (const id of ["AKIDz", "AKIDa", "AKIDm"]) await store.insertAccessKey(accessKey(id));
+          await store.insertImportToken(tokenFor(keys[0]!.keyId, "tok-2", Buffer.from([2])));
+          await store.insertImportToken(tokenFor(keys[0]!.keyId, "tok-1", Buffer.from([1])));
+
+          const expected = [...keys].sort((x, y) => (x.keyId < y.keyId ? -1 : 1)).flatMap((k) => [1, 2].map((v) => ({ id: k.keyId, version: v, wrapped: versionOf(k, v).wrappedMaterial })));
+          const pages: WrappedValue[][] = [];
+          let after: WrappedValuePosition | null = null;
+          for (;;) {
+            const page = await store.listWrappedValues("keyVersion", after, 4);
+            if (page.length === 0) break;
+            assert.ok(page.length <= 4);
+            pages.push(page);
+            after = { id: page[page.length - 1]!.id, version: page[page.length - 1]!.version };
+          }
+          assert.deepEqual(pages.flat(), expected);
+          assert.equal(pages.length, 2);
+          assert.ok(pages.flat().every((v) => Buffer.isBuffer(v.wrapped)));
+
+          const access = await store.listWrappedValues("accessKey", null, 10);
+          assert.deepEqual(access.map((v) => [v.id, v.version]), [["AKIDa", 0], ["AKIDm", 0], ["AKIDz", 0]]);
+          assert.deepEqual(access[0]!.wrapped, accessKey("AKIDa").wrappedSecret);
+          assert.deepEqual((await store.listWrappedValues("accessKey", { id: "AKIDa", version: 0 }, 10)).map((v) => v.id), ["AKIDm", "AKIDz"]);
+          const tokens = await store.listWrappedValues("importToken", null, 10);
+          assert.deepEqual(tokens.map((v) => [v.id, [...v.wrapped]]), [["tok-1", [1]], ["tok-2", [2]]]);
+          await assert.rejects(store.listWrappedValues("accessKey", null, 0), RangeError);
+        }));
+
+      it("replaces a wrapped value only while it is still the expected one (compare and set)", () =>
+        withStore(async ({ store }) => {
+          const key = makeKey();
+          await store.insertKey(key, versionOf(key, 1, Buffer.from("old")));
+          await store.insertAccessKey(accessKey("AKIDcas", Buffer.from("old-secret")));
+          await store.insertImportToken(tokenFor(key.keyId, "tok-cas", Buffer.from("old-token")));
+          const at = { id: key.keyId, version: 1 };
+          assert.equal(await store.replaceWrappedValue("keyVersion", at, Buffer.from("stale"), Buffer.from("new")), false);
+          assert.deepEqual((await store.getKeyVersion(key.keyId, 1))?.wrappedMaterial, Buffer.from("old"));
+          assert.equal(await store.replaceWrappedValue("keyVersion", at, Buffer.from("old"), Buffer.from("new")), true);
+          assert.deepEqual((await store.getKeyVersion(key.keyId, 1))?.wrappedMaterial, Buffer.from("new"));
+          assert.equal(await store.replaceWrappedValue("keyVersion", at, Buffer.from("old"), Buffer.from("newer")), false, "the second writer loses");
+          assert.equal(await store.replaceWrappedValue("keyVersion", { id: key.keyId, version: 2 }, Buffer.from("old"), Buffer.from("x")), false, "no such row");
+
+          assert.equal(await store.replaceWrappedValue("accessKey", { id: "AKIDcas", version: 0 }, Buffer.from("old-secret"), Buffer.from("new-secret")), true);
+          assert.deepEqual((await store.getAccessKey("AKIDcas"))?.wrappedSecret, Buffer.from("new-secret"));
+          assert.equal(await store.replaceWrappedValue("importToken", { id: "tok-cas", version: 0 }, Buffer.from("old-token"), Buffer.from("new-token")), true);
+          assert.deepEqual((await store.getImportToken("tok-cas"))?.wrappedPrivateKey, Buffer.from("new-token"));
+          await store.deleteKey(key.keyId);
+          assert.equal(await store.replaceWrappedValue("keyVersion", at, Buffer.from("new"), Buffer.from("x")), false, "a deleted row is not recreated");
+          assert.equal(await store.getKeyVersion(key.keyId, 1), undefined);
+        }));
+    });
+    // ---- end of protection level and root key rotation ----------------------------------------
+
+    describe("backup", () => {
+      /** Every row of every table through one snapshot, paged `batch` at a time; `during` runs after the first page. */
+      async function dump(store: Store, batch: number, during?: () => Promise<void>): Promise<{ schemaVersion: number; tables: Map<string, { shape: TableShape; rows: PortableValue[][] }> }> {
+        return store.snapshot(async (snapshot) => {
+          const tables = new Map<string, { shape: TableShape; rows: PortableValue[][] }>();
+          let ran = false;
+          for (const shape of snapshot.tables) {
+            const keyAt = shape.key.map((k) => shape.columns.findIndex((c) => c.name === k));
+            const rows: PortableValue[][] = [];
+            let after: PortableValue[] | null = null;
+            for (;;) {
+              const page: PortableValue[][] = await snapshot.exportRows(shape.name, after, batch);
+              rows.push(...page);
+              if (!ran && during !== undefined) {
+                ran = true;
+                await during();
+              }
+              const last = page.at(-1);
+              if (page.length < batch || last === undefined) break;
+              after = keyAt.map((i) => last[i] ?? null);
+            }
+            tables.set(shape.name, { shape, rows });
+          }
+          return { schemaVersion: snapshot.schemaVersion, tables };
+        });
+      }
+
+      async function populate(store: Store): Promise<{ keys: KeyRecord[]; token: ImportTokenRecord }> {
+        const keys = [
+          makeKey({ tags: [{ key: "env", value: "prod" }, { key: "team", value: "payments" }], createTime: 7 }),
+          makeKey({ rotationEnabled: true, rotateDays: 30, nextRotateTime: 99, createTime: 7 }),
+          makeKey({ state: "PendingImport", origin: "EXTERNAL", currentVersion: 0, createTime: 3 }),
+        ];
+        await store.insertKey(keys[0]!, versionOf(keys[0]!, 1, Buffer.from([0, 255, 1])));
+        await store.insertKeyVersion(versionOf(keys[0]!, 2, Buffer.from("v2"), Buffer.from("public")));
+        await store.insertKey(keys[1]!, versionOf(keys[1]!));
+        await store.insertKey(keys[2]!, null);
+        const token: ImportTokenRecord = {
+          tokenId: randomUUID(),
+          keyId: keys[2]!.keyId,
+          wrappingKeySpec: "RSA_2048",
+          wrappingAlgorithm: "RSAES_OAEP_SHA_256",
+          wrappedPrivateKey: Buffer.from("wrapped private key"),
+          expiresAt: 1_800_000_000,
+          used: true,
+        };
+        await store.insertImportToken(token);
+        await store.insertAccessKey(accessKey("AKIDbackup"));
+        await store.setMeta("region", "backup-test");
+        return { keys, token };
+      }
+
+      it("exports every table, typed, from one snapshot while writes go on", () =>
+        withStore(async ({ store }) => {
+          const { keys } = await populate(store);
+          const late = makeKey();
+          let writes: Promise<void> | undefined;
+          const dumped = await dump(store, 1, async () => {
+            writes = (async () => {
+              await store.insertKey(late, versionOf(late));
+              await store.insertKeyVersion(versionOf(keys[1]!, 2));
+              await store.updateKey({ ...keys[0]!, alias: "renamed-during-backup", tags: [] });
+              await store.setMeta("region", "changed");
+            })();
+            // A store that serializes everything (SQLite :memory:) runs them after the snapshot.
+            await Promise.race([writes, sleep(500)]);
+          });
+          await writes;
+          const names = [...dumped.tables.keys()];
+          for (const table of ["meta", "keys", "key_versions", "key_tags", "import_tokens", "access_keys"]) assert.ok(names.includes(table), `${table} is exported`);
+          assert.ok(!names.includes("schema_migrations"), "the migration history is not a table of the backup");
+          assert.ok(names.indexOf("keys") < names.indexOf("key_versions") && names.indexOf("keys") < names.indexOf("import_tokens"), "parents come first");
+          assert.ok(dumped.schemaVersion >= 1);
+          const rows = (table: string) => dumped.tables.get(table)!;
+          const column = (table: string, name: string) => rows(table).shape.columns.findIndex((c) => c.name === name);
+          const keyIds = rows("keys").rows.map((r) => r[column("keys", "key_id")]);
+          assert.deepEqual(new Set(keyIds), new Set(keys.map((k) => k.keyId)), "the key inserted during the backup is not in it");
+          assert.ok(rows("keys").rows.some((r) => r[column("keys", "alias")] === keys[0]!.alias), "the rename during the backup is not in it");
+          assert.equal(rows("key_versions").rows.length, 3, "the version added during the backup is not in it");
+          assert.equal(rows("key_tags").rows.length, 2, "the tags removed during the backup are still in it");
+          const region = rows("meta").rows.find((r) => r[column("meta", "name")] === "region");
+          assert.equal(region?.[column("meta", "value")], "backup-test");
+          // Portable types: booleans as booleans, bytes as Buffers, whatever the database calls them.
+          assert.equal(rows("keys").shape.columns[column("keys", "rotation_enabled")]?.type, "boolean");
+          assert.equal(rows("import_tokens").rows[0]?.[column("import_tokens", "used")], true);
+          const material = rows("key_versions").rows.find((r) => r[column("key_versions", "version")] === 1 && r[column("key_versions", "key_id")] === keys[0]!.keyId);
+          assert.deepEqual(material?.[column("key_versions", "wrapped_material")], Buffer.from([0, 255, 1]));
+          // And the writes did happen, after or beside the snapshot.
+          assert.equal((await store.getKey(keys[0]!.keyId))?.alias, "renamed-during-backup");
+          assert.ok((await store.getKey(late.keyId)) !== undefined);
+        }));
+
+      it("imports a snapshot into an empty store, which then works as the original", () =>
+        withStore(async ({ store }) => {
+          const { keys, token } = await populate(store);
+          const dumped = await dump(store, 2);
+          const target = await open();
+          try {
+            const imported = await target.store.importInto(async (into) => {
+              assert.equal(into.schemaVersion, dumped.schemaVersion);
+              for (const { shape, rows } of dumped.tables.values()) await into.importRows(shape.name, shape.columns.map((c) => c.name), rows);
+              return "done";
+            });
+            assert.equal(imported, "done");
+            const t = target.store;
+            for (const key of keys) assertKey(await t.getKey(key.keyId), key);
+            assert.deepEqual(await t.listKeyVersions(keys[0]!.keyId), await store.listKeyVersions(keys[0]!.keyId));
+            assert.deepEqual(await t.getImportToken(token.tokenId), token);
+            assert.deepEqual(await t.getAccessKey("AKIDbackup"), accessKey("AKIDbackup"));
+            assert.equal(await t.getMeta("region"), "backup-test");
+            const order = async (s: Store) => (await s.listKeys({ offset: 0, limit: 10, order: "asc" })).keys.map((k) => k.keyId);
+            assert.deepEqual(await order(t), await order(store), "the order of keys created in the same second survives");
+            // New rows after the import go after the imported ones (generated sequences moved on).
+            const next = makeKey({ createTime: 7 });
+            await t.insertKey(next, versionOf(next));
+            assert.deepEqual((await order(t)).at(-1), next.keyId);
+            assert.deepEqual(await dump(t, 100).then((d) => d.tables.get("key_versions")?.rows.length), 4);
+          } finally {
+            await target.cleanup();
+          }
+        }));
+
+      it("refuses a non-empty store, and leaves nothing behind when the import fails", () =>
+        withStore(async ({ store }) => {
+          await store.setMeta("region", "already-here");
+          let ran = false;
+          await assert.rejects(
+            store.importInto(async () => {
+              ran = true;
+            }),
+            (err: unknown) => err instanceof StoreNotEmptyError && /not empty/.test(err.message) && /meta/.test(err.message),
+          );
+          assert.equal(ran, false, "the function never runs on a non-empty store");
+          const target = await open();
+          try {
+            const key = makeKey();
+            await assert.rejects(
+              target.store.importInto(async (into) => {
+                await into.importRows("meta", ["name", "value"], [["region", "half-done"]]);
+                await into.importRows("keys", ["key_id", "alias", "description", "key_usage", "key_spec", "origin", "state", "creator_uin", "owner", "create_time", "deletion_date", "current_version"], [
+                  [key.keyId, key.alias, "", "ENCRYPT_DECRYPT", "SM4", "TENCENT_KMS", "Enabled", "1", "1", 1, 0, 1],
+                ]);
+                throw new Error("the backup file turned out damaged");
+              }),
+              /turned out damaged/,
+            );
+            assert.equal(await target.store.getMeta("region"), undefined);
+            assert.equal(await target.store.getKey(key.keyId), undefined);
+            // And it is still empty enough for the next attempt.
+            await target.store.importInto(async (into) => into.importRows("meta", ["name", "value"], [["region", "second-try"]]));
+            assert.equal(await target.store.getMeta("region"), "second-try");
+          } finally {
+            await target.cleanup();
+          }
+        }));
+    });
   });
 }
 

@@ -4,10 +4,10 @@
 import type { KeyRecord, KeyState, KeyUsage, Tag } from "../../keys/key.js";
 import { BLOB_MIN_LENGTH } from "../../keys/blob.js";
 import { PUBLIC_KEY_WRAP_ALGORITHMS, publicKeyPem } from "../../keys/asymmetric.js";
-import { ASYMMETRIC_KEY_SPECS, KEY_USAGES, SYMMETRIC_KEY_SPECS } from "../../keys/key.js";
+import { ASYMMETRIC_KEY_SPECS, KEY_USAGES, PROTECTION_LEVELS, SYMMETRIC_KEY_SPECS } from "../../keys/key.js";
 import { SIGNING_ALGORITHMS, metadataType } from "../../keys/specs.js";
 import { KmsError } from "../../service/errors.js";
-import type { Caller, KmsService, ListKeyDetailInput } from "../../service/kms-service.js";
+import type { Caller, CreateKeyInput, KmsService, ListKeyDetailInput } from "../../service/kms-service.js";
 import {
   array,
   base64,
@@ -148,6 +148,7 @@ export function keyMetadata(key: KeyRecord): Record<string, unknown> {
     NextRotateTime: key.nextRotateTime,
     DeletionDate: key.deletionDate,
     Origin: key.origin,
+    ProtectionLevel: key.protectionLevel,
     ValidTo: key.validTo,
     ResourceId: `creatorUin/${key.creatorUin}/${key.keyId}`,
     HsmClusterId: "",
@@ -201,11 +202,14 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
       KeySpec: optional(oneOf([...SYMMETRIC_KEY_SPECS, ...ASYMMETRIC_KEY_SPECS])),
       Tags: optional(array(tag, { max: 50 })),
       HsmClusterId: hsmClusterId,
+      ProtectionLevel: optional(oneOf(PROTECTION_LEVELS)),
     },
     async (p, { service, caller }) => {
       const keyUsage: KeyUsage = p.KeyUsage ?? "ENCRYPT_DECRYPT";
-      const input = { alias: p.Alias, description: p.Description ?? "", keyUsage, tags: toTags(p.Tags), origin: p.Type === 2 ? ("EXTERNAL" as const) : ("TENCENT_KMS" as const) };
-      const key = await service.createKey(caller, p.KeySpec ? { ...input, keySpec: p.KeySpec } : input);
+      const input: CreateKeyInput = { alias: p.Alias, description: p.Description ?? "", keyUsage, tags: toTags(p.Tags), origin: p.Type === 2 ? "EXTERNAL" : "TENCENT_KMS" };
+      if (p.KeySpec) input.keySpec = p.KeySpec;
+      if (p.ProtectionLevel) input.protectionLevel = p.ProtectionLevel;
+      const key = await service.createKey(caller, input);
       const { KeyId, Alias, CreateTime, Description, KeyState, KeyUsage, HsmClusterId } = keyMetadata(key);
       return { KeyId, Alias, CreateTime, Description, KeyState, KeyUsage, TagCode: 0, TagMsg: "", HsmClusterId };
     },
@@ -400,7 +404,7 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
 
   ListAlgorithms: action({}, (_p, { service }) => {
     const { symmetric, asymmetric, signVerify } = service.listAlgorithms();
-    const wire = (list: typeof symmetric) => list.map((a) => ({ KeyUsage: a.keyUsage, Algorithm: a.algorithm }));
+    const wire = (list: typeof symmetric) => list.map((a) => ({ KeyUsage: a.keyUsage, Algorithm: a.algorithm, ProtectionLevels: a.protectionLevels }));
     return { SymmetricAlgorithms: wire(symmetric), AsymmetricAlgorithms: wire(asymmetric), AsymmetricSignVerifyAlgorithms: wire(signVerify) };
   }),
 

@@ -3,6 +3,7 @@
 // version in `schema_migrations` and refuses a database newer than the last entry here.
 
 import { initial } from "./001-initial.js";
+import { protectionLevel } from "./002-protection-level.js";
 
 export interface Migration {
   readonly version: number;
@@ -10,4 +11,4 @@ export interface Migration {
   readonly sql: string;
 }
 
-export const MIGRATIONS: readonly Migration[] = Object.freeze([initial]);
+export const MIGRATIONS: readonly Migration[] = Object.freeze([initial, protectionLevel]);

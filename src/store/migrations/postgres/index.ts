@@ -4,5 +4,6 @@
 
 import type { Migration } from "../index.js";
 import { initial } from "./001-initial.js";
+import { protectionLevel } from "./002-protection-level.js";
 
-export const POSTGRES_MIGRATIONS: readonly Migration[] = Object.freeze([initial]);
+export const POSTGRES_MIGRATIONS: readonly Migration[] = Object.freeze([initial, protectionLevel]);

@@ -1,0 +1,49 @@
+// `tresor rootkey rotate`: a new root key, every wrapped value rewrapped under it while nodes keep
+// serving, the old key retired. Works on the store directly, like init and backup; running it
+// again resumes a rotation that stopped. See docs/operations.md, "Rotating the root key".
+
+import type { Command } from "commander";
+import { DEFAULT_DATA_DIR, rotateDataDirRootKey } from "../data-dir.js";
+import { pkcs11Pin } from "./init.js";
+
+interface RotateFlags {
+  dataDir: string;
+  store?: string;
+  pkcs11PinFile?: string;
+  graceSeconds: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export function registerRootKeyCommands(program: Command): void {
+  const rootkey = program.command("rootkey").description("manage the root key that wraps every stored key");
+  rootkey
+    .command("rotate")
+    .description("make a new root key and rewrap everything under it online; run again to resume after a failure")
+    .option("--data-dir <dir>", "data directory (env TRESOR_DATA_DIR); with --store it holds only the credentials", process.env.TRESOR_DATA_DIR ?? DEFAULT_DATA_DIR)
+    .option("--store <url>", "a shared PostgreSQL store, postgres://… (env TRESOR_STORE); pkcs11 root of trust only", process.env.TRESOR_STORE)
+    .option("--pkcs11-pin-file <file>", "file holding the HSM token PIN (mode 0600); otherwise env TRESOR_PKCS11_PIN")
+    .option("--grace-seconds <n>", "how long serving nodes get to start wrapping with the new key before the rewrap (they look every second)", "5")
+    .option("--json", "print the result as one JSON object")
+    .option("--quiet", "no progress lines")
+    .action(async (flags: RotateFlags) => {
+      const grace = Number(flags.graceSeconds);
+      if (!/^[0-9]+$/.test(flags.graceSeconds) || grace > 3600) throw new Error(`--grace-seconds must be a whole number from 0 to 3600, got ${flags.graceSeconds}`);
+      const result = await rotateDataDirRootKey(flags.dataDir, {
+        ...(flags.pkcs11PinFile !== undefined || process.env.TRESOR_PKCS11_PIN !== undefined ? { pkcs11Pin: pkcs11Pin(flags.pkcs11PinFile) } : {}),
+        ...(flags.store === undefined ? {} : { store: flags.store }),
+        graceMs: grace * 1000,
+        ...(flags.quiet ? {} : { progress: (line: string) => process.stderr.write(`${line}\n`) }),
+      });
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+        return;
+      }
+      process.stdout.write(
+        `Root key rotated from generation ${result.from} to ${result.to}${result.resumed ? " (resumed)" : ""}; ${result.rewrapped} values rewrapped.\n` +
+          (result.retiredFile === undefined
+            ? "The old root key stays in the token under its label until you destroy it (keep it while backups made before need it).\n"
+            : `The old root key is kept as ${result.retiredFile}: keep a copy while backups made before need it, then remove it.\n`),
+      );
+    });
+}

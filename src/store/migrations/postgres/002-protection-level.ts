@@ -1,0 +1,11 @@
+// CMKs gain a protection level (SOFTWARE or HSM, see KeyRecord); every existing key is SOFTWARE.
+// The same change as SQLite's 002-protection-level.
+
+export const protectionLevel = {
+  version: 2,
+  name: "002-protection-level",
+  sql: `
+ALTER TABLE keys ADD COLUMN protection_level TEXT NOT NULL DEFAULT 'SOFTWARE'
+  CONSTRAINT keys_protection_level_check CHECK (protection_level IN ('SOFTWARE', 'HSM'));
+`,
+} as const;
