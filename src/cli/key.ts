@@ -38,8 +38,9 @@ export function registerKeyCommands(program: Command): void {
       .option("--description <text>", "description")
       .addOption(new Option("--usage <usage>", "what the key is for (default ENCRYPT_DECRYPT); an asymmetric usage fixes its key pair").choices(KEY_USAGE_CHOICES))
       .addOption(new Option("--key-spec <spec>", "symmetric key algorithm (default: the server's)").choices(["SM4", "AES_256"]))
-      .option("--external", "create it without material (Type 2, PendingImport): bring your own with `tresor key import`"),
-  ).action(async (opts: { alias?: string; description?: string; usage?: KeyUsage; keySpec?: "SM4" | "AES_256"; external?: boolean }, cmd: Command) => {
+      .option("--external", "create it without material (Type 2, PendingImport): bring your own with `tresor key import`")
+      .addOption(new Option("--protection-level <level>", "HSM: material made and used only inside the server's PKCS#11 token (default SOFTWARE)").choices(["SOFTWARE", "HSM"])),
+  ).action(async (opts: { alias?: string; description?: string; usage?: KeyUsage; keySpec?: "SM4" | "AES_256"; external?: boolean; protectionLevel?: "SOFTWARE" | "HSM" }, cmd: Command) => {
     await runWithClient(
       cmd,
       () => undefined,
@@ -52,6 +53,7 @@ export function registerKeyCommands(program: Command): void {
           ...(opts.usage === undefined ? {} : { KeyUsage: opts.usage }),
           ...(opts.keySpec === undefined ? {} : { KeySpec: opts.keySpec }),
           ...(opts.external ? { Type: 2 } : {}),
+          ...(opts.protectionLevel === undefined ? {} : { ProtectionLevel: opts.protectionLevel }),
         });
         if (json) printJson(res);
         else printLines(`${res.KeyId ?? "?"}  ${res.Alias ?? alias}  ${res.KeyState ?? ""}`.trimEnd());
@@ -158,6 +160,7 @@ function describe(meta: KeyMetadata): string[] {
     ["Spec", meta.KeySpec],
     ["Usage", meta.KeyUsage],
     ["Origin", meta.Origin],
+    ["Protection", meta.ProtectionLevel],
     ["Created", meta.CreateTime === undefined ? undefined : formatTime(meta.CreateTime)],
     ["Rotation", meta.KeyRotationEnabled === undefined ? undefined : meta.KeyRotationEnabled ? `every ${meta.RotateDays ?? "?"} days` : "disabled"],
     ["NextRotate", meta.NextRotateTime ? formatTime(meta.NextRotateTime) : undefined],

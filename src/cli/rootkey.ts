@@ -11,6 +11,7 @@ interface RotateFlags {
   store?: string;
   pkcs11PinFile?: string;
   graceSeconds: string;
+  pageSize: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -24,12 +25,16 @@ export function registerRootKeyCommands(program: Command): void {
     .option("--store <url>", "a shared PostgreSQL store, postgres://… (env TRESOR_STORE); pkcs11 root of trust only", process.env.TRESOR_STORE)
     .option("--pkcs11-pin-file <file>", "file holding the HSM token PIN (mode 0600); otherwise env TRESOR_PKCS11_PIN")
     .option("--grace-seconds <n>", "how long serving nodes get to start wrapping with the new key before the rewrap (they look every second)", "5")
+    .option("--page-size <n>", "values rewrapped per page; the progress cursor is recorded after each", "200")
     .option("--json", "print the result as one JSON object")
     .option("--quiet", "no progress lines")
     .action(async (flags: RotateFlags) => {
       const grace = Number(flags.graceSeconds);
       if (!/^[0-9]+$/.test(flags.graceSeconds) || grace > 3600) throw new Error(`--grace-seconds must be a whole number from 0 to 3600, got ${flags.graceSeconds}`);
+      const pageSize = Number(flags.pageSize);
+      if (!/^[0-9]+$/.test(flags.pageSize) || pageSize < 1 || pageSize > 10_000) throw new Error(`--page-size must be a whole number from 1 to 10000, got ${flags.pageSize}`);
       const result = await rotateDataDirRootKey(flags.dataDir, {
+        pageSize,
         ...(flags.pkcs11PinFile !== undefined || process.env.TRESOR_PKCS11_PIN !== undefined ? { pkcs11Pin: pkcs11Pin(flags.pkcs11PinFile) } : {}),
         ...(flags.store === undefined ? {} : { store: flags.store }),
         graceMs: grace * 1000,

@@ -34,6 +34,8 @@ export class RootKeyRing implements RootOfTrust {
   readonly #ttlMs: number;
   readonly #now: () => number;
   #current: { generation: number; readAt: number };
+  /** The generation this node started with: its description names the ring, its token holds the HSM keys. */
+  readonly #first: RootOfTrust;
   #closed = false;
 
   /** `root` is generation `generation`'s root key, already open (the one the node started with). */
@@ -46,8 +48,6 @@ export class RootKeyRing implements RootOfTrust {
     this.#current = { generation, readAt: this.#now() };
     this.#first = root;
   }
-
-  readonly #first: RootOfTrust;
 
   get description(): string {
     return this.#first.description;

@@ -98,6 +98,8 @@ export interface KeyMetadata {
   RotateDays?: number;
   DeletionDate?: number;
   Origin?: string;
+  /** Tresor extension: SOFTWARE or HSM. */
+  ProtectionLevel?: string;
   ValidTo?: number;
   ResourceId?: string;
   HsmClusterId?: string;
@@ -125,6 +127,8 @@ export interface CreateKeyRequest {
   KeySpec?: CmkKeySpec;
   Tags?: Tag[];
   HsmClusterId?: string;
+  /** Tresor extension; default SOFTWARE. HSM needs a pkcs11 root of trust (docs/api.md, CreateKey). */
+  ProtectionLevel?: "SOFTWARE" | "HSM";
 }
 export interface CreateKeyResponse extends KmsResponse {
   KeyId?: string;

@@ -138,6 +138,19 @@ describe("HSM-protected keys through tencentcloud-sdk-nodejs", { skip: softhsmSk
     await rejectsWith(call("AsymmetricRsaDecrypt", { KeyId: rsa, Ciphertext: ciphertext.toString("base64"), Algorithm: "RSAES_PKCS1_V1_5" }), "UnsupportedOperation", /HSM/);
   });
 
+  it("creates and describes an HSM key from the CLI, and encrypts and decrypts with it", async () => {
+    const env = { TRESOR_ENDPOINT: server.url, TRESOR_SECRET_ID: server.secretId, TRESOR_SECRET_KEY: server.secretKey, TRESOR_REGION: server.region };
+    const created = await runCli(["key", "create", "--alias", "cli-hsm", "--key-spec", "AES_256", "--protection-level", "HSM", "--json"], { env });
+    assert.equal(created.code, 0, created.stderr);
+    const keyId = (JSON.parse(created.stdout) as { KeyId: string }).KeyId;
+    const described = await runCli(["key", "describe", keyId], { env });
+    assert.equal(described.code, 0, described.stderr);
+    assert.match(described.stdout, /Protection:\s+HSM/);
+    assert.equal((await call("DescribeKey", { KeyId: keyId }))["KeyMetadata"]["ProtectionLevel"], "HSM");
+    const { CiphertextBlob } = await call("Encrypt", { KeyId: keyId, Plaintext: b64("from the CLI's key") });
+    assert.equal((await call("Decrypt", { CiphertextBlob }))["Plaintext"], b64("from the CLI's key"));
+  });
+
   it("refuses what the token cannot hold with UnsupportedOperation naming ProtectionLevel, and lists algorithms per protection level", async () => {
     await rejectsWith(call("CreateKey", { Alias: "hsm-sm4", KeySpec: "SM4", ProtectionLevel: "HSM" }), "UnsupportedOperation", /ProtectionLevel/);
     await rejectsWith(call("CreateKey", { Alias: "hsm-sm2", KeyUsage: "ASYMMETRIC_SIGN_VERIFY_SM2", ProtectionLevel: "HSM" }), "UnsupportedOperation", /ProtectionLevel/);

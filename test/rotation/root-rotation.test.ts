@@ -16,7 +16,8 @@ import { wrappedGeneration } from "../../src/rootkey/ring.js";
 import { systemClock } from "../../src/service/clock.js";
 import { KmsService } from "../../src/service/kms-service.js";
 import { WRAPPED_VALUE_KINDS, type Store, type WrappedValue } from "../../src/store/store.js";
-import { runCli } from "../helpers/server.js";
+import { spawn } from "node:child_process";
+import { CLI_MAIN, childEnv, runCli } from "../helpers/server.js";
 
 const caller = { uin: "100000000001", secretId: "AKIDrotation" };
 
@@ -150,5 +151,44 @@ describe("root key rotation (file root of trust)", () => {
       lastService.close();
       await last.close();
     }
+  });
+
+  it("resumes after the rotating process is killed part-way", async () => {
+    const killDir = join(base, "killed");
+    await initDataDir(killDir, "local");
+    const node = await openDataDir(killDir);
+    const service = serviceOn(node);
+    const blobs: Buffer[] = [];
+    for (let i = 0; i < 400; i++) {
+      const key = await service.createKey(caller, { alias: `k-${i}`, description: "", keyUsage: "ENCRYPT_DECRYPT", tags: [] });
+      if (i % 50 === 0) blobs.push((await service.encrypt(key.keyId, Buffer.from(`blob ${i}`), {})).blob);
+    }
+    const total = (await allWrapped(node.store)).length;
+
+    // Killed (SIGKILL: no cleanup at all) as soon as it reports its first page.
+    const child = spawn(process.execPath, [CLI_MAIN, "rootkey", "rotate", "--data-dir", killDir, "--grace-seconds", "0", "--page-size", "5"], { env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once("exit", (_code, signal) => resolve(signal)));
+    let stderr = "";
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (chunk: string) => {
+      stderr += chunk;
+      if (/keyVersion: rewrapped/.test(stderr)) child.kill("SIGKILL");
+    });
+    assert.equal(await exited, "SIGKILL", `the rotation finished before it could be killed:\n${stderr}`);
+    const ring = JSON.parse((await node.store.getMeta(META_ROOT_KEY_RING))!) as RingState;
+    assert.equal(ring.rotation?.phase, "rewrap", "killed in the middle of the first pass");
+    const partial = (await allWrapped(node.store)).filter((v) => wrappedGeneration(v.wrapped) === 1).length;
+    assert.ok(partial > 0 && partial < total, `${partial} of ${total} rewrapped when killed`);
+    // The node serves through it all.
+    for (const [i, blob] of blobs.entries()) assert.equal((await service.decrypt(blob, {})).plaintext.toString(), `blob ${i * 50}`);
+
+    const resumed = await runCli(["rootkey", "rotate", "--data-dir", killDir, "--grace-seconds", "0", "--json", "--quiet"]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const result = JSON.parse(resumed.stdout) as { resumed: boolean; from: number; to: number; rewrapped: number };
+    assert.deepEqual([result.resumed, result.from, result.to], [true, 0, 1]);
+    assert.ok((await allWrapped(node.store)).every((v) => wrappedGeneration(v.wrapped) === 1));
+    for (const [i, blob] of blobs.entries()) assert.equal((await service.decrypt(blob, {})).plaintext.toString(), `blob ${i * 50}`);
+    service.close();
+    await node.close();
   });
 });
