@@ -2,7 +2,7 @@
 
 import { randomBytes } from "node:crypto";
 import { Command, Option } from "commander";
-import type { KeyMetadata, KeyUsage } from "../sdk/index.js";
+import { KEY_USAGES, type KeyMetadata, type KeyUsage } from "../sdk/index.js";
 import {
   addClientOptions,
   exitTwoOnUsageError,
@@ -13,19 +13,6 @@ import {
 } from "./client-options.js";
 import { registerKeyLifecycleCommands } from "./key-lifecycle.js";
 
-const KEY_USAGE_CHOICES: readonly KeyUsage[] = [
-  "ENCRYPT_DECRYPT",
-  "ASYMMETRIC_DECRYPT_RSA_2048",
-  "ASYMMETRIC_DECRYPT_RSA_3072",
-  "ASYMMETRIC_DECRYPT_RSA_4096",
-  "ASYMMETRIC_DECRYPT_SM2",
-  "ASYMMETRIC_SIGN_VERIFY_SM2",
-  "ASYMMETRIC_SIGN_VERIFY_RSA_2048",
-  "ASYMMETRIC_SIGN_VERIFY_RSA_3072",
-  "ASYMMETRIC_SIGN_VERIFY_RSA_4096",
-  "ASYMMETRIC_SIGN_VERIFY_ECC",
-  "ASYMMETRIC_SIGN_VERIFY_ECDSA384",
-];
 
 export function registerKeyCommands(program: Command): void {
   const key = exitTwoOnUsageError(program.command("key").description("manage customer master keys (CMKs)"));
@@ -36,7 +23,7 @@ export function registerKeyCommands(program: Command): void {
       .description("create a CMK")
       .option("--alias <alias>", "unique alias (default: key-<random>)")
       .option("--description <text>", "description")
-      .addOption(new Option("--usage <usage>", "what the key is for (default ENCRYPT_DECRYPT); an asymmetric usage fixes its key pair").choices(KEY_USAGE_CHOICES))
+      .addOption(new Option("--usage <usage>", "what the key is for (default ENCRYPT_DECRYPT); an asymmetric usage fixes its key pair").choices(KEY_USAGES))
       .addOption(new Option("--key-spec <spec>", "symmetric key algorithm (default: the server's)").choices(["SM4", "AES_256"]))
       .option("--external", "create it without material (Type 2, PendingImport): bring your own with `tresor key import`")
       .addOption(new Option("--protection-level <level>", "HSM: material made and used only inside the server's PKCS#11 token (default SOFTWARE)").choices(["SOFTWARE", "HSM"])),

@@ -10,4 +10,5 @@ export {
   encodeEncryptionContext,
 } from "./client.js";
 export type { DataKey, EncryptionContext } from "./client.js";
+export { KEY_USAGES } from "./types.js";
 export type * from "./types.js";
