@@ -34,6 +34,32 @@ export interface Pkcs11Config {
 }
 
 const FORMAT_PKCS11_AES_256_GCM = 0x02;
+
+/**
+ * An AES-256 token key that never leaves the token: sensitive, not extractable, only for
+ * encryption and decryption (not wrapping, signing or derivation), its attributes fixed.
+ */
+function nonExtractableAes256Template(label: string, id: Buffer): pkcs11js.Template {
+  return [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+    { type: pkcs11js.CKA_VALUE_LEN, value: KEY_LENGTH },
+    { type: pkcs11js.CKA_TOKEN, value: true },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+    { type: pkcs11js.CKA_ENCRYPT, value: true },
+    { type: pkcs11js.CKA_DECRYPT, value: true },
+    { type: pkcs11js.CKA_WRAP, value: false },
+    { type: pkcs11js.CKA_UNWRAP, value: false },
+    { type: pkcs11js.CKA_SIGN, value: false },
+    { type: pkcs11js.CKA_VERIFY, value: false },
+    { type: pkcs11js.CKA_DERIVE, value: false },
+    { type: pkcs11js.CKA_MODIFIABLE, value: false },
+    { type: pkcs11js.CKA_LABEL, value: label },
+    { type: pkcs11js.CKA_ID, value: id },
+  ];
+}
 const HEADER_LENGTH = 1 + GCM_IV_LENGTH;
 const KEY_LENGTH = 32;
 const KEY_ID_LENGTH = 16;
@@ -320,26 +346,7 @@ export class Pkcs11RootOfTrust implements RootOfTrust {
         const key = call(
           "C_GenerateKey",
           () =>
-            api.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
-              { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-              { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-              { type: pkcs11js.CKA_VALUE_LEN, value: KEY_LENGTH },
-              { type: pkcs11js.CKA_TOKEN, value: true },
-              { type: pkcs11js.CKA_PRIVATE, value: true },
-              { type: pkcs11js.CKA_SENSITIVE, value: true },
-              { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-              { type: pkcs11js.CKA_ENCRYPT, value: true },
-              { type: pkcs11js.CKA_DECRYPT, value: true },
-              // Nothing else: not a wrapping, signing or derivation key, and its attributes stay as set.
-              { type: pkcs11js.CKA_WRAP, value: false },
-              { type: pkcs11js.CKA_UNWRAP, value: false },
-              { type: pkcs11js.CKA_SIGN, value: false },
-              { type: pkcs11js.CKA_VERIFY, value: false },
-              { type: pkcs11js.CKA_DERIVE, value: false },
-              { type: pkcs11js.CKA_MODIFIABLE, value: false },
-              { type: pkcs11js.CKA_LABEL, value: config.keyLabel },
-              { type: pkcs11js.CKA_ID, value: keyId },
-            ]),
+            api.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, nonExtractableAes256Template(config.keyLabel, keyId)),
           `cannot generate the root key in token "${token.label}"`,
         );
         try {
@@ -497,25 +504,7 @@ export class Pkcs11RootOfTrust implements RootOfTrust {
       const key = call(
         "C_GenerateKey",
         () =>
-          api.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
-            { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-            { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-            { type: pkcs11js.CKA_VALUE_LEN, value: KEY_LENGTH },
-            { type: pkcs11js.CKA_TOKEN, value: true },
-            { type: pkcs11js.CKA_PRIVATE, value: true },
-            { type: pkcs11js.CKA_SENSITIVE, value: true },
-            { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-            { type: pkcs11js.CKA_ENCRYPT, value: true },
-            { type: pkcs11js.CKA_DECRYPT, value: true },
-            { type: pkcs11js.CKA_WRAP, value: false },
-            { type: pkcs11js.CKA_UNWRAP, value: false },
-            { type: pkcs11js.CKA_SIGN, value: false },
-            { type: pkcs11js.CKA_VERIFY, value: false },
-            { type: pkcs11js.CKA_DERIVE, value: false },
-            { type: pkcs11js.CKA_MODIFIABLE, value: false },
-            { type: pkcs11js.CKA_LABEL, value: label },
-            { type: pkcs11js.CKA_ID, value: hsmObjectId(label) },
-          ]),
+          api.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, nonExtractableAes256Template(label, hsmObjectId(label))),
         `cannot generate HSM key ${label}`,
       );
       try {
