@@ -10,21 +10,17 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { KmsClient } from "tresor/sdk";
 import { sm2CiphertextFromRaw, sm2Digest, sm2GenerateKeyPair, sm2PrivateKeyToPkcs8, sm2PublicKeyFromSpki, sm2PublicKeyToSpki, sm2Verify } from "../../src/crypto/sm2.js";
 import { opensslSkip, requireOpenssl } from "../helpers/openssl.js";
+import { officialKmsClient, type OfficialCall } from "../helpers/official-client.js";
 import { assertError, snapshotKeys, startInProcessServer, type InProcessServer } from "./helpers-inprocess.js";
 
-const require = createRequire(import.meta.url);
-const tencentcloud = require("tencentcloud-sdk-nodejs") as {
-  kms: { v20190118: { Client: new (config: unknown) => Record<string, (req: object) => Promise<Record<string, any>>> } };
-};
 
-type Call = (action: string, params?: object) => Promise<Record<string, any>>;
+type Call = OfficialCall;
 
 let s: InProcessServer;
 let call: Call;
@@ -49,13 +45,7 @@ type Name = keyof typeof USAGES;
 before(async () => {
   s = await startInProcessServer();
   dir = mkdtempSync(path.join(tmpdir(), "tresor-asym-"));
-  const url = new URL(s.url);
-  const client = new tencentcloud.kms.v20190118.Client({
-    credential: { secretId: s.secretId, secretKey: s.secretKey },
-    region: s.region,
-    profile: { httpProfile: { endpoint: url.host, protocol: "http://", reqTimeout: 30 } },
-  });
-  call = (action, params = {}) => client[action]!(params);
+  call = officialKmsClient(s, { reqTimeout: 30 });
   keys.symmetric = (await call("CreateKey", { Alias: "asym-symmetric" })).KeyId;
   for (const [name, usage] of Object.entries(USAGES)) {
     const created = await call("CreateKey", { Alias: `asym-${name}`, KeyUsage: usage });

@@ -7,32 +7,22 @@
 import assert from "node:assert/strict";
 import { constants, createPublicKey, publicEncrypt, randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { sm2Encrypt, sm2PublicKeyFromSpki } from "../../src/crypto/sm2.js";
 import { runCli, startServer, type TestServer } from "../helpers/server.js";
+import { officialKmsClient, type OfficialCall } from "../helpers/official-client.js";
 
-const require = createRequire(import.meta.url);
-const tencentcloud = require("tencentcloud-sdk-nodejs") as {
-  kms: { v20190118: { Client: new (config: unknown) => Record<string, (req: object) => Promise<Record<string, any>>> } };
-};
 
-type Call = (action: string, params?: object) => Promise<Record<string, any>>;
+type Call = OfficialCall;
 
 let server: TestServer;
 let call: Call;
 
 before(async () => {
   server = await startServer({ serveArgs: ["--scheduler-interval", "1"] });
-  const url = new URL(server.url);
-  const client = new tencentcloud.kms.v20190118.Client({
-    credential: { secretId: server.secretId, secretKey: server.secretKey },
-    region: server.region,
-    profile: { httpProfile: { endpoint: url.host, protocol: `${url.protocol}//`, reqTimeout: 10 } },
-  });
-  call = (action, params = {}) => client[action]!(params);
+  call = officialKmsClient(server);
 });
 
 after(async () => {

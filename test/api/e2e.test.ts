@@ -3,27 +3,14 @@
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { createRequire } from "node:module";
 import { after, before, describe, it } from "node:test";
 import { KmsClient, KmsClientError } from "tresor/sdk";
 import { startServer, type TestServer } from "../helpers/server.js";
+import { officialKmsClient, type OfficialCall } from "../helpers/official-client.js";
 
-const require = createRequire(import.meta.url);
-const tencentcloud = require("tencentcloud-sdk-nodejs") as {
-  kms: { v20190118: { Client: new (config: unknown) => Record<string, (req: object) => Promise<Record<string, any>>> } };
-};
 
-type Call = (action: string, params?: object) => Promise<Record<string, any>>;
+type Call = OfficialCall;
 
-function officialClient(server: TestServer, region = server.region): Call {
-  const url = new URL(server.url);
-  const client = new tencentcloud.kms.v20190118.Client({
-    credential: { secretId: server.secretId, secretKey: server.secretKey },
-    region,
-    profile: { httpProfile: { endpoint: url.host, protocol: `${url.protocol}//`, reqTimeout: 10 } },
-  });
-  return (action, params = {}) => client[action]!(params);
-}
 
 function tresorClient(server: TestServer): { call: Call; client: KmsClient } {
   const client = new KmsClient({ endpoint: server.url, secretId: server.secretId, secretKey: server.secretKey, region: server.region });
@@ -75,7 +62,7 @@ describe("end to end", () => {
           call = t.call;
           close = () => t.client.close();
         } else {
-          call = officialClient(server);
+          call = officialKmsClient(server);
         }
       });
       after(() => close());
@@ -274,7 +261,7 @@ describe("end to end", () => {
   }
 
   it("the official client gets UnsupportedRegion for another region", async () => {
-    await rejectsWith(officialClient(server, "ap-guangzhou")("GetRegions"), "UnsupportedRegion");
+    await rejectsWith(officialKmsClient(server, { region: "ap-guangzhou" })("GetRegions"), "UnsupportedRegion");
   });
 
   it("a wrong SecretKey is refused, and tresor/sdk surfaces it as KmsClientError", async () => {

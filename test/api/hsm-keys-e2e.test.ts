@@ -6,20 +6,16 @@
 import assert from "node:assert/strict";
 import { constants, createPublicKey, publicEncrypt, verify } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { runCli, startServer, type TestServer } from "../helpers/server.js";
+import { officialKmsClient, type OfficialCall } from "../helpers/official-client.js";
 import { SoftHsm, softhsmSkip, type TestToken } from "../helpers/softhsm.js";
 
-const require = createRequire(import.meta.url);
-const tencentcloud = require("tencentcloud-sdk-nodejs") as {
-  kms: { v20190118: { Client: new (config: unknown) => Record<string, (req: object) => Promise<Record<string, any>>> } };
-};
-type Call = (action: string, params?: object) => Promise<Record<string, any>>;
+type Call = OfficialCall;
 
 const REINITIALIZE_WAIT_MS = 1100;
 const b64 = (text: string) => Buffer.from(text).toString("base64");
@@ -48,13 +44,7 @@ describe("HSM-protected keys through tencentcloud-sdk-nodejs", { skip: softhsmSk
     const init = await runCli(["init", "--data-dir", dir, "--json", "--root-of-trust", "pkcs11", "--pkcs11-module", hsm.module, "--pkcs11-token", token.label], { env });
     assert.equal(init.code, 0, init.stderr);
     server = await startServer({ dataDir: dir, env, keepDataDir: true });
-    const url = new URL(server.url);
-    const client = new tencentcloud.kms.v20190118.Client({
-      credential: { secretId: server.secretId, secretKey: server.secretKey },
-      region: server.region,
-      profile: { httpProfile: { endpoint: url.host, protocol: `${url.protocol}//`, reqTimeout: 10 } },
-    });
-    call = (action, params = {}) => client[action]!(params);
+    call = officialKmsClient(server);
   });
   after(async () => {
     const code = await server?.stop();
@@ -204,13 +194,7 @@ describe("HSM-protected keys through tencentcloud-sdk-nodejs", { skip: softhsmSk
 
     await server.stop();
     server = await startServer({ dataDir: server.dataDir, env: { SOFTHSM2_CONF: hsm.conf, TRESOR_PKCS11_PIN: token.pin }, keepDataDir: true });
-    const url = new URL(server.url);
-    const client = new tencentcloud.kms.v20190118.Client({
-      credential: { secretId: server.secretId, secretKey: server.secretKey },
-      region: server.region,
-      profile: { httpProfile: { endpoint: url.host, protocol: `${url.protocol}//`, reqTimeout: 10 } },
-    });
-    call = (action, params = {}) => client[action]!(params);
+    call = officialKmsClient(server);
     assert.match(server.logs(), /"rootOfTrust":"pkcs11:tresor-hsm-e2e\/tresor-root.g1"/);
     assert.equal((await call("Decrypt", { CiphertextBlob: blobs[0] }))["Plaintext"], b64("hsm before"));
     assert.equal((await call("Decrypt", { CiphertextBlob: blobs[1] }))["Plaintext"], b64("soft before"));

@@ -4,19 +4,14 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:tls";
 import { Agent } from "node:https";
 import { after, before, describe, it } from "node:test";
 import { KmsClient } from "tresor/sdk";
+import { officialKmsClient } from "../helpers/official-client.js";
 import { runCli, startServer, type TestServer } from "../helpers/server.js";
-
-const require = createRequire(import.meta.url);
-const tencentcloud = require("tencentcloud-sdk-nodejs") as {
-  kms: { v20190118: { Client: new (config: unknown) => Record<string, (req: object) => Promise<Record<string, any>>> } };
-};
 
 function client(server: TestServer, ca?: Buffer): KmsClient {
   return new KmsClient({ endpoint: server.url, secretId: server.secretId, secretKey: server.secretKey, region: server.region, ...(ca ? { ca } : {}) });
@@ -171,12 +166,8 @@ describe("tresor serve", () => {
       try {
         const keyId = (await c.createKey({ Alias: "tls" })).KeyId!;
         const blob = await c.encryptBytes(keyId, Buffer.from("over tls"));
-        const official = new tencentcloud.kms.v20190118.Client({
-          credential: { secretId: server.secretId, secretKey: server.secretKey },
-          region: server.region,
-          profile: { httpProfile: { endpoint: new URL(server.url).host, protocol: "https://", agent: new Agent({ ca }) } },
-        });
-        const dec = await official.Decrypt!({ CiphertextBlob: blob });
+        const official = officialKmsClient(server, { agent: new Agent({ ca }) });
+        const dec = await official("Decrypt", { CiphertextBlob: blob });
         assert.equal(Buffer.from(dec.Plaintext, "base64").toString(), "over tls");
       } finally {
         c.close();
