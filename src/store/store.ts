@@ -9,8 +9,68 @@ export interface AccessKeyRecord {
   wrappedSecret: Buffer;
   /** The account (uin) this key acts for. */
   uin: string;
+  /** The principal (root or sub-user) the key belongs to. */
+  principalId: string;
   status: "Active" | "Inactive";
   createTime: number;
+  /** Unix seconds of the last request signed with it (0: never); recorded at most once a minute. */
+  lastUsedTime: number;
+}
+
+export type PrincipalKind = "root" | "user" | "role";
+
+/**
+ * An identity inside an account: the account's root (principalId = the account uin), a sub-user
+ * (principalId = its own uin) or a role (principalId = its RoleId).
+ */
+export interface PrincipalRecord {
+  principalId: string;
+  accountUin: string;
+  kind: PrincipalKind;
+  /** Unique per account and kind. */
+  name: string;
+  remark: string;
+  /** Roles only: the trust policy document (who may assume the role), as saved. */
+  trustPolicy: string | null;
+  /** Roles only: the longest session AssumeRole may grant, seconds. */
+  maxSessionSeconds: number;
+  createTime: number;
+}
+
+/** A custom policy of an account. Preset policies live in code and are never stored. */
+export interface PolicyRecord {
+  policyId: number;
+  accountUin: string;
+  name: string;
+  description: string;
+  /** The policy document (CAM policy language v2.0), as saved after validation. */
+  document: string;
+  createTime: number;
+  updateTime: number;
+}
+
+export interface PolicyAttachmentRecord {
+  principalId: string;
+  policyId: number;
+  accountUin: string;
+  createTime: number;
+}
+
+/** Temporary credentials from AssumeRole. Their secret and token are derived, never stored. */
+export interface RoleSessionRecord {
+  tmpSecretId: string;
+  roleId: string;
+  accountUin: string;
+  sessionName: string;
+  /** The principal id that called AssumeRole. */
+  assumedBy: string;
+  createTime: number;
+  expiresAt: number;
+}
+
+export interface Page<T> {
+  items: T[];
+  totalCount: number;
 }
 
 export interface KeyListQuery {
@@ -25,6 +85,8 @@ export interface KeyListQuery {
   origin?: KeyRecord["origin"];
   keyUsages?: readonly KeyRecord["keyUsage"][];
   owner?: string;
+  /** Only keys of this account (their creatorUin). */
+  accountUin?: string;
   /** Each filter must match: the key has the tag key with one of the values (any value when `values` is empty). */
   tagFilters?: readonly { key: string; values: readonly string[] }[];
 }
@@ -50,7 +112,8 @@ export interface StoreOperations {
    */
   updateKey(key: KeyRecord): Promise<void>;
   listKeys(query: KeyListQuery): Promise<{ keys: KeyRecord[]; totalCount: number }>;
-  countKeys(): Promise<number>;
+  /** Keys of one account (creatorUin), or of every account when undefined. */
+  countKeys(accountUin?: string): Promise<number>;
   getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined>;
   /** Every version of the key, oldest first; empty for an unknown key. */
   listKeyVersions(keyId: string): Promise<KeyVersionRecord[]>;
@@ -73,8 +136,52 @@ export interface StoreOperations {
   /** Removes tokens whose expiresAt <= now; returns how many. */
   deleteExpiredImportTokens(now: number): Promise<number>;
 
+  /** Throws `StoreConflictError` ("secretId") if the SecretId exists. */
   insertAccessKey(record: AccessKeyRecord): Promise<void>;
   getAccessKey(secretId: string): Promise<AccessKeyRecord | undefined>;
+  /** The principal's access keys, oldest first. */
+  listAccessKeys(principalId: string): Promise<AccessKeyRecord[]>;
+  /** False when there is no such key. */
+  updateAccessKeyStatus(secretId: string, status: AccessKeyRecord["status"]): Promise<boolean>;
+  /** False when there is no such key. */
+  deleteAccessKey(secretId: string): Promise<boolean>;
+  /** Sets lastUsedTime to `time` if it is older than `time - minIntervalSeconds` (so a busy key writes once a minute). */
+  touchAccessKey(secretId: string, time: number, minIntervalSeconds: number): Promise<void>;
+
+  /** Throws `StoreConflictError` ("principal") when the id or the (account, kind, name) exists. */
+  insertPrincipal(record: PrincipalRecord): Promise<void>;
+  getPrincipal(principalId: string): Promise<PrincipalRecord | undefined>;
+  getPrincipalByName(accountUin: string, kind: PrincipalKind, name: string): Promise<PrincipalRecord | undefined>;
+  /** Principals of one kind in an account, by name. */
+  listPrincipals(accountUin: string, kind: PrincipalKind, offset: number, limit: number): Promise<Page<PrincipalRecord>>;
+  /**
+   * Removes the principal with its access keys, policy attachments and role sessions; false when
+   * there was no such principal.
+   */
+  deletePrincipal(principalId: string): Promise<boolean>;
+
+  /** Throws `StoreConflictError` ("policy") when the id or the (account, name) exists. */
+  insertPolicy(record: PolicyRecord): Promise<void>;
+  getPolicy(policyId: number): Promise<PolicyRecord | undefined>;
+  getPolicyByName(accountUin: string, name: string): Promise<PolicyRecord | undefined>;
+  /** An account's custom policies by name; `keyword` a case-insensitive substring of the name. */
+  listPolicies(accountUin: string, offset: number, limit: number, keyword?: string): Promise<Page<PolicyRecord>>;
+  /** Removes the policy and every attachment of it; false when there was no such policy. */
+  deletePolicy(policyId: number): Promise<boolean>;
+
+  /** False (and nothing written) when that policy is already attached to that principal. */
+  attachPolicy(record: PolicyAttachmentRecord): Promise<boolean>;
+  /** False when it was not attached. */
+  detachPolicy(principalId: string, policyId: number): Promise<boolean>;
+  /** The principal's attachments, oldest first. */
+  listAttachedPolicies(principalId: string): Promise<PolicyAttachmentRecord[]>;
+  /** How many principals have the policy attached. */
+  countPolicyAttachments(policyId: number): Promise<number>;
+
+  insertRoleSession(record: RoleSessionRecord): Promise<void>;
+  getRoleSession(tmpSecretId: string): Promise<RoleSessionRecord | undefined>;
+  /** Removes sessions whose expiresAt <= now; returns how many. */
+  deleteExpiredRoleSessions(now: number): Promise<number>;
 }
 
 /**
@@ -95,7 +202,7 @@ export interface Store extends StoreOperations, StoreBackup, StoreRewrap {
 export class StoreConflictError extends Error {
   override readonly name = "StoreConflictError";
   constructor(
-    readonly field: "keyId" | "alias" | "secretId" | "keyVersion" | "importToken",
+    readonly field: "keyId" | "alias" | "secretId" | "keyVersion" | "importToken" | "principal" | "policy",
     message: string,
   ) {
     super(message);

@@ -4,6 +4,7 @@
 
 import { initial } from "./001-initial.js";
 import { protectionLevel } from "./002-protection-level.js";
+import { identity } from "./003-identity.js";
 
 export interface Migration {
   readonly version: number;
@@ -11,4 +12,4 @@ export interface Migration {
   readonly sql: string;
 }
 
-export const MIGRATIONS: readonly Migration[] = Object.freeze([initial, protectionLevel]);
+export const MIGRATIONS: readonly Migration[] = Object.freeze([initial, protectionLevel, identity]);
