@@ -121,7 +121,7 @@ export async function initDataDir(dir: string, region: string, options: InitOpti
     // The check value lets a restore (and a later open) prove which root key the data needs.
     await store.setMeta(META_ROOT_CHECK, await rootCheckValue(rootOfTrust));
     const service = new KmsService({ store, rootOfTrust, clock, region, defaultKeySpec: "SM4", cmkLimit: 0 });
-    const { secretId, secretKey } = await service.createAccessKey(accountUin);
+    const { secretId, secretKey } = await service.access.createRootAccessKey(accountUin);
     return await writeCredentials(path, { secretId, secretKey, region });
   } finally {
     await store.close();
@@ -183,7 +183,7 @@ async function initSharedStore(
     });
     committed = true;
     const service = new KmsService({ store, rootOfTrust, clock, region, defaultKeySpec: "SM4", cmkLimit: 0 });
-    const { secretId, secretKey } = await service.createAccessKey(accountUin);
+    const { secretId, secretKey } = await service.access.createRootAccessKey(accountUin);
     return await writeCredentials(path, { secretId, secretKey, region });
   } catch (e) {
     if (!committed && setting.kind === "file") await unlink(join(path, ROOT_KEY_FILE)).catch(() => undefined);
@@ -191,6 +191,25 @@ async function initSharedStore(
   } finally {
     await store.close();
     await rootOfTrust?.close();
+  }
+}
+
+/**
+ * Adds an account to an installation: a fresh uin and its root's first access key (the only copy
+ * of its secret). The account shares the store and root of trust with every other, and sees only
+ * its own keys, principals and policies.
+ */
+export async function createAccount(dataDir: DataDir, clock: Clock = systemClock): Promise<AdminCredentials & { accountUin: string }> {
+  const service = new KmsService({ store: dataDir.store, rootOfTrust: dataDir.rootOfTrust, clock, region: dataDir.region, defaultKeySpec: "SM4", cmkLimit: 0 });
+  try {
+    for (;;) {
+      const accountUin = String(100_000_000_000 + randomInt(0, 900_000_000_000));
+      if (await dataDir.store.getPrincipal(accountUin)) continue;
+      const { secretId, secretKey } = await service.access.createRootAccessKey(accountUin);
+      return { accountUin, secretId, secretKey, region: dataDir.region };
+    }
+  } finally {
+    service.close();
   }
 }
 

@@ -11,10 +11,19 @@ import { serviceUnavailable, unavailableDependency } from "../service/availabili
 import { ERROR_CODES, KmsError } from "../service/errors.js";
 import type { KmsService } from "../service/kms-service.js";
 import { Metrics } from "./metrics.js";
-import { runAction } from "./tencent/actions.js";
+import { ACTIONS, runAction, type ActionDefinition } from "./tencent/actions.js";
+import { CAM_ACTIONS, CAM_VERSION, STS_ACTIONS, STS_VERSION } from "./tencent/cam.js";
+import type { Schema } from "./tencent/params.js";
 import { Tc3Authenticator } from "./tencent/authenticate.js";
 
 export const API_VERSION = "2019-01-18";
+
+/** The products served on one port, told apart by X-TC-Version (each product has its own). */
+const PRODUCTS: ReadonlyMap<string, { product: string; actions: Readonly<Record<string, ActionDefinition<Schema>>> }> = new Map([
+  [API_VERSION, { product: "kms", actions: ACTIONS }],
+  [CAM_VERSION, { product: "cam", actions: CAM_ACTIONS }],
+  [STS_VERSION, { product: "sts", actions: STS_ACTIONS }],
+]);
 /** Largest request body: a 4096-byte plaintext is about 5.5 KB of base64, so this is generous. */
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 
@@ -51,7 +60,7 @@ function errorResponse(requestId: string, code: string, message: string) {
 
 export function buildServer(options: ServerOptions): FastifyInstance {
   const { service, logger, region } = options;
-  const authenticator = new Tc3Authenticator(service, () => unixSeconds(options.clock));
+  const authenticator = new Tc3Authenticator(service.access, () => unixSeconds(options.clock));
   const metrics = new Metrics(options.nodeId ?? "tresor");
   const app = Fastify({
     logger: false,
@@ -143,13 +152,17 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     if (!action) throw new KmsError("MissingParameter", `the "X-TC-Action" header is required`);
     const version = header(req, "x-tc-version");
     if (!version) throw new KmsError("MissingParameter", `the "X-TC-Version" header is required`);
-    if (version !== API_VERSION) throw new KmsError("NoSuchVersion", `"X-TC-Version" ${version} is not supported: use ${API_VERSION}`);
+    const product = PRODUCTS.get(version);
+    if (!product) {
+      const offered = [...PRODUCTS].map(([v, p]) => `${v} (${p.product})`).join(", ");
+      throw new KmsError("NoSuchVersion", `"X-TC-Version" ${version} is not supported: use one of ${offered}`);
+    }
     const contentType = header(req, "content-type") ?? "";
     if (!/^application\/json\s*(;|$)/i.test(contentType)) {
       throw new KmsError("UnsupportedProtocol", `"Content-Type" must be application/json`);
     }
 
-    const caller = await authenticator.authenticate({ method: req.method, url: req.url, headers: req.headers, body });
+    const caller = await authenticator.authenticate({ method: req.method, url: req.url, headers: req.headers, body, sourceIp: req.ip });
 
     const requestRegion = header(req, "x-tc-region");
     if (requestRegion !== undefined && requestRegion !== region) {
@@ -165,7 +178,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     if (typeof params !== "object" || params === null || Array.isArray(params)) {
       throw new KmsError("InvalidParameter", "the request body must be a JSON object");
     }
-    return runAction(action, params as Record<string, unknown>, { service, caller });
+    return runAction(action, params as Record<string, unknown>, { service, caller }, product.actions);
   }
 
   return app;

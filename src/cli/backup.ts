@@ -11,7 +11,7 @@ import { MIGRATIONS } from "../store/migrations/index.js";
 import { PostgresStore } from "../store/postgres.js";
 import { SqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/store.js";
-import { pkcs11Pin } from "./init.js";
+import { pinOption } from "./init.js";
 
 interface TargetFlags {
   dataDir: string;
@@ -129,10 +129,6 @@ export function registerBackupCommands(program: Command): void {
 }
 
 /** The PIN is read only when one is offered: a file root key needs none. */
-function pinOption(file: string | undefined): { pkcs11Pin?: string } {
-  if (file !== undefined || process.env.TRESOR_PKCS11_PIN !== undefined) return { pkcs11Pin: pkcs11Pin(file) };
-  return {};
-}
 
 function progressTo(quiet: boolean | undefined): (line: string) => void {
   if (quiet) return () => undefined;

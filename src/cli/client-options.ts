@@ -56,17 +56,21 @@ export function exitTwoOnUsageError(cmd: Command): Command {
 interface Credentials {
   secretId: string;
   secretKey: string;
+  /** Temporary credentials' token (from STS AssumeRole). */
+  token?: string;
   region?: string;
 }
 
-/** Env TRESOR_SECRET_ID + TRESOR_SECRET_KEY, else <data-dir>/admin-credentials.json. */
+/** Env TRESOR_SECRET_ID + TRESOR_SECRET_KEY (+ TRESOR_TOKEN for temporary ones), else <data-dir>/admin-credentials.json. */
 export async function loadCredentials(dataDir: string): Promise<Credentials> {
   const envId = process.env["TRESOR_SECRET_ID"];
   const envKey = process.env["TRESOR_SECRET_KEY"];
+  const envToken = process.env["TRESOR_TOKEN"];
   if (envId || envKey) {
     if (!envId || !envKey) throw new UsageError("set both TRESOR_SECRET_ID and TRESOR_SECRET_KEY, or neither");
-    return { secretId: envId, secretKey: envKey };
+    return { secretId: envId, secretKey: envKey, ...(envToken ? { token: envToken } : {}) };
   }
+  if (envToken) throw new UsageError("TRESOR_TOKEN needs TRESOR_SECRET_ID and TRESOR_SECRET_KEY (the temporary ones it belongs to)");
   const file = path.join(dataDir, CREDENTIALS_FILE);
   let text: string;
   try {
@@ -112,6 +116,7 @@ export async function createClient(opts: ClientCommandOptions): Promise<KmsClien
       ...(endpoints.length === 1 ? { endpoint: endpoints[0]! } : { endpoints }),
       secretId: credentials.secretId,
       secretKey: credentials.secretKey,
+      ...(credentials.token === undefined ? {} : { token: credentials.token }),
       ...(region === undefined ? {} : { region }),
       ...(ca === undefined ? {} : { ca }),
     });

@@ -69,6 +69,12 @@ export function pkcs11Pin(file: string | undefined): string {
   return pin;
 }
 
+/** The PIN option of commands that open an existing data directory: only when a PIN is offered. */
+export function pinOption(file: string | undefined): { pkcs11Pin?: string } {
+  if (file !== undefined || process.env.TRESOR_PKCS11_PIN !== undefined) return { pkcs11Pin: pkcs11Pin(file) };
+  return {};
+}
+
 export function printNewCredentials(created: AdminCredentials & { credentialsPath: string }, out: NodeJS.WritableStream): void {
   out.write(
     [

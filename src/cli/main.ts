@@ -2,6 +2,8 @@
 // The `tresor` command line.
 
 import { Command, CommanderError } from "commander";
+import { registerAccountCommands } from "./account.js";
+import { registerAdminCommands } from "./admin.js";
 import { registerAsymmetricCommands } from "./asymmetric.js";
 import { registerBackupCommands } from "./backup.js";
 import { registerCryptoCommands } from "./crypto.js";
@@ -13,6 +15,8 @@ import { registerServeCommand } from "./serve.js";
 
 const program = new Command("tresor").description("Tresor: a self-hosted key management service").exitOverride();
 registerInitCommand(program);
+registerAccountCommands(program);
+registerAdminCommands(program);
 registerServeCommand(program);
 registerKeyCommands(program);
 registerCryptoCommands(program);

@@ -10,13 +10,9 @@ import { DEFAULT_REGION, dataDirExists, initDataDir, openDataDir } from "../data
 import { systemClock } from "../service/clock.js";
 import { KmsService } from "../service/kms-service.js";
 import { Scheduler } from "../service/scheduler.js";
-import { pkcs11Pin, printNewCredentials } from "./init.js";
+import { pinOption, printNewCredentials } from "./init.js";
 
 /** The PIN is read only when one is offered: a data directory with a file root key needs none. */
-function pinOption(file: string | undefined): { pkcs11Pin?: string } {
-  if (file !== undefined || process.env.TRESOR_PKCS11_PIN !== undefined) return { pkcs11Pin: pkcs11Pin(file) };
-  return {};
-}
 
 export function registerServeCommand(program: Command): void {
   program

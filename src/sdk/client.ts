@@ -63,6 +63,9 @@ import type * as T from "./types.js";
 
 export const API_VERSION = "2019-01-18";
 export const SERVICE = "kms";
+/** The products a Tresor server answers besides KMS, each with its API version. */
+export const PRODUCT_VERSIONS = { kms: API_VERSION, cam: "2019-01-16", sts: "2018-08-13", cloudaudit: "2019-03-19" } as const;
+export type Product = keyof typeof PRODUCT_VERSIONS;
 /** Encrypt takes at most this many plaintext bytes. */
 export const MAX_PLAINTEXT_BYTES = 4096;
 
@@ -196,6 +199,7 @@ export class KmsClient {
   readonly maxRetries: number;
   // A private field: not enumerable, not in JSON, not shown by util.inspect.
   readonly #secretKey: string;
+  readonly #token: string | undefined;
   readonly #urls: readonly URL[];
   /** The endpoint calls go to; moves on when one cannot serve, and stays where an answer came from. */
   #current = 0;
@@ -204,7 +208,7 @@ export class KmsClient {
 
   constructor(options: KmsClientOptions) {
     if (typeof options !== "object" || options === null) throw new TypeError(`"options" must be an object`);
-    const { endpoint, endpoints, secretId, secretKey, region, timeoutMs, maxRetries, ca } = options;
+    const { endpoint, endpoints, secretId, secretKey, token, region, timeoutMs, maxRetries, ca } = options;
 
     let urls: URL[];
     if (endpoints === undefined) {
@@ -224,6 +228,9 @@ export class KmsClient {
     }
     if (typeof secretKey !== "string" || secretKey.length === 0) {
       throw new TypeError(`"secretKey" must be a non-empty string`);
+    }
+    if (token !== undefined && (typeof token !== "string" || !/^[\x21-\x7e]{1,4096}$/.test(token))) {
+      throw new TypeError(`"token" must be 1 to 4096 printable ASCII characters`);
     }
     if (region !== undefined && (typeof region !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(region))) {
       throw new TypeError(`"region" must be 1-64 of [A-Za-z0-9_-]`);
@@ -249,6 +256,7 @@ export class KmsClient {
     this.endpoints = urls.map((u) => u.origin);
     this.secretId = secretId;
     this.#secretKey = secretKey;
+    this.#token = token;
     this.region = region ?? DEFAULT_REGION;
     this.timeoutMs = timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxRetries = maxRetries ?? DEFAULT_MAX_RETRIES;
@@ -292,6 +300,15 @@ export class KmsClient {
     params: Readonly<Record<string, unknown>>,
   ): Promise<KmsResponse & Record<string, unknown>>;
   async call(action: string, params: object): Promise<KmsResponse> {
+    return this.callProduct("kms", action, params as Readonly<Record<string, unknown>>);
+  }
+
+  /**
+   * Sends one action of another product the server answers on the same port (CAM, STS,
+   * CloudAudit), with the same credentials, failover and retries as `call`.
+   */
+  async callProduct(product: Product, action: string, params: Readonly<Record<string, unknown>>): Promise<KmsResponse & Record<string, unknown>> {
+    if (!Object.hasOwn(PRODUCT_VERSIONS, product)) throw new TypeError(`"product" must be one of ${Object.keys(PRODUCT_VERSIONS).join(", ")}`);
     if (typeof action !== "string" || !/^[A-Z][A-Za-z0-9]{0,63}$/.test(action)) {
       throw new TypeError(`"action" must be an action name such as "Encrypt"`);
     }
@@ -305,7 +322,8 @@ export class KmsClient {
       if (this.#closed) throw new KmsClientError(CLIENT_ERROR_CODES.ClientClosed, "the client is closed");
       const index = this.#current;
       try {
-        return await this.#send(this.#urls[index]!, action, body);
+        // A Response is a JSON object: its fields beyond RequestId depend on the action.
+        return (await this.#send(this.#urls[index]!, product, action, body)) as KmsResponse & Record<string, unknown>;
       } catch (err) {
         let failure: KmsClientError;
         if (err instanceof TransportFailure) {
@@ -437,12 +455,12 @@ export class KmsClient {
   }
 
   /** One attempt. Rejects with TransportFailure when no response byte arrived. */
-  #send(url: URL, action: string, body: string): Promise<KmsResponse> {
+  #send(url: URL, product: Product, action: string, body: string): Promise<KmsResponse> {
     const timestamp = Math.floor(Date.now() / 1000);
     const authorization = tc3Authorization({
       secretId: this.secretId,
       secretKey: this.#secretKey,
-      service: SERVICE,
+      service: product,
       timestamp,
       request: {
         method: "POST",
@@ -479,9 +497,10 @@ export class KmsClient {
           "Content-Type": CONTENT_TYPE,
           "Content-Length": Buffer.byteLength(body),
           "X-TC-Action": action,
-          "X-TC-Version": API_VERSION,
+          "X-TC-Version": PRODUCT_VERSIONS[product],
           "X-TC-Timestamp": String(timestamp),
           "X-TC-Region": this.region,
+          ...(this.#token === undefined ? {} : { "X-TC-Token": this.#token }),
           Authorization: authorization,
         },
       });

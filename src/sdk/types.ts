@@ -13,6 +13,8 @@ export interface KmsClientOptions {
   endpoints?: readonly string[];
   secretId: string;
   secretKey: string;
+  /** The token of temporary credentials (from STS AssumeRole), sent as X-TC-Token. */
+  token?: string;
   /** Sent as X-TC-Region; default "local". */
   region?: string;
   /** Per attempt, from sending the request to the last byte of the answer; default 10000. */

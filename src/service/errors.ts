@@ -52,6 +52,19 @@ export const ERROR_CODES = {
   UnsupportedOperation: { tencent: "UnsupportedOperation" },
   DecryptError: { tencent: "FailedOperation.DecryptError" },
   EncryptionError: { tencent: "FailedOperation.EncryptionError" },
+  // access control (the CAM and STS actions)
+  UserNotExist: { tencent: "ResourceNotFound.UserNotExist" },
+  UserNameInUse: { tencent: "FailedOperation.UserNameInUse" },
+  UserHasAccessKey: { tencent: "OperationDenied.UserHasAccessKey" },
+  AccessKeyNotExist: { tencent: "ResourceNotFound.AccessKeyNotExist" },
+  AccessKeyOverLimit: { tencent: "OperationDenied.AccessKeyOverLimit" },
+  PolicyNotExist: { tencent: "ResourceNotFound.PolicyIdNotExist" },
+  PolicyNameInUse: { tencent: "FailedOperation.PolicyNameInUse" },
+  PolicyNotAttached: { tencent: "FailedOperation.PolicyNotAttached" },
+  PolicyDocumentError: { tencent: "InvalidParameter.PolicyDocumentError" },
+  RoleNotExist: { tencent: "ResourceNotFound.RoleNotExist" },
+  RoleNameInUse: { tencent: "FailedOperation.RoleNameInUse" },
+  OperationDenied: { tencent: "OperationDenied" },
   // the node cannot reach its store or its root of trust now; another node, or a later retry, may succeed
   ServiceUnavailable: { tencent: "ServiceUnavailable" },
   // everything else

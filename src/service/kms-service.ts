@@ -4,7 +4,7 @@
 import { createHash, createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import { AEADS, type AeadKey } from "../crypto/aead.js";
 import { CryptoError } from "../crypto/errors.js";
-import { randomAlphanumeric, randomBytes } from "../crypto/random.js";
+import { randomBytes } from "../crypto/random.js";
 import { rsaGenerateKeyPairAsync } from "../crypto/rsa.js";
 import { BlobFormatError, blobAad, decodeBlob, encodeBlob, encodeBlobHeader, type EncryptionContext } from "../keys/blob.js";
 import {
@@ -47,10 +47,8 @@ import {
 import {
   HsmUnsupportedError,
   RootOfTrustError,
-  accessKeySecretAad,
   importTokenAad,
   keyMaterialAad,
-  serviceSecretAad,
   type HsmKeyPairSpec,
   type HsmKeys,
   type RootOfTrust,
@@ -58,6 +56,8 @@ import {
 import { StoreConflictError, type KeyListQuery, type Store, type StoreOperations } from "../store/store.js";
 import { unixSeconds, type Clock } from "./clock.js";
 import { KmsError, needs } from "./errors.js";
+import { ACCOUNT_RESOURCE, AccessControl, keyResourceNames, ROLE_SESSION_SECRET, type Caller, type DenialListener } from "./access-control.js";
+import { ServiceSecret } from "./service-secret.js";
 import { MaterialCache } from "./material-cache.js";
 import { HealthCheck, type HealthReport } from "./availability.js";
 
@@ -74,8 +74,10 @@ export interface KmsServiceOptions {
   cmkLimit: number;
   /** Bounds of each cache of prepared keys (symmetric AEAD keys; asymmetric private keys). */
   materialCache?: { maxEntries: number; ttlMs: number };
-  /** How long a found access key is remembered (default 1000 ms; 0 looks it up on every request). */
+  /** How long found access keys and principals' policies are remembered (default 1000 ms; 0 looks them up on every request). */
   accessKeyCacheMs?: number;
+  /** Called for every request a policy refuses (the audit log marks it). */
+  onDenied?: DenialListener;
   /** Where the service reports events worth an operator's eye; the server wires it to its pino logger. */
   logger?: ServiceLogger;
 }
@@ -110,23 +112,17 @@ export const IMPORT_TOKEN_SECONDS = DAY_SECONDS;
 export const ROTATE_KEY_INTERVAL_SECONDS = DAY_SECONDS;
 const MATERIAL_DIGEST_SECRET = "material-digest-key";
 /** The meta entries holding service secrets wrapped by the root of trust (with serviceSecretAad of their name); root key rotation rewraps them. */
-export const SERVICE_SECRET_NAMES: readonly string[] = Object.freeze([MATERIAL_DIGEST_SECRET]);
+export const SERVICE_SECRET_NAMES: readonly string[] = Object.freeze([MATERIAL_DIGEST_SECRET, ROLE_SESSION_SECRET]);
 /** Meta entry: JSON array of base64 references of HSM key objects whose keys were deleted, still to destroy. */
 const HSM_DESTROY_QUEUE = "hsm-objects-to-destroy";
 const JOB_BATCH = 100;
 
-/** Who is calling; resolved from the request's access key. */
-export interface Caller {
-  uin: string;
-  secretId: string;
-}
+/** Batch actions whose policies are checked per key under their own name. */
+type BatchAction = "EnableKeys" | "DisableKeys" | "DescribeKeys";
+/** Lifecycle actions that a policy knows under another (wire) name. */
+const CAM_ACTION_OF = { ReEncryptSource: "ReEncrypt", ReEncryptDestination: "ReEncrypt" } as const;
 
-export interface ResolvedAccessKey {
-  uin: string;
-  unwrapSecret(): Promise<string>;
-  /** Changes whenever the stored secret does, so derived signing keys can be cached safely. */
-  version: string;
-}
+export type { Caller };
 
 export interface CreateKeyInput {
   alias: string;
@@ -154,7 +150,6 @@ export interface ListKeyDetailInput {
 }
 
 const USER_OWNER = "user";
-const MAX_CACHED_ACCESS_KEYS = 10_000;
 /** One answer for every way a ciphertext can be wrong, so the error is no oracle for which check failed. */
 const INVALID_CIPHERTEXT =
   `"CiphertextBlob" is not a ciphertext this service can decrypt: it is malformed or altered, its key is unknown, or the encryption context differs`;
@@ -171,10 +166,10 @@ export class KmsService {
   readonly #hsmReferences: MaterialCache<HsmReference>;
   readonly #hsm: HsmKeys | undefined;
   readonly #health: HealthCheck;
-  readonly #accessKeys = new Map<string, { resolved: ResolvedAccessKey; expiresAt: number }>();
   readonly #logger: ServiceLogger;
-  #materialDigestKey: Buffer | undefined;
-  readonly accessKeyCacheMs: number;
+  readonly #materialDigestKey: ServiceSecret;
+  /** Principals, access keys, policies and roles; the authority every action asks. */
+  readonly access: AccessControl;
   readonly region: string;
   readonly defaultKeySpec: KeySpec;
   readonly cmkLimit: number;
@@ -186,61 +181,28 @@ export class KmsService {
     this.region = options.region;
     this.defaultKeySpec = options.defaultKeySpec;
     this.cmkLimit = options.cmkLimit;
-    this.accessKeyCacheMs = options.accessKeyCacheMs ?? 1000;
+    this.access = new AccessControl({
+      store: options.store,
+      rootOfTrust: options.rootOfTrust,
+      clock: options.clock,
+      region: options.region,
+      cacheMs: options.accessKeyCacheMs ?? 1000,
+      ...(options.onDenied ? { onDenied: options.onDenied } : {}),
+    });
     this.#logger = options.logger ?? silentLogger;
     const cacheOptions = options.materialCache ?? { maxEntries: 1000, ttlMs: 5 * 60_000 };
     this.#materials = new MaterialCache<AeadKey>(cacheOptions, () => this.#clock.now());
     this.#privateKeys = new MaterialCache<AsymmetricPrivateKey>(cacheOptions, () => this.#clock.now());
     this.#hsmReferences = new MaterialCache<HsmReference>(cacheOptions, () => this.#clock.now());
     this.#hsm = options.hsmKeys ?? options.rootOfTrust.hsmKeys;
+    this.#materialDigestKey = new ServiceSecret(options.store, options.rootOfTrust, MATERIAL_DIGEST_SECRET);
     this.#health = new HealthCheck(this.#store, this.#root, () => this.#clock.now());
-  }
-
-  // ---- access keys ----
-
-  /**
-   * The active access key with this SecretId, or undefined. Its secret is unwrapped only on demand.
-   * Found keys are remembered for `accessKeyCacheMs`, so a disabled or removed access key stops
-   * working within that time on every node; unknown ids are looked up every time.
-   */
-  async resolveAccessKey(secretId: string): Promise<ResolvedAccessKey | undefined> {
-    const now = this.#clock.now();
-    const cached = this.#accessKeys.get(secretId);
-    if (cached && cached.expiresAt > now) return cached.resolved;
-    const record = await this.#store.getAccessKey(secretId);
-    if (!record || record.status !== "Active") {
-      this.#accessKeys.delete(secretId);
-      return undefined;
-    }
-    const resolved: ResolvedAccessKey = {
-      uin: record.uin,
-      version: record.wrappedSecret.toString("base64"),
-      unwrapSecret: async () => {
-        const secret = await this.#root.unwrap(record.wrappedSecret, accessKeySecretAad(secretId));
-        try {
-          return secret.toString("utf8");
-        } finally {
-          secret.fill(0);
-        }
-      },
-    };
-    if (this.#accessKeys.size >= MAX_CACHED_ACCESS_KEYS) this.#accessKeys.clear();
-    this.#accessKeys.set(secretId, { resolved, expiresAt: now + this.accessKeyCacheMs });
-    return resolved;
-  }
-
-  /** Creates an access key for the account; returns the only copy of its secret. */
-  async createAccessKey(uin: string): Promise<{ secretId: string; secretKey: string }> {
-    const secretId = `AKID${randomAlphanumeric(32)}`;
-    const secretKey = randomAlphanumeric(40);
-    const wrappedSecret = await this.#root.wrap(Buffer.from(secretKey, "utf8"), accessKeySecretAad(secretId));
-    await this.#store.insertAccessKey({ secretId, wrappedSecret, uin, status: "Active", createTime: this.#now() });
-    return { secretId, secretKey };
   }
 
   // ---- key management ----
 
   async createKey(caller: Caller, input: CreateKeyInput): Promise<KeyRecord> {
+    caller.permissions.require("kms:CreateKey", ACCOUNT_RESOURCE);
     needs(KEY_USAGES.includes(input.keyUsage), "InvalidKeyUsage", `"KeyUsage" ${input.keyUsage} is not supported`);
     let keySpec: KeySpec;
     if (isAsymmetricUsage(input.keyUsage)) {
@@ -263,7 +225,7 @@ export class KmsService {
     const protectionLevel = input.protectionLevel ?? "SOFTWARE";
     if (protectionLevel === "HSM") this.#checkHsmKey(keySpec, origin);
     needs(!(await this.#store.getKeyByAlias(input.alias)), "AliasAlreadyExists", `"Alias" ${input.alias} is already in use`);
-    needs((await this.#store.countKeys()) < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
+    needs((await this.#store.countKeys(caller.uin)) < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
 
     const keyId = randomUUID();
     const now = this.#now();
@@ -356,7 +318,7 @@ export class KmsService {
     try {
       await this.#store.transaction(async (tx) => {
         // Checked again inside the transaction: another request may have taken the last slot.
-        needs((await tx.countKeys()) < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
+        needs((await tx.countKeys(key.creatorUin)) < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
         await tx.insertKey(key, firstVersion);
       });
     } catch (e) {
@@ -365,22 +327,38 @@ export class KmsService {
     }
   }
 
-  describeKey(keyId: string): Promise<KeyRecord> {
-    return this.#keyFor(this.#store, "DescribeKey", keyId);
+  describeKey(caller: Caller, keyId: string): Promise<KeyRecord> {
+    return this.#keyFor(this.#store, caller, "DescribeKey", keyId);
   }
 
-  describeKeys(keyIds: readonly string[]): Promise<KeyRecord[]> {
-    return this.#store.transaction((tx) => Promise.all(keyIds.map((id) => this.#keyFor(tx, "DescribeKey", id))));
+  describeKeys(caller: Caller, keyIds: readonly string[]): Promise<KeyRecord[]> {
+    return this.#store.transaction(async (tx) => {
+      const keys: KeyRecord[] = [];
+      for (const id of keyIds) {
+        const key = await tx.getKey(id);
+        needs(key && key.creatorUin === caller.uin, "CmkNotFound", `key ${id} does not exist`);
+        this.#authorize(caller, "DescribeKeys", key);
+        keys.push(key);
+      }
+      return keys;
+    });
   }
 
-  async listKeys(input: { offset: number; limit: number; role: 0 | 1 }): Promise<{ keyIds: string[]; totalCount: number }> {
-    const { keys, totalCount } = await this.listKeyDetail({ ...input, order: "desc", states: LIST_KEYS_STATES });
+  async listKeys(caller: Caller, input: { offset: number; limit: number; role: 0 | 1 }): Promise<{ keyIds: string[]; totalCount: number }> {
+    caller.permissions.require("kms:ListKeys", ACCOUNT_RESOURCE);
+    const { keys, totalCount } = await this.#listKeys(caller, { ...input, order: "desc", states: LIST_KEYS_STATES });
     return { keyIds: keys.map((k) => k.keyId), totalCount };
   }
 
-  async listKeyDetail(input: ListKeyDetailInput): Promise<{ keys: KeyRecord[]; totalCount: number }> {
+  listKeyDetail(caller: Caller, input: ListKeyDetailInput): Promise<{ keys: KeyRecord[]; totalCount: number }> {
+    caller.permissions.require("kms:ListKeyDetail", ACCOUNT_RESOURCE);
+    return this.#listKeys(caller, input);
+  }
+
+  /** The caller's account's keys. */
+  async #listKeys(caller: Caller, input: ListKeyDetailInput): Promise<{ keys: KeyRecord[]; totalCount: number }> {
     if (input.role === 1) return { keys: [], totalCount: 0 };
-    const query: KeyListQuery = { offset: input.offset, limit: input.limit, order: input.order, owner: USER_OWNER };
+    const query: KeyListQuery = { offset: input.offset, limit: input.limit, order: input.order, owner: USER_OWNER, accountUin: caller.uin };
     if (input.states) query.states = input.states;
     if (input.search) query.search = input.search;
     if (input.origin) query.origin = input.origin;
@@ -389,58 +367,58 @@ export class KmsService {
     return this.#store.listKeys(query);
   }
 
-  enableKey(keyId: string): Promise<void> {
-    return this.#changeStates("EnableKey", [keyId]);
+  enableKey(caller: Caller, keyId: string): Promise<void> {
+    return this.#changeStates(caller, "EnableKey", [keyId]);
   }
 
-  disableKey(keyId: string): Promise<void> {
-    return this.#changeStates("DisableKey", [keyId]);
+  disableKey(caller: Caller, keyId: string): Promise<void> {
+    return this.#changeStates(caller, "DisableKey", [keyId]);
   }
 
   /** All or nothing: if any key is missing or in the wrong state, none changes. */
-  enableKeys(keyIds: readonly string[]): Promise<void> {
-    return this.#changeStates("EnableKey", keyIds);
+  enableKeys(caller: Caller, keyIds: readonly string[]): Promise<void> {
+    return this.#changeStates(caller, "EnableKey", keyIds, "EnableKeys");
   }
 
-  disableKeys(keyIds: readonly string[]): Promise<void> {
-    return this.#changeStates("DisableKey", keyIds);
+  disableKeys(caller: Caller, keyIds: readonly string[]): Promise<void> {
+    return this.#changeStates(caller, "DisableKey", keyIds, "DisableKeys");
   }
 
-  updateAlias(keyId: string, alias: string): Promise<void> {
+  updateAlias(caller: Caller, keyId: string, alias: string): Promise<void> {
     return this.#store.transaction(async (tx) => {
-      const key = await this.#keyFor(tx, "UpdateAlias", keyId);
+      const key = await this.#keyFor(tx, caller, "UpdateAlias", keyId);
       if (key.alias === alias) return;
       needs(!(await tx.getKeyByAlias(alias)), "AliasAlreadyExists", `"Alias" ${alias} is already in use`);
       await tx.updateKey({ ...key, alias });
     });
   }
 
-  updateKeyDescription(keyId: string, description: string): Promise<void> {
+  updateKeyDescription(caller: Caller, keyId: string, description: string): Promise<void> {
     return this.#store.transaction(async (tx) => {
-      const key = await this.#keyFor(tx, "UpdateKeyDescription", keyId);
+      const key = await this.#keyFor(tx, caller, "UpdateKeyDescription", keyId);
       await tx.updateKey({ ...key, description });
     });
   }
 
   // ---- archiving and deletion ----
 
-  archiveKey(keyId: string): Promise<void> {
-    return this.#changeStates("ArchiveKey", [keyId]);
+  archiveKey(caller: Caller, keyId: string): Promise<void> {
+    return this.#changeStates(caller, "ArchiveKey", [keyId]);
   }
 
-  cancelKeyArchive(keyId: string): Promise<void> {
-    return this.#changeStates("CancelKeyArchive", [keyId]);
+  cancelKeyArchive(caller: Caller, keyId: string): Promise<void> {
+    return this.#changeStates(caller, "CancelKeyArchive", [keyId]);
   }
 
   /** Moves a Disabled (or PendingImport) key to PendingDelete; the scheduler destroys it at the returned time. */
-  async scheduleKeyDeletion(keyId: string, pendingWindowInDays: number): Promise<{ keyId: string; deletionDate: number }> {
+  async scheduleKeyDeletion(caller: Caller, keyId: string, pendingWindowInDays: number): Promise<{ keyId: string; deletionDate: number }> {
     needs(
       Number.isInteger(pendingWindowInDays) && pendingWindowInDays >= 7 && pendingWindowInDays <= 30,
       "InvalidPendingWindowInDays",
       `"PendingWindowInDays" must be between 7 and 30`,
     );
     return this.#store.transaction(async (tx) => {
-      const key = await this.#keyFor(tx, "ScheduleKeyDeletion", keyId);
+      const key = await this.#keyFor(tx, caller, "ScheduleKeyDeletion", keyId);
       const deletionDate = this.#now() + pendingWindowInDays * DAY_SECONDS;
       await tx.updateKey({ ...key, state: stateAfter("ScheduleKeyDeletion", key.state), deletionDate });
       return { keyId: key.keyId, deletionDate };
@@ -448,9 +426,9 @@ export class KmsService {
   }
 
   /** Back to Disabled; an EXTERNAL key without material (deleted or expired meanwhile) to PendingImport. */
-  cancelKeyDeletion(keyId: string): Promise<{ keyId: string }> {
+  cancelKeyDeletion(caller: Caller, keyId: string): Promise<{ keyId: string }> {
     return this.#store.transaction(async (tx) => {
-      const key = await this.#keyFor(tx, "CancelKeyDeletion", keyId);
+      const key = await this.#keyFor(tx, caller, "CancelKeyDeletion", keyId);
       const noMaterial = key.origin === "EXTERNAL" && (await tx.listKeyVersions(keyId)).length === 0;
       await tx.updateKey({ ...key, state: noMaterial ? "PendingImport" : stateAfter("CancelKeyDeletion", key.state), deletionDate: 0 });
       return { keyId: key.keyId };
@@ -459,25 +437,25 @@ export class KmsService {
 
   // ---- rotation ----
 
-  async enableKeyRotation(keyId: string, rotateDays: number): Promise<void> {
+  async enableKeyRotation(caller: Caller, keyId: string, rotateDays: number): Promise<void> {
     needs(Number.isInteger(rotateDays) && rotateDays >= 7 && rotateDays <= 365, "InvalidParameterValue", `"RotateDays" must be between 7 and 365`);
     return this.#store.transaction(async (tx) => {
-      const key = await this.#keyFor(tx, "EnableKeyRotation", keyId);
+      const key = await this.#keyFor(tx, caller, "EnableKeyRotation", keyId);
       rotatable(key);
       await tx.updateKey({ ...key, rotationEnabled: true, rotateDays, nextRotateTime: this.#now() + rotateDays * DAY_SECONDS });
     });
   }
 
-  disableKeyRotation(keyId: string): Promise<void> {
+  disableKeyRotation(caller: Caller, keyId: string): Promise<void> {
     return this.#store.transaction(async (tx) => {
-      const key = await this.#keyFor(tx, "DisableKeyRotation", keyId);
+      const key = await this.#keyFor(tx, caller, "DisableKeyRotation", keyId);
       rotatable(key);
       await tx.updateKey({ ...key, rotationEnabled: false, nextRotateTime: 0 });
     });
   }
 
-  async getKeyRotationStatus(keyId: string): Promise<KeyRecord> {
-    return this.#keyFor(this.#store, "GetKeyRotationStatus", keyId);
+  async getKeyRotationStatus(caller: Caller, keyId: string): Promise<KeyRecord> {
+    return this.#keyFor(this.#store, caller, "GetKeyRotationStatus", keyId);
   }
 
   /**
@@ -485,8 +463,8 @@ export class KmsService {
    * automatic schedule is left as it was. Returns a task id, as Tencent does; the rotation has
    * already happened when it returns.
    */
-  async rotateKey(keyId: string): Promise<{ taskId: string }> {
-    const key = await this.#keyFor(this.#store, "RotateKey", keyId);
+  async rotateKey(caller: Caller, keyId: string): Promise<{ taskId: string }> {
+    const key = await this.#keyFor(this.#store, caller, "RotateKey", keyId);
     rotatable(key);
     needs(key.rotationEnabled, "RotateNotSupported", `key ${keyId} does not have rotation enabled: call EnableKeyRotation first`);
     checkRotateRate(key, this.#now());
@@ -495,8 +473,8 @@ export class KmsService {
   }
 
   /** Every version with its creation time; never material. */
-  async listKeyVersions(keyId: string): Promise<{ key: KeyRecord; versions: { version: number; createTime: number }[] }> {
-    const key = await this.#keyFor(this.#store, "ListKeyVersions", keyId);
+  async listKeyVersions(caller: Caller, keyId: string): Promise<{ key: KeyRecord; versions: { version: number; createTime: number }[] }> {
+    const key = await this.#keyFor(this.#store, caller, "ListKeyVersions", keyId);
     const versions = await this.#store.listKeyVersions(keyId);
     return { key, versions: versions.map((v) => ({ version: v.version, createTime: v.createTime })) };
   }
@@ -505,6 +483,7 @@ export class KmsService {
 
   /** A fresh wrapping key pair and a token for one EXTERNAL key, valid for 24 h. */
   async getParametersForImport(
+    caller: Caller,
     keyId: string,
     wrappingKeySpec: WrappingKeySpec,
     wrappingAlgorithm: WrappingAlgorithm,
@@ -514,7 +493,7 @@ export class KmsService {
       "InvalidParameterValue",
       `"WrappingAlgorithm" ${wrappingAlgorithm} does not fit "WrappingKeySpec" ${wrappingKeySpec}: SM2 takes SM2PKE, RSA_2048 an RSAES_* algorithm`,
     );
-    const key = await this.#keyFor(this.#store, "GetParametersForImport", keyId);
+    const key = await this.#keyFor(this.#store, caller, "GetParametersForImport", keyId);
     external(key, "GetParametersForImport");
     const tokenId = randomBytes(32).toString("base64url");
     // RSA prime search takes a few hundred milliseconds: off the event loop. SM2 is instant.
@@ -538,8 +517,8 @@ export class KmsService {
    * Unwraps the material with the token's private key and makes it version 1 of the key. The first
    * import fixes the material: later imports must bring the same (MaterialNotMatch otherwise).
    */
-  async importKeyMaterial(input: { keyId: string; importToken: string; encryptedKeyMaterial: Buffer; validTo: number }): Promise<void> {
-    const key = await this.#keyFor(this.#store, "ImportKeyMaterial", input.keyId);
+  async importKeyMaterial(caller: Caller, input: { keyId: string; importToken: string; encryptedKeyMaterial: Buffer; validTo: number }): Promise<void> {
+    const key = await this.#keyFor(this.#store, caller, "ImportKeyMaterial", input.keyId);
     external(key, "ImportKeyMaterial");
     const now = this.#now();
     needs(input.validTo === 0 || input.validTo > now, "InvalidParameterValue", `"ValidTo" must be 0 (never expires) or a time in the future`);
@@ -557,13 +536,13 @@ export class KmsService {
         "InvalidImportKeyMaterial",
         `"EncryptedKeyMaterial" must wrap ${length} bytes of key material for a ${key.keySpec} key, got ${material.length}`,
       );
-      digest = this.#materialDigest(await this.#digestKey(), key.keyId, material);
+      digest = this.#materialDigest(await this.#materialDigestKey.get(), key.keyId, material);
       wrappedMaterial = await this.#root.wrap(material, keyMaterialAad(key.keyId, 1));
     } finally {
       material.fill(0);
     }
     await this.#store.transaction(async (tx) => {
-      const current = await this.#keyFor(tx, "ImportKeyMaterial", key.keyId);
+      const current = await this.#keyFor(tx, caller, "ImportKeyMaterial", key.keyId);
       needs(
         current.materialDigest === null || (current.materialDigest.length === digest.length && timingSafeEqual(current.materialDigest, digest)),
         "MaterialNotMatch",
@@ -578,9 +557,9 @@ export class KmsService {
   }
 
   /** Removes the material (its wrapped versions) of an EXTERNAL key; it waits in PendingImport for the same material. */
-  async deleteImportedKeyMaterial(keyId: string): Promise<void> {
+  async deleteImportedKeyMaterial(caller: Caller, keyId: string): Promise<void> {
     await this.#store.transaction(async (tx) => {
-      const key = await this.#keyFor(tx, "DeleteImportedKeyMaterial", keyId);
+      const key = await this.#keyFor(tx, caller, "DeleteImportedKeyMaterial", keyId);
       external(key, "DeleteImportedKeyMaterial");
       await tx.deleteKeyVersions(keyId);
       await tx.updateKey({ ...key, state: stateAfter("DeleteImportedKeyMaterial", key.state), validTo: 0 });
@@ -623,6 +602,7 @@ export class KmsService {
     }
     const now = this.#now();
     await this.#store.deleteExpiredImportTokens(now);
+    await this.access.deleteExpiredSessions();
     await this.#destroyQueuedHsmObjects();
     return report;
   }
@@ -779,47 +759,26 @@ export class KmsService {
     return createHmac("sha256", digestKey).update(`tresor/material-digest/v1\0${keyId}\0`).update(material).digest();
   }
 
-  /** The service secret of material digests: made once per store (wrapped by the root of trust, in meta), then kept in memory. */
-  async #digestKey(): Promise<Buffer> {
-    if (this.#materialDigestKey) return this.#materialDigestKey;
-    const aad = serviceSecretAad(MATERIAL_DIGEST_SECRET);
-    let stored = await this.#store.getMeta(MATERIAL_DIGEST_SECRET);
-    if (stored === undefined) {
-      const fresh = randomBytes(32);
-      const wrapped = (await this.#root.wrap(fresh, aad)).toString("base64");
-      fresh.fill(0);
-      // Another node may have made one meanwhile: the first one written wins, everyone uses it.
-      stored = await this.#store.transaction(async (tx) => {
-        const existing = await tx.getMeta(MATERIAL_DIGEST_SECRET);
-        if (existing !== undefined) return existing;
-        await tx.setMeta(MATERIAL_DIGEST_SECRET, wrapped);
-        return wrapped;
-      });
-    }
-    this.#materialDigestKey = await this.#root.unwrap(Buffer.from(stored, "base64"), aad);
-    return this.#materialDigestKey;
-  }
-
   // ---- cryptographic operations ----
 
-  async encrypt(keyId: string, plaintext: Buffer, context: EncryptionContext): Promise<{ keyId: string; blob: Buffer }> {
-    const key = await this.#symmetricKeyFor("Encrypt", keyId);
+  async encrypt(caller: Caller, keyId: string, plaintext: Buffer, context: EncryptionContext): Promise<{ keyId: string; blob: Buffer }> {
+    const key = await this.#symmetricKeyFor(caller, "Encrypt", keyId, context);
     return { keyId: key.keyId, blob: await this.#seal(key, plaintext, context) };
   }
 
-  async decrypt(blob: Buffer, context: EncryptionContext): Promise<{ keyId: string; plaintext: Buffer }> {
-    return this.#open("Decrypt", blob, context);
+  async decrypt(caller: Caller, blob: Buffer, context: EncryptionContext): Promise<{ keyId: string; plaintext: Buffer }> {
+    return this.#open(caller, "Decrypt", blob, context);
   }
 
-  async reEncrypt(input: {
+  async reEncrypt(caller: Caller, input: {
     blob: Buffer;
     destinationKeyId?: string;
     sourceContext: EncryptionContext;
     destinationContext: EncryptionContext;
   }): Promise<{ blob: Buffer; keyId: string; sourceKeyId: string; reEncrypted: boolean }> {
-    const { keyId: sourceKeyId, plaintext, keyVersion } = await this.#open("ReEncryptSource", input.blob, input.sourceContext);
+    const { keyId: sourceKeyId, plaintext, keyVersion } = await this.#open(caller, "ReEncryptSource", input.blob, input.sourceContext);
     try {
-      const destination = await this.#symmetricKeyFor("ReEncryptDestination", input.destinationKeyId ?? sourceKeyId);
+      const destination = await this.#symmetricKeyFor(caller, "ReEncryptDestination", input.destinationKeyId ?? sourceKeyId, input.destinationContext);
       const unchanged =
         destination.keyId === sourceKeyId &&
         keyVersion === destination.currentVersion &&
@@ -832,8 +791,8 @@ export class KmsService {
     }
   }
 
-  async generateDataKey(keyId: string, numberOfBytes: number, context: EncryptionContext): Promise<{ keyId: string; plaintext: Buffer; blob: Buffer }> {
-    const key = await this.#symmetricKeyFor("GenerateDataKey", keyId);
+  async generateDataKey(caller: Caller, keyId: string, numberOfBytes: number, context: EncryptionContext): Promise<{ keyId: string; plaintext: Buffer; blob: Buffer }> {
+    const key = await this.#symmetricKeyFor(caller, "GenerateDataKey", keyId, context);
     const plaintext = randomBytes(numberOfBytes);
     try {
       return { keyId: key.keyId, plaintext, blob: await this.#seal(key, plaintext, context) };
@@ -868,14 +827,14 @@ export class KmsService {
   }
 
   /** The newest version's public key (DER SubjectPublicKeyInfo). */
-  async getPublicKey(keyId: string): Promise<{ keyId: string; publicKey: Buffer }> {
-    const key = await this.#keyFor(this.#store, "GetPublicKey", keyId);
+  async getPublicKey(caller: Caller, keyId: string): Promise<{ keyId: string; publicKey: Buffer }> {
+    const key = await this.#keyFor(this.#store, caller, "GetPublicKey", keyId);
     needs(isAsymmetricUsage(key.keyUsage), "InvalidKeyUsage", `key ${keyId} has usage ENCRYPT_DECRYPT: GetPublicKey needs an asymmetric key`);
     return { keyId: key.keyId, publicKey: await this.#publicKeyOf(key) };
   }
 
-  async sign(input: { keyId: string; algorithm: SigningAlgorithm; message: Buffer; messageType: MessageType }): Promise<{ keyId: string; signature: Buffer }> {
-    const key = await this.#keyFor(this.#store, "SignByAsymmetricKey", input.keyId);
+  async sign(caller: Caller, input: { keyId: string; algorithm: SigningAlgorithm; message: Buffer; messageType: MessageType }): Promise<{ keyId: string; signature: Buffer }> {
+    const key = await this.#keyFor(this.#store, caller, "SignByAsymmetricKey", input.keyId);
     const usage = signingUsage(key, "SignByAsymmetricKey", input.algorithm, input.message, input.messageType);
     if (key.protectionLevel === "HSM") {
       // The token signs a digest: a RAW message is hashed here first (the digest reveals nothing the message does not).
@@ -889,8 +848,8 @@ export class KmsService {
   }
 
   /** False for any signature that does not verify, including malformed ones; errors only for bad requests. */
-  async verify(input: { keyId: string; algorithm: SigningAlgorithm; message: Buffer; messageType: MessageType; signature: Buffer }): Promise<boolean> {
-    const key = await this.#keyFor(this.#store, "VerifyByAsymmetricKey", input.keyId);
+  async verify(caller: Caller, input: { keyId: string; algorithm: SigningAlgorithm; message: Buffer; messageType: MessageType; signature: Buffer }): Promise<boolean> {
+    const key = await this.#keyFor(this.#store, caller, "VerifyByAsymmetricKey", input.keyId);
     signingUsage(key, "VerifyByAsymmetricKey", input.algorithm, input.message, input.messageType);
     const publicKey = await this.#publicKeyOf(key);
     return verifySignature(key.keySpec as keyof typeof ASYMMETRIC_SPECS, publicKey, input.algorithm, input.message, input.messageType, input.signature);
@@ -898,12 +857,13 @@ export class KmsService {
 
   /** AsymmetricRsaDecrypt (an RSA decryption key and one of its algorithms) or AsymmetricSm2Decrypt (an SM2 one). */
   async asymmetricDecrypt(
+    caller: Caller,
     action: "AsymmetricRsaDecrypt" | "AsymmetricSm2Decrypt",
     keyId: string,
     algorithm: AsymmetricDecryptAlgorithm,
     ciphertext: Buffer,
   ): Promise<{ keyId: string; plaintext: Buffer }> {
-    const key = await this.#keyFor(this.#store, action, keyId);
+    const key = await this.#keyFor(this.#store, caller, action, keyId);
     const family = action === "AsymmetricSm2Decrypt" ? "SM2" : "RSA";
     const usage = isAsymmetricUsage(key.keyUsage) ? ASYMMETRIC_USAGES[key.keyUsage] : undefined;
     needs(
@@ -938,18 +898,21 @@ export class KmsService {
     }
   }
 
-  generateRandom(numberOfBytes: number): Buffer {
+  generateRandom(caller: Caller, numberOfBytes: number): Buffer {
+    caller.permissions.require("kms:GenerateRandom", ACCOUNT_RESOURCE);
     return randomBytes(numberOfBytes);
   }
 
   // ---- service information ----
 
-  async getServiceStatus(): Promise<{ cmkUserCount: number; cmkLimit: number }> {
-    return { cmkUserCount: await this.#store.countKeys(), cmkLimit: this.cmkLimit };
+  async getServiceStatus(caller: Caller): Promise<{ cmkUserCount: number; cmkLimit: number }> {
+    caller.permissions.require("kms:GetServiceStatus", ACCOUNT_RESOURCE);
+    return { cmkUserCount: await this.#store.countKeys(caller.uin), cmkLimit: this.cmkLimit };
   }
 
   /** Each algorithm with the protection levels this node offers it at (HSM only with a pkcs11 root of trust). */
-  listAlgorithms(): { symmetric: AlgorithmEntry[]; asymmetric: AlgorithmEntry[]; signVerify: AlgorithmEntry[] } {
+  listAlgorithms(caller: Caller): { symmetric: AlgorithmEntry[]; asymmetric: AlgorithmEntry[]; signVerify: AlgorithmEntry[] } {
+    caller.permissions.require("kms:ListAlgorithms", ACCOUNT_RESOURCE);
     const levels = (spec: KeySpec): ProtectionLevel[] => (this.#hsm !== undefined && hsmSupports(spec) ? ["SOFTWARE", "HSM"] : ["SOFTWARE"]);
     const asymmetric: AlgorithmEntry[] = [];
     const signVerify: AlgorithmEntry[] = [];
@@ -960,7 +923,8 @@ export class KmsService {
     return { symmetric, asymmetric, signVerify };
   }
 
-  getRegions(): string[] {
+  getRegions(caller: Caller): string[] {
+    caller.permissions.require("kms:GetRegions", ACCOUNT_RESOURCE);
     return [this.region];
   }
 
@@ -983,7 +947,7 @@ export class KmsService {
     this.#materials.clear();
     this.#privateKeys.clear();
     this.#hsmReferences.clear();
-    this.#accessKeys.clear();
+    this.access.close();
   }
 
   // ---- internals ----
@@ -992,11 +956,24 @@ export class KmsService {
     return unixSeconds(this.#clock);
   }
 
-  async #keyFor(store: StoreOperations, action: KeyAction, keyId: string): Promise<KeyRecord> {
+  /**
+   * The key `keyId` of the caller's account, after the caller's policies allowed `action` on it and
+   * its state allows `action`. Another account's key answers as a missing one would.
+   */
+  async #keyFor(store: StoreOperations, caller: Caller, action: KeyAction, keyId: string, context?: EncryptionContext): Promise<KeyRecord> {
     const key = await store.getKey(keyId);
-    needs(key, "CmkNotFound", `key ${keyId} does not exist`);
+    needs(key && key.creatorUin === caller.uin, "CmkNotFound", `key ${keyId} does not exist`);
+    this.#authorize(caller, action, key, context);
     this.#checkState(action, key);
     return key;
+  }
+
+  /** The one check of a caller's policies for actions on a key. */
+  #authorize(caller: Caller, action: KeyAction | BatchAction, key: KeyRecord, context?: EncryptionContext): void {
+    caller.permissions.require(`kms:${CAM_ACTION_OF[action as keyof typeof CAM_ACTION_OF] ?? action}`, keyResourceNames(this.region, key), {
+      resourceTags: Object.fromEntries(key.tags.map((t) => [t.key, t.value])),
+      ...(context ? { encryptionContext: context } : {}),
+    });
   }
 
   /** checkKeyState, and a warning when someone tries to use a key that is waiting to be deleted. */
@@ -1008,8 +985,8 @@ export class KmsService {
   }
 
   /** #keyFor, and the key must be a symmetric (ENCRYPT_DECRYPT) one. */
-  async #symmetricKeyFor(action: KeyAction, keyId: string): Promise<KeyRecord> {
-    const key = await this.#keyFor(this.#store, action, keyId);
+  async #symmetricKeyFor(caller: Caller, action: KeyAction, keyId: string, context: EncryptionContext): Promise<KeyRecord> {
+    const key = await this.#keyFor(this.#store, caller, action, keyId, context);
     needs(key.keyUsage === "ENCRYPT_DECRYPT", "InvalidKeyUsage", `key ${keyId} has usage ${key.keyUsage}: ${action} needs an ENCRYPT_DECRYPT key`);
     return key;
   }
@@ -1039,10 +1016,17 @@ export class KmsService {
     return use(privateKey);
   }
 
-  #changeStates(action: "EnableKey" | "DisableKey" | "ArchiveKey" | "CancelKeyArchive", keyIds: readonly string[]): Promise<void> {
+  /** `batch` names the batch action (EnableKeys, DisableKeys) that policies are checked for, when it is one. */
+  #changeStates(caller: Caller, action: "EnableKey" | "DisableKey" | "ArchiveKey" | "CancelKeyArchive", keyIds: readonly string[], batch?: BatchAction): Promise<void> {
     return this.#store.transaction(async (tx) => {
       const keys: KeyRecord[] = [];
-      for (const id of keyIds) keys.push(await this.#keyFor(tx, action, id));
+      for (const id of keyIds) {
+        const key = await tx.getKey(id);
+        needs(key && key.creatorUin === caller.uin, "CmkNotFound", `key ${id} does not exist`);
+        this.#authorize(caller, batch ?? action, key);
+        this.#checkState(action, key);
+        keys.push(key);
+      }
       for (const key of keys) {
         const state = stateAfter(action, key.state);
         if (state !== key.state) await tx.updateKey({ ...key, state });
@@ -1099,7 +1083,7 @@ export class KmsService {
     return record.wrappedMaterial;
   }
 
-  async #open(action: "Decrypt" | "ReEncryptSource", bytes: Buffer, context: EncryptionContext): Promise<{ keyId: string; keyVersion: number; plaintext: Buffer }> {
+  async #open(caller: Caller, action: "Decrypt" | "ReEncryptSource", bytes: Buffer, context: EncryptionContext): Promise<{ keyId: string; keyVersion: number; plaintext: Buffer }> {
     let parsed;
     try {
       parsed = decodeBlob(bytes);
@@ -1108,7 +1092,8 @@ export class KmsService {
       throw e;
     }
     const key = await this.#store.getKey(parsed.keyId);
-    needs(key, "InvalidCiphertext", INVALID_CIPHERTEXT);
+    needs(key && key.creatorUin === caller.uin, "InvalidCiphertext", INVALID_CIPHERTEXT);
+    this.#authorize(caller, action, key, context);
     this.#checkState(action, key);
     // An asymmetric key never made a blob: one naming it is forged.
     needs(isSymmetricSpec(key.keySpec), "InvalidCiphertext", INVALID_CIPHERTEXT);

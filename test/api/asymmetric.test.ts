@@ -72,9 +72,9 @@ async function rejectsWith(promise: Promise<unknown>, code: string, mention?: st
 
 /** The call fails with `code` and no key record changes. */
 async function refused(action: string, params: object, code: string, mention?: string): Promise<void> {
-  const before = await snapshotKeys(s.service);
+  const before = await snapshotKeys(s.service, s.caller);
   await rejectsWith(call(action, params), code, mention);
-  assert.equal(await snapshotKeys(s.service), before);
+  assert.equal(await snapshotKeys(s.service, s.caller), before);
 }
 
 function file(name: string, data: string | Buffer): string {

@@ -38,7 +38,7 @@ after(async () => {
 });
 
 async function refusedDecrypt(bytes: Buffer | string, label: string, context = '{"purpose":"tests","tenant":"t1"}', code = INVALID) {
-  const before = await snapshotKeys(s.service);
+  const before = await snapshotKeys(s.service, s.caller);
   const CiphertextBlob = typeof bytes === "string" ? bytes : bytes.toString("base64");
   const r = await s.raw("Decrypt", { CiphertextBlob, EncryptionContext: context });
   errors.push(r);
@@ -47,7 +47,7 @@ async function refusedDecrypt(bytes: Buffer | string, label: string, context = '
   } catch (e) {
     throw new Error(`${label}: ${(e as Error).message}`);
   }
-  assert.equal(await snapshotKeys(s.service), before);
+  assert.equal(await snapshotKeys(s.service, s.caller), before);
 }
 
 function flipped(source: Buffer, index: number, mask: number): Buffer {
@@ -165,7 +165,7 @@ describe("tampered ciphertexts", () => {
 
   it("refuses tampered blobs in ReEncrypt as well, and writes nothing", async () => {
     for (const i of [0, 1, 5, 20, 25, BLOB_HEADER_LENGTH + 1, blob.length - 1]) {
-      const before = await snapshotKeys(s.service);
+      const before = await snapshotKeys(s.service, s.caller);
       const r = await s.raw("ReEncrypt", {
         CiphertextBlob: flipped(blob, i, 0x01).toString("base64"),
         SourceEncryptionContext: '{"purpose":"tests","tenant":"t1"}',
@@ -173,7 +173,7 @@ describe("tampered ciphertexts", () => {
       });
       errors.push(r);
       assertError(r, INVALID, "CiphertextBlob");
-      assert.equal(await snapshotKeys(s.service), before);
+      assert.equal(await snapshotKeys(s.service, s.caller), before);
     }
   });
 });
@@ -198,13 +198,13 @@ describe("encryption context", () => {
     ["the pairs swapped", '{"purpose":"t1","tenant":"tests"}'],
   ] as const) {
     it(`fails to decrypt when the context is ${label}`, async () => {
-      const before = await snapshotKeys(s.service);
+      const before = await snapshotKeys(s.service, s.caller);
       const body: Record<string, string> = { CiphertextBlob: blob.toString("base64") };
       if (context !== undefined) body.EncryptionContext = context;
       const r = await s.raw("Decrypt", body);
       errors.push(r);
       assertError(r, INVALID, "CiphertextBlob");
-      assert.equal(await snapshotKeys(s.service), before);
+      assert.equal(await snapshotKeys(s.service, s.caller), before);
     });
   }
 
@@ -237,11 +237,11 @@ describe("encryption context", () => {
   });
 
   it("fails ReEncrypt with a wrong source context, and writes nothing", async () => {
-    const before = await snapshotKeys(s.service);
+    const before = await snapshotKeys(s.service, s.caller);
     const r = await s.raw("ReEncrypt", { CiphertextBlob: blob.toString("base64"), SourceEncryptionContext: '{"purpose":"tests"}', DestinationKeyId: sm4Other });
     errors.push(r);
     assertError(r, INVALID, "CiphertextBlob");
-    assert.equal(await snapshotKeys(s.service), before);
+    assert.equal(await snapshotKeys(s.service, s.caller), before);
   });
 });
 

@@ -352,11 +352,11 @@ const cases: Case[] = [
 describe("bad parameters are refused and change nothing", () => {
   for (const c of cases) {
     it(c.name, async () => {
-      const before = await snapshotKeys(s.service);
+      const before = await snapshotKeys(s.service, s.caller);
       const body = c.body();
       const r = await s.raw(c.action, body);
       assertError(r, c.code, ...c.mentions.map((m) => (typeof m === "function" ? m() : m)));
-      assert.equal(await snapshotKeys(s.service), before, "the refused request changed a key");
+      assert.equal(await snapshotKeys(s.service, s.caller), before, "the refused request changed a key");
     });
   }
 });
@@ -399,7 +399,7 @@ describe("edges that are allowed", () => {
 
   it("lets a key keep its own alias (UpdateAlias to the same alias)", async () => {
     await s.call("UpdateAlias", { KeyId: other, Alias: otherAlias });
-    assert.equal((await s.service.describeKey(other)).alias, otherAlias);
+    assert.equal((await s.service.describeKey(s.caller, other)).alias, otherAlias);
   });
 });
 
@@ -407,21 +407,21 @@ describe("batches are all or nothing", () => {
   it("a failing EnableKeys with one missing id leaves every key as it was", async () => {
     const ids = await Promise.all(["batch-a", "batch-b", "batch-c"].map(async (Alias) => (await s.call("CreateKey", { Alias })).KeyId as string));
     await s.call("DisableKeys", { KeyIds: ids });
-    const before = await snapshotKeys(s.service);
+    const before = await snapshotKeys(s.service, s.caller);
     assertError(await s.raw("EnableKeys", { KeyIds: [ids[0], ids[1], missing, ids[2]] }), "ResourceUnavailable.CmkNotFound", missing);
-    assert.equal(await snapshotKeys(s.service), before);
-    for (const id of ids) assert.equal((await s.service.describeKey(id)).state, "Disabled");
+    assert.equal(await snapshotKeys(s.service, s.caller), before);
+    for (const id of ids) assert.equal((await s.service.describeKey(s.caller, id)).state, "Disabled");
   });
 
   it("a failing DisableKeys with one key in a state that forbids it leaves every key as it was", async () => {
     const ids = await Promise.all(["batch-d", "batch-e"].map(async (Alias) => (await s.call("CreateKey", { Alias })).KeyId as string));
     const pending = (await s.call("CreateKey", { Alias: "batch-pending" })).KeyId as string;
-    const record = await s.service.describeKey(pending);
+    const record = await s.service.describeKey(s.caller, pending);
     await s.dataDir.store.updateKey({ ...record, state: "PendingDelete", deletionDate: s.clock.seconds() + 7 * 86_400 });
-    const before = await snapshotKeys(s.service);
+    const before = await snapshotKeys(s.service, s.caller);
     assertError(await s.raw("DisableKeys", { KeyIds: [ids[0], pending, ids[1]] }), "ResourceUnavailable.CmkStateNotSupport", pending);
-    assert.equal(await snapshotKeys(s.service), before);
-    for (const id of ids) assert.equal((await s.service.describeKey(id)).state, "Enabled");
+    assert.equal(await snapshotKeys(s.service, s.caller), before);
+    for (const id of ids) assert.equal((await s.service.describeKey(s.caller, id)).state, "Enabled");
   });
 });
 

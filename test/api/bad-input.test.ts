@@ -19,10 +19,10 @@ after(async () => {
 
 /** Sends the request, checks the error and that no key record changed. */
 async function refused(action: string | undefined, body: string | Buffer | object, code: string, mentions: string[], options: RawOptions = {}) {
-  const before = (await snapshotKeys(s.service));
+  const before = (await snapshotKeys(s.service, s.caller));
   const r = await s.raw(action, body, options);
   assertError(r, code, ...mentions);
-  assert.equal((await snapshotKeys(s.service)), before, "a refused request changed the keys");
+  assert.equal((await snapshotKeys(s.service, s.caller)), before, "a refused request changed the keys");
   return r;
 }
 
@@ -184,15 +184,15 @@ describe("protocol", () => {
   it("does not store a description that is not well-formed UTF-16 (lone surrogate) as something else", async () => {
     const created = await s.call("CreateKey", { Alias: "surrogate-target", Description: "before" });
     const id = created.KeyId as string;
-    const before = (await snapshotKeys(s.service));
+    const before = (await snapshotKeys(s.service, s.caller));
     // JSON can carry a lone surrogate that no UTF-8 string can hold.
     const r = await s.raw("UpdateKeyDescription", `{"KeyId":"${id}","Description":"x\\ud800y"}`);
     if (r.error) {
       assertError(r, "InvalidParameterValue", "Description");
-      assert.equal((await snapshotKeys(s.service)), before);
+      assert.equal((await snapshotKeys(s.service, s.caller)), before);
     } else {
       // Accepted: then it must read back as sent, not silently turned into replacement characters.
-      assert.equal((await s.service.describeKey(id)).description, "x\ud800y", "the stored description differs from the accepted one");
+      assert.equal((await s.service.describeKey(s.caller, id)).description, "x\ud800y", "the stored description differs from the accepted one");
     }
   });
 

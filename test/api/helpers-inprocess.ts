@@ -22,6 +22,7 @@ import {
 } from "../../src/crypto/tc3.js";
 import { initDataDir, openDataDir, type DataDir } from "../../src/data-dir.js";
 import type { Clock } from "../../src/service/clock.js";
+import { rootCaller, type Caller } from "../../src/service/access-control.js";
 import { KmsService } from "../../src/service/kms-service.js";
 import type { KeySpec } from "../../src/keys/key.js";
 
@@ -106,6 +107,8 @@ export interface InProcessServer {
   secretId: string;
   secretKey: string;
   service: KmsService;
+  /** The account's root, for calling the service directly. */
+  caller: Caller;
   dataDir: DataDir;
   clock: ManualClock;
   logs: LogCapture;
@@ -220,6 +223,7 @@ export async function startInProcessServer(options: InProcessServerOptions = {})
     secretId: credentials.secretId,
     secretKey: credentials.secretKey,
     service,
+    caller: rootCaller(dataDir.accountUin),
     dataDir,
     clock,
     logs: capture,
@@ -292,8 +296,8 @@ export function assertError(r: RawResponse, code: string, ...mentions: string[])
 }
 
 /** Every key's record (never material) in a stable order, as a string to compare before and after. */
-export async function snapshotKeys(service: KmsService): Promise<string> {
-  const { keys, totalCount } = await service.listKeyDetail({ offset: 0, limit: 10_000, role: 0, order: "asc" });
+export async function snapshotKeys(service: KmsService, caller: Caller): Promise<string> {
+  const { keys, totalCount } = await service.listKeyDetail(caller, { offset: 0, limit: 10_000, role: 0, order: "asc" });
   const sorted = [...keys].sort((a, b) => (a.keyId < b.keyId ? -1 : 1)).map((k) => ({ ...k, tags: [...k.tags].sort((x, y) => (x.key < y.key ? -1 : 1)) }));
   return JSON.stringify({ totalCount, sorted });
 }

@@ -73,7 +73,7 @@ describe("readiness, ServiceUnavailable and metrics", () => {
       cmkLimit: 100,
       accessKeyCacheMs: 0,
     });
-    const { secretId, secretKey } = await service.createAccessKey("100000000001");
+    const { secretId, secretKey } = await service.access.createRootAccessKey("100000000001");
     const logger = pino({ level: "info" }, { write: (line: string) => void logLines.push(line) });
     app = buildServer({ service, clock, logger, region: "local", nodeId: "ops-test:1" });
     url = await listen(app, "127.0.0.1", 0, false);

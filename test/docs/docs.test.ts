@@ -1,9 +1,12 @@
-// Keeps docs/api.md and docs/formats.md true to the code: the lifecycle table, the action list
-// and each action's parameters, the error registry, the blob layout and the worked example.
+// Keeps docs/api.md and docs/formats.md true to the code: the lifecycle table, the action lists
+// (KMS, CAM and STS) and each action's parameters, the policy examples, the error registry, the
+// blob layout and the worked example.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { ACTIONS } from "../../src/api/tencent/actions.js";
+import { CAM_ACTIONS, STS_ACTIONS } from "../../src/api/tencent/cam.js";
+import { parsePolicyDocument } from "../../src/policy/document.js";
 import { AEADS, type AeadName } from "../../src/crypto/aead.js";
 import {
   BLOB_FORMAT_V1,
@@ -72,8 +75,35 @@ function h3Sections(text: string): Map<string, string> {
   return out;
 }
 
+/** Each documented section's parameter table must list exactly the parameters its schema takes. */
+function checkParameterTables(sections: Map<string, string>, actions: Readonly<Record<string, { schema: object }>>): void {
+  for (const [name, definition] of Object.entries(actions)) {
+    const section = sections.get(name);
+    if (!section) continue; // reported by the section test
+    const schemaNames = Object.keys(definition.schema).sort();
+    const tableStart = section.indexOf("| parameter |");
+    if (schemaNames.length === 0) {
+      assert.equal(tableStart, -1, `${name} takes no parameters, but its section has a parameter table`);
+      continue;
+    }
+    assert.ok(tableStart !== -1, `${name}: the section needs a "| parameter |" table`);
+    const documented = tableRows(section.slice(tableStart)).map((row) => unquote(row[0]!)).sort();
+    assert.deepEqual(documented, schemaNames, `${name}: parameter table differs from the schema`);
+  }
+}
+
+/** The JSON of every fenced block whose info string is `json policy` or `json trust-policy`. */
+function policyBlocks(md: string): { kind: "identity" | "trust"; text: string }[] {
+  return [...md.matchAll(/^```json (policy|trust-policy)\n([\s\S]*?)^```$/gm)].map((m) => ({
+    kind: m[1] === "policy" ? ("identity" as const) : ("trust" as const),
+    text: m[2]!,
+  }));
+}
+
 describe("docs/api.md", () => {
   const actionSections = h3Sections(h2Section(apiMd, "Actions"));
+  const camSections = h3Sections(h2Section(apiMd, "CAM and STS actions"));
+  const camAndSts: Readonly<Record<string, { schema: object }>> = { ...CAM_ACTIONS, ...STS_ACTIONS };
 
   it("prints exactly lifecycleMarkdown() between the lifecycle markers", () => {
     assert.equal(marked(apiMd, "lifecycle"), lifecycleMarkdown().trim());
@@ -95,18 +125,34 @@ describe("docs/api.md", () => {
   });
 
   it("lists in each action's parameter table exactly the parameters its schema takes", () => {
-    for (const [name, definition] of Object.entries(ACTIONS)) {
-      const section = actionSections.get(name);
-      if (!section) continue; // reported by the test above
-      const schemaNames = Object.keys(definition.schema).sort();
-      const tableStart = section.indexOf("| parameter |");
-      if (schemaNames.length === 0) {
-        assert.equal(tableStart, -1, `${name} takes no parameters, but its section has a parameter table`);
-        continue;
-      }
-      assert.ok(tableStart !== -1, `${name}: the section needs a "| parameter |" table`);
-      const documented = tableRows(section.slice(tableStart)).map((row) => unquote(row[0]!)).sort();
-      assert.deepEqual(documented, schemaNames, `${name}: parameter table differs from the schema`);
+    checkParameterTables(actionSections, ACTIONS);
+  });
+
+  it("has a ### section under ## CAM and STS actions for every CAM and STS action, and for no other", () => {
+    const documented = [...camSections.keys()].sort();
+    const served = Object.keys(camAndSts).sort();
+    assert.deepEqual(
+      documented.filter((a) => !served.includes(a)),
+      [],
+      "documented under ## CAM and STS actions but not in CAM_ACTIONS or STS_ACTIONS (src/api/tencent/cam.ts)",
+    );
+    assert.deepEqual(
+      served.filter((a) => !documented.includes(a)),
+      [],
+      "in CAM_ACTIONS or STS_ACTIONS but without a ### section under ## CAM and STS actions in docs/api.md",
+    );
+  });
+
+  it("lists in each CAM and STS action's parameter table exactly the parameters its schema takes", () => {
+    checkParameterTables(camSections, camAndSts);
+  });
+
+  it("gives policy examples that the policy parser accepts", () => {
+    const blocks = policyBlocks(h2Section(apiMd, "Policy language"));
+    assert.ok(blocks.length >= 3, "the policy language section needs its `json policy` examples");
+    assert.ok(blocks.some((b) => b.kind === "trust"), "the policy language section needs a `json trust-policy` example");
+    for (const [i, block] of blocks.entries()) {
+      assert.doesNotThrow(() => parsePolicyDocument(block.text, block.kind), `policy example ${i + 1} (${block.kind}) does not parse`);
     }
   });
 

@@ -22,7 +22,7 @@ let partnerBlob: Buffer;
 before(async () => {
   f = await openService();
   partner = await f.createKey({ alias: "partner" });
-  partnerBlob = (await f.service.encrypt(partner.keyId, Buffer.from("partner data"), {})).blob;
+  partnerBlob = (await f.service.encrypt(f.caller, partner.keyId, Buffer.from("partner data"), {})).blob;
 });
 
 after(async () => {
@@ -51,7 +51,7 @@ const EXTERNAL_SUBJECTS: ReadonlySet<KeyAction> = new Set(["GetParametersForImpo
 
 /** Wraps `material` for the key with fresh import parameters (RSAES_OAEP_SHA_256), as a BYOK client does. */
 async function importParameters(keyId: string, material: Buffer): Promise<{ importToken: string; encryptedKeyMaterial: Buffer }> {
-  const p = await f.service.getParametersForImport(keyId, "RSA_2048", "RSAES_OAEP_SHA_256");
+  const p = await f.service.getParametersForImport(f.caller, keyId, "RSA_2048", "RSAES_OAEP_SHA_256");
   const encryptedKeyMaterial = publicEncrypt(
     { key: createPublicKey({ key: p.publicKey, format: "der", type: "spki" }), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
     material,
@@ -61,32 +61,32 @@ async function importParameters(keyId: string, material: Buffer): Promise<{ impo
 
 /** How to perform each action of the table on a key. */
 const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
-  DescribeKey: async ({ key }) => f.service.describeKey(key.keyId),
-  Encrypt: async ({ key }) => f.service.encrypt(key.keyId, Buffer.from("data"), {}),
-  GenerateDataKey: async ({ key }) => f.service.generateDataKey(key.keyId, 32, {}),
-  Decrypt: async ({ blob }) => f.service.decrypt(blob, {}),
-  ReEncryptSource: async ({ blob }) => f.service.reEncrypt({ blob, destinationKeyId: partner.keyId, sourceContext: {}, destinationContext: {} }),
-  ReEncryptDestination: async ({ key }) => f.service.reEncrypt({ blob: partnerBlob, destinationKeyId: key.keyId, sourceContext: {}, destinationContext: {} }),
-  EnableKey: async ({ key }) => f.service.enableKey(key.keyId),
-  DisableKey: async ({ key }) => f.service.disableKey(key.keyId),
-  UpdateAlias: async ({ key }) => f.service.updateAlias(key.keyId, `${key.alias}-renamed`),
-  UpdateKeyDescription: async ({ key }) => f.service.updateKeyDescription(key.keyId, "described again"),
-  GetPublicKey: async ({ key }) => f.service.getPublicKey(key.keyId),
-  SignByAsymmetricKey: async ({ key }) => f.service.sign({ keyId: key.keyId, algorithm: "ECC_P256_R1", message: Buffer.from("m"), messageType: "RAW" }),
+  DescribeKey: async ({ key }) => f.service.describeKey(f.caller, key.keyId),
+  Encrypt: async ({ key }) => f.service.encrypt(f.caller, key.keyId, Buffer.from("data"), {}),
+  GenerateDataKey: async ({ key }) => f.service.generateDataKey(f.caller, key.keyId, 32, {}),
+  Decrypt: async ({ blob }) => f.service.decrypt(f.caller, blob, {}),
+  ReEncryptSource: async ({ blob }) => f.service.reEncrypt(f.caller, { blob, destinationKeyId: partner.keyId, sourceContext: {}, destinationContext: {} }),
+  ReEncryptDestination: async ({ key }) => f.service.reEncrypt(f.caller, { blob: partnerBlob, destinationKeyId: key.keyId, sourceContext: {}, destinationContext: {} }),
+  EnableKey: async ({ key }) => f.service.enableKey(f.caller, key.keyId),
+  DisableKey: async ({ key }) => f.service.disableKey(f.caller, key.keyId),
+  UpdateAlias: async ({ key }) => f.service.updateAlias(f.caller, key.keyId, `${key.alias}-renamed`),
+  UpdateKeyDescription: async ({ key }) => f.service.updateKeyDescription(f.caller, key.keyId, "described again"),
+  GetPublicKey: async ({ key }) => f.service.getPublicKey(f.caller, key.keyId),
+  SignByAsymmetricKey: async ({ key }) => f.service.sign(f.caller, { keyId: key.keyId, algorithm: "ECC_P256_R1", message: Buffer.from("m"), messageType: "RAW" }),
   VerifyByAsymmetricKey: async ({ key }) =>
-    f.service.verify({ keyId: key.keyId, algorithm: "ECC_P256_R1", message: Buffer.from("m"), messageType: "RAW", signature: Buffer.from("not a signature") }),
-  AsymmetricRsaDecrypt: async ({ key, blob }) => f.service.asymmetricDecrypt("AsymmetricRsaDecrypt", key.keyId, "RSAES_OAEP_SHA_256", blob),
-  AsymmetricSm2Decrypt: async ({ key, blob }) => f.service.asymmetricDecrypt("AsymmetricSm2Decrypt", key.keyId, "SM2", blob),
-  ArchiveKey: async ({ key }) => f.service.archiveKey(key.keyId),
-  CancelKeyArchive: async ({ key }) => f.service.cancelKeyArchive(key.keyId),
-  ScheduleKeyDeletion: async ({ key }) => f.service.scheduleKeyDeletion(key.keyId, 7),
-  CancelKeyDeletion: async ({ key }) => f.service.cancelKeyDeletion(key.keyId),
-  EnableKeyRotation: async ({ key }) => f.service.enableKeyRotation(key.keyId, 30),
-  DisableKeyRotation: async ({ key }) => f.service.disableKeyRotation(key.keyId),
-  GetKeyRotationStatus: async ({ key }) => f.service.getKeyRotationStatus(key.keyId),
-  RotateKey: async ({ key }) => f.service.rotateKey(key.keyId),
-  ListKeyVersions: async ({ key }) => f.service.listKeyVersions(key.keyId),
-  GetParametersForImport: async ({ key }) => f.service.getParametersForImport(key.keyId, "SM2", "SM2PKE"),
+    f.service.verify(f.caller, { keyId: key.keyId, algorithm: "ECC_P256_R1", message: Buffer.from("m"), messageType: "RAW", signature: Buffer.from("not a signature") }),
+  AsymmetricRsaDecrypt: async ({ key, blob }) => f.service.asymmetricDecrypt(f.caller, "AsymmetricRsaDecrypt", key.keyId, "RSAES_OAEP_SHA_256", blob),
+  AsymmetricSm2Decrypt: async ({ key, blob }) => f.service.asymmetricDecrypt(f.caller, "AsymmetricSm2Decrypt", key.keyId, "SM2", blob),
+  ArchiveKey: async ({ key }) => f.service.archiveKey(f.caller, key.keyId),
+  CancelKeyArchive: async ({ key }) => f.service.cancelKeyArchive(f.caller, key.keyId),
+  ScheduleKeyDeletion: async ({ key }) => f.service.scheduleKeyDeletion(f.caller, key.keyId, 7),
+  CancelKeyDeletion: async ({ key }) => f.service.cancelKeyDeletion(f.caller, key.keyId),
+  EnableKeyRotation: async ({ key }) => f.service.enableKeyRotation(f.caller, key.keyId, 30),
+  DisableKeyRotation: async ({ key }) => f.service.disableKeyRotation(f.caller, key.keyId),
+  GetKeyRotationStatus: async ({ key }) => f.service.getKeyRotationStatus(f.caller, key.keyId),
+  RotateKey: async ({ key }) => f.service.rotateKey(f.caller, key.keyId),
+  ListKeyVersions: async ({ key }) => f.service.listKeyVersions(f.caller, key.keyId),
+  GetParametersForImport: async ({ key }) => f.service.getParametersForImport(f.caller, key.keyId, "SM2", "SM2PKE"),
   ImportKeyMaterial: async ({ key, material }) => {
     assert.ok(material);
     // The parameters are fetched while the key is briefly in a state that allows it, so that the
@@ -96,9 +96,9 @@ const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
     await f.store.updateKey({ ...stored, state: "PendingImport" });
     const params = await importParameters(key.keyId, material);
     await f.store.updateKey(stored);
-    return f.service.importKeyMaterial({ keyId: key.keyId, ...params, validTo: 0 });
+    return f.service.importKeyMaterial(f.caller, { keyId: key.keyId, ...params, validTo: 0 });
   },
-  DeleteImportedKeyMaterial: async ({ key }) => f.service.deleteImportedKeyMaterial(key.keyId),
+  DeleteImportedKeyMaterial: async ({ key }) => f.service.deleteImportedKeyMaterial(f.caller, key.keyId),
 };
 
 async function subjectIn(state: KeyState, action: KeyAction): Promise<Subject> {
@@ -107,7 +107,7 @@ async function subjectIn(state: KeyState, action: KeyAction): Promise<Subject> {
   let blob: Buffer;
   if (usage) {
     key = await f.service.createKey(f.caller, { alias: `lifecycle-${action}-${state}`, description: "", keyUsage: usage, tags: [] });
-    const { publicKey } = await f.service.getPublicKey(key.keyId);
+    const { publicKey } = await f.service.getPublicKey(f.caller, key.keyId);
     const plaintext = Buffer.from("made while enabled");
     blob =
       usage === "ASYMMETRIC_DECRYPT_SM2"
@@ -118,13 +118,13 @@ async function subjectIn(state: KeyState, action: KeyAction): Promise<Subject> {
   } else if (EXTERNAL_SUBJECTS.has(action)) {
     key = await f.service.createKey(f.caller, { alias: `lifecycle-${action}-${state}`, description: "", keyUsage: "ENCRYPT_DECRYPT", tags: [], origin: "EXTERNAL" });
     const material = Buffer.alloc(16, 7);
-    await f.service.importKeyMaterial({ keyId: key.keyId, ...(await importParameters(key.keyId, material)), validTo: 0 });
-    blob = (await f.service.encrypt(key.keyId, Buffer.from("made while enabled"), {})).blob;
+    await f.service.importKeyMaterial(f.caller, { keyId: key.keyId, ...(await importParameters(key.keyId, material)), validTo: 0 });
+    blob = (await f.service.encrypt(f.caller, key.keyId, Buffer.from("made while enabled"), {})).blob;
     return { key: await f.setState(key.keyId, state), blob, material };
   } else {
     key = await f.createKey();
-    if (action === "RotateKey") await f.service.enableKeyRotation(key.keyId, 365);
-    blob = (await f.service.encrypt(key.keyId, Buffer.from("made while enabled"), {})).blob;
+    if (action === "RotateKey") await f.service.enableKeyRotation(f.caller, key.keyId, 365);
+    blob = (await f.service.encrypt(f.caller, key.keyId, Buffer.from("made while enabled"), {})).blob;
   }
   return { key: await f.setState(key.keyId, state), blob };
 }

@@ -14,12 +14,13 @@ import { initDataDir, openDataDir, rotateDataDirRootKey, type DataDir } from "..
 import { META_ROOT_KEY_RING, RotationInterruptedError, type RingState } from "../../src/root-rotation.js";
 import { wrappedGeneration } from "../../src/rootkey/ring.js";
 import { systemClock } from "../../src/service/clock.js";
+import { rootCaller } from "../../src/service/access-control.js";
 import { KmsService } from "../../src/service/kms-service.js";
 import { WRAPPED_VALUE_KINDS, type Store, type WrappedValue } from "../../src/store/store.js";
 import { spawn } from "node:child_process";
 import { CLI_MAIN, childEnv, runCli } from "../helpers/server.js";
 
-const caller = { uin: "100000000001", secretId: "AKIDrotation" };
+const caller = rootCaller("100000000001");
 
 function serviceOn(dataDir: DataDir): KmsService {
   return new KmsService({ store: dataDir.store, rootOfTrust: dataDir.rootOfTrust, clock: systemClock, region: "local", defaultKeySpec: "SM4", cmkLimit: 1000 });
@@ -62,17 +63,17 @@ describe("root key rotation (file root of trust)", () => {
       const key = await service.createKey(caller, { alias: `before-${i}`, description: "", keyUsage: "ENCRYPT_DECRYPT", keySpec: i % 2 ? "AES_256" : "SM4", tags: [] });
       keys.push(key.keyId);
       const plaintext = randomBytes(40);
-      blobs.push({ blob: (await service.encrypt(key.keyId, plaintext, { n: String(i) })).blob, plaintext });
+      blobs.push({ blob: (await service.encrypt(caller, key.keyId, plaintext, { n: String(i) })).blob, plaintext });
     }
-    await service.enableKeyRotation(keys[0]!, 7);
-    await service.rotateKey(keys[0]!);
+    await service.enableKeyRotation(caller, keys[0]!, 7);
+    await service.rotateKey(caller, keys[0]!);
     const external = await service.createKey(caller, { alias: "byok", description: "", keyUsage: "ENCRYPT_DECRYPT", keySpec: "AES_256", tags: [], origin: "EXTERNAL" });
-    const params = await service.getParametersForImport(external.keyId, "RSA_2048", "RSAES_OAEP_SHA_256");
+    const params = await service.getParametersForImport(caller, external.keyId, "RSA_2048", "RSAES_OAEP_SHA_256");
     const material = randomBytes(32);
     const encryptedMaterial = publicEncrypt({ key: createPublicKey({ key: params.publicKey, format: "der", type: "spki" }), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" }, material);
-    await service.importKeyMaterial({ keyId: external.keyId, importToken: params.importToken, encryptedKeyMaterial: encryptedMaterial, validTo: 0 }); // makes the material-digest secret
-    const params2 = await service.getParametersForImport(external.keyId, "RSA_2048", "RSAES_OAEP_SHA_1"); // an unused token
-    const extra = await service.createAccessKey("100000000001");
+    await service.importKeyMaterial(caller, { keyId: external.keyId, importToken: params.importToken, encryptedKeyMaterial: encryptedMaterial, validTo: 0 }); // makes the material-digest secret
+    const params2 = await service.getParametersForImport(caller, external.keyId, "RSA_2048", "RSAES_OAEP_SHA_1"); // an unused token
+    const extra = await service.access.createRootAccessKey("100000000001");
     const before = await allWrapped(node.store);
     assert.ok(before.length >= 5 + 1 + 1 + 2 + 2, `found ${before.length} wrapped values`);
     assert.ok(before.every((v) => wrappedGeneration(v.wrapped) === 0));
@@ -88,11 +89,11 @@ describe("root key rotation (file root of trust)", () => {
     assert.equal(mixed.filter((v) => wrappedGeneration(v.wrapped) === 1).length, 4);
 
     // Meanwhile the node serves old and new values, and (once it notices the new generation) wraps with it.
-    for (const { blob, plaintext } of blobs) assert.deepEqual((await service.decrypt(blob, { n: String(blobs.findIndex((b) => b.blob === blob)) })).plaintext, plaintext);
+    for (const { blob, plaintext } of blobs) assert.deepEqual((await service.decrypt(caller, blob, { n: String(blobs.findIndex((b) => b.blob === blob)) })).plaintext, plaintext);
     await sleep(1100);
     const during = await service.createKey(caller, { alias: "during", description: "", keyUsage: "ENCRYPT_DECRYPT", tags: [] });
     assert.equal(wrappedGeneration((await node.store.getKeyVersion(during.keyId, 1))!.wrappedMaterial), 1, "new values use the new generation");
-    const duringBlob = (await service.encrypt(during.keyId, Buffer.from("during"), {})).blob;
+    const duringBlob = (await service.encrypt(caller, during.keyId, Buffer.from("during"), {})).blob;
 
     // Running it again resumes and finishes.
     const lines: string[] = [];
@@ -114,9 +115,9 @@ describe("root key rotation (file root of trust)", () => {
     assert.deepEqual(finished.retired, [0]);
 
     // The serving node goes on without a restart.
-    for (const [i, { blob, plaintext }] of blobs.entries()) assert.deepEqual((await service.decrypt(blob, { n: String(i) })).plaintext, plaintext);
-    assert.equal((await service.decrypt(duringBlob, {})).plaintext.toString(), "during");
-    assert.equal(await (await service.resolveAccessKey(extra.secretId))!.unwrapSecret(), extra.secretKey);
+    for (const [i, { blob, plaintext }] of blobs.entries()) assert.deepEqual((await service.decrypt(caller, blob, { n: String(i) })).plaintext, plaintext);
+    assert.equal((await service.decrypt(caller, duringBlob, {})).plaintext.toString(), "during");
+    assert.equal(await (await service.access.resolveAccessKey(extra.secretId))!.unwrapSecret(), extra.secretKey);
     service.close();
     await node.close();
 
@@ -125,11 +126,11 @@ describe("root key rotation (file root of trust)", () => {
     const fresh = await openDataDir(dir);
     const freshService = serviceOn(fresh);
     try {
-      for (const [i, { blob, plaintext }] of blobs.entries()) assert.deepEqual((await freshService.decrypt(blob, { n: String(i) })).plaintext, plaintext);
-      assert.equal(await (await freshService.resolveAccessKey(created.secretId))!.unwrapSecret(), created.secretKey);
+      for (const [i, { blob, plaintext }] of blobs.entries()) assert.deepEqual((await freshService.decrypt(caller, blob, { n: String(i) })).plaintext, plaintext);
+      assert.equal(await (await freshService.access.resolveAccessKey(created.secretId))!.unwrapSecret(), created.secretKey);
       // The import token made before the rotation still imports (the same material, as BYOK requires).
       const again = publicEncrypt({ key: createPublicKey({ key: params2.publicKey, format: "der", type: "spki" }), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha1" }, material);
-      await freshService.importKeyMaterial({ keyId: external.keyId, importToken: params2.importToken, encryptedKeyMaterial: again, validTo: 0 });
+      await freshService.importKeyMaterial(caller, { keyId: external.keyId, importToken: params2.importToken, encryptedKeyMaterial: again, validTo: 0 });
     } finally {
       freshService.close();
       await fresh.close();
@@ -145,7 +146,7 @@ describe("root key rotation (file root of trust)", () => {
     const last = await openDataDir(dir);
     const lastService = serviceOn(last);
     try {
-      for (const [i, { blob, plaintext }] of blobs.entries()) assert.deepEqual((await lastService.decrypt(blob, { n: String(i) })).plaintext, plaintext);
+      for (const [i, { blob, plaintext }] of blobs.entries()) assert.deepEqual((await lastService.decrypt(caller, blob, { n: String(i) })).plaintext, plaintext);
       assert.ok((await allWrapped(last.store)).every((v) => wrappedGeneration(v.wrapped) === 2));
     } finally {
       lastService.close();
@@ -161,7 +162,7 @@ describe("root key rotation (file root of trust)", () => {
     const blobs: Buffer[] = [];
     for (let i = 0; i < 400; i++) {
       const key = await service.createKey(caller, { alias: `k-${i}`, description: "", keyUsage: "ENCRYPT_DECRYPT", tags: [] });
-      if (i % 50 === 0) blobs.push((await service.encrypt(key.keyId, Buffer.from(`blob ${i}`), {})).blob);
+      if (i % 50 === 0) blobs.push((await service.encrypt(caller, key.keyId, Buffer.from(`blob ${i}`), {})).blob);
     }
     const total = (await allWrapped(node.store)).length;
 
@@ -180,14 +181,14 @@ describe("root key rotation (file root of trust)", () => {
     const partial = (await allWrapped(node.store)).filter((v) => wrappedGeneration(v.wrapped) === 1).length;
     assert.ok(partial > 0 && partial < total, `${partial} of ${total} rewrapped when killed`);
     // The node serves through it all.
-    for (const [i, blob] of blobs.entries()) assert.equal((await service.decrypt(blob, {})).plaintext.toString(), `blob ${i * 50}`);
+    for (const [i, blob] of blobs.entries()) assert.equal((await service.decrypt(caller, blob, {})).plaintext.toString(), `blob ${i * 50}`);
 
     const resumed = await runCli(["rootkey", "rotate", "--data-dir", killDir, "--grace-seconds", "0", "--json", "--quiet"]);
     assert.equal(resumed.code, 0, resumed.stderr);
     const result = JSON.parse(resumed.stdout) as { resumed: boolean; from: number; to: number; rewrapped: number };
     assert.deepEqual([result.resumed, result.from, result.to], [true, 0, 1]);
     assert.ok((await allWrapped(node.store)).every((v) => wrappedGeneration(v.wrapped) === 1));
-    for (const [i, blob] of blobs.entries()) assert.equal((await service.decrypt(blob, {})).plaintext.toString(), `blob ${i * 50}`);
+    for (const [i, blob] of blobs.entries()) assert.equal((await service.decrypt(caller, blob, {})).plaintext.toString(), `blob ${i * 50}`);
     service.close();
     await node.close();
   });

@@ -7,7 +7,8 @@ import path from "node:path";
 import type { KeyRecord, KeySpec } from "../../src/keys/key.js";
 import { FileRootOfTrust } from "../../src/rootkey/file.js";
 import { KmsError, type ErrorCode } from "../../src/service/errors.js";
-import { KmsService, type Caller } from "../../src/service/kms-service.js";
+import { rootCaller, type Caller } from "../../src/service/access-control.js";
+import { KmsService } from "../../src/service/kms-service.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { ManualClock } from "../api/helpers-inprocess.js";
 
@@ -39,7 +40,7 @@ export async function openService(options: { cmkLimit?: number; materialCache?: 
     cmkLimit: options.cmkLimit ?? 10_000,
     ...(options.materialCache ? { materialCache: options.materialCache } : {}),
   });
-  const caller: Caller = { uin: "100000000001", secretId: "AKIDfixture" };
+  const caller = rootCaller("100000000001");
   return {
     service,
     store,

@@ -15,7 +15,8 @@ import { FileRootOfTrust } from "../../src/rootkey/file.js";
 import { Pkcs11RootOfTrust } from "../../src/rootkey/pkcs11.js";
 import { RootOfTrustUnavailableError } from "../../src/rootkey/root-of-trust.js";
 import { serviceUnavailable } from "../../src/service/availability.js";
-import { KmsService, type Caller, type CreateKeyInput } from "../../src/service/kms-service.js";
+import { rootCaller } from "../../src/service/access-control.js";
+import { KmsService, type CreateKeyInput } from "../../src/service/kms-service.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { ManualClock } from "../api/helpers-inprocess.js";
 import { SoftHsm, softhsmSkip, type TestToken } from "../helpers/softhsm.js";
@@ -23,7 +24,7 @@ import { kmsError } from "./fixture.js";
 
 const REINITIALIZE_WAIT_MS = 1100;
 const DAY_MS = 86_400_000;
-const caller: Caller = { uin: "100000000001", secretId: "AKIDhsm" };
+const caller = rootCaller("100000000001");
 let aliases = 0;
 const aesHsm = (): CreateKeyInput => ({ alias: `hsm-${aliases++}`, description: "", keyUsage: "ENCRYPT_DECRYPT", keySpec: "AES_256", tags: [], protectionLevel: "HSM" });
 
@@ -63,7 +64,7 @@ describe("HSM-protected keys (SoftHSM2)", { skip: softhsmSkip }, () => {
   it("generates the material in the token as a sensitive, never-extractable object; the store keeps only its reference", async () => {
     const key = await service.createKey(caller, aesHsm());
     assert.equal(key.protectionLevel, "HSM");
-    assert.equal((await service.describeKey(key.keyId)).protectionLevel, "HSM");
+    assert.equal((await service.describeKey(caller, key.keyId)).protectionLevel, "HSM");
     const versions = await store.listKeyVersions(key.keyId);
     assert.equal(versions.length, 1);
     const reference = versions[0]!.wrappedMaterial;
@@ -89,33 +90,33 @@ describe("HSM-protected keys (SoftHSM2)", { skip: softhsmSkip }, () => {
     const soft = await service.createKey(caller, { ...aesHsm(), protectionLevel: "SOFTWARE" });
     const context = { purpose: "hsm-test" };
     for (const plaintext of [Buffer.from("kept by the HSM"), Buffer.alloc(0), Buffer.alloc(4096, 7)]) {
-      const { blob } = await service.encrypt(key.keyId, plaintext, context);
+      const { blob } = await service.encrypt(caller, key.keyId, plaintext, context);
       const parsed = decodeBlob(blob);
       assert.equal(parsed.algorithm, "AES-256-GCM");
       assert.equal(parsed.keyId, key.keyId);
       assert.equal(parsed.keyVersion, 1);
       assert.equal(parsed.ciphertext.length, plaintext.length);
-      assert.deepEqual((await service.decrypt(blob, context)).plaintext, plaintext);
-      await assert.rejects(service.decrypt(blob, { purpose: "other" }), kmsError("InvalidCiphertext"));
+      assert.deepEqual((await service.decrypt(caller, blob, context)).plaintext, plaintext);
+      await assert.rejects(service.decrypt(caller, blob, { purpose: "other" }), kmsError("InvalidCiphertext"));
       const altered = Buffer.from(blob);
       altered[altered.length - 1]! ^= 1;
-      await assert.rejects(service.decrypt(altered, context), kmsError("InvalidCiphertext"));
+      await assert.rejects(service.decrypt(caller, altered, context), kmsError("InvalidCiphertext"));
     }
-    const dataKey = await service.generateDataKey(key.keyId, 32, {});
-    assert.deepEqual((await service.decrypt(dataKey.blob, {})).plaintext, dataKey.plaintext);
+    const dataKey = await service.generateDataKey(caller, key.keyId, 32, {});
+    assert.deepEqual((await service.decrypt(caller, dataKey.blob, {})).plaintext, dataKey.plaintext);
     // HSM → software → HSM.
-    const toSoft = await service.reEncrypt({ blob: dataKey.blob, destinationKeyId: soft.keyId, sourceContext: {}, destinationContext: { to: "soft" } });
+    const toSoft = await service.reEncrypt(caller, { blob: dataKey.blob, destinationKeyId: soft.keyId, sourceContext: {}, destinationContext: { to: "soft" } });
     assert.equal(toSoft.keyId, soft.keyId);
-    const back = await service.reEncrypt({ blob: toSoft.blob, destinationKeyId: key.keyId, sourceContext: { to: "soft" }, destinationContext: {} });
-    assert.deepEqual((await service.decrypt(back.blob, {})).plaintext, dataKey.plaintext);
+    const back = await service.reEncrypt(caller, { blob: toSoft.blob, destinationKeyId: key.keyId, sourceContext: { to: "soft" }, destinationContext: {} });
+    assert.deepEqual((await service.decrypt(caller, back.blob, {})).plaintext, dataKey.plaintext);
     // A blob of another HSM key's object does not open under this one: the object is named by key and version.
     const other = await service.createKey(caller, aesHsm());
-    const otherBlob = (await service.encrypt(other.keyId, Buffer.from("x"), {})).blob;
+    const otherBlob = (await service.encrypt(caller, other.keyId, Buffer.from("x"), {})).blob;
     const swapped = Buffer.from(otherBlob);
     const hex = (id: string) => Buffer.from(id.replaceAll("-", ""), "hex");
     assert.equal(swapped.indexOf(hex(other.keyId)), 2, "the key id follows the format byte and algorithm");
     hex(key.keyId).copy(swapped, 2);
-    await assert.rejects(service.decrypt(swapped, {}), kmsError("InvalidCiphertext"));
+    await assert.rejects(service.decrypt(caller, swapped, {}), kmsError("InvalidCiphertext"));
   });
 
   it("refuses a store row whose reference names another key's object", async () => {
@@ -125,7 +126,7 @@ describe("HSM-protected keys (SoftHSM2)", { skip: softhsmSkip }, () => {
     // A second version of `a` pointing at b's object, as a tampered store would have it.
     await store.insertKeyVersion({ keyId: a.keyId, version: 2, wrappedMaterial: bRef, publicKey: null, createTime: 0 });
     await store.updateKey({ ...(await store.getKey(a.keyId))!, currentVersion: 2 });
-    await assert.rejects(service.encrypt(a.keyId, Buffer.from("x"), {}), kmsError("InternalError"));
+    await assert.rejects(service.encrypt(caller, a.keyId, Buffer.from("x"), {}), kmsError("InternalError"));
   });
 
   it("refuses what the token cannot hold, naming ProtectionLevel", async () => {
@@ -134,7 +135,7 @@ describe("HSM-protected keys (SoftHSM2)", { skip: softhsmSkip }, () => {
     const sm2: CreateKeyInput = { alias: `hsm-${aliases++}`, description: "", keyUsage: "ASYMMETRIC_SIGN_VERIFY_SM2", tags: [], protectionLevel: "HSM" };
     await assert.rejects(service.createKey(caller, sm2), kmsError("UnsupportedOperation"));
     await assert.rejects(service.createKey(caller, { ...sm2, keyUsage: "ASYMMETRIC_DECRYPT_SM2" }), kmsError("UnsupportedOperation"));
-    const { symmetric, signVerify, asymmetric } = service.listAlgorithms();
+    const { symmetric, signVerify, asymmetric } = service.listAlgorithms(caller);
     const hsmOnes = [...signVerify, ...asymmetric].filter((a) => a.protectionLevels.includes("HSM")).map((a) => a.keyUsage);
     assert.deepEqual(hsmOnes.sort(), [
       "ASYMMETRIC_DECRYPT_RSA_2048",
@@ -160,7 +161,7 @@ describe("HSM-protected keys (SoftHSM2)", { skip: softhsmSkip }, () => {
     const fileService = new KmsService({ store, rootOfTrust: fileRoot, clock, region: "local", defaultKeySpec: "SM4", cmkLimit: 1000 });
     try {
       await assert.rejects(fileService.createKey(caller, aesHsm()), (e: Error) => kmsError("UnsupportedOperation")(e) && /"ProtectionLevel" HSM needs .*pkcs11/.test(e.message));
-      assert.ok(fileService.listAlgorithms().symmetric.every((a) => a.protectionLevels.join() === "SOFTWARE"));
+      assert.ok(fileService.listAlgorithms(caller).symmetric.every((a) => a.protectionLevels.join() === "SOFTWARE"));
     } finally {
       fileService.close();
       await fileRoot.close();
@@ -185,38 +186,38 @@ describe("HSM-protected keys (SoftHSM2)", { skip: softhsmSkip }, () => {
       assert.equal(report.extractable, false);
       assert.equal(report.neverExtractable, true);
       assert.match(String(report.value), /^CKR_ATTRIBUTE_SENSITIVE$/, "the private key is not readable");
-      const publicKey = createPublicKey({ key: (await service.getPublicKey(key.keyId)).publicKey, format: "der", type: "spki" });
+      const publicKey = createPublicKey({ key: (await service.getPublicKey(caller, key.keyId)).publicKey, format: "der", type: "spki" });
       for (const messageType of ["RAW", "DIGEST"] as const) {
         const input = messageType === "RAW" ? message : createHash(c.hash).update(message).digest();
-        const { signature } = await service.sign({ keyId: key.keyId, algorithm: c.algorithm, message: input, messageType });
+        const { signature } = await service.sign(caller, { keyId: key.keyId, algorithm: c.algorithm, message: input, messageType });
         assert.ok(verify(c.hash, message, { key: publicKey, ...c.verify }, signature), `${c.algorithm} ${messageType} verifies with node:crypto`);
-        assert.equal(await service.verify({ keyId: key.keyId, algorithm: c.algorithm, message: input, messageType, signature }), true);
+        assert.equal(await service.verify(caller, { keyId: key.keyId, algorithm: c.algorithm, message: input, messageType, signature }), true);
         const bad = Buffer.from(signature);
         bad[bad.length - 1]! ^= 1;
-        assert.equal(await service.verify({ keyId: key.keyId, algorithm: c.algorithm, message: input, messageType, signature: bad }), false);
+        assert.equal(await service.verify(caller, { keyId: key.keyId, algorithm: c.algorithm, message: input, messageType, signature: bad }), false);
       }
     }
   });
 
   it("decrypts RSAES-OAEP inside the token and refuses PKCS#1 v1.5 for HSM keys", async () => {
     const key = await service.createKey(caller, { alias: `hsm-${aliases++}`, description: "", keyUsage: "ASYMMETRIC_DECRYPT_RSA_2048", tags: [], protectionLevel: "HSM" });
-    const publicKey = createPublicKey({ key: (await service.getPublicKey(key.keyId)).publicKey, format: "der", type: "spki" });
+    const publicKey = createPublicKey({ key: (await service.getPublicKey(caller, key.keyId)).publicKey, format: "der", type: "spki" });
     const secret = Buffer.from("for the HSM's eyes only");
     const ciphertext = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha1" }, secret);
-    assert.deepEqual((await service.asymmetricDecrypt("AsymmetricRsaDecrypt", key.keyId, "RSAES_OAEP_SHA_1", ciphertext)).plaintext, secret);
+    assert.deepEqual((await service.asymmetricDecrypt(caller, "AsymmetricRsaDecrypt", key.keyId, "RSAES_OAEP_SHA_1", ciphertext)).plaintext, secret);
     const bad = Buffer.from(ciphertext);
     bad[10]! ^= 1;
-    await assert.rejects(service.asymmetricDecrypt("AsymmetricRsaDecrypt", key.keyId, "RSAES_OAEP_SHA_1", bad), kmsError("DecryptError"));
+    await assert.rejects(service.asymmetricDecrypt(caller, "AsymmetricRsaDecrypt", key.keyId, "RSAES_OAEP_SHA_1", bad), kmsError("DecryptError"));
     // SoftHSM2 2.6 does OAEP with SHA-1 only: SHA-256 is refused clearly, not as a failed decryption.
     const sha256 = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" }, secret);
     // (A token that offers it decrypts; the check then is that it decrypts right.)
     try {
-      assert.deepEqual((await service.asymmetricDecrypt("AsymmetricRsaDecrypt", key.keyId, "RSAES_OAEP_SHA_256", sha256)).plaintext, secret);
+      assert.deepEqual((await service.asymmetricDecrypt(caller, "AsymmetricRsaDecrypt", key.keyId, "RSAES_OAEP_SHA_256", sha256)).plaintext, secret);
     } catch (e) {
       assert.ok(kmsError("UnsupportedOperation")(e) && /SHA256.*CKR_[A-Z_]+/.test((e as Error).message), String(e));
     }
     const pkcs1 = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_PADDING }, secret);
-    await assert.rejects(service.asymmetricDecrypt("AsymmetricRsaDecrypt", key.keyId, "RSAES_PKCS1_V1_5", pkcs1), kmsError("UnsupportedOperation"));
+    await assert.rejects(service.asymmetricDecrypt(caller, "AsymmetricRsaDecrypt", key.keyId, "RSAES_PKCS1_V1_5", pkcs1), kmsError("UnsupportedOperation"));
     // A decryption key does not sign, in the token either.
     const [version] = await store.listKeyVersions(key.keyId);
     assert.equal((await hsm.inspectKey(token, labelOf(version!.wrappedMaterial), "private")).extractable, false);
@@ -224,32 +225,32 @@ describe("HSM-protected keys (SoftHSM2)", { skip: softhsmSkip }, () => {
 
   it("rotates to a new token object; old ciphertexts still decrypt with the old one", async () => {
     const key = await service.createKey(caller, aesHsm());
-    const old = (await service.encrypt(key.keyId, Buffer.from("version 1"), {})).blob;
-    await service.enableKeyRotation(key.keyId, 7);
-    await service.rotateKey(key.keyId);
+    const old = (await service.encrypt(caller, key.keyId, Buffer.from("version 1"), {})).blob;
+    await service.enableKeyRotation(caller, key.keyId, 7);
+    await service.rotateKey(caller, key.keyId);
     const versions = await store.listKeyVersions(key.keyId);
     assert.deepEqual(versions.map((v) => v.version), [1, 2]);
     const [l1, l2] = versions.map((v) => labelOf(v.wrappedMaterial));
     assert.notEqual(l1, l2);
     assert.match(l2!, new RegExp(`^tresor-cmk/${key.keyId}/v2/`));
     assert.equal((await hsm.inspectKey(token, l2!)).extractable, false);
-    const fresh = (await service.encrypt(key.keyId, Buffer.from("version 2"), {})).blob;
+    const fresh = (await service.encrypt(caller, key.keyId, Buffer.from("version 2"), {})).blob;
     assert.equal(decodeBlob(fresh).keyVersion, 2);
-    assert.equal((await service.decrypt(old, {})).plaintext.toString(), "version 1");
-    assert.equal((await service.decrypt(fresh, {})).plaintext.toString(), "version 2");
+    assert.equal((await service.decrypt(caller, old, {})).plaintext.toString(), "version 1");
+    assert.equal((await service.decrypt(caller, fresh, {})).plaintext.toString(), "version 2");
   });
 
   it("destroys the token objects when scheduled deletion ends, even if the HSM was away then", async () => {
     const key = await service.createKey(caller, aesHsm());
-    await service.enableKeyRotation(key.keyId, 7);
-    await service.rotateKey(key.keyId);
+    await service.enableKeyRotation(caller, key.keyId, 7);
+    await service.rotateKey(caller, key.keyId);
     const labels = (await store.listKeyVersions(key.keyId)).map((v) => labelOf(v.wrappedMaterial));
     const second = await service.createKey(caller, aesHsm());
     const secondLabel = labelOf((await store.listKeyVersions(second.keyId))[0]!.wrappedMaterial);
-    await service.disableKey(key.keyId);
-    await service.scheduleKeyDeletion(key.keyId, 7);
-    await service.disableKey(second.keyId);
-    await service.scheduleKeyDeletion(second.keyId, 7);
+    await service.disableKey(caller, key.keyId);
+    await service.scheduleKeyDeletion(caller, key.keyId, 7);
+    await service.disableKey(caller, second.keyId);
+    await service.scheduleKeyDeletion(caller, second.keyId, 7);
 
     clock.advance(7 * DAY_MS + 1000);
     const restore = await hsm.removeToken(token);
@@ -277,15 +278,15 @@ describe("HSM-protected keys (SoftHSM2)", { skip: softhsmSkip }, () => {
 
   it("fails fast with ServiceUnavailable while the token is away and recovers when it returns", async () => {
     const key = await service.createKey(caller, aesHsm());
-    const blob = (await service.encrypt(key.keyId, Buffer.from("before"), {})).blob;
+    const blob = (await service.encrypt(caller, key.keyId, Buffer.from("before"), {})).blob;
     // A fresh service, so nothing (not even the reference) is cached.
     const cold = new KmsService({ store, rootOfTrust: root, clock, region: "local", defaultKeySpec: "SM4", cmkLimit: 1000 });
     const restore = await hsm.removeToken(token);
     try {
       for (const [what, run] of [
-        ["encrypt", () => service.encrypt(key.keyId, Buffer.from("x"), {})],
-        ["decrypt", () => service.decrypt(blob, {})],
-        ["cold decrypt", () => cold.decrypt(blob, {})],
+        ["encrypt", () => service.encrypt(caller, key.keyId, Buffer.from("x"), {})],
+        ["decrypt", () => service.decrypt(caller, blob, {})],
+        ["cold decrypt", () => cold.decrypt(caller, blob, {})],
         ["create", () => service.createKey(caller, aesHsm())],
       ] as const) {
         const started = performance.now();
@@ -301,8 +302,8 @@ describe("HSM-protected keys (SoftHSM2)", { skip: softhsmSkip }, () => {
       await restore();
     }
     await sleep(REINITIALIZE_WAIT_MS);
-    assert.equal((await service.decrypt(blob, {})).plaintext.toString(), "before");
-    assert.equal((await cold.decrypt(blob, {})).plaintext.toString(), "before");
+    assert.equal((await service.decrypt(caller, blob, {})).plaintext.toString(), "before");
+    assert.equal((await cold.decrypt(caller, blob, {})).plaintext.toString(), "before");
     cold.close();
   });
 });

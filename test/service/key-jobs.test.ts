@@ -13,7 +13,8 @@ import pg from "pg";
 import { decodeBlob } from "../../src/keys/blob.js";
 import type { KeyRecord, KeySpec } from "../../src/keys/key.js";
 import { FileRootOfTrust } from "../../src/rootkey/file.js";
-import { DAY_SECONDS, KmsService, type Caller, type ServiceLogger } from "../../src/service/kms-service.js";
+import { rootCaller } from "../../src/service/access-control.js";
+import { DAY_SECONDS, KmsService, type ServiceLogger } from "../../src/service/kms-service.js";
 import { Scheduler } from "../../src/service/scheduler.js";
 import { PostgresStore } from "../../src/store/postgres.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
@@ -21,7 +22,7 @@ import type { Store, StoreOperations } from "../../src/store/store.js";
 import { ManualClock } from "../api/helpers-inprocess.js";
 import { kmsError } from "./fixture.js";
 
-const caller: Caller = { uin: "100000000001", secretId: "AKIDjobs" };
+const caller = rootCaller("100000000001");
 const START = Date.UTC(2025, 0, 15, 12, 0, 0);
 
 interface Node {
@@ -98,13 +99,13 @@ async function createKey(options: { external?: boolean; keySpec?: KeySpec; servi
 }
 
 async function wrapForImport(keyId: string, material: Buffer, service = node.service): Promise<{ importToken: string; encryptedKeyMaterial: Buffer }> {
-  const p = await service.getParametersForImport(keyId, "RSA_2048", "RSAES_OAEP_SHA_1");
+  const p = await service.getParametersForImport(caller, keyId, "RSA_2048", "RSAES_OAEP_SHA_1");
   const key = createPublicKey({ key: p.publicKey, format: "der", type: "spki" });
   return { importToken: p.importToken, encryptedKeyMaterial: publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha1" }, material) };
 }
 
 async function importMaterial(keyId: string, material: Buffer, validTo = 0, service = node.service): Promise<void> {
-  await service.importKeyMaterial({ keyId, ...(await wrapForImport(keyId, material, service)), validTo });
+  await service.importKeyMaterial(caller, { keyId, ...(await wrapForImport(keyId, material, service)), validTo });
 }
 
 async function key(keyId: string): Promise<KeyRecord> {
@@ -120,36 +121,36 @@ async function jobsOn(keyId: string, service = node.service): Promise<{ rotated:
 }
 const NOTHING = { rotated: false, deleted: false, expired: false, failed: false };
 
-const seal = async (keyId: string, text = "secret") => (await node.service.encrypt(keyId, Buffer.from(text), {})).blob;
-const open = async (blob: Buffer) => (await node.service.decrypt(blob, {})).plaintext.toString();
+const seal = async (keyId: string, text = "secret") => (await node.service.encrypt(caller, keyId, Buffer.from(text), {})).blob;
+const open = async (blob: Buffer) => (await node.service.decrypt(caller, blob, {})).plaintext.toString();
 
 describe("import tokens expire after 24 hours and import once", () => {
   it("accepts a token until its 24 hours are over, then refuses it with TokenExpired", async () => {
     const k = await createKey({ external: true });
     const material = randomBytes(16);
     const early = await wrapForImport(k.keyId, material);
-    const params = await node.service.getParametersForImport(k.keyId, "RSA_2048", "RSAES_OAEP_SHA_256");
+    const params = await node.service.getParametersForImport(caller, k.keyId, "RSA_2048", "RSAES_OAEP_SHA_256");
     assert.equal(params.parametersValidTo, seconds() + DAY_SECONDS);
     advance(DAY_SECONDS);
-    await assert.rejects(node.service.importKeyMaterial({ keyId: k.keyId, ...early, validTo: 0 }), kmsError("TokenExpired"));
+    await assert.rejects(node.service.importKeyMaterial(caller, { keyId: k.keyId, ...early, validTo: 0 }), kmsError("TokenExpired"));
     assert.equal((await key(k.keyId)).state, "PendingImport");
     const fresh = await wrapForImport(k.keyId, material);
     advance(DAY_SECONDS - 1);
-    await node.service.importKeyMaterial({ keyId: k.keyId, ...fresh, validTo: 0 });
+    await node.service.importKeyMaterial(caller, { keyId: k.keyId, ...fresh, validTo: 0 });
     assert.equal((await key(k.keyId)).state, "Enabled");
     // A used token does not import again, even the same material.
-    await assert.rejects(node.service.importKeyMaterial({ keyId: k.keyId, ...fresh, validTo: 0 }), kmsError("TokenExpired"));
+    await assert.rejects(node.service.importKeyMaterial(caller, { keyId: k.keyId, ...fresh, validTo: 0 }), kmsError("TokenExpired"));
     // Nor is a token good for another key.
     const other = await createKey({ external: true });
     const foreign = await wrapForImport(k.keyId, material);
-    await assert.rejects(node.service.importKeyMaterial({ keyId: other.keyId, ...foreign, validTo: 0 }), kmsError("InvalidParameterValue"));
+    await assert.rejects(node.service.importKeyMaterial(caller, { keyId: other.keyId, ...foreign, validTo: 0 }), kmsError("InvalidParameterValue"));
   });
 
   it("checks the material: unwrappable, wrong length, different from the first import", async () => {
     const k = await createKey({ external: true, keySpec: "AES_256" });
     const p = await wrapForImport(k.keyId, randomBytes(32));
     await assert.rejects(
-      node.service.importKeyMaterial({ keyId: k.keyId, importToken: p.importToken, encryptedKeyMaterial: randomBytes(256), validTo: 0 }),
+      node.service.importKeyMaterial(caller, { keyId: k.keyId, importToken: p.importToken, encryptedKeyMaterial: randomBytes(256), validTo: 0 }),
       kmsError("DecryptMaterialError"),
     );
     await assert.rejects(importMaterial(k.keyId, randomBytes(16)), kmsError("InvalidImportKeyMaterial"));
@@ -165,7 +166,7 @@ describe("import tokens expire after 24 hours and import once", () => {
     assert.equal((await node.store.listKeyVersions(k.keyId)).length, 1);
     // Generated keys take no material.
     const generated = await createKey();
-    await assert.rejects(node.service.getParametersForImport(generated.keyId, "RSA_2048", "RSAES_OAEP_SHA_1"), kmsError("NotExternalCmk"));
+    await assert.rejects(node.service.getParametersForImport(caller, generated.keyId, "RSA_2048", "RSAES_OAEP_SHA_1"), kmsError("NotExternalCmk"));
   });
 });
 
@@ -186,8 +187,8 @@ describe("imported material's ValidTo", () => {
     assert.equal(expired.state, "PendingImport");
     assert.equal(expired.validTo, 0);
     assert.deepEqual(await node.store.listKeyVersions(k.keyId), [], "the wrapped material is gone from the store");
-    await assert.rejects(node.service.encrypt(k.keyId, Buffer.from("x"), {}), kmsError("CmkStateNotSupport"));
-    await assert.rejects(node.service.decrypt(blob, {}), kmsError("CmkStateNotSupport"));
+    await assert.rejects(node.service.encrypt(caller, k.keyId, Buffer.from("x"), {}), kmsError("CmkStateNotSupport"));
+    await assert.rejects(node.service.decrypt(caller, blob, {}), kmsError("CmkStateNotSupport"));
     assert.deepEqual(await jobsOn(k.keyId), NOTHING, "a second run does nothing");
 
     await assert.rejects(importMaterial(k.keyId, randomBytes(16)), kmsError("MaterialNotMatch"));
@@ -206,12 +207,12 @@ describe("imported material's ValidTo", () => {
     await importMaterial(k.keyId, randomBytes(16));
     const blob = await seal(k.keyId, "cached");
     assert.equal(await open(blob), "cached"); // the prepared key is now cached
-    await node.service.deleteImportedKeyMaterial(k.keyId);
+    await node.service.deleteImportedKeyMaterial(caller, k.keyId);
     assert.equal((await key(k.keyId)).state, "PendingImport");
     // Even if the key were Enabled again without material (say another node's stale view),
     // nothing of the old material is left to use.
     await node.store.updateKey({ ...(await key(k.keyId)), state: "Enabled" });
-    await assert.rejects(node.service.decrypt(blob, {}), kmsError("InvalidCiphertext"));
+    await assert.rejects(node.service.decrypt(caller, blob, {}), kmsError("InvalidCiphertext"));
   });
 });
 
@@ -219,7 +220,7 @@ describe("automatic rotation", () => {
   it("rotates when NextRotateTime comes: new version for encryption, old ciphertexts still decrypt, ReEncrypt moves them", async () => {
     const k = await createKey();
     const v1Blob = await seal(k.keyId, "version one");
-    await node.service.enableKeyRotation(k.keyId, 7);
+    await node.service.enableKeyRotation(caller, k.keyId, 7);
     const enabled = await key(k.keyId);
     assert.equal(enabled.rotationEnabled, true);
     assert.equal(enabled.rotateDays, 7);
@@ -233,17 +234,17 @@ describe("automatic rotation", () => {
     assert.equal(rotated.currentVersion, 2);
     assert.equal(rotated.lastRotateTime, seconds());
     assert.equal(rotated.nextRotateTime, seconds() + 7 * DAY_SECONDS);
-    assert.deepEqual((await node.service.listKeyVersions(k.keyId)).versions.map((v) => v.version), [1, 2]);
+    assert.deepEqual((await node.service.listKeyVersions(caller, k.keyId)).versions.map((v) => v.version), [1, 2]);
 
     const v2Blob = await seal(k.keyId, "version two");
     assert.equal(decodeBlob(v2Blob).keyVersion, 2);
     assert.equal(await open(v1Blob), "version one");
     assert.equal(await open(v2Blob), "version two");
-    const moved = await node.service.reEncrypt({ blob: v1Blob, sourceContext: {}, destinationContext: {} });
+    const moved = await node.service.reEncrypt(caller, { blob: v1Blob, sourceContext: {}, destinationContext: {} });
     assert.equal(moved.reEncrypted, true);
     assert.equal(decodeBlob(moved.blob).keyVersion, 2);
     assert.equal(await open(moved.blob), "version one");
-    const same = await node.service.reEncrypt({ blob: v2Blob, sourceContext: {}, destinationContext: {} });
+    const same = await node.service.reEncrypt(caller, { blob: v2Blob, sourceContext: {}, destinationContext: {} });
     assert.equal(same.reEncrypted, false);
 
     // The next period.
@@ -255,14 +256,14 @@ describe("automatic rotation", () => {
 
   it("waits while the key is disabled and rotates once it is enabled; stops when rotation is disabled", async () => {
     const k = await createKey();
-    await node.service.enableKeyRotation(k.keyId, 7);
-    await node.service.disableKey(k.keyId);
+    await node.service.enableKeyRotation(caller, k.keyId, 7);
+    await node.service.disableKey(caller, k.keyId);
     advance(30 * DAY_SECONDS);
     assert.equal((await jobsOn(k.keyId)).rotated, false);
-    await node.service.enableKey(k.keyId);
+    await node.service.enableKey(caller, k.keyId);
     assert.equal((await jobsOn(k.keyId)).rotated, true);
     assert.equal((await key(k.keyId)).currentVersion, 2, "one rotation however many periods were missed");
-    await node.service.disableKeyRotation(k.keyId);
+    await node.service.disableKeyRotation(caller, k.keyId);
     const off = await key(k.keyId);
     assert.equal(off.rotationEnabled, false);
     assert.equal(off.nextRotateTime, 0);
@@ -273,24 +274,24 @@ describe("automatic rotation", () => {
   it("refuses EXTERNAL and asymmetric keys and periods outside 7 to 365 days", async () => {
     const ext = await createKey({ external: true });
     await importMaterial(ext.keyId, randomBytes(16));
-    await assert.rejects(node.service.enableKeyRotation(ext.keyId, 30), kmsError("ExternalCmkCanNotRotate"));
-    await assert.rejects(node.service.rotateKey(ext.keyId), kmsError("ExternalCmkCanNotRotate"));
+    await assert.rejects(node.service.enableKeyRotation(caller, ext.keyId, 30), kmsError("ExternalCmkCanNotRotate"));
+    await assert.rejects(node.service.rotateKey(caller, ext.keyId), kmsError("ExternalCmkCanNotRotate"));
     const pair = await node.service.createKey(caller, { alias: `jobs-${++aliasCounter}`, description: "", keyUsage: "ASYMMETRIC_SIGN_VERIFY_ECC", tags: [] });
-    await assert.rejects(node.service.enableKeyRotation(pair.keyId, 30), kmsError("RotateNotSupported"));
+    await assert.rejects(node.service.enableKeyRotation(caller, pair.keyId, 30), kmsError("RotateNotSupported"));
     const k = await createKey();
-    await assert.rejects(node.service.enableKeyRotation(k.keyId, 6), kmsError("InvalidParameterValue"));
-    await assert.rejects(node.service.enableKeyRotation(k.keyId, 366), kmsError("InvalidParameterValue"));
+    await assert.rejects(node.service.enableKeyRotation(caller, k.keyId, 6), kmsError("InvalidParameterValue"));
+    await assert.rejects(node.service.enableKeyRotation(caller, k.keyId, 366), kmsError("InvalidParameterValue"));
   });
 });
 
 describe("RotateKey", () => {
   it("rotates on demand at most once per 24 hours, without moving the schedule", async () => {
     const k = await createKey();
-    await assert.rejects(node.service.rotateKey(k.keyId), kmsError("RotateNotSupported"), "rotation must be enabled first (Tencent)");
-    await node.service.enableKeyRotation(k.keyId, 365);
+    await assert.rejects(node.service.rotateKey(caller, k.keyId), kmsError("RotateNotSupported"), "rotation must be enabled first (Tencent)");
+    await node.service.enableKeyRotation(caller, k.keyId, 365);
     const next = (await key(k.keyId)).nextRotateTime;
     const old = await seal(k.keyId, "old");
-    const { taskId } = await node.service.rotateKey(k.keyId);
+    const { taskId } = await node.service.rotateKey(caller, k.keyId);
     assert.match(taskId, /^[0-9a-f-]{36}$/);
     const after = await key(k.keyId);
     assert.equal(after.currentVersion, 2);
@@ -300,28 +301,28 @@ describe("RotateKey", () => {
     assert.equal(await open(old), "old");
 
     advance(DAY_SECONDS - 1);
-    await assert.rejects(node.service.rotateKey(k.keyId), kmsError("RotateRateLimited"));
+    await assert.rejects(node.service.rotateKey(caller, k.keyId), kmsError("RotateRateLimited"));
     assert.equal((await key(k.keyId)).currentVersion, 2);
     advance(1);
-    await node.service.rotateKey(k.keyId);
+    await node.service.rotateKey(caller, k.keyId);
     assert.equal((await key(k.keyId)).currentVersion, 3);
-    await node.service.disableKey(k.keyId);
+    await node.service.disableKey(caller, k.keyId);
     advance(DAY_SECONDS);
-    await assert.rejects(node.service.rotateKey(k.keyId), kmsError("CmkDisabled"));
+    await assert.rejects(node.service.rotateKey(caller, k.keyId), kmsError("CmkDisabled"));
   });
 });
 
 describe("scheduled deletion", () => {
   it("destroys the key when the window ends: CmkNotFound, material gone, ciphertexts dead", async () => {
     const k = await createKey();
-    await node.service.enableKeyRotation(k.keyId, 7);
-    await node.service.rotateKey(k.keyId);
+    await node.service.enableKeyRotation(caller, k.keyId, 7);
+    await node.service.rotateKey(caller, k.keyId);
     const blob = await seal(k.keyId, "doomed");
-    await assert.rejects(node.service.scheduleKeyDeletion(k.keyId, 7), kmsError("CmkShouldBeDisabled"));
-    await node.service.disableKey(k.keyId);
-    await assert.rejects(node.service.scheduleKeyDeletion(k.keyId, 6), kmsError("InvalidPendingWindowInDays"));
-    await assert.rejects(node.service.scheduleKeyDeletion(k.keyId, 31), kmsError("InvalidPendingWindowInDays"));
-    const { deletionDate } = await node.service.scheduleKeyDeletion(k.keyId, 7);
+    await assert.rejects(node.service.scheduleKeyDeletion(caller, k.keyId, 7), kmsError("CmkShouldBeDisabled"));
+    await node.service.disableKey(caller, k.keyId);
+    await assert.rejects(node.service.scheduleKeyDeletion(caller, k.keyId, 6), kmsError("InvalidPendingWindowInDays"));
+    await assert.rejects(node.service.scheduleKeyDeletion(caller, k.keyId, 31), kmsError("InvalidPendingWindowInDays"));
+    const { deletionDate } = await node.service.scheduleKeyDeletion(caller, k.keyId, 7);
     assert.equal(deletionDate, seconds() + 7 * DAY_SECONDS);
     const pending = await key(k.keyId);
     assert.equal(pending.state, "PendingDelete");
@@ -329,8 +330,8 @@ describe("scheduled deletion", () => {
 
     // Every use is refused, and logged as a warning without parameters.
     node.warnings.length = 0;
-    await assert.rejects(node.service.decrypt(blob, {}), kmsError("CmkStateNotSupport"));
-    await assert.rejects(node.service.encrypt(k.keyId, Buffer.from("x"), {}), kmsError("CmkStateNotSupport"));
+    await assert.rejects(node.service.decrypt(caller, blob, {}), kmsError("CmkStateNotSupport"));
+    await assert.rejects(node.service.encrypt(caller, k.keyId, Buffer.from("x"), {}), kmsError("CmkStateNotSupport"));
     assert.deepEqual(
       node.warnings.map((w) => [w["keyId"], w["action"], w["message"]]),
       [
@@ -346,35 +347,35 @@ describe("scheduled deletion", () => {
     assert.equal((await jobsOn(k.keyId)).deleted, true);
     assert.equal(await node.store.getKey(k.keyId), undefined);
     assert.deepEqual(await node.store.listKeyVersions(k.keyId), [], "every version's wrapped material is removed");
-    await assert.rejects(node.service.describeKey(k.keyId), kmsError("CmkNotFound"));
-    await assert.rejects(node.service.decrypt(blob, {}), kmsError("InvalidCiphertext"));
+    await assert.rejects(node.service.describeKey(caller, k.keyId), kmsError("CmkNotFound"));
+    await assert.rejects(node.service.decrypt(caller, blob, {}), kmsError("InvalidCiphertext"));
     assert.equal((await jobsOn(k.keyId)).deleted, false);
   });
 
   it("CancelKeyDeletion returns the key to Disabled with its ciphertexts intact; an EXTERNAL key without material to PendingImport", async () => {
     const k = await createKey();
     const blob = await seal(k.keyId, "saved");
-    await node.service.disableKey(k.keyId);
-    await node.service.scheduleKeyDeletion(k.keyId, 30);
+    await node.service.disableKey(caller, k.keyId);
+    await node.service.scheduleKeyDeletion(caller, k.keyId, 30);
     advance(29 * DAY_SECONDS);
-    await node.service.cancelKeyDeletion(k.keyId);
+    await node.service.cancelKeyDeletion(caller, k.keyId);
     const back = await key(k.keyId);
     assert.equal(back.state, "Disabled");
     assert.equal(back.deletionDate, 0);
-    await assert.rejects(node.service.cancelKeyDeletion(k.keyId), kmsError("CmkNotPendingDelete"));
+    await assert.rejects(node.service.cancelKeyDeletion(caller, k.keyId), kmsError("CmkNotPendingDelete"));
     advance(2 * DAY_SECONDS);
     assert.equal((await jobsOn(k.keyId)).deleted, false);
-    await node.service.enableKey(k.keyId);
+    await node.service.enableKey(caller, k.keyId);
     assert.equal(await open(blob), "saved");
 
     const ext = await createKey({ external: true });
     await importMaterial(ext.keyId, randomBytes(16), seconds() + DAY_SECONDS);
-    await node.service.disableKey(ext.keyId);
-    await node.service.scheduleKeyDeletion(ext.keyId, 7);
+    await node.service.disableKey(caller, ext.keyId);
+    await node.service.scheduleKeyDeletion(caller, ext.keyId, 7);
     advance(DAY_SECONDS);
     assert.equal((await jobsOn(ext.keyId)).expired, true);
     assert.equal((await key(ext.keyId)).state, "PendingDelete", "expiry leaves a PendingDelete key PendingDelete");
-    await node.service.cancelKeyDeletion(ext.keyId);
+    await node.service.cancelKeyDeletion(caller, ext.keyId);
     assert.equal((await key(ext.keyId)).state, "PendingImport");
   });
 });
@@ -383,12 +384,12 @@ describe("archiving", () => {
   it("an archived key decrypts but never encrypts", async () => {
     const k = await createKey();
     const blob = await seal(k.keyId, "archived data");
-    await node.service.archiveKey(k.keyId);
+    await node.service.archiveKey(caller, k.keyId);
     assert.equal((await key(k.keyId)).state, "Archived");
     assert.equal(await open(blob), "archived data");
-    await assert.rejects(node.service.encrypt(k.keyId, Buffer.from("x"), {}), kmsError("CmkArchived"));
-    await assert.rejects(node.service.generateDataKey(k.keyId, 32, {}), kmsError("CmkArchived"));
-    await node.service.cancelKeyArchive(k.keyId);
+    await assert.rejects(node.service.encrypt(caller, k.keyId, Buffer.from("x"), {}), kmsError("CmkArchived"));
+    await assert.rejects(node.service.generateDataKey(caller, k.keyId, 32, {}), kmsError("CmkArchived"));
+    await node.service.cancelKeyArchive(caller, k.keyId);
     assert.equal((await key(k.keyId)).state, "Enabled");
     await seal(k.keyId);
   });
@@ -401,13 +402,13 @@ describe("the scheduler after downtime, across nodes and through failures", () =
     try {
       let a = await openNode(d, c);
       const rotating = await createKey({ service: a.service });
-      await a.service.enableKeyRotation(rotating.keyId, 30);
+      await a.service.enableKeyRotation(caller, rotating.keyId, 30);
       const doomed = await createKey({ service: a.service });
-      await a.service.disableKey(doomed.keyId);
-      await a.service.scheduleKeyDeletion(doomed.keyId, 7);
+      await a.service.disableKey(caller, doomed.keyId);
+      await a.service.scheduleKeyDeletion(caller, doomed.keyId, 7);
       const ext = await createKey({ service: a.service, external: true });
       await importMaterial(ext.keyId, randomBytes(16), c.seconds() + 10 * DAY_SECONDS, a.service);
-      const oldBlob = (await a.service.encrypt(rotating.keyId, Buffer.from("from before"), {})).blob;
+      const oldBlob = (await a.service.encrypt(caller, rotating.keyId, Buffer.from("from before"), {})).blob;
       await a.close();
 
       c.advance(400 * DAY_SECONDS * 1000); // the server was down for 400 days
@@ -419,7 +420,7 @@ describe("the scheduler after downtime, across nodes and through failures", () =
       assert.equal((await a.store.getKey(rotating.keyId))?.nextRotateTime, c.seconds() + 30 * DAY_SECONDS);
       assert.equal(await a.store.getKey(doomed.keyId), undefined);
       assert.equal((await a.store.getKey(ext.keyId))?.state, "PendingImport");
-      assert.equal((await a.service.decrypt(oldBlob, {})).plaintext.toString(), "from before");
+      assert.equal((await a.service.decrypt(caller, oldBlob, {})).plaintext.toString(), "from before");
       assert.deepEqual(await scheduler.runOnce(), { rotated: [], deleted: [], expired: [], failed: [] }, "idempotent");
       await scheduler.stop();
       await a.close();
@@ -439,12 +440,12 @@ describe("the scheduler after downtime, across nodes and through failures", () =
       const keys: KeyRecord[] = [];
       for (let i = 0; i < 10; i++) {
         const k = await createKey({ service: a.service });
-        await a.service.enableKeyRotation(k.keyId, 7);
+        await a.service.enableKeyRotation(caller, k.keyId, 7);
         keys.push(k);
       }
       const doomed = await createKey({ service: b.service });
-      await b.service.disableKey(doomed.keyId);
-      await b.service.scheduleKeyDeletion(doomed.keyId, 7);
+      await b.service.disableKey(caller, doomed.keyId);
+      await b.service.scheduleKeyDeletion(caller, doomed.keyId, 7);
       c.advance(8 * DAY_SECONDS * 1000);
       const [ra, rb] = await Promise.all([a.service.runDueJobs(), b.service.runDueJobs()]);
       assert.deepEqual([...ra.rotated, ...rb.rotated].sort(), keys.map((k) => k.keyId).sort(), "each key rotated by exactly one server");
@@ -526,7 +527,7 @@ describe("the scheduler after downtime, across nodes and through failures", () =
     try {
       const a = await openNode(d, c, failing);
       const rotating = await createKey({ service: a.service });
-      await a.service.enableKeyRotation(rotating.keyId, 7);
+      await a.service.enableKeyRotation(caller, rotating.keyId, 7);
       const doomed = await createKey({ service: a.service, external: true });
       await importMaterial(doomed.keyId, randomBytes(16), c.seconds() + DAY_SECONDS, a.service);
       c.advance(8 * DAY_SECONDS * 1000);
@@ -561,7 +562,7 @@ describe("the scheduler after downtime, across nodes and through failures", () =
     try {
       const a = await openNode(d, c);
       const k = await createKey({ service: a.service });
-      await a.service.enableKeyRotation(k.keyId, 7);
+      await a.service.enableKeyRotation(caller, k.keyId, 7);
       c.advance(7 * DAY_SECONDS * 1000);
       const scheduler = new Scheduler(a.service, { intervalMs: 20 });
       scheduler.start();

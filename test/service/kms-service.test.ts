@@ -22,14 +22,14 @@ describe("ReEncrypt", () => {
 
   it("returns the original blob and ReEncrypted false for the same key, version and context", async () => {
     const key = await f.createKey();
-    const { blob } = await f.service.encrypt(key.keyId, Buffer.from("same"), { a: "1", b: "2" });
-    const r = await f.service.reEncrypt({ blob, sourceContext: { a: "1", b: "2" }, destinationContext: { b: "2", a: "1" } });
+    const { blob } = await f.service.encrypt(f.caller, key.keyId, Buffer.from("same"), { a: "1", b: "2" });
+    const r = await f.service.reEncrypt(f.caller, { blob, sourceContext: { a: "1", b: "2" }, destinationContext: { b: "2", a: "1" } });
     assert.equal(r.reEncrypted, false);
     assert.ok(r.blob.equals(blob));
     assert.equal(r.keyId, key.keyId);
     assert.equal(r.sourceKeyId, key.keyId);
     // Naming the same key as destination explicitly is the same thing.
-    const explicit = await f.service.reEncrypt({ blob, destinationKeyId: key.keyId, sourceContext: { a: "1", b: "2" }, destinationContext: { a: "1", b: "2" } });
+    const explicit = await f.service.reEncrypt(f.caller, { blob, destinationKeyId: key.keyId, sourceContext: { a: "1", b: "2" }, destinationContext: { a: "1", b: "2" } });
     assert.equal(explicit.reEncrypted, false);
     assert.ok(explicit.blob.equals(blob));
   });
@@ -37,19 +37,19 @@ describe("ReEncrypt", () => {
   it("re-encrypts under the same key when the context changes", async () => {
     const key = await f.createKey();
     const plaintext = Buffer.from("context moves");
-    const { blob } = await f.service.encrypt(key.keyId, plaintext, { a: "1" });
-    const r = await f.service.reEncrypt({ blob, sourceContext: { a: "1" }, destinationContext: { a: "2" } });
+    const { blob } = await f.service.encrypt(f.caller, key.keyId, plaintext, { a: "1" });
+    const r = await f.service.reEncrypt(f.caller, { blob, sourceContext: { a: "1" }, destinationContext: { a: "2" } });
     assert.equal(r.reEncrypted, true);
     assert.ok(!r.blob.equals(blob));
     assert.equal(r.keyId, key.keyId);
-    assert.ok((await f.service.decrypt(r.blob, { a: "2" })).plaintext.equals(plaintext));
-    await assert.rejects(f.service.decrypt(r.blob, { a: "1" }), kmsError("InvalidCiphertext"));
+    assert.ok((await f.service.decrypt(f.caller, r.blob, { a: "2" })).plaintext.equals(plaintext));
+    await assert.rejects(f.service.decrypt(f.caller, r.blob, { a: "1" }), kmsError("InvalidCiphertext"));
   });
 
   it("re-encrypts when a context pair is added, even one with an empty value", async () => {
     const key = await f.createKey();
-    const { blob } = await f.service.encrypt(key.keyId, Buffer.from("x"), { a: "b" });
-    const r = await f.service.reEncrypt({ blob, sourceContext: { a: "b" }, destinationContext: { a: "b", c: "" } });
+    const { blob } = await f.service.encrypt(f.caller, key.keyId, Buffer.from("x"), { a: "b" });
+    const r = await f.service.reEncrypt(f.caller, { blob, sourceContext: { a: "b" }, destinationContext: { a: "b", c: "" } });
     assert.equal(r.reEncrypted, true);
   });
 
@@ -57,15 +57,15 @@ describe("ReEncrypt", () => {
     const source = await f.createKey();
     const destination = await f.createKey({ keySpec: "AES_256" });
     const plaintext = Buffer.from("moving house");
-    const { blob } = await f.service.encrypt(source.keyId, plaintext, {});
-    const r = await f.service.reEncrypt({ blob, destinationKeyId: destination.keyId, sourceContext: {}, destinationContext: { to: "aes" } });
+    const { blob } = await f.service.encrypt(f.caller, source.keyId, plaintext, {});
+    const r = await f.service.reEncrypt(f.caller, { blob, destinationKeyId: destination.keyId, sourceContext: {}, destinationContext: { to: "aes" } });
     assert.equal(r.reEncrypted, true);
     assert.equal(r.keyId, destination.keyId);
     assert.equal(r.sourceKeyId, source.keyId);
     const parsed = decodeBlob(r.blob);
     assert.equal(parsed.keyId, destination.keyId);
     assert.equal(parsed.algorithm, "AES-256-GCM");
-    const back = await f.service.decrypt(r.blob, { to: "aes" });
+    const back = await f.service.decrypt(f.caller, r.blob, { to: "aes" });
     assert.equal(back.keyId, destination.keyId);
     assert.ok(back.plaintext.equals(plaintext));
   });
@@ -73,28 +73,28 @@ describe("ReEncrypt", () => {
   it("re-encrypts from an Archived source key to an Enabled one, but not onto the Archived key", async () => {
     const source = await f.createKey();
     const destination = await f.createKey();
-    const { blob } = await f.service.encrypt(source.keyId, Buffer.from("archive me"), {});
+    const { blob } = await f.service.encrypt(f.caller, source.keyId, Buffer.from("archive me"), {});
     await f.setState(source.keyId, "Archived");
-    const r = await f.service.reEncrypt({ blob, destinationKeyId: destination.keyId, sourceContext: {}, destinationContext: {} });
+    const r = await f.service.reEncrypt(f.caller, { blob, destinationKeyId: destination.keyId, sourceContext: {}, destinationContext: {} });
     assert.equal(r.reEncrypted, true);
     assert.equal(r.keyId, destination.keyId);
-    await assert.rejects(f.service.reEncrypt({ blob, sourceContext: {}, destinationContext: {} }), kmsError("CmkArchived"));
+    await assert.rejects(f.service.reEncrypt(f.caller, { blob, sourceContext: {}, destinationContext: {} }), kmsError("CmkArchived"));
   });
 
   it("fails with the source context wrong, and with a missing destination", async () => {
     const key = await f.createKey();
-    const { blob } = await f.service.encrypt(key.keyId, Buffer.from("x"), { a: "1" });
-    await assert.rejects(f.service.reEncrypt({ blob, sourceContext: { a: "2" }, destinationContext: {} }), kmsError("InvalidCiphertext"));
-    await assert.rejects(f.service.reEncrypt({ blob, destinationKeyId: MISSING, sourceContext: { a: "1" }, destinationContext: {} }), kmsError("CmkNotFound"));
+    const { blob } = await f.service.encrypt(f.caller, key.keyId, Buffer.from("x"), { a: "1" });
+    await assert.rejects(f.service.reEncrypt(f.caller, { blob, sourceContext: { a: "2" }, destinationContext: {} }), kmsError("InvalidCiphertext"));
+    await assert.rejects(f.service.reEncrypt(f.caller, { blob, destinationKeyId: MISSING, sourceContext: { a: "1" }, destinationContext: {} }), kmsError("CmkNotFound"));
   });
 
   it("fails onto a Disabled destination without changing anything", async () => {
     const source = await f.createKey();
     const destination = await f.createKey();
-    await f.service.disableKey(destination.keyId);
-    const { blob } = await f.service.encrypt(source.keyId, Buffer.from("x"), {});
-    await assert.rejects(f.service.reEncrypt({ blob, destinationKeyId: destination.keyId, sourceContext: {}, destinationContext: {} }), kmsError("CmkDisabled"));
-    assert.equal((await f.service.describeKey(destination.keyId)).state, "Disabled");
+    await f.service.disableKey(f.caller, destination.keyId);
+    const { blob } = await f.service.encrypt(f.caller, source.keyId, Buffer.from("x"), {});
+    await assert.rejects(f.service.reEncrypt(f.caller, { blob, destinationKeyId: destination.keyId, sourceContext: {}, destinationContext: {} }), kmsError("CmkDisabled"));
+    assert.equal((await f.service.describeKey(f.caller, destination.keyId)).state, "Disabled");
   });
 });
 
@@ -111,11 +111,11 @@ describe("GenerateDataKey and GenerateRandom", () => {
     it(`gives a data key of the asked length under a ${spec} key, whose blob decrypts to it`, async () => {
       const key = await f.createKey({ keySpec: spec });
       for (const n of [1, 16, 32, 1024]) {
-        const r = await f.service.generateDataKey(key.keyId, n, { n: String(n) });
+        const r = await f.service.generateDataKey(f.caller, key.keyId, n, { n: String(n) });
         assert.equal(r.plaintext.length, n);
         assert.equal(r.keyId, key.keyId);
         assert.equal(r.blob.length, BLOB_HEADER_LENGTH + n + 16);
-        const back = await f.service.decrypt(r.blob, { n: String(n) });
+        const back = await f.service.decrypt(f.caller, r.blob, { n: String(n) });
         assert.ok(back.plaintext.equals(r.plaintext));
       }
     });
@@ -123,13 +123,13 @@ describe("GenerateDataKey and GenerateRandom", () => {
 
   it("gives different data keys each time", async () => {
     const key = await f.createKey();
-    const a = await f.service.generateDataKey(key.keyId, 32, {});
-    const b = await f.service.generateDataKey(key.keyId, 32, {});
+    const a = await f.service.generateDataKey(f.caller, key.keyId, 32, {});
+    const b = await f.service.generateDataKey(f.caller, key.keyId, 32, {});
     assert.ok(!a.plaintext.equals(b.plaintext));
   });
 
   it("generates random bytes of the asked length", async () => {
-    for (const n of [1, 32, 1024]) assert.equal((await f.service.generateRandom(n)).length, n);
+    for (const n of [1, 32, 1024]) assert.equal((await f.service.generateRandom(f.caller, n)).length, n);
   });
 });
 
@@ -208,8 +208,8 @@ describe("MaterialCache", () => {
     try {
       const keys = await Promise.all([1, 2, 3, 4].map(() => f.createKey()));
       const jobs = Array.from({ length: 40 }, (_, i) => ({ key: keys[i % keys.length]!, data: Buffer.from(`item ${i}`) }));
-      const blobs = await Promise.all(jobs.map((j) => f.service.encrypt(j.key.keyId, j.data, { i: j.data.toString() })));
-      const back = await Promise.all(blobs.map((b, i) => f.service.decrypt(b.blob, { i: jobs[i]!.data.toString() })));
+      const blobs = await Promise.all(jobs.map((j) => f.service.encrypt(f.caller, j.key.keyId, j.data, { i: j.data.toString() })));
+      const back = await Promise.all(blobs.map((b, i) => f.service.decrypt(f.caller, b.blob, { i: jobs[i]!.data.toString() })));
       back.forEach((b, i) => assert.ok(b.plaintext.equals(jobs[i]!.data), `item ${i}`));
     } finally {
       await f.close();
@@ -220,9 +220,9 @@ describe("MaterialCache", () => {
     const f = await openService({ materialCache: { maxEntries: 10, ttlMs: 1_000 } });
     try {
       const key = await f.createKey();
-      const { blob } = await f.service.encrypt(key.keyId, Buffer.from("later"), {});
+      const { blob } = await f.service.encrypt(f.caller, key.keyId, Buffer.from("later"), {});
       f.clock.advance(10 * 60_000);
-      assert.equal((await f.service.decrypt(blob, {})).plaintext.toString(), "later");
+      assert.equal((await f.service.decrypt(f.caller, blob, {})).plaintext.toString(), "later");
     } finally {
       await f.close();
     }
@@ -235,7 +235,7 @@ describe("CmkLimit", () => {
     try {
       for (let i = 0; i < 3; i++) await f.createKey();
       await assert.rejects(f.createKey({ alias: "one-too-many" }), kmsError("CmkLimitExceeded"));
-      assert.equal((await f.service.getServiceStatus()).cmkUserCount, 3);
+      assert.equal((await f.service.getServiceStatus(f.caller)).cmkUserCount, 3);
       assert.equal(await f.store.getKeyByAlias("one-too-many"), undefined);
     } finally {
       await f.close();
@@ -250,7 +250,7 @@ describe("CmkLimit", () => {
       for (const r of results) {
         if (r.status === "rejected") assert.ok(r.reason instanceof KmsError && r.reason.code === "CmkLimitExceeded", String(r.reason));
       }
-      assert.equal((await f.service.getServiceStatus()).cmkUserCount, 2);
+      assert.equal((await f.service.getServiceStatus(f.caller)).cmkUserCount, 2);
     } finally {
       await f.close();
     }
@@ -269,7 +269,7 @@ describe("alias uniqueness", () => {
   it("refuses a second key with the same alias", async () => {
     await f.createKey({ alias: "unique" });
     await assert.rejects(f.createKey({ alias: "unique" }), kmsError("AliasAlreadyExists"));
-    assert.equal((await f.service.listKeyDetail({ offset: 0, limit: 100, role: 0, order: "asc", search: "unique" })).totalCount, 1);
+    assert.equal((await f.service.listKeyDetail(f.caller, { offset: 0, limit: 100, role: 0, order: "asc", search: "unique" })).totalCount, 1);
   });
 
   it("lets exactly one of concurrent creates with one alias win; the others get AliasAlreadyExists", async () => {
@@ -283,15 +283,15 @@ describe("alias uniqueness", () => {
   it("refuses UpdateAlias to a taken alias and keeps both keys as they were", async () => {
     const a = await f.createKey({ alias: "first-alias" });
     const b = await f.createKey({ alias: "second-alias" });
-    await assert.rejects(Promise.resolve().then(() => f.service.updateAlias(b.keyId, "first-alias")), kmsError("AliasAlreadyExists"));
-    assert.equal((await f.service.describeKey(a.keyId)).alias, "first-alias");
-    assert.equal((await f.service.describeKey(b.keyId)).alias, "second-alias");
+    await assert.rejects(Promise.resolve().then(() => f.service.updateAlias(f.caller, b.keyId, "first-alias")), kmsError("AliasAlreadyExists"));
+    assert.equal((await f.service.describeKey(f.caller, a.keyId)).alias, "first-alias");
+    assert.equal((await f.service.describeKey(f.caller, b.keyId)).alias, "second-alias");
   });
 
   it("frees the old alias after UpdateAlias", async () => {
     const a = await f.createKey({ alias: "old-name" });
-    await f.service.updateAlias(a.keyId, "new-name");
-    assert.equal((await f.service.describeKey(a.keyId)).alias, "new-name");
+    await f.service.updateAlias(f.caller, a.keyId, "new-name");
+    assert.equal((await f.service.describeKey(f.caller, a.keyId)).alias, "new-name");
     const b = await f.createKey({ alias: "old-name" });
     assert.equal(b.alias, "old-name");
   });
@@ -306,34 +306,34 @@ describe("EnableKeys and DisableKeys are all or nothing", () => {
     await f.close();
   });
 
-  const states = async (ids: string[]) => Promise.all(ids.map(async (id) => (await f.service.describeKey(id)).state));
+  const states = async (ids: string[]) => Promise.all(ids.map(async (id) => (await f.service.describeKey(f.caller, id)).state));
 
   it("enables every key when all may be enabled", async () => {
     const keys = await Promise.all([1, 2, 3].map(() => f.createKey()));
     const ids = keys.map((k) => k.keyId);
-    await f.service.disableKeys(ids);
+    await f.service.disableKeys(f.caller, ids);
     assert.deepEqual(await states(ids), ["Disabled", "Disabled", "Disabled"]);
     // One already Enabled is fine.
-    await f.service.enableKey(ids[0]!);
-    await f.service.enableKeys(ids);
+    await f.service.enableKey(f.caller, ids[0]!);
+    await f.service.enableKeys(f.caller, ids);
     assert.deepEqual(await states(ids), ["Enabled", "Enabled", "Enabled"]);
   });
 
   it("changes none when one id is missing", async () => {
     const keys = await Promise.all([1, 2].map(() => f.createKey()));
     const ids = keys.map((k) => k.keyId);
-    await f.service.disableKeys(ids);
-    await assert.rejects(Promise.resolve().then(() => f.service.enableKeys([ids[0]!, MISSING, ids[1]!])), kmsError("CmkNotFound"));
+    await f.service.disableKeys(f.caller, ids);
+    await assert.rejects(Promise.resolve().then(() => f.service.enableKeys(f.caller, [ids[0]!, MISSING, ids[1]!])), kmsError("CmkNotFound"));
     assert.deepEqual(await states(ids), ["Disabled", "Disabled"]);
   });
 
   it("changes none when one key is in a state that forbids it (the last one)", async () => {
     const keys = await Promise.all([1, 2].map(() => f.createKey()));
     const ids = keys.map((k) => k.keyId);
-    await f.service.disableKeys(ids);
+    await f.service.disableKeys(f.caller, ids);
     const archived = await f.createKey();
     await f.setState(archived.keyId, "Archived");
-    await assert.rejects(Promise.resolve().then(() => f.service.enableKeys([...ids, archived.keyId])), kmsError("CmkStateNotSupport"));
+    await assert.rejects(Promise.resolve().then(() => f.service.enableKeys(f.caller, [...ids, archived.keyId])), kmsError("CmkStateNotSupport"));
     assert.deepEqual(await states([...ids, archived.keyId]), ["Disabled", "Disabled", "Archived"]);
   });
 
@@ -342,12 +342,12 @@ describe("EnableKeys and DisableKeys are all or nothing", () => {
     const pending = await f.createKey();
     await f.setState(pending.keyId, "PendingDelete");
     const ids = [keys[0]!.keyId, pending.keyId, keys[1]!.keyId];
-    await assert.rejects(Promise.resolve().then(() => f.service.disableKeys(ids)), kmsError("CmkStateNotSupport"));
+    await assert.rejects(Promise.resolve().then(() => f.service.disableKeys(f.caller, ids)), kmsError("CmkStateNotSupport"));
     assert.deepEqual(await states(ids), ["Enabled", "PendingDelete", "Enabled"]);
   });
 
   it("DescribeKeys fails as a whole when one id is missing", async () => {
     const key = await f.createKey();
-    await assert.rejects(Promise.resolve().then(() => f.service.describeKeys([key.keyId, MISSING])), kmsError("CmkNotFound"));
+    await assert.rejects(Promise.resolve().then(() => f.service.describeKeys(f.caller, [key.keyId, MISSING])), kmsError("CmkNotFound"));
   });
 });

@@ -108,7 +108,7 @@ export interface ActionDefinition<S extends Schema> {
   run(params: Parsed<S>, ctx: ActionContext): Promise<Record<string, unknown>> | Record<string, unknown>;
 }
 
-function action<S extends Schema>(schema: S, run: ActionDefinition<S>["run"]): ActionDefinition<Schema> {
+export function action<S extends Schema>(schema: S, run: ActionDefinition<S>["run"]): ActionDefinition<Schema> {
   return { schema, run: run as ActionDefinition<Schema>["run"] };
 }
 
@@ -215,17 +215,17 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
     },
   ),
 
-  DescribeKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service }) => ({
-    KeyMetadata: keyMetadata(await service.describeKey(p.KeyId)),
+  DescribeKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => ({
+    KeyMetadata: keyMetadata(await service.describeKey(caller, p.KeyId)),
   })),
 
-  DescribeKeys: action({ KeyIds: keyIds(), MemberAccount: memberAccount }, async (p, { service }) => {
+  DescribeKeys: action({ KeyIds: keyIds(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     noDuplicates(p.KeyIds, "KeyIds");
-    return { KeyMetadatas: (await service.describeKeys(p.KeyIds)).map(keyMetadata) };
+    return { KeyMetadatas: (await service.describeKeys(caller, p.KeyIds)).map(keyMetadata) };
   }),
 
-  ListKeys: action(pagingSchema, async (p, { service }) => {
-    const { keyIds, totalCount } = await service.listKeys({ offset: p.Offset ?? 0, limit: p.Limit ?? 10, role: p.Role ?? 0 });
+  ListKeys: action(pagingSchema, async (p, { service, caller }) => {
+    const { keyIds, totalCount } = await service.listKeys(caller, { offset: p.Offset ?? 0, limit: p.Limit ?? 10, role: p.Role ?? 0 });
     return { Keys: keyIds.map((KeyId) => ({ KeyId })), TotalCount: totalCount };
   }),
 
@@ -240,7 +240,7 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
       TagFilters: optional(array(tagFilter, { max: 10 })),
       MemberAccounts: memberAccount,
     },
-    async (p, { service }) => {
+    async (p, { service, caller }) => {
       const input: ListKeyDetailInput = {
         offset: p.Offset ?? 0,
         limit: p.Limit ?? 10,
@@ -260,40 +260,40 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
         input.keyUsages = [usage as KeyUsage];
       }
       if (p.TagFilters) input.tagFilters = p.TagFilters.map((f) => ({ key: f.TagKey, values: f.TagValue ?? [] }));
-      const { keys, totalCount } = await service.listKeyDetail(input);
+      const { keys, totalCount } = await service.listKeyDetail(caller, input);
       return { TotalCount: totalCount, KeyMetadatas: keys.map(keyMetadata) };
     },
   ),
 
-  EnableKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service }) => {
-    await service.enableKey(p.KeyId);
+  EnableKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
+    await service.enableKey(caller, p.KeyId);
     return {};
   }),
 
-  DisableKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service }) => {
-    await service.disableKey(p.KeyId);
+  DisableKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
+    await service.disableKey(caller, p.KeyId);
     return {};
   }),
 
-  EnableKeys: action({ KeyIds: keyIds(), MemberAccount: memberAccount }, async (p, { service }) => {
+  EnableKeys: action({ KeyIds: keyIds(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     noDuplicates(p.KeyIds, "KeyIds");
-    await service.enableKeys(p.KeyIds);
+    await service.enableKeys(caller, p.KeyIds);
     return {};
   }),
 
-  DisableKeys: action({ KeyIds: keyIds(), MemberAccount: memberAccount }, async (p, { service }) => {
+  DisableKeys: action({ KeyIds: keyIds(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     noDuplicates(p.KeyIds, "KeyIds");
-    await service.disableKeys(p.KeyIds);
+    await service.disableKeys(caller, p.KeyIds);
     return {};
   }),
 
-  UpdateAlias: action({ Alias: alias(), KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service }) => {
-    await service.updateAlias(p.KeyId, p.Alias);
+  UpdateAlias: action({ Alias: alias(), KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
+    await service.updateAlias(caller, p.KeyId, p.Alias);
     return {};
   }),
 
-  UpdateKeyDescription: action({ Description: description(1024), KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service }) => {
-    await service.updateKeyDescription(p.KeyId, p.Description);
+  UpdateKeyDescription: action({ Description: description(1024), KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
+    await service.updateKeyDescription(caller, p.KeyId, p.Description);
     return {};
   }),
 
@@ -303,9 +303,9 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
       Plaintext: base64({ max: MAX_PLAINTEXT_BYTES, code: "InvalidPlaintext" }),
       EncryptionContext: optional(encryptionContext()),
     },
-    async (p, { service }) => {
+    async (p, { service, caller }) => {
       try {
-        const { keyId, blob } = await service.encrypt(p.KeyId, p.Plaintext, p.EncryptionContext ?? {});
+        const { keyId, blob } = await service.encrypt(caller, p.KeyId, p.Plaintext, p.EncryptionContext ?? {});
         return { CiphertextBlob: b64(blob), KeyId: keyId };
       } finally {
         p.Plaintext.fill(0);
@@ -319,9 +319,9 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
       EncryptionContext: optional(encryptionContext()),
       ...publicKeyWrap,
     },
-    async (p, { service }) => {
+    async (p, { service, caller }) => {
       const wrap = publicKeyWrapper(p, service);
-      const { keyId, plaintext } = await service.decrypt(p.CiphertextBlob, p.EncryptionContext ?? {});
+      const { keyId, plaintext } = await service.decrypt(caller, p.CiphertextBlob, p.EncryptionContext ?? {});
       try {
         return { KeyId: keyId, Plaintext: plaintextField(plaintext, wrap) };
       } finally {
@@ -337,13 +337,13 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
       SourceEncryptionContext: optional(encryptionContext()),
       DestinationEncryptionContext: optional(encryptionContext()),
     },
-    async (p, { service }) => {
+    async (p, { service, caller }) => {
       const input = {
         blob: p.CiphertextBlob,
         sourceContext: p.SourceEncryptionContext ?? {},
         destinationContext: p.DestinationEncryptionContext ?? {},
       };
-      const r = await service.reEncrypt(p.DestinationKeyId ? { ...input, destinationKeyId: p.DestinationKeyId } : input);
+      const r = await service.reEncrypt(caller, p.DestinationKeyId ? { ...input, destinationKeyId: p.DestinationKeyId } : input);
       return { CiphertextBlob: b64(r.blob), KeyId: r.keyId, SourceKeyId: r.sourceKeyId, ReEncrypted: r.reEncrypted };
     },
   ),
@@ -361,13 +361,13 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
       Tags: unsupported("hosted data keys are not offered"),
       HsmClusterId: hsmClusterId,
     },
-    async (p, { service }) => {
+    async (p, { service, caller }) => {
       if (p.IsHostedByKms === 1) throw new KmsError("UnsupportedOperation", `"IsHostedByKms" 1 is not supported: hosted data keys are not offered`);
       // Tencent: NumberOfBytes wins when both are given.
       const length = p.NumberOfBytes ?? (p.KeySpec === "AES_128" ? 16 : p.KeySpec === "AES_256" ? 32 : undefined);
       if (length === undefined) throw new KmsError("MissingParameter", `one of "KeySpec" and "NumberOfBytes" is required`);
       const wrap = publicKeyWrapper(p, service);
-      const { keyId, plaintext, blob } = await service.generateDataKey(p.KeyId, length, p.EncryptionContext ?? {});
+      const { keyId, plaintext, blob } = await service.generateDataKey(caller, p.KeyId, length, p.EncryptionContext ?? {});
       try {
         return { KeyId: keyId, Plaintext: plaintextField(plaintext, wrap), CiphertextBlob: b64(blob) };
       } finally {
@@ -376,8 +376,8 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
     },
   ),
 
-  GenerateRandom: action({ NumberOfBytes: integer(1, 1024) }, (p, { service }) => {
-    const bytes = service.generateRandom(p.NumberOfBytes);
+  GenerateRandom: action({ NumberOfBytes: integer(1, 1024) }, (p, { service, caller }) => {
+    const bytes = service.generateRandom(caller, p.NumberOfBytes);
     try {
       return { Plaintext: b64(bytes) };
     } finally {
@@ -385,8 +385,8 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
     }
   }),
 
-  GetServiceStatus: action({}, async (_p, { service }) => {
-    const { cmkUserCount, cmkLimit } = await service.getServiceStatus();
+  GetServiceStatus: action({}, async (_p, { service, caller }) => {
+    const { cmkUserCount, cmkLimit } = await service.getServiceStatus(caller);
     return {
       ServiceEnabled: true,
       InvalidType: 1,
@@ -402,14 +402,14 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
     };
   }),
 
-  ListAlgorithms: action({}, (_p, { service }) => {
-    const { symmetric, asymmetric, signVerify } = service.listAlgorithms();
+  ListAlgorithms: action({}, (_p, { service, caller }) => {
+    const { symmetric, asymmetric, signVerify } = service.listAlgorithms(caller);
     const wire = (list: typeof symmetric) => list.map((a) => ({ KeyUsage: a.keyUsage, Algorithm: a.algorithm, ProtectionLevels: a.protectionLevels }));
     return { SymmetricAlgorithms: wire(symmetric), AsymmetricAlgorithms: wire(asymmetric), AsymmetricSignVerifyAlgorithms: wire(signVerify) };
   }),
 
-  GetPublicKey: action({ KeyId: keyId() }, async (p, { service }) => {
-    const { keyId, publicKey } = await service.getPublicKey(p.KeyId);
+  GetPublicKey: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+    const { keyId, publicKey } = await service.getPublicKey(caller, p.KeyId);
     return { KeyId: keyId, PublicKey: b64(publicKey), PublicKeyPem: publicKeyPem(publicKey) };
   }),
 
@@ -419,8 +419,8 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
       Ciphertext: base64({ max: MAX_RSA_CIPHERTEXT_BYTES }),
       Algorithm: oneOf(["RSAES_PKCS1_V1_5", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]),
     },
-    async (p, { service }) => {
-      const { keyId, plaintext } = await service.asymmetricDecrypt("AsymmetricRsaDecrypt", p.KeyId, p.Algorithm, p.Ciphertext);
+    async (p, { service, caller }) => {
+      const { keyId, plaintext } = await service.asymmetricDecrypt(caller, "AsymmetricRsaDecrypt", p.KeyId, p.Algorithm, p.Ciphertext);
       try {
         return { KeyId: keyId, Plaintext: b64(plaintext) };
       } finally {
@@ -429,8 +429,8 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
     },
   ),
 
-  AsymmetricSm2Decrypt: action({ KeyId: keyId(), Ciphertext: base64({ max: MAX_SM2_CIPHERTEXT_BYTES }) }, async (p, { service }) => {
-    const { keyId, plaintext } = await service.asymmetricDecrypt("AsymmetricSm2Decrypt", p.KeyId, "SM2", p.Ciphertext);
+  AsymmetricSm2Decrypt: action({ KeyId: keyId(), Ciphertext: base64({ max: MAX_SM2_CIPHERTEXT_BYTES }) }, async (p, { service, caller }) => {
+    const { keyId, plaintext } = await service.asymmetricDecrypt(caller, "AsymmetricSm2Decrypt", p.KeyId, "SM2", p.Ciphertext);
     try {
       return { KeyId: keyId, Plaintext: b64(plaintext) };
     } finally {
@@ -438,13 +438,13 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
     }
   }),
 
-  SignByAsymmetricKey: action(signatureSchema, async (p, { service }) => {
-    const { signature } = await service.sign({ keyId: p.KeyId, algorithm: p.Algorithm, message: p.Message, messageType: p.MessageType ?? "RAW" });
+  SignByAsymmetricKey: action(signatureSchema, async (p, { service, caller }) => {
+    const { signature } = await service.sign(caller, { keyId: p.KeyId, algorithm: p.Algorithm, message: p.Message, messageType: p.MessageType ?? "RAW" });
     return { Signature: b64(signature) };
   }),
 
-  VerifyByAsymmetricKey: action({ ...signatureSchema, SignatureValue: base64({ max: MAX_SIGNATURE_BYTES }) }, async (p, { service }) => {
-    const valid = await service.verify({
+  VerifyByAsymmetricKey: action({ ...signatureSchema, SignatureValue: base64({ max: MAX_SIGNATURE_BYTES }) }, async (p, { service, caller }) => {
+    const valid = await service.verify(caller, {
       keyId: p.KeyId,
       algorithm: p.Algorithm,
       message: p.Message,
@@ -454,54 +454,54 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
     return { SignatureValid: valid };
   }),
 
-  GetRegions: action({}, (_p, { service }) => ({ Regions: service.getRegions() })),
+  GetRegions: action({}, (_p, { service, caller }) => ({ Regions: service.getRegions(caller) })),
 
-  ArchiveKey: action({ KeyId: keyId() }, async (p, { service }) => {
-    await service.archiveKey(p.KeyId);
+  ArchiveKey: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+    await service.archiveKey(caller, p.KeyId);
     return {};
   }),
 
-  CancelKeyArchive: action({ KeyId: keyId() }, async (p, { service }) => {
-    await service.cancelKeyArchive(p.KeyId);
+  CancelKeyArchive: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+    await service.cancelKeyArchive(caller, p.KeyId);
     return {};
   }),
 
   ScheduleKeyDeletion: action(
     // The window is checked by the service, so an out-of-range one gets Tencent's own error code.
     { KeyId: keyId(), PendingWindowInDays: integer(-(2 ** 31), 2 ** 31 - 1, "InvalidPendingWindowInDays") },
-    async (p, { service }) => {
-      const { keyId, deletionDate } = await service.scheduleKeyDeletion(p.KeyId, p.PendingWindowInDays);
+    async (p, { service, caller }) => {
+      const { keyId, deletionDate } = await service.scheduleKeyDeletion(caller, p.KeyId, p.PendingWindowInDays);
       return { DeletionDate: deletionDate, KeyId: keyId };
     },
   ),
 
-  CancelKeyDeletion: action({ KeyId: keyId() }, async (p, { service }) => {
-    const { keyId } = await service.cancelKeyDeletion(p.KeyId);
+  CancelKeyDeletion: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+    const { keyId } = await service.cancelKeyDeletion(caller, p.KeyId);
     return { KeyId: keyId };
   }),
 
-  EnableKeyRotation: action({ KeyId: keyId(), RotateDays: optional(integer(7, 365)) }, async (p, { service }) => {
-    await service.enableKeyRotation(p.KeyId, p.RotateDays ?? 365);
+  EnableKeyRotation: action({ KeyId: keyId(), RotateDays: optional(integer(7, 365)) }, async (p, { service, caller }) => {
+    await service.enableKeyRotation(caller, p.KeyId, p.RotateDays ?? 365);
     return {};
   }),
 
-  DisableKeyRotation: action({ KeyId: keyId() }, async (p, { service }) => {
-    await service.disableKeyRotation(p.KeyId);
+  DisableKeyRotation: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+    await service.disableKeyRotation(caller, p.KeyId);
     return {};
   }),
 
-  GetKeyRotationStatus: action({ KeyId: keyId() }, async (p, { service }) => {
-    const key = await service.getKeyRotationStatus(p.KeyId);
+  GetKeyRotationStatus: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+    const key = await service.getKeyRotationStatus(caller, p.KeyId);
     return { KeyRotationEnabled: key.rotationEnabled, RotateDays: key.rotateDays, NextRotateTime: key.nextRotateTime, LastRotateTime: key.lastRotateTime };
   }),
 
-  RotateKey: action({ KeyId: keyId() }, async (p, { service }) => {
-    const { taskId } = await service.rotateKey(p.KeyId);
+  RotateKey: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+    const { taskId } = await service.rotateKey(caller, p.KeyId);
     return { TaskId: taskId };
   }),
 
-  ListKeyVersions: action({ KeyId: keyId() }, async (p, { service }) => {
-    const { key, versions } = await service.listKeyVersions(p.KeyId);
+  ListKeyVersions: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+    const { key, versions } = await service.listKeyVersions(caller, p.KeyId);
     return {
       KeyId: key.keyId,
       CurrentVersion: key.currentVersion,
@@ -515,8 +515,8 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
       WrappingAlgorithm: oneOf(["RSAES_PKCS1_V1_5", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"]),
       WrappingKeySpec: oneOf(["RSA_2048", "SM2"]),
     },
-    async (p, { service }) => {
-      const r = await service.getParametersForImport(p.KeyId, p.WrappingKeySpec, p.WrappingAlgorithm);
+    async (p, { service, caller }) => {
+      const r = await service.getParametersForImport(caller, p.KeyId, p.WrappingKeySpec, p.WrappingAlgorithm);
       return { KeyId: r.keyId, ImportToken: r.importToken, PublicKey: b64(r.publicKey), ParametersValidTo: r.parametersValidTo };
     },
   ),
@@ -529,20 +529,21 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
       KeyId: keyId(),
       ValidTo: optional(integer(0, MAX_VALID_TO)),
     },
-    async (p, { service }) => {
-      await service.importKeyMaterial({ keyId: p.KeyId, importToken: p.ImportToken, encryptedKeyMaterial: p.EncryptedKeyMaterial, validTo: p.ValidTo ?? 0 });
+    async (p, { service, caller }) => {
+      await service.importKeyMaterial(caller, { keyId: p.KeyId, importToken: p.ImportToken, encryptedKeyMaterial: p.EncryptedKeyMaterial, validTo: p.ValidTo ?? 0 });
       return {};
     },
   ),
 
-  DeleteImportedKeyMaterial: action({ KeyId: keyId() }, async (p, { service }) => {
-    await service.deleteImportedKeyMaterial(p.KeyId);
+  DeleteImportedKeyMaterial: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+    await service.deleteImportedKeyMaterial(caller, p.KeyId);
     return {};
   }),
 };
 
-export function runAction(name: string, body: Record<string, unknown>, ctx: ActionContext) {
-  const definition = Object.hasOwn(ACTIONS, name) ? ACTIONS[name] : undefined;
+/** Runs action `name` of `table` (the KMS actions unless given) on the request body. */
+export function runAction(name: string, body: Record<string, unknown>, ctx: ActionContext, table: Readonly<Record<string, ActionDefinition<Schema>>> = ACTIONS) {
+  const definition = Object.hasOwn(table, name) ? table[name] : undefined;
   if (!definition) throw new KmsError("InvalidAction", `the action ${name} does not exist`);
   return definition.run(parseParams(definition.schema, body), ctx);
 }

@@ -4,7 +4,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { parseTc3Authorization, tc3CanonicalRequest, tc3Date, tc3Signature, tc3SigningKey, tc3StringToSign } from "../../crypto/tc3.js";
 import { KmsError, needs } from "../../service/errors.js";
-import type { Caller, KmsService } from "../../service/kms-service.js";
+import type { AccessControl, Caller } from "../../service/access-control.js";
 
 export const MAX_CLOCK_SKEW_SECONDS = 300;
 
@@ -14,6 +14,8 @@ export interface IncomingSignedRequest {
   url: string;
   headers: Readonly<Record<string, string | string[] | undefined>>;
   body: Buffer;
+  /** The address the request came from, for policy conditions on qcs:ip. */
+  sourceIp?: string;
 }
 
 function header(req: IncomingSignedRequest, name: string): string | undefined {
@@ -45,7 +47,7 @@ export class Tc3Authenticator {
   readonly #signingKeys = new SigningKeyCache();
 
   constructor(
-    private readonly service: KmsService,
+    private readonly access: AccessControl,
     private readonly nowSeconds: () => number,
   ) {}
 
@@ -67,11 +69,10 @@ export class Tc3Authenticator {
     needs(Math.abs(this.nowSeconds() - timestamp) <= MAX_CLOCK_SKEW_SECONDS, "SignatureExpire", `"X-TC-Timestamp" is more than 5 minutes away from the server's time`);
     needs(auth.date === tc3Date(timestamp), "SignatureFailure", `the credential scope's date does not match "X-TC-Timestamp"`);
 
+    // With X-TC-Token the SecretId is a TmpSecretId from AssumeRole; without it, an access key's.
     const token = header(req, "x-tc-token");
-    needs(!token, "TokenFailure", `"X-TC-Token": temporary credentials are not supported yet`);
-
-    const accessKey = await this.service.resolveAccessKey(auth.secretId);
-    needs(accessKey, "SecretIdNotFound", `the SecretId is unknown or inactive`);
+    const credential = token ? await this.access.resolveTemporaryCredential(auth.secretId, token) : await this.access.resolveAccessKey(auth.secretId);
+    needs(credential, "SecretIdNotFound", `the SecretId is unknown or inactive`);
 
     const headers: Record<string, string> = {};
     for (const name of auth.signedHeaders) {
@@ -89,14 +90,14 @@ export class Tc3Authenticator {
       payload: req.body,
     });
     const scope = `${auth.date}/${auth.service}/tc3_request`;
-    const signingKey = await this.#signingKeys.get(`${auth.secretId}\0${auth.date}\0${auth.service}`, accessKey.version, async () =>
-      tc3SigningKey(await accessKey.unwrapSecret(), auth.date, auth.service),
+    const signingKey = await this.#signingKeys.get(`${auth.secretId}\0${auth.date}\0${auth.service}`, credential.version, async () =>
+      tc3SigningKey(await credential.unwrapSecret(), auth.date, auth.service),
     );
     const expected = Buffer.from(tc3Signature(signingKey, tc3StringToSign(timestamp, scope, canonical)), "hex");
     const given = Buffer.from(auth.signature, "hex");
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       throw new KmsError("SignatureFailure", "the request signature does not match");
     }
-    return { uin: accessKey.uin, secretId: auth.secretId };
+    return this.access.callerFor(credential, req.sourceIp);
   }
 }

@@ -1,0 +1,45 @@
+// `tresor account create`: adds an account (a fresh uin and its root's first access key) to an
+// installation. Like init it works on the store directly, so it runs where the data directory is.
+
+import type { Command } from "commander";
+import { createAccount, DEFAULT_DATA_DIR, openDataDir } from "../data-dir.js";
+import { pinOption } from "./init.js";
+
+interface AccountFlags {
+  dataDir: string;
+  store?: string;
+  pkcs11PinFile?: string;
+  json?: boolean;
+}
+
+export function registerAccountCommands(program: Command): void {
+  const account = program.command("account").description("accounts of this installation (each sees only its own keys, users and policies)");
+  account
+    .command("create")
+    .description("add an account and print its root access key, once")
+    .option("--data-dir <dir>", "data directory (env TRESOR_DATA_DIR); with --store it holds only the root key", process.env.TRESOR_DATA_DIR ?? DEFAULT_DATA_DIR)
+    .option("--store <url>", "a shared PostgreSQL store, postgres://… (env TRESOR_STORE)", process.env.TRESOR_STORE)
+    .option("--pkcs11-pin-file <file>", "file holding the HSM token PIN when the root key is in an HSM (otherwise env TRESOR_PKCS11_PIN)")
+    .option("--json", "print the account as one JSON object")
+    .action(async (flags: AccountFlags) => {
+      const dataDir = await openDataDir(flags.dataDir, { ...pinOption(flags.pkcs11PinFile), ...(flags.store === undefined ? {} : { store: flags.store }) });
+      try {
+        const created = await createAccount(dataDir);
+        if (flags.json) {
+          process.stdout.write(`${JSON.stringify(created)}\n`);
+        } else {
+          process.stdout.write(
+            [
+              `Created account ${created.accountUin}. Its root access key (shown only this once):`,
+              `  SecretId:  ${created.secretId}`,
+              `  SecretKey: ${created.secretKey}`,
+              `  Region:    ${created.region}`,
+              "",
+            ].join("\n"),
+          );
+        }
+      } finally {
+        await dataDir.close();
+      }
+    });
+}

@@ -1,0 +1,237 @@
+// Access control end to end through the official tencentcloud-sdk-nodejs kms, cam and sts clients:
+// an administrator makes a user who may only encrypt and decrypt with one key; that user is refused
+// everything else; a role assumed through STS works until its token expires or the role goes; and
+// a second account sees none of the first one's keys.
+
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { ACTIONS } from "../../src/api/tencent/actions.js";
+import { officialClient, type OfficialCall, type ServerTarget } from "../helpers/official-client.js";
+import { snapshotKeys, startInProcessServer, type InProcessServer } from "./helpers-inprocess.js";
+
+async function rejectsWith(promise: Promise<unknown>, code: string, mention?: RegExp): Promise<void> {
+  await assert.rejects(promise, (e: { code?: string; message?: string }) => {
+    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
+    if (mention) assert.match(e.message ?? "", mention);
+    return true;
+  });
+}
+
+describe("access control through the official SDK", () => {
+  let s: InProcessServer;
+  let admin: { kms: OfficialCall; cam: OfficialCall; sts: OfficialCall };
+  let alice: { kms: OfficialCall; cam: OfficialCall; sts: OfficialCall; uin: number; target: ServerTarget };
+  let allowedKey: string;
+  let otherKey: string;
+  let otherBlob: string;
+  let accountUin: string;
+
+  const clients = (target: ServerTarget) => ({ kms: officialClient("kms", target), cam: officialClient("cam", target), sts: officialClient("sts", target) });
+
+  before(async () => {
+    s = await startInProcessServer();
+    accountUin = s.dataDir.accountUin;
+    admin = clients({ url: s.url, secretId: s.secretId, secretKey: s.secretKey, region: s.region });
+    allowedKey = (await admin.kms("CreateKey", { Alias: "alice-key" })).KeyId;
+    otherKey = (await admin.kms("CreateKey", { Alias: "not-alices", Tags: [{ TagKey: "team", TagValue: "payments" }] })).KeyId;
+    otherBlob = (await admin.kms("Encrypt", { KeyId: otherKey, Plaintext: Buffer.from("payroll").toString("base64") })).CiphertextBlob;
+
+    const policy = {
+      version: "2.0",
+      statement: [
+        {
+          effect: "allow",
+          action: ["name/kms:Encrypt", "name/kms:Decrypt"],
+          resource: [`qcs::kms:${s.region}:uin/${accountUin}:key/creatorUin/${accountUin}/${allowedKey}`],
+        },
+      ],
+    };
+    const { PolicyId } = await admin.cam("CreatePolicy", { PolicyName: "encrypt-with-alice-key", PolicyDocument: JSON.stringify(policy), Description: "one key" });
+    const user = await admin.cam("AddUser", { Name: "alice", Remark: "encrypt only", UseApi: 1 });
+    assert.match(user.SecretId, /^AKID/);
+    assert.equal(typeof user.SecretKey, "string");
+    await admin.cam("AttachUserPolicy", { PolicyId, AttachUin: user.Uin });
+    const target = { url: s.url, secretId: user.SecretId, secretKey: user.SecretKey, region: s.region };
+    alice = { ...clients(target), uin: user.Uin, target };
+  });
+
+  after(async () => {
+    await s?.stop();
+  });
+
+  it("lets the user encrypt and decrypt with the one key", async () => {
+    const { CiphertextBlob } = await alice.kms("Encrypt", { KeyId: allowedKey, Plaintext: Buffer.from("hello").toString("base64") });
+    const { Plaintext } = await alice.kms("Decrypt", { CiphertextBlob });
+    assert.equal(Buffer.from(Plaintext, "base64").toString(), "hello");
+  });
+
+  it("refuses the user every other key, naming the action and the resource", async () => {
+    await rejectsWith(alice.kms("Encrypt", { KeyId: otherKey, Plaintext: "aGk=" }), "UnauthorizedOperation", new RegExp(`kms:Encrypt.*${otherKey}`));
+    await rejectsWith(alice.kms("Decrypt", { CiphertextBlob: otherBlob }), "UnauthorizedOperation", /kms:Decrypt/);
+    await rejectsWith(alice.kms("GenerateDataKey", { KeyId: allowedKey }), "UnauthorizedOperation", /kms:GenerateDataKey/);
+  });
+
+  it("refuses the user every management action, in KMS and in CAM and STS", async () => {
+    await rejectsWith(alice.kms("CreateKey", { Alias: "alices-own" }), "UnauthorizedOperation", /kms:CreateKey/);
+    await rejectsWith(alice.kms("ListKeys", {}), "UnauthorizedOperation");
+    await rejectsWith(alice.kms("DisableKey", { KeyId: allowedKey }), "UnauthorizedOperation");
+    await rejectsWith(alice.kms("ScheduleKeyDeletion", { KeyId: allowedKey, PendingWindowInDays: 7 }), "UnauthorizedOperation");
+    await rejectsWith(alice.cam("AddUser", { Name: "mallory", UseApi: 1 }), "UnauthorizedOperation", /cam:AddUser/);
+    await rejectsWith(alice.cam("CreatePolicy", { PolicyName: "all", PolicyDocument: '{"version":"2.0","statement":[{"effect":"allow","action":"*","resource":"*"}]}' }), "UnauthorizedOperation");
+    await rejectsWith(alice.cam("AttachUserPolicy", { PolicyId: 1, AttachUin: alice.uin }), "UnauthorizedOperation");
+    await rejectsWith(alice.cam("CreateAccessKey", {}), "UnauthorizedOperation");
+    await rejectsWith(alice.cam("ListUsers", {}), "UnauthorizedOperation");
+    await rejectsWith(alice.sts("AssumeRole", { RoleArn: `qcs::cam::uin/${accountUin}:roleName/none`, RoleSessionName: "x1" }), "UnauthorizedOperation");
+  });
+
+  it("authorizes every KMS action: a user without policies is refused each one and nothing changes", async () => {
+    const bob = await admin.cam("AddUser", { Name: "bob", UseApi: 1 });
+    const kms = officialClient("kms", { url: s.url, secretId: bob.SecretId, secretKey: bob.SecretKey, region: s.region });
+    const before = await snapshotKeys(s.service, s.caller);
+    const blob = otherBlob;
+    const samples: Record<string, object> = {
+      CreateKey: { Alias: "bobs" },
+      DescribeKey: { KeyId: otherKey },
+      DescribeKeys: { KeyIds: [otherKey] },
+      ListKeys: {},
+      ListKeyDetail: {},
+      EnableKey: { KeyId: otherKey },
+      DisableKey: { KeyId: otherKey },
+      EnableKeys: { KeyIds: [otherKey] },
+      DisableKeys: { KeyIds: [otherKey] },
+      UpdateAlias: { KeyId: otherKey, Alias: "renamed" },
+      UpdateKeyDescription: { KeyId: otherKey, Description: "changed" },
+      Encrypt: { KeyId: otherKey, Plaintext: "aGk=" },
+      Decrypt: { CiphertextBlob: blob },
+      ReEncrypt: { CiphertextBlob: blob },
+      GenerateDataKey: { KeyId: otherKey },
+      GenerateRandom: { NumberOfBytes: 16 },
+      GetServiceStatus: {},
+      ListAlgorithms: {},
+      GetPublicKey: { KeyId: otherKey },
+      AsymmetricRsaDecrypt: { KeyId: otherKey, Ciphertext: "aGk=", Algorithm: "RSAES_OAEP_SHA_256" },
+      AsymmetricSm2Decrypt: { KeyId: otherKey, Ciphertext: "aGk=" },
+      SignByAsymmetricKey: { KeyId: otherKey, Algorithm: "SM2DSA", Message: "aGk=" },
+      VerifyByAsymmetricKey: { KeyId: otherKey, Algorithm: "SM2DSA", Message: "aGk=", SignatureValue: "aGk=" },
+      GetRegions: {},
+      ArchiveKey: { KeyId: otherKey },
+      CancelKeyArchive: { KeyId: otherKey },
+      ScheduleKeyDeletion: { KeyId: otherKey, PendingWindowInDays: 7 },
+      CancelKeyDeletion: { KeyId: otherKey },
+      EnableKeyRotation: { KeyId: otherKey },
+      DisableKeyRotation: { KeyId: otherKey },
+      GetKeyRotationStatus: { KeyId: otherKey },
+      RotateKey: { KeyId: otherKey },
+      ListKeyVersions: { KeyId: otherKey },
+      GetParametersForImport: { KeyId: otherKey, WrappingAlgorithm: "RSAES_OAEP_SHA_256", WrappingKeySpec: "RSA_2048" },
+      ImportKeyMaterial: { KeyId: otherKey, ImportToken: "token", EncryptedKeyMaterial: "aGk=" },
+      DeleteImportedKeyMaterial: { KeyId: otherKey },
+    };
+    assert.deepEqual(Object.keys(samples).sort(), Object.keys(ACTIONS).sort(), "every action has a sample request");
+    for (const [action, params] of Object.entries(samples)) {
+      await rejectsWith(kms(action, params), "UnauthorizedOperation", new RegExp(`kms:${action}`));
+    }
+    assert.equal(await snapshotKeys(s.service, s.caller), before);
+  });
+
+  it("issues temporary credentials through STS that work until the role is deleted", async () => {
+    const trust = { version: "2.0", statement: [{ effect: "allow", action: "name/sts:AssumeRole", principal: { qcs: [`qcs::cam::uin/${accountUin}:uin/${alice.uin}`] } }] };
+    const { RoleId } = await admin.cam("CreateRole", { RoleName: "encryptor", PolicyDocument: JSON.stringify(trust), SessionDuration: 3600 });
+    await admin.cam("AttachRolePolicy", { PolicyName: "QcloudKMSCryptoAccess", AttachRoleId: RoleId });
+    const roleArn = `qcs::cam::uin/${accountUin}:roleName/encryptor`;
+
+    // The trust policy names alice, but her own policies must also allow sts:AssumeRole.
+    await rejectsWith(alice.sts("AssumeRole", { RoleArn: roleArn, RoleSessionName: "batch-1" }), "UnauthorizedOperation");
+    const assume = { version: "2.0", statement: [{ effect: "allow", action: "name/sts:AssumeRole", resource: `qcs::cam::uin/${accountUin}:roleName/encryptor` }] };
+    const { PolicyId } = await admin.cam("CreatePolicy", { PolicyName: "assume-encryptor", PolicyDocument: JSON.stringify(assume) });
+    await admin.cam("AttachUserPolicy", { PolicyId, AttachUin: alice.uin });
+    // Changes made through this node apply to its next request at once.
+
+    const session = await alice.sts("AssumeRole", { RoleArn: roleArn, RoleSessionName: "batch-1", DurationSeconds: 900 });
+    assert.equal(session.ExpiredTime, s.clock.seconds() + 900);
+    const { TmpSecretId, TmpSecretKey, Token } = session.Credentials;
+    const role = officialClient("kms", { url: s.url, secretId: TmpSecretId, secretKey: TmpSecretKey, token: Token, region: s.region });
+    const { CiphertextBlob } = await role("Encrypt", { KeyId: otherKey, Plaintext: "aGk=" });
+    assert.equal((await role("Decrypt", { CiphertextBlob })).Plaintext, "aGk=");
+    await rejectsWith(role("CreateKey", { Alias: "role-made" }), "UnauthorizedOperation");
+
+    // Without its token, or with another, the temporary SecretId is nothing.
+    await rejectsWith(officialClient("kms", { url: s.url, secretId: TmpSecretId, secretKey: TmpSecretKey, region: s.region })("Encrypt", { KeyId: otherKey, Plaintext: "aGk=" }), "AuthFailure.SecretIdNotFound");
+    await rejectsWith(officialClient("kms", { url: s.url, secretId: TmpSecretId, secretKey: TmpSecretKey, token: `${Token}x`, region: s.region })("Encrypt", { KeyId: otherKey, Plaintext: "aGk=" }), "AuthFailure.TokenFailure");
+
+    await admin.cam("DeleteRole", { RoleName: "encryptor" });
+    await rejectsWith(role("Encrypt", { KeyId: otherKey, Plaintext: "aGk=" }), "AuthFailure.TokenFailure");
+  });
+
+  it("refuses temporary credentials once their token has expired", async () => {
+    const trust = { version: "2.0", statement: [{ effect: "allow", action: "name/sts:AssumeRole", principal: { qcs: [`qcs::cam::uin/${accountUin}:root`] } }] };
+    await admin.cam("CreateRole", { RoleName: "short", PolicyDocument: JSON.stringify(trust), SessionDuration: 900 });
+    await admin.cam("AttachRolePolicy", { PolicyName: "QcloudKMSReadOnlyAccess", AttachRoleName: "short" });
+    const session = await admin.sts("AssumeRole", { RoleArn: `qcs::cam::uin/${accountUin}:roleName/short`, RoleSessionName: "reader" });
+    const { TmpSecretId, TmpSecretKey, Token } = session.Credentials;
+    const raw = (action: string, body: object) => s.raw(action, body, { secretId: TmpSecretId, secretKey: TmpSecretKey, headers: { "x-tc-token": Token } });
+    assert.equal((await raw("DescribeKey", { KeyId: otherKey })).error, undefined);
+    s.clock.advance(899_000);
+    assert.equal((await raw("DescribeKey", { KeyId: otherKey })).error, undefined);
+    s.clock.advance(1_000);
+    const expired = await raw("DescribeKey", { KeyId: otherKey });
+    assert.equal(expired.error?.Code, "AuthFailure.TokenFailure");
+    assert.match(expired.error?.Message ?? "", /expired/);
+    s.clock.advance(-900_000);
+  });
+
+  it("keeps accounts apart: another account cannot see, use or even detect the first one's keys", async () => {
+    const otherUin = "200000000002";
+    const other = await s.service.access.createRootAccessKey(otherUin);
+    const kms = officialClient("kms", { url: s.url, secretId: other.secretId, secretKey: other.secretKey, region: s.region });
+    const cam = officialClient("cam", { url: s.url, secretId: other.secretId, secretKey: other.secretKey, region: s.region });
+    const missing = "0b4bdbb8-1111-4b6b-8f07-000000000000";
+    const answerFor = async (keyId: string) => {
+      try {
+        await kms("DescribeKey", { KeyId: keyId });
+        return "found";
+      } catch (e) {
+        return `${(e as { code: string }).code}: ${(e as Error).message.replace(keyId, "<id>")}`;
+      }
+    };
+    assert.equal(await answerFor(otherKey), await answerFor(missing), "a foreign key answers exactly as a missing one");
+    await rejectsWith(kms("Encrypt", { KeyId: otherKey, Plaintext: "aGk=" }), "ResourceUnavailable.CmkNotFound");
+    await rejectsWith(kms("Decrypt", { CiphertextBlob: otherBlob }), "InvalidParameterValue.InvalidCiphertext");
+    assert.equal((await kms("ListKeys", {})).TotalCount, 0);
+    assert.equal((await kms("GetServiceStatus", {})).CmkUserCount, 0);
+    await rejectsWith(cam("GetUser", { Name: "alice" }), "ResourceNotFound.UserNotExist");
+    await rejectsWith(cam("ListAttachedUserPolicies", { TargetUin: alice.uin }), "ResourceNotFound.UserNotExist");
+    // A key of its own works as usual.
+    const own = (await kms("CreateKey", { Alias: "alice-key-2" })).KeyId;
+    assert.equal((await kms("ListKeys", {})).Keys.length, 1);
+    assert.equal((await kms("Encrypt", { KeyId: own, Plaintext: "aGk=" })).KeyId, own);
+  });
+
+  it("manages access keys: at most two per user, disable, enable, delete, secret shown once", async () => {
+    const carol = await admin.cam("AddUser", { Name: "carol", UseApi: 1 });
+    const second = await admin.cam("CreateAccessKey", { TargetUin: carol.Uin });
+    assert.match(second.AccessKey.SecretAccessKey, /^[A-Za-z0-9]{40}$/);
+    await rejectsWith(admin.cam("CreateAccessKey", { TargetUin: carol.Uin }), "OperationDenied.AccessKeyOverLimit");
+    const listed = await admin.cam("ListAccessKeys", { TargetUin: carol.Uin });
+    assert.equal(listed.AccessKeys.length, 2);
+    assert.ok(listed.AccessKeys.every((k: Record<string, unknown>) => !("SecretAccessKey" in k) && k.Status === "Active"));
+    await admin.cam("UpdateAccessKey", { AccessKeyId: carol.SecretId, Status: "Inactive", TargetUin: carol.Uin });
+    const carolKms = officialClient("kms", { url: s.url, secretId: carol.SecretId, secretKey: carol.SecretKey, region: s.region });
+    await rejectsWith(carolKms("ListKeys", {}), "AuthFailure.SecretIdNotFound");
+    await admin.cam("UpdateAccessKey", { AccessKeyId: carol.SecretId, Status: "Active", TargetUin: carol.Uin });
+    await rejectsWith(carolKms("ListKeys", {}), "UnauthorizedOperation");
+    await rejectsWith(admin.cam("DeleteUser", { Name: "carol" }), "OperationDenied.UserHasAccessKey");
+    await admin.cam("DeleteAccessKey", { AccessKeyId: second.AccessKey.AccessKeyId, TargetUin: carol.Uin });
+    await admin.cam("DeleteUser", { Name: "carol", Force: 1 });
+    await rejectsWith(admin.cam("GetUser", { Name: "carol" }), "ResourceNotFound.UserNotExist");
+  });
+
+  it("validates policy documents on save, naming the place at fault", async () => {
+    const bad = { version: "2.0", statement: [{ effect: "allow", action: ["name/kms:Encrpyt"], resource: "*" }] };
+    await rejectsWith(admin.cam("CreatePolicy", { PolicyName: "typo", PolicyDocument: JSON.stringify(bad) }), "InvalidParameter.PolicyDocumentError", /statement\[0\]\.action\[0\]/);
+    const unknownField = { version: "2.0", statement: [{ effect: "allow", action: "name/kms:Encrypt", resource: "*", when: "always" }] };
+    await rejectsWith(admin.cam("CreatePolicy", { PolicyName: "odd", PolicyDocument: JSON.stringify(unknownField) }), "InvalidParameter.PolicyDocumentError", /statement\[0\].*when/);
+    const page = await admin.cam("ListPolicies", { Scope: "Local" });
+    assert.ok(page.List.every((p: { PolicyName: string }) => p.PolicyName !== "typo" && p.PolicyName !== "odd"));
+  });
+});
