@@ -234,7 +234,7 @@ export class KmsService {
     const secretId = `AKID${randomAlphanumeric(32)}`;
     const secretKey = randomAlphanumeric(40);
     const wrappedSecret = await this.#root.wrap(Buffer.from(secretKey, "utf8"), accessKeySecretAad(secretId));
-    await this.#store.insertAccessKey({ secretId, wrappedSecret, uin, status: "Active", createTime: this.#now() });
+    await this.#store.insertAccessKey({ secretId, wrappedSecret, uin, principalId: uin, status: "Active", createTime: this.#now(), lastUsedTime: 0 });
     return { secretId, secretKey };
   }
 
