@@ -286,7 +286,7 @@ const S = {
   deletePolicy: statement(
     "deletePolicy",
     `WITH p AS (DELETE FROM policies WHERE policy_id = $1 RETURNING policy_id),
-          a AS (DELETE FROM policy_attachments AS a USING p WHERE a.policy_id = p.policy_id)
+          t AS (DELETE FROM policy_attachments AS a USING p WHERE a.policy_id = p.policy_id)
      SELECT count(*) AS n FROM p`,
   ),
 
