@@ -9,6 +9,7 @@ import type { ImportTokenRecord, KeyOrigin, KeyRecord, KeySpec, KeyState, KeyUsa
 import type { Migration } from "./migrations/index.js";
 import { POSTGRES_MIGRATIONS } from "./migrations/postgres/index.js";
 import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Store, type StoreOperations } from "./store.js";
+import type { Page, PolicyAttachmentRecord, PolicyRecord, PrincipalKind, PrincipalRecord, RoleSessionRecord } from "./store.js";
 import { orderTables, StoreNotEmptyError, type PortableType, type PortableValue, type StoreImport, type StoreSnapshot, type TableShape } from "./store.js";
 import type { WrappedValue, WrappedValueKind, WrappedValuePosition } from "./store.js";
 
@@ -89,6 +90,7 @@ const LIST_WHERE = `
   AND ($3::text IS NULL OR k.origin = $3::text)
   AND ($4::text[] IS NULL OR k.key_usage = ANY ($4::text[]))
   AND ($5::text IS NULL OR k.owner = $5::text)
+  AND ($9::text IS NULL OR k.creator_uin = $9::text)
   AND ($6::jsonb IS NULL OR NOT EXISTS (
     SELECT 1 FROM jsonb_array_elements($6::jsonb) AS f (filter)
     WHERE NOT EXISTS (
@@ -112,6 +114,11 @@ function listStatement(order: "ASC" | "DESC"): Statement {
      ORDER BY p.create_time ${order}, p.seq ${order}`,
   );
 }
+
+const ACCESS_KEY_COLUMNS = "secret_id, wrapped_secret, uin, principal_id, status, create_time, last_used_time";
+const PRINCIPAL_COLUMNS = "principal_id, account_uin, kind, name, remark, trust_policy, max_session_seconds, create_time";
+const POLICY_COLUMNS = "policy_id, account_uin, name, description, document, create_time, update_time";
+const ROLE_SESSION_COLUMNS = "tmp_secret_id, role_id, account_uin, session_name, assumed_by, create_time, expires_at";
 
 const S = {
   getMeta: statement("getMeta", "SELECT value FROM meta WHERE name = $1"),
@@ -162,6 +169,7 @@ const S = {
   getKey: statement("getKey", `SELECT ${KEY_COLUMNS} FROM keys AS k WHERE k.key_id = $1`),
   getKeyByAlias: statement("getKeyByAlias", `SELECT ${KEY_COLUMNS} FROM keys AS k WHERE k.alias = $1`),
   countKeys: statement("countKeys", "SELECT count(*) AS n FROM keys"),
+  countKeysOf: statement("countKeysOf", "SELECT count(*) AS n FROM keys WHERE creator_uin = $1"),
   listKeysAsc: listStatement("ASC"),
   listKeysDesc: listStatement("DESC"),
   insertKeyVersion: statement(
@@ -218,11 +226,90 @@ const S = {
   ),
   insertAccessKey: statement(
     "insertAccessKey",
-    "INSERT INTO access_keys (secret_id, wrapped_secret, uin, status, create_time) VALUES ($1, $2, $3, $4, $5)",
+    `INSERT INTO access_keys (secret_id, wrapped_secret, uin, principal_id, status, create_time, last_used_time)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
   ),
-  getAccessKey: statement(
-    "getAccessKey",
-    "SELECT secret_id, wrapped_secret, uin, status, create_time FROM access_keys WHERE secret_id = $1",
+  getAccessKey: statement("getAccessKey", `SELECT ${ACCESS_KEY_COLUMNS} FROM access_keys WHERE secret_id = $1`),
+  listAccessKeys: statement(
+    "listAccessKeys",
+    `SELECT ${ACCESS_KEY_COLUMNS} FROM access_keys WHERE principal_id = $1 ORDER BY create_time, secret_id COLLATE "C"`,
+  ),
+  updateAccessKeyStatus: statement("updateAccessKeyStatus", "UPDATE access_keys SET status = $2 WHERE secret_id = $1 RETURNING secret_id"),
+  deleteAccessKey: statement("deleteAccessKey", "DELETE FROM access_keys WHERE secret_id = $1 RETURNING secret_id"),
+  // $3 = time - minIntervalSeconds: the key is touched only if last used before that.
+  touchAccessKey: statement("touchAccessKey", "UPDATE access_keys SET last_used_time = $2 WHERE secret_id = $1 AND last_used_time < $3"),
+
+  insertPrincipal: statement("insertPrincipal", `INSERT INTO principals (${PRINCIPAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`),
+  getPrincipal: statement("getPrincipal", `SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE principal_id = $1`),
+  getPrincipalByName: statement(
+    "getPrincipalByName",
+    `SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE account_uin = $1 AND kind = $2 AND name = $3`,
+  ),
+  // Names and ids in byte order (COLLATE "C"), as SQLite compares them. The page and the count of
+  // all matches come from one statement, as for listKeys.
+  listPrincipals: statement(
+    "listPrincipals",
+    `WITH m AS NOT MATERIALIZED (SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE account_uin = $1 AND kind = $2)
+     SELECT c.total, p.* FROM (SELECT count(*) AS total FROM m) AS c
+     LEFT JOIN LATERAL (
+       SELECT * FROM m ORDER BY m.name COLLATE "C", m.principal_id COLLATE "C" LIMIT $3 OFFSET $4
+     ) AS p ON true
+     ORDER BY p.name COLLATE "C", p.principal_id COLLATE "C"`,
+  ),
+  // One statement, so a principal is never left half-deleted; the foreign keys of its attachments
+  // and sessions are checked at its end. Nothing is deleted when there is no such principal.
+  deletePrincipal: statement(
+    "deletePrincipal",
+    `WITH p AS (DELETE FROM principals WHERE principal_id = $1 RETURNING principal_id),
+          k AS (DELETE FROM access_keys AS a USING p WHERE a.principal_id = p.principal_id),
+          t AS (DELETE FROM policy_attachments AS a USING p WHERE a.principal_id = p.principal_id),
+          s AS (DELETE FROM role_sessions AS r USING p WHERE r.role_id = p.principal_id)
+     SELECT count(*) AS n FROM p`,
+  ),
+
+  insertPolicy: statement("insertPolicy", `INSERT INTO policies (${POLICY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`),
+  getPolicy: statement("getPolicy", `SELECT ${POLICY_COLUMNS} FROM policies WHERE policy_id = $1`),
+  getPolicyByName: statement("getPolicyByName", `SELECT ${POLICY_COLUMNS} FROM policies WHERE account_uin = $1 AND name = $2`),
+  listPolicies: statement(
+    "listPolicies",
+    `WITH m AS NOT MATERIALIZED (
+       SELECT ${POLICY_COLUMNS} FROM policies
+       WHERE account_uin = $1 AND ($2::text IS NULL OR name ILIKE $2::text ESCAPE E'\\\\')
+     )
+     SELECT c.total, p.* FROM (SELECT count(*) AS total FROM m) AS c
+     LEFT JOIN LATERAL (
+       SELECT * FROM m ORDER BY m.name COLLATE "C", m.policy_id LIMIT $3 OFFSET $4
+     ) AS p ON true
+     ORDER BY p.name COLLATE "C", p.policy_id`,
+  ),
+  // Attachments of a preset policy (never in policies) are left alone.
+  deletePolicy: statement(
+    "deletePolicy",
+    `WITH p AS (DELETE FROM policies WHERE policy_id = $1 RETURNING policy_id),
+          t AS (DELETE FROM policy_attachments AS a USING p WHERE a.policy_id = p.policy_id)
+     SELECT count(*) AS n FROM p`,
+  ),
+
+  attachPolicy: statement(
+    "attachPolicy",
+    `INSERT INTO policy_attachments (principal_id, policy_id, account_uin, create_time) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (principal_id, policy_id) DO NOTHING RETURNING principal_id`,
+  ),
+  detachPolicy: statement(
+    "detachPolicy",
+    "DELETE FROM policy_attachments WHERE principal_id = $1 AND policy_id = $2 RETURNING principal_id",
+  ),
+  listAttachedPolicies: statement(
+    "listAttachedPolicies",
+    "SELECT principal_id, policy_id, account_uin, create_time FROM policy_attachments WHERE principal_id = $1 ORDER BY create_time, policy_id",
+  ),
+  countPolicyAttachments: statement("countPolicyAttachments", "SELECT count(*) AS n FROM policy_attachments WHERE policy_id = $1"),
+
+  insertRoleSession: statement("insertRoleSession", `INSERT INTO role_sessions (${ROLE_SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`),
+  getRoleSession: statement("getRoleSession", `SELECT ${ROLE_SESSION_COLUMNS} FROM role_sessions WHERE tmp_secret_id = $1`),
+  deleteExpiredRoleSessions: statement(
+    "deleteExpiredRoleSessions",
+    "WITH d AS (DELETE FROM role_sessions WHERE expires_at <= $1 RETURNING 1) SELECT count(*) AS n FROM d",
   ),
 } as const;
 
@@ -271,8 +358,48 @@ interface AccessKeyRow {
   secret_id: string;
   wrapped_secret: Buffer;
   uin: string;
+  principal_id: string;
   status: string;
   create_time: number;
+  last_used_time: number;
+}
+
+interface PrincipalRow {
+  principal_id: string;
+  account_uin: string;
+  kind: string;
+  name: string;
+  remark: string;
+  trust_policy: string | null;
+  max_session_seconds: number;
+  create_time: number;
+}
+
+interface PolicyRow {
+  policy_id: number;
+  account_uin: string;
+  name: string;
+  description: string;
+  document: string;
+  create_time: number;
+  update_time: number;
+}
+
+interface PolicyAttachmentRow {
+  principal_id: string;
+  policy_id: number;
+  account_uin: string;
+  create_time: number;
+}
+
+interface RoleSessionRow {
+  tmp_secret_id: string;
+  role_id: string;
+  account_uin: string;
+  session_name: string;
+  assumed_by: string;
+  create_time: number;
+  expires_at: number;
 }
 
 // BIGINT columns hold unix seconds and counts, which Tresor writes from JS numbers, so they come
@@ -472,6 +599,7 @@ abstract class Operations implements StoreOperations {
       query.tagFilters === undefined ? null : JSON.stringify(query.tagFilters.map((f) => ({ key: f.key, values: f.values }))),
       query.limit,
       query.offset,
+      query.accountUin ?? null,
     ];
     const rows = await this.exec<{ total: number } & ({ [K in keyof KeyRow]: KeyRow[K] | null })>(
       "listKeys",
@@ -484,8 +612,11 @@ abstract class Operations implements StoreOperations {
     return { keys, totalCount };
   }
 
-  async countKeys(): Promise<number> {
-    const rows = await this.exec<{ n: number }>("countKeys", S.countKeys, [], "read");
+  async countKeys(accountUin?: string): Promise<number> {
+    const rows =
+      accountUin === undefined
+        ? await this.exec<{ n: number }>("countKeys", S.countKeys, [], "read")
+        : await this.exec<{ n: number }>("countKeys", S.countKeysOf, [accountUin], "read");
     return rows[0]?.n ?? 0;
   }
 
@@ -562,7 +693,7 @@ abstract class Operations implements StoreOperations {
     await this.exec(
       "insertAccessKey",
       S.insertAccessKey,
-      [record.secretId, record.wrappedSecret, record.uin, record.status, record.createTime],
+      [record.secretId, record.wrappedSecret, record.uin, record.principalId, record.status, record.createTime, record.lastUsedTime],
       "write",
       (err) =>
         constraintOf(err, UNIQUE_VIOLATION) === "access_keys_pkey"
@@ -573,15 +704,179 @@ abstract class Operations implements StoreOperations {
 
   async getAccessKey(secretId: string): Promise<AccessKeyRecord | undefined> {
     const rows = await this.exec<AccessKeyRow>("getAccessKey", S.getAccessKey, [secretId], "read");
+    return rows[0] === undefined ? undefined : fromAccessKeyRow(rows[0]);
+  }
+
+  async listAccessKeys(principalId: string): Promise<AccessKeyRecord[]> {
+    const rows = await this.exec<AccessKeyRow>("listAccessKeys", S.listAccessKeys, [principalId], "read");
+    return rows.map(fromAccessKeyRow);
+  }
+
+  async updateAccessKeyStatus(secretId: string, status: AccessKeyRecord["status"]): Promise<boolean> {
+    const rows = await this.exec("updateAccessKeyStatus", S.updateAccessKeyStatus, [secretId, status], "write");
+    return rows.length === 1;
+  }
+
+  async deleteAccessKey(secretId: string): Promise<boolean> {
+    const rows = await this.exec("deleteAccessKey", S.deleteAccessKey, [secretId], "write");
+    return rows.length === 1;
+  }
+
+  async touchAccessKey(secretId: string, time: number, minIntervalSeconds: number): Promise<void> {
+    await this.exec("touchAccessKey", S.touchAccessKey, [secretId, time, time - minIntervalSeconds], "write");
+  }
+
+  async insertPrincipal(record: PrincipalRecord): Promise<void> {
+    await this.exec(
+      "insertPrincipal",
+      S.insertPrincipal,
+      [record.principalId, record.accountUin, record.kind, record.name, record.remark, record.trustPolicy, record.maxSessionSeconds, record.createTime],
+      "write",
+      (err) => {
+        switch (constraintOf(err, UNIQUE_VIOLATION)) {
+          case "principals_pkey":
+            return new StoreConflictError("principal", `a principal with id ${record.principalId} already exists`);
+          case "principals_name_key":
+            return new StoreConflictError("principal", `a ${record.kind} named "${record.name}" already exists in account ${record.accountUin}`);
+          default:
+            return undefined;
+        }
+      },
+    );
+  }
+
+  async getPrincipal(principalId: string): Promise<PrincipalRecord | undefined> {
+    const rows = await this.exec<PrincipalRow>("getPrincipal", S.getPrincipal, [principalId], "read");
+    return rows[0] === undefined ? undefined : fromPrincipalRow(rows[0]);
+  }
+
+  async getPrincipalByName(accountUin: string, kind: PrincipalKind, name: string): Promise<PrincipalRecord | undefined> {
+    const rows = await this.exec<PrincipalRow>("getPrincipalByName", S.getPrincipalByName, [accountUin, kind, name], "read");
+    return rows[0] === undefined ? undefined : fromPrincipalRow(rows[0]);
+  }
+
+  async listPrincipals(accountUin: string, kind: PrincipalKind, offset: number, limit: number): Promise<Page<PrincipalRecord>> {
+    checkCount("offset", offset);
+    checkCount("limit", limit);
+    const rows = await this.exec<{ total: number } & Nullable<PrincipalRow>>("listPrincipals", S.listPrincipals, [accountUin, kind, limit, offset], "read");
+    return {
+      items: rows.filter((row): row is { total: number } & PrincipalRow => row.principal_id !== null).map(fromPrincipalRow),
+      totalCount: rows[0]?.total ?? 0,
+    };
+  }
+
+  async deletePrincipal(principalId: string): Promise<boolean> {
+    const rows = await this.exec<{ n: number }>("deletePrincipal", S.deletePrincipal, [principalId], "write");
+    return rows[0]?.n === 1;
+  }
+
+  async insertPolicy(record: PolicyRecord): Promise<void> {
+    await this.exec(
+      "insertPolicy",
+      S.insertPolicy,
+      [record.policyId, record.accountUin, record.name, record.description, record.document, record.createTime, record.updateTime],
+      "write",
+      (err) => {
+        switch (constraintOf(err, UNIQUE_VIOLATION)) {
+          case "policies_pkey":
+            return new StoreConflictError("policy", `a policy with id ${record.policyId} already exists`);
+          case "policies_name_key":
+            return new StoreConflictError("policy", `a policy named "${record.name}" already exists in account ${record.accountUin}`);
+          default:
+            return undefined;
+        }
+      },
+    );
+  }
+
+  async getPolicy(policyId: number): Promise<PolicyRecord | undefined> {
+    if (!isPolicyId(policyId)) return undefined;
+    const rows = await this.exec<PolicyRow>("getPolicy", S.getPolicy, [policyId], "read");
+    return rows[0] === undefined ? undefined : fromPolicyRow(rows[0]);
+  }
+
+  async getPolicyByName(accountUin: string, name: string): Promise<PolicyRecord | undefined> {
+    const rows = await this.exec<PolicyRow>("getPolicyByName", S.getPolicyByName, [accountUin, name], "read");
+    return rows[0] === undefined ? undefined : fromPolicyRow(rows[0]);
+  }
+
+  async listPolicies(accountUin: string, offset: number, limit: number, keyword?: string): Promise<Page<PolicyRecord>> {
+    checkCount("offset", offset);
+    checkCount("limit", limit);
+    const pattern = keyword === undefined ? null : `%${escapeLike(keyword)}%`;
+    const rows = await this.exec<{ total: number } & Nullable<PolicyRow>>("listPolicies", S.listPolicies, [accountUin, pattern, limit, offset], "read");
+    return {
+      items: rows.filter((row): row is { total: number } & PolicyRow => row.policy_id !== null).map(fromPolicyRow),
+      totalCount: rows[0]?.total ?? 0,
+    };
+  }
+
+  async deletePolicy(policyId: number): Promise<boolean> {
+    if (!isPolicyId(policyId)) return false;
+    const rows = await this.exec<{ n: number }>("deletePolicy", S.deletePolicy, [policyId], "write");
+    return rows[0]?.n === 1;
+  }
+
+  async attachPolicy(record: PolicyAttachmentRecord): Promise<boolean> {
+    const rows = await this.exec(
+      "attachPolicy",
+      S.attachPolicy,
+      [record.principalId, record.policyId, record.accountUin, record.createTime],
+      "write",
+      (err) =>
+        constraintOf(err, FOREIGN_KEY_VIOLATION) === "policy_attachments_principal_id_fkey"
+          ? new Error(`attachPolicy: no principal with id ${record.principalId}`)
+          : undefined,
+    );
+    return rows.length === 1;
+  }
+
+  async detachPolicy(principalId: string, policyId: number): Promise<boolean> {
+    if (!isPolicyId(policyId)) return false;
+    const rows = await this.exec("detachPolicy", S.detachPolicy, [principalId, policyId], "write");
+    return rows.length === 1;
+  }
+
+  async listAttachedPolicies(principalId: string): Promise<PolicyAttachmentRecord[]> {
+    const rows = await this.exec<PolicyAttachmentRow>("listAttachedPolicies", S.listAttachedPolicies, [principalId], "read");
+    return rows.map((row) => ({ principalId: row.principal_id, policyId: row.policy_id, accountUin: row.account_uin, createTime: row.create_time }));
+  }
+
+  async countPolicyAttachments(policyId: number): Promise<number> {
+    if (!isPolicyId(policyId)) return 0;
+    const rows = await this.exec<{ n: number }>("countPolicyAttachments", S.countPolicyAttachments, [policyId], "read");
+    return rows[0]?.n ?? 0;
+  }
+
+  async insertRoleSession(record: RoleSessionRecord): Promise<void> {
+    await this.exec(
+      "insertRoleSession",
+      S.insertRoleSession,
+      [record.tmpSecretId, record.roleId, record.accountUin, record.sessionName, record.assumedBy, record.createTime, record.expiresAt],
+      "write",
+      (err) =>
+        constraintOf(err, FOREIGN_KEY_VIOLATION) === "role_sessions_role_id_fkey" ? new Error(`insertRoleSession: no principal with id ${record.roleId}`) : undefined,
+    );
+  }
+
+  async getRoleSession(tmpSecretId: string): Promise<RoleSessionRecord | undefined> {
+    const rows = await this.exec<RoleSessionRow>("getRoleSession", S.getRoleSession, [tmpSecretId], "read");
     const row = rows[0];
     if (row === undefined) return undefined;
     return {
-      secretId: row.secret_id,
-      wrappedSecret: row.wrapped_secret,
-      uin: row.uin,
-      status: row.status as AccessKeyRecord["status"],
+      tmpSecretId: row.tmp_secret_id,
+      roleId: row.role_id,
+      accountUin: row.account_uin,
+      sessionName: row.session_name,
+      assumedBy: row.assumed_by,
       createTime: row.create_time,
+      expiresAt: row.expires_at,
     };
+  }
+
+  async deleteExpiredRoleSessions(now: number): Promise<number> {
+    const rows = await this.exec<{ n: number }>("deleteExpiredRoleSessions", S.deleteExpiredRoleSessions, [now], "write");
+    return rows[0]?.n ?? 0;
   }
 }
 
@@ -1253,6 +1548,51 @@ const PG_WRAPPED: Readonly<Record<WrappedValueKind, { list: Statement; replace: 
 /** $19.. of insertKey, $9.. of updateKey: the lifecycle columns, in that order. */
 function lifecycleValues(key: KeyRecord): unknown[] {
   return [key.rotationEnabled, key.rotateDays, key.lastRotateTime, key.nextRotateTime, key.validTo, key.materialDigest];
+}
+
+/** A row of a LEFT JOIN that may have matched nothing. */
+type Nullable<R> = { [K in keyof R]: R[K] | null };
+
+/** Policy ids are BIGINT: any other number names no policy (and would be an error as a parameter). */
+function isPolicyId(policyId: number): boolean {
+  return Number.isSafeInteger(policyId);
+}
+
+function fromAccessKeyRow(row: AccessKeyRow): AccessKeyRecord {
+  return {
+    secretId: row.secret_id,
+    wrappedSecret: row.wrapped_secret,
+    uin: row.uin,
+    principalId: row.principal_id,
+    status: row.status as AccessKeyRecord["status"],
+    createTime: row.create_time,
+    lastUsedTime: row.last_used_time,
+  };
+}
+
+function fromPrincipalRow(row: PrincipalRow): PrincipalRecord {
+  return {
+    principalId: row.principal_id,
+    accountUin: row.account_uin,
+    kind: row.kind as PrincipalKind,
+    name: row.name,
+    remark: row.remark,
+    trustPolicy: row.trust_policy,
+    maxSessionSeconds: row.max_session_seconds,
+    createTime: row.create_time,
+  };
+}
+
+function fromPolicyRow(row: PolicyRow): PolicyRecord {
+  return {
+    policyId: row.policy_id,
+    accountUin: row.account_uin,
+    name: row.name,
+    description: row.description,
+    document: row.document,
+    createTime: row.create_time,
+    updateTime: row.update_time,
+  };
 }
 
 function fromKeyVersionRow(row: KeyVersionRow): KeyVersionRecord {

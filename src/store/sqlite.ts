@@ -10,6 +10,7 @@ import Database from "better-sqlite3";
 import type { ImportTokenRecord, KeyOrigin, KeyRecord, KeySpec, KeyState, KeyUsage, KeyVersionRecord, ProtectionLevel, Tag } from "../keys/key.js";
 import { MIGRATIONS, type Migration } from "./migrations/index.js";
 import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Store, type StoreOperations } from "./store.js";
+import type { Page, PolicyAttachmentRecord, PolicyRecord, PrincipalKind, PrincipalRecord, RoleSessionRecord } from "./store.js";
 import { orderTables, StoreNotEmptyError, type PortableType, type PortableValue, type StoreImport, type StoreSnapshot, type TableShape } from "./store.js";
 import type { WrappedValue, WrappedValueKind, WrappedValuePosition } from "./store.js";
 
@@ -60,8 +61,48 @@ interface AccessKeyRow {
   secret_id: string;
   wrapped_secret: Buffer;
   uin: string;
+  principal_id: string;
   status: string;
   create_time: number;
+  last_used_time: number;
+}
+
+interface PrincipalRow {
+  principal_id: string;
+  account_uin: string;
+  kind: string;
+  name: string;
+  remark: string;
+  trust_policy: string | null;
+  max_session_seconds: number;
+  create_time: number;
+}
+
+interface PolicyRow {
+  policy_id: number;
+  account_uin: string;
+  name: string;
+  description: string;
+  document: string;
+  create_time: number;
+  update_time: number;
+}
+
+interface PolicyAttachmentRow {
+  principal_id: string;
+  policy_id: number;
+  account_uin: string;
+  create_time: number;
+}
+
+interface RoleSessionRow {
+  tmp_secret_id: string;
+  role_id: string;
+  account_uin: string;
+  session_name: string;
+  assumed_by: string;
+  create_time: number;
+  expires_at: number;
 }
 
 /** Named parameters of the list statements; null means "no filter". Lists travel as JSON arrays. */
@@ -71,6 +112,7 @@ interface ListParams {
   origin: string | null;
   keyUsages: string | null;
   owner: string | null;
+  accountUin: string | null;
   tagFilters: string | null;
 }
 
@@ -92,6 +134,7 @@ const LIST_WHERE = `
   AND (@origin IS NULL OR k.origin = @origin)
   AND (@keyUsages IS NULL OR k.key_usage IN (SELECT value FROM json_each(@keyUsages)))
   AND (@owner IS NULL OR k.owner = @owner)
+  AND (@accountUin IS NULL OR k.creator_uin = @accountUin)
   AND (@tagFilters IS NULL OR NOT EXISTS (
     SELECT 1 FROM json_each(@tagFilters) AS f
     WHERE NOT EXISTS (
@@ -100,6 +143,11 @@ const LIST_WHERE = `
         AND t.tag_key = json_extract(f.value, '$.key')
         AND (json_array_length(f.value, '$.values') = 0
              OR t.tag_value IN (SELECT value FROM json_each(f.value, '$.values'))))))`;
+
+const ACCESS_KEY_COLUMNS = "secret_id, wrapped_secret, uin, principal_id, status, create_time, last_used_time";
+const PRINCIPAL_COLUMNS = "principal_id, account_uin, kind, name, remark, trust_policy, max_session_seconds, create_time";
+const POLICY_COLUMNS = "policy_id, account_uin, name, description, document, create_time, update_time";
+const ROLE_SESSION_COLUMNS = "tmp_secret_id, role_id, account_uin, session_name, assumed_by, create_time, expires_at";
 
 function prepareStatements(db: Database.Database) {
   return {
@@ -152,6 +200,7 @@ function prepareStatements(db: Database.Database) {
     getKey: db.prepare<[string], KeyRow>(`SELECT ${KEY_COLUMNS} FROM keys AS k WHERE k.key_id = ?`),
     getKeyByAlias: db.prepare<[string], KeyRow>(`SELECT ${KEY_COLUMNS} FROM keys AS k WHERE k.alias = ?`),
     countKeys: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM keys"),
+    countKeysOf: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM keys WHERE creator_uin = ?"),
     listKeysDesc: db.prepare<[ListParams & { limit: number; offset: number }], KeyRow>(
       `SELECT ${KEY_COLUMNS} FROM keys AS k WHERE ${LIST_WHERE}
        ORDER BY k.create_time DESC, k.seq DESC LIMIT @limit OFFSET @offset`,
@@ -171,12 +220,74 @@ function prepareStatements(db: Database.Database) {
       "SELECT key_id, version, wrapped_material, public_key, create_time FROM key_versions WHERE key_id = ? AND version = ?",
     ),
     insertAccessKey: db.prepare<[AccessKeyRow]>(
-      `INSERT INTO access_keys (secret_id, wrapped_secret, uin, status, create_time)
-       VALUES (@secret_id, @wrapped_secret, @uin, @status, @create_time)`,
+      `INSERT INTO access_keys (secret_id, wrapped_secret, uin, principal_id, status, create_time, last_used_time)
+       VALUES (@secret_id, @wrapped_secret, @uin, @principal_id, @status, @create_time, @last_used_time)`,
     ),
-    getAccessKey: db.prepare<[string], AccessKeyRow>(
-      "SELECT secret_id, wrapped_secret, uin, status, create_time FROM access_keys WHERE secret_id = ?",
+    getAccessKey: db.prepare<[string], AccessKeyRow>(`SELECT ${ACCESS_KEY_COLUMNS} FROM access_keys WHERE secret_id = ?`),
+    listAccessKeys: db.prepare<[string], AccessKeyRow>(
+      `SELECT ${ACCESS_KEY_COLUMNS} FROM access_keys WHERE principal_id = ? ORDER BY create_time, secret_id`,
     ),
+    updateAccessKeyStatus: db.prepare<[string, string]>("UPDATE access_keys SET status = ? WHERE secret_id = ?"),
+    deleteAccessKey: db.prepare<[string]>("DELETE FROM access_keys WHERE secret_id = ?"),
+    touchAccessKey: db.prepare<[{ secret_id: string; time: number; before: number }]>(
+      "UPDATE access_keys SET last_used_time = @time WHERE secret_id = @secret_id AND last_used_time < @before",
+    ),
+    deleteAccessKeysOfPrincipal: db.prepare<[string]>("DELETE FROM access_keys WHERE principal_id = ?"),
+
+    insertPrincipal: db.prepare<[PrincipalRow]>(
+      `INSERT INTO principals (${PRINCIPAL_COLUMNS})
+       VALUES (@principal_id, @account_uin, @kind, @name, @remark, @trust_policy, @max_session_seconds, @create_time)`,
+    ),
+    getPrincipal: db.prepare<[string], PrincipalRow>(`SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE principal_id = ?`),
+    getPrincipalByName: db.prepare<[string, string, string], PrincipalRow>(
+      `SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE account_uin = ? AND kind = ? AND name = ?`,
+    ),
+    listPrincipals: db.prepare<[{ account_uin: string; kind: string; limit: number; offset: number }], PrincipalRow>(
+      `SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE account_uin = @account_uin AND kind = @kind
+       ORDER BY name, principal_id LIMIT @limit OFFSET @offset`,
+    ),
+    countPrincipals: db.prepare<[string, string], { n: number }>("SELECT count(*) AS n FROM principals WHERE account_uin = ? AND kind = ?"),
+    deletePrincipal: db.prepare<[string]>("DELETE FROM principals WHERE principal_id = ?"),
+
+    insertPolicy: db.prepare<[PolicyRow]>(
+      `INSERT INTO policies (${POLICY_COLUMNS})
+       VALUES (@policy_id, @account_uin, @name, @description, @document, @create_time, @update_time)`,
+    ),
+    getPolicy: db.prepare<[number], PolicyRow>(`SELECT ${POLICY_COLUMNS} FROM policies WHERE policy_id = ?`),
+    getPolicyByName: db.prepare<[string, string], PolicyRow>(`SELECT ${POLICY_COLUMNS} FROM policies WHERE account_uin = ? AND name = ?`),
+    listPolicies: db.prepare<[{ account_uin: string; pattern: string | null; limit: number; offset: number }], PolicyRow>(
+      `SELECT ${POLICY_COLUMNS} FROM policies
+       WHERE account_uin = @account_uin AND (@pattern IS NULL OR name LIKE @pattern ESCAPE '\\')
+       ORDER BY name, policy_id LIMIT @limit OFFSET @offset`,
+    ),
+    countPolicies: db.prepare<[{ account_uin: string; pattern: string | null }], { n: number }>(
+      `SELECT count(*) AS n FROM policies
+       WHERE account_uin = @account_uin AND (@pattern IS NULL OR name LIKE @pattern ESCAPE '\\')`,
+    ),
+    deletePolicy: db.prepare<[number]>("DELETE FROM policies WHERE policy_id = ?"),
+
+    attachPolicy: db.prepare<[PolicyAttachmentRow]>(
+      `INSERT INTO policy_attachments (principal_id, policy_id, account_uin, create_time)
+       VALUES (@principal_id, @policy_id, @account_uin, @create_time)
+       ON CONFLICT (principal_id, policy_id) DO NOTHING`,
+    ),
+    detachPolicy: db.prepare<[string, number]>("DELETE FROM policy_attachments WHERE principal_id = ? AND policy_id = ?"),
+    listAttachedPolicies: db.prepare<[string], PolicyAttachmentRow>(
+      `SELECT principal_id, policy_id, account_uin, create_time FROM policy_attachments
+       WHERE principal_id = ? ORDER BY create_time, policy_id`,
+    ),
+    countPolicyAttachments: db.prepare<[number], { n: number }>("SELECT count(*) AS n FROM policy_attachments WHERE policy_id = ?"),
+    deleteAttachmentsOfPrincipal: db.prepare<[string]>("DELETE FROM policy_attachments WHERE principal_id = ?"),
+    deleteAttachmentsOfPolicy: db.prepare<[number]>("DELETE FROM policy_attachments WHERE policy_id = ?"),
+
+    insertRoleSession: db.prepare<[RoleSessionRow]>(
+      `INSERT INTO role_sessions (${ROLE_SESSION_COLUMNS})
+       VALUES (@tmp_secret_id, @role_id, @account_uin, @session_name, @assumed_by, @create_time, @expires_at)`,
+    ),
+    getRoleSession: db.prepare<[string], RoleSessionRow>(`SELECT ${ROLE_SESSION_COLUMNS} FROM role_sessions WHERE tmp_secret_id = ?`),
+    deleteExpiredRoleSessions: db.prepare<[number]>("DELETE FROM role_sessions WHERE expires_at <= ?"),
+    deleteRoleSessionsOfRole: db.prepare<[string]>("DELETE FROM role_sessions WHERE role_id = ?"),
+
     begin: db.prepare<[]>("BEGIN IMMEDIATE"),
     commit: db.prepare<[]>("COMMIT"),
     rollback: db.prepare<[]>("ROLLBACK"),
@@ -308,6 +419,7 @@ class Operations {
       origin: query.origin ?? null,
       keyUsages: query.keyUsages === undefined ? null : JSON.stringify(query.keyUsages),
       owner: query.owner ?? null,
+      accountUin: query.accountUin ?? null,
       tagFilters: query.tagFilters === undefined ? null : JSON.stringify(query.tagFilters.map((f) => ({ key: f.key, values: f.values }))),
     };
     const list = query.order === "asc" ? this.#s.listKeysAsc : this.#s.listKeysDesc;
@@ -319,8 +431,8 @@ class Operations {
     }) as { keys: KeyRecord[]; totalCount: number };
   }
 
-  countKeys(): number {
-    return this.#s.countKeys.get()?.n ?? 0;
+  countKeys(accountUin?: string): number {
+    return (accountUin === undefined ? this.#s.countKeys.get() : this.#s.countKeysOf.get(accountUin))?.n ?? 0;
   }
 
   getKeyVersion(keyId: string, version: number): KeyVersionRecord | undefined {
@@ -398,8 +510,10 @@ class Operations {
         secret_id: record.secretId,
         wrapped_secret: record.wrappedSecret,
         uin: record.uin,
+        principal_id: record.principalId,
         status: record.status,
         create_time: record.createTime,
+        last_used_time: record.lastUsedTime,
       });
     } catch (err) {
       if (conflictField(err) === "secretId") {
@@ -411,14 +525,200 @@ class Operations {
 
   getAccessKey(secretId: string): AccessKeyRecord | undefined {
     const row = this.#s.getAccessKey.get(secretId);
+    return row === undefined ? undefined : fromAccessKeyRow(row);
+  }
+
+  listAccessKeys(principalId: string): AccessKeyRecord[] {
+    return this.#s.listAccessKeys.all(principalId).map(fromAccessKeyRow);
+  }
+
+  updateAccessKeyStatus(secretId: string, status: AccessKeyRecord["status"]): boolean {
+    return this.#s.updateAccessKeyStatus.run(status, secretId).changes === 1;
+  }
+
+  deleteAccessKey(secretId: string): boolean {
+    return this.#s.deleteAccessKey.run(secretId).changes === 1;
+  }
+
+  touchAccessKey(secretId: string, time: number, minIntervalSeconds: number): void {
+    this.#s.touchAccessKey.run({ secret_id: secretId, time, before: time - minIntervalSeconds });
+  }
+
+  insertPrincipal(record: PrincipalRecord): void {
+    try {
+      this.#s.insertPrincipal.run({
+        principal_id: record.principalId,
+        account_uin: record.accountUin,
+        kind: record.kind,
+        name: record.name,
+        remark: record.remark,
+        trust_policy: record.trustPolicy,
+        max_session_seconds: record.maxSessionSeconds,
+        create_time: record.createTime,
+      });
+    } catch (err) {
+      if (conflictField(err) === "principal") {
+        throw new StoreConflictError(
+          "principal",
+          `a principal with id ${record.principalId}, or a ${record.kind} named "${record.name}" in account ${record.accountUin}, already exists`,
+        );
+      }
+      throw err;
+    }
+  }
+
+  getPrincipal(principalId: string): PrincipalRecord | undefined {
+    const row = this.#s.getPrincipal.get(principalId);
+    return row === undefined ? undefined : fromPrincipalRow(row);
+  }
+
+  getPrincipalByName(accountUin: string, kind: PrincipalKind, name: string): PrincipalRecord | undefined {
+    const row = this.#s.getPrincipalByName.get(accountUin, kind, name);
+    return row === undefined ? undefined : fromPrincipalRow(row);
+  }
+
+  listPrincipals(accountUin: string, kind: PrincipalKind, offset: number, limit: number): Page<PrincipalRecord> {
+    checkCount("offset", offset);
+    checkCount("limit", limit);
+    // One read transaction, so the page and the count come from the same snapshot.
+    return this.#read(() => {
+      const items = this.#s.listPrincipals.all({ account_uin: accountUin, kind, limit, offset }).map(fromPrincipalRow);
+      const totalCount = this.#s.countPrincipals.get(accountUin, kind)?.n ?? 0;
+      return { items, totalCount };
+    }) as Page<PrincipalRecord>;
+  }
+
+  deletePrincipal(principalId: string): boolean {
+    return this.#write(() => {
+      if (this.#s.getPrincipal.get(principalId) === undefined) return false;
+      this.#s.deleteAccessKeysOfPrincipal.run(principalId);
+      this.#s.deleteAttachmentsOfPrincipal.run(principalId);
+      this.#s.deleteRoleSessionsOfRole.run(principalId);
+      return this.#s.deletePrincipal.run(principalId).changes === 1;
+    }) as boolean;
+  }
+
+  insertPolicy(record: PolicyRecord): void {
+    try {
+      this.#s.insertPolicy.run({
+        policy_id: record.policyId,
+        account_uin: record.accountUin,
+        name: record.name,
+        description: record.description,
+        document: record.document,
+        create_time: record.createTime,
+        update_time: record.updateTime,
+      });
+    } catch (err) {
+      if (conflictField(err) === "policy") {
+        throw new StoreConflictError("policy", `a policy with id ${record.policyId}, or named "${record.name}" in account ${record.accountUin}, already exists`);
+      }
+      throw err;
+    }
+  }
+
+  getPolicy(policyId: number): PolicyRecord | undefined {
+    const row = this.#s.getPolicy.get(policyId);
+    return row === undefined ? undefined : fromPolicyRow(row);
+  }
+
+  getPolicyByName(accountUin: string, name: string): PolicyRecord | undefined {
+    const row = this.#s.getPolicyByName.get(accountUin, name);
+    return row === undefined ? undefined : fromPolicyRow(row);
+  }
+
+  listPolicies(accountUin: string, offset: number, limit: number, keyword?: string): Page<PolicyRecord> {
+    checkCount("offset", offset);
+    checkCount("limit", limit);
+    const params = { account_uin: accountUin, pattern: keyword === undefined ? null : `%${escapeLike(keyword)}%` };
+    return this.#read(() => {
+      const items = this.#s.listPolicies.all({ ...params, limit, offset }).map(fromPolicyRow);
+      const totalCount = this.#s.countPolicies.get(params)?.n ?? 0;
+      return { items, totalCount };
+    }) as Page<PolicyRecord>;
+  }
+
+  deletePolicy(policyId: number): boolean {
+    return this.#write(() => {
+      // Attachments of a preset policy (never in policies) are left alone.
+      if (this.#s.deletePolicy.run(policyId).changes !== 1) return false;
+      this.#s.deleteAttachmentsOfPolicy.run(policyId);
+      return true;
+    }) as boolean;
+  }
+
+  attachPolicy(record: PolicyAttachmentRecord): boolean {
+    try {
+      return (
+        this.#s.attachPolicy.run({
+          principal_id: record.principalId,
+          policy_id: record.policyId,
+          account_uin: record.accountUin,
+          create_time: record.createTime,
+        }).changes === 1
+      );
+    } catch (err) {
+      // policy_attachments.principal_id is its only foreign key.
+      if (err instanceof Database.SqliteError && err.code === "SQLITE_CONSTRAINT_FOREIGNKEY") {
+        throw new Error(`attachPolicy: no principal with id ${record.principalId}`);
+      }
+      throw err;
+    }
+  }
+
+  detachPolicy(principalId: string, policyId: number): boolean {
+    return this.#s.detachPolicy.run(principalId, policyId).changes === 1;
+  }
+
+  listAttachedPolicies(principalId: string): PolicyAttachmentRecord[] {
+    return this.#s.listAttachedPolicies.all(principalId).map((row) => ({
+      principalId: row.principal_id,
+      policyId: row.policy_id,
+      accountUin: row.account_uin,
+      createTime: row.create_time,
+    }));
+  }
+
+  countPolicyAttachments(policyId: number): number {
+    return this.#s.countPolicyAttachments.get(policyId)?.n ?? 0;
+  }
+
+  insertRoleSession(record: RoleSessionRecord): void {
+    try {
+      this.#s.insertRoleSession.run({
+        tmp_secret_id: record.tmpSecretId,
+        role_id: record.roleId,
+        account_uin: record.accountUin,
+        session_name: record.sessionName,
+        assumed_by: record.assumedBy,
+        create_time: record.createTime,
+        expires_at: record.expiresAt,
+      });
+    } catch (err) {
+      // role_sessions.role_id is its only foreign key.
+      if (err instanceof Database.SqliteError && err.code === "SQLITE_CONSTRAINT_FOREIGNKEY") {
+        throw new Error(`insertRoleSession: no principal with id ${record.roleId}`);
+      }
+      throw err;
+    }
+  }
+
+  getRoleSession(tmpSecretId: string): RoleSessionRecord | undefined {
+    const row = this.#s.getRoleSession.get(tmpSecretId);
     if (row === undefined) return undefined;
     return {
-      secretId: row.secret_id,
-      wrappedSecret: row.wrapped_secret,
-      uin: row.uin,
-      status: row.status as AccessKeyRecord["status"],
+      tmpSecretId: row.tmp_secret_id,
+      roleId: row.role_id,
+      accountUin: row.account_uin,
+      sessionName: row.session_name,
+      assumedBy: row.assumed_by,
       createTime: row.create_time,
+      expiresAt: row.expires_at,
     };
+  }
+
+  deleteExpiredRoleSessions(now: number): number {
+    return this.#s.deleteExpiredRoleSessions.run(now).changes;
   }
 
   #insertTags(keyId: string, tags: readonly Tag[]): void {
@@ -496,8 +796,8 @@ class SqliteTransaction implements StoreOperations {
     return this.#live().listKeys(query);
   }
 
-  async countKeys(): Promise<number> {
-    return this.#live().countKeys();
+  async countKeys(accountUin?: string): Promise<number> {
+    return this.#live().countKeys(accountUin);
   }
 
   async getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined> {
@@ -542,6 +842,90 @@ class SqliteTransaction implements StoreOperations {
 
   async getAccessKey(secretId: string): Promise<AccessKeyRecord | undefined> {
     return this.#live().getAccessKey(secretId);
+  }
+
+  async listAccessKeys(principalId: string): Promise<AccessKeyRecord[]> {
+    return this.#live().listAccessKeys(principalId);
+  }
+
+  async updateAccessKeyStatus(secretId: string, status: AccessKeyRecord["status"]): Promise<boolean> {
+    return this.#live().updateAccessKeyStatus(secretId, status);
+  }
+
+  async deleteAccessKey(secretId: string): Promise<boolean> {
+    return this.#live().deleteAccessKey(secretId);
+  }
+
+  async touchAccessKey(secretId: string, time: number, minIntervalSeconds: number): Promise<void> {
+    this.#live().touchAccessKey(secretId, time, minIntervalSeconds);
+  }
+
+  async insertPrincipal(record: PrincipalRecord): Promise<void> {
+    this.#live().insertPrincipal(record);
+  }
+
+  async getPrincipal(principalId: string): Promise<PrincipalRecord | undefined> {
+    return this.#live().getPrincipal(principalId);
+  }
+
+  async getPrincipalByName(accountUin: string, kind: PrincipalKind, name: string): Promise<PrincipalRecord | undefined> {
+    return this.#live().getPrincipalByName(accountUin, kind, name);
+  }
+
+  async listPrincipals(accountUin: string, kind: PrincipalKind, offset: number, limit: number): Promise<Page<PrincipalRecord>> {
+    return this.#live().listPrincipals(accountUin, kind, offset, limit);
+  }
+
+  async deletePrincipal(principalId: string): Promise<boolean> {
+    return this.#live().deletePrincipal(principalId);
+  }
+
+  async insertPolicy(record: PolicyRecord): Promise<void> {
+    this.#live().insertPolicy(record);
+  }
+
+  async getPolicy(policyId: number): Promise<PolicyRecord | undefined> {
+    return this.#live().getPolicy(policyId);
+  }
+
+  async getPolicyByName(accountUin: string, name: string): Promise<PolicyRecord | undefined> {
+    return this.#live().getPolicyByName(accountUin, name);
+  }
+
+  async listPolicies(accountUin: string, offset: number, limit: number, keyword?: string): Promise<Page<PolicyRecord>> {
+    return this.#live().listPolicies(accountUin, offset, limit, keyword);
+  }
+
+  async deletePolicy(policyId: number): Promise<boolean> {
+    return this.#live().deletePolicy(policyId);
+  }
+
+  async attachPolicy(record: PolicyAttachmentRecord): Promise<boolean> {
+    return this.#live().attachPolicy(record);
+  }
+
+  async detachPolicy(principalId: string, policyId: number): Promise<boolean> {
+    return this.#live().detachPolicy(principalId, policyId);
+  }
+
+  async listAttachedPolicies(principalId: string): Promise<PolicyAttachmentRecord[]> {
+    return this.#live().listAttachedPolicies(principalId);
+  }
+
+  async countPolicyAttachments(policyId: number): Promise<number> {
+    return this.#live().countPolicyAttachments(policyId);
+  }
+
+  async insertRoleSession(record: RoleSessionRecord): Promise<void> {
+    this.#live().insertRoleSession(record);
+  }
+
+  async getRoleSession(tmpSecretId: string): Promise<RoleSessionRecord | undefined> {
+    return this.#live().getRoleSession(tmpSecretId);
+  }
+
+  async deleteExpiredRoleSessions(now: number): Promise<number> {
+    return this.#live().deleteExpiredRoleSessions(now);
   }
 
   #live(): Operations {
@@ -680,8 +1064,8 @@ export class SqliteStore implements Store {
     return this.#enter("listKeys") ? this.#ops.listKeys(query) : this.#queued(() => this.#ops.listKeys(query));
   }
 
-  async countKeys(): Promise<number> {
-    return this.#enter("countKeys") ? this.#ops.countKeys() : this.#queued(() => this.#ops.countKeys());
+  async countKeys(accountUin?: string): Promise<number> {
+    return this.#enter("countKeys") ? this.#ops.countKeys(accountUin) : this.#queued(() => this.#ops.countKeys(accountUin));
   }
 
   async getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined> {
@@ -730,6 +1114,116 @@ export class SqliteStore implements Store {
 
   async getAccessKey(secretId: string): Promise<AccessKeyRecord | undefined> {
     return this.#enter("getAccessKey") ? this.#ops.getAccessKey(secretId) : this.#queued(() => this.#ops.getAccessKey(secretId));
+  }
+
+  async listAccessKeys(principalId: string): Promise<AccessKeyRecord[]> {
+    return this.#enter("listAccessKeys")
+      ? this.#ops.listAccessKeys(principalId)
+      : this.#queued(() => this.#ops.listAccessKeys(principalId));
+  }
+
+  async updateAccessKeyStatus(secretId: string, status: AccessKeyRecord["status"]): Promise<boolean> {
+    return this.#enter("updateAccessKeyStatus")
+      ? this.#ops.updateAccessKeyStatus(secretId, status)
+      : this.#queued(() => this.#ops.updateAccessKeyStatus(secretId, status));
+  }
+
+  async deleteAccessKey(secretId: string): Promise<boolean> {
+    return this.#enter("deleteAccessKey") ? this.#ops.deleteAccessKey(secretId) : this.#queued(() => this.#ops.deleteAccessKey(secretId));
+  }
+
+  async touchAccessKey(secretId: string, time: number, minIntervalSeconds: number): Promise<void> {
+    return this.#enter("touchAccessKey")
+      ? this.#ops.touchAccessKey(secretId, time, minIntervalSeconds)
+      : this.#queued(() => this.#ops.touchAccessKey(secretId, time, minIntervalSeconds));
+  }
+
+  async insertPrincipal(record: PrincipalRecord): Promise<void> {
+    return this.#enter("insertPrincipal") ? this.#ops.insertPrincipal(record) : this.#queued(() => this.#ops.insertPrincipal(record));
+  }
+
+  async getPrincipal(principalId: string): Promise<PrincipalRecord | undefined> {
+    return this.#enter("getPrincipal") ? this.#ops.getPrincipal(principalId) : this.#queued(() => this.#ops.getPrincipal(principalId));
+  }
+
+  async getPrincipalByName(accountUin: string, kind: PrincipalKind, name: string): Promise<PrincipalRecord | undefined> {
+    return this.#enter("getPrincipalByName")
+      ? this.#ops.getPrincipalByName(accountUin, kind, name)
+      : this.#queued(() => this.#ops.getPrincipalByName(accountUin, kind, name));
+  }
+
+  async listPrincipals(accountUin: string, kind: PrincipalKind, offset: number, limit: number): Promise<Page<PrincipalRecord>> {
+    return this.#enter("listPrincipals")
+      ? this.#ops.listPrincipals(accountUin, kind, offset, limit)
+      : this.#queued(() => this.#ops.listPrincipals(accountUin, kind, offset, limit));
+  }
+
+  async deletePrincipal(principalId: string): Promise<boolean> {
+    return this.#enter("deletePrincipal")
+      ? this.#ops.deletePrincipal(principalId)
+      : this.#queued(() => this.#ops.deletePrincipal(principalId));
+  }
+
+  async insertPolicy(record: PolicyRecord): Promise<void> {
+    return this.#enter("insertPolicy") ? this.#ops.insertPolicy(record) : this.#queued(() => this.#ops.insertPolicy(record));
+  }
+
+  async getPolicy(policyId: number): Promise<PolicyRecord | undefined> {
+    return this.#enter("getPolicy") ? this.#ops.getPolicy(policyId) : this.#queued(() => this.#ops.getPolicy(policyId));
+  }
+
+  async getPolicyByName(accountUin: string, name: string): Promise<PolicyRecord | undefined> {
+    return this.#enter("getPolicyByName")
+      ? this.#ops.getPolicyByName(accountUin, name)
+      : this.#queued(() => this.#ops.getPolicyByName(accountUin, name));
+  }
+
+  async listPolicies(accountUin: string, offset: number, limit: number, keyword?: string): Promise<Page<PolicyRecord>> {
+    return this.#enter("listPolicies")
+      ? this.#ops.listPolicies(accountUin, offset, limit, keyword)
+      : this.#queued(() => this.#ops.listPolicies(accountUin, offset, limit, keyword));
+  }
+
+  async deletePolicy(policyId: number): Promise<boolean> {
+    return this.#enter("deletePolicy") ? this.#ops.deletePolicy(policyId) : this.#queued(() => this.#ops.deletePolicy(policyId));
+  }
+
+  async attachPolicy(record: PolicyAttachmentRecord): Promise<boolean> {
+    return this.#enter("attachPolicy") ? this.#ops.attachPolicy(record) : this.#queued(() => this.#ops.attachPolicy(record));
+  }
+
+  async detachPolicy(principalId: string, policyId: number): Promise<boolean> {
+    return this.#enter("detachPolicy")
+      ? this.#ops.detachPolicy(principalId, policyId)
+      : this.#queued(() => this.#ops.detachPolicy(principalId, policyId));
+  }
+
+  async listAttachedPolicies(principalId: string): Promise<PolicyAttachmentRecord[]> {
+    return this.#enter("listAttachedPolicies")
+      ? this.#ops.listAttachedPolicies(principalId)
+      : this.#queued(() => this.#ops.listAttachedPolicies(principalId));
+  }
+
+  async countPolicyAttachments(policyId: number): Promise<number> {
+    return this.#enter("countPolicyAttachments")
+      ? this.#ops.countPolicyAttachments(policyId)
+      : this.#queued(() => this.#ops.countPolicyAttachments(policyId));
+  }
+
+  async insertRoleSession(record: RoleSessionRecord): Promise<void> {
+    return this.#enter("insertRoleSession") ? this.#ops.insertRoleSession(record) : this.#queued(() => this.#ops.insertRoleSession(record));
+  }
+
+  async getRoleSession(tmpSecretId: string): Promise<RoleSessionRecord | undefined> {
+    return this.#enter("getRoleSession")
+      ? this.#ops.getRoleSession(tmpSecretId)
+      : this.#queued(() => this.#ops.getRoleSession(tmpSecretId));
+  }
+
+  async deleteExpiredRoleSessions(now: number): Promise<number> {
+    return this.#enter("deleteExpiredRoleSessions")
+      ? this.#ops.deleteExpiredRoleSessions(now)
+      : this.#queued(() => this.#ops.deleteExpiredRoleSessions(now));
   }
 
   // ---- backup (StoreBackup): snapshot and import ---------------------------------------------
@@ -968,6 +1462,9 @@ function conflictField(err: unknown): StoreConflictError["field"] | undefined {
   if (err.message.endsWith(": access_keys.secret_id")) return "secretId";
   if (err.message.endsWith(": key_versions.key_id, key_versions.version")) return "keyVersion";
   if (err.message.endsWith(": import_tokens.token_id")) return "importToken";
+  // The primary key or the unique (account, kind, name) / (account, name).
+  if (err.message.includes(": principals.")) return "principal";
+  if (err.message.includes(": policies.")) return "policy";
   return undefined;
 }
 
@@ -1027,6 +1524,43 @@ function toKeyRow(key: KeyRecord): Omit<KeyRow, "tags_json"> {
 
 function fromKeyVersionRow(row: KeyVersionRow): KeyVersionRecord {
   return { keyId: row.key_id, version: row.version, wrappedMaterial: row.wrapped_material, publicKey: row.public_key, createTime: row.create_time };
+}
+
+function fromAccessKeyRow(row: AccessKeyRow): AccessKeyRecord {
+  return {
+    secretId: row.secret_id,
+    wrappedSecret: row.wrapped_secret,
+    uin: row.uin,
+    principalId: row.principal_id,
+    status: row.status as AccessKeyRecord["status"],
+    createTime: row.create_time,
+    lastUsedTime: row.last_used_time,
+  };
+}
+
+function fromPrincipalRow(row: PrincipalRow): PrincipalRecord {
+  return {
+    principalId: row.principal_id,
+    accountUin: row.account_uin,
+    kind: row.kind as PrincipalKind,
+    name: row.name,
+    remark: row.remark,
+    trustPolicy: row.trust_policy,
+    maxSessionSeconds: row.max_session_seconds,
+    createTime: row.create_time,
+  };
+}
+
+function fromPolicyRow(row: PolicyRow): PolicyRecord {
+  return {
+    policyId: row.policy_id,
+    accountUin: row.account_uin,
+    name: row.name,
+    description: row.description,
+    document: row.document,
+    createTime: row.create_time,
+    updateTime: row.update_time,
+  };
 }
 
 function toKeyVersionRow(v: KeyVersionRecord): KeyVersionRow {

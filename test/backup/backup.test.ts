@@ -16,7 +16,9 @@ import Database from "better-sqlite3";
 import pg from "pg";
 import { KmsClient } from "tresor/sdk";
 import { MIGRATIONS } from "../../src/store/migrations/index.js";
+import { PostgresStore } from "../../src/store/postgres.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
+import type { PolicyAttachmentRecord, PolicyRecord, PrincipalRecord, RoleSessionRecord, Store } from "../../src/store/store.js";
 import { runCli, startServer, type TestServer } from "../helpers/server.js";
 
 const pgBase = process.env.TRESOR_TEST_PG_URL;
@@ -136,34 +138,127 @@ async function rewrite(file: string, out: string, edit: (lines: string[]) => str
   await writeFile(out, gzipSync(`${edit(await lines(file)).join("\n")}\n`));
 }
 
+// Identity rows (003-identity) written straight into a store, since the API to make them comes later:
+// a sub-user, a role with a trust policy, a custom policy attached to both (and a preset one), and a
+// role session. A backup must carry them across store kinds.
+const IDENTITY_ACCOUNT = "100000000001";
+const IDENTITY = {
+  principals: [
+    { principalId: "200000000077", accountUin: IDENTITY_ACCOUNT, kind: "user", name: "alice", remark: "sub-user ✓", trustPolicy: null, maxSessionSeconds: 0, createTime: 1_700_000_001 },
+    {
+      principalId: "4611686018427387999",
+      accountUin: IDENTITY_ACCOUNT,
+      kind: "role",
+      name: "deployer",
+      remark: "",
+      trustPolicy: '{"version":"2.0","statement":[{"effect":"allow","action":["name/sts:AssumeRole"]}]}',
+      maxSessionSeconds: 43_200,
+      createTime: 1_700_000_002,
+    },
+  ] satisfies PrincipalRecord[],
+  policy: {
+    policyId: 5_000_001,
+    accountUin: IDENTITY_ACCOUNT,
+    name: "kms-decrypt-only",
+    description: "decrypt ' only",
+    document: '{"version":"2.0","statement":[{"effect":"allow","action":["kms:Decrypt"],"resource":["*"]}]}',
+    createTime: 1_700_000_003,
+    updateTime: 1_700_000_004,
+  } satisfies PolicyRecord,
+  attachments: [
+    { principalId: "200000000077", policyId: 1, accountUin: IDENTITY_ACCOUNT, createTime: 1_700_000_005 },
+    { principalId: "200000000077", policyId: 5_000_001, accountUin: IDENTITY_ACCOUNT, createTime: 1_700_000_006 },
+    { principalId: "4611686018427387999", policyId: 5_000_001, accountUin: IDENTITY_ACCOUNT, createTime: 1_700_000_007 },
+  ] satisfies PolicyAttachmentRecord[],
+  session: {
+    tmpSecretId: "AKIDtmp-backup-session",
+    roleId: "4611686018427387999",
+    accountUin: IDENTITY_ACCOUNT,
+    sessionName: "ci",
+    assumedBy: "200000000077",
+    createTime: 1_700_000_008,
+    expiresAt: 4_102_444_800,
+  } satisfies RoleSessionRecord,
+};
+
+async function addIdentity(store: Store): Promise<void> {
+  for (const p of IDENTITY.principals) await store.insertPrincipal(p);
+  await store.insertPolicy(IDENTITY.policy);
+  for (const a of IDENTITY.attachments) await store.attachPolicy(a);
+  await store.insertRoleSession(IDENTITY.session);
+}
+
+async function checkIdentity(store: Store): Promise<void> {
+  for (const p of IDENTITY.principals) assert.deepEqual(await store.getPrincipal(p.principalId), p, `principal ${p.name} restored`);
+  assert.deepEqual(await store.getPolicy(IDENTITY.policy.policyId), IDENTITY.policy, "policy restored");
+  for (const principalId of new Set(IDENTITY.attachments.map((a) => a.principalId))) {
+    assert.deepEqual(await store.listAttachedPolicies(principalId), IDENTITY.attachments.filter((a) => a.principalId === principalId), "attachments restored");
+  }
+  assert.deepEqual(await store.getRoleSession(IDENTITY.session.tmpSecretId), IDENTITY.session, "role session restored");
+}
+
+async function withSqliteStore<T>(dataDir: string, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = SqliteStore.open(join(dataDir, "tresor.db"));
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+async function withPostgresStore<T>(url: string, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await PostgresStore.open(url, { poolSize: 2 });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/** What schema 1 lacks of the current schema: tables, and columns of older tables. */
+const NOT_IN_SCHEMA_1 = {
+  tables: new Set(["principals", "policies", "policy_attachments", "role_sessions"]),
+  columns: new Map([
+    ["keys", ["protection_level"]],
+    ["access_keys", ["principal_id", "last_used_time"]],
+  ]),
+};
+
 /**
- * A backup of schema 1 made from one of schema 2: the one schema change so far,
- * 002-protection-level, added keys.protection_level, so it is the same file without that column.
+ * A backup of schema 1 made from one of the current schema: the same file without what
+ * 002-protection-level (keys.protection_level) and 003-identity (the identity tables,
+ * access_keys.principal_id and last_used_time) added.
  */
 async function makeSchema1Backup(from: string, to: string): Promise<void> {
   await rewrite(from, to, (ls) => {
     const header = JSON.parse(ls[0]!) as Record<string, unknown>;
     header.schemaVersion = 1;
-    let dropAt = -1;
-    const body = ls.slice(1, -1).map((l) => {
+    const dropAt = new Map<string, number[]>();
+    const body: string[] = [];
+    for (const l of ls.slice(1, -1)) {
       const line = JSON.parse(l) as { type: string; name?: string; table?: string; columns?: { name: string }[]; values?: unknown[] };
-      if (line.type === "table" && line.name === "keys") {
-        dropAt = line.columns!.findIndex((c) => c.name === "protection_level");
-        line.columns!.splice(dropAt, 1);
+      const table = line.type === "table" ? line.name! : line.table!;
+      if (NOT_IN_SCHEMA_1.tables.has(table)) continue;
+      if (line.type === "table") {
+        const drop = (NOT_IN_SCHEMA_1.columns.get(table) ?? []).map((c) => line.columns!.findIndex((x) => x.name === c));
+        assert.ok(drop.every((i) => i >= 0), `${table} has the columns schema 1 lacks`);
+        dropAt.set(table, drop.sort((a, b) => b - a));
+        for (const i of dropAt.get(table)!) line.columns!.splice(i, 1);
       }
-      if (line.type === "row" && line.table === "keys") line.values!.splice(dropAt, 1);
-      return JSON.stringify(line);
-    });
-    assert.ok(dropAt >= 0);
+      if (line.type === "row") for (const i of dropAt.get(table) ?? []) line.values!.splice(i, 1);
+      body.push(JSON.stringify(line));
+    }
+    assert.equal(dropAt.size, 6, "the six tables of schema 1");
     const all = [JSON.stringify(header), ...body];
-    const trailer = JSON.parse(ls.at(-1)!) as { sha256: string };
+    const trailer = JSON.parse(ls.at(-1)!) as { rows: Record<string, number>; sha256: string };
+    for (const table of NOT_IN_SCHEMA_1.tables) delete trailer.rows[table];
     trailer.sha256 = createHash("sha256").update(all.map((l) => `${l}\n`).join("")).digest("hex");
     return [...all, JSON.stringify(trailer)];
   });
 }
 
 /** Whether makeSchema1Backup applies to this release's migrations. */
-const SCHEMA_1_FROM_2 = MIGRATIONS.length === 2 && MIGRATIONS[1]?.name === "002-protection-level";
+const SCHEMA_1_FROM_CURRENT = MIGRATIONS.map((m) => m.name).join(" ") === "001-initial 002-protection-level 003-identity";
 
 describe("tresor backup (SQLite)", () => {
   let base = "";
@@ -175,6 +270,8 @@ describe("tresor backup (SQLite)", () => {
     base = await mkdtemp(join(tmpdir(), "tresor-backup-"));
     source = await startServer({ dataDir: join(base, "source") });
     session = await runSession(source.url, source);
+    // A second connection to the serving store's file (WAL lets both write).
+    await withSqliteStore(source.dataDir, addIdentity);
     backupFile = join(base, "source.tresor-backup.gz");
     // Taken while the server serves.
     await ok(["backup", "create", "--data-dir", source.dataDir, "--out", backupFile]);
@@ -189,6 +286,8 @@ describe("tresor backup (SQLite)", () => {
     const verified = await ok(["backup", "verify", backupFile]);
     assert.match(verified, /is intact/);
     assert.match(verified, /key_versions 5\b/, "every version is in the backup");
+    assert.match(verified, /principals 2\b/);
+    assert.match(verified, /policy_attachments 3\b/);
     const dir = await targetDir(base, "restored", source.dataDir);
     const restored = await cli(["backup", "restore", backupFile, "--data-dir", dir]);
     assert.equal(restored.code, 0, restored.stderr);
@@ -199,6 +298,7 @@ describe("tresor backup (SQLite)", () => {
     } finally {
       await server.stop();
     }
+    await withSqliteStore(dir, checkIdentity);
   });
 
   it("holds no plaintext, data key, imported material or SecretKey, in any encoding", async () => {
@@ -271,8 +371,8 @@ describe("tresor backup (SQLite)", () => {
   });
 
   it("restores a backup made at an older schema into a new store, then upgrades it", async (t) => {
-    if (!SCHEMA_1_FROM_2) {
-      t.skip("this test knows how to make a backup of schema 1 only from schema 2");
+    if (!SCHEMA_1_FROM_CURRENT) {
+      t.skip("this test knows how to make a backup of schema 1 only from schema 3");
       return;
     }
     const file = join(base, "schema-1.gz");
@@ -286,6 +386,13 @@ describe("tresor backup (SQLite)", () => {
     try {
       assert.equal(store.diagnostics().schemaVersion, MIGRATIONS.length);
       for (const keyId of session.versions.keys()) assert.equal((await store.getKey(keyId))?.protectionLevel, "SOFTWARE");
+      // 003-identity gave the access key to its account's root.
+      const accessKey = await store.getAccessKey(session.credentials.secretId);
+      assert.ok(accessKey !== undefined);
+      assert.equal(accessKey.principalId, accessKey.uin);
+      assert.equal(accessKey.lastUsedTime, 0);
+      assert.equal((await store.getPrincipal(accessKey.uin))?.kind, "root");
+      assert.equal(await store.getPrincipal(IDENTITY.principals[0]!.principalId), undefined, "schema 1 had no principals to restore");
     } finally {
       await store.close();
     }
@@ -495,6 +602,7 @@ describe("tresor backup across store kinds (PostgreSQL)", () => {
     const file = join(base, "sqlite.gz");
     try {
       session = await runSession(source.url, source);
+      await withSqliteStore(source.dataDir, addIdentity);
       await ok(["backup", "create", "--data-dir", source.dataDir, "--out", file]);
     } finally {
       await source.stop();
@@ -508,19 +616,20 @@ describe("tresor backup across store kinds (PostgreSQL)", () => {
     } finally {
       await node.stop();
     }
+    await withPostgresStore(storeUrl, checkIdentity);
     // A second restore into the same, now filled, database is refused.
     const again = await cli(["backup", "restore", file, "--store", storeUrl, "--data-dir", dir]);
     assert.notEqual(again.code, 0);
     assert.match(again.stderr, /is not empty/);
 
     // A backup of an older schema restores into a new database, which is then upgraded.
-    if (SCHEMA_1_FROM_2) {
+    if (SCHEMA_1_FROM_CURRENT) {
       const old = join(base, "sqlite-schema-1.gz");
       await makeSchema1Backup(file, old);
       const oldUrl = await freshStore();
       const restored = await cli(["backup", "restore", old, "--store", oldUrl, "--data-dir", dir]);
       assert.equal(restored.code, 0, restored.stderr);
-      assert.match(restored.stderr, /upgraded the restored store from schema version 1 to 2/);
+      assert.match(restored.stderr, new RegExp(`upgraded the restored store from schema version 1 to ${MIGRATIONS.length}`));
       const upgraded = await startServer({ dataDir: dir, serveArgs: ["--store", oldUrl] });
       try {
         await checkSession(upgraded.url, session);
@@ -545,6 +654,7 @@ describe("tresor backup across store kinds (PostgreSQL)", () => {
     let session: Session;
     try {
       session = await runSession(node.url, node);
+      await withPostgresStore(storeUrl, addIdentity);
       await ok(["backup", "create", "--store", storeUrl, "--data-dir", nodeDir, "--out", file]);
     } finally {
       await node.stop();
@@ -560,6 +670,7 @@ describe("tresor backup across store kinds (PostgreSQL)", () => {
     } finally {
       await sqliteNode.stop();
     }
+    await withSqliteStore(sqliteDir, checkIdentity);
 
     const otherUrl = await freshStore();
     const pgDir = await targetDir(base, "from-pg-pg", nodeDir);
@@ -570,5 +681,6 @@ describe("tresor backup across store kinds (PostgreSQL)", () => {
     } finally {
       await pgNode.stop();
     }
+    await withPostgresStore(otherUrl, checkIdentity);
   });
 });

@@ -166,6 +166,45 @@ function suite(base: string): void {
         await dropSchema(schema);
       });
 
+      it("003-identity gives every access key of a version-2 database to its account's root, recorded as a principal", async () => {
+        const { schema, url } = await freshSchema();
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        try {
+          assert.equal(await applyPostgresMigrations(client, POSTGRES_MIGRATIONS.slice(0, 2), "test"), 2);
+          for (const [secretId, uin, createTime] of [["AKIDa2", "100000000001", 200], ["AKIDa1", "100000000001", 100], ["AKIDb1", "200000000002", 300]] as const) {
+            await client.query("INSERT INTO access_keys (secret_id, wrapped_secret, uin, status, create_time) VALUES ($1, '\\x00ff', $2, 'Active', $3)", [secretId, uin, createTime]);
+          }
+        } finally {
+          await client.end();
+        }
+        const store = await PostgresStore.open(url);
+        try {
+          assert.equal((await store.diagnostics()).schemaVersion, POSTGRES_MIGRATIONS.length);
+          assert.deepEqual(await store.getAccessKey("AKIDa1"), {
+            secretId: "AKIDa1",
+            wrappedSecret: Buffer.from([0, 255]),
+            uin: "100000000001",
+            principalId: "100000000001",
+            status: "Active",
+            createTime: 100,
+            lastUsedTime: 0,
+          });
+          assert.deepEqual((await store.listAccessKeys("100000000001")).map((k) => k.secretId), ["AKIDa1", "AKIDa2"]);
+          assert.deepEqual((await store.listAccessKeys("200000000002")).map((k) => k.secretId), ["AKIDb1"]);
+          for (const [uin, createTime] of [["100000000001", 100], ["200000000002", 300]] as const) {
+            const root = { principalId: uin, accountUin: uin, kind: "root", name: "root", remark: "", trustPolicy: null, maxSessionSeconds: 0, createTime };
+            assert.deepEqual(await store.getPrincipal(uin), root, "one root per account, created when its first key was");
+            assert.deepEqual(await store.listPrincipals(uin, "root", 0, 10), { items: [root], totalCount: 1 });
+          }
+          await store.touchAccessKey("AKIDa1", 1_000, 60);
+          assert.equal((await store.getAccessKey("AKIDa1"))?.lastUsedTime, 1_000);
+        } finally {
+          await store.close();
+          await dropSchema(schema);
+        }
+      });
+
       it("apply each in one transaction: a failing migration leaves no trace and can be retried", async () => {
         const { schema, url } = await freshSchema();
         const client = new pg.Client({ connectionString: url });

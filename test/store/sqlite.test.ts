@@ -126,6 +126,46 @@ describe("SqliteStore", () => {
       assert.throws(() => SqliteStore.open(path), /does not match/);
     });
 
+    it("003-identity gives every access key of a version-2 database to its account's root, recorded as a principal", async () => {
+      const path = freshPath();
+      const db = raw(path);
+      try {
+        applyMigrations(db, MIGRATIONS.slice(0, 2), path);
+        const insert = db.prepare<[string, string, number]>(
+          "INSERT INTO access_keys (secret_id, wrapped_secret, uin, status, create_time) VALUES (?, x'00ff', ?, 'Active', ?)",
+        );
+        insert.run("AKIDa2", "100000000001", 200);
+        insert.run("AKIDa1", "100000000001", 100);
+        insert.run("AKIDb1", "200000000002", 300);
+      } finally {
+        db.close();
+      }
+      const store = SqliteStore.open(path);
+      try {
+        assert.equal(store.diagnostics().schemaVersion, MIGRATIONS.length);
+        assert.deepEqual(await store.getAccessKey("AKIDa1"), {
+          secretId: "AKIDa1",
+          wrappedSecret: Buffer.from([0, 255]),
+          uin: "100000000001",
+          principalId: "100000000001",
+          status: "Active",
+          createTime: 100,
+          lastUsedTime: 0,
+        });
+        assert.deepEqual((await store.listAccessKeys("100000000001")).map((k) => k.secretId), ["AKIDa1", "AKIDa2"]);
+        assert.deepEqual((await store.listAccessKeys("200000000002")).map((k) => k.secretId), ["AKIDb1"]);
+        for (const [uin, createTime] of [["100000000001", 100], ["200000000002", 300]] as const) {
+          const root = { principalId: uin, accountUin: uin, kind: "root", name: "root", remark: "", trustPolicy: null, maxSessionSeconds: 0, createTime };
+          assert.deepEqual(await store.getPrincipal(uin), root, "one root per account, created when its first key was");
+          assert.deepEqual(await store.listPrincipals(uin, "root", 0, 10), { items: [root], totalCount: 1 });
+        }
+        await store.touchAccessKey("AKIDa1", 1_000, 60);
+        assert.equal((await store.getAccessKey("AKIDa1"))?.lastUsedTime, 1_000);
+      } finally {
+        await store.close();
+      }
+    });
+
     it("apply each in one transaction: a failing migration leaves no trace and can be retried", () => {
       const db = raw(":memory:");
       try {
@@ -208,8 +248,30 @@ describe("SqliteStore", () => {
       await store.countKeys();
       await store.setMeta("a", "b");
       await store.getMeta("a");
-      await store.insertAccessKey({ secretId: "AKID", wrappedSecret: Buffer.from("s"), uin: "1", status: "Active", createTime: 1 });
+      await store.insertAccessKey({ secretId: "AKID", wrappedSecret: Buffer.from("s"), uin: "1", principalId: "1", status: "Active", createTime: 1, lastUsedTime: 0 });
       await store.getAccessKey("AKID");
+      await store.listAccessKeys("1");
+      await store.updateAccessKeyStatus("AKID", "Inactive");
+      await store.touchAccessKey("AKID", 100, 60);
+      await store.insertPrincipal({ principalId: "r", accountUin: "1", kind: "role", name: "r", remark: "", trustPolicy: "{}", maxSessionSeconds: 60, createTime: 1 });
+      await store.getPrincipal("r");
+      await store.getPrincipalByName("1", "role", "r");
+      await store.listPrincipals("1", "role", 0, 10);
+      await store.insertPolicy({ policyId: 5000, accountUin: "1", name: "p", description: "", document: "{}", createTime: 1, updateTime: 1 });
+      await store.getPolicy(5000);
+      await store.getPolicyByName("1", "p");
+      await store.listPolicies("1", 0, 10, "p");
+      await store.attachPolicy({ principalId: "r", policyId: 5000, accountUin: "1", createTime: 1 });
+      await store.listAttachedPolicies("r");
+      await store.countPolicyAttachments(5000);
+      await store.detachPolicy("r", 5000);
+      await store.insertRoleSession({ tmpSecretId: "t", roleId: "r", accountUin: "1", sessionName: "s", assumedBy: "1", createTime: 1, expiresAt: 2 });
+      await store.getRoleSession("t");
+      await store.deleteExpiredRoleSessions(2);
+      await store.deletePolicy(5000);
+      await store.deletePrincipal("r");
+      await store.deleteAccessKey("AKID");
+      await store.countKeys("1");
     } finally {
       Database.prototype.prepare = prepare;
     }
@@ -386,7 +448,7 @@ describe("SqliteStore", () => {
         ["listKeys", () => store.listKeys({ offset: 0, limit: 1, order: "desc" })],
         ["countKeys", () => store.countKeys()],
         ["getKeyVersion", () => store.getKeyVersion(key.keyId, 1)],
-        ["insertAccessKey", () => store.insertAccessKey({ secretId: "s", wrappedSecret: Buffer.alloc(1), uin: "1", status: "Active", createTime: 1 })],
+        ["insertAccessKey", () => store.insertAccessKey({ secretId: "s", wrappedSecret: Buffer.alloc(1), uin: "1", principalId: "1", status: "Active", createTime: 1, lastUsedTime: 0 })],
         ["getAccessKey", () => store.getAccessKey("s")],
       ];
       for (const [name, call] of calls) await assert.rejects(call(), /is closed/, name);

@@ -9,6 +9,7 @@ import { KEY_LIFECYCLE_DEFAULTS, type ImportTokenRecord, type KeyRecord, type Ke
 import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Store, type StoreOperations } from "../../src/store/store.js";
 import { StoreNotEmptyError, type PortableValue, type TableShape } from "../../src/store/store.js";
 import type { WrappedValue, WrappedValuePosition } from "../../src/store/store.js";
+import type { PolicyAttachmentRecord, PolicyRecord, PrincipalRecord, RoleSessionRecord } from "../../src/store/store.js";
 
 export interface StoreFixture {
   store: Store;
@@ -837,6 +838,442 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         }));
     });
 
+    describe("access keys of principals", () => {
+      it("lists a principal's access keys oldest first, and only its own", () =>
+        withStore(async ({ store }) => {
+          await store.insertAccessKey(accessKey("AKIDc", undefined, { principalId: "200000000001", createTime: 300 }));
+          await store.insertAccessKey(accessKey("AKIDa", undefined, { principalId: "200000000001", createTime: 100 }));
+          await store.insertAccessKey(accessKey("AKIDb", undefined, { principalId: "200000000001", createTime: 300 }));
+          await store.insertAccessKey(accessKey("AKIDroot"));
+          const listed = await store.listAccessKeys("200000000001");
+          assert.deepEqual(listed.map((k) => k.secretId), ["AKIDa", "AKIDb", "AKIDc"], "by createTime, then SecretId");
+          assert.deepEqual(listed[0], accessKey("AKIDa", undefined, { principalId: "200000000001", createTime: 100 }));
+          assert.ok(Buffer.isBuffer(listed[0]?.wrappedSecret));
+          assert.deepEqual((await store.listAccessKeys("100000000001")).map((k) => k.secretId), ["AKIDroot"]);
+          assert.deepEqual(await store.listAccessKeys("nobody"), []);
+        }));
+
+      it("updates the status and deletes a key, answering false for an unknown SecretId", () =>
+        withStore(async ({ store }) => {
+          await store.insertAccessKey(accessKey("AKIDstatus"));
+          await store.insertAccessKey(accessKey("AKIDother"));
+          assert.equal(await store.updateAccessKeyStatus("AKIDstatus", "Inactive"), true);
+          assert.equal((await store.getAccessKey("AKIDstatus"))?.status, "Inactive");
+          assert.equal((await store.getAccessKey("AKIDother"))?.status, "Active", "only that key");
+          assert.equal(await store.updateAccessKeyStatus("AKIDstatus", "Active"), true);
+          assert.deepEqual(await store.getAccessKey("AKIDstatus"), accessKey("AKIDstatus"));
+          assert.equal(await store.updateAccessKeyStatus("AKIDmissing", "Inactive"), false);
+          assert.equal(await store.getAccessKey("AKIDmissing"), undefined, "an update creates nothing");
+
+          assert.equal(await store.deleteAccessKey("AKIDstatus"), true);
+          assert.equal(await store.getAccessKey("AKIDstatus"), undefined);
+          assert.equal(await store.deleteAccessKey("AKIDstatus"), false, "already gone");
+          assert.equal(await store.deleteAccessKey("AKIDmissing"), false);
+          assert.deepEqual(await store.getAccessKey("AKIDother"), accessKey("AKIDother"));
+        }));
+
+      it("touches lastUsedTime only when it is older than time - minIntervalSeconds", () =>
+        withStore(async ({ store }) => {
+          await store.insertAccessKey(accessKey("AKIDtouch"));
+          await store.insertAccessKey(accessKey("AKIDuntouched"));
+          const lastUsed = async () => (await store.getAccessKey("AKIDtouch"))?.lastUsedTime;
+          await store.touchAccessKey("AKIDtouch", 1_000, 60);
+          assert.equal(await lastUsed(), 1_000, "never used: recorded at once");
+          await store.touchAccessKey("AKIDtouch", 1_030, 60);
+          assert.equal(await lastUsed(), 1_000, "within the interval: not written");
+          await store.touchAccessKey("AKIDtouch", 1_060, 60);
+          assert.equal(await lastUsed(), 1_000, "exactly the interval later: 1000 is not older than 1060 - 60");
+          await store.touchAccessKey("AKIDtouch", 1_061, 60);
+          assert.equal(await lastUsed(), 1_061, "past the interval: written");
+          await store.touchAccessKey("AKIDtouch", 500, 60);
+          assert.equal(await lastUsed(), 1_061, "an older time never moves it back");
+          await store.touchAccessKey("AKIDtouch", 1_062, 0);
+          assert.equal(await lastUsed(), 1_062, "no interval: any newer time");
+          await store.touchAccessKey("AKIDtouch", 1_062, 0);
+          assert.equal(await lastUsed(), 1_062);
+          await store.touchAccessKey("AKIDmissing", 2_000, 60);
+          assert.equal(await store.getAccessKey("AKIDmissing"), undefined, "touching an unknown key does nothing");
+          assert.equal((await store.getAccessKey("AKIDuntouched"))?.lastUsedTime, 0);
+          const touched = await store.getAccessKey("AKIDtouch");
+          assert.deepEqual(touched, { ...accessKey("AKIDtouch"), lastUsedTime: 1_062 }, "nothing else changes");
+        }));
+    });
+
+    describe("principals", () => {
+      it("inserts a principal of each kind and gets it by id and by (account, kind, name)", () =>
+        withStore(async ({ store }) => {
+          const root = principal({ principalId: ACCOUNT, kind: "root", name: "root" });
+          const user = principal({ principalId: "200000000001", name: "ünïcødé 用户 ' \" % _ \\", remark: "a remark" });
+          const role = principal({
+            principalId: "4611686018427387905",
+            kind: "role",
+            name: "deployer",
+            trustPolicy: '{"version":"2.0","statement":[]}',
+            maxSessionSeconds: 43_200,
+            createTime: 4_102_444_800,
+          });
+          for (const p of [root, user, role]) await store.insertPrincipal(p);
+          for (const p of [root, user, role]) {
+            assert.deepEqual(await store.getPrincipal(p.principalId), p);
+            assert.deepEqual(await store.getPrincipalByName(p.accountUin, p.kind, p.name), p);
+          }
+          assert.equal(await store.getPrincipal("missing"), undefined);
+          assert.equal(await store.getPrincipalByName(ACCOUNT, "role", user.name), undefined, "the kind is part of the name's key");
+          assert.equal(await store.getPrincipalByName("999", "user", user.name), undefined, "so is the account");
+          assert.equal(await store.getPrincipalByName(ACCOUNT, "role", "DEPLOYER"), undefined, "names are exact");
+        }));
+
+      it("refuses a duplicate id or (account, kind, name), writing nothing", () =>
+        withStore(async ({ store }) => {
+          const alice = principal({ principalId: "200000000001", name: "alice" });
+          await store.insertPrincipal(alice);
+          await assert.rejects(store.insertPrincipal({ ...alice, name: "bob" }), assertConflict("principal"));
+          await assert.rejects(store.insertPrincipal({ ...alice, principalId: "200000000002", remark: "other" }), assertConflict("principal"));
+          assert.equal(await store.getPrincipal("200000000002"), undefined);
+          assert.equal(await store.getPrincipalByName(ACCOUNT, "user", "bob"), undefined);
+          assert.deepEqual(await store.getPrincipal(alice.principalId), alice);
+          // The same name as another kind, or in another account, is a different principal.
+          const aliceRole = principal({ principalId: "role-alice", kind: "role", name: "alice" });
+          const elsewhere = principal({ principalId: "300000000001", accountUin: "300000000000", name: "alice" });
+          await store.insertPrincipal(aliceRole);
+          await store.insertPrincipal(elsewhere);
+          assert.deepEqual(await store.getPrincipalByName(ACCOUNT, "role", "alice"), aliceRole);
+          assert.deepEqual(await store.getPrincipalByName("300000000000", "user", "alice"), elsewhere);
+        }));
+
+      it("lists one kind of one account by name (byte order), in pages, with the count of all", () =>
+        withStore(async ({ store }) => {
+          const names = ["carol", "Bob", "alice", "dave", "bob", "erin"];
+          for (const [i, name] of names.entries()) await store.insertPrincipal(principal({ principalId: `20000000000${i}`, name }));
+          await store.insertPrincipal(principal({ principalId: "role-1", kind: "role", name: "aaa-role" }));
+          await store.insertPrincipal(principal({ principalId: "300000000001", accountUin: "300000000000", name: "aaa" }));
+          const sorted = ["Bob", "alice", "bob", "carol", "dave", "erin"];
+          const page = async (offset: number, limit: number) => {
+            const p = await store.listPrincipals(ACCOUNT, "user", offset, limit);
+            return { names: p.items.map((x) => x.name), totalCount: p.totalCount };
+          };
+          assert.deepEqual(await page(0, 100), { names: sorted, totalCount: 6 });
+          assert.deepEqual(await page(0, 4), { names: sorted.slice(0, 4), totalCount: 6 });
+          assert.deepEqual(await page(4, 4), { names: sorted.slice(4), totalCount: 6 });
+          assert.deepEqual(await page(6, 4), { names: [], totalCount: 6 }, "past the end: no items, still the count");
+          assert.deepEqual(await page(0, 0), { names: [], totalCount: 6 });
+          const full = (await store.listPrincipals(ACCOUNT, "user", 1, 1)).items[0];
+          assert.deepEqual(full, principal({ principalId: "200000000002", name: "alice" }));
+          assert.deepEqual((await store.listPrincipals(ACCOUNT, "role", 0, 10)).items.map((p) => p.principalId), ["role-1"]);
+          assert.deepEqual(await store.listPrincipals(ACCOUNT, "root", 0, 10), { items: [], totalCount: 0 });
+          assert.deepEqual(await store.listPrincipals("nobody", "user", 0, 10), { items: [], totalCount: 0 });
+          await assert.rejects(store.listPrincipals(ACCOUNT, "user", -1, 10), RangeError);
+          await assert.rejects(store.listPrincipals(ACCOUNT, "user", 0, 1.5), RangeError);
+        }));
+
+      it("deletes a principal with its access keys, attachments and role sessions, and nothing of others", () =>
+        withStore(async ({ store }) => {
+          const role = principal({ principalId: "role-doomed", kind: "role", name: "doomed", maxSessionSeconds: 3_600 });
+          const keep = principal({ principalId: "role-kept", kind: "role", name: "kept" });
+          const user = principal({ principalId: "200000000001", name: "user" });
+          for (const p of [role, keep, user]) await store.insertPrincipal(p);
+          await store.insertPolicy(policy({ policyId: 5_001, name: "custom" }));
+          for (const p of [role, keep, user]) {
+            await store.insertAccessKey(accessKey(`AKID-${p.principalId}`, undefined, { principalId: p.principalId }));
+            await store.attachPolicy(attachment(p.principalId, 5_001));
+            await store.attachPolicy(attachment(p.principalId, 1));
+          }
+          await store.insertAccessKey(accessKey("AKID-doomed-2", undefined, { principalId: role.principalId }));
+          await store.insertRoleSession(roleSession("tmp-doomed-1", role.principalId, { assumedBy: user.principalId }));
+          await store.insertRoleSession(roleSession("tmp-doomed-2", role.principalId));
+          await store.insertRoleSession(roleSession("tmp-kept", keep.principalId, { assumedBy: user.principalId }));
+
+          assert.equal(await store.deletePrincipal(role.principalId), true);
+          assert.equal(await store.getPrincipal(role.principalId), undefined);
+          assert.equal(await store.getPrincipalByName(ACCOUNT, "role", "doomed"), undefined);
+          assert.deepEqual(await store.listAccessKeys(role.principalId), []);
+          assert.equal(await store.getAccessKey("AKID-doomed-2"), undefined);
+          assert.deepEqual(await store.listAttachedPolicies(role.principalId), []);
+          assert.equal(await store.getRoleSession("tmp-doomed-1"), undefined);
+          assert.equal(await store.getRoleSession("tmp-doomed-2"), undefined);
+          assert.equal(await store.countPolicyAttachments(5_001), 2);
+          assert.equal(await store.countPolicyAttachments(1), 2);
+          assert.ok((await store.getPolicy(5_001)) !== undefined, "the policy itself stays");
+          // Everything of the others is untouched.
+          for (const p of [keep, user]) {
+            assert.deepEqual(await store.getPrincipal(p.principalId), p);
+            assert.deepEqual((await store.listAccessKeys(p.principalId)).map((k) => k.secretId), [`AKID-${p.principalId}`]);
+            assert.deepEqual((await store.listAttachedPolicies(p.principalId)).map((a) => a.policyId).sort(), [1, 5_001]);
+          }
+          assert.deepEqual(await store.getRoleSession("tmp-kept"), roleSession("tmp-kept", keep.principalId, { assumedBy: user.principalId }));
+
+          assert.equal(await store.deletePrincipal(role.principalId), false, "already gone");
+          assert.equal(await store.deletePrincipal("missing"), false);
+          // A name freed by the deletion can be taken again.
+          await store.insertPrincipal({ ...role, principalId: "role-reborn" });
+          assert.equal((await store.getPrincipalByName(ACCOUNT, "role", "doomed"))?.principalId, "role-reborn");
+        }));
+    });
+
+    describe("policies and attachments", () => {
+      it("inserts a policy and gets it by id and by (account, name); refuses a duplicate id or name", () =>
+        withStore(async ({ store }) => {
+          const p = policy({ policyId: 5_001, name: "KmsReadOnly", description: "read ' only", document: '{"version":"2.0","statement":[{"effect":"allow","action":["kms:Get*"],"resource":["*"]}]}' });
+          await store.insertPolicy(p);
+          assert.deepEqual(await store.getPolicy(5_001), p);
+          assert.deepEqual(await store.getPolicyByName(ACCOUNT, "KmsReadOnly"), p);
+          assert.equal(await store.getPolicy(5_002), undefined);
+          assert.equal(await store.getPolicy(1.5), undefined);
+          assert.equal(await store.getPolicyByName(ACCOUNT, "kmsreadonly"), undefined, "names are exact");
+          assert.equal(await store.getPolicyByName("999", "KmsReadOnly"), undefined);
+
+          await assert.rejects(store.insertPolicy({ ...p, name: "Other" }), assertConflict("policy"));
+          await assert.rejects(store.insertPolicy({ ...p, policyId: 5_002, document: "{}" }), assertConflict("policy"));
+          assert.equal(await store.getPolicy(5_002), undefined);
+          assert.equal(await store.getPolicyByName(ACCOUNT, "Other"), undefined);
+          assert.deepEqual(await store.getPolicy(5_001), p);
+          const elsewhere = policy({ policyId: 5_003, accountUin: "300000000000", name: "KmsReadOnly", createTime: 2 ** 40, updateTime: 2 ** 40 + 1 });
+          await store.insertPolicy(elsewhere);
+          assert.deepEqual(await store.getPolicyByName("300000000000", "KmsReadOnly"), elsewhere, "the same name in another account");
+        }));
+
+      it("lists an account's policies by name, in pages, with the count of all matches", () =>
+        withStore(async ({ store }) => {
+          const names = ["delta", "Alpha", "charlie", "bravo", "alpha"];
+          for (const [i, name] of names.entries()) await store.insertPolicy(policy({ policyId: 5_000 + i, name }));
+          await store.insertPolicy(policy({ policyId: 6_000, accountUin: "300000000000", name: "alpha-elsewhere" }));
+          const page = async (offset: number, limit: number, keyword?: string) => {
+            const p = await store.listPolicies(ACCOUNT, offset, limit, keyword);
+            return { names: p.items.map((x) => x.name), totalCount: p.totalCount };
+          };
+          assert.deepEqual(await page(0, 10), { names: ["Alpha", "alpha", "bravo", "charlie", "delta"], totalCount: 5 });
+          assert.deepEqual(await page(1, 2), { names: ["alpha", "bravo"], totalCount: 5 });
+          assert.deepEqual(await page(5, 2), { names: [], totalCount: 5 });
+          assert.deepEqual(await page(0, 0), { names: [], totalCount: 5 });
+          assert.deepEqual((await store.listPolicies(ACCOUNT, 4, 1)).items, [policy({ policyId: 5_000, name: "delta" })]);
+          assert.deepEqual(await page(0, 10, "ALPH"), { names: ["Alpha", "alpha"], totalCount: 2 }, "the keyword ignores case");
+          assert.deepEqual(await page(1, 10, "a"), { names: ["alpha", "bravo", "charlie", "delta"], totalCount: 5 });
+          assert.deepEqual(await page(0, 10, "rav"), { names: ["bravo"], totalCount: 1 }, "a substring anywhere");
+          assert.deepEqual(await page(0, 10, "zulu"), { names: [], totalCount: 0 });
+          assert.deepEqual(await page(0, 10, ""), { names: ["Alpha", "alpha", "bravo", "charlie", "delta"], totalCount: 5 }, "an empty keyword matches all");
+          assert.deepEqual(await store.listPolicies("nobody", 0, 10), { items: [], totalCount: 0 });
+          await assert.rejects(store.listPolicies(ACCOUNT, -1, 10), RangeError);
+        }));
+
+      it("takes the keyword literally: %, _ and the escape character are not wildcards", () =>
+        withStore(async ({ store }) => {
+          const names = ["a%b", "a_b", "axb", "a\\b", "aXXb"];
+          for (const [i, name] of names.entries()) await store.insertPolicy(policy({ policyId: 5_000 + i, name }));
+          const matching = async (keyword: string) => (await store.listPolicies(ACCOUNT, 0, 10, keyword)).items.map((p) => p.name);
+          assert.deepEqual(await matching("%"), ["a%b"]);
+          assert.deepEqual(await matching("_"), ["a_b"]);
+          assert.deepEqual(await matching("\\"), ["a\\b"]);
+          assert.deepEqual(await matching("a_b"), ["a_b"]);
+          assert.deepEqual(await matching("a%b"), ["a%b"]);
+          assert.deepEqual(await matching("\\b"), ["a\\b"]);
+          assert.equal((await store.listPolicies(ACCOUNT, 0, 10, "%")).totalCount, 1);
+        }));
+
+      it("attaches a policy once, lists and counts attachments, and detaches it", () =>
+        withStore(async ({ store }) => {
+          const alice = principal({ principalId: "200000000001", name: "alice" });
+          const bob = principal({ principalId: "200000000002", name: "bob" });
+          await store.insertPrincipal(alice);
+          await store.insertPrincipal(bob);
+          await store.insertPolicy(policy({ policyId: 5_001, name: "custom" }));
+          assert.equal(await store.attachPolicy(attachment(alice.principalId, 5_001, 300)), true);
+          assert.equal(await store.attachPolicy(attachment(alice.principalId, 1, 100)), true, "a preset policy (not stored) can be attached");
+          assert.equal(await store.attachPolicy(attachment(alice.principalId, 7, 300)), true);
+          assert.equal(await store.attachPolicy(attachment(bob.principalId, 5_001, 50)), true);
+          assert.equal(await store.attachPolicy(attachment(alice.principalId, 5_001, 999)), false, "already attached");
+          assert.deepEqual(await store.listAttachedPolicies(alice.principalId), [
+            attachment(alice.principalId, 1, 100),
+            attachment(alice.principalId, 7, 300),
+            attachment(alice.principalId, 5_001, 300),
+          ], "oldest first, then by policy id; the refused second attachment changed nothing");
+          assert.equal(await store.countPolicyAttachments(5_001), 2);
+          assert.equal(await store.countPolicyAttachments(1), 1);
+          assert.equal(await store.countPolicyAttachments(404), 0);
+
+          assert.equal(await store.detachPolicy(alice.principalId, 5_001), true);
+          assert.equal(await store.detachPolicy(alice.principalId, 5_001), false, "no longer attached");
+          assert.equal(await store.detachPolicy("nobody", 1), false);
+          assert.equal(await store.countPolicyAttachments(5_001), 1);
+          assert.deepEqual((await store.listAttachedPolicies(alice.principalId)).map((a) => a.policyId), [1, 7]);
+          assert.deepEqual(await store.listAttachedPolicies(bob.principalId), [attachment(bob.principalId, 5_001, 50)]);
+          assert.deepEqual(await store.listAttachedPolicies("nobody"), []);
+          assert.equal(await store.attachPolicy(attachment(alice.principalId, 5_001, 400)), true, "attachable again after detaching");
+        }));
+
+      it("refuses an attachment to an unknown principal with a plain error", () =>
+        withStore(async ({ store }) => {
+          await assert.rejects(store.attachPolicy(attachment("nobody", 1)), (err) => {
+            assert.ok(err instanceof Error && !(err instanceof StoreConflictError), `got ${String(err)}`);
+            return true;
+          });
+          assert.equal(await store.countPolicyAttachments(1), 0);
+        }));
+
+      it("deletes a policy with every attachment of it; an unknown or preset id deletes nothing", () =>
+        withStore(async ({ store }) => {
+          const alice = principal({ principalId: "200000000001", name: "alice" });
+          const bob = principal({ principalId: "200000000002", name: "bob" });
+          await store.insertPrincipal(alice);
+          await store.insertPrincipal(bob);
+          await store.insertPolicy(policy({ policyId: 5_001, name: "doomed" }));
+          await store.insertPolicy(policy({ policyId: 5_002, name: "kept" }));
+          for (const p of [alice, bob]) {
+            for (const id of [1, 5_001, 5_002]) await store.attachPolicy(attachment(p.principalId, id));
+          }
+          assert.equal(await store.deletePolicy(5_001), true);
+          assert.equal(await store.getPolicy(5_001), undefined);
+          assert.equal(await store.getPolicyByName(ACCOUNT, "doomed"), undefined);
+          assert.equal(await store.countPolicyAttachments(5_001), 0);
+          for (const p of [alice, bob]) assert.deepEqual((await store.listAttachedPolicies(p.principalId)).map((a) => a.policyId).sort(), [1, 5_002]);
+          assert.equal(await store.deletePolicy(5_001), false, "already gone");
+          assert.equal(await store.deletePolicy(1), false, "a preset policy is not stored");
+          assert.equal(await store.countPolicyAttachments(1), 2, "so its attachments stay");
+          assert.equal(await store.countPolicyAttachments(5_002), 2);
+          assert.ok((await store.getPrincipal(alice.principalId)) !== undefined);
+          await store.insertPolicy(policy({ policyId: 5_003, name: "doomed" }));
+          assert.equal((await store.getPolicyByName(ACCOUNT, "doomed"))?.policyId, 5_003, "the name is free again");
+        }));
+    });
+
+    describe("role sessions", () => {
+      it("inserts and gets a session; refuses one for an unknown role or a duplicate id", () =>
+        withStore(async ({ store }) => {
+          await store.insertPrincipal(principal({ principalId: "role-1", kind: "role", name: "r" }));
+          const session = roleSession("tmp-1", "role-1", { sessionName: "ci-job ✓", createTime: 2 ** 40, expiresAt: 2 ** 40 + 7_200 });
+          await store.insertRoleSession(session);
+          assert.deepEqual(await store.getRoleSession("tmp-1"), session);
+          assert.equal(await store.getRoleSession("TMP-1"), undefined);
+          assert.equal(await store.getRoleSession("missing"), undefined);
+          await assert.rejects(store.insertRoleSession(roleSession("tmp-2", "no-such-role")), (err) => err instanceof Error && !(err instanceof StoreConflictError));
+          assert.equal(await store.getRoleSession("tmp-2"), undefined);
+          await assert.rejects(store.insertRoleSession({ ...session, sessionName: "other" }));
+          assert.deepEqual(await store.getRoleSession("tmp-1"), session);
+        }));
+
+      it("deletes the sessions whose expiresAt <= now and answers how many", () =>
+        withStore(async ({ store }) => {
+          await store.insertPrincipal(principal({ principalId: "role-1", kind: "role", name: "r" }));
+          for (const [id, expiresAt] of [["tmp-a", 100], ["tmp-b", 200], ["tmp-c", 201], ["tmp-d", 300]] as const) {
+            await store.insertRoleSession(roleSession(id, "role-1", { expiresAt }));
+          }
+          assert.equal(await store.deleteExpiredRoleSessions(99), 0);
+          assert.equal(await store.deleteExpiredRoleSessions(200), 2, "expiresAt equal to now is expired");
+          assert.equal(await store.getRoleSession("tmp-a"), undefined);
+          assert.equal(await store.getRoleSession("tmp-b"), undefined);
+          assert.ok((await store.getRoleSession("tmp-c")) !== undefined);
+          assert.equal(await store.deleteExpiredRoleSessions(200), 0);
+          assert.equal(await store.deleteExpiredRoleSessions(1_000), 2);
+          assert.equal(await store.getRoleSession("tmp-d"), undefined);
+        }));
+    });
+
+    describe("keys per account", () => {
+      it("counts and lists the keys of one account (creatorUin)", () =>
+        withStore(async ({ store }) => {
+          const mine = [makeKey({ createTime: 1 }), makeKey({ createTime: 2, state: "Disabled" })];
+          const theirs = [makeKey({ creatorUin: "300000000000", owner: "300000000000", createTime: 3 })];
+          for (const key of [...mine, ...theirs]) await store.insertKey(key, versionOf(key));
+          assert.equal(await store.countKeys(), 3);
+          assert.equal(await store.countKeys(ACCOUNT), 2);
+          assert.equal(await store.countKeys("300000000000"), 1);
+          assert.equal(await store.countKeys("nobody"), 0);
+          const list = (query: Partial<KeyListQuery>) => store.listKeys({ offset: 0, limit: 10, order: "asc", ...query });
+          assert.deepEqual((await list({ accountUin: ACCOUNT })).keys.map((k) => k.keyId), mine.map((k) => k.keyId));
+          assert.equal((await list({ accountUin: ACCOUNT, limit: 1 })).totalCount, 2);
+          assert.deepEqual((await list({ accountUin: "300000000000" })).keys.map((k) => k.keyId), [theirs[0]!.keyId]);
+          assert.deepEqual(await list({ accountUin: "nobody" }), { keys: [], totalCount: 0 });
+          assert.deepEqual((await list({ accountUin: ACCOUNT, states: ["Disabled"] })).keys.map((k) => k.keyId), [mine[1]!.keyId], "with the other filters");
+          assert.equal((await list({})).totalCount, 3, "no accountUin: every account");
+          assert.equal(await store.transaction((tx) => tx.countKeys(ACCOUNT)), 2);
+        }));
+    });
+
+    describe("identity in transactions", () => {
+      async function seed(store: Store): Promise<void> {
+        await store.insertPrincipal(principal({ principalId: "200000000001", name: "existing" }));
+        await store.insertPrincipal(principal({ principalId: "role-1", kind: "role", name: "role" }));
+        await store.insertPolicy(policy({ policyId: 5_001, name: "existing" }));
+        await store.attachPolicy(attachment("200000000001", 5_001));
+        await store.insertAccessKey(accessKey("AKIDexisting", undefined, { principalId: "200000000001" }));
+        await store.insertRoleSession(roleSession("tmp-existing", "role-1", { expiresAt: 100 }));
+      }
+
+      async function snapshotOf(store: Store): Promise<unknown> {
+        return {
+          users: await store.listPrincipals(ACCOUNT, "user", 0, 100),
+          roles: await store.listPrincipals(ACCOUNT, "role", 0, 100),
+          policies: await store.listPolicies(ACCOUNT, 0, 100),
+          attached: await store.listAttachedPolicies("200000000001"),
+          attachedNew: await store.listAttachedPolicies("200000000002"),
+          keys: await store.listAccessKeys("200000000001"),
+          newKeys: await store.listAccessKeys("200000000002"),
+          session: await store.getRoleSession("tmp-existing"),
+          newSession: await store.getRoleSession("tmp-new"),
+        };
+      }
+
+      async function mutate(tx: StoreOperations): Promise<void> {
+        await tx.insertPrincipal(principal({ principalId: "200000000002", name: "new" }));
+        await tx.insertPolicy(policy({ policyId: 5_002, name: "new" }));
+        assert.equal(await tx.attachPolicy(attachment("200000000002", 5_002)), true);
+        assert.equal(await tx.attachPolicy(attachment("200000000001", 1)), true);
+        assert.equal(await tx.detachPolicy("200000000001", 5_001), true);
+        await tx.insertAccessKey(accessKey("AKIDnew", undefined, { principalId: "200000000002" }));
+        assert.equal(await tx.updateAccessKeyStatus("AKIDexisting", "Inactive"), true);
+        await tx.touchAccessKey("AKIDexisting", 5_000, 60);
+        await tx.insertRoleSession(roleSession("tmp-new", "role-1"));
+        assert.equal(await tx.deleteExpiredRoleSessions(100), 1);
+        // A conflict caught inside the transaction leaves it usable.
+        await assert.rejects(tx.insertPrincipal(principal({ principalId: "200000000003", name: "new" })), assertConflict("principal"));
+        await assert.rejects(tx.insertPolicy(policy({ policyId: 5_002, name: "other" })), assertConflict("policy"));
+        assert.equal(await tx.deletePolicy(5_001), true);
+        assert.equal(await tx.deletePrincipal("role-1"), true);
+        // It reads its own writes.
+        assert.equal((await tx.getPrincipalByName(ACCOUNT, "user", "new"))?.principalId, "200000000002");
+        assert.equal((await tx.listPolicies(ACCOUNT, 0, 10)).totalCount, 1);
+        assert.equal(await tx.countPolicyAttachments(5_002), 1);
+        assert.equal(await tx.getPrincipal("role-1"), undefined);
+        assert.equal((await tx.getAccessKey("AKIDexisting"))?.lastUsedTime, 5_000);
+      }
+
+      it("rolls back every identity write when the function rejects", () =>
+        withStore(async ({ store }) => {
+          await seed(store);
+          const before = await snapshotOf(store);
+          const boom = new Error("boom");
+          await assert.rejects(
+            store.transaction(async (tx) => {
+              await mutate(tx);
+              throw boom;
+            }),
+            (err) => err === boom,
+          );
+          assert.deepEqual(await snapshotOf(store), before);
+          assert.equal(await store.getPrincipal("200000000002"), undefined);
+          assert.equal(await store.getPolicy(5_002), undefined);
+          assert.equal(await store.getAccessKey("AKIDnew"), undefined);
+          assert.ok((await store.getPrincipal("role-1")) !== undefined);
+          assert.ok((await store.getPolicy(5_001)) !== undefined);
+          assert.equal(await store.countPolicyAttachments(1), 0);
+        }));
+
+      it("commits every identity write when the function resolves", () =>
+        withStore(async ({ store }) => {
+          await seed(store);
+          await store.transaction(mutate);
+          assert.equal((await store.getPrincipalByName(ACCOUNT, "user", "new"))?.principalId, "200000000002");
+          assert.equal(await store.getPrincipal("200000000003"), undefined);
+          assert.equal(await store.getPrincipal("role-1"), undefined);
+          assert.equal(await store.getRoleSession("tmp-new"), undefined, "deleted with its role");
+          assert.equal(await store.getRoleSession("tmp-existing"), undefined);
+          assert.deepEqual((await store.listPolicies(ACCOUNT, 0, 10)).items.map((p) => p.policyId), [5_002]);
+          assert.deepEqual((await store.listAttachedPolicies("200000000001")).map((a) => a.policyId), [1]);
+          assert.deepEqual((await store.listAttachedPolicies("200000000002")).map((a) => a.policyId), [5_002]);
+          assert.deepEqual(await store.getAccessKey("AKIDexisting"), { ...accessKey("AKIDexisting", undefined, { principalId: "200000000001" }), status: "Inactive", lastUsedTime: 5_000 });
+          assert.ok((await store.getAccessKey("AKIDnew")) !== undefined);
+        }));
+    });
+
     it("keeps everything across close and reopen", (t) =>
       withStore(async ({ store, reopen }) => {
         if (reopen === undefined) {
@@ -850,6 +1287,10 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         await store.setMeta("audit-head", "deadbeef");
         const ak = accessKey("AKIDpersist");
         await store.insertAccessKey(ak);
+        await store.insertPrincipal(BACKUP_ROLE);
+        await store.insertPolicy(BACKUP_POLICY);
+        await store.attachPolicy(attachment(BACKUP_ROLE.principalId, BACKUP_POLICY.policyId));
+        await store.insertRoleSession(roleSession("tmp-persist", BACKUP_ROLE.principalId));
 
         const again = await reopen();
         assertKey(await again.getKey(renamed.keyId), renamed);
@@ -857,6 +1298,10 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         for (const key of keys) assert.deepEqual(await again.getKeyVersion(key.keyId, 1), versionOf(key));
         assert.equal(await again.getMeta("audit-head"), "deadbeef");
         assert.deepEqual(await again.getAccessKey("AKIDpersist"), ak);
+        assert.deepEqual(await again.getPrincipal(BACKUP_ROLE.principalId), BACKUP_ROLE);
+        assert.deepEqual(await again.getPolicy(BACKUP_POLICY.policyId), BACKUP_POLICY);
+        assert.equal(await again.countPolicyAttachments(BACKUP_POLICY.policyId), 1);
+        assert.deepEqual(await again.getRoleSession("tmp-persist"), roleSession("tmp-persist", BACKUP_ROLE.principalId));
         assert.equal(await again.countKeys(), 3);
         assert.deepEqual(
           (await again.listKeys({ offset: 0, limit: 10, order: "asc" })).keys.map((k) => k.keyId),
@@ -1002,7 +1447,13 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
           used: true,
         };
         await store.insertImportToken(token);
-        await store.insertAccessKey(accessKey("AKIDbackup"));
+        await store.insertAccessKey(accessKey("AKIDbackup", undefined, { lastUsedTime: 1_700_000_500 }));
+        await store.insertPrincipal(principal({ principalId: ACCOUNT, kind: "root", name: "root" }));
+        await store.insertPrincipal(BACKUP_ROLE);
+        await store.insertPolicy(BACKUP_POLICY);
+        await store.attachPolicy(attachment(BACKUP_ROLE.principalId, BACKUP_POLICY.policyId));
+        await store.attachPolicy(attachment(ACCOUNT, 1));
+        await store.insertRoleSession(roleSession("tmp-backup", BACKUP_ROLE.principalId));
         await store.setMeta("region", "backup-test");
         return { keys, token };
       }
@@ -1024,7 +1475,12 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
           });
           await writes;
           const names = [...dumped.tables.keys()];
-          for (const table of ["meta", "keys", "key_versions", "key_tags", "import_tokens", "access_keys"]) assert.ok(names.includes(table), `${table} is exported`);
+          for (const table of ["meta", "keys", "key_versions", "key_tags", "import_tokens", "access_keys", "principals", "policies", "policy_attachments", "role_sessions"]) {
+            assert.ok(names.includes(table), `${table} is exported`);
+          }
+          assert.ok(names.indexOf("principals") < names.indexOf("policy_attachments") && names.indexOf("principals") < names.indexOf("role_sessions"), "principals come before what references them");
+          assert.equal(dumped.tables.get("principals")?.rows.length, 2);
+          assert.equal(dumped.tables.get("policy_attachments")?.rows.length, 2);
           assert.ok(!names.includes("schema_migrations"), "the migration history is not a table of the backup");
           assert.ok(names.indexOf("keys") < names.indexOf("key_versions") && names.indexOf("keys") < names.indexOf("import_tokens"), "parents come first");
           assert.ok(dumped.schemaVersion >= 1);
@@ -1063,7 +1519,13 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
             for (const key of keys) assertKey(await t.getKey(key.keyId), key);
             assert.deepEqual(await t.listKeyVersions(keys[0]!.keyId), await store.listKeyVersions(keys[0]!.keyId));
             assert.deepEqual(await t.getImportToken(token.tokenId), token);
-            assert.deepEqual(await t.getAccessKey("AKIDbackup"), accessKey("AKIDbackup"));
+            assert.deepEqual(await t.getAccessKey("AKIDbackup"), accessKey("AKIDbackup", undefined, { lastUsedTime: 1_700_000_500 }));
+            assert.deepEqual(await t.getPrincipal(ACCOUNT), principal({ principalId: ACCOUNT, kind: "root", name: "root" }));
+            assert.deepEqual(await t.getPrincipalByName(ACCOUNT, "role", BACKUP_ROLE.name), BACKUP_ROLE);
+            assert.deepEqual(await t.getPolicy(BACKUP_POLICY.policyId), BACKUP_POLICY);
+            assert.deepEqual(await t.listAttachedPolicies(BACKUP_ROLE.principalId), [attachment(BACKUP_ROLE.principalId, BACKUP_POLICY.policyId)]);
+            assert.deepEqual(await t.listAttachedPolicies(ACCOUNT), [attachment(ACCOUNT, 1)]);
+            assert.deepEqual(await t.getRoleSession("tmp-backup"), roleSession("tmp-backup", BACKUP_ROLE.principalId));
             assert.equal(await t.getMeta("region"), "backup-test");
             const order = async (s: Store) => (await s.listKeys({ offset: 0, limit: 10, order: "asc" })).keys.map((k) => k.keyId);
             assert.deepEqual(await order(t), await order(store), "the order of keys created in the same second survives");
@@ -1114,6 +1576,43 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
   });
 }
 
-function accessKey(secretId: string, wrappedSecret = Buffer.from(`wrapped-secret:${secretId}`)): AccessKeyRecord {
-  return { secretId, wrappedSecret, uin: "100000000001", status: "Active", createTime: 1_700_000_000 };
+/** The account most records of these tests belong to (also makeKey's creatorUin). */
+const ACCOUNT = "100000000001";
+
+function accessKey(secretId: string, wrappedSecret = Buffer.from(`wrapped-secret:${secretId}`), overrides: Partial<AccessKeyRecord> = {}): AccessKeyRecord {
+  return { secretId, wrappedSecret, uin: ACCOUNT, principalId: ACCOUNT, status: "Active", createTime: 1_700_000_000, lastUsedTime: 0, ...overrides };
+}
+
+function principal(overrides: Partial<PrincipalRecord> & Pick<PrincipalRecord, "principalId" | "name">): PrincipalRecord {
+  return { accountUin: ACCOUNT, kind: "user", remark: "", trustPolicy: null, maxSessionSeconds: 0, createTime: 1_700_000_000, ...overrides };
+}
+
+function policy(overrides: Partial<PolicyRecord> & Pick<PolicyRecord, "policyId" | "name">): PolicyRecord {
+  return {
+    accountUin: ACCOUNT,
+    description: "",
+    document: '{"version":"2.0","statement":[{"effect":"allow","action":["kms:*"],"resource":["*"]}]}',
+    createTime: 1_700_000_000,
+    updateTime: 1_700_000_100,
+    ...overrides,
+  };
+}
+
+/** A role and a policy with every field set (trustPolicy not null), for backup and reopen. */
+const BACKUP_ROLE = principal({
+  principalId: "4611686018427387905",
+  kind: "role",
+  name: "backup-role",
+  remark: "remark ' \" \\ ✓",
+  trustPolicy: '{"version":"2.0","statement":[{"effect":"allow","principal":{"qcs":["qcs::cam::uin/100000000001:root"]},"action":["name/sts:AssumeRole"]}]}',
+  maxSessionSeconds: 43_200,
+});
+const BACKUP_POLICY = policy({ policyId: 9_007_199_254_740_991, name: "backup-policy", description: "described" });
+
+function attachment(principalId: string, policyId: number, createTime = 1_700_000_000): PolicyAttachmentRecord {
+  return { principalId, policyId, accountUin: ACCOUNT, createTime };
+}
+
+function roleSession(tmpSecretId: string, roleId: string, overrides: Partial<RoleSessionRecord> = {}): RoleSessionRecord {
+  return { tmpSecretId, roleId, accountUin: ACCOUNT, sessionName: "session", assumedBy: ACCOUNT, createTime: 1_700_000_000, expiresAt: 1_700_003_600, ...overrides };
 }
