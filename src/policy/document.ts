@@ -112,6 +112,7 @@ export const KNOWN_ACTIONS: Readonly<Record<PolicyService, readonly string[]>> =
     "DetachRolePolicy",
     "DeleteRole",
     "ListAttachedRolePolicies",
+    "SimulatePrincipalPolicy",
   ]),
   sts: Object.freeze(["AssumeRole"]),
   cloudaudit: Object.freeze(["LookUpEvents", "DescribeEvents"]),

@@ -312,11 +312,11 @@ export class AccessControl {
     for (const attachment of await this.#store.listAttachedPolicies(principalId)) {
       const preset = PRESET_BY_ID.get(attachment.policyId);
       if (preset) {
-        policies.push({ policyId: preset.policyId, policyName: preset.policyName, document: preset.document });
+        policies.push({ policyId: preset.policyId, policyName: preset.policyName, document: preset.document, ownerUin: attachment.accountUin });
         continue;
       }
       const record = await this.#store.getPolicy(attachment.policyId);
-      if (record) policies.push(this.#parse(record));
+      if (record) policies.push({ ...this.#parse(record), ownerUin: record.accountUin });
     }
     this.#remember(this.#policies, principalId, { policies, expiresAt: now + this.#cacheMs });
     return policies;

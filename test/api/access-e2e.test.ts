@@ -68,7 +68,7 @@ describe("access control through the official SDK", () => {
   it("refuses the user every other key, naming the action and the resource", async () => {
     await rejectsWith(alice.kms("Encrypt", { KeyId: otherKey, Plaintext: "aGk=" }), "UnauthorizedOperation", new RegExp(`kms:Encrypt.*${otherKey}`));
     await rejectsWith(alice.kms("Decrypt", { CiphertextBlob: otherBlob }), "UnauthorizedOperation", /kms:Decrypt/);
-    await rejectsWith(alice.kms("GenerateDataKey", { KeyId: allowedKey }), "UnauthorizedOperation", /kms:GenerateDataKey/);
+    await rejectsWith(alice.kms("GenerateDataKey", { KeyId: allowedKey, KeySpec: "AES_256" }), "UnauthorizedOperation", /kms:GenerateDataKey/);
   });
 
   it("refuses the user every management action, in KMS and in CAM and STS", async () => {
@@ -104,7 +104,7 @@ describe("access control through the official SDK", () => {
       Encrypt: { KeyId: otherKey, Plaintext: "aGk=" },
       Decrypt: { CiphertextBlob: blob },
       ReEncrypt: { CiphertextBlob: blob },
-      GenerateDataKey: { KeyId: otherKey },
+      GenerateDataKey: { KeyId: otherKey, KeySpec: "AES_256" },
       GenerateRandom: { NumberOfBytes: 16 },
       GetServiceStatus: {},
       ListAlgorithms: {},

@@ -51,5 +51,7 @@ export function officialClient(product: keyof typeof PRODUCTS, target: ServerTar
       },
     },
   });
-  return (action, params = {}) => client[action]!(params);
+  // Actions the SDK has no method for (Tresor's extensions) go through its generic request().
+  const generic = client as unknown as { request(action: string, req: object): Promise<Record<string, any>> };
+  return (action, params = {}) => (client[action] ? client[action](params) : generic.request(action, params));
 }

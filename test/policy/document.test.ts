@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ACTIONS } from "../../src/api/tencent/actions.js";
 import { parseCidr, parseIp, parseIsoTime } from "../../src/policy/conditions.js";
+import { CAM_ACTIONS, STS_ACTIONS } from "../../src/api/tencent/cam.js";
 import { KNOWN_ACTIONS, MAX_DOCUMENT_BYTES, PolicyDocumentError, parsePolicyDocument, type PolicyKind } from "../../src/policy/document.js";
 import { PRESET_POLICIES } from "../../src/policy/presets.js";
 
@@ -182,6 +183,8 @@ describe("parsePolicyDocument accepts", () => {
 describe("KNOWN_ACTIONS", () => {
   it("kms is exactly the actions the Tencent adapter serves", () => {
     assert.deepEqual([...KNOWN_ACTIONS.kms].sort(), Object.keys(ACTIONS).sort());
+    assert.deepEqual([...KNOWN_ACTIONS.cam].sort(), Object.keys(CAM_ACTIONS).sort());
+    assert.deepEqual([...KNOWN_ACTIONS.sts].sort(), Object.keys(STS_ACTIONS).sort());
   });
 
   it("has no duplicates", () => {
