@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ACTIONS } from "../../src/api/tencent/actions.js";
+import { CAM_ACTIONS, STS_ACTIONS } from "../../src/api/tencent/cam.js";
 import { officialClient, type OfficialCall, type ServerTarget } from "../helpers/official-client.js";
 import { snapshotKeys, startInProcessServer, type InProcessServer } from "./helpers-inprocess.js";
 
@@ -132,6 +133,46 @@ describe("access control through the official SDK", () => {
       await rejectsWith(kms(action, params), "UnauthorizedOperation", new RegExp(`kms:${action}`));
     }
     assert.equal(await snapshotKeys(s.service, s.caller), before);
+  });
+
+  it("authorizes every CAM and STS action: a user without policies is refused each one", async () => {
+    const dave = await admin.cam("AddUser", { Name: "dave", UseApi: 1 });
+    const target = { url: s.url, secretId: dave.SecretId, secretKey: dave.SecretKey, region: s.region };
+    const cam = officialClient("cam", target);
+    const sts = officialClient("sts", target);
+    const doc = JSON.stringify({ version: "2.0", statement: [{ effect: "allow", action: "name/kms:Encrypt", resource: "*" }] });
+    const trust = JSON.stringify({ version: "2.0", statement: [{ effect: "allow", action: "name/sts:AssumeRole", principal: { qcs: [`qcs::cam::uin/${accountUin}:root`] } }] });
+    const samples: Record<string, object> = {
+      AddUser: { Name: "eve" },
+      GetUser: { Name: "alice" },
+      ListUsers: {},
+      DeleteUser: { Name: "alice" },
+      CreateAccessKey: { TargetUin: alice.uin },
+      ListAccessKeys: { TargetUin: alice.uin },
+      UpdateAccessKey: { AccessKeyId: alice.target.secretId, Status: "Inactive", TargetUin: alice.uin },
+      DeleteAccessKey: { AccessKeyId: alice.target.secretId, TargetUin: alice.uin },
+      CreatePolicy: { PolicyName: "daves", PolicyDocument: doc },
+      GetPolicy: { PolicyId: 1 },
+      ListPolicies: {},
+      DeletePolicy: { PolicyId: [1] },
+      AttachUserPolicy: { PolicyId: 1, AttachUin: dave.Uin },
+      DetachUserPolicy: { PolicyId: 1, DetachUin: alice.uin },
+      ListAttachedUserPolicies: { TargetUin: alice.uin },
+      CreateRole: { RoleName: "daves", PolicyDocument: trust },
+      GetRole: { RoleName: "daves" },
+      AttachRolePolicy: { PolicyId: 1, AttachRoleName: "daves" },
+      DetachRolePolicy: { PolicyId: 1, DetachRoleName: "daves" },
+      DeleteRole: { RoleName: "daves" },
+      ListAttachedRolePolicies: { Page: 1, Rp: 10, RoleName: "daves" },
+      SimulatePrincipalPolicy: { UserName: "alice", Action: "kms:Encrypt", Resource: "*" },
+    };
+    assert.deepEqual(Object.keys(samples).sort(), Object.keys(CAM_ACTIONS).sort(), "every CAM action has a sample request");
+    for (const [action, params] of Object.entries(samples)) await rejectsWith(cam(action, params), "UnauthorizedOperation", new RegExp(`cam:${action}`));
+    assert.deepEqual(Object.keys(STS_ACTIONS), ["AssumeRole"]);
+    await rejectsWith(sts("AssumeRole", { RoleArn: `qcs::cam::uin/${accountUin}:roleName/daves`, RoleSessionName: "s1" }), "UnauthorizedOperation", /sts:AssumeRole/);
+    // Nothing happened: alice and her key are as they were.
+    assert.equal((await admin.cam("GetUser", { Name: "alice" })).Name, "alice");
+    assert.equal((await admin.cam("ListAccessKeys", { TargetUin: alice.uin })).AccessKeys[0].Status, "Active");
   });
 
   it("issues temporary credentials through STS that work until the role is deleted", async () => {
