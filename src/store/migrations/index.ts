@@ -4,6 +4,8 @@
 
 import { initial } from "./001-initial.js";
 import { protectionLevel } from "./002-protection-level.js";
+// 003: identity tables (merged from another branch)
+import { audit } from "./003-audit.js";
 
 export interface Migration {
   readonly version: number;
@@ -11,4 +13,9 @@ export interface Migration {
   readonly sql: string;
 }
 
-export const MIGRATIONS: readonly Migration[] = Object.freeze([initial, protectionLevel]);
+export const MIGRATIONS: readonly Migration[] = Object.freeze([
+  initial,
+  protectionLevel,
+  // 003
+  audit,
+]);

@@ -5,5 +5,12 @@
 import type { Migration } from "../index.js";
 import { initial } from "./001-initial.js";
 import { protectionLevel } from "./002-protection-level.js";
+// 003: identity tables (merged from another branch)
+import { audit } from "./003-audit.js";
 
-export const POSTGRES_MIGRATIONS: readonly Migration[] = Object.freeze([initial, protectionLevel]);
+export const POSTGRES_MIGRATIONS: readonly Migration[] = Object.freeze([
+  initial,
+  protectionLevel,
+  // 003
+  audit,
+]);
