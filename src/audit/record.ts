@@ -88,45 +88,106 @@ const TWO_32 = 2 ** 32;
  * 4-byte count and each flag as a string.
  */
 export function encodeAuditRecord(record: AuditRecordBody): Buffer {
-  const parts: Buffer[] = [Buffer.from([AUDIT_RECORD_FORMAT_V1])];
-  const u32 = (n: number): Buffer => {
-    const b = Buffer.allocUnsafe(4);
-    b.writeUInt32BE(n, 0);
-    return b;
-  };
+  // Two passes: check and measure, then write into one buffer (verify encodes every record).
+  let length = 1;
+  for (const [name, kind] of FIELDS) {
+    const value = record[name];
+    switch (kind) {
+      case "u64":
+        if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+          throw new RangeError(`audit record "${name}" must be a non-negative safe integer, got ${String(value)}`);
+        }
+        length += 8;
+        break;
+      case "str":
+        if (typeof value !== "string") throw new TypeError(`audit record "${name}" must be a string`);
+        length += 4 + utf8Length(value);
+        break;
+      case "bool":
+        if (typeof value !== "boolean") throw new TypeError(`audit record "${name}" must be a boolean`);
+        length += 1;
+        break;
+      case "list":
+        if (!Array.isArray(value) || !value.every((f) => typeof f === "string")) throw new TypeError(`audit record "${name}" must be an array of strings`);
+        length += 4;
+        for (const f of value as string[]) length += 4 + utf8Length(f);
+        break;
+    }
+  }
+  const out = Buffer.allocUnsafe(length);
+  out[0] = AUDIT_RECORD_FORMAT_V1;
+  let at = 1;
   const str = (s: string): void => {
-    const bytes = Buffer.from(s, "utf8");
-    parts.push(u32(bytes.length), bytes);
+    const end = writeUtf8(out, at + 4, s);
+    out.writeUInt32BE(end - at - 4, at);
+    at = end;
   };
   for (const [name, kind] of FIELDS) {
     const value = record[name];
     switch (kind) {
       case "u64": {
-        if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-          throw new RangeError(`audit record "${name}" must be a non-negative safe integer, got ${String(value)}`);
-        }
-        const b = Buffer.allocUnsafe(8);
-        b.writeUInt32BE(Math.floor(value / TWO_32), 0);
-        b.writeUInt32BE(value % TWO_32, 4);
-        parts.push(b);
+        const n = value as number;
+        out.writeUInt32BE(Math.floor(n / TWO_32), at);
+        out.writeUInt32BE(n % TWO_32, at + 4);
+        at += 8;
         break;
       }
       case "str":
-        if (typeof value !== "string") throw new TypeError(`audit record "${name}" must be a string`);
-        str(value);
+        str(value as string);
         break;
       case "bool":
-        if (typeof value !== "boolean") throw new TypeError(`audit record "${name}" must be a boolean`);
-        parts.push(Buffer.from([value ? 1 : 0]));
+        out[at++] = value === true ? 1 : 0;
         break;
       case "list":
-        if (!Array.isArray(value) || !value.every((f) => typeof f === "string")) throw new TypeError(`audit record "${name}" must be an array of strings`);
-        parts.push(u32(value.length));
-        for (const f of value) str(f);
+        out.writeUInt32BE((value as string[]).length, at);
+        at += 4;
+        for (const f of value as string[]) str(f);
         break;
     }
   }
-  return Buffer.concat(parts);
+  return out;
+}
+
+// UTF-8 in plain JavaScript: for the short strings of a record this is several times faster than
+// a call into Buffer per field. Lone surrogates become U+FFFD (EF BF BD), as Buffer.from does.
+
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** Writes `s` at `at`; returns the offset after it. */
+function writeUtf8(out: Buffer, at: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c < 0x80) {
+      out[at++] = c;
+    } else if (c < 0x800) {
+      out[at++] = 0xc0 | (c >> 6);
+      out[at++] = 0x80 | (c & 0x3f);
+    } else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      c = 0x10000 + ((c - 0xd800) << 10) + (s.charCodeAt(++i) - 0xdc00);
+      out[at++] = 0xf0 | (c >> 18);
+      out[at++] = 0x80 | ((c >> 12) & 0x3f);
+      out[at++] = 0x80 | ((c >> 6) & 0x3f);
+      out[at++] = 0x80 | (c & 0x3f);
+    } else {
+      if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd;
+      out[at++] = 0xe0 | (c >> 12);
+      out[at++] = 0x80 | ((c >> 6) & 0x3f);
+      out[at++] = 0x80 | (c & 0x3f);
+    }
+  }
+  return at;
 }
 
 /** SHA-256(prevHash || encodeAuditRecord(body)), lower-case hex. */
