@@ -129,6 +129,7 @@ export class AuditWriter implements Auditor {
   readonly #startDrain: () => void;
   #queue: Pending[] = [];
   #draining: Promise<void> | undefined;
+  #scheduled = false;
   #sinkChain: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -149,7 +150,9 @@ export class AuditWriter implements Auditor {
     this.#sinkPath = options.sinkPath;
     this.#log = options.log;
     this.#startDrain = AsyncResource.bind(() => {
-      this.#draining ??= this.#drain();
+      this.#scheduled = false;
+      // Only with work to do: #drain must reach an await before it clears #draining.
+      if (this.#draining === undefined && this.#queue.length > 0) this.#draining = this.#drain();
     });
     const interval = options.checkpointIntervalMs ?? AUDIT_DEFAULTS.checkpointIntervalMs;
     if (interval > 0) {
@@ -173,7 +176,12 @@ export class AuditWriter implements Auditor {
     }
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ body, resolve, reject });
-      if (this.#draining === undefined) setImmediate(this.#startDrain);
+      // The first record of a turn schedules the flush for the end of it, so the records of the
+      // whole turn (and any that arrive while a flush runs) share one transaction.
+      if (this.#draining === undefined && !this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(this.#startDrain);
+      }
     });
   }
 
