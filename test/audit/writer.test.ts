@@ -18,6 +18,7 @@ import { verifyAudit, type VerifyReport } from "../../src/audit/verify.js";
 import { AuditWriter, noAudit, type AuditEvent, type AuditWriterOptions } from "../../src/audit/writer.js";
 import { FileRootOfTrust } from "../../src/rootkey/file.js";
 import { SERVICE_SECRET_NAMES } from "../../src/service/kms-service.js";
+import { createBackup, restoreBackup } from "../../src/store/backup-file.js";
 import { PostgresStore } from "../../src/store/postgres.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import type { Store, StoreOperations } from "../../src/store/store.js";
@@ -387,6 +388,40 @@ for (const backend of backends) {
           assert.deepEqual([report.ok, report.checkpoints], [true, 1]);
         } finally {
           await root.close();
+          await rm(dir, { recursive: true, force: true });
+        }
+      }));
+
+    it("travels in a backup: the restored store holds the same chain, head and checkpoints, and goes on from them", () =>
+      withStore(async ({ store }) => {
+        const dir = await mkdtemp(join(tmpdir(), "tresor-audit-backup-"));
+        try {
+          const writer = writerOn(store, { checkpointEvery: 30 });
+          await Promise.all(Array.from({ length: 100 }, (_, i) => writer.record(event(i, { flags: i % 7 === 0 ? ["policy-denied"] : [] }))));
+          await writer.close();
+          const file = join(dir, "backup.gz");
+          await createBackup({
+            store,
+            storeKind: store instanceof PostgresStore ? "postgres" : "sqlite",
+            out: file,
+            rootCheck: { fresh: async () => "check", verify: async () => undefined },
+          });
+          const restored = SqliteStore.open(join(dir, "restored.db"));
+          try {
+            const summary = await restoreBackup({ file, store: restored, verifyRootCheck: async () => undefined });
+            assert.equal(summary.rows["audit_records"], 100);
+            assert.equal(summary.rows["audit_head"], 1);
+            assert.deepEqual(await allRecords(restored), await allRecords(store));
+            assert.deepEqual(await restored.auditHead(), await store.auditHead());
+            assert.deepEqual(await restored.listAuditCheckpoints({ order: "asc" }), await store.listAuditCheckpoints({ order: "asc" }));
+            const next = writerOn(restored);
+            await next.record(event(101));
+            await next.close();
+            assert.deepEqual(await verifyStore(restored), { ok: true, records: 101, checkpoints: (await restored.listAuditCheckpoints({ order: "asc" })).length, firstSeq: 1, lastSeq: 101 });
+          } finally {
+            await restored.close();
+          }
+        } finally {
           await rm(dir, { recursive: true, force: true });
         }
       }));
