@@ -187,8 +187,9 @@ export class AuditWriter implements Auditor {
 
   /**
    * Appends one record inside the caller's transaction (taking the chain head lock there) and
-   * returns it. The caller hands it to `committed` after the commit (for the file sink), or uses
-   * `transaction`, which does both.
+   * returns it. The caller hands it to `committed` after the commit (for the file sink). Prefer
+   * `transaction`, which does that and locks the head first: on PostgreSQL a transaction that
+   * locks the head only here reruns whenever another append committed since its first statement.
    */
   async inTransaction(tx: StoreOperations, event: AuditEvent): Promise<AuditRecord> {
     if (this.#closed) throw new Error("the audit writer is closed");
@@ -202,11 +203,18 @@ export class AuditWriter implements Auditor {
     this.#sink(records);
   }
 
+  /**
+   * The chain head is locked first, for the whole transaction: on PostgreSQL a head taken only at
+   * the end would be older than the transaction's snapshot whenever a flush committed meanwhile,
+   * and the whole transaction would run again (under steady traffic, again and again). State
+   * changes are short and few, so appends wait for them briefly instead.
+   */
   async transaction<T>(fn: (tx: StoreOperations, audit: (event: AuditEvent) => Promise<void>) => Promise<T>): Promise<T> {
     let appended: AuditRecord[] = [];
     const value = await this.#store.transaction(async (tx) => {
       // PostgreSQL may run this more than once: only the last run's records were committed.
       appended = [];
+      await tx.auditHead();
       return fn(tx, async (event) => {
         appended.push(await this.inTransaction(tx, event));
       });
