@@ -10,7 +10,7 @@ export type VerifyFailureReason =
   | "changed"
   /** A seq is missing (a gap; also the first record when it does not follow the pruned prefix). */
   | "deleted"
-  /** A record that was not written: a second record with a seq already seen. */
+  /** A record that was not written: a second record with a seq already seen, or one inside the pruned prefix. */
   | "inserted"
   /** Records out of seq order (the missing seq turns up later). */
   | "reordered"
@@ -135,6 +135,8 @@ export async function verifyAudit(records: AsyncIterable<AuditRecord> | Iterable
     } else if (r.seq > expectedSeq) {
       bad = { seq: expectedSeq, reason: "deleted", detail: `the record with seq ${expectedSeq} is missing` };
       missing = expectedSeq;
+    } else if (count === 1) {
+      bad = { seq: r.seq, reason: "inserted", detail: `the record with seq ${r.seq} lies in the prefix the checkpoints say was pruned (through seq ${prunedThrough})` };
     } else if (r.seq === expectedSeq - 1) {
       bad = { seq: r.seq, reason: "inserted", detail: `a second record with seq ${r.seq}` };
     } else {

@@ -7,7 +7,9 @@
 
 import { AsyncResource } from "node:async_hooks";
 import { appendFile } from "node:fs/promises";
+import type { RootOfTrust } from "../rootkey/root-of-trust.js";
 import type { Store, StoreOperations } from "../store/store.js";
+import { loadAuditKeys } from "./keys.js";
 import { signCheckpoint, type AuditSigner, type Checkpoint } from "./checkpoint.js";
 import { GENESIS_HASH, paramsDigest, sealAuditRecord, type AuditRecord, type AuditRecordBody, type AuditService } from "./record.js";
 
@@ -90,6 +92,16 @@ export function noAudit(store: Store): Auditor {
     transaction: (fn) => store.transaction((tx) => fn(tx, async () => undefined)),
     close: async () => undefined,
   };
+}
+
+/**
+ * The writer a server (or a benchmark comparing audit on and off, against `noAudit`) runs with:
+ * the store's audit keys, made on first use, and the options.
+ */
+export async function openAuditWriter(options: Omit<AuditWriterOptions, "signer" | "hmacKey"> & { root: RootOfTrust }): Promise<AuditWriter> {
+  const { root, ...rest } = options;
+  const keys = await loadAuditKeys(options.store, root);
+  return new AuditWriter({ ...rest, signer: keys.signer, hmacKey: keys.hmacKey });
 }
 
 export const AUDIT_DEFAULTS = {

@@ -121,6 +121,7 @@ describe("verifyAudit", () => {
     assert.deepEqual(await check(records.slice(60), cps), { ok: true, records: 190, checkpoints: 5, firstSeq: 61, lastSeq: 250 });
     expectBad(await check(records.slice(61), cps), 61, "deleted");
     expectBad(await check([rehashed(records[60]!, { prevHash: "ef".repeat(32) }), ...records.slice(61)], cps), 61, "changed");
+    expectBad(await check(records.slice(59), cps), 60, "inserted");
   });
 
   it("verifies 100 000 records in well under 10 s", async () => {

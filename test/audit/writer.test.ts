@@ -15,7 +15,8 @@ import pg from "pg";
 import { AUDIT_HMAC_KEY_SECRET, AUDIT_PUBLIC_KEY_META, AUDIT_SECRET_NAMES, AUDIT_SIGNING_KEY_SECRET, loadAuditKeys } from "../../src/audit/keys.js";
 import { GENESIS_HASH, paramsDigest, type AuditRecord } from "../../src/audit/record.js";
 import { verifyAudit, type VerifyReport } from "../../src/audit/verify.js";
-import { AuditWriter, noAudit, type AuditEvent, type AuditWriterOptions } from "../../src/audit/writer.js";
+import { AuditWriter, noAudit, openAuditWriter, type AuditEvent, type AuditWriterOptions } from "../../src/audit/writer.js";
+import { serviceSecretAad } from "../../src/rootkey/root-of-trust.js";
 import { FileRootOfTrust } from "../../src/rootkey/file.js";
 import { SERVICE_SECRET_NAMES } from "../../src/service/kms-service.js";
 import { createBackup, restoreBackup } from "../../src/store/backup-file.js";
@@ -380,8 +381,13 @@ for (const backend of backends) {
             assert.ok(!stored.includes(k1.hmacKey), `${name} is stored wrapped`);
           }
           assert.ok(AUDIT_SECRET_NAMES.every((n) => SERVICE_SECRET_NAMES.includes(n)), "root key rotation rewraps the audit secrets");
+          // As root key rotation reads them: base64 in meta, wrapped with serviceSecretAad(name).
+          for (const name of AUDIT_SECRET_NAMES) {
+            const plain = await root.unwrap(Buffer.from((await store.getMeta(name))!, "base64"), serviceSecretAad(name));
+            plain.fill(0);
+          }
           // A checkpoint signed with the loaded key verifies under the stored public key.
-          const writer = new AuditWriter({ store, signer: k3.signer, hmacKey: k3.hmacKey, nodeId: "n", checkpointIntervalMs: 0 });
+          const writer = await openAuditWriter({ store, root, nodeId: "n", checkpointIntervalMs: 0 });
           await writer.record(event(1));
           await writer.close();
           const report = await verifyAudit(await allRecords(store), await store.listAuditCheckpoints({ order: "asc" }), Buffer.from((await store.getMeta(AUDIT_PUBLIC_KEY_META))!, "base64"));
