@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -19,6 +19,7 @@ import { AuditWriter, noAudit, openAuditWriter, type AuditEvent, type AuditWrite
 import { serviceSecretAad } from "../../src/rootkey/root-of-trust.js";
 import { FileRootOfTrust } from "../../src/rootkey/file.js";
 import { SERVICE_SECRET_NAMES } from "../../src/service/kms-service.js";
+import { exportAudit, verifyAuditExport } from "../../src/audit/export.js";
 import { createBackup, restoreBackup } from "../../src/store/backup-file.js";
 import { PostgresStore } from "../../src/store/postgres.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
@@ -427,6 +428,39 @@ for (const backend of backends) {
           } finally {
             await restored.close();
           }
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      }));
+
+    it("exports the log for offline verification; a changed line, a cut tail or another key is caught", () =>
+      withStore(async ({ store }) => {
+        const dir = await mkdtemp(join(tmpdir(), "tresor-audit-export-"));
+        try {
+          const writer = writerOn(store, { checkpointEvery: 25 });
+          await Promise.all(Array.from({ length: 120 }, (_, i) => writer.record(event(i))));
+          await writer.close();
+          const file = join(dir, "audit.jsonl");
+          assert.deepEqual(await exportAudit(store, file, signer.publicKey), { records: 120, checkpoints: (await store.listAuditCheckpoints({ order: "asc" })).length });
+          assert.equal((await stat(file)).mode & 0o777, 0o600);
+          await assert.rejects(exportAudit(store, file, signer.publicKey), /EEXIST/, "never overwrites");
+          const report = await verifyAuditExport(file, signer.publicKey);
+          assert.equal(report.ok, true, report.firstBad?.detail);
+          assert.deepEqual([report.records, report.publicKeyMatches], [120, true]);
+          assert.equal((await verifyAuditExport(file)).ok, true, "against the key the file names");
+
+          const lines = (await readFile(file, "utf8")).trimEnd().split("\n");
+          const at = lines.findIndex((l) => l.includes('"seq":57,') && l.includes('"type":"record"'));
+          const changed = [...lines];
+          changed[at] = changed[at]!.replace('"action":"Encrypt"', '"action":"Decrypt"');
+          await writeFile(join(dir, "changed.jsonl"), `${changed.join("\n")}\n`);
+          const c = await verifyAuditExport(join(dir, "changed.jsonl"), signer.publicKey);
+          assert.deepEqual([c.firstBad?.seq, c.firstBad?.reason], [57, "changed"]);
+          await writeFile(join(dir, "cut.jsonl"), `${lines.slice(0, at).join("\n")}\n`);
+          const t = await verifyAuditExport(join(dir, "cut.jsonl"), signer.publicKey);
+          assert.deepEqual([t.firstBad?.seq, t.firstBad?.reason], [57, "truncated"]);
+          const other = await verifyAuditExport(file, testSigner().publicKey);
+          assert.deepEqual([other.ok, other.publicKeyMatches, other.firstBad?.reason], [false, false, "bad-checkpoint-signature"]);
         } finally {
           await rm(dir, { recursive: true, force: true });
         }
