@@ -3,7 +3,7 @@
 // public key learns that no record up to `seq` can be changed, dropped or cut off unnoticed.
 
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
-import { GENESIS_HASH, hashBytes } from "./record.js";
+import { hashBytes } from "./record.js";
 
 export interface Checkpoint {
   /** The last record seq covered (the chain head when it was made). */
@@ -69,9 +69,6 @@ export function verifyCheckpoint(cp: Checkpoint, publicKey: Buffer): boolean {
     return false;
   }
 }
-
-/** The genesis state: no records, nothing pruned. */
-export const EMPTY_PRUNE = { prunedThrough: 0, prunedHeadHash: GENESIS_HASH } as const;
 
 // ---- Ed25519 keys through node:crypto ----------------------------------------------------------
 
