@@ -2,6 +2,7 @@
 // adapter; this layer enforces the key lifecycle, owns key material and talks to the ports.
 
 import { createHash, createHmac, randomUUID, timingSafeEqual } from "node:crypto";
+import { AUDIT_SECRET_NAMES } from "../audit/keys.js";
 import { AEADS, type AeadKey } from "../crypto/aead.js";
 import { CryptoError } from "../crypto/errors.js";
 import { randomBytes } from "../crypto/random.js";
@@ -112,7 +113,7 @@ export const IMPORT_TOKEN_SECONDS = DAY_SECONDS;
 export const ROTATE_KEY_INTERVAL_SECONDS = DAY_SECONDS;
 const MATERIAL_DIGEST_SECRET = "material-digest-key";
 /** The meta entries holding service secrets wrapped by the root of trust (with serviceSecretAad of their name); root key rotation rewraps them. */
-export const SERVICE_SECRET_NAMES: readonly string[] = Object.freeze([MATERIAL_DIGEST_SECRET, ROLE_SESSION_SECRET]);
+export const SERVICE_SECRET_NAMES: readonly string[] = Object.freeze([MATERIAL_DIGEST_SECRET, ROLE_SESSION_SECRET, ...AUDIT_SECRET_NAMES]);
 /** Meta entry: JSON array of base64 references of HSM key objects whose keys were deleted, still to destroy. */
 const HSM_DESTROY_QUEUE = "hsm-objects-to-destroy";
 const JOB_BATCH = 100;

@@ -3,6 +3,7 @@
 // count-then-insert of a key limit holds across nodes without locks taken by hand.
 
 import { AsyncLocalStorage } from "node:async_hooks";
+import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import type { ImportTokenRecord, KeyOrigin, KeyRecord, KeySpec, KeyState, KeyUsage, KeyVersionRecord, ProtectionLevel } from "../keys/key.js";
@@ -12,6 +13,9 @@ import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Store
 import type { Page, PolicyAttachmentRecord, PolicyRecord, PrincipalKind, PrincipalRecord, RoleSessionRecord } from "./store.js";
 import { orderTables, StoreNotEmptyError, type PortableType, type PortableValue, type StoreImport, type StoreSnapshot, type TableShape } from "./store.js";
 import type { WrappedValue, WrappedValueKind, WrappedValuePosition } from "./store.js";
+import { AUDIT_FILTER_COLUMNS, checkAuditAppend, checkAuditQuery, type AuditHead, type AuditRecordQuery } from "./store.js";
+import type { Checkpoint } from "../audit/checkpoint.js";
+import { GENESIS_HASH, type AuditRecord, type AuditService } from "../audit/record.js";
 
 export interface PostgresStoreOptions {
   /** Connections in the pool (default 10). A transaction holds one for its whole length. */
@@ -312,6 +316,97 @@ const S = {
     "WITH d AS (DELETE FROM role_sessions WHERE expires_at <= $1 RETURNING 1) SELECT count(*) AS n FROM d",
   ),
 } as const;
+
+// ---- audit log statements ----
+
+const AUDIT_COLUMNS = `seq, time, request_id, trace_id, node_id, account_uin, principal_uin, principal_name, access_key_id,
+  source_ip, user_agent, region, service, action, resource_type, resource_name, read_only, result, latency_ms,
+  params_digest, flags, prev_hash, hash`.replace(/\s+/g, " ");
+/** The array type of each audit column, in AUDIT_COLUMNS order, for unnest. */
+const AUDIT_ARRAY_TYPES = ["bigint", "bigint", ...Array<string>(14).fill("text"), "boolean", "text", "bigint", "text", "text", "text", "text"];
+const CHECKPOINT_COLUMNS = "seq, pruned_through, time, head_hash, pruned_head_hash, signature";
+
+const A = {
+  // The first statement of a transaction: a table lock is granted before the snapshot is taken,
+  // so the head read next is the latest. EXCLUSIVE lets plain reads of the head go on.
+  lockAuditHead: statement("lockAuditHead", "LOCK TABLE audit_head IN EXCLUSIVE MODE"),
+  auditHead: statement("auditHead", "SELECT seq, hash FROM audit_head WHERE id = 1"),
+  // One statement: the head check, the records and the new head, so it is atomic on its own.
+  appendAuditRecords: statement(
+    "appendAuditRecords",
+    `WITH h AS (
+       SELECT coalesce((SELECT seq FROM audit_head WHERE id = 1), 0) AS seq,
+              coalesce((SELECT hash FROM audit_head WHERE id = 1), '${GENESIS_HASH}') AS hash
+     ), ok AS (
+       SELECT 1 AS one FROM h WHERE h.seq = $1::bigint - 1 AND h.hash = $2::text
+     ), ins AS (
+       INSERT INTO audit_records (${AUDIT_COLUMNS})
+       SELECT r.* FROM ok, unnest(${AUDIT_ARRAY_TYPES.map((t, i) => `$${i + 5}::${t}[]`).join(", ")}) AS r (${AUDIT_COLUMNS})
+     ), hd AS (
+       INSERT INTO audit_head (id, seq, hash) SELECT 1, $3::bigint, $4::text FROM ok
+       ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash
+     )
+     SELECT count(*)::integer AS n FROM ok`,
+  ),
+  insertAuditCheckpoint: statement(
+    "insertAuditCheckpoint",
+    `INSERT INTO audit_checkpoints (${CHECKPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)`,
+  ),
+  listAuditCheckpointsAsc: statement(
+    "listAuditCheckpointsAsc",
+    `SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq, pruned_through LIMIT $1`,
+  ),
+  listAuditCheckpointsDesc: statement(
+    "listAuditCheckpointsDesc",
+    `SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq DESC, pruned_through DESC LIMIT $1`,
+  ),
+  pruneAuditRecords: statement(
+    "pruneAuditRecords",
+    `WITH c AS (DELETE FROM audit_checkpoints WHERE seq <= $1),
+          d AS (DELETE FROM audit_records WHERE seq <= $1 RETURNING 1)
+     SELECT count(*)::integer AS n FROM d`,
+  ),
+} as const;
+
+interface AuditRow {
+  seq: number;
+  time: number;
+  request_id: string;
+  trace_id: string;
+  node_id: string;
+  account_uin: string;
+  principal_uin: string;
+  principal_name: string;
+  access_key_id: string;
+  source_ip: string;
+  user_agent: string;
+  region: string;
+  service: string;
+  action: string;
+  resource_type: string;
+  resource_name: string;
+  read_only: boolean;
+  result: string;
+  latency_ms: number;
+  params_digest: string;
+  flags: string;
+  prev_hash: string;
+  hash: string;
+}
+
+interface CheckpointRow {
+  seq: number;
+  pruned_through: number;
+  time: number;
+  head_hash: string;
+  pruned_head_hash: string;
+  signature: string;
+}
+
+/** The listAuditRecords statement for one combination of filters (named after its text, so each is planned once per connection). */
+function listAuditStatement(text: string): Statement {
+  return statement(`listAudit_${createHash("sha256").update(text).digest("hex").slice(0, 24)}`, text);
+}
 
 interface KeyRow {
   key_id: string;
@@ -878,6 +973,126 @@ abstract class Operations implements StoreOperations {
     const rows = await this.exec<{ n: number }>("deleteExpiredRoleSessions", S.deleteExpiredRoleSessions, [now], "write");
     return rows[0]?.n ?? 0;
   }
+
+  // ---- audit log ----
+
+  async auditHead(): Promise<AuditHead | undefined> {
+    const rows = await this.exec<AuditHead>("auditHead", A.auditHead, [], "read");
+    return rows[0];
+  }
+
+  async appendAuditRecords(records: readonly AuditRecord[]): Promise<void> {
+    const { first, last } = checkAuditAppend(records);
+    const columns: unknown[][] = AUDIT_ARRAY_TYPES.map(() => []);
+    for (const r of records) {
+      const values = [
+        r.seq, r.time, r.requestId, r.traceId, r.nodeId, r.accountUin, r.principalUin, r.principalName, r.accessKeyId,
+        r.sourceIp, r.userAgent, r.region, r.service, r.action, r.resourceType, r.resourceName, r.readOnly, r.result,
+        r.latencyMs, r.paramsDigest, JSON.stringify(r.flags), r.prevHash, r.hash,
+      ];
+      values.forEach((v, i) => columns[i]!.push(v));
+    }
+    const conflict = () => new StoreConflictError("auditHead", `the audit records from seq ${first.seq} do not follow the chain head`);
+    const rows = await this.exec<{ n: number }>(
+      "appendAuditRecords",
+      A.appendAuditRecords,
+      [first.seq, first.prevHash, last.seq, last.hash, ...columns],
+      "write",
+      (err) => {
+        const c = constraintOf(err, UNIQUE_VIOLATION);
+        return c === "audit_records_pkey" || c === "audit_head_pkey" ? conflict() : undefined;
+      },
+    );
+    if (rows[0]?.n !== 1) throw conflict();
+  }
+
+  async listAuditRecords(query: AuditRecordQuery): Promise<AuditRecord[]> {
+    checkAuditQuery(query);
+    const where: string[] = [];
+    const values: unknown[] = [query.limit];
+    const param = (v: unknown, type: string): string => {
+      values.push(v);
+      return `$${values.length}::${type}`;
+    };
+    if (query.fromTime !== undefined) where.push(`time >= ${param(query.fromTime, "bigint")}`);
+    if (query.toTime !== undefined) where.push(`time <= ${param(query.toTime, "bigint")}`);
+    if (query.afterSeq !== undefined) where.push(`seq ${query.order === "asc" ? ">" : "<"} ${param(query.afterSeq, "bigint")}`);
+    const filters = query.filters ?? {};
+    for (const [name, column] of Object.entries(AUDIT_FILTER_COLUMNS)) {
+      const value = filters[name as keyof typeof AUDIT_FILTER_COLUMNS];
+      if (value !== undefined) where.push(`${column} = ${param(value, typeof value === "boolean" ? "boolean" : "text")}`);
+    }
+    if (filters.flag !== undefined) where.push(`flags::jsonb ? ${param(filters.flag, "text")}`);
+    const text = `SELECT ${AUDIT_COLUMNS} FROM audit_records ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
+      ORDER BY seq ${query.order === "asc" ? "ASC" : "DESC"} LIMIT $1`;
+    const rows = await this.exec<AuditRow>("listAuditRecords", listAuditStatement(text), values, "read");
+    return rows.map(fromAuditRow);
+  }
+
+  async insertAuditCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    await this.exec(
+      "insertAuditCheckpoint",
+      A.insertAuditCheckpoint,
+      [checkpoint.seq, checkpoint.prunedThrough, checkpoint.time, checkpoint.headHash, checkpoint.prunedHeadHash, checkpoint.signature],
+      "write",
+      (err) =>
+        constraintOf(err, UNIQUE_VIOLATION) === "audit_checkpoints_pkey"
+          ? new StoreConflictError("auditCheckpoint", `an audit checkpoint at seq ${checkpoint.seq} (pruned through ${checkpoint.prunedThrough}) exists already`)
+          : undefined,
+    );
+  }
+
+  async listAuditCheckpoints(query: { order: "asc" | "desc"; limit?: number }): Promise<Checkpoint[]> {
+    if (query.limit !== undefined) checkCount("limit", query.limit);
+    const rows = await this.exec<CheckpointRow>(
+      "listAuditCheckpoints",
+      query.order === "asc" ? A.listAuditCheckpointsAsc : A.listAuditCheckpointsDesc,
+      [query.limit ?? null],
+      "read",
+    );
+    return rows.map((row) => ({
+      seq: row.seq,
+      time: row.time,
+      headHash: row.head_hash,
+      prunedThrough: row.pruned_through,
+      prunedHeadHash: row.pruned_head_hash,
+      signature: row.signature,
+    }));
+  }
+
+  async pruneAuditRecords(throughSeq: number): Promise<number> {
+    checkCount("throughSeq", throughSeq);
+    const rows = await this.exec<{ n: number }>("pruneAuditRecords", A.pruneAuditRecords, [throughSeq], "write");
+    return rows[0]?.n ?? 0;
+  }
+}
+
+function fromAuditRow(row: AuditRow): AuditRecord {
+  return {
+    seq: row.seq,
+    time: row.time,
+    requestId: row.request_id,
+    traceId: row.trace_id,
+    nodeId: row.node_id,
+    accountUin: row.account_uin,
+    principalUin: row.principal_uin,
+    principalName: row.principal_name,
+    accessKeyId: row.access_key_id,
+    sourceIp: row.source_ip,
+    userAgent: row.user_agent,
+    region: row.region,
+    service: row.service as AuditService,
+    action: row.action,
+    resourceType: row.resource_type,
+    resourceName: row.resource_name,
+    readOnly: row.read_only,
+    result: row.result,
+    latencyMs: row.latency_ms,
+    paramsDigest: row.params_digest,
+    flags: JSON.parse(row.flags) as string[],
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
 }
 
 function mapError(op: string, err: unknown, constraints: ConstraintMapper | undefined): Error {
@@ -912,6 +1127,12 @@ class PostgresTransaction extends Operations {
 
   get open(): boolean {
     return this.#open;
+  }
+
+  /** Locks the chain head for the rest of the transaction, then reads it (see AuditStore.auditHead). */
+  override async auditHead(): Promise<AuditHead | undefined> {
+    await this.exec("auditHead", A.lockAuditHead, [], "read");
+    return super.auditHead();
   }
 
   get mustRetry(): boolean {

@@ -13,6 +13,9 @@ import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Store
 import type { Page, PolicyAttachmentRecord, PolicyRecord, PrincipalKind, PrincipalRecord, RoleSessionRecord } from "./store.js";
 import { orderTables, StoreNotEmptyError, type PortableType, type PortableValue, type StoreImport, type StoreSnapshot, type TableShape } from "./store.js";
 import type { WrappedValue, WrappedValueKind, WrappedValuePosition } from "./store.js";
+import { AUDIT_FILTER_COLUMNS, checkAuditAppend, checkAuditQuery, type AuditHead, type AuditRecordQuery } from "./store.js";
+import type { Checkpoint } from "../audit/checkpoint.js";
+import { GENESIS_HASH, type AuditRecord, type AuditService } from "../audit/record.js";
 
 const BUSY_TIMEOUT_MS = 5000;
 
@@ -104,6 +107,47 @@ interface RoleSessionRow {
   create_time: number;
   expires_at: number;
 }
+
+interface AuditRow {
+  seq: number;
+  time: number;
+  request_id: string;
+  trace_id: string;
+  node_id: string;
+  account_uin: string;
+  principal_uin: string;
+  principal_name: string;
+  access_key_id: string;
+  source_ip: string;
+  user_agent: string;
+  region: string;
+  service: string;
+  action: string;
+  resource_type: string;
+  resource_name: string;
+  read_only: number;
+  result: string;
+  latency_ms: number;
+  params_digest: string;
+  flags: string;
+  prev_hash: string;
+  hash: string;
+}
+
+const AUDIT_COLUMNS = `seq, time, request_id, trace_id, node_id, account_uin, principal_uin, principal_name, access_key_id,
+  source_ip, user_agent, region, service, action, resource_type, resource_name, read_only, result, latency_ms,
+  params_digest, flags, prev_hash, hash`.replace(/\s+/g, " ");
+
+interface CheckpointRow {
+  seq: number;
+  pruned_through: number;
+  time: number;
+  head_hash: string;
+  pruned_head_hash: string;
+  signature: string;
+}
+
+const CHECKPOINT_COLUMNS = "seq, pruned_through, time, head_hash, pruned_head_hash, signature";
 
 /** Named parameters of the list statements; null means "no filter". Lists travel as JSON arrays. */
 interface ListParams {
@@ -288,6 +332,22 @@ function prepareStatements(db: Database.Database) {
     deleteExpiredRoleSessions: db.prepare<[number]>("DELETE FROM role_sessions WHERE expires_at <= ?"),
     deleteRoleSessionsOfRole: db.prepare<[string]>("DELETE FROM role_sessions WHERE role_id = ?"),
 
+    auditHead: db.prepare<[], AuditHead>("SELECT seq, hash FROM audit_head WHERE id = 1"),
+    setAuditHead: db.prepare<[number, string]>(
+      "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+    ),
+    insertAuditRecord: db.prepare<[AuditRow]>(
+      `INSERT INTO audit_records (${AUDIT_COLUMNS}) VALUES (${AUDIT_COLUMNS.split(", ").map((c) => `@${c}`).join(", ")})`,
+    ),
+    insertAuditCheckpoint: db.prepare<[CheckpointRow]>(
+      `INSERT INTO audit_checkpoints (${CHECKPOINT_COLUMNS}) VALUES (${CHECKPOINT_COLUMNS.split(", ").map((c) => `@${c}`).join(", ")})`,
+    ),
+    listAuditCheckpointsAsc: db.prepare<[number], CheckpointRow>(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq, pruned_through LIMIT ?`),
+    listAuditCheckpointsDesc: db.prepare<[number], CheckpointRow>(
+      `SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq DESC, pruned_through DESC LIMIT ?`,
+    ),
+    pruneAuditRecords: db.prepare<[number]>("DELETE FROM audit_records WHERE seq <= ?"),
+    pruneAuditCheckpoints: db.prepare<[number]>("DELETE FROM audit_checkpoints WHERE seq <= ?"),
     begin: db.prepare<[]>("BEGIN IMMEDIATE"),
     commit: db.prepare<[]>("COMMIT"),
     rollback: db.prepare<[]>("ROLLBACK"),
@@ -317,6 +377,8 @@ class Operations {
   // failing when a read transaction would have to be upgraded.
   readonly #write: (fn: () => unknown) => unknown;
   readonly #read: (fn: () => unknown) => unknown;
+  /** listAuditRecords statements, one per combination of filters. */
+  readonly #auditLists = new Map<string, Database.Statement<[Record<string, number | string>], AuditRow>>();
 
   constructor(db: Database.Database) {
     this.db = db;
@@ -721,6 +783,102 @@ class Operations {
     return this.#s.deleteExpiredRoleSessions.run(now).changes;
   }
 
+  // ---- audit log ----
+
+  auditHead(): AuditHead | undefined {
+    // Inside a transaction (BEGIN IMMEDIATE) the write lock is already held: nobody else appends.
+    return this.#s.auditHead.get();
+  }
+
+  appendAuditRecords(records: readonly AuditRecord[]): void {
+    const { first, last } = checkAuditAppend(records);
+    try {
+      this.#write(() => {
+        const head = this.#s.auditHead.get() ?? { seq: 0, hash: GENESIS_HASH };
+        if (head.seq !== first.seq - 1 || head.hash !== first.prevHash) {
+          throw new StoreConflictError("auditHead", `the audit records from seq ${first.seq} do not follow the chain head (seq ${head.seq})`);
+        }
+        for (const r of records) this.#s.insertAuditRecord.run(toAuditRow(r));
+        this.#s.setAuditHead.run(last.seq, last.hash);
+      });
+    } catch (err) {
+      if (err instanceof Database.SqliteError && /PRIMARYKEY|UNIQUE/.test(err.code) && /audit_records\.seq/.test(err.message)) {
+        throw new StoreConflictError("auditHead", `an audit record with a seq from ${first.seq} to ${last.seq} exists already`);
+      }
+      throw err;
+    }
+  }
+
+  listAuditRecords(query: AuditRecordQuery): AuditRecord[] {
+    checkAuditQuery(query);
+    const where: string[] = [];
+    const params: Record<string, number | string> = { limit: query.limit };
+    if (query.fromTime !== undefined) {
+      where.push("time >= @fromTime");
+      params["fromTime"] = query.fromTime;
+    }
+    if (query.toTime !== undefined) {
+      where.push("time <= @toTime");
+      params["toTime"] = query.toTime;
+    }
+    if (query.afterSeq !== undefined) {
+      where.push(query.order === "asc" ? "seq > @afterSeq" : "seq < @afterSeq");
+      params["afterSeq"] = query.afterSeq;
+    }
+    const filters = query.filters ?? {};
+    for (const [name, column] of Object.entries(AUDIT_FILTER_COLUMNS)) {
+      const value = filters[name as keyof typeof AUDIT_FILTER_COLUMNS];
+      if (value === undefined) continue;
+      where.push(`${column} = @${name}`);
+      params[name] = typeof value === "boolean" ? (value ? 1 : 0) : value;
+    }
+    if (filters.flag !== undefined) {
+      where.push("EXISTS (SELECT 1 FROM json_each(audit_records.flags) WHERE value = @flag)");
+      params["flag"] = filters.flag;
+    }
+    const sql = `SELECT ${AUDIT_COLUMNS} FROM audit_records ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
+      ORDER BY seq ${query.order === "asc" ? "ASC" : "DESC"} LIMIT @limit`;
+    let stmt = this.#auditLists.get(sql);
+    if (stmt === undefined) {
+      stmt = this.db.prepare<[Record<string, number | string>], AuditRow>(sql);
+      this.#auditLists.set(sql, stmt);
+    }
+    return stmt.all(params).map(fromAuditRow);
+  }
+
+  insertAuditCheckpoint(checkpoint: Checkpoint): void {
+    try {
+      this.#s.insertAuditCheckpoint.run({
+        seq: checkpoint.seq,
+        pruned_through: checkpoint.prunedThrough,
+        time: checkpoint.time,
+        head_hash: checkpoint.headHash,
+        pruned_head_hash: checkpoint.prunedHeadHash,
+        signature: checkpoint.signature,
+      });
+    } catch (err) {
+      if (err instanceof Database.SqliteError && /PRIMARYKEY|UNIQUE/.test(err.code)) {
+        throw new StoreConflictError("auditCheckpoint", `an audit checkpoint at seq ${checkpoint.seq} (pruned through ${checkpoint.prunedThrough}) exists already`);
+      }
+      throw err;
+    }
+  }
+
+  listAuditCheckpoints(query: { order: "asc" | "desc"; limit?: number }): Checkpoint[] {
+    const limit = query.limit ?? -1;
+    if (query.limit !== undefined) checkCount("limit", query.limit);
+    const stmt = query.order === "asc" ? this.#s.listAuditCheckpointsAsc : this.#s.listAuditCheckpointsDesc;
+    return stmt.all(limit).map(fromCheckpointRow);
+  }
+
+  pruneAuditRecords(throughSeq: number): number {
+    checkCount("throughSeq", throughSeq);
+    return this.#write(() => {
+      this.#s.pruneAuditCheckpoints.run(throughSeq);
+      return this.#s.pruneAuditRecords.run(throughSeq).changes;
+    }) as number;
+  }
+
   #insertTags(keyId: string, tags: readonly Tag[]): void {
     for (const tag of tags) this.#s.insertTag.run(keyId, tag.key, tag.value);
   }
@@ -926,6 +1084,30 @@ class SqliteTransaction implements StoreOperations {
 
   async deleteExpiredRoleSessions(now: number): Promise<number> {
     return this.#live().deleteExpiredRoleSessions(now);
+  }
+
+  async auditHead(): Promise<AuditHead | undefined> {
+    return this.#live().auditHead();
+  }
+
+  async appendAuditRecords(records: readonly AuditRecord[]): Promise<void> {
+    this.#live().appendAuditRecords(records);
+  }
+
+  async listAuditRecords(query: AuditRecordQuery): Promise<AuditRecord[]> {
+    return this.#live().listAuditRecords(query);
+  }
+
+  async insertAuditCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    this.#live().insertAuditCheckpoint(checkpoint);
+  }
+
+  async listAuditCheckpoints(query: { order: "asc" | "desc"; limit?: number }): Promise<Checkpoint[]> {
+    return this.#live().listAuditCheckpoints(query);
+  }
+
+  async pruneAuditRecords(throughSeq: number): Promise<number> {
+    return this.#live().pruneAuditRecords(throughSeq);
   }
 
   #live(): Operations {
@@ -1224,6 +1406,32 @@ export class SqliteStore implements Store {
     return this.#enter("deleteExpiredRoleSessions")
       ? this.#ops.deleteExpiredRoleSessions(now)
       : this.#queued(() => this.#ops.deleteExpiredRoleSessions(now));
+  }
+
+  async auditHead(): Promise<AuditHead | undefined> {
+    return this.#enter("auditHead") ? this.#ops.auditHead() : this.#queued(() => this.#ops.auditHead());
+  }
+
+  async appendAuditRecords(records: readonly AuditRecord[]): Promise<void> {
+    return this.#enter("appendAuditRecords") ? this.#ops.appendAuditRecords(records) : this.#queued(() => this.#ops.appendAuditRecords(records));
+  }
+
+  async listAuditRecords(query: AuditRecordQuery): Promise<AuditRecord[]> {
+    return this.#enter("listAuditRecords") ? this.#ops.listAuditRecords(query) : this.#queued(() => this.#ops.listAuditRecords(query));
+  }
+
+  async insertAuditCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    return this.#enter("insertAuditCheckpoint")
+      ? this.#ops.insertAuditCheckpoint(checkpoint)
+      : this.#queued(() => this.#ops.insertAuditCheckpoint(checkpoint));
+  }
+
+  async listAuditCheckpoints(query: { order: "asc" | "desc"; limit?: number }): Promise<Checkpoint[]> {
+    return this.#enter("listAuditCheckpoints") ? this.#ops.listAuditCheckpoints(query) : this.#queued(() => this.#ops.listAuditCheckpoints(query));
+  }
+
+  async pruneAuditRecords(throughSeq: number): Promise<number> {
+    return this.#enter("pruneAuditRecords") ? this.#ops.pruneAuditRecords(throughSeq) : this.#queued(() => this.#ops.pruneAuditRecords(throughSeq));
   }
 
   // ---- backup (StoreBackup): snapshot and import ---------------------------------------------
@@ -1595,6 +1803,73 @@ function fromKeyRow(row: KeyRow): KeyRecord {
     validTo: row.valid_to,
     materialDigest: row.material_digest,
     protectionLevel: row.protection_level as ProtectionLevel,
+  };
+}
+
+function toAuditRow(r: AuditRecord): AuditRow {
+  return {
+    seq: r.seq,
+    time: r.time,
+    request_id: r.requestId,
+    trace_id: r.traceId,
+    node_id: r.nodeId,
+    account_uin: r.accountUin,
+    principal_uin: r.principalUin,
+    principal_name: r.principalName,
+    access_key_id: r.accessKeyId,
+    source_ip: r.sourceIp,
+    user_agent: r.userAgent,
+    region: r.region,
+    service: r.service,
+    action: r.action,
+    resource_type: r.resourceType,
+    resource_name: r.resourceName,
+    read_only: r.readOnly ? 1 : 0,
+    result: r.result,
+    latency_ms: r.latencyMs,
+    params_digest: r.paramsDigest,
+    flags: JSON.stringify(r.flags),
+    prev_hash: r.prevHash,
+    hash: r.hash,
+  };
+}
+
+function fromAuditRow(row: AuditRow): AuditRecord {
+  return {
+    seq: row.seq,
+    time: row.time,
+    requestId: row.request_id,
+    traceId: row.trace_id,
+    nodeId: row.node_id,
+    accountUin: row.account_uin,
+    principalUin: row.principal_uin,
+    principalName: row.principal_name,
+    accessKeyId: row.access_key_id,
+    sourceIp: row.source_ip,
+    userAgent: row.user_agent,
+    region: row.region,
+    service: row.service as AuditService,
+    action: row.action,
+    resourceType: row.resource_type,
+    resourceName: row.resource_name,
+    readOnly: row.read_only === 1,
+    result: row.result,
+    latencyMs: row.latency_ms,
+    paramsDigest: row.params_digest,
+    flags: JSON.parse(row.flags) as string[],
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+function fromCheckpointRow(row: CheckpointRow): Checkpoint {
+  return {
+    seq: row.seq,
+    time: row.time,
+    headHash: row.head_hash,
+    prunedThrough: row.pruned_through,
+    prunedHeadHash: row.pruned_head_hash,
+    signature: row.signature,
   };
 }
 

@@ -1,6 +1,8 @@
 // The persistence port: asynchronous, so that a networked database (PostgreSQL) can implement it
 // exactly as the embedded SQLite store does.
 
+import type { Checkpoint } from "../audit/checkpoint.js";
+import type { AuditRecord } from "../audit/record.js";
 import type { ImportTokenRecord, KeyRecord, KeyState, KeyVersionRecord, Tag } from "../keys/key.js";
 
 export interface AccessKeyRecord {
@@ -91,8 +93,68 @@ export interface KeyListQuery {
   tagFilters?: readonly { key: string; values: readonly string[] }[];
 }
 
+/** The chain head of the audit log: the last record appended (seq 0 and the genesis hash before the first). */
+export interface AuditHead {
+  seq: number;
+  hash: string;
+}
+
+export interface AuditRecordFilters {
+  action?: string;
+  resourceName?: string;
+  principalName?: string;
+  accessKeyId?: string;
+  readOnly?: boolean;
+  /** Records whose flags include this one. */
+  flag?: string;
+}
+
+export interface AuditRecordQuery {
+  /** Unix milliseconds, inclusive. */
+  fromTime?: number;
+  /** Unix milliseconds, inclusive. */
+  toTime?: number;
+  /** A cursor: only records after this seq in the listing's order (greater when "asc", smaller when "desc"). */
+  afterSeq?: number;
+  limit: number;
+  /** Each given filter must match exactly. */
+  filters?: AuditRecordFilters;
+  /** By seq. */
+  order: "asc" | "desc";
+}
+
+/**
+ * The audit log's part of the store. On StoreOperations, so that a state change and its record
+ * commit in one transaction.
+ */
+export interface AuditStore {
+  /**
+   * The chain head (undefined before the first record). Inside a transaction it also locks the
+   * head until the transaction ends, so nobody else appends meanwhile; as the first statement of a
+   * transaction it reads the latest head (PostgreSQL: the lock is taken before the snapshot).
+   */
+  auditHead(): Promise<AuditHead | undefined>;
+  /**
+   * Appends records that continue the chain: consecutive seqs, each prevHash the hash before it,
+   * the first one following the current head. Otherwise throws `StoreConflictError` ("auditHead")
+   * and writes nothing. Moves the head to the last record.
+   */
+  appendAuditRecords(records: readonly AuditRecord[]): Promise<void>;
+  listAuditRecords(query: AuditRecordQuery): Promise<AuditRecord[]>;
+  /** Throws `StoreConflictError` ("auditCheckpoint") when one with the same seq and prunedThrough exists. */
+  insertAuditCheckpoint(checkpoint: Checkpoint): Promise<void>;
+  /** Checkpoints by (seq, prunedThrough), at most `limit` (all when omitted). */
+  listAuditCheckpoints(query: { order: "asc" | "desc"; limit?: number }): Promise<Checkpoint[]>;
+  /**
+   * Deletes the records with seq <= throughSeq and the checkpoints with seq <= throughSeq (they
+   * cover only pruned records); returns how many records. The head stays. The caller records the
+   * pruned prefix in a new checkpoint, in the same transaction.
+   */
+  pruneAuditRecords(throughSeq: number): Promise<number>;
+}
+
 /** The reads and writes of the store. Inside `Store.transaction` the same calls run on the transaction. */
-export interface StoreOperations {
+export interface StoreOperations extends AuditStore {
   getMeta(name: string): Promise<string | undefined>;
   setMeta(name: string, value: string): Promise<void>;
 
@@ -202,7 +264,7 @@ export interface Store extends StoreOperations, StoreBackup, StoreRewrap {
 export class StoreConflictError extends Error {
   override readonly name = "StoreConflictError";
   constructor(
-    readonly field: "keyId" | "alias" | "secretId" | "keyVersion" | "importToken" | "principal" | "policy",
+    readonly field: "keyId" | "alias" | "secretId" | "keyVersion" | "importToken" | "principal" | "policy" | "auditHead" | "auditCheckpoint",
     message: string,
   ) {
     super(message);
@@ -311,4 +373,40 @@ export interface StoreRewrap {
    * `expected`; false when it is not (changed or deleted meanwhile), and nothing is written then.
    */
   replaceWrappedValue(kind: WrappedValueKind, position: WrappedValuePosition, expected: Buffer, replacement: Buffer): Promise<boolean>;
+}
+
+// ---- audit log: checks both stores make before an append -----------------------------------------
+
+/** Throws unless `records` is non-empty, with consecutive seqs, each linked to the one before. */
+export function checkAuditAppend(records: readonly AuditRecord[]): { first: AuditRecord; last: AuditRecord } {
+  const first = records[0];
+  const last = records.at(-1);
+  if (first === undefined || last === undefined) throw new RangeError("appendAuditRecords: no records");
+  if (!Number.isSafeInteger(first.seq) || first.seq < 1) throw new RangeError(`appendAuditRecords: seq must be a positive safe integer, got ${first.seq}`);
+  for (let i = 1; i < records.length; i++) {
+    const r = records[i]!;
+    const before = records[i - 1]!;
+    if (r.seq !== before.seq + 1 || r.prevHash !== before.hash) {
+      throw new RangeError(`appendAuditRecords: the record with seq ${r.seq} does not follow the one with seq ${before.seq}`);
+    }
+  }
+  return { first, last };
+}
+
+/** The audit store's filters with the column each compares. */
+export const AUDIT_FILTER_COLUMNS = {
+  action: "action",
+  resourceName: "resource_name",
+  principalName: "principal_name",
+  accessKeyId: "access_key_id",
+  readOnly: "read_only",
+} as const satisfies Readonly<Record<Exclude<keyof AuditRecordFilters, "flag">, string>>;
+
+export function checkAuditQuery(query: AuditRecordQuery): void {
+  if (!Number.isSafeInteger(query.limit) || query.limit < 0) throw new RangeError(`"limit" must be a non-negative integer, got ${query.limit}`);
+  if (query.order !== "asc" && query.order !== "desc") throw new RangeError(`"order" must be "asc" or "desc"`);
+  for (const name of ["fromTime", "toTime", "afterSeq"] as const) {
+    const v = query[name];
+    if (v !== undefined && !Number.isSafeInteger(v)) throw new RangeError(`"${name}" must be a safe integer, got ${v}`);
+  }
 }

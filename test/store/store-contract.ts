@@ -6,10 +6,13 @@ import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
 import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 import { KEY_LIFECYCLE_DEFAULTS, type ImportTokenRecord, type KeyRecord, type KeyVersionRecord, type Tag } from "../../src/keys/key.js";
-import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Store, type StoreOperations } from "../../src/store/store.js";
+import { StoreConflictError, type AccessKeyRecord, type AuditRecordQuery, type KeyListQuery, type Store, type StoreOperations } from "../../src/store/store.js";
 import { StoreNotEmptyError, type PortableValue, type TableShape } from "../../src/store/store.js";
 import type { WrappedValue, WrappedValuePosition } from "../../src/store/store.js";
 import type { PolicyAttachmentRecord, PolicyRecord, PrincipalRecord, RoleSessionRecord } from "../../src/store/store.js";
+import type { Checkpoint } from "../../src/audit/checkpoint.js";
+import { GENESIS_HASH } from "../../src/audit/record.js";
+import { auditChain } from "../helpers/audit-fixtures.js";
 
 export interface StoreFixture {
   store: Store;
@@ -1400,6 +1403,147 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
     });
     // ---- end of protection level and root key rotation ----------------------------------------
 
+    describe("audit log", () => {
+      it("starts empty: no head, no records, no checkpoints", () =>
+        withStore(async ({ store }) => {
+          assert.equal(await store.auditHead(), undefined);
+          assert.deepEqual(await store.listAuditRecords({ limit: 10, order: "asc" }), []);
+          assert.deepEqual(await store.listAuditCheckpoints({ order: "asc" }), []);
+        }));
+
+      it("appends a chain, moves the head and lists the records as written, both ways and with a cursor", () =>
+        withStore(async ({ store }) => {
+          const records = auditChain(1, GENESIS_HASH, 5, (i) => ({
+            userAgent: i === 2 ? "ünïcödé 🔑 agent" : "sdk/1",
+            readOnly: i % 2 === 0,
+            flags: i === 3 ? ["policy-denied", "signature-failures"] : [],
+          }));
+          await store.appendAuditRecords(records.slice(0, 2));
+          await store.appendAuditRecords(records.slice(2));
+          assert.deepEqual(await store.auditHead(), { seq: 5, hash: records[4]!.hash });
+          assert.deepEqual(await store.listAuditRecords({ limit: 10, order: "asc" }), records);
+          assert.deepEqual(await store.listAuditRecords({ limit: 10, order: "desc" }), [...records].reverse());
+          assert.deepEqual(await store.listAuditRecords({ limit: 2, order: "asc", afterSeq: 2 }), records.slice(2, 4));
+          assert.deepEqual(await store.listAuditRecords({ limit: 2, order: "desc", afterSeq: 4 }), [records[2], records[1]]);
+          assert.deepEqual(await store.listAuditRecords({ limit: 0, order: "asc" }), []);
+        }));
+
+      it("filters by time range, action, key, principal, access key, read-only and flag", () =>
+        withStore(async ({ store }) => {
+          const records = auditChain(1, GENESIS_HASH, 8, (i) => ({
+            time: 1_700_000_000_000 + i * 1000,
+            action: i % 2 === 0 ? "Encrypt" : "Decrypt",
+            resourceName: i < 4 ? "key-a" : "key-b",
+            principalName: i % 3 === 0 ? "alice" : "bob",
+            accessKeyId: i === 5 ? "AKIDfive" : "AKIDother",
+            readOnly: i !== 7,
+            flags: i === 6 ? ["pending-delete-key-use"] : ["x-pending-delete-key-use-x"],
+          }));
+          await store.appendAuditRecords(records);
+          const seqs = async (q: Omit<AuditRecordQuery, "limit" | "order">) =>
+            (await store.listAuditRecords({ ...q, limit: 100, order: "asc" })).map((r) => r.seq);
+          assert.deepEqual(await seqs({ fromTime: 1_700_000_002_000, toTime: 1_700_000_004_000 }), [3, 4, 5], "both ends inclusive");
+          assert.deepEqual(await seqs({ filters: { action: "Encrypt" } }), [1, 3, 5, 7]);
+          assert.deepEqual(await seqs({ filters: { resourceName: "key-b", action: "Decrypt" } }), [6, 8]);
+          assert.deepEqual(await seqs({ filters: { principalName: "alice" } }), [1, 4, 7]);
+          assert.deepEqual(await seqs({ filters: { accessKeyId: "AKIDfive" } }), [6]);
+          assert.deepEqual(await seqs({ filters: { readOnly: false } }), [8]);
+          assert.deepEqual(await seqs({ filters: { flag: "pending-delete-key-use" } }), [7], "a flag matches whole, not as a substring");
+          assert.deepEqual(await seqs({ filters: { action: "NoSuchAction" } }), []);
+        }));
+
+      it("refuses records that do not follow the head, or do not link, and writes none of them", () =>
+        withStore(async ({ store }) => {
+          const records = auditChain(1, GENESIS_HASH, 4);
+          await store.appendAuditRecords(records.slice(0, 2));
+          await assert.rejects(store.appendAuditRecords(records.slice(0, 2)), assertConflict("auditHead"));
+          await assert.rejects(store.appendAuditRecords(records.slice(3)), assertConflict("auditHead"), "a gap after the head");
+          const forked = auditChain(3, "ab".repeat(32), 2);
+          await assert.rejects(store.appendAuditRecords(forked), assertConflict("auditHead"), "the right seq with another prevHash");
+          await assert.rejects(store.appendAuditRecords([records[2]!, { ...records[3]!, prevHash: GENESIS_HASH }]), RangeError);
+          await assert.rejects(store.appendAuditRecords([]), RangeError);
+          assert.deepEqual(await store.auditHead(), { seq: 2, hash: records[1]!.hash });
+          assert.equal((await store.listAuditRecords({ limit: 10, order: "asc" })).length, 2);
+        }));
+
+      it("appends inside a transaction together with other writes, and a rollback removes both", () =>
+        withStore(async ({ store }) => {
+          const records = auditChain(1, GENESIS_HASH, 2);
+          const key = makeKey();
+          await assert.rejects(
+            store.transaction(async (tx) => {
+              assert.equal(await tx.auditHead(), undefined);
+              await tx.insertKey(key, versionOf(key));
+              await tx.appendAuditRecords(records.slice(0, 1));
+              assert.deepEqual(await tx.auditHead(), { seq: 1, hash: records[0]!.hash }, "a transaction reads its own append");
+              throw new Error("the action failed after all");
+            }),
+            /failed after all/,
+          );
+          assert.equal(await store.auditHead(), undefined);
+          assert.equal(await store.getKey(key.keyId), undefined);
+          await store.transaction(async (tx) => {
+            await tx.insertKey(key, versionOf(key));
+            await tx.appendAuditRecords(records);
+          });
+          assert.deepEqual(await store.auditHead(), { seq: 2, hash: records[1]!.hash });
+          assert.ok(await store.getKey(key.keyId));
+        }));
+
+      it("keeps the chain linear when concurrent transactions each read the head and append", () =>
+        withStore(async ({ store }) => {
+          await Promise.all(
+            Array.from({ length: 12 }, (_, n) =>
+              store.transaction(async (tx) => {
+                const head = (await tx.auditHead()) ?? { seq: 0, hash: GENESIS_HASH };
+                await tx.appendAuditRecords(auditChain(head.seq + 1, head.hash, 3, () => ({ requestId: `writer-${n}` })));
+              }),
+            ),
+          );
+          const all = await store.listAuditRecords({ limit: 100, order: "asc" });
+          assert.deepEqual(all.map((r) => r.seq), Array.from({ length: 36 }, (_, i) => i + 1));
+          all.forEach((r, i) => assert.equal(r.prevHash, i === 0 ? GENESIS_HASH : all[i - 1]!.hash));
+          assert.deepEqual(await store.auditHead(), { seq: 36, hash: all[35]!.hash });
+        }));
+
+      it("stores checkpoints, lists them in order and refuses a second one at the same seq and prune point", () =>
+        withStore(async ({ store }) => {
+          const cp = (seq: number, prunedThrough: number): Checkpoint => ({
+            seq,
+            time: 1_700_000_000_000 + seq,
+            headHash: seq.toString(16).padStart(64, "0"),
+            prunedThrough,
+            prunedHeadHash: GENESIS_HASH,
+            signature: "5a".repeat(64),
+          });
+          await store.insertAuditCheckpoint(cp(10, 0));
+          await store.insertAuditCheckpoint(cp(30, 0));
+          await store.insertAuditCheckpoint(cp(20, 0));
+          await store.insertAuditCheckpoint(cp(30, 5));
+          await assert.rejects(store.insertAuditCheckpoint(cp(20, 0)), assertConflict("auditCheckpoint"));
+          assert.deepEqual(await store.listAuditCheckpoints({ order: "asc" }), [cp(10, 0), cp(20, 0), cp(30, 0), cp(30, 5)]);
+          assert.deepEqual(await store.listAuditCheckpoints({ order: "desc", limit: 1 }), [cp(30, 5)]);
+        }));
+
+      it("prunes a prefix of records and the checkpoints it covers, and keeps the head", () =>
+        withStore(async ({ store }) => {
+          const records = auditChain(1, GENESIS_HASH, 6);
+          await store.appendAuditRecords(records);
+          const cp = (seq: number): Checkpoint => ({ seq, time: 1, headHash: records[seq - 1]!.hash, prunedThrough: 0, prunedHeadHash: GENESIS_HASH, signature: "00".repeat(64) });
+          await store.insertAuditCheckpoint(cp(2));
+          await store.insertAuditCheckpoint(cp(5));
+          assert.equal(await store.pruneAuditRecords(3), 3);
+          assert.deepEqual((await store.listAuditRecords({ limit: 10, order: "asc" })).map((r) => r.seq), [4, 5, 6]);
+          assert.deepEqual((await store.listAuditCheckpoints({ order: "asc" })).map((c) => c.seq), [5]);
+          assert.deepEqual(await store.auditHead(), { seq: 6, hash: records[5]!.hash });
+          assert.equal(await store.pruneAuditRecords(3), 0);
+          assert.equal(await store.pruneAuditRecords(6), 3);
+          assert.deepEqual(await store.auditHead(), { seq: 6, hash: records[5]!.hash }, "the head outlives its records");
+          await store.appendAuditRecords(auditChain(7, records[5]!.hash, 1));
+          assert.equal((await store.auditHead())?.seq, 7);
+        }));
+    });
+
     describe("backup", () => {
       /** Every row of every table through one snapshot, paged `batch` at a time; `during` runs after the first page. */
       async function dump(store: Store, batch: number, during?: () => Promise<void>): Promise<{ schemaVersion: number; tables: Map<string, { shape: TableShape; rows: PortableValue[][] }> }> {
@@ -1616,3 +1760,4 @@ function attachment(principalId: string, policyId: number, createTime = 1_700_00
 function roleSession(tmpSecretId: string, roleId: string, overrides: Partial<RoleSessionRecord> = {}): RoleSessionRecord {
   return { tmpSecretId, roleId, accountUin: ACCOUNT, sessionName: "session", assumedBy: ACCOUNT, createTime: 1_700_000_000, expiresAt: 1_700_003_600, ...overrides };
 }
+

@@ -6,5 +6,6 @@ import type { Migration } from "../index.js";
 import { initial } from "./001-initial.js";
 import { protectionLevel } from "./002-protection-level.js";
 import { identity } from "./003-identity.js";
+import { audit } from "./004-audit.js";
 
-export const POSTGRES_MIGRATIONS: readonly Migration[] = Object.freeze([initial, protectionLevel, identity]);
+export const POSTGRES_MIGRATIONS: readonly Migration[] = Object.freeze([initial, protectionLevel, identity, audit]);
