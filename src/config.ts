@@ -20,8 +20,12 @@ export interface ServeConfig {
   logLevel: "debug" | "info" | "warn" | "error";
   /** undefined: the embedded SQLite store in the data directory; else a PostgreSQL connection string. */
   store: string | undefined;
-  /** Names this node in logs and metrics; default hostname:pid. */
+  /** Names this node in logs, metrics and audit records; default hostname:pid. */
   nodeId: string;
+  /** Audit records older than this many days are pruned (default 90). */
+  auditRetentionDays: number;
+  /** A JSON-lines file every committed audit record is appended to, for shipping to a log system. */
+  auditSink: string | undefined;
 }
 
 export interface ServeFlags {
@@ -38,6 +42,8 @@ export interface ServeFlags {
   logLevel?: string;
   store?: string;
   nodeId?: string;
+  auditRetentionDays?: string;
+  auditSink?: string;
 }
 
 export class ConfigError extends Error {
@@ -84,6 +90,8 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = p
     logLevel: logLevel as ServeConfig["logLevel"],
     store: pick(flags.store, "TRESOR_STORE"),
     nodeId: pick(flags.nodeId, "TRESOR_NODE_ID") ?? `${hostname()}:${process.pid}`,
+    auditRetentionDays: integerSetting("--audit-retention-days", pick(flags.auditRetentionDays, "TRESOR_AUDIT_RETENTION_DAYS") ?? "90", 1, 36_500),
+    auditSink: pick(flags.auditSink, "TRESOR_AUDIT_SINK"),
   };
   if (config.store !== undefined && !isPostgresUrl(config.store)) {
     throw new ConfigError("--store must be a postgres:// or postgresql:// connection string (leave it out for the embedded SQLite store)");

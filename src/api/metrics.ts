@@ -21,6 +21,7 @@ export class Metrics {
   readonly #requests = new Map<string, number>();
   readonly #latency = new Map<string, Histogram>();
   readonly #unavailable = { store: 0, rootOfTrust: 0 };
+  #auditFailures = 0;
   readonly #nodeId: string;
 
   constructor(nodeId: string) {
@@ -47,6 +48,11 @@ export class Metrics {
   /** A request failed because a dependency could not be reached. */
   unavailable(dependency: Dependency): void {
     this.#unavailable[dependency]++;
+  }
+
+  /** A request refused because its audit record could not be written. */
+  auditFailure(): void {
+    this.#auditFailures++;
   }
 
   /** The exposition text for this node. */
@@ -77,6 +83,9 @@ export class Metrics {
     out.push("# TYPE tresor_dependency_errors_total counter");
     out.push(`tresor_dependency_errors_total{${node},dependency="store"} ${this.#unavailable.store}`);
     out.push(`tresor_dependency_errors_total{${node},dependency="root_of_trust"} ${this.#unavailable.rootOfTrust}`);
+    out.push("# HELP tresor_audit_write_failures_total Requests answered InternalError because their audit record could not be written.");
+    out.push("# TYPE tresor_audit_write_failures_total counter");
+    out.push(`tresor_audit_write_failures_total{${node}} ${this.#auditFailures}`);
     out.push("# HELP tresor_readiness_check_failures_total Readiness checks (GET /readyz) in which a dependency failed.");
     out.push("# TYPE tresor_readiness_check_failures_total counter");
     out.push(`tresor_readiness_check_failures_total{${node},dependency="store"} ${stats.healthCheckFailures.store}`);

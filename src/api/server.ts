@@ -10,6 +10,10 @@ import { unixSeconds, type Clock } from "../service/clock.js";
 import { serviceUnavailable, unavailableDependency } from "../service/availability.js";
 import { ERROR_CODES, KmsError } from "../service/errors.js";
 import type { KmsService } from "../service/kms-service.js";
+import { AUDIT_SERVICES, type AuditService } from "../audit/record.js";
+import type { Auditor } from "../audit/writer.js";
+import type { Caller } from "../service/access-control.js";
+import { AUDIT_FLAGS, RequestAudit } from "../service/request-audit.js";
 import { Metrics } from "./metrics.js";
 import { ACTIONS, runAction, type ActionDefinition } from "./tencent/actions.js";
 import { CAM_ACTIONS, CAM_VERSION, STS_ACTIONS, STS_VERSION } from "./tencent/cam.js";
@@ -36,6 +40,8 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Names this node in /metrics (default "tresor"). */
   nodeId?: string;
+  /** Where every request's audit record goes (default: nowhere, e.g. in unit tests). */
+  auditor?: Pick<Auditor, "record">;
 }
 
 /** Probes and scrapes: neither logged nor counted as requests. */
@@ -60,8 +66,10 @@ function errorResponse(requestId: string, code: string, message: string) {
 
 export function buildServer(options: ServerOptions): FastifyInstance {
   const { service, logger, region } = options;
+  const auditor = options.auditor ?? { record: async () => undefined };
   const authenticator = new Tc3Authenticator(service.access, () => unixSeconds(options.clock));
   const metrics = new Metrics(options.nodeId ?? "tresor");
+  const signatureFailures = new FailureCounter(() => options.clock.now());
   const app = Fastify({
     logger: false,
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
@@ -84,43 +92,104 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     logger.info({ requestId: req.id, action: outcome.action, code: outcome.code, latencyMs: Math.round(reply.elapsedTime * 100) / 100 }, "request");
   });
 
-  // Transport-level failures (oversize or unreadable bodies) still answer in the protocol's shape.
-  app.setErrorHandler(async (error: { code?: string; statusCode?: number }, req, reply) => {
+  /** What is known of a request so far, for its audit record. */
+  function auditOf(req: FastifyRequest): { audit: RequestAudit; facts: RequestFacts } {
+    const facts: RequestFacts = { product: PRODUCTS.get(header(req, "x-tc-version") ?? "")?.product ?? "" };
     const action = header(req, "x-tc-action") ?? "";
+    const audit = new RequestAudit(() => {
+      const caller = facts.caller;
+      return {
+        time: options.clock.now() - Math.round(reply(req)),
+        requestId: req.id,
+        traceId: header(req, "x-tc-traceid") ?? "",
+        accountUin: caller?.uin ?? "",
+        principalUin: caller?.principal.id ?? "",
+        principalName: caller ? principalLabel(caller) : "",
+        accessKeyId: caller?.secretId ?? claimedSecretId(header(req, "authorization")),
+        sourceIp: req.ip,
+        userAgent: header(req, "user-agent") ?? "",
+        region: header(req, "x-tc-region") ?? "",
+        ...(isAuditService(facts.product) ? { service: facts.product } : {}),
+        action,
+        resourceType: facts.product,
+        readOnly: !STATE_CHANGING.has(`${facts.product}:${action}`),
+        latencyMs: Math.round(reply(req)),
+        ...(facts.params === undefined ? {} : { params: facts.params }),
+      };
+    });
+    return { audit, facts };
+  }
+
+  /** Milliseconds since the request arrived. */
+  const started = new WeakMap<FastifyRequest, bigint>();
+  app.addHook("onRequest", async (req) => void started.set(req, process.hrtime.bigint()));
+  function reply(req: FastifyRequest): number {
+    const t = started.get(req);
+    return t === undefined ? 0 : Number(process.hrtime.bigint() - t) / 1e6;
+  }
+
+  /**
+   * The one way an API answer leaves: its audit record is durable first (unless the request's state
+   * change already committed it). When the record cannot be written the answer is InternalError,
+   * and nothing changed: only requests that changed nothing are recorded here.
+   */
+  async function answer(req: FastifyRequest, res: FastifyReply, audit: RequestAudit, code: string, body: object) {
+    const action = header(req, "x-tc-action") ?? "";
+    if (code === ERROR_CODES.UnauthorizedOperation.tencent) audit.flags.add(AUDIT_FLAGS.policyDenied);
+    if (code === ERROR_CODES.SignatureFailure.tencent && signatureFailures.failed(claimedSecretId(header(req, "authorization")))) {
+      audit.flags.add(AUDIT_FLAGS.signatureFailures);
+    }
+    if (!audit.recorded) {
+      try {
+        await auditor.record(audit.event(code));
+      } catch (e) {
+        logger.error({ requestId: req.id, action, err: describeError(e) }, "audit record could not be written: request refused");
+        metrics.auditFailure();
+        outcomes.set(req, { action, code: ERROR_CODES.InternalError.tencent });
+        return res.code(200).send(errorResponse(req.id, ERROR_CODES.InternalError.tencent, "internal error"));
+      }
+    }
+    outcomes.set(req, { action, code });
+    return res.code(200).send(body);
+  }
+
+  // Transport-level failures (oversize or unreadable bodies) still answer in the protocol's shape.
+  app.setErrorHandler(async (error: { code?: string; statusCode?: number }, req, res) => {
+    const action = header(req, "x-tc-action") ?? "";
+    const { audit } = auditOf(req);
     if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
-      outcomes.set(req, { action, code: ERROR_CODES.RequestSizeLimitExceeded.tencent });
-      return reply.code(200).send(errorResponse(req.id, ERROR_CODES.RequestSizeLimitExceeded.tencent, `the request body exceeds ${options.bodyLimit ?? DEFAULT_BODY_LIMIT} bytes`));
+      const code = ERROR_CODES.RequestSizeLimitExceeded.tencent;
+      return answer(req, res, audit, code, errorResponse(req.id, code, `the request body exceeds ${options.bodyLimit ?? DEFAULT_BODY_LIMIT} bytes`));
     }
     if (error.statusCode && error.statusCode < 500) {
-      outcomes.set(req, { action, code: ERROR_CODES.InvalidParameter.tencent });
-      return reply.code(200).send(errorResponse(req.id, ERROR_CODES.InvalidParameter.tencent, "the request body could not be read"));
+      const code = ERROR_CODES.InvalidParameter.tencent;
+      return answer(req, res, audit, code, errorResponse(req.id, code, "the request body could not be read"));
     }
     logger.error({ requestId: req.id, action, err: describeError(error) }, "internal error");
-    outcomes.set(req, { action, code: ERROR_CODES.InternalError.tencent });
-    return reply.code(200).send(errorResponse(req.id, ERROR_CODES.InternalError.tencent, "internal error"));
+    const code = ERROR_CODES.InternalError.tencent;
+    return answer(req, res, audit, code, errorResponse(req.id, code, "internal error"));
   });
 
   app.get("/healthz", async () => ({ status: "ok" }));
 
   // Unauthenticated, for load balancers: 503 takes the node out of rotation until it recovers.
-  app.get("/readyz", async (_req, reply) => {
+  app.get("/readyz", async (_req, res) => {
     const health = await service.health();
-    return reply.code(health.ready ? 200 : 503).send({ status: health.ready ? "ready" : "unavailable", store: health.store, rootOfTrust: health.rootOfTrust });
+    return res.code(health.ready ? 200 : 503).send({ status: health.ready ? "ready" : "unavailable", store: health.store, rootOfTrust: health.rootOfTrust });
   });
 
-  app.get("/metrics", async (_req, reply) => reply.type("text/plain; version=0.0.4; charset=utf-8").send(metrics.render(service)));
+  app.get("/metrics", async (_req, res) => res.type("text/plain; version=0.0.4; charset=utf-8").send(metrics.render(service)));
 
-  app.post("/", async (req, reply) => {
+  app.post("/", async (req, res) => {
     const action = header(req, "x-tc-action") ?? "";
+    const { audit, facts } = auditOf(req);
     try {
-      const response = await handleTencent(req, action);
-      outcomes.set(req, { action, code: "Success" });
-      return reply.send({ Response: { ...response, RequestId: req.id } });
+      const response = await handleTencent(req, action, audit, facts);
+      return await answer(req, res, audit, "Success", { Response: { ...response, RequestId: req.id } });
     } catch (e) {
       if (e instanceof KmsError) {
         const code = ERROR_CODES[e.code].tencent;
-        outcomes.set(req, { action, code });
-        return reply.send(errorResponse(req.id, code, e.message));
+        return answer(req, res, audit, code, errorResponse(req.id, code, e.message));
       }
       // The one place where a dependency's failure becomes ServiceUnavailable (clients fail over).
       const unavailable = serviceUnavailable(e);
@@ -129,25 +198,24 @@ export function buildServer(options: ServerOptions): FastifyInstance {
         metrics.unavailable(dependency);
         logger.warn({ requestId: req.id, action, dependency, err: describeError(e) }, "dependency unavailable");
         const code = ERROR_CODES.ServiceUnavailable.tencent;
-        outcomes.set(req, { action, code });
-        return reply.send(errorResponse(req.id, code, unavailable.message));
+        return answer(req, res, audit, code, errorResponse(req.id, code, unavailable.message));
       }
       logger.error({ requestId: req.id, action, err: describeError(e) }, "internal error");
-      outcomes.set(req, { action, code: ERROR_CODES.InternalError.tencent });
-      return reply.send(errorResponse(req.id, ERROR_CODES.InternalError.tencent, "internal error"));
+      const code = ERROR_CODES.InternalError.tencent;
+      return answer(req, res, audit, code, errorResponse(req.id, code, "internal error"));
     }
   });
 
   app.route({
     method: ["GET", "PUT", "DELETE", "PATCH"],
     url: "/",
-    handler: async (req, reply: FastifyReply) => {
-      outcomes.set(req, { action: header(req, "x-tc-action") ?? "", code: ERROR_CODES.UnsupportedProtocol.tencent });
-      return reply.send(errorResponse(req.id, ERROR_CODES.UnsupportedProtocol.tencent, `${req.method} is not supported: send POST with a JSON body`));
+    handler: async (req, res: FastifyReply) => {
+      const code = ERROR_CODES.UnsupportedProtocol.tencent;
+      return answer(req, res, auditOf(req).audit, code, errorResponse(req.id, code, `${req.method} is not supported: send POST with a JSON body`));
     },
   });
 
-  async function handleTencent(req: FastifyRequest, action: string): Promise<Record<string, unknown>> {
+  async function handleTencent(req: FastifyRequest, action: string, audit: RequestAudit, facts: RequestFacts): Promise<Record<string, unknown>> {
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     if (!action) throw new KmsError("MissingParameter", `the "X-TC-Action" header is required`);
     const version = header(req, "x-tc-version");
@@ -163,6 +231,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     }
 
     const caller = await authenticator.authenticate({ method: req.method, url: req.url, headers: req.headers, body, sourceIp: req.ip });
+    caller.audit = audit;
+    facts.caller = caller;
 
     const requestRegion = header(req, "x-tc-region");
     if (requestRegion !== undefined && requestRegion !== region) {
@@ -178,10 +248,110 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     if (typeof params !== "object" || params === null || Array.isArray(params)) {
       throw new KmsError("InvalidParameter", "the request body must be a JSON object");
     }
+    // Digested for the audit record; no schema nests deeper, and a hostile depth must not cost a stack.
+    if (jsonDepth(params, MAX_DIGESTED_DEPTH) <= MAX_DIGESTED_DEPTH) facts.params = params;
     return runAction(action, params as Record<string, unknown>, { service, caller }, product.actions);
   }
 
   return app;
+}
+
+const MAX_DIGESTED_DEPTH = 32;
+
+/** The nesting depth of a parsed JSON value, counted without recursion up to `limit` + 1. */
+function jsonDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    deepest = Math.max(deepest, depth);
+    if (deepest > limit) return deepest;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
+interface RequestFacts {
+  product: string;
+  caller?: Caller;
+  params?: unknown;
+}
+
+/** Actions that change stored state; every other action (and an unknown one) only reads. */
+const STATE_CHANGING = new Set([
+  ...[
+    "CreateKey",
+    "EnableKey",
+    "DisableKey",
+    "EnableKeys",
+    "DisableKeys",
+    "UpdateAlias",
+    "UpdateKeyDescription",
+    "ArchiveKey",
+    "CancelKeyArchive",
+    "ScheduleKeyDeletion",
+    "CancelKeyDeletion",
+    "EnableKeyRotation",
+    "DisableKeyRotation",
+    "RotateKey",
+    "GetParametersForImport",
+    "ImportKeyMaterial",
+    "DeleteImportedKeyMaterial",
+  ].map((a) => `kms:${a}`),
+  ...[
+    "AddUser",
+    "DeleteUser",
+    "CreateAccessKey",
+    "UpdateAccessKey",
+    "DeleteAccessKey",
+    "CreatePolicy",
+    "DeletePolicy",
+    "AttachUserPolicy",
+    "DetachUserPolicy",
+    "CreateRole",
+    "DeleteRole",
+    "AttachRolePolicy",
+    "DetachRolePolicy",
+  ].map((a) => `cam:${a}`),
+  "sts:AssumeRole",
+]);
+
+function isAuditService(product: string): product is AuditService {
+  return (AUDIT_SERVICES as readonly string[]).includes(product);
+}
+
+/** How a principal is named in audit records: root, the user's name, or role/session. */
+function principalLabel(caller: Caller): string {
+  return caller.session ? `${caller.principal.name}/${caller.session.sessionName}` : caller.principal.name;
+}
+
+/** The SecretId a request claims in its Authorization header, whether or not it verifies. */
+function claimedSecretId(authorization: string | undefined): string {
+  return /Credential=([A-Za-z0-9_-]{1,128})\//.exec(authorization ?? "")?.[1] ?? "";
+}
+
+/**
+ * Signature failures per SecretId in a sliding window: from the third within five minutes, the
+ * failures are flagged (someone is guessing, or a client has the wrong secret).
+ */
+class FailureCounter {
+  static readonly WINDOW_MS = 5 * 60_000;
+  static readonly THRESHOLD = 3;
+  static readonly MAX_TRACKED = 10_000;
+  readonly #failures = new Map<string, number[]>();
+
+  constructor(private readonly now: () => number) {}
+
+  /** Counts a failure; true when it is one of several recent ones. */
+  failed(secretId: string): boolean {
+    const now = this.now();
+    const recent = (this.#failures.get(secretId) ?? []).filter((t) => now - t < FailureCounter.WINDOW_MS);
+    recent.push(now);
+    if (this.#failures.size >= FailureCounter.MAX_TRACKED && !this.#failures.has(secretId)) this.#failures.clear();
+    this.#failures.set(secretId, recent.slice(-FailureCounter.THRESHOLD));
+    return recent.length >= FailureCounter.THRESHOLD;
+  }
 }
 
 /** What an unexpected error may show in a log: its type and code, never its message (which may

@@ -23,7 +23,23 @@ export interface AuditExportHeader {
   exportedAt: string;
   /** base64 of the raw 32-byte Ed25519 public key the store's checkpoints are signed with. */
   publicKey: string;
+  /**
+   * Present in a partial export: ISO 8601, the time it was asked to start from. Its records are
+   * the log from the first record at or after that time on; verification checks the chain from
+   * the first of them (see VerifyOptions.fromFirstRecord).
+   */
+  since?: string;
 }
+
+export interface AuditExportOptions {
+  /** Unix milliseconds: only the records from the first one at or after this time (a partial export). */
+  fromTime?: number;
+  /** Called every PROGRESS_EVERY records with the count so far. */
+  progress?: (records: number) => void;
+}
+
+/** How often exportAudit and verifyStoreAudit report progress, in records. */
+export const PROGRESS_EVERY = 10_000;
 
 const PAGE = 1000;
 
@@ -32,7 +48,15 @@ const PAGE = 1000;
  * checkpoint (`{"type":"checkpoint",…}`), then one per record (`{"type":"record",…}`) in seq
  * order. Written aside and linked into place once complete, mode 0600.
  */
-export async function exportAudit(store: Store, out: string, publicKey: Buffer, now: () => Date = () => new Date()): Promise<{ records: number; checkpoints: number }> {
+export async function exportAudit(
+  store: Store,
+  out: string,
+  publicKey: Buffer,
+  now: () => Date = () => new Date(),
+  options: AuditExportOptions = {},
+): Promise<{ records: number; checkpoints: number }> {
+  const { fromTime, progress } = options;
+  if (fromTime !== undefined && !Number.isSafeInteger(fromTime)) throw new RangeError('"fromTime" must be unix milliseconds');
   const target = resolve(out);
   const aside = join(dirname(target), `.${randomUUID()}.partial`);
   const file = await open(aside, "wx", 0o600);
@@ -44,6 +68,7 @@ export async function exportAudit(store: Store, out: string, publicKey: Buffer, 
       formatVersion: AUDIT_EXPORT_FORMAT_VERSION,
       exportedAt: now().toISOString(),
       publicKey: publicKey.toString("base64"),
+      ...(fromTime === undefined ? {} : { since: new Date(fromTime).toISOString() }),
     };
     await file.write(`${JSON.stringify(header)}\n`);
     counts = await store.snapshot(async (snapshot) => {
@@ -54,9 +79,16 @@ export async function exportAudit(store: Store, out: string, publicKey: Buffer, 
       }
       let records = 0;
       let lines: string[] = [];
+      let started = fromTime === undefined;
       for await (const row of rows(snapshot, "audit_records")) {
+        // A partial export is contiguous: everything from the first record at or after fromTime.
+        if (!started) {
+          if ((row["time"] as number) < fromTime!) continue;
+          started = true;
+        }
         lines.push(`${JSON.stringify({ type: "record", ...toRecord(row) })}\n`);
         records++;
+        if (progress !== undefined && records % PROGRESS_EVERY === 0) progress(records);
         if (lines.length >= PAGE) {
           await file.write(lines.join(""));
           lines = [];
@@ -134,11 +166,32 @@ function toRecord(row: Record<string, PortableValue>): AuditRecord {
   };
 }
 
+/**
+ * Verifies the audit log in a store from one consistent snapshot, streaming (like an export, but
+ * nothing is written): every checkpoint against `publicKey` and the whole chain.
+ */
+export async function verifyStoreAudit(store: Store, publicKey: Buffer, progress?: (records: number) => void): Promise<VerifyReport> {
+  return store.snapshot(async (snapshot) => {
+    const checkpoints: Checkpoint[] = [];
+    for await (const row of rows(snapshot, "audit_checkpoints")) checkpoints.push(toCheckpoint(row));
+    async function* records(): AsyncGenerator<AuditRecord> {
+      let n = 0;
+      for await (const row of rows(snapshot, "audit_records")) {
+        yield toRecord(row);
+        if (progress !== undefined && ++n % PROGRESS_EVERY === 0) progress(n);
+      }
+    }
+    return verifyAudit(records(), checkpoints, publicKey);
+  });
+}
+
 export interface ExportVerifyReport extends VerifyReport {
   /** The key the file names, base64. */
   exportPublicKey: string;
   /** False when a pinned key was given and the file names another one (its checkpoints then fail too). */
   publicKeyMatches: boolean;
+  /** A partial export's start (its header's `since`): the records before its first one were not checked. */
+  since?: string;
 }
 
 /**
@@ -146,7 +199,7 @@ export interface ExportVerifyReport extends VerifyReport {
  * operator) the checkpoints are checked against it; without, against the key the file names,
  * which proves only that the file is consistent with itself.
  */
-export async function verifyAuditExport(file: string, pinnedPublicKey?: Buffer): Promise<ExportVerifyReport> {
+export async function verifyAuditExport(file: string, pinnedPublicKey?: Buffer, progress?: (records: number) => void): Promise<ExportVerifyReport> {
   const lines = createInterface({ input: createReadStream(file, { encoding: "utf8" }), crlfDelay: Infinity })[Symbol.asyncIterator]();
   try {
     const first = await lines.next();
@@ -179,6 +232,7 @@ export async function verifyAuditExport(file: string, pinnedPublicKey?: Buffer):
     async function* records(): AsyncGenerator<AuditRecord> {
       if (firstRecord === undefined) return;
       yield firstRecord;
+      let n = 1;
       for (;;) {
         const next = await lines.next();
         if (next.done) return;
@@ -186,10 +240,17 @@ export async function verifyAuditExport(file: string, pinnedPublicKey?: Buffer):
         const { type, ...r } = JSON.parse(next.value) as AuditRecord & { type: string };
         if (type !== "record") throw new Error(`${file}: a line of type ${JSON.stringify(type)} among the records`);
         yield r;
+        if (progress !== undefined && ++n % PROGRESS_EVERY === 0) progress(n);
       }
     }
-    const report = await verifyAudit(records(), checkpoints, key);
-    return { ...report, exportPublicKey: header.publicKey, publicKeyMatches: pinnedPublicKey === undefined || pinnedPublicKey.equals(named) };
+    const since = typeof header.since === "string" ? header.since : undefined;
+    const report = await verifyAudit(records(), checkpoints, key, { fromFirstRecord: since !== undefined });
+    return {
+      ...report,
+      exportPublicKey: header.publicKey,
+      publicKeyMatches: pinnedPublicKey === undefined || pinnedPublicKey.equals(named),
+      ...(since === undefined ? {} : { since }),
+    };
   } finally {
     await lines.return?.();
   }

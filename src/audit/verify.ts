@@ -54,7 +54,22 @@ export interface VerifyReport {
  * hash) and reach at least the newest checkpoint's seq. Records after the last checkpoint are
  * protected by the chain only: cutting them off is not detectable here.
  */
-export async function verifyAudit(records: AsyncIterable<AuditRecord> | Iterable<AuditRecord>, checkpoints: readonly Checkpoint[], publicKey: Buffer): Promise<VerifyReport> {
+export interface VerifyOptions {
+  /**
+   * The records are a contiguous slice of the log (an export `--since` a time): the chain is
+   * checked from the first record given, taking its prevHash on trust, instead of from the pruned
+   * prefix. Changes, gaps and reordering within the slice, and a tail cut off before the last
+   * checkpoint, are still found; what precedes the slice is not checked.
+   */
+  fromFirstRecord?: boolean;
+}
+
+export async function verifyAudit(
+  records: AsyncIterable<AuditRecord> | Iterable<AuditRecord>,
+  checkpoints: readonly Checkpoint[],
+  publicKey: Buffer,
+  options: VerifyOptions = {},
+): Promise<VerifyReport> {
   let bad: VerifyFailure | undefined;
 
   // 1. Checkpoints: each signed, and together consistent.
@@ -107,6 +122,10 @@ export async function verifyAudit(records: AsyncIterable<AuditRecord> | Iterable
       }
       continue;
     }
+    if (count === 1 && options.fromFirstRecord === true && typeof r.seq === "number" && r.seq > expectedSeq && typeof r.prevHash === "string") {
+      expectedSeq = r.seq;
+      expectedPrev = r.prevHash;
+    }
     let hash: string;
     try {
       if (typeof r.seq !== "number" || typeof r.hash !== "string" || typeof r.prevHash !== "string") throw new TypeError("missing fields");
@@ -145,7 +164,8 @@ export async function verifyAudit(records: AsyncIterable<AuditRecord> | Iterable
   }
 
   // 3. The tail: everything a checkpoint covers must be there.
-  if (bad === undefined && expectedSeq - 1 < lastCheckpointSeq) {
+  // (A slice with no records at all has nothing to check: it says only that nothing happened since.)
+  if (bad === undefined && expectedSeq - 1 < lastCheckpointSeq && !(options.fromFirstRecord === true && count === 0)) {
     bad = {
       seq: expectedSeq,
       reason: "truncated",

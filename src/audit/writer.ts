@@ -371,7 +371,8 @@ export class AuditWriter implements Auditor {
   }
 
   #body(event: AuditEvent): Pending["body"] {
-    if (typeof event.action !== "string" || event.action === "") throw new TypeError('an audit event needs an "action"');
+    // Empty for a request that named no action: it is recorded all the same.
+    if (typeof event.action !== "string") throw new TypeError('an audit event needs an "action"');
     if (typeof event.result !== "string" || event.result === "") throw new TypeError('an audit event needs a "result"');
     const time = Math.floor(event.time ?? this.#now());
     return {

@@ -5,6 +5,7 @@ import { Command, CommanderError } from "commander";
 import { registerAccountCommands } from "./account.js";
 import { registerAdminCommands } from "./admin.js";
 import { registerAsymmetricCommands } from "./asymmetric.js";
+import { registerAuditCommands } from "./audit.js";
 import { registerBackupCommands } from "./backup.js";
 import { registerCryptoCommands } from "./crypto.js";
 import { registerEncryptFileCommands } from "./encrypt-file.js";
@@ -24,6 +25,7 @@ registerAsymmetricCommands(program);
 registerEncryptFileCommands(program);
 registerBackupCommands(program);
 registerRootKeyCommands(program);
+registerAuditCommands(program);
 
 try {
   await program.parseAsync(process.argv);

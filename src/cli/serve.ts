@@ -8,6 +8,7 @@ import { buildServer, listen } from "../api/server.js";
 import { ConfigError, resolveServeConfig, type ServeFlags } from "../config.js";
 import { DEFAULT_REGION, dataDirExists, initDataDir, openDataDir } from "../data-dir.js";
 import { systemClock } from "../service/clock.js";
+import { openAuditWriter } from "../audit/writer.js";
 import { KmsService } from "../service/kms-service.js";
 import { Scheduler } from "../service/scheduler.js";
 import { pinOption, printNewCredentials } from "./init.js";
@@ -32,6 +33,8 @@ export function registerServeCommand(program: Command): void {
     .option("--pkcs11-pin-file <file>", "file holding the HSM token PIN when the root key is in an HSM (otherwise env TRESOR_PKCS11_PIN)")
     .option("--store <url>", "a shared PostgreSQL store, postgres://… (env TRESOR_STORE); made by \"tresor init --store\"; default: SQLite in the data directory")
     .option("--node-id <id>", "this node's name in logs and metrics (env TRESOR_NODE_ID, default hostname:pid)")
+    .option("--audit-retention-days <days>", "audit records older than this are pruned, keeping the chain verifiable (env TRESOR_AUDIT_RETENTION_DAYS, default 90)")
+    .option("--audit-sink <file>", "also append every audit record to this JSON-lines file, for a log shipper (env TRESOR_AUDIT_SINK)")
     .option("--scheduler-interval <seconds>", "seconds between runs of the key job scheduler: rotation, deletion, material expiry (env TRESOR_SCHEDULER_INTERVAL, default 60)")
     .action(async (flags: ServeFlags & { pkcs11PinFile?: string; schedulerInterval?: string }) => {
       await serve(flags);
@@ -66,7 +69,16 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
   const tls = config.tlsCert && config.tlsKey ? { cert: await readFile(config.tlsCert), key: await readFile(config.tlsKey) } : undefined;
   const dataDir = await openDataDir(config.dataDir, { ...pinOption(flags.pkcs11PinFile), ...(config.store === undefined ? {} : { store: config.store }) });
   const region = config.region ?? dataDir.region;
+  const auditor = await openAuditWriter({
+    store: dataDir.store,
+    root: dataDir.rootOfTrust,
+    nodeId: config.nodeId,
+    retentionDays: config.auditRetentionDays,
+    ...(config.auditSink === undefined ? {} : { sinkPath: config.auditSink }),
+    log: logger,
+  });
   const service = new KmsService({
+    auditor,
     store: dataDir.store,
     rootOfTrust: dataDir.rootOfTrust,
     clock: systemClock,
@@ -76,7 +88,14 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
     logger,
   });
   const scheduler = new Scheduler(service, { intervalMs: schedulerIntervalSeconds * 1000, logger });
-  const app = buildServer({ service, clock: systemClock, logger, region, bodyLimit: config.bodyLimit, nodeId: config.nodeId, ...(tls ? { tls } : {}) });
+  const app = buildServer({ service, auditor, clock: systemClock, logger, region, bodyLimit: config.bodyLimit, nodeId: config.nodeId, ...(tls ? { tls } : {}) });
+  // Retention: pruning records the pruned prefix's last hash in a signed checkpoint, so the rest still verifies.
+  const pruneTimer = setInterval(() => {
+    auditor.prune().then(
+      ({ pruned }) => pruned > 0 && logger.info({ pruned }, "audit records past retention pruned"),
+      (e: unknown) => logger.error({ err: { name: (e as Error).name, code: (e as { code?: unknown }).code } }, "audit pruning failed"),
+    );
+  }, AUDIT_PRUNE_INTERVAL_MS).unref();
 
   let url: string;
   try {
@@ -84,6 +103,7 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
   } catch (e) {
     logger.error({ err: { code: (e as { code?: string }).code } }, "could not listen");
     logDestination.flushSync();
+    await auditor.close();
     await dataDir.close();
     process.exitCode = 1;
     return;
@@ -102,7 +122,9 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
     stopping = true;
     logger.info({ signal }, "shutting down");
     await scheduler.stop();
+    clearInterval(pruneTimer);
     await app.close();
+    await auditor.close();
     service.close();
     await dataDir.close();
     logger.info("stopped");
@@ -112,6 +134,8 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));
 }
+
+const AUDIT_PRUNE_INTERVAL_MS = 60 * 60_000;
 
 /** --scheduler-interval: whole seconds, 1 to 86400; default 60. */
 function schedulerInterval(value: string | undefined): number {

@@ -18,10 +18,13 @@ import {
   type PrincipalRecord,
   type RoleSessionRecord,
   type Store,
+  type StoreOperations,
 } from "../store/store.js";
 import type { Clock } from "./clock.js";
 import { KmsError, needs } from "./errors.js";
+import { auditedTransaction, AUDIT_FLAGS, type RequestAudit } from "./request-audit.js";
 import { ServiceSecret } from "./service-secret.js";
+import { noAudit, type Auditor } from "../audit/writer.js";
 
 /** The meta entry of the secret temporary credentials are derived from (see ServiceSecret). */
 export const ROLE_SESSION_SECRET = "role-session-key";
@@ -54,6 +57,8 @@ export interface Caller {
   /** Set when the request was signed with temporary credentials from AssumeRole. */
   session?: { sessionName: string; expiresAt: number };
   permissions: Permissions;
+  /** The request's audit record; absent outside requests (the scheduler, the account's own tools). */
+  audit?: RequestAudit;
 }
 
 /** Facts a policy condition may test besides the source address and the time. */
@@ -95,6 +100,8 @@ export interface AccessControlOptions {
   /** How long found credentials and loaded policies are remembered (default 1000 ms). */
   cacheMs?: number;
   onDenied?: DenialListener;
+  /** Where state changes record their request (default: nowhere). */
+  auditor?: Auditor;
 }
 
 /** An account's root may do everything in its account, as in CAM: no policy is consulted. */
@@ -182,6 +189,7 @@ export class AccessControl {
   readonly #sessionSecret: ServiceSecret;
   readonly #cacheMs: number;
   readonly #onDenied: DenialListener | undefined;
+  readonly #auditor: Auditor;
   readonly #credentials = new Map<string, { resolved: ResolvedCredential; expiresAt: number }>();
   readonly #policies = new Map<string, { policies: AttachedPolicy[]; expiresAt: number }>();
   /** Parsed custom policies by id, with the update time they were parsed at. */
@@ -195,6 +203,7 @@ export class AccessControl {
     this.region = options.region;
     this.#cacheMs = options.cacheMs ?? 1000;
     this.#onDenied = options.onDenied;
+    this.#auditor = options.auditor ?? noAudit(options.store);
     this.#sessionSecret = new ServiceSecret(options.store, options.rootOfTrust, ROLE_SESSION_SECRET);
   }
 
@@ -297,6 +306,7 @@ export class AccessControl {
         const decision = decide(action, resources, facts);
         if (decision.allowed) return;
         const resource = resources[0] ?? "*";
+        caller.audit?.flags.add(AUDIT_FLAGS.policyDenied);
         this.#onDenied?.(caller, action, resource, decision);
         throw new DeniedError(action, resource);
       },
@@ -348,7 +358,7 @@ export class AccessControl {
     caller: Caller,
     input: { name: string; remark: string; useApi: boolean },
   ): Promise<{ user: PrincipalRecord; accessKey?: { secretId: string; secretKey: string } }> {
-    caller.permissions.require("cam:AddUser", ACCOUNT_RESOURCE);
+    this.#require(caller, "cam:AddUser", ACCOUNT_RESOURCE);
     checkName("Name", input.name);
     const user: PrincipalRecord = {
       principalId: randomUin(),
@@ -362,7 +372,7 @@ export class AccessControl {
     };
     const made = input.useApi ? await this.#newAccessKey(caller.uin, user.principalId) : undefined;
     try {
-      await this.#store.transaction(async (tx) => {
+      await this.#transaction(caller, async (tx) => {
         await tx.insertPrincipal(user);
         if (made) await tx.insertAccessKey(made.record);
       });
@@ -375,22 +385,22 @@ export class AccessControl {
 
   async getUser(caller: Caller, name: string): Promise<PrincipalRecord> {
     const user = await this.#store.getPrincipalByName(caller.uin, "user", name);
-    caller.permissions.require("cam:GetUser", [userResource(caller.uin, user?.principalId ?? "*")]);
+    this.#require(caller, "cam:GetUser", [userResource(caller.uin, user?.principalId ?? "*")]);
     needs(user, "UserNotExist", `"Name" ${name}: no such user`);
     return user;
   }
 
   async listUsers(caller: Caller): Promise<PrincipalRecord[]> {
-    caller.permissions.require("cam:ListUsers", ACCOUNT_RESOURCE);
+    this.#require(caller, "cam:ListUsers", ACCOUNT_RESOURCE);
     return (await this.#store.listPrincipals(caller.uin, "user", 0, 10_000)).items;
   }
 
   /** DeleteUser: refused while the user has access keys, unless `force` (which deletes them too). */
   async deleteUser(caller: Caller, name: string, force: boolean): Promise<void> {
     const user = await this.#store.getPrincipalByName(caller.uin, "user", name);
-    caller.permissions.require("cam:DeleteUser", [userResource(caller.uin, user?.principalId ?? "*")]);
+    this.#require(caller, "cam:DeleteUser", [userResource(caller.uin, user?.principalId ?? "*")]);
     needs(user, "UserNotExist", `"Name" ${name}: no such user`);
-    await this.#store.transaction(async (tx) => {
+    await this.#transaction(caller, async (tx) => {
       const keys = await tx.listAccessKeys(user.principalId);
       needs(force || keys.length === 0, "UserHasAccessKey", `user ${name} still has ${keys.length} access key(s): delete them first, or pass "Force" 1`);
       await tx.deletePrincipal(user.principalId);
@@ -404,7 +414,7 @@ export class AccessControl {
   async #targetUser(caller: Caller, action: string, targetUin: string | undefined): Promise<PrincipalRecord> {
     const id = targetUin ?? caller.principal.id;
     const target = await this.#store.getPrincipal(id);
-    caller.permissions.require(action, [userResource(caller.uin, id)]);
+    this.#require(caller, action, [userResource(caller.uin, id)]);
     needs(target && target.accountUin === caller.uin && target.kind !== "role", "UserNotExist", `"TargetUin" ${id}: no such user`);
     // A policy can grant CAM rights on users, never on the root: only the root manages its own keys.
     needs(target.kind !== "root" || caller.principal.kind === "root", "UnauthorizedOperation", `only the account's root may manage the root's access keys`);
@@ -414,7 +424,7 @@ export class AccessControl {
   async createAccessKey(caller: Caller, targetUin?: string): Promise<{ record: AccessKeyRecord; secretKey: string }> {
     const user = await this.#targetUser(caller, "cam:CreateAccessKey", targetUin);
     const made = await this.#newAccessKey(caller.uin, user.principalId);
-    await this.#store.transaction(async (tx) => {
+    await this.#transaction(caller, async (tx) => {
       const existing = await tx.listAccessKeys(user.principalId);
       needs(
         existing.length < MAX_ACCESS_KEYS_PER_USER,
@@ -466,7 +476,7 @@ export class AccessControl {
     const user = await this.#targetUser(caller, "cam:UpdateAccessKey", targetUin);
     const key = await this.#store.getAccessKey(secretId);
     needs(key && key.principalId === user.principalId, "AccessKeyNotExist", `"AccessKeyId" ${secretId}: user ${user.name} has no such access key`);
-    await this.#store.updateAccessKeyStatus(secretId, status);
+    await this.#transaction(caller, (tx) => tx.updateAccessKeyStatus(secretId, status));
     this.#forget();
   }
 
@@ -474,14 +484,14 @@ export class AccessControl {
     const user = await this.#targetUser(caller, "cam:DeleteAccessKey", targetUin);
     const key = await this.#store.getAccessKey(secretId);
     needs(key && key.principalId === user.principalId, "AccessKeyNotExist", `"AccessKeyId" ${secretId}: user ${user.name} has no such access key`);
-    await this.#store.deleteAccessKey(secretId);
+    await this.#transaction(caller, (tx) => tx.deleteAccessKey(secretId));
     this.#forget();
   }
 
   // ---- policies ----
 
   async createPolicy(caller: Caller, input: { name: string; document: string; description: string }): Promise<number> {
-    caller.permissions.require("cam:CreatePolicy", ACCOUNT_RESOURCE);
+    this.#require(caller, "cam:CreatePolicy", ACCOUNT_RESOURCE);
     checkName("PolicyName", input.name);
     needs(!PRESETS.some((p) => p.name === input.name), "PolicyNameInUse", `"PolicyName" ${input.name} is the name of a preset policy`);
     parseDocument("PolicyDocument", input.document, "identity");
@@ -489,7 +499,9 @@ export class AccessControl {
     for (let attempt = 0; ; attempt++) {
       const policyId = randomInt(FIRST_CUSTOM_POLICY_ID, 2 ** 32);
       try {
-        await this.#store.insertPolicy({ policyId, accountUin: caller.uin, name: input.name, description: input.description, document: input.document, createTime: now, updateTime: now });
+        const record: PolicyRecord = { policyId, accountUin: caller.uin, name: input.name, description: input.description, document: input.document, createTime: now, updateTime: now };
+        caller.audit?.addResource(policyResource(caller.uin, policyId));
+        await this.#transaction(caller, (tx) => tx.insertPolicy(record));
         return policyId;
       } catch (e) {
         if (!(e instanceof StoreConflictError)) throw e;
@@ -511,7 +523,7 @@ export class AccessControl {
   }
 
   async getPolicy(caller: Caller, policyId: number): Promise<PolicyView> {
-    caller.permissions.require("cam:GetPolicy", [policyResource(caller.uin, policyId)]);
+    this.#require(caller, "cam:GetPolicy", [policyResource(caller.uin, policyId)]);
     const policy = await this.#policy(caller, policyId);
     needs(policy, "PolicyNotExist", `"PolicyId" ${policyId}: no such policy`);
     return policy;
@@ -522,7 +534,7 @@ export class AccessControl {
     caller: Caller,
     input: { page: number; perPage: number; scope: "All" | "QCS" | "Local"; keyword?: string },
   ): Promise<Page<PolicyView & { attachments: number }>> {
-    caller.permissions.require("cam:ListPolicies", ACCOUNT_RESOURCE);
+    this.#require(caller, "cam:ListPolicies", ACCOUNT_RESOURCE);
     const keyword = input.keyword?.toLowerCase();
     const presets = input.scope === "Local" ? [] : PRESETS.filter((p) => keyword === undefined || p.name.toLowerCase().includes(keyword));
     const offset = (input.page - 1) * input.perPage;
@@ -552,8 +564,8 @@ export class AccessControl {
 
   /** DeletePolicy: all or nothing; attachments of the policies go with them. Presets cannot be deleted. */
   async deletePolicies(caller: Caller, policyIds: readonly number[]): Promise<void> {
-    for (const id of policyIds) caller.permissions.require("cam:DeletePolicy", [policyResource(caller.uin, id)]);
-    await this.#store.transaction(async (tx) => {
+    for (const id of policyIds) this.#require(caller, "cam:DeletePolicy", [policyResource(caller.uin, id)]);
+    await this.#transaction(caller, async (tx) => {
       for (const id of policyIds) {
         needs(!PRESET_BY_ID.has(id), "OperationDenied", `"PolicyId" ${id} is a preset policy, which cannot be deleted`);
         const record = await tx.getPolicy(id);
@@ -570,7 +582,7 @@ export class AccessControl {
     const found = by.id !== undefined ? await this.#store.getPrincipal(by.id) : await this.#store.getPrincipalByName(caller.uin, kind, by.name ?? "");
     const mine = found && found.accountUin === caller.uin && found.kind === kind ? found : undefined;
     const resource = kind === "user" ? userResource(caller.uin, mine?.principalId ?? by.id ?? "*") : roleResource(caller.uin, mine?.name ?? by.name ?? "*");
-    caller.permissions.require(action, [resource]);
+    this.#require(caller, action, [resource]);
     if (kind === "user") needs(mine, "UserNotExist", `user ${by.id ?? by.name}: no such user`);
     else needs(mine, "RoleNotExist", `role ${by.id ?? by.name}: no such role`);
     return mine;
@@ -592,15 +604,17 @@ export class AccessControl {
     const target = await this.#principalOf(caller, kind, principal, kind === "user" ? "cam:AttachUserPolicy" : "cam:AttachRolePolicy");
     const found = await this.#policyByIdOrName(caller, policy);
     // Attaching twice is not an error (Tencent answers success): the first attachment stays.
-    await this.#store.attachPolicy({ principalId: target.principalId, policyId: found.policyId, accountUin: caller.uin, createTime: this.#seconds() });
+    const attachment = { principalId: target.principalId, policyId: found.policyId, accountUin: caller.uin, createTime: this.#seconds() };
+    await this.#transaction(caller, (tx) => tx.attachPolicy(attachment));
     this.#forget();
   }
 
   async detachPolicy(caller: Caller, kind: "user" | "role", principal: { id?: string; name?: string }, policy: { policyId?: number; policyName?: string }): Promise<void> {
     const target = await this.#principalOf(caller, kind, principal, kind === "user" ? "cam:DetachUserPolicy" : "cam:DetachRolePolicy");
     const found = await this.#policyByIdOrName(caller, policy);
-    const detached = await this.#store.detachPolicy(target.principalId, found.policyId);
-    needs(detached, "PolicyNotAttached", `policy ${found.policyId} is not attached to ${kind} ${target.name}`);
+    await this.#transaction(caller, async (tx) => {
+      needs(await tx.detachPolicy(target.principalId, found.policyId), "PolicyNotAttached", `policy ${found.policyId} is not attached to ${kind} ${target.name}`);
+    });
     this.#forget();
   }
 
@@ -619,7 +633,7 @@ export class AccessControl {
 
   /** CreateRole: `trustPolicy` says who may assume it (name/sts:AssumeRole for listed principals). */
   async createRole(caller: Caller, input: { name: string; trustPolicy: string; description: string; sessionSeconds?: number }): Promise<PrincipalRecord> {
-    caller.permissions.require("cam:CreateRole", ACCOUNT_RESOURCE);
+    this.#require(caller, "cam:CreateRole", ACCOUNT_RESOURCE);
     checkName("RoleName", input.name);
     parseDocument("PolicyDocument", input.trustPolicy, "trust");
     const sessionSeconds = input.sessionSeconds ?? MAX_SESSION_SECONDS;
@@ -639,7 +653,7 @@ export class AccessControl {
       createTime: this.#seconds(),
     };
     try {
-      await this.#store.insertPrincipal(role);
+      await this.#transaction(caller, (tx) => tx.insertPrincipal(role));
     } catch (e) {
       if (e instanceof StoreConflictError && e.field === "principal") throw new KmsError("RoleNameInUse", `"RoleName" ${input.name}: the account already has a role of that name`);
       throw e;
@@ -654,7 +668,7 @@ export class AccessControl {
   /** DeleteRole: its attachments and every session assumed from it go too (the tokens stop at once). */
   async deleteRole(caller: Caller, by: { id?: string; name?: string }): Promise<void> {
     const role = await this.#principalOf(caller, "role", by, "cam:DeleteRole");
-    await this.#store.deletePrincipal(role.principalId);
+    await this.#transaction(caller, (tx) => tx.deletePrincipal(role.principalId));
     this.#forget();
   }
 
@@ -672,7 +686,7 @@ export class AccessControl {
     const [, accountUin, roleName] = arn as unknown as [string, string, string];
     // No role chaining: a session cannot assume a role (and so cannot renew itself past its expiry).
     needs(caller.principal.kind !== "role", "UnauthorizedOperation", `temporary credentials cannot assume a role: use a user's access key`);
-    caller.permissions.require("sts:AssumeRole", [roleResource(accountUin, roleName)]);
+    this.#require(caller, "sts:AssumeRole", [roleResource(accountUin, roleName)]);
     // Another account's roles are as absent as missing ones: cross-account roles are not offered.
     const role = accountUin === caller.uin ? await this.#store.getPrincipalByName(accountUin, "role", roleName) : undefined;
     needs(role, "RoleNotExist", `"RoleArn" ${input.roleArn}: no such role`);
@@ -703,7 +717,7 @@ export class AccessControl {
       createTime: now,
       expiresAt: now + duration,
     };
-    await this.#store.insertRoleSession(session);
+    await this.#transaction(caller, (tx) => tx.insertRoleSession(session));
     return { tmpSecretId, tmpSecretKey: await this.#sessionSecretKey(tmpSecretId), token: await this.#sessionToken(tmpSecretId), expiresAt: session.expiresAt };
   }
 
@@ -746,6 +760,17 @@ export class AccessControl {
 
   #seconds(): number {
     return Math.floor(this.#clock.now() / 1000);
+  }
+
+  /** The policy check of a CAM or STS action; the resource is named in the request's audit record. */
+  #require(caller: Caller, action: string, resources: readonly string[]): void {
+    for (const r of resources) if (r !== "*") caller.audit?.addResource(r);
+    caller.permissions.require(action, resources);
+  }
+
+  /** A state change, committed with the request's audit record. */
+  #transaction<T>(caller: Caller, fn: (tx: StoreOperations) => Promise<T>): Promise<T> {
+    return auditedTransaction(this.#auditor, caller.audit, fn);
   }
 }
 

@@ -59,6 +59,8 @@ import { unixSeconds, type Clock } from "./clock.js";
 import { KmsError, needs } from "./errors.js";
 import { ACCOUNT_RESOURCE, AccessControl, keyResourceNames, ROLE_SESSION_SECRET, type Caller, type DenialListener } from "./access-control.js";
 import { ServiceSecret } from "./service-secret.js";
+import { auditedTransaction, AUDIT_FLAGS, type RequestAudit } from "./request-audit.js";
+import { noAudit, type Auditor } from "../audit/writer.js";
 import { MaterialCache } from "./material-cache.js";
 import { HealthCheck, type HealthReport } from "./availability.js";
 
@@ -79,6 +81,8 @@ export interface KmsServiceOptions {
   accessKeyCacheMs?: number;
   /** Called for every request a policy refuses (the audit log marks it). */
   onDenied?: DenialListener;
+  /** Where requests' state changes commit their audit records (default: nowhere, e.g. in unit tests). */
+  auditor?: Auditor;
   /** Where the service reports events worth an operator's eye; the server wires it to its pino logger. */
   logger?: ServiceLogger;
 }
@@ -168,6 +172,7 @@ export class KmsService {
   readonly #hsm: HsmKeys | undefined;
   readonly #health: HealthCheck;
   readonly #logger: ServiceLogger;
+  readonly #auditor: Auditor;
   readonly #materialDigestKey: ServiceSecret;
   /** Principals, access keys, policies and roles; the authority every action asks. */
   readonly access: AccessControl;
@@ -182,7 +187,9 @@ export class KmsService {
     this.region = options.region;
     this.defaultKeySpec = options.defaultKeySpec;
     this.cmkLimit = options.cmkLimit;
+    this.#auditor = options.auditor ?? noAudit(options.store);
     this.access = new AccessControl({
+      auditor: this.#auditor,
       store: options.store,
       rootOfTrust: options.rootOfTrust,
       clock: options.clock,
@@ -248,7 +255,7 @@ export class KmsService {
       protectionLevel,
     };
     if (origin === "EXTERNAL") {
-      await this.#insertKey(key, null);
+      await this.#insertKey(caller, key, null);
       return key;
     }
     if (protectionLevel === "HSM") {
@@ -263,7 +270,7 @@ export class KmsService {
         reference = await hsm.generateAes256(keyId, 1);
       }
       try {
-        await this.#insertKey(key, { keyId, version: 1, wrappedMaterial: reference, publicKey, createTime: now });
+        await this.#insertKey(caller, key, { keyId, version: 1, wrappedMaterial: reference, publicKey, createTime: now });
       } catch (e) {
         // Only when the insert certainly did not happen (a refusal); after any other error the key
         // may exist, and its object with it.
@@ -287,7 +294,7 @@ export class KmsService {
     } finally {
       material.fill(0);
     }
-    await this.#insertKey(key, { keyId, version: 1, wrappedMaterial, publicKey, createTime: now });
+    await this.#insertKey(caller, key, { keyId, version: 1, wrappedMaterial, publicKey, createTime: now });
     return key;
   }
 
@@ -315,9 +322,9 @@ export class KmsService {
     }
   }
 
-  async #insertKey(key: KeyRecord, firstVersion: KeyVersionRecord | null): Promise<void> {
+  async #insertKey(caller: Caller, key: KeyRecord, firstVersion: KeyVersionRecord | null): Promise<void> {
     try {
-      await this.#store.transaction(async (tx) => {
+      await this.#transaction(caller, async (tx) => {
         // Checked again inside the transaction: another request may have taken the last slot.
         needs((await tx.countKeys(key.creatorUin)) < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
         await tx.insertKey(key, firstVersion);
@@ -386,7 +393,7 @@ export class KmsService {
   }
 
   updateAlias(caller: Caller, keyId: string, alias: string): Promise<void> {
-    return this.#store.transaction(async (tx) => {
+    return this.#transaction(caller, async (tx) => {
       const key = await this.#keyFor(tx, caller, "UpdateAlias", keyId);
       if (key.alias === alias) return;
       needs(!(await tx.getKeyByAlias(alias)), "AliasAlreadyExists", `"Alias" ${alias} is already in use`);
@@ -395,7 +402,7 @@ export class KmsService {
   }
 
   updateKeyDescription(caller: Caller, keyId: string, description: string): Promise<void> {
-    return this.#store.transaction(async (tx) => {
+    return this.#transaction(caller, async (tx) => {
       const key = await this.#keyFor(tx, caller, "UpdateKeyDescription", keyId);
       await tx.updateKey({ ...key, description });
     });
@@ -418,7 +425,7 @@ export class KmsService {
       "InvalidPendingWindowInDays",
       `"PendingWindowInDays" must be between 7 and 30`,
     );
-    return this.#store.transaction(async (tx) => {
+    return this.#transaction(caller, async (tx) => {
       const key = await this.#keyFor(tx, caller, "ScheduleKeyDeletion", keyId);
       const deletionDate = this.#now() + pendingWindowInDays * DAY_SECONDS;
       await tx.updateKey({ ...key, state: stateAfter("ScheduleKeyDeletion", key.state), deletionDate });
@@ -428,7 +435,7 @@ export class KmsService {
 
   /** Back to Disabled; an EXTERNAL key without material (deleted or expired meanwhile) to PendingImport. */
   cancelKeyDeletion(caller: Caller, keyId: string): Promise<{ keyId: string }> {
-    return this.#store.transaction(async (tx) => {
+    return this.#transaction(caller, async (tx) => {
       const key = await this.#keyFor(tx, caller, "CancelKeyDeletion", keyId);
       const noMaterial = key.origin === "EXTERNAL" && (await tx.listKeyVersions(keyId)).length === 0;
       await tx.updateKey({ ...key, state: noMaterial ? "PendingImport" : stateAfter("CancelKeyDeletion", key.state), deletionDate: 0 });
@@ -440,7 +447,7 @@ export class KmsService {
 
   async enableKeyRotation(caller: Caller, keyId: string, rotateDays: number): Promise<void> {
     needs(Number.isInteger(rotateDays) && rotateDays >= 7 && rotateDays <= 365, "InvalidParameterValue", `"RotateDays" must be between 7 and 365`);
-    return this.#store.transaction(async (tx) => {
+    return this.#transaction(caller, async (tx) => {
       const key = await this.#keyFor(tx, caller, "EnableKeyRotation", keyId);
       rotatable(key);
       await tx.updateKey({ ...key, rotationEnabled: true, rotateDays, nextRotateTime: this.#now() + rotateDays * DAY_SECONDS });
@@ -448,7 +455,7 @@ export class KmsService {
   }
 
   disableKeyRotation(caller: Caller, keyId: string): Promise<void> {
-    return this.#store.transaction(async (tx) => {
+    return this.#transaction(caller, async (tx) => {
       const key = await this.#keyFor(tx, caller, "DisableKeyRotation", keyId);
       rotatable(key);
       await tx.updateKey({ ...key, rotationEnabled: false, nextRotateTime: 0 });
@@ -469,7 +476,7 @@ export class KmsService {
     rotatable(key);
     needs(key.rotationEnabled, "RotateNotSupported", `key ${keyId} does not have rotation enabled: call EnableKeyRotation first`);
     checkRotateRate(key, this.#now());
-    await this.#rotate(key, "manual");
+    await this.#rotate(key, "manual", caller.audit);
     return { taskId: randomUUID() };
   }
 
@@ -507,7 +514,7 @@ export class KmsService {
     }
     const now = this.#now();
     const expiresAt = now + IMPORT_TOKEN_SECONDS;
-    await this.#store.transaction(async (tx) => {
+    await this.#transaction(caller, async (tx) => {
       await tx.deleteExpiredImportTokens(now);
       await tx.insertImportToken({ tokenId, keyId, wrappingKeySpec, wrappingAlgorithm, wrappedPrivateKey, expiresAt, used: false });
     });
@@ -542,7 +549,7 @@ export class KmsService {
     } finally {
       material.fill(0);
     }
-    await this.#store.transaction(async (tx) => {
+    await this.#transaction(caller, async (tx) => {
       const current = await this.#keyFor(tx, caller, "ImportKeyMaterial", key.keyId);
       needs(
         current.materialDigest === null || (current.materialDigest.length === digest.length && timingSafeEqual(current.materialDigest, digest)),
@@ -559,7 +566,7 @@ export class KmsService {
 
   /** Removes the material (its wrapped versions) of an EXTERNAL key; it waits in PendingImport for the same material. */
   async deleteImportedKeyMaterial(caller: Caller, keyId: string): Promise<void> {
-    await this.#store.transaction(async (tx) => {
+    await this.#transaction(caller, async (tx) => {
       const key = await this.#keyFor(tx, caller, "DeleteImportedKeyMaterial", keyId);
       external(key, "DeleteImportedKeyMaterial");
       await tx.deleteKeyVersions(keyId);
@@ -675,7 +682,8 @@ export class KmsService {
    * may run more than once); inside, the key is read again and nothing is written unless it is still
    * at the version the material was wrapped for and the rotation is still due or allowed.
    */
-  async #rotate(key: KeyRecord, kind: "manual" | "scheduled"): Promise<boolean> {
+  /** `audit`: the RotateKey request's record, committed with the new version (none for scheduled rotations). */
+  async #rotate(key: KeyRecord, kind: "manual" | "scheduled", audit?: RequestAudit): Promise<boolean> {
     const version = key.currentVersion + 1;
     let wrappedMaterial: Buffer;
     if (key.protectionLevel === "HSM") {
@@ -683,7 +691,7 @@ export class KmsService {
       wrappedMaterial = await this.#requireHsm(key.keyId).generateAes256(key.keyId, version);
       // Destroyed only when the store says for certain that it was not recorded: after an error the
       // commit may have happened (a connection lost during COMMIT), so the object is left as an orphan.
-      const committed = await this.#commitRotation(key, kind, version, wrappedMaterial);
+      const committed = await this.#commitRotation(key, kind, version, wrappedMaterial, audit);
       if (!committed) await this.#destroyQuietly(key.keyId, wrappedMaterial);
       return committed;
     }
@@ -693,12 +701,12 @@ export class KmsService {
     } finally {
       material.fill(0);
     }
-    return this.#commitRotation(key, kind, version, wrappedMaterial);
+    return this.#commitRotation(key, kind, version, wrappedMaterial, audit);
   }
 
-  #commitRotation(key: KeyRecord, kind: "manual" | "scheduled", version: number, wrappedMaterial: Buffer): Promise<boolean> {
+  #commitRotation(key: KeyRecord, kind: "manual" | "scheduled", version: number, wrappedMaterial: Buffer, audit: RequestAudit | undefined): Promise<boolean> {
     const now = this.#now();
-    return this.#store.transaction(async (tx) => {
+    return auditedTransaction(this.#auditor, audit, async (tx) => {
       const current = await tx.getKey(key.keyId);
       if (kind === "scheduled") {
         const due = current?.rotationEnabled && current.state === "Enabled" && current.nextRotateTime <= now;
@@ -965,12 +973,13 @@ export class KmsService {
     const key = await store.getKey(keyId);
     needs(key && key.creatorUin === caller.uin, "CmkNotFound", `key ${keyId} does not exist`);
     this.#authorize(caller, action, key, context);
-    this.#checkState(action, key);
+    this.#checkState(action, key, caller);
     return key;
   }
 
   /** The one check of a caller's policies for actions on a key. */
   #authorize(caller: Caller, action: KeyAction | BatchAction, key: KeyRecord, context?: EncryptionContext): void {
+    caller.audit?.addResource(key.keyId);
     caller.permissions.require(`kms:${CAM_ACTION_OF[action as keyof typeof CAM_ACTION_OF] ?? action}`, keyResourceNames(this.region, key), {
       resourceTags: Object.fromEntries(key.tags.map((t) => [t.key, t.value])),
       ...(context ? { encryptionContext: context } : {}),
@@ -978,7 +987,8 @@ export class KmsService {
   }
 
   /** checkKeyState, and a warning when someone tries to use a key that is waiting to be deleted. */
-  #checkState(action: KeyAction, key: KeyRecord): void {
+  #checkState(action: KeyAction, key: KeyRecord, caller?: Caller): void {
+    if (key.state === "PendingDelete") caller?.audit?.flags.add(AUDIT_FLAGS.pendingDeleteKeyUse);
     if (key.state === "PendingDelete" && ruleFor(action, key.state) !== "allow") {
       this.#logger.warn({ keyId: key.keyId, action, state: key.state, deletionDate: key.deletionDate }, "refused a use of a key pending deletion");
     }
@@ -1018,14 +1028,19 @@ export class KmsService {
   }
 
   /** `batch` names the batch action (EnableKeys, DisableKeys) that policies are checked for, when it is one. */
+  /** A state change of a request, committed with its audit record. */
+  #transaction<T>(caller: Caller, fn: (tx: StoreOperations) => Promise<T>): Promise<T> {
+    return auditedTransaction(this.#auditor, caller.audit, fn);
+  }
+
   #changeStates(caller: Caller, action: "EnableKey" | "DisableKey" | "ArchiveKey" | "CancelKeyArchive", keyIds: readonly string[], batch?: BatchAction): Promise<void> {
-    return this.#store.transaction(async (tx) => {
+    return this.#transaction(caller, async (tx) => {
       const keys: KeyRecord[] = [];
       for (const id of keyIds) {
         const key = await tx.getKey(id);
         needs(key && key.creatorUin === caller.uin, "CmkNotFound", `key ${id} does not exist`);
         this.#authorize(caller, batch ?? action, key);
-        this.#checkState(action, key);
+        this.#checkState(action, key, caller);
         keys.push(key);
       }
       for (const key of keys) {
@@ -1095,7 +1110,7 @@ export class KmsService {
     const key = await this.#store.getKey(parsed.keyId);
     needs(key && key.creatorUin === caller.uin, "InvalidCiphertext", INVALID_CIPHERTEXT);
     this.#authorize(caller, action, key, context);
-    this.#checkState(action, key);
+    this.#checkState(action, key, caller);
     // An asymmetric key never made a blob: one naming it is forged.
     needs(isSymmetricSpec(key.keySpec), "InvalidCiphertext", INVALID_CIPHERTEXT);
     const aead = AEADS[SYMMETRIC_SPECS[key.keySpec].aead];

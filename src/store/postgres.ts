@@ -1022,6 +1022,8 @@ abstract class Operations implements StoreOperations {
       const value = filters[name as keyof typeof AUDIT_FILTER_COLUMNS];
       if (value !== undefined) where.push(`${column} = ${param(value, typeof value === "boolean" ? "boolean" : "text")}`);
     }
+    // One whole name of the comma-separated list.
+    if (filters.resourceName !== undefined) where.push(`strpos(',' || resource_name || ',', ',' || ${param(filters.resourceName, "text")} || ',') > 0`);
     if (filters.flag !== undefined) where.push(`flags::jsonb ? ${param(filters.flag, "text")}`);
     const text = `SELECT ${AUDIT_COLUMNS} FROM audit_records ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
       ORDER BY seq ${query.order === "asc" ? "ASC" : "DESC"} LIMIT $1`;

@@ -832,6 +832,11 @@ class Operations {
       where.push(`${column} = @${name}`);
       params[name] = typeof value === "boolean" ? (value ? 1 : 0) : value;
     }
+    if (filters.resourceName !== undefined) {
+      // One whole name of the comma-separated list.
+      where.push("instr(',' || resource_name || ',', ',' || @resourceName || ',') > 0");
+      params["resourceName"] = filters.resourceName;
+    }
     if (filters.flag !== undefined) {
       where.push("EXISTS (SELECT 1 FROM json_each(audit_records.flags) WHERE value = @flag)");
       params["flag"] = filters.flag;

@@ -100,8 +100,16 @@ export interface AuditHead {
 }
 
 export interface AuditRecordFilters {
+  /** Only the records of this account. */
+  accountUin?: string;
   action?: string;
+  /**
+   * One of the record's resource names: `resourceName` holds the names a request acted on joined
+   * by "," (a batch action names several keys), and this matches any one of them whole.
+   */
   resourceName?: string;
+  resourceType?: string;
+  requestId?: string;
   principalName?: string;
   accessKeyId?: string;
   readOnly?: boolean;
@@ -393,14 +401,16 @@ export function checkAuditAppend(records: readonly AuditRecord[]): { first: Audi
   return { first, last };
 }
 
-/** The audit store's filters with the column each compares. */
+/** The audit store's filters compared for equality, with the column each compares. */
 export const AUDIT_FILTER_COLUMNS = {
+  accountUin: "account_uin",
   action: "action",
-  resourceName: "resource_name",
+  resourceType: "resource_type",
+  requestId: "request_id",
   principalName: "principal_name",
   accessKeyId: "access_key_id",
   readOnly: "read_only",
-} as const satisfies Readonly<Record<Exclude<keyof AuditRecordFilters, "flag">, string>>;
+} as const satisfies Readonly<Record<Exclude<keyof AuditRecordFilters, "flag" | "resourceName">, string>>;
 
 export function checkAuditQuery(query: AuditRecordQuery): void {
   if (!Number.isSafeInteger(query.limit) || query.limit < 0) throw new RangeError(`"limit" must be a non-negative integer, got ${query.limit}`);

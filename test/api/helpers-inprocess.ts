@@ -22,6 +22,7 @@ import {
 } from "../../src/crypto/tc3.js";
 import { initDataDir, openDataDir, type DataDir } from "../../src/data-dir.js";
 import type { Clock } from "../../src/service/clock.js";
+import { openAuditWriter, type AuditWriter } from "../../src/audit/writer.js";
 import { rootCaller, type Caller } from "../../src/service/access-control.js";
 import { KmsService } from "../../src/service/kms-service.js";
 import type { KeySpec } from "../../src/keys/key.js";
@@ -107,6 +108,8 @@ export interface InProcessServer {
   secretId: string;
   secretKey: string;
   service: KmsService;
+  /** The audit writer every request goes through. */
+  auditor: AuditWriter;
   /** The account's root, for calling the service directly. */
   caller: Caller;
   dataDir: DataDir;
@@ -151,7 +154,9 @@ export async function startInProcessServer(options: InProcessServerOptions = {})
   const credentials = await initDataDir(dir, region, { clock });
   const dataDir = await openDataDir(dir);
   const { logger, capture } = captureLogs();
+  const auditor = await openAuditWriter({ store: dataDir.store, root: dataDir.rootOfTrust, nodeId: "inproc-test", now: () => clock.now(), log: logger });
   const service = new KmsService({
+    auditor,
     logger,
     store: dataDir.store,
     rootOfTrust: dataDir.rootOfTrust,
@@ -161,7 +166,7 @@ export async function startInProcessServer(options: InProcessServerOptions = {})
     cmkLimit: options.cmkLimit ?? 1000,
     ...(options.materialCache ? { materialCache: options.materialCache } : {}),
   });
-  const app = buildServer({ service, clock, logger, region, ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }) });
+  const app = buildServer({ service, auditor, clock, logger, region, ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }) });
   const url = await listen(app, "127.0.0.1", 0, false);
   const { port } = new URL(url);
   const host = "127.0.0.1";
@@ -223,6 +228,7 @@ export async function startInProcessServer(options: InProcessServerOptions = {})
     secretId: credentials.secretId,
     secretKey: credentials.secretKey,
     service,
+    auditor,
     caller: rootCaller(dataDir.accountUin),
     dataDir,
     clock,
@@ -234,6 +240,7 @@ export async function startInProcessServer(options: InProcessServerOptions = {})
       if (stopped) return;
       stopped = true;
       await app.close();
+      await auditor.close();
       service.close();
       await dataDir.close();
       await rm(parent, { recursive: true, force: true });

@@ -326,7 +326,7 @@ for (const backend of backends) {
         assert.ok(!JSON.stringify(r).includes("c2VjcmV0"), "no parameter value is stored");
         assert.equal(r.prevHash, GENESIS_HASH);
         assert.equal((await verifyStore(store)).ok, true);
-        await assert.rejects(writer.record({ action: "", result: "Success" }), TypeError);
+        await assert.rejects(writer.record({ action: "Encrypt", result: "" }), TypeError);
         await writer.close();
       }));
 

@@ -1,11 +1,12 @@
 // Keeps docs/api.md and docs/formats.md true to the code: the lifecycle table, the action lists
-// (KMS, CAM and STS) and each action's parameters, the policy examples, the error registry, the
+// (KMS, CAM, STS and CloudAudit) and each action's parameters, the policy examples, the error registry, the
 // blob layout and the worked example.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { ACTIONS } from "../../src/api/tencent/actions.js";
 import { CAM_ACTIONS, STS_ACTIONS } from "../../src/api/tencent/cam.js";
+import { CLOUDAUDIT_ACTIONS, LOOKUP_ATTRIBUTE_KEYS } from "../../src/api/tencent/cloudaudit.js";
 import { parsePolicyDocument } from "../../src/policy/document.js";
 import { AEADS, type AeadName } from "../../src/crypto/aead.js";
 import {
@@ -104,6 +105,7 @@ describe("docs/api.md", () => {
   const actionSections = h3Sections(h2Section(apiMd, "Actions"));
   const camSections = h3Sections(h2Section(apiMd, "CAM and STS actions"));
   const camAndSts: Readonly<Record<string, { schema: object }>> = { ...CAM_ACTIONS, ...STS_ACTIONS };
+  const cloudauditSections = h3Sections(h2Section(apiMd, "CloudAudit actions"));
 
   it("prints exactly lifecycleMarkdown() between the lifecycle markers", () => {
     assert.equal(marked(apiMd, "lifecycle"), lifecycleMarkdown().trim());
@@ -145,6 +147,32 @@ describe("docs/api.md", () => {
 
   it("lists in each CAM and STS action's parameter table exactly the parameters its schema takes", () => {
     checkParameterTables(camSections, camAndSts);
+  });
+
+  it("has a ### section under ## CloudAudit actions for every CloudAudit action, and for no other", () => {
+    const documented = [...cloudauditSections.keys()].sort();
+    const served = Object.keys(CLOUDAUDIT_ACTIONS).sort();
+    assert.deepEqual(
+      documented.filter((a) => !served.includes(a)),
+      [],
+      "documented under ## CloudAudit actions but not in CLOUDAUDIT_ACTIONS (src/api/tencent/cloudaudit.ts)",
+    );
+    assert.deepEqual(
+      served.filter((a) => !documented.includes(a)),
+      [],
+      "in CLOUDAUDIT_ACTIONS but without a ### section under ## CloudAudit actions in docs/api.md",
+    );
+  });
+
+  it("lists in each CloudAudit action's parameter table exactly the parameters its schema takes", () => {
+    checkParameterTables(cloudauditSections, CLOUDAUDIT_ACTIONS);
+  });
+
+  it("lists exactly the LookupAttributes keys served", () => {
+    const intro = h2Section(apiMd, "CloudAudit actions");
+    const keysTable = intro.slice(intro.indexOf("| key | matches |"));
+    const documented = tableRows(keysTable).map((row) => unquote(row[0]!)).sort();
+    assert.deepEqual(documented, [...LOOKUP_ATTRIBUTE_KEYS].sort());
   });
 
   it("gives policy examples that the policy parser accepts", () => {

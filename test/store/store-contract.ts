@@ -1452,6 +1452,35 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
           assert.deepEqual(await seqs({ filters: { action: "NoSuchAction" } }), []);
         }));
 
+      it("filters by account, request id and resource type, and matches one whole name of a resource list", () =>
+        withStore(async ({ store }) => {
+          const names = ["key-a", "key-a,key-b", "key-b,key-a,key-c", "key-ab", "xkey-a", "key-b", "", "key-a_"];
+          const records = auditChain(1, GENESIS_HASH, 8, (i) => ({
+            time: 1_700_000_000_000 + i * 1000,
+            accountUin: i % 2 === 0 ? "100000000001" : "100000000002",
+            requestId: `req-filter-${i}`,
+            resourceType: i < 6 ? "key" : "user",
+            resourceName: names[i]!,
+          }));
+          await store.appendAuditRecords(records);
+          const seqs = async (q: Omit<AuditRecordQuery, "limit" | "order">, order: "asc" | "desc" = "asc", limit = 100) =>
+            (await store.listAuditRecords({ ...q, limit, order })).map((r) => r.seq);
+          assert.deepEqual(await seqs({ filters: { accountUin: "100000000001" } }), [1, 3, 5, 7]);
+          assert.deepEqual(await seqs({ filters: { accountUin: "100000000002" } }), [2, 4, 6, 8]);
+          assert.deepEqual(await seqs({ filters: { accountUin: "100000000003" } }), []);
+          assert.deepEqual(await seqs({ filters: { accountUin: "100000000001" } }, "desc", 2), [7, 5], "newest first, limited");
+          assert.deepEqual(await seqs({ filters: { accountUin: "100000000001" }, afterSeq: 5 }, "desc"), [3, 1], "with a cursor");
+          assert.deepEqual(await seqs({ filters: { accountUin: "100000000002" }, fromTime: 1_700_000_002_000, toTime: 1_700_000_005_000 }), [4, 6]);
+          assert.deepEqual(await seqs({ filters: { requestId: "req-filter-4" } }), [5]);
+          assert.deepEqual(await seqs({ filters: { requestId: "req-filter-4", accountUin: "100000000002" } }), []);
+          assert.deepEqual(await seqs({ filters: { resourceType: "user" } }), [7, 8]);
+          assert.deepEqual(await seqs({ filters: { resourceName: "key-a" } }), [1, 2, 3], "whole names only: not key-ab, xkey-a or key-a_");
+          assert.deepEqual(await seqs({ filters: { resourceName: "key-b" } }), [2, 3, 6]);
+          assert.deepEqual(await seqs({ filters: { resourceName: "key-c", accountUin: "100000000001" } }), [3]);
+          assert.deepEqual(await seqs({ filters: { resourceName: "key-%" } }), [], "no wildcards");
+          assert.deepEqual(await seqs({ filters: { resourceName: "key-a_" } }), [8]);
+        }));
+
       it("refuses records that do not follow the head, or do not link, and writes none of them", () =>
         withStore(async ({ store }) => {
           const records = auditChain(1, GENESIS_HASH, 4);

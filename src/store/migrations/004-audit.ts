@@ -33,12 +33,14 @@ CREATE TABLE audit_records (
   prev_hash      TEXT    NOT NULL,
   hash           TEXT    NOT NULL
 );
--- LookUpEvents-style queries: a time range, or one principal, access key, action or key.
+-- LookUpEvents-style queries: a time range, or one account, principal, access key or action.
+-- A key is matched as one name of resource_name's comma-separated list, which no index serves.
 CREATE INDEX audit_records_by_time ON audit_records (time, seq);
 CREATE INDEX audit_records_by_principal ON audit_records (principal_name, seq);
 CREATE INDEX audit_records_by_access_key ON audit_records (access_key_id, seq);
 CREATE INDEX audit_records_by_action ON audit_records (action, seq);
-CREATE INDEX audit_records_by_resource ON audit_records (resource_name, seq);
+-- One account's records (every LookUpEvents query is restricted to the caller's account).
+CREATE INDEX audit_records_by_account ON audit_records (account_uin, seq);
 
 CREATE TABLE audit_head (
   id   INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),

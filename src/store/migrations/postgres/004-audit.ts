@@ -35,7 +35,8 @@ CREATE INDEX audit_records_by_time ON audit_records (time, seq);
 CREATE INDEX audit_records_by_principal ON audit_records (principal_name, seq);
 CREATE INDEX audit_records_by_access_key ON audit_records (access_key_id, seq);
 CREATE INDEX audit_records_by_action ON audit_records (action, seq);
-CREATE INDEX audit_records_by_resource ON audit_records (resource_name, seq);
+-- One account's records (every LookUpEvents query is restricted to the caller's account).
+CREATE INDEX audit_records_by_account ON audit_records (account_uin, seq);
 
 CREATE TABLE audit_head (
   id   INTEGER NOT NULL CONSTRAINT audit_head_pkey PRIMARY KEY CONSTRAINT audit_head_one_row CHECK (id = 1),

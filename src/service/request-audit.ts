@@ -1,0 +1,51 @@
+// A request's audit record, as the service sees it: the server describes the request, the service
+// adds what it learns (the keys acted on, flags), and a state change commits its record in the same
+// store transaction as the change. The server writes the record of every other request.
+
+import type { AuditEvent, Auditor } from "../audit/writer.js";
+import type { StoreOperations } from "../store/store.js";
+
+/** Flags a search can find (AuditRecord.flags). */
+export const AUDIT_FLAGS = {
+  /** A PendingDelete key was named: someone still uses a key about to be destroyed. */
+  pendingDeleteKeyUse: "pending-delete-key-use",
+  /** The request was refused by policy (UnauthorizedOperation). */
+  policyDenied: "policy-denied",
+  /** One of several recent signature failures from the same SecretId. */
+  signatureFailures: "signature-failures",
+} as const;
+
+export class RequestAudit {
+  /** Key ids (or other resource names) the request acted on, in order. */
+  readonly resources: string[] = [];
+  readonly flags = new Set<string>();
+  /** True once the record committed together with the request's state change. */
+  recorded = false;
+
+  /** `describe` gives the request's record as the server knows it, without result, resources and flags. */
+  constructor(readonly describe: () => Omit<AuditEvent, "result" | "resourceName" | "flags">) {}
+
+  addResource(name: string): void {
+    if (!this.resources.includes(name)) this.resources.push(name);
+  }
+
+  event(result: string): AuditEvent {
+    return { ...this.describe(), result, resourceName: this.resources.join(","), flags: [...this.flags] };
+  }
+}
+
+/**
+ * Runs a state change in one store transaction that also appends the request's Success record, so
+ * both commit or neither does. Without a request (the scheduler, the account's own tools) it is a
+ * plain transaction.
+ */
+export async function auditedTransaction<T>(auditor: Auditor, audit: RequestAudit | undefined, fn: (tx: StoreOperations) => Promise<T>): Promise<T> {
+  if (!audit) return auditor.transaction((tx) => fn(tx));
+  const result = await auditor.transaction(async (tx, record) => {
+    const value = await fn(tx);
+    await record(audit.event("Success"));
+    return value;
+  });
+  audit.recorded = true;
+  return result;
+}
