@@ -17,6 +17,7 @@ import { AUDIT_FLAGS, RequestAudit } from "../service/request-audit.js";
 import { Metrics } from "./metrics.js";
 import { ACTIONS, runAction, type ActionDefinition } from "./tencent/actions.js";
 import { CAM_ACTIONS, CAM_VERSION, STS_ACTIONS, STS_VERSION } from "./tencent/cam.js";
+import { CLOUDAUDIT_ACTIONS, CLOUDAUDIT_VERSION } from "./tencent/cloudaudit.js";
 import type { Schema } from "./tencent/params.js";
 import { Tc3Authenticator } from "./tencent/authenticate.js";
 
@@ -27,6 +28,7 @@ const PRODUCTS: ReadonlyMap<string, { product: string; actions: Readonly<Record<
   [API_VERSION, { product: "kms", actions: ACTIONS }],
   [CAM_VERSION, { product: "cam", actions: CAM_ACTIONS }],
   [STS_VERSION, { product: "sts", actions: STS_ACTIONS }],
+  [CLOUDAUDIT_VERSION, { product: "cloudaudit", actions: CLOUDAUDIT_ACTIONS }],
 ]);
 /** Largest request body: a 4096-byte plaintext is about 5.5 KB of base64, so this is generous. */
 export const DEFAULT_BODY_LIMIT = 64 * 1024;

@@ -60,6 +60,7 @@ import { KmsError, needs } from "./errors.js";
 import { ACCOUNT_RESOURCE, AccessControl, keyResourceNames, ROLE_SESSION_SECRET, type Caller, type DenialListener } from "./access-control.js";
 import { ServiceSecret } from "./service-secret.js";
 import { auditedTransaction, AUDIT_FLAGS, type RequestAudit } from "./request-audit.js";
+import { AuditQueries } from "./audit-query.js";
 import { noAudit, type Auditor } from "../audit/writer.js";
 import { MaterialCache } from "./material-cache.js";
 import { HealthCheck, type HealthReport } from "./availability.js";
@@ -176,6 +177,8 @@ export class KmsService {
   readonly #materialDigestKey: ServiceSecret;
   /** Principals, access keys, policies and roles; the authority every action asks. */
   readonly access: AccessControl;
+  /** CloudAudit's queries over the audit log (LookUpEvents, DescribeEvents). */
+  readonly auditQueries: AuditQueries;
   readonly region: string;
   readonly defaultKeySpec: KeySpec;
   readonly cmkLimit: number;
@@ -188,6 +191,7 @@ export class KmsService {
     this.defaultKeySpec = options.defaultKeySpec;
     this.cmkLimit = options.cmkLimit;
     this.#auditor = options.auditor ?? noAudit(options.store);
+    this.auditQueries = new AuditQueries(options.store, options.clock);
     this.access = new AccessControl({
       auditor: this.#auditor,
       store: options.store,
