@@ -138,7 +138,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   async function answer(req: FastifyRequest, res: FastifyReply, audit: RequestAudit, code: string, body: object) {
     const action = header(req, "x-tc-action") ?? "";
     if (code === ERROR_CODES.UnauthorizedOperation.tencent) audit.flags.add(AUDIT_FLAGS.policyDenied);
-    if (code === ERROR_CODES.SignatureFailure.tencent && signatureFailures.failed(claimedSecretId(header(req, "authorization")))) {
+    const badCredential = code === ERROR_CODES.SignatureFailure.tencent || code === ERROR_CODES.SecretIdNotFound.tencent;
+    if (badCredential && signatureFailures.failed(claimedSecretId(header(req, "authorization")))) {
       audit.flags.add(AUDIT_FLAGS.signatureFailures);
     }
     if (!audit.recorded) {
@@ -334,8 +335,9 @@ function claimedSecretId(authorization: string | undefined): string {
 }
 
 /**
- * Signature failures per SecretId in a sliding window: from the third within five minutes, the
- * failures are flagged (someone is guessing, or a client has the wrong secret).
+ * Signature failures (and unknown SecretIds) per claimed SecretId in a sliding window: from the
+ * third within five minutes, the failures are flagged (someone is guessing, or a client has the
+ * wrong secret).
  */
 class FailureCounter {
   static readonly WINDOW_MS = 5 * 60_000;
