@@ -66,7 +66,14 @@ function lookupAttributes(f: SearchFilters): { AttributeKey: string; AttributeVa
  * The events of [since, until] (unix seconds, inclusive) newest first, at most `limit`: the range
  * in windows of at most 30 days from the newest, each page by page with NextToken.
  */
-export async function* searchEvents(client: KmsClient, since: number, until: number, filters: SearchFilters, limit = Infinity): AsyncGenerator<Event> {
+export async function* searchEvents(
+  client: KmsClient,
+  since: number,
+  until: number,
+  filters: SearchFilters,
+  limit = Infinity,
+  ownRequests?: Set<string>,
+): AsyncGenerator<Event> {
   const attributes = lookupAttributes(filters);
   let given = 0;
   for (let end = until; end >= since && given < limit; end -= WINDOW_SECONDS + 1) {
@@ -80,6 +87,7 @@ export async function* searchEvents(client: KmsClient, since: number, until: num
         ...(attributes.length === 0 ? {} : { LookupAttributes: attributes }),
         ...(token === undefined ? {} : { NextToken: token }),
       });
+      if (typeof res.RequestId === "string") ownRequests?.add(res.RequestId);
       for (const e of (res.Events as Event[] | undefined) ?? []) {
         yield e;
         if (++given >= limit) return;
@@ -265,9 +273,13 @@ export function registerAuditCommands(program: Command): void {
         const print = (e: Event) => (json ? printJson(e) : printLines(eventLine(e)));
         const nowSeconds = () => Math.floor(Date.now() / 1000);
         const first = nowSeconds();
+        // Each poll is a request, and leaves a record: those of this tail are not printed.
+        const own = new Set<string>();
         const newest: Event[] = [];
-        if (flags.lines > 0) for await (const e of searchEvents(client, first - WINDOW_SECONDS, first + 60, {}, flags.lines)) newest.push(e);
-        newest.reverse().forEach(print);
+        // With -n 0 the newest event is still read: -f starts after it.
+        for await (const e of searchEvents(client, first - WINDOW_SECONDS, first + 60, {}, Math.max(1, flags.lines), own)) newest.push(e);
+        newest.reverse();
+        if (flags.lines > 0) newest.forEach(print);
         if (!flags.follow) return;
 
         let lastSeq = newest.length === 0 ? 0 : seqOf(newest.at(-1)!);
@@ -286,12 +298,13 @@ export function registerAuditCommands(program: Command): void {
             // Records of several nodes may arrive a little out of time order: look back 5 minutes, keep only seqs not yet printed.
             const now = nowSeconds();
             const fresh: Event[] = [];
-            for await (const e of searchEvents(client, Math.max(lastTime - 300, now - WINDOW_SECONDS + 60), now + 60, {})) {
+            for await (const e of searchEvents(client, Math.max(lastTime - 300, now - WINDOW_SECONDS + 60), now + 60, {}, Infinity, own)) {
               if (seqOf(e) <= lastSeq) break;
               fresh.push(e);
             }
             if (stop.signal.aborted) break;
-            fresh.reverse().forEach(print);
+            fresh.reverse();
+            for (const e of fresh) if (!own.delete(String(e.RequestID))) print(e);
             const last = fresh.at(-1);
             if (last !== undefined) {
               lastSeq = seqOf(last);

@@ -252,7 +252,7 @@ describe("tresor serve --scheduler-interval", () => {
     await call("ImportKeyMaterial", { KeyId, ...(await wrapped(KeyId, "RSAES_OAEP_SHA_256", material)), ValidTo: validTo });
     const { CiphertextBlob } = await call("Encrypt", { KeyId, Plaintext: "AQID" });
     let md = await state(KeyId);
-    for (let i = 0; i < 100 && md["KeyState"] !== "PendingImport"; i++) {
+    for (let i = 0; i < 300 && md["KeyState"] !== "PendingImport"; i++) {
       await new Promise((r) => setTimeout(r, 100));
       md = await state(KeyId);
     }

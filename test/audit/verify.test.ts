@@ -32,6 +32,37 @@ function rehashed(r: AuditRecord, fields: Partial<AuditRecord>): AuditRecord {
   return sealAuditRecord(body, prevHash);
 }
 
+describe("verifyAudit of a slice (fromFirstRecord, a partial export)", () => {
+  const slice = (list: readonly AuditRecord[]) => verifyAudit(stream(list), checkpoints, signer.publicKey, { fromFirstRecord: true });
+
+  it("accepts the log from any record on, and the whole log", async () => {
+    assert.deepEqual(await slice(records.slice(120)), { ok: true, records: 130, checkpoints: 5, firstSeq: 121, lastSeq: 250 });
+    assert.equal((await slice(records)).ok, true);
+    assert.equal((await slice([])).ok, true, "nothing since: nothing to check");
+    expectBad(await check(records.slice(120)), 1, "deleted");
+  });
+
+  it("still finds a change, a gap, a reordering and a cut tail inside the slice", async () => {
+    const part = records.slice(120);
+    expectBad(await slice(part.map((r) => (r.seq === 130 ? { ...r, action: "Decrypt" } : r))), 130, "changed");
+    expectBad(await slice(part.filter((r) => r.seq !== 140)), 140, "deleted");
+    const swapped = [...part];
+    [swapped[10], swapped[11]] = [swapped[11]!, swapped[10]!];
+    expectBad(await slice(swapped), 131, "reordered");
+    expectBad(await slice(part.slice(0, 100)), 221, "truncated");
+    expectBad(await slice(part.map((r) => (r.seq === 151 ? rehashed(r, { action: "Decrypt" }) : r))), 151, "changed");
+    // A rewritten slice with a consistent chain still meets the signed checkpoint at 150.
+    const forged: AuditRecord[] = [];
+    let prev = part[0]!.prevHash;
+    for (const r of part) {
+      const f = rehashed({ ...r, prevHash: prev }, r.seq === 125 ? { action: "Decrypt" } : {});
+      forged.push(f);
+      prev = f.hash;
+    }
+    expectBad(await slice(forged), 150, "checkpoint-mismatch");
+  });
+});
+
 describe("verifyAudit", () => {
   it("accepts an untouched log, with and without checkpoints, and an empty one", async () => {
     const report = await check(records);

@@ -217,7 +217,7 @@ describe("tresor audit search and tail (through the server)", () => {
     try {
       await waitFor(() => out.split("\n").length >= 2, "the newest event first");
       ok(await runCli(["key", "list"], { env }));
-      await waitFor(() => /kms:ListKeys/.test(out), "the new ListKeys event");
+      await waitFor(() => /kms:ListKeyDetail/.test(out), "the new ListKeyDetail event");
       await new Promise((r) => setTimeout(r, 2500));
       child.kill("SIGINT");
       assert.equal(await exited, 0, err);
@@ -226,6 +226,8 @@ describe("tresor audit search and tail (through the server)", () => {
     }
     const seqs = out.trim().split("\n").map((l) => Number(/#(\d+)/.exec(l)![1]));
     assert.deepEqual(seqs, [...new Set(seqs)].sort((a, b) => a - b), "each once, in order");
+    const followed = out.trim().split("\n").slice(1).join("\n");
+    assert.equal(followed.match(/cloudaudit:LookUpEvents/g)?.length ?? 0, 0, "not its own polls (the first line is older: another command's)");
     assert.equal(err, "");
   });
 });
