@@ -354,11 +354,9 @@ export class KmsService {
 
   async #insertKey(key: KeyRecord, firstVersion: KeyVersionRecord | null): Promise<void> {
     try {
-      await this.#store.transaction(async (tx) => {
-        // Checked again inside the transaction: another request may have taken the last slot.
-        needs((await tx.countKeys()) < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
-        await tx.insertKey(key, firstVersion);
-      });
+      // Checked again with the insert, atomically: another request (on any node) may have taken the last slot.
+      const inserted = await this.#store.insertKeyWithinLimit(key, firstVersion, this.cmkLimit);
+      needs(inserted, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
     } catch (e) {
       if (e instanceof StoreConflictError && e.field === "alias") throw new KmsError("AliasAlreadyExists", `"Alias" ${key.alias} is already in use`);
       throw e;
