@@ -514,10 +514,10 @@ async function main(): Promise<number> {
     const pgRatio = ratioToSqlite(pgScenarioName);
     const pgClusterRatio = ratioToSqlite(pgClusterScenarioName);
     log(
-      `postgres: Encrypt SM4 on one PostgreSQL-store node at ` +
-        (pgRatio === null ? (postgresNote ?? "not measured") : `${pgRatio.toFixed(3)} of the SQLite node's rate`) +
-        `; spread over ${PG_CLUSTER_NODES} nodes at ` +
-        (pgClusterRatio === null ? (postgresNote ?? "not measured") : `${pgClusterRatio.toFixed(3)} (all on this machine's ${cpus().length} cores)`),
+      postgresNote !== undefined
+        ? `postgres: Encrypt SM4 on the PostgreSQL store (1 and ${PG_CLUSTER_NODES} nodes) ${postgresNote}`
+        : `postgres: Encrypt SM4 on one PostgreSQL-store node at ${pgRatio === null ? "not measured" : pgRatio.toFixed(3)} of the SQLite node's rate; ` +
+            `spread over ${PG_CLUSTER_NODES} nodes at ${pgClusterRatio === null ? "not measured" : pgClusterRatio.toFixed(3)} (all on this machine's ${cpus().length} cores)`,
     );
     const fileAes = rows.find((r) => r.scenario === "Encrypt AES_256 1 KiB")?.reqPerSec ?? null;
     const ratioToFileAes = (name: string): number | null => {
