@@ -4,6 +4,8 @@
 //
 // Config: one JSON object as argv[2] or in BENCH_LOAD_CONFIG:
 //   url          loopback http URL of the server
+//   urls         optional: several such URLs (nodes of one cluster); worker i sends to urls[i % n],
+//                so the load is spread evenly over them (url is then ignored)
 //   action       e.g. "Encrypt"
 //   params       request parameters sent with every request
 //   cycle        optional { field, values | valuesFile }: request i also sets params[field] to
@@ -12,6 +14,7 @@
 //   concurrency  requests in flight (default 32), warmupSeconds (1), durationSeconds (5),
 //   maxRequests  hard cap on measured requests (default 5,000,000)
 //   serverPid    optional: the server's pid, to report its CPU use over the window (Linux /proc)
+//   serverPids   optional: several servers' pids (with urls); serverCpu is their sum
 //
 // Result line: {"ok":true,"requests","errors","seconds","reqPerSec","p50Ms","p99Ms",
 // "clientCpu","serverCpu","otherCpu"}; the CPU figures are cores used over the measured window
@@ -26,7 +29,7 @@ import { hrtime } from "node:process";
 import { loopbackUrl, post, responseFailure, signedHeaders, type Credentials } from "./signed-request.js";
 
 interface LoadConfig {
-  url: URL;
+  urls: URL[];
   action: string;
   bodies: string[];
   credentials: Credentials;
@@ -34,7 +37,7 @@ interface LoadConfig {
   warmupSeconds: number;
   durationSeconds: number;
   maxRequests: number;
-  serverPid: number | undefined;
+  serverPids: number[];
 }
 
 const MAX_ERRORS_BEFORE_ABORT = 1000;
@@ -55,7 +58,10 @@ function positive(raw: unknown, name: string, fallback: number, max: number): nu
 function parseConfig(text: string | undefined): LoadConfig {
   needs(text !== undefined && text !== "", "pass the config as one JSON argument or in BENCH_LOAD_CONFIG");
   const raw = JSON.parse(text) as Record<string, unknown>;
-  needs(typeof raw.url === "string", '"url" must be a string');
+  const urls = raw.urls === undefined ? [raw.url] : (raw.urls as unknown[]);
+  needs(Array.isArray(urls) && urls.length > 0 && urls.every((u) => typeof u === "string"), '"url" must be a string, or "urls" a non-empty array of strings');
+  const pids = raw.serverPids === undefined ? (raw.serverPid === undefined ? [] : [raw.serverPid]) : (raw.serverPids as unknown[]);
+  needs(Array.isArray(pids), '"serverPids" must be an array');
   needs(typeof raw.action === "string" && /^[A-Za-z]+$/.test(raw.action), '"action" must be an action name');
   const params = raw.params ?? {};
   needs(typeof params === "object" && params !== null && !Array.isArray(params), '"params" must be an object');
@@ -79,7 +85,7 @@ function parseConfig(text: string | undefined): LoadConfig {
   const concurrency = positive(raw.concurrency, "concurrency", 32, 1024);
   needs(Number.isInteger(concurrency) && concurrency >= 1, '"concurrency" must be an integer >= 1');
   return {
-    url: loopbackUrl(raw.url),
+    urls: urls.map((u) => loopbackUrl(u as string)),
     action: raw.action,
     bodies,
     credentials: { secretId: creds.secretId, secretKey: creds.secretKey, region: creds.region },
@@ -87,7 +93,7 @@ function parseConfig(text: string | undefined): LoadConfig {
     warmupSeconds: positive(raw.warmupSeconds, "warmupSeconds", 1, 60),
     durationSeconds: positive(raw.durationSeconds, "durationSeconds", 5, 600),
     maxRequests: positive(raw.maxRequests, "maxRequests", 5_000_000, 50_000_000),
-    serverPid: raw.serverPid === undefined ? undefined : positive(raw.serverPid, "serverPid", 0, 2 ** 31),
+    serverPids: pids.map((pid) => positive(pid, "serverPid", 0, 2 ** 31)),
   };
 }
 
@@ -109,6 +115,17 @@ function processCpuSeconds(pid: number): number | undefined {
     return undefined;
   }
 }
+/** The sum over several processes (the nodes of a cluster); undefined when any is unreadable or there are none. */
+function serversCpuSeconds(pids: readonly number[]): number | undefined {
+  let total = 0;
+  for (const pid of pids) {
+    const seconds = processCpuSeconds(pid);
+    if (seconds === undefined) return undefined;
+    total += seconds;
+  }
+  return pids.length === 0 ? undefined : total;
+}
+
 /** CPU seconds all cores of the machine have spent busy so far (/proc/stat minus idle and iowait). */
 function machineBusySeconds(): number | undefined {
   try {
@@ -128,7 +145,7 @@ const round = (x: number, digits: number): number => Number(x.toFixed(digits));
 async function main(): Promise<void> {
   const cfg = parseConfig(process.argv[2] ?? process.env.BENCH_LOAD_CONFIG);
   const agent = new Agent({ keepAlive: true, maxSockets: cfg.concurrency, maxFreeSockets: cfg.concurrency });
-  const hostname = cfg.url.hostname.replace(/^\[|\]$/g, "");
+  const hostnames = cfg.urls.map((url) => url.hostname.replace(/^\[|\]$/g, ""));
 
   const nowNs = (): bigint => hrtime.bigint();
   const start = nowNs();
@@ -148,7 +165,9 @@ async function main(): Promise<void> {
     if (errors >= MAX_ERRORS_BEFORE_ABORT) aborted = true;
   };
 
-  const worker = async (): Promise<void> => {
+  const worker = async (w: number): Promise<void> => {
+    const url = cfg.urls[w % cfg.urls.length]!;
+    const hostname = hostnames[w % cfg.urls.length]!;
     for (;;) {
       const t0 = nowNs();
       if (t0 >= measureUntil || aborted || measured >= cfg.maxRequests) return;
@@ -156,7 +175,7 @@ async function main(): Promise<void> {
       if (inWindow) measured++;
       const body = cfg.bodies[next++ % cfg.bodies.length]!;
       try {
-        const res = await post(cfg.url, signedHeaders(cfg.action, body, hostname, cfg.credentials), body, agent);
+        const res = await post(url, signedHeaders(cfg.action, body, hostname, cfg.credentials), body, agent);
         const failure = responseFailure(res);
         if (failure !== undefined) fail(failure);
         else if (inWindow) latenciesNs.push(Number(nowNs() - t0));
@@ -171,7 +190,7 @@ async function main(): Promise<void> {
   const cpuTimer = setTimeout(() => {
     cpuAtStart = {
       client: process.cpuUsage(),
-      server: cfg.serverPid === undefined ? undefined : processCpuSeconds(cfg.serverPid),
+      server: serversCpuSeconds(cfg.serverPids),
       machine: machineBusySeconds(),
     };
   }, cfg.warmupSeconds * 1000);
@@ -181,7 +200,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }, (cfg.warmupSeconds + cfg.durationSeconds + DRAIN_GRACE_SECONDS) * 1000);
 
-  await Promise.all(Array.from({ length: cfg.concurrency }, worker));
+  await Promise.all(Array.from({ length: cfg.concurrency }, (_, w) => worker(w)));
   const seconds = Number(nowNs() - measureFrom) / 1e9;
   clearTimeout(guard);
   clearTimeout(cpuTimer);
@@ -191,7 +210,7 @@ async function main(): Promise<void> {
   if (cpuAtStart !== undefined) {
     const used = process.cpuUsage(cpuAtStart.client);
     clientCpu = round((used.user + used.system) / 1e6 / seconds, 2);
-    const serverNow = cfg.serverPid === undefined ? undefined : processCpuSeconds(cfg.serverPid);
+    const serverNow = serversCpuSeconds(cfg.serverPids);
     if (serverNow !== undefined && cpuAtStart.server !== undefined) serverCpu = round((serverNow - cpuAtStart.server) / seconds, 2);
     const machineNow = machineBusySeconds();
     if (machineNow !== undefined && cpuAtStart.machine !== undefined && serverCpu !== null) {

@@ -5,7 +5,8 @@
 // Options (argv or env): --duration=S (BENCH_DURATION, default 5), --warmup=S (BENCH_WARMUP, 1),
 // --concurrency=N (BENCH_CONCURRENCY, 32), --server=tresor|fake (BENCH_SERVER, tresor; "fake"
 // tests the harness against fake-kms-server.ts). Writes bench/results/latest.json. Exits non-zero
-// when any scenario had errors or a server failed.
+// when any scenario had errors or a server failed. With TRESOR_TEST_PG_URL set, Encrypt also runs
+// on the PostgreSQL store, one node and three, as ratios to the SQLite node (bench/postgres-store.ts).
 
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -28,10 +29,15 @@ const RESULTS = join(ROOT, "bench", "results", "latest.json");
 const PLAINTEXT_BYTES = 1024;
 const DECRYPT_BLOBS = 64;
 const ENCRYPT_TARGET_RATIO = 0.4;
+/** Issue 6: Encrypt with its audit record durable before the answer, at >= 0.8 of Encrypt without audit. */
+const AUDIT_TARGET_RATIO = 0.8;
+const NO_AUDIT_SCENARIO = "Encrypt SM4 1 KiB (audit off build)";
 /** In-process SM2 signing against `openssl speed sm2` in the same run. */
 const SM2_SIGN_TARGET_RATIO = 0.7;
 const SIGN_MESSAGE_BYTES = 32;
 const START_TIMEOUT_MS = 20_000;
+/** `tresor serve` nodes sharing one PostgreSQL store in the cluster scenario. */
+const PG_CLUSTER_NODES = 3;
 
 interface Options {
   durationSeconds: number;
@@ -169,7 +175,11 @@ interface Scenario {
   params: Record<string, unknown>;
   cycle?: { field: string; valuesFile: string };
   serverPid: number | undefined;
+  /** Several nodes of one cluster: the load process spreads its workers evenly over them (url is the first). */
+  cluster?: { urls: string[]; serverPids: number[] };
   bare?: true;
+  /** Another server's credentials (a server with a data directory of its own). */
+  credentials?: Credentials;
 }
 
 function runLoad(s: Scenario, creds: Credentials, opts: Options): Promise<LoadResult> {
@@ -183,6 +193,7 @@ function runLoad(s: Scenario, creds: Credentials, opts: Options): Promise<LoadRe
     warmupSeconds: opts.warmupSeconds,
     durationSeconds: opts.durationSeconds,
     ...(s.serverPid !== undefined ? { serverPid: s.serverPid } : {}),
+    ...(s.cluster !== undefined ? { urls: s.cluster.urls, serverPids: s.cluster.serverPids } : {}),
   };
   return new Promise((res) => {
     // stderr is inherited so a failing load process explains itself on the console.
@@ -327,9 +338,31 @@ async function main(): Promise<number> {
     const bare = await startServer("bare-server", [join(HERE, "bare-server.js")], join(tmp, "bare.log"));
     started.push(bare);
 
+    // 3b. The same server built without its audit writer (bench/no-audit-server.ts) on a data
+    // directory of its own: Encrypt with audit is reported as a ratio to Encrypt without.
+    let noAuditScenario: Scenario | undefined;
+    if (opts.server === "tresor") {
+      const noAuditDir = join(tmp, "data-no-audit");
+      const noAuditOut = await run([TRESOR_MAIN, "init", "--data-dir", noAuditDir, "--json"], 60_000);
+      const noAuditCreds = JSON.parse(noAuditOut.trim().split("\n").reverse().find((l) => l.includes('"secretId"'))!) as Credentials;
+      const noAudit = await startServer("no-audit server", [join(HERE, "no-audit-server.js"), noAuditDir], join(tmp, "no-audit.log"));
+      started.push(noAudit);
+      const noAuditUrl = loopbackUrl(noAudit.listening.url);
+      const noAuditKey = String((await callAction(noAuditUrl, "CreateKey", { Alias: "bench-sm4", KeySpec: "SM4" }, noAuditCreds)).KeyId);
+      noAuditScenario = {
+        name: NO_AUDIT_SCENARIO,
+        url: noAuditUrl.href,
+        action: "Encrypt",
+        params: { KeyId: noAuditKey, Plaintext: plaintext },
+        serverPid: noAudit.child.pid,
+        credentials: noAuditCreds,
+      };
+    }
+
     const pid = server.child.pid;
     const scenarios: Scenario[] = [
       { name: "Encrypt SM4 1 KiB", url: url.href, action: "Encrypt", params: { KeyId: sm4KeyId, Plaintext: plaintext }, serverPid: pid },
+      ...(noAuditScenario ? [noAuditScenario] : []),
       { name: "Encrypt AES_256 1 KiB", url: url.href, action: "Encrypt", params: { KeyId: aesKeyId, Plaintext: plaintext }, serverPid: pid },
       {
         name: "Decrypt SM4 1 KiB",
@@ -366,7 +399,7 @@ async function main(): Promise<number> {
     const results: Array<{ scenario: Scenario; result: LoadResult }> = [];
     for (const [i, s] of scenarios.entries()) {
       log(`bench: [${i + 1}/${scenarios.length}] ${s.name} ...`);
-      const result = await runLoad(s, creds, opts);
+      const result = await runLoad(s, s.credentials ?? creds, opts);
       results.push({ scenario: s, result });
       if (result.ok) {
         log(
@@ -381,13 +414,16 @@ async function main(): Promise<number> {
       }
     }
 
-    // 4. The same Encrypt on one node over the PostgreSQL store, as a ratio to the SQLite node's.
+    // 4. The same Encrypt over the PostgreSQL store, on one node and then spread over three nodes
+    // sharing that store, each as a ratio to the SQLite node's.
     const pgUrl = process.env.TRESOR_TEST_PG_URL;
     const pgScenarioName = "Encrypt SM4 1 KiB (PostgreSQL store)";
+    const pgClusterScenarioName = `Encrypt SM4 1 KiB (PostgreSQL store, ${PG_CLUSTER_NODES} nodes)`;
     let postgresNote: string | undefined;
     if (opts.server !== "tresor") postgresNote = "skipped: the fake server has no store";
-    else if (pgUrl === undefined || pgUrl === "") postgresNote = "skipped: TRESOR_TEST_PG_URL is not set (source .ci/postgres.sh to start a throwaway PostgreSQL)";
-    else {
+    else if (pgUrl === undefined || pgUrl === "") {
+      postgresNote = "skipped: TRESOR_TEST_PG_URL is not set (run `. .ci/postgres.sh` first to start a throwaway PostgreSQL, or point it at an empty database)";
+    } else {
       log("bench: tresor init --store / serve --store on TRESOR_TEST_PG_URL (a fresh schema)");
       const pgNode = await startPostgresNode({ pgUrl, tmp, tresorMain: TRESOR_MAIN, run, start: startServer });
       started.push(pgNode.server);
@@ -399,12 +435,36 @@ async function main(): Promise<number> {
         params: { KeyId: pgNode.keyId, Plaintext: plaintext },
         serverPid: pgNode.server.child.pid,
       };
-      log(`bench: [${scenarios.length + 1}/${scenarios.length + 1}] ${s.name} ...`);
+      log(`bench: ${s.name} ...`);
       const result = await runLoad(s, pgNode.creds, opts);
       results.push({ scenario: s, result });
       log(result.ok ? `bench:        ${result.reqPerSec} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms` : `bench:        FAILED: ${(result.sampleErrors ?? []).join(" | ")}`);
+
+      log(`bench: ${PG_CLUSTER_NODES - 1} more tresor serve --store nodes on the same schema`);
+      const more = await pgNode.startMoreNodes(PG_CLUSTER_NODES - 1);
+      started.push(...more);
+      const nodes = [pgNode.server, ...more];
+      const c: Scenario = {
+        name: pgClusterScenarioName,
+        url: pgNode.url.href,
+        action: "Encrypt",
+        params: { KeyId: pgNode.keyId, Plaintext: plaintext },
+        serverPid: undefined,
+        cluster: { urls: nodes.map((n) => loopbackUrl(n.listening.url).href), serverPids: nodes.map((n) => n.child.pid!) },
+      };
+      log(`bench: ${c.name} (the load's workers spread round-robin over the nodes) ...`);
+      const clusterResult = await runLoad(c, pgNode.creds, opts);
+      results.push({ scenario: c, result: clusterResult });
+      log(
+        clusterResult.ok
+          ? `bench:        ${clusterResult.reqPerSec} req/s, p50 ${clusterResult.p50Ms} ms, p99 ${clusterResult.p99Ms} ms (cores used: load ${String(clusterResult.clientCpu)}, nodes ${String(clusterResult.serverCpu)})`
+          : `bench:        FAILED: ${(clusterResult.sampleErrors ?? []).join(" | ")}`,
+      );
+      for (const n of nodes) {
+        if (n.child.exitCode !== null || n.child.signalCode !== null) throw new Error(`a PostgreSQL-store node died during the run:\n${tail(n.logPath)}`);
+      }
     }
-    if (postgresNote !== undefined) log(`bench: Encrypt on the PostgreSQL store ${postgresNote}`);
+    if (postgresNote !== undefined) log(`bench: Encrypt on the PostgreSQL store (1 and ${PG_CLUSTER_NODES} nodes) ${postgresNote}`);
 
     // 5. Encrypt under a pkcs11 root of trust (SoftHSM2): an HSM-protected AES_256 key and a software
     // one, each as a ratio to the file-root AES_256 key's rate above (bench/hsm.ts).
@@ -474,11 +534,24 @@ async function main(): Promise<number> {
       `target: SM2 sign in process at >= ${SM2_SIGN_TARGET_RATIO} of openssl speed sm2: ` +
         (sm2Ratio === null ? "not measured" : `${sm2Ratio.toFixed(3)} (${sm2TargetMet ? "met" : "NOT met"})`),
     );
-    const pgRow = rows.find((r) => r.scenario === pgScenarioName);
-    const pgRatio = pgRow !== undefined && pgRow.reqPerSec !== null && targetRow.reqPerSec !== null ? Number((pgRow.reqPerSec / targetRow.reqPerSec).toFixed(3)) : null;
+    const ratioToSqlite = (name: string): number | null => {
+      const row = rows.find((r) => r.scenario === name);
+      return row !== undefined && row.reqPerSec !== null && targetRow.reqPerSec !== null ? Number((row.reqPerSec / targetRow.reqPerSec).toFixed(3)) : null;
+    };
+    const pgRatio = ratioToSqlite(pgScenarioName);
+    const pgClusterRatio = ratioToSqlite(pgClusterScenarioName);
     log(
-      `postgres: Encrypt SM4 on one PostgreSQL-store node at ` +
-        (pgRatio === null ? (postgresNote ?? "not measured") : `${pgRatio.toFixed(3)} of the SQLite node's rate`),
+      postgresNote !== undefined
+        ? `postgres: Encrypt SM4 on the PostgreSQL store (1 and ${PG_CLUSTER_NODES} nodes) ${postgresNote}`
+        : `postgres: Encrypt SM4 on one PostgreSQL-store node at ${pgRatio === null ? "not measured" : pgRatio.toFixed(3)} of the SQLite node's rate; ` +
+            `spread over ${PG_CLUSTER_NODES} nodes at ${pgClusterRatio === null ? "not measured" : pgClusterRatio.toFixed(3)} (all on this machine's ${cpus().length} cores)`,
+    );
+    const noAuditRate = rows.find((r) => r.scenario === NO_AUDIT_SCENARIO)?.reqPerSec ?? null;
+    const auditRatio = noAuditRate === null || targetRow.reqPerSec === null ? null : Number((targetRow.reqPerSec / noAuditRate).toFixed(3));
+    const auditTargetMet = auditRatio !== null && auditRatio >= AUDIT_TARGET_RATIO;
+    log(
+      `target: Encrypt SM4 with audit at >= ${AUDIT_TARGET_RATIO} of the same server without audit: ` +
+        (auditRatio === null ? "not measured" : `${auditRatio.toFixed(3)} (${auditTargetMet ? "met" : "NOT met"})`),
     );
     const fileAes = rows.find((r) => r.scenario === "Encrypt AES_256 1 KiB")?.reqPerSec ?? null;
     const ratioToFileAes = (name: string): number | null => {
@@ -507,7 +580,13 @@ async function main(): Promise<number> {
       warnings,
       target: { scenario: targetRow.scenario, minRatioToBare: ENCRYPT_TARGET_RATIO, ratio: encryptRatio, met: targetMet },
       sm2SignTarget: { minRatioToOpenssl: SM2_SIGN_TARGET_RATIO, ratio: sm2Ratio, met: sm2TargetMet },
-      postgresStore: { scenario: pgScenarioName, ratioToSqlite: pgRatio, ...(postgresNote === undefined ? {} : { note: postgresNote }) },
+      auditTarget: { scenario: NO_AUDIT_SCENARIO, minRatioOfAuditedToUnaudited: AUDIT_TARGET_RATIO, ratio: auditRatio, met: auditTargetMet },
+      postgresStore: {
+        scenario: pgScenarioName,
+        ratioToSqlite: pgRatio,
+        cluster: { scenario: pgClusterScenarioName, nodes: PG_CLUSTER_NODES, ratioToSqlite: pgClusterRatio },
+        ...(postgresNote === undefined ? {} : { note: postgresNote }),
+      },
       pkcs11: { baseline: "Encrypt AES_256 1 KiB", ratioToFileRootSoftwareKey: hsmRatios, ...(hsmNote === undefined ? {} : { note: hsmNote }) },
       scenarios: rows,
       asymmetricInProcess: speeds,

@@ -73,7 +73,7 @@ export interface AuditWriterOptions {
   log?: AuditLog;
 }
 
-/** What the service needs of an audit writer; `noAudit` is the stand-in when auditing is off (benchmarks). */
+/** What the service and the server need of an audit writer. Auditing off means no Auditor at all. */
 export interface Auditor {
   /** Resolves once the record is durable; rejects (fail closed) when it could not be written. Never await it inside a store transaction. */
   record(event: AuditEvent): Promise<void>;
@@ -82,20 +82,17 @@ export interface Auditor {
    * transaction, so the state change and its record commit together or not at all.
    */
   transaction<T>(fn: (tx: StoreOperations, audit: (event: AuditEvent) => Promise<void>) => Promise<T>): Promise<T>;
+  /**
+   * Appends one record inside a transaction someone else runs (taking the chain head lock there);
+   * once that transaction commits, pass its records to `committed`.
+   */
+  inTransaction(tx: StoreOperations, event: AuditEvent): Promise<AuditRecord>;
+  committed(records: readonly AuditRecord[]): void;
   close(): Promise<void>;
 }
 
-/** An Auditor that writes nothing: for benchmarks that compare audit on and off. */
-export function noAudit(store: Store): Auditor {
-  return {
-    record: async () => undefined,
-    transaction: (fn) => store.transaction((tx) => fn(tx, async () => undefined)),
-    close: async () => undefined,
-  };
-}
-
 /**
- * The writer a server (or a benchmark comparing audit on and off, against `noAudit`) runs with:
+ * The writer a server runs with:
  * the store's audit keys, made on first use, and the options.
  */
 export async function openAuditWriter(options: Omit<AuditWriterOptions, "signer" | "hmacKey"> & { root: RootOfTrust }): Promise<AuditWriter> {

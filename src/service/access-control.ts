@@ -24,7 +24,7 @@ import type { Clock } from "./clock.js";
 import { KmsError, needs } from "./errors.js";
 import { auditedTransaction, AUDIT_FLAGS, type RequestAudit } from "./request-audit.js";
 import { ServiceSecret } from "./service-secret.js";
-import { noAudit, type Auditor } from "../audit/writer.js";
+import type { Auditor } from "../audit/writer.js";
 
 /** The meta entry of the secret temporary credentials are derived from (see ServiceSecret). */
 export const ROLE_SESSION_SECRET = "role-session-key";
@@ -189,7 +189,7 @@ export class AccessControl {
   readonly #sessionSecret: ServiceSecret;
   readonly #cacheMs: number;
   readonly #onDenied: DenialListener | undefined;
-  readonly #auditor: Auditor;
+  readonly #auditor: Auditor | undefined;
   readonly #credentials = new Map<string, { resolved: ResolvedCredential; expiresAt: number }>();
   readonly #policies = new Map<string, { policies: AttachedPolicy[]; expiresAt: number }>();
   /** Parsed custom policies by id, with the update time they were parsed at. */
@@ -203,7 +203,7 @@ export class AccessControl {
     this.region = options.region;
     this.#cacheMs = options.cacheMs ?? 1000;
     this.#onDenied = options.onDenied;
-    this.#auditor = options.auditor ?? noAudit(options.store);
+    this.#auditor = options.auditor;
     this.#sessionSecret = new ServiceSecret(options.store, options.rootOfTrust, ROLE_SESSION_SECRET);
   }
 
@@ -770,7 +770,7 @@ export class AccessControl {
 
   /** A state change, committed with the request's audit record. */
   #transaction<T>(caller: Caller, fn: (tx: StoreOperations) => Promise<T>): Promise<T> {
-    return auditedTransaction(this.#auditor, caller.audit, fn);
+    return auditedTransaction(this.#store, this.#auditor, caller.audit, fn);
   }
 }
 

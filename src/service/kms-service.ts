@@ -59,9 +59,9 @@ import { unixSeconds, type Clock } from "./clock.js";
 import { KmsError, needs } from "./errors.js";
 import { ACCOUNT_RESOURCE, AccessControl, keyResourceNames, ROLE_SESSION_SECRET, type Caller, type DenialListener } from "./access-control.js";
 import { ServiceSecret } from "./service-secret.js";
-import { auditedTransaction, AUDIT_FLAGS, type RequestAudit } from "./request-audit.js";
+import { auditedInsert, auditedTransaction, AUDIT_FLAGS, type RequestAudit } from "./request-audit.js";
 import { AuditQueries } from "./audit-query.js";
-import { noAudit, type Auditor } from "../audit/writer.js";
+import type { Auditor } from "../audit/writer.js";
 import { MaterialCache } from "./material-cache.js";
 import { HealthCheck, type HealthReport } from "./availability.js";
 
@@ -173,7 +173,7 @@ export class KmsService {
   readonly #hsm: HsmKeys | undefined;
   readonly #health: HealthCheck;
   readonly #logger: ServiceLogger;
-  readonly #auditor: Auditor;
+  readonly #auditor: Auditor | undefined;
   readonly #materialDigestKey: ServiceSecret;
   /** Principals, access keys, policies and roles; the authority every action asks. */
   readonly access: AccessControl;
@@ -190,10 +190,10 @@ export class KmsService {
     this.region = options.region;
     this.defaultKeySpec = options.defaultKeySpec;
     this.cmkLimit = options.cmkLimit;
-    this.#auditor = options.auditor ?? noAudit(options.store);
+    this.#auditor = options.auditor;
     this.auditQueries = new AuditQueries(options.store, options.clock);
     this.access = new AccessControl({
-      auditor: this.#auditor,
+      ...(options.auditor ? { auditor: options.auditor } : {}),
       store: options.store,
       rootOfTrust: options.rootOfTrust,
       clock: options.clock,
@@ -328,11 +328,9 @@ export class KmsService {
 
   async #insertKey(caller: Caller, key: KeyRecord, firstVersion: KeyVersionRecord | null): Promise<void> {
     try {
-      await this.#transaction(caller, async (tx) => {
-        // Checked again inside the transaction: another request may have taken the last slot.
-        needs((await tx.countKeys(key.creatorUin)) < this.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
-        await tx.insertKey(key, firstVersion);
-      });
+      // Checked again with the insert, atomically: another request (on any node) may have taken the last slot.
+      const inserted = await auditedInsert(this.#auditor, caller.audit, (also) => this.#store.insertKeyWithinLimit(key, firstVersion, this.cmkLimit, also));
+      needs(inserted, "CmkLimitExceeded", `the account holds the maximum of ${this.cmkLimit} keys`);
     } catch (e) {
       if (e instanceof StoreConflictError && e.field === "alias") throw new KmsError("AliasAlreadyExists", `"Alias" ${key.alias} is already in use`);
       throw e;
@@ -710,7 +708,7 @@ export class KmsService {
 
   #commitRotation(key: KeyRecord, kind: "manual" | "scheduled", version: number, wrappedMaterial: Buffer, audit: RequestAudit | undefined): Promise<boolean> {
     const now = this.#now();
-    return auditedTransaction(this.#auditor, audit, async (tx) => {
+    return auditedTransaction(this.#store, this.#auditor, audit, async (tx) => {
       const current = await tx.getKey(key.keyId);
       if (kind === "scheduled") {
         const due = current?.rotationEnabled && current.state === "Enabled" && current.nextRotateTime <= now;
@@ -1034,7 +1032,7 @@ export class KmsService {
   /** `batch` names the batch action (EnableKeys, DisableKeys) that policies are checked for, when it is one. */
   /** A state change of a request, committed with its audit record. */
   #transaction<T>(caller: Caller, fn: (tx: StoreOperations) => Promise<T>): Promise<T> {
-    return auditedTransaction(this.#auditor, caller.audit, fn);
+    return auditedTransaction(this.#store, this.#auditor, caller.audit, fn);
   }
 
   #changeStates(caller: Caller, action: "EnableKey" | "DisableKey" | "ArchiveKey" | "CancelKeyArchive", keyIds: readonly string[], batch?: BatchAction): Promise<void> {

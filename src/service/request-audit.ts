@@ -2,8 +2,9 @@
 // adds what it learns (the keys acted on, flags), and a state change commits its record in the same
 // store transaction as the change. The server writes the record of every other request.
 
+import type { AuditRecord } from "../audit/record.js";
 import type { AuditEvent, Auditor } from "../audit/writer.js";
-import type { StoreOperations } from "../store/store.js";
+import type { Store, StoreOperations } from "../store/store.js";
 
 /** Flags a search can find (AuditRecord.flags). */
 export const AUDIT_FLAGS = {
@@ -36,16 +37,38 @@ export class RequestAudit {
 
 /**
  * Runs a state change in one store transaction that also appends the request's Success record, so
- * both commit or neither does. Without a request (the scheduler, the account's own tools) it is a
- * plain transaction.
+ * both commit or neither does. Without a request (the scheduler, the account's own tools) or
+ * without an auditor (unit tests) it is a plain transaction, and the request stays unrecorded.
  */
-export async function auditedTransaction<T>(auditor: Auditor, audit: RequestAudit | undefined, fn: (tx: StoreOperations) => Promise<T>): Promise<T> {
-  if (!audit) return auditor.transaction((tx) => fn(tx));
+export async function auditedTransaction<T>(store: Store, auditor: Auditor | undefined, audit: RequestAudit | undefined, fn: (tx: StoreOperations) => Promise<T>): Promise<T> {
+  if (!auditor || !audit) return store.transaction(fn);
   const result = await auditor.transaction(async (tx, record) => {
     const value = await fn(tx);
     await record(audit.event("Success"));
     return value;
   });
   audit.recorded = true;
+  return result;
+}
+
+/**
+ * A store operation that runs its own transaction and takes `also` to run inside it (such as
+ * Store.insertKeyWithinLimit): `also` appends the request's Success record there.
+ */
+export async function auditedInsert<T>(
+  auditor: Auditor | undefined,
+  audit: RequestAudit | undefined,
+  run: (also: ((tx: StoreOperations) => Promise<void>) | undefined) => Promise<T>,
+): Promise<T> {
+  if (!auditor || !audit) return run(undefined);
+  const appended: AuditRecord[] = [];
+  const result = await run(async (tx) => {
+    appended.length = 0; // the store may run the transaction again
+    appended.push(await auditor.inTransaction(tx, audit.event("Success")));
+  });
+  if (appended.length > 0) {
+    auditor.committed(appended);
+    audit.recorded = true;
+  }
   return result;
 }

@@ -1,6 +1,7 @@
 // The clustered Store: PostgreSQL through a `pg` connection pool, shared by several Tresor nodes.
-// Every statement runs as a SERIALIZABLE transaction; serialization failures are retried, so the
-// count-then-insert of a key limit holds across nodes without locks taken by hand.
+// Every statement runs as a SERIALIZABLE transaction; serialization failures are retried. The one
+// exception is key creation under the CMK limit, which queues on an advisory lock (see
+// insertKeyWithinLimit): as serializable transactions, concurrent creations aborted each other.
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash } from "node:crypto";
@@ -41,6 +42,15 @@ const BACKOFF_CAP_MS = 250;
 
 /** Held (per database) while migrations run, so that nodes starting together migrate one at a time. */
 const MIGRATION_LOCK = "7234298733106213737"; // "dtresor!" read as a big-endian int64; any fixed number works
+
+/**
+ * Held (per database) by `insertKeyWithinLimit` from before its count until its commit. That
+ * transaction runs READ COMMITTED, so its count, taken after the lock is granted, sees every key
+ * committed before; under SERIALIZABLE the snapshot would predate the wait for the lock.
+ */
+const KEY_CREATION_LOCK = "7234298733106213739";
+const BEGIN_SERIALIZABLE = "BEGIN ISOLATION LEVEL SERIALIZABLE";
+const BEGIN_KEY_CREATION = `BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(${KEY_CREATION_LOCK})`;
 
 /** PostgreSQL 12 is the oldest with `WITH … AS NOT MATERIALIZED`; identity columns need 10. */
 const MIN_SERVER_VERSION = 120000;
@@ -1236,7 +1246,7 @@ type Attempt<T> = { retry: true } | { retry: "stale connection"; error: unknown 
  * isolation lets transactions run side by side and aborts one of any set whose outcome no serial
  * order could produce (SQLSTATE 40001; deadlocks are 40P01). Explicit row locks would not do:
  * "count the keys, then insert under a limit" reads a set with no row to lock, short of locking
- * the whole table for every key creation.
+ * the whole table for every key creation; `insertKeyWithinLimit` takes an advisory lock instead.
  *
  * Retries: an aborted run rolls back and runs again, after a jittered backoff, up to
  * TRANSACTION_ATTEMPTS times. So **the function given to `transaction` may run more than once**:
@@ -1270,6 +1280,8 @@ export class PostgresStore extends Operations implements Store {
   }
   readonly #inFlight = new Set<Promise<unknown>>();
   #closing: Promise<void> | undefined;
+  /** This node's insertKeyWithinLimit calls, one after another. */
+  #keyCreations: Promise<unknown> = Promise.resolve();
 
   private constructor(pool: pg.Pool, label: string) {
     super();
@@ -1330,32 +1342,57 @@ export class PostgresStore extends Operations implements Store {
 
   async transaction<T>(fn: (tx: StoreOperations) => Promise<T>): Promise<T> {
     this.#enter("transaction");
-    return this.#track(async () => {
-      // A pooled connection found broken at BEGIN (killed while idle) ran nothing: try the next,
-      // through the whole pool at most.
-      let staleRetries = this.#poolSize;
-      for (let attempt = 1; ; attempt++) {
-        if (attempt > 1) await sleep(backoffMs(attempt - 1));
-        const outcome = await this.#attempt(fn);
-        if (outcome.retry === "stale connection") {
-          if (staleRetries-- > 0) {
-            attempt--;
-            continue;
-          }
-          throw outcome.error;
+    return this.#track(() => this.#retried(BEGIN_SERIALIZABLE, fn));
+  }
+
+  /**
+   * Count and insert as one transaction that first takes KEY_CREATION_LOCK, so creations queue
+   * instead of aborting each other: as serializable transactions, every count read the whole
+   * table that the others were inserting into, and under a burst most runs failed again and again.
+   * The insert itself is the same as `insertKey`'s; the alias and key id stay unique by constraint.
+   * Calls from this node go one at a time, so at most one pooled connection per node waits for
+   * the lock and the others remain free for the rest of the traffic.
+   */
+  async insertKeyWithinLimit(key: KeyRecord, firstVersion: KeyVersionRecord | null, maxKeys: number, also?: (tx: StoreOperations) => Promise<void>): Promise<boolean> {
+    this.#enter("insertKeyWithinLimit");
+    const run = this.#keyCreations.then(() =>
+      this.#retried(BEGIN_KEY_CREATION, async (tx) => {
+        if ((await tx.countKeys(key.creatorUin)) >= maxKeys) return false;
+        await tx.insertKey(key, firstVersion);
+        await also?.(tx);
+        return true;
+      }),
+    );
+    this.#keyCreations = run.catch(() => undefined);
+    return this.#track(() => run);
+  }
+
+  /** Runs `fn` in a transaction opened by `begin`, again after each serialization failure (see the class comment). */
+  async #retried<T>(begin: string, fn: (tx: StoreOperations) => Promise<T>): Promise<T> {
+    // A pooled connection found broken at BEGIN (killed while idle) ran nothing: try the next,
+    // through the whole pool at most.
+    let staleRetries = this.#poolSize;
+    for (let attempt = 1; ; attempt++) {
+      if (attempt > 1) await sleep(backoffMs(attempt - 1));
+      const outcome = await this.#attempt(fn, begin);
+      if (outcome.retry === "stale connection") {
+        if (staleRetries-- > 0) {
+          attempt--;
+          continue;
         }
-        if (!outcome.retry) {
-          if (outcome.ok) return outcome.value;
-          throw outcome.error;
-        }
-        if (attempt >= TRANSACTION_ATTEMPTS) {
-          throw new PostgresStoreError(
-            `PostgresStore.transaction: gave up after ${TRANSACTION_ATTEMPTS} attempts, each aborted by a serialization conflict with concurrent transactions`,
-            "40001",
-          );
-        }
+        throw outcome.error;
       }
-    });
+      if (!outcome.retry) {
+        if (outcome.ok) return outcome.value;
+        throw outcome.error;
+      }
+      if (attempt >= TRANSACTION_ATTEMPTS) {
+        throw new PostgresStoreError(
+          `PostgresStore.transaction: gave up after ${TRANSACTION_ATTEMPTS} attempts, each aborted by a serialization conflict with concurrent transactions`,
+          "40001",
+        );
+      }
+    }
   }
 
   // ---- backup (StoreBackup): snapshot and import ---------------------------------------------
@@ -1494,7 +1531,7 @@ export class PostgresStore extends Operations implements Store {
   }
 
   /** One run of a transaction's function on one connection. */
-  async #attempt<T>(fn: (tx: StoreOperations) => Promise<T>): Promise<Attempt<T>> {
+  async #attempt<T>(fn: (tx: StoreOperations) => Promise<T>, begin: string): Promise<Attempt<T>> {
     const client = await this.#acquire("transaction");
     const tx = new PostgresTransaction(client);
     let broken = false;
@@ -1508,10 +1545,12 @@ export class PostgresStore extends Operations implements Store {
     };
     try {
       try {
-        await client.query("BEGIN ISOLATION LEVEL SERIALIZABLE");
+        await client.query(begin);
       } catch (err) {
         broken = isConnectionLevel(err);
         if (broken && !isTimeout(err)) return { retry: "stale connection", error: cleanError("transaction", err) };
+        // BEGIN may have run before a later statement of `begin` failed (a lock wait cancelled).
+        if (!broken) await rollback();
         throw cleanError("transaction", err);
       }
       let result: { ok: true; value: T } | { ok: false; error: unknown };

@@ -1215,6 +1215,16 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** Count and insert in one transaction: SQLite has one writer at a time, so it cannot conflict. */
+  insertKeyWithinLimit(key: KeyRecord, firstVersion: KeyVersionRecord | null, maxKeys: number, also?: (tx: StoreOperations) => Promise<void>): Promise<boolean> {
+    return this.transaction(async (tx) => {
+      if ((await tx.countKeys(key.creatorUin)) >= maxKeys) return false;
+      await tx.insertKey(key, firstVersion);
+      await also?.(tx);
+      return true;
+    });
+  }
+
   async getMeta(name: string): Promise<string | undefined> {
     return this.#enter("getMeta") ? this.#ops.getMeta(name) : this.#queued(() => this.#ops.getMeta(name));
   }

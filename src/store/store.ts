@@ -266,6 +266,14 @@ export interface Store extends StoreOperations, StoreBackup, StoreRewrap {
    * after a serialization failure), so it must have no effects outside `tx`.
    */
   transaction<T>(fn: (tx: StoreOperations) => Promise<T>): Promise<T>;
+  /**
+   * Inserts the key (as `insertKey`) unless its account (creatorUin) already holds `maxKeys` keys:
+   * false, and nothing written, when it does. Atomic against every other call of it, on every node,
+   * so the limit holds under any concurrency; each store picks the cheapest way (PostgreSQL: one
+   * lock for key creation instead of serializable count-then-insert transactions that abort each
+   * other). `also` runs in the same transaction after the insert (the request's audit record).
+   */
+  insertKeyWithinLimit(key: KeyRecord, firstVersion: KeyVersionRecord | null, maxKeys: number, also?: (tx: StoreOperations) => Promise<void>): Promise<boolean>;
   close(): Promise<void>;
 }
 

@@ -15,7 +15,7 @@ import pg from "pg";
 import { AUDIT_HMAC_KEY_SECRET, AUDIT_PUBLIC_KEY_META, AUDIT_SECRET_NAMES, AUDIT_SIGNING_KEY_SECRET, loadAuditKeys } from "../../src/audit/keys.js";
 import { GENESIS_HASH, paramsDigest, type AuditRecord } from "../../src/audit/record.js";
 import { verifyAudit, type VerifyReport } from "../../src/audit/verify.js";
-import { AuditWriter, noAudit, openAuditWriter, type AuditEvent, type AuditWriterOptions } from "../../src/audit/writer.js";
+import { AuditWriter, openAuditWriter, type AuditEvent, type AuditWriterOptions } from "../../src/audit/writer.js";
 import { serviceSecretAad } from "../../src/rootkey/root-of-trust.js";
 import { FileRootOfTrust } from "../../src/rootkey/file.js";
 import { SERVICE_SECRET_NAMES } from "../../src/service/kms-service.js";
@@ -464,20 +464,6 @@ for (const backend of backends) {
         } finally {
           await rm(dir, { recursive: true, force: true });
         }
-      }));
-
-    it("noAudit writes nothing and still runs the transaction", () =>
-      withStore(async ({ store }) => {
-        const off = noAudit(store);
-        await off.record(event(1));
-        const key = makeKey();
-        await off.transaction(async (tx, audit) => {
-          await tx.insertKey(key, versionOf(key));
-          await audit({ action: "CreateKey", result: "Success" });
-        });
-        assert.ok(await store.getKey(key.keyId));
-        assert.equal(await store.auditHead(), undefined);
-        await off.close();
       }));
   });
 }

@@ -310,6 +310,30 @@ function suite(base: string): void {
       }
     });
 
+    it("answers 300 concurrent CreateKey spread over the three nodes without one ServiceUnavailable", { timeout: 60_000 }, async () => {
+      // No client retries: every conflict the nodes could not resolve themselves would show here.
+      const clients = urls().map((u) => clientFor(credentials, [u], { maxRetries: 0, timeoutMs: 30_000 }));
+      const unavailableBefore = await Promise.all(urls().map((u) => metric(u, "tresor_requests_total", 'code="ServiceUnavailable"')));
+      try {
+        const prefix = `burst-${randomUUID().slice(0, 8)}`;
+        const t0 = Date.now();
+        const results = await Promise.allSettled(Array.from({ length: 300 }, (_, i) => clients[i % 3]!.createKey({ Alias: `${prefix}-${i}` })));
+        process.stdout.write(`# 300 concurrent CreateKey over three nodes: ${Date.now() - t0} ms\n`);
+        const failures = results.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => String(r.reason));
+        assert.deepEqual(failures.slice(0, 5), [], `${failures.length} of 300 CreateKey failed`);
+        const keyIds = results.map((r) => (r as PromiseFulfilledResult<{ KeyId?: string }>).value.KeyId!);
+        assert.equal(new Set(keyIds).size, 300);
+        // Every key exists, seen from another node than the one that created it.
+        for (const [i, keyId] of keyIds.entries()) {
+          assert.equal((await clients[(i + 1) % 3]!.describeKey({ KeyId: keyId })).KeyMetadata!.Alias, `${prefix}-${i}`);
+        }
+        const unavailableAfter = await Promise.all(urls().map((u) => metric(u, "tresor_requests_total", 'code="ServiceUnavailable"')));
+        assert.deepEqual(unavailableAfter, unavailableBefore);
+      } finally {
+        for (const c of clients) c.close();
+      }
+    });
+
     it("keeps every acknowledged write while a node is killed and restarted under load", { timeout: 120_000 }, async () => {
       const seed = clientFor(credentials, urls());
       const acked: Acknowledged = { keys: [], ciphertexts: [] };

@@ -571,6 +571,53 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
           assert.equal(await store.countKeys(), limit);
         }));
 
+      it("insertKeyWithinLimit inserts below the limit, refuses at it writing nothing, and reports alias conflicts", () =>
+        withStore(async ({ store }) => {
+          const a = makeKey({ tags: [{ key: "t", value: "v" }] });
+          assert.equal(await store.insertKeyWithinLimit(a, versionOf(a), 2), true);
+          assertKey(await store.getKey(a.keyId), a);
+          assert.deepEqual(await store.listKeyVersions(a.keyId), [versionOf(a)]);
+          const external = makeKey({ origin: "EXTERNAL", state: "PendingImport" });
+          assert.equal(await store.insertKeyWithinLimit(external, null, 2), true);
+          assert.deepEqual(await store.listKeyVersions(external.keyId), []);
+          const over = makeKey();
+          assert.equal(await store.insertKeyWithinLimit(over, versionOf(over), 2), false);
+          assert.equal(await store.getKey(over.keyId), undefined);
+          assert.deepEqual(await store.listKeyVersions(over.keyId), []);
+          assert.equal(await store.countKeys(), 2);
+          // Room again once a key is gone; a taken alias is a conflict, as with insertKey.
+          assert.equal(await store.deleteKey(external.keyId), true);
+          const sameAlias = makeKey({ alias: a.alias });
+          await assert.rejects(store.insertKeyWithinLimit(sameAlias, versionOf(sameAlias), 2), assertConflict("alias"));
+          assert.equal(await store.getKey(sameAlias.keyId), undefined);
+          assert.equal(await store.insertKeyWithinLimit(over, versionOf(over), 2), true);
+          assert.equal(await store.countKeys(), 2);
+        }));
+
+      it("insertKeyWithinLimit holds the limit under concurrent calls, refusing the rest without an error", () =>
+        withStore(async ({ store }) => {
+          const limit = 7;
+          const results = await Promise.allSettled(
+            Array.from({ length: 40 }, () => {
+              const key = makeKey();
+              return store.insertKeyWithinLimit(key, versionOf(key), limit);
+            }),
+          );
+          const errors = results.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason));
+          assert.deepEqual(errors, []);
+          assert.equal(results.filter((r) => r.status === "fulfilled" && r.value).length, limit);
+          assert.equal(await store.countKeys(), limit);
+        }));
+
+      it("insertKeyWithinLimit is refused inside a transaction (not nestable)", () =>
+        withStore(async ({ store }) => {
+          const key = makeKey();
+          await store.transaction(async () => {
+            await assert.rejects(store.insertKeyWithinLimit(key, versionOf(key), 10), /not nestable|inside/);
+          });
+          assert.equal(await store.getKey(key.keyId), undefined);
+        }));
+
       it("is not nestable: a transaction started inside one rejects, the outer one is unaffected", () =>
         withStore(async ({ store }) => {
           const a = makeKey();
