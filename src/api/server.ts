@@ -148,8 +148,11 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       } catch (e) {
         logger.error({ requestId: req.id, action, err: describeError(e) }, "audit record could not be written: request refused");
         metrics.auditFailure();
-        outcomes.set(req, { action, code: ERROR_CODES.InternalError.tencent });
-        return res.code(200).send(errorResponse(req.id, ERROR_CODES.InternalError.tencent, "internal error"));
+        // The store down is ServiceUnavailable (another node may serve); any other failure, InternalError.
+        const unavailable = serviceUnavailable(e);
+        const refusal = unavailable ? ERROR_CODES.ServiceUnavailable.tencent : ERROR_CODES.InternalError.tencent;
+        outcomes.set(req, { action, code: refusal });
+        return res.code(200).send(errorResponse(req.id, refusal, unavailable ? unavailable.message : "internal error"));
       }
     }
     outcomes.set(req, { action, code });

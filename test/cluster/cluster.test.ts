@@ -380,6 +380,21 @@ function suite(base: string): void {
         viaRestarted.close();
         viaOther.close();
       }
+      // One audit chain for the whole cluster, written by every node (the killed one included),
+      // verifies end to end.
+      const audit = await runCli(["audit", "verify", "--store", storeUrl, "--data-dir", victim.dir, "--json"], { timeoutMs: 120_000 });
+      assert.equal(audit.code, 0, `audit verify: ${audit.stdout} ${audit.stderr}`);
+      const report = JSON.parse(audit.stdout) as { ok: boolean; records: number };
+      assert.equal(report.ok, true);
+      assert.ok(report.records >= total, `${report.records} audit records for ${total} requests`);
+      const db = new pg.Client({ connectionString: storeUrl });
+      await db.connect();
+      try {
+        const writers = await db.query<{ node_id: string }>("SELECT DISTINCT node_id FROM audit_records ORDER BY node_id");
+        assert.deepEqual(writers.rows.map((r) => r.node_id), ["node-0", "node-1", "node-2"], "every node wrote to the one chain");
+      } finally {
+        await db.end();
+      }
       process.stdout.write(
         `# cluster load: ${total} requests, ${JSON.stringify(stats.ok)}, ${stats.failures.length} failed ` +
           `${JSON.stringify([...new Set(stats.failures.map((f) => f.code))])}; ${acked.keys.length} keys, ${acked.ciphertexts.length} ciphertexts verified\n`,
