@@ -78,6 +78,12 @@ export interface DecryptOptions {
   maxEncryptedDataKeys?: number;
   /** Refuse headers larger than this many bytes; default 16 KiB. */
   maxHeaderBytes?: number;
+  /**
+   * Refuse messages whose header declares frames longer than this many bytes, before any KMS call;
+   * default 16 MiB (MAX_FRAME_LENGTH, the format's limit). Decryption buffers about one frame, so
+   * this bounds the memory a message can make the reader hold.
+   */
+  maxFrameLength?: number;
   /** Pairs the message's encryption context must contain, with these values. */
   requiredContext?: Readonly<Record<string, string>>;
   /** Only these suites are accepted; default all. */
@@ -452,6 +458,7 @@ export class DecryptStream extends Transform {
   readonly #options: DecryptOptions;
   readonly #maxEdks: number;
   readonly #maxHeaderBytes: number;
+  readonly #maxFrameLength: number;
   readonly #required: Record<string, string>;
   readonly #allowed: ReadonlySet<string>;
   readonly #queue = new ByteQueue();
@@ -475,11 +482,17 @@ export class DecryptStream extends Transform {
     needs(Number.isInteger(maxEdks) && maxEdks >= 1 && maxEdks <= 0xffff, `"maxEncryptedDataKeys" must be an integer from 1 to 65535`);
     const maxHeader = options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
     needs(Number.isInteger(maxHeader) && maxHeader >= 128 && maxHeader <= 16 * 1024 * 1024, `"maxHeaderBytes" must be an integer from 128 to 16 MiB`);
+    const maxFrame = options.maxFrameLength ?? MAX_FRAME_LENGTH;
+    needs(
+      Number.isInteger(maxFrame) && maxFrame >= MIN_FRAME_LENGTH && maxFrame <= MAX_FRAME_LENGTH,
+      `"maxFrameLength" must be an integer from ${MIN_FRAME_LENGTH} to ${MAX_FRAME_LENGTH}`,
+    );
     const allowed = options.allowedSuites ?? SUITE_NAMES;
     needs(Array.isArray(allowed) && allowed.every((s) => (SUITE_NAMES as readonly string[]).includes(s)), `"allowedSuites" must list suites of ${SUITE_NAMES.join(", ")}`);
     this.#options = options;
     this.#maxEdks = maxEdks;
     this.#maxHeaderBytes = maxHeader;
+    this.#maxFrameLength = maxFrame;
     this.#required = checkCallerContext(options.requiredContext, "requiredContext");
     this.#allowed = new Set(allowed);
     this.#parallel = options.parallel === true;
@@ -547,7 +560,7 @@ export class DecryptStream extends Transform {
   }
 
   async #readHeader(): Promise<void> {
-    const limits = { maxEncryptedDataKeys: this.#maxEdks, maxHeaderBytes: this.#maxHeaderBytes };
+    const limits = { maxEncryptedDataKeys: this.#maxEdks, maxHeaderBytes: this.#maxHeaderBytes, maxFrameLength: this.#maxFrameLength };
     const parsed = parseHeader(this.#queue.peek(this.#maxHeaderBytes), limits);
     if (parsed === undefined) return;
     const { header } = parsed;
