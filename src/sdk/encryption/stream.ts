@@ -58,7 +58,7 @@ export interface EncryptOptions {
   suite?: SuiteName;
   /** Pairs authenticated with the message and returned on decryption; keys starting "tresor:" are reserved. */
   encryptionContext?: Readonly<Record<string, string>>;
-  /** Plaintext bytes per frame, 1 B to 16 MiB; default 64 KiB. */
+  /** Plaintext bytes per frame, 1 B to 16 MiB; default DEFAULT_FRAME_LENGTH (256 KiB). */
   frameLength?: number;
   /** Reuse data keys across messages (off unless given). */
   cache?: DataKeyCache;
@@ -169,6 +169,20 @@ class ByteQueue {
       const k = Math.min(c.length - this.#offset, n - filled);
       c.copy(out, filled, this.#offset, this.#offset + k);
       filled += k;
+      this.#advance(c, k);
+    }
+    return out;
+  }
+
+  /** The next n bytes as views of the received chunks, in order: no copy. */
+  takeParts(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const c = this.#chunks[0]!;
+      const k = Math.min(c.length - this.#offset, left);
+      out.push(c.subarray(this.#offset, this.#offset + k));
+      left -= k;
       this.#advance(c, k);
     }
     return out;
@@ -356,7 +370,10 @@ export class EncryptStream extends Transform {
     this.#ready(() => {
       this.#queue.push(chunk);
       // A full frame is held back until more data shows it is not the last one.
-      while (this.#queue.length > this.#frameLength) this.#regularFrame(this.#queue.take(this.#frameLength));
+      while (this.#queue.length > this.#frameLength) {
+        // On this thread the frame is sealed piece by piece, as the chunks came; a worker needs one buffer.
+        this.#regularFrame(this.#workers || this.#parallel ? [this.#queue.take(this.#frameLength)] : this.#queue.takeParts(this.#frameLength));
+      }
       const max = maxInFlight(this.#frameLength);
       if (this.#output.length > max) return this.#output.drain(max);
       return undefined;
@@ -406,24 +423,25 @@ export class EncryptStream extends Transform {
   }
 
   /** Seals here, or on a worker once the message has shown it is long. */
-  #seal(seq: number, aad: Buffer, plaintext: Buffer, prefix: Buffer): void {
+  #seal(seq: number, aad: Buffer, plaintext: Buffer[], prefix: Buffer): void {
     const p = this.#p!;
     if (this.#parallel && seq >= PARALLEL_FROM_SEQ && p.dataKey) this.#workers ??= new ParallelFrames(p.header.suite, p.dataKey, p.header.messageId, p.header.frameLength);
     if (this.#workers) {
-      this.#output.add(this.#workers.seal(seq, aad, plaintext).then((r) => [prefix, r.data, r.tag!]));
+      const whole = plaintext.length === 1 ? plaintext[0]! : Buffer.concat(plaintext);
+      this.#output.add(this.#workers.seal(seq, aad, whole).then((r) => [prefix, r.data, r.tag!]));
       return;
     }
-    const { ciphertext, tag } = p.cipher.seal(seq, aad, plaintext);
-    this.#output.add([prefix, ciphertext, tag]);
+    const { ciphertext, tag } = p.cipher.sealParts(seq, aad, plaintext);
+    this.#output.add([prefix, ...ciphertext, tag]);
   }
 
-  #regularFrame(plaintext: Buffer): void {
+  #regularFrame(plaintext: Buffer[]): void {
     const p = this.#p!;
     const seq = this.#nextSeq();
     const prefix = Buffer.alloc(4);
     prefix.writeUInt32BE(seq);
-    this.#total += plaintext.length;
-    this.#seal(seq, frameAad(p.header.messageId, FRAME_TYPE_REGULAR, seq, plaintext.length), plaintext, prefix);
+    this.#total += this.#frameLength;
+    this.#seal(seq, frameAad(p.header.messageId, FRAME_TYPE_REGULAR, seq, this.#frameLength), plaintext, prefix);
   }
 
   #finalFrame(plaintext: Buffer): void {
@@ -434,7 +452,7 @@ export class EncryptStream extends Transform {
     prefix.writeUInt32BE(FINAL_FRAME_MARKER, 0);
     prefix.writeUInt32BE(seq, 4);
     writeUint64(prefix, this.#total, 8);
-    this.#seal(seq, frameAad(p.header.messageId, FRAME_TYPE_FINAL, seq, this.#total), plaintext, prefix);
+    this.#seal(seq, frameAad(p.header.messageId, FRAME_TYPE_FINAL, seq, this.#total), [plaintext], prefix);
   }
 }
 
