@@ -98,6 +98,11 @@ const PARALLEL_MIN_FRAME = 4096;
 /** The worker pool starts with a message's second regular frame, so short messages never pay for it. */
 const PARALLEL_FROM_SEQ = 2;
 
+/** With workers, frame seq is sealed or opened on the calling thread when this holds: one share of poolSize() + 1. */
+function onThisThread(seq: number): boolean {
+  return seq % (poolSize() + 1) === 0;
+}
+
 /** Frames in flight at once: enough to keep every worker busy, and at most about 16 MiB. */
 function maxInFlight(frameLength: number): number {
   return Math.max(2, Math.min(4 * poolSize(), Math.floor((16 * 1024 * 1024) / frameLength)));
@@ -372,7 +377,7 @@ export class EncryptStream extends Transform {
       // A full frame is held back until more data shows it is not the last one.
       while (this.#queue.length > this.#frameLength) {
         // On this thread the frame is sealed piece by piece, as the chunks came; a worker needs one buffer.
-        this.#regularFrame(this.#workers || this.#parallel ? [this.#queue.take(this.#frameLength)] : this.#queue.takeParts(this.#frameLength));
+        this.#regularFrame(this.#parallel && !onThisThread(this.#seq + 1) ? [this.#queue.take(this.#frameLength)] : this.#queue.takeParts(this.#frameLength));
       }
       const max = maxInFlight(this.#frameLength);
       if (this.#output.length > max) return this.#output.drain(max);
@@ -426,7 +431,7 @@ export class EncryptStream extends Transform {
   #seal(seq: number, aad: Buffer, plaintext: Buffer[], prefix: Buffer): void {
     const p = this.#p!;
     if (this.#parallel && seq >= PARALLEL_FROM_SEQ && p.dataKey) this.#workers ??= new ParallelFrames(p.header.suite, p.dataKey, p.header.messageId, p.header.frameLength);
-    if (this.#workers) {
+    if (this.#workers && !onThisThread(seq)) {
       const whole = plaintext.length === 1 ? plaintext[0]! : Buffer.concat(plaintext);
       this.#output.add(this.#workers.seal(seq, aad, whole).then((r) => [prefix, r.data, r.tag!]));
       return;
@@ -484,9 +489,11 @@ export class DecryptStream extends Transform {
   #p: PreparedDecryption | undefined;
   #parallel = false;
   #workers: ParallelFrames | undefined;
-  readonly #output = new OrderedOutput<Buffer>((plaintext) => {
-    this.released += plaintext.length;
-    this.push(plaintext);
+  readonly #output = new OrderedOutput<Buffer[]>((plaintext) => {
+    for (const b of plaintext) {
+      this.released += b.length;
+      this.push(b);
+    }
   });
   #expectSeq = 1;
   /** Plaintext bytes released so far, each from a frame whose tag verified. */
@@ -652,6 +659,13 @@ export class DecryptStream extends Transform {
     return b;
   }
 
+  /** #consume without joining: views of the received chunks. */
+  #consumeParts(n: number): Buffer[] {
+    const parts = this.#queue.takeParts(n);
+    for (const b of parts) this.#p!.hash?.update(b);
+    return parts;
+  }
+
   #pump(): void {
     const q = this.#queue;
     for (;;) {
@@ -685,7 +699,7 @@ export class DecryptStream extends Transform {
         if (marker !== this.#expectSeq) throw invalid(`frame ${marker} where frame ${this.#expectSeq} was expected`);
         const seq = marker;
         this.#consume(4);
-        const ciphertext = this.#consume(frameLength);
+        const ciphertext = this.#consumeParts(frameLength);
         const tag = this.#consume(TAG_LENGTH);
         this.#open(seq, frameAad(p.header.messageId, FRAME_TYPE_REGULAR, seq, frameLength), ciphertext, tag);
         this.#expectSeq++;
@@ -703,7 +717,7 @@ export class DecryptStream extends Transform {
       }
       if (q.length < FINAL_FRAME_PREFIX + n + TAG_LENGTH) return;
       this.#consume(FINAL_FRAME_PREFIX);
-      const ciphertext = this.#consume(n);
+      const ciphertext = n === 0 ? [Buffer.alloc(0)] : this.#consumeParts(n);
       const tag = this.#consume(TAG_LENGTH);
       this.#open(seq, frameAad(p.header.messageId, FRAME_TYPE_FINAL, seq, total!), ciphertext, tag);
       this.#state = p.header.suite.signature ? "footer" : "done";
@@ -711,11 +725,22 @@ export class DecryptStream extends Transform {
   }
 
   /** Opens here, or on a worker once the message has shown it is long; output stays in order. */
-  #open(seq: number, aad: Buffer, ciphertext: Buffer, tag: Buffer): void {
+  #open(seq: number, aad: Buffer, ciphertext: Buffer[], tag: Buffer): void {
     const p = this.#p!;
     if (p.dataKey && seq >= PARALLEL_FROM_SEQ) this.#workers ??= new ParallelFrames(p.header.suite, p.dataKey, p.header.messageId, p.header.frameLength);
-    if (this.#workers) this.#output.add(this.#workers.open(seq, aad, ciphertext, tag).then((r) => r.data));
-    else this.#output.add(p.cipher.open(seq, aad, ciphertext, tag));
+    if (this.#workers && !onThisThread(seq)) {
+      const whole = ciphertext.length === 1 ? ciphertext[0]! : Buffer.concat(ciphertext);
+      this.#output.add(this.#workers.open(seq, aad, whole, tag).then((r) => [r.data]));
+    } else if (this.#workers) {
+      // Frames before this one may still be on workers: a failure here must surface after them, in order.
+      let opened: Buffer[] | Promise<Buffer[]>;
+      try {
+        opened = p.cipher.openParts(seq, aad, ciphertext, tag);
+      } catch (err) {
+        opened = Promise.reject(err as Error);
+      }
+      this.#output.add(opened);
+    } else this.#output.add(p.cipher.openParts(seq, aad, ciphertext, tag));
   }
 }
 

@@ -91,6 +91,8 @@ export interface FrameCipher {
   sealParts(seq: number, aad: Buffer, plaintext: readonly Buffer[]): { ciphertext: Buffer[]; tag: Buffer };
   /** Throws AuthenticationFailed before producing any plaintext when the tag does not match. */
   open(seq: number, aad: Buffer, ciphertext: Buffer, tag: Buffer): Buffer;
+  /** open() over a ciphertext in pieces; the plaintext comes back in pieces, only once the tag verified. */
+  openParts(seq: number, aad: Buffer, ciphertext: readonly Buffer[], tag: Buffer): Buffer[];
   destroy(): void;
 }
 
@@ -174,6 +176,19 @@ function aesGcmCipher(key: Buffer, ivBase: Buffer): FrameCipher {
       }
       return plaintext;
     },
+    openParts(seq, aad, ciphertext, tag) {
+      const d = createDecipheriv("aes-256-gcm", key, frameIv(ivBase, seq), { authTagLength: TAG_LENGTH });
+      d.setAAD(aad);
+      d.setAuthTag(tag);
+      const plaintext = ciphertext.map((c) => d.update(c));
+      try {
+        d.final();
+      } catch {
+        for (const p of plaintext) p.fill(0);
+        throw authFailed();
+      }
+      return plaintext;
+    },
     destroy() {
       key.fill(0);
       ivBase.fill(0);
@@ -195,6 +210,13 @@ function sm4GcmCipher(key: Buffer, ivBase: Buffer, frameLength: number): FrameCi
     open(seq, aad, ciphertext, tag) {
       try {
         return prepared.decrypt(frameIv(ivBase, seq), ciphertext, tag, aad);
+      } catch {
+        throw authFailed();
+      }
+    },
+    openParts(seq, aad, ciphertext, tag) {
+      try {
+        return [prepared.decrypt(frameIv(ivBase, seq), ciphertext.length === 1 ? ciphertext[0]! : Buffer.concat(ciphertext), tag, aad)];
       } catch {
         throw authFailed();
       }
@@ -248,6 +270,14 @@ function sm4CtrHmacCipher(encKey: Buffer, macKey: Buffer, ivBase: Buffer): Frame
       const expected = tagOf(macStart(iv, aad).update(ciphertext));
       if (tag.length !== TAG_LENGTH || !timingSafeEqual(expected, tag)) throw authFailed();
       return xor(iv, ciphertext);
+    },
+    openParts(seq, aad, ciphertext, tag) {
+      const iv = frameIv(ivBase, seq);
+      const h = macStart(iv, aad);
+      for (const c of ciphertext) h.update(c);
+      if (tag.length !== TAG_LENGTH || !timingSafeEqual(tagOf(h), tag)) throw authFailed();
+      const c = ctr(iv);
+      return ciphertext.map((part) => c.update(part));
     },
     destroy() {
       encKey.fill(0);

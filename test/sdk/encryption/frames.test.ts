@@ -1,11 +1,12 @@
-// FrameCipher.sealParts (the stream's path: a frame sealed in the pieces it arrived in, never
-// joined) gives exactly seal()'s ciphertext and tag, for every suite and any split.
+// FrameCipher.sealParts / openParts (the streams' path: a frame handled in the pieces it arrived
+// in, never joined) give exactly seal()'s ciphertext and tag and open()'s plaintext, for every
+// suite and any split, and openParts refuses a wrong tag.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { deriveMessageKeys, SUITE_NAMES, SUITES } from "../../../src/sdk/encryption/suites.js";
 
-describe("FrameCipher.sealParts", () => {
+describe("FrameCipher.sealParts and openParts", () => {
   it("equals seal() for every suite and random splits", () => {
     for (const name of SUITE_NAMES) {
       const suite = SUITES[name];
@@ -28,6 +29,10 @@ describe("FrameCipher.sealParts", () => {
         assert.deepEqual(Buffer.concat(split.ciphertext), whole.ciphertext, `${name} length ${length}`);
         assert.deepEqual(split.tag, whole.tag, `${name} length ${length}`);
         assert.deepEqual(a.open(7, aad, whole.ciphertext, whole.tag), plaintext);
+        assert.deepEqual(Buffer.concat(b.openParts(7, aad, split.ciphertext, split.tag)), plaintext);
+        const badTag = Buffer.from(split.tag);
+        badTag[0]! ^= 1;
+        assert.throws(() => b.openParts(7, aad, split.ciphertext, badTag), /authentication failed/);
       }
       a.destroy();
       b.destroy();
