@@ -228,9 +228,13 @@ function sm4GcmCipher(key: Buffer, ivBase: Buffer, frameLength: number): FrameCi
   };
 }
 
+/** SM4-CTR-HMAC-SM3 works through a frame in slices this large, so the MAC reads what CTR just wrote from cache. */
+const CACHE_SLICE = 64 * 1024;
+
 /**
  * Encrypt-then-MAC: SM4-CTR from the counter block IV || 00000000, then HMAC-SM3 over
- * uint64(len(aad)) || aad || IV || ciphertext, truncated to 16 bytes. The MAC is checked first.
+ * uint64(len(aad)) || aad || IV || ciphertext, truncated to 16 bytes. open() checks the MAC before
+ * decrypting; openParts() decrypts alongside and releases nothing unless the MAC matches.
  */
 function sm4CtrHmacCipher(encKey: Buffer, macKey: Buffer, ivBase: Buffer): FrameCipher {
   const macStart = (iv: Buffer, aad: Buffer): Hmac => {
@@ -258,11 +262,14 @@ function sm4CtrHmacCipher(encKey: Buffer, macKey: Buffer, ivBase: Buffer): Frame
       const c = ctr(iv);
       const h = macStart(iv, aad);
       // CTR is a stream cipher: node's context carries the keystream position across update()s.
-      const ciphertext = plaintext.map((p) => {
-        const out = c.update(p);
-        h.update(out);
-        return out;
-      });
+      const ciphertext: Buffer[] = [];
+      for (const part of plaintext) {
+        for (let at = 0; at < part.length; at += CACHE_SLICE) {
+          const out = c.update(part.subarray(at, at + CACHE_SLICE));
+          h.update(out);
+          ciphertext.push(out);
+        }
+      }
       return { ciphertext, tag: tagOf(h) };
     },
     open(seq, aad, ciphertext, tag) {
@@ -272,12 +279,24 @@ function sm4CtrHmacCipher(encKey: Buffer, macKey: Buffer, ivBase: Buffer): Frame
       return xor(iv, ciphertext);
     },
     openParts(seq, aad, ciphertext, tag) {
+      // MAC and decrypt each slice while it is in cache (one pass over the frame, as sealing does);
+      // like GCM, the plaintext is released only after the tag verifies, and wiped otherwise.
       const iv = frameIv(ivBase, seq);
       const h = macStart(iv, aad);
-      for (const c of ciphertext) h.update(c);
-      if (tag.length !== TAG_LENGTH || !timingSafeEqual(tagOf(h), tag)) throw authFailed();
       const c = ctr(iv);
-      return ciphertext.map((part) => c.update(part));
+      const plaintext: Buffer[] = [];
+      for (const part of ciphertext) {
+        for (let at = 0; at < part.length; at += CACHE_SLICE) {
+          const slice = part.subarray(at, at + CACHE_SLICE);
+          h.update(slice);
+          plaintext.push(c.update(slice));
+        }
+      }
+      if (tag.length !== TAG_LENGTH || !timingSafeEqual(tagOf(h), tag)) {
+        for (const p of plaintext) p.fill(0);
+        throw authFailed();
+      }
+      return plaintext;
     },
     destroy() {
       encKey.fill(0);
