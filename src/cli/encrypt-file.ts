@@ -9,7 +9,6 @@ import path from "node:path";
 import { Transform, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { KmsClient } from "../sdk/index.js";
 import {
   DEFAULT_FRAME_LENGTH,
   DEFAULT_MAX_ENCRYPTED_DATA_KEYS,
@@ -20,11 +19,11 @@ import {
   MAX_BACKUP_KEYS,
   MAX_FRAME_LENGTH,
   SUITE_NAMES,
-  type MasterKey,
   type MessageInfo,
   type SuiteName,
 } from "../sdk/encryption/index.js";
-import { addClientOptions, clientOptions, exitTwoOnUsageError, integerArg, loadCredentials, printJson, reportError, UsageError, type ClientCommandOptions } from "./client-options.js";
+import { addClientOptions, clientOptions, exitTwoOnUsageError, integerArg, printJson, reportError, UsageError, type ClientCommandOptions } from "./client-options.js";
+import { masterKeys, resolveRegions, type FileKeyringOptions, type ResolvedRegions } from "./file-keyring.js";
 
 /** Inputs at least this large get a progress bar when stderr is a terminal. */
 const PROGRESS_MIN_BYTES = 8 * 1024 * 1024;
@@ -38,42 +37,6 @@ function pairArg(value: string, previous: Record<string, string> = {}): Record<s
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
-}
-
-interface FileCommandOptions {
-  regionEndpoint?: Record<string, string>;
-}
-
-/** One client per region: the default (--endpoint, --region) and each --region-endpoint NAME=URL. */
-async function regionClients(opts: ClientCommandOptions & FileCommandOptions): Promise<{ defaultRegion: string; clients: Map<string, KmsClient> }> {
-  const credentials = await loadCredentials(opts.dataDir);
-  const defaultRegion = opts.region ?? credentials.region ?? "local";
-  const endpoints = new Map<string, string>([[defaultRegion, opts.endpoint], ...Object.entries(opts.regionEndpoint ?? {})]);
-  let ca: Buffer | undefined;
-  if (opts.ca !== undefined) {
-    const { readFile } = await import("node:fs/promises");
-    ca = await readFile(opts.ca).catch((err: Error) => {
-      throw new UsageError(`cannot read --ca ${opts.ca}: ${err.message}`);
-    });
-  }
-  const clients = new Map<string, KmsClient>();
-  for (const [region, endpoint] of endpoints) {
-    try {
-      clients.set(
-        region,
-        new KmsClient({
-          endpoint,
-          region,
-          secretId: credentials.secretId,
-          secretKey: credentials.secretKey,
-          ...(ca !== undefined && endpoint.startsWith("https:") ? { ca } : {}),
-        }),
-      );
-    } catch (err) {
-      throw new UsageError(`region ${region}: ${(err as Error).message}`);
-    }
-  }
-  return { defaultRegion, clients };
 }
 
 /** A pass-through that counts bytes and draws a bar with rate and ETA on stderr. */
@@ -187,21 +150,32 @@ async function runFile(inPath: string, outPath: string, transform: EncryptStream
   }
 }
 
-async function runCommand(cmd: Command, body: (opts: ClientCommandOptions & FileCommandOptions, clients: Map<string, KmsClient>, defaultRegion: string) => Promise<void>): Promise<void> {
-  let clients: Map<string, KmsClient> | undefined;
+async function runCommand(cmd: Command, forEncryption: boolean, body: (opts: ClientCommandOptions, regions: ResolvedRegions) => Promise<void>): Promise<void> {
+  let regions: ResolvedRegions | undefined;
   try {
-    const opts = clientOptions(cmd) as ClientCommandOptions & FileCommandOptions;
-    const made = await regionClients(opts);
-    clients = made.clients;
-    await body(opts, made.clients, made.defaultRegion);
+    const opts = clientOptions(cmd) as FileKeyringOptions;
+    regions = await resolveRegions(cmd, opts, forEncryption);
+    await body(opts, regions);
   } catch (err) {
     if (err instanceof EncryptionSdkError) {
       process.stderr.write(`error: ${err.code}: ${err.message}\n`);
       process.exitCode = 1;
     } else reportError(err);
   } finally {
-    for (const c of clients?.values() ?? []) c.close();
+    regions?.close();
   }
+}
+
+/** The options that say where each region is and which credentials it takes (./file-keyring.ts). */
+function addRegionOptions(cmd: Command): Command {
+  return cmd
+    .option("--region-endpoint <region=urls>", "a region's endpoint(s), comma-separated, tried in order (repeatable)", collect)
+    .option(
+      "--credentials <region=path>",
+      "a region's credentials: a JSON file with secretId and secretKey, or a data directory holding admin-credentials.json (repeatable); regions without use the default credentials",
+      collect,
+    )
+    .option("--keyring <file>", 'a JSON file {"keys": [{keyId, region, endpoints, credentialsFile | secretIdEnv + secretKeyEnv, ca}]} naming each region\'s endpoints and credentials');
 }
 
 function summary(info: MessageInfo | undefined, read: number, written: number, outPath: string): Record<string, unknown> {
@@ -219,36 +193,29 @@ function summary(info: MessageInfo | undefined, read: number, written: number, o
 
 export function registerEncryptFileCommands(program: Command): void {
   addClientOptions(
-    exitTwoOnUsageError(program.command("encrypt-file"))
+    addRegionOptions(exitTwoOnUsageError(program.command("encrypt-file"))
       .description("encrypt a file of any size under one to five CMKs (Encryption SDK message); IN and OUT may be - for stdin/stdout")
       .argument("<in>", 'plaintext file, or "-" for stdin')
       .argument("<out>", 'where the message goes (written atomically), or "-" for stdout')
-      .requiredOption(
+      .option(
         "--key <key>",
-        `a CMK: KEYID in the default region, or REGION:KEYID (REGION from --region-endpoint); the first is the primary, up to ${MAX_BACKUP_KEYS} more are backups`,
+        `a CMK: [REGION:]KEYID[@URL[,URL…]] (no REGION: the default region; no URL: the region's endpoints from --region-endpoint, --keyring or --endpoint); the first is the primary, up to ${MAX_BACKUP_KEYS} more are backups; default: the keys of --keyring`,
         collect,
       )
       .option("--context <key=value>", "an encryption context pair (repeatable)", pairArg)
       .addOption(new Option("--suite <suite>", "algorithm suite (default SM4_GCM_SM3)").choices([...SUITE_NAMES]))
-      .option("--frame-size <bytes>", `plaintext bytes per frame (default ${DEFAULT_FRAME_LENGTH})`, integerArg(1, MAX_FRAME_LENGTH))
-      .option("--region-endpoint <region=url>", "the endpoint of another region (repeatable)", pairArg),
+      .option("--frame-size <bytes>", `plaintext bytes per frame (default ${DEFAULT_FRAME_LENGTH})`, integerArg(1, MAX_FRAME_LENGTH)),
+    ),
   ).action(
     async (
       inPath: string,
       outPath: string,
-      opts: { key: string[]; context?: Record<string, string>; suite?: SuiteName; frameSize?: number },
+      opts: { key?: string[]; context?: Record<string, string>; suite?: SuiteName; frameSize?: number },
       cmd: Command,
     ) => {
-      await runCommand(cmd, async (copts, clients, defaultRegion) => {
-        if (opts.key.length > 1 + MAX_BACKUP_KEYS) throw new UsageError(`--key may be given at most ${1 + MAX_BACKUP_KEYS} times`);
-        // Key ids and aliases hold no ":", so "REGION:KEYID" is unambiguous.
-        const keys: MasterKey[] = opts.key.map((spec) => {
-          const m = /^([^:]+):(.+)$/.exec(spec);
-          const region = m ? m[1]! : defaultRegion;
-          const client = clients.get(region);
-          if (client === undefined) throw new UsageError(`--key ${spec}: no endpoint for region ${region}; add --region-endpoint ${region}=URL`);
-          return { keyId: m ? m[2]! : spec, region, clients: client };
-        });
+      await runCommand(cmd, true, async (copts, regions) => {
+        const keys = masterKeys(regions);
+        if (keys.length > 1 + MAX_BACKUP_KEYS) throw new UsageError(`at most ${1 + MAX_BACKUP_KEYS} keys: one primary and ${MAX_BACKUP_KEYS} backups, got ${keys.length}`);
         const keyring = new KmsKeyring({ primary: keys[0]!, backups: keys.slice(1) });
         let info: MessageInfo | undefined;
         const transform = new EncryptStream({
@@ -266,26 +233,30 @@ export function registerEncryptFileCommands(program: Command): void {
   );
 
   addClientOptions(
-    exitTwoOnUsageError(program.command("decrypt-file"))
+    addRegionOptions(exitTwoOnUsageError(program.command("decrypt-file"))
       .description("decrypt an Encryption SDK message of any size; IN and OUT may be - for stdin/stdout")
       .argument("<in>", 'the message, or "-" for stdin')
       .argument("<out>", 'where the plaintext goes (written atomically), or "-" for stdout')
       .option("--require-context <key=value>", "a pair the message's encryption context must hold (repeatable)", pairArg)
       .option("--max-data-keys <n>", `refuse messages with more encrypted data keys (default ${DEFAULT_MAX_ENCRYPTED_DATA_KEYS})`, integerArg(1, 100))
-      .option("--region-endpoint <region=url>", "the endpoint of another region (repeatable)", pairArg),
-  ).action(async (inPath: string, outPath: string, opts: { requireContext?: Record<string, string>; maxDataKeys?: number }, cmd: Command) => {
-    await runCommand(cmd, async (copts, clients) => {
+      .option("--max-frame-size <bytes>", `refuse messages whose frames are longer (default ${MAX_FRAME_LENGTH}, the format's limit)`, integerArg(1, MAX_FRAME_LENGTH)),
+    ),
+  ).action(async (inPath: string, outPath: string, opts: { requireContext?: Record<string, string>; maxDataKeys?: number; maxFrameSize?: number }, cmd: Command) => {
+    await runCommand(cmd, false, async (copts, regions) => {
       if (outPath === "-" && process.stdout.isTTY && !copts.json) {
         throw new UsageError("refusing to write binary plaintext to a terminal; give OUT or use a pipe");
       }
       // Decryption finds each encrypted data key's CMK by its region; the key id comes from the message.
-      const [first, ...rest] = [...clients.entries()].map(([region, client]): MasterKey => ({ keyId: "(from the message)", region, clients: client }));
-      const keyring = new KmsKeyring({ primary: first!, backups: rest });
+      const [first, ...rest] = [...regions.clients.entries()].map(([region, clients]) => ({ keyId: "(from the message)", region, clients }));
+      if (first === undefined) throw new UsageError("no region to decrypt with: give --endpoint, --region-endpoint or --keyring");
+      if (rest.length > MAX_BACKUP_KEYS) throw new UsageError(`at most ${1 + MAX_BACKUP_KEYS} regions, got ${1 + rest.length}`);
+      const keyring = new KmsKeyring({ primary: first, backups: rest });
       let info: MessageInfo | undefined;
       const transform = new DecryptStream({
         keyring,
         ...(opts.requireContext === undefined ? {} : { requiredContext: opts.requireContext }),
         ...(opts.maxDataKeys === undefined ? {} : { maxEncryptedDataKeys: opts.maxDataKeys }),
+        ...(opts.maxFrameSize === undefined ? {} : { maxFrameLength: opts.maxFrameSize }),
       });
       transform.once("header", (i: MessageInfo) => (info = i));
       const { read, written } = await runFile(inPath, outPath, transform);

@@ -3,7 +3,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { KmsClient } from "../../src/sdk/index.js";
@@ -98,6 +98,124 @@ describe("tresor encrypt-file / decrypt-file", { timeout: 120_000 }, () => {
 
     const left = (await readdir(dir)).filter((f) => f.includes("b.out"));
     assert.deepEqual(left, [], "no OUT and no temporary file may remain");
+  });
+
+  it("gives each region its own endpoints and credentials: --key REGION:KEYID@URL and --credentials", async () => {
+    // Each server made its own data dir, so each has its own admin credentials: a request signed
+    // with the other's is refused. No --endpoint, no --data-dir, and a cwd without ./tresor-data:
+    // every credential below comes from --credentials.
+    assert.notEqual(one.secretId, two.secretId);
+    const plain = randomBytes(200_000);
+    await writeFile(path.join(dir, "pr.bin"), plain);
+    const twoCreds = path.join(dir, "west-credentials.json");
+    await writeFile(twoCreds, JSON.stringify({ secretId: two.secretId, secretKey: two.secretKey }), { mode: 0o600 });
+    const enc = await runCli(
+      [
+        "encrypt-file", "--key", `east:${keyOne}@${one.url}`, "--key", `west:${keyTwo}@${two.url}`,
+        "--credentials", `east=${one.dataDir}`, "--credentials", `west=${twoCreds}`, "--frame-size", "65536", "--json",
+        path.join(dir, "pr.bin"), path.join(dir, "pr.tre"),
+      ],
+      { cwd: dir },
+    );
+    assert.equal(enc.code, 0, enc.stderr);
+    const report = JSON.parse(enc.stdout) as { EncryptedDataKeys: Array<{ region: string; keyId: string }> };
+    assert.deepEqual(report.EncryptedDataKeys.map((e) => [e.region, e.keyId]), [["east", keyOne], ["west", keyTwo]]);
+
+    // Either region alone decrypts, each with its own credentials.
+    const westOnly = await runCli(
+      ["decrypt-file", "--region-endpoint", `west=${two.url}`, "--credentials", `west=${two.dataDir}`, "--json", path.join(dir, "pr.tre"), path.join(dir, "pr.west")],
+      { cwd: dir },
+    );
+    assert.equal(westOnly.code, 0, westOnly.stderr);
+    assert.equal((JSON.parse(westOnly.stdout) as { DecryptedWith: { region: string } }).DecryptedWith.region, "west");
+    assert.deepEqual(await readFile(path.join(dir, "pr.west")), plain);
+    // East behind two endpoints, the first one dead: the second answers.
+    const eastOnly = await runCli(
+      ["decrypt-file", "--region-endpoint", `east=http://127.0.0.1:1,${one.url}`, "--credentials", `east=${one.dataDir}`, "--json", path.join(dir, "pr.tre"), path.join(dir, "pr.east")],
+      { cwd: dir },
+    );
+    assert.equal(eastOnly.code, 0, eastOnly.stderr);
+    assert.equal((JSON.parse(eastOnly.stdout) as { DecryptedWith: { region: string } }).DecryptedWith.region, "east");
+    assert.deepEqual(await readFile(path.join(dir, "pr.east")), plain);
+
+    // West's endpoint with east's credentials is refused, and the error names the region.
+    const wrong = await runCli(
+      ["decrypt-file", "--region-endpoint", `west=${two.url}`, "--credentials", `west=${one.dataDir}`, path.join(dir, "pr.tre"), path.join(dir, "pr.wrong")],
+      { cwd: dir },
+    );
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /NoDataKey: no encrypted data key could be decrypted:[\s\S]*region west key/);
+    assert.deepEqual((await readdir(dir)).filter((f) => f.includes("pr.wrong")), []);
+  });
+
+  it("takes regions, endpoints and credentials from one --keyring file for both commands", async () => {
+    const plain = randomBytes(90_000);
+    await writeFile(path.join(dir, "kr.bin"), plain);
+    const sub = path.join(dir, "conf");
+    await mkdir(sub, { recursive: true });
+    // East's credentials from a file (relative to the keyring file), west's from the environment.
+    await writeFile(path.join(sub, "east.json"), JSON.stringify({ secretId: one.secretId, secretKey: one.secretKey }), { mode: 0o600 });
+    const keyringFile = path.join(sub, "keyring.json");
+    await writeFile(
+      keyringFile,
+      JSON.stringify({
+        keys: [
+          { keyId: keyOne, region: "east", endpoints: [one.url], credentialsFile: "east.json" },
+          { keyId: keyTwo, region: "west", endpoints: [two.url], secretIdEnv: "WEST_SECRET_ID", secretKeyEnv: "WEST_SECRET_KEY" },
+        ],
+      }),
+    );
+    const env = { WEST_SECRET_ID: two.secretId, WEST_SECRET_KEY: two.secretKey };
+    const enc = await runCli(["encrypt-file", "--keyring", keyringFile, "--json", path.join(dir, "kr.bin"), path.join(dir, "kr.tre")], { cwd: dir, env });
+    assert.equal(enc.code, 0, enc.stderr);
+    const report = JSON.parse(enc.stdout) as { EncryptedDataKeys: Array<{ region: string }> };
+    assert.deepEqual(report.EncryptedDataKeys.map((e) => e.region), ["east", "west"]);
+    const dec = await runCli(["decrypt-file", "--keyring", keyringFile, "--json", path.join(dir, "kr.tre"), path.join(dir, "kr.out")], { cwd: dir, env });
+    assert.equal(dec.code, 0, dec.stderr);
+    assert.equal((JSON.parse(dec.stdout) as { DecryptedWith: { region: string } }).DecryptedWith.region, "east");
+    assert.deepEqual(await readFile(path.join(dir, "kr.out")), plain);
+
+    // --key picks keys from the keyring's regions: west alone as primary.
+    const westKey = await runCli(["encrypt-file", "--keyring", keyringFile, "--key", `west:${keyTwo}`, "--json", path.join(dir, "kr.bin"), path.join(dir, "kr2.tre")], { cwd: dir, env });
+    assert.equal(westKey.code, 0, westKey.stderr);
+    assert.deepEqual((JSON.parse(westKey.stdout) as { EncryptedDataKeys: Array<{ region: string }> }).EncryptedDataKeys.map((e) => e.region), ["west"]);
+
+    // Without west's variables: a usage error naming them, before any request.
+    const noEnv = await runCli(["decrypt-file", "--keyring", keyringFile, path.join(dir, "kr.tre"), path.join(dir, "kr.out2")], { cwd: dir });
+    assert.equal(noEnv.code, 2);
+    assert.match(noEnv.stderr, /region west: set WEST_SECRET_ID and WEST_SECRET_KEY/);
+  });
+
+  it("refuses contradictory or malformed region settings with exit code 2", async () => {
+    await writeFile(path.join(dir, "u.bin"), "x");
+    const twice = await runCli(
+      ["encrypt-file", "--key", `east:${keyOne}@${one.url}`, "--region-endpoint", `east=${two.url}`, "--credentials", `east=${one.dataDir}`, path.join(dir, "u.bin"), path.join(dir, "u.tre")],
+      { cwd: dir },
+    );
+    assert.equal(twice.code, 2);
+    assert.match(twice.stderr, /region east: endpoints given twice and different/);
+    const bad = path.join(dir, "bad-keyring.json");
+    await writeFile(bad, JSON.stringify({ keys: [{ keyId: keyOne, region: "east", endpoints: [one.url], secretId: "inline secrets are not read" }] }));
+    const unknown = await runCli(["encrypt-file", "--keyring", bad, path.join(dir, "u.bin"), path.join(dir, "u.tre")], { cwd: dir });
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown field "secretId"/);
+    const orphan = await runCli(["decrypt-file", "--endpoint", one.url, "--data-dir", one.dataDir, "--credentials", `west=${two.dataDir}`, path.join(dir, "u.tre"), path.join(dir, "u.out")], { cwd: dir });
+    assert.equal(orphan.code, 2);
+    assert.match(orphan.stderr, /region west: credentials given but no endpoint/);
+    const badKey = await runCli(["encrypt-file", "--endpoint", one.url, "--data-dir", one.dataDir, "--key", "a:b:c", path.join(dir, "u.bin"), path.join(dir, "u.tre")], { cwd: dir });
+    assert.equal(badKey.code, 2);
+    assert.deepEqual((await readdir(dir)).filter((f) => f.startsWith("u.tre") || f.startsWith("u.out")), []);
+  });
+
+  it("refuses a message whose frames are longer than --max-frame-size", async () => {
+    await writeFile(path.join(dir, "mf.bin"), randomBytes(10_000));
+    const enc = await runCli(["encrypt-file", ...common, "--key", keyOne, "--frame-size", "8192", path.join(dir, "mf.bin"), path.join(dir, "mf.tre")]);
+    assert.equal(enc.code, 0, enc.stderr);
+    const refused = await runCli(["decrypt-file", ...common, "--max-frame-size", "4096", path.join(dir, "mf.tre"), path.join(dir, "mf.out")]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /FrameTooLarge/);
+    const ok = await runCli(["decrypt-file", ...common, "--max-frame-size", "8192", path.join(dir, "mf.tre"), path.join(dir, "mf.out")]);
+    assert.equal(ok.code, 0, ok.stderr);
   });
 
   it("gives usage errors exit code 2", async () => {

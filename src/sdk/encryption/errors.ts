@@ -16,6 +16,8 @@ export const ENCRYPTION_ERROR_CODES = {
   TooManyEncryptedDataKeys: "TooManyEncryptedDataKeys",
   /** The header is larger than maxHeaderBytes. */
   HeaderTooLarge: "HeaderTooLarge",
+  /** The header declares a frame length larger than maxFrameLength. */
+  FrameTooLarge: "FrameTooLarge",
   /** The message's encryption context lacks a required pair, or has another value for it. */
   ContextMismatch: "ContextMismatch",
   /** The suite is not among those the caller allows. */

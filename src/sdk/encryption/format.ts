@@ -137,6 +137,8 @@ function text(bytes: Buffer, what: string): string {
 export interface ParseLimits {
   maxEncryptedDataKeys: number;
   maxHeaderBytes: number;
+  /** Largest frame length accepted; default MAX_FRAME_LENGTH. */
+  maxFrameLength?: number;
 }
 
 export interface ParsedHeader {
@@ -193,6 +195,12 @@ export function parseHeader(buf: Buffer, limits: ParseLimits): ParsedHeader | un
     const frameLength = r.u32();
     if (frameLength < MIN_FRAME_LENGTH || frameLength > MAX_FRAME_LENGTH) {
       throw invalid(`frame length ${frameLength} is outside ${MIN_FRAME_LENGTH}..${MAX_FRAME_LENGTH}`);
+    }
+    if (limits.maxFrameLength !== undefined && frameLength > limits.maxFrameLength) {
+      throw new EncryptionSdkError(
+        ENCRYPTION_ERROR_CODES.FrameTooLarge,
+        `the message's frame length is ${frameLength} bytes; at most ${limits.maxFrameLength} are accepted (maxFrameLength)`,
+      );
     }
     const commitment = Buffer.from(r.take(COMMITMENT_LENGTH));
     const bodyLength = r.offset;

@@ -18,8 +18,13 @@ let pool: PoolWorker[] | undefined;
 let nextJob = 1;
 let nextMessage = 1;
 
+/**
+ * Workers in the pool: one per core beyond the calling thread's, at least one, at most four. The
+ * calling thread seals or opens a share of the frames itself (localShare), so every core works
+ * and fewer frames are copied across threads.
+ */
 export function poolSize(): number {
-  return Math.max(1, Math.min(4, availableParallelism()));
+  return Math.max(1, Math.min(4, availableParallelism() - 1));
 }
 
 function getPool(): PoolWorker[] {

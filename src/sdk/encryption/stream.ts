@@ -58,7 +58,7 @@ export interface EncryptOptions {
   suite?: SuiteName;
   /** Pairs authenticated with the message and returned on decryption; keys starting "tresor:" are reserved. */
   encryptionContext?: Readonly<Record<string, string>>;
-  /** Plaintext bytes per frame, 1 B to 16 MiB; default 64 KiB. */
+  /** Plaintext bytes per frame, 1 B to 16 MiB; default DEFAULT_FRAME_LENGTH (256 KiB). */
   frameLength?: number;
   /** Reuse data keys across messages (off unless given). */
   cache?: DataKeyCache;
@@ -78,6 +78,12 @@ export interface DecryptOptions {
   maxEncryptedDataKeys?: number;
   /** Refuse headers larger than this many bytes; default 16 KiB. */
   maxHeaderBytes?: number;
+  /**
+   * Refuse messages whose header declares frames longer than this many bytes, before any KMS call;
+   * default 16 MiB (MAX_FRAME_LENGTH, the format's limit). Decryption buffers about one frame, so
+   * this bounds the memory a message can make the reader hold.
+   */
+  maxFrameLength?: number;
   /** Pairs the message's encryption context must contain, with these values. */
   requiredContext?: Readonly<Record<string, string>>;
   /** Only these suites are accepted; default all. */
@@ -91,6 +97,11 @@ export interface DecryptOptions {
 const PARALLEL_MIN_FRAME = 4096;
 /** The worker pool starts with a message's second regular frame, so short messages never pay for it. */
 const PARALLEL_FROM_SEQ = 2;
+
+/** With workers, frame seq is sealed or opened on the calling thread when this holds: one share of poolSize() + 1. */
+function onThisThread(seq: number): boolean {
+  return seq % (poolSize() + 1) === 0;
+}
 
 /** Frames in flight at once: enough to keep every worker busy, and at most about 16 MiB. */
 function maxInFlight(frameLength: number): number {
@@ -163,6 +174,20 @@ class ByteQueue {
       const k = Math.min(c.length - this.#offset, n - filled);
       c.copy(out, filled, this.#offset, this.#offset + k);
       filled += k;
+      this.#advance(c, k);
+    }
+    return out;
+  }
+
+  /** The next n bytes as views of the received chunks, in order: no copy. */
+  takeParts(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const c = this.#chunks[0]!;
+      const k = Math.min(c.length - this.#offset, left);
+      out.push(c.subarray(this.#offset, this.#offset + k));
+      left -= k;
       this.#advance(c, k);
     }
     return out;
@@ -350,7 +375,10 @@ export class EncryptStream extends Transform {
     this.#ready(() => {
       this.#queue.push(chunk);
       // A full frame is held back until more data shows it is not the last one.
-      while (this.#queue.length > this.#frameLength) this.#regularFrame(this.#queue.take(this.#frameLength));
+      while (this.#queue.length > this.#frameLength) {
+        // On this thread the frame is sealed piece by piece, as the chunks came; a worker needs one buffer.
+        this.#regularFrame(this.#parallel && !onThisThread(this.#seq + 1) ? [this.#queue.take(this.#frameLength)] : this.#queue.takeParts(this.#frameLength));
+      }
       const max = maxInFlight(this.#frameLength);
       if (this.#output.length > max) return this.#output.drain(max);
       return undefined;
@@ -400,24 +428,25 @@ export class EncryptStream extends Transform {
   }
 
   /** Seals here, or on a worker once the message has shown it is long. */
-  #seal(seq: number, aad: Buffer, plaintext: Buffer, prefix: Buffer): void {
+  #seal(seq: number, aad: Buffer, plaintext: Buffer[], prefix: Buffer): void {
     const p = this.#p!;
     if (this.#parallel && seq >= PARALLEL_FROM_SEQ && p.dataKey) this.#workers ??= new ParallelFrames(p.header.suite, p.dataKey, p.header.messageId, p.header.frameLength);
-    if (this.#workers) {
-      this.#output.add(this.#workers.seal(seq, aad, plaintext).then((r) => [prefix, r.data, r.tag!]));
+    if (this.#workers && !onThisThread(seq)) {
+      const whole = plaintext.length === 1 ? plaintext[0]! : Buffer.concat(plaintext);
+      this.#output.add(this.#workers.seal(seq, aad, whole).then((r) => [prefix, r.data, r.tag!]));
       return;
     }
-    const { ciphertext, tag } = p.cipher.seal(seq, aad, plaintext);
-    this.#output.add([prefix, ciphertext, tag]);
+    const { ciphertext, tag } = p.cipher.sealParts(seq, aad, plaintext);
+    this.#output.add([prefix, ...ciphertext, tag]);
   }
 
-  #regularFrame(plaintext: Buffer): void {
+  #regularFrame(plaintext: Buffer[]): void {
     const p = this.#p!;
     const seq = this.#nextSeq();
     const prefix = Buffer.alloc(4);
     prefix.writeUInt32BE(seq);
-    this.#total += plaintext.length;
-    this.#seal(seq, frameAad(p.header.messageId, FRAME_TYPE_REGULAR, seq, plaintext.length), plaintext, prefix);
+    this.#total += this.#frameLength;
+    this.#seal(seq, frameAad(p.header.messageId, FRAME_TYPE_REGULAR, seq, this.#frameLength), plaintext, prefix);
   }
 
   #finalFrame(plaintext: Buffer): void {
@@ -428,7 +457,7 @@ export class EncryptStream extends Transform {
     prefix.writeUInt32BE(FINAL_FRAME_MARKER, 0);
     prefix.writeUInt32BE(seq, 4);
     writeUint64(prefix, this.#total, 8);
-    this.#seal(seq, frameAad(p.header.messageId, FRAME_TYPE_FINAL, seq, this.#total), plaintext, prefix);
+    this.#seal(seq, frameAad(p.header.messageId, FRAME_TYPE_FINAL, seq, this.#total), [plaintext], prefix);
   }
 }
 
@@ -452,6 +481,7 @@ export class DecryptStream extends Transform {
   readonly #options: DecryptOptions;
   readonly #maxEdks: number;
   readonly #maxHeaderBytes: number;
+  readonly #maxFrameLength: number;
   readonly #required: Record<string, string>;
   readonly #allowed: ReadonlySet<string>;
   readonly #queue = new ByteQueue();
@@ -459,9 +489,11 @@ export class DecryptStream extends Transform {
   #p: PreparedDecryption | undefined;
   #parallel = false;
   #workers: ParallelFrames | undefined;
-  readonly #output = new OrderedOutput<Buffer>((plaintext) => {
-    this.released += plaintext.length;
-    this.push(plaintext);
+  readonly #output = new OrderedOutput<Buffer[]>((plaintext) => {
+    for (const b of plaintext) {
+      this.released += b.length;
+      this.push(b);
+    }
   });
   #expectSeq = 1;
   /** Plaintext bytes released so far, each from a frame whose tag verified. */
@@ -475,11 +507,17 @@ export class DecryptStream extends Transform {
     needs(Number.isInteger(maxEdks) && maxEdks >= 1 && maxEdks <= 0xffff, `"maxEncryptedDataKeys" must be an integer from 1 to 65535`);
     const maxHeader = options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
     needs(Number.isInteger(maxHeader) && maxHeader >= 128 && maxHeader <= 16 * 1024 * 1024, `"maxHeaderBytes" must be an integer from 128 to 16 MiB`);
+    const maxFrame = options.maxFrameLength ?? MAX_FRAME_LENGTH;
+    needs(
+      Number.isInteger(maxFrame) && maxFrame >= MIN_FRAME_LENGTH && maxFrame <= MAX_FRAME_LENGTH,
+      `"maxFrameLength" must be an integer from ${MIN_FRAME_LENGTH} to ${MAX_FRAME_LENGTH}`,
+    );
     const allowed = options.allowedSuites ?? SUITE_NAMES;
     needs(Array.isArray(allowed) && allowed.every((s) => (SUITE_NAMES as readonly string[]).includes(s)), `"allowedSuites" must list suites of ${SUITE_NAMES.join(", ")}`);
     this.#options = options;
     this.#maxEdks = maxEdks;
     this.#maxHeaderBytes = maxHeader;
+    this.#maxFrameLength = maxFrame;
     this.#required = checkCallerContext(options.requiredContext, "requiredContext");
     this.#allowed = new Set(allowed);
     this.#parallel = options.parallel === true;
@@ -547,7 +585,7 @@ export class DecryptStream extends Transform {
   }
 
   async #readHeader(): Promise<void> {
-    const limits = { maxEncryptedDataKeys: this.#maxEdks, maxHeaderBytes: this.#maxHeaderBytes };
+    const limits = { maxEncryptedDataKeys: this.#maxEdks, maxHeaderBytes: this.#maxHeaderBytes, maxFrameLength: this.#maxFrameLength };
     const parsed = parseHeader(this.#queue.peek(this.#maxHeaderBytes), limits);
     if (parsed === undefined) return;
     const { header } = parsed;
@@ -621,6 +659,13 @@ export class DecryptStream extends Transform {
     return b;
   }
 
+  /** #consume without joining: views of the received chunks. */
+  #consumeParts(n: number): Buffer[] {
+    const parts = this.#queue.takeParts(n);
+    for (const b of parts) this.#p!.hash?.update(b);
+    return parts;
+  }
+
   #pump(): void {
     const q = this.#queue;
     for (;;) {
@@ -654,7 +699,7 @@ export class DecryptStream extends Transform {
         if (marker !== this.#expectSeq) throw invalid(`frame ${marker} where frame ${this.#expectSeq} was expected`);
         const seq = marker;
         this.#consume(4);
-        const ciphertext = this.#consume(frameLength);
+        const ciphertext = this.#consumeParts(frameLength);
         const tag = this.#consume(TAG_LENGTH);
         this.#open(seq, frameAad(p.header.messageId, FRAME_TYPE_REGULAR, seq, frameLength), ciphertext, tag);
         this.#expectSeq++;
@@ -672,7 +717,7 @@ export class DecryptStream extends Transform {
       }
       if (q.length < FINAL_FRAME_PREFIX + n + TAG_LENGTH) return;
       this.#consume(FINAL_FRAME_PREFIX);
-      const ciphertext = this.#consume(n);
+      const ciphertext = n === 0 ? [Buffer.alloc(0)] : this.#consumeParts(n);
       const tag = this.#consume(TAG_LENGTH);
       this.#open(seq, frameAad(p.header.messageId, FRAME_TYPE_FINAL, seq, total!), ciphertext, tag);
       this.#state = p.header.suite.signature ? "footer" : "done";
@@ -680,11 +725,22 @@ export class DecryptStream extends Transform {
   }
 
   /** Opens here, or on a worker once the message has shown it is long; output stays in order. */
-  #open(seq: number, aad: Buffer, ciphertext: Buffer, tag: Buffer): void {
+  #open(seq: number, aad: Buffer, ciphertext: Buffer[], tag: Buffer): void {
     const p = this.#p!;
     if (p.dataKey && seq >= PARALLEL_FROM_SEQ) this.#workers ??= new ParallelFrames(p.header.suite, p.dataKey, p.header.messageId, p.header.frameLength);
-    if (this.#workers) this.#output.add(this.#workers.open(seq, aad, ciphertext, tag).then((r) => r.data));
-    else this.#output.add(p.cipher.open(seq, aad, ciphertext, tag));
+    if (this.#workers && !onThisThread(seq)) {
+      const whole = ciphertext.length === 1 ? ciphertext[0]! : Buffer.concat(ciphertext);
+      this.#output.add(this.#workers.open(seq, aad, whole, tag).then((r) => [r.data]));
+    } else if (this.#workers) {
+      // Frames before this one may still be on workers: a failure here must surface after them, in order.
+      let opened: Buffer[] | Promise<Buffer[]>;
+      try {
+        opened = p.cipher.openParts(seq, aad, ciphertext, tag);
+      } catch (err) {
+        opened = Promise.reject(err as Error);
+      }
+      this.#output.add(opened);
+    } else this.#output.add(p.cipher.openParts(seq, aad, ciphertext, tag));
   }
 }
 

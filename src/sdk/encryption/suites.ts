@@ -2,7 +2,7 @@
 // frame is sealed, and which signature (if any) closes the message. Frozen: a suite id, once
 // written into a message, must always mean the same thing.
 
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, timingSafeEqual, type Hash } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, timingSafeEqual, type Cipher as NodeCipher, type Hash, type Hmac } from "node:crypto";
 import { ecGenerateKeyPair, ecPublicKeyFromSpki, ecdsaVerifyDigest, EcdsaPrivateKey } from "../../crypto/ecc.js";
 import {
   sm2GenerateKeyPair,
@@ -13,7 +13,6 @@ import {
   sm2VerifyDigest,
 } from "../../crypto/sm2.js";
 import { Sm4GcmKey } from "../../crypto/sm4-gcm.js";
-import { sm4CtrXor } from "../../crypto/sm4.js";
 import { ENCRYPTION_ERROR_CODES, EncryptionSdkError } from "./errors.js";
 
 export const SUITE_NAMES = [
@@ -85,8 +84,15 @@ export function suiteByName(name: unknown): Suite {
 /** Seals and opens the frames of one message; `seq` 0 is the header, frames count from 1. */
 export interface FrameCipher {
   seal(seq: number, aad: Buffer, plaintext: Buffer): { ciphertext: Buffer; tag: Buffer };
+  /**
+   * seal() over a plaintext given in pieces (as they arrived from the stream), without joining
+   * them: the ciphertext comes back in pieces whose concatenation is seal()'s ciphertext.
+   */
+  sealParts(seq: number, aad: Buffer, plaintext: readonly Buffer[]): { ciphertext: Buffer[]; tag: Buffer };
   /** Throws AuthenticationFailed before producing any plaintext when the tag does not match. */
   open(seq: number, aad: Buffer, ciphertext: Buffer, tag: Buffer): Buffer;
+  /** open() over a ciphertext in pieces; the plaintext comes back in pieces, only once the tag verified. */
+  openParts(seq: number, aad: Buffer, ciphertext: readonly Buffer[], tag: Buffer): Buffer[];
   destroy(): void;
 }
 
@@ -148,6 +154,14 @@ function aesGcmCipher(key: Buffer, ivBase: Buffer): FrameCipher {
       const tail = c.final();
       return { ciphertext: tail.length === 0 ? head : Buffer.concat([head, tail]), tag: c.getAuthTag() };
     },
+    sealParts(seq, aad, plaintext) {
+      const c = createCipheriv("aes-256-gcm", key, frameIv(ivBase, seq), { authTagLength: TAG_LENGTH });
+      c.setAAD(aad);
+      const ciphertext = plaintext.map((p) => c.update(p));
+      const tail = c.final();
+      if (tail.length > 0) ciphertext.push(tail);
+      return { ciphertext, tag: c.getAuthTag() };
+    },
     open(seq, aad, ciphertext, tag) {
       const d = createDecipheriv("aes-256-gcm", key, frameIv(ivBase, seq), { authTagLength: TAG_LENGTH });
       d.setAAD(aad);
@@ -158,6 +172,19 @@ function aesGcmCipher(key: Buffer, ivBase: Buffer): FrameCipher {
         d.final();
       } catch {
         plaintext.fill(0);
+        throw authFailed();
+      }
+      return plaintext;
+    },
+    openParts(seq, aad, ciphertext, tag) {
+      const d = createDecipheriv("aes-256-gcm", key, frameIv(ivBase, seq), { authTagLength: TAG_LENGTH });
+      d.setAAD(aad);
+      d.setAuthTag(tag);
+      const plaintext = ciphertext.map((c) => d.update(c));
+      try {
+        d.final();
+      } catch {
+        for (const p of plaintext) p.fill(0);
         throw authFailed();
       }
       return plaintext;
@@ -175,9 +202,21 @@ function sm4GcmCipher(key: Buffer, ivBase: Buffer, frameLength: number): FrameCi
   key.fill(0);
   return {
     seal: (seq, aad, plaintext) => prepared.encrypt(frameIv(ivBase, seq), plaintext, aad),
+    sealParts(seq, aad, plaintext) {
+      // GHASH pads each piece to whole blocks, so the pieces are joined (a copy: small next to SM4).
+      const { ciphertext, tag } = prepared.encrypt(frameIv(ivBase, seq), plaintext.length === 1 ? plaintext[0]! : Buffer.concat(plaintext), aad);
+      return { ciphertext: [ciphertext], tag };
+    },
     open(seq, aad, ciphertext, tag) {
       try {
         return prepared.decrypt(frameIv(ivBase, seq), ciphertext, tag, aad);
+      } catch {
+        throw authFailed();
+      }
+    },
+    openParts(seq, aad, ciphertext, tag) {
+      try {
+        return [prepared.decrypt(frameIv(ivBase, seq), ciphertext.length === 1 ? ciphertext[0]! : Buffer.concat(ciphertext), tag, aad)];
       } catch {
         throw authFailed();
       }
@@ -189,29 +228,75 @@ function sm4GcmCipher(key: Buffer, ivBase: Buffer, frameLength: number): FrameCi
   };
 }
 
+/** SM4-CTR-HMAC-SM3 works through a frame in slices this large, so the MAC reads what CTR just wrote from cache. */
+const CACHE_SLICE = 64 * 1024;
+
 /**
  * Encrypt-then-MAC: SM4-CTR from the counter block IV || 00000000, then HMAC-SM3 over
- * uint64(len(aad)) || aad || IV || ciphertext, truncated to 16 bytes. The MAC is checked first.
+ * uint64(len(aad)) || aad || IV || ciphertext, truncated to 16 bytes. open() checks the MAC before
+ * decrypting; openParts() decrypts alongside and releases nothing unless the MAC matches.
  */
 function sm4CtrHmacCipher(encKey: Buffer, macKey: Buffer, ivBase: Buffer): FrameCipher {
-  const mac = (iv: Buffer, aad: Buffer, ciphertext: Buffer): Buffer => {
+  const macStart = (iv: Buffer, aad: Buffer): Hmac => {
     const len = Buffer.alloc(8);
     len.writeUInt32BE(Math.floor(aad.length / 2 ** 32), 0);
     len.writeUInt32BE(aad.length >>> 0, 4);
-    return createHmac("sm3", macKey).update(len).update(aad).update(iv).update(ciphertext).digest().subarray(0, TAG_LENGTH);
+    return createHmac("sm3", macKey).update(len).update(aad).update(iv);
   };
-  const counter = (iv: Buffer): Buffer => Buffer.concat([iv, Buffer.alloc(4)]);
+  const tagOf = (h: Hmac): Buffer => h.digest().subarray(0, TAG_LENGTH);
+  /** The counter block IV || 00000000: one streaming SM4-CTR context per frame. */
+  const ctr = (iv: Buffer): NodeCipher => {
+    const counter = Buffer.alloc(16);
+    iv.copy(counter, 0);
+    return createCipheriv("sm4-ctr", encKey, counter);
+  };
+  const xor = (iv: Buffer, data: Buffer): Buffer => (data.length === 0 ? Buffer.alloc(0) : ctr(iv).update(data));
   return {
     seal(seq, aad, plaintext) {
       const iv = frameIv(ivBase, seq);
-      const ciphertext = sm4CtrXor(encKey, counter(iv), plaintext);
-      return { ciphertext, tag: mac(iv, aad, ciphertext) };
+      const ciphertext = xor(iv, plaintext);
+      return { ciphertext, tag: tagOf(macStart(iv, aad).update(ciphertext)) };
+    },
+    sealParts(seq, aad, plaintext) {
+      const iv = frameIv(ivBase, seq);
+      const c = ctr(iv);
+      const h = macStart(iv, aad);
+      // CTR is a stream cipher: node's context carries the keystream position across update()s.
+      const ciphertext: Buffer[] = [];
+      for (const part of plaintext) {
+        for (let at = 0; at < part.length; at += CACHE_SLICE) {
+          const out = c.update(part.subarray(at, at + CACHE_SLICE));
+          h.update(out);
+          ciphertext.push(out);
+        }
+      }
+      return { ciphertext, tag: tagOf(h) };
     },
     open(seq, aad, ciphertext, tag) {
       const iv = frameIv(ivBase, seq);
-      const expected = mac(iv, aad, ciphertext);
+      const expected = tagOf(macStart(iv, aad).update(ciphertext));
       if (tag.length !== TAG_LENGTH || !timingSafeEqual(expected, tag)) throw authFailed();
-      return sm4CtrXor(encKey, counter(iv), ciphertext);
+      return xor(iv, ciphertext);
+    },
+    openParts(seq, aad, ciphertext, tag) {
+      // MAC and decrypt each slice while it is in cache (one pass over the frame, as sealing does);
+      // like GCM, the plaintext is released only after the tag verifies, and wiped otherwise.
+      const iv = frameIv(ivBase, seq);
+      const h = macStart(iv, aad);
+      const c = ctr(iv);
+      const plaintext: Buffer[] = [];
+      for (const part of ciphertext) {
+        for (let at = 0; at < part.length; at += CACHE_SLICE) {
+          const slice = part.subarray(at, at + CACHE_SLICE);
+          h.update(slice);
+          plaintext.push(c.update(slice));
+        }
+      }
+      if (tag.length !== TAG_LENGTH || !timingSafeEqual(tagOf(h), tag)) {
+        for (const p of plaintext) p.fill(0);
+        throw authFailed();
+      }
+      return plaintext;
     },
     destroy() {
       encKey.fill(0);

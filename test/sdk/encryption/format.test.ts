@@ -175,6 +175,23 @@ describe("decryption limits and context", () => {
     assert.ok(sent <= 64 * 1024, `read ${sent} bytes before refusing`);
   });
 
+  it("refuses a frame length above maxFrameLength before any keyring call", async () => {
+    const { message } = await encrypt(Buffer.alloc(100_000, 7), { keyring, frameLength: 65536 });
+    const spy = countingKeyring(keyring);
+    await assert.rejects(
+      decrypt(message, { keyring: spy, maxFrameLength: 65535 }),
+      (e: unknown) => e instanceof EncryptionSdkError && e.code === "FrameTooLarge" && /65536.*65535 are accepted \(maxFrameLength\)/.test(e.message),
+    );
+    assert.equal(spy.calls, 0);
+    assert.equal((await decrypt(message, { keyring: spy, maxFrameLength: 65536 })).plaintext.length, 100_000);
+    // The default is the format's own limit, so messages of any frame length the SDK writes decrypt.
+    const big = await encrypt(Buffer.alloc(10, 1), { keyring, frameLength: 16 * 1024 * 1024 });
+    assert.equal((await decrypt(big.message, { keyring })).plaintext.length, 10);
+    for (const bad of [0, 16 * 1024 * 1024 + 1, 1.5]) {
+      assert.throws(() => decryptStream({ keyring, maxFrameLength: bad }), (e: unknown) => e instanceof EncryptionSdkError && e.code === "InvalidArgument");
+    }
+  });
+
   it("checks required context pairs", async () => {
     const { message } = await encrypt("x", { keyring, encryptionContext: { tenant: "acme" } });
     assert.deepEqual((await decrypt(message, { keyring, requiredContext: { tenant: "acme" } })).info.encryptionContext, { tenant: "acme" });
