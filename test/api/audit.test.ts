@@ -19,6 +19,7 @@ import { openAuditWriter } from "../../src/audit/writer.js";
 import { initDataDir, openDataDir } from "../../src/data-dir.js";
 import { rootCaller } from "../../src/service/access-control.js";
 import { KmsService } from "../../src/service/kms-service.js";
+import type { KeyRecord, KeyVersionRecord } from "../../src/keys/key.js";
 import type { Store, StoreOperations } from "../../src/store/store.js";
 import { officialClient } from "../helpers/official-client.js";
 import { ManualClock, startInProcessServer, type InProcessServer, type RawResponse } from "./helpers-inprocess.js";
@@ -278,6 +279,10 @@ describe("audit: fail closed", () => {
     const store = new Proxy(dataDir.store, {
       get(target, name, receiver) {
         if (name === "transaction") return <T>(fn: (tx: StoreOperations) => Promise<T>) => target.transaction((tx) => fn(refuse(tx)));
+        if (name === "insertKeyWithinLimit") {
+          return (key: KeyRecord, first: KeyVersionRecord | null, max: number, also?: (tx: StoreOperations) => Promise<void>) =>
+            target.insertKeyWithinLimit(key, first, max, also && ((tx) => also(refuse(tx))));
+        }
         if (name === "appendAuditRecords" && broken) return async () => Promise.reject(new Error("disk full"));
         const value = Reflect.get(target, name, receiver) as unknown;
         return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
