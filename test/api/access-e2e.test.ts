@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ACTIONS } from "../../src/api/tencent/actions.js";
 import { CAM_ACTIONS, STS_ACTIONS } from "../../src/api/tencent/cam.js";
+import { kmsSampleRequests } from "../helpers/kms-samples.js";
 import { officialClient, type OfficialCall, type ServerTarget } from "../helpers/official-client.js";
 import { snapshotKeys, startInProcessServer, type InProcessServer } from "./helpers-inprocess.js";
 
@@ -90,44 +91,7 @@ describe("access control through the official SDK", () => {
     const kms = officialClient("kms", { url: s.url, secretId: bob.SecretId, secretKey: bob.SecretKey, region: s.region });
     const before = await snapshotKeys(s.service, s.caller);
     const blob = otherBlob;
-    const samples: Record<string, object> = {
-      CreateKey: { Alias: "bobs" },
-      DescribeKey: { KeyId: otherKey },
-      DescribeKeys: { KeyIds: [otherKey] },
-      ListKeys: {},
-      ListKeyDetail: {},
-      EnableKey: { KeyId: otherKey },
-      DisableKey: { KeyId: otherKey },
-      EnableKeys: { KeyIds: [otherKey] },
-      DisableKeys: { KeyIds: [otherKey] },
-      UpdateAlias: { KeyId: otherKey, Alias: "renamed" },
-      UpdateKeyDescription: { KeyId: otherKey, Description: "changed" },
-      Encrypt: { KeyId: otherKey, Plaintext: "aGk=" },
-      Decrypt: { CiphertextBlob: blob },
-      ReEncrypt: { CiphertextBlob: blob },
-      GenerateDataKey: { KeyId: otherKey, KeySpec: "AES_256" },
-      GenerateRandom: { NumberOfBytes: 16 },
-      GetServiceStatus: {},
-      ListAlgorithms: {},
-      GetPublicKey: { KeyId: otherKey },
-      AsymmetricRsaDecrypt: { KeyId: otherKey, Ciphertext: "aGk=", Algorithm: "RSAES_OAEP_SHA_256" },
-      AsymmetricSm2Decrypt: { KeyId: otherKey, Ciphertext: "aGk=" },
-      SignByAsymmetricKey: { KeyId: otherKey, Algorithm: "SM2DSA", Message: "aGk=" },
-      VerifyByAsymmetricKey: { KeyId: otherKey, Algorithm: "SM2DSA", Message: "aGk=", SignatureValue: "aGk=" },
-      GetRegions: {},
-      ArchiveKey: { KeyId: otherKey },
-      CancelKeyArchive: { KeyId: otherKey },
-      ScheduleKeyDeletion: { KeyId: otherKey, PendingWindowInDays: 7 },
-      CancelKeyDeletion: { KeyId: otherKey },
-      EnableKeyRotation: { KeyId: otherKey },
-      DisableKeyRotation: { KeyId: otherKey },
-      GetKeyRotationStatus: { KeyId: otherKey },
-      RotateKey: { KeyId: otherKey },
-      ListKeyVersions: { KeyId: otherKey },
-      GetParametersForImport: { KeyId: otherKey, WrappingAlgorithm: "RSAES_OAEP_SHA_256", WrappingKeySpec: "RSA_2048" },
-      ImportKeyMaterial: { KeyId: otherKey, ImportToken: "token", EncryptedKeyMaterial: "aGk=" },
-      DeleteImportedKeyMaterial: { KeyId: otherKey },
-    };
+    const samples = kmsSampleRequests(otherKey, blob, "bobs");
     assert.deepEqual(Object.keys(samples).sort(), Object.keys(ACTIONS).sort(), "every action has a sample request");
     for (const [action, params] of Object.entries(samples)) {
       await rejectsWith(kms(action, params), "UnauthorizedOperation", new RegExp(`kms:${action}`));

@@ -21,6 +21,7 @@ import { rootCaller } from "../../src/service/access-control.js";
 import { KmsService } from "../../src/service/kms-service.js";
 import type { KeyRecord, KeyVersionRecord } from "../../src/keys/key.js";
 import type { Store, StoreOperations } from "../../src/store/store.js";
+import { kmsSampleRequests } from "../helpers/kms-samples.js";
 import { officialClient } from "../helpers/official-client.js";
 import { ManualClock, startInProcessServer, type InProcessServer, type RawResponse } from "./helpers-inprocess.js";
 
@@ -63,44 +64,7 @@ describe("audit records", () => {
   }
 
   it("writes one record for every KMS action, with the result the caller got", async () => {
-    const samples: Record<string, object> = {
-      CreateKey: { Alias: "audit-created" },
-      DescribeKey: { KeyId: keyId },
-      DescribeKeys: { KeyIds: [keyId] },
-      ListKeys: {},
-      ListKeyDetail: {},
-      EnableKey: { KeyId: keyId },
-      DisableKey: { KeyId: keyId },
-      EnableKeys: { KeyIds: [keyId] },
-      DisableKeys: { KeyIds: [keyId] },
-      UpdateAlias: { KeyId: keyId, Alias: "audited-renamed" },
-      UpdateKeyDescription: { KeyId: keyId, Description: "described" },
-      Encrypt: { KeyId: keyId, Plaintext: "aGk=" },
-      Decrypt: { CiphertextBlob: blob },
-      ReEncrypt: { CiphertextBlob: blob },
-      GenerateDataKey: { KeyId: keyId, KeySpec: "AES_256" },
-      GenerateRandom: { NumberOfBytes: 16 },
-      GetServiceStatus: {},
-      ListAlgorithms: {},
-      GetPublicKey: { KeyId: keyId },
-      AsymmetricRsaDecrypt: { KeyId: keyId, Ciphertext: "aGk=", Algorithm: "RSAES_OAEP_SHA_256" },
-      AsymmetricSm2Decrypt: { KeyId: keyId, Ciphertext: "aGk=" },
-      SignByAsymmetricKey: { KeyId: keyId, Algorithm: "SM2DSA", Message: "aGk=" },
-      VerifyByAsymmetricKey: { KeyId: keyId, Algorithm: "SM2DSA", Message: "aGk=", SignatureValue: "aGk=" },
-      GetRegions: {},
-      ArchiveKey: { KeyId: keyId },
-      CancelKeyArchive: { KeyId: keyId },
-      ScheduleKeyDeletion: { KeyId: keyId, PendingWindowInDays: 7 },
-      CancelKeyDeletion: { KeyId: keyId },
-      EnableKeyRotation: { KeyId: keyId },
-      DisableKeyRotation: { KeyId: keyId },
-      GetKeyRotationStatus: { KeyId: keyId },
-      RotateKey: { KeyId: keyId },
-      ListKeyVersions: { KeyId: keyId },
-      GetParametersForImport: { KeyId: keyId, WrappingAlgorithm: "RSAES_OAEP_SHA_256", WrappingKeySpec: "RSA_2048" },
-      ImportKeyMaterial: { KeyId: keyId, ImportToken: "token", EncryptedKeyMaterial: "aGk=" },
-      DeleteImportedKeyMaterial: { KeyId: keyId },
-    };
+    const samples = kmsSampleRequests(keyId, blob, "audit-created");
     assert.deepEqual(Object.keys(samples).sort(), Object.keys(ACTIONS).sort());
     const results = new Set<string>();
     for (const [action, params] of Object.entries(samples)) {
