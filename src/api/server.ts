@@ -101,7 +101,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     const audit = new RequestAudit(() => {
       const caller = facts.caller;
       return {
-        time: options.clock.now() - Math.round(reply(req)),
+        time: options.clock.now() - Math.round(elapsedMs(req)),
         requestId: req.id,
         traceId: header(req, "x-tc-traceid") ?? "",
         accountUin: caller?.uin ?? "",
@@ -115,7 +115,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
         action,
         resourceType: facts.product,
         readOnly: !STATE_CHANGING.has(`${facts.product}:${action}`),
-        latencyMs: Math.round(reply(req)),
+        latencyMs: Math.round(elapsedMs(req)),
         ...(facts.params === undefined ? {} : { params: facts.params }),
       };
     });
@@ -125,7 +125,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   /** Milliseconds since the request arrived. */
   const started = new WeakMap<FastifyRequest, bigint>();
   app.addHook("onRequest", async (req) => void started.set(req, process.hrtime.bigint()));
-  function reply(req: FastifyRequest): number {
+  function elapsedMs(req: FastifyRequest): number {
     const t = started.get(req);
     return t === undefined ? 0 : Number(process.hrtime.bigint() - t) / 1e6;
   }
