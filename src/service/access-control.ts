@@ -67,8 +67,6 @@ export interface RequestFacts {
   resourceTags?: Readonly<Record<string, string>>;
 }
 
-/** Called for every denial, e.g. to mark the request's audit record. */
-export type DenialListener = (caller: Caller, action: string, resource: string, decision: Decision) => void;
 
 /**
  * What one caller may do. `require` throws UnauthorizedOperation (and changes nothing) unless the
@@ -99,7 +97,6 @@ export interface AccessControlOptions {
   region: string;
   /** How long found credentials and loaded policies are remembered (default 1000 ms). */
   cacheMs?: number;
-  onDenied?: DenialListener;
   /** Where state changes record their request (default: nowhere). */
   auditor?: Auditor;
 }
@@ -188,7 +185,6 @@ export class AccessControl {
   readonly #clock: Clock;
   readonly #sessionSecret: ServiceSecret;
   readonly #cacheMs: number;
-  readonly #onDenied: DenialListener | undefined;
   readonly #auditor: Auditor | undefined;
   readonly #credentials = new Map<string, { resolved: ResolvedCredential; expiresAt: number }>();
   readonly #policies = new Map<string, { policies: AttachedPolicy[]; expiresAt: number }>();
@@ -202,7 +198,6 @@ export class AccessControl {
     this.#clock = options.clock;
     this.region = options.region;
     this.#cacheMs = options.cacheMs ?? 1000;
-    this.#onDenied = options.onDenied;
     this.#auditor = options.auditor;
     this.#sessionSecret = new ServiceSecret(options.store, options.rootOfTrust, ROLE_SESSION_SECRET);
   }
@@ -307,7 +302,6 @@ export class AccessControl {
         if (decision.allowed) return;
         const resource = resources[0] ?? "*";
         caller.audit?.flags.add(AUDIT_FLAGS.policyDenied);
-        this.#onDenied?.(caller, action, resource, decision);
         throw new DeniedError(action, resource);
       },
     };

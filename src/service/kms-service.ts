@@ -57,7 +57,7 @@ import {
 import { StoreConflictError, type KeyListQuery, type Store, type StoreOperations } from "../store/store.js";
 import { unixSeconds, type Clock } from "./clock.js";
 import { KmsError, needs } from "./errors.js";
-import { ACCOUNT_RESOURCE, AccessControl, keyResourceNames, ROLE_SESSION_SECRET, type Caller, type DenialListener } from "./access-control.js";
+import { ACCOUNT_RESOURCE, AccessControl, keyResourceNames, ROLE_SESSION_SECRET, type Caller } from "./access-control.js";
 import { ServiceSecret } from "./service-secret.js";
 import { auditedInsert, auditedTransaction, AUDIT_FLAGS, type RequestAudit } from "./request-audit.js";
 import { AuditQueries } from "./audit-query.js";
@@ -80,8 +80,6 @@ export interface KmsServiceOptions {
   materialCache?: { maxEntries: number; ttlMs: number };
   /** How long found access keys and principals' policies are remembered (default 1000 ms; 0 looks them up on every request). */
   accessKeyCacheMs?: number;
-  /** Called for every request a policy refuses (the audit log marks it). */
-  onDenied?: DenialListener;
   /** Where requests' state changes commit their audit records (default: nowhere, e.g. in unit tests). */
   auditor?: Auditor;
   /** Where the service reports events worth an operator's eye; the server wires it to its pino logger. */
@@ -199,7 +197,6 @@ export class KmsService {
       clock: options.clock,
       region: options.region,
       cacheMs: options.accessKeyCacheMs ?? 1000,
-      ...(options.onDenied ? { onDenied: options.onDenied } : {}),
     });
     this.#logger = options.logger ?? silentLogger;
     const cacheOptions = options.materialCache ?? { maxEntries: 1000, ttlMs: 5 * 60_000 };
