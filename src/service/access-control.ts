@@ -211,7 +211,7 @@ export class AccessControl {
   async resolveAccessKey(secretId: string): Promise<ResolvedCredential | undefined> {
     const now = this.#clock.now();
     const cached = this.#credentials.get(secretId);
-    if (cached && cached.expiresAt > now && !cached.resolved.session) return cached.resolved;
+    if (cached && cached.expiresAt > now) return cached.resolved;
     const record = await this.#store.getAccessKey(secretId);
     const principal = record?.status === "Active" ? await this.#store.getPrincipal(record.principalId) : undefined;
     if (!record || !principal) {
@@ -377,11 +377,8 @@ export class AccessControl {
     return made ? { user, accessKey: { secretId: made.record.secretId, secretKey: made.secretKey } } : { user };
   }
 
-  async getUser(caller: Caller, name: string): Promise<PrincipalRecord> {
-    const user = await this.#store.getPrincipalByName(caller.uin, "user", name);
-    this.#require(caller, "cam:GetUser", [userResource(caller.uin, user?.principalId ?? "*")]);
-    needs(user, "UserNotExist", `"Name" ${name}: no such user`);
-    return user;
+  getUser(caller: Caller, name: string): Promise<PrincipalRecord> {
+    return this.#principalOf(caller, "user", { name }, "cam:GetUser");
   }
 
   async listUsers(caller: Caller): Promise<PrincipalRecord[]> {
@@ -391,9 +388,7 @@ export class AccessControl {
 
   /** DeleteUser: refused while the user has access keys, unless `force` (which deletes them too). */
   async deleteUser(caller: Caller, name: string, force: boolean): Promise<void> {
-    const user = await this.#store.getPrincipalByName(caller.uin, "user", name);
-    this.#require(caller, "cam:DeleteUser", [userResource(caller.uin, user?.principalId ?? "*")]);
-    needs(user, "UserNotExist", `"Name" ${name}: no such user`);
+    const user = await this.#principalOf(caller, "user", { name }, "cam:DeleteUser");
     await this.#transaction(caller, async (tx) => {
       const keys = await tx.listAccessKeys(user.principalId);
       needs(force || keys.length === 0, "UserHasAccessKey", `user ${name} still has ${keys.length} access key(s): delete them first, or pass "Force" 1`);

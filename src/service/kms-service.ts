@@ -341,12 +341,7 @@ export class KmsService {
   describeKeys(caller: Caller, keyIds: readonly string[]): Promise<KeyRecord[]> {
     return this.#store.transaction(async (tx) => {
       const keys: KeyRecord[] = [];
-      for (const id of keyIds) {
-        const key = await tx.getKey(id);
-        needs(key && key.creatorUin === caller.uin, "CmkNotFound", `key ${id} does not exist`);
-        this.#authorize(caller, "DescribeKeys", key);
-        keys.push(key);
-      }
+      for (const id of keyIds) keys.push(await this.#keyFor(tx, caller, "DescribeKey", id, { batch: "DescribeKeys" }));
       return keys;
     });
   }
@@ -968,10 +963,16 @@ export class KmsService {
    * The key `keyId` of the caller's account, after the caller's policies allowed `action` on it and
    * its state allows `action`. Another account's key answers as a missing one would.
    */
-  async #keyFor(store: StoreOperations, caller: Caller, action: KeyAction, keyId: string, context?: EncryptionContext): Promise<KeyRecord> {
+  async #keyFor(
+    store: StoreOperations,
+    caller: Caller,
+    action: KeyAction,
+    keyId: string,
+    options: { context?: EncryptionContext; batch?: BatchAction } = {},
+  ): Promise<KeyRecord> {
     const key = await store.getKey(keyId);
     needs(key && key.creatorUin === caller.uin, "CmkNotFound", `key ${keyId} does not exist`);
-    this.#authorize(caller, action, key, context);
+    this.#authorize(caller, options.batch ?? action, key, options.context);
     this.#checkState(action, key, caller);
     return key;
   }
@@ -996,7 +997,7 @@ export class KmsService {
 
   /** #keyFor, and the key must be a symmetric (ENCRYPT_DECRYPT) one. */
   async #symmetricKeyFor(caller: Caller, action: KeyAction, keyId: string, context: EncryptionContext): Promise<KeyRecord> {
-    const key = await this.#keyFor(this.#store, caller, action, keyId, context);
+    const key = await this.#keyFor(this.#store, caller, action, keyId, { context });
     needs(key.keyUsage === "ENCRYPT_DECRYPT", "InvalidKeyUsage", `key ${keyId} has usage ${key.keyUsage}: ${action} needs an ENCRYPT_DECRYPT key`);
     return key;
   }
@@ -1035,13 +1036,7 @@ export class KmsService {
   #changeStates(caller: Caller, action: "EnableKey" | "DisableKey" | "ArchiveKey" | "CancelKeyArchive", keyIds: readonly string[], batch?: BatchAction): Promise<void> {
     return this.#transaction(caller, async (tx) => {
       const keys: KeyRecord[] = [];
-      for (const id of keyIds) {
-        const key = await tx.getKey(id);
-        needs(key && key.creatorUin === caller.uin, "CmkNotFound", `key ${id} does not exist`);
-        this.#authorize(caller, batch ?? action, key);
-        this.#checkState(action, key, caller);
-        keys.push(key);
-      }
+      for (const id of keyIds) keys.push(await this.#keyFor(tx, caller, action, id, batch ? { batch } : {}));
       for (const key of keys) {
         const state = stateAfter(action, key.state);
         if (state !== key.state) await tx.updateKey({ ...key, state });
