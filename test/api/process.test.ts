@@ -141,6 +141,48 @@ describe("tresor serve", () => {
     }
   });
 
+  it("refuses a bad --audit-retention-days before creating anything, naming it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "tresor-retention-"));
+    try {
+      for (const bad of ["0", "abc", "-5", "36501"]) {
+        const r = await runCli(["serve", "--data-dir", join(dir, "d"), "--port", "0", "--audit-retention-days", bad]);
+        assert.equal(r.code, 2, `--audit-retention-days ${bad}`);
+        assert.match(r.stderr, /--audit-retention-days must be an integer from 1 to 36500/);
+      }
+      await assert.rejects(stat(join(dir, "d")), "no data directory was made");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("appends every audit record to the --audit-sink file as one JSON line", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "tresor-sink-"));
+    const sink = join(dir, "audit.jsonl");
+    const server = await startServer({ serveArgs: ["--audit-sink", sink] });
+    try {
+      const client = new KmsClient({ endpoint: server.url, secretId: server.secretId, secretKey: server.secretKey });
+      const created = await client.createKey({ Alias: "sunk" });
+      const listed = await client.listKeys({});
+      client.close();
+      let lines: Record<string, unknown>[] = [];
+      for (let i = 0; i < 50 && lines.length < 2; i++) {
+        lines = (await readFile(sink, "utf8").catch(() => "")).split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+        if (lines.length < 2) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.deepEqual(
+        lines.map((l) => [l.requestId, l.action, l.result]),
+        [
+          [created.RequestId, "CreateKey", "Success"],
+          [listed.RequestId, "ListKeys", "Success"],
+        ],
+      );
+      assert.ok(!lines.some((l) => JSON.stringify(l).includes(server.secretKey)));
+    } finally {
+      await server.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   describe("over TLS", () => {
     let dir: string;
     let server: TestServer;
