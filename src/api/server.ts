@@ -15,21 +15,41 @@ import type { Auditor } from "../audit/writer.js";
 import type { Caller } from "../service/access-control.js";
 import { AUDIT_FLAGS, RequestAudit } from "../service/request-audit.js";
 import { Metrics } from "./metrics.js";
-import { ACTIONS, runAction, type ActionDefinition } from "./tencent/actions.js";
+import { ACTIONS, runAction, SERVICE_INFORMATION_ACTIONS, type ActionDefinition } from "./tencent/actions.js";
 import { CAM_ACTIONS, CAM_VERSION, STS_ACTIONS, STS_VERSION } from "./tencent/cam.js";
 import { CLOUDAUDIT_ACTIONS, CLOUDAUDIT_VERSION } from "./tencent/cloudaudit.js";
 import type { Schema } from "./tencent/params.js";
-import { Tc3Authenticator } from "./tencent/authenticate.js";
+import { Tc3Authenticator, type AuthenticatorOptions } from "./tencent/authenticate.js";
 
 export const API_VERSION = "2019-01-18";
 
+interface Product {
+  product: string;
+  actions: Readonly<Record<string, ActionDefinition<Schema>>>;
+  /**
+   * What a signature that does not cover X-TC-Action is bound to (signature-bindings.ts), per
+   * action, made once: "version:Action", or one name shared by the service-information actions.
+   */
+  bindingNames: ReadonlyMap<string, string>;
+}
+
+function product(version: string, product: string, actions: Readonly<Record<string, ActionDefinition<Schema>>>): [string, Product] {
+  const bindingName = (action: string) => `${version}:${SERVICE_INFORMATION_ACTIONS.includes(action) ? "service-information" : action}`;
+  return [version, { product, actions, bindingNames: new Map(Object.keys(actions).map((a) => [a, bindingName(a)])) }];
+}
+
 /** The products served on one port, told apart by X-TC-Version (each product has its own). */
-const PRODUCTS: ReadonlyMap<string, { product: string; actions: Readonly<Record<string, ActionDefinition<Schema>>> }> = new Map([
-  [API_VERSION, { product: "kms", actions: ACTIONS }],
-  [CAM_VERSION, { product: "cam", actions: CAM_ACTIONS }],
-  [STS_VERSION, { product: "sts", actions: STS_ACTIONS }],
-  [CLOUDAUDIT_VERSION, { product: "cloudaudit", actions: CLOUDAUDIT_ACTIONS }],
+const PRODUCTS: ReadonlyMap<string, Product> = new Map([
+  product(API_VERSION, "kms", ACTIONS),
+  product(CAM_VERSION, "cam", CAM_ACTIONS),
+  product(STS_VERSION, "sts", STS_ACTIONS),
+  product(CLOUDAUDIT_VERSION, "cloudaudit", CLOUDAUDIT_ACTIONS),
 ]);
+/** The product (and so the signing service) of an X-TC-Version; undefined for an unknown version. */
+export function productOfVersion(version: string): string | undefined {
+  return PRODUCTS.get(version)?.product;
+}
+
 /** Largest request body: a 4096-byte plaintext is about 5.5 KB of base64, so this is generous. */
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 
@@ -44,6 +64,8 @@ export interface ServerOptions {
   nodeId?: string;
   /** Where every request's audit record goes (default: nowhere, e.g. in unit tests). */
   auditor?: Pick<Auditor, "record">;
+  /** Signature checks beyond the protocol's (`--require-signed-action`, the replay table's size). */
+  authentication?: AuthenticatorOptions;
 }
 
 /** Probes and scrapes: neither logged nor counted as requests. */
@@ -69,7 +91,7 @@ function errorResponse(requestId: string, code: string, message: string) {
 export function buildServer(options: ServerOptions): FastifyInstance {
   const { service, logger, region } = options;
   const auditor = options.auditor ?? { record: async () => undefined };
-  const authenticator = new Tc3Authenticator(service.access, () => unixSeconds(options.clock));
+  const authenticator = new Tc3Authenticator(service.access, () => unixSeconds(options.clock), options.authentication);
   const metrics = new Metrics(options.nodeId ?? "tresor");
   const signatureFailures = new FailureCounter(() => options.clock.now());
   const app = Fastify({
@@ -236,7 +258,10 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       throw new KmsError("UnsupportedProtocol", `"Content-Type" must be application/json`);
     }
 
-    const caller = await authenticator.authenticate({ method: req.method, url: req.url, headers: req.headers, body, sourceIp: req.ip });
+    const caller = await authenticator.authenticate(
+      { method: req.method, url: req.url, headers: req.headers, body, sourceIp: req.ip },
+      { product: product.product, action: product.bindingNames.get(action), flags: audit.flags },
+    );
     caller.audit = audit;
     facts.caller = caller;
 

@@ -26,6 +26,7 @@ export function registerServeCommand(program: Command): void {
     .option("--tls-cert <file>", "PEM certificate chain: serve HTTPS (env TRESOR_TLS_CERT)")
     .option("--tls-key <file>", "PEM private key for --tls-cert (env TRESOR_TLS_KEY)")
     .option("--insecure-http", "allow plain HTTP on a non-loopback address (env TRESOR_INSECURE_HTTP=1)")
+    .option("--require-signed-action", "refuse requests whose signature does not cover X-TC-Action (env TRESOR_REQUIRE_SIGNED_ACTION=1)")
     .option("--default-key-spec <spec>", "spec of new symmetric keys: SM4 or AES_256 (env TRESOR_DEFAULT_KEY_SPEC, default SM4)")
     .option("--cmk-limit <n>", "most keys the account may hold (env TRESOR_CMK_LIMIT, default 10000)")
     .option("--body-limit <bytes>", "largest request body (env TRESOR_BODY_LIMIT, default 65536)")
@@ -88,7 +89,17 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
     logger,
   });
   const scheduler = new Scheduler(service, { intervalMs: schedulerIntervalSeconds * 1000, logger });
-  const app = buildServer({ service, auditor, clock: systemClock, logger, region, bodyLimit: config.bodyLimit, nodeId: config.nodeId, ...(tls ? { tls } : {}) });
+  const app = buildServer({
+    service,
+    auditor,
+    clock: systemClock,
+    logger,
+    region,
+    bodyLimit: config.bodyLimit,
+    nodeId: config.nodeId,
+    authentication: { requireSignedAction: config.requireSignedAction },
+    ...(tls ? { tls } : {}),
+  });
   // Retention: pruning records the pruned prefix's last hash in a signed checkpoint, so the rest still verifies.
   const pruneTimer = setInterval(() => {
     auditor.prune().then(

@@ -14,6 +14,8 @@ export const AUDIT_FLAGS = {
   policyDenied: "policy-denied",
   /** One of several recent signature failures from the same SecretId. */
   signatureFailures: "signature-failures",
+  /** A signature already accepted for one action came back with another (a replayed request). */
+  signatureReused: "signature-reused",
 } as const;
 
 export class RequestAudit {

@@ -264,13 +264,41 @@ describe("authentication", () => {
     });
   });
 
-  it("accepts SDK-style requests that differ only in their unsigned action within one second", async () => {
-    // The official SDK signs neither X-TC-Action nor a nonce, so ListAlgorithms and GetRegions
-    // with "{}" in the same second carry the same signature; both are legitimate.
+  it("binds an unsigned-action signature to its first action: the same signature as another action is refused", async () => {
+    // The official SDK signs neither X-TC-Action nor a nonce, so two actions with the same body in
+    // the same second carry the same signature. The old server served both (a captured request
+    // replayed as any other action): now only the first action is served.
     const timestamp = s.clock.seconds();
-    for (const action of ["ListAlgorithms", "GetRegions", "GetServiceStatus"]) {
-      const r = await s.raw(action, {}, { timestamp, signedHeaders: ["content-type", "host"] });
+    const sdkStyle = { timestamp, signedHeaders: ["content-type", "host"] } as const;
+    const first = await s.raw("DescribeKey", { KeyId: keyId }, sdkStyle);
+    assert.equal(first.error, undefined, first.text);
+    for (const action of ["DisableKey", "GetKeyRotationStatus", "ScheduleKeyDeletion"]) {
+      const r = await s.raw(action, { KeyId: keyId }, sdkStyle);
+      assert.equal(r.error?.Code, "AuthFailure.SignatureFailure", `${action}: ${r.text}`);
+      assert.match(r.error!.Message, /already used for another action/);
+    }
+    const again = await s.raw("DescribeKey", { KeyId: keyId }, sdkStyle);
+    assert.equal(again.error, undefined, `the same action with the same signature is still served: ${again.text}`);
+    assert.equal((again.response.KeyMetadata as { KeyState: string }).KeyState, "Enabled");
+    // A client that signs x-tc-action may send the same body as several actions in one second.
+    for (const action of ["DescribeKey", "GetKeyRotationStatus"]) {
+      const r = await s.raw(action, { KeyId: keyId }, { timestamp });
       assert.equal(r.error, undefined, r.text);
+    }
+  });
+
+  it("lets one unsigned-action signature serve the service-information actions, and nothing else", async () => {
+    // GetServiceStatus, ListAlgorithms and GetRegions share the body "{}" and disclose nothing of
+    // the account's keys or principals: an SDK client asking for them in one second is served.
+    const timestamp = s.clock.seconds() + 1;
+    const sdkStyle = { timestamp, signedHeaders: ["content-type", "host"] } as const;
+    for (const action of ["GetServiceStatus", "ListAlgorithms", "GetRegions"]) {
+      const r = await s.raw(action, {}, sdkStyle);
+      assert.equal(r.error, undefined, r.text);
+    }
+    for (const action of ["ListKeys", "ListKeyDetail", "GetParametersForImport"]) {
+      const r = await s.raw(action, {}, sdkStyle);
+      assert.equal(r.error?.Code, "AuthFailure.SignatureFailure", `${action}: ${r.text}`);
     }
   });
 

@@ -1,7 +1,7 @@
 // Test helper: a real Tresor server started inside the test process on 127.0.0.1:0, over a fresh
 // temporary data directory, with a clock the test moves and a log it reads. `raw` sends exactly the
-// bytes it signs (TC3-HMAC-SHA256, host without port, service "kms") through node:http, so a test
-// can break any one part of a request and nothing else.
+// bytes it signs (TC3-HMAC-SHA256, host without port, the version's product as service) through
+// node:http, so a test can break any one part of a request and nothing else.
 
 import { request } from "node:http";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino } from "pino";
-import { API_VERSION, buildServer, listen } from "../../src/api/server.js";
+import { API_VERSION, buildServer, listen, productOfVersion } from "../../src/api/server.js";
 import {
   TC3_ALGORITHM,
   tc3Authorization,
@@ -25,6 +25,7 @@ import type { Clock } from "../../src/service/clock.js";
 import { openAuditWriter, type AuditWriter } from "../../src/audit/writer.js";
 import { rootCaller, type Caller } from "../../src/service/access-control.js";
 import { KmsService } from "../../src/service/kms-service.js";
+import type { AuthenticatorOptions } from "../../src/api/tencent/authenticate.js";
 import type { KeySpec } from "../../src/keys/key.js";
 
 /** A clock the test owns: starts at the real time and moves only when told. */
@@ -72,7 +73,7 @@ export interface RawOptions {
   signedValues?: Record<string, string>;
   /** Rewrite the computed Authorization header before it is sent. */
   mutateAuthorization?: (authorization: string) => string;
-  /** The service in the credential scope; "kms" by default. */
+  /** The service in the credential scope; by default the product of `version` ("kms"). */
   service?: string;
   /** Lower-case names; by default content-type, host and (when sent) x-tc-action. The official
    * SDK signs content-type and host only: pass those two to sign as it does. */
@@ -126,6 +127,8 @@ export interface InProcessServer {
 export interface InProcessServerOptions {
   region?: string;
   bodyLimit?: number;
+  /** `--require-signed-action` and the replay table's size. */
+  authentication?: AuthenticatorOptions;
   cmkLimit?: number;
   defaultKeySpec?: KeySpec;
   clock?: ManualClock;
@@ -166,7 +169,15 @@ export async function startInProcessServer(options: InProcessServerOptions = {})
     cmkLimit: options.cmkLimit ?? 1000,
     ...(options.materialCache ? { materialCache: options.materialCache } : {}),
   });
-  const app = buildServer({ service, auditor, clock, logger, region, ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }) });
+  const app = buildServer({
+    service,
+    auditor,
+    clock,
+    logger,
+    region,
+    ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
+    ...(options.authentication === undefined ? {} : { authentication: options.authentication }),
+  });
   const url = await listen(app, "127.0.0.1", 0, false);
   const { port } = new URL(url);
   const host = "127.0.0.1";
@@ -200,7 +211,7 @@ export async function startInProcessServer(options: InProcessServerOptions = {})
     const signInput: Tc3SignInput = {
       secretId: o.secretId ?? credentials.secretId,
       secretKey: o.secretKey ?? credentials.secretKey,
-      service: o.service ?? "kms",
+      service: o.service ?? productOfVersion(o.version ?? API_VERSION) ?? "kms",
       timestamp,
       request: { method: o.method ?? "POST", path: "/", query: "", headers: signedValues, signedHeaders, payload: o.signedBody ?? bytes },
     };

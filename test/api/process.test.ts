@@ -7,7 +7,6 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:tls";
-import { Agent } from "node:https";
 import { after, before, describe, it } from "node:test";
 import { KmsClient } from "tresor/sdk";
 import { officialKmsClient } from "../helpers/official-client.js";
@@ -191,7 +190,7 @@ describe("tresor serve", () => {
       dir = await mkdtemp(join(tmpdir(), "tresor-tls-"));
       execFileSync("openssl", [
         "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
-        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:kms.tresor.test",
         "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
       ], { stdio: "ignore" });
       ca = await readFile(join(dir, "cert.pem"));
@@ -208,7 +207,7 @@ describe("tresor serve", () => {
       try {
         const keyId = (await c.createKey({ Alias: "tls" })).KeyId!;
         const blob = await c.encryptBytes(keyId, Buffer.from("over tls"));
-        const official = officialKmsClient(server, { agent: new Agent({ ca }) });
+        const official = officialKmsClient(server, { ca });
         const dec = await official("Decrypt", { CiphertextBlob: blob });
         assert.equal(Buffer.from(dec.Plaintext, "base64").toString(), "over tls");
       } finally {

@@ -541,6 +541,14 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
   }),
 };
 
+/**
+ * Actions that describe the service rather than the caller's keys or principals, and change
+ * nothing. One signature may serve any of them (signature-bindings.ts): the official SDKs send
+ * them with the same "{}" body, so a client asking for all three within one second signs them
+ * alike, and answering one in place of another discloses nothing.
+ */
+export const SERVICE_INFORMATION_ACTIONS: readonly string[] = ["GetServiceStatus", "ListAlgorithms", "GetRegions"];
+
 /** Runs action `name` of `table` (the KMS actions unless given) on the request body. */
 export function runAction(name: string, body: Record<string, unknown>, ctx: ActionContext, table: Readonly<Record<string, ActionDefinition<Schema>>> = ACTIONS) {
   const definition = Object.hasOwn(table, name) ? table[name] : undefined;

@@ -1,12 +1,35 @@
-// TC3-HMAC-SHA256 verification of an incoming request. The service in the credential scope is
-// taken from the request itself: the official SDKs derive it from the endpoint's first label.
+// TC3-HMAC-SHA256 verification of an incoming request. The credential scope's service must be the
+// product the request is for (kms, cam, sts, cloudaudit), so a signature for one product never
+// serves another; within a product a signature that does not cover X-TC-Action is bound to the
+// first action it was accepted with (signature-bindings.ts).
 
 import { timingSafeEqual } from "node:crypto";
 import { parseTc3Authorization, tc3CanonicalRequest, tc3Date, tc3Signature, tc3SigningKey, tc3StringToSign } from "../../crypto/tc3.js";
 import { KmsError, needs } from "../../service/errors.js";
 import type { AccessControl, Caller } from "../../service/access-control.js";
+import { AUDIT_FLAGS } from "../../service/request-audit.js";
+import { SignatureBindings } from "./signature-bindings.js";
 
 export const MAX_CLOCK_SKEW_SECONDS = 300;
+/** Signatures remembered per node for their validity window: about 60 MB at the cap. */
+export const DEFAULT_SIGNATURE_BINDINGS = 1_000_000;
+
+export interface AuthenticatorOptions {
+  /** Refuse requests whose SignedHeaders lack x-tc-action (`tresor serve --require-signed-action`). */
+  requireSignedAction?: boolean;
+  /** How many signatures without a signed action are remembered (default 1,000,000). */
+  maxSignatureBindings?: number;
+}
+
+/** What the request is for, as the server routed it. */
+export interface RequestTarget {
+  /** The product of X-TC-Version: the only service a credential scope may name. */
+  product: string;
+  /** "version:Action" for an action of the catalogue (an interned string); undefined for an unknown action. */
+  action: string | undefined;
+  /** The request's audit flags, for a signature reused with another action. */
+  flags: Set<string>;
+}
 
 export interface IncomingSignedRequest {
   method: string;
@@ -45,13 +68,24 @@ class SigningKeyCache {
 
 export class Tc3Authenticator {
   readonly #signingKeys = new SigningKeyCache();
+  readonly #bindings: SignatureBindings;
+  readonly #requireSignedAction: boolean;
 
   constructor(
     private readonly access: AccessControl,
     private readonly nowSeconds: () => number,
-  ) {}
+    options: AuthenticatorOptions = {},
+  ) {
+    this.#requireSignedAction = options.requireSignedAction ?? false;
+    this.#bindings = new SignatureBindings(options.maxSignatureBindings ?? DEFAULT_SIGNATURE_BINDINGS, MAX_CLOCK_SKEW_SECONDS);
+  }
 
-  async authenticate(req: IncomingSignedRequest): Promise<Caller> {
+  /** Signatures currently bound to their first action (for /metrics). */
+  get boundSignatures(): number {
+    return this.#bindings.size;
+  }
+
+  async authenticate(req: IncomingSignedRequest, target: RequestTarget): Promise<Caller> {
     const authorization = header(req, "authorization");
     needs(authorization, "InvalidAuthorization", `the "Authorization" header is required`);
     const auth = parseTc3Authorization(authorization);
@@ -60,6 +94,18 @@ export class Tc3Authenticator {
       auth.signedHeaders.includes("content-type") && auth.signedHeaders.includes("host"),
       "InvalidAuthorization",
       `"SignedHeaders" must include content-type and host`,
+    );
+    const signsAction = auth.signedHeaders.includes("x-tc-action");
+    needs(
+      signsAction || !this.#requireSignedAction,
+      "InvalidAuthorization",
+      `"SignedHeaders" must include x-tc-action: this server refuses requests whose action is not signed`,
+    );
+    needs(
+      auth.service === target.product,
+      "InvalidAuthorization",
+      `the credential scope's service "${printable(auth.service)}" must be "${target.product}", the product of this X-TC-Version ` +
+        `(the official SDKs sign with the first label of their endpoint: use an endpoint named ${target.product}.<host>)`,
     );
 
     const timestampText = header(req, "x-tc-timestamp");
@@ -98,6 +144,22 @@ export class Tc3Authenticator {
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       throw new KmsError("SignatureFailure", "the request signature does not match");
     }
+    if (!signsAction && target.action !== undefined) {
+      // Bound only once the signature verified, so no one can reserve signatures they cannot make.
+      const outcome = this.#bindings.bind(auth.signature, timestamp, target.action, this.nowSeconds());
+      if (!outcome.bound && !outcome.sameAction) {
+        target.flags.add(AUDIT_FLAGS.signatureReused);
+        throw new KmsError(
+          "SignatureFailure",
+          `this signature was already used for another action within its validity window: a new request needs a new signature (sign x-tc-action to use one signature for several actions)`,
+        );
+      }
+    }
     return this.access.callerFor(credential, req.sourceIp);
   }
+}
+
+/** At most 32 characters of a value, with anything outside printable ASCII shown as "?". */
+function printable(value: string): string {
+  return value.slice(0, 32).replace(/[^\x20-\x7e]/g, "?");
 }
