@@ -129,7 +129,7 @@ type BatchAction = "EnableKeys" | "DisableKeys" | "DescribeKeys";
  * exercises (as AWS asks kms:ReEncryptFrom and kms:ReEncryptTo): otherwise a caller denied
  * kms:Decrypt on K2 could re-encrypt K2's ciphertexts under a key it may decrypt with.
  */
-const CAM_ACTIONS_OF: Partial<Record<KeyAction, readonly string[]>> = {
+const CAM_ACTIONS_OF: Partial<Record<KeyAction | BatchAction, readonly string[]>> = {
   ReEncryptSource: ["ReEncrypt", "Decrypt"],
   ReEncryptDestination: ["ReEncrypt", "Encrypt"],
 };
@@ -990,7 +990,7 @@ export class KmsService {
     caller.audit?.addResource(key.keyId);
     const resources = keyResourceNames(this.region, key);
     const facts = { resourceTags: Object.fromEntries(key.tags.map((t) => [t.key, t.value])), ...(context ? { encryptionContext: context } : {}) };
-    for (const name of CAM_ACTIONS_OF[action as KeyAction] ?? [action]) caller.permissions.require(`kms:${name}`, resources, facts);
+    for (const name of CAM_ACTIONS_OF[action] ?? [action]) caller.permissions.require(`kms:${name}`, resources, facts);
   }
 
   /** checkKeyState, and a warning when someone tries to use a key that is waiting to be deleted. */
