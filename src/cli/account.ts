@@ -4,6 +4,7 @@
 import type { Command } from "commander";
 import { createAccount, DEFAULT_DATA_DIR, openDataDir } from "../data-dir.js";
 import { pinOption } from "./init.js";
+import { printJson, printLines } from "./output.js";
 
 interface AccountFlags {
   dataDir: string;
@@ -26,16 +27,13 @@ export function registerAccountCommands(program: Command): void {
       try {
         const created = await createAccount(dataDir);
         if (flags.json) {
-          process.stdout.write(`${JSON.stringify(created)}\n`);
+          printJson(created);
         } else {
-          process.stdout.write(
-            [
-              `Created account ${created.accountUin}. Its root access key (shown only this once):`,
-              `  SecretId:  ${created.secretId}`,
-              `  SecretKey: ${created.secretKey}`,
-              `  Region:    ${created.region}`,
-              "",
-            ].join("\n"),
+          printLines(
+            `Created account ${created.accountUin}. Its root access key (shown only this once):`,
+            `  SecretId:  ${created.secretId}`,
+            `  SecretKey: ${created.secretKey}`,
+            `  Region:    ${created.region}`,
           );
         }
       } finally {

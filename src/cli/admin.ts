@@ -6,6 +6,7 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import type { KmsClient } from "../sdk/index.js";
 import { UsageError, addClientOptions, integerArg, printJson, printLines, runWithClient } from "./client-options.js";
+import { jsonLines } from "./output.js";
 
 /** CAM's policy documents are at most 6144 characters; a file much larger is not one. */
 const MAX_POLICY_FILE_BYTES = 64 * 1024;
@@ -130,7 +131,7 @@ export function registerAdminCommands(program: Command): void {
     respond(
       cmd,
       (c) => cam(c, "GetPolicy", { PolicyId: id }),
-      (r) => [`${String(r.PolicyName)} (id ${id}, ${r.Type === 2 ? "preset" : "custom"})`, JSON.stringify(JSON.parse(String(r.PolicyDocument)), null, 2)],
+      (r) => [`${String(r.PolicyName)} (id ${id}, ${r.Type === 2 ? "preset" : "custom"})`, ...jsonLines(JSON.parse(String(r.PolicyDocument)))],
     ),
   );
   addClientOptions(
@@ -213,7 +214,7 @@ export function registerAdminCommands(program: Command): void {
       (c) => cam(c, "GetRole", { RoleName: name }),
       (r) => {
         const info = r.RoleInfo as Row;
-        return [`${String(info.RoleName)} (id ${String(info.RoleId)}), sessions up to ${String(info.SessionDuration)} s, ${String(info.RoleArn)}`, JSON.stringify(JSON.parse(String(info.PolicyDocument)), null, 2)];
+        return [`${String(info.RoleName)} (id ${String(info.RoleId)}), sessions up to ${String(info.SessionDuration)} s, ${String(info.RoleArn)}`, ...jsonLines(JSON.parse(String(info.PolicyDocument)))];
       },
     ),
   );
@@ -257,7 +258,7 @@ export function registerAdminCommands(program: Command): void {
       async (client, who, { json }) => {
         const res = await cam(client, "SimulatePrincipalPolicy", { ...who, Action: opts.action, Resource: opts.resource });
         if (json) printJson(res);
-        else printLines(String(res.Explanation));
+        else printLines(...String(res.Explanation).split("\n"));
         if (res.Allowed !== true) process.exitCode = 3;
       },
     ),

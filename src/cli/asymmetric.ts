@@ -41,7 +41,7 @@ export function registerAsymmetricCommands(program: Command): void {
         const res = await client.getPublicKey({ KeyId: keyId });
         if (json) printJson(res);
         else if (opts.der) printLines(res.PublicKey ?? "");
-        else process.stdout.write(res.PublicKeyPem ?? "");
+        else printLines(...(res.PublicKeyPem ?? "").trimEnd().split("\n"));
       },
     );
   });

@@ -14,6 +14,7 @@ import { DEFAULT_DATA_DIR, openDataDir } from "../data-dir.js";
 import type { KmsClient } from "../sdk/index.js";
 import { UsageError, addClientOptions, integerArg, printJson, printLines, reportError, runWithClient } from "./client-options.js";
 import { pinOption } from "./init.js";
+import { clearProgress, drawProgress, printErrorLines } from "./output.js";
 
 /** The server's limits: a search window of at most 30 days, at most 50 events a page. */
 const WINDOW_SECONDS = 30 * 86_400;
@@ -146,11 +147,11 @@ interface OfflineFlags {
 /** Lines on stderr while a long run goes on, only on a terminal and without --quiet. */
 function progressTo(flags: { quiet?: boolean | undefined }, what: string): ((n: number) => void) | undefined {
   if (flags.quiet || !process.stderr.isTTY) return undefined;
-  return (n) => process.stderr.write(`\r${what} ${n} records…`);
+  return (n) => drawProgress(`${what} ${n} records…`);
 }
 
 function endProgress(flags: { quiet?: boolean | undefined }): void {
-  if (!flags.quiet && process.stderr.isTTY) process.stderr.write("\r\x1b[K");
+  if (!flags.quiet && process.stderr.isTTY) clearProgress();
 }
 
 async function pinnedKey(opts: { publicKey?: string; publicKeyFile?: string }): Promise<Buffer | undefined> {
@@ -253,7 +254,7 @@ export function registerAuditCommands(program: Command): void {
           else printLines(eventLine(e));
         }
         if (json) printJson({ Events: events });
-        else if (events.length === 0 && process.stdout.isTTY) process.stderr.write("(no events)\n");
+        else if (events.length === 0 && process.stdout.isTTY) printErrorLines("(no events)");
       },
     ),
   );

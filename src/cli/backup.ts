@@ -12,6 +12,7 @@ import { PostgresStore } from "../store/postgres.js";
 import { SqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/store.js";
 import { pinOption } from "./init.js";
+import { printErrorLines, printLines } from "./output.js";
 
 interface TargetFlags {
   dataDir: string;
@@ -132,20 +133,17 @@ export function registerBackupCommands(program: Command): void {
 
 function progressTo(quiet: boolean | undefined): (line: string) => void {
   if (quiet) return () => undefined;
-  return (line) => process.stderr.write(`backup: ${line}\n`);
+  return (line) => printErrorLines(`backup: ${line}`);
 }
 
 function report(what: string, summary: BackupSummary): void {
   const total = Object.values(summary.rows).reduce((a, b) => a + b, 0);
   const h = summary.header;
-  process.stdout.write(
-    [
-      what,
-      `  format version ${h.formatVersion}, schema version ${h.schemaVersion}, from a ${h.storeKind} store, created ${h.createdAt}`,
-      `  ${total} rows: ${Object.entries(summary.rows).map(([t, n]) => `${t} ${n}`).join(", ")}`,
-      `  sha256 ${summary.sha256}`,
-      "",
-    ].join("\n"),
+  printLines(
+    what,
+    `  format version ${h.formatVersion}, schema version ${h.schemaVersion}, from a ${h.storeKind} store, created ${h.createdAt}`,
+    `  ${total} rows: ${Object.entries(summary.rows).map(([t, n]) => `${t} ${n}`).join(", ")}`,
+    `  sha256 ${summary.sha256}`,
   );
 }
 

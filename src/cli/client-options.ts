@@ -7,6 +7,9 @@ import path from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { KmsClient, KmsClientError } from "../sdk/index.js";
 import type { EncryptionContext } from "../sdk/index.js";
+import { printErrorLines } from "./output.js";
+
+export { printJson, printLines } from "./output.js";
 
 export const DEFAULT_ENDPOINT = "http://127.0.0.1:8400";
 export const DEFAULT_DATA_DIR = "./tresor-data";
@@ -169,23 +172,15 @@ export async function runWithClient<T>(
 
 export function reportError(err: unknown): void {
   if (err instanceof UsageError) {
-    process.stderr.write(`error: ${err.message}\n`);
+    printErrorLines(`error: ${err.message}`);
     process.exitCode = 2;
   } else if (err instanceof KmsClientError) {
-    process.stderr.write(`error: ${err.code}: ${err.message}\n`);
+    printErrorLines(`error: ${err.code}: ${err.message}`);
     process.exitCode = 1;
   } else {
-    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    printErrorLines(`error: ${err instanceof Error ? err.message : String(err)}`);
     process.exitCode = 1;
   }
-}
-
-export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value)}\n`);
-}
-
-export function printLines(...lines: string[]): void {
-  process.stdout.write(lines.map((line) => `${line}\n`).join(""));
 }
 
 /** An argParser for an integer option in [min, max]. */

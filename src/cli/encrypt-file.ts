@@ -24,6 +24,7 @@ import {
 } from "../sdk/encryption/index.js";
 import { addClientOptions, clientOptions, exitTwoOnUsageError, integerArg, printJson, reportError, UsageError, type ClientCommandOptions } from "./client-options.js";
 import { masterKeys, resolveRegions, type FileKeyringOptions, type ResolvedRegions } from "./file-keyring.js";
+import { drawProgress, printErrorLines } from "./output.js";
 
 /** Inputs at least this large get a progress bar when stderr is a terminal. */
 const PROGRESS_MIN_BYTES = 8 * 1024 * 1024;
@@ -72,7 +73,7 @@ class Progress extends Transform {
     } else {
       line = `${mib(this.#done)}, ${mib(rate)}/s`;
     }
-    process.stderr.write(`\r${line}\x1b[K${final ? "\n" : ""}`);
+    drawProgress(line, final);
   }
   get bytes(): number {
     return this.#done;
@@ -141,7 +142,7 @@ async function runFile(inPath: string, outPath: string, transform: EncryptStream
     progress.draw(true);
     return { read: progress.bytes, written };
   } catch (err) {
-    if (progress.enabled) process.stderr.write("\n");
+    if (progress.enabled) printErrorLines("");
     await unlink(tmp).catch(() => undefined);
     throw err;
   } finally {
@@ -158,7 +159,7 @@ async function runCommand(cmd: Command, forEncryption: boolean, body: (opts: Cli
     await body(opts, regions);
   } catch (err) {
     if (err instanceof EncryptionSdkError) {
-      process.stderr.write(`error: ${err.code}: ${err.message}\n`);
+      printErrorLines(`error: ${err.code}: ${err.message}`);
       process.exitCode = 1;
     } else reportError(err);
   } finally {
@@ -227,7 +228,7 @@ export function registerEncryptFileCommands(program: Command): void {
         transform.once("header", (i: MessageInfo) => (info = i));
         const { read, written } = await runFile(inPath, outPath, transform);
         if (copts.json) printJson(summary(info, read, written, outPath));
-        else if (outPath !== "-") process.stderr.write(`encrypted ${read} bytes into ${written} bytes: ${outPath}\n`);
+        else if (outPath !== "-") printErrorLines(`encrypted ${read} bytes into ${written} bytes: ${outPath}`);
       });
     },
   );
@@ -261,7 +262,7 @@ export function registerEncryptFileCommands(program: Command): void {
       transform.once("header", (i: MessageInfo) => (info = i));
       const { read, written } = await runFile(inPath, outPath, transform);
       if (copts.json) printJson(summary(info, read, written, outPath));
-      else if (outPath !== "-") process.stderr.write(`decrypted ${read} bytes into ${written} bytes: ${outPath}\n`);
+      else if (outPath !== "-") printErrorLines(`decrypted ${read} bytes into ${written} bytes: ${outPath}`);
     });
   });
 }

@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import { DEFAULT_DATA_DIR, DEFAULT_PKCS11_KEY_LABEL, DEFAULT_REGION, initDataDir, type AdminCredentials, type RootOfTrustSetting } from "../data-dir.js";
 import { readPin } from "../rootkey/pkcs11.js";
+import { printJson, writeLines } from "./output.js";
 
 interface InitFlags {
   dataDir: string;
@@ -44,7 +45,7 @@ export function registerInitCommand(program: Command): void {
       });
       if (opts.json) {
         const out: AdminCredentials = { secretId: created.secretId, secretKey: created.secretKey, region: created.region };
-        process.stdout.write(`${JSON.stringify(out)}\n`);
+        printJson(out);
       } else {
         printNewCredentials(created, process.stdout);
       }
@@ -76,14 +77,11 @@ export function pinOption(file: string | undefined): { pkcs11Pin?: string } {
 }
 
 export function printNewCredentials(created: AdminCredentials & { credentialsPath: string }, out: NodeJS.WritableStream): void {
-  out.write(
-    [
-      "Created a Tresor data directory. The administrator's access key (shown only this once):",
-      `  SecretId:  ${created.secretId}`,
-      `  SecretKey: ${created.secretKey}`,
-      `  Region:    ${created.region}`,
-      `Saved with mode 0600 in ${created.credentialsPath}`,
-      "",
-    ].join("\n"),
-  );
+  writeLines(out, [
+    "Created a Tresor data directory. The administrator's access key (shown only this once):",
+    `  SecretId:  ${created.secretId}`,
+    `  SecretKey: ${created.secretKey}`,
+    `  Region:    ${created.region}`,
+    `Saved with mode 0600 in ${created.credentialsPath}`,
+  ]);
 }

@@ -12,6 +12,7 @@ import {
   runWithClient,
 } from "./client-options.js";
 import { registerKeyLifecycleCommands } from "./key-lifecycle.js";
+import { escapeControls } from "./output.js";
 
 
 export function registerKeyCommands(program: Command): void {
@@ -132,7 +133,9 @@ function formatTime(unixSeconds: number | undefined): string {
   return new Date(unixSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
-function table(header: string[], rows: string[][]): string[] {
+/** Cells are escaped before they are measured, so a column stays aligned when a value holds control characters. */
+function table(header: string[], cells: string[][]): string[] {
+  const rows = cells.map((r) => r.map(escapeControls));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
   return [line(header), ...rows.map(line)];

@@ -13,6 +13,7 @@ import { registerInitCommand } from "./init.js";
 import { registerKeyCommands } from "./key.js";
 import { registerRootKeyCommands } from "./rootkey.js";
 import { registerServeCommand } from "./serve.js";
+import { printErrorLines } from "./output.js";
 
 const program = new Command("tresor").description("Tresor: a self-hosted key management service").exitOverride();
 registerInitCommand(program);
@@ -33,7 +34,7 @@ try {
   if (e instanceof CommanderError) {
     process.exitCode = e.exitCode === 0 ? 0 : 2;
   } else {
-    process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+    printErrorLines(`error: ${e instanceof Error ? e.message : String(e)}`);
     process.exitCode = 1;
   }
 }

@@ -5,6 +5,7 @@
 import type { Command } from "commander";
 import { DEFAULT_DATA_DIR, rotateDataDirRootKey } from "../data-dir.js";
 import { pkcs11Pin } from "./init.js";
+import { printErrorLines, printJson, printLines } from "./output.js";
 
 interface RotateFlags {
   dataDir: string;
@@ -38,17 +39,17 @@ export function registerRootKeyCommands(program: Command): void {
         ...(flags.pkcs11PinFile !== undefined || process.env.TRESOR_PKCS11_PIN !== undefined ? { pkcs11Pin: pkcs11Pin(flags.pkcs11PinFile) } : {}),
         ...(flags.store === undefined ? {} : { store: flags.store }),
         graceMs: grace * 1000,
-        ...(flags.quiet ? {} : { progress: (line: string) => process.stderr.write(`${line}\n`) }),
+        ...(flags.quiet ? {} : { progress: (line: string) => printErrorLines(line) }),
       });
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify(result)}\n`);
+        printJson(result);
         return;
       }
-      process.stdout.write(
-        `Root key rotated from generation ${result.from} to ${result.to}${result.resumed ? " (resumed)" : ""}; ${result.rewrapped} values rewrapped.\n` +
-          (result.retiredFile === undefined
-            ? "The old root key stays in the token under its label until you destroy it (keep it while backups made before need it).\n"
-            : `The old root key is kept as ${result.retiredFile}: keep a copy while backups made before need it, then remove it.\n`),
+      printLines(
+        `Root key rotated from generation ${result.from} to ${result.to}${result.resumed ? " (resumed)" : ""}; ${result.rewrapped} values rewrapped.`,
+        result.retiredFile === undefined
+          ? "The old root key stays in the token under its label until you destroy it (keep it while backups made before need it)."
+          : `The old root key is kept as ${result.retiredFile}: keep a copy while backups made before need it, then remove it.`,
       );
     });
 }

@@ -34,6 +34,13 @@ export interface PolicyDocument {
 
 export type PolicyKind = "identity" | "trust";
 
+/**
+ * Where a document's text comes from. "request": a new document, held to every current rule.
+ * "store": one saved earlier, perhaps under older rules; what those accepted is still accepted,
+ * and upper-case key ids are matched as the lower-case key they name (see storedResource).
+ */
+export type DocumentOrigin = "request" | "store";
+
 /** A document refused by the parser; `path` names the place ("statement[1].action[0]", "" for the whole document). */
 export class PolicyDocumentError extends Error {
   override readonly name = "PolicyDocumentError";
@@ -130,6 +137,9 @@ const REGION_PATTERN = /^[a-z0-9*?-]*$/;
 const ACCOUNT_PATTERN = /^(?:\*|uin\/[0-9*?]+)?$/;
 /** A resource tail: printable, no spaces. */
 const TAIL_PATTERN = /^[\x21-\x7e]+$/;
+/** The name of a key, as the service writes it: key/creatorUin/<uin>/<KeyId>, the key id a lower-case UUID. */
+const KEY_NAME_PREFIX = "key/creatorUin/";
+const KEY_NAME_PATTERN = /^key\/creatorUin\/\d+\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function isPolicyService(name: string): name is PolicyService {
   return (POLICY_SERVICES as readonly string[]).includes(name);
@@ -153,7 +163,7 @@ function actionProblem(text: string): string | undefined {
 }
 
 /** Why `text` is not a resource pattern, or undefined if it is one. */
-function resourceProblem(text: string): string | undefined {
+function resourceProblem(text: string, origin: DocumentOrigin): string | undefined {
   if (text === "*") return undefined;
   const segments = text.split(":");
   if (segments.length !== 6) return `"${text}" must be "*" or six segments qcs:<project>:<service>:<region>:<account>:<resource>`;
@@ -167,7 +177,41 @@ function resourceProblem(text: string): string | undefined {
   if (service === "kms" && !(tail === "*" || tail.startsWith("key/") || tail.startsWith("alias/"))) {
     return `"${text}": a kms resource is key/..., alias/... or *`;
   }
+  if (origin === "request" && (service === "kms" || service === "") && tail.startsWith("key/")) return keyPatternProblem(text, tail);
   return undefined;
+}
+
+/**
+ * Why a key/ resource tail can never match a key's name, or undefined. Key ids are lower-case
+ * UUIDs, and matching is case-sensitive, so an upper-case id would silently match nothing (a deny
+ * written that way would deny nothing): it is refused, as a KeyId parameter is, with the spelling
+ * that works. A tail without wildcards must be a whole key name.
+ */
+function keyPatternProblem(text: string, tail: string): string | undefined {
+  const lowered = lowerCaseKeyPattern(tail);
+  if (lowered !== tail) {
+    return `"${text}": key ids are lower-case UUIDs and resources match case-sensitively, so this matches no key; write "${text.slice(0, -tail.length)}${lowered}"`;
+  }
+  if (!hasWildcard(tail) && !KEY_NAME_PATTERN.test(tail)) return `"${text}": a key is named key/creatorUin/<uin>/<KeyId> (the KeyId a lower-case UUID), or a pattern with * or ?`;
+  return undefined;
+}
+
+/** A key/ resource tail with its letters in lower case, but for the "creatorUin" that every key name holds. */
+function lowerCaseKeyPattern(tail: string): string {
+  const lowered = tail.toLowerCase();
+  return lowered.startsWith(KEY_NAME_PREFIX.toLowerCase()) ? KEY_NAME_PREFIX + lowered.slice(KEY_NAME_PREFIX.length) : lowered;
+}
+
+/**
+ * A stored resource pattern as it is matched: documents saved before key ids were checked may name
+ * a key in upper case; they mean that key, so they are matched as its lower-case name.
+ */
+function storedResource(text: string): string {
+  const parts = text.split(":");
+  const service = parts[2];
+  const tail = parts[5];
+  if (parts.length !== 6 || !(service === "kms" || service === "") || tail === undefined || !tail.startsWith("key/")) return text;
+  return `${parts.slice(0, 5).join(":")}:${lowerCaseKeyPattern(tail)}`;
 }
 
 function describe(value: unknown): string {
@@ -225,7 +269,7 @@ function parseConditions(value: unknown, path: string): Conditions {
   return Object.fromEntries(entries) as Conditions;
 }
 
-function parseStatement(value: unknown, path: string, kind: PolicyKind): Statement {
+function parseStatement(value: unknown, path: string, kind: PolicyKind, origin: DocumentOrigin): Statement {
   if (!isObject(value)) throw new PolicyDocumentError(path, `must be an object, not ${describe(value)}`);
   if (kind === "identity" && "principal" in value) throw new PolicyDocumentError(`${path}.principal`, "belongs only in a role's trust policy");
   onlyFields(value, kind === "trust" ? ["effect", "action", "resource", "condition", "principal"] : ["effect", "action", "resource", "condition"], path);
@@ -237,10 +281,10 @@ function parseStatement(value: unknown, path: string, kind: PolicyKind): Stateme
     kind === "trust" && a !== "name/sts:AssumeRole" ? `"${a}": a trust policy allows only "name/sts:AssumeRole"` : actionProblem(a),
   );
   let resource: string[];
-  if (value["resource"] !== undefined) resource = stringList(value["resource"], `${path}.resource`, "resource", resourceProblem);
+  if (value["resource"] !== undefined) resource = stringList(value["resource"], `${path}.resource`, "resource", (r) => resourceProblem(r, origin));
   else if (kind === "trust") resource = ["*"]; // Tencent's trust policies carry no resource; "*" stands in so every statement has one
   else throw new PolicyDocumentError(`${path}.resource`, "is required");
-  const statement: Statement = { effect, action, resource };
+  const statement: Statement = { effect, action, resource: origin === "store" ? resource.map(storedResource) : resource };
   if (value["condition"] !== undefined) statement.condition = parseConditions(value["condition"], `${path}.condition`);
   if (kind === "trust") {
     const principal = value["principal"];
@@ -262,9 +306,10 @@ function parseStatement(value: unknown, path: string, kind: PolicyKind): Stateme
  * Parses a policy document's text. Accepts what Tencent's CAM accepts (action, resource and
  * condition values as one string or an array), normalizes single strings to arrays, and refuses
  * anything else with a PolicyDocumentError naming the place. `kind` "trust" is a role's trust
- * policy: every statement names a principal and only name/sts:AssumeRole.
+ * policy: every statement names a principal and only name/sts:AssumeRole. `origin` "store" parses
+ * a saved document (see DocumentOrigin).
  */
-export function parsePolicyDocument(text: string, kind: PolicyKind): PolicyDocument {
+export function parsePolicyDocument(text: string, kind: PolicyKind, origin: DocumentOrigin = "request"): PolicyDocument {
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > MAX_DOCUMENT_BYTES) throw new PolicyDocumentError("", `the policy document is ${bytes} bytes; at most ${MAX_DOCUMENT_BYTES} are allowed`);
   let value: unknown;
@@ -280,5 +325,5 @@ export function parsePolicyDocument(text: string, kind: PolicyKind): PolicyDocum
   if (!Array.isArray(statements)) throw new PolicyDocumentError("statement", `must be an array of statements, not ${describe(statements)}`);
   if (statements.length === 0) throw new PolicyDocumentError("statement", "must hold at least one statement");
   if (statements.length > MAX_STATEMENTS) throw new PolicyDocumentError("statement", `holds ${statements.length} statements; at most ${MAX_STATEMENTS} are allowed`);
-  return { version: "2.0", statement: statements.map((s: unknown, i) => parseStatement(s, `statement[${i}]`, kind)) };
+  return { version: "2.0", statement: statements.map((s: unknown, i) => parseStatement(s, `statement[${i}]`, kind, origin)) };
 }

@@ -329,7 +329,7 @@ export class AccessControl {
   #parse(record: PolicyRecord): AttachedPolicy {
     const hit = this.#parsed.get(record.policyId);
     if (hit && hit.updateTime === record.updateTime) return hit.policy;
-    const policy = { policyId: record.policyId, policyName: record.name, document: parsePolicyDocument(record.document, "identity") };
+    const policy = { policyId: record.policyId, policyName: record.name, document: parsePolicyDocument(record.document, "identity", "store") };
     this.#remember(this.#parsed, record.policyId, { updateTime: record.updateTime, policy });
     return policy;
   }
@@ -353,7 +353,7 @@ export class AccessControl {
     input: { name: string; remark: string; useApi: boolean },
   ): Promise<{ user: PrincipalRecord; accessKey?: { secretId: string; secretKey: string } }> {
     this.#require(caller, "cam:AddUser", ACCOUNT_RESOURCE);
-    checkName("Name", input.name);
+    checkUserName(input.name);
     const user: PrincipalRecord = {
       principalId: randomUin(),
       accountUin: caller.uin,
@@ -679,7 +679,7 @@ export class AccessControl {
     // Another account's roles are as absent as missing ones: cross-account roles are not offered.
     const role = accountUin === caller.uin ? await this.#store.getPrincipalByName(accountUin, "role", roleName) : undefined;
     needs(role, "RoleNotExist", `"RoleArn" ${input.roleArn}: no such role`);
-    const trust = parsePolicyDocument(role.trustPolicy ?? "", "trust");
+    const trust = parsePolicyDocument(role.trustPolicy ?? "", "trust", "store");
     const me = principalName(caller.uin, caller.principal);
     const trusted = evaluate([{ policyId: 0, policyName: `trust policy of ${role.name}`, document: withPrincipalCheck(trust, me) }], {
       action: "sts:AssumeRole",
@@ -774,6 +774,18 @@ function randomUin(): string {
 
 function checkName(parameter: string, name: string): void {
   needs(NAME_PATTERN.test(name), "InvalidParameterValue", `"${parameter}" must be 1 to 64 of letters, digits and +=,.@_-`);
+}
+
+/**
+ * A new user's name must not read as another principal where principals are shown by name: audit
+ * records (and LookUpEvents' Username) name the account's root "root", and the CLI prints "-" for a
+ * record without a user. Roles need no such rule: their sessions are named "<role>/<session>",
+ * which no user name (no "/") can equal. Users named so before this rule keep working.
+ */
+function checkUserName(name: string): void {
+  checkName("Name", name);
+  needs(name.toLowerCase() !== "root", "InvalidParameterValue", `"Name" ${name} is reserved: audit records name the account's root "root"; choose another name`);
+  needs(/[A-Za-z0-9]/.test(name), "InvalidParameterValue", `"Name" must hold at least one letter or digit`);
 }
 
 function parseDocument(parameter: string, text: string, kind: "identity" | "trust"): PolicyDocument {

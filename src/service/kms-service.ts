@@ -123,8 +123,16 @@ const JOB_BATCH = 100;
 
 /** Batch actions whose policies are checked per key under their own name. */
 type BatchAction = "EnableKeys" | "DisableKeys" | "DescribeKeys";
-/** Lifecycle actions that a policy knows under another (wire) name. */
-const CAM_ACTION_OF = { ReEncryptSource: "ReEncrypt", ReEncryptDestination: "ReEncrypt" } as const;
+/**
+ * The policy actions a key action needs, where they are not just its own name. ReEncrypt decrypts
+ * under the source key and encrypts under the destination, so each half also needs the right it
+ * exercises (as AWS asks kms:ReEncryptFrom and kms:ReEncryptTo): otherwise a caller denied
+ * kms:Decrypt on K2 could re-encrypt K2's ciphertexts under a key it may decrypt with.
+ */
+const CAM_ACTIONS_OF: Partial<Record<KeyAction | BatchAction, readonly string[]>> = {
+  ReEncryptSource: ["ReEncrypt", "Decrypt"],
+  ReEncryptDestination: ["ReEncrypt", "Encrypt"],
+};
 
 export type { Caller };
 
@@ -980,10 +988,9 @@ export class KmsService {
   /** The one check of a caller's policies for actions on a key. */
   #authorize(caller: Caller, action: KeyAction | BatchAction, key: KeyRecord, context?: EncryptionContext): void {
     caller.audit?.addResource(key.keyId);
-    caller.permissions.require(`kms:${CAM_ACTION_OF[action as keyof typeof CAM_ACTION_OF] ?? action}`, keyResourceNames(this.region, key), {
-      resourceTags: Object.fromEntries(key.tags.map((t) => [t.key, t.value])),
-      ...(context ? { encryptionContext: context } : {}),
-    });
+    const resources = keyResourceNames(this.region, key);
+    const facts = { resourceTags: Object.fromEntries(key.tags.map((t) => [t.key, t.value])), ...(context ? { encryptionContext: context } : {}) };
+    for (const name of CAM_ACTIONS_OF[action] ?? [action]) caller.permissions.require(`kms:${name}`, resources, facts);
   }
 
   /** checkKeyState, and a warning when someone tries to use a key that is waiting to be deleted. */

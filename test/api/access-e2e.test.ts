@@ -239,4 +239,83 @@ describe("access control through the official SDK", () => {
     const page = await admin.cam("ListPolicies", { Scope: "Local" });
     assert.ok(page.List.every((p: { PolicyName: string }) => p.PolicyName !== "typo" && p.PolicyName !== "odd"));
   });
+  // Issue 13, policy edges. Each of these passed on the old code in the attacker's favour.
+
+  /** A user (with an access key) whose only policy is `statements`, and its kms client. */
+  async function userWith(name: string, statements: unknown[]): Promise<OfficialCall> {
+    const document = JSON.stringify({ version: "2.0", statement: statements });
+    const { PolicyId } = await admin.cam("CreatePolicy", { PolicyName: `${name}-policy`, PolicyDocument: document });
+    const user = await admin.cam("AddUser", { Name: name, UseApi: 1 });
+    await admin.cam("AttachUserPolicy", { PolicyId, AttachUin: user.Uin });
+    return officialClient("kms", { url: s.url, secretId: user.SecretId, secretKey: user.SecretKey, region: s.region });
+  }
+  const keyName = (keyId: string): string => `qcs::kms:${s.region}:uin/${accountUin}:key/creatorUin/${accountUin}/${keyId}`;
+
+  it("refuses ReEncrypt out of a key whose Decrypt is denied: a deny on kms:Decrypt cannot be bypassed through another key", async () => {
+    const k1 = (await admin.kms("CreateKey", { Alias: "reencrypt-k1" })).KeyId;
+    const k2 = (await admin.kms("CreateKey", { Alias: "reencrypt-k2" })).KeyId;
+    const secretUnderK2 = (await admin.kms("Encrypt", { KeyId: k2, Plaintext: Buffer.from("k2 secret").toString("base64") })).CiphertextBlob;
+    const mallory = await userWith("mallory", [
+      { effect: "allow", action: "name/kms:*", resource: "*" },
+      { effect: "deny", action: "name/kms:Decrypt", resource: keyName(k2) },
+    ]);
+    await rejectsWith(mallory("Decrypt", { CiphertextBlob: secretUnderK2 }), "UnauthorizedOperation", /kms:Decrypt/);
+    // Old code: ReEncrypt K2 -> K1 needed only kms:ReEncrypt, then Decrypt under K1 gave the plaintext.
+    await rejectsWith(mallory("ReEncrypt", { CiphertextBlob: secretUnderK2, DestinationKeyId: k1 }), "UnauthorizedOperation", new RegExp(`kms:Decrypt.*${k2}`));
+    // Within K1, where mallory may decrypt, ReEncrypt still works.
+    const underK1 = (await mallory("Encrypt", { KeyId: k1, Plaintext: Buffer.from("k1 data").toString("base64") })).CiphertextBlob;
+    const moved = await mallory("ReEncrypt", { CiphertextBlob: underK1, DestinationKeyId: k1 });
+    assert.equal(Buffer.from((await mallory("Decrypt", { CiphertextBlob: moved.CiphertextBlob })).Plaintext, "base64").toString(), "k1 data");
+  });
+
+  it("asks kms:Decrypt on the source and kms:Encrypt on the destination of a ReEncrypt, besides kms:ReEncrypt on both", async () => {
+    const src = (await admin.kms("CreateKey", { Alias: "reencrypt-src" })).KeyId;
+    const dst = (await admin.kms("CreateKey", { Alias: "reencrypt-dst" })).KeyId;
+    const blob = (await admin.kms("Encrypt", { KeyId: src, Plaintext: "aGk=" })).CiphertextBlob;
+    const onlyReEncrypt = await userWith("erin", [{ effect: "allow", action: "name/kms:ReEncrypt", resource: [keyName(src), keyName(dst)] }]);
+    await rejectsWith(onlyReEncrypt("ReEncrypt", { CiphertextBlob: blob, DestinationKeyId: dst }), "UnauthorizedOperation", new RegExp(`kms:Decrypt.*${src}`));
+    const noEncrypt = await userWith("frank", [
+      { effect: "allow", action: ["name/kms:ReEncrypt", "name/kms:Decrypt"], resource: keyName(src) },
+      { effect: "allow", action: "name/kms:ReEncrypt", resource: keyName(dst) },
+    ]);
+    await rejectsWith(noEncrypt("ReEncrypt", { CiphertextBlob: blob, DestinationKeyId: dst }), "UnauthorizedOperation", new RegExp(`kms:Encrypt.*${dst}`));
+    const noReEncrypt = await userWith("grace", [{ effect: "allow", action: ["name/kms:Decrypt", "name/kms:Encrypt"], resource: [keyName(src), keyName(dst)] }]);
+    await rejectsWith(noReEncrypt("ReEncrypt", { CiphertextBlob: blob, DestinationKeyId: dst }), "UnauthorizedOperation", /kms:ReEncrypt/);
+    const all = await userWith("heidi", [
+      { effect: "allow", action: ["name/kms:ReEncrypt", "name/kms:Decrypt"], resource: keyName(src) },
+      { effect: "allow", action: ["name/kms:ReEncrypt", "name/kms:Encrypt"], resource: keyName(dst) },
+    ]);
+    assert.equal((await all("ReEncrypt", { CiphertextBlob: blob, DestinationKeyId: dst })).KeyId, dst);
+  });
+
+  it("refuses a policy naming a key id in upper case, naming the resource; one stored before the rule denies as meant", async () => {
+    const k = (await admin.kms("CreateKey", { Alias: "upper-case-deny" })).KeyId;
+    const blob = (await admin.kms("Encrypt", { KeyId: k, Plaintext: "aGk=" })).CiphertextBlob;
+    const upper = keyName(k.toUpperCase());
+    const document = JSON.stringify({ version: "2.0", statement: [{ effect: "allow", action: "name/kms:*", resource: "*" }, { effect: "deny", action: "name/kms:Decrypt", resource: upper }] });
+    await rejectsWith(admin.cam("CreatePolicy", { PolicyName: "upper-deny", PolicyDocument: document }), "InvalidParameter.PolicyDocumentError", new RegExp(`statement\\[1\\]\\.resource.*${k.toUpperCase()}.*lower-case.*${k}`));
+    // A document saved by an older version, straight into the store: its deny now applies to the key.
+    const policyId = 100_000_777;
+    await s.dataDir.store.insertPolicy({ policyId, accountUin, name: "upper-deny-stored", description: "", document, createTime: 0, updateTime: 0 });
+    const ivan = await admin.cam("AddUser", { Name: "ivan", UseApi: 1 });
+    await admin.cam("AttachUserPolicy", { PolicyId: policyId, AttachUin: ivan.Uin });
+    const ivanKms = officialClient("kms", { url: s.url, secretId: ivan.SecretId, secretKey: ivan.SecretKey, region: s.region });
+    await rejectsWith(ivanKms("Decrypt", { CiphertextBlob: blob }), "UnauthorizedOperation", /kms:Decrypt/);
+    assert.equal((await ivanKms("DescribeKey", { KeyId: k })).KeyMetadata.KeyId, k);
+  });
+
+  it("refuses sub-users named root (in any case) or with no letter or digit, naming the parameter; a user named so earlier keeps working", async () => {
+    for (const name of ["root", "Root", "ROOT", "-", "..."]) {
+      await rejectsWith(admin.cam("AddUser", { Name: name, UseApi: 1 }), "InvalidParameterValue", /"Name"/);
+    }
+    assert.ok((await admin.cam("ListUsers", {})).Data.every((u: { Name: string }) => u.Name.toLowerCase() !== "root" && u.Name !== "-"));
+    await s.dataDir.store.insertPrincipal({ principalId: "300000000003", accountUin, kind: "user", name: "root", remark: "before the rule", trustPolicy: null, maxSessionSeconds: 0, createTime: 0 });
+    assert.equal((await admin.cam("GetUser", { Name: "root" })).Uin, 300000000003);
+    await admin.cam("DeleteUser", { Name: "root" });
+    await rejectsWith(admin.cam("GetUser", { Name: "root" }), "ResourceNotFound.UserNotExist");
+    // A role may be named root: its sessions are recorded as "root/<session>", which no user name can equal.
+    const trust = JSON.stringify({ version: "2.0", statement: [{ effect: "allow", action: "name/sts:AssumeRole", principal: { qcs: [`qcs::cam::uin/${accountUin}:root`] } }] });
+    await admin.cam("CreateRole", { RoleName: "root", PolicyDocument: trust });
+    await admin.cam("DeleteRole", { RoleName: "root" });
+  });
 });

@@ -136,6 +136,21 @@ describe("tresor key", () => {
     failed(await cli(["key", "describe"], { env: envCreds }), 2, /keyId/);
     failed(await cli(["key", "alias", "only-one-arg"], { env: envCreds }), 2, /alias/);
   });
+
+  // Issue 13: a Description holding ESC and BEL was printed raw: terminal escape injection.
+  it("escapes control characters of server-provided strings in human output, and C1 and bidi controls in --json", async () => {
+    const hostile = "ok\x1b]0;owned\x07\x1b[2J\x9b31m\x7f\u202eevil\nState:     Disabled";
+    const keyId = await createKey("cli-hostile", ["--description", hostile]);
+    const raw = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
+    const human = ok(await cli(["key", "describe", keyId], { env: envCreds })).stdout;
+    assert.doesNotMatch(human, raw);
+    assert.match(human, /^Description:\s+ok\\x1b\]0;owned\\x07\\x1b\[2J\\x9b31m\\x7f\\u202eevil\\nState:     Disabled$/m);
+    assert.match(human, /^State:\s+Enabled$/m);
+    assert.equal(human.match(/^State:/gm)?.length, 1, "the description cannot add a line");
+    const asJson = ok(await cli(["key", "describe", keyId, "--json"], { env: envCreds })).stdout;
+    assert.doesNotMatch(asJson, raw);
+    assert.equal((JSON.parse(asJson)["KeyMetadata"] as Record<string, unknown>)["Description"], hostile);
+  });
 });
 
 describe("tresor encrypt / decrypt", () => {

@@ -7,10 +7,11 @@ import { ACTIONS } from "../../src/api/tencent/actions.js";
 import { parseCidr, parseIp, parseIsoTime } from "../../src/policy/conditions.js";
 import { CAM_ACTIONS, STS_ACTIONS } from "../../src/api/tencent/cam.js";
 import { KNOWN_ACTIONS, MAX_DOCUMENT_BYTES, PolicyDocumentError, parsePolicyDocument, type PolicyKind } from "../../src/policy/document.js";
+import { evaluate } from "../../src/policy/evaluate.js";
 import { PRESET_POLICIES } from "../../src/policy/presets.js";
 
 const A = "100000000001";
-const KEY = `qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/${A}/k-1`;
+const KEY = `qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/${A}/0aefd3d2-0000-4000-8000-000000000001`;
 
 type Json = Record<string, unknown>;
 const doc = (...statement: unknown[]): string => JSON.stringify({ version: "2.0", statement });
@@ -63,6 +64,12 @@ const bad: Bad[] = [
   { name: "an account without uin/", text: allowWith({ resource: [`qcs::kms::${A}:key/*`] }), path: "statement[0].resource[0]", says: /account/ },
   { name: "an upper-case region", text: allowWith({ resource: [`qcs::kms:AP-Guangzhou:uin/${A}:key/*`] }), path: "statement[0].resource[0]", says: /region/ },
   { name: "a kms resource neither key nor alias", text: allowWith({ resource: [`qcs::kms::uin/${A}:keys/*`] }), path: "statement[0].resource[0]", says: /key\/\.\.\., alias\/\.\.\. or \*/ },
+  // Issue 13: a key id in upper case was accepted and matched no key, so a deny written that way denied nothing.
+  { name: "an upper-case key id", text: allowWith({ resource: [`qcs::kms::uin/${A}:key/creatorUin/${A}/0AEFD3D2-0000-4000-8000-00000000000A`] }), path: "statement[0].resource[0]", says: /lower-case UUIDs.*write "qcs::kms::uin\/100000000001:key\/creatorUin\/100000000001\/0aefd3d2-0000-4000-8000-00000000000a"/ },
+  { name: "an upper-case key id under an empty service", text: allowWith({ resource: [`qcs:::ap-guangzhou:uin/${A}:key/creatorUin/${A}/0AEFD3D2-*`] }), path: "statement[0].resource[0]", says: /lower-case/ },
+  { name: "a mis-cased creatorUin", text: allowWith({ resource: [`qcs::kms::uin/${A}:key/creatoruin/${A}/*`] }), path: "statement[0].resource[0]", says: /key\/creatorUin\/100000000001\/\*"/ },
+  { name: "a key id without creatorUin", text: allowWith({ resource: [`qcs::kms::uin/${A}:key/0aefd3d2-0000-4000-8000-000000000001`] }), path: "statement[0].resource[0]", says: /key\/creatorUin\/<uin>\/<KeyId>/ },
+  { name: "a key id that is no UUID", text: allowWith({ resource: [`qcs::kms::uin/${A}:key/creatorUin/${A}/my-key`] }), path: "statement[0].resource[0]", says: /key\/creatorUin\/<uin>\/<KeyId>/ },
   { name: "a space in the resource", text: allowWith({ resource: [`qcs::kms::uin/${A}:key/a b`] }), path: "statement[0].resource[0]" },
   { name: "a condition that is a list", text: cond([]), path: "statement[0].condition" },
   { name: "an empty condition", text: cond({}), path: "statement[0].condition", says: /at least one operator/ },
@@ -211,5 +218,33 @@ describe("condition values", () => {
     assert.deepEqual(parseIp("::ffff:10.0.0.7"), { family: 4, value: 0x0a000007n });
     assert.deepEqual(parseIp("fe80::1%eth0"), { family: 6, value: (0xfe80n << 112n) | 1n });
     for (const c of ["10.0.0.0/", "10.0.0.0/08", "10.0.0.0/-1", "10.0.0/8", "1.2.3.4/33", "::/129", "fe80::1%eth0"]) assert.equal(parseCidr(c), undefined, c);
+  });
+});
+
+describe("key ids in resources (issue 13)", () => {
+  const ID = "0aefd3d2-0000-4000-8000-00000000000a";
+  const name = `qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/${A}/${ID}`;
+  const denyOf = (resource: string): string => doc({ effect: "allow", action: "name/kms:*", resource: "*" }, { effect: "deny", action: "name/kms:Decrypt", resource });
+
+  it("keeps patterns with wildcards working", () => {
+    for (const pattern of [`qcs::kms::uin/${A}:key/*`, `qcs::kms::uin/${A}:key/creatorUin/*/${ID}`, `qcs::kms::uin/${A}:key/creatorUin/${A}/0aefd3d2-*`, `qcs::kms::uin/${A}:key/creatorUin/${A}/0aefd3d2-0000-4000-8000-00000000000?`]) {
+      const parsed = parsePolicyDocument(denyOf(pattern), "identity");
+      assert.deepEqual(parsed.statement[1]?.resource, [pattern]);
+      assert.equal(evaluate([{ policyId: 1, policyName: "p", document: parsed }], { action: "kms:Decrypt", resources: [name], context: { currentTime: 0 } }).reason, "explicit-deny", pattern);
+    }
+  });
+
+  it("matches a stored document's upper-case key id as the lower-case key it names, so its deny denies", () => {
+    const upper = `qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/${A}/${ID.toUpperCase()}`;
+    assert.throws(() => parsePolicyDocument(denyOf(upper), "identity"), PolicyDocumentError);
+    const stored = parsePolicyDocument(denyOf(upper), "identity", "store");
+    assert.deepEqual(stored.statement[1]?.resource, [name]);
+    const decision = evaluate([{ policyId: 1, policyName: "p", document: stored }], { action: "kms:Decrypt", resources: [name], context: { currentTime: 0 } });
+    assert.equal(decision.reason, "explicit-deny");
+  });
+
+  it("still loads a stored document whose key resource matches no key, as before", () => {
+    const odd = `qcs::kms::uin/${A}:key/my-key`;
+    assert.deepEqual(parsePolicyDocument(denyOf(odd), "identity", "store").statement[1]?.resource, [odd]);
   });
 });

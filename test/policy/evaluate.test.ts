@@ -11,11 +11,11 @@ import { QcloudKMSCryptoAccess, QcloudKMSFullAccess, QcloudKMSReadOnlyAccess } f
 const A = "100000000001";
 const B = "200000000002";
 const CREATOR = "100000000003";
-const KEY = `qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/${A}/k-1`;
+const KEY = `qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/${A}/0aefd3d2-0000-4000-8000-000000000001`;
 const ALIAS = `qcs::kms:ap-guangzhou:uin/${A}:alias/app`;
 /** A key of account A made by another creator. */
-const KEY2 = `qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/${CREATOR}/k-2`;
-const KEY_B = `qcs::kms:ap-guangzhou:uin/${B}:key/creatorUin/${B}/k-9`;
+const KEY2 = `qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/${CREATOR}/0aefd3d2-0000-4000-8000-000000000002`;
+const KEY_B = `qcs::kms:ap-guangzhou:uin/${B}:key/creatorUin/${B}/0aefd3d2-0000-4000-8000-000000000009`;
 const NOW = Date.parse("2026-06-15T12:00:00Z");
 
 type Json = Record<string, unknown>;
@@ -90,8 +90,8 @@ const rows: Row[] = [
   { name: "an empty service segment means every service", policies: [doc(allow(ENC, `qcs:::ap-guangzhou:uin/${A}:key/*`))], action: "kms:Encrypt", expected: "allow" },
   { name: "another region does not cover the key", policies: [doc(allow(ENC, `qcs::kms:ap-beijing:uin/${A}:key/*`))], action: "kms:Encrypt", expected: "implicit-deny" },
   { name: "a region wildcard", policies: [doc(allow(ENC, `qcs::kms:ap-*:uin/${A}:key/*`))], action: "kms:Encrypt", expected: "allow" },
-  { name: "a wildcard in the middle of the resource", policies: [doc(allow(ENC, `qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/*/k-1`))], action: "kms:Encrypt", expected: "allow" },
-  { name: "? in the key id", policies: [doc(allow(ENC, `qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/${A}/k-?`))], action: "kms:Encrypt", expected: "allow" },
+  { name: "a wildcard in the middle of the resource", policies: [doc(allow(ENC, `qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/*/0aefd3d2-0000-4000-8000-000000000001`))], action: "kms:Encrypt", expected: "allow" },
+  { name: "? in the key id", policies: [doc(allow(ENC, `qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/${A}/0aefd3d2-0000-4000-8000-00000000000?`))], action: "kms:Encrypt", expected: "allow" },
   { name: "uin/* in the account segment", policies: [doc(allow(ENC, "qcs::kms:ap-guangzhou:uin/*:key/*"))], action: "kms:Encrypt", resources: [KEY_B], expected: "allow" },
   { name: "an empty account segment is the policy owner's account", policies: [doc(allow(ENC, "qcs::kms:::key/*"))], ownerUin: A, action: "kms:Encrypt", expected: "allow" },
   { name: "an empty account segment does not reach another account", policies: [doc(allow(ENC, "qcs::kms:::key/*"))], ownerUin: B, action: "kms:Encrypt", expected: "implicit-deny" },
@@ -234,7 +234,7 @@ const rows: Row[] = [
   { name: "a policy naming B's key does not cover A's key", policies: [doc(allow(ENC, KEY_B))], action: "kms:Encrypt", resources: [KEY], expected: "implicit-deny" },
   { name: "a policy naming A's key does not cover B's key", policies: [doc(allow(ENC, KEY))], action: "kms:Encrypt", resources: [KEY_B], expected: "implicit-deny" },
   { name: "a policy naming B's key covers it", policies: [doc(allow(ENC, KEY_B))], action: "kms:Encrypt", resources: [KEY_B], expected: "allow" },
-  { name: "account A's key/* does not cover B's key of the same path", policies: [doc(allow(ENC, `qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/${B}/k-9`))], action: "kms:Encrypt", resources: [KEY_B], expected: "implicit-deny" },
+  { name: "account A's key/* does not cover B's key of the same path", policies: [doc(allow(ENC, `qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/${B}/0aefd3d2-0000-4000-8000-000000000009`))], action: "kms:Encrypt", resources: [KEY_B], expected: "implicit-deny" },
   { name: "a deny on every account's keys", policies: [doc(allow("name/kms:*")), doc(deny(ENC, "qcs::kms::uin/*:key/*"))], action: "kms:Encrypt", resources: [KEY_B], expected: "explicit-deny", by: [2, 0] },
 
   // ---- temporary credentials: a role's policies, evaluated the same way ----
@@ -309,7 +309,7 @@ describe("actionMatches and resourceMatches", () => {
     assert.equal(resourceMatches(`qcs::kms:*:uin/${A}:key/*`, KEY), true);
     assert.equal(resourceMatches(`qcs::kms:*:key/*`, KEY), false, "five segments are no pattern");
     assert.equal(resourceMatches(`qcs::kms:ap-guangzhou:uin/1*:key/creatorUin/*`, KEY), true);
-    assert.equal(resourceMatches(`qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/${A}/k-1`, `${KEY}x`), false);
+    assert.equal(resourceMatches(`qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/${A}/0aefd3d2-0000-4000-8000-000000000001`, `${KEY}x`), false);
     assert.equal(resourceMatches(`qcs::kms:ap-guangzhou:uin/${A}:key.creatorUin/*`, KEY), false, "a dot is literal");
   });
 });

@@ -13,9 +13,9 @@ const RUNS = { numRuns: 400 };
 
 const A = "100000000001";
 const B = "200000000002";
-const KEY = `qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/${A}/k-1`;
+const KEY = `qcs::kms:ap-guangzhou:uin/${A}:key/creatorUin/${A}/0aefd3d2-0000-4000-8000-000000000001`;
 const ALIAS = `qcs::kms:ap-guangzhou:uin/${A}:alias/app`;
-const KEY_B = `qcs::kms:ap-beijing:uin/${B}:key/creatorUin/${B}/k-9`;
+const KEY_B = `qcs::kms:ap-beijing:uin/${B}:key/creatorUin/${B}/0aefd3d2-0000-4000-8000-000000000009`;
 
 const ACTION_PATTERNS = ["*", "name/kms:*", "name/kms:Encrypt", "name/kms:Decrypt", "name/kms:Describe*", "name/kms:Get*", "name/kms:CreateKey", "name/cam:*", "name/cam:AddUser"];
 const RESOURCE_PATTERNS = [
