@@ -179,8 +179,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.get("/healthz", async () => ({ status: "ok" }));
 
   // Unauthenticated, for load balancers: 503 takes the node out of rotation until it recovers.
+  // Requests failed by the store since the last check make the next check write (disk full, read-only).
   app.get("/readyz", async (_req, res) => {
-    const health = await service.health();
+    const health = await service.health(metrics.storeFailures());
     return res.code(health.ready ? 200 : 503).send({ status: health.ready ? "ready" : "unavailable", store: health.store, rootOfTrust: health.rootOfTrust });
   });
 
