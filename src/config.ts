@@ -14,6 +14,8 @@ export interface ServeConfig {
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   insecureHttp: boolean;
+  /** Only warn (instead of refusing to start) when the data directory or its files are readable by group or others. */
+  allowInsecurePermissions: boolean;
   defaultKeySpec: KeySpec;
   cmkLimit: number;
   bodyLimit: number;
@@ -36,6 +38,7 @@ export interface ServeFlags {
   tlsCert?: string;
   tlsKey?: string;
   insecureHttp?: boolean;
+  allowInsecurePermissions?: boolean;
   defaultKeySpec?: string;
   cmkLimit?: string;
   bodyLimit?: string;
@@ -84,6 +87,7 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = p
     tlsCert: pick(flags.tlsCert, "TRESOR_TLS_CERT"),
     tlsKey: pick(flags.tlsKey, "TRESOR_TLS_KEY"),
     insecureHttp: flags.insecureHttp ?? ["1", "true", "yes"].includes(env.TRESOR_INSECURE_HTTP ?? ""),
+    allowInsecurePermissions: flags.allowInsecurePermissions ?? ["1", "true", "yes"].includes(env.TRESOR_ALLOW_INSECURE_PERMISSIONS ?? ""),
     defaultKeySpec: keySpec as KeySpec,
     cmkLimit: integerSetting("--cmk-limit", pick(flags.cmkLimit, "TRESOR_CMK_LIMIT") ?? "10000", 1, 10_000_000),
     bodyLimit: integerSetting("--body-limit", pick(flags.bodyLimit, "TRESOR_BODY_LIMIT") ?? String(64 * 1024), 1024, 16 * 1024 * 1024),
