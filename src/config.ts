@@ -16,6 +16,8 @@ export interface ServeConfig {
   insecureHttp: boolean;
   /** Refuse requests whose signature does not cover X-TC-Action. */
   requireSignedAction: boolean;
+  /** Only warn (instead of refusing to start) when the data directory or its files are readable by group or others. */
+  allowInsecurePermissions: boolean;
   defaultKeySpec: KeySpec;
   cmkLimit: number;
   bodyLimit: number;
@@ -39,6 +41,7 @@ export interface ServeFlags {
   tlsKey?: string;
   insecureHttp?: boolean;
   requireSignedAction?: boolean;
+  allowInsecurePermissions?: boolean;
   defaultKeySpec?: string;
   cmkLimit?: string;
   bodyLimit?: string;
@@ -88,6 +91,7 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = p
     tlsKey: pick(flags.tlsKey, "TRESOR_TLS_KEY"),
     insecureHttp: flags.insecureHttp ?? ["1", "true", "yes"].includes(env.TRESOR_INSECURE_HTTP ?? ""),
     requireSignedAction: flags.requireSignedAction ?? ["1", "true", "yes"].includes(env.TRESOR_REQUIRE_SIGNED_ACTION ?? ""),
+    allowInsecurePermissions: flags.allowInsecurePermissions ?? ["1", "true", "yes"].includes(env.TRESOR_ALLOW_INSECURE_PERMISSIONS ?? ""),
     defaultKeySpec: keySpec as KeySpec,
     cmkLimit: integerSetting("--cmk-limit", pick(flags.cmkLimit, "TRESOR_CMK_LIMIT") ?? "10000", 1, 10_000_000),
     bodyLimit: integerSetting("--body-limit", pick(flags.bodyLimit, "TRESOR_BODY_LIMIT") ?? String(64 * 1024), 1024, 16 * 1024 * 1024),

@@ -9,7 +9,7 @@
 // check value refuses to start.
 
 import { constants } from "node:fs";
-import { mkdir, open, readdir, stat, unlink } from "node:fs/promises";
+import { chmod, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { randomInt } from "node:crypto";
 import { FileRootOfTrust } from "./rootkey/file.js";
@@ -103,6 +103,8 @@ export async function initDataDir(dir: string, region: string, options: InitOpti
   await mkdir(path, { recursive: true, mode: 0o700 });
   const existing = await readdir(path);
   if (existing.length > 0) throw new Error(`the data directory ${path} is not empty: refusing to overwrite it`);
+  // An empty directory made beforehand (by hand, a volume mount) keeps its mode through mkdir.
+  await chmod(path, 0o700);
 
   if (options.store !== undefined) return initSharedStore(path, options.store, region, clock, setting, options.pkcs11Pin);
 
@@ -253,6 +255,43 @@ async function checkRootKey(store: { getMeta(name: string): Promise<string | und
   const same = plaintext.equals(ROOT_CHECK_PLAINTEXT);
   plaintext.fill(0);
   if (!same) throw new Error(`the store ${storeLabel} holds a root key check value of an unknown kind`);
+}
+
+/**
+ * The data directory and the files in it that hold state or secrets, with the mode each must not
+ * exceed; root.key is checked when it is opened (FileRootOfTrust.open). SQLite's -wal and -shm
+ * files take the database's mode.
+ */
+const PRIVATE_ENTRIES: readonly { name: string; mode: number }[] = [
+  { name: "", mode: 0o700 },
+  { name: DATABASE_FILE, mode: 0o600 },
+  { name: `${DATABASE_FILE}-wal`, mode: 0o600 },
+  { name: `${DATABASE_FILE}-shm`, mode: 0o600 },
+  { name: ADMIN_CREDENTIALS_FILE, mode: 0o600 },
+];
+
+/**
+ * What in the data directory grants access to group or others: one sentence per entry, naming it,
+ * its mode and the chmod that fixes it. Missing entries are fine (no database with --store, the
+ * credentials file deleted after the secret was stored elsewhere).
+ */
+export async function insecurePermissions(dir: string): Promise<string[]> {
+  const path = resolve(dir);
+  const problems: string[] = [];
+  for (const entry of PRIVATE_ENTRIES) {
+    const full = entry.name === "" ? path : join(path, entry.name);
+    let mode: number;
+    try {
+      mode = (await stat(full)).mode & 0o777;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") continue;
+      throw e;
+    }
+    if ((mode & 0o077) === 0) continue;
+    const what = entry.name === "" ? `the data directory ${full}` : full;
+    problems.push(`${what} has mode ${mode.toString(8).padStart(4, "0")}, which grants access to group or others: run "chmod ${entry.mode.toString(8)} ${full}"`);
+  }
+  return problems;
 }
 
 export async function openDataDir(dir: string, options: { pkcs11Pin?: string; store?: string } = {}): Promise<DataDir> {

@@ -55,6 +55,11 @@ export class Metrics {
     this.#auditFailures++;
   }
 
+  /** Requests failed by the store or by an unwritten audit record so far: the readiness check writes after new ones. */
+  storeFailures(): number {
+    return this.#unavailable.store + this.#auditFailures;
+  }
+
   /** The exposition text for this node. */
   render(service: KmsService): string {
     const stats = service.stats();

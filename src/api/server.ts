@@ -50,6 +50,21 @@ export function productOfVersion(version: string): string | undefined {
   return PRODUCTS.get(version)?.product;
 }
 
+/**
+ * TLS 1.3's suites (all AEAD with forward secrecy), then TLS 1.2 limited to ECDHE key exchange with
+ * AEAD (GCM, ChaCha20-Poly1305): no RSA key exchange (no forward secrecy), no CBC, SHA-1 or CCM8.
+ */
+export const TLS_CIPHERS = [
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "TLS_AES_128_GCM_SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+].join(":");
 /** Largest request body: a 4096-byte plaintext is about 5.5 KB of base64, so this is generous. */
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 
@@ -102,7 +117,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     connectionTimeout: 60_000,
     keepAliveTimeout: 65_000,
     return503OnClosing: true,
-    ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key, minVersion: "TLSv1.2" as const } } : {}),
+    ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key, minVersion: "TLSv1.2" as const, ciphers: TLS_CIPHERS, honorCipherOrder: true } } : {}),
   });
 
   // Every content type arrives as raw bytes: the signature covers the exact body.
@@ -201,8 +216,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.get("/healthz", async () => ({ status: "ok" }));
 
   // Unauthenticated, for load balancers: 503 takes the node out of rotation until it recovers.
+  // Requests failed by the store since the last check make the next check write (disk full, read-only).
   app.get("/readyz", async (_req, res) => {
-    const health = await service.health();
+    const health = await service.health(metrics.storeFailures());
     return res.code(health.ready ? 200 : 503).send({ status: health.ready ? "ready" : "unavailable", store: health.store, rootOfTrust: health.rootOfTrust });
   });
 

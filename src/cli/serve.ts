@@ -6,7 +6,7 @@ import type { Command } from "commander";
 import { pino } from "pino";
 import { buildServer, listen } from "../api/server.js";
 import { ConfigError, resolveServeConfig, type ServeFlags } from "../config.js";
-import { DEFAULT_REGION, dataDirExists, initDataDir, openDataDir } from "../data-dir.js";
+import { DEFAULT_REGION, dataDirExists, initDataDir, insecurePermissions, openDataDir } from "../data-dir.js";
 import { systemClock } from "../service/clock.js";
 import { openAuditWriter } from "../audit/writer.js";
 import { KmsService } from "../service/kms-service.js";
@@ -27,6 +27,7 @@ export function registerServeCommand(program: Command): void {
     .option("--tls-key <file>", "PEM private key for --tls-cert (env TRESOR_TLS_KEY)")
     .option("--insecure-http", "allow plain HTTP on a non-loopback address (env TRESOR_INSECURE_HTTP=1)")
     .option("--require-signed-action", "refuse requests whose signature does not cover X-TC-Action (env TRESOR_REQUIRE_SIGNED_ACTION=1)")
+    .option("--allow-insecure-permissions", "only warn when the data directory, database or credentials file is readable by group or others (env TRESOR_ALLOW_INSECURE_PERMISSIONS=1)")
     .option("--default-key-spec <spec>", "spec of new symmetric keys: SM4 or AES_256 (env TRESOR_DEFAULT_KEY_SPEC, default SM4)")
     .option("--cmk-limit <n>", "most keys the account may hold (env TRESOR_CMK_LIMIT, default 10000)")
     .option("--body-limit <bytes>", "largest request body (env TRESOR_BODY_LIMIT, default 65536)")
@@ -67,6 +68,11 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
     // The banner goes to stderr, away from the JSON log stream on stdout.
     printNewCredentials(created, process.stderr);
   }
+  const insecure = await insecurePermissions(config.dataDir);
+  if (insecure.length > 0 && !config.allowInsecurePermissions) {
+    throw new Error(`refusing to serve: ${insecure.join("; ")} (or start with --allow-insecure-permissions to only warn)`);
+  }
+  for (const problem of insecure) logger.warn({ problem }, "the data directory is readable by group or others");
   const tls = config.tlsCert && config.tlsKey ? { cert: await readFile(config.tlsCert), key: await readFile(config.tlsKey) } : undefined;
   const dataDir = await openDataDir(config.dataDir, { ...pinOption(flags.pkcs11PinFile), ...(config.store === undefined ? {} : { store: config.store }) });
   const region = config.region ?? dataDir.region;

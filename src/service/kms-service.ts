@@ -941,9 +941,12 @@ export class KmsService {
 
   // ---- operations ----
 
-  /** Whether this node can reach its store and root of trust; checked at most once a second. */
-  health(): Promise<HealthReport> {
-    return this.#health.check();
+  /**
+   * Whether this node can reach its store and root of trust and write to its store; checked at most
+   * once a second. `storeFailures`: requests failed by the store so far (a count that grows).
+   */
+  health(storeFailures?: number): Promise<HealthReport> {
+    return this.#health.check(storeFailures);
   }
 
   /** Counters for the metrics: material-cache lookups, failed readiness checks. */

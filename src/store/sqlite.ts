@@ -1677,6 +1677,17 @@ function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+/**
+ * SQLite result codes that say the database cannot be written now: the disk (or a quota) is full,
+ * the file or its file system is read-only, or the disk fails (extended codes included).
+ */
+const UNWRITABLE_CODE = /^SQLITE_(FULL|READONLY|IOERR)(_[A-Z_]+)?$/;
+
+/** Whether `err` is SQLite refusing a write because it cannot write at all (not a constraint or a bug). */
+export function isSqliteUnwritable(err: unknown): boolean {
+  return err instanceof Database.SqliteError && UNWRITABLE_CODE.test(err.code);
+}
+
 function conflictField(err: unknown): StoreConflictError["field"] | undefined {
   if (!(err instanceof Database.SqliteError)) return undefined;
   if (err.code !== "SQLITE_CONSTRAINT_UNIQUE" && err.code !== "SQLITE_CONSTRAINT_PRIMARYKEY") return undefined;

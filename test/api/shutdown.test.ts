@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { KmsService } from "../../src/service/kms-service.js";
+import { waitFor } from "../helpers/wait.js";
 import { startInProcessServer, type InProcessServer } from "./helpers-inprocess.js";
 
 describe("shutdown", () => {
@@ -31,10 +32,9 @@ describe("shutdown", () => {
     await inside;
     let closed = false;
     const closing = s.stop().then(() => (closed = true));
-    await new Promise((r) => setTimeout(r, 100));
+    // Closing has begun once new connections are refused; the request in flight still holds it open.
+    await waitFor("a new connection to be refused while closing", () => s.raw("GetRegions", {}).then(() => false, () => true), { timeoutMs: 10_000, intervalMs: 20 });
     assert.equal(closed, false, "the server waits for the request in flight");
-
-    await assert.rejects(s.raw("GetRegions", {}), "a new connection is refused while closing");
 
     release();
     const answer = await inflight;

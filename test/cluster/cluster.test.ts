@@ -10,10 +10,10 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { KmsClient, KmsClientError } from "tresor/sdk";
 import { runCli, startServer, type TestServer } from "../helpers/server.js";
+import { seededRandom, waitFor } from "../helpers/wait.js";
 import { postgresBinDir, startCluster, type Cluster } from "../store/postgres-cluster.js";
 
 const baseUrl = process.env.TRESOR_TEST_PG_URL;
@@ -136,8 +136,17 @@ interface LoadStats {
  * Each worker prefers its own node (endpoints rotated) and makes a fresh client every 25 calls, as
  * short-lived clients would, so a restarted node gets traffic again.
  */
-async function runLoad(credentials: Credentials, endpoints: string[], workers: number, acked: Acknowledged, stopAt: () => boolean): Promise<LoadStats> {
-  const stats: LoadStats = { ok: {}, failures: [], wrongPlaintexts: 0 };
+async function runLoad(
+  credentials: Credentials,
+  endpoints: string[],
+  workers: number,
+  acked: Acknowledged,
+  stopAt: () => boolean,
+  /** Filled as the load goes, so that a test can wait for what it has seen. */
+  stats: LoadStats = { ok: {}, failures: [], wrongPlaintexts: 0 },
+): Promise<LoadStats> {
+  // The mix of actions and keys is drawn from a printed seed; timing still varies from run to run.
+  const random = seededRandom("cluster load").next;
   const worker = async (w: number): Promise<void> => {
     const mine = [...endpoints.slice(w % endpoints.length), ...endpoints.slice(0, w % endpoints.length)];
     let client = clientFor(credentials, mine, { timeoutMs: 5_000, maxRetries: 4 });
@@ -147,15 +156,15 @@ async function runLoad(credentials: Credentials, endpoints: string[], workers: n
           client.close();
           client = clientFor(credentials, mine, { timeoutMs: 5_000, maxRetries: 4 });
         }
-        const roll = Math.random();
+        const roll = random();
         const action = roll < 0.1 ? "CreateKey" : roll < 0.5 ? "Encrypt" : roll < 0.75 ? "GenerateDataKey" : "Decrypt";
-        const keyId = acked.keys[Math.floor(Math.random() * acked.keys.length)]!;
+        const keyId = acked.keys[Math.floor(random() * acked.keys.length)]!;
         try {
           if (action === "CreateKey") {
             const created = await client.createKey({ Alias: `load-${randomUUID()}` });
             acked.keys.push(created.KeyId!);
           } else if (action === "Encrypt") {
-            const plaintext = randomBytes(1 + Math.floor(Math.random() * 200));
+            const plaintext = randomBytes(1 + Math.floor(random() * 200));
             const context = { worker: String(w), n: String(n) };
             acked.ciphertexts.push({ blob: await client.encryptBytes(keyId, plaintext, context), plaintext, context });
           } else if (action === "GenerateDataKey") {
@@ -163,7 +172,7 @@ async function runLoad(credentials: Credentials, endpoints: string[], workers: n
             const dataKey = await client.generateDataKeyBytes(keyId, 32, context);
             acked.ciphertexts.push({ blob: dataKey.ciphertextBlob, plaintext: dataKey.plaintext, context });
           } else {
-            const sample = acked.ciphertexts[Math.floor(Math.random() * acked.ciphertexts.length)];
+            const sample = acked.ciphertexts[Math.floor(random() * acked.ciphertexts.length)];
             if (sample === undefined) continue;
             const plaintext = await client.decryptBytes(sample.blob, sample.context);
             if (!plaintext.equals(sample.plaintext)) stats.wrongPlaintexts++;
@@ -340,20 +349,29 @@ function suite(base: string): void {
       for (let i = 0; i < 3; i++) acked.keys.push((await seed.createKey({ Alias: `seed-${i}` })).KeyId!);
       seed.close();
 
-      const started = Date.now();
       let stop = false;
       const load = runLoad(credentials, urls(), 12, acked, () => stop);
       const victim = nodes[0]!;
-      await sleep(1_500);
-      victim.server.kill("SIGKILL");
-      assert.equal(await victim.server.stop(), null, "node 0 was killed by a signal");
-      const killedAt = Date.now() - started;
-      await sleep(1_500);
-      nodes[0] = await startNode(storeUrl, victim.dir, victim.port, victim.id);
-      assert.equal(nodes[0].server.url, victim.server.url, "restarted on the same address");
-      await sleep(2_500);
-      stop = true;
-      const stats = await load;
+      const acknowledged = () => acked.keys.length + acked.ciphertexts.length;
+      let stats: LoadStats;
+      try {
+        // Killed while it serves part of the load, not before the load reached it.
+        await waitFor("node 0 to serve part of the load", async () => (await metric(victim.server.url, "tresor_requests_total", 'code="Success"')) >= 20);
+        victim.server.kill("SIGKILL");
+        assert.equal(await victim.server.stop(), null, "node 0 was killed by a signal");
+        // Down while the other two carry the load: restarted once they have acknowledged more writes.
+        const atKill = acknowledged();
+        await waitFor("the survivors to acknowledge 100 writes with node 0 down", () => acknowledged() >= atKill + 100);
+        nodes[0] = await startNode(storeUrl, victim.dir, victim.port, victim.id);
+        assert.equal(nodes[0].server.url, victim.server.url, "restarted on the same address");
+        // Clients come back to a recovered node when they are made afresh (every 25 calls here) or when
+        // the node they failed over to fails: not after a fixed time (see docs/operations.md).
+        const restarted = nodes[0].server.url;
+        await waitFor("the restarted node to serve requests again", async () => (await metric(restarted, "tresor_requests_total", 'code="Success"')) >= 20, { timeoutMs: 60_000 });
+      } finally {
+        stop = true;
+        stats = await load;
+      }
 
       const total = Object.values(stats.ok).reduce((a, b) => a + b, 0) + stats.failures.length;
       assert.equal(stats.wrongPlaintexts, 0, "a Decrypt returned other bytes than were encrypted");
@@ -364,9 +382,6 @@ function suite(base: string): void {
       for (const n of nodes) for (const l of n.server.logs().split("\n")) if (l.includes("internal error")) process.stdout.write(`# ${l}\n`);
       assertClearFailures(stats, ["NetworkError", "Timeout", "ServiceUnavailable"]);
       assert.ok(stats.failures.length <= total * 0.02, `${stats.failures.length} of ${total} requests failed: ${JSON.stringify(stats.failures.slice(0, 5))}`);
-      assert.ok(killedAt < 5_000);
-      // The restarted node took part of the load again (its counters start at its restart).
-      assert.ok((await metric(nodes[0].server.url, "tresor_requests_total", 'code="Success"')) > 0, "the restarted node served no request");
       // The survivors never went down.
       for (const n of nodes.slice(1)) assert.equal((await fetch(`${n.server.url}/healthz`)).status, 200);
 
@@ -434,10 +449,11 @@ function suite(base: string): void {
       seed.close();
 
       let stop = false;
-      const load = runLoad(credentials, urls, 4, acked, () => stop);
-      await sleep(1_000);
+      const seen: LoadStats = { ok: {}, failures: [], wrongPlaintexts: 0 };
+      const load = runLoad(credentials, urls, 4, acked, () => stop, seen);
+      const acknowledged = () => acked.keys.length + acked.ciphertexts.length;
+      await waitFor("the load to get going", () => acknowledged() >= 20);
       await cluster.stop();
-      await sleep(500);
 
       // Down: one request to one node, no retries, fails fast with ServiceUnavailable.
       const single = clientFor(credentials, [urls[0]!], { maxRetries: 0, timeoutMs: 10_000 });
@@ -453,30 +469,21 @@ function suite(base: string): void {
         assert.equal(ready.status, 503);
         assert.equal(((await ready.json()) as { store: string }).store, "unavailable");
       }
-      await sleep(1_000);
+      await waitFor("the load to meet the outage", () => seen.failures.length > 0);
 
       await cluster.start();
-      // Back: every node serves again without being restarted.
-      const deadline = Date.now() + 20_000;
+      // Back: every node serves again without being restarted, and reports ready (past the readiness cache).
       for (const url of urls) {
         const c = clientFor(credentials, [url], { maxRetries: 0 });
         try {
-          for (;;) {
-            try {
-              await c.encryptBytes(acked.keys[0]!, Buffer.from("after restart"));
-              break;
-            } catch (err) {
-              if (Date.now() > deadline) throw err;
-              await sleep(200);
-            }
-          }
+          await waitFor(`${url} to serve again`, () => c.encryptBytes(acked.keys[0]!, Buffer.from("after restart")), { timeoutMs: 20_000, intervalMs: 200 });
         } finally {
           c.close();
         }
-        await sleep(1_100); // past the readiness cache
-        assert.equal((await fetch(`${url}/readyz`)).status, 200);
+        await waitFor(`${url} to report ready`, async () => (await fetch(`${url}/readyz`)).status === 200, { timeoutMs: 10_000 });
       }
-      await sleep(1_000);
+      const atRecovery = acknowledged();
+      await waitFor("the load to go on after the outage", () => acknowledged() >= atRecovery + 20);
       stop = true;
       const stats = await load;
 
@@ -512,24 +519,19 @@ function suite(base: string): void {
           // The store's statement timeout (5 s) plus its connect timeout (3 s), and some slack.
           assert.ok(elapsed < 12_000, `a frozen database held a request for ${elapsed} ms`);
           process.stdout.write(`# frozen PostgreSQL: ServiceUnavailable after ${elapsed} ms\n`);
-          await sleep(1_100);
-          const t1 = Date.now();
-          const ready = await fetch(`${url}/readyz`);
-          assert.equal(ready.status, 503);
-          assert.ok(Date.now() - t1 < 4_000, "the readiness check is bounded by its own timeout");
+          // Once past the readiness cache, a check fails, and each check is bounded by its own timeout.
+          let slowest = 0;
+          await waitFor("/readyz to answer 503", async () => {
+            const t1 = Date.now();
+            const ready = await fetch(`${url}/readyz`);
+            slowest = Math.max(slowest, Date.now() - t1);
+            return ready.status === 503;
+          }, { timeoutMs: 10_000 });
+          assert.ok(slowest < 4_000, `a readiness check took ${slowest} ms: it is bounded by its own timeout`);
         } finally {
           await cluster.thaw();
         }
-        const deadline = Date.now() + 20_000;
-        for (;;) {
-          try {
-            await c.encryptBytes(keyId, Buffer.from("thawed"));
-            break;
-          } catch (err) {
-            if (Date.now() > deadline) throw err;
-            await sleep(200);
-          }
-        }
+        await waitFor("the node to serve again after the thaw", () => c.encryptBytes(keyId, Buffer.from("thawed")), { timeoutMs: 20_000, intervalMs: 200 });
         assert.equal((await fetch(`${url}/healthz`)).status, 200);
       } finally {
         c.close();

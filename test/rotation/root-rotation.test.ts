@@ -9,10 +9,10 @@ import { access, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { initDataDir, openDataDir, rotateDataDirRootKey, type DataDir } from "../../src/data-dir.js";
 import { META_ROOT_KEY_RING, RotationInterruptedError, type RingState } from "../../src/root-rotation.js";
 import { wrappedGeneration } from "../../src/rootkey/ring.js";
+import { waitFor } from "../helpers/wait.js";
 import { systemClock } from "../../src/service/clock.js";
 import { rootCaller } from "../../src/service/access-control.js";
 import { KmsService } from "../../src/service/kms-service.js";
@@ -90,7 +90,7 @@ describe("root key rotation (file root of trust)", () => {
 
     // Meanwhile the node serves old and new values, and (once it notices the new generation) wraps with it.
     for (const { blob, plaintext } of blobs) assert.deepEqual((await service.decrypt(caller, blob, { n: String(blobs.findIndex((b) => b.blob === blob)) })).plaintext, plaintext);
-    await sleep(1100);
+    await waitFor("the node to wrap with the new generation", async () => wrappedGeneration(await node.rootOfTrust.wrap(Buffer.from("probe"), Buffer.from("probe"))) === 1, { timeoutMs: 10_000 });
     const during = await service.createKey(caller, { alias: "during", description: "", keyUsage: "ENCRYPT_DECRYPT", tags: [] });
     assert.equal(wrappedGeneration((await node.store.getKeyVersion(during.keyId, 1))!.wrappedMaterial), 1, "new values use the new generation");
     const duringBlob = (await service.encrypt(caller, during.keyId, Buffer.from("during"), {})).blob;

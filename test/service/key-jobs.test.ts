@@ -21,6 +21,7 @@ import { SqliteStore } from "../../src/store/sqlite.js";
 import type { Store, StoreOperations } from "../../src/store/store.js";
 import { ManualClock } from "../api/helpers-inprocess.js";
 import { kmsError } from "./fixture.js";
+import { waitFor } from "../helpers/wait.js";
 
 const caller = rootCaller("100000000001");
 const START = Date.UTC(2025, 0, 15, 12, 0, 0);
@@ -566,10 +567,10 @@ describe("the scheduler after downtime, across nodes and through failures", () =
       c.advance(7 * DAY_SECONDS * 1000);
       const scheduler = new Scheduler(a.service, { intervalMs: 20 });
       scheduler.start();
-      for (let i = 0; i < 200 && (await a.store.getKey(k.keyId))?.currentVersion !== 2; i++) await new Promise((r) => setTimeout(r, 10));
+      await waitFor("the scheduler to rotate the key to version 2", async () => (await a.store.getKey(k.keyId))?.currentVersion === 2, { timeoutMs: 10_000, intervalMs: 10 }).catch(() => undefined);
       assert.equal((await a.store.getKey(k.keyId))?.currentVersion, 2, "the run at start");
       c.advance(7 * DAY_SECONDS * 1000);
-      for (let i = 0; i < 200 && (await a.store.getKey(k.keyId))?.currentVersion !== 3; i++) await new Promise((r) => setTimeout(r, 10));
+      await waitFor("the scheduler to rotate the key to version 3", async () => (await a.store.getKey(k.keyId))?.currentVersion === 3, { timeoutMs: 10_000, intervalMs: 10 }).catch(() => undefined);
       assert.equal((await a.store.getKey(k.keyId))?.currentVersion, 3, "a run on the interval");
       await scheduler.stop();
       c.advance(7 * DAY_SECONDS * 1000);
