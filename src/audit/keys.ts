@@ -25,7 +25,8 @@ export interface AuditKeys {
 
 /** The store's audit keys, made on first use; when several nodes start at once the first one written wins. */
 export async function loadAuditKeys(store: Store, root: RootOfTrust): Promise<AuditKeys> {
-  let stored = await readStored(store);
+  // In one transaction: three separate reads could see another node's keys half written.
+  let stored = await store.transaction((tx) => readStored(tx));
   if (stored === undefined) {
     const { privateKeyDer, publicKey } = generateAuditSigningKey();
     const hmacKey = randomBytes(32);
