@@ -2,6 +2,7 @@
 // service caches (a node KeyObject, or SM2's scalar), signature verification from the stored public
 // key, and encryption to a caller's public key (Decrypt / GenerateDataKey `EncryptionPublicKey`).
 
+import { availableParallelism } from "node:os";
 import { EcdsaPrivateKey, ecGenerateKeyPairAsync, ecPublicKeyFromSpki, ecdsaVerify, ecdsaVerifyDigest, type EcdsaCurve } from "../crypto/ecc.js";
 import { RsaPrivateKey, rsaEncrypt, rsaGenerateKeyPairAsync, rsaPublicKey, rsaVerify, rsaVerifyDigest, type RsaEncryptionAlgorithm, type RsaModulusBits } from "../crypto/rsa.js";
 import {
@@ -60,11 +61,12 @@ class Semaphore {
 
 /**
  * Key pairs are made in OpenSSL on libuv's thread pool, never on the event loop (an RSA-4096 prime
- * search takes a second or more). At most KEY_PAIR_JOBS at a time: the pool (4 threads unless
- * UV_THREADPOOL_SIZE says otherwise) also serves file writes, DNS lookups and other crypto, which a
- * burst of CreateKey calls must not starve; the others wait in turn.
+ * search takes a second or more). At most KEY_PAIR_JOBS at a time, and one core always left to the
+ * event loop: the pool (4 threads unless UV_THREADPOOL_SIZE says otherwise) also serves file
+ * writes, DNS lookups and other crypto, which a burst of CreateKey calls must not starve; the other
+ * calls wait their turn.
  */
-export const KEY_PAIR_JOBS = 2;
+export const KEY_PAIR_JOBS = Math.max(1, Math.min(2, availableParallelism() - 1));
 const keyPairSlots = new Semaphore(KEY_PAIR_JOBS);
 
 export async function generateKeyPair(spec: AsymmetricKeySpec): Promise<GeneratedKeyPair> {

@@ -21,8 +21,8 @@ export const AUDIT_QUERY_LIMITS = {
   futureSkewSeconds: 300,
   /** The largest time accepted, in unix seconds (9999-12-31T23:59:59Z). */
   maxSeconds: 253_402_300_799,
-  /** Records one call examines at most (a few milliseconds of SQLite's time, see docs/operations.md). */
-  scanRecords: 4000,
+  /** Records one call examines at most: about a millisecond of SQLite's time (docs/operations.md). */
+  scanRecords: 2000,
 } as const;
 
 /** What a search may match; each given filter must match exactly. The account is always the caller's. */

@@ -1082,7 +1082,8 @@ abstract class Operations implements StoreOperations {
     }
     // One whole name of the comma-separated list.
     if (filters.resourceName !== undefined) where.push(`strpos(',' || resource_name || ',', ',' || ${param(filters.resourceName, "text")} || ',') > 0`);
-    if (filters.flag !== undefined) where.push(`flags::jsonb ? ${param(filters.flag, "text")}`);
+    // The text test first, as in sqlite.ts: only rows holding the flag's JSON string can match.
+    if (filters.flag !== undefined) where.push(`strpos(flags, ${param(JSON.stringify(filters.flag), "text")}) > 0`, `flags::jsonb ? ${param(filters.flag, "text")}`);
     const text = `SELECT ${AUDIT_COLUMNS}, account_seq FROM audit_records WHERE ${where.join(" AND ")} ${order} LIMIT ${param(search.limit + 1, "bigint")}`;
     const rows = await this.exec<AuditRow & { account_seq: number }>("searchAccountAudit", listAuditStatement(text), values, "read");
     const records = rows.slice(0, search.limit).map((row) => ({ ...fromAuditRow(row), accountSeq: Number(row.account_seq) }));
