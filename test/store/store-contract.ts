@@ -12,7 +12,7 @@ import { StoreNotEmptyError, type PortableValue, type TableShape } from "../../s
 import type { WrappedValue, WrappedValuePosition } from "../../src/store/store.js";
 import type { PolicyAttachmentRecord, PolicyRecord, PrincipalRecord, RoleSessionRecord } from "../../src/store/store.js";
 import type { Checkpoint } from "../../src/audit/checkpoint.js";
-import { GENESIS_HASH } from "../../src/audit/record.js";
+import { GENESIS_HASH, type AuditRecord } from "../../src/audit/record.js";
 import { auditChain } from "../helpers/audit-fixtures.js";
 
 export interface StoreFixture {
@@ -23,6 +23,17 @@ export interface StoreFixture {
 }
 
 let aliasCounter = 0;
+
+/** A record as a row of a version-4 audit_records table (before 005-audit-accounts), for upgrade tests. */
+export function v4AuditRow(r: AuditRecord): Record<string, string | number | boolean> {
+  return {
+    seq: r.seq, time: r.time, request_id: r.requestId, trace_id: r.traceId, node_id: r.nodeId, account_uin: r.accountUin,
+    principal_uin: r.principalUin, principal_name: r.principalName, access_key_id: r.accessKeyId, source_ip: r.sourceIp,
+    user_agent: r.userAgent, region: r.region, service: r.service, action: r.action, resource_type: r.resourceType,
+    resource_name: r.resourceName, read_only: r.readOnly ? 1 : 0, result: r.result, latency_ms: r.latencyMs,
+    params_digest: r.paramsDigest, flags: JSON.stringify(r.flags), prev_hash: r.prevHash, hash: r.hash,
+  };
+}
 
 export function makeKey(overrides: Partial<KeyRecord> = {}): KeyRecord {
   aliasCounter++;
