@@ -10,11 +10,11 @@
 // figures measured by hand at 1,000,000.
 
 import assert from "node:assert/strict";
-import { after, before, describe, it, type TestContext } from "node:test";
-import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import { setTimeout as pace } from "node:timers/promises";
+import { after, before, describe, it } from "node:test";
+import { performance } from "node:perf_hooks";
 import path from "node:path";
 import Database from "better-sqlite3";
+import { assertResponsive, probeWhile } from "../helpers/event-loop-probe.js";
 import { startInProcessServer, type InProcessServer } from "./helpers-inprocess.js";
 
 const CLOUDAUDIT = { service: "cloudaudit", version: "2019-03-19" } as const;
@@ -25,54 +25,6 @@ const RECORDS = Number(process.env.TRESOR_AUDIT_LOAD_RECORDS ?? 400_000);
  * seen from scheduling alone at a load of 10 on 2 cores). The old code stalled 0.4–2 s a call here.
  */
 const MAX_STALL_MS = 300;
-const PROBE_EVERY_MS = 10;
-
-interface Probed {
-  worstProbeMs: number;
-  worstLoopDelayMs: number;
-  probes: number;
-}
-
-/**
- * Runs `work` while GET /healthz is probed (one at a time, PROBE_EVERY_MS apart, as a health
- * checker would: back to back, the in-process client would itself load the loop) and the event
- * loop's delay is sampled.
- */
-async function probeWhile(url: string, work: () => Promise<void>): Promise<Probed> {
-  // One probe first: the first fetch loads its HTTP client, which is this test's cost, not the server's.
-  await (await fetch(`${url}/healthz`)).arrayBuffer();
-  const delay = monitorEventLoopDelay({ resolution: 5 });
-  let done = false;
-  let worstProbeMs = 0;
-  let probes = 0;
-  const probing = (async () => {
-    while (!done) {
-      const start = performance.now();
-      const res = await fetch(`${url}/healthz`);
-      await res.arrayBuffer();
-      worstProbeMs = Math.max(worstProbeMs, performance.now() - start);
-      probes++;
-      await pace(PROBE_EVERY_MS);
-    }
-  })();
-  delay.enable();
-  try {
-    await work();
-  } finally {
-    done = true;
-    await probing;
-    delay.disable();
-  }
-  return { worstProbeMs, worstLoopDelayMs: delay.max / 1e6, probes };
-}
-
-function assertResponsive(t: TestContext, what: string, p: Probed, limitMs = MAX_STALL_MS): void {
-  const figures = `worst probe ${p.worstProbeMs.toFixed(1)} ms, worst event-loop delay ${p.worstLoopDelayMs.toFixed(1)} ms, ${p.probes} probes, limit ${limitMs.toFixed(0)} ms`;
-  t.diagnostic(`${what}: ${figures}`);
-  assert.ok(p.probes > 0, `${what}: no probe answered`);
-  assert.ok(p.worstLoopDelayMs < limitMs, `${what} blocked the event loop: ${figures}`);
-  assert.ok(p.worstProbeMs < limitMs, `${what} stalled /healthz: ${figures}`);
-}
 
 describe("the event loop stays free (issue 13)", () => {
   let s: InProcessServer;
@@ -192,7 +144,7 @@ describe("the event loop stays free (issue 13)", () => {
           [needleId],
           `${key}: found in ${result!.calls} calls`,
         );
-        assertResponsive(t, `LookUpEvents by ${key}`, probed);
+        assertResponsive(t, `LookUpEvents by ${key}`, probed, MAX_STALL_MS);
       });
     }
 
@@ -217,7 +169,7 @@ describe("the event loop stays free (issue 13)", () => {
           next = r.response.NextToken as number;
         }
       });
-      assertResponsive(t, "DescribeEvents by Flag", probed);
+      assertResponsive(t, "DescribeEvents by Flag", probed, MAX_STALL_MS);
     });
   });
 });
