@@ -43,5 +43,4 @@ describe("generateKeyPair", () => {
       assert.ok(d >= 1n && d <= n - 2n);
     }
   });
-
 });
