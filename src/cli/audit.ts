@@ -118,7 +118,7 @@ export function eventLine(e: Event): string {
   return [time, `#${String(e.EventId)}`, String(e.Username || "-"), `${service || "?"}:${String(e.EventName)}`, String(d.result ?? (e.ErrorCode === 0 ? "Success" : "failed")), resources.ResourceName || "-", String(e.SourceIPAddress || "-")].join("  ") + flags;
 }
 
-/** The numeric EventId (the record's seq). */
+/** The numeric EventId (the record's number within the account). */
 function seqOf(e: Event): number {
   return Number(e.EventId);
 }
@@ -296,15 +296,15 @@ export function registerAuditCommands(program: Command): void {
             } catch {
               break; // interrupted
             }
-            // Records of several nodes may arrive a little out of time order: look back 5 minutes, keep only seqs not yet printed.
+            // Records of several nodes may arrive a little out of time order, and events come newest
+            // by time: look back 5 minutes, keep the EventIds not yet printed, print them in order.
             const now = nowSeconds();
             const fresh: Event[] = [];
             for await (const e of searchEvents(client, Math.max(lastTime - 300, now - WINDOW_SECONDS + 60), now + 60, {}, Infinity, own)) {
-              if (seqOf(e) <= lastSeq) break;
-              fresh.push(e);
+              if (seqOf(e) > lastSeq) fresh.push(e);
             }
             if (stop.signal.aborted) break;
-            fresh.reverse();
+            fresh.sort((a, b) => seqOf(a) - seqOf(b));
             for (const e of fresh) if (!own.delete(String(e.RequestID))) print(e);
             const last = fresh.at(-1);
             if (last !== undefined) {

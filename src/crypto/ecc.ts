@@ -3,7 +3,7 @@
 // node:crypto (OpenSSL); a precomputed digest goes through @noble/curves with prehash off, because
 // node:crypto can only sign what it hashes itself.
 
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey, generateKeyPair, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
 import { p256, p384 } from "@noble/curves/nist.js";
 
 export const ECDSA_CURVES = ["P-256", "P-384"] as const;
@@ -43,6 +43,19 @@ export function ecGenerateKeyPair(curve: EcdsaCurve): EcKeyPair {
     publicKeyEncoding: { type: "spki", format: "der" },
   });
   return { privateKey, publicKey };
+}
+
+/** As ecGenerateKeyPair, off the event loop (OpenSSL in libuv's thread pool), for the server. */
+export function ecGenerateKeyPairAsync(curve: EcdsaCurve): Promise<EcKeyPair> {
+  const info = CURVES[curve];
+  if (!info) return Promise.reject(new RangeError(`"curve" must be one of ${ECDSA_CURVES.join(", ")}`));
+  return new Promise((resolve, reject) => {
+    generateKeyPair(
+      "ec",
+      { namedCurve: info.opensslName, privateKeyEncoding: { type: "pkcs8", format: "der" }, publicKeyEncoding: { type: "spki", format: "der" } },
+      (err, publicKey, privateKey) => (err ? reject(err) : resolve({ privateKey, publicKey })),
+    );
+  });
 }
 
 function checkEcKey(key: KeyObject, curve: EcdsaCurve, name: string): KeyObject {

@@ -7,7 +7,7 @@
 // Multiplications by secret scalars (k, d) run in OpenSSL through createECDH("SM2"); verification's
 // public double multiplication runs in @noble/curves; SM3 and the KDF are native.
 
-import { createECDH, createHash, createHmac, randomBytes, timingSafeEqual, type ECDH } from "node:crypto";
+import { createECDH, createHash, createHmac, generateKeyPair, randomBytes, timingSafeEqual, type ECDH, type KeyObject } from "node:crypto";
 import { weierstrass, type WeierstrassPoint } from "@noble/curves/abstract/weierstrass.js";
 import { DerReader, derSequence, derTlv, derUnsignedInteger, TAG_BIT_STRING, TAG_OCTET_STRING, TAG_OID } from "./asn1.js";
 import { CryptoError } from "./errors.js";
@@ -195,6 +195,31 @@ export function sm2GenerateKeyPair(): Sm2KeyPair {
     // OpenSSL draws d from [1, n-1]; SM2 excludes n-1, for which 1 + d has no inverse.
     if (d >= 1n && d <= N - 2n) return { privateKey, publicKey: ecdh.getPublicKey() };
     privateKey.fill(0);
+  }
+}
+
+/** As sm2GenerateKeyPair, with d drawn by OpenSSL in libuv's thread pool (for the server). */
+export async function sm2GenerateKeyPairAsync(): Promise<Sm2KeyPair> {
+  for (;;) {
+    const pair = await new Promise<KeyObject>((resolve, reject) =>
+      generateKeyPair("ec", { namedCurve: "SM2" }, (err, _publicKey, privateKey) => (err ? reject(err) : resolve(privateKey))),
+    );
+    // SEC 1 ECPrivateKey: SEQUENCE { INTEGER 1, OCTET STRING d, ... }; node has no JWK for SM2.
+    const sec1 = pair.export({ format: "der", type: "sec1" });
+    try {
+      const body = new DerReader(new DerReader(sec1).read(0x30));
+      if (body.readUnsignedInteger() !== 1n) throw new Error("an SM2 key from OpenSSL is not SEC 1 version 1");
+      const raw = body.read(TAG_OCTET_STRING);
+      if (raw.length > FIELD_LENGTH) throw new Error("an SM2 private key from OpenSSL is longer than 32 bytes");
+      const privateKey = Buffer.alloc(FIELD_LENGTH);
+      raw.copy(privateKey, FIELD_LENGTH - raw.length);
+      const d = toBigInt(privateKey);
+      // As above: SM2 excludes n-1.
+      if (d >= 1n && d <= N - 2n) return { privateKey, publicKey: sm2PublicKeyFromPrivate(privateKey) };
+      privateKey.fill(0);
+    } finally {
+      sec1.fill(0);
+    }
   }
 }
 

@@ -2,13 +2,14 @@
 // service caches (a node KeyObject, or SM2's scalar), signature verification from the stored public
 // key, and encryption to a caller's public key (Decrypt / GenerateDataKey `EncryptionPublicKey`).
 
-import { EcdsaPrivateKey, ecGenerateKeyPair, ecPublicKeyFromSpki, ecdsaVerify, ecdsaVerifyDigest, type EcdsaCurve } from "../crypto/ecc.js";
-import { RsaPrivateKey, rsaEncrypt, rsaGenerateKeyPair, rsaPublicKey, rsaVerify, rsaVerifyDigest, type RsaEncryptionAlgorithm, type RsaModulusBits } from "../crypto/rsa.js";
+import { availableParallelism } from "node:os";
+import { EcdsaPrivateKey, ecGenerateKeyPairAsync, ecPublicKeyFromSpki, ecdsaVerify, ecdsaVerifyDigest, type EcdsaCurve } from "../crypto/ecc.js";
+import { RsaPrivateKey, rsaEncrypt, rsaGenerateKeyPairAsync, rsaPublicKey, rsaVerify, rsaVerifyDigest, type RsaEncryptionAlgorithm, type RsaModulusBits } from "../crypto/rsa.js";
 import {
   sm2CiphertextToRaw,
   sm2Decrypt,
   sm2Encrypt,
-  sm2GenerateKeyPair,
+  sm2GenerateKeyPairAsync,
   sm2PublicKeyFromSpki,
   sm2PublicKeyToSpki,
   sm2Sign,
@@ -35,22 +36,57 @@ function ecCurve(spec: AsymmetricKeySpec): EcdsaCurve {
   return EC_CURVES[spec];
 }
 
-export function generateKeyPair(spec: AsymmetricKeySpec): GeneratedKeyPair {
-  const info = ASYMMETRIC_SPECS[spec];
-  switch (info.family) {
-    case "RSA": {
-      const { privateKey, publicKey } = rsaGenerateKeyPair(info.bits as RsaModulusBits);
-      return { privateMaterial: privateKey, publicKey };
-    }
-    case "EC": {
-      const { privateKey, publicKey } = ecGenerateKeyPair(ecCurve(spec));
-      return { privateMaterial: privateKey, publicKey };
-    }
-    case "SM2": {
-      const { privateKey, publicKey } = sm2GenerateKeyPair();
-      return { privateMaterial: privateKey, publicKey: sm2PublicKeyToSpki(publicKey) };
+/** Runs at most `size` tasks at once; the others start in arrival order as slots free up. */
+class Semaphore {
+  readonly #size: number;
+  #running = 0;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.#size = size;
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.#running >= this.#size) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    else this.#running++;
+    try {
+      return await task();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next === undefined) this.#running--;
+      else next();
     }
   }
+}
+
+/**
+ * Key pairs are made in OpenSSL on libuv's thread pool, never on the event loop (an RSA-4096 prime
+ * search takes a second or more). At most KEY_PAIR_JOBS at a time, and one core always left to the
+ * event loop: the pool (4 threads unless UV_THREADPOOL_SIZE says otherwise) also serves file
+ * writes, DNS lookups and other crypto, which a burst of CreateKey calls must not starve; the other
+ * calls wait their turn.
+ */
+export const KEY_PAIR_JOBS = Math.max(1, Math.min(2, availableParallelism() - 1));
+const keyPairSlots = new Semaphore(KEY_PAIR_JOBS);
+
+export async function generateKeyPair(spec: AsymmetricKeySpec): Promise<GeneratedKeyPair> {
+  const info = ASYMMETRIC_SPECS[spec];
+  return keyPairSlots.run(async () => {
+    switch (info.family) {
+      case "RSA": {
+        const { privateKey, publicKey } = await rsaGenerateKeyPairAsync(info.bits as RsaModulusBits);
+        return { privateMaterial: privateKey, publicKey };
+      }
+      case "EC": {
+        const { privateKey, publicKey } = await ecGenerateKeyPairAsync(ecCurve(spec));
+        return { privateMaterial: privateKey, publicKey };
+      }
+      case "SM2": {
+        const { privateKey, publicKey } = await sm2GenerateKeyPairAsync();
+        return { privateMaterial: privateKey, publicKey: sm2PublicKeyToSpki(publicKey) };
+      }
+    }
+  });
 }
 
 /** The public key as PEM ("PUBLIC KEY", the SPKI DER in 64-character base64 lines). */

@@ -158,6 +158,9 @@ function isUnavailable(err: unknown): boolean {
 // meaningful between them. So each module path is loaded and initialised once, counted by its
 // users; `generation` changes whenever it is finalised, and a handle from another generation is
 // never used again (handle numbers restart, so it might name someone else's session).
+// Key-pair generation (seconds for RSA-4096) runs on libuv's thread pool, one at a time per
+// module, while the main thread goes on with other sessions: the module is initialised for OS
+// locking, and it is neither finalised nor re-initialised while such a call runs.
 class SharedModule {
   static readonly #byPath = new Map<string, SharedModule>();
 
@@ -169,6 +172,9 @@ class SharedModule {
   #ownsInitialization = true;
   #users = 0;
   #lastReinitialization = Number.NEGATIVE_INFINITY;
+  /** The calls running or queued on the thread pool (see offThread). */
+  #offThread = 0;
+  #offThreadTail: Promise<unknown> = Promise.resolve();
 
   private constructor(path: string, api: Api) {
     this.path = path;
@@ -203,8 +209,25 @@ class SharedModule {
     if (this.#users === 0) this.#finalize();
   }
 
-  /** Finalises and initialises again, so the module rescans its slots; at most once per interval. */
+  /**
+   * Runs `fn`, which makes one call on libuv's thread pool, after the ones before it. Until all
+   * have ended the module is not re-initialised, and `settled()` waits for them.
+   */
+  offThread<T>(fn: () => Promise<T>): Promise<T> {
+    this.#offThread++;
+    const run = this.#offThreadTail.then(fn, fn).finally(() => this.#offThread--);
+    this.#offThreadTail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Resolves once no call runs on the thread pool (before the module may be finalised). */
+  async settled(): Promise<void> {
+    while (this.#offThread > 0) await this.#offThreadTail;
+  }
+
+  /** Finalises and initialises again, so the module rescans its slots; at most once per interval, never during a thread-pool call. */
   reinitialize(): boolean {
+    if (this.#offThread > 0) return false;
     const now = performance.now();
     if (now - this.#lastReinitialization < REINITIALIZE_INTERVAL_MS) return false;
     this.#lastReinitialization = now;
@@ -215,8 +238,8 @@ class SharedModule {
 
   #initialize(): void {
     try {
-      // No CKF_OS_LOCKING_OK: only the main thread calls the module (no *Async variants).
-      this.api.C_Initialize();
+      // The main thread and one thread-pool call (key-pair generation) may be in the module at once.
+      this.api.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
       this.#ownsInitialization = true;
     } catch (err) {
       const translated = translate("C_Initialize", err, `cannot initialise the PKCS#11 module ${this.path}`);
@@ -449,6 +472,7 @@ export class Pkcs11RootOfTrust implements RootOfTrust {
     if (this.#closed) return;
     this.#closed = true;
     this.#pin = "";
+    await this.#module.settled();
     this.#drop();
     this.#module.release();
   }
@@ -575,7 +599,7 @@ export class Pkcs11RootOfTrust implements RootOfTrust {
     });
   }
 
-  #hsmGenerateKeyPair(spec: HsmKeyPairSpec, purpose: "sign" | "decrypt", keyId: string, version: number): { reference: Buffer; publicKey: Buffer } {
+  async #hsmGenerateKeyPair(spec: HsmKeyPairSpec, purpose: "sign" | "decrypt", keyId: string, version: number): Promise<{ reference: Buffer; publicKey: Buffer }> {
     this.#live();
     const shape = KEY_PAIR_SHAPES[spec];
     if (shape === undefined) throw new TypeError(`"spec" ${String(spec)} is not a key pair the token makes`);
@@ -583,64 +607,86 @@ export class Pkcs11RootOfTrust implements RootOfTrust {
     const reference = newHsmKeyReference(keyId, version);
     const label = hsmLabel(reference);
     const id = hsmObjectId(label);
-    const publicKey = this.#withSession((api, session, _root, connection) => {
-      // The public half is a session object: it goes with the session, the caller keeps its SPKI.
-      const publicTemplate: pkcs11js.Template = [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
-        { type: pkcs11js.CKA_TOKEN, value: false },
-        { type: pkcs11js.CKA_LABEL, value: label },
-        { type: pkcs11js.CKA_ID, value: id },
-        { type: pkcs11js.CKA_VERIFY, value: purpose === "sign" },
-        { type: pkcs11js.CKA_ENCRYPT, value: purpose === "decrypt" },
-        ...(shape.kind === "RSA"
-          ? [
-              { type: pkcs11js.CKA_MODULUS_BITS, value: shape.bits },
-              { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) },
-            ]
-          : [{ type: pkcs11js.CKA_EC_PARAMS, value: shape.params }]),
-      ];
-      const privateTemplate: pkcs11js.Template = [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
-        { type: pkcs11js.CKA_TOKEN, value: true },
-        { type: pkcs11js.CKA_PRIVATE, value: true },
-        { type: pkcs11js.CKA_SENSITIVE, value: true },
-        { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-        { type: pkcs11js.CKA_SIGN, value: purpose === "sign" },
-        { type: pkcs11js.CKA_DECRYPT, value: purpose === "decrypt" },
-        { type: pkcs11js.CKA_UNWRAP, value: false },
-        { type: pkcs11js.CKA_DERIVE, value: false },
-        { type: pkcs11js.CKA_MODIFIABLE, value: false },
-        { type: pkcs11js.CKA_LABEL, value: label },
-        { type: pkcs11js.CKA_ID, value: id },
-      ];
-      const mechanism = shape.kind === "RSA" ? pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN : pkcs11js.CKM_EC_KEY_PAIR_GEN;
-      const pair = call("C_GenerateKeyPair", () => api.C_GenerateKeyPair(session, { mechanism }, publicTemplate, privateTemplate), `cannot generate HSM key pair ${label}`);
+    // The public half is a session object: it goes with the session, the caller keeps its SPKI.
+    const publicTemplate: pkcs11js.Template = [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
+      { type: pkcs11js.CKA_TOKEN, value: false },
+      { type: pkcs11js.CKA_LABEL, value: label },
+      { type: pkcs11js.CKA_ID, value: id },
+      { type: pkcs11js.CKA_VERIFY, value: purpose === "sign" },
+      { type: pkcs11js.CKA_ENCRYPT, value: purpose === "decrypt" },
+      ...(shape.kind === "RSA"
+        ? [
+            { type: pkcs11js.CKA_MODULUS_BITS, value: shape.bits },
+            { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) },
+          ]
+        : [{ type: pkcs11js.CKA_EC_PARAMS, value: shape.params }]),
+    ];
+    const privateTemplate: pkcs11js.Template = [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+      { type: pkcs11js.CKA_TOKEN, value: true },
+      { type: pkcs11js.CKA_PRIVATE, value: true },
+      { type: pkcs11js.CKA_SENSITIVE, value: true },
+      { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+      { type: pkcs11js.CKA_SIGN, value: purpose === "sign" },
+      { type: pkcs11js.CKA_DECRYPT, value: purpose === "decrypt" },
+      { type: pkcs11js.CKA_UNWRAP, value: false },
+      { type: pkcs11js.CKA_DERIVE, value: false },
+      { type: pkcs11js.CKA_MODIFIABLE, value: false },
+      { type: pkcs11js.CKA_LABEL, value: label },
+      { type: pkcs11js.CKA_ID, value: id },
+    ];
+    const mechanism = shape.kind === "RSA" ? pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN : pkcs11js.CKM_EC_KEY_PAIR_GEN;
+    const publicKey = await this.#module.offThread(async () => {
+      this.#live();
+      const api = this.#module.api;
+      const connection = this.#ensureConnection();
+      let session: Handle;
       try {
-        const flags = call("C_GetAttributeValue", () =>
-          api.C_GetAttributeValue(session, pair.privateKey, [{ type: pkcs11js.CKA_SENSITIVE }, { type: pkcs11js.CKA_EXTRACTABLE }, { type: pkcs11js.CKA_TOKEN }]),
-        );
-        const flag = (type: number) => bool(flags.find((a) => a.type === type)?.value ?? Buffer.alloc(0));
-        if (!flag(pkcs11js.CKA_SENSITIVE) || flag(pkcs11js.CKA_EXTRACTABLE) || !flag(pkcs11js.CKA_TOKEN)) {
-          throw new Error(`the token did not make HSM key pair ${label} a sensitive, non-extractable token object`);
-        }
-        const spki = spkiOf(api, session, pair.publicKey, shape);
-        connection.objects.set(label, pair.privateKey);
-        return spki;
+        // A read-write session of its own, opened for this call only, as #withSession's.
+        session = openSession(api, connection.slot, true);
       } catch (err) {
+        throw this.#unavailable(err);
+      }
+      try {
+        let pair: pkcs11js.KeyPair;
         try {
-          api.C_DestroyObject(session, pair.privateKey);
-        } catch {
-          // Reported below through the original error.
+          pair = await api.C_GenerateKeyPairAsync(session, { mechanism }, publicTemplate, privateTemplate);
+        } catch (err) {
+          throw translate("C_GenerateKeyPair", err, `cannot generate HSM key pair ${label}`);
         }
+        try {
+          const flags = call("C_GetAttributeValue", () =>
+            api.C_GetAttributeValue(session, pair.privateKey, [{ type: pkcs11js.CKA_SENSITIVE }, { type: pkcs11js.CKA_EXTRACTABLE }, { type: pkcs11js.CKA_TOKEN }]),
+          );
+          const flag = (type: number) => bool(flags.find((a) => a.type === type)?.value ?? Buffer.alloc(0));
+          if (!flag(pkcs11js.CKA_SENSITIVE) || flag(pkcs11js.CKA_EXTRACTABLE) || !flag(pkcs11js.CKA_TOKEN)) {
+            throw new Error(`the token did not make HSM key pair ${label} a sensitive, non-extractable token object`);
+          }
+          const spki = spkiOf(api, session, pair.publicKey, shape);
+          connection.objects.set(label, pair.privateKey);
+          return spki;
+        } catch (err) {
+          try {
+            api.C_DestroyObject(session, pair.privateKey);
+          } catch {
+            // Reported below through the original error.
+          }
+          throw err;
+        } finally {
+          try {
+            api.C_DestroyObject(session, pair.publicKey);
+          } catch {
+            // A session object; it goes with the session anyway.
+          }
+        }
+      } catch (err) {
+        if (isUnavailable(err)) throw this.#unavailable(err);
         throw err;
       } finally {
-        try {
-          api.C_DestroyObject(session, pair.publicKey);
-        } catch {
-          // A session object; it goes with the session anyway.
-        }
+        closeQuietly(api, session);
       }
-    }, true);
+    });
     return { reference, publicKey };
   }
 

@@ -1,9 +1,12 @@
 // Searching the audit log (CloudAudit's LookUpEvents and DescribeEvents): the records of the
 // caller's own account in a time range, newest first, a page at a time, with exact-match filters.
 // The caller needs the action's permission on the account ("cloudaudit:LookUpEvents" on "*").
+// Each call examines at most AUDIT_QUERY_LIMITS.scanRecords records, so none blocks the server
+// for long however large the log: a page may then hold fewer events than asked, even none, with
+// ListOver false and a NextToken to go on. Events are numbered within their account (EventId),
+// so nothing an account sees tells of other accounts' records.
 
-import type { AuditRecord } from "../audit/record.js";
-import type { AuditRecordFilters, Store } from "../store/store.js";
+import type { AccountAuditPosition, AccountAuditRecord, AuditRecordFilters, Store } from "../store/store.js";
 import { ACCOUNT_RESOURCE, type Caller } from "./access-control.js";
 import type { Clock } from "./clock.js";
 import { KmsError } from "./errors.js";
@@ -18,6 +21,8 @@ export const AUDIT_QUERY_LIMITS = {
   futureSkewSeconds: 300,
   /** The largest time accepted, in unix seconds (9999-12-31T23:59:59Z). */
   maxSeconds: 253_402_300_799,
+  /** Records one call examines at most: about a millisecond of SQLite's time (docs/operations.md). */
+  scanRecords: 2000,
 } as const;
 
 /** What a search may match; each given filter must match exactly. The account is always the caller's. */
@@ -32,7 +37,7 @@ export interface AuditEventFilters {
   /** One key id (or other resource name) the request acted on. */
   resourceName?: string;
   accessKeyId?: string;
-  /** The record's seq (EventId). */
+  /** The record's number within the account (EventId). */
   eventId?: number;
   /** A flag the record carries, e.g. "policy-denied". */
   flag?: string;
@@ -48,21 +53,24 @@ export interface AuditEventQuery {
   maxResults?: number;
   /** The opaque cursor of LookUpEvents, as a previous page gave it. */
   nextToken?: string;
-  /** The same cursor as a number (DescribeEvents' NextToken): the last seq of the previous page. */
+  /** The same cursor as a number (DescribeEvents' NextToken). */
   afterSeq?: number;
 }
 
+/** A record as a search gives it: with its number within the account. */
+export type AuditEventRecord = AccountAuditRecord;
+
 export interface AuditEventPage {
   /** Newest first. */
-  events: AuditRecord[];
+  events: AuditEventRecord[];
   /** Where the next page starts; absent when listOver. */
   nextToken?: string;
-  /** The same as a number (the last event's seq), for DescribeEvents; absent when listOver. */
+  /** The same as a number, for DescribeEvents; absent when listOver. */
   nextSeq?: number;
   listOver: boolean;
 }
 
-/** The cursor: base64url of the decimal seq of the last event given. Opaque to clients. */
+/** The cursor: base64url of the decimal number (within the account) of the last record examined. Opaque to clients. */
 export function encodeAuditCursor(seq: number): string {
   return Buffer.from(String(seq), "utf8").toString("base64url");
 }
@@ -121,7 +129,7 @@ export class AuditQueries {
     }
 
     const f = query.filters ?? {};
-    const filters: AuditRecordFilters = { accountUin: caller.uin };
+    const filters: AuditRecordFilters = {};
     if (f.requestId !== undefined) filters.requestId = f.requestId;
     if (f.eventName !== undefined) filters.action = f.eventName;
     if (f.readOnly !== undefined) filters.readOnly = f.readOnly;
@@ -131,24 +139,27 @@ export class AuditQueries {
     if (f.accessKeyId !== undefined) filters.accessKeyId = f.accessKeyId;
     if (f.flag !== undefined) filters.flag = f.flag;
     if (f.eventId !== undefined) {
-      // One record at most: the newest one below eventId + 1 is it, or there is none.
       if (!Number.isSafeInteger(f.eventId) || f.eventId < 1) return { events: [], listOver: true };
-      if (afterSeq !== undefined && afterSeq <= f.eventId) return { events: [], listOver: true };
-      afterSeq = f.eventId + 1;
+      filters.accountSeq = f.eventId;
+    }
+    let after: AccountAuditPosition | undefined;
+    if (afterSeq !== undefined) {
+      after = await this.#store.accountAuditPosition(caller.uin, afterSeq);
+      if (after === undefined) throw new KmsError("InvalidParameterValue", `"NextToken" points at a record that is no longer kept (pruned): search again without it`);
     }
 
-    const rows = await this.#store.listAuditRecords({
+    const page = await this.#store.searchAccountAudit({
+      accountUin: caller.uin,
       fromTime: startTime * 1000,
       toTime: endTime * 1000 + 999,
-      ...(afterSeq === undefined ? {} : { afterSeq }),
+      ...(after === undefined ? {} : { after }),
       filters,
-      order: "desc",
-      limit: f.eventId !== undefined ? 1 : maxResults + 1,
+      limit: maxResults,
+      scanLimit: limits.scanRecords,
     });
-    // The store filtered by account already; checked again, as nothing else keeps accounts apart here.
-    const events = (f.eventId !== undefined ? rows.filter((r) => r.seq === f.eventId) : rows.slice(0, maxResults)).filter((r) => r.accountUin === caller.uin);
-    const last = events.at(-1);
-    if (rows.length <= maxResults || f.eventId !== undefined || last === undefined) return { events, listOver: true };
-    return { events, nextToken: encodeAuditCursor(last.seq), nextSeq: last.seq, listOver: false };
+    // The store searched the account only; checked again, as nothing else keeps accounts apart here.
+    const events = page.records.filter((r) => r.accountUin === caller.uin);
+    if (page.next === undefined) return { events, listOver: true };
+    return { events, nextToken: encodeAuditCursor(page.next.accountSeq), nextSeq: page.next.accountSeq, listOver: false };
   }
 }

@@ -6,7 +6,6 @@ import { AUDIT_SECRET_NAMES } from "../audit/keys.js";
 import { AEADS, type AeadKey } from "../crypto/aead.js";
 import { CryptoError } from "../crypto/errors.js";
 import { randomBytes } from "../crypto/random.js";
-import { rsaGenerateKeyPairAsync } from "../crypto/rsa.js";
 import { BlobFormatError, blobAad, decodeBlob, encodeBlob, encodeBlobHeader, type EncryptionContext } from "../keys/blob.js";
 import {
   AsymmetricPrivateKey,
@@ -293,7 +292,7 @@ export class KmsService {
     if (isSymmetricSpec(keySpec)) {
       material = randomBytes(SYMMETRIC_SPECS[keySpec].materialLength);
     } else {
-      const pair = generateKeyPair(keySpec);
+      const pair = await generateKeyPair(keySpec);
       material = pair.privateMaterial;
       publicKey = pair.publicKey;
     }
@@ -506,8 +505,7 @@ export class KmsService {
     const key = await this.#keyFor(this.#store, caller, "GetParametersForImport", keyId);
     external(key, "GetParametersForImport");
     const tokenId = randomBytes(32).toString("base64url");
-    // RSA prime search takes a few hundred milliseconds: off the event loop. SM2 is instant.
-    const pair = wrappingKeySpec === "RSA_2048" ? await rsaWrappingKeyPair() : generateKeyPair(wrappingKeySpec);
+    const pair = await generateKeyPair(wrappingKeySpec);
     let wrappedPrivateKey: Buffer;
     try {
       wrappedPrivateKey = await this.#root.wrap(pair.privateMaterial, importTokenAad(tokenId));
@@ -1164,11 +1162,6 @@ function signingUsage(key: KeyRecord, action: string, algorithm: SigningAlgorith
     );
   }
   return usage;
-}
-
-async function rsaWrappingKeyPair(): Promise<{ privateMaterial: Buffer; publicKey: Buffer }> {
-  const { privateKey, publicKey } = await rsaGenerateKeyPairAsync(2048);
-  return { privateMaterial: privateKey, publicKey };
 }
 
 /** Only symmetric keys with generated material rotate. */

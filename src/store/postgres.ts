@@ -14,7 +14,8 @@ import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Store
 import type { Page, PolicyAttachmentRecord, PolicyRecord, PrincipalKind, PrincipalRecord, RoleSessionRecord } from "./store.js";
 import { orderTables, StoreNotEmptyError, type PortableType, type PortableValue, type StoreImport, type StoreSnapshot, type TableShape } from "./store.js";
 import type { WrappedValue, WrappedValueKind, WrappedValuePosition } from "./store.js";
-import { AUDIT_FILTER_COLUMNS, checkAuditAppend, checkAuditQuery, type AuditHead, type AuditRecordQuery } from "./store.js";
+import { AUDIT_FILTER_COLUMNS, auditSearchIndex, auditSearchUpper, checkAuditAppend, checkAuditQuery, checkAuditSearch, type AuditHead, type AuditRecordQuery } from "./store.js";
+import type { AccountAuditPage, AccountAuditPosition, AccountAuditSearch } from "./store.js";
 import type { Checkpoint } from "../audit/checkpoint.js";
 import { GENESIS_HASH, type AuditRecord, type AuditService } from "../audit/record.js";
 
@@ -341,7 +342,8 @@ const A = {
   // so the head read next is the latest. EXCLUSIVE lets plain reads of the head go on.
   lockAuditHead: statement("lockAuditHead", "LOCK TABLE audit_head IN EXCLUSIVE MODE"),
   auditHead: statement("auditHead", "SELECT seq, hash FROM audit_head WHERE id = 1"),
-  // One statement: the head check, the records and the new head, so it is atomic on its own.
+  // One statement: the head check, the records, each account's numbering on from its head and the
+  // new head, so it is atomic on its own.
   appendAuditRecords: statement(
     "appendAuditRecords",
     `WITH h AS (
@@ -349,9 +351,18 @@ const A = {
               coalesce((SELECT hash FROM audit_head WHERE id = 1), '${GENESIS_HASH}') AS hash
      ), ok AS (
        SELECT 1 AS one FROM h WHERE h.seq = $1::bigint - 1 AND h.hash = $2::text
+     ), r AS (
+       SELECT u.* FROM ok, unnest(${AUDIT_ARRAY_TYPES.map((t, i) => `$${i + 5}::${t}[]`).join(", ")}) AS u (${AUDIT_COLUMNS})
+     ), counts AS (
+       SELECT account_uin, count(*) AS n FROM r GROUP BY account_uin
+     ), heads AS (
+       INSERT INTO audit_account_heads (account_uin, seq) SELECT account_uin, n FROM counts
+       ON CONFLICT (account_uin) DO UPDATE SET seq = audit_account_heads.seq + excluded.seq
+       RETURNING account_uin, seq
      ), ins AS (
-       INSERT INTO audit_records (${AUDIT_COLUMNS})
-       SELECT r.* FROM ok, unnest(${AUDIT_ARRAY_TYPES.map((t, i) => `$${i + 5}::${t}[]`).join(", ")}) AS r (${AUDIT_COLUMNS})
+       INSERT INTO audit_records (${AUDIT_COLUMNS}, account_seq)
+       SELECT r.*, heads.seq - counts.n + row_number() OVER (PARTITION BY r.account_uin ORDER BY r.seq)
+       FROM r JOIN counts ON counts.account_uin = r.account_uin JOIN heads ON heads.account_uin = r.account_uin
      ), hd AS (
        INSERT INTO audit_head (id, seq, hash) SELECT 1, $3::bigint, $4::text FROM ok
        ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash
@@ -369,6 +380,10 @@ const A = {
   listAuditCheckpointsDesc: statement(
     "listAuditCheckpointsDesc",
     `SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq DESC, pruned_through DESC LIMIT $1`,
+  ),
+  accountAuditPosition: statement(
+    "accountAuditPosition",
+    "SELECT time, account_seq FROM audit_records WHERE account_uin = $1::text AND account_seq = $2::bigint",
   ),
   pruneAuditRecords: statement(
     "pruneAuditRecords",
@@ -413,7 +428,7 @@ interface CheckpointRow {
   signature: string;
 }
 
-/** The listAuditRecords statement for one combination of filters (named after its text, so each is planned once per connection). */
+/** An audit listing or search statement (named after its text, so each is planned once per connection). */
 function listAuditStatement(text: string): Statement {
   return statement(`listAudit_${createHash("sha256").update(text).digest("hex").slice(0, 24)}`, text);
 }
@@ -1027,18 +1042,59 @@ abstract class Operations implements StoreOperations {
     if (query.fromTime !== undefined) where.push(`time >= ${param(query.fromTime, "bigint")}`);
     if (query.toTime !== undefined) where.push(`time <= ${param(query.toTime, "bigint")}`);
     if (query.afterSeq !== undefined) where.push(`seq ${query.order === "asc" ? ">" : "<"} ${param(query.afterSeq, "bigint")}`);
-    const filters = query.filters ?? {};
-    for (const [name, column] of Object.entries(AUDIT_FILTER_COLUMNS)) {
-      const value = filters[name as keyof typeof AUDIT_FILTER_COLUMNS];
-      if (value !== undefined) where.push(`${column} = ${param(value, typeof value === "boolean" ? "boolean" : "text")}`);
-    }
-    // One whole name of the comma-separated list.
-    if (filters.resourceName !== undefined) where.push(`strpos(',' || resource_name || ',', ',' || ${param(filters.resourceName, "text")} || ',') > 0`);
-    if (filters.flag !== undefined) where.push(`flags::jsonb ? ${param(filters.flag, "text")}`);
     const text = `SELECT ${AUDIT_COLUMNS} FROM audit_records ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
       ORDER BY seq ${query.order === "asc" ? "ASC" : "DESC"} LIMIT $1`;
     const rows = await this.exec<AuditRow>("listAuditRecords", listAuditStatement(text), values, "read");
     return rows.map(fromAuditRow);
+  }
+
+  async searchAccountAudit(search: AccountAuditSearch): Promise<AccountAuditPage> {
+    checkAuditSearch(search);
+    const { column, name } = auditSearchIndex(search.filters);
+    const upper = auditSearchUpper(search);
+    const values: unknown[] = [];
+    const param = (v: unknown, type: string): string => {
+      values.push(v);
+      return `$${values.length}::${type}`;
+    };
+    const typeOf = (v: unknown) => (typeof v === "boolean" ? "boolean" : typeof v === "number" ? "bigint" : "text");
+    // The walk: the account's records of the range below `upper`, in the order of the index that
+    // starts with the account and the driving filter's column (see the 005 migration).
+    const walk = [
+      `account_uin = ${param(search.accountUin, "text")}`,
+      `(time, account_seq) < (${param(upper.time, "bigint")}, ${param(upper.accountSeq, "bigint")})`,
+    ];
+    if (column !== undefined && name !== undefined) walk.push(`${column} = ${param(search.filters[name], typeOf(search.filters[name]))}`);
+    const order = "ORDER BY time DESC, account_seq DESC";
+    const walkValues = [...values];
+    const fromTime = () => `time >= ${param(search.fromTime, "bigint")}`;
+    const boundaryText = `SELECT time, account_seq FROM audit_records WHERE ${walk.join(" AND ")} AND ${fromTime()} ${order} LIMIT 1 OFFSET ${param(search.scanLimit - 1, "bigint")}`;
+    const [boundary] = await this.exec<{ time: number; account_seq: number }>("searchAccountAudit", listAuditStatement(boundaryText), values, "read");
+    values.length = 0;
+    values.push(...walkValues);
+    // The boundary, when there is one, is the walk's lower end in the index (see sqlite.ts).
+    const where = [...walk];
+    where.push(boundary === undefined ? fromTime() : `(time, account_seq) >= (${param(boundary.time, "bigint")}, ${param(boundary.account_seq, "bigint")})`);
+    const filters = search.filters;
+    for (const [filter, filterColumn] of Object.entries(AUDIT_FILTER_COLUMNS)) {
+      const value = filters[filter as keyof typeof AUDIT_FILTER_COLUMNS];
+      if (value !== undefined && filter !== name) where.push(`${filterColumn} = ${param(value, typeOf(value))}`);
+    }
+    // One whole name of the comma-separated list.
+    if (filters.resourceName !== undefined) where.push(`strpos(',' || resource_name || ',', ',' || ${param(filters.resourceName, "text")} || ',') > 0`);
+    // The text test first, as in sqlite.ts: only rows holding the flag's JSON string can match.
+    if (filters.flag !== undefined) where.push(`strpos(flags, ${param(JSON.stringify(filters.flag), "text")}) > 0`, `flags::jsonb ? ${param(filters.flag, "text")}`);
+    const text = `SELECT ${AUDIT_COLUMNS}, account_seq FROM audit_records WHERE ${where.join(" AND ")} ${order} LIMIT ${param(search.limit + 1, "bigint")}`;
+    const rows = await this.exec<AuditRow & { account_seq: number }>("searchAccountAudit", listAuditStatement(text), values, "read");
+    const records = rows.slice(0, search.limit).map((row) => ({ ...fromAuditRow(row), accountSeq: Number(row.account_seq) }));
+    const last = records.at(-1);
+    if (rows.length > search.limit && last !== undefined) return { records, next: { time: last.time, accountSeq: last.accountSeq } };
+    return boundary === undefined ? { records } : { records, next: { time: Number(boundary.time), accountSeq: Number(boundary.account_seq) } };
+  }
+
+  async accountAuditPosition(accountUin: string, accountSeq: number): Promise<AccountAuditPosition | undefined> {
+    const [row] = await this.exec<{ time: number; account_seq: number }>("accountAuditPosition", A.accountAuditPosition, [accountUin, accountSeq], "read");
+    return row === undefined ? undefined : { time: Number(row.time), accountSeq: Number(row.account_seq) };
   }
 
   async insertAuditCheckpoint(checkpoint: Checkpoint): Promise<void> {

@@ -13,7 +13,8 @@ import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Store
 import type { Page, PolicyAttachmentRecord, PolicyRecord, PrincipalKind, PrincipalRecord, RoleSessionRecord } from "./store.js";
 import { orderTables, StoreNotEmptyError, type PortableType, type PortableValue, type StoreImport, type StoreSnapshot, type TableShape } from "./store.js";
 import type { WrappedValue, WrappedValueKind, WrappedValuePosition } from "./store.js";
-import { AUDIT_FILTER_COLUMNS, checkAuditAppend, checkAuditQuery, type AuditHead, type AuditRecordQuery } from "./store.js";
+import { AUDIT_FILTER_COLUMNS, auditSearchIndex, auditSearchUpper, checkAuditAppend, checkAuditQuery, checkAuditSearch, type AuditHead, type AuditRecordQuery } from "./store.js";
+import type { AccountAuditPage, AccountAuditPosition, AccountAuditSearch } from "./store.js";
 import type { Checkpoint } from "../audit/checkpoint.js";
 import { GENESIS_HASH, type AuditRecord, type AuditService } from "../audit/record.js";
 
@@ -132,6 +133,10 @@ interface AuditRow {
   flags: string;
   prev_hash: string;
   hash: string;
+}
+
+interface AccountAuditRow extends AuditRow {
+  account_seq: number;
 }
 
 const AUDIT_COLUMNS = `seq, time, request_id, trace_id, node_id, account_uin, principal_uin, principal_name, access_key_id,
@@ -336,8 +341,15 @@ function prepareStatements(db: Database.Database) {
     setAuditHead: db.prepare<[number, string]>(
       "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
     ),
-    insertAuditRecord: db.prepare<[AuditRow]>(
-      `INSERT INTO audit_records (${AUDIT_COLUMNS}) VALUES (${AUDIT_COLUMNS.split(", ").map((c) => `@${c}`).join(", ")})`,
+    insertAuditRecord: db.prepare<[AccountAuditRow]>(
+      `INSERT INTO audit_records (${AUDIT_COLUMNS}, account_seq) VALUES (${AUDIT_COLUMNS.split(", ").map((c) => `@${c}`).join(", ")}, @account_seq)`,
+    ),
+    accountAuditHead: db.prepare<[string], { seq: number }>("SELECT seq FROM audit_account_heads WHERE account_uin = ?"),
+    setAccountAuditHead: db.prepare<[string, number]>(
+      "INSERT INTO audit_account_heads (account_uin, seq) VALUES (?, ?) ON CONFLICT (account_uin) DO UPDATE SET seq = excluded.seq",
+    ),
+    accountAuditPosition: db.prepare<[string, number], { time: number; account_seq: number }>(
+      "SELECT time, account_seq FROM audit_records WHERE account_uin = ? AND account_seq = ?",
     ),
     insertAuditCheckpoint: db.prepare<[CheckpointRow]>(
       `INSERT INTO audit_checkpoints (${CHECKPOINT_COLUMNS}) VALUES (${CHECKPOINT_COLUMNS.split(", ").map((c) => `@${c}`).join(", ")})`,
@@ -798,7 +810,14 @@ class Operations {
         if (head.seq !== first.seq - 1 || head.hash !== first.prevHash) {
           throw new StoreConflictError("auditHead", `the audit records from seq ${first.seq} do not follow the chain head (seq ${head.seq})`);
         }
-        for (const r of records) this.#s.insertAuditRecord.run(toAuditRow(r));
+        // Each account's records are numbered on from its head, under the same write lock as the chain.
+        const accountHeads = new Map<string, number>();
+        for (const r of records) {
+          const accountSeq = (accountHeads.get(r.accountUin) ?? this.#s.accountAuditHead.get(r.accountUin)?.seq ?? 0) + 1;
+          accountHeads.set(r.accountUin, accountSeq);
+          this.#s.insertAuditRecord.run({ ...toAuditRow(r), account_seq: accountSeq });
+        }
+        for (const [accountUin, seq] of accountHeads) this.#s.setAccountAuditHead.run(accountUin, seq);
         this.#s.setAuditHead.run(last.seq, last.hash);
       });
     } catch (err) {
@@ -825,22 +844,6 @@ class Operations {
       where.push(query.order === "asc" ? "seq > @afterSeq" : "seq < @afterSeq");
       params["afterSeq"] = query.afterSeq;
     }
-    const filters = query.filters ?? {};
-    for (const [name, column] of Object.entries(AUDIT_FILTER_COLUMNS)) {
-      const value = filters[name as keyof typeof AUDIT_FILTER_COLUMNS];
-      if (value === undefined) continue;
-      where.push(`${column} = @${name}`);
-      params[name] = typeof value === "boolean" ? (value ? 1 : 0) : value;
-    }
-    if (filters.resourceName !== undefined) {
-      // One whole name of the comma-separated list.
-      where.push("instr(',' || resource_name || ',', ',' || @resourceName || ',') > 0");
-      params["resourceName"] = filters.resourceName;
-    }
-    if (filters.flag !== undefined) {
-      where.push("EXISTS (SELECT 1 FROM json_each(audit_records.flags) WHERE value = @flag)");
-      params["flag"] = filters.flag;
-    }
     const sql = `SELECT ${AUDIT_COLUMNS} FROM audit_records ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
       ORDER BY seq ${query.order === "asc" ? "ASC" : "DESC"} LIMIT @limit`;
     let stmt = this.#auditLists.get(sql);
@@ -849,6 +852,83 @@ class Operations {
       this.#auditLists.set(sql, stmt);
     }
     return stmt.all(params).map(fromAuditRow);
+  }
+
+  searchAccountAudit(search: AccountAuditSearch): AccountAuditPage {
+    checkAuditSearch(search);
+    const { index, column, name } = auditSearchIndex(search.filters);
+    const upper = auditSearchUpper(search);
+    const params: Record<string, number | string> = {
+      account: search.accountUin,
+      fromTime: search.fromTime,
+      upperTime: upper.time,
+      upperSeq: upper.accountSeq,
+      skip: search.scanLimit - 1,
+      limit: search.limit + 1,
+    };
+    // The walk: the account's records of the range below `upper`, through one index (INDEXED BY:
+    // the planner must not pick another, whose walk the scan limit would not bound).
+    const walk = ["account_uin = @account", "(time, account_seq) < (@upperTime, @upperSeq)"];
+    if (column !== undefined && name !== undefined) {
+      walk.push(`${column} = @drive`);
+      params["drive"] = sqliteValue(search.filters[name]!);
+    }
+    const order = "ORDER BY time DESC, account_seq DESC";
+    // The scan limit's last record, if the range reaches that far: found in the index alone.
+    const boundary = this.#auditStatement<{ time: number; account_seq: number }>(
+      `SELECT time, account_seq FROM audit_records INDEXED BY ${index} WHERE ${walk.join(" AND ")} AND time >= @fromTime ${order} LIMIT 1 OFFSET @skip`,
+    ).get(params);
+    // The boundary, when there is one, must be the walk's lower end in the index (not a test on
+    // each row), or a search with few matches would walk on to the start of the range.
+    const where = [...walk];
+    if (boundary === undefined) {
+      where.push("time >= @fromTime");
+    } else {
+      where.push("(time, account_seq) >= (@boundaryTime, @boundarySeq)");
+      params["boundaryTime"] = boundary.time;
+      params["boundarySeq"] = boundary.account_seq;
+    }
+    const filters = search.filters;
+    for (const [filter, filterColumn] of Object.entries(AUDIT_FILTER_COLUMNS)) {
+      const value = filters[filter as keyof typeof AUDIT_FILTER_COLUMNS];
+      if (value === undefined || filter === name) continue;
+      where.push(`${filterColumn} = @${filter}`);
+      params[filter] = sqliteValue(value);
+    }
+    if (filters.resourceName !== undefined) {
+      // One whole name of the comma-separated list.
+      where.push("instr(',' || resource_name || ',', ',' || @resourceName || ',') > 0");
+      params["resourceName"] = filters.resourceName;
+    }
+    if (filters.flag !== undefined) {
+      // The text test first: parsing each row's JSON costs four times as much, and only rows that
+      // hold the flag's JSON string (as the writer wrote it) can match.
+      where.push("instr(flags, @flagJson) > 0", "EXISTS (SELECT 1 FROM json_each(audit_records.flags) WHERE value = @flag)");
+      params["flag"] = filters.flag;
+      params["flagJson"] = JSON.stringify(filters.flag);
+    }
+    const rows = this.#auditStatement<AccountAuditRow>(
+      `SELECT ${AUDIT_COLUMNS}, account_seq FROM audit_records INDEXED BY ${index} WHERE ${where.join(" AND ")} ${order} LIMIT @limit`,
+    ).all(params);
+    const records = rows.slice(0, search.limit).map((row) => ({ ...fromAuditRow(row), accountSeq: row.account_seq }));
+    const last = records.at(-1);
+    if (rows.length > search.limit && last !== undefined) return { records, next: { time: last.time, accountSeq: last.accountSeq } };
+    return boundary === undefined ? { records } : { records, next: { time: boundary.time, accountSeq: boundary.account_seq } };
+  }
+
+  accountAuditPosition(accountUin: string, accountSeq: number): AccountAuditPosition | undefined {
+    const row = this.#s.accountAuditPosition.get(accountUin, accountSeq);
+    return row === undefined ? undefined : { time: row.time, accountSeq: row.account_seq };
+  }
+
+  /** The audit search statements, prepared once per text (a few per combination of filters). */
+  #auditStatement<R>(sql: string): Database.Statement<[Record<string, number | string>], R> {
+    let stmt = this.#auditLists.get(sql);
+    if (stmt === undefined) {
+      stmt = this.db.prepare<[Record<string, number | string>], AuditRow>(sql);
+      this.#auditLists.set(sql, stmt);
+    }
+    return stmt as unknown as Database.Statement<[Record<string, number | string>], R>;
   }
 
   insertAuditCheckpoint(checkpoint: Checkpoint): void {
@@ -1101,6 +1181,14 @@ class SqliteTransaction implements StoreOperations {
 
   async listAuditRecords(query: AuditRecordQuery): Promise<AuditRecord[]> {
     return this.#live().listAuditRecords(query);
+  }
+
+  async searchAccountAudit(search: AccountAuditSearch): Promise<AccountAuditPage> {
+    return this.#live().searchAccountAudit(search);
+  }
+
+  async accountAuditPosition(accountUin: string, accountSeq: number): Promise<AccountAuditPosition | undefined> {
+    return this.#live().accountAuditPosition(accountUin, accountSeq);
   }
 
   async insertAuditCheckpoint(checkpoint: Checkpoint): Promise<void> {
@@ -1433,6 +1521,16 @@ export class SqliteStore implements Store {
 
   async listAuditRecords(query: AuditRecordQuery): Promise<AuditRecord[]> {
     return this.#enter("listAuditRecords") ? this.#ops.listAuditRecords(query) : this.#queued(() => this.#ops.listAuditRecords(query));
+  }
+
+  async searchAccountAudit(search: AccountAuditSearch): Promise<AccountAuditPage> {
+    return this.#enter("searchAccountAudit") ? this.#ops.searchAccountAudit(search) : this.#queued(() => this.#ops.searchAccountAudit(search));
+  }
+
+  async accountAuditPosition(accountUin: string, accountSeq: number): Promise<AccountAuditPosition | undefined> {
+    return this.#enter("accountAuditPosition")
+      ? this.#ops.accountAuditPosition(accountUin, accountSeq)
+      : this.#queued(() => this.#ops.accountAuditPosition(accountUin, accountSeq));
   }
 
   async insertAuditCheckpoint(checkpoint: Checkpoint): Promise<void> {
@@ -1858,6 +1956,10 @@ function toAuditRow(r: AuditRecord): AuditRow {
     prev_hash: r.prevHash,
     hash: r.hash,
   };
+}
+
+function sqliteValue(value: string | number | boolean): string | number {
+  return typeof value === "boolean" ? (value ? 1 : 0) : value;
 }
 
 function fromAuditRow(row: AuditRow): AuditRecord {

@@ -99,9 +99,10 @@ export interface AuditHead {
   hash: string;
 }
 
+/** What a search of one account's records may match; each given filter must match exactly. */
 export interface AuditRecordFilters {
-  /** Only the records of this account. */
-  accountUin?: string;
+  /** The record's number within its account (CloudAudit's EventId). */
+  accountSeq?: number;
   action?: string;
   /**
    * One of the record's resource names: `resourceName` holds the names a request acted on joined
@@ -117,6 +118,7 @@ export interface AuditRecordFilters {
   flag?: string;
 }
 
+/** The whole log in chain order (verification, export, pruning). */
 export interface AuditRecordQuery {
   /** Unix milliseconds, inclusive. */
   fromTime?: number;
@@ -125,10 +127,83 @@ export interface AuditRecordQuery {
   /** A cursor: only records after this seq in the listing's order (greater when "asc", smaller when "desc"). */
   afterSeq?: number;
   limit: number;
-  /** Each given filter must match exactly. */
-  filters?: AuditRecordFilters;
   /** By seq. */
   order: "asc" | "desc";
+}
+
+/** A record with its number within its account: 1, 2, 3, … in the order the account's records were appended. */
+export interface AccountAuditRecord extends AuditRecord {
+  accountSeq: number;
+}
+
+/** A place in one account's records, which a search walks newest first: by time, then accountSeq, both descending. */
+export interface AccountAuditPosition {
+  time: number;
+  accountSeq: number;
+}
+
+/**
+ * One call of a search through one account's records (CloudAudit). It examines at most
+ * `scanLimit` records of the range, so that no call costs more than a bounded amount of work
+ * however large the log and however rare the matches; `next` says where the following call goes on.
+ */
+export interface AccountAuditSearch {
+  accountUin: string;
+  /** Unix milliseconds, inclusive. */
+  fromTime: number;
+  /** Unix milliseconds, inclusive. */
+  toTime: number;
+  /** Only records after this place (a previous page's `next`). */
+  after?: AccountAuditPosition;
+  filters: AuditRecordFilters;
+  /** Matches returned at most. */
+  limit: number;
+  /** Records examined at most (at least `limit`). */
+  scanLimit: number;
+}
+
+export interface AccountAuditPage {
+  /** Newest first. */
+  records: AccountAuditRecord[];
+  /** Where the next call goes on; absent when the range holds nothing more. */
+  next?: AccountAuditPosition;
+}
+
+/** A search's equality filter that has an index of (account_uin, column, time, account_seq), most selective first. */
+export const AUDIT_INDEXED_FILTERS = [
+  ["requestId", "request_id", "audit_records_by_account_request"],
+  ["accessKeyId", "access_key_id", "audit_records_by_account_access_key"],
+  ["principalName", "principal_name", "audit_records_by_account_principal"],
+  ["action", "action", "audit_records_by_account_action"],
+] as const satisfies readonly (readonly [keyof AuditRecordFilters, string, string])[];
+
+/**
+ * The index a search walks: the account's record number for an EventId, else the first indexed
+ * equality filter given, else time alone. Its column, if any, is compared with `value`.
+ */
+export function auditSearchIndex(filters: AuditRecordFilters): { index: string; column?: string; name?: keyof typeof AUDIT_FILTER_COLUMNS } {
+  if (filters.accountSeq !== undefined) return { index: "audit_records_by_account_seq", column: "account_seq", name: "accountSeq" };
+  for (const [name, column, index] of AUDIT_INDEXED_FILTERS) if (filters[name] !== undefined) return { index, column, name };
+  return { index: "audit_records_by_account_time" };
+}
+
+/** The upper end of a search's walk, exclusive: the cursor or the end of the time range, whichever comes first. */
+export function auditSearchUpper(search: AccountAuditSearch): AccountAuditPosition {
+  const end = { time: search.toTime + 1, accountSeq: 0 };
+  const after = search.after;
+  return after !== undefined && (after.time < end.time || (after.time === end.time && after.accountSeq < end.accountSeq)) ? after : end;
+}
+
+export function checkAuditSearch(search: AccountAuditSearch): void {
+  if (typeof search.accountUin !== "string") throw new TypeError(`"accountUin" must be a string`);
+  for (const name of ["fromTime", "toTime"] as const) {
+    if (!Number.isSafeInteger(search[name])) throw new RangeError(`"${name}" must be a safe integer, got ${search[name]}`);
+  }
+  if (search.after !== undefined && !(Number.isSafeInteger(search.after.time) && Number.isSafeInteger(search.after.accountSeq))) {
+    throw new RangeError(`"after" must hold safe integers`);
+  }
+  if (!Number.isSafeInteger(search.limit) || search.limit < 1) throw new RangeError(`"limit" must be a positive integer, got ${search.limit}`);
+  if (!Number.isSafeInteger(search.scanLimit) || search.scanLimit < search.limit) throw new RangeError(`"scanLimit" must be an integer of at least "limit", got ${search.scanLimit}`);
 }
 
 /**
@@ -149,6 +224,10 @@ export interface AuditStore {
    */
   appendAuditRecords(records: readonly AuditRecord[]): Promise<void>;
   listAuditRecords(query: AuditRecordQuery): Promise<AuditRecord[]>;
+  /** One call of a bounded search through one account's records (see AccountAuditSearch). */
+  searchAccountAudit(search: AccountAuditSearch): Promise<AccountAuditPage>;
+  /** Where the account's record `accountSeq` stands, undefined when there is none (any more). */
+  accountAuditPosition(accountUin: string, accountSeq: number): Promise<AccountAuditPosition | undefined>;
   /** Throws `StoreConflictError` ("auditCheckpoint") when one with the same seq and prunedThrough exists. */
   insertAuditCheckpoint(checkpoint: Checkpoint): Promise<void>;
   /** Checkpoints by (seq, prunedThrough), at most `limit` (all when omitted). */
@@ -409,9 +488,9 @@ export function checkAuditAppend(records: readonly AuditRecord[]): { first: Audi
   return { first, last };
 }
 
-/** The audit store's filters compared for equality, with the column each compares. */
+/** The search filters compared for equality, with the column each compares. */
 export const AUDIT_FILTER_COLUMNS = {
-  accountUin: "account_uin",
+  accountSeq: "account_seq",
   action: "action",
   resourceType: "resource_type",
   requestId: "request_id",

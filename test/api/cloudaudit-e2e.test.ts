@@ -100,7 +100,7 @@ describe("CloudAudit LookUpEvents and DescribeEvents through the official SDK", 
     assert.equal(details.eventName, "Encrypt");
     assert.equal(details.userIdentity.userName, "alice");
     assert.equal(details.result, "Success");
-    assert.match(details.hash, /^[0-9a-f]{64}$/);
+    for (const chainField of ["seq", "prevHash", "hash"]) assert.equal(chainField in details, false, `no ${chainField}: the chain spans every account`);
 
     assert.equal(refused.ErrorCode, 1);
     const refusal = JSON.parse(refused.CloudAuditEvent);
@@ -188,5 +188,45 @@ describe("CloudAudit LookUpEvents and DescribeEvents through the official SDK", 
     assert.deepEqual(await lookUpAll(audit, { ResourceName: keyK }), []);
     const mine = await lookUpAll(audit, {});
     assert.ok(mine.every((e) => e.AccountID === 200000000002), "only its own requests (this search)");
+  });
+
+  // Issue 13: EventId was the installation-wide seq and events carried prevHash/hash, so account B
+  // saw gaps where account A's records were, and A's hashes: A's volume and timing.
+  it("shows an account nothing of another's activity between its own records: EventIds number its own records, no chain fields", async () => {
+    const accountB = "200000000003";
+    const b = await s.service.access.createRootAccessKey(accountB);
+    const bKms = officialClient("kms", target(b.secretId, b.secretKey));
+    const bAudit = officialClient("cloudaudit", target(b.secretId, b.secretKey));
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const bView = async () => {
+      const res = await bAudit("DescribeEvents", { StartTime: since, EndTime: Math.floor(Date.now() / 1000) + 60, MaxResults: 50, LookupAttributes: [{ AttributeKey: "EventName", AttributeValue: "ListKeys" }] });
+      return res.Events as Event[];
+    };
+    await bKms("ListKeys", {});
+    const quiet = await bView();
+    // A busy account A between B's records (and B's own searches, which are records too).
+    for (let i = 0; i < 25; i++) await admin.kms("ListKeys", {});
+    await bKms("ListKeys", {});
+    const busy = await bView();
+    assert.equal(quiet.length, 1);
+    assert.equal(busy.length, 2);
+    const [newer, older] = busy as [Event, Event];
+    assert.equal(older.EventId, quiet[0]!.EventId, "the same event keeps its EventId");
+    // B's records so far: ListKeys, DescribeEvents, ListKeys: numbered 1, 2, 3 whatever A did meanwhile.
+    assert.deepEqual([Number(older.EventId), Number(newer.EventId)], [1, 3]);
+    for (const e of busy) {
+      assert.equal(e.AccountID, Number(accountB));
+      const details = JSON.parse(e.CloudAuditEvent);
+      assert.equal(details.eventId, e.EventId);
+      for (const chainField of ["seq", "prevHash", "hash"]) assert.equal(chainField in details, false, chainField);
+      assert.ok(!JSON.stringify(e).includes(accountUin), "nothing of account A");
+    }
+    // The numeric cursor is B's own number too.
+    const paged = await bAudit("DescribeEvents", { StartTime: since, EndTime: Math.floor(Date.now() / 1000) + 60, MaxResults: 1 });
+    assert.equal(paged.ListOver, false);
+    assert.ok(paged.NextToken <= 5, `DescribeEvents' NextToken counts B's records only: ${paged.NextToken}`);
+    // The operator's chain, offline, still holds every record of both accounts in one sequence.
+    const chain = await s.dataDir.store.listAuditRecords({ order: "desc", limit: 40 });
+    assert.ok(chain.some((r) => r.accountUin === accountUin) && chain.some((r) => r.accountUin === accountB));
   });
 });

@@ -94,6 +94,12 @@ describe("AuditQueries", () => {
 
   const all: AuditEventQuery = { startTime: S0 - 60, endTime: S0 + 3600, maxResults: 50 };
 
+  it("numbers each account's events 1, 2, 3, … whatever other accounts wrote between them (issue 13)", async () => {
+    const numbers = async (caller: Caller) => (await queries.lookUpEvents(caller, all)).events.map((r) => r.accountSeq).reverse();
+    assert.deepEqual(await numbers(root), Array.from({ length: 30 }, (_, i) => i + 1));
+    assert.deepEqual(await numbers(rootCaller(B)), Array.from({ length: 10 }, (_, i) => i + 1));
+  });
+
   it("gives only the caller's account's records, newest first", async () => {
     const page = await queries.lookUpEvents(root, all);
     assert.equal(page.events.length, 30);
@@ -142,7 +148,7 @@ describe("AuditQueries", () => {
       }
       assert.equal(page.events.length, 7);
       assert.match(page.nextToken ?? "", /^[A-Za-z0-9_-]+$/);
-      assert.equal(page.nextSeq, page.events.at(-1)!.seq);
+      assert.equal(page.nextSeq, page.events.at(-1)!.accountSeq);
       token = page.nextToken;
     }
     assert.equal(pages, 5);
@@ -212,10 +218,11 @@ describe("AuditQueries", () => {
     assert.deepEqual(await ids({ flag: "policy-denied" }), ["a-7"]);
     const [seven] = (await queries.lookUpEvents(root, { ...all, filters: { requestId: "a-7" } })).events;
     assert.equal(seven?.result, "UnauthorizedOperation");
-    assert.deepEqual(await ids({ eventId: seven!.seq }), ["a-7"]);
-    assert.deepEqual(await ids({ eventId: seven!.seq, eventName: "Encrypt" }), [], "EventId with a filter it does not match");
-    const [b0] = (await queries.lookUpEvents(rootCaller(B), { ...all, filters: { requestId: "b-0" } })).events;
-    assert.deepEqual(await ids({ eventId: b0!.seq }), [], "another account's EventId");
+    assert.deepEqual(await ids({ eventId: seven!.accountSeq }), ["a-7"]);
+    assert.deepEqual(await ids({ eventId: seven!.accountSeq, eventName: "Encrypt" }), [], "EventId with a filter it does not match");
+    const [b3] = (await queries.lookUpEvents(rootCaller(B), { ...all, filters: { requestId: "b-3" } })).events;
+    assert.equal(b3!.accountSeq, 2);
+    assert.deepEqual(await ids({ eventId: b3!.accountSeq }), ["a-1"], "an EventId counts within the caller's account only");
     assert.deepEqual(await ids({ eventId: 999_999 }), []);
   });
 });

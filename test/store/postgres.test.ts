@@ -13,7 +13,9 @@ import { POSTGRES_MIGRATIONS } from "../../src/store/migrations/postgres/index.j
 import { applyPostgresMigrations, PostgresStore, PostgresStoreError, TRANSACTION_ATTEMPTS, type PostgresStoreOptions } from "../../src/store/postgres.js";
 import { StoreConflictError } from "../../src/store/store.js";
 import { postgresBinDir, startCluster } from "./postgres-cluster.js";
-import { deferred, makeKey, storeContract, versionOf } from "./store-contract.js";
+import { deferred, makeKey, storeContract, v4AuditRow, versionOf } from "./store-contract.js";
+import { GENESIS_HASH } from "../../src/audit/record.js";
+import { auditChain } from "../helpers/audit-fixtures.js";
 
 const baseUrl = process.env.TRESOR_TEST_PG_URL;
 const UNSET = "TRESOR_TEST_PG_URL is not set (source .ci/postgres.sh to start a throwaway PostgreSQL)";
@@ -164,6 +166,37 @@ function suite(base: string): void {
         await admin.query(`UPDATE ${schema}.schema_migrations SET name = 'something-else' WHERE version = 1`);
         await assert.rejects(PostgresStore.open(url), /does not match/);
         await dropSchema(schema);
+      });
+
+      it("005-audit-accounts numbers a version-4 database's audit records within each account, and appends go on from there", async () => {
+        const { schema, url } = await freshSchema();
+        const accounts = ["100000000001", "200000000002", "100000000001", "100000000001", "200000000002"];
+        const records = auditChain(1, GENESIS_HASH, 5, (i) => ({ accountUin: accounts[i]! }));
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        try {
+          assert.equal(await applyPostgresMigrations(client, POSTGRES_MIGRATIONS.slice(0, 4), "test"), 4);
+          for (const r of records) {
+            const row = { ...v4AuditRow(r), read_only: r.readOnly };
+            const columns = Object.keys(row);
+            await client.query(`INSERT INTO audit_records (${columns.join(", ")}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(", ")})`, Object.values(row));
+          }
+          await client.query("INSERT INTO audit_head (id, seq, hash) VALUES (1, 5, $1)", [records[4]!.hash]);
+        } finally {
+          await client.end();
+        }
+        const store = await PostgresStore.open(url);
+        try {
+          assert.equal((await store.diagnostics()).schemaVersion, POSTGRES_MIGRATIONS.length);
+          await store.appendAuditRecords(auditChain(6, records[4]!.hash, 1, () => ({ accountUin: "200000000002" })));
+          const numbering = async (accountUin: string) =>
+            (await store.searchAccountAudit({ accountUin, fromTime: 0, toTime: 2e12, filters: {}, limit: 50, scanLimit: 100 })).records.map((r) => [r.seq, r.accountSeq]).reverse();
+          assert.deepEqual(await numbering("100000000001"), [[1, 1], [3, 2], [4, 3]]);
+          assert.deepEqual(await numbering("200000000002"), [[2, 1], [5, 2], [6, 3]]);
+        } finally {
+          await store.close();
+          await dropSchema(schema);
+        }
       });
 
       it("003-identity gives every access key of a version-2 database to its account's root, recorded as a principal", async () => {

@@ -13,7 +13,9 @@ import Database from "better-sqlite3";
 import { MIGRATIONS, type Migration } from "../../src/store/migrations/index.js";
 import { applyMigrations, SqliteStore } from "../../src/store/sqlite.js";
 import { StoreConflictError, type StoreOperations } from "../../src/store/store.js";
-import { deferred, makeKey, storeContract, ticks, versionOf } from "./store-contract.js";
+import { deferred, makeKey, storeContract, ticks, v4AuditRow, versionOf } from "./store-contract.js";
+import { GENESIS_HASH } from "../../src/audit/record.js";
+import { auditChain } from "../helpers/audit-fixtures.js";
 
 async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), "tresor-sqlite-"));
@@ -124,6 +126,33 @@ describe("SqliteStore", () => {
       db.prepare("UPDATE schema_migrations SET name = 'something-else' WHERE version = 1").run();
       db.close();
       assert.throws(() => SqliteStore.open(path), /does not match/);
+    });
+
+    it("005-audit-accounts numbers a version-4 database's audit records within each account, and appends go on from there", async () => {
+      const path = freshPath();
+      const db = raw(path);
+      const accounts = ["100000000001", "200000000002", "100000000001", "100000000001", "200000000002"];
+      const records = auditChain(1, GENESIS_HASH, 5, (i) => ({ accountUin: accounts[i]! }));
+      try {
+        applyMigrations(db, MIGRATIONS.slice(0, 4), path);
+        const columns = Object.keys(v4AuditRow(records[0]!));
+        const insert = db.prepare(`INSERT INTO audit_records (${columns.join(", ")}) VALUES (${columns.map((c) => `@${c}`).join(", ")})`);
+        for (const r of records) insert.run(v4AuditRow(r));
+        db.prepare("INSERT INTO audit_head (id, seq, hash) VALUES (1, 5, ?)").run(records[4]!.hash);
+      } finally {
+        db.close();
+      }
+      const store = SqliteStore.open(path);
+      try {
+        assert.equal(store.diagnostics().schemaVersion, MIGRATIONS.length);
+        await store.appendAuditRecords(auditChain(6, records[4]!.hash, 1, () => ({ accountUin: "200000000002" })));
+        const numbering = async (accountUin: string) =>
+          (await store.searchAccountAudit({ accountUin, fromTime: 0, toTime: 2e12, filters: {}, limit: 50, scanLimit: 100 })).records.map((r) => [r.seq, r.accountSeq]).reverse();
+        assert.deepEqual(await numbering("100000000001"), [[1, 1], [3, 2], [4, 3]]);
+        assert.deepEqual(await numbering("200000000002"), [[2, 1], [5, 2], [6, 3]]);
+      } finally {
+        await store.close();
+      }
     });
 
     it("003-identity gives every access key of a version-2 database to its account's root, recorded as a principal", async () => {

@@ -6,12 +6,13 @@ import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
 import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 import { KEY_LIFECYCLE_DEFAULTS, type ImportTokenRecord, type KeyRecord, type KeyVersionRecord, type Tag } from "../../src/keys/key.js";
-import { StoreConflictError, type AccessKeyRecord, type AuditRecordQuery, type KeyListQuery, type Store, type StoreOperations } from "../../src/store/store.js";
+import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Store, type StoreOperations } from "../../src/store/store.js";
+import type { AccountAuditPage, AccountAuditPosition, AccountAuditRecord, AccountAuditSearch, AuditRecordFilters } from "../../src/store/store.js";
 import { StoreNotEmptyError, type PortableValue, type TableShape } from "../../src/store/store.js";
 import type { WrappedValue, WrappedValuePosition } from "../../src/store/store.js";
 import type { PolicyAttachmentRecord, PolicyRecord, PrincipalRecord, RoleSessionRecord } from "../../src/store/store.js";
 import type { Checkpoint } from "../../src/audit/checkpoint.js";
-import { GENESIS_HASH } from "../../src/audit/record.js";
+import { GENESIS_HASH, type AuditRecord } from "../../src/audit/record.js";
 import { auditChain } from "../helpers/audit-fixtures.js";
 
 export interface StoreFixture {
@@ -22,6 +23,17 @@ export interface StoreFixture {
 }
 
 let aliasCounter = 0;
+
+/** A record as a row of a version-4 audit_records table (before 005-audit-accounts), for upgrade tests. */
+export function v4AuditRow(r: AuditRecord): Record<string, string | number | boolean> {
+  return {
+    seq: r.seq, time: r.time, request_id: r.requestId, trace_id: r.traceId, node_id: r.nodeId, account_uin: r.accountUin,
+    principal_uin: r.principalUin, principal_name: r.principalName, access_key_id: r.accessKeyId, source_ip: r.sourceIp,
+    user_agent: r.userAgent, region: r.region, service: r.service, action: r.action, resource_type: r.resourceType,
+    resource_name: r.resourceName, read_only: r.readOnly ? 1 : 0, result: r.result, latency_ms: r.latencyMs,
+    params_digest: r.paramsDigest, flags: JSON.stringify(r.flags), prev_hash: r.prevHash, hash: r.hash,
+  };
+}
 
 export function makeKey(overrides: Partial<KeyRecord> = {}): KeyRecord {
   aliasCounter++;
@@ -1450,6 +1462,20 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
     });
     // ---- end of protection level and root key rotation ----------------------------------------
 
+    /** Every match of a search, walked call by call; each call's page goes to `calls`. */
+    async function searchAll(store: Store, q: Partial<AccountAuditSearch> & { accountUin: string }, calls: AccountAuditPage[] = []): Promise<AccountAuditRecord[]> {
+      const out: AccountAuditRecord[] = [];
+      let after: AccountAuditPosition | undefined;
+      for (let i = 0; i < 10_000; i++) {
+        const page = await store.searchAccountAudit({ fromTime: 0, toTime: 2e12, filters: {}, limit: 50, scanLimit: 1000, ...q, ...(after === undefined ? {} : { after }) });
+        calls.push(page);
+        out.push(...page.records);
+        if (page.next === undefined) return out;
+        after = page.next;
+      }
+      throw new Error("the search did not end");
+    }
+
     describe("audit log", () => {
       it("starts empty: no head, no records, no checkpoints", () =>
         withStore(async ({ store }) => {
@@ -1475,7 +1501,7 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
           assert.deepEqual(await store.listAuditRecords({ limit: 0, order: "asc" }), []);
         }));
 
-      it("filters by time range, action, key, principal, access key, read-only and flag", () =>
+      it("searches one account's records by time range, action, key, principal, access key, read-only and flag", () =>
         withStore(async ({ store }) => {
           const records = auditChain(1, GENESIS_HASH, 8, (i) => ({
             time: 1_700_000_000_000 + i * 1000,
@@ -1487,8 +1513,7 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
             flags: i === 6 ? ["pending-delete-key-use"] : ["x-pending-delete-key-use-x"],
           }));
           await store.appendAuditRecords(records);
-          const seqs = async (q: Omit<AuditRecordQuery, "limit" | "order">) =>
-            (await store.listAuditRecords({ ...q, limit: 100, order: "asc" })).map((r) => r.seq);
+          const seqs = async (q: Partial<AccountAuditSearch>) => (await searchAll(store, { ...q, accountUin: "100000000001" })).map((r) => r.seq).reverse();
           assert.deepEqual(await seqs({ fromTime: 1_700_000_002_000, toTime: 1_700_000_004_000 }), [3, 4, 5], "both ends inclusive");
           assert.deepEqual(await seqs({ filters: { action: "Encrypt" } }), [1, 3, 5, 7]);
           assert.deepEqual(await seqs({ filters: { resourceName: "key-b", action: "Decrypt" } }), [6, 8]);
@@ -1497,9 +1522,11 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
           assert.deepEqual(await seqs({ filters: { readOnly: false } }), [8]);
           assert.deepEqual(await seqs({ filters: { flag: "pending-delete-key-use" } }), [7], "a flag matches whole, not as a substring");
           assert.deepEqual(await seqs({ filters: { action: "NoSuchAction" } }), []);
+          assert.deepEqual(await seqs({ filters: { accountSeq: 4 } }), [4]);
+          assert.deepEqual(await seqs({ filters: { accountSeq: 4, action: "Encrypt" } }), []);
         }));
 
-      it("filters by account, request id and resource type, and matches one whole name of a resource list", () =>
+      it("searches within one account, by request id and resource type, and matches one whole name of a resource list", () =>
         withStore(async ({ store }) => {
           const names = ["key-a", "key-a,key-b", "key-b,key-a,key-c", "key-ab", "xkey-a", "key-b", "", "key-a_"];
           const records = auditChain(1, GENESIS_HASH, 8, (i) => ({
@@ -1510,22 +1537,65 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
             resourceName: names[i]!,
           }));
           await store.appendAuditRecords(records);
-          const seqs = async (q: Omit<AuditRecordQuery, "limit" | "order">, order: "asc" | "desc" = "asc", limit = 100) =>
-            (await store.listAuditRecords({ ...q, limit, order })).map((r) => r.seq);
-          assert.deepEqual(await seqs({ filters: { accountUin: "100000000001" } }), [1, 3, 5, 7]);
-          assert.deepEqual(await seqs({ filters: { accountUin: "100000000002" } }), [2, 4, 6, 8]);
-          assert.deepEqual(await seqs({ filters: { accountUin: "100000000003" } }), []);
-          assert.deepEqual(await seqs({ filters: { accountUin: "100000000001" } }, "desc", 2), [7, 5], "newest first, limited");
-          assert.deepEqual(await seqs({ filters: { accountUin: "100000000001" }, afterSeq: 5 }, "desc"), [3, 1], "with a cursor");
-          assert.deepEqual(await seqs({ filters: { accountUin: "100000000002" }, fromTime: 1_700_000_002_000, toTime: 1_700_000_005_000 }), [4, 6]);
-          assert.deepEqual(await seqs({ filters: { requestId: "req-filter-4" } }), [5]);
-          assert.deepEqual(await seqs({ filters: { requestId: "req-filter-4", accountUin: "100000000002" } }), []);
-          assert.deepEqual(await seqs({ filters: { resourceType: "user" } }), [7, 8]);
-          assert.deepEqual(await seqs({ filters: { resourceName: "key-a" } }), [1, 2, 3], "whole names only: not key-ab, xkey-a or key-a_");
-          assert.deepEqual(await seqs({ filters: { resourceName: "key-b" } }), [2, 3, 6]);
-          assert.deepEqual(await seqs({ filters: { resourceName: "key-c", accountUin: "100000000001" } }), [3]);
-          assert.deepEqual(await seqs({ filters: { resourceName: "key-%" } }), [], "no wildcards");
-          assert.deepEqual(await seqs({ filters: { resourceName: "key-a_" } }), [8]);
+          const seqs = async (accountUin: string, q: Partial<AccountAuditSearch> = {}) => (await searchAll(store, { ...q, accountUin })).map((r) => r.seq).reverse();
+          assert.deepEqual(await seqs("100000000001"), [1, 3, 5, 7]);
+          assert.deepEqual(await seqs("100000000002"), [2, 4, 6, 8]);
+          assert.deepEqual(await seqs("100000000003"), []);
+          const newest = await store.searchAccountAudit({ accountUin: "100000000001", fromTime: 0, toTime: 2e12, filters: {}, limit: 2, scanLimit: 100 });
+          assert.deepEqual(newest.records.map((r) => r.seq), [7, 5], "newest first, limited");
+          const rest = await store.searchAccountAudit({ accountUin: "100000000001", fromTime: 0, toTime: 2e12, filters: {}, limit: 2, scanLimit: 100, after: newest.next! });
+          assert.deepEqual(rest.records.map((r) => r.seq), [3, 1], "with a cursor");
+          assert.deepEqual(await seqs("100000000002", { fromTime: 1_700_000_002_000, toTime: 1_700_000_005_000 }), [4, 6]);
+          assert.deepEqual(await seqs("100000000002", { filters: { requestId: "req-filter-4" } }), []);
+          assert.deepEqual(await seqs("100000000001", { filters: { requestId: "req-filter-4" } }), [5]);
+          assert.deepEqual(await seqs("100000000001", { filters: { resourceType: "user" } }), [7]);
+          assert.deepEqual(await seqs("100000000002", { filters: { resourceType: "user" } }), [8]);
+          assert.deepEqual(await seqs("100000000001", { filters: { resourceName: "key-a" } }), [1, 3], "whole names only: not key-ab, xkey-a or key-a_");
+          assert.deepEqual(await seqs("100000000002", { filters: { resourceName: "key-a" } }), [2]);
+          assert.deepEqual(await seqs("100000000002", { filters: { resourceName: "key-b" } }), [2, 6]);
+          assert.deepEqual(await seqs("100000000001", { filters: { resourceName: "key-c" } }), [3]);
+          assert.deepEqual(await seqs("100000000001", { filters: { resourceName: "key-%" } }), [], "no wildcards");
+          assert.deepEqual(await seqs("100000000002", { filters: { resourceName: "key-a_" } }), [8]);
+        }));
+
+      it("numbers each account's records on its own, 1, 2, 3, …, across appends and pruning", () =>
+        withStore(async ({ store }) => {
+          const accountOf = (i: number) => (i % 3 === 0 ? "100000000002" : "100000000001");
+          const first = auditChain(1, GENESIS_HASH, 6, (i) => ({ accountUin: accountOf(i) }));
+          await store.appendAuditRecords(first.slice(0, 4));
+          await store.appendAuditRecords(first.slice(4));
+          const numbers = async (accountUin: string) =>
+            (await searchAll(store, { accountUin })).map((r) => [r.seq, r.accountSeq]).reverse();
+          assert.deepEqual(await numbers("100000000001"), [[2, 1], [3, 2], [5, 3], [6, 4]]);
+          assert.deepEqual(await numbers("100000000002"), [[1, 1], [4, 2]]);
+          assert.deepEqual(await store.accountAuditPosition("100000000002", 2), { time: first[3]!.time, accountSeq: 2 });
+          assert.equal(await store.accountAuditPosition("100000000002", 3), undefined);
+          await store.pruneAuditRecords(6);
+          const more = auditChain(7, first[5]!.hash, 2, () => ({ accountUin: "100000000002" }));
+          await store.appendAuditRecords(more);
+          assert.deepEqual(await numbers("100000000002"), [[7, 3], [8, 4]], "pruning does not restart the numbering");
+        }));
+
+      it("examines at most scanLimit records a call, and its pages add up to the whole search", () =>
+        withStore(async ({ store }) => {
+          // 50 records, every 7th a match; times out of seq order in places, as several nodes write them.
+          const records = auditChain(1, GENESIS_HASH, 50, (i) => ({
+            time: 1_700_000_000_000 + i * 1000 + (i % 5 === 0 ? 1500 : 0),
+            action: i % 7 === 0 ? "Decrypt" : "Encrypt",
+            resourceName: i % 7 === 0 ? "key-x" : "key-y",
+          }));
+          await store.appendAuditRecords(records);
+          const expected = records.filter((r) => r.action === "Decrypt").sort((a, b) => b.time - a.time || b.seq - a.seq).map((r) => r.seq);
+          for (const filters of [{ resourceName: "key-x" }, { action: "Decrypt" }] as AuditRecordFilters[]) {
+            const calls: AccountAuditPage[] = [];
+            const found = await searchAll(store, { accountUin: "100000000001", filters, limit: 2, scanLimit: 6 }, calls);
+            assert.deepEqual(found.map((r) => r.seq), expected, JSON.stringify(filters));
+            for (const page of calls) assert.ok(page.records.length <= 2);
+          }
+          const calls: AccountAuditPage[] = [];
+          await searchAll(store, { accountUin: "100000000001", filters: { resourceName: "key-x" }, limit: 2, scanLimit: 6 }, calls);
+          assert.ok(calls.length >= 50 / 6, `a residual filter walks at most 6 records a call: ${calls.length} calls`);
+          assert.ok(calls.some((p) => p.records.length === 0 && p.next !== undefined), "a call may find nothing and still go on");
         }));
 
       it("refuses records that do not follow the head, or do not link, and writes none of them", () =>

@@ -1,9 +1,10 @@
 // The CloudAudit (version 2019-03-19) actions Tresor serves: LookUpEvents and DescribeEvents over
 // the audit log of the caller's account, with the field names of the official SDK's cloudaudit
-// models. Records hold no parameters, plaintext or secrets, so neither do the events.
+// models. Records hold no parameters, plaintext or secrets, so neither do the events. Nor do
+// events show the chain (seq, prevHash, hash): those span every account, and would tell one
+// account of the others' volume and timing; the operator verifies the chain offline.
 
-import type { AuditRecord } from "../../audit/record.js";
-import { AUDIT_QUERY_LIMITS, type AuditEventFilters, type AuditEventPage, type AuditEventQuery } from "../../service/audit-query.js";
+import { AUDIT_QUERY_LIMITS, type AuditEventFilters, type AuditEventRecord, type AuditEventPage, type AuditEventQuery } from "../../service/audit-query.js";
 import { KmsError } from "../../service/errors.js";
 import { action, type ActionContext, type ActionDefinition } from "./actions.js";
 import { array, integer, integerOneOf, object, oneOf, optional, string, type Schema } from "./params.js";
@@ -96,7 +97,7 @@ export function lookupFilters(attributes: readonly { AttributeKey: string; Attri
 }
 
 /** The service as CloudAudit's EventSource names it. */
-function eventSource(record: AuditRecord): string {
+function eventSource(record: AuditEventRecord): string {
   return record.service === "" ? "" : `${record.service}.tencentcloudapi.com`;
 }
 
@@ -105,11 +106,11 @@ function numericUin(uin: string): number {
 }
 
 /** An audit record as CloudAudit's Event; CloudAuditEvent holds the whole record as JSON. */
-export function toEvent(record: AuditRecord) {
+export function toEvent(record: AuditEventRecord) {
   const seconds = Math.floor(record.time / 1000);
   const details = {
     eventVersion: 1,
-    eventId: String(record.seq),
+    eventId: String(record.accountSeq),
     eventTime: seconds,
     eventTimeMs: record.time,
     eventType: "ApiCall",
@@ -135,12 +136,9 @@ export function toEvent(record: AuditRecord) {
     latencyMs: record.latencyMs,
     paramsDigest: record.paramsDigest,
     flags: record.flags,
-    seq: record.seq,
-    prevHash: record.prevHash,
-    hash: record.hash,
   };
   return {
-    EventId: String(record.seq),
+    EventId: String(record.accountSeq),
     Username: record.principalName,
     EventTime: String(seconds),
     CloudAuditEvent: JSON.stringify(details),

@@ -6,6 +6,7 @@ import { initial } from "./001-initial.js";
 import { protectionLevel } from "./002-protection-level.js";
 import { identity } from "./003-identity.js";
 import { audit } from "./004-audit.js";
+import { auditAccounts } from "./005-audit-accounts.js";
 
 export interface Migration {
   readonly version: number;
@@ -13,4 +14,4 @@ export interface Migration {
   readonly sql: string;
 }
 
-export const MIGRATIONS: readonly Migration[] = Object.freeze([initial, protectionLevel, identity, audit]);
+export const MIGRATIONS: readonly Migration[] = Object.freeze([initial, protectionLevel, identity, audit, auditAccounts]);

@@ -7,5 +7,6 @@ import { initial } from "./001-initial.js";
 import { protectionLevel } from "./002-protection-level.js";
 import { identity } from "./003-identity.js";
 import { audit } from "./004-audit.js";
+import { auditAccounts } from "./005-audit-accounts.js";
 
-export const POSTGRES_MIGRATIONS: readonly Migration[] = Object.freeze([initial, protectionLevel, identity, audit]);
+export const POSTGRES_MIGRATIONS: readonly Migration[] = Object.freeze([initial, protectionLevel, identity, audit, auditAccounts]);
