@@ -14,7 +14,19 @@ export const AUDIT_FLAGS = {
   policyDenied: "policy-denied",
   /** One of several recent signature failures from the same SecretId. */
   signatureFailures: "signature-failures",
+  /** A summary of one source's unauthenticated failures that got no record of their own. */
+  failedAuthSummary: "failed-auth-summary",
 } as const;
+
+/** Longest string a request may put into one field of a log line or an audit record. */
+export const MAX_FIELD_LENGTH = 256;
+
+/** `value` cut to `max` UTF-16 units (never inside a surrogate pair), marked with "…" when cut. */
+export function capField(value: string, max: number = MAX_FIELD_LENGTH): string {
+  if (value.length <= max) return value;
+  const end = /[\uD800-\uDBFF]/.test(value[max - 2] ?? "") ? max - 2 : max - 1;
+  return `${value.slice(0, end)}…`;
+}
 
 export class RequestAudit {
   /** Key ids (or other resource names) the request acted on, in order. */

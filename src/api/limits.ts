@@ -1,0 +1,178 @@
+// Abuse limits of the HTTP door, each with bounded memory: a request rate per account (a token
+// bucket per account uin, answered RequestLimitExceeded) and, per source address, how many
+// unauthenticated failures get a full audit record before the rest are only counted into a
+// summary record, so a flood of bad signatures cannot fill the disk and still shows in the audit.
+
+import type { AuditEvent } from "../audit/writer.js";
+import { AUDIT_FLAGS } from "../service/request-audit.js";
+
+/** Token buckets per account: `perSecond` requests a second, bursts up to one second's worth. */
+export class AccountRateLimiter {
+  /** Accounts tracked at most; a full bucket is the same as none, so those go first. */
+  static readonly MAX_TRACKED = 100_000;
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    readonly perSecond: number,
+    private readonly now: () => number,
+  ) {
+    if (!Number.isInteger(perSecond) || perSecond < 1) throw new RangeError(`"perSecond" must be a positive integer, got ${perSecond}`);
+  }
+
+  /** Takes one token from the account's bucket; false when it is empty (the request is refused). */
+  take(account: string): boolean {
+    const now = this.now();
+    const bucket = this.#buckets.get(account);
+    const tokens = bucket === undefined ? this.perSecond : Math.min(this.perSecond, bucket.tokens + (Math.max(0, now - bucket.at) * this.perSecond) / 1000);
+    if (bucket === undefined && this.#buckets.size >= AccountRateLimiter.MAX_TRACKED) this.#evict(now);
+    // Re-inserted, so the map's order is least recently used first.
+    this.#buckets.delete(account);
+    this.#buckets.set(account, { tokens: tokens >= 1 ? tokens - 1 : tokens, at: now });
+    return tokens >= 1;
+  }
+
+  get tracked(): number {
+    return this.#buckets.size;
+  }
+
+  /** Drops the buckets that have refilled; failing that, the least recently used one. */
+  #evict(now: number): void {
+    for (const [account, b] of this.#buckets) {
+      if (b.tokens + ((now - b.at) * this.perSecond) / 1000 >= this.perSecond) this.#buckets.delete(account);
+    }
+    if (this.#buckets.size >= AccountRateLimiter.MAX_TRACKED) this.#buckets.delete(this.#buckets.keys().next().value!);
+  }
+}
+
+/** What a summary record reports: one source's failures left without a record of their own in one window. */
+export interface FailureSummary {
+  sourceIp: string;
+  /** Unix milliseconds of the window's first failure and of the last one summarized. */
+  from: number;
+  to: number;
+  /** Failures counted here and not recorded one by one. */
+  suppressed: number;
+  /** How many of them got each result code. */
+  codes: ReadonlyMap<string, number>;
+}
+
+interface SourceWindow {
+  start: number;
+  failures: number;
+  last: number;
+  codes: Map<string, number>;
+}
+
+export interface FailedAuthLimits {
+  /** Failures per source and window that each get a full record. */
+  threshold: number;
+  windowMs: number;
+  /** Sources tracked at most; the oldest window is summarized early to make room. */
+  maxSources: number;
+}
+
+export const DEFAULT_FAILED_AUTH_LIMITS: FailedAuthLimits = { threshold: 100, windowMs: 60_000, maxSources: 10_000 };
+
+/**
+ * Unauthenticated failures per source address in fixed windows (from a source's first failure).
+ * The first `threshold` of a window are recorded in full; the rest only counted, and summarized
+ * once the window ends (seen on the source's next failure, by sweep(), or by drain() on close).
+ */
+export class FailedAuthLimiter {
+  readonly #windows = new Map<string, SourceWindow>();
+  #ended: FailureSummary[] = [];
+
+  constructor(
+    readonly limits: FailedAuthLimits,
+    private readonly now: () => number,
+  ) {}
+
+  /** Counts a failure; true when its own record is to be left out (it goes into a summary). */
+  failed(sourceIp: string, code: string): boolean {
+    const now = this.now();
+    let w = this.#windows.get(sourceIp);
+    if (w !== undefined && now - w.start >= this.limits.windowMs) {
+      this.#end(sourceIp, w);
+      w = undefined;
+    }
+    if (w === undefined) {
+      if (this.#windows.size >= this.limits.maxSources) this.#makeRoom(now);
+      w = { start: now, failures: 0, last: now, codes: new Map() };
+      // Insertion order is window start order, which sweep() relies on.
+      this.#windows.set(sourceIp, w);
+    }
+    w.failures++;
+    if (w.failures <= this.limits.threshold) return false;
+    w.last = now;
+    w.codes.set(code, (w.codes.get(code) ?? 0) + 1);
+    return true;
+  }
+
+  /** Ends the windows that are over; returns every summary not yet taken. */
+  sweep(): FailureSummary[] {
+    const now = this.now();
+    for (const [source, w] of this.#windows) {
+      if (now - w.start < this.limits.windowMs) break;
+      this.#end(source, w);
+    }
+    return this.#take();
+  }
+
+  /** Ends every window now (on close): the summaries of everything counted. */
+  drain(): FailureSummary[] {
+    for (const [source, w] of this.#windows) this.#end(source, w);
+    return this.#take();
+  }
+
+  get tracked(): number {
+    return this.#windows.size;
+  }
+
+  #take(): FailureSummary[] {
+    const out = this.#ended;
+    this.#ended = [];
+    return out;
+  }
+
+  #end(sourceIp: string, w: SourceWindow): void {
+    this.#windows.delete(sourceIp);
+    const suppressed = w.failures - Math.min(w.failures, this.limits.threshold);
+    if (suppressed > 0) this.#ended.push({ sourceIp, from: w.start, to: w.last, suppressed, codes: w.codes });
+  }
+
+  #makeRoom(now: number): void {
+    for (const [source, w] of this.#windows) {
+      if (now - w.start < this.limits.windowMs) break;
+      this.#end(source, w);
+    }
+    if (this.#windows.size >= this.limits.maxSources) {
+      const [oldest, w] = this.#windows.entries().next().value!;
+      this.#end(oldest, w);
+    }
+  }
+}
+
+/**
+ * The audit record of a summary: flag "failed-auth-summary", the source address, the most
+ * frequent result code, and flags "count=N", "window=<ISO from>/<ISO to>", "code=<code>:N" each.
+ */
+export function failureSummaryEvent(s: FailureSummary, requestId: string): AuditEvent {
+  const codes = [...s.codes].sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1));
+  return {
+    action: "",
+    result: codes[0]?.[0] ?? "",
+    time: s.to,
+    requestId,
+    sourceIp: s.sourceIp,
+    service: "",
+    resourceType: "",
+    readOnly: true,
+    latencyMs: 0,
+    flags: [
+      AUDIT_FLAGS.failedAuthSummary,
+      `count=${s.suppressed}`,
+      `window=${new Date(s.from).toISOString()}/${new Date(s.to).toISOString()}`,
+      ...codes.map(([code, n]) => `code=${code}:${n}`),
+    ],
+  };
+}
