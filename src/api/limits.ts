@@ -8,7 +8,7 @@ import { AUDIT_FLAGS } from "../service/request-audit.js";
 
 /** Token buckets per account: `perSecond` requests a second, bursts up to one second's worth. */
 export class AccountRateLimiter {
-  /** Accounts tracked at most; a full bucket is the same as none, so those go first. */
+  /** Accounts tracked at most. */
   static readonly MAX_TRACKED = 100_000;
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
 
@@ -24,7 +24,8 @@ export class AccountRateLimiter {
     const now = this.now();
     const bucket = this.#buckets.get(account);
     const tokens = bucket === undefined ? this.perSecond : Math.min(this.perSecond, bucket.tokens + (Math.max(0, now - bucket.at) * this.perSecond) / 1000);
-    if (bucket === undefined && this.#buckets.size >= AccountRateLimiter.MAX_TRACKED) this.#evict(now);
+    // The least recently used bucket goes; were it still in use, it comes back full, a bounded gift.
+    if (bucket === undefined && this.#buckets.size >= AccountRateLimiter.MAX_TRACKED) this.#buckets.delete(this.#buckets.keys().next().value!);
     // Re-inserted, so the map's order is least recently used first.
     this.#buckets.delete(account);
     this.#buckets.set(account, { tokens: tokens >= 1 ? tokens - 1 : tokens, at: now });
@@ -33,14 +34,6 @@ export class AccountRateLimiter {
 
   get tracked(): number {
     return this.#buckets.size;
-  }
-
-  /** Drops the buckets that have refilled; failing that, the least recently used one. */
-  #evict(now: number): void {
-    for (const [account, b] of this.#buckets) {
-      if (b.tokens + ((now - b.at) * this.perSecond) / 1000 >= this.perSecond) this.#buckets.delete(account);
-    }
-    if (this.#buckets.size >= AccountRateLimiter.MAX_TRACKED) this.#buckets.delete(this.#buckets.keys().next().value!);
   }
 }
 

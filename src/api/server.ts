@@ -158,6 +158,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     if (err.code === "ECONNRESET" || socket.destroyed) return;
     const requestId = randomUUID();
+    const sourceIp = capField(socket.remoteAddress ?? "");
     const { status, code, message } = clientRejection(err, connections);
     if (socket.writable) {
       const body = JSON.stringify(errorResponse(requestId, code, message));
@@ -166,7 +167,6 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     socket.destroy();
     // A connection that never sent a byte made no request: nothing to record.
     if (socket.bytesRead === 0) return;
-    const sourceIp = socket.remoteAddress ?? "";
     metrics.request("", code, 0);
     logger.info({ requestId, action: "", code, status }, "request refused before routing");
     if (suppressRecord(sourceIp, false, code)) return;
