@@ -37,8 +37,9 @@ export class AccountRateLimiter {
   }
 }
 
-/** What a summary record reports: one source's failures left without a record of their own in one window. */
+/** What a summary record reports: failures left without a record of their own in one window. */
 export interface FailureSummary {
+  /** The source address; "" for the sources beyond the tracking cap, counted together. */
   sourceIp: string;
   /** Unix milliseconds of the window's first failure and of the last one summarized. */
   from: number;
@@ -49,9 +50,10 @@ export interface FailureSummary {
   codes: ReadonlyMap<string, number>;
 }
 
-interface SourceWindow {
+interface Window {
   start: number;
   failures: number;
+  suppressed: number;
   last: number;
   codes: Map<string, number>;
 }
@@ -59,20 +61,28 @@ interface SourceWindow {
 export interface FailedAuthLimits {
   /** Failures per source and window that each get a full record. */
   threshold: number;
+  /** Failures per window, all sources together, that each get a full record. */
+  totalThreshold: number;
   windowMs: number;
-  /** Sources tracked at most; the oldest window is summarized early to make room. */
+  /** Sources tracked at most; failures of others are counted together in one summary. */
   maxSources: number;
 }
 
-export const DEFAULT_FAILED_AUTH_LIMITS: FailedAuthLimits = { threshold: 100, windowMs: 60_000, maxSources: 10_000 };
+export const DEFAULT_FAILED_AUTH_LIMITS: FailedAuthLimits = { threshold: 100, totalThreshold: 1000, windowMs: 60_000, maxSources: 1000 };
 
 /**
  * Unauthenticated failures per source address in fixed windows (from a source's first failure).
- * The first `threshold` of a window are recorded in full; the rest only counted, and summarized
+ * A failure gets a full record while its source has had at most `threshold` and all sources
+ * together at most `totalThreshold` in the window; the rest are only counted, and summarized
  * once the window ends (seen on the source's next failure, by sweep(), or by drain() on close).
+ * So a window costs at most totalThreshold full records and maxSources + 1 summaries, however
+ * many addresses an attacker has.
  */
 export class FailedAuthLimiter {
-  readonly #windows = new Map<string, SourceWindow>();
+  readonly #windows = new Map<string, Window>();
+  /** The failures of sources beyond maxSources. */
+  #untracked: Window | undefined;
+  #all: { start: number; failures: number } | undefined;
   #ended: FailureSummary[] = [];
 
   constructor(
@@ -83,19 +93,13 @@ export class FailedAuthLimiter {
   /** Counts a failure; true when its own record is to be left out (it goes into a summary). */
   failed(sourceIp: string, code: string): boolean {
     const now = this.now();
-    let w = this.#windows.get(sourceIp);
-    if (w !== undefined && now - w.start >= this.limits.windowMs) {
-      this.#end(sourceIp, w);
-      w = undefined;
-    }
-    if (w === undefined) {
-      if (this.#windows.size >= this.limits.maxSources) this.#makeRoom(now);
-      w = { start: now, failures: 0, last: now, codes: new Map() };
-      // Insertion order is window start order, which sweep() relies on.
-      this.#windows.set(sourceIp, w);
-    }
+    if (this.#all === undefined || now - this.#all.start >= this.limits.windowMs) this.#all = { start: now, failures: 0 };
+    this.#all.failures++;
+    const w = this.#windowOf(sourceIp, now);
     w.failures++;
-    if (w.failures <= this.limits.threshold) return false;
+    const full = w !== this.#untracked && w.failures <= this.limits.threshold && this.#all.failures <= this.limits.totalThreshold;
+    if (full) return false;
+    w.suppressed++;
     w.last = now;
     w.codes.set(code, (w.codes.get(code) ?? 0) + 1);
     return true;
@@ -104,16 +108,15 @@ export class FailedAuthLimiter {
   /** Ends the windows that are over; returns every summary not yet taken. */
   sweep(): FailureSummary[] {
     const now = this.now();
-    for (const [source, w] of this.#windows) {
-      if (now - w.start < this.limits.windowMs) break;
-      this.#end(source, w);
-    }
+    this.#endExpired(now);
+    if (this.#untracked !== undefined && now - this.#untracked.start >= this.limits.windowMs) this.#endUntracked();
     return this.#take();
   }
 
   /** Ends every window now (on close): the summaries of everything counted. */
   drain(): FailureSummary[] {
     for (const [source, w] of this.#windows) this.#end(source, w);
+    this.#endUntracked();
     return this.#take();
   }
 
@@ -121,33 +124,57 @@ export class FailedAuthLimiter {
     return this.#windows.size;
   }
 
+  #windowOf(sourceIp: string, now: number): Window {
+    const w = this.#windows.get(sourceIp);
+    if (w !== undefined && now - w.start < this.limits.windowMs) return w;
+    if (w !== undefined) this.#end(sourceIp, w);
+    if (this.#windows.size >= this.limits.maxSources) this.#endExpired(now);
+    if (this.#windows.size >= this.limits.maxSources) {
+      if (this.#untracked !== undefined && now - this.#untracked.start >= this.limits.windowMs) this.#endUntracked();
+      return (this.#untracked ??= newWindow(now));
+    }
+    const fresh = newWindow(now);
+    // Insertion order is window start order, which #endExpired relies on.
+    this.#windows.set(sourceIp, fresh);
+    return fresh;
+  }
+
+  #endExpired(now: number): void {
+    for (const [source, w] of this.#windows) {
+      if (now - w.start < this.limits.windowMs) break;
+      this.#end(source, w);
+    }
+  }
+
+  #end(sourceIp: string, w: Window): void {
+    this.#windows.delete(sourceIp);
+    this.#summarize(sourceIp, w);
+  }
+
+  #endUntracked(): void {
+    if (this.#untracked !== undefined) this.#summarize("", this.#untracked);
+    this.#untracked = undefined;
+  }
+
+  #summarize(sourceIp: string, w: Window): void {
+    if (w.suppressed > 0) this.#ended.push({ sourceIp, from: w.start, to: w.last, suppressed: w.suppressed, codes: w.codes });
+  }
+
   #take(): FailureSummary[] {
     const out = this.#ended;
     this.#ended = [];
     return out;
   }
+}
 
-  #end(sourceIp: string, w: SourceWindow): void {
-    this.#windows.delete(sourceIp);
-    const suppressed = w.failures - Math.min(w.failures, this.limits.threshold);
-    if (suppressed > 0) this.#ended.push({ sourceIp, from: w.start, to: w.last, suppressed, codes: w.codes });
-  }
-
-  #makeRoom(now: number): void {
-    for (const [source, w] of this.#windows) {
-      if (now - w.start < this.limits.windowMs) break;
-      this.#end(source, w);
-    }
-    if (this.#windows.size >= this.limits.maxSources) {
-      const [oldest, w] = this.#windows.entries().next().value!;
-      this.#end(oldest, w);
-    }
-  }
+function newWindow(now: number): Window {
+  return { start: now, failures: 0, suppressed: 0, last: now, codes: new Map() };
 }
 
 /**
- * The audit record of a summary: flag "failed-auth-summary", the source address, the most
- * frequent result code, and flags "count=N", "window=<ISO from>/<ISO to>", "code=<code>:N" each.
+ * The audit record of a summary: flag "failed-auth-summary", the source address ("" for the
+ * untracked sources, flagged "untracked-sources"), the most frequent result code, and flags
+ * "count=N", "window=<ISO from>/<ISO to>" and "code=<code>:N" for each code.
  */
 export function failureSummaryEvent(s: FailureSummary, requestId: string): AuditEvent {
   const codes = [...s.codes].sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1));
@@ -163,6 +190,7 @@ export function failureSummaryEvent(s: FailureSummary, requestId: string): Audit
     latencyMs: 0,
     flags: [
       AUDIT_FLAGS.failedAuthSummary,
+      ...(s.sourceIp === "" ? ["untracked-sources"] : []),
       `count=${s.suppressed}`,
       `window=${new Date(s.from).toISOString()}/${new Date(s.to).toISOString()}`,
       ...codes.map(([code, n]) => `code=${code}:${n}`),

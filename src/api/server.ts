@@ -216,6 +216,11 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const started = new WeakMap<FastifyRequest, bigint>();
   app.addHook("onRequest", async (req) => void started.set(req, process.hrtime.bigint()));
 
+  function elapsedMs(req: FastifyRequest): number {
+    const t = started.get(req);
+    return t === undefined ? 0 : Number(process.hrtime.bigint() - t) / 1e6;
+  }
+
   // While closing, requests still arriving on open connections are answered in the protocol's
   // shape, with HTTP 503 so a load balancer or tresor/sdk sends them to another node.
   let closing = false;
@@ -226,10 +231,6 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     res.header("retry-after", "1");
     return answer(req, res, auditOf(req).audit, code, errorResponse(req.id, code, "this node is shutting down: retry, on another node if there is one"), 503);
   });
-  function elapsedMs(req: FastifyRequest): number {
-    const t = started.get(req);
-    return t === undefined ? 0 : Number(process.hrtime.bigint() - t) / 1e6;
-  }
 
   /**
    * The one way an API answer leaves: its audit record is durable first (unless the request's state

@@ -36,7 +36,7 @@ export function registerServeCommand(program: Command): void {
     .option("--audit-retention-days <days>", "audit records older than this are pruned, keeping the chain verifiable (env TRESOR_AUDIT_RETENTION_DAYS, default 90)")
     .option("--audit-sink <file>", "also append every audit record to this JSON-lines file, for a log shipper (env TRESOR_AUDIT_SINK)")
     .option("--rate-limit <n>", "requests per second each account may send, RequestLimitExceeded above (env TRESOR_RATE_LIMIT, default 0: no limit)")
-    .option("--auth-failure-records <n>", "audit records per source address and minute for requests refused before authentication; the rest go into one summary record (env TRESOR_AUTH_FAILURE_RECORDS, default 100)")
+    .option("--auth-failure-records <n>", "audit records per source address and minute (ten times this for all sources) for requests refused before authentication; the rest are counted into summary records (env TRESOR_AUTH_FAILURE_RECORDS, default 100)")
     .option("--max-connections <n>", "open connections at most; keep it below the open-file limit (env TRESOR_MAX_CONNECTIONS, default 1024)")
     .option("--headers-timeout <seconds>", "a request's headers must arrive within this (env TRESOR_HEADERS_TIMEOUT, default 10)")
     .option("--request-timeout <seconds>", "a whole request, body included, must arrive within this (env TRESOR_REQUEST_TIMEOUT, default 20)")
@@ -104,7 +104,7 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
     nodeId: config.nodeId,
     ...(tls ? { tls } : {}),
     ...(config.rateLimit === undefined ? {} : { rateLimit: config.rateLimit }),
-    failedAuth: { threshold: config.authFailureRecords },
+    failedAuth: { threshold: config.authFailureRecords, totalThreshold: 10 * config.authFailureRecords },
     connections: { maxConnections: config.maxConnections, headersTimeoutMs: config.headersTimeoutMs, requestTimeoutMs: config.requestTimeoutMs, keepAliveTimeoutMs: config.keepAliveTimeoutMs },
   });
   // Retention: pruning records the pruned prefix's last hash in a signed checkpoint, so the rest still verifies.

@@ -192,21 +192,31 @@ describe("floods of unauthenticated failures (issue 13: each bad-signature reque
     }
   });
 
-  it("tracks at most its cap of sources and loses no count when it makes room", () => {
+  it("tracks at most its cap of sources, bounds full records over all sources, and loses no count", () => {
     const now = 0;
-    const limiter = new FailedAuthLimiter({ threshold: 1, windowMs: 60_000, maxSources: 3 }, () => now);
-    const summaries = [];
+    const limiter = new FailedAuthLimiter({ threshold: 2, totalThreshold: 10, windowMs: 60_000, maxSources: 3 }, () => now);
+    let full = 0;
     for (let i = 0; i < 10; i++) {
-      for (let j = 0; j < 3; j++) limiter.failed(`10.0.0.${i}`, "AuthFailure.SignatureFailure");
+      for (let j = 0; j < 3; j++) if (!limiter.failed(`10.0.0.${i}`, "AuthFailure.SignatureFailure")) full++;
       assert.ok(limiter.tracked <= 3);
-      summaries.push(...limiter.sweep());
     }
-    summaries.push(...limiter.drain());
+    assert.equal(full, 6, "2 full records for each of the 3 tracked sources; the others only counted");
+    const summaries = limiter.drain();
+    assert.equal(summaries.length, 4, "one summary per tracked source and one for the untracked ones");
+    assert.equal(summaries.find((x) => x.sourceIp === "")?.suppressed, 21);
     assert.equal(
       summaries.reduce((n, x) => n + x.suppressed, 0),
-      20,
-      "each source's 2 failures beyond the threshold are in a summary",
+      30 - full,
+      "every failure without a record is in a summary",
     );
+  });
+
+  it("gives no more than totalThreshold full records in a window, however many sources fail", () => {
+    const now = 0;
+    const limiter = new FailedAuthLimiter({ threshold: 5, totalThreshold: 4, windowMs: 60_000, maxSources: 100 }, () => now);
+    let full = 0;
+    for (let i = 0; i < 50; i++) if (!limiter.failed(`10.0.1.${i}`, "AuthFailure.SecretIdNotFound")) full++;
+    assert.equal(full, 4);
   });
 });
 
