@@ -190,7 +190,7 @@ export function failureSummaryEvent(s: FailureSummary, requestId: string): Audit
     latencyMs: 0,
     flags: [
       AUDIT_FLAGS.failedAuthSummary,
-      ...(s.sourceIp === "" ? ["untracked-sources"] : []),
+      ...(s.sourceIp === "" ? [AUDIT_FLAGS.untrackedSources] : []),
       `count=${s.suppressed}`,
       `window=${new Date(s.from).toISOString()}/${new Date(s.to).toISOString()}`,
       ...codes.map(([code, n]) => `code=${code}:${n}`),

@@ -16,6 +16,8 @@ export const AUDIT_FLAGS = {
   signatureFailures: "signature-failures",
   /** A summary of one source's unauthenticated failures that got no record of their own. */
   failedAuthSummary: "failed-auth-summary",
+  /** On a summary: of the sources beyond the tracking cap, counted together. */
+  untrackedSources: "untracked-sources",
 } as const;
 
 /** Longest string a request may put into one field of a log line or an audit record. */
