@@ -30,6 +30,14 @@ export interface ServeConfig {
   auditRetentionDays: number;
   /** A JSON-lines file every committed audit record is appended to, for shipping to a log system. */
   auditSink: string | undefined;
+  /** Requests per second per account; undefined: no limit. */
+  rateLimit: number | undefined;
+  /** Full audit records per source address and minute for requests refused before authentication. */
+  authFailureRecords: number;
+  maxConnections: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
 }
 
 export interface ServeFlags {
@@ -50,6 +58,12 @@ export interface ServeFlags {
   nodeId?: string;
   auditRetentionDays?: string;
   auditSink?: string;
+  rateLimit?: string;
+  authFailureRecords?: string;
+  maxConnections?: string;
+  headersTimeout?: string;
+  requestTimeout?: string;
+  keepAliveTimeout?: string;
 }
 
 export class ConfigError extends Error {
@@ -60,6 +74,12 @@ function integerSetting(name: string, text: string, min: number, max: number): n
   const value = Number(text);
   if (!/^\d+$/.test(text) || value < min || value > max) throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
   return value;
+}
+
+/** An integer setting that is off when absent, empty or 0. */
+function optionalInteger(name: string, text: string | undefined, min: number, max: number): number | undefined {
+  if (text === undefined || text === "" || text === "0") return undefined;
+  return integerSetting(name, text, min, max);
 }
 
 export function isLoopback(host: string): boolean {
@@ -100,7 +120,14 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = p
     nodeId: pick(flags.nodeId, "TRESOR_NODE_ID") ?? `${hostname()}:${process.pid}`,
     auditRetentionDays: integerSetting("--audit-retention-days", pick(flags.auditRetentionDays, "TRESOR_AUDIT_RETENTION_DAYS") ?? "90", 1, 36_500),
     auditSink: pick(flags.auditSink, "TRESOR_AUDIT_SINK"),
+    rateLimit: optionalInteger("--rate-limit", pick(flags.rateLimit, "TRESOR_RATE_LIMIT"), 1, 1_000_000),
+    authFailureRecords: integerSetting("--auth-failure-records", pick(flags.authFailureRecords, "TRESOR_AUTH_FAILURE_RECORDS") ?? "100", 1, 1_000_000),
+    maxConnections: integerSetting("--max-connections", pick(flags.maxConnections, "TRESOR_MAX_CONNECTIONS") ?? "1024", 1, 1_000_000),
+    headersTimeoutMs: 1000 * integerSetting("--headers-timeout", pick(flags.headersTimeout, "TRESOR_HEADERS_TIMEOUT") ?? "10", 1, 600),
+    requestTimeoutMs: 1000 * integerSetting("--request-timeout", pick(flags.requestTimeout, "TRESOR_REQUEST_TIMEOUT") ?? "20", 1, 3600),
+    keepAliveTimeoutMs: 1000 * integerSetting("--keep-alive-timeout", pick(flags.keepAliveTimeout, "TRESOR_KEEP_ALIVE_TIMEOUT") ?? "65", 1, 3600),
   };
+  if (config.headersTimeoutMs > config.requestTimeoutMs) throw new ConfigError("--headers-timeout must not be longer than --request-timeout");
   if (config.store !== undefined && !isPostgresUrl(config.store)) {
     throw new ConfigError("--store must be a postgres:// or postgresql:// connection string (leave it out for the embedded SQLite store)");
   }

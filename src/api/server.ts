@@ -3,7 +3,8 @@
 // One structured log line per request: request id, action, result code, latency; never parameters.
 
 import { randomUUID } from "node:crypto";
-import type { AddressInfo } from "node:net";
+import { STATUS_CODES } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { unixSeconds, type Clock } from "../service/clock.js";
@@ -11,9 +12,10 @@ import { serviceUnavailable, unavailableDependency } from "../service/availabili
 import { ERROR_CODES, KmsError } from "../service/errors.js";
 import type { KmsService } from "../service/kms-service.js";
 import { AUDIT_SERVICES, type AuditService } from "../audit/record.js";
-import type { Auditor } from "../audit/writer.js";
+import type { AuditEvent, Auditor } from "../audit/writer.js";
 import type { Caller } from "../service/access-control.js";
-import { AUDIT_FLAGS, RequestAudit } from "../service/request-audit.js";
+import { AUDIT_FLAGS, RequestAudit, capField } from "../service/request-audit.js";
+import { AccountRateLimiter, DEFAULT_FAILED_AUTH_LIMITS, FailedAuthLimiter, failureSummaryEvent, type FailedAuthLimits, type FailureSummary } from "./limits.js";
 import { Metrics } from "./metrics.js";
 import { ACTIONS, runAction, SERVICE_INFORMATION_ACTIONS, type ActionDefinition } from "./tencent/actions.js";
 import { CAM_ACTIONS, CAM_VERSION, STS_ACTIONS, STS_VERSION } from "./tencent/cam.js";
@@ -68,6 +70,20 @@ export const TLS_CIPHERS = [
 /** Largest request body: a 4096-byte plaintext is about 5.5 KB of base64, so this is generous. */
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 
+/** How many connections a node holds and how long it waits for a slow or idle client. */
+export interface ConnectionLimits {
+  /** Open connections at most; more are closed at once (keep it below the process's open-file limit). */
+  maxConnections: number;
+  /** A request's headers must arrive within this (a connection that sends nothing is closed then too). */
+  headersTimeoutMs: number;
+  /** The whole request, body included, must arrive within this. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this; longer than a load balancer's idle timeout. */
+  keepAliveTimeoutMs: number;
+}
+
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = { maxConnections: 1024, headersTimeoutMs: 10_000, requestTimeoutMs: 20_000, keepAliveTimeoutMs: 65_000 };
+
 export interface ServerOptions {
   service: KmsService;
   clock: Clock;
@@ -81,6 +97,11 @@ export interface ServerOptions {
   auditor?: Pick<Auditor, "record">;
   /** Signature checks beyond the protocol's (`--require-signed-action`, the replay table's size). */
   authentication?: AuthenticatorOptions;
+  connections?: Partial<ConnectionLimits>;
+  /** Requests per second per account (RequestLimitExceeded above it); absent: no limit. */
+  rateLimit?: number;
+  /** Unauthenticated failures per source that get a full audit record (the rest are summarized). */
+  failedAuth?: Partial<FailedAuthLimits>;
 }
 
 /** Probes and scrapes: neither logged nor counted as requests. */
@@ -99,6 +120,11 @@ function header(req: FastifyRequest, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** X-TC-Action as logged, counted and recorded: never longer than a field may be. */
+function actionOf(req: FastifyRequest): string {
+  return capField(header(req, "x-tc-action") ?? "");
+}
+
 function errorResponse(requestId: string, code: string, message: string) {
   return { Response: { Error: { Code: code, Message: message }, RequestId: requestId } };
 }
@@ -107,18 +133,84 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const { service, logger, region } = options;
   const auditor = options.auditor ?? { record: async () => undefined };
   const authenticator = new Tc3Authenticator(service.access, () => unixSeconds(options.clock), options.authentication);
-  const metrics = new Metrics(options.nodeId ?? "tresor");
+  const metrics = new Metrics(
+    options.nodeId ?? "tresor",
+    [...PRODUCTS.values()].flatMap((p) => Object.keys(p.actions)),
+  );
   const signatureFailures = new FailureCounter(() => options.clock.now());
+  const rateLimiter = options.rateLimit === undefined ? undefined : new AccountRateLimiter(options.rateLimit, () => options.clock.now());
+  const failedAuth = new FailedAuthLimiter({ ...DEFAULT_FAILED_AUTH_LIMITS, ...options.failedAuth }, () => options.clock.now());
+  const connections = { ...DEFAULT_CONNECTION_LIMITS, ...options.connections };
+  // Node checks the headers and request timeouts every connectionsCheckingInterval (30 s by default).
+  const transport = {
+    headersTimeout: connections.headersTimeoutMs,
+    requestTimeout: connections.requestTimeoutMs,
+    connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(connections.headersTimeoutMs / 4))),
+  };
   const app = Fastify({
     logger: false,
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     genReqId: () => randomUUID(),
-    requestTimeout: 30_000,
+    requestTimeout: connections.requestTimeoutMs,
     connectionTimeout: 60_000,
-    keepAliveTimeout: 65_000,
-    return503OnClosing: true,
-    ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key, minVersion: "TLSv1.2" as const, ciphers: TLS_CIPHERS, honorCipherOrder: true } } : {}),
+    keepAliveTimeout: connections.keepAliveTimeoutMs,
+    // Answered below in the protocol's shape instead.
+    return503OnClosing: false,
+    clientErrorHandler: onClientError,
+    http: transport,
+    ...(options.tls
+      ? { https: { ...transport, cert: options.tls.cert, key: options.tls.key, minVersion: "TLSv1.2" as const, ciphers: TLS_CIPHERS, honorCipherOrder: true } }
+      : {}),
   });
+  app.server.maxConnections = connections.maxConnections;
+
+  /** Audit writes that no request waits for (summaries, transport rejections): awaited on close. */
+  const detached = new Set<Promise<void>>();
+  function recordDetached(event: AuditEvent): void {
+    const write = auditor.record(event).catch((e: unknown) => {
+      metrics.auditFailure();
+      logger.error({ requestId: event.requestId, err: describeError(e) }, "audit record could not be written");
+    });
+    detached.add(write);
+    void write.finally(() => detached.delete(write));
+  }
+  const writeSummaries = (summaries: readonly FailureSummary[]) => summaries.forEach((s) => recordDetached(failureSummaryEvent(s, randomUUID())));
+  const summaryTimer = setInterval(() => writeSummaries(failedAuth.sweep()), failedAuth.limits.windowMs).unref();
+  app.addHook("onClose", async () => {
+    clearInterval(summaryTimer);
+    writeSummaries(failedAuth.drain());
+    await Promise.all(detached);
+  });
+
+  /**
+   * Whether a failed request's own audit record is left out: it failed before its caller was
+   * authenticated, and its source has had many such failures lately (they go into a summary).
+   */
+  function suppressRecord(sourceIp: string, authenticated: boolean, code: string): boolean {
+    if (authenticated || code === "Success" || NODE_FAULTS.has(code)) return false;
+    const suppressed = failedAuth.failed(sourceIp, code);
+    writeSummaries(failedAuth.sweep());
+    return suppressed;
+  }
+
+  /** A request Node refused before it reached Fastify (bad framing, headers too large, too slow). */
+  function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    if (err.code === "ECONNRESET" || socket.destroyed) return;
+    const requestId = randomUUID();
+    const sourceIp = capField(socket.remoteAddress ?? "");
+    const { status, code, message } = clientRejection(err, connections);
+    if (socket.writable) {
+      const body = JSON.stringify(errorResponse(requestId, code, message));
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    }
+    socket.destroy();
+    // A connection that never sent a byte made no request: nothing to record.
+    if (socket.bytesRead === 0) return;
+    metrics.request("", code, 0);
+    logger.info({ requestId, action: "", code, status }, "request refused before routing");
+    if (suppressRecord(sourceIp, false, code)) return;
+    recordDetached({ action: "", result: code, requestId, sourceIp, service: "", resourceType: "", readOnly: true, latencyMs: 0 });
+  }
 
   // Every content type arrives as raw bytes: the signature covers the exact body.
   app.removeAllContentTypeParsers();
@@ -126,7 +218,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 
   app.addHook("onResponse", async (req, reply) => {
     if (OPERATIONS_PATHS.has(req.url)) return;
-    const outcome = outcomes.get(req) ?? { action: header(req, "x-tc-action") ?? "", code: `HTTP${reply.statusCode}` };
+    const outcome = outcomes.get(req) ?? { action: actionOf(req), code: `HTTP${reply.statusCode}` };
     metrics.request(outcome.action, outcome.code, reply.elapsedTime / 1000);
     logger.info({ requestId: req.id, action: outcome.action, code: outcome.code, latencyMs: Math.round(reply.elapsedTime * 100) / 100 }, "request");
   });
@@ -134,20 +226,20 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   /** What is known of a request so far, for its audit record. */
   function auditOf(req: FastifyRequest): { audit: RequestAudit; facts: RequestFacts } {
     const facts: RequestFacts = { product: PRODUCTS.get(header(req, "x-tc-version") ?? "")?.product ?? "" };
-    const action = header(req, "x-tc-action") ?? "";
+    const action = actionOf(req);
     const audit = new RequestAudit(() => {
       const caller = facts.caller;
       return {
         time: options.clock.now() - Math.round(elapsedMs(req)),
         requestId: req.id,
-        traceId: header(req, "x-tc-traceid") ?? "",
+        traceId: capField(header(req, "x-tc-traceid") ?? ""),
         accountUin: caller?.uin ?? "",
         principalUin: caller?.principal.id ?? "",
         principalName: caller ? principalLabel(caller) : "",
         accessKeyId: caller?.secretId ?? claimedSecretId(header(req, "authorization")),
-        sourceIp: req.ip,
-        userAgent: header(req, "user-agent") ?? "",
-        region: header(req, "x-tc-region") ?? "",
+        sourceIp: capField(req.ip),
+        userAgent: capField(header(req, "user-agent") ?? ""),
+        region: capField(header(req, "x-tc-region") ?? ""),
         ...(isAuditService(facts.product) ? { service: facts.product } : {}),
         action,
         resourceType: facts.product,
@@ -162,26 +254,39 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   /** Milliseconds since the request arrived. */
   const started = new WeakMap<FastifyRequest, bigint>();
   app.addHook("onRequest", async (req) => void started.set(req, process.hrtime.bigint()));
+
   function elapsedMs(req: FastifyRequest): number {
     const t = started.get(req);
     return t === undefined ? 0 : Number(process.hrtime.bigint() - t) / 1e6;
   }
+
+  // While closing, requests still arriving on open connections are answered in the protocol's
+  // shape, with HTTP 503 so a load balancer or tresor/sdk sends them to another node.
+  let closing = false;
+  app.addHook("preClose", async () => void (closing = true));
+  app.addHook("onRequest", async (req, res) => {
+    if (!closing) return;
+    const code = ERROR_CODES.ServiceUnavailable.tencent;
+    res.header("retry-after", "1");
+    return answer(req, res, auditOf(req).audit, code, errorResponse(req.id, code, "this node is shutting down: retry, on another node if there is one"), 503);
+  });
 
   /**
    * The one way an API answer leaves: its audit record is durable first (unless the request's state
    * change already committed it). When the record cannot be written the answer is InternalError,
    * and nothing changed: only requests that changed nothing are recorded here.
    */
-  async function answer(req: FastifyRequest, res: FastifyReply, audit: RequestAudit, code: string, body: object) {
-    const action = header(req, "x-tc-action") ?? "";
+  async function answer(req: FastifyRequest, res: FastifyReply, audit: RequestAudit, code: string, body: object, status = 200) {
+    const action = actionOf(req);
     if (code === ERROR_CODES.UnauthorizedOperation.tencent) audit.flags.add(AUDIT_FLAGS.policyDenied);
     const badCredential = code === ERROR_CODES.SignatureFailure.tencent || code === ERROR_CODES.SecretIdNotFound.tencent;
     if (badCredential && signatureFailures.failed(claimedSecretId(header(req, "authorization")))) {
       audit.flags.add(AUDIT_FLAGS.signatureFailures);
     }
-    if (!audit.recorded) {
+    const event = audit.event(code);
+    if (!audit.recorded && !suppressRecord(req.ip, event.accountUin !== "", code)) {
       try {
-        await auditor.record(audit.event(code));
+        await auditor.record(event);
       } catch (e) {
         logger.error({ requestId: req.id, action, err: describeError(e) }, "audit record could not be written: request refused");
         metrics.auditFailure();
@@ -193,12 +298,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       }
     }
     outcomes.set(req, { action, code });
-    return res.code(200).send(body);
+    return res.code(status).send(body);
   }
 
   // Transport-level failures (oversize or unreadable bodies) still answer in the protocol's shape.
   app.setErrorHandler(async (error: { code?: string; statusCode?: number }, req, res) => {
-    const action = header(req, "x-tc-action") ?? "";
+    const action = actionOf(req);
     const { audit } = auditOf(req);
     if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
       const code = ERROR_CODES.RequestSizeLimitExceeded.tencent;
@@ -225,7 +330,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.get("/metrics", async (_req, res) => res.type("text/plain; version=0.0.4; charset=utf-8").send(metrics.render(service)));
 
   app.post("/", async (req, res) => {
-    const action = header(req, "x-tc-action") ?? "";
+    const action = actionOf(req);
     const { audit, facts } = auditOf(req);
     try {
       const response = await handleTencent(req, action, audit, facts);
@@ -259,6 +364,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     },
   });
 
+  // Any other path: recorded like every request, answered 404 in the protocol's shape.
+  app.setNotFoundHandler(async (req, res) => {
+    const code = ERROR_CODES.UnsupportedProtocol.tencent;
+    return answer(req, res, auditOf(req).audit, code, errorResponse(req.id, code, "the API is served on POST / only"), 404);
+  });
+
   async function handleTencent(req: FastifyRequest, action: string, audit: RequestAudit, facts: RequestFacts): Promise<Record<string, unknown>> {
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     if (!action) throw new KmsError("MissingParameter", `the "X-TC-Action" header is required`);
@@ -280,6 +391,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     );
     caller.audit = audit;
     facts.caller = caller;
+    if (rateLimiter && !rateLimiter.take(caller.uin)) {
+      throw new KmsError("RequestLimitExceeded", `the account is above its limit of ${rateLimiter.perSecond} requests per second: retry later`);
+    }
 
     const requestRegion = header(req, "x-tc-region");
     if (requestRegion !== undefined && requestRegion !== region) {
@@ -304,6 +418,18 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 }
 
 const MAX_DIGESTED_DEPTH = 32;
+
+/** Failures that are the node's, not the caller's: never summarized away. */
+const NODE_FAULTS = new Set<string>([ERROR_CODES.ServiceUnavailable.tencent, ERROR_CODES.InternalError.tencent]);
+
+/** How a request Node could not take in is answered (the codes are the registry's). */
+function clientRejection(err: NodeJS.ErrnoException, limits: ConnectionLimits): { status: number; code: string; message: string } {
+  if (err.code === "HPE_HEADER_OVERFLOW") return { status: 431, code: ERROR_CODES.RequestSizeLimitExceeded.tencent, message: "the request headers are too large" };
+  if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") {
+    return { status: 408, code: ERROR_CODES.UnsupportedProtocol.tencent, message: `the request did not arrive in time (headers within ${limits.headersTimeoutMs} ms, all within ${limits.requestTimeoutMs} ms)` };
+  }
+  return { status: 400, code: ERROR_CODES.UnsupportedProtocol.tencent, message: "the request is not valid HTTP/1.1" };
+}
 
 /** The nesting depth of a parsed JSON value, counted without recursion up to `limit` + 1. */
 function jsonDepth(value: unknown, limit: number): number {

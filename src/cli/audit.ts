@@ -227,7 +227,7 @@ export function registerAuditCommands(program: Command): void {
       .option("--access-key <secretId>", "only requests signed with this SecretId")
       .addOption(new Option("--read-only", "only requests that read").conflicts("writes"))
       .option("--writes", "only requests that change something")
-      .option("--flag <flag>", "only records with this flag: policy-denied, pending-delete-key-use, signature-failures")
+      .option("--flag <flag>", "only records with this flag: policy-denied, pending-delete-key-use, signature-failures, signature-reused, failed-auth-summary, untracked-sources")
       .option("--limit <n>", "at most this many events", integerArg(1, 1_000_000), 100),
   ).action((flags: SearchFlags, cmd: Command) =>
     runWithClient(

@@ -37,6 +37,12 @@ export function registerServeCommand(program: Command): void {
     .option("--node-id <id>", "this node's name in logs and metrics (env TRESOR_NODE_ID, default hostname:pid)")
     .option("--audit-retention-days <days>", "audit records older than this are pruned, keeping the chain verifiable (env TRESOR_AUDIT_RETENTION_DAYS, default 90)")
     .option("--audit-sink <file>", "also append every audit record to this JSON-lines file, for a log shipper (env TRESOR_AUDIT_SINK)")
+    .option("--rate-limit <n>", "requests per second each account may send, RequestLimitExceeded above (env TRESOR_RATE_LIMIT, default 0: no limit)")
+    .option("--auth-failure-records <n>", "audit records per source address and minute (ten times this for all sources) for requests refused before authentication; the rest are counted into summary records (env TRESOR_AUTH_FAILURE_RECORDS, default 100)")
+    .option("--max-connections <n>", "open connections at most; keep it below the open-file limit (env TRESOR_MAX_CONNECTIONS, default 1024)")
+    .option("--headers-timeout <seconds>", "a request's headers must arrive within this (env TRESOR_HEADERS_TIMEOUT, default 10)")
+    .option("--request-timeout <seconds>", "a whole request, body included, must arrive within this (env TRESOR_REQUEST_TIMEOUT, default 20)")
+    .option("--keep-alive-timeout <seconds>", "idle keep-alive connections are closed after this (env TRESOR_KEEP_ALIVE_TIMEOUT, default 65)")
     .option("--scheduler-interval <seconds>", "seconds between runs of the key job scheduler: rotation, deletion, material expiry (env TRESOR_SCHEDULER_INTERVAL, default 60)")
     .action(async (flags: ServeFlags & { pkcs11PinFile?: string; schedulerInterval?: string }) => {
       await serve(flags);
@@ -105,6 +111,9 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
     nodeId: config.nodeId,
     authentication: { requireSignedAction: config.requireSignedAction },
     ...(tls ? { tls } : {}),
+    ...(config.rateLimit === undefined ? {} : { rateLimit: config.rateLimit }),
+    failedAuth: { threshold: config.authFailureRecords, totalThreshold: 10 * config.authFailureRecords },
+    connections: { maxConnections: config.maxConnections, headersTimeoutMs: config.headersTimeoutMs, requestTimeoutMs: config.requestTimeoutMs, keepAliveTimeoutMs: config.keepAliveTimeoutMs },
   });
   // Retention: pruning records the pruned prefix's last hash in a signed checkpoint, so the rest still verifies.
   const pruneTimer = setInterval(() => {

@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   InvalidParameter: { tencent: "InvalidParameter" },
   InvalidParameterValue: { tencent: "InvalidParameterValue" },
   RequestSizeLimitExceeded: { tencent: "RequestSizeLimitExceeded" },
+  RequestLimitExceeded: { tencent: "RequestLimitExceeded" },
   // authentication
   InvalidAuthorization: { tencent: "AuthFailure.InvalidAuthorization" },
   SecretIdNotFound: { tencent: "AuthFailure.SecretIdNotFound" },

@@ -16,7 +16,21 @@ export const AUDIT_FLAGS = {
   signatureFailures: "signature-failures",
   /** A signature already accepted for one action came back with another (a replayed request). */
   signatureReused: "signature-reused",
+  /** A summary of one source's unauthenticated failures that got no record of their own. */
+  failedAuthSummary: "failed-auth-summary",
+  /** On a summary: of the sources beyond the tracking cap, counted together. */
+  untrackedSources: "untracked-sources",
 } as const;
+
+/** Longest string a request may put into one field of a log line or an audit record. */
+export const MAX_FIELD_LENGTH = 256;
+
+/** `value` cut to `max` UTF-16 units (never inside a surrogate pair), marked with "…" when cut. */
+export function capField(value: string, max: number = MAX_FIELD_LENGTH): string {
+  if (value.length <= max) return value;
+  const end = /[\uD800-\uDBFF]/.test(value[max - 2] ?? "") ? max - 2 : max - 1;
+  return `${value.slice(0, end)}…`;
+}
 
 export class RequestAudit {
   /** Key ids (or other resource names) the request acted on, in order. */

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino } from "pino";
-import { API_VERSION, buildServer, listen, productOfVersion } from "../../src/api/server.js";
+import { API_VERSION, buildServer, listen, productOfVersion, type ServerOptions } from "../../src/api/server.js";
 import {
   TC3_ALGORITHM,
   tc3Authorization,
@@ -117,6 +117,8 @@ export interface InProcessServer {
   clock: ManualClock;
   logs: LogCapture;
   app: FastifyInstance;
+  /** The headers (host and authorization included, content-length not) and body raw() would send. */
+  sign(action: string | undefined, body?: string | Buffer | object, options?: RawOptions): { headers: Record<string, string>; body: Buffer };
   /** Sends `body` (an object is JSON-encoded) as action `action`, signed as `options` says. */
   raw(action: string | undefined, body?: string | Buffer | object, options?: RawOptions): Promise<RawResponse>;
   /** raw() that must succeed: returns Response, throws with the error code otherwise. */
@@ -133,6 +135,8 @@ export interface InProcessServerOptions {
   defaultKeySpec?: KeySpec;
   clock?: ManualClock;
   materialCache?: { maxEntries: number; ttlMs: number };
+  /** Abuse limits of the server (connections, rate limit, failed-authentication records). */
+  limits?: Pick<ServerOptions, "connections" | "rateLimit" | "failedAuth">;
 }
 
 export function captureLogs(): { logger: pino.Logger; capture: LogCapture } {
@@ -177,12 +181,13 @@ export async function startInProcessServer(options: InProcessServerOptions = {})
     region,
     ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
     ...(options.authentication === undefined ? {} : { authentication: options.authentication }),
+    ...options.limits,
   });
   const url = await listen(app, "127.0.0.1", 0, false);
   const { port } = new URL(url);
   const host = "127.0.0.1";
 
-  const raw: InProcessServer["raw"] = (action, body = {}, o = {}) => {
+  const sign: InProcessServer["sign"] = (action, body = {}, o = {}) => {
     const bytes = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === "string" ? body : JSON.stringify(body), "utf8");
     const timestamp = o.timestamp ?? clock.seconds();
     // The headers as sent, Authorization last.
@@ -221,7 +226,11 @@ export async function startInProcessServer(options: InProcessServerOptions = {})
     if (o.mutateAuthorization) authorization = o.mutateAuthorization(authorization);
     if (o.headers?.authorization !== undefined) authorization = o.headers.authorization;
     if (!(o.omit ?? []).some((n) => n.toLowerCase() === "authorization")) headers.authorization = authorization;
-    return send(port, o.method ?? "POST", headers, bytes);
+    return { headers, body: bytes };
+  };
+  const raw: InProcessServer["raw"] = (action, body = {}, o = {}) => {
+    const signed = sign(action, body, o);
+    return send(port, o.method ?? "POST", signed.headers, signed.body);
   };
 
   const call: InProcessServer["call"] = async (action, params = {}) => {
@@ -245,6 +254,7 @@ export async function startInProcessServer(options: InProcessServerOptions = {})
     clock,
     logs: capture,
     app,
+    sign,
     raw,
     call,
     async stop() {

@@ -154,6 +154,41 @@ describe("tresor serve", () => {
     }
   });
 
+  it("refuses bad abuse-limit flags before creating anything, naming them", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "tresor-limits-"));
+    try {
+      const cases: [string[], RegExp][] = [
+        [["--rate-limit", "-1"], /--rate-limit must be an integer from 1 to 1000000/],
+        [["--max-connections", "0"], /--max-connections must be an integer from 1 to 1000000/],
+        [["--auth-failure-records", "x"], /--auth-failure-records must be an integer/],
+        [["--headers-timeout", "30", "--request-timeout", "20"], /--headers-timeout must not be longer than --request-timeout/],
+        [["--keep-alive-timeout", "0"], /--keep-alive-timeout must be an integer from 1 to 3600/],
+      ];
+      for (const [flags, message] of cases) {
+        const r = await runCli(["serve", "--data-dir", join(dir, "d"), "--port", "0", ...flags]);
+        assert.equal(r.code, 2, flags.join(" "));
+        assert.match(r.stderr, message);
+      }
+      await assert.rejects(stat(join(dir, "d")), "no data directory was made");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("answers RequestLimitExceeded above --rate-limit (issue 13: no per-account quota)", async () => {
+    const server = await startServer({ serveArgs: ["--rate-limit", "1"] });
+    try {
+      const official = officialKmsClient(server);
+      // 20 at once against 1 a second: some are refused unless they take over 19 s.
+      const results = await Promise.allSettled(Array.from({ length: 20 }, () => official("GetServiceStatus")));
+      const refused = results.filter((r) => r.status === "rejected" && /RequestLimitExceeded/.test(String((r.reason as { code?: string }).code)));
+      assert.ok(results.some((r) => r.status === "fulfilled"), "the first request is served");
+      assert.ok(refused.length > 0, `refused: ${refused.length}; ${results.map((r) => (r.status === "rejected" ? String(r.reason) : "ok")).join(", ")}`);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it("appends every audit record to the --audit-sink file as one JSON line", async () => {
     const dir = await mkdtemp(join(tmpdir(), "tresor-sink-"));
     const sink = join(dir, "audit.jsonl");
