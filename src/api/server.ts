@@ -167,9 +167,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   /** Audit writes that no request waits for (summaries, transport rejections): awaited on close. */
   const detached = new Set<Promise<void>>();
   function recordDetached(event: AuditEvent): void {
-    const write = auditor.record(event).catch((e: unknown) => {
+    detach(auditor.record(event), event.requestId);
+  }
+  function detach(record: Promise<void>, requestId: string | undefined): void {
+    const write = record.catch((e: unknown) => {
       metrics.auditFailure();
-      logger.error({ requestId: event.requestId, err: describeError(e) }, "audit record could not be written");
+      logger.error({ requestId, err: describeError(e) }, "audit record could not be written");
     });
     detached.add(write);
     void write.finally(() => detached.delete(write));
@@ -285,8 +288,17 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     }
     const event = audit.event(code);
     if (!audit.recorded && !suppressRecord(req.ip, event.accountUin !== "", code)) {
+      const record = auditor.record(event);
+      // A ServiceUnavailable answer changes and discloses nothing, and the store that failed the
+      // request is likely down: waiting for its record too would double the wait (two store
+      // timeouts). It waits a little, then answers while the record is still being written.
+      if (code === ERROR_CODES.ServiceUnavailable.tencent && !(await settlesWithin(record, UNAVAILABLE_RECORD_WAIT_MS))) {
+        detach(record, req.id);
+        outcomes.set(req, { action, code });
+        return res.code(status).send(body);
+      }
       try {
-        await auditor.record(event);
+        await record;
       } catch (e) {
         logger.error({ requestId: req.id, action, err: describeError(e) }, "audit record could not be written: request refused");
         metrics.auditFailure();
@@ -418,6 +430,22 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 }
 
 const MAX_DIGESTED_DEPTH = 32;
+
+/** How long a ServiceUnavailable answer waits for its audit record before it leaves anyway. */
+const UNAVAILABLE_RECORD_WAIT_MS = 1000;
+
+/** Whether `promise` settles (either way) within `ms`; it is not cancelled when it does not. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Failures that are the node's, not the caller's: never summarized away. */
 const NODE_FAULTS = new Set<string>([ERROR_CODES.ServiceUnavailable.tencent, ERROR_CODES.InternalError.tencent]);
