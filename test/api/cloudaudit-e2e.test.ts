@@ -197,7 +197,8 @@ describe("CloudAudit LookUpEvents and DescribeEvents through the official SDK", 
     const b = await s.service.access.createRootAccessKey(accountB);
     const bKms = officialClient("kms", target(b.secretId, b.secretKey));
     const bAudit = officialClient("cloudaudit", target(b.secretId, b.secretKey));
-    const since = Math.floor(Date.now() / 1000) - 1;
+    // The server's clock (a ManualClock, still at its start) stamps the records.
+    const since = s.clock.seconds() - 1;
     const bView = async () => {
       const res = await bAudit("DescribeEvents", { StartTime: since, EndTime: Math.floor(Date.now() / 1000) + 60, MaxResults: 50, LookupAttributes: [{ AttributeKey: "EventName", AttributeValue: "ListKeys" }] });
       return res.Events as Event[];
