@@ -11,18 +11,8 @@ import { after, before, describe, it } from "node:test";
 import { AccountRateLimiter, FailedAuthLimiter } from "../../src/api/limits.js";
 import type { AuditRecord } from "../../src/audit/record.js";
 import type { KmsService } from "../../src/service/kms-service.js";
-import type { Store } from "../../src/store/store.js";
 import { snapshotKeys, startInProcessServer, type InProcessServer, type RawResponse } from "./helpers-inprocess.js";
-
-async function allRecords(store: Store): Promise<AuditRecord[]> {
-  const out: AuditRecord[] = [];
-  for (let afterSeq = 0; ; ) {
-    const page = await store.listAuditRecords({ afterSeq, limit: 1000, order: "asc" });
-    if (page.length === 0) return out;
-    out.push(...page);
-    afterSeq = page.at(-1)!.seq;
-  }
-}
+import { allAuditRecords } from "../helpers/audit-fixtures.js";
 
 /** Polls `probe` every 20 ms until it returns a value other than undefined; fails after `ms`. */
 async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
@@ -40,7 +30,7 @@ function requestIdOf(r: RawResponse): string {
 }
 
 async function recordWithId(s: InProcessServer, requestId: string): Promise<AuditRecord> {
-  return waitFor(`the audit record of ${requestId}`, 5000, async () => (await allRecords(s.dataDir.store)).find((r) => r.requestId === requestId));
+  return waitFor(`the audit record of ${requestId}`, 5000, async () => (await allAuditRecords(s.dataDir.store)).find((r) => r.requestId === requestId));
 }
 
 /** One HTTP response read off a raw socket. */
@@ -154,7 +144,7 @@ describe("floods of unauthenticated failures (issue 13: each bad-signature reque
   });
 
   it("records the first failures of a source in full, then one summary record with the source, count, window and codes; authenticated requests are still recorded each", async () => {
-    const start = (await allRecords(s.dataDir.store)).length;
+    const start = (await allAuditRecords(s.dataDir.store)).length;
     const answers: RawResponse[] = [];
     for (let i = 0; i < 25; i++) answers.push(await s.raw("ListKeys", {}, { secretKey: `guess-${i}` }));
     const honest = await s.raw("ListKeys", {});
@@ -163,13 +153,13 @@ describe("floods of unauthenticated failures (issue 13: each bad-signature reque
     assert.ok(answers.slice(25).every((r) => r.error?.Code === "NoSuchVersion"));
     assert.equal(honest.error, undefined);
 
-    const during = (await allRecords(s.dataDir.store)).slice(start);
+    const during = (await allAuditRecords(s.dataDir.store)).slice(start);
     assert.equal(during.filter((r) => r.accountUin === "").length, 5, "only the first 5 failures of the window have records of their own");
     assert.ok(during.some((r) => r.requestId === requestIdOf(honest)), "the authenticated request has its record");
 
     s.clock.advance(60_000);
     const next = await s.raw("ListKeys", {}, { secretKey: "after-the-window" });
-    const summary = await waitFor("the summary record", 5000, async () => (await allRecords(s.dataDir.store)).find((r) => r.flags.includes("failed-auth-summary")));
+    const summary = await waitFor("the summary record", 5000, async () => (await allAuditRecords(s.dataDir.store)).find((r) => r.flags.includes("failed-auth-summary")));
     assert.equal(summary.sourceIp, "127.0.0.1");
     assert.equal(summary.result, "AuthFailure.SignatureFailure", "the most frequent code");
     assert.ok(summary.flags.includes("count=25"), summary.flags.join(" "));
@@ -184,7 +174,7 @@ describe("floods of unauthenticated failures (issue 13: each bad-signature reque
     try {
       for (let i = 0; i < 5; i++) await t.raw("ListKeys", {}, { secretKey: `guess-${i}` });
       await t.app.close();
-      const summary = (await allRecords(t.dataDir.store)).find((r) => r.flags.includes("failed-auth-summary"));
+      const summary = (await allAuditRecords(t.dataDir.store)).find((r) => r.flags.includes("failed-auth-summary"));
       assert.ok(summary, "a summary was written on close");
       assert.ok(summary.flags.includes("count=3"), summary.flags.join(" "));
     } finally {
@@ -404,7 +394,7 @@ describe("shutdown (issue 13: a raw HTTP 503 instead of the Tencent error shape)
       await waitFor("the server to stop listening", 5000, () => (s.app.server.listening ? undefined : true));
       socket.write(httpRequest(s.sign("ListKeys", {})));
       // The second request is handled (its answer queued behind the first) before the gate opens.
-      await waitFor("the closing answer's record", 5000, async () => (await allRecords(s.dataDir.store)).find((r) => r.result === "ServiceUnavailable"));
+      await waitFor("the closing answer's record", 5000, async () => (await allAuditRecords(s.dataDir.store)).find((r) => r.result === "ServiceUnavailable"));
       release();
       const [first, second] = await answers;
       socket.destroy();

@@ -8,6 +8,7 @@ import { it } from "node:test";
 import { KmsClient } from "../../src/sdk/index.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { startServer } from "../helpers/server.js";
+import { allAuditRecords } from "../helpers/audit-fixtures.js";
 
 it("keeps the record of every answered request across kill -9", async () => {
   const server = await startServer({ keepDataDir: true });
@@ -39,13 +40,7 @@ it("keeps the record of every answered request across kill -9", async () => {
   }
   const store = SqliteStore.open(path.join(server.dataDir, "tresor.db"));
   try {
-    const kept = new Set<string>();
-    for (let afterSeq = 0; ; ) {
-      const page = await store.listAuditRecords({ afterSeq, limit: 1000, order: "asc" });
-      if (page.length === 0) break;
-      for (const r of page) kept.add(r.requestId);
-      afterSeq = page.at(-1)!.seq;
-    }
+    const kept = new Set((await allAuditRecords(store)).map((r) => r.requestId));
     const missing = answered.filter((id) => !kept.has(id));
     assert.deepEqual(missing, [], `${missing.length} of ${answered.length} answered requests have no record`);
   } finally {

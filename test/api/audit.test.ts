@@ -20,20 +20,11 @@ import { initDataDir, openDataDir } from "../../src/data-dir.js";
 import { rootCaller } from "../../src/service/access-control.js";
 import { KmsService } from "../../src/service/kms-service.js";
 import type { KeyRecord, KeyVersionRecord } from "../../src/keys/key.js";
-import type { Store, StoreOperations } from "../../src/store/store.js";
+import type { StoreOperations } from "../../src/store/store.js";
 import { kmsSampleRequests } from "../helpers/kms-samples.js";
 import { officialClient } from "../helpers/official-client.js";
 import { ManualClock, startInProcessServer, type InProcessServer, type RawResponse } from "./helpers-inprocess.js";
-
-async function allRecords(store: Store): Promise<AuditRecord[]> {
-  const out: AuditRecord[] = [];
-  for (let afterSeq = 0; ; ) {
-    const page = await store.listAuditRecords({ afterSeq, limit: 1000, order: "asc" });
-    if (page.length === 0) return out;
-    out.push(...page);
-    afterSeq = page.at(-1)!.seq;
-  }
-}
+import { allAuditRecords } from "../helpers/audit-fixtures.js";
 
 function requestIdOf(r: RawResponse): string {
   return String((r.json as { Response: { RequestId: string } }).Response.RequestId);
@@ -58,7 +49,7 @@ describe("audit records", () => {
   async function recordOf(send: () => Promise<RawResponse>): Promise<{ response: RawResponse; record: AuditRecord }> {
     const response = await send();
     const id = requestIdOf(response);
-    const matching = (await allRecords(s.dataDir.store)).filter((r) => r.requestId === id);
+    const matching = (await allAuditRecords(s.dataDir.store)).filter((r) => r.requestId === id);
     assert.equal(matching.length, 1, `exactly one record for request ${id}`);
     return { response, record: matching[0]! };
   }
@@ -154,7 +145,7 @@ describe("audit records", () => {
   it("verifies: the chain of everything written so far is intact", async () => {
     const keys = await loadAuditKeys(s.dataDir.store, s.dataDir.rootOfTrust);
     await s.auditor.checkpoint();
-    const report = await verifyAudit(await allRecords(s.dataDir.store), await s.dataDir.store.listAuditCheckpoints({ order: "asc" }), keys.publicKey);
+    const report = await verifyAudit(await allAuditRecords(s.dataDir.store), await s.dataDir.store.listAuditCheckpoints({ order: "asc" }), keys.publicKey);
     assert.equal(report.ok, true, JSON.stringify(report.firstBad));
     assert.ok(report.records > 40);
   });
@@ -204,7 +195,7 @@ describe("audit: nothing secret is kept", () => {
       try {
         const exported = path.join(work, "audit.jsonl");
         await exportAudit(s.dataDir.store, exported, keys.publicKey);
-        const records = await allRecords(s.dataDir.store);
+        const records = await allAuditRecords(s.dataDir.store);
         assert.ok(records.length >= 12, "the session was recorded");
         const haystacks: [string, Buffer][] = [["export", await readFile(exported)], ["records", Buffer.from(JSON.stringify(records))]];
         // The whole database, WAL included: audit rows live there beside everything else.
@@ -261,7 +252,7 @@ describe("audit: fail closed", () => {
     const kms = officialClient("kms", { url, secretId: credentials.secretId, secretKey: credentials.secretKey, region: "local" });
     try {
       const keyId = (await kms("CreateKey", { Alias: "before-the-outage" })).KeyId;
-      const recordsBefore = (await allRecords(dataDir.store)).length;
+      const recordsBefore = (await allAuditRecords(dataDir.store)).length;
       broken = true;
       const refused = async (action: string, params: object) =>
         assert.rejects(kms(action, params), (e: { code?: string }) => e.code === "InternalError");
@@ -277,7 +268,7 @@ describe("audit: fail closed", () => {
         [["before-the-outage", "Enabled"]],
         "no key made, none disabled",
       );
-      assert.equal((await allRecords(dataDir.store)).length, recordsBefore);
+      assert.equal((await allAuditRecords(dataDir.store)).length, recordsBefore);
       broken = false;
       assert.equal((await kms("Encrypt", { KeyId: keyId, Plaintext: "aGk=" })).KeyId, keyId, "back to normal once the log can be written");
     } finally {

@@ -12,6 +12,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import type { AuditRecord } from "../../src/audit/record.js";
 import { KmsClient } from "../../src/sdk/client.js";
+import { allAuditRecords } from "../helpers/audit-fixtures.js";
 import { officialClient, type OfficialCall } from "../helpers/official-client.js";
 import { snapshotKeys, startInProcessServer, type InProcessServer, type RawResponse } from "./helpers-inprocess.js";
 
@@ -109,13 +110,9 @@ describe("replayed official-SDK requests", () => {
   }
 
   async function auditRecordOf(requestId: string): Promise<AuditRecord> {
-    for (let afterSeq = 0; ; ) {
-      const page = await s.dataDir.store.listAuditRecords({ afterSeq, limit: 1000, order: "asc" });
-      assert.ok(page.length > 0, `no audit record for request ${requestId}`);
-      const found = page.find((r) => r.requestId === requestId);
-      if (found) return found;
-      afterSeq = page.at(-1)!.seq;
-    }
+    const found = (await allAuditRecords(s.dataDir.store)).find((r) => r.requestId === requestId);
+    assert.ok(found, `no audit record for request ${requestId}`);
+    return found;
   }
 
   /** Captures one official-SDK request of `action` (which must succeed). */

@@ -24,7 +24,7 @@ import { createBackup, restoreBackup } from "../../src/store/backup-file.js";
 import { PostgresStore } from "../../src/store/postgres.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import type { Store, StoreOperations } from "../../src/store/store.js";
-import { testSigner } from "../helpers/audit-fixtures.js";
+import { testSigner, allAuditRecords } from "../helpers/audit-fixtures.js";
 import { makeKey, versionOf } from "../store/store-contract.js";
 
 interface Opened {
@@ -128,17 +128,8 @@ function counting(store: Store): { store: Store; count: () => number } {
   return { store: proxy, count: () => n };
 }
 
-async function allRecords(store: Store): Promise<AuditRecord[]> {
-  const out: AuditRecord[] = [];
-  for (;;) {
-    const page = await store.listAuditRecords({ order: "asc", limit: 1000, ...(out.length === 0 ? {} : { afterSeq: out.at(-1)!.seq }) });
-    out.push(...page);
-    if (page.length < 1000) return out;
-  }
-}
-
 async function verifyStore(store: Store): Promise<VerifyReport> {
-  return verifyAudit(await allRecords(store), await store.listAuditCheckpoints({ order: "asc" }), signer.publicKey);
+  return verifyAudit(await allAuditRecords(store), await store.listAuditCheckpoints({ order: "asc" }), signer.publicKey);
 }
 
 function assertLinear(records: readonly AuditRecord[], firstSeq = 1): void {
@@ -170,7 +161,7 @@ for (const backend of backends) {
           await nextTurn();
         }
         await Promise.all(pending);
-        const records = await allRecords(store);
+        const records = await allAuditRecords(store);
         assert.equal(records.length, 500);
         assertLinear(records);
         assert.deepEqual(new Set(records.map((r) => r.requestId)).size, 500);
@@ -213,7 +204,7 @@ for (const backend of backends) {
         assert.ok(writer.stats.failedFlushes >= 1);
         failing = false;
         await writer.record(event(501));
-        assert.deepEqual((await allRecords(store)).map((r) => r.seq), [1], "the chain goes on from where it was");
+        assert.deepEqual((await allAuditRecords(store)).map((r) => r.seq), [1], "the chain goes on from where it was");
         await writer.close();
       }));
 
@@ -240,7 +231,7 @@ for (const backend of backends) {
           );
           assert.equal(await store.getKey(lost.keyId), undefined);
           await writer.record(event(3, { result: "InvalidParameterValue" }));
-          const records = await allRecords(store);
+          const records = await allAuditRecords(store);
           assert.deepEqual(records.map((r) => [r.seq, r.action, r.result]), [
             [1, "Encrypt", "Success"],
             [2, "CreateKey", "Success"],
@@ -266,7 +257,7 @@ for (const backend of backends) {
         assert.ok(checkpoints.length >= 10, `${checkpoints.length} checkpoints`);
         checkpoints.slice(1).forEach((cp, i) => assert.ok(cp.seq - checkpoints[i]!.seq >= 100 || cp === checkpoints.at(-1)));
         assert.equal(checkpoints.at(-1)!.seq, 1050, "close() signs the final head");
-        const records = await allRecords(store);
+        const records = await allAuditRecords(store);
         assert.deepEqual(await verifyAudit(records, checkpoints, signer.publicKey), { ok: true, records: 1050, checkpoints: checkpoints.length, firstSeq: 1, lastSeq: 1050 });
         const cut = await verifyAudit(records.slice(0, 1000), checkpoints, signer.publicKey);
         assert.deepEqual([cut.firstBad?.seq, cut.firstBad?.reason], [1001, "truncated"]);
@@ -286,7 +277,7 @@ for (const backend of backends) {
         assert.equal(pruned, 300);
         assert.ok(checkpoint !== undefined);
         assert.equal(checkpoint.prunedThrough, 300);
-        const records = await allRecords(store);
+        const records = await allAuditRecords(store);
         assert.equal(records[0]!.seq, 301);
         assert.equal(records[0]!.prevHash, checkpoint.prunedHeadHash);
         assertLinear(records, 301);
@@ -297,7 +288,7 @@ for (const backend of backends) {
         await writer.close();
         assert.equal((await verifyStore(store)).ok, true);
         // Dropping the first remaining record is caught against the signed pruned prefix.
-        const bad = await verifyAudit((await allRecords(store)).slice(1), await store.listAuditCheckpoints({ order: "asc" }), signer.publicKey);
+        const bad = await verifyAudit((await allAuditRecords(store)).slice(1), await store.listAuditCheckpoints({ order: "asc" }), signer.publicKey);
         assert.deepEqual([bad.firstBad?.seq, bad.firstBad?.reason], [301, "deleted"]);
       }));
 
@@ -313,7 +304,7 @@ for (const backend of backends) {
           params: { CiphertextBlob: "c2VjcmV0", EncryptionContext: '{"a":"b"}' },
           flags: ["policy-denied"],
         });
-        const [r] = await allRecords(store);
+        const [r] = await allAuditRecords(store);
         assert.ok(r !== undefined);
         assert.equal(r.time, 1_700_000_000_123);
         assert.equal(r.service, "kms");
@@ -357,7 +348,7 @@ for (const backend of backends) {
           await Promise.all(work);
           await a.close();
           await b.close();
-          const records = await allRecords(store);
+          const records = await allAuditRecords(store);
           assert.equal(records.length, 8 * 41);
           assertLinear(records);
           assert.deepEqual(new Set(records.map((r) => r.nodeId)), new Set(["node-a", "node-b"]));
@@ -391,7 +382,7 @@ for (const backend of backends) {
           const writer = await openAuditWriter({ store, root, nodeId: "n", checkpointIntervalMs: 0 });
           await writer.record(event(1));
           await writer.close();
-          const report = await verifyAudit(await allRecords(store), await store.listAuditCheckpoints({ order: "asc" }), Buffer.from((await store.getMeta(AUDIT_PUBLIC_KEY_META))!, "base64"));
+          const report = await verifyAudit(await allAuditRecords(store), await store.listAuditCheckpoints({ order: "asc" }), Buffer.from((await store.getMeta(AUDIT_PUBLIC_KEY_META))!, "base64"));
           assert.deepEqual([report.ok, report.checkpoints], [true, 1]);
         } finally {
           await root.close();
@@ -418,7 +409,7 @@ for (const backend of backends) {
             const summary = await restoreBackup({ file, store: restored, verifyRootCheck: async () => undefined });
             assert.equal(summary.rows["audit_records"], 100);
             assert.equal(summary.rows["audit_head"], 1);
-            assert.deepEqual(await allRecords(restored), await allRecords(store));
+            assert.deepEqual(await allAuditRecords(restored), await allAuditRecords(store));
             assert.deepEqual(await restored.auditHead(), await store.auditHead());
             assert.deepEqual(await restored.listAuditCheckpoints({ order: "asc" }), await store.listAuditCheckpoints({ order: "asc" }));
             const next = writerOn(restored);

@@ -2,6 +2,18 @@
 
 import { generateAuditSigningKey, ed25519Signer, signCheckpoint, type AuditSigner, type Checkpoint } from "../../src/audit/checkpoint.js";
 import { GENESIS_HASH, sealAuditRecord, type AuditRecord, type AuditRecordBody } from "../../src/audit/record.js";
+import type { Store } from "../../src/store/store.js";
+
+/** Every audit record of a store, oldest first, read a page at a time. */
+export async function allAuditRecords(store: Pick<Store, "listAuditRecords">): Promise<AuditRecord[]> {
+  const out: AuditRecord[] = [];
+  for (let afterSeq = 0; ; ) {
+    const page = await store.listAuditRecords({ afterSeq, limit: 1000, order: "asc" });
+    if (page.length === 0) return out;
+    out.push(...page);
+    afterSeq = page.at(-1)!.seq;
+  }
+}
 
 let auditRequest = 0;
 
