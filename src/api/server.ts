@@ -390,7 +390,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     const product = PRODUCTS.get(version);
     if (!product) {
       const offered = [...PRODUCTS].map(([v, p]) => `${v} (${p.product})`).join(", ");
-      throw new KmsError("NoSuchVersion", `"X-TC-Version" ${version} is not supported: use one of ${offered}`);
+      throw new KmsError("NoSuchVersion", `"X-TC-Version" ${capField(version, 64)} is not supported: use one of ${offered}`);
     }
     const contentType = header(req, "content-type") ?? "";
     if (!/^application\/json\s*(;|$)/i.test(contentType)) {
@@ -409,7 +409,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 
     const requestRegion = header(req, "x-tc-region");
     if (requestRegion !== undefined && requestRegion !== region) {
-      throw new KmsError("UnsupportedRegion", `"X-TC-Region" ${requestRegion} is not served here: this service's region is ${region}`);
+      throw new KmsError("UnsupportedRegion", `"X-TC-Region" ${capField(requestRegion, 64)} is not served here: this service's region is ${region}`);
     }
 
     let params: unknown;
