@@ -12,6 +12,7 @@ import { serviceUnavailable, unavailableDependency } from "../service/availabili
 import { ERROR_CODES, KmsError } from "../service/errors.js";
 import type { KmsService } from "../service/kms-service.js";
 import { AUDIT_SERVICES, type AuditService } from "../audit/record.js";
+import { CATALOG_ACTIONS, changesState } from "../policy/catalog.js";
 import type { AuditEvent, Auditor } from "../audit/writer.js";
 import type { Caller } from "../service/access-control.js";
 import { AUDIT_FLAGS, RequestAudit, capField } from "../service/request-audit.js";
@@ -133,10 +134,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const { service, logger, region } = options;
   const auditor = options.auditor ?? { record: async () => undefined };
   const authenticator = new Tc3Authenticator(service.access, () => unixSeconds(options.clock), options.authentication);
-  const metrics = new Metrics(
-    options.nodeId ?? "tresor",
-    [...PRODUCTS.values()].flatMap((p) => Object.keys(p.actions)),
-  );
+  const metrics = new Metrics(options.nodeId ?? "tresor", CATALOG_ACTIONS.map((a) => a.name));
   const signatureFailures = new FailureCounter(() => options.clock.now());
   const rateLimiter = options.rateLimit === undefined ? undefined : new AccountRateLimiter(options.rateLimit, () => options.clock.now());
   const failedAuth = new FailedAuthLimiter({ ...DEFAULT_FAILED_AUTH_LIMITS, ...options.failedAuth }, () => options.clock.now());
@@ -246,7 +244,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
         ...(isAuditService(facts.product) ? { service: facts.product } : {}),
         action,
         resourceType: facts.product,
-        readOnly: !STATE_CHANGING.has(`${facts.product}:${action}`),
+        readOnly: !changesState(facts.product, action),
         latencyMs: Math.round(elapsedMs(req)),
         ...(facts.params === undefined ? {} : { params: facts.params }),
       };
@@ -478,45 +476,6 @@ interface RequestFacts {
   caller?: Caller;
   params?: unknown;
 }
-
-/** Actions that change stored state; every other action (and an unknown one) only reads. */
-const STATE_CHANGING = new Set([
-  ...[
-    "CreateKey",
-    "EnableKey",
-    "DisableKey",
-    "EnableKeys",
-    "DisableKeys",
-    "UpdateAlias",
-    "UpdateKeyDescription",
-    "ArchiveKey",
-    "CancelKeyArchive",
-    "ScheduleKeyDeletion",
-    "CancelKeyDeletion",
-    "EnableKeyRotation",
-    "DisableKeyRotation",
-    "RotateKey",
-    "GetParametersForImport",
-    "ImportKeyMaterial",
-    "DeleteImportedKeyMaterial",
-  ].map((a) => `kms:${a}`),
-  ...[
-    "AddUser",
-    "DeleteUser",
-    "CreateAccessKey",
-    "UpdateAccessKey",
-    "DeleteAccessKey",
-    "CreatePolicy",
-    "DeletePolicy",
-    "AttachUserPolicy",
-    "DetachUserPolicy",
-    "CreateRole",
-    "DeleteRole",
-    "AttachRolePolicy",
-    "DetachRolePolicy",
-  ].map((a) => `cam:${a}`),
-  "sts:AssumeRole",
-]);
 
 function isAuditService(product: string): product is AuditService {
   return (AUDIT_SERVICES as readonly string[]).includes(product);

@@ -10,6 +10,7 @@ import {
   type ConditionOperator,
   type Conditions,
 } from "./conditions.js";
+import { actionNames, PRODUCTS, type Product } from "./catalog.js";
 import { compileGlob, hasWildcard } from "./glob.js";
 
 export type { ConditionOperator, Conditions } from "./conditions.js";
@@ -52,80 +53,15 @@ export class PolicyDocumentError extends Error {
   }
 }
 
-export type PolicyService = "kms" | "cam" | "sts" | "cloudaudit";
+/** A product whose actions a policy may name (name/<service>:<Action>). */
+export type PolicyService = Product;
 
-/**
- * Every action a policy may name, by service. kms is the Tencent KMS actions Tresor serves (kept
- * equal to the API adapter's table by a test); the others are Tresor's administration actions.
- */
-export const KNOWN_ACTIONS: Readonly<Record<PolicyService, readonly string[]>> = Object.freeze({
-  kms: Object.freeze([
-    "CreateKey",
-    "DescribeKey",
-    "DescribeKeys",
-    "ListKeys",
-    "ListKeyDetail",
-    "EnableKey",
-    "DisableKey",
-    "EnableKeys",
-    "DisableKeys",
-    "UpdateAlias",
-    "UpdateKeyDescription",
-    "Encrypt",
-    "Decrypt",
-    "ReEncrypt",
-    "GenerateDataKey",
-    "GenerateRandom",
-    "GetServiceStatus",
-    "ListAlgorithms",
-    "GetPublicKey",
-    "AsymmetricRsaDecrypt",
-    "AsymmetricSm2Decrypt",
-    "SignByAsymmetricKey",
-    "VerifyByAsymmetricKey",
-    "GetRegions",
-    "ArchiveKey",
-    "CancelKeyArchive",
-    "ScheduleKeyDeletion",
-    "CancelKeyDeletion",
-    "EnableKeyRotation",
-    "DisableKeyRotation",
-    "GetKeyRotationStatus",
-    "RotateKey",
-    "ListKeyVersions",
-    "GetParametersForImport",
-    "ImportKeyMaterial",
-    "DeleteImportedKeyMaterial",
-  ]),
-  cam: Object.freeze([
-    "AddUser",
-    "GetUser",
-    "ListUsers",
-    "DeleteUser",
-    "CreateAccessKey",
-    "ListAccessKeys",
-    "UpdateAccessKey",
-    "DeleteAccessKey",
-    "CreatePolicy",
-    "GetPolicy",
-    "ListPolicies",
-    "DeletePolicy",
-    "AttachUserPolicy",
-    "DetachUserPolicy",
-    "ListAttachedUserPolicies",
-    "CreateRole",
-    "GetRole",
-    "AttachRolePolicy",
-    "DetachRolePolicy",
-    "DeleteRole",
-    "ListAttachedRolePolicies",
-    "SimulatePrincipalPolicy",
-  ]),
-  sts: Object.freeze(["AssumeRole"]),
-  cloudaudit: Object.freeze(["LookUpEvents", "DescribeEvents"]),
-});
+/** Every action a policy may name, by service: the action catalogue's (catalog.ts). */
+export const KNOWN_ACTIONS: Readonly<Record<PolicyService, readonly string[]>> = Object.freeze(
+  Object.fromEntries(PRODUCTS.map((p) => [p, Object.freeze([...actionNames(p)])])) as Record<PolicyService, readonly string[]>,
+);
 
-export const POLICY_SERVICES: readonly PolicyService[] = Object.freeze(["kms", "cam", "sts", "cloudaudit"]);
+export const POLICY_SERVICES: readonly PolicyService[] = PRODUCTS;
 
 /** Tencent's CAM limit on a policy document, in bytes of its text. */
 export const MAX_DOCUMENT_BYTES = 6144;

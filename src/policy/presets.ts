@@ -1,11 +1,13 @@
-// The preset policies every account has, built from the action catalogue and checked by the parser
-// when this module loads, so a preset can never hold what a user's document could not.
+// The preset policies every account has, built from the action catalogue (catalog.ts: which presets
+// grant each action) and checked by the parser when this module loads, so a preset can never hold
+// what a user's document could not.
 
-import { KNOWN_ACTIONS, parsePolicyDocument, type PolicyDocument } from "./document.js";
+import { actionNames, CATALOG_ACTIONS, type PresetName } from "./catalog.js";
+import { parsePolicyDocument, type PolicyDocument } from "./document.js";
 
 export interface PresetPolicy {
   readonly policyId: number;
-  readonly policyName: string;
+  readonly policyName: PresetName;
   readonly description: string;
   readonly document: PolicyDocument;
 }
@@ -21,55 +23,37 @@ function frozen(document: PolicyDocument): PolicyDocument {
   return Object.freeze(document);
 }
 
-function preset(policyId: number, policyName: string, description: string, actions: readonly string[]): PresetPolicy {
-  const text = JSON.stringify({ version: "2.0", statement: [{ effect: "allow", action: actions, resource: "*" }] });
+/**
+ * A preset's statement: the catalogue's actions that list it, named one by one, so that an action
+ * added later is granted only by a decision in the catalogue. A preset granting every action of a
+ * product is written as Tencent writes it, name/<product>:*.
+ */
+function presetActions(name: PresetName): string[] {
+  const granted = CATALOG_ACTIONS.filter((a) => a.presets.includes(name));
+  const products = [...new Set(granted.map((a) => a.product))];
+  return products.flatMap((product) => {
+    const mine = granted.filter((a) => a.product === product);
+    return mine.length === actionNames(product).length ? [`name/${product}:*`] : mine.map((a) => `name/${a.camName}`);
+  });
+}
+
+function preset(policyId: number, policyName: PresetName, description: string): PresetPolicy {
+  const text = JSON.stringify({ version: "2.0", statement: [{ effect: "allow", action: presetActions(policyName), resource: "*" }] });
   return Object.freeze({ policyId, policyName, description, document: frozen(parsePolicyDocument(text, "identity")) });
 }
 
-/**
- * Read-only: every kms Describe*, List* and Get* action except GetParametersForImport, which is not
- * a read: it mints an import token and a wrapping key pair, the first step of changing a key's
- * material. Named one by one rather than as wildcards, so that a Get* action added later is not
- * granted to read-only users without a decision.
- */
-const READ_ONLY_ACTIONS = KNOWN_ACTIONS.kms.filter((a) => /^(Describe|List|Get)/.test(a) && a !== "GetParametersForImport");
-
-/**
- * Crypto use only: what an application needs to use keys it is given, nothing that changes a key
- * or lists the account. DescribeKey and DescribeKeys are included: an application checks a key's
- * state, usage and spec before choosing an algorithm, and metadata holds no key material.
- * GetPublicKey is included: encrypting to or verifying with an asymmetric key locally needs it.
- * ListKeys, ListKeyDetail and the account-level service queries are left out.
- */
-const CRYPTO_ACTIONS = [
-  "Encrypt",
-  "Decrypt",
-  "ReEncrypt",
-  "GenerateDataKey",
-  "GenerateRandom",
-  "SignByAsymmetricKey",
-  "VerifyByAsymmetricKey",
-  "AsymmetricRsaDecrypt",
-  "AsymmetricSm2Decrypt",
-  "GetPublicKey",
-  "DescribeKey",
-  "DescribeKeys",
-] as const;
-
-export const QcloudKMSFullAccess: PresetPolicy = preset(1, "QcloudKMSFullAccess", "Full access to KMS: every kms action on every key.", ["name/kms:*"]);
+export const QcloudKMSFullAccess: PresetPolicy = preset(1, "QcloudKMSFullAccess", "Full access to KMS: every kms action on every key.");
 
 export const QcloudKMSReadOnlyAccess: PresetPolicy = preset(
   2,
   "QcloudKMSReadOnlyAccess",
   "Read-only access to KMS: describe, list and get key metadata, public keys and service status; no cryptographic use, no changes.",
-  READ_ONLY_ACTIONS.map((a) => `name/kms:${a}`),
 );
 
 export const QcloudKMSCryptoAccess: PresetPolicy = preset(
   3,
   "QcloudKMSCryptoAccess",
   "Crypto use of KMS keys only: encrypt, decrypt, re-encrypt, data keys, random, sign, verify, asymmetric decrypt, public keys and key metadata; no key management.",
-  CRYPTO_ACTIONS.map((a) => `name/kms:${a}`),
 );
 
 export const PRESET_POLICIES: readonly PresetPolicy[] = Object.freeze([QcloudKMSFullAccess, QcloudKMSReadOnlyAccess, QcloudKMSCryptoAccess]);

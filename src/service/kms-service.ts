@@ -33,6 +33,7 @@ import {
   type Tag,
 } from "../keys/key.js";
 import { ruleFor, stateAfter, type KeyAction } from "../keys/lifecycle.js";
+import { KMS_POLICY_ACTIONS_OF } from "../policy/catalog.js";
 import {
   ASYMMETRIC_SPECS,
   ASYMMETRIC_USAGES,
@@ -122,16 +123,8 @@ const JOB_BATCH = 100;
 
 /** Batch actions whose policies are checked per key under their own name. */
 type BatchAction = "EnableKeys" | "DisableKeys" | "DescribeKeys";
-/**
- * The policy actions a key action needs, where they are not just its own name. ReEncrypt decrypts
- * under the source key and encrypts under the destination, so each half also needs the right it
- * exercises (as AWS asks kms:ReEncryptFrom and kms:ReEncryptTo): otherwise a caller denied
- * kms:Decrypt on K2 could re-encrypt K2's ciphertexts under a key it may decrypt with.
- */
-const CAM_ACTIONS_OF: Partial<Record<KeyAction | BatchAction, readonly string[]>> = {
-  ReEncryptSource: ["ReEncrypt", "Decrypt"],
-  ReEncryptDestination: ["ReEncrypt", "Encrypt"],
-};
+/** The policy actions a key action needs, where they are not just its own name (the action catalogue's). */
+const CAM_ACTIONS_OF: Partial<Record<KeyAction | BatchAction, readonly string[]>> = KMS_POLICY_ACTIONS_OF;
 
 export type { Caller };
 

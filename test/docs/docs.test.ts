@@ -7,7 +7,9 @@ import { readFileSync } from "node:fs";
 import { ACTIONS } from "../../src/api/tencent/actions.js";
 import { CAM_ACTIONS, STS_ACTIONS } from "../../src/api/tencent/cam.js";
 import { CLOUDAUDIT_ACTIONS, LOOKUP_ATTRIBUTE_KEYS } from "../../src/api/tencent/cloudaudit.js";
+import { actionNames, catalogMarkdown, PRODUCTS, type Product } from "../../src/policy/catalog.js";
 import { parsePolicyDocument } from "../../src/policy/document.js";
+import { PRESET_POLICIES } from "../../src/policy/presets.js";
 import { AEADS, type AeadName } from "../../src/crypto/aead.js";
 import {
   BLOB_FORMAT_V1,
@@ -109,6 +111,35 @@ describe("docs/api.md", () => {
 
   it("prints exactly lifecycleMarkdown() between the lifecycle markers", () => {
     assert.equal(marked(apiMd, "lifecycle"), lifecycleMarkdown().trim());
+  });
+
+  it("prints exactly catalogMarkdown() between the action-catalogue markers", () => {
+    assert.equal(marked(apiMd, "action-catalogue"), catalogMarkdown().trim());
+  });
+
+  it("lists under Actions in policies exactly the catalogue's actions of each service it names one by one", () => {
+    const section = h3Sections(h2Section(apiMd, "Policy language")).get("Actions in policies") ?? "";
+    const rows = tableRows(section.slice(section.indexOf("| service |")));
+    assert.deepEqual(rows.map((r) => unquote(r[0]!)), [...PRODUCTS]);
+    for (const [service, cell] of rows) {
+      if (cell!.startsWith("every ")) continue; // kms: "every KMS action Tresor serves"
+      const listed = cell!.replace(/\s*\(.*\)$/, "").split(",").map((a) => a.trim());
+      assert.deepEqual(listed, [...actionNames(unquote(service!) as Product)], `${service}'s actions`);
+    }
+  });
+
+  it("lists under Preset policies exactly each preset's actions, in its order", () => {
+    const section = h3Sections(h2Section(apiMd, "Policy language")).get("Preset policies") ?? "";
+    const rows = tableRows(section);
+    assert.deepEqual(rows.map((r) => [Number(r[0]), unquote(r[1]!)]), PRESET_POLICIES.map((p) => [p.policyId, p.policyName]));
+    for (const [, name, allows] of rows) {
+      const preset = PRESET_POLICIES.find((p) => p.policyName === unquote(name!))!;
+      const actions = preset.document.statement.flatMap((st) => st.action);
+      // A wildcard is given as its code span ("`name/kms:*`: …"), named actions as a list before the first sentence's end.
+      const wildcard = /^`(name\/[a-z]+:\*)`/.exec(allows!);
+      const documented = wildcard ? [wildcard[1]!] : allows!.split(". ")[0]!.split(", ").map((a) => `name/kms:${a}`);
+      assert.deepEqual(documented, actions, `${preset.policyName}'s row`);
+    }
   });
 
   it("has a ### section for every action in ACTIONS, and for no other", () => {

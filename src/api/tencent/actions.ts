@@ -6,6 +6,7 @@ import { BLOB_MIN_LENGTH } from "../../keys/blob.js";
 import { PUBLIC_KEY_WRAP_ALGORITHMS, publicKeyPem } from "../../keys/asymmetric.js";
 import { ASYMMETRIC_KEY_SPECS, KEY_USAGES, PROTECTION_LEVELS, SYMMETRIC_KEY_SPECS } from "../../keys/key.js";
 import { SIGNING_ALGORITHMS, metadataType } from "../../keys/specs.js";
+import { CATALOG_ACTIONS, type CatalogActionName, type Product } from "../../policy/catalog.js";
 import { KmsError } from "../../service/errors.js";
 import type { Caller, CreateKeyInput, KmsService, ListKeyDetailInput } from "../../service/kms-service.js";
 import {
@@ -108,6 +109,12 @@ export interface ActionDefinition<S extends Schema> {
   run(params: Parsed<S>, ctx: ActionContext): Promise<Record<string, unknown>> | Record<string, unknown>;
 }
 
+/**
+ * A protocol's handlers for one product of the action catalogue (policy/catalog.ts): typed so that
+ * a catalogue action without a handler, or a handler without a catalogue entry, fails to compile.
+ */
+export type ActionTable<P extends Product> = Readonly<Record<CatalogActionName<P>, ActionDefinition<Schema>>>;
+
 export function action<S extends Schema>(schema: S, run: ActionDefinition<S>["run"]): ActionDefinition<Schema> {
   return { schema, run: run as ActionDefinition<Schema>["run"] };
 }
@@ -192,7 +199,7 @@ const signatureSchema = {
   MessageType: messageType,
 };
 
-export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
+export const ACTIONS: ActionTable<"kms"> = {
   CreateKey: action(
     {
       Alias: alias(),
@@ -542,12 +549,12 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
 };
 
 /**
- * Actions that describe the service rather than the caller's keys or principals, and change
- * nothing. One signature may serve any of them (signature-bindings.ts): the official SDKs send
- * them with the same "{}" body, so a client asking for all three within one second signs them
- * alike, and answering one in place of another discloses nothing.
+ * The actions the catalogue marks as service information: one signature may serve any of them
+ * (signature-bindings.ts). The official SDKs send them with the same "{}" body, so a client asking
+ * for all three within one second signs them alike, and answering one in place of another
+ * discloses nothing.
  */
-export const SERVICE_INFORMATION_ACTIONS: readonly string[] = ["GetServiceStatus", "ListAlgorithms", "GetRegions"];
+export const SERVICE_INFORMATION_ACTIONS: readonly string[] = Object.freeze(CATALOG_ACTIONS.filter((a) => a.product === "kms" && a.serviceInformation).map((a) => a.name));
 
 /** Runs action `name` of `table` (the KMS actions unless given) on the request body. */
 export function runAction(name: string, body: Record<string, unknown>, ctx: ActionContext, table: Readonly<Record<string, ActionDefinition<Schema>>> = ACTIONS) {

@@ -5,8 +5,8 @@
 import { MAX_SESSION_SECONDS, MIN_SESSION_SECONDS, type AttachmentView, type PolicyView } from "../../service/access-control.js";
 import { KmsError } from "../../service/errors.js";
 import type { AccessKeyRecord, PrincipalRecord } from "../../store/store.js";
-import { action, type ActionDefinition } from "./actions.js";
-import { array, integer, integerOneOf, oneOf, optional, string, type Schema } from "./params.js";
+import { action, type ActionTable } from "./actions.js";
+import { array, integer, integerOneOf, oneOf, optional, string } from "./params.js";
 
 export const CAM_VERSION = "2019-01-16";
 export const STS_VERSION = "2018-08-13";
@@ -98,7 +98,7 @@ function missingOneOf(a: string, b: string): KmsError {
   return new KmsError("MissingParameter", `one of the parameters "${a}" and "${b}" is required`);
 }
 
-export const CAM_ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
+export const CAM_ACTIONS: ActionTable<"cam"> = {
   AddUser: action(
     {
       Name: name(),
@@ -272,7 +272,7 @@ export const CAM_ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
   ),
 };
 
-export const STS_ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
+export const STS_ACTIONS: ActionTable<"sts"> = {
   AssumeRole: action(
     {
       RoleArn: string({ min: 1, max: 256 }),

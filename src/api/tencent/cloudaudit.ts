@@ -6,8 +6,8 @@
 
 import { AUDIT_QUERY_LIMITS, type AuditEventFilters, type AuditEventRecord, type AuditEventPage, type AuditEventQuery } from "../../service/audit-query.js";
 import { KmsError } from "../../service/errors.js";
-import { action, type ActionContext, type ActionDefinition } from "./actions.js";
-import { array, integer, integerOneOf, object, oneOf, optional, string, type Schema } from "./params.js";
+import { action, type ActionContext, type ActionTable } from "./actions.js";
+import { array, integer, integerOneOf, object, oneOf, optional, string } from "./params.js";
 
 export const CLOUDAUDIT_VERSION = "2019-03-19";
 
@@ -162,7 +162,7 @@ function search(ctx: ActionContext, permission: string, query: AuditEventQuery):
   return ctx.service.auditQueries.lookUpEvents(ctx.caller, query, permission);
 }
 
-export const CLOUDAUDIT_ACTIONS: Readonly<Record<string, ActionDefinition<Schema>>> = {
+export const CLOUDAUDIT_ACTIONS: ActionTable<"cloudaudit"> = {
   LookUpEvents: action(
     {
       StartTime: unixSeconds(),
