@@ -5,7 +5,7 @@
 
 import { pino } from "pino";
 import { buildServer, listen } from "../src/api/server.js";
-import { openDataDir } from "../src/data-dir.js";
+import { openDataDir } from "../src/node/data-dir.js";
 import { systemClock } from "../src/service/clock.js";
 import { KmsService } from "../src/service/kms-service.js";
 

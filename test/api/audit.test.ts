@@ -16,7 +16,7 @@ import { exportAudit } from "../../src/audit/export.js";
 import { loadAuditKeys } from "../../src/audit/keys.js";
 import { verifyAudit } from "../../src/audit/verify.js";
 import { openAuditWriter } from "../../src/audit/writer.js";
-import { initDataDir, openDataDir } from "../../src/data-dir.js";
+import { initDataDir, openDataDir } from "../../src/node/data-dir.js";
 import { rootCaller } from "../../src/service/access-control.js";
 import { KmsService } from "../../src/service/kms-service.js";
 import type { KeyRecord, KeyVersionRecord } from "../../src/keys/key.js";

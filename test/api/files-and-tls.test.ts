@@ -14,7 +14,7 @@ import { after, before, describe, it } from "node:test";
 import type { FastifyInstance } from "fastify";
 import { pino } from "pino";
 import { buildServer, listen } from "../../src/api/server.js";
-import { ADMIN_CREDENTIALS_FILE, DATABASE_FILE, initDataDir, insecurePermissions, openDataDir, ROOT_KEY_FILE, type DataDir } from "../../src/data-dir.js";
+import { ADMIN_CREDENTIALS_FILE, DATABASE_FILE, initDataDir, insecurePermissions, openDataDir, ROOT_KEY_FILE, type DataDir } from "../../src/node/data-dir.js";
 import { systemClock } from "../../src/service/clock.js";
 import { KmsService } from "../../src/service/kms-service.js";
 import { opensslSkip } from "../helpers/openssl.js";

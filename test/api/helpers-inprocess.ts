@@ -20,7 +20,7 @@ import {
   tc3StringToSign,
   type Tc3SignInput,
 } from "../../src/crypto/tc3.js";
-import { initDataDir, openDataDir, type DataDir } from "../../src/data-dir.js";
+import { initDataDir, openDataDir, type DataDir } from "../../src/node/data-dir.js";
 import type { Clock } from "../../src/service/clock.js";
 import { openAuditWriter, type AuditWriter } from "../../src/audit/writer.js";
 import { rootCaller, type Caller } from "../../src/service/access-control.js";

@@ -15,7 +15,7 @@ import type { FastifyInstance } from "fastify";
 import { pino } from "pino";
 import { buildServer, listen } from "../../src/api/server.js";
 import { openAuditWriter, type AuditWriter } from "../../src/audit/writer.js";
-import { initDataDir, openDataDir, type DataDir } from "../../src/data-dir.js";
+import { initDataDir, openDataDir, type DataDir } from "../../src/node/data-dir.js";
 import { KmsClient, KmsClientError } from "../../src/sdk/index.js";
 import { serviceUnavailable, storeUnwritable } from "../../src/service/availability.js";
 import { KmsService } from "../../src/service/kms-service.js";

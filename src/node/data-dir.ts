@@ -12,16 +12,16 @@ import { constants } from "node:fs";
 import { chmod, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { randomInt } from "node:crypto";
-import { FileRootOfTrust } from "./rootkey/file.js";
-import { Pkcs11RootOfTrust, type Pkcs11Config } from "./rootkey/pkcs11.js";
-import { RootOfTrustError, type RootOfTrust } from "./rootkey/root-of-trust.js";
-import { openRing, rotateRootKey, type RotateResult } from "./root-rotation.js";
-import { RootKeyRing } from "./rootkey/ring.js";
-import { systemClock, type Clock } from "./service/clock.js";
-import { KmsService } from "./service/kms-service.js";
-import { PostgresStore } from "./store/postgres.js";
-import { SqliteStore } from "./store/sqlite.js";
-import type { Store } from "./store/store.js";
+import { FileRootOfTrust } from "../rootkey/file.js";
+import { Pkcs11RootOfTrust, type Pkcs11Config } from "../rootkey/pkcs11.js";
+import { RootOfTrustError, type RootOfTrust } from "../rootkey/root-of-trust.js";
+import { openRing, rotateRootKey, type RotateResult } from "../rootkey/rotation.js";
+import { RootKeyRing } from "../rootkey/ring.js";
+import { systemClock, type Clock } from "../service/clock.js";
+import { KmsService, SERVICE_SECRET_NAMES } from "../service/kms-service.js";
+import { PostgresStore } from "../store/postgres.js";
+import { SqliteStore } from "../store/sqlite.js";
+import type { Store } from "../store/store.js";
 
 export const ROOT_KEY_FILE = "root.key";
 export const DATABASE_FILE = "tresor.db";
@@ -308,7 +308,7 @@ export async function openDataDir(dir: string, options: { pkcs11Pin?: string; st
     if (!accountUin) throw new Error(`the data directory ${path} has no account: it was not created by "tresor init"`);
     const setting = parseRootOfTrustSetting(await store.getMeta(META_ROOT_OF_TRUST));
     if (setting.kind === "pkcs11") pkcs11Config(setting, options.pkcs11Pin); // refuses a missing PIN, naming where to give it
-    // The root keys by generation (see root-rotation.ts), so that `tresor rootkey rotate` can run while this node serves.
+    // The root keys by generation (see rootkey/rotation.ts), so that `tresor rootkey rotate` can run while this node serves.
     rootOfTrust = await openRing(store, { dir: path, pin: options.pkcs11Pin, initialSetting: setting });
     // Directories made before the check value existed have none; a restored one has one.
     const check = await store.getMeta(META_ROOT_CHECK);
@@ -441,6 +441,7 @@ export async function rotateDataDirRootKey(dir: string, options: RotateDataDirOp
       ring,
       context: { dir: dataDir.path, pin: options.pkcs11Pin, initialSetting: setting },
       rootCheck: { name: META_ROOT_CHECK, aad: ROOT_CHECK_AAD },
+      serviceSecretNames: SERVICE_SECRET_NAMES,
       recordSetting: (tx, next) => tx.setMeta(META_ROOT_OF_TRUST, JSON.stringify(next)),
       ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
       ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
