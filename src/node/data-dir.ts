@@ -18,7 +18,8 @@ import { RootOfTrustError, type RootOfTrust } from "../rootkey/root-of-trust.js"
 import { openRing, rotateRootKey, type RotateResult } from "../rootkey/rotation.js";
 import { RootKeyRing } from "../rootkey/ring.js";
 import { systemClock, type Clock } from "../service/clock.js";
-import { KmsService, SERVICE_SECRET_NAMES } from "../service/kms-service.js";
+import { AccessControl } from "../service/access-control.js";
+import { SERVICE_SECRET_NAMES } from "../service/kms-service.js";
 import { PostgresStore } from "../store/postgres.js";
 import { SqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/store.js";
@@ -122,8 +123,7 @@ export async function initDataDir(dir: string, region: string, options: InitOpti
     await store.setMeta(META_ROOT_OF_TRUST, JSON.stringify(recorded));
     // The check value lets a restore (and a later open) prove which root key the data needs.
     await store.setMeta(META_ROOT_CHECK, await rootCheckValue(rootOfTrust));
-    const service = new KmsService({ store, rootOfTrust, clock, region, defaultKeySpec: "SM4", cmkLimit: 0 });
-    const { secretId, secretKey } = await service.access.createRootAccessKey(accountUin);
+    const { secretId, secretKey } = await createRootAccessKey(store, rootOfTrust, clock, region, accountUin);
     return await writeCredentials(path, { secretId, secretKey, region });
   } finally {
     await store.close();
@@ -184,8 +184,7 @@ async function initSharedStore(
       await tx.setMeta(META_ACCOUNT_UIN, accountUin);
     });
     committed = true;
-    const service = new KmsService({ store, rootOfTrust, clock, region, defaultKeySpec: "SM4", cmkLimit: 0 });
-    const { secretId, secretKey } = await service.access.createRootAccessKey(accountUin);
+    const { secretId, secretKey } = await createRootAccessKey(store, rootOfTrust, clock, region, accountUin);
     return await writeCredentials(path, { secretId, secretKey, region });
   } catch (e) {
     if (!committed && setting.kind === "file") await unlink(join(path, ROOT_KEY_FILE)).catch(() => undefined);
@@ -202,16 +201,21 @@ async function initSharedStore(
  * its own keys, principals and policies.
  */
 export async function createAccount(dataDir: DataDir, clock: Clock = systemClock): Promise<AdminCredentials & { accountUin: string }> {
-  const service = new KmsService({ store: dataDir.store, rootOfTrust: dataDir.rootOfTrust, clock, region: dataDir.region, defaultKeySpec: "SM4", cmkLimit: 0 });
+  for (;;) {
+    const accountUin = String(100_000_000_000 + randomInt(0, 900_000_000_000));
+    if (await dataDir.store.getPrincipal(accountUin)) continue;
+    const { secretId, secretKey } = await createRootAccessKey(dataDir.store, dataDir.rootOfTrust, clock, dataDir.region, accountUin);
+    return { accountUin, secretId, secretKey, region: dataDir.region };
+  }
+}
+
+/** The account's root principal (made if missing) and a fresh access key of it: the identity part of the service, nothing else. */
+async function createRootAccessKey(store: Store, rootOfTrust: RootOfTrust, clock: Clock, region: string, accountUin: string): Promise<{ secretId: string; secretKey: string }> {
+  const access = new AccessControl({ store, rootOfTrust, clock, region });
   try {
-    for (;;) {
-      const accountUin = String(100_000_000_000 + randomInt(0, 900_000_000_000));
-      if (await dataDir.store.getPrincipal(accountUin)) continue;
-      const { secretId, secretKey } = await service.access.createRootAccessKey(accountUin);
-      return { accountUin, secretId, secretKey, region: dataDir.region };
-    }
+    return await access.createRootAccessKey(accountUin);
   } finally {
-    service.close();
+    access.close();
   }
 }
 
