@@ -2,7 +2,7 @@
 // installation. Like init it works on the store directly, so it runs where the data directory is.
 
 import type { Command } from "commander";
-import { createAccount, DEFAULT_DATA_DIR, openDataDir } from "../data-dir.js";
+import { createAccount, DEFAULT_DATA_DIR, openDataDir } from "../node/data-dir.js";
 import { pinOption } from "./init.js";
 import { printJson, printLines } from "./output.js";
 

@@ -10,7 +10,7 @@ import { Option, type Command } from "commander";
 import { exportAudit, verifyAuditExport, verifyStoreAudit, type ExportVerifyReport } from "../audit/export.js";
 import { AUDIT_PUBLIC_KEY_META } from "../audit/keys.js";
 import type { VerifyReport } from "../audit/verify.js";
-import { DEFAULT_DATA_DIR, openDataDir } from "../data-dir.js";
+import { DEFAULT_DATA_DIR, openDataDir } from "../node/data-dir.js";
 import type { KmsClient } from "../sdk/index.js";
 import { UsageError, addClientOptions, integerArg, printJson, printLines, reportError, runWithClient } from "./client-options.js";
 import { pinOption } from "./init.js";

@@ -5,7 +5,7 @@
 import { mkdir, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { DATABASE_FILE, DEFAULT_DATA_DIR, isPostgresUrl, openBackupRootOfTrust, openDataDir, rootCheckValue, verifyRootCheckValue } from "../data-dir.js";
+import { DATABASE_FILE, DEFAULT_DATA_DIR, isPostgresUrl, openBackupRootOfTrust, openDataDir, rootCheckValue, verifyRootCheckValue } from "../node/data-dir.js";
 import { checkSchemaKnown, createBackup, readBackupHeader, readBackupMeta, restoreBackup, verifyBackup, type BackupSummary } from "../store/backup-file.js";
 import { MIGRATIONS } from "../store/migrations/index.js";
 import { PostgresStore } from "../store/postgres.js";

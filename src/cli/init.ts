@@ -1,7 +1,7 @@
 // `tresor init`: creates a data directory and prints the first administrator's credentials once.
 
 import type { Command } from "commander";
-import { DEFAULT_DATA_DIR, DEFAULT_PKCS11_KEY_LABEL, DEFAULT_REGION, initDataDir, type AdminCredentials, type RootOfTrustSetting } from "../data-dir.js";
+import { DEFAULT_DATA_DIR, DEFAULT_PKCS11_KEY_LABEL, DEFAULT_REGION, initDataDir, type AdminCredentials, type RootOfTrustSetting } from "../node/data-dir.js";
 import { readPin } from "../rootkey/pkcs11.js";
 import { printJson, writeLines } from "./output.js";
 

@@ -3,7 +3,7 @@
 // again resumes a rotation that stopped. See docs/operations.md, "Rotating the root key".
 
 import type { Command } from "commander";
-import { DEFAULT_DATA_DIR, rotateDataDirRootKey } from "../data-dir.js";
+import { DEFAULT_DATA_DIR, rotateDataDirRootKey } from "../node/data-dir.js";
 import { pkcs11Pin } from "./init.js";
 import { printErrorLines, printJson, printLines } from "./output.js";
 

@@ -4,13 +4,9 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { pino } from "pino";
-import { buildServer, listen } from "../api/server.js";
-import { ConfigError, resolveServeConfig, type ServeFlags } from "../config.js";
-import { DEFAULT_REGION, dataDirExists, initDataDir, insecurePermissions, openDataDir } from "../data-dir.js";
-import { systemClock } from "../service/clock.js";
-import { openAuditWriter } from "../audit/writer.js";
-import { KmsService } from "../service/kms-service.js";
-import { Scheduler } from "../service/scheduler.js";
+import { bootstrapDataDir } from "../node/bootstrap.js";
+import { ConfigError, resolveServeConfig, type ServeFlags } from "../node/config.js";
+import { ListenError, startNode, type RunningNode } from "../node/node.js";
 import { pinOption, printNewCredentials } from "./init.js";
 
 /** The PIN is read only when one is offered: a data directory with a file root key needs none. */
@@ -68,91 +64,54 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
   const logger = pino({ level: config.logLevel, base: { service: "tresor", node: config.nodeId } }, logDestination);
   const flushTimer = setInterval(() => logDestination.flush(), 1000).unref();
 
-  // A shared store is initialised once for the whole cluster, never implicitly by a starting node.
-  if (config.store === undefined && !(await dataDirExists(config.dataDir))) {
-    const created = await initDataDir(config.dataDir, config.region ?? DEFAULT_REGION);
-    // The banner goes to stderr, away from the JSON log stream on stdout.
-    printNewCredentials(created, process.stderr);
-  }
-  const insecure = await insecurePermissions(config.dataDir);
-  if (insecure.length > 0 && !config.allowInsecurePermissions) {
-    throw new Error(`refusing to serve: ${insecure.join("; ")} (or start with --allow-insecure-permissions to only warn)`);
-  }
-  for (const problem of insecure) logger.warn({ problem }, "the data directory is readable by group or others");
+  // The banner of a data directory made now goes to stderr, away from the JSON log stream on stdout.
+  await bootstrapDataDir(config, logger, (created) => printNewCredentials(created, process.stderr));
   const tls = config.tlsCert && config.tlsKey ? { cert: await readFile(config.tlsCert), key: await readFile(config.tlsKey) } : undefined;
-  const dataDir = await openDataDir(config.dataDir, { ...pinOption(flags.pkcs11PinFile), ...(config.store === undefined ? {} : { store: config.store }) });
-  const region = config.region ?? dataDir.region;
-  const auditor = await openAuditWriter({
-    store: dataDir.store,
-    root: dataDir.rootOfTrust,
-    nodeId: config.nodeId,
-    retentionDays: config.auditRetentionDays,
-    ...(config.auditSink === undefined ? {} : { sinkPath: config.auditSink }),
-    log: logger,
-  });
-  const service = new KmsService({
-    auditor,
-    store: dataDir.store,
-    rootOfTrust: dataDir.rootOfTrust,
-    clock: systemClock,
-    region,
-    defaultKeySpec: config.defaultKeySpec,
-    cmkLimit: config.cmkLimit,
-    logger,
-  });
-  const scheduler = new Scheduler(service, { intervalMs: schedulerIntervalSeconds * 1000, logger });
-  const app = buildServer({
-    service,
-    auditor,
-    clock: systemClock,
-    logger,
-    region,
-    bodyLimit: config.bodyLimit,
-    nodeId: config.nodeId,
-    authentication: { requireSignedAction: config.requireSignedAction },
-    ...(tls ? { tls } : {}),
-    ...(config.rateLimit === undefined ? {} : { rateLimit: config.rateLimit }),
-    failedAuth: { threshold: config.authFailureRecords, totalThreshold: 10 * config.authFailureRecords },
-    connections: { maxConnections: config.maxConnections, headersTimeoutMs: config.headersTimeoutMs, requestTimeoutMs: config.requestTimeoutMs, keepAliveTimeoutMs: config.keepAliveTimeoutMs },
-  });
-  // Retention: pruning records the pruned prefix's last hash in a signed checkpoint, so the rest still verifies.
-  const pruneTimer = setInterval(() => {
-    auditor.prune().then(
-      ({ pruned }) => pruned > 0 && logger.info({ pruned }, "audit records past retention pruned"),
-      (e: unknown) => logger.error({ err: { name: (e as Error).name, code: (e as { code?: unknown }).code } }, "audit pruning failed"),
-    );
-  }, AUDIT_PRUNE_INTERVAL_MS).unref();
-
-  let url: string;
+  let node: RunningNode;
   try {
-    url = await listen(app, config.host, config.port, tls !== undefined);
+    node = await startNode(
+      {
+        dataDir: config.dataDir,
+        ...pinOption(flags.pkcs11PinFile),
+        ...(config.store === undefined ? {} : { store: config.store }),
+        host: config.host,
+        port: config.port,
+        ...(config.region === undefined ? {} : { region: config.region }),
+        nodeId: config.nodeId,
+        ...(tls ? { tls } : {}),
+        defaultKeySpec: config.defaultKeySpec,
+        cmkLimit: config.cmkLimit,
+        bodyLimit: config.bodyLimit,
+        authentication: { requireSignedAction: config.requireSignedAction },
+        ...(config.rateLimit === undefined ? {} : { rateLimit: config.rateLimit }),
+        failedAuth: { threshold: config.authFailureRecords, totalThreshold: 10 * config.authFailureRecords },
+        connections: { maxConnections: config.maxConnections, headersTimeoutMs: config.headersTimeoutMs, requestTimeoutMs: config.requestTimeoutMs, keepAliveTimeoutMs: config.keepAliveTimeoutMs },
+        audit: { retentionDays: config.auditRetentionDays, ...(config.auditSink === undefined ? {} : { sinkPath: config.auditSink }) },
+        schedulerIntervalMs: schedulerIntervalSeconds * 1000,
+      },
+      { logger },
+    );
   } catch (e) {
-    logger.error({ err: { code: (e as { code?: string }).code } }, "could not listen");
+    if (!(e instanceof ListenError)) throw e;
+    logger.error({ err: { code: e.code } }, "could not listen");
     logDestination.flushSync();
-    await auditor.close();
-    await dataDir.close();
     process.exitCode = 1;
     return;
   }
+  const { dataDir } = node;
   logger.info(
     // The node's id is on every line (the logger's base).
-    { url, region, dataDir: dataDir.path, store: dataDir.storeDescription, rootOfTrust: dataDir.rootOfTrust.description },
+    { url: node.url, region: node.region, dataDir: dataDir.path, store: dataDir.storeDescription, rootOfTrust: dataDir.rootOfTrust.description },
     "listening",
   );
   logDestination.flushSync();
-  scheduler.start();
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down");
-    await scheduler.stop();
-    clearInterval(pruneTimer);
-    await app.close();
-    await auditor.close();
-    service.close();
-    await dataDir.close();
+    await node.close();
     logger.info("stopped");
     clearInterval(flushTimer);
     logDestination.flushSync();
@@ -160,8 +119,6 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));
 }
-
-const AUDIT_PRUNE_INTERVAL_MS = 60 * 60_000;
 
 /** --scheduler-interval: whole seconds, 1 to 86400; default 60. */
 function schedulerInterval(value: string | undefined): number {

@@ -223,8 +223,8 @@ describe("metrics labels (issue 13: 250 junk action names filled the 200-label c
     for (let i = 0; i < 250; i++) await s.raw(`Junk${i}`, {}, { secretKey: "wrong" });
     await s.call("ListKeys", {});
     const text = await (await fetch(`${s.url}/metrics`)).text();
-    assert.match(text, /^tresor_requests_total\{node="tresor",action="ListKeys",code="Success"\} 1$/m);
-    assert.match(text, /^tresor_requests_total\{node="tresor",action="other",code="AuthFailure.SignatureFailure"\} 250$/m);
+    assert.match(text, /^tresor_requests_total\{node="inproc-test",action="ListKeys",code="Success"\} 1$/m);
+    assert.match(text, /^tresor_requests_total\{node="inproc-test",action="other",code="AuthFailure.SignatureFailure"\} 250$/m);
     assert.doesNotMatch(text, /Junk/);
   });
 });

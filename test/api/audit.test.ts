@@ -8,19 +8,16 @@ import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { pino } from "pino";
 import { ACTIONS } from "../../src/api/tencent/actions.js";
-import { buildServer, listen } from "../../src/api/server.js";
 import type { AuditRecord } from "../../src/audit/record.js";
 import { exportAudit } from "../../src/audit/export.js";
 import { loadAuditKeys } from "../../src/audit/keys.js";
 import { verifyAudit } from "../../src/audit/verify.js";
-import { openAuditWriter } from "../../src/audit/writer.js";
-import { initDataDir, openDataDir } from "../../src/data-dir.js";
+import { initDataDir } from "../../src/node/data-dir.js";
+import { startNode } from "../../src/node/node.js";
 import { rootCaller } from "../../src/service/access-control.js";
-import { KmsService } from "../../src/service/kms-service.js";
 import type { KeyRecord, KeyVersionRecord } from "../../src/keys/key.js";
-import type { StoreOperations } from "../../src/store/store.js";
+import type { Store, StoreOperations } from "../../src/store/store.js";
 import { kmsSampleRequests } from "../helpers/kms-samples.js";
 import { officialClient } from "../helpers/official-client.js";
 import { ManualClock, startInProcessServer, type InProcessServer, type RawResponse } from "./helpers-inprocess.js";
@@ -221,7 +218,6 @@ describe("audit: fail closed", () => {
     const parent = await mkdtemp(path.join(tmpdir(), "tresor-audit-closed-"));
     const dir = path.join(parent, "data");
     const credentials = await initDataDir(dir, "local");
-    const dataDir = await openDataDir(dir);
     let broken = false;
     const refuse = (ops: StoreOperations): StoreOperations =>
       new Proxy(ops, {
@@ -231,24 +227,25 @@ describe("audit: fail closed", () => {
           return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
         },
       });
-    const store = new Proxy(dataDir.store, {
-      get(target, name, receiver) {
-        if (name === "transaction") return <T>(fn: (tx: StoreOperations) => Promise<T>) => target.transaction((tx) => fn(refuse(tx)));
-        if (name === "insertKeyWithinLimit") {
-          return (key: KeyRecord, first: KeyVersionRecord | null, max: number, also?: (tx: StoreOperations) => Promise<void>) =>
-            target.insertKeyWithinLimit(key, first, max, also && ((tx) => also(refuse(tx))));
-        }
-        if (name === "appendAuditRecords" && broken) return async () => Promise.reject(new Error("disk full"));
-        const value = Reflect.get(target, name, receiver) as unknown;
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    const failingAppends = (store: Store): Store =>
+      new Proxy(store, {
+        get(target, name, receiver) {
+          if (name === "transaction") return <T>(fn: (tx: StoreOperations) => Promise<T>) => target.transaction((tx) => fn(refuse(tx)));
+          if (name === "insertKeyWithinLimit") {
+            return (key: KeyRecord, first: KeyVersionRecord | null, max: number, also?: (tx: StoreOperations) => Promise<void>) =>
+              target.insertKeyWithinLimit(key, first, max, also && ((tx) => also(refuse(tx))));
+          }
+          if (name === "appendAuditRecords" && broken) return async () => Promise.reject(new Error("disk full"));
+          const value = Reflect.get(target, name, receiver) as unknown;
+          return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
     const clock = new ManualClock();
-    const auditor = await openAuditWriter({ store, root: dataDir.rootOfTrust, nodeId: "closed", now: () => clock.now() });
-    const service = new KmsService({ store, auditor, rootOfTrust: dataDir.rootOfTrust, clock, region: "local", defaultKeySpec: "SM4", cmkLimit: 100 });
-    const logger = pino({ level: "silent" });
-    const app = buildServer({ service, auditor, clock, logger, region: "local" });
-    const url = await listen(app, "127.0.0.1", 0, false);
+    const node = await startNode(
+      { dataDir: dir, nodeId: "closed", defaultKeySpec: "SM4", cmkLimit: 100, audit: { pruneIntervalMs: 0 } },
+      { clock, wrapStore: failingAppends },
+    );
+    const { url, service, dataDir } = node;
     const kms = officialClient("kms", { url, secretId: credentials.secretId, secretKey: credentials.secretKey, region: "local" });
     try {
       const keyId = (await kms("CreateKey", { Alias: "before-the-outage" })).KeyId;
@@ -272,10 +269,7 @@ describe("audit: fail closed", () => {
       broken = false;
       assert.equal((await kms("Encrypt", { KeyId: keyId, Plaintext: "aGk=" })).KeyId, keyId, "back to normal once the log can be written");
     } finally {
-      await app.close();
-      await auditor.close();
-      service.close();
-      await dataDir.close();
+      await node.close();
       await rm(parent, { recursive: true, force: true });
     }
   });

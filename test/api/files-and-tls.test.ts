@@ -11,12 +11,8 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { FastifyInstance } from "fastify";
-import { pino } from "pino";
-import { buildServer, listen } from "../../src/api/server.js";
-import { ADMIN_CREDENTIALS_FILE, DATABASE_FILE, initDataDir, insecurePermissions, openDataDir, ROOT_KEY_FILE, type DataDir } from "../../src/data-dir.js";
-import { systemClock } from "../../src/service/clock.js";
-import { KmsService } from "../../src/service/kms-service.js";
+import { ADMIN_CREDENTIALS_FILE, DATABASE_FILE, initDataDir, insecurePermissions, openDataDir, ROOT_KEY_FILE } from "../../src/node/data-dir.js";
+import { startNode, type RunningNode } from "../../src/node/node.js";
 import { opensslSkip } from "../helpers/openssl.js";
 import { runCli, startServer } from "../helpers/server.js";
 
@@ -115,37 +111,31 @@ function negotiate(port: number, offer: { tls12: string } | { tls13: string }): 
 
 describe("TLS suites, checked with openssl s_client", { skip: opensslSkip }, () => {
   let dir: string;
-  let dataDir: DataDir;
-  let service: KmsService;
-  const servers: FastifyInstance[] = [];
+  const nodes: RunningNode[] = [];
   const ports: Record<"rsa" | "ec", number> = { rsa: 0, ec: 0 };
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "tresor-tls-suites-"));
     await initDataDir(join(dir, "data"), "local");
-    dataDir = await openDataDir(join(dir, "data"));
-    service = new KmsService({ store: dataDir.store, rootOfTrust: dataDir.rootOfTrust, clock: systemClock, region: "local", defaultKeySpec: "SM4", cmkLimit: 10 });
     // An RSA certificate, so that RSA key exchange is possible at all, and an ECDSA one for ECDHE-ECDSA's CCM8 and CBC suites.
     for (const [kind, newkey] of [
       ["rsa", ["-newkey", "rsa:2048"]],
       ["ec", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]],
     ] as const) {
       execFileSync("openssl", ["req", "-x509", ...newkey, "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout", join(dir, `${kind}.key`), "-out", join(dir, `${kind}.pem`)], { stdio: "ignore" });
-      const app = buildServer({
-        service,
-        clock: systemClock,
-        logger: pino({ level: "silent" }),
-        region: "local",
+      const node = await startNode({
+        dataDir: join(dir, "data"),
+        defaultKeySpec: "SM4",
+        cmkLimit: 10,
+        audit: false,
         tls: { cert: await readFile(join(dir, `${kind}.pem`)), key: await readFile(join(dir, `${kind}.key`)) },
       });
-      servers.push(app);
-      ports[kind] = Number(new URL(await listen(app, "127.0.0.1", 0, true)).port);
+      nodes.push(node);
+      ports[kind] = Number(new URL(node.url).port);
     }
   });
   after(async () => {
-    for (const app of servers) await app.close();
-    service?.close();
-    await dataDir?.close();
+    for (const node of nodes) await node.close();
     await rm(dir, { recursive: true, force: true });
   });
 

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino } from "pino";
-import { API_VERSION, buildServer, listen, productOfVersion, type ServerOptions } from "../../src/api/server.js";
+import { API_VERSION, productOfVersion, type ServerOptions } from "../../src/api/server.js";
 import {
   TC3_ALGORITHM,
   tc3Authorization,
@@ -20,11 +20,12 @@ import {
   tc3StringToSign,
   type Tc3SignInput,
 } from "../../src/crypto/tc3.js";
-import { initDataDir, openDataDir, type DataDir } from "../../src/data-dir.js";
+import { initDataDir, type DataDir } from "../../src/node/data-dir.js";
+import { startNode } from "../../src/node/node.js";
 import type { Clock } from "../../src/service/clock.js";
-import { openAuditWriter, type AuditWriter } from "../../src/audit/writer.js";
+import type { AuditWriter } from "../../src/audit/writer.js";
 import { rootCaller, type Caller } from "../../src/service/access-control.js";
-import { KmsService } from "../../src/service/kms-service.js";
+import type { KmsService } from "../../src/service/kms-service.js";
 import type { AuthenticatorOptions } from "../../src/api/tencent/authenticate.js";
 import type { KeySpec } from "../../src/keys/key.js";
 
@@ -159,31 +160,23 @@ export async function startInProcessServer(options: InProcessServerOptions = {})
   const parent = await mkdtemp(path.join(tmpdir(), "tresor-inproc-"));
   const dir = path.join(parent, "data");
   const credentials = await initDataDir(dir, region, { clock });
-  const dataDir = await openDataDir(dir);
   const { logger, capture } = captureLogs();
-  const auditor = await openAuditWriter({ store: dataDir.store, root: dataDir.rootOfTrust, nodeId: "inproc-test", now: () => clock.now(), log: logger });
-  const service = new KmsService({
-    auditor,
-    logger,
-    store: dataDir.store,
-    rootOfTrust: dataDir.rootOfTrust,
-    clock,
-    region,
-    defaultKeySpec: options.defaultKeySpec ?? "SM4",
-    cmkLimit: options.cmkLimit ?? 1000,
-    ...(options.materialCache ? { materialCache: options.materialCache } : {}),
-  });
-  const app = buildServer({
-    service,
-    auditor,
-    clock,
-    logger,
-    region,
-    ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
-    ...(options.authentication === undefined ? {} : { authentication: options.authentication }),
-    ...options.limits,
-  });
-  const url = await listen(app, "127.0.0.1", 0, false);
+  const node = await startNode(
+    {
+      dataDir: dir,
+      region,
+      nodeId: "inproc-test",
+      defaultKeySpec: options.defaultKeySpec ?? "SM4",
+      cmkLimit: options.cmkLimit ?? 1000,
+      ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
+      ...(options.authentication === undefined ? {} : { authentication: options.authentication }),
+      ...options.limits,
+      audit: { pruneIntervalMs: 0 },
+    },
+    { clock, logger, ...(options.materialCache ? { materialCache: options.materialCache } : {}) },
+  );
+  const { url, service, dataDir, app } = node;
+  const auditor = node.auditor!;
   const { port } = new URL(url);
   const host = "127.0.0.1";
 
@@ -260,10 +253,7 @@ export async function startInProcessServer(options: InProcessServerOptions = {})
     async stop() {
       if (stopped) return;
       stopped = true;
-      await app.close();
-      await auditor.close();
-      service.close();
-      await dataDir.close();
+      await node.close();
       await rm(parent, { recursive: true, force: true });
     },
   };

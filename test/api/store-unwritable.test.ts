@@ -11,14 +11,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
-import type { FastifyInstance } from "fastify";
 import { pino } from "pino";
-import { buildServer, listen } from "../../src/api/server.js";
-import { openAuditWriter, type AuditWriter } from "../../src/audit/writer.js";
-import { initDataDir, openDataDir, type DataDir } from "../../src/data-dir.js";
+import { initDataDir } from "../../src/node/data-dir.js";
+import { startNode } from "../../src/node/node.js";
 import { KmsClient, KmsClientError } from "../../src/sdk/index.js";
 import { serviceUnavailable, storeUnwritable } from "../../src/service/availability.js";
-import { KmsService } from "../../src/service/kms-service.js";
 import { PostgresStoreError } from "../../src/store/postgres.js";
 import type { Store, StoreOperations } from "../../src/store/store.js";
 import { ManualClock } from "./helpers-inprocess.js";
@@ -54,16 +51,14 @@ interface Node {
   close(): Promise<void>;
 }
 
-async function startNode(dir: string, wrap: (store: Store) => Store = (s) => s): Promise<Node> {
+async function startTestNode(dir: string, wrap: (store: Store) => Store = (s) => s): Promise<Node> {
   const clock = new ManualClock();
   const credentials = await initDataDir(dir, "local", { clock });
-  const dataDir: DataDir = await openDataDir(dir);
-  const store = wrap(dataDir.store);
-  const logger = pino({ level: "silent" });
-  const auditor: AuditWriter = await openAuditWriter({ store, root: dataDir.rootOfTrust, nodeId: "unwritable-test", now: () => clock.now(), checkpointIntervalMs: 0 });
-  const service = new KmsService({ auditor, logger, store, rootOfTrust: dataDir.rootOfTrust, clock, region: "local", defaultKeySpec: "SM4", cmkLimit: 100 });
-  const app: FastifyInstance = buildServer({ service, auditor, clock, logger, region: "local" });
-  const url = await listen(app, "127.0.0.1", 0, false);
+  const node = await startNode(
+    { dataDir: dir, nodeId: "unwritable-test", defaultKeySpec: "SM4", cmkLimit: 100, audit: { checkpointIntervalMs: 0, pruneIntervalMs: 0 } },
+    { clock, logger: pino({ level: "silent" }), wrapStore: wrap },
+  );
+  const { url } = node;
   const client = new KmsClient({ endpoint: url, secretId: credentials.secretId, secretKey: credentials.secretKey, maxRetries: 0 });
   return {
     url,
@@ -75,10 +70,8 @@ async function startNode(dir: string, wrap: (store: Store) => Store = (s) => s):
     },
     async close() {
       client.close();
-      await app.close();
-      await auditor.close().catch(() => undefined);
-      service.close();
-      await dataDir.close();
+      // The audit writer's closing flush may fail while the store cannot write; the node closes everything regardless.
+      await node.close().catch(() => undefined);
     },
   };
 }
@@ -105,7 +98,7 @@ describe("a store that cannot write: ServiceUnavailable, /readyz 503, then back 
 
   before(async () => {
     parent = await mkdtemp(path.join(tmpdir(), "tresor-unwritable-"));
-    node = await startNode(path.join(parent, "data"), (store) => failingWrites(store, () => failure));
+    node = await startTestNode(path.join(parent, "data"), (store) => failingWrites(store, () => failure));
   });
   after(async () => {
     failure = undefined;
@@ -209,7 +202,7 @@ describe("a real full disk (tmpfs)", () => {
     if (skip !== undefined) return t.skip(skip);
     const dir = path.join(mountPoint, "data");
     await mkdir(dir, { mode: 0o700 });
-    const node = await startNode(dir);
+    const node = await startTestNode(dir);
     const filler = path.join(mountPoint, "filler");
     try {
       const keyId = (await node.client.createKey({ Alias: "enospc" })).KeyId!;

@@ -1,12 +1,13 @@
 // The import direction of DESIGN.md ("Layers"), checked on the source: reads every src/**/*.ts
 // file's import and export-from lines and fails when a lower layer imports a higher one.
 //
-//   crypto < keys, policy, audit, rootkey, store < service < api < composition root < cli
+//   crypto < keys, policy, audit, rootkey, store < service < api < node < cli
 //
 // - sdk may import only crypto and sdk; only cli and sdk may import sdk.
 // - Nothing but cli imports cli.
-// - The composition root is the top-level src/config.ts, src/data-dir.ts and src/root-rotation.ts: they wire the layers
-//   together, so they may import any layer below cli, and each other; only cli imports them.
+// - node/ is the composition root (configuration, data directory, startNode): it wires the layers
+//   together, so it may import any layer below cli; only cli imports it.
+// - No file sits at src/ root: every file belongs to a layer.
 // - Layers of the same rank may import each other (store uses the key types of keys).
 // Not checked: DESIGN's "never reaches around the one below" (api imports keys' types today).
 import { describe, it } from "node:test";
@@ -28,10 +29,9 @@ const RANKS: Readonly<Record<string, number>> = {
   store: 1,
   service: 2,
   api: 3,
-  "composition-root": 4,
+  node: 4,
   cli: 5,
 };
-const COMPOSITION_ROOT = new Set(["config.ts", "data-dir.ts", "root-rotation.ts"]);
 
 /**
  * Violations present in the tree, each reported to be fixed in src/. Listed so that the check
@@ -48,13 +48,10 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-/** The layer of a file under src/: its top folder, or the composition root. */
+/** The layer of a file under src/: its top folder. */
 function layerOf(file: string): string {
   const parts = path.relative(SRC, file).split(path.sep);
-  if (parts.length === 1) {
-    if (COMPOSITION_ROOT.has(parts[0]!)) return "composition-root";
-    throw new Error(`src/${parts[0]} is a top-level file outside the composition root: place it in a layer`);
-  }
+  if (parts.length === 1) throw new Error(`src/${parts[0]} is a top-level file: place it in a layer`);
   const layer = parts[0]!;
   if (layer !== "sdk" && !(layer in RANKS)) throw new Error(`src/${layer}/ is not a layer of DESIGN.md: add it to this test`);
   return layer;
@@ -76,7 +73,7 @@ function allowed(from: string, to: string): boolean {
   if (to === "sdk") return from === "cli";
   if (from === "sdk") return to === "crypto";
   if (to === "cli") return false;
-  if (to === "composition-root") return from === "cli";
+  if (to === "node") return from === "cli";
   return RANKS[to]! <= RANKS[from]!;
 }
 
@@ -131,15 +128,18 @@ describe("import direction (DESIGN.md, Layers)", () => {
     assert.equal(allowed("keys", "service"), false);
     assert.equal(allowed("service", "api"), false);
     assert.equal(allowed("api", "cli"), false);
-    assert.equal(allowed("api", "composition-root"), false);
+    assert.equal(allowed("api", "node"), false);
+    assert.equal(allowed("service", "node"), false);
     assert.equal(allowed("sdk", "service"), false);
     assert.equal(allowed("api", "sdk"), false);
     assert.equal(allowed("cli", "sdk"), true);
     assert.equal(allowed("sdk", "crypto"), true);
     assert.equal(allowed("store", "keys"), true);
-    assert.equal(allowed("composition-root", "composition-root"), true);
-    assert.equal(allowed("composition-root", "service"), true);
-    assert.equal(allowed("cli", "composition-root"), true);
+    assert.equal(allowed("node", "node"), true);
+    assert.equal(allowed("node", "api"), true);
+    assert.equal(allowed("node", "service"), true);
+    assert.equal(allowed("cli", "node"), true);
+    assert.equal(allowed("rootkey", "store"), true);
     assert.equal(allowed("service", "crypto"), true);
   });
 });

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { AUDIT_SECRET_NAMES, loadAuditKeys } from "../../src/audit/keys.js";
-import { initDataDir, openDataDir, rotateDataDirRootKey } from "../../src/data-dir.js";
+import { initDataDir, openDataDir, rotateDataDirRootKey } from "../../src/node/data-dir.js";
 import { wrappedGeneration } from "../../src/rootkey/ring.js";
 
 describe("audit keys and root key rotation", () => {

@@ -12,7 +12,7 @@ import Database from "better-sqlite3";
 import { AUDIT_PUBLIC_KEY_META } from "../../src/audit/keys.js";
 import { openAuditWriter } from "../../src/audit/writer.js";
 import { parseTime } from "../../src/cli/audit.js";
-import { DATABASE_FILE, initDataDir, openDataDir } from "../../src/data-dir.js";
+import { DATABASE_FILE, initDataDir, openDataDir } from "../../src/node/data-dir.js";
 import { spawn } from "node:child_process";
 import { CLI_MAIN, childEnv, type CliResult, runCli, startServer, type TestServer } from "../helpers/server.js";
 

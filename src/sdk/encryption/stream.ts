@@ -129,8 +129,9 @@ class OrderedOutput<T> {
   }
   async drain(max: number): Promise<void> {
     while (this.#pending.length > max) {
+      // Awaited in place, so that add() keeps queueing behind it; only then taken off.
       const item = await this.#pending[0]!;
-      this.#pending.shift();
+      void this.#pending.shift();
       this.emit(item);
     }
   }

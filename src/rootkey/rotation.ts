@@ -14,12 +14,11 @@ import { constants } from "node:fs";
 import { access, open, rename, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { FileRootOfTrust } from "./rootkey/file.js";
-import { Pkcs11RootOfTrust } from "./rootkey/pkcs11.js";
-import { RootKeyRing, wrappedGeneration } from "./rootkey/ring.js";
-import { accessKeySecretAad, importTokenAad, keyMaterialAad, RootOfTrustError, serviceSecretAad, type RootOfTrust } from "./rootkey/root-of-trust.js";
-import { SERVICE_SECRET_NAMES } from "./service/kms-service.js";
-import { WRAPPED_VALUE_KINDS, type Store, type StoreOperations, type WrappedValueKind, type WrappedValuePosition } from "./store/store.js";
+import { FileRootOfTrust } from "./file.js";
+import { Pkcs11RootOfTrust } from "./pkcs11.js";
+import { RootKeyRing, wrappedGeneration } from "./ring.js";
+import { accessKeySecretAad, importTokenAad, keyMaterialAad, RootOfTrustError, serviceSecretAad, type RootOfTrust } from "./root-of-trust.js";
+import { WRAPPED_VALUE_KINDS, type Store, type StoreOperations, type WrappedValueKind, type WrappedValuePosition } from "../store/store.js";
 
 export const META_ROOT_KEY_RING = "root_key_ring";
 export const ROOT_KEY_NEXT_FILE = "root.key.next";
@@ -60,8 +59,9 @@ export interface RingState {
 const GENERATION_CHECK_PLAINTEXT = Buffer.from("tresor root key generation check", "utf8");
 const generationCheckAad = (generation: number) => Buffer.from(`tresor/root-generation-check/v1\0${generation}`, "utf8");
 /** The meta entries wrapped by the root of trust, with their authenticated data. */
-function wrappedMeta(rootCheckName: string, rootCheckAad: Buffer): [string, Buffer][] {
-  return [[rootCheckName, rootCheckAad], ...SERVICE_SECRET_NAMES.map((name): [string, Buffer] => [name, serviceSecretAad(name)])];
+function wrappedMeta(options: RotateOptions): [string, Buffer][] {
+  const { name, aad } = options.rootCheck;
+  return [[name, aad], ...options.serviceSecretNames.map((secret): [string, Buffer] => [secret, serviceSecretAad(secret)])];
 }
 
 // ---- the ring a node serves with ---------------------------------------------------------------
@@ -145,6 +145,8 @@ export interface RotateOptions {
   context: RingContext;
   /** The shared store's root check value: its meta name and authenticated data (data-dir's). */
   rootCheck: { name: string; aad: Buffer };
+  /** The service secrets kept wrapped in meta (the service's SERVICE_SECRET_NAMES). */
+  serviceSecretNames: readonly string[];
   /** Called with the new generation's setting once the rotation completes (data-dir records it as "root_of_trust"). */
   recordSetting(tx: StoreOperations, setting: GenerationSetting): Promise<void>;
   /** How long nodes get to notice the new current generation before the first pass (default 5 s; they look every second). */
@@ -214,7 +216,7 @@ export async function rotateRootKey(options: RotateOptions): Promise<RotateResul
 
   const rewrapMeta = async (): Promise<number> => {
     let count = 0;
-    for (const [name, aad] of wrappedMeta(options.rootCheck.name, options.rootCheck.aad)) {
+    for (const [name, aad] of wrappedMeta(options)) {
       const value = await store.getMeta(name);
       if (value === undefined) continue;
       const wrapped = Buffer.from(value, "base64");

@@ -12,16 +12,17 @@ import { constants } from "node:fs";
 import { chmod, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { randomInt } from "node:crypto";
-import { FileRootOfTrust } from "./rootkey/file.js";
-import { Pkcs11RootOfTrust, type Pkcs11Config } from "./rootkey/pkcs11.js";
-import { RootOfTrustError, type RootOfTrust } from "./rootkey/root-of-trust.js";
-import { openRing, rotateRootKey, type RotateResult } from "./root-rotation.js";
-import { RootKeyRing } from "./rootkey/ring.js";
-import { systemClock, type Clock } from "./service/clock.js";
-import { KmsService } from "./service/kms-service.js";
-import { PostgresStore } from "./store/postgres.js";
-import { SqliteStore } from "./store/sqlite.js";
-import type { Store } from "./store/store.js";
+import { FileRootOfTrust } from "../rootkey/file.js";
+import { Pkcs11RootOfTrust, type Pkcs11Config } from "../rootkey/pkcs11.js";
+import { RootOfTrustError, type RootOfTrust } from "../rootkey/root-of-trust.js";
+import { openRing, rotateRootKey, type RotateResult } from "../rootkey/rotation.js";
+import { RootKeyRing } from "../rootkey/ring.js";
+import { systemClock, type Clock } from "../service/clock.js";
+import { AccessControl } from "../service/access-control.js";
+import { SERVICE_SECRET_NAMES } from "../service/kms-service.js";
+import { PostgresStore } from "../store/postgres.js";
+import { SqliteStore } from "../store/sqlite.js";
+import type { Store } from "../store/store.js";
 
 export const ROOT_KEY_FILE = "root.key";
 export const DATABASE_FILE = "tresor.db";
@@ -122,8 +123,7 @@ export async function initDataDir(dir: string, region: string, options: InitOpti
     await store.setMeta(META_ROOT_OF_TRUST, JSON.stringify(recorded));
     // The check value lets a restore (and a later open) prove which root key the data needs.
     await store.setMeta(META_ROOT_CHECK, await rootCheckValue(rootOfTrust));
-    const service = new KmsService({ store, rootOfTrust, clock, region, defaultKeySpec: "SM4", cmkLimit: 0 });
-    const { secretId, secretKey } = await service.access.createRootAccessKey(accountUin);
+    const { secretId, secretKey } = await createRootAccessKey(store, rootOfTrust, clock, region, accountUin);
     return await writeCredentials(path, { secretId, secretKey, region });
   } finally {
     await store.close();
@@ -184,8 +184,7 @@ async function initSharedStore(
       await tx.setMeta(META_ACCOUNT_UIN, accountUin);
     });
     committed = true;
-    const service = new KmsService({ store, rootOfTrust, clock, region, defaultKeySpec: "SM4", cmkLimit: 0 });
-    const { secretId, secretKey } = await service.access.createRootAccessKey(accountUin);
+    const { secretId, secretKey } = await createRootAccessKey(store, rootOfTrust, clock, region, accountUin);
     return await writeCredentials(path, { secretId, secretKey, region });
   } catch (e) {
     if (!committed && setting.kind === "file") await unlink(join(path, ROOT_KEY_FILE)).catch(() => undefined);
@@ -202,16 +201,21 @@ async function initSharedStore(
  * its own keys, principals and policies.
  */
 export async function createAccount(dataDir: DataDir, clock: Clock = systemClock): Promise<AdminCredentials & { accountUin: string }> {
-  const service = new KmsService({ store: dataDir.store, rootOfTrust: dataDir.rootOfTrust, clock, region: dataDir.region, defaultKeySpec: "SM4", cmkLimit: 0 });
+  for (;;) {
+    const accountUin = String(100_000_000_000 + randomInt(0, 900_000_000_000));
+    if (await dataDir.store.getPrincipal(accountUin)) continue;
+    const { secretId, secretKey } = await createRootAccessKey(dataDir.store, dataDir.rootOfTrust, clock, dataDir.region, accountUin);
+    return { accountUin, secretId, secretKey, region: dataDir.region };
+  }
+}
+
+/** The account's root principal (made if missing) and a fresh access key of it: the identity part of the service, nothing else. */
+async function createRootAccessKey(store: Store, rootOfTrust: RootOfTrust, clock: Clock, region: string, accountUin: string): Promise<{ secretId: string; secretKey: string }> {
+  const access = new AccessControl({ store, rootOfTrust, clock, region });
   try {
-    for (;;) {
-      const accountUin = String(100_000_000_000 + randomInt(0, 900_000_000_000));
-      if (await dataDir.store.getPrincipal(accountUin)) continue;
-      const { secretId, secretKey } = await service.access.createRootAccessKey(accountUin);
-      return { accountUin, secretId, secretKey, region: dataDir.region };
-    }
+    return await access.createRootAccessKey(accountUin);
   } finally {
-    service.close();
+    access.close();
   }
 }
 
@@ -308,7 +312,7 @@ export async function openDataDir(dir: string, options: { pkcs11Pin?: string; st
     if (!accountUin) throw new Error(`the data directory ${path} has no account: it was not created by "tresor init"`);
     const setting = parseRootOfTrustSetting(await store.getMeta(META_ROOT_OF_TRUST));
     if (setting.kind === "pkcs11") pkcs11Config(setting, options.pkcs11Pin); // refuses a missing PIN, naming where to give it
-    // The root keys by generation (see root-rotation.ts), so that `tresor rootkey rotate` can run while this node serves.
+    // The root keys by generation (see rootkey/rotation.ts), so that `tresor rootkey rotate` can run while this node serves.
     rootOfTrust = await openRing(store, { dir: path, pin: options.pkcs11Pin, initialSetting: setting });
     // Directories made before the check value existed have none; a restored one has one.
     const check = await store.getMeta(META_ROOT_CHECK);
@@ -441,6 +445,7 @@ export async function rotateDataDirRootKey(dir: string, options: RotateDataDirOp
       ring,
       context: { dir: dataDir.path, pin: options.pkcs11Pin, initialSetting: setting },
       rootCheck: { name: META_ROOT_CHECK, aad: ROOT_CHECK_AAD },
+      serviceSecretNames: SERVICE_SECRET_NAMES,
       recordSetting: (tx, next) => tx.setMeta(META_ROOT_OF_TRUST, JSON.stringify(next)),
       ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
       ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),

@@ -2,7 +2,7 @@
 
 import { isIP } from "node:net";
 import { hostname } from "node:os";
-import { SYMMETRIC_KEY_SPECS, type KeySpec } from "./keys/key.js";
+import { SYMMETRIC_KEY_SPECS, type KeySpec } from "../keys/key.js";
 import { DEFAULT_DATA_DIR, checkRegion, isPostgresUrl } from "./data-dir.js";
 
 export interface ServeConfig {
