@@ -6,9 +6,9 @@ import { AEADS, type AeadKey } from "../crypto/aead.js";
 import { CryptoError } from "../crypto/errors.js";
 import { randomBytes } from "../crypto/random.js";
 import { AsymmetricPrivateKey, generateKeyPair, type MessageType } from "../keys/asymmetric.js";
-import type { SymmetricKeySpec } from "../keys/key.js";
+import type { ImportTokenRecord, SymmetricKeySpec } from "../keys/key.js";
 import { ASYMMETRIC_SPECS, SYMMETRIC_SPECS, isSymmetricSpec, type AsymmetricDecryptAlgorithm, type SigningAlgorithm } from "../keys/specs.js";
-import { RootOfTrustError, keyMaterialAad, type RootOfTrust } from "../rootkey/root-of-trust.js";
+import { RootOfTrustError, importTokenAad, keyMaterialAad, type RootOfTrust } from "../rootkey/root-of-trust.js";
 import type { Store } from "../store/store.js";
 import { MaterialCache, type MaterialCacheOptions } from "./cache.js";
 import { MaterialError, type KeyMaterial, type MaterialKey, type NewMaterial } from "./material.js";
@@ -54,6 +54,25 @@ export class SoftwareMaterial implements KeyMaterial {
   /** Wraps material brought by the caller (an import) as the key version's stored material; the caller wipes it. */
   wrap(keyId: string, version: number, material: Buffer): Promise<Buffer> {
     return this.#root.wrap(material, keyMaterialAad(keyId, version));
+  }
+
+  /**
+   * The material an import brings, decrypted with the import token's wrapping private key (stored
+   * wrapped by the root of trust); the caller wipes it. A ciphertext that does not decrypt is Undecryptable.
+   */
+  async unwrapImported(token: ImportTokenRecord, encrypted: Buffer): Promise<Buffer> {
+    const privateMaterial = await this.#root.unwrap(token.wrappedPrivateKey, importTokenAad(token.tokenId));
+    let privateKey: AsymmetricPrivateKey;
+    try {
+      privateKey = new AsymmetricPrivateKey(token.wrappingKeySpec, privateMaterial);
+    } finally {
+      privateMaterial.fill(0);
+    }
+    try {
+      return await undecryptable(async () => privateKey.decrypt(token.wrappingAlgorithm === "SM2PKE" ? "SM2" : token.wrappingAlgorithm, encrypted));
+    } finally {
+      privateKey.destroy();
+    }
   }
 
   /** Wrapped material that was not recorded is just bytes: nothing to destroy. */

@@ -4,7 +4,7 @@
 import { publicKeyEncrypter, PublicKeyError, verifySignature, type MessageType, type PublicKeyWrapAlgorithm } from "../keys/asymmetric.js";
 import type { KeyRecord } from "../keys/key.js";
 import { ASYMMETRIC_SPECS, ASYMMETRIC_USAGES, isAsymmetricUsage, type AsymmetricDecryptAlgorithm, type SigningAlgorithm, type UsageInfo } from "../keys/specs.js";
-import type { Caller } from "./access-control.js";
+import type { Caller } from "./permissions.js";
 import { CURRENT_VERSION_ERRORS, usingMaterial, type ServiceContext } from "./context.js";
 import { KmsError, needs } from "./errors.js";
 

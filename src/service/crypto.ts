@@ -6,7 +6,7 @@ import { randomBytes } from "../crypto/random.js";
 import { BlobFormatError, blobAad, decodeBlob, encodeBlob, encodeBlobHeader, type EncryptionContext } from "../keys/blob.js";
 import type { KeyRecord, SymmetricKeySpec } from "../keys/key.js";
 import { SYMMETRIC_SPECS, isSymmetricSpec } from "../keys/specs.js";
-import { ACCOUNT_RESOURCE, type Caller } from "./access-control.js";
+import { ACCOUNT_RESOURCE, type Caller } from "./permissions.js";
 import { CIPHERTEXT_ERRORS, INVALID_CIPHERTEXT, usingMaterial, type ServiceContext } from "./context.js";
 import { KmsError, needs } from "./errors.js";
 

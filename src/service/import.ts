@@ -2,15 +2,14 @@
 // an EXTERNAL key, and deleting it again.
 
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { CryptoError } from "../crypto/errors.js";
 import { randomBytes } from "../crypto/random.js";
-import { AsymmetricPrivateKey, generateKeyPair } from "../keys/asymmetric.js";
+import { generateKeyPair } from "../keys/asymmetric.js";
 import type { ImportTokenRecord, KeyRecord, SymmetricKeySpec } from "../keys/key.js";
 import { stateAfter } from "../keys/lifecycle.js";
 import { SYMMETRIC_SPECS } from "../keys/specs.js";
 import { importTokenAad } from "../rootkey/root-of-trust.js";
-import type { Caller } from "./access-control.js";
-import { DAY_SECONDS, type ServiceContext } from "./context.js";
+import type { Caller } from "./permissions.js";
+import { CURRENT_VERSION_ERRORS, DAY_SECONDS, usingMaterial, type ServiceContext } from "./context.js";
 import { KmsError, needs } from "./errors.js";
 import { ServiceSecret } from "./service-secret.js";
 
@@ -73,7 +72,10 @@ export class KeyImport {
     needs(token && token.keyId === key.keyId, "InvalidParameterValue", `"ImportToken" is not a token GetParametersForImport gave for key ${key.keyId}`);
     needs(token.expiresAt > now, "TokenExpired", `"ImportToken" expired at ${token.expiresAt}: call GetParametersForImport again`);
     needs(!token.used, "TokenExpired", `"ImportToken" has already been used: call GetParametersForImport again`);
-    const material = await this.#unwrapImportedMaterial(token, input.encryptedKeyMaterial);
+    const material = await usingMaterial(() => ctx.materials.software.unwrapImported(token, input.encryptedKeyMaterial), {
+      ...CURRENT_VERSION_ERRORS,
+      undecryptable: () => new KmsError("DecryptMaterialError", `"EncryptedKeyMaterial" does not decrypt with the import token's key and ${token.wrappingAlgorithm}`),
+    });
     let digest: Buffer;
     let wrappedMaterial: Buffer;
     try {
@@ -117,26 +119,6 @@ export class KeyImport {
 
   close(): void {
     this.#materialDigestKey.close();
-  }
-
-  async #unwrapImportedMaterial(token: ImportTokenRecord, encrypted: Buffer): Promise<Buffer> {
-    const privateMaterial = await this.ctx.root.unwrap(token.wrappedPrivateKey, importTokenAad(token.tokenId));
-    let privateKey: AsymmetricPrivateKey;
-    try {
-      privateKey = new AsymmetricPrivateKey(token.wrappingKeySpec, privateMaterial);
-    } finally {
-      privateMaterial.fill(0);
-    }
-    try {
-      return privateKey.decrypt(token.wrappingAlgorithm === "SM2PKE" ? "SM2" : token.wrappingAlgorithm, encrypted);
-    } catch (e) {
-      if (e instanceof CryptoError) {
-        throw new KmsError("DecryptMaterialError", `"EncryptedKeyMaterial" does not decrypt with the import token's key and ${token.wrappingAlgorithm}`);
-      }
-      throw e;
-    } finally {
-      privateKey.destroy();
-    }
   }
 }
 

@@ -21,7 +21,7 @@ import {
 import { stateAfter } from "../keys/lifecycle.js";
 import { ASYMMETRIC_SPECS, ASYMMETRIC_USAGES, hsmSupports, isAsymmetricUsage, isSymmetricSpec, type UsageInfo } from "../keys/specs.js";
 import { StoreConflictError, type KeyListQuery } from "../store/store.js";
-import { ACCOUNT_RESOURCE, type Caller } from "./access-control.js";
+import { ACCOUNT_RESOURCE, type Caller } from "./permissions.js";
 import { CURRENT_VERSION_ERRORS, DAY_SECONDS, USER_OWNER, usingMaterial, type BatchAction, type ServiceContext } from "./context.js";
 import { KmsError, needs } from "./errors.js";
 import { auditedInsert } from "./request-audit.js";

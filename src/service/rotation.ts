@@ -3,7 +3,7 @@
 
 import { randomUUID } from "node:crypto";
 import type { KeyRecord } from "../keys/key.js";
-import type { Caller } from "./access-control.js";
+import type { Caller } from "./permissions.js";
 import { checkKeyState, CURRENT_VERSION_ERRORS, DAY_SECONDS, usingMaterial, type ServiceContext } from "./context.js";
 import { needs } from "./errors.js";
 import { auditedTransaction, type RequestAudit } from "./request-audit.js";
