@@ -1,7 +1,7 @@
 // The import direction of DESIGN.md ("Layers"), checked on the source: reads every src/**/*.ts
 // file's import and export-from lines and fails when a lower layer imports a higher one.
 //
-//   crypto < keys, policy, audit, rootkey, store < service < api < node < cli
+//   crypto < keys, policy, audit, rootkey, store < material < service < api < node < cli
 //
 // - sdk may import only crypto and sdk; only cli and sdk may import sdk.
 // - Nothing but cli imports cli.
@@ -27,10 +27,11 @@ const RANKS: Readonly<Record<string, number>> = {
   audit: 1,
   rootkey: 1,
   store: 1,
-  service: 2,
-  api: 3,
-  node: 4,
-  cli: 5,
+  material: 2,
+  service: 3,
+  api: 4,
+  node: 5,
+  cli: 6,
 };
 
 /**
@@ -141,5 +142,11 @@ describe("import direction (DESIGN.md, Layers)", () => {
     assert.equal(allowed("cli", "node"), true);
     assert.equal(allowed("rootkey", "store"), true);
     assert.equal(allowed("service", "crypto"), true);
+    assert.equal(allowed("service", "material"), true);
+    assert.equal(allowed("material", "store"), true);
+    assert.equal(allowed("material", "rootkey"), true);
+    assert.equal(allowed("material", "service"), false);
+    assert.equal(allowed("store", "material"), false);
+    assert.equal(allowed("rootkey", "material"), false);
   });
 });

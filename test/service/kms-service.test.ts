@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { AEADS, type AeadKey } from "../../src/crypto/aead.js";
 import { BLOB_HEADER_LENGTH, decodeBlob } from "../../src/keys/blob.js";
 import { KmsError } from "../../src/service/errors.js";
-import { MaterialCache } from "../../src/service/material-cache.js";
+import { MaterialCache } from "../../src/material/cache.js";
 import { kmsError, openService, type ServiceFixture } from "./fixture.js";
 
 const MISSING = "00000000-0000-4000-8000-000000000000";

@@ -1,0 +1,169 @@
+// Keys of ProtectionLevel SOFTWARE: material made here, stored only wrapped by the root of trust
+// (authenticated data: key id and version), unwrapped on use into prepared keys that are cached for
+// a bounded time and count and wiped on eviction.
+
+import { AEADS, type AeadKey } from "../crypto/aead.js";
+import { CryptoError } from "../crypto/errors.js";
+import { randomBytes } from "../crypto/random.js";
+import { AsymmetricPrivateKey, generateKeyPair, type MessageType } from "../keys/asymmetric.js";
+import type { ImportTokenRecord, SymmetricKeySpec } from "../keys/key.js";
+import { ASYMMETRIC_SPECS, SYMMETRIC_SPECS, isSymmetricSpec, type AsymmetricDecryptAlgorithm, type SigningAlgorithm } from "../keys/specs.js";
+import { RootOfTrustError, importTokenAad, keyMaterialAad, type RootOfTrust } from "../rootkey/root-of-trust.js";
+import type { Store } from "../store/store.js";
+import { MaterialCache, type MaterialCacheOptions } from "./cache.js";
+import { MaterialError, type KeyMaterial, type MaterialKey, type NewMaterial } from "./material.js";
+
+export interface SoftwareMaterialOptions {
+  store: Store;
+  rootOfTrust: RootOfTrust;
+  cache: MaterialCacheOptions;
+  now: () => number;
+}
+
+export class SoftwareMaterial implements KeyMaterial {
+  readonly protectionLevel = "SOFTWARE";
+  readonly #store: Store;
+  readonly #root: RootOfTrust;
+  readonly #aeadKeys: MaterialCache<AeadKey>;
+  readonly #privateKeys: MaterialCache<AsymmetricPrivateKey>;
+
+  constructor(options: SoftwareMaterialOptions) {
+    this.#store = options.store;
+    this.#root = options.rootOfTrust;
+    this.#aeadKeys = new MaterialCache<AeadKey>(options.cache, options.now);
+    this.#privateKeys = new MaterialCache<AsymmetricPrivateKey>(options.cache, options.now);
+  }
+
+  async generate(key: MaterialKey, version: number): Promise<NewMaterial> {
+    let material: Buffer;
+    let publicKey: Buffer | null = null;
+    if (isSymmetricSpec(key.keySpec)) {
+      material = randomBytes(SYMMETRIC_SPECS[key.keySpec].materialLength);
+    } else {
+      const pair = await generateKeyPair(key.keySpec);
+      material = pair.privateMaterial;
+      publicKey = pair.publicKey;
+    }
+    try {
+      return { stored: await this.wrap(key.keyId, version, material), publicKey };
+    } finally {
+      material.fill(0);
+    }
+  }
+
+  /** Wraps material brought by the caller (an import) as the key version's stored material; the caller wipes it. */
+  wrap(keyId: string, version: number, material: Buffer): Promise<Buffer> {
+    return this.#root.wrap(material, keyMaterialAad(keyId, version));
+  }
+
+  /**
+   * The material an import brings, decrypted with the import token's wrapping private key (stored
+   * wrapped by the root of trust); the caller wipes it. A ciphertext that does not decrypt is Undecryptable.
+   */
+  async unwrapImported(token: ImportTokenRecord, encrypted: Buffer): Promise<Buffer> {
+    const privateMaterial = await this.#root.unwrap(token.wrappedPrivateKey, importTokenAad(token.tokenId));
+    let privateKey: AsymmetricPrivateKey;
+    try {
+      privateKey = new AsymmetricPrivateKey(token.wrappingKeySpec, privateMaterial);
+    } finally {
+      privateMaterial.fill(0);
+    }
+    try {
+      return await undecryptable(async () => privateKey.decrypt(token.wrappingAlgorithm === "SM2PKE" ? "SM2" : token.wrappingAlgorithm, encrypted));
+    } finally {
+      privateKey.destroy();
+    }
+  }
+
+  /** Wrapped material that was not recorded is just bytes: nothing to destroy. */
+  async discard(): Promise<void> {}
+
+  async seal(key: MaterialKey, version: number, iv: Buffer, plaintext: Buffer, aad: Buffer): Promise<{ ciphertext: Buffer; tag: Buffer }> {
+    return this.#withAeadKey(key, version, (aeadKey) => aeadKey.encrypt(iv, plaintext, aad));
+  }
+
+  async open(key: MaterialKey, version: number, iv: Buffer, ciphertext: Buffer, tag: Buffer, aad: Buffer): Promise<Buffer> {
+    return undecryptable(() => this.#withAeadKey(key, version, (aeadKey) => aeadKey.decrypt(iv, ciphertext, tag, aad)));
+  }
+
+  sign(key: MaterialKey, version: number, algorithm: SigningAlgorithm, message: Buffer, messageType: MessageType): Promise<Buffer> {
+    return this.#withPrivateKey(key, version, (privateKey) => privateKey.sign(algorithm, message, messageType));
+  }
+
+  decrypt(key: MaterialKey, version: number, algorithm: AsymmetricDecryptAlgorithm, ciphertext: Buffer): Promise<Buffer> {
+    return undecryptable(() => this.#withPrivateKey(key, version, (privateKey) => privateKey.decrypt(algorithm, ciphertext)));
+  }
+
+  /** Deleting the key's rows deletes its wrapped material: nothing outlives them. */
+  async retire(): Promise<void> {}
+
+  async destroyRetired(): Promise<void> {}
+
+  forget(keyId: string): void {
+    this.#aeadKeys.dropPrefix(`${keyId}/`);
+    this.#privateKeys.dropPrefix(`${keyId}/`);
+  }
+
+  cacheStats(): { hits: number; misses: number } {
+    return { hits: this.#aeadKeys.hits + this.#privateKeys.hits, misses: this.#aeadKeys.misses + this.#privateKeys.misses };
+  }
+
+  close(): void {
+    this.#aeadKeys.clear();
+    this.#privateKeys.clear();
+  }
+
+  /** Runs `use` with the prepared key of one key version. `use` must be synchronous: the cache
+   * may destroy the key once control returns to the event loop. */
+  async #withAeadKey<T>(key: MaterialKey, version: number, use: (aeadKey: AeadKey) => T): Promise<T> {
+    const cacheId = `${key.keyId}/${version}`;
+    const cached = this.#aeadKeys.get(cacheId);
+    if (cached) return use(cached);
+    const material = await this.#unwrap(key, version);
+    let aeadKey: AeadKey;
+    try {
+      aeadKey = AEADS[SYMMETRIC_SPECS[key.keySpec as SymmetricKeySpec].aead].importKey(material);
+    } finally {
+      material.fill(0);
+    }
+    this.#aeadKeys.set(cacheId, aeadKey);
+    return use(aeadKey);
+  }
+
+  /** As #withAeadKey, for a version's private key of an asymmetric key. */
+  async #withPrivateKey<T>(key: MaterialKey, version: number, use: (privateKey: AsymmetricPrivateKey) => T): Promise<T> {
+    const cacheId = `${key.keyId}/${version}`;
+    const cached = this.#privateKeys.get(cacheId);
+    if (cached) return use(cached);
+    const material = await this.#unwrap(key, version);
+    let privateKey: AsymmetricPrivateKey;
+    try {
+      privateKey = new AsymmetricPrivateKey(key.keySpec as keyof typeof ASYMMETRIC_SPECS, material);
+    } finally {
+      material.fill(0);
+    }
+    this.#privateKeys.set(cacheId, privateKey);
+    return use(privateKey);
+  }
+
+  async #unwrap(key: MaterialKey, version: number): Promise<Buffer> {
+    const record = await this.#store.getKeyVersion(key.keyId, version);
+    if (!record) throw new MaterialError("NoSuchVersion", `key ${key.keyId} has no version ${version}`);
+    try {
+      return await this.#root.unwrap(record.wrappedMaterial, keyMaterialAad(key.keyId, version));
+    } catch (e) {
+      if (e instanceof RootOfTrustError) throw new MaterialError("Undecryptable", `the stored material of key ${key.keyId} version ${version} does not unwrap`, { cause: e });
+      throw e;
+    }
+  }
+}
+
+/** A ciphertext that does not decrypt (tag, padding, SM2 check) becomes one MaterialError. */
+async function undecryptable<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (e instanceof CryptoError) throw new MaterialError("Undecryptable", "the ciphertext does not decrypt", { cause: e });
+    throw e;
+  }
+}

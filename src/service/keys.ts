@@ -1,0 +1,269 @@
+// Key management: creating keys, reading and listing them, their states (enable, disable,
+// archive, deletion), alias and description; and what the service offers (status, algorithms,
+// regions).
+
+import { randomUUID } from "node:crypto";
+import {
+  KEY_LIFECYCLE_DEFAULTS,
+  KEY_USAGES,
+  SYMMETRIC_KEY_SPECS,
+  type AsymmetricKeyUsage,
+  type KeyOrigin,
+  type KeyRecord,
+  type KeySpec,
+  type KeyState,
+  type KeyUsage,
+  type KeyVersionRecord,
+  type ProtectionLevel,
+  type SymmetricKeySpec,
+  type Tag,
+} from "../keys/key.js";
+import { stateAfter } from "../keys/lifecycle.js";
+import { ASYMMETRIC_SPECS, ASYMMETRIC_USAGES, hsmSupports, isAsymmetricUsage, isSymmetricSpec, type UsageInfo } from "../keys/specs.js";
+import { StoreConflictError, type KeyListQuery } from "../store/store.js";
+import { ACCOUNT_RESOURCE, type Caller } from "./permissions.js";
+import { CURRENT_VERSION_ERRORS, DAY_SECONDS, USER_OWNER, usingMaterial, type BatchAction, type ServiceContext } from "./context.js";
+import { KmsError, needs } from "./errors.js";
+import { auditedInsert } from "./request-audit.js";
+
+export interface CreateKeyInput {
+  alias: string;
+  description: string;
+  keyUsage: KeyUsage;
+  keySpec?: KeySpec;
+  tags: Tag[];
+  /** EXTERNAL: created without material, PendingImport until ImportKeyMaterial (symmetric keys only). */
+  origin?: KeyOrigin;
+  /** HSM: the material is made and used inside the PKCS#11 token (default SOFTWARE). */
+  protectionLevel?: ProtectionLevel;
+}
+
+export interface ListKeyDetailInput {
+  offset: number;
+  limit: number;
+  /** 0: keys the user created; 1: keys cloud products created (Tresor has none). */
+  role: 0 | 1;
+  order: "desc" | "asc";
+  states?: readonly KeyState[];
+  search?: string;
+  origin?: KeyOrigin;
+  keyUsages?: readonly KeyUsage[];
+  tagFilters?: readonly { key: string; values: readonly string[] }[];
+}
+
+export interface AlgorithmEntry {
+  keyUsage: KeyUsage;
+  algorithm: string;
+  protectionLevels: ProtectionLevel[];
+}
+
+/** Tencent's ListKeys shows keys in these states only. */
+const LIST_KEYS_STATES: readonly KeyState[] = ["Enabled", "Disabled", "PendingImport"];
+
+export class KeyManagement {
+  constructor(private readonly ctx: ServiceContext) {}
+
+  async createKey(caller: Caller, input: CreateKeyInput): Promise<KeyRecord> {
+    const ctx = this.ctx;
+    caller.permissions.require("kms:CreateKey", ACCOUNT_RESOURCE);
+    needs(KEY_USAGES.includes(input.keyUsage), "InvalidKeyUsage", `"KeyUsage" ${input.keyUsage} is not supported`);
+    let keySpec: KeySpec;
+    if (isAsymmetricUsage(input.keyUsage)) {
+      keySpec = ASYMMETRIC_USAGES[input.keyUsage].spec;
+      needs(
+        input.keySpec === undefined || input.keySpec === keySpec,
+        "InvalidParameterValue",
+        `"KeySpec" ${String(input.keySpec)} does not fit "KeyUsage" ${input.keyUsage}, whose key spec is ${keySpec}`,
+      );
+    } else {
+      keySpec = input.keySpec ?? ctx.defaultKeySpec;
+      needs(SYMMETRIC_KEY_SPECS.includes(keySpec as SymmetricKeySpec), "InvalidParameterValue", `"KeySpec" ${keySpec} is not a symmetric key spec (${SYMMETRIC_KEY_SPECS.join(", ")})`);
+    }
+    const origin = input.origin ?? "TENCENT_KMS";
+    needs(
+      origin === "TENCENT_KMS" || isSymmetricSpec(keySpec),
+      "InvalidKeyUsage",
+      `"Type" 2 (EXTERNAL key material) needs an ENCRYPT_DECRYPT key (${SYMMETRIC_KEY_SPECS.join(" or ")}), not ${input.keyUsage}`,
+    );
+    const protectionLevel = input.protectionLevel ?? "SOFTWARE";
+    if (protectionLevel === "HSM") this.#checkHsmKey(keySpec, origin);
+    needs(!(await ctx.store.getKeyByAlias(input.alias)), "AliasAlreadyExists", `"Alias" ${input.alias} is already in use`);
+    needs((await ctx.store.countKeys(caller.uin)) < ctx.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${ctx.cmkLimit} keys`);
+
+    const keyId = randomUUID();
+    const now = ctx.now();
+    const key: KeyRecord = {
+      keyId,
+      alias: input.alias,
+      description: input.description,
+      keyUsage: input.keyUsage,
+      keySpec,
+      origin,
+      state: origin === "EXTERNAL" ? "PendingImport" : "Enabled",
+      creatorUin: caller.uin,
+      owner: USER_OWNER,
+      createTime: now,
+      deletionDate: 0,
+      currentVersion: 1,
+      tags: input.tags,
+      ...KEY_LIFECYCLE_DEFAULTS,
+      protectionLevel,
+    };
+    if (origin === "EXTERNAL") {
+      await this.#insertKey(caller, key, null);
+      return key;
+    }
+    const material = ctx.materials.for(key);
+    const made = await usingMaterial(() => material.generate(key, 1), CURRENT_VERSION_ERRORS);
+    try {
+      await this.#insertKey(caller, key, { keyId, version: 1, wrappedMaterial: made.stored, publicKey: made.publicKey, createTime: now });
+    } catch (e) {
+      // Only when the insert certainly did not happen (a refusal); after any other error the key
+      // may exist, and its material (an HSM object) with it.
+      if (e instanceof KmsError || e instanceof StoreConflictError) await material.discard(keyId, made.stored);
+      throw e;
+    }
+    return key;
+  }
+
+  /** A CMK of ProtectionLevel HSM needs a pkcs11 root of trust and a key spec its token can hold. */
+  #checkHsmKey(keySpec: KeySpec, origin: KeyOrigin): void {
+    const token = this.ctx.materials.hsm.token;
+    needs(
+      token !== undefined,
+      "UnsupportedOperation",
+      `"ProtectionLevel" HSM needs a data directory whose root of trust is pkcs11 (an HSM); this one's is ${this.ctx.root.description.split(":")[0]}`,
+    );
+    needs(origin === "TENCENT_KMS", "UnsupportedOperation", `"ProtectionLevel" HSM keys are generated inside the HSM: "Type" 2 (EXTERNAL key material) is not supported`);
+    needs(
+      hsmSupports(keySpec),
+      "UnsupportedOperation",
+      `"ProtectionLevel" HSM is not supported for key spec ${keySpec} on ${token}; ListAlgorithms shows what each protection level offers`,
+    );
+  }
+
+  async #insertKey(caller: Caller, key: KeyRecord, firstVersion: KeyVersionRecord | null): Promise<void> {
+    const ctx = this.ctx;
+    try {
+      // Checked again with the insert, atomically: another request (on any node) may have taken the last slot.
+      const inserted = await auditedInsert(ctx.auditor, caller.audit, (also) => ctx.store.insertKeyWithinLimit(key, firstVersion, ctx.cmkLimit, also));
+      needs(inserted, "CmkLimitExceeded", `the account holds the maximum of ${ctx.cmkLimit} keys`);
+    } catch (e) {
+      if (e instanceof StoreConflictError && e.field === "alias") throw new KmsError("AliasAlreadyExists", `"Alias" ${key.alias} is already in use`);
+      throw e;
+    }
+  }
+
+  describeKey(caller: Caller, keyId: string): Promise<KeyRecord> {
+    return this.ctx.keyFor(this.ctx.store, caller, "DescribeKey", keyId);
+  }
+
+  describeKeys(caller: Caller, keyIds: readonly string[]): Promise<KeyRecord[]> {
+    return this.ctx.store.transaction(async (tx) => {
+      const keys: KeyRecord[] = [];
+      for (const id of keyIds) keys.push(await this.ctx.keyFor(tx, caller, "DescribeKey", id, { batch: "DescribeKeys" }));
+      return keys;
+    });
+  }
+
+  async listKeys(caller: Caller, input: { offset: number; limit: number; role: 0 | 1 }): Promise<{ keyIds: string[]; totalCount: number }> {
+    caller.permissions.require("kms:ListKeys", ACCOUNT_RESOURCE);
+    const { keys, totalCount } = await this.#listKeys(caller, { ...input, order: "desc", states: LIST_KEYS_STATES });
+    return { keyIds: keys.map((k) => k.keyId), totalCount };
+  }
+
+  listKeyDetail(caller: Caller, input: ListKeyDetailInput): Promise<{ keys: KeyRecord[]; totalCount: number }> {
+    caller.permissions.require("kms:ListKeyDetail", ACCOUNT_RESOURCE);
+    return this.#listKeys(caller, input);
+  }
+
+  /** The caller's account's keys. */
+  async #listKeys(caller: Caller, input: ListKeyDetailInput): Promise<{ keys: KeyRecord[]; totalCount: number }> {
+    if (input.role === 1) return { keys: [], totalCount: 0 };
+    const query: KeyListQuery = { offset: input.offset, limit: input.limit, order: input.order, owner: USER_OWNER, accountUin: caller.uin };
+    if (input.states) query.states = input.states;
+    if (input.search) query.search = input.search;
+    if (input.origin) query.origin = input.origin;
+    if (input.keyUsages) query.keyUsages = input.keyUsages;
+    if (input.tagFilters && input.tagFilters.length > 0) query.tagFilters = input.tagFilters;
+    return this.ctx.store.listKeys(query);
+  }
+
+  /** EnableKey, DisableKey, ArchiveKey, CancelKeyArchive; with `batch`, all or nothing over several keys. */
+  changeStates(caller: Caller, action: "EnableKey" | "DisableKey" | "ArchiveKey" | "CancelKeyArchive", keyIds: readonly string[], batch?: BatchAction): Promise<void> {
+    return this.ctx.transaction(caller, async (tx) => {
+      const keys: KeyRecord[] = [];
+      for (const id of keyIds) keys.push(await this.ctx.keyFor(tx, caller, action, id, batch ? { batch } : {}));
+      for (const key of keys) {
+        const state = stateAfter(action, key.state);
+        if (state !== key.state) await tx.updateKey({ ...key, state });
+      }
+    });
+  }
+
+  updateAlias(caller: Caller, keyId: string, alias: string): Promise<void> {
+    return this.ctx.transaction(caller, async (tx) => {
+      const key = await this.ctx.keyFor(tx, caller, "UpdateAlias", keyId);
+      if (key.alias === alias) return;
+      needs(!(await tx.getKeyByAlias(alias)), "AliasAlreadyExists", `"Alias" ${alias} is already in use`);
+      await tx.updateKey({ ...key, alias });
+    });
+  }
+
+  updateKeyDescription(caller: Caller, keyId: string, description: string): Promise<void> {
+    return this.ctx.transaction(caller, async (tx) => {
+      const key = await this.ctx.keyFor(tx, caller, "UpdateKeyDescription", keyId);
+      await tx.updateKey({ ...key, description });
+    });
+  }
+
+  /** Moves a Disabled (or PendingImport) key to PendingDelete; the scheduler destroys it at the returned time. */
+  async scheduleKeyDeletion(caller: Caller, keyId: string, pendingWindowInDays: number): Promise<{ keyId: string; deletionDate: number }> {
+    needs(
+      Number.isInteger(pendingWindowInDays) && pendingWindowInDays >= 7 && pendingWindowInDays <= 30,
+      "InvalidPendingWindowInDays",
+      `"PendingWindowInDays" must be between 7 and 30`,
+    );
+    return this.ctx.transaction(caller, async (tx) => {
+      const key = await this.ctx.keyFor(tx, caller, "ScheduleKeyDeletion", keyId);
+      const deletionDate = this.ctx.now() + pendingWindowInDays * DAY_SECONDS;
+      await tx.updateKey({ ...key, state: stateAfter("ScheduleKeyDeletion", key.state), deletionDate });
+      return { keyId: key.keyId, deletionDate };
+    });
+  }
+
+  /** Back to Disabled; an EXTERNAL key without material (deleted or expired meanwhile) to PendingImport. */
+  cancelKeyDeletion(caller: Caller, keyId: string): Promise<{ keyId: string }> {
+    return this.ctx.transaction(caller, async (tx) => {
+      const key = await this.ctx.keyFor(tx, caller, "CancelKeyDeletion", keyId);
+      const noMaterial = key.origin === "EXTERNAL" && (await tx.listKeyVersions(keyId)).length === 0;
+      await tx.updateKey({ ...key, state: noMaterial ? "PendingImport" : stateAfter("CancelKeyDeletion", key.state), deletionDate: 0 });
+      return { keyId: key.keyId };
+    });
+  }
+
+  // ---- service information ----
+
+  async getServiceStatus(caller: Caller): Promise<{ cmkUserCount: number; cmkLimit: number }> {
+    caller.permissions.require("kms:GetServiceStatus", ACCOUNT_RESOURCE);
+    return { cmkUserCount: await this.ctx.store.countKeys(caller.uin), cmkLimit: this.ctx.cmkLimit };
+  }
+
+  /** Each algorithm with the protection levels this node offers it at (HSM only with a pkcs11 root of trust). */
+  listAlgorithms(caller: Caller): { symmetric: AlgorithmEntry[]; asymmetric: AlgorithmEntry[]; signVerify: AlgorithmEntry[] } {
+    caller.permissions.require("kms:ListAlgorithms", ACCOUNT_RESOURCE);
+    const levels = (spec: KeySpec): ProtectionLevel[] => this.ctx.materials.levels(spec);
+    const asymmetric: AlgorithmEntry[] = [];
+    const signVerify: AlgorithmEntry[] = [];
+    for (const [keyUsage, usage] of Object.entries(ASYMMETRIC_USAGES) as [AsymmetricKeyUsage, UsageInfo][]) {
+      (usage.purpose === "sign" ? signVerify : asymmetric).push({ keyUsage, algorithm: ASYMMETRIC_SPECS[usage.spec].algorithmName, protectionLevels: levels(usage.spec) });
+    }
+    const symmetric = SYMMETRIC_KEY_SPECS.map((spec): AlgorithmEntry => ({ keyUsage: "ENCRYPT_DECRYPT", algorithm: spec, protectionLevels: levels(spec) }));
+    return { symmetric, asymmetric, signVerify };
+  }
+
+  getRegions(caller: Caller): string[] {
+    caller.permissions.require("kms:GetRegions", ACCOUNT_RESOURCE);
+    return [this.ctx.region];
+  }
+}

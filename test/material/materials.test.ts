@@ -1,0 +1,102 @@
+// The key-material layer on its own: the choice by protection level, and that lower-level failures
+// leave it as MaterialError (the service translates only those).
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { MaterialError, type MaterialFailure, type MaterialKey } from "../../src/material/material.js";
+import { KeyMaterials } from "../../src/material/materials.js";
+import { FileRootOfTrust } from "../../src/rootkey/file.js";
+import { SqliteStore } from "../../src/store/sqlite.js";
+
+function failure(expected: MaterialFailure): (e: unknown) => boolean {
+  return (e) => {
+    assert.ok(e instanceof MaterialError, `expected MaterialError ${expected}, got ${String(e)}`);
+    assert.equal(e.failure, expected);
+    return true;
+  };
+}
+
+describe("KeyMaterials", () => {
+  let dir: string;
+  let store: SqliteStore;
+  let root: FileRootOfTrust;
+  let materials: KeyMaterials;
+  const warnings: string[] = [];
+  const key: MaterialKey = { keyId: "0b7c6a8e-6f7d-4a4e-9d59-2f1b3a4c5d6e", keySpec: "AES_256", keyUsage: "ENCRYPT_DECRYPT" };
+  const iv = Buffer.alloc(12, 7);
+  const aad = Buffer.from("aad");
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "tresor-material-"));
+    root = await FileRootOfTrust.create(path.join(dir, "root.key"));
+    store = await SqliteStore.open(path.join(dir, "tresor.db"));
+    const logger = { warn: (_f: Record<string, unknown>, m: string) => void warnings.push(m), error: (_f: Record<string, unknown>, m: string) => void warnings.push(m) };
+    materials = new KeyMaterials({ store, rootOfTrust: root, hsmKeys: undefined, cache: { maxEntries: 10, ttlMs: 60_000 }, now: () => 0, logger });
+    const made = await materials.software.generate(key, 1);
+    assert.equal(made.publicKey, null);
+    await store.insertKeyWithinLimit(
+      {
+        ...key,
+        alias: "material-test",
+        description: "",
+        origin: "TENCENT_KMS",
+        state: "Enabled",
+        creatorUin: "100000000001",
+        owner: "user",
+        createTime: 0,
+        deletionDate: 0,
+        currentVersion: 1,
+        tags: [],
+        rotationEnabled: false,
+        rotateDays: 0,
+        lastRotateTime: 0,
+        nextRotateTime: 0,
+        validTo: 0,
+        materialDigest: null,
+        protectionLevel: "SOFTWARE",
+      },
+      { keyId: key.keyId, version: 1, wrappedMaterial: made.stored, publicKey: null, createTime: 0 },
+      10,
+    );
+  });
+
+  after(async () => {
+    materials.close();
+    await store.close();
+    await root.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("picks the implementation by protection level", () => {
+    assert.equal(materials.for({ protectionLevel: "SOFTWARE" }), materials.software);
+    assert.equal(materials.for({ protectionLevel: "HSM" }), materials.hsm);
+    assert.deepEqual(materials.levels("AES_256"), ["SOFTWARE"], "no HSM on this node");
+  });
+
+  it("seals and opens with the stored version, from the cache the second time", async () => {
+    const software = materials.for({ protectionLevel: "SOFTWARE" });
+    const { ciphertext, tag } = await software.seal(key, 1, iv, Buffer.from("hello"), aad);
+    assert.equal((await software.open(key, 1, iv, ciphertext, tag, aad)).toString(), "hello");
+    assert.ok(materials.cacheStats().hits >= 1);
+  });
+
+  it("turns a tag that does not verify into Undecryptable", async () => {
+    const { ciphertext, tag } = await materials.software.seal(key, 1, iv, Buffer.from("hello"), aad);
+    tag[0]! ^= 1;
+    await assert.rejects(materials.software.open(key, 1, iv, ciphertext, tag, aad), failure("Undecryptable"));
+  });
+
+  it("turns a version the store lacks into NoSuchVersion", async () => {
+    await assert.rejects(materials.software.open(key, 9, iv, Buffer.alloc(5), Buffer.alloc(16), aad), failure("NoSuchVersion"));
+  });
+
+  it("refuses HSM keys on a node without an HSM as Unsupported, and logs queued objects it cannot destroy", async () => {
+    await assert.rejects(materials.hsm.generate(key, 1), failure("Unsupported"));
+    await assert.rejects(materials.hsm.seal(key, 1, iv, Buffer.from("x"), aad), failure("Unsupported"));
+    await store.transaction((tx) => materials.hsm.retire(tx, key.keyId));
+    await materials.destroyRetired();
+    assert.ok(warnings.some((w) => w.includes("no HSM")), warnings.join("; "));
+  });
+});
