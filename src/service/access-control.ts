@@ -98,7 +98,7 @@ export interface AccessControlOptions {
   /** How long found credentials and loaded policies are remembered (default 1000 ms). */
   cacheMs?: number;
   /** Where state changes record their request (default: nowhere). */
-  auditor?: Auditor;
+  auditor?: Auditor<StoreOperations>;
 }
 
 /** An account's root may do everything in its account, as in CAM: no policy is consulted. */
@@ -185,7 +185,7 @@ export class AccessControl {
   readonly #clock: Clock;
   readonly #sessionSecret: ServiceSecret;
   readonly #cacheMs: number;
-  readonly #auditor: Auditor | undefined;
+  readonly #auditor: Auditor<StoreOperations> | undefined;
   readonly #credentials = new Map<string, { resolved: ResolvedCredential; expiresAt: number }>();
   readonly #policies = new Map<string, { policies: AttachedPolicy[]; expiresAt: number }>();
   /** Parsed custom policies by id, with the update time they were parsed at. */

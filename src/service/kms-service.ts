@@ -80,7 +80,7 @@ export interface KmsServiceOptions {
   /** How long found access keys and principals' policies are remembered (default 1000 ms; 0 looks them up on every request). */
   accessKeyCacheMs?: number;
   /** Where requests' state changes commit their audit records (default: nowhere, e.g. in unit tests). */
-  auditor?: Auditor;
+  auditor?: Auditor<StoreOperations>;
   /** Where the service reports events worth an operator's eye; the server wires it to its pino logger. */
   logger?: ServiceLogger;
 }
@@ -178,7 +178,7 @@ export class KmsService {
   readonly #hsm: HsmKeys | undefined;
   readonly #health: HealthCheck;
   readonly #logger: ServiceLogger;
-  readonly #auditor: Auditor | undefined;
+  readonly #auditor: Auditor<StoreOperations> | undefined;
   readonly #materialDigestKey: ServiceSecret;
   /** Principals, access keys, policies and roles; the authority every action asks. */
   readonly access: AccessControl;

@@ -60,7 +60,7 @@ async function startNode(dir: string, wrap: (store: Store) => Store = (s) => s):
   const dataDir: DataDir = await openDataDir(dir);
   const store = wrap(dataDir.store);
   const logger = pino({ level: "silent" });
-  const auditor: AuditWriter = await openAuditWriter({ store, root: dataDir.rootOfTrust, nodeId: "unwritable-test", now: () => clock.now(), checkpointIntervalMs: 0 });
+  const auditor: AuditWriter<StoreOperations> = await openAuditWriter({ store, root: dataDir.rootOfTrust, nodeId: "unwritable-test", now: () => clock.now(), checkpointIntervalMs: 0 });
   const service = new KmsService({ auditor, logger, store, rootOfTrust: dataDir.rootOfTrust, clock, region: "local", defaultKeySpec: "SM4", cmkLimit: 100 });
   const app: FastifyInstance = buildServer({ service, auditor, clock, logger, region: "local" });
   const url = await listen(app, "127.0.0.1", 0, false);
