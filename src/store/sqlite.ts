@@ -61,16 +61,16 @@ class SqliteTransaction extends SqliteOperations {
     this.#ended = true;
   }
 
-  protected run<T>(_op: string, fn: () => T): Promise<T> {
-    try {
-      if (this.#ended) throw new Error("SqliteStore: this transaction has ended; its tx can no longer be used");
-      // Some errors (SQLITE_FULL, I/O errors) make SQLite roll back on its own; without this check
-      // the following calls would autocommit one by one.
-      if (!this.conn.db.inTransaction) throw new Error("SqliteStore: the transaction was aborted by SQLite");
-      return Promise.resolve(fn());
-    } catch (err) {
-      return Promise.reject(err);
-    }
+  protected ready(): boolean {
+    if (this.#ended) throw new Error("SqliteStore: this transaction has ended; its tx can no longer be used");
+    // Some errors (SQLITE_FULL, I/O errors) make SQLite roll back on its own; without this check
+    // the following calls would autocommit one by one.
+    if (!this.conn.db.inTransaction) throw new Error("SqliteStore: the transaction was aborted by SQLite");
+    return true;
+  }
+
+  protected queued<T>(fn: () => T): Promise<T> {
+    return Promise.resolve(fn());
   }
 }
 
@@ -168,12 +168,18 @@ export class SqliteStore extends SqliteOperations implements Store {
     });
   }
 
-  /** Runs `fn` at once when nothing holds the lock, else once the open transaction and everyone queued before are done. */
-  protected run<T>(op: string, fn: () => T): Promise<T> {
+  /** An operation runs at once when nothing holds the lock, else once the open transaction and everyone queued before are done. */
+  protected ready(op: string): boolean {
+    return this.#enter(op);
+  }
+
+  /** Runs `op` once the open transaction, and everyone queued before, are done. */
+  protected async queued<T>(op: () => T): Promise<T> {
+    await this.#lock.acquire();
     try {
-      return this.#enter(op) ? Promise.resolve(fn()) : this.#queued(fn);
-    } catch (err) {
-      return Promise.reject(err);
+      return op();
+    } finally {
+      this.#lock.release();
     }
   }
 
@@ -274,16 +280,6 @@ export class SqliteStore extends SqliteOperations implements Store {
 
   #insideOwnTransaction(): boolean {
     return this.#active !== undefined && currentTransaction.getStore() === this.#active;
-  }
-
-  /** Runs `op` once the open transaction, and everyone queued before, are done. */
-  async #queued<T>(op: () => T): Promise<T> {
-    await this.#lock.acquire();
-    try {
-      return op();
-    } finally {
-      this.#lock.release();
-    }
   }
 }
 

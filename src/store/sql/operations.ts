@@ -83,9 +83,9 @@ export abstract class SqlOperations implements StoreOperations {
       : this.exec("countKeys", this.sql.countKeysOf, [accountUin], "read", count);
   }
 
-  async getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined> {
+  getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined> {
     // An int4 parameter out of range would be an error in PostgreSQL; no such version exists either way.
-    if (!Number.isSafeInteger(version) || version < -2_147_483_648 || version > 2_147_483_647) return undefined;
+    if (!Number.isSafeInteger(version) || version < -2_147_483_648 || version > 2_147_483_647) return Promise.resolve(undefined);
     return this.exec("getKeyVersion", this.sql.getKeyVersion, [keyId, version], "read", firstKeyVersion);
   }
 
@@ -181,8 +181,8 @@ export abstract class SqlOperations implements StoreOperations {
     });
   }
 
-  async getPolicy(policyId: number): Promise<PolicyRecord | undefined> {
-    if (!isPolicyId(policyId)) return undefined;
+  getPolicy(policyId: number): Promise<PolicyRecord | undefined> {
+    if (!isPolicyId(policyId)) return Promise.resolve(undefined);
     return this.exec("getPolicy", this.sql.getPolicy, [policyId], "read", firstPolicy);
   }
 

@@ -8,10 +8,17 @@ import type { WrappedValueKind } from "../store.js";
 export interface SqlStatement {
   readonly name: string;
   readonly text: string;
+  /** It returns one row at most (a lookup by key, a count): SQLite then stops at the first. */
+  readonly one?: true;
 }
 
 export function statement(name: string, text: string): SqlStatement {
   return { name: `tresor_${name}`, text };
+}
+
+/** A statement that returns one row at most. */
+export function lookup(name: string, text: string): SqlStatement {
+  return { name: `tresor_${name}`, text, one: true };
 }
 
 /** The pieces of SQL that SQLite and PostgreSQL spell differently. */
@@ -76,15 +83,15 @@ export type SharedStatements = ReturnType<typeof sharedStatements>;
 export function sharedStatements(d: Dialect) {
   const keyCols = keyColumns(d);
   return {
-    getMeta: statement("getMeta", "SELECT value FROM meta WHERE name = $1"),
+    getMeta: lookup("getMeta", "SELECT value FROM meta WHERE name = $1"),
     setMeta: statement("setMeta", "INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value"),
 
-    getKey: statement("getKey", `SELECT ${keyCols} FROM keys AS k WHERE k.key_id = $1`),
-    getKeyByAlias: statement("getKeyByAlias", `SELECT ${keyCols} FROM keys AS k WHERE k.alias = $1`),
-    countKeys: statement("countKeys", "SELECT count(*) AS n FROM keys"),
-    countKeysOf: statement("countKeysOf", "SELECT count(*) AS n FROM keys WHERE creator_uin = $1"),
+    getKey: lookup("getKey", `SELECT ${keyCols} FROM keys AS k WHERE k.key_id = $1`),
+    getKeyByAlias: lookup("getKeyByAlias", `SELECT ${keyCols} FROM keys AS k WHERE k.alias = $1`),
+    countKeys: lookup("countKeys", "SELECT count(*) AS n FROM keys"),
+    countKeysOf: lookup("countKeysOf", "SELECT count(*) AS n FROM keys WHERE creator_uin = $1"),
     insertKeyVersion: statement("insertKeyVersion", `INSERT INTO key_versions (${KEY_VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5)`),
-    getKeyVersion: statement("getKeyVersion", `SELECT ${KEY_VERSION_COLUMNS} FROM key_versions WHERE key_id = $1 AND version = $2`),
+    getKeyVersion: lookup("getKeyVersion", `SELECT ${KEY_VERSION_COLUMNS} FROM key_versions WHERE key_id = $1 AND version = $2`),
     listKeyVersions: statement("listKeyVersions", `SELECT ${KEY_VERSION_COLUMNS} FROM key_versions WHERE key_id = $1 ORDER BY version`),
     deleteKeyVersions: statement("deleteKeyVersions", "DELETE FROM key_versions WHERE key_id = $1"),
     listDueKeys: statement(
@@ -101,12 +108,12 @@ export function sharedStatements(d: Dialect) {
     ),
 
     insertImportToken: statement("insertImportToken", `INSERT INTO import_tokens (${IMPORT_TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`),
-    getImportToken: statement("getImportToken", `SELECT ${IMPORT_TOKEN_COLUMNS} FROM import_tokens WHERE token_id = $1`),
+    getImportToken: lookup("getImportToken", `SELECT ${IMPORT_TOKEN_COLUMNS} FROM import_tokens WHERE token_id = $1`),
     useImportToken: statement("useImportToken", "UPDATE import_tokens SET used = TRUE WHERE token_id = $1 AND NOT used"),
     deleteExpiredImportTokens: statement("deleteExpiredImportTokens", "DELETE FROM import_tokens WHERE expires_at <= $1"),
 
     insertAccessKey: statement("insertAccessKey", `INSERT INTO access_keys (${ACCESS_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`),
-    getAccessKey: statement("getAccessKey", `SELECT ${ACCESS_KEY_COLUMNS} FROM access_keys WHERE secret_id = $1`),
+    getAccessKey: lookup("getAccessKey", `SELECT ${ACCESS_KEY_COLUMNS} FROM access_keys WHERE secret_id = $1`),
     listAccessKeys: statement(
       "listAccessKeys",
       `SELECT ${ACCESS_KEY_COLUMNS} FROM access_keys WHERE principal_id = $1 ORDER BY create_time, secret_id${d.bytes}`,
@@ -117,12 +124,12 @@ export function sharedStatements(d: Dialect) {
     touchAccessKey: statement("touchAccessKey", "UPDATE access_keys SET last_used_time = $2 WHERE secret_id = $1 AND last_used_time < $3"),
 
     insertPrincipal: statement("insertPrincipal", `INSERT INTO principals (${PRINCIPAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`),
-    getPrincipal: statement("getPrincipal", `SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE principal_id = $1`),
-    getPrincipalByName: statement("getPrincipalByName", `SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE account_uin = $1 AND kind = $2 AND name = $3`),
+    getPrincipal: lookup("getPrincipal", `SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE principal_id = $1`),
+    getPrincipalByName: lookup("getPrincipalByName", `SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE account_uin = $1 AND kind = $2 AND name = $3`),
 
     insertPolicy: statement("insertPolicy", `INSERT INTO policies (${POLICY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`),
-    getPolicy: statement("getPolicy", `SELECT ${POLICY_COLUMNS} FROM policies WHERE policy_id = $1`),
-    getPolicyByName: statement("getPolicyByName", `SELECT ${POLICY_COLUMNS} FROM policies WHERE account_uin = $1 AND name = $2`),
+    getPolicy: lookup("getPolicy", `SELECT ${POLICY_COLUMNS} FROM policies WHERE policy_id = $1`),
+    getPolicyByName: lookup("getPolicyByName", `SELECT ${POLICY_COLUMNS} FROM policies WHERE account_uin = $1 AND name = $2`),
     attachPolicy: statement(
       "attachPolicy",
       `INSERT INTO policy_attachments (principal_id, policy_id, account_uin, create_time) VALUES ($1, $2, $3, $4)
@@ -133,14 +140,14 @@ export function sharedStatements(d: Dialect) {
       "listAttachedPolicies",
       "SELECT principal_id, policy_id, account_uin, create_time FROM policy_attachments WHERE principal_id = $1 ORDER BY create_time, policy_id",
     ),
-    countPolicyAttachments: statement("countPolicyAttachments", "SELECT count(*) AS n FROM policy_attachments WHERE policy_id = $1"),
+    countPolicyAttachments: lookup("countPolicyAttachments", "SELECT count(*) AS n FROM policy_attachments WHERE policy_id = $1"),
 
     insertRoleSession: statement("insertRoleSession", `INSERT INTO role_sessions (${ROLE_SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`),
-    getRoleSession: statement("getRoleSession", `SELECT ${ROLE_SESSION_COLUMNS} FROM role_sessions WHERE tmp_secret_id = $1`),
+    getRoleSession: lookup("getRoleSession", `SELECT ${ROLE_SESSION_COLUMNS} FROM role_sessions WHERE tmp_secret_id = $1`),
     deleteExpiredRoleSessions: statement("deleteExpiredRoleSessions", "DELETE FROM role_sessions WHERE expires_at <= $1"),
 
-    auditHead: statement("auditHead", "SELECT seq, hash FROM audit_head WHERE id = 1"),
-    accountAuditPosition: statement("accountAuditPosition", "SELECT time, account_seq FROM audit_records WHERE account_uin = $1 AND account_seq = $2"),
+    auditHead: lookup("auditHead", "SELECT seq, hash FROM audit_head WHERE id = 1"),
+    accountAuditPosition: lookup("accountAuditPosition", "SELECT time, account_seq FROM audit_records WHERE account_uin = $1 AND account_seq = $2"),
     insertAuditCheckpoint: statement("insertAuditCheckpoint", `INSERT INTO audit_checkpoints (${CHECKPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)`),
     listAuditCheckpointsAsc: statement("listAuditCheckpointsAsc", `SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq, pruned_through LIMIT $1`),
     listAuditCheckpointsDesc: statement(

@@ -9,7 +9,7 @@ import { StoreConflictError, type KeyListQuery, type Page, type PolicyRecord, ty
 import { checkCount, checkFirstVersion, containsPattern, keyConflict, SqlOperations, type Kind, type RowsTo, type ViolationMapper } from "../sql/operations.js";
 import * as rows from "../sql/rows.js";
 import { AUDIT_COLUMNS, KEY_INSERT_COLUMNS, KEY_INSERT_VALUES, KEY_UPDATE_SET, keyColumns, placeholders, POLICY_COLUMNS, PRINCIPAL_COLUMNS } from "../sql/statements.js";
-import { sharedStatements, statement, type Dialect, type SqlStatement } from "../sql/statements.js";
+import { lookup, sharedStatements, statement, type Dialect, type SqlStatement } from "../sql/statements.js";
 
 export const SQLITE: Dialect = {
   // Tags come along as one JSON column, so reading a key is a single statement.
@@ -57,19 +57,19 @@ const S = {
   deleteKey: statement("deleteKey", "DELETE FROM keys WHERE key_id = $1"),
   listKeysDesc: statement("listKeysDesc", `SELECT ${keyColumns(SQLITE)} FROM keys AS k WHERE ${LIST_WHERE} ORDER BY k.create_time DESC, k.seq DESC LIMIT $8 OFFSET $9`),
   listKeysAsc: statement("listKeysAsc", `SELECT ${keyColumns(SQLITE)} FROM keys AS k WHERE ${LIST_WHERE} ORDER BY k.create_time ASC, k.seq ASC LIMIT $8 OFFSET $9`),
-  countMatches: statement("countMatches", `SELECT count(*) AS n FROM keys AS k WHERE ${LIST_WHERE}`),
+  countMatches: lookup("countMatches", `SELECT count(*) AS n FROM keys AS k WHERE ${LIST_WHERE}`),
 
   listPrincipals: statement(
     "listPrincipals",
     `SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE account_uin = $1 AND kind = $2 ORDER BY name, principal_id LIMIT $3 OFFSET $4`,
   ),
-  countPrincipals: statement("countPrincipals", "SELECT count(*) AS n FROM principals WHERE account_uin = $1 AND kind = $2"),
+  countPrincipals: lookup("countPrincipals", "SELECT count(*) AS n FROM principals WHERE account_uin = $1 AND kind = $2"),
   deleteAccessKeysOfPrincipal: statement("deleteAccessKeysOfPrincipal", "DELETE FROM access_keys WHERE principal_id = $1"),
   deleteAttachmentsOfPrincipal: statement("deleteAttachmentsOfPrincipal", "DELETE FROM policy_attachments WHERE principal_id = $1"),
   deleteRoleSessionsOfRole: statement("deleteRoleSessionsOfRole", "DELETE FROM role_sessions WHERE role_id = $1"),
   deletePrincipal: statement("deletePrincipal", "DELETE FROM principals WHERE principal_id = $1"),
   listPolicies: statement("listPolicies", `SELECT ${POLICY_COLUMNS} FROM policies WHERE ${POLICY_WHERE} ORDER BY name, policy_id LIMIT $3 OFFSET $4`),
-  countPolicies: statement("countPolicies", `SELECT count(*) AS n FROM policies WHERE ${POLICY_WHERE}`),
+  countPolicies: lookup("countPolicies", `SELECT count(*) AS n FROM policies WHERE ${POLICY_WHERE}`),
   deletePolicy: statement("deletePolicy", "DELETE FROM policies WHERE policy_id = $1"),
   deleteAttachmentsOfPolicy: statement("deleteAttachmentsOfPolicy", "DELETE FROM policy_attachments WHERE policy_id = $1"),
 
@@ -78,7 +78,7 @@ const S = {
     "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
   ),
   insertAuditRecord: statement("insertAuditRecord", `INSERT INTO audit_records (${AUDIT_COLUMNS}, account_seq) VALUES (${placeholders(1, 24)})`),
-  accountAuditHead: statement("accountAuditHead", "SELECT seq AS n FROM audit_account_heads WHERE account_uin = $1"),
+  accountAuditHead: lookup("accountAuditHead", "SELECT seq AS n FROM audit_account_heads WHERE account_uin = $1"),
   setAccountAuditHead: statement(
     "setAccountAuditHead",
     "INSERT INTO audit_account_heads (account_uin, seq) VALUES ($1, $2) ON CONFLICT (account_uin) DO UPDATE SET seq = excluded.seq",
@@ -103,6 +103,7 @@ interface Prepared {
 }
 
 const NO_ROWS: never[] = [];
+const firstRow = <R>(r: R[]): R | undefined => r[0];
 
 /** The one connection, its prepared statements (each text prepared once), and its transactions. */
 export class SqliteConnection {
@@ -126,6 +127,10 @@ export class SqliteConnection {
     const { stmt, order } = this.#prepare(s.text);
     const args = order === undefined ? values : order.map((i) => values[i]);
     for (let i = 0; i < args.length; i++) if (typeof args[i] === "boolean") args[i] = args[i] ? 1 : 0;
+    if (s.one === true) {
+      const row = stmt.get(...args) as R | undefined;
+      return result(row === undefined ? NO_ROWS : [row], 0);
+    }
     if (stmt.reader) return result(stmt.all(...args) as R[], 0);
     return result(NO_ROWS, stmt.run(...args).changes);
   }
@@ -137,7 +142,7 @@ export class SqliteConnection {
 
   /** The first row of `s`, undefined when there is none. */
   get<R>(s: SqlStatement, values: unknown[]): R | undefined {
-    return this.exec(s, values, (r: R[]) => r[0]);
+    return this.exec(s, values, firstRow<R>);
   }
 
   run(s: SqlStatement, values: unknown[]): number {
@@ -198,11 +203,29 @@ export abstract class SqliteOperations extends SqlOperations {
     this.conn = conn;
   }
 
-  /** Runs `fn` as operation `op` once it may run; its value or exception as a promise. */
-  protected abstract run<T>(op: string, fn: () => T): Promise<T>;
+  /** Whether operation `op` may run at once (else it queues); throws when it may not run at all. */
+  protected abstract ready(op: string): boolean;
+  /** Runs `fn` once the operations before it are done. */
+  protected abstract queued<T>(fn: () => T): Promise<T>;
 
+  /** Runs `fn` as operation `op` once it may run; its value or exception as a promise. */
+  protected run<T>(op: string, fn: () => T): Promise<T> {
+    try {
+      if (this.ready(op)) return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.queued(fn);
+  }
+
+  // The hot path (a key or an access key per request): no closure unless the call must queue.
   protected exec<R, T>(op: string, s: SqlStatement, values: unknown[], _kind: Kind, result: RowsTo<R, T>, violations?: ViolationMapper): Promise<T> {
-    return this.run(op, () => {
+    try {
+      if (this.ready(op)) return Promise.resolve(this.conn.exec(s, values, result));
+    } catch (err) {
+      return Promise.reject(mapSqliteError(err, violations));
+    }
+    return this.queued(() => {
       try {
         return this.conn.exec(s, values, result);
       } catch (err) {
