@@ -1,8 +1,9 @@
 // PostgreSQL's side of the SQL layer: the dialect, its errors, the operations it writes as one
 // statement each (where SQLite needs several in a transaction), and the `tx` of a transaction.
 
+import { createHash } from "node:crypto";
 import pg from "pg";
-import { checkAuditAppend } from "../../audit/port.js";
+import { checkAuditAppend, type AuditHead } from "../../audit/port.js";
 import { GENESIS_HASH, type AuditRecord } from "../../audit/record.js";
 import type { KeyRecord, KeyVersionRecord } from "../../keys/key.js";
 import { StoreConflictError, type KeyListQuery, type Page, type PolicyRecord, type PrincipalKind, type PrincipalRecord } from "../store.js";
@@ -10,8 +11,6 @@ import { checkCount, checkFirstVersion, containsPattern, keyConflict, SqlOperati
 import * as rows from "../sql/rows.js";
 import { AUDIT_COLUMNS, KEY_INSERT_COLUMNS, KEY_INSERT_VALUES, KEY_UPDATE_SET, KEY_VERSION_COLUMNS, keyColumns, POLICY_COLUMNS, PRINCIPAL_COLUMNS } from "../sql/statements.js";
 import { sharedStatements, statement, type Dialect, type SqlStatement } from "../sql/statements.js";
-import type { AuditHead } from "../../audit/port.js";
-import { createHash } from "node:crypto";
 
 export const POSTGRES: Dialect = {
   tagsColumn: `(SELECT coalesce(json_agg(json_build_array(t.tag_key, t.tag_value) ORDER BY t.tag_key COLLATE "C"), '[]'::json)
