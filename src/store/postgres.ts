@@ -59,7 +59,6 @@ export interface PostgresDiagnostics {
   schemaVersion: number;
 }
 
-
 // BIGINT columns hold unix seconds and counts, which Tresor writes from JS numbers, so they come
 // back as numbers (pg's default is a string). The parser must not throw: it runs inside pg's
 // socket handler, where an exception would escape every promise.
@@ -68,7 +67,6 @@ const TYPES: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: "text" | "binary") =>
     oid === INT8_OID && format !== "binary" ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig["getTypeParser"],
 };
-
 
 /** The transaction (of which store) the current async call chain runs in; see PostgresStore. */
 const currentTransaction = new AsyncLocalStorage<{ store: PostgresStore; tx: PostgresTransaction }>();
