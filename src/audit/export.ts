@@ -7,8 +7,8 @@ import { link, open, unlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { randomUUID } from "node:crypto";
-import type { PortableValue, Store, StoreSnapshot } from "../store/store.js";
 import type { Checkpoint } from "./checkpoint.js";
+import type { AuditSnapshot, AuditStorage, SnapshotValue } from "./port.js";
 import type { AuditRecord, AuditService } from "./record.js";
 import { verifyAudit, type VerifyReport } from "./verify.js";
 
@@ -49,7 +49,7 @@ const PAGE = 1000;
  * order. Written aside and linked into place once complete, mode 0600.
  */
 export async function exportAudit(
-  store: Store,
+  store: Pick<AuditStorage, "snapshot">,
   out: string,
   publicKey: Buffer,
   now: () => Date = () => new Date(),
@@ -113,11 +113,11 @@ export async function exportAudit(
 }
 
 /** Every row of `table` in key order, as an object by column name. */
-async function* rows(snapshot: StoreSnapshot, table: string): AsyncGenerator<Record<string, PortableValue>> {
+async function* rows(snapshot: AuditSnapshot, table: string): AsyncGenerator<Record<string, SnapshotValue>> {
   const shape = snapshot.tables.find((t) => t.name === table);
   if (shape === undefined) throw new Error(`the store has no table ${table}: it predates the audit log`);
   const keyAt = shape.key.map((k) => shape.columns.findIndex((c) => c.name === k));
-  let after: PortableValue[] | null = null;
+  let after: SnapshotValue[] | null = null;
   for (;;) {
     const page = await snapshot.exportRows(table, after, PAGE);
     for (const values of page) yield Object.fromEntries(shape.columns.map((c, i) => [c.name, values[i] ?? null]));
@@ -127,7 +127,7 @@ async function* rows(snapshot: StoreSnapshot, table: string): AsyncGenerator<Rec
   }
 }
 
-function toCheckpoint(row: Record<string, PortableValue>): Checkpoint {
+function toCheckpoint(row: Record<string, SnapshotValue>): Checkpoint {
   return {
     seq: row["seq"] as number,
     time: row["time"] as number,
@@ -138,7 +138,7 @@ function toCheckpoint(row: Record<string, PortableValue>): Checkpoint {
   };
 }
 
-function toRecord(row: Record<string, PortableValue>): AuditRecord {
+function toRecord(row: Record<string, SnapshotValue>): AuditRecord {
   return {
     seq: row["seq"] as number,
     time: row["time"] as number,
@@ -170,7 +170,7 @@ function toRecord(row: Record<string, PortableValue>): AuditRecord {
  * Verifies the audit log in a store from one consistent snapshot, streaming (like an export, but
  * nothing is written): every checkpoint against `publicKey` and the whole chain.
  */
-export async function verifyStoreAudit(store: Store, publicKey: Buffer, progress?: (records: number) => void): Promise<VerifyReport> {
+export async function verifyStoreAudit(store: Pick<AuditStorage, "snapshot">, publicKey: Buffer, progress?: (records: number) => void): Promise<VerifyReport> {
   return store.snapshot(async (snapshot) => {
     const checkpoints: Checkpoint[] = [];
     for await (const row of rows(snapshot, "audit_checkpoints")) checkpoints.push(toCheckpoint(row));

@@ -5,7 +5,7 @@
 
 import { randomBytes } from "node:crypto";
 import { serviceSecretAad, type RootOfTrust } from "../rootkey/root-of-trust.js";
-import type { Store } from "../store/store.js";
+import type { AuditMeta, AuditStorage } from "./port.js";
 import { ed25519Signer, generateAuditSigningKey, type AuditSigner } from "./checkpoint.js";
 
 export const AUDIT_SIGNING_KEY_SECRET = "audit-signing-key";
@@ -24,7 +24,7 @@ export interface AuditKeys {
 }
 
 /** The store's audit keys, made on first use; when several nodes start at once the first one written wins. */
-export async function loadAuditKeys(store: Store, root: RootOfTrust): Promise<AuditKeys> {
+export async function loadAuditKeys(store: AuditStorage, root: RootOfTrust): Promise<AuditKeys> {
   // In one transaction: three separate reads could see another node's keys half written.
   let stored = await store.transaction((tx) => readStored(tx));
   if (stored === undefined) {
@@ -69,7 +69,7 @@ interface StoredKeys {
   publicKey: string;
 }
 
-async function readStored(store: Pick<Store, "getMeta">): Promise<StoredKeys | undefined> {
+async function readStored(store: Pick<AuditMeta, "getMeta">): Promise<StoredKeys | undefined> {
   const [signing, hmac, publicKey] = await Promise.all([
     store.getMeta(AUDIT_SIGNING_KEY_SECRET),
     store.getMeta(AUDIT_HMAC_KEY_SECRET),

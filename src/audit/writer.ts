@@ -8,8 +8,8 @@
 import { AsyncResource } from "node:async_hooks";
 import { appendFile } from "node:fs/promises";
 import type { RootOfTrust } from "../rootkey/root-of-trust.js";
-import type { Store, StoreOperations } from "../store/store.js";
 import { loadAuditKeys } from "./keys.js";
+import type { AuditStorage, AuditTransaction } from "./port.js";
 import { signCheckpoint, type AuditSigner, type Checkpoint } from "./checkpoint.js";
 import { GENESIS_HASH, paramsDigest, sealAuditRecord, type AuditRecord, type AuditRecordBody, type AuditService } from "./record.js";
 
@@ -45,8 +45,9 @@ export interface AuditLog {
   warn(details: object, message: string): void;
 }
 
-export interface AuditWriterOptions {
-  store: Store;
+export interface AuditWriterOptions<Tx extends AuditTransaction = AuditTransaction> {
+  /** Where the log lives; `Tx` is what its transactions hand out (the store's operations, for the service). */
+  store: AuditStorage<Tx>;
   signer: AuditSigner;
   /** The 32-byte key of parameter digests. */
   hmacKey: Buffer;
@@ -74,19 +75,19 @@ export interface AuditWriterOptions {
 }
 
 /** What the service and the server need of an audit writer. Auditing off means no Auditor at all. */
-export interface Auditor {
+export interface Auditor<Tx extends AuditTransaction = AuditTransaction> {
   /** Resolves once the record is durable; rejects (fail closed) when it could not be written. Never await it inside a store transaction. */
   record(event: AuditEvent): Promise<void>;
   /**
    * Runs `fn` in one store transaction; each `audit(event)` it awaits appends a record inside that
    * transaction, so the state change and its record commit together or not at all.
    */
-  transaction<T>(fn: (tx: StoreOperations, audit: (event: AuditEvent) => Promise<void>) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Tx, audit: (event: AuditEvent) => Promise<void>) => Promise<T>): Promise<T>;
   /**
    * Appends one record inside a transaction someone else runs (taking the chain head lock there);
    * once that transaction commits, pass its records to `committed`.
    */
-  inTransaction(tx: StoreOperations, event: AuditEvent): Promise<AuditRecord>;
+  inTransaction(tx: AuditTransaction, event: AuditEvent): Promise<AuditRecord>;
   committed(records: readonly AuditRecord[]): void;
   close(): Promise<void>;
 }
@@ -95,7 +96,9 @@ export interface Auditor {
  * The writer a server runs with:
  * the store's audit keys, made on first use, and the options.
  */
-export async function openAuditWriter(options: Omit<AuditWriterOptions, "signer" | "hmacKey"> & { root: RootOfTrust }): Promise<AuditWriter> {
+export async function openAuditWriter<Tx extends AuditTransaction>(
+  options: Omit<AuditWriterOptions<Tx>, "signer" | "hmacKey"> & { root: RootOfTrust },
+): Promise<AuditWriter<Tx>> {
   const { root, ...rest } = options;
   const keys = await loadAuditKeys(options.store, root);
   return new AuditWriter({ ...rest, signer: keys.signer, hmacKey: keys.hmacKey });
@@ -121,8 +124,8 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
-export class AuditWriter implements Auditor {
-  readonly #store: Store;
+export class AuditWriter<Tx extends AuditTransaction = AuditTransaction> implements Auditor<Tx> {
+  readonly #store: AuditStorage<Tx>;
   readonly #signer: AuditSigner;
   readonly #hmacKey: Buffer;
   readonly #nodeId: string;
@@ -145,7 +148,7 @@ export class AuditWriter implements Auditor {
   /** Counts, for tests and metrics. */
   readonly stats = { transactions: 0, records: 0, checkpoints: 0, failedFlushes: 0 };
 
-  constructor(options: AuditWriterOptions) {
+  constructor(options: AuditWriterOptions<Tx>) {
     if (!Buffer.isBuffer(options.hmacKey) || options.hmacKey.length !== 32) throw new RangeError('"hmacKey" must be 32 bytes');
     this.#store = options.store;
     this.#signer = options.signer;
@@ -200,7 +203,7 @@ export class AuditWriter implements Auditor {
    * `transaction`, which does that and locks the head first: on PostgreSQL a transaction that
    * locks the head only here reruns whenever another append committed since its first statement.
    */
-  async inTransaction(tx: StoreOperations, event: AuditEvent): Promise<AuditRecord> {
+  async inTransaction(tx: AuditTransaction, event: AuditEvent): Promise<AuditRecord> {
     if (this.#closed) throw new Error("the audit writer is closed");
     const [record] = await this.#append(tx, [this.#body(event)]);
     return record!;
@@ -218,7 +221,7 @@ export class AuditWriter implements Auditor {
    * and the whole transaction would run again (under steady traffic, again and again). State
    * changes are short and few, so appends wait for them briefly instead.
    */
-  async transaction<T>(fn: (tx: StoreOperations, audit: (event: AuditEvent) => Promise<void>) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: Tx, audit: (event: AuditEvent) => Promise<void>) => Promise<T>): Promise<T> {
     let appended: AuditRecord[] = [];
     const value = await this.#store.transaction(async (tx) => {
       // PostgreSQL may run this more than once: only the last run's records were committed.
@@ -334,7 +337,7 @@ export class AuditWriter implements Auditor {
   }
 
   /** Reads (and locks) the head, chains the records after it and appends them. Pure but for `tx`, so a rerun is safe. */
-  async #append(tx: StoreOperations, bodies: readonly Pending["body"][]): Promise<AuditRecord[]> {
+  async #append(tx: AuditTransaction, bodies: readonly Pending["body"][]): Promise<AuditRecord[]> {
     const head = (await tx.auditHead()) ?? { seq: 0, hash: GENESIS_HASH };
     let seq = head.seq;
     let prev = head.hash;
@@ -348,7 +351,7 @@ export class AuditWriter implements Auditor {
   }
 
   /** Inside a transaction holding the head: a checkpoint when due (or `force`) and the head moved past the newest one. */
-  async #checkpointIn(tx: StoreOperations, head: { seq: number; hash: string }, force: boolean): Promise<Checkpoint | undefined> {
+  async #checkpointIn(tx: AuditTransaction, head: { seq: number; hash: string }, force: boolean): Promise<Checkpoint | undefined> {
     const [latest] = await tx.listAuditCheckpoints({ order: "desc", limit: 1 });
     const coveredSeq = latest?.seq ?? 0;
     if (head.seq <= coveredSeq || (!force && head.seq - coveredSeq < this.#checkpointEvery)) return undefined;

@@ -10,7 +10,7 @@ import type { KeySpec } from "../keys/key.js";
 import { systemClock, type Clock } from "../service/clock.js";
 import { KmsService } from "../service/kms-service.js";
 import { Scheduler } from "../service/scheduler.js";
-import type { Store } from "../store/store.js";
+import type { Store, StoreOperations } from "../store/store.js";
 import { openDataDir, type DataDir } from "./data-dir.js";
 
 /** What the node serves and how: the settings `tresor serve` resolves from flags and environment. */
@@ -77,7 +77,7 @@ export interface RunningNode {
   store: Store;
   service: KmsService;
   /** Undefined when audit is off. */
-  auditor: AuditWriter | undefined;
+  auditor: AuditWriter<StoreOperations> | undefined;
   app: FastifyInstance;
   clock: Clock;
   /** Stops the scheduler and the server (letting requests in flight finish), then closes the writer, the service and the data directory. */
@@ -166,7 +166,7 @@ export async function startNode(config: NodeConfig, options: NodeOptions = {}): 
   }
 }
 
-function openAuditor(store: Store, dataDir: DataDir, nodeId: string, clock: Clock, logger: Logger, audit: AuditConfig): Promise<AuditWriter> {
+function openAuditor(store: Store, dataDir: DataDir, nodeId: string, clock: Clock, logger: Logger, audit: AuditConfig): Promise<AuditWriter<StoreOperations>> {
   return openAuditWriter({
     store,
     root: dataDir.rootOfTrust,
@@ -180,7 +180,7 @@ function openAuditor(store: Store, dataDir: DataDir, nodeId: string, clock: Cloc
 }
 
 /** Retention: pruning records the pruned prefix's last hash in a signed checkpoint, so the rest still verifies. Returns the timer's stop. */
-function pruneEvery(intervalMs: number, auditor: AuditWriter, logger: Logger): () => void {
+function pruneEvery(intervalMs: number, auditor: AuditWriter<StoreOperations>, logger: Logger): () => void {
   if (intervalMs === 0) return () => {};
   const timer = setInterval(() => {
     auditor.prune().then(

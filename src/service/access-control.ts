@@ -5,7 +5,7 @@
 import type { Auditor } from "../audit/writer.js";
 import type { Decision } from "../policy/evaluate.js";
 import type { RootOfTrust } from "../rootkey/root-of-trust.js";
-import type { AccessKeyRecord, Page, PrincipalRecord, Store } from "../store/store.js";
+import type { AccessKeyRecord, Page, PrincipalRecord, Store, StoreOperations } from "../store/store.js";
 import { Authentication, type ResolvedCredential } from "./authentication.js";
 import type { Clock } from "./clock.js";
 import { IdentityManagement, type AttachmentView, type PolicyView } from "./identity.js";
@@ -43,7 +43,7 @@ export interface AccessControlOptions {
   /** How long found credentials and loaded policies are remembered (default 1000 ms). */
   cacheMs?: number;
   /** Where state changes record their request (default: nowhere). */
-  auditor?: Auditor;
+  auditor?: Auditor<StoreOperations>;
 }
 
 type PrincipalBy = { id?: string; name?: string };

@@ -46,7 +46,7 @@ export interface ServiceContextOptions {
   cmkLimit: number;
   materials: KeyMaterials;
   access: AccessControl;
-  auditor: Auditor | undefined;
+  auditor: Auditor<StoreOperations> | undefined;
   logger: ServiceLogger;
 }
 
@@ -59,7 +59,7 @@ export class ServiceContext {
   readonly cmkLimit: number;
   readonly materials: KeyMaterials;
   readonly access: AccessControl;
-  readonly auditor: Auditor | undefined;
+  readonly auditor: Auditor<StoreOperations> | undefined;
   readonly logger: ServiceLogger;
 
   constructor(options: ServiceContextOptions) {

@@ -67,7 +67,7 @@ export interface IdentityManagementOptions {
   store: Store;
   rootOfTrust: RootOfTrust;
   clock: Clock;
-  auditor: Auditor | undefined;
+  auditor: Auditor<StoreOperations> | undefined;
   authentication: Authentication;
   permissions: PolicyPermissions;
 }
@@ -76,7 +76,7 @@ export class IdentityManagement {
   readonly #store: Store;
   readonly #root: RootOfTrust;
   readonly #clock: Clock;
-  readonly #auditor: Auditor | undefined;
+  readonly #auditor: Auditor<StoreOperations> | undefined;
   readonly #authentication: Authentication;
   readonly #permissions: PolicyPermissions;
 

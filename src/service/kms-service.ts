@@ -11,7 +11,7 @@ import type { KeyRecord, KeySpec } from "../keys/key.js";
 import type { AsymmetricDecryptAlgorithm, SigningAlgorithm } from "../keys/specs.js";
 import { KeyMaterials } from "../material/materials.js";
 import type { HsmKeys, RootOfTrust } from "../rootkey/root-of-trust.js";
-import type { Store } from "../store/store.js";
+import type { Store, StoreOperations } from "../store/store.js";
 import { AccessControl, ROLE_SESSION_SECRET, type Caller } from "./access-control.js";
 import { AsymmetricKeys } from "./asymmetric.js";
 import { AuditQueries } from "./audit-query.js";
@@ -47,7 +47,7 @@ export interface KmsServiceOptions {
   /** How long found access keys and principals' policies are remembered (default 1000 ms; 0 looks them up on every request). */
   accessKeyCacheMs?: number;
   /** Where requests' state changes commit their audit records (default: nowhere, e.g. in unit tests). */
-  auditor?: Auditor;
+  auditor?: Auditor<StoreOperations>;
   /** Where the service reports events worth an operator's eye; the server wires it to its pino logger. */
   logger?: ServiceLogger;
 }

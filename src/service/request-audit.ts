@@ -56,7 +56,7 @@ export class RequestAudit {
  * both commit or neither does. Without a request (the scheduler, the account's own tools) or
  * without an auditor (unit tests) it is a plain transaction, and the request stays unrecorded.
  */
-export async function auditedTransaction<T>(store: Store, auditor: Auditor | undefined, audit: RequestAudit | undefined, fn: (tx: StoreOperations) => Promise<T>): Promise<T> {
+export async function auditedTransaction<T>(store: Store, auditor: Auditor<StoreOperations> | undefined, audit: RequestAudit | undefined, fn: (tx: StoreOperations) => Promise<T>): Promise<T> {
   if (!auditor || !audit) return store.transaction(fn);
   const result = await auditor.transaction(async (tx, record) => {
     const value = await fn(tx);
@@ -72,7 +72,7 @@ export async function auditedTransaction<T>(store: Store, auditor: Auditor | und
  * Store.insertKeyWithinLimit): `also` appends the request's Success record there.
  */
 export async function auditedInsert<T>(
-  auditor: Auditor | undefined,
+  auditor: Auditor<StoreOperations> | undefined,
   audit: RequestAudit | undefined,
   run: (also: ((tx: StoreOperations) => Promise<void>) | undefined) => Promise<T>,
 ): Promise<T> {

@@ -1,8 +1,8 @@
 // The persistence port: asynchronous, so that a networked database (PostgreSQL) can implement it
-// exactly as the embedded SQLite store does.
+// exactly as the embedded SQLite store does. Split by concern (keys, identity, audit, meta);
+// `StoreOperations` and `Store` are their union. The audit part is the audit log's own port.
 
-import type { Checkpoint } from "../audit/checkpoint.js";
-import type { AuditRecord } from "../audit/record.js";
+import type { AuditMeta, AuditStore } from "../audit/port.js";
 import type { ImportTokenRecord, KeyRecord, KeyState, KeyVersionRecord, Tag } from "../keys/key.js";
 
 export interface AccessKeyRecord {
@@ -93,158 +93,11 @@ export interface KeyListQuery {
   tagFilters?: readonly { key: string; values: readonly string[] }[];
 }
 
-/** The chain head of the audit log: the last record appended (seq 0 and the genesis hash before the first). */
-export interface AuditHead {
-  seq: number;
-  hash: string;
-}
+/** Named values (the service's secrets, the audit keys): the store's settings. */
+export type MetaStore = AuditMeta;
 
-/** What a search of one account's records may match; each given filter must match exactly. */
-export interface AuditRecordFilters {
-  /** The record's number within its account (CloudAudit's EventId). */
-  accountSeq?: number;
-  action?: string;
-  /**
-   * One of the record's resource names: `resourceName` holds the names a request acted on joined
-   * by "," (a batch action names several keys), and this matches any one of them whole.
-   */
-  resourceName?: string;
-  resourceType?: string;
-  requestId?: string;
-  principalName?: string;
-  accessKeyId?: string;
-  readOnly?: boolean;
-  /** Records whose flags include this one. */
-  flag?: string;
-}
-
-/** The whole log in chain order (verification, export, pruning). */
-export interface AuditRecordQuery {
-  /** Unix milliseconds, inclusive. */
-  fromTime?: number;
-  /** Unix milliseconds, inclusive. */
-  toTime?: number;
-  /** A cursor: only records after this seq in the listing's order (greater when "asc", smaller when "desc"). */
-  afterSeq?: number;
-  limit: number;
-  /** By seq. */
-  order: "asc" | "desc";
-}
-
-/** A record with its number within its account: 1, 2, 3, … in the order the account's records were appended. */
-export interface AccountAuditRecord extends AuditRecord {
-  accountSeq: number;
-}
-
-/** A place in one account's records, which a search walks newest first: by time, then accountSeq, both descending. */
-export interface AccountAuditPosition {
-  time: number;
-  accountSeq: number;
-}
-
-/**
- * One call of a search through one account's records (CloudAudit). It examines at most
- * `scanLimit` records of the range, so that no call costs more than a bounded amount of work
- * however large the log and however rare the matches; `next` says where the following call goes on.
- */
-export interface AccountAuditSearch {
-  accountUin: string;
-  /** Unix milliseconds, inclusive. */
-  fromTime: number;
-  /** Unix milliseconds, inclusive. */
-  toTime: number;
-  /** Only records after this place (a previous page's `next`). */
-  after?: AccountAuditPosition;
-  filters: AuditRecordFilters;
-  /** Matches returned at most. */
-  limit: number;
-  /** Records examined at most (at least `limit`). */
-  scanLimit: number;
-}
-
-export interface AccountAuditPage {
-  /** Newest first. */
-  records: AccountAuditRecord[];
-  /** Where the next call goes on; absent when the range holds nothing more. */
-  next?: AccountAuditPosition;
-}
-
-/** A search's equality filter that has an index of (account_uin, column, time, account_seq), most selective first. */
-export const AUDIT_INDEXED_FILTERS = [
-  ["requestId", "request_id", "audit_records_by_account_request"],
-  ["accessKeyId", "access_key_id", "audit_records_by_account_access_key"],
-  ["principalName", "principal_name", "audit_records_by_account_principal"],
-  ["action", "action", "audit_records_by_account_action"],
-] as const satisfies readonly (readonly [keyof AuditRecordFilters, string, string])[];
-
-/**
- * The index a search walks: the account's record number for an EventId, else the first indexed
- * equality filter given, else time alone. Its column, if any, is compared with `value`.
- */
-export function auditSearchIndex(filters: AuditRecordFilters): { index: string; column?: string; name?: keyof typeof AUDIT_FILTER_COLUMNS } {
-  if (filters.accountSeq !== undefined) return { index: "audit_records_by_account_seq", column: "account_seq", name: "accountSeq" };
-  for (const [name, column, index] of AUDIT_INDEXED_FILTERS) if (filters[name] !== undefined) return { index, column, name };
-  return { index: "audit_records_by_account_time" };
-}
-
-/** The upper end of a search's walk, exclusive: the cursor or the end of the time range, whichever comes first. */
-export function auditSearchUpper(search: AccountAuditSearch): AccountAuditPosition {
-  const end = { time: search.toTime + 1, accountSeq: 0 };
-  const after = search.after;
-  return after !== undefined && (after.time < end.time || (after.time === end.time && after.accountSeq < end.accountSeq)) ? after : end;
-}
-
-export function checkAuditSearch(search: AccountAuditSearch): void {
-  if (typeof search.accountUin !== "string") throw new TypeError(`"accountUin" must be a string`);
-  for (const name of ["fromTime", "toTime"] as const) {
-    if (!Number.isSafeInteger(search[name])) throw new RangeError(`"${name}" must be a safe integer, got ${search[name]}`);
-  }
-  if (search.after !== undefined && !(Number.isSafeInteger(search.after.time) && Number.isSafeInteger(search.after.accountSeq))) {
-    throw new RangeError(`"after" must hold safe integers`);
-  }
-  if (!Number.isSafeInteger(search.limit) || search.limit < 1) throw new RangeError(`"limit" must be a positive integer, got ${search.limit}`);
-  if (!Number.isSafeInteger(search.scanLimit) || search.scanLimit < search.limit) throw new RangeError(`"scanLimit" must be an integer of at least "limit", got ${search.scanLimit}`);
-}
-
-/**
- * The audit log's part of the store. On StoreOperations, so that a state change and its record
- * commit in one transaction.
- */
-export interface AuditStore {
-  /**
-   * The chain head (undefined before the first record). Inside a transaction it also locks the
-   * head until the transaction ends, so nobody else appends meanwhile; as the first statement of a
-   * transaction it reads the latest head (PostgreSQL: the lock is taken before the snapshot).
-   */
-  auditHead(): Promise<AuditHead | undefined>;
-  /**
-   * Appends records that continue the chain: consecutive seqs, each prevHash the hash before it,
-   * the first one following the current head. Otherwise throws `StoreConflictError` ("auditHead")
-   * and writes nothing. Moves the head to the last record.
-   */
-  appendAuditRecords(records: readonly AuditRecord[]): Promise<void>;
-  listAuditRecords(query: AuditRecordQuery): Promise<AuditRecord[]>;
-  /** One call of a bounded search through one account's records (see AccountAuditSearch). */
-  searchAccountAudit(search: AccountAuditSearch): Promise<AccountAuditPage>;
-  /** Where the account's record `accountSeq` stands, undefined when there is none (any more). */
-  accountAuditPosition(accountUin: string, accountSeq: number): Promise<AccountAuditPosition | undefined>;
-  /** Throws `StoreConflictError` ("auditCheckpoint") when one with the same seq and prunedThrough exists. */
-  insertAuditCheckpoint(checkpoint: Checkpoint): Promise<void>;
-  /** Checkpoints by (seq, prunedThrough), at most `limit` (all when omitted). */
-  listAuditCheckpoints(query: { order: "asc" | "desc"; limit?: number }): Promise<Checkpoint[]>;
-  /**
-   * Deletes the records with seq <= throughSeq and the checkpoints with seq <= throughSeq (they
-   * cover only pruned records); returns how many records. The head stays. The caller records the
-   * pruned prefix in a new checkpoint, in the same transaction.
-   */
-  pruneAuditRecords(throughSeq: number): Promise<number>;
-}
-
-/** The reads and writes of the store. Inside `Store.transaction` the same calls run on the transaction. */
-export interface StoreOperations extends AuditStore {
-  getMeta(name: string): Promise<string | undefined>;
-  setMeta(name: string, value: string): Promise<void>;
-
+/** CMKs with their versions, tags and import tokens. */
+export interface KeyStore {
   /**
    * Throws `StoreConflictError` when the key id or alias exists; writes nothing then. `firstVersion`
    * is null for a key created without material (EXTERNAL, PendingImport).
@@ -284,7 +137,10 @@ export interface StoreOperations extends AuditStore {
   useImportToken(tokenId: string): Promise<boolean>;
   /** Removes tokens whose expiresAt <= now; returns how many. */
   deleteExpiredImportTokens(now: number): Promise<number>;
+}
 
+/** Access keys, principals (root, users, roles), custom policies, their attachments and role sessions. */
+export interface IdentityStore {
   /** Throws `StoreConflictError` ("secretId") if the SecretId exists. */
   insertAccessKey(record: AccessKeyRecord): Promise<void>;
   getAccessKey(secretId: string): Promise<AccessKeyRecord | undefined>;
@@ -333,6 +189,9 @@ export interface StoreOperations extends AuditStore {
   deleteExpiredRoleSessions(now: number): Promise<number>;
 }
 
+/** The reads and writes of the store. Inside `Store.transaction` the same calls run on the transaction. */
+export interface StoreOperations extends KeyStore, IdentityStore, AuditStore, MetaStore {}
+
 /**
  * The persistence port. Every operation is durable once its promise resolves. Implementations:
  * SQLite (embedded default), PostgreSQL (clusters).
@@ -367,6 +226,16 @@ export class StoreConflictError extends Error {
 }
 
 export type { Tag };
+export type {
+  AccountAuditPage,
+  AccountAuditPosition,
+  AccountAuditRecord,
+  AccountAuditSearch,
+  AuditHead,
+  AuditRecordFilters,
+  AuditRecordQuery,
+  AuditStore,
+} from "../audit/port.js";
 
 // ---- backup: a consistent export of every table, and an import into an empty store ----------
 
@@ -470,40 +339,3 @@ export interface StoreRewrap {
   replaceWrappedValue(kind: WrappedValueKind, position: WrappedValuePosition, expected: Buffer, replacement: Buffer): Promise<boolean>;
 }
 
-// ---- audit log: checks both stores make before an append -----------------------------------------
-
-/** Throws unless `records` is non-empty, with consecutive seqs, each linked to the one before. */
-export function checkAuditAppend(records: readonly AuditRecord[]): { first: AuditRecord; last: AuditRecord } {
-  const first = records[0];
-  const last = records.at(-1);
-  if (first === undefined || last === undefined) throw new RangeError("appendAuditRecords: no records");
-  if (!Number.isSafeInteger(first.seq) || first.seq < 1) throw new RangeError(`appendAuditRecords: seq must be a positive safe integer, got ${first.seq}`);
-  for (let i = 1; i < records.length; i++) {
-    const r = records[i]!;
-    const before = records[i - 1]!;
-    if (r.seq !== before.seq + 1 || r.prevHash !== before.hash) {
-      throw new RangeError(`appendAuditRecords: the record with seq ${r.seq} does not follow the one with seq ${before.seq}`);
-    }
-  }
-  return { first, last };
-}
-
-/** The search filters compared for equality, with the column each compares. */
-export const AUDIT_FILTER_COLUMNS = {
-  accountSeq: "account_seq",
-  action: "action",
-  resourceType: "resource_type",
-  requestId: "request_id",
-  principalName: "principal_name",
-  accessKeyId: "access_key_id",
-  readOnly: "read_only",
-} as const satisfies Readonly<Record<Exclude<keyof AuditRecordFilters, "flag" | "resourceName">, string>>;
-
-export function checkAuditQuery(query: AuditRecordQuery): void {
-  if (!Number.isSafeInteger(query.limit) || query.limit < 0) throw new RangeError(`"limit" must be a non-negative integer, got ${query.limit}`);
-  if (query.order !== "asc" && query.order !== "desc") throw new RangeError(`"order" must be "asc" or "desc"`);
-  for (const name of ["fromTime", "toTime", "afterSeq"] as const) {
-    const v = query[name];
-    if (v !== undefined && !Number.isSafeInteger(v)) throw new RangeError(`"${name}" must be a safe integer, got ${v}`);
-  }
-}

@@ -8,7 +8,10 @@
 // - node/ is the composition root (configuration, data directory, startNode): it wires the layers
 //   together, so it may import any layer below cli; only cli imports it.
 // - No file sits at src/ root: every file belongs to a layer.
-// - Layers of the same rank may import each other (store uses the key types of keys).
+// - Layers of the same rank may import each other (store uses the key types of keys), but
+//   never both ways: no two folders import each other, directly or through others (no cycle).
+// - The audit log owns its storage port (audit/port.ts), which the store implements: store may
+//   import audit, audit never imports store.
 // Not checked: DESIGN's "never reaches around the one below" (api imports keys' types today).
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -69,8 +72,12 @@ function specifiers(text: string): string[] {
   return patterns.flatMap((p) => [...code.matchAll(p)].map((m) => m[1]!));
 }
 
+/** Imports the ranks would allow but the design forbids: [from, to, why]. */
+const FORBIDDEN: readonly (readonly [string, string, string])[] = [["audit", "store", "the audit log owns its storage port (audit/port.ts); the store implements it"]];
+
 function allowed(from: string, to: string): boolean {
   if (from === to) return true;
+  if (FORBIDDEN.some(([f, t]) => f === from && t === to)) return false;
   if (to === "sdk") return from === "cli";
   if (from === "sdk") return to === "crypto";
   if (to === "cli") return false;
@@ -82,6 +89,40 @@ interface Edge {
   from: string;
   to: string;
   label: string;
+}
+
+/** The cycles among folders: each strongly connected set of two or more layers, sorted (Tarjan's algorithm). */
+function folderCycles(all: readonly Edge[]): string[][] {
+  const next = new Map<string, Set<string>>();
+  for (const e of all) if (e.from !== e.to) next.set(e.from, (next.get(e.from) ?? new Set()).add(e.to));
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const cycles: string[][] = [];
+  const visit = (v: string): void => {
+    index.set(v, index.size);
+    low.set(v, index.get(v)!);
+    stack.push(v);
+    for (const w of next.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (stack.includes(w)) {
+        low.set(v, Math.min(low.get(v)!, index.get(w)!));
+      }
+    }
+    if (low.get(v) === index.get(v)) {
+      const component: string[] = [];
+      let w: string;
+      do {
+        w = stack.pop()!;
+        component.push(w);
+      } while (w !== v);
+      if (component.length > 1) cycles.push(component.sort());
+    }
+  };
+  for (const v of [...next.keys()].sort()) if (!index.has(v)) visit(v);
+  return cycles;
 }
 
 function edges(): Edge[] {
@@ -111,9 +152,15 @@ describe("import direction (DESIGN.md, Layers)", () => {
     const bad = all.filter((e) => !allowed(e.from, e.to) && !KNOWN_VIOLATIONS.has(e.label));
     for (const label of KNOWN_VIOLATIONS) t.diagnostic(`known violation, to be fixed in src/: ${label}`);
     assert.deepEqual(
-      bad.map((e) => `${e.label} (${e.from} may not import ${e.to})`),
+      bad.map((e) => `${e.label} (${e.from} may not import ${e.to}${FORBIDDEN.find(([f, t]) => f === e.from && t === e.to)?.[2].replace(/^/, ": ") ?? ""})`),
       [],
     );
+  });
+
+  it("has no cycle between folders", () => {
+    const cycles = folderCycles(all);
+    const examples = cycles.map((c) => `${c.join(" <-> ")}: ${all.filter((e) => c.includes(e.from) && c.includes(e.to) && e.from !== e.to).map((e) => e.label).filter((l, i, labels) => labels.indexOf(l) === i).join(", ")}`);
+    assert.deepEqual(examples, []);
   });
 
   it("lists as known only violations that still exist", () => {
@@ -148,5 +195,9 @@ describe("import direction (DESIGN.md, Layers)", () => {
     assert.equal(allowed("material", "service"), false);
     assert.equal(allowed("store", "material"), false);
     assert.equal(allowed("rootkey", "material"), false);
+    assert.equal(allowed("audit", "store"), false);
+    assert.equal(allowed("store", "audit"), true);
+    assert.deepEqual(folderCycles([{ from: "a", to: "b", label: "" }, { from: "b", to: "c", label: "" }, { from: "c", to: "a", label: "" }, { from: "c", to: "d", label: "" }]), [["a", "b", "c"]]);
+    assert.deepEqual(folderCycles([{ from: "a", to: "b", label: "" }, { from: "a", to: "a", label: "" }]), []);
   });
 });

@@ -102,7 +102,7 @@ if (pgUrl !== undefined && pgUrl !== "") {
 const signer = testSigner();
 const hmacKey = Buffer.alloc(32, 7);
 
-function writerOn(store: Store, options: Partial<AuditWriterOptions> = {}): AuditWriter {
+function writerOn(store: Store, options: Partial<AuditWriterOptions<StoreOperations>> = {}): AuditWriter<StoreOperations> {
   return new AuditWriter({ store, signer, hmacKey, nodeId: "node-1", checkpointIntervalMs: 0, ...options });
 }
 
