@@ -15,7 +15,7 @@ import { randomInt } from "node:crypto";
 import { FileRootOfTrust } from "../rootkey/file.js";
 import { Pkcs11RootOfTrust, type Pkcs11Config } from "../rootkey/pkcs11.js";
 import { RootOfTrustError, type RootOfTrust } from "../rootkey/root-of-trust.js";
-import { openRing, rotateRootKey, type RotateResult } from "../rootkey/rotation.js";
+import { openRing, rotateRootKey, type RotateResult } from "../service/root-rotation.js";
 import { RootKeyRing } from "../rootkey/ring.js";
 import { systemClock, type Clock } from "../service/clock.js";
 import { AccessControl } from "../service/access-control.js";

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { initDataDir, openDataDir, rotateDataDirRootKey, type DataDir } from "../../src/node/data-dir.js";
-import { META_ROOT_KEY_RING, RotationInterruptedError, type RingState } from "../../src/rootkey/rotation.js";
+import { META_ROOT_KEY_RING, RotationInterruptedError, type RingState } from "../../src/service/root-rotation.js";
 import { wrappedGeneration } from "../../src/rootkey/ring.js";
 import { waitFor } from "../helpers/wait.js";
 import { systemClock } from "../../src/service/clock.js";

@@ -14,10 +14,10 @@ import { constants } from "node:fs";
 import { access, open, rename, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { FileRootOfTrust } from "./file.js";
-import { Pkcs11RootOfTrust } from "./pkcs11.js";
-import { RootKeyRing, wrappedGeneration } from "./ring.js";
-import { accessKeySecretAad, importTokenAad, keyMaterialAad, RootOfTrustError, serviceSecretAad, type RootOfTrust } from "./root-of-trust.js";
+import { FileRootOfTrust } from "../rootkey/file.js";
+import { Pkcs11RootOfTrust } from "../rootkey/pkcs11.js";
+import { RootKeyRing, wrappedGeneration } from "../rootkey/ring.js";
+import { accessKeySecretAad, importTokenAad, keyMaterialAad, RootOfTrustError, serviceSecretAad, type RootOfTrust } from "../rootkey/root-of-trust.js";
 import { WRAPPED_VALUE_KINDS, type Store, type StoreOperations, type WrappedValueKind, type WrappedValuePosition } from "../store/store.js";
 
 export const META_ROOT_KEY_RING = "root_key_ring";
