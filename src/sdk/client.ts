@@ -1,12 +1,14 @@
 // KmsClient: a typed client of the Tencent Cloud API 3.0 KMS protocol that Tresor serves. Each
 // attempt is signed afresh (TC3-HMAC-SHA256); only transport failures and "this node cannot serve
 // now" answers are retried, moving on to the next of several endpoints; never any other answer.
+// One attempt (signing, sending, reading the answer) is in transport.ts, the errors in client-errors.ts.
 
 import http from "node:http";
 import https from "node:https";
 import { rootCertificates } from "node:tls";
 import { inspect } from "node:util";
-import { tc3Authorization } from "../crypto/tc3.js";
+import { CLIENT_ERROR_CODES, KmsClientError } from "./client-errors.js";
+import { isUnavailableAnswer, PRODUCT_VERSIONS, sendAttempt, TransportFailure, type Product, type TransportSettings } from "./transport.js";
 import type {
   AsymmetricRsaDecryptRequest,
   AsymmetricRsaDecryptResponse,
@@ -61,11 +63,9 @@ import type {
 } from "./types.js";
 import type * as T from "./types.js";
 
-export const API_VERSION = "2019-01-18";
-export const SERVICE = "kms";
-/** The products a Tresor server answers besides KMS, each with its API version. */
-export const PRODUCT_VERSIONS = { kms: API_VERSION, cam: "2019-01-16", sts: "2018-08-13", cloudaudit: "2019-03-19" } as const;
-export type Product = keyof typeof PRODUCT_VERSIONS;
+export { CLIENT_ERROR_CODES, KmsClientError } from "./client-errors.js";
+export { API_VERSION, PRODUCT_VERSIONS, SERVICE, type Product } from "./transport.js";
+
 /** Encrypt takes at most this many plaintext bytes. */
 export const MAX_PLAINTEXT_BYTES = 4096;
 
@@ -76,42 +76,6 @@ const MAX_RETRIES_LIMIT = 10;
 const MAX_TIMEOUT_MS = 2_147_483_647; // setTimeout's limit
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_CAP_MS = 2_000;
-const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
-// The official SDKs sign only content-type and host, which leaves the action open to being swapped
-// on a captured request; signing x-tc-action as well closes that for this client.
-const SIGNED_HEADERS = ["content-type", "host", "x-tc-action"] as const;
-const CONTENT_TYPE = "application/json";
-
-/** Codes the client itself produces; every other code comes from the server's Error.Code. */
-export const CLIENT_ERROR_CODES = {
-  /** The server answered with an HTTP status other than 200. */
-  HttpError: "HttpError",
-  /** The answer was not `{"Response":{...,"RequestId"}}`, or was cut off. */
-  InvalidResponse: "InvalidResponse",
-  /** No answer: the connection failed (after the retries, when the failure was transient). */
-  NetworkError: "NetworkError",
-  /** No complete answer within timeoutMs. */
-  Timeout: "Timeout",
-  /** The client was closed. */
-  ClientClosed: "ClientClosed",
-} as const;
-
-export class KmsClientError extends Error {
-  override readonly name = "KmsClientError";
-  /** A Tencent error code such as "ResourceUnavailable.CmkDisabled", or one of CLIENT_ERROR_CODES. */
-  readonly code: string;
-  /** The server's RequestId, when the server answered with one. */
-  readonly requestId: string | undefined;
-  /** The HTTP status, when a response was received. */
-  readonly status: number | undefined;
-
-  constructor(code: string, message: string, details: { requestId?: string; status?: number; cause?: unknown } = {}) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
-    this.code = code;
-    this.requestId = details.requestId;
-    this.status = details.status;
-  }
-}
 
 /** An encryption context as a JSON object of strings; sent as its compact JSON text. */
 export type EncryptionContext = Readonly<Record<string, string>>;
@@ -132,44 +96,6 @@ export interface DataKey {
   /** The plaintext data key; fill(0) it when done. */
   plaintext: Buffer;
   ciphertextBlob: string;
-}
-
-/** A failure before any byte of a response arrived. */
-class TransportFailure extends Error {
-  constructor(
-    readonly error: KmsClientError,
-    readonly retryable: boolean,
-  ) {
-    super(error.message);
-  }
-}
-
-class AttemptTimeout extends Error {}
-
-const RETRYABLE_NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET", // also "socket hang up"
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EHOSTUNREACH",
-  "EHOSTDOWN",
-  "ENETUNREACH",
-  "ENETDOWN",
-]);
-
-type AnyAgent = http.Agent | https.Agent;
-
-/** The server's wire code for "this node cannot reach its store or root of trust now". */
-const SERVICE_UNAVAILABLE = "ServiceUnavailable";
-/** What a load balancer or proxy answers when no node behind it can take the request. */
-const UNAVAILABLE_HTTP_STATUSES = new Set([502, 503, 504]);
-
-/** An answer that says "nothing was done here; another node, or later, may do it". */
-function isUnavailableAnswer(err: KmsClientError): boolean {
-  return err.code === SERVICE_UNAVAILABLE || (err.code === CLIENT_ERROR_CODES.HttpError && err.status !== undefined && UNAVAILABLE_HTTP_STATUSES.has(err.status));
 }
 
 /** Checks one endpoint URL; `name` is the option it came from, for the message. */
@@ -197,13 +123,11 @@ export class KmsClient {
   readonly secretId: string;
   readonly timeoutMs: number;
   readonly maxRetries: number;
-  // A private field: not enumerable, not in JSON, not shown by util.inspect.
-  readonly #secretKey: string;
-  readonly #token: string | undefined;
+  // Holds the secret key and token. A private field: not enumerable, not in JSON, not shown by util.inspect.
+  readonly #transport: TransportSettings;
   readonly #urls: readonly URL[];
   /** The endpoint calls go to; moves on when one cannot serve, and stays where an answer came from. */
   #current = 0;
-  readonly #agent: AnyAgent;
   #closed = false;
 
   constructor(options: KmsClientOptions) {
@@ -255,21 +179,20 @@ export class KmsClient {
     this.#urls = urls;
     this.endpoints = urls.map((u) => u.origin);
     this.secretId = secretId;
-    this.#secretKey = secretKey;
-    this.#token = token;
     this.region = region ?? DEFAULT_REGION;
     this.timeoutMs = timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxRetries = maxRetries ?? DEFAULT_MAX_RETRIES;
-    this.#agent =
+    const agent =
       url.protocol === "https:"
         ? new https.Agent({ keepAlive: true, ...(ca === undefined ? {} : { ca: [...rootCertificates, ca] }) })
         : new http.Agent({ keepAlive: true });
+    this.#transport = { secretId, secretKey, token, region: this.region, timeoutMs: this.timeoutMs, agent };
   }
 
   /** Closes idle keep-alive connections; later calls reject with code ClientClosed. */
   close(): void {
     this.#closed = true;
-    this.#agent.destroy();
+    this.#transport.agent.destroy();
   }
 
   /** The endpoint the next call goes to. */
@@ -323,7 +246,7 @@ export class KmsClient {
       const index = this.#current;
       try {
         // A Response is a JSON object: its fields beyond RequestId depend on the action.
-        return (await this.#send(this.#urls[index]!, product, action, body)) as KmsResponse & Record<string, unknown>;
+        return (await sendAttempt(this.#transport, this.#urls[index]!, product, action, body)) as KmsResponse & Record<string, unknown>;
       } catch (err) {
         let failure: KmsClientError;
         if (err instanceof TransportFailure) {
@@ -453,136 +376,6 @@ export class KmsClient {
       ciphertextBlob: requireString(response, "CiphertextBlob"),
     };
   }
-
-  /** One attempt. Rejects with TransportFailure when no response byte arrived. */
-  #send(url: URL, product: Product, action: string, body: string): Promise<KmsResponse> {
-    const timestamp = Math.floor(Date.now() / 1000);
-    const authorization = tc3Authorization({
-      secretId: this.secretId,
-      secretKey: this.#secretKey,
-      service: product,
-      timestamp,
-      request: {
-        method: "POST",
-        path: "/",
-        query: "",
-        // The signed host is the hostname without port, as the Tencent SDKs sign it.
-        headers: { "content-type": CONTENT_TYPE, host: url.hostname, "x-tc-action": action },
-        signedHeaders: SIGNED_HEADERS,
-        payload: body,
-      },
-    });
-    const transport = url.protocol === "https:" ? https : http;
-
-    return new Promise<KmsResponse>((resolve, reject) => {
-      let responded = false;
-      let timedOut = false;
-      let settled = false;
-      const finish = (outcome: { value: KmsResponse } | { error: Error }): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if ("value" in outcome) resolve(outcome.value);
-        else reject(outcome.error);
-      };
-
-      const req = transport.request({
-        protocol: url.protocol,
-        hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
-        port: url.port || (url.protocol === "https:" ? 443 : 80),
-        path: "/",
-        method: "POST",
-        agent: this.#agent,
-        headers: {
-          "Content-Type": CONTENT_TYPE,
-          "Content-Length": Buffer.byteLength(body),
-          "X-TC-Action": action,
-          "X-TC-Version": PRODUCT_VERSIONS[product],
-          "X-TC-Timestamp": String(timestamp),
-          "X-TC-Region": this.region,
-          ...(this.#token === undefined ? {} : { "X-TC-Token": this.#token }),
-          Authorization: authorization,
-        },
-      });
-
-      const timer = setTimeout(() => {
-        timedOut = true;
-        req.destroy(new AttemptTimeout());
-      }, this.timeoutMs);
-
-      const onError = (err: Error): void => {
-        if (responded) {
-          finish({
-            error: new KmsClientError(
-              timedOut ? CLIENT_ERROR_CODES.Timeout : CLIENT_ERROR_CODES.InvalidResponse,
-              timedOut
-                ? `${action}: the response did not complete within ${this.timeoutMs} ms`
-                : `${action}: the response was cut off: ${err.message}`,
-              { cause: err },
-            ),
-          });
-          return;
-        }
-        finish({ error: this.#transportFailure(url, action, timedOut ? new AttemptTimeout() : err) });
-      };
-      req.on("error", onError);
-
-      req.on("response", (res) => {
-        responded = true;
-        res.on("error", onError);
-        res.on("close", () => onError(new Error("connection closed")));
-        const status = res.statusCode ?? 0;
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on("data", (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_RESPONSE_BYTES) {
-            req.destroy(new Error(`response larger than ${MAX_RESPONSE_BYTES} bytes`));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.on("end", () => {
-          if (!res.complete) return; // cut off: the error handler reports it
-          if (status !== 200) {
-            finish({
-              error: new KmsClientError(
-                CLIENT_ERROR_CODES.HttpError,
-                `${action}: HTTP ${status} ${res.statusMessage ?? ""}`.trimEnd(),
-                { status },
-              ),
-            });
-            return;
-          }
-          try {
-            finish({ value: parseResponse(action, Buffer.concat(chunks).toString("utf8")) });
-          } catch (err) {
-            finish({ error: err as Error });
-          }
-        });
-      });
-
-      req.end(body);
-    });
-  }
-
-  #transportFailure(url: URL, action: string, err: Error): TransportFailure {
-    if (err instanceof AttemptTimeout) {
-      return new TransportFailure(
-        new KmsClientError(CLIENT_ERROR_CODES.Timeout, `${action}: no response within ${this.timeoutMs} ms`),
-        true,
-      );
-    }
-    const code = (err as NodeJS.ErrnoException).code;
-    const retryable = code !== undefined && RETRYABLE_NETWORK_CODES.has(code);
-    return new TransportFailure(
-      new KmsClientError(CLIENT_ERROR_CODES.NetworkError, `${action}: cannot reach ${url.origin}: ${err.message}`, {
-        cause: err,
-      }),
-      retryable,
-    );
-  }
-
   // ---- key lifecycle: archiving, deletion, rotation, bring your own key ----
 
   archiveKey(request: T.KeyIdRequest): Promise<KmsResponse> {
@@ -634,36 +427,6 @@ export class KmsClient {
     return this.call("DeleteImportedKeyMaterial", request);
   }
 }
-
-function parseResponse(action: string, text: string): KmsResponse {
-  const invalid = (why: string): KmsClientError =>
-    new KmsClientError(CLIENT_ERROR_CODES.InvalidResponse, `${action}: invalid response: ${why}`, { status: 200 });
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw invalid("not JSON");
-  }
-  const response = isObject(parsed) ? parsed["Response"] : undefined;
-  if (!isObject(response)) throw invalid(`no "Response" object`);
-  const requestId = typeof response["RequestId"] === "string" ? response["RequestId"] : undefined;
-  const error = response["Error"];
-  if (error !== undefined) {
-    if (!isObject(error) || typeof error["Code"] !== "string") throw invalid(`"Error" without a "Code"`);
-    const message = typeof error["Message"] === "string" ? error["Message"] : "";
-    throw new KmsClientError(error["Code"], message, {
-      status: 200,
-      ...(requestId === undefined ? {} : { requestId }),
-    });
-  }
-  if (requestId === undefined) throw invalid(`no "RequestId"`);
-  return response as unknown as KmsResponse;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function requireString<T extends KmsResponse, K extends keyof T & string>(response: T, field: K): string {
   const value = response[field];
   if (typeof value !== "string") {
