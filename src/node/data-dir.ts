@@ -312,7 +312,7 @@ export async function openDataDir(dir: string, options: { pkcs11Pin?: string; st
     if (!accountUin) throw new Error(`the data directory ${path} has no account: it was not created by "tresor init"`);
     const setting = parseRootOfTrustSetting(await store.getMeta(META_ROOT_OF_TRUST));
     if (setting.kind === "pkcs11") pkcs11Config(setting, options.pkcs11Pin); // refuses a missing PIN, naming where to give it
-    // The root keys by generation (see rootkey/rotation.ts), so that `tresor rootkey rotate` can run while this node serves.
+    // The root keys by generation (see service/root-rotation.ts), so that `tresor rootkey rotate` can run while this node serves.
     rootOfTrust = await openRing(store, { dir: path, pin: options.pkcs11Pin, initialSetting: setting });
     // Directories made before the check value existed have none; a restored one has one.
     const check = await store.getMeta(META_ROOT_CHECK);
