@@ -248,8 +248,10 @@ describe("tresor serve --scheduler-interval", () => {
   it("runs the scheduler: material whose ValidTo passes is deleted and the key waits in PendingImport", async () => {
     const { KeyId } = await call("CreateKey", { Alias: "expires-in-real-time", Type: 2 });
     const material = randomBytes(16);
-    const validTo = Math.floor(Date.now() / 1000) + 2;
-    await call("ImportKeyMaterial", { KeyId, ...(await wrapped(KeyId, "RSAES_OAEP_SHA_256", material)), ValidTo: validTo });
+    // The wrapping key pair is made first (seconds on a loaded machine); ValidTo counts from the import.
+    const wrappedMaterial = await wrapped(KeyId, "RSAES_OAEP_SHA_256", material);
+    const validTo = Math.floor(Date.now() / 1000) + 3;
+    await call("ImportKeyMaterial", { KeyId, ...wrappedMaterial, ValidTo: validTo });
     const { CiphertextBlob } = await call("Encrypt", { KeyId, Plaintext: "AQID" });
     let md = await state(KeyId);
     for (let i = 0; i < 300 && md["KeyState"] !== "PendingImport"; i++) {
