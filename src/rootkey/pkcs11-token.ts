@@ -262,26 +262,7 @@ export function checkMechanisms(api: Api, token: Token): void {
 }
 
 export function findKeys(api: Api, session: Handle, keyLabel: string, keyId?: Buffer): Handle[] {
-  const template: pkcs11js.Template = [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-    { type: pkcs11js.CKA_LABEL, value: keyLabel },
-  ];
-  if (keyId !== undefined) template.push({ type: pkcs11js.CKA_ID, value: keyId });
-  call("C_FindObjectsInit", () => api.C_FindObjectsInit(session, template));
-  try {
-    const found: Handle[] = [];
-    for (;;) {
-      const batch = call("C_FindObjects", () => api.C_FindObjects(session, 16));
-      if (batch.length === 0) return found;
-      found.push(...batch);
-    }
-  } finally {
-    try {
-      api.C_FindObjectsFinal(session);
-    } catch {
-      // The search ends with the session if not here.
-    }
-  }
+  return findMatching(api, session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY }], keyLabel, keyId);
 }
 
 /** Refuses a key that is not a sensitive, non-extractable AES-256 encryption key; returns its CKA_ID. */
@@ -340,9 +321,14 @@ export function connect(module: SharedModule, token: Token, pin: string, keyLabe
 }
 
 export function findObjects(api: Api, session: Handle, label: string, id?: Buffer): Handle[] {
-  const template: pkcs11js.Template = [{ type: pkcs11js.CKA_LABEL, value: label }];
-  if (id !== undefined) template.push({ type: pkcs11js.CKA_ID, value: id });
-  call("C_FindObjectsInit", () => api.C_FindObjectsInit(session, template));
+  return findMatching(api, session, [], label, id);
+}
+
+/** Every object matching `template` plus the label (and the id when given), in batches of 16. */
+function findMatching(api: Api, session: Handle, template: pkcs11js.Template, label: string, id?: Buffer): Handle[] {
+  const search: pkcs11js.Template = [...template, { type: pkcs11js.CKA_LABEL, value: label }];
+  if (id !== undefined) search.push({ type: pkcs11js.CKA_ID, value: id });
+  call("C_FindObjectsInit", () => api.C_FindObjectsInit(session, search));
   try {
     const found: Handle[] = [];
     for (;;) {
