@@ -6,13 +6,15 @@
 // searched for the plugin's access key.
 
 import assert from "node:assert/strict";
-import { existsSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
+import { Command } from "commander";
+import { registerKmsPluginCommand } from "../../src/cli/kms-plugin.js";
 import { FORMAT_ANNOTATION, MAX_PLAINTEXT_BYTES, PURPOSE_CONTEXT } from "../../src/cli/kms-plugin/plugin.js";
 import { kmsV2Client, loadKmsV2Definition, spawnPlugin, startPlugin, type KmsV2Client, type RunningPlugin } from "../helpers/kms-plugin.js";
 import { officialClient, type OfficialCall } from "../helpers/official-client.js";
@@ -20,6 +22,15 @@ import { startServer, type TestServer } from "../helpers/server.js";
 import { seededRandom, waitFor } from "../helpers/wait.js";
 
 const STATUS_CACHE_MS = 300;
+
+const kubernetesMd = readFileSync(new URL("../../../docs/kubernetes.md", import.meta.url), "utf8");
+
+/** The one `json policy` block of docs/kubernetes.md. */
+function documentedPolicy(): string {
+  const blocks = [...kubernetesMd.matchAll(/^```json policy\n([\s\S]*?)^```$/gm)];
+  assert.equal(blocks.length, 1, "docs/kubernetes.md holds one json policy block");
+  return blocks[0]![1]!;
+}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -85,21 +96,10 @@ describe("tresor kms-plugin (Kubernetes KMS v2) over a unix socket", () => {
     otherKey = (await admin.kms("CreateKey", { Alias: "not-the-plugins" })).KeyId;
     await admin.kms("EnableKeyRotation", { KeyId: keyId, RotateDays: 90 });
 
+    // The policy docs/kubernetes.md gives, filled in.
     const { KeyMetadata } = await admin.kms("DescribeKey", { KeyId: keyId });
-    const resource = `qcs::kms:${server.region}:uin/${KeyMetadata.CreatorUinString}:key/${KeyMetadata.ResourceId}`;
-    const policy = {
-      version: "2.0",
-      statement: [
-        { effect: "allow", action: ["name/kms:DescribeKey"], resource: [resource] },
-        {
-          effect: "allow",
-          action: ["name/kms:Encrypt", "name/kms:Decrypt"],
-          resource: [resource],
-          condition: { string_equal: { "kms:encryption_context/tresor:purpose": [PURPOSE_CONTEXT["tresor:purpose"]] } },
-        },
-      ],
-    };
-    const { PolicyId } = await admin.cam("CreatePolicy", { PolicyName: "kube-kms-plugin", PolicyDocument: JSON.stringify(policy) });
+    const policy = documentedPolicy().replaceAll("<region>", server.region).replaceAll("<uin>", KeyMetadata.CreatorUinString).replaceAll("<KeyId>", keyId);
+    const { PolicyId } = await admin.cam("CreatePolicy", { PolicyName: "kube-kms-plugin", PolicyDocument: policy });
     const user = await admin.cam("AddUser", { Name: "kube-kms", UseApi: 1 });
     await admin.cam("AttachUserPolicy", { PolicyId, AttachUin: user.Uin });
     pluginEnv = { TRESOR_SECRET_ID: user.SecretId, TRESOR_SECRET_KEY: user.SecretKey, TRESOR_REGION: server.region };
@@ -134,6 +134,17 @@ describe("tresor kms-plugin (Kubernetes KMS v2) over a unix socket", () => {
       "4:annotations:TYPE_MESSAGE:LABEL_REPEATED",
     ]);
     assert.deepEqual(fields("DecryptResponse"), ["1:plaintext:TYPE_BYTES:LABEL_OPTIONAL"]);
+  });
+
+  it("is documented in docs/kubernetes.md: every flag, the purpose context, the annotation and the key_id form", () => {
+    const program = new Command();
+    registerKmsPluginCommand(program);
+    const flags = program.commands[0]!.options.map((o) => o.long!);
+    for (const flag of flags) if (flag !== "--json") assert.ok(kubernetesMd.includes(`\`${flag}`), `docs/kubernetes.md documents ${flag}`);
+    assert.ok(kubernetesMd.includes(JSON.stringify(PURPOSE_CONTEXT)));
+    assert.ok(kubernetesMd.includes(`\`${FORMAT_ANNOTATION}: "1"\``));
+    assert.ok(kubernetesMd.includes(`${MAX_PLAINTEXT_BYTES} bytes`));
+    assert.ok(kubernetesMd.includes("`tresor:<KeyId>:v<version>`"));
   });
 
   it("serves on a socket of mode 0600", () => {
@@ -287,6 +298,7 @@ describe("tresor kms-plugin (Kubernetes KMS v2) over a unix socket", () => {
 
   it("refuses to start with a key its access key may not use, or a disabled one, with a clear error", async () => {
     const other = spawnPlugin(pluginArgs(path.join(work, "other.sock"), otherKey), pluginEnv);
+    const badId = spawnPlugin(pluginArgs(path.join(work, "bad.sock"), "not-a-key"), pluginEnv);
     assert.equal(await other.exited, 1);
     assert.match(other.output(), new RegExp(`cannot use key ${otherKey}: UnauthorizedOperation.*kms:DescribeKey, kms:Encrypt and kms:Decrypt`));
     assert.equal(existsSync(path.join(work, "other.sock")), false);
@@ -298,21 +310,20 @@ describe("tresor kms-plugin (Kubernetes KMS v2) over a unix socket", () => {
     await admin.kms("EnableKey", { KeyId: keyId });
     await waitFor("healthz ok again", async () => (await kms.status()).healthz === "ok", { timeoutMs: 10_000, intervalMs: 50 });
 
-    const badId = spawnPlugin(pluginArgs(path.join(work, "other.sock"), "not-a-key"), pluginEnv);
     assert.equal(await badId.exited, 2);
     assert.match(badId.output(), /--key-id must be a KeyId/);
   });
 
   it("refuses a live socket and a non-socket file; replaces a stale socket left by a crash; removes its socket on SIGTERM", async () => {
+    const plain = path.join(work, "plain-file");
+    writeFileSync(plain, "not a socket");
     const second = spawnPlugin(pluginArgs(socketPath), pluginEnv);
+    const onFile = spawnPlugin(pluginArgs(plain), pluginEnv);
     assert.equal(await second.exited, 2);
     assert.match(second.output(), /is served by another running process/);
     assert.equal((await kms.status()).healthz, "ok", "the first plugin still serves");
-
-    const plain = path.join(work, "plain-file");
-    writeFileSync(plain, "not a socket");
-    const onFile = spawnPlugin(pluginArgs(plain), pluginEnv);
     assert.equal(await onFile.exited, 2);
+    assert.equal(readFileSync(plain, "utf8"), "not a socket");
     assert.match(onFile.output(), /exists and is not a socket/);
 
     // A crash leaves the socket file behind; the next start replaces it.
