@@ -64,6 +64,7 @@ async function runPlugin(client: KmsClient, flags: PluginFlags, socketPath: stri
     throw new Error(`cannot use key ${flags.keyId}: ${startupReason(err)}`);
   }
   const health = new HealthCache(() => plugin.probe(), healthReason, flags.statusCacheMs);
+  health.succeeded(keyId);
   const { server, idle } = createPluginServer(plugin, health, logger);
   let address = "";
   const socket = await bindPrivateSocket(socketPath, async (temporary) => {

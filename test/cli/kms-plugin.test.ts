@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -18,7 +17,7 @@ import { registerKmsPluginCommand } from "../../src/cli/kms-plugin.js";
 import { FORMAT_ANNOTATION, MAX_PLAINTEXT_BYTES, PURPOSE_CONTEXT } from "../../src/cli/kms-plugin/plugin.js";
 import { kmsV2Client, loadKmsV2Definition, spawnPlugin, startPlugin, type KmsV2Client, type RunningPlugin } from "../helpers/kms-plugin.js";
 import { officialClient, type OfficialCall } from "../helpers/official-client.js";
-import { startServer, type TestServer } from "../helpers/server.js";
+import { freePort, startServer, type TestServer } from "../helpers/server.js";
 import { seededRandom, waitFor } from "../helpers/wait.js";
 
 const STATUS_CACHE_MS = 300;
@@ -30,17 +29,6 @@ function documentedPolicy(): string {
   const blocks = [...kubernetesMd.matchAll(/^```json policy\n([\s\S]*?)^```$/gm)];
   assert.equal(blocks.length, 1, "docs/kubernetes.md holds one json policy block");
   return blocks[0]![1]!;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
 }
 
 /** Rejects unless the gRPC call fails with `code` (and details matching `mention`). */
@@ -314,9 +302,11 @@ describe("tresor kms-plugin (Kubernetes KMS v2) over a unix socket", () => {
     assert.match(badId.output(), /--key-id must be a KeyId/);
   });
 
-  it("refuses a live socket and a non-socket file; replaces a stale socket left by a crash; removes its socket on SIGTERM", async () => {
+  it("refuses a live socket and a non-socket file; replaces a stale socket left by a crash; removes its socket on SIGINT and SIGTERM", async () => {
     const plain = path.join(work, "plain-file");
     writeFileSync(plain, "not a socket");
+    const interruptedSocket = path.join(work, "interrupted.sock");
+    const interrupted = startPlugin(pluginArgs(interruptedSocket), pluginEnv);
     const second = spawnPlugin(pluginArgs(socketPath), pluginEnv);
     const onFile = spawnPlugin(pluginArgs(plain), pluginEnv);
     assert.equal(await second.exited, 2);
@@ -324,6 +314,12 @@ describe("tresor kms-plugin (Kubernetes KMS v2) over a unix socket", () => {
     assert.equal((await kms.status()).healthz, "ok", "the first plugin still serves");
     assert.equal(await onFile.exited, 2);
     assert.equal(readFileSync(plain, "utf8"), "not a socket");
+
+    const running = await interrupted;
+    assert.ok(statSync(interruptedSocket).isSocket());
+    running.kill("SIGINT");
+    assert.equal(await running.exited, 0);
+    assert.equal(existsSync(interruptedSocket), false, "SIGINT removes the socket");
     assert.match(onFile.output(), /exists and is not a socket/);
 
     // A crash leaves the socket file behind; the next start replaces it.

@@ -7,24 +7,10 @@ import { spawn } from "node:child_process";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { KMS_V2_PROTO } from "../../src/cli/kms-plugin/grpc.js";
+import type { DecryptRequest, EncryptResponse, StatusResponse } from "../../src/cli/kms-plugin/plugin.js";
 import { CLI_MAIN, childEnv } from "./server.js";
 
-export interface StatusResponse {
-  version: string;
-  healthz: string;
-  key_id: string;
-}
-export interface EncryptResponse {
-  ciphertext: Buffer;
-  key_id: string;
-  annotations: Record<string, Buffer>;
-}
-export interface DecryptRequest {
-  ciphertext: Buffer;
-  uid: string;
-  key_id: string;
-  annotations: Record<string, Buffer>;
-}
+export type { DecryptRequest, EncryptResponse, StatusResponse } from "../../src/cli/kms-plugin/plugin.js";
 
 export interface KmsV2Client {
   status(): Promise<StatusResponse>;

@@ -25,6 +25,12 @@ export class HealthCache {
     this.#now = now;
   }
 
+  /** Records a probe that succeeded elsewhere (the one at startup) as the current answer. */
+  succeeded(keyId: string): void {
+    this.#lastKeyId = keyId;
+    this.#cached = { at: this.#now(), health: { healthz: "ok", keyId } };
+  }
+
   /** The cached health while fresh, else a new probe's. */
   current(): Promise<Health> {
     const cached = this.#cached;
@@ -33,11 +39,6 @@ export class HealthCache {
       this.#inFlight = undefined;
     });
     return this.#inFlight;
-  }
-
-  /** The key_id of the last successful probe ("" before any). */
-  get lastKeyId(): string {
-    return this.#lastKeyId;
   }
 
   async #run(): Promise<Health> {
