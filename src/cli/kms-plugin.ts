@@ -17,6 +17,8 @@ import type * as grpc from "@grpc/grpc-js";
 import { ServerCredentials } from "@grpc/grpc-js";
 
 const DEFAULT_STATUS_CACHE_MS = 5_000;
+/** A Status probe that takes longer reports not ok (kube-apiserver's own KMS call time-out defaults to 3 s). */
+const PROBE_TIMEOUT_MS = 2_500;
 /** How long calls in flight may take to finish after SIGTERM before they are cut. */
 const SHUTDOWN_GRACE_MS = 5_000;
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
@@ -63,7 +65,7 @@ async function runPlugin(client: KmsClient, flags: PluginFlags, socketPath: stri
     // Exit code 1, as for any request that failed.
     throw new Error(`cannot use key ${flags.keyId}: ${startupReason(err)}`);
   }
-  const health = new HealthCache(() => plugin.probe(), healthReason, flags.statusCacheMs);
+  const health = new HealthCache(() => plugin.probe(), healthReason, { cacheMs: flags.statusCacheMs, timeoutMs: PROBE_TIMEOUT_MS });
   health.succeeded(keyId);
   const { server, idle } = createPluginServer(plugin, health, logger);
   let address = "";

@@ -23,8 +23,7 @@ describe("HealthCache", () => {
         return next();
       },
       healthReason,
-      cacheMs,
-      () => now,
+      { cacheMs, timeoutMs: 2_000, now: () => now },
     );
     return {
       cache,
@@ -66,6 +65,22 @@ describe("HealthCache", () => {
       throw new KmsClientError("ResourceUnavailable.CmkDisabled", SECRET_LOOKING);
     });
     assert.deepEqual(await h.cache.current(), { healthz: "key Disabled", keyId: "tresor:k:v7" });
+  });
+});
+
+describe("HealthCache probe time limit", () => {
+  it("reports a probe that does not end in time, and probes again on the next ask", async () => {
+    let probes = 0;
+    const cache = new HealthCache(
+      () => {
+        probes++;
+        return probes === 1 ? new Promise<string>(() => {}) : Promise.resolve("tresor:k:v1");
+      },
+      healthReason,
+      { cacheMs: 0, timeoutMs: 20 },
+    );
+    assert.deepEqual(await cache.current(), { healthz: "Tresor did not answer within 20 ms", keyId: "" });
+    assert.deepEqual(await cache.current(), { healthz: "ok", keyId: "tresor:k:v1" });
   });
 });
 

@@ -65,17 +65,22 @@ function unary<Req extends { uid?: string }, Res>(inFlight: InFlight, logger: Lo
     const started = performance.now();
     void inFlight.track(run(call.request)).then(
       (response) => {
-        logger.debug({ method, uid: call.request.uid, ms: Math.round(performance.now() - started) }, "served");
+        logger.debug({ method, uid: logUid(call.request.uid), ms: Math.round(performance.now() - started) }, "served");
         callback(null, response);
       },
       (err: unknown) => {
         const status = grpcStatus(err);
         const level = status.code === grpc.status.INTERNAL ? "error" : "warn";
-        logger[level]({ method, uid: call.request.uid, grpcCode: grpc.status[status.code], details: status.details }, "refused");
+        logger[level]({ method, uid: logUid(call.request.uid), grpcCode: grpc.status[status.code], details: status.details }, "refused");
         callback(status);
       },
     );
   };
+}
+
+/** The caller's uid as logged: it is checked only after the call is logged, so cut to a line's worth. */
+function logUid(uid: string | undefined): string {
+  return (uid ?? "").slice(0, 128);
 }
 
 /** The gRPC status for a failure; details are short and never hold payloads or secrets. */

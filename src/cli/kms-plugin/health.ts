@@ -2,6 +2,8 @@
 // polls (about one a minute, every ten seconds while unhealthy) and any burst of them cost Tresor
 // at most one probe per cache period. Concurrent asks share one probe in flight.
 
+import { ProbeError } from "./plugin.js";
+
 export interface Health {
   /** "ok", or a short, secret-free reason. */
   healthz: string;
@@ -13,16 +15,22 @@ export class HealthCache {
   readonly #probe: () => Promise<string>;
   readonly #reason: (err: unknown) => string;
   readonly #cacheMs: number;
+  readonly #timeoutMs: number;
   readonly #now: () => number;
   #cached: { at: number; health: Health } | undefined;
   #inFlight: Promise<Health> | undefined;
   #lastKeyId = "";
 
-  constructor(probe: () => Promise<string>, reason: (err: unknown) => string, cacheMs: number, now: () => number = Date.now) {
+  /**
+   * `timeoutMs` bounds one probe: a Tresor that accepts connections but does not answer would
+   * otherwise hold Status for the client's time-outs and retries (tens of seconds).
+   */
+  constructor(probe: () => Promise<string>, reason: (err: unknown) => string, options: { cacheMs: number; timeoutMs: number; now?: () => number }) {
     this.#probe = probe;
     this.#reason = reason;
-    this.#cacheMs = cacheMs;
-    this.#now = now;
+    this.#cacheMs = options.cacheMs;
+    this.#timeoutMs = options.timeoutMs;
+    this.#now = options.now ?? Date.now;
   }
 
   /** Records a probe that succeeded elsewhere (the one at startup) as the current answer. */
@@ -43,11 +51,17 @@ export class HealthCache {
 
   async #run(): Promise<Health> {
     let health: Health;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ProbeError(`Tresor did not answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    });
     try {
-      this.#lastKeyId = await this.#probe();
+      this.#lastKeyId = await Promise.race([this.#probe(), late]);
       health = { healthz: "ok", keyId: this.#lastKeyId };
     } catch (err) {
       health = { healthz: this.#reason(err), keyId: this.#lastKeyId };
+    } finally {
+      clearTimeout(timer);
     }
     // Stamped when the probe ends: a slow probe is not stale on arrival.
     this.#cached = { at: this.#now(), health };

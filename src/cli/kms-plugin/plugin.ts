@@ -3,8 +3,7 @@
 // purpose context) and its one annotation. kube-apiserver's limits: ciphertext and key_id at most
 // 1 KiB each, annotation keys fully qualified domain names (proto/kubernetes/kms/v2/api.proto).
 
-import { timingSafeEqual } from "node:crypto";
-import { randomBytes } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { BLOB_MIN_LENGTH, BlobFormatError, decodeBlob } from "../../keys/blob.js";
 import type { KmsClient } from "../../sdk/index.js";
 import { KmsClientError } from "../../sdk/index.js";
