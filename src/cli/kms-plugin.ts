@@ -31,7 +31,7 @@ interface PluginFlags {
 }
 
 export function registerKmsPluginCommand(program: Command): void {
-  addClientOptions(
+  const command = addClientOptions(
     program
       .command("kms-plugin")
       .description("serve the Kubernetes KMS v2 plugin API on a unix socket, encrypting under one Tresor key")
@@ -43,7 +43,10 @@ export function registerKmsPluginCommand(program: Command): void {
           .default(DEFAULT_STATUS_CACHE_MS),
       )
       .addOption(new Option("--log-level <level>", "log level of the JSON lines on stdout").choices(LOG_LEVELS).default("info")),
-  ).action(async (flags: PluginFlags, cmd: Command) => {
+  );
+  // The client options' --json has nothing to print here: the output is the JSON log.
+  command.options.find((o) => o.long === "--json")?.hideHelp();
+  command.action(async (flags: PluginFlags, cmd: Command) => {
     await runWithClient(
       cmd,
       () => {
