@@ -27,7 +27,8 @@ import { KmsError, needs } from "./errors.js";
 import { auditedInsert } from "./request-audit.js";
 
 export interface CreateKeyInput {
-  alias: string;
+  /** Unique; absent (a key made through the AWS door, which has no alias at creation): the key's own id. */
+  alias?: string;
   description: string;
   keyUsage: KeyUsage;
   keySpec?: KeySpec;
@@ -87,14 +88,15 @@ export class KeyManagement {
     );
     const protectionLevel = input.protectionLevel ?? "SOFTWARE";
     if (protectionLevel === "HSM") this.#checkHsmKey(keySpec, origin);
-    needs(!(await ctx.store.getKeyByAlias(input.alias)), "AliasAlreadyExists", `"Alias" ${input.alias} is already in use`);
+    const keyId = randomUUID();
+    const alias = input.alias ?? keyId;
+    needs(!(await ctx.store.getKeyByAlias(alias)), "AliasAlreadyExists", `"Alias" ${alias} is already in use`);
     needs((await ctx.store.countKeys(caller.uin)) < ctx.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${ctx.cmkLimit} keys`);
 
-    const keyId = randomUUID();
     const now = ctx.now();
     const key: KeyRecord = {
       keyId,
-      alias: input.alias,
+      alias,
       description: input.description,
       keyUsage: input.keyUsage,
       keySpec,
@@ -156,6 +158,16 @@ export class KeyManagement {
 
   describeKey(caller: Caller, keyId: string): Promise<KeyRecord> {
     return this.ctx.keyFor(this.ctx.store, caller, "DescribeKey", keyId);
+  }
+
+  /**
+   * The id of the caller's account's key with this alias, for a door whose identifiers name keys by
+   * alias. Not an action of its own: the action done with the key authorizes it.
+   */
+  async keyIdOfAlias(caller: Caller, alias: string): Promise<string> {
+    const key = await this.ctx.store.getKeyByAlias(alias);
+    needs(key && key.creatorUin === caller.uin, "CmkNotFound", `no key has the alias ${alias}`);
+    return key.keyId;
   }
 
   describeKeys(caller: Caller, keyIds: readonly string[]): Promise<KeyRecord[]> {

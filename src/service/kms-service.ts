@@ -127,6 +127,11 @@ export class KmsService {
     return this.#keys.describeKey(caller, keyId);
   }
 
+  /** The id of the caller's account's key with this alias (CmkNotFound when there is none). */
+  keyIdOfAlias(caller: Caller, alias: string): Promise<string> {
+    return this.#keys.keyIdOfAlias(caller, alias);
+  }
+
   describeKeys(caller: Caller, keyIds: readonly string[]): Promise<KeyRecord[]> {
     return this.#keys.describeKeys(caller, keyIds);
   }

@@ -54,7 +54,7 @@ function hostname(host: string): string {
 }
 
 /** Derived signing keys, per access key, date and service: saves three HMACs per request. */
-class SigningKeyCache {
+export class SigningKeyCache {
   readonly #entries = new Map<string, { version: string; key: Buffer }>();
   async get(id: string, version: string, derive: () => Promise<Buffer>): Promise<Buffer> {
     const hit = this.#entries.get(id);
