@@ -4,7 +4,7 @@
 
 import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
 import { request } from "node:http";
-import { KMSClient } from "@aws-sdk/client-kms";
+import { KMS, KMSClient, type KMSClientConfig } from "@aws-sdk/client-kms";
 import { SignatureV4 } from "@smithy/signature-v4";
 import type { InProcessServer } from "../helpers-inprocess.js";
 
@@ -39,7 +39,16 @@ export interface AwsTarget {
 
 /** The SDK's client, without retries so an error is the server's first answer. */
 export function awsClient(target: AwsTarget, options: { region?: string; secretKey?: string } = {}): KMSClient {
-  return new KMSClient({
+  return new KMSClient(awsConfig(target, options));
+}
+
+/** The SDK's aggregated client (methods per operation), as the AWS Encryption SDK's keyrings take it. */
+export function awsKms(target: AwsTarget): KMS {
+  return new KMS(awsConfig(target));
+}
+
+function awsConfig(target: AwsTarget, options: { region?: string; secretKey?: string } = {}): KMSClientConfig {
+  return {
     region: options.region ?? target.region,
     endpoint: target.url,
     maxAttempts: 1,
@@ -48,7 +57,7 @@ export function awsClient(target: AwsTarget, options: { region?: string; secretK
       secretAccessKey: options.secretKey ?? target.secretKey,
       ...(target.token === undefined ? {} : { sessionToken: target.token }),
     },
-  });
+  };
 }
 
 export interface AwsRawResponse {
