@@ -2,15 +2,14 @@
 // permission and audit kind it has (policy/catalog.ts), its parameter schema, and how its validated
 // parameters map onto the service and back onto the KMS API reference's response shapes.
 
-import { decodeBlob, BlobFormatError } from "../../keys/blob.js";
-import type { KeyRecord, KeyState, SymmetricKeySpec } from "../../keys/key.js";
-import type { CatalogActionName } from "../../policy/catalog.js";
+import { BLOB_MIN_LENGTH, BlobFormatError, decodeBlob } from "../../keys/blob.js";
 import { KmsError } from "../../service/errors.js";
-import type { Caller, KmsService } from "../../service/kms-service.js";
-import { array, base64, integer, object, oneOf, optional, parseParams, string, type Parsed, type Schema } from "../tencent/params.js";
+import { array, base64, integer, object, oneOf, optional, parseParams, string } from "../tencent/params.js";
 import { MAX_PLAINTEXT_BYTES } from "../tencent/actions.js";
-import { BLOB_MIN_LENGTH } from "../../keys/blob.js";
-import { keyArn, parseKeyRef, resolveKeyRef, type ArnScope } from "./identifiers.js";
+import { action, b64, keyOf, type AwsActionContext, type AwsActionDefinition } from "./action.js";
+import { ASYMMETRIC_ACTIONS, decryptAsymmetric } from "./asymmetric.js";
+import { keyArn } from "./identifiers.js";
+import { AWS_KEY_SPECS, AWS_KEY_USAGES, coreKeyType, keyMetadata, RSA_ENCRYPTION_ALGORITHMS, SYMMETRIC_DEFAULT } from "./metadata.js";
 import { boolean, dryRun, encryptionContextMap, grantTokens, keyIdParam, unsupported } from "./params.js";
 
 const MAX_BLOB_BYTES = BLOB_MIN_LENGTH + MAX_PLAINTEXT_BYTES;
@@ -18,80 +17,10 @@ const MAX_BLOB_BYTES = BLOB_MIN_LENGTH + MAX_PLAINTEXT_BYTES;
 const MAX_RANDOM_BYTES = 1024;
 /** AWS Description: up to 8192 characters; Tresor stores what the Tencent door allows (1024 bytes). */
 const MAX_DESCRIPTION_BYTES = 1024;
-/** The one encryption algorithm of symmetric keys (KMS API reference, Encrypt). */
-const SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT";
-
-export interface AwsActionContext {
-  service: KmsService;
-  caller: Caller;
-  scope: ArnScope;
-}
-
-export interface AwsActionDefinition {
-  /** The catalogue action whose permission governs it and whose kind (read-only or not) its audit record has. */
-  catalog: CatalogActionName<"kms">;
-  schema: Schema;
-  run(params: Record<string, unknown>, ctx: AwsActionContext): Promise<Record<string, unknown>> | Record<string, unknown>;
-}
-
-function action<S extends Schema>(
-  catalog: CatalogActionName<"kms">,
-  schema: S,
-  run: (params: Parsed<S>, ctx: AwsActionContext) => Promise<Record<string, unknown>> | Record<string, unknown>,
-): AwsActionDefinition {
-  return { catalog, schema, run: run as AwsActionDefinition["run"] };
-}
-
-function b64(buf: Buffer): string {
-  return buf.toString("base64");
-}
-
-/** The key id a KeyId parameter names, in the caller's account. */
-function keyOf(ctx: AwsActionContext, value: string, name = "KeyId"): Promise<string> {
-  return resolveKeyRef(parseKeyRef(value, ctx.scope, name), ctx.service, ctx.caller);
-}
-
-const KEY_STATES: Readonly<Record<KeyState, string>> = {
-  Enabled: "Enabled",
-  Disabled: "Disabled",
-  PendingDelete: "PendingDeletion",
-  PendingImport: "PendingImport",
-  // AWS has no archive; an archived key decrypts but neither encrypts nor is Enabled (docs/aws.md).
-  Archived: "Disabled",
-};
-
-/** Symmetric key specs as AWS names them; SM4 is Tresor's extension of the KeySpec enum. */
-const AWS_SYMMETRIC_SPECS: Readonly<Record<SymmetricKeySpec, string>> = { AES_256: SYMMETRIC_DEFAULT, SM4: "SM4" };
-const SYMMETRIC_SPEC_OF: Readonly<Record<string, SymmetricKeySpec>> = { SYMMETRIC_DEFAULT: "AES_256", SM4: "SM4" };
-
-function awsKeySpec(key: KeyRecord): string {
-  return key.keySpec in AWS_SYMMETRIC_SPECS ? AWS_SYMMETRIC_SPECS[key.keySpec as SymmetricKeySpec] : key.keySpec;
-}
-
-export function keyMetadata(key: KeyRecord, scope: ArnScope): Record<string, unknown> {
-  const spec = awsKeySpec(key);
-  return {
-    AWSAccountId: scope.account,
-    KeyId: key.keyId,
-    Arn: keyArn(scope, key.keyId),
-    CreationDate: key.createTime,
-    Enabled: key.state === "Enabled",
-    Description: key.description,
-    KeyUsage: "ENCRYPT_DECRYPT",
-    KeyState: KEY_STATES[key.state],
-    ...(key.deletionDate > 0 ? { DeletionDate: key.deletionDate } : {}),
-    ...(key.origin === "EXTERNAL" && key.validTo > 0 ? { ValidTo: key.validTo } : {}),
-    Origin: key.origin === "EXTERNAL" ? "EXTERNAL" : "AWS_KMS",
-    KeyManager: "CUSTOMER",
-    CustomerMasterKeySpec: spec,
-    KeySpec: spec,
-    EncryptionAlgorithms: [SYMMETRIC_DEFAULT],
-    MultiRegion: false,
-  };
-}
 
 const tag = object({ TagKey: string({ min: 1, max: 127 }), TagValue: string({ max: 255 }) });
 const encryptionAlgorithm = optional(oneOf([SYMMETRIC_DEFAULT]));
+const decryptionAlgorithm = optional(oneOf(["SYMMETRIC_DEFAULT", ...RSA_ENCRYPTION_ALGORITHMS] as const));
 const recipient = unsupported("Nitro Enclaves attestation is not offered");
 
 function toTags(tags: readonly { TagKey: string; TagValue: string }[] | undefined) {
@@ -147,9 +76,9 @@ export const AWS_ACTIONS: Readonly<Record<string, AwsActionDefinition>> = {
     "CreateKey",
     {
       Description: optional(string({ max: MAX_DESCRIPTION_BYTES, bytes: true })),
-      KeyUsage: optional(oneOf(["ENCRYPT_DECRYPT"], "InvalidKeyUsage")),
-      KeySpec: optional(oneOf(["SYMMETRIC_DEFAULT", "SM4"])),
-      CustomerMasterKeySpec: optional(oneOf(["SYMMETRIC_DEFAULT", "SM4"])),
+      KeyUsage: optional(oneOf(AWS_KEY_USAGES, "InvalidKeyUsage")),
+      KeySpec: optional(oneOf(AWS_KEY_SPECS)),
+      CustomerMasterKeySpec: optional(oneOf(AWS_KEY_SPECS)),
       Origin: optional(oneOf(["AWS_KMS", "EXTERNAL"])),
       Tags: optional(array(tag, { max: 50 })),
       Policy: unsupported("key policies: access is governed by CAM policies (docs/aws.md)"),
@@ -165,8 +94,7 @@ export const AWS_ACTIONS: Readonly<Record<string, AwsActionDefinition>> = {
       }
       const key = await ctx.service.createKey(ctx.caller, {
         description: p.Description ?? "",
-        keyUsage: "ENCRYPT_DECRYPT",
-        keySpec: SYMMETRIC_SPEC_OF[p.KeySpec ?? p.CustomerMasterKeySpec ?? SYMMETRIC_DEFAULT]!,
+        ...coreKeyType(p.KeySpec ?? p.CustomerMasterKeySpec ?? SYMMETRIC_DEFAULT, p.KeyUsage ?? "ENCRYPT_DECRYPT"),
         tags: toTags(p.Tags),
         origin: p.Origin === "EXTERNAL" ? "EXTERNAL" : "TENCENT_KMS",
       });
@@ -246,12 +174,14 @@ export const AWS_ACTIONS: Readonly<Record<string, AwsActionDefinition>> = {
       CiphertextBlob: base64({ max: MAX_BLOB_BYTES, code: "InvalidCiphertext" }),
       EncryptionContext: optional(encryptionContextMap()),
       KeyId: optional(keyIdParam()),
-      EncryptionAlgorithm: encryptionAlgorithm,
+      EncryptionAlgorithm: decryptionAlgorithm,
       GrantTokens: grantTokens,
       Recipient: recipient,
       DryRun: dryRun,
     },
     async (p, ctx) => {
+      const algorithm = p.EncryptionAlgorithm ?? SYMMETRIC_DEFAULT;
+      if (algorithm !== SYMMETRIC_DEFAULT) return decryptAsymmetric(ctx, p.KeyId, algorithm, p.CiphertextBlob);
       await checkCiphertextKey(ctx, p.CiphertextBlob, p.KeyId, "KeyId");
       const { keyId, plaintext } = await ctx.service.decrypt(ctx.caller, p.CiphertextBlob, p.EncryptionContext ?? {});
       try {
@@ -324,6 +254,8 @@ export const AWS_ACTIONS: Readonly<Record<string, AwsActionDefinition>> = {
       }
     },
   ),
+
+  ...ASYMMETRIC_ACTIONS,
 };
 
 /** The catalogue action of an AWS action name, or undefined for a name this door does not serve. */

@@ -64,6 +64,7 @@ export const AWS_ERRORS: Readonly<Record<ErrorCode, AwsError>> = {
   CmkLimitExceeded: { type: "LimitExceededException", status: 400 },
   UnsupportedOperation: unsupported,
   DecryptError: { type: "InvalidCiphertextException", status: 400 },
+  InvalidSignature: { type: "KMSInvalidSignatureException", status: 400 },
   EncryptionError: { type: "KMSInternalException", status: 500 },
   UserNotExist: notFound,
   UserNameInUse: { type: "AlreadyExistsException", status: 400 },

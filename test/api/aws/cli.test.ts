@@ -1,6 +1,6 @@
 // The AWS CLI v2 from Debian's awscli package (/usr/bin/aws, named explicitly: a v1 earlier on PATH
 // would shadow it) against Tresor with --endpoint-url: create-key, encrypt with fileb://, decrypt,
-// generate-data-key, list-keys. The CLI signs only content-type, host, x-amz-date and
+// generate-data-key, list-keys, sign and verify. The CLI signs only content-type, host, x-amz-date and
 // x-amz-target and sends no x-amz-content-sha256, so the server hashes the body itself.
 
 import { after, before, describe, it } from "node:test";
@@ -84,6 +84,23 @@ describe("AWS CLI v2 against Tresor", { skip }, () => {
 
     const listed = await aws(["list-keys"]);
     assert.ok(listed.Keys.some((k: { KeyId: string; KeyArn: string }) => k.KeyId === KeyId && k.KeyArn === Arn));
+  });
+
+  it("create-key ECC_NIST_P256 SIGN_VERIFY, sign and verify with fileb://", async () => {
+    const { KeyId } = (await aws(["create-key", "--key-spec", "ECC_NIST_P256", "--key-usage", "SIGN_VERIFY"])).KeyMetadata;
+    const messageFile = path.join(dir, "message.txt");
+    await writeFile(messageFile, "signed by the aws cli");
+    const signed = await aws(["sign", "--key-id", KeyId, "--message", `fileb://${messageFile}`, "--message-type", "RAW", "--signing-algorithm", "ECDSA_SHA_256"]);
+    assert.equal(signed.SigningAlgorithm, "ECDSA_SHA_256");
+    const signatureFile = path.join(dir, "signature.bin");
+    await writeFile(signatureFile, Buffer.from(signed.Signature, "base64"));
+    const verified = await aws(["verify", "--key-id", KeyId, "--message", `fileb://${messageFile}`, "--message-type", "RAW", "--signature", `fileb://${signatureFile}`, "--signing-algorithm", "ECDSA_SHA_256"]);
+    assert.equal(verified.SignatureValid, true);
+    await writeFile(messageFile, "another message");
+    await assert.rejects(
+      aws(["verify", "--key-id", KeyId, "--message", `fileb://${messageFile}`, "--message-type", "RAW", "--signature", `fileb://${signatureFile}`, "--signing-algorithm", "ECDSA_SHA_256"]),
+      /KMSInvalidSignatureException/,
+    );
   });
 
   it("a wrong secret access key is refused as InvalidSignatureException", async () => {

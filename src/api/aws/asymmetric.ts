@@ -1,0 +1,70 @@
+// The AWS asymmetric actions: GetPublicKey, Sign, Verify (MessageType RAW or DIGEST, AWS's signing
+// algorithm names) and Decrypt with an RSA key (RSAES_OAEP_SHA_1/256). A signature that does not
+// verify fails Verify with KMSInvalidSignatureException, as the KMS API reference says.
+
+import { KmsError } from "../../service/errors.js";
+import { base64, oneOf, optional } from "../tencent/params.js";
+import { MAX_SIGN_MESSAGE_BYTES } from "../tencent/actions.js";
+import { action, b64, keyOf, type AwsActionContext, type AwsActionDefinition } from "./action.js";
+import { keyArn } from "./identifiers.js";
+import { AWS_SIGNING_ALGORITHMS, awsKeyType, keyAlgorithms, SIGNING_ALGORITHMS_OF } from "./metadata.js";
+import { dryRun, grantTokens, keyIdParam } from "./params.js";
+
+/** The largest signature any key gives (RSA 4096). */
+const MAX_SIGNATURE_BYTES = 512;
+/** One RSA block of the largest modulus offered (4096 bits). */
+const MAX_RSA_CIPHERTEXT_BYTES = 512;
+
+const signatureSchema = {
+  KeyId: keyIdParam(),
+  Message: base64({ max: MAX_SIGN_MESSAGE_BYTES }),
+  MessageType: optional(oneOf(["RAW", "DIGEST"])),
+  SigningAlgorithm: oneOf(AWS_SIGNING_ALGORITHMS),
+  GrantTokens: grantTokens,
+  DryRun: dryRun,
+};
+
+export const ASYMMETRIC_ACTIONS: Readonly<Record<string, AwsActionDefinition>> = {
+  GetPublicKey: action("GetPublicKey", { KeyId: keyIdParam(), GrantTokens: grantTokens }, async (p, ctx) => {
+    const keyId = await keyOf(ctx, p.KeyId);
+    const key = await ctx.service.describeKey(ctx.caller, keyId);
+    const { publicKey } = await ctx.service.getPublicKey(ctx.caller, keyId);
+    const { KeySpec, KeyUsage } = awsKeyType(key);
+    return { KeyId: keyArn(ctx.scope, keyId), PublicKey: b64(publicKey), KeySpec, CustomerMasterKeySpec: KeySpec, KeyUsage, ...keyAlgorithms(key) };
+  }),
+
+  Sign: action("SignByAsymmetricKey", signatureSchema, async (p, ctx) => {
+    const { keyId, signature } = await ctx.service.sign(ctx.caller, {
+      keyId: await keyOf(ctx, p.KeyId),
+      algorithm: SIGNING_ALGORITHMS_OF[p.SigningAlgorithm]!,
+      message: p.Message,
+      messageType: p.MessageType ?? "RAW",
+    });
+    return { KeyId: keyArn(ctx.scope, keyId), Signature: b64(signature), SigningAlgorithm: p.SigningAlgorithm };
+  }),
+
+  Verify: action("VerifyByAsymmetricKey", { ...signatureSchema, Signature: base64({ max: MAX_SIGNATURE_BYTES }) }, async (p, ctx) => {
+    const keyId = await keyOf(ctx, p.KeyId);
+    const valid = await ctx.service.verify(ctx.caller, {
+      keyId,
+      algorithm: SIGNING_ALGORITHMS_OF[p.SigningAlgorithm]!,
+      message: p.Message,
+      messageType: p.MessageType ?? "RAW",
+      signature: p.Signature,
+    });
+    if (!valid) throw new KmsError("InvalidSignature", `the signature does not verify under key ${keyId} with ${p.SigningAlgorithm}`);
+    return { KeyId: keyArn(ctx.scope, keyId), SignatureValid: true, SigningAlgorithm: p.SigningAlgorithm };
+  }),
+};
+
+/** Decrypt with an RSA key: KeyId is required, as AWS requires it for asymmetric keys. */
+export async function decryptAsymmetric(ctx: AwsActionContext, keyIdParam: string | undefined, algorithm: "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256", ciphertext: Buffer) {
+  if (keyIdParam === undefined) throw new KmsError("MissingParameter", `"KeyId" is required to decrypt with "EncryptionAlgorithm" ${algorithm}`);
+  if (ciphertext.length > MAX_RSA_CIPHERTEXT_BYTES) throw new KmsError("InvalidCiphertext", `"CiphertextBlob" is longer than one RSA block`);
+  const { keyId, plaintext } = await ctx.service.asymmetricDecrypt(ctx.caller, "AsymmetricRsaDecrypt", await keyOf(ctx, keyIdParam), algorithm, ciphertext);
+  try {
+    return { KeyId: keyArn(ctx.scope, keyId), Plaintext: b64(plaintext), EncryptionAlgorithm: algorithm };
+  } finally {
+    plaintext.fill(0);
+  }
+}
