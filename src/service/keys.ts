@@ -222,6 +222,37 @@ export class KeyManagement {
     });
   }
 
+  /**
+   * Gives `alias` to a key that has none (its alias is its own id, as for keys made without one).
+   * `move`: the alias exists and moves from its key (left with none) to `keyId`, in one
+   * transaction; otherwise it must be new. A key holds one alias (docs/aws.md).
+   */
+  assignAlias(caller: Caller, keyId: string, alias: string, move: boolean): Promise<void> {
+    return this.ctx.transaction(caller, async (tx) => {
+      const holder = await tx.getKeyByAlias(alias);
+      const target = await this.ctx.keyFor(tx, caller, "UpdateAlias", keyId);
+      if (move) {
+        needs(holder && holder.creatorUin === caller.uin && holder.keyId !== holder.alias, "CmkNotFound", `no key has the alias ${alias}`);
+        if (holder.keyId === target.keyId) return;
+        await tx.updateKey({ ...(await this.ctx.keyFor(tx, caller, "UpdateAlias", holder.keyId)), alias: holder.keyId });
+      } else {
+        needs(!holder, "AliasAlreadyExists", `the alias ${alias} is already in use`);
+      }
+      needs(target.alias === target.keyId, "AliasAlreadyExists", `key ${keyId} already has the alias ${target.alias}: a key holds one alias`);
+      await tx.updateKey({ ...target, alias });
+    });
+  }
+
+  /** Takes `alias` from its key, which is left with none (its alias becomes its id). */
+  removeAlias(caller: Caller, alias: string): Promise<void> {
+    return this.ctx.transaction(caller, async (tx) => {
+      const holder = await tx.getKeyByAlias(alias);
+      needs(holder && holder.creatorUin === caller.uin && holder.keyId !== holder.alias, "CmkNotFound", `no key has the alias ${alias}`);
+      const key = await this.ctx.keyFor(tx, caller, "UpdateAlias", holder.keyId);
+      await tx.updateKey({ ...key, alias: key.keyId });
+    });
+  }
+
   updateKeyDescription(caller: Caller, keyId: string, description: string): Promise<void> {
     return this.ctx.transaction(caller, async (tx) => {
       const key = await this.ctx.keyFor(tx, caller, "UpdateKeyDescription", keyId);

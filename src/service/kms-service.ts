@@ -165,6 +165,16 @@ export class KmsService {
     return this.#keys.updateAlias(caller, keyId, alias);
   }
 
+  /** Gives a key without an alias `alias`: a new one, or (`move`) one moved from the key that holds it. */
+  assignAlias(caller: Caller, keyId: string, alias: string, move: boolean): Promise<void> {
+    return this.#keys.assignAlias(caller, keyId, alias, move);
+  }
+
+  /** Takes `alias` from its key, which is left without one. */
+  removeAlias(caller: Caller, alias: string): Promise<void> {
+    return this.#keys.removeAlias(caller, alias);
+  }
+
   updateKeyDescription(caller: Caller, keyId: string, description: string): Promise<void> {
     return this.#keys.updateKeyDescription(caller, keyId, description);
   }
