@@ -7,7 +7,7 @@ import { AUDIT_SECRET_NAMES } from "../audit/keys.js";
 import type { Auditor } from "../audit/writer.js";
 import type { MessageType, PublicKeyWrapAlgorithm } from "../keys/asymmetric.js";
 import type { EncryptionContext } from "../keys/blob.js";
-import type { KeyRecord, KeySpec } from "../keys/key.js";
+import type { AsymmetricKeySpec, KeyRecord, KeySpec } from "../keys/key.js";
 import type { AsymmetricDecryptAlgorithm, SigningAlgorithm } from "../keys/specs.js";
 import { KeyMaterials } from "../material/materials.js";
 import type { HsmKeys, RootOfTrust } from "../rootkey/root-of-trust.js";
@@ -276,6 +276,11 @@ export class KmsService {
 
   generateDataKey(caller: Caller, keyId: string, numberOfBytes: number, context: EncryptionContext): Promise<{ keyId: string; plaintext: Buffer; blob: Buffer }> {
     return this.#crypto.generateDataKey(caller, keyId, numberOfBytes, context);
+  }
+
+  /** A key pair whose private half is returned in the clear and sealed under a symmetric CMK. */
+  generateDataKeyPair(caller: Caller, keyId: string, spec: AsymmetricKeySpec, context: EncryptionContext): Promise<{ keyId: string; publicKey: Buffer; privateKey: Buffer; blob: Buffer }> {
+    return this.#crypto.generateDataKeyPair(caller, keyId, spec, context);
   }
 
   generateRandom(caller: Caller, numberOfBytes: number): Buffer {

@@ -1,6 +1,7 @@
 // The AWS asymmetric actions: GetPublicKey, Sign, Verify (MessageType RAW or DIGEST, AWS's signing
-// algorithm names) and Decrypt with an RSA key (RSAES_OAEP_SHA_1/256). A signature that does not
-// verify fails Verify with KMSInvalidSignatureException, as the KMS API reference says.
+// algorithm names), GenerateDataKeyPair(+WithoutPlaintext) and Decrypt with an RSA key
+// (RSAES_OAEP_SHA_1/256). A signature that does not verify fails Verify with
+// KMSInvalidSignatureException, as the KMS API reference says.
 
 import { KmsError } from "../../service/errors.js";
 import { base64, oneOf, optional } from "../tencent/params.js";
@@ -8,7 +9,8 @@ import { MAX_SIGN_MESSAGE_BYTES } from "../tencent/actions.js";
 import { action, b64, keyOf, type AwsActionContext, type AwsActionDefinition } from "./action.js";
 import { keyArn } from "./identifiers.js";
 import { AWS_SIGNING_ALGORITHMS, awsKeyType, keyAlgorithms, SIGNING_ALGORITHMS_OF } from "./metadata.js";
-import { dryRun, grantTokens, keyIdParam } from "./params.js";
+import type { AsymmetricKeySpec } from "../../keys/key.js";
+import { dryRun, encryptionContextMap, grantTokens, keyIdParam, unsupported } from "./params.js";
 
 /** The largest signature any key gives (RSA 4096). */
 const MAX_SIGNATURE_BYTES = 512;
@@ -23,6 +25,39 @@ const signatureSchema = {
   GrantTokens: grantTokens,
   DryRun: dryRun,
 };
+
+/** GenerateDataKeyPair's KeyPairSpec values Tresor makes (PKCS#8 private keys). */
+const KEY_PAIR_SPECS: Readonly<Record<string, AsymmetricKeySpec>> = {
+  RSA_2048: "RSA_2048",
+  RSA_3072: "RSA_3072",
+  RSA_4096: "RSA_4096",
+  ECC_NIST_P256: "ECC_P256",
+  ECC_NIST_P384: "ECC_P384",
+};
+
+const keyPairSchema = {
+  KeyId: keyIdParam(),
+  KeyPairSpec: oneOf(Object.keys(KEY_PAIR_SPECS)),
+  EncryptionContext: optional(encryptionContextMap()),
+  GrantTokens: grantTokens,
+  DryRun: dryRun,
+};
+
+/** GenerateDataKeyPair and its WithoutPlaintext twin: the answer, with or without the private key. */
+async function dataKeyPair(ctx: AwsActionContext, p: { KeyId: string; KeyPairSpec: string; EncryptionContext?: Readonly<Record<string, string>> | undefined }, withPlaintext: boolean) {
+  const pair = await ctx.service.generateDataKeyPair(ctx.caller, await keyOf(ctx, p.KeyId), KEY_PAIR_SPECS[p.KeyPairSpec]!, p.EncryptionContext ?? {});
+  try {
+    return {
+      PrivateKeyCiphertextBlob: b64(pair.blob),
+      ...(withPlaintext ? { PrivateKeyPlaintext: b64(pair.privateKey) } : {}),
+      PublicKey: b64(pair.publicKey),
+      KeyId: keyArn(ctx.scope, pair.keyId),
+      KeyPairSpec: p.KeyPairSpec,
+    };
+  } finally {
+    pair.privateKey.fill(0);
+  }
+}
 
 export const ASYMMETRIC_ACTIONS: Readonly<Record<string, AwsActionDefinition>> = {
   GetPublicKey: action("GetPublicKey", { KeyId: keyIdParam(), GrantTokens: grantTokens }, async (p, ctx) => {
@@ -55,6 +90,10 @@ export const ASYMMETRIC_ACTIONS: Readonly<Record<string, AwsActionDefinition>> =
     if (!valid) throw new KmsError("InvalidSignature", `the signature does not verify under key ${keyId} with ${p.SigningAlgorithm}`);
     return { KeyId: keyArn(ctx.scope, keyId), SignatureValid: true, SigningAlgorithm: p.SigningAlgorithm };
   }),
+
+  GenerateDataKeyPair: action("GenerateDataKey", { ...keyPairSchema, Recipient: unsupported("Nitro Enclaves attestation is not offered") }, (p, ctx) => dataKeyPair(ctx, p, true)),
+
+  GenerateDataKeyPairWithoutPlaintext: action("GenerateDataKey", keyPairSchema, (p, ctx) => dataKeyPair(ctx, p, false)),
 };
 
 /** Decrypt with an RSA key: KeyId is required, as AWS requires it for asymmetric keys. */

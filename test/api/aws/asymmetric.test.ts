@@ -6,8 +6,18 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { constants, createHash, createPublicKey, publicEncrypt, verify } from "node:crypto";
-import { CreateKeyCommand, DecryptCommand, DescribeKeyCommand, GetPublicKeyCommand, SignCommand, VerifyCommand, type KMSClient } from "@aws-sdk/client-kms";
+import { constants, createHash, createPrivateKey, createPublicKey, publicEncrypt, sign, verify } from "node:crypto";
+import {
+  CreateKeyCommand,
+  DecryptCommand,
+  DescribeKeyCommand,
+  GenerateDataKeyPairCommand,
+  GenerateDataKeyPairWithoutPlaintextCommand,
+  GetPublicKeyCommand,
+  SignCommand,
+  VerifyCommand,
+  type KMSClient,
+} from "@aws-sdk/client-kms";
 import { officialKmsClient } from "../../helpers/official-client.js";
 import { startInProcessServer, type InProcessServer } from "../helpers-inprocess.js";
 import { awsClient } from "./helpers.js";
@@ -102,5 +112,22 @@ describe("AWS door: asymmetric keys through @aws-sdk/client-kms", () => {
     const { Signature } = await tencent("SignByAsymmetricKey", { KeyId, Algorithm: "ECC_P256_R1", Message: message.toString("base64"), MessageType: "RAW" });
     const verified = await kms.send(new VerifyCommand({ KeyId: "alias/tencent-signer", Message: message, Signature: Buffer.from(Signature, "base64"), SigningAlgorithm: "ECDSA_SHA_256" }));
     assert.equal(verified.SignatureValid, true);
+  });
+
+  it("GenerateDataKeyPair: a PKCS#8 private key that matches the public key and decrypts from its blob; WithoutPlaintext gives no private key", async () => {
+    const symmetric = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    const pair = await kms.send(new GenerateDataKeyPairCommand({ KeyId: symmetric, KeyPairSpec: "ECC_NIST_P256", EncryptionContext: { use: "pair" } }));
+    assert.equal(pair.KeyId, `arn:aws:kms:eu-test-1:${server.caller.uin}:key/${symmetric}`);
+    assert.equal(pair.KeyPairSpec, "ECC_NIST_P256");
+    const privateKey = createPrivateKey({ key: Buffer.from(pair.PrivateKeyPlaintext!), format: "der", type: "pkcs8" });
+    const publicKey = createPublicKey({ key: Buffer.from(pair.PublicKey!), format: "der", type: "spki" });
+    assert.ok(verify("sha256", message, publicKey, sign("sha256", message, privateKey)));
+    const opened = await kms.send(new DecryptCommand({ CiphertextBlob: pair.PrivateKeyCiphertextBlob, EncryptionContext: { use: "pair" } }));
+    assert.deepEqual(Buffer.from(opened.Plaintext!), Buffer.from(pair.PrivateKeyPlaintext!));
+    const without = await kms.send(new GenerateDataKeyPairWithoutPlaintextCommand({ KeyId: symmetric, KeyPairSpec: "RSA_2048" }));
+    assert.equal((without as { PrivateKeyPlaintext?: unknown }).PrivateKeyPlaintext, undefined);
+    const rsaPrivate = createPrivateKey({ key: Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob: without.PrivateKeyCiphertextBlob }))).Plaintext!), format: "der", type: "pkcs8" });
+    assert.equal(rsaPrivate.asymmetricKeyDetails?.modulusLength, 2048);
+    await assert.rejects(kms.send(new GenerateDataKeyPairCommand({ KeyId: symmetric, KeyPairSpec: "SM2" })), { name: "ValidationException" });
   });
 });
