@@ -9,6 +9,7 @@ import { MAX_PLAINTEXT_BYTES } from "../tencent/actions.js";
 import { action, b64, keyOf, type AwsActionContext, type AwsActionDefinition } from "./action.js";
 import { ASYMMETRIC_ACTIONS, decryptAsymmetric } from "./asymmetric.js";
 import { keyArn } from "./identifiers.js";
+import { IMPORT_ACTIONS } from "./import.js";
 import { MANAGEMENT_ACTIONS } from "./management.js";
 import { AWS_KEY_SPECS, AWS_KEY_USAGES, coreKeyType, keyMetadata, RSA_ENCRYPTION_ALGORITHMS, SYMMETRIC_DEFAULT } from "./metadata.js";
 import { boolean, dryRun, encryptionContextMap, grantTokens, keyIdParam, unsupported } from "./params.js";
@@ -258,6 +259,7 @@ export const AWS_ACTIONS: Readonly<Record<string, AwsActionDefinition>> = {
 
   ...ASYMMETRIC_ACTIONS,
   ...MANAGEMENT_ACTIONS,
+  ...IMPORT_ACTIONS,
 };
 
 /** The catalogue action of an AWS action name, or undefined for a name this door does not serve. */

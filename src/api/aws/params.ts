@@ -13,6 +13,21 @@ type Optional<T> = Param<T> & { readonly required: false };
 
 export const keyIdParam = (): Required<string> => string({ min: 1, max: 2048, code: "InvalidKeyId" });
 
+/**
+ * A timestamp as the AWS JSON protocol sends it: epoch seconds, fractions allowed (the SDKs send
+ * a Date's milliseconds). Whole seconds are kept, as Tresor stores them.
+ */
+export function epochSeconds(max: number): Required<number> {
+  return {
+    required: true,
+    parse: (value, name) => {
+      if (typeof value !== "number" || !Number.isFinite(value)) throw new KmsError("InvalidParameter", `"${name}" must be a number of seconds since the epoch`);
+      if (value < 0 || value > max) throw new KmsError("InvalidParameterValue", `"${name}" must be between 0 and ${max} seconds since the epoch`);
+      return Math.floor(value);
+    },
+  };
+}
+
 /** A JSON boolean. */
 export function boolean(): Required<boolean> {
   return {
