@@ -8,7 +8,7 @@ import { sha256Hex } from "../../crypto/tc3.js";
 import { parseAmzDate, parseSigV4Authorization, sigV4CanonicalRequest, sigV4Signature, sigV4SigningKey, sigV4StringToSign } from "../../crypto/sigv4.js";
 import { KmsError, needs } from "../../service/errors.js";
 import type { AccessControl, Caller } from "../../service/access-control.js";
-import { MAX_CLOCK_SKEW_SECONDS, SigningKeyCache, type IncomingSignedRequest } from "../tencent/authenticate.js";
+import { MAX_CLOCK_SKEW_SECONDS, SigningKeyCache, signedParts, type IncomingSignedRequest } from "../tencent/authenticate.js";
 
 export const SIGNING_SERVICE = "kms";
 /** Headers every accepted signature covers. */
@@ -52,20 +52,11 @@ export class SigV4Authenticator {
     const credential = token ? await this.access.resolveTemporaryCredential(auth.accessKeyId, token) : await this.access.resolveAccessKey(auth.accessKeyId);
     needs(credential, "SecretIdNotFound", `The security token included in the request is invalid: the access key id is unknown or inactive`);
 
-    const headers: Record<string, string> = {};
-    for (const name of auth.signedHeaders) {
-      const value = header(req, name);
-      needs(value !== undefined, "InvalidAuthorization", `the signed header "${name}" is missing from the request`);
-      headers[name] = value;
-    }
-    const queryStart = req.url.indexOf("?");
     // The payload hash is always computed here: a client may send none (the AWS CLI does not), and
     // one it sends is signed with the body it covers, so a mismatch fails the signature below.
     const canonical = sigV4CanonicalRequest({
+      ...signedParts(req, auth.signedHeaders),
       method: req.method,
-      path: queryStart === -1 ? req.url : req.url.slice(0, queryStart),
-      query: queryStart === -1 ? "" : req.url.slice(queryStart + 1),
-      headers,
       signedHeaders: auth.signedHeaders,
       payloadHash: sha256Hex(req.body),
     });
