@@ -16,7 +16,7 @@ function bytes(data: SourceData): string | Buffer {
 }
 
 /** SHA-256 (HMAC-SHA-256 with a secret) from node:crypto, in the shape the SDK's signer asks for. */
-class NodeSha256 {
+export class NodeSha256 {
   readonly #hash: Hash | Hmac;
   constructor(secret?: SourceData) {
     this.#hash = secret === undefined ? createHash("sha256") : createHmac("sha256", bytes(secret));
