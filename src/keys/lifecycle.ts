@@ -53,6 +53,8 @@ export const LIFECYCLE = {
   CancelKeyArchive: { rules: archivedOnly, to: "Enabled" },
   /** A PendingImport key goes too: it has nothing to disable. */
   ScheduleKeyDeletion: { rules: deletable, to: "PendingDelete" },
+  /** AWS's ScheduleKeyDeletion: an Enabled (or archived) key may be scheduled without disabling it first. */
+  ScheduleKeyDeletionAws: { rules: { ...deletable, Enabled: "allow", Archived: "allow" }, to: "PendingDelete" },
   /** Back to Disabled; an EXTERNAL key whose material is gone (deleted or expired) goes to PendingImport instead. */
   CancelKeyDeletion: { rules: pendingDeleteOnly, to: "Disabled" },
   EnableKeyRotation: { rules: usable },

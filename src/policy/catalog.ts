@@ -69,7 +69,8 @@ export const CATALOG = {
     GetRegions: { writes: false, presets: READ, serviceInformation: true },
     ArchiveKey: { writes: true, presets: MANAGE },
     CancelKeyArchive: { writes: true, presets: MANAGE },
-    ScheduleKeyDeletion: { writes: true, presets: MANAGE },
+    /** Its AWS form (lifecycle step ScheduleKeyDeletionAws, which also takes Enabled keys) is the same permission. */
+    ScheduleKeyDeletion: { writes: true, presets: MANAGE, alsoNeeds: { ScheduleKeyDeletionAws: [] } },
     CancelKeyDeletion: { writes: true, presets: MANAGE },
     EnableKeyRotation: { writes: true, presets: MANAGE },
     DisableKeyRotation: { writes: true, presets: MANAGE },

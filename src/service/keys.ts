@@ -260,17 +260,25 @@ export class KeyManagement {
     });
   }
 
-  /** Moves a Disabled (or PendingImport) key to PendingDelete; the scheduler destroys it at the returned time. */
-  async scheduleKeyDeletion(caller: Caller, keyId: string, pendingWindowInDays: number): Promise<{ keyId: string; deletionDate: number }> {
+  /**
+   * Moves a Disabled (or PendingImport) key to PendingDelete; the scheduler destroys it at the
+   * returned time. `step` ScheduleKeyDeletionAws takes Enabled keys too, as AWS does.
+   */
+  async scheduleKeyDeletion(
+    caller: Caller,
+    keyId: string,
+    pendingWindowInDays: number,
+    step: "ScheduleKeyDeletion" | "ScheduleKeyDeletionAws" = "ScheduleKeyDeletion",
+  ): Promise<{ keyId: string; deletionDate: number }> {
     needs(
       Number.isInteger(pendingWindowInDays) && pendingWindowInDays >= 7 && pendingWindowInDays <= 30,
       "InvalidPendingWindowInDays",
       `"PendingWindowInDays" must be between 7 and 30`,
     );
     return this.ctx.transaction(caller, async (tx) => {
-      const key = await this.ctx.keyFor(tx, caller, "ScheduleKeyDeletion", keyId);
+      const key = await this.ctx.keyFor(tx, caller, step, keyId);
       const deletionDate = this.ctx.now() + pendingWindowInDays * DAY_SECONDS;
-      await tx.updateKey({ ...key, state: stateAfter("ScheduleKeyDeletion", key.state), deletionDate });
+      await tx.updateKey({ ...key, state: stateAfter(step, key.state), deletionDate });
       return { keyId: key.keyId, deletionDate };
     });
   }

@@ -187,9 +187,9 @@ export class KmsService {
     return this.#keys.changeStates(caller, "CancelKeyArchive", [keyId]);
   }
 
-  /** Moves a Disabled (or PendingImport) key to PendingDelete; the scheduler destroys it at the returned time. */
-  scheduleKeyDeletion(caller: Caller, keyId: string, pendingWindowInDays: number): Promise<{ keyId: string; deletionDate: number }> {
-    return this.#keys.scheduleKeyDeletion(caller, keyId, pendingWindowInDays);
+  /** Moves a Disabled (or PendingImport; with `aws`, Enabled too) key to PendingDelete; the scheduler destroys it at the returned time. */
+  scheduleKeyDeletion(caller: Caller, keyId: string, pendingWindowInDays: number, aws = false): Promise<{ keyId: string; deletionDate: number }> {
+    return this.#keys.scheduleKeyDeletion(caller, keyId, pendingWindowInDays, aws ? "ScheduleKeyDeletionAws" : "ScheduleKeyDeletion");
   }
 
   cancelKeyDeletion(caller: Caller, keyId: string): Promise<{ keyId: string }> {

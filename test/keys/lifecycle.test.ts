@@ -80,6 +80,7 @@ const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
   ArchiveKey: async ({ key }) => f.service.archiveKey(f.caller, key.keyId),
   CancelKeyArchive: async ({ key }) => f.service.cancelKeyArchive(f.caller, key.keyId),
   ScheduleKeyDeletion: async ({ key }) => f.service.scheduleKeyDeletion(f.caller, key.keyId, 7),
+  ScheduleKeyDeletionAws: async ({ key }) => f.service.scheduleKeyDeletion(f.caller, key.keyId, 7, true),
   CancelKeyDeletion: async ({ key }) => f.service.cancelKeyDeletion(f.caller, key.keyId),
   EnableKeyRotation: async ({ key }) => f.service.enableKeyRotation(f.caller, key.keyId, 30),
   DisableKeyRotation: async ({ key }) => f.service.disableKeyRotation(f.caller, key.keyId),

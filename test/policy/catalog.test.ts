@@ -7,7 +7,7 @@ import { ACTIONS, SERVICE_INFORMATION_ACTIONS, type ActionTable } from "../../sr
 import { CAM_ACTIONS, STS_ACTIONS } from "../../src/api/tencent/cam.js";
 import { CLOUDAUDIT_ACTIONS } from "../../src/api/tencent/cloudaudit.js";
 import { AUDIT_SERVICES } from "../../src/audit/record.js";
-import { LIFECYCLE } from "../../src/keys/lifecycle.js";
+import { LIFECYCLE, type KeyAction } from "../../src/keys/lifecycle.js";
 import {
   actionNames,
   catalogAction,
@@ -139,7 +139,7 @@ describe("the action catalogue", () => {
     }
     // A key action that moves a key to another state writes.
     for (const [step, row] of Object.entries(LIFECYCLE)) {
-      if ("to" in row) assert.equal(catalogAction("kms", step)?.writes, true, step);
+      if ("to" in row) assert.equal(catalogAction("kms", KMS_POLICY_ACTIONS_OF[step as KeyAction]?.[0] ?? step)?.writes, true, step);
     }
     assert.equal(changesState("kms", "GetParametersForImport"), true);
   });
@@ -168,10 +168,10 @@ describe("the action catalogue", () => {
     }
   });
 
-  it("gives ReEncrypt's halves the checks they had, each naming an action of its product", () => {
+  it("gives ReEncrypt's halves the checks they had, and AWS's ScheduleKeyDeletion its own, each naming an action of its product", () => {
     assert.deepEqual(
       { ...KMS_POLICY_ACTIONS_OF },
-      { ReEncryptSource: ["ReEncrypt", "Decrypt"], ReEncryptDestination: ["ReEncrypt", "Encrypt"] },
+      { ReEncryptSource: ["ReEncrypt", "Decrypt"], ReEncryptDestination: ["ReEncrypt", "Encrypt"], ScheduleKeyDeletionAws: ["ScheduleKeyDeletion"] },
     );
     for (const a of CATALOG_ACTIONS) {
       for (const [step, names] of Object.entries(a.alsoNeeds ?? {})) {

@@ -140,7 +140,7 @@ export const AWS_ACTIONS: Readonly<Record<string, AwsActionDefinition>> = {
     { ...keyOnly, PendingWindowInDays: optional(integer(-(2 ** 31), 2 ** 31 - 1, "InvalidPendingWindowInDays")) },
     async (p, ctx) => {
       const window = p.PendingWindowInDays ?? 30;
-      const { keyId, deletionDate } = await ctx.service.scheduleKeyDeletion(ctx.caller, await keyOf(ctx, p.KeyId), window);
+      const { keyId, deletionDate } = await ctx.service.scheduleKeyDeletion(ctx.caller, await keyOf(ctx, p.KeyId), window, true);
       return { KeyId: keyArn(ctx.scope, keyId), DeletionDate: deletionDate, KeyState: "PendingDeletion", PendingWindowInDays: window };
     },
   ),

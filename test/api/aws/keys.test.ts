@@ -137,12 +137,10 @@ describe("AWS door: keys and symmetric crypto through @aws-sdk/client-kms", () =
     assert.equal(meta.Description, "renamed");
   });
 
-  it("ScheduleKeyDeletion: PendingDeletion, KMSInvalidStateException for use; CancelKeyDeletion returns it Disabled", async () => {
+  it("ScheduleKeyDeletion of an Enabled key: PendingDeletion, KMSInvalidStateException for use; CancelKeyDeletion returns it Disabled", async () => {
     const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
     const enc = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from("x") }));
-    // Tresor keeps Tencent's rule: a key is disabled before it is scheduled for deletion.
-    assert.equal(await errorName(kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }))), "KMSInvalidStateException");
-    await kms.send(new DisableKeyCommand({ KeyId: keyId }));
+    // As in AWS (unlike the Tencent door), an Enabled key is scheduled without being disabled first.
     const scheduled = await kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }));
     assert.equal(scheduled.KeyId, `${arnPrefix}${keyId}`);
     assert.equal(scheduled.KeyState, "PendingDeletion");
@@ -153,6 +151,7 @@ describe("AWS door: keys and symmetric crypto through @aws-sdk/client-kms", () =
     assert.equal(await errorName(kms.send(new DecryptCommand({ CiphertextBlob: enc.CiphertextBlob }))), "KMSInvalidStateException");
     assert.equal(await errorName(kms.send(new EnableKeyCommand({ KeyId: keyId }))), "KMSInvalidStateException");
     assert.equal(await errorName(kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 31 }))), "ValidationException");
+    assert.equal(await errorName(kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }))), "KMSInvalidStateException");
     const cancelled = await kms.send(new CancelKeyDeletionCommand({ KeyId: keyId }));
     assert.equal(cancelled.KeyId, `${arnPrefix}${keyId}`);
     assert.equal((await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata?.KeyState, "Disabled");
