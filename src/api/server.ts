@@ -270,6 +270,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   /** Answers error `code`; recorded (and counted) under its registry name, the Tencent one. */
   function fail(req: FastifyRequest, res: FastifyReply, audit: RequestAudit, code: ErrorCode, message: string, status?: number) {
     const reply = errorReply(req, code, message, status);
+    if (isAwsRequest(req.headers)) res.header("content-type", AWS_CONTENT_TYPE).header("x-amzn-requestid", req.id);
     return answer(req, res, audit, ERROR_CODES[code].tencent, reply.body, reply.status);
   }
 
@@ -360,8 +361,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     const { audit, facts } = auditOf(req);
     try {
       if (isAwsRequest(req.headers)) {
+        const response = await handleAws(req, audit, facts);
         res.header("content-type", AWS_CONTENT_TYPE).header("x-amzn-requestid", req.id);
-        return await answer(req, res, audit, "Success", await handleAws(req, audit, facts));
+        return await answer(req, res, audit, "Success", response);
       }
       const response = await handleTencent(req, action, audit, facts);
       return await answer(req, res, audit, "Success", { Response: { ...response, RequestId: req.id } });

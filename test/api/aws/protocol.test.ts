@@ -102,7 +102,10 @@ describe("AWS door: SigV4 and hostile input", () => {
     assertAwsError(await awsRaw(server, "Decrypt", { CiphertextBlob: Buffer.alloc(40, 7).toString("base64") }), "InvalidCiphertextException");
     assertAwsError(await awsRaw(server, "DisableKey", { KeyId: "" }), "NotFoundException");
     assertAwsError(await awsRaw(server, "ScheduleKeyDeletion", { KeyId: keyId, PendingWindowInDays: 1.5 }), "SerializationException");
-    assertAwsError(await awsRaw(server, "CreateKey", { Description: "x".repeat(20_000) }), "RequestEntityTooLargeException");
+    const tooLarge = await awsRaw(server, "CreateKey", { Description: "x".repeat(20_000) });
+    assertAwsError(tooLarge, "RequestEntityTooLargeException");
+    assert.equal(tooLarge.status, 413);
+    assert.match(String(tooLarge.headers["content-type"]), /^application\/x-amz-json-1\.1/);
     assertAwsError(await awsRaw(server, "CreateKey", {}, { contentType: "application/json" }), "ValidationException", /Content-Type/);
     assert.equal(await snapshotKeys(server.service, server.caller), before);
   });
@@ -133,7 +136,12 @@ describe("AWS door: SigV4 and hostile input", () => {
     assert.ok((encrypt.flags as string[]).includes("aws-protocol"));
     assert.equal(describeMissing.action, "DescribeKey");
     assert.equal(describeMissing.result, "ResourceUnavailable.CmkNotFound");
-    assert.ok(!JSON.stringify(records).includes(Buffer.from("audited").toString("base64")));
+    const secretText = Buffer.from("audited").toString("base64");
+    assert.ok(!JSON.stringify(records).includes(secretText));
+    // Neither the plaintext, the ciphertext nor the secret key reaches the log.
+    const logs = server.logs.text();
+    assert.ok(logs.includes(String(encrypt.requestId)), "the request is logged");
+    for (const hidden of [secretText, Buffer.from(enc.CiphertextBlob!).toString("base64"), server.secretKey]) assert.ok(!logs.includes(hidden));
   });
 });
 
