@@ -44,6 +44,8 @@ export const LIFECYCLE = {
   DisableKey: { rules: enableOrDisable, to: "Disabled" },
   UpdateAlias: { rules: notPendingDelete },
   UpdateKeyDescription: { rules: notPendingDelete },
+  TagResource: { rules: notPendingDelete },
+  UntagResource: { rules: notPendingDelete },
   GetPublicKey: { rules: enabledOnly },
   SignByAsymmetricKey: { rules: enabledOnly },
   VerifyByAsymmetricKey: { rules: enabledOnly },

@@ -49,6 +49,9 @@ export const CATALOG = {
     DisableKeys: { writes: true, presets: MANAGE },
     UpdateAlias: { writes: true, presets: MANAGE },
     UpdateKeyDescription: { writes: true, presets: MANAGE },
+    /** Tresor extension (AWS's TagResource/UntagResource): a key's tags after CreateKey. */
+    TagResource: { writes: true, presets: MANAGE },
+    UntagResource: { writes: true, presets: MANAGE },
     Encrypt: { writes: false, presets: USE },
     Decrypt: { writes: false, presets: USE },
     /**

@@ -58,6 +58,9 @@ export interface AlgorithmEntry {
   protectionLevels: ProtectionLevel[];
 }
 
+/** Most tags one key holds (CreateKey's Tags, and TagResource adding to them). */
+export const MAX_KEY_TAGS = 50;
+
 /** Tencent's ListKeys shows keys in these states only. */
 const LIST_KEYS_STATES: readonly KeyState[] = ["Enabled", "Disabled", "PendingImport"];
 
@@ -250,6 +253,25 @@ export class KeyManagement {
       needs(holder && holder.creatorUin === caller.uin && holder.keyId !== holder.alias, "CmkNotFound", `no key has the alias ${alias}`);
       const key = await this.ctx.keyFor(tx, caller, "UpdateAlias", holder.keyId);
       await tx.updateKey({ ...key, alias: key.keyId });
+    });
+  }
+
+  /** Adds tags to a key, or gives existing tag keys new values; at most MAX_KEY_TAGS in all. */
+  tagKey(caller: Caller, keyId: string, tags: readonly Tag[]): Promise<void> {
+    return this.ctx.transaction(caller, async (tx) => {
+      const key = await this.ctx.keyFor(tx, caller, "TagResource", keyId);
+      const merged = new Map(key.tags.map((t) => [t.key, t.value]));
+      for (const t of tags) merged.set(t.key, t.value);
+      needs(merged.size <= MAX_KEY_TAGS, "InvalidParameterValue", `a key holds at most ${MAX_KEY_TAGS} tags; key ${keyId} would hold ${merged.size}`);
+      await tx.updateKey({ ...key, tags: [...merged].map(([k, value]) => ({ key: k, value })) });
+    });
+  }
+
+  /** Removes the tags with these keys from a key; a tag key it does not have is no error. */
+  untagKey(caller: Caller, keyId: string, tagKeys: readonly string[]): Promise<void> {
+    return this.ctx.transaction(caller, async (tx) => {
+      const key = await this.ctx.keyFor(tx, caller, "UntagResource", keyId);
+      await tx.updateKey({ ...key, tags: key.tags.filter((t) => !tagKeys.includes(t.key)) });
     });
   }
 

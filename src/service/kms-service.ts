@@ -7,7 +7,7 @@ import { AUDIT_SECRET_NAMES } from "../audit/keys.js";
 import type { Auditor } from "../audit/writer.js";
 import type { MessageType, PublicKeyWrapAlgorithm } from "../keys/asymmetric.js";
 import type { EncryptionContext } from "../keys/blob.js";
-import type { AsymmetricKeySpec, KeyRecord, KeySpec } from "../keys/key.js";
+import type { AsymmetricKeySpec, KeyRecord, KeySpec, Tag } from "../keys/key.js";
 import type { AsymmetricDecryptAlgorithm, SigningAlgorithm } from "../keys/specs.js";
 import { KeyMaterials } from "../material/materials.js";
 import type { HsmKeys, RootOfTrust } from "../rootkey/root-of-trust.js";
@@ -173,6 +173,14 @@ export class KmsService {
   /** Takes `alias` from its key, which is left without one. */
   removeAlias(caller: Caller, alias: string): Promise<void> {
     return this.#keys.removeAlias(caller, alias);
+  }
+
+  tagKey(caller: Caller, keyId: string, tags: readonly Tag[]): Promise<void> {
+    return this.#keys.tagKey(caller, keyId, tags);
+  }
+
+  untagKey(caller: Caller, keyId: string, tagKeys: readonly string[]): Promise<void> {
+    return this.#keys.untagKey(caller, keyId, tagKeys);
   }
 
   updateKeyDescription(caller: Caller, keyId: string, description: string): Promise<void> {

@@ -42,6 +42,9 @@ const OLD_STATE_CHANGING = [
     "DisableKeys",
     "UpdateAlias",
     "UpdateKeyDescription",
+    // Added with the AWS door (Tresor extensions of the Tencent door too): they change a key's tags.
+    "TagResource",
+    "UntagResource",
     "ArchiveKey",
     "CancelKeyArchive",
     "ScheduleKeyDeletion",
@@ -130,7 +133,7 @@ describe("the action catalogue", () => {
   });
 
   it("flags every action that creates, changes or deletes, whatever its name says", () => {
-    const changingVerb = /^(Create|Add|Delete|Update|Enable|Disable|Attach|Detach|Schedule|Cancel|Archive|Rotate|Import|Assume)/;
+    const changingVerb = /^(Create|Add|Delete|Update|Enable|Disable|Attach|Detach|Schedule|Cancel|Archive|Rotate|Import|Assume|Tag|Untag)/;
     const readingVerb = /^(Describe|List|Get|LookUp|Simulate)/;
     for (const a of CATALOG_ACTIONS) {
       if (changingVerb.test(a.name)) assert.equal(a.writes, true, `${a.camName} changes state`);

@@ -4,7 +4,7 @@
 
 import { BLOB_MIN_LENGTH, BlobFormatError, decodeBlob } from "../../keys/blob.js";
 import { KmsError } from "../../service/errors.js";
-import { array, base64, integer, object, oneOf, optional, parseParams, string } from "../tencent/params.js";
+import { array, base64, integer, oneOf, optional, parseParams, string } from "../tencent/params.js";
 import { MAX_PLAINTEXT_BYTES } from "../tencent/actions.js";
 import { action, b64, keyOf, type AwsActionContext, type AwsActionDefinition } from "./action.js";
 import { ASYMMETRIC_ACTIONS, decryptAsymmetric } from "./asymmetric.js";
@@ -12,7 +12,7 @@ import { keyArn } from "./identifiers.js";
 import { IMPORT_ACTIONS } from "./import.js";
 import { MANAGEMENT_ACTIONS } from "./management.js";
 import { AWS_KEY_SPECS, AWS_KEY_USAGES, coreKeyType, keyMetadata, RSA_ENCRYPTION_ALGORITHMS, SYMMETRIC_DEFAULT } from "./metadata.js";
-import { boolean, dryRun, encryptionContextMap, grantTokens, keyIdParam, unsupported } from "./params.js";
+import { boolean, dryRun, encryptionContextMap, grantTokens, keyIdParam, tag, toTags, unsupported } from "./params.js";
 
 const MAX_BLOB_BYTES = BLOB_MIN_LENGTH + MAX_PLAINTEXT_BYTES;
 /** AWS: at most 1024 bytes from GenerateRandom and GenerateDataKey's NumberOfBytes. */
@@ -20,19 +20,10 @@ const MAX_RANDOM_BYTES = 1024;
 /** AWS Description: up to 8192 characters; Tresor stores what the Tencent door allows (1024 bytes). */
 const MAX_DESCRIPTION_BYTES = 1024;
 
-const tag = object({ TagKey: string({ min: 1, max: 127 }), TagValue: string({ max: 255 }) });
 const encryptionAlgorithm = optional(oneOf([SYMMETRIC_DEFAULT]));
 const decryptionAlgorithm = optional(oneOf(["SYMMETRIC_DEFAULT", ...RSA_ENCRYPTION_ALGORITHMS] as const));
 const recipient = unsupported("Nitro Enclaves attestation is not offered");
 
-function toTags(tags: readonly { TagKey: string; TagValue: string }[] | undefined) {
-  const seen = new Set<string>();
-  return (tags ?? []).map((t) => {
-    if (seen.has(t.TagKey)) throw new KmsError("TagKeysDuplicated", `"Tags" has the tag key ${t.TagKey} more than once`);
-    seen.add(t.TagKey);
-    return { key: t.TagKey, value: t.TagValue };
-  });
-}
 
 /** The key id inside a ciphertext blob, or undefined when it is no blob (Decrypt then says why). */
 function blobKeyId(blob: Buffer): string | undefined {

@@ -4,10 +4,10 @@
 
 import { isUuid } from "../../keys/blob.js";
 import { KmsError } from "../../service/errors.js";
-import { integer, optional, string } from "../tencent/params.js";
+import { array, integer, optional, string } from "../tencent/params.js";
 import { action, keyOf, type AwsActionContext, type AwsActionDefinition } from "./action.js";
 import { aliasArn, awsAliasOf, keyArn } from "./identifiers.js";
-import { keyIdParam, unsupported } from "./params.js";
+import { keyIdParam, tag, toTags, unsupported } from "./params.js";
 
 /** The one key policy name AWS has. */
 const DEFAULT_POLICY = "default";
@@ -125,6 +125,16 @@ export const MANAGEMENT_ACTIONS: Readonly<Record<string, AwsActionDefinition>> =
   RevokeGrant: action("DescribeKey", { KeyId: keyIdParam(), GrantId: string({ min: 1, max: 128 }), DryRun: optional(unsupported("dry runs")) }, async (p, ctx) => {
     await describedKey(ctx, p.KeyId);
     throw new KmsError("CmkNotFound", `no grant ${p.GrantId}: this service has no grants (${noGrantsFeature})`);
+  }),
+
+  TagResource: action("TagResource", { KeyId: keyIdParam(), Tags: array(tag, { min: 1, max: 50 }) }, async (p, ctx) => {
+    await ctx.service.tagKey(ctx.caller, await keyOf(ctx, p.KeyId), toTags(p.Tags));
+    return {};
+  }),
+
+  UntagResource: action("UntagResource", { KeyId: keyIdParam(), TagKeys: array(string({ min: 1, max: 128 }), { min: 1, max: 50 }) }, async (p, ctx) => {
+    await ctx.service.untagKey(ctx.caller, await keyOf(ctx, p.KeyId), p.TagKeys);
+    return {};
   }),
 
   ListResourceTags: action("DescribeKey", { KeyId: keyIdParam(), Limit: optional(integer(1, 50)), Marker: marker }, async (p, ctx) => {

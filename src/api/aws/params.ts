@@ -7,6 +7,9 @@ import type { EncryptionContext } from "../../keys/blob.js";
 import { KmsError } from "../../service/errors.js";
 import { ENCRYPTION_CONTEXT_MAX, array, optional, string, type Param } from "../tencent/params.js";
 
+/** Tags are the same in both doors (TagKey, TagValue). */
+export { tag, toTags } from "../tencent/actions.js";
+
 /** AWS's KeyId: 1 to 2048 characters (a key id, key ARN, alias name or alias ARN; identifiers.ts). */
 type Required<T> = Param<T> & { readonly required: true };
 type Optional<T> = Param<T> & { readonly required: false };
@@ -85,3 +88,4 @@ export function unsupported(feature: string): Optional<never> {
     },
   };
 }
+

@@ -56,6 +56,8 @@ describe("AWS door: bad input on every action", () => {
       CreateGrant: {},
       RetireGrant: {},
       RevokeGrant: { ...key, GrantId: "g" },
+      TagResource: { ...key, Tags: [{ TagKey: "t", TagValue: "v" }] },
+      UntagResource: { ...key, TagKeys: ["t"] },
       ListResourceTags: key,
       EnableKeyRotation: key,
       DisableKeyRotation: key,

@@ -1,6 +1,6 @@
 // The AWS actions over what Tresor models its own way, through @aws-sdk/client-kms: aliases (one
 // per key: CreateAlias, UpdateAlias moving it, DeleteAlias, ListAliases), key policies and grants
-// answered truthfully (the effective default policy, no grants), ListResourceTags, and rotation
+// answered truthfully (the effective default policy, no grants), tags, and rotation
 // (Enable/Disable/GetKeyRotationStatus, RotateKeyOnDemand, ListKeyRotations).
 
 import { after, before, describe, it } from "node:test";
@@ -24,6 +24,8 @@ import {
   ListResourceTagsCommand,
   PutKeyPolicyCommand,
   RotateKeyOnDemandCommand,
+  TagResourceCommand,
+  UntagResourceCommand,
   UpdateAliasCommand,
   type KMSClient,
 } from "@aws-sdk/client-kms";
@@ -98,6 +100,19 @@ describe("AWS door: aliases, policies, grants, tags and rotation", () => {
     const before = await snapshotKeys(server.service, server.caller);
     await assert.rejects(kms.send(new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: "default", Policy: Policy! })), { name: "UnsupportedOperationException" });
     assert.equal(await snapshotKeys(server.service, server.caller), before);
+  });
+
+  it("TagResource adds and changes tags, UntagResource removes them; the Tencent door sees the same tags", async () => {
+    const keyId = await newKey([{ TagKey: "team", TagValue: "a" }]);
+    await kms.send(new TagResourceCommand({ KeyId: keyId, Tags: [{ TagKey: "team", TagValue: "b" }, { TagKey: "env", TagValue: "prod" }] }));
+    const tags = (await kms.send(new ListResourceTagsCommand({ KeyId: keyId }))).Tags!;
+    assert.deepEqual(Object.fromEntries(tags.map((t) => [t.TagKey, t.TagValue])), { team: "b", env: "prod" });
+    await kms.send(new UntagResourceCommand({ KeyId: keyId, TagKeys: ["team", "absent"] }));
+    assert.deepEqual((await server.service.describeKey(server.caller, keyId)).tags, [{ key: "env", value: "prod" }]);
+    await assert.rejects(kms.send(new TagResourceCommand({ KeyId: keyId, Tags: [{ TagKey: "x", TagValue: "1" }, { TagKey: "x", TagValue: "2" }] })), { name: "TagException" });
+    const many = Array.from({ length: 50 }, (_, i) => ({ TagKey: `k${i}`, TagValue: "v" }));
+    await assert.rejects(kms.send(new TagResourceCommand({ KeyId: keyId, Tags: many })), (e: Error) => e.name === "ValidationException" && /at most 50/.test(e.message));
+    assert.deepEqual((await server.service.describeKey(server.caller, keyId)).tags, [{ key: "env", value: "prod" }]);
   });
 
   it("ListGrants answers no grants; CreateGrant is refused; ListResourceTags gives the key's tags", async () => {
