@@ -9,6 +9,7 @@ import type { MessageType, PublicKeyWrapAlgorithm } from "../keys/asymmetric.js"
 import type { EncryptionContext } from "../keys/blob.js";
 import type { AsymmetricKeySpec, KeyRecord, KeySpec, Tag } from "../keys/key.js";
 import type { AsymmetricDecryptAlgorithm, SigningAlgorithm } from "../keys/specs.js";
+import type { RsaEncryptionAlgorithm } from "../crypto/rsa.js";
 import { KeyMaterials } from "../material/materials.js";
 import type { HsmKeys, RootOfTrust } from "../rootkey/root-of-trust.js";
 import type { Store, StoreOperations } from "../store/store.js";
@@ -311,6 +312,11 @@ export class KmsService {
 
   verify(caller: Caller, input: { keyId: string; algorithm: SigningAlgorithm; message: Buffer; messageType: MessageType; signature: Buffer }): Promise<boolean> {
     return this.#asymmetric.verify(caller, input);
+  }
+
+  /** Encrypts to an RSA decryption key's public key (needs kms:Encrypt on it). */
+  asymmetricEncrypt(caller: Caller, keyId: string, algorithm: RsaEncryptionAlgorithm, plaintext: Buffer): Promise<{ keyId: string; ciphertext: Buffer }> {
+    return this.#asymmetric.asymmetricEncrypt(caller, keyId, algorithm, plaintext);
   }
 
   asymmetricDecrypt(

@@ -7,7 +7,7 @@ import { KmsError } from "../../service/errors.js";
 import { array, base64, integer, oneOf, optional, parseParams, string } from "../tencent/params.js";
 import { MAX_PLAINTEXT_BYTES } from "../tencent/actions.js";
 import { action, b64, keyOf, type AwsActionContext, type AwsActionDefinition } from "./action.js";
-import { ASYMMETRIC_ACTIONS, decryptAsymmetric } from "./asymmetric.js";
+import { ASYMMETRIC_ACTIONS, decryptAsymmetric, encryptAsymmetric } from "./asymmetric.js";
 import { keyArn } from "./identifiers.js";
 import { IMPORT_ACTIONS } from "./import.js";
 import { MANAGEMENT_ACTIONS } from "./management.js";
@@ -21,6 +21,7 @@ const MAX_RANDOM_BYTES = 1024;
 const MAX_DESCRIPTION_BYTES = 1024;
 
 const encryptionAlgorithm = optional(oneOf([SYMMETRIC_DEFAULT]));
+/** Encrypt's and Decrypt's EncryptionAlgorithm: the symmetric default, or RSA-OAEP for RSA keys. */
 const decryptionAlgorithm = optional(oneOf(["SYMMETRIC_DEFAULT", ...RSA_ENCRYPTION_ALGORITHMS] as const));
 const recipient = unsupported("Nitro Enclaves attestation is not offered");
 
@@ -147,11 +148,13 @@ export const AWS_ACTIONS: Readonly<Record<string, AwsActionDefinition>> = {
       KeyId: keyIdParam(),
       Plaintext: base64({ max: MAX_PLAINTEXT_BYTES, code: "InvalidPlaintext" }),
       EncryptionContext: optional(encryptionContextMap()),
-      EncryptionAlgorithm: encryptionAlgorithm,
+      EncryptionAlgorithm: decryptionAlgorithm,
       GrantTokens: grantTokens,
       DryRun: dryRun,
     },
     async (p, ctx) => {
+      const algorithm = p.EncryptionAlgorithm ?? SYMMETRIC_DEFAULT;
+      if (algorithm !== SYMMETRIC_DEFAULT) return encryptAsymmetric(ctx, p.KeyId, algorithm, p.Plaintext, p.EncryptionContext);
       try {
         const { keyId, blob } = await ctx.service.encrypt(ctx.caller, await keyOf(ctx, p.KeyId), p.Plaintext, p.EncryptionContext ?? {});
         return { CiphertextBlob: b64(blob), KeyId: keyArn(ctx.scope, keyId), EncryptionAlgorithm: SYMMETRIC_DEFAULT };

@@ -1,5 +1,5 @@
 // The AWS asymmetric actions: GetPublicKey, Sign, Verify (MessageType RAW or DIGEST, AWS's signing
-// algorithm names), GenerateDataKeyPair(+WithoutPlaintext) and Decrypt with an RSA key
+// algorithm names), GenerateDataKeyPair(+WithoutPlaintext), and Encrypt and Decrypt with an RSA key
 // (RSAES_OAEP_SHA_1/256). A signature that does not verify fails Verify with
 // KMSInvalidSignatureException, as the KMS API reference says.
 
@@ -95,6 +95,23 @@ export const ASYMMETRIC_ACTIONS: Readonly<Record<string, AwsActionDefinition>> =
 
   GenerateDataKeyPairWithoutPlaintext: action("GenerateDataKey", keyPairSchema, (p, ctx) => dataKeyPair(ctx, p, false)),
 };
+
+/** Encrypt with an RSA key: no encryption context, as AWS takes none for asymmetric keys. */
+export async function encryptAsymmetric(
+  ctx: AwsActionContext,
+  keyIdParam: string,
+  algorithm: "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256",
+  plaintext: Buffer,
+  context: Readonly<Record<string, string>> | undefined,
+) {
+  try {
+    if (context !== undefined) throw new KmsError("InvalidParameterValue", `"EncryptionContext" is not taken with "EncryptionAlgorithm" ${algorithm}: asymmetric encryption binds no context`);
+    const { keyId, ciphertext } = await ctx.service.asymmetricEncrypt(ctx.caller, await keyOf(ctx, keyIdParam), algorithm, plaintext);
+    return { CiphertextBlob: b64(ciphertext), KeyId: keyArn(ctx.scope, keyId), EncryptionAlgorithm: algorithm };
+  } finally {
+    plaintext.fill(0);
+  }
+}
 
 /** Decrypt with an RSA key: KeyId is required, as AWS requires it for asymmetric keys. */
 export async function decryptAsymmetric(ctx: AwsActionContext, keyIdParam: string | undefined, algorithm: "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256", ciphertext: Buffer) {

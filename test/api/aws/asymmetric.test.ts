@@ -11,6 +11,7 @@ import {
   CreateKeyCommand,
   DecryptCommand,
   DescribeKeyCommand,
+  EncryptCommand,
   GenerateDataKeyPairCommand,
   GenerateDataKeyPairWithoutPlaintextCommand,
   GetPublicKeyCommand,
@@ -101,6 +102,14 @@ describe("AWS door: asymmetric keys through @aws-sdk/client-kms", () => {
     assert.equal(Buffer.from(dec.Plaintext!).toString(), "rsa secret");
     assert.equal(dec.EncryptionAlgorithm, "RSAES_OAEP_SHA_256");
     await assert.rejects(kms.send(new DecryptCommand({ CiphertextBlob: ciphertext, EncryptionAlgorithm: "RSAES_OAEP_SHA_256" })), { name: "ValidationException" });
+    // Encrypt with the RSA key through the door; the private key (Decrypt) opens it.
+    const enc = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from("to the rsa key"), EncryptionAlgorithm: "RSAES_OAEP_SHA_1" }));
+    assert.equal(enc.EncryptionAlgorithm, "RSAES_OAEP_SHA_1");
+    assert.equal(Buffer.from(enc.CiphertextBlob!).length, 256);
+    const back = await kms.send(new DecryptCommand({ KeyId: keyId, CiphertextBlob: enc.CiphertextBlob, EncryptionAlgorithm: "RSAES_OAEP_SHA_1" }));
+    assert.equal(Buffer.from(back.Plaintext!).toString(), "to the rsa key");
+    await assert.rejects(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.alloc(191), EncryptionAlgorithm: "RSAES_OAEP_SHA_256" })), { name: "ValidationException" });
+    await assert.rejects(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from("x") })), { name: "InvalidKeyUsageException" });
     const meta = (await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!;
     assert.equal(meta.KeyUsage, "ENCRYPT_DECRYPT");
     assert.equal(meta.KeySpec, "RSA_2048");
