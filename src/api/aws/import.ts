@@ -1,7 +1,7 @@
 // AWS key import onto the core's (Tencent's) bring-your-own-key: GetParametersForImport with the
-// RSAES_OAEP_SHA_1/256 wrapping algorithms and an RSA_2048 wrapping key, ImportKeyMaterial (the
-// ImportToken travels as a blob: the bytes of Tresor's token), DeleteImportedKeyMaterial.
-// RSA_AES_KEY_WRAP_SHA_1/256, larger wrapping keys and several materials per key are not offered.
+// RSAES_OAEP_SHA_1/256 and RSA_AES_KEY_WRAP_SHA_1/256 wrapping algorithms and an RSA_2048 wrapping
+// key, ImportKeyMaterial (the ImportToken travels as a blob: the bytes of Tresor's token),
+// DeleteImportedKeyMaterial. Larger wrapping keys and several materials per key are not offered.
 
 import { KmsError } from "../../service/errors.js";
 import { base64, oneOf, optional } from "../tencent/params.js";
@@ -9,8 +9,8 @@ import { action, b64, keyOf, type AwsActionDefinition } from "./action.js";
 import { keyArn } from "./identifiers.js";
 import { epochSeconds, keyIdParam, unsupported } from "./params.js";
 
-/** An RSA-2048 block. */
-const MAX_WRAPPED_MATERIAL_BYTES = 256;
+/** An RSA-2048 block, then (RSA_AES_KEY_WRAP_*) 32 bytes of material wrapped with padding (40). */
+const MAX_WRAPPED_MATERIAL_BYTES = 256 + 40;
 /** Tresor's import tokens are at most 256 characters (the Tencent door's limit). */
 const MAX_TOKEN_BYTES = 256;
 /** The latest ValidTo Tresor accepts (the Tencent door's), as epoch seconds. */
@@ -19,7 +19,7 @@ const MAX_VALID_TO = 2_147_443_200;
 export const IMPORT_ACTIONS: Readonly<Record<string, AwsActionDefinition>> = {
   GetParametersForImport: action(
     "GetParametersForImport",
-    { KeyId: keyIdParam(), WrappingAlgorithm: oneOf(["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]), WrappingKeySpec: oneOf(["RSA_2048"]) },
+    { KeyId: keyIdParam(), WrappingAlgorithm: oneOf(["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "RSA_AES_KEY_WRAP_SHA_1", "RSA_AES_KEY_WRAP_SHA_256"]), WrappingKeySpec: oneOf(["RSA_2048"]) },
     async (p, ctx) => {
       const r = await ctx.service.getParametersForImport(ctx.caller, await keyOf(ctx, p.KeyId), p.WrappingKeySpec, p.WrappingAlgorithm);
       return { KeyId: keyArn(ctx.scope, r.keyId), ImportToken: b64(Buffer.from(r.importToken, "utf8")), PublicKey: b64(r.publicKey), ParametersValidTo: r.parametersValidTo };

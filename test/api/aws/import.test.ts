@@ -1,7 +1,7 @@
 // Key import through the AWS door with @aws-sdk/client-kms: an EXTERNAL key, the wrapping public
 // key of GetParametersForImport used by node:crypto (RSAES_OAEP_SHA_256), ImportKeyMaterial,
 // cryptography under the imported material, DeleteImportedKeyMaterial and a re-import of the same
-// material (old ciphertexts decrypt again), a different material refused.
+// material (old ciphertexts decrypt again), a different material refused; RSA_AES_KEY_WRAP_SHA_256.
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -16,6 +16,7 @@ import {
   ImportKeyMaterialCommand,
   type KMSClient,
 } from "@aws-sdk/client-kms";
+import { aeskwp } from "@noble/ciphers/aes.js";
 import { startInProcessServer, type InProcessServer } from "../helpers-inprocess.js";
 import { awsClient } from "./helpers.js";
 
@@ -69,9 +70,29 @@ describe("AWS door: key import through @aws-sdk/client-kms", () => {
     assert.equal(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob: blob }))).Plaintext!).toString(), "under imported material");
   });
 
+  it("imports material wrapped with RSA_AES_KEY_WRAP_SHA_256 (RSA-OAEP of a one-time AES key, then AES-KWP by @noble/ciphers)", async () => {
+    const keyId = (await kms.send(new CreateKeyCommand({ Origin: "EXTERNAL" }))).KeyMetadata!.KeyId!;
+    const params = await kms.send(new GetParametersForImportCommand({ KeyId: keyId, WrappingAlgorithm: "RSA_AES_KEY_WRAP_SHA_256", WrappingKeySpec: "RSA_2048" }));
+    const wrappingKey = createPublicKey({ key: Buffer.from(params.PublicKey!), format: "der", type: "spki" });
+    const material = createHash("sha256").update("aws-import-kwp-material").digest();
+    const oneTimeKey = createHash("sha256").update("aws-import-kwp-one-time-key").digest();
+    const wrapped = Buffer.concat([
+      publicEncrypt({ key: wrappingKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" }, oneTimeKey),
+      Buffer.from(aeskwp(oneTimeKey).encrypt(material)),
+    ]);
+    // A wrapping whose AES part was altered does not unwrap, and changes nothing.
+    const altered = Buffer.from(wrapped);
+    altered[altered.length - 1]! ^= 1;
+    await assert.rejects(kms.send(new ImportKeyMaterialCommand({ KeyId: keyId, ImportToken: params.ImportToken, EncryptedKeyMaterial: altered })), { name: "InvalidCiphertextException" });
+    assert.equal((await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata?.KeyState, "PendingImport");
+    await kms.send(new ImportKeyMaterialCommand({ KeyId: keyId, ImportToken: params.ImportToken, EncryptedKeyMaterial: wrapped }));
+    const blob = (await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from("kwp") }))).CiphertextBlob;
+    assert.equal(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob: blob }))).Plaintext!).toString(), "kwp");
+  });
+
   it("refuses wrapping algorithms and parameters it does not offer, by name", async () => {
     const keyId = (await kms.send(new CreateKeyCommand({ Origin: "EXTERNAL" }))).KeyMetadata!.KeyId!;
-    await assert.rejects(kms.send(new GetParametersForImportCommand({ KeyId: keyId, WrappingAlgorithm: "RSA_AES_KEY_WRAP_SHA_256", WrappingKeySpec: "RSA_2048" })), {
+    await assert.rejects(kms.send(new GetParametersForImportCommand({ KeyId: keyId, WrappingAlgorithm: "RSAES_PKCS1_V1_5", WrappingKeySpec: "RSA_2048" })), {
       name: "ValidationException",
     });
     await assert.rejects(kms.send(new GetParametersForImportCommand({ KeyId: keyId, WrappingAlgorithm: "RSAES_OAEP_SHA_256", WrappingKeySpec: "RSA_4096" })), { name: "ValidationException" });
