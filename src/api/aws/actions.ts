@@ -177,7 +177,7 @@ export const AWS_ACTIONS: Readonly<Record<string, AwsActionDefinition>> = {
     },
     async (p, ctx) => {
       const algorithm = p.EncryptionAlgorithm ?? SYMMETRIC_DEFAULT;
-      if (algorithm !== SYMMETRIC_DEFAULT) return decryptAsymmetric(ctx, p.KeyId, algorithm, p.CiphertextBlob);
+      if (algorithm !== SYMMETRIC_DEFAULT) return decryptAsymmetric(ctx, p.KeyId, algorithm, p.CiphertextBlob, p.EncryptionContext);
       await checkCiphertextKey(ctx, p.CiphertextBlob, p.KeyId, "KeyId");
       const { keyId, plaintext } = await ctx.service.decrypt(ctx.caller, p.CiphertextBlob, p.EncryptionContext ?? {});
       try {

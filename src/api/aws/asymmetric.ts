@@ -96,6 +96,11 @@ export const ASYMMETRIC_ACTIONS: Readonly<Record<string, AwsActionDefinition>> =
   GenerateDataKeyPairWithoutPlaintext: action("GenerateDataKey", keyPairSchema, (p, ctx) => dataKeyPair(ctx, p, false)),
 };
 
+/** Asymmetric encryption binds no context: one given would be believed checked, so it is refused. */
+function noContext(context: Readonly<Record<string, string>> | undefined, algorithm: string): void {
+  if (context !== undefined) throw new KmsError("InvalidParameterValue", `"EncryptionContext" is not taken with "EncryptionAlgorithm" ${algorithm}: asymmetric encryption binds no context`);
+}
+
 /** Encrypt with an RSA key: no encryption context, as AWS takes none for asymmetric keys. */
 export async function encryptAsymmetric(
   ctx: AwsActionContext,
@@ -105,7 +110,7 @@ export async function encryptAsymmetric(
   context: Readonly<Record<string, string>> | undefined,
 ) {
   try {
-    if (context !== undefined) throw new KmsError("InvalidParameterValue", `"EncryptionContext" is not taken with "EncryptionAlgorithm" ${algorithm}: asymmetric encryption binds no context`);
+    noContext(context, algorithm);
     const { keyId, ciphertext } = await ctx.service.asymmetricEncrypt(ctx.caller, await keyOf(ctx, keyIdParam), algorithm, plaintext);
     return { CiphertextBlob: b64(ciphertext), KeyId: keyArn(ctx.scope, keyId), EncryptionAlgorithm: algorithm };
   } finally {
@@ -114,8 +119,15 @@ export async function encryptAsymmetric(
 }
 
 /** Decrypt with an RSA key: KeyId is required, as AWS requires it for asymmetric keys. */
-export async function decryptAsymmetric(ctx: AwsActionContext, keyIdParam: string | undefined, algorithm: "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256", ciphertext: Buffer) {
+export async function decryptAsymmetric(
+  ctx: AwsActionContext,
+  keyIdParam: string | undefined,
+  algorithm: "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256",
+  ciphertext: Buffer,
+  context: Readonly<Record<string, string>> | undefined,
+) {
   if (keyIdParam === undefined) throw new KmsError("MissingParameter", `"KeyId" is required to decrypt with "EncryptionAlgorithm" ${algorithm}`);
+  noContext(context, algorithm);
   if (ciphertext.length > MAX_RSA_CIPHERTEXT_BYTES) throw new KmsError("InvalidCiphertext", `"CiphertextBlob" is longer than one RSA block`);
   const { keyId, plaintext } = await ctx.service.asymmetricDecrypt(ctx.caller, "AsymmetricRsaDecrypt", await keyOf(ctx, keyIdParam), algorithm, ciphertext);
   try {

@@ -110,6 +110,10 @@ describe("AWS door: asymmetric keys through @aws-sdk/client-kms", () => {
     assert.equal(Buffer.from(back.Plaintext!).toString(), "to the rsa key");
     await assert.rejects(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.alloc(191), EncryptionAlgorithm: "RSAES_OAEP_SHA_256" })), { name: "ValidationException" });
     await assert.rejects(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from("x") })), { name: "InvalidKeyUsageException" });
+    await assert.rejects(
+      kms.send(new DecryptCommand({ KeyId: keyId, CiphertextBlob: enc.CiphertextBlob, EncryptionAlgorithm: "RSAES_OAEP_SHA_1", EncryptionContext: { a: "b" } })),
+      (e: Error) => e.name === "ValidationException" && /EncryptionContext/.test(e.message),
+    );
     const meta = (await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!;
     assert.equal(meta.KeyUsage, "ENCRYPT_DECRYPT");
     assert.equal(meta.KeySpec, "RSA_2048");
