@@ -6,10 +6,11 @@ import { createReadStream } from "node:fs";
 import path from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { KmsClient, KmsClientError } from "../sdk/index.js";
-import type { EncryptionContext } from "../sdk/index.js";
 import { printErrorLines } from "./output.js";
+import { UsageError, cliErrorLines } from "./vocabulary.js";
 
 export { printJson, printLines } from "./output.js";
+export { contextArg, UsageError } from "./vocabulary.js";
 
 export const DEFAULT_ENDPOINT = "http://127.0.0.1:8400";
 export const DEFAULT_DATA_DIR = "./tresor-data";
@@ -23,10 +24,6 @@ export interface ClientCommandOptions {
   ca?: string;
 }
 
-/** A mistake in how the command was called; exits with 2. */
-export class UsageError extends Error {
-  override readonly name = "UsageError";
-}
 
 /** Adds --endpoint, --region, --data-dir, --json and --ca to a command that talks to the server. */
 export function addClientOptions(cmd: Command): Command {
@@ -43,7 +40,7 @@ export function addClientOptions(cmd: Command): Command {
         .default(DEFAULT_DATA_DIR),
     )
     .addOption(new Option("--json", "print one JSON object on stdout"))
-    .addOption(new Option("--ca <file>", "extra trusted CA certificate (PEM) for an https endpoint"));
+    .addOption(new Option("--ca <file>", "extra trusted CA certificate (PEM) for an https endpoint").env("TRESOR_CA"));
 }
 
 /**
@@ -175,7 +172,7 @@ export function reportError(err: unknown): void {
     printErrorLines(`error: ${err.message}`);
     process.exitCode = 2;
   } else if (err instanceof KmsClientError) {
-    printErrorLines(`error: ${err.code}: ${err.message}`);
+    printErrorLines(...cliErrorLines(err));
     process.exitCode = 1;
   } else {
     printErrorLines(`error: ${err instanceof Error ? err.message : String(err)}`);
@@ -191,23 +188,6 @@ export function integerArg(min: number, max: number): (value: string) => number 
     if (n < min || n > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}.`);
     return n;
   };
-}
-
-/** An argParser for --context: a JSON object of string values. */
-export function contextArg(value: string): EncryptionContext {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value);
-  } catch {
-    throw new InvalidArgumentError(`must be a JSON object, e.g. '{"purpose":"backup"}'.`);
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw new InvalidArgumentError(`must be a JSON object, e.g. '{"purpose":"backup"}'.`);
-  }
-  for (const v of Object.values(parsed)) {
-    if (typeof v !== "string") throw new InvalidArgumentError("values must be strings.");
-  }
-  return parsed as EncryptionContext;
 }
 
 /** Reads a file, or stdin for "-", refusing more than maxBytes without reading it all. */

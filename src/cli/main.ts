@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `tresor` command line.
 
+import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { registerAccountCommands } from "./account.js";
 import { registerAdminCommands } from "./admin.js";
@@ -15,7 +16,9 @@ import { registerRootKeyCommands } from "./rootkey.js";
 import { registerServeCommand } from "./serve.js";
 import { printErrorLines } from "./output.js";
 
-const program = new Command("tresor").description("Tresor: a self-hosted key management service").exitOverride();
+// dist/src/cli/main.js → the package's own package.json, in the clone and once installed.
+const { version } = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
+const program = new Command("tresor").description("Tresor: a self-hosted key management service").version(version, "-V, --version").exitOverride();
 registerInitCommand(program);
 registerAccountCommands(program);
 registerAdminCommands(program);
