@@ -42,7 +42,10 @@ export function registerCryptoCommands(program: Command): void {
   ).action(async (opts: { keyId: string; in: string; context?: EncryptionContext }, cmd: Command) => {
     await runWithClient(
       cmd,
-      () => readInput(opts.in, MAX_PLAINTEXT_BYTES, "the plaintext"),
+      () =>
+        readInput(opts.in, MAX_PLAINTEXT_BYTES, "the plaintext").catch((err: unknown) => {
+          throw err instanceof UsageError && err.message.includes("larger than") ? new UsageError(`${err.message}: for larger data use tresor encrypt-file`) : err;
+        }),
       async (client, data, { json }) => {
         const res = await client.encrypt({
           KeyId: await resolveKeyId(client, opts.keyId),
