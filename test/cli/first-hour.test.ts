@@ -141,3 +141,114 @@ describe("one CLI vocabulary", () => {
     failed(await cli(["key", "list"], undefined, { TRESOR_CA: path.join(work, "no-such-ca.pem") }), 2, /cannot read --ca .*no-such-ca\.pem/);
   });
 });
+
+describe("names for users, policies and roles", () => {
+  it("creates a user, attaches a policy by names, simulates with --context and --key-id, and assumes a role by name", async () => {
+    const key = json(await cli(["key", "create", "--alias", "tenant-key", "--json"]));
+    const accountUin = String(json(await cli(["key", "get", key.KeyId, "--json"])).KeyMetadata.CreatorUinString);
+    assert.match(ok(await cli(["admin", "user", "create", "bob", "--no-access-key"])), /^added user bob/);
+    ok(await cli(["admin", "user", "add", "carol", "--no-access-key"])); // the older spelling still works
+
+    const policy = path.join(work, "acme-only.json");
+    const condition = { string_equal: { "kms:encryption_context/tenant": "acme" } };
+    await writeFile(policy, JSON.stringify({ version: "2.0", statement: [{ effect: "allow", action: "name/kms:Encrypt", resource: "*", condition }] }));
+    ok(await cli(["admin", "policy", "create", "acme-only", "--file", policy]));
+    assert.equal(ok(await cli(["admin", "policy", "attach", "acme-only", "--user", "bob"])), "attached policy acme-only to user bob\n");
+    assert.match(ok(await cli(["admin", "policy", "attached", "--user", "bob"])), /acme-only/);
+    assert.match(ok(await cli(["admin", "policy", "get", "acme-only"])), /^acme-only \(id \d+, custom\)$/m);
+
+    const simulate = ["admin", "simulate", "--user", "bob", "--action", "kms:Encrypt", "--key-id", "tenant-key"];
+    assert.match(ok(await cli([...simulate, "--context", "tenant=acme"])), /allow/i);
+    const denied = await cli([...simulate, "--context", '{"tenant":"other"}']);
+    assert.equal(denied.code, 3, denied.stderr);
+
+    const trust = path.join(work, "trust.json");
+    await writeFile(trust, JSON.stringify({ version: "2.0", statement: [{ effect: "allow", action: "name/sts:AssumeRole", principal: { qcs: [`qcs::cam::uin/${accountUin}:root`] } }] }));
+    ok(await cli(["admin", "role", "create", "operator", "--trust-file", trust]));
+    ok(await cli(["admin", "policy", "attach", "QcloudKMSCryptoAccess", "--role", "operator"]));
+    const lines = ok(await cli(["admin", "role", "assume", "operator"])).split("\n");
+    const exported = Object.fromEntries(lines.filter((l) => l.startsWith("export ")).map((l) => /^export (\w+)=(.*)$/.exec(l)!.slice(1, 3) as [string, string]));
+    assert.deepEqual(Object.keys(exported).sort(), ["TRESOR_SECRET_ID", "TRESOR_SECRET_KEY", "TRESOR_TOKEN"]);
+    const temporary = { TRESOR_ENDPOINT: server.url, ...exported };
+    ok(await runCli(["encrypt", "--key-id", key.KeyId], { cwd: work, env: temporary, input: "as operator" }));
+    const noToken = await runCli(["encrypt", "--key-id", key.KeyId], { cwd: work, env: { ...temporary, TRESOR_TOKEN: "" }, input: "x" });
+    failed(noToken, 1, /^error: AuthFailure\.SecretIdNotFound: /, /^hint: temporary credentials .* need TRESOR_TOKEN/m);
+
+    ok(await cli(["admin", "policy", "detach", "acme-only", "--user", "bob"]));
+    ok(await cli(["admin", "policy", "delete", "acme-only"]));
+    failed(await cli(["admin", "policy", "get", "acme-only"]), 1, /no policy is named "acme-only"/);
+  });
+});
+
+describe("tresor serve, first run", () => {
+  it("names the port and --port when the address is in use", async () => {
+    const port = new URL(server.url).port;
+    const dir = path.join(work, "busy");
+    const busy = await runCli(["serve", "--data-dir", dir, "--port", port], { cwd: work });
+    assert.equal(busy.code, 1, busy.stderr);
+    assert.match(busy.stderr, new RegExp(`^error: port ${port} on 127\\.0\\.0\\.1 is already in use \\(EADDRINUSE\\): .*--port`, "m"));
+  });
+
+  it("on a terminal prints readable logs, the URL and export lines; keeps its node id; warns when --region contradicts the data directory", async (t) => {
+    if (!(await hasScript())) {
+      if (process.env["CI"] === "true") assert.fail("script(1) from util-linux is needed to give tresor serve a terminal");
+      t.skip("no script(1) to give tresor serve a terminal");
+      return;
+    }
+    const dir = path.join(work, "tty-data");
+    const lines = await serveOnTerminal(dir);
+    assert.match(lines, /^\d\d:\d\d:\d\d INFO  listening url=http:\/\/127\.0\.0\.1:\d+ /m);
+    assert.doesNotMatch(lines, /^\{"level"/m);
+    assert.match(lines, /^Tresor is listening on http:\/\/127\.0\.0\.1:\d+$/m);
+    assert.match(lines, /^ {2}export TRESOR_ENDPOINT=http:\/\/127\.0\.0\.1:\d+$/m);
+    assert.match(lines, new RegExp(`^  export TRESOR_DATA_DIR=${dir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m"));
+    assert.match(lines, /^ {2}export TRESOR_SECRET_KEY=\$\(node -p /m);
+    const nodeId = (await readFile(path.join(dir, "node-id"), "utf8")).trim();
+    assert.match(nodeId, /^[\x21-\x7e]+-[0-9a-f]{6}$/);
+
+    // Not a terminal: JSON lines, the same node id; another --region is named in a warning.
+    const again = await startServer({ dataDir: dir, keepDataDir: true, serveArgs: ["--region", "elsewhere"] });
+    try {
+      const records = again.logs().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.ok(records.length > 0 && records.every((r) => r["node"] === nodeId), again.logs());
+      assert.ok(records.some((r) => r["level"] === 40 && r["region"] === "elsewhere" && r["dataDirRegion"] === "local" && String(r["msg"]).includes("--region")), again.logs());
+    } finally {
+      await again.stop();
+    }
+  });
+});
+
+async function hasScript(): Promise<boolean> {
+  const { access } = await import("node:fs/promises");
+  return access("/usr/bin/script").then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Runs `tresor serve` under script(1), a real pseudo-terminal, until it printed its export lines; returns what it printed. */
+async function serveOnTerminal(dataDir: string): Promise<string> {
+  const { spawn } = await import("node:child_process");
+  const { CLI_MAIN, childEnv } = await import("../helpers/server.js");
+  const command = [process.execPath, CLI_MAIN, "serve", "--data-dir", dataDir, "--port", "0"].map((a) => `'${a}'`).join(" ");
+  const child = spawn("/usr/bin/script", ["-qec", command, "/dev/null"], { cwd: work, env: childEnv(), stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no export lines within 15 s; output:\n${out}`)), 15_000);
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+        out += chunk;
+        if (/export TRESOR_SECRET_KEY=[^\n]*\n/.test(out)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      void exited.then(() => reject(new Error(`serve ended early:\n${out}`)));
+    });
+  } finally {
+    child.kill("SIGTERM");
+    await exited;
+  }
+  return out.replace(/\r\n/g, "\n");
+}
