@@ -8,6 +8,7 @@ import { registerAdminCommands } from "./admin.js";
 import { registerAsymmetricCommands } from "./asymmetric.js";
 import { registerAuditCommands } from "./audit.js";
 import { registerBackupCommands } from "./backup.js";
+import { registerCompletionCommand } from "./completion.js";
 import { registerCryptoCommands } from "./crypto.js";
 import { registerEncryptFileCommands } from "./encrypt-file.js";
 import { registerInitCommand } from "./init.js";
@@ -30,6 +31,7 @@ registerEncryptFileCommands(program);
 registerBackupCommands(program);
 registerRootKeyCommands(program);
 registerAuditCommands(program);
+registerCompletionCommand(program);
 
 try {
   await program.parseAsync(process.argv);
