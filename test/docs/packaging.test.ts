@@ -1,8 +1,8 @@
 // Packaging (issue 21): the server's package ships no tests, and the SDK has a package of its own
 // (packages/sdk, built from src/sdk and src/crypto) that an application installs without the
 // server's dependencies: checked by packing it, installing the tarball into a new project offline
-// (its two pure-JavaScript dependencies come from npm's cache, which `npm ci` filled) and finding
-// no native module there.
+// (its pure-JavaScript dependencies packed from this clone's node_modules) and finding no native
+// module there.
 
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
@@ -14,6 +14,8 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+/** What the SDK needs at run time: its two dependencies and theirs. */
+const NOBLE = ["@noble/ciphers", "@noble/curves", "@noble/hashes"];
 
 function npm(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -56,7 +58,14 @@ describe("packaging", () => {
 
       const app = path.join(work, "app");
       await mkdir(app);
-      await writeFile(path.join(app, "package.json"), JSON.stringify({ name: "app", version: "1.0.0", type: "module", private: true }));
+      // The SDK's dependencies, packed from this clone's node_modules: the install needs no registry.
+      const local: Record<string, string> = {};
+      for (const dep of NOBLE) {
+        const r = await npm(["pack", path.join(ROOT, "node_modules", dep), "--pack-destination", work, "--json", "--ignore-scripts"], ROOT);
+        assert.equal(r.code, 0, r.stderr);
+        local[dep] = `file:${path.join(work, (JSON.parse(r.stdout) as [{ filename: string }])[0].filename)}`;
+      }
+      await writeFile(path.join(app, "package.json"), JSON.stringify({ name: "app", version: "1.0.0", type: "module", private: true, dependencies: local }));
       const installed = await npm(["install", "--offline", "--no-package-lock", path.join(work, filename)], app);
       assert.equal(installed.code, 0, `npm install --offline failed:\n${installed.stderr}`);
 
