@@ -1,6 +1,7 @@
 // What `tresor serve` prints: its log stream (JSON lines, or readable lines on a terminal), the
 // first-run banner with ready-to-paste export lines, and a listen failure in words.
 
+import { X509Certificate, createPrivateKey } from "node:crypto";
 import path from "node:path";
 import { pino } from "pino";
 import { escapeControls } from "./output.js";
@@ -77,4 +78,22 @@ export function listenFailure(code: string | undefined, host: string, port: numb
 
 function shellQuote(text: string): string {
   return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * Why --tls-cert and --tls-key cannot serve together, in words (swapped, not PEM, not a pair);
+ * undefined when they can. OpenSSL's own message ("PEM routines::no start line") names neither flag.
+ */
+export function tlsFilesProblem(cert: Buffer, key: Buffer): string | undefined {
+  const isCert = (pem: Buffer) => pem.includes("-----BEGIN CERTIFICATE-----");
+  const isKey = (pem: Buffer) => /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/.test(pem.toString("latin1"));
+  if (isKey(cert) && isCert(key)) return "--tls-cert holds a private key and --tls-key a certificate: the two files are swapped";
+  if (!isCert(cert)) return "--tls-cert holds no PEM certificate (-----BEGIN CERTIFICATE-----)";
+  if (!isKey(key)) return "--tls-key holds no PEM private key (-----BEGIN PRIVATE KEY-----), or it is encrypted";
+  try {
+    if (!new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))) return "--tls-key is not the private key of the first certificate in --tls-cert";
+  } catch (err) {
+    return `--tls-cert or --tls-key cannot be read: ${(err as Error).message}`;
+  }
+  return undefined;
 }

@@ -10,7 +10,7 @@ import { ListenError, startNode, type RunningNode } from "../node/node.js";
 import { stableNodeId } from "../node/node-id.js";
 import { pinOption, printNewCredentials } from "./init.js";
 import { writeLines } from "./output.js";
-import { listenFailure, logFormat, logSink, readyBanner } from "./serve-output.js";
+import { listenFailure, logFormat, logSink, readyBanner, tlsFilesProblem } from "./serve-output.js";
 
 /** The PIN is read only when one is offered: a data directory with a file root key needs none. */
 
@@ -76,6 +76,12 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
   const nodeId = config.nodeId ?? (await stableNodeId(config.dataDir));
   logger.setBindings({ node: nodeId });
   const tls = config.tlsCert && config.tlsKey ? { cert: await readFile(config.tlsCert), key: await readFile(config.tlsKey) } : undefined;
+  const tlsProblem = tls && tlsFilesProblem(tls.cert, tls.key);
+  if (tlsProblem) {
+    writeLines(process.stderr, [`error: ${tlsProblem}`]);
+    process.exitCode = 2;
+    return;
+  }
   let node: RunningNode;
   try {
     node = await startNode(

@@ -5,10 +5,12 @@
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { opensslSkip } from "../helpers/openssl.js";
 import { type CliResult, type TestServer, runCli, runCliBinary, startServer } from "../helpers/server.js";
 
 let server: TestServer;
@@ -132,6 +134,16 @@ describe("one CLI vocabulary", () => {
     failed(await cli(["encrypt", "--key-id", "payments"], Buffer.alloc(5000)), 2, /larger than 4096 bytes: for larger data use tresor encrypt-file/);
   });
 
+  it("lists the installation's accounts", async () => {
+    const created = JSON.parse(ok(await runCli(["account", "create", "--data-dir", server.dataDir, "--json"], { cwd: work }))) as { accountUin: string };
+    const first = String(json(await cli(["key", "get", "payments", "--json"])).KeyMetadata.CreatorUinString);
+    const listed = JSON.parse(ok(await runCli(["account", "list", "--data-dir", server.dataDir, "--json"], { cwd: work }))) as { Accounts: { AccountUin: string; CreateTime: string }[] };
+    assert.deepEqual(listed.Accounts.map((a) => a.AccountUin).sort(), [first, created.accountUin].sort());
+    assert.ok(listed.Accounts.every((a) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/.test(a.CreateTime)));
+    const table = ok(await runCli(["account", "list", "--data-dir", server.dataDir], { cwd: work }));
+    assert.match(table, new RegExp(`^${created.accountUin}\\s+\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2} UTC$`, "m"));
+  });
+
   it("prints its version", async () => {
     const { version } = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
     assert.equal(ok(await cli(["--version"])), `${version}\n`);
@@ -187,6 +199,21 @@ describe("tresor serve, first run", () => {
     const busy = await runCli(["serve", "--data-dir", dir, "--port", port], { cwd: work });
     assert.equal(busy.code, 1, busy.stderr);
     assert.match(busy.stderr, new RegExp(`^error: port ${port} on 127\\.0\\.0\\.1 is already in use \\(EADDRINUSE\\): .*--port`, "m"));
+  });
+
+  it("says which TLS file is wrong when --tls-cert and --tls-key are swapped or not a pair", { skip: opensslSkip }, async () => {
+    const tls = path.join(work, "tls");
+    await mkdir(tls);
+    for (const name of ["a", "b"]) {
+      execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout", path.join(tls, `${name}.key`), "-out", path.join(tls, `${name}.pem`)], { stdio: "ignore" });
+    }
+    const serve = (cert: string, key: string) => runCli(["serve", "--data-dir", path.join(work, "tls-data"), "--port", "0", "--tls-cert", path.join(tls, cert), "--tls-key", path.join(tls, key)], { cwd: work });
+    const swapped = await serve("a.key", "a.pem");
+    assert.equal(swapped.code, 2, swapped.stderr);
+    assert.match(swapped.stderr, /^error: --tls-cert holds a private key and --tls-key a certificate: the two files are swapped$/m);
+    const mismatched = await serve("a.pem", "b.key");
+    assert.equal(mismatched.code, 2, mismatched.stderr);
+    assert.match(mismatched.stderr, /^error: --tls-key is not the private key of the first certificate in --tls-cert$/m);
   });
 
   it("on a terminal prints readable logs, the URL and export lines; keeps its node id; warns when --region contradicts the data directory", async (t) => {
