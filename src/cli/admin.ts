@@ -3,7 +3,7 @@
 // policies govern what an administrator may do here too).
 
 import { readFile } from "node:fs/promises";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { KmsClientError, type EncryptionContext, type KmsClient } from "../sdk/index.js";
 import { UsageError, addClientOptions, integerArg, printJson, printLines, runWithClient } from "./client-options.js";
 import { jsonLines } from "./output.js";
@@ -113,32 +113,36 @@ export function registerAdminCommands(program: Command): void {
   );
 
   // ---- access keys ----
-  const accessKey = admin.command("accesskey").description("access keys of a user (yourself unless --uin)");
-  const target = (opts: { uin?: number }) => (opts.uin === undefined ? {} : { TargetUin: opts.uin });
-  const withUin = (cmd: Command) => cmd.option("--uin <uin>", "the sub-user's uin (default: the caller)", idArg("--uin"));
-  addClientOptions(withUin(accessKey.command("create").description("create an access key (at most two per user); the secret is shown once"))).action((opts: { uin?: number }, cmd: Command) =>
+  const accessKey = admin.command("accesskey").description("access keys of a user (yourself unless --user)");
+  const target = async (c: KmsClient, opts: { user?: string; uin?: string }) => {
+    const ref = opts.user ?? opts.uin;
+    return ref === undefined ? {} : { TargetUin: await userUin(c, ref) };
+  };
+  const withUin = (cmd: Command) =>
+    cmd.option("--user <user>", "the sub-user's name or uin (default: the caller)").addOption(new Option("--uin <uin>", "the older spelling of --user").hideHelp());
+  addClientOptions(withUin(accessKey.command("create").description("create an access key (at most two per user); the secret is shown once"))).action((opts: { user?: string; uin?: string }, cmd: Command) =>
     respond(
       cmd,
-      (c) => cam(c, "CreateAccessKey", target(opts)),
+      async (c) => cam(c, "CreateAccessKey", await target(c, opts)),
       (r) => {
         const k = r.AccessKey as Row;
         return ["Created an access key (the SecretKey is shown only this once):", `  SecretId:  ${String(k.AccessKeyId)}`, `  SecretKey: ${String(k.SecretAccessKey)}`];
       },
     ),
   );
-  addClientOptions(withUin(accessKey.command("list").description("list access keys (never their secrets)"))).action((opts: { uin?: number }, cmd: Command) =>
-    respond(cmd, (c) => cam(c, "ListAccessKeys", target(opts)), (r) => table(r.AccessKeys as Row[], ["AccessKeyId", "Status", "CreateTime", "LastUsedTime"])),
+  addClientOptions(withUin(accessKey.command("list").description("list access keys (never their secrets)"))).action((opts: { user?: string; uin?: string }, cmd: Command) =>
+    respond(cmd, async (c) => cam(c, "ListAccessKeys", await target(c, opts)), (r) => table(r.AccessKeys as Row[], ["AccessKeyId", "Status", "CreateTime", "LastUsedTime"])),
   );
   for (const [name, status] of [
     ["disable", "Inactive"],
     ["enable", "Active"],
   ] as const) {
-    addClientOptions(withUin(accessKey.command(name).description(`${name} an access key`).argument("<secretId>"))).action((secretId: string, opts: { uin?: number }, cmd: Command) =>
-      respond(cmd, (c) => cam(c, "UpdateAccessKey", { AccessKeyId: secretId, Status: status, ...target(opts) }), () => [`${secretId} is ${status}`]),
+    addClientOptions(withUin(accessKey.command(name).description(`${name} an access key`).argument("<secretId>"))).action((secretId: string, opts: { user?: string; uin?: string }, cmd: Command) =>
+      respond(cmd, async (c) => cam(c, "UpdateAccessKey", { AccessKeyId: secretId, Status: status, ...(await target(c, opts)) }), () => [`${secretId} is ${status}`]),
     );
   }
-  addClientOptions(withUin(accessKey.command("delete").description("delete an access key").argument("<secretId>"))).action((secretId: string, opts: { uin?: number }, cmd: Command) =>
-    respond(cmd, (c) => cam(c, "DeleteAccessKey", { AccessKeyId: secretId, ...target(opts) }), () => [`deleted ${secretId}`]),
+  addClientOptions(withUin(accessKey.command("delete").description("delete an access key").argument("<secretId>"))).action((secretId: string, opts: { user?: string; uin?: string }, cmd: Command) =>
+    respond(cmd, async (c) => cam(c, "DeleteAccessKey", { AccessKeyId: secretId, ...(await target(c, opts)) }), () => [`deleted ${secretId}`]),
   );
 
   // ---- policies ----

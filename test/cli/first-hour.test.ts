@@ -160,6 +160,8 @@ describe("names for users, policies and roles", () => {
     const accountUin = String(json(await cli(["key", "get", key.KeyId, "--json"])).KeyMetadata.CreatorUinString);
     assert.match(ok(await cli(["admin", "user", "create", "bob", "--no-access-key"])), /^added user bob/);
     ok(await cli(["admin", "user", "add", "carol", "--no-access-key"])); // the older spelling still works
+    const bobKey = json(await cli(["admin", "accesskey", "create", "--user", "bob", "--json"])).AccessKey.AccessKeyId;
+    assert.match(ok(await cli(["admin", "accesskey", "list", "--user", "bob"])), new RegExp(`^${bobKey}\\s+Active\\s+\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2} UTC`, "m"));
 
     const policy = path.join(work, "acme-only.json");
     const condition = { string_equal: { "kms:encryption_context/tenant": "acme" } };

@@ -86,6 +86,17 @@ describe("config file profiles", () => {
   });
 });
 
+describe("docs/cli.md's config example", () => {
+  it("parses into the profiles it shows", async () => {
+    const md = await readFile(path.join(ROOT, "docs", "cli.md"), "utf8");
+    const block = /^```toml\n([\s\S]*?)^```$/m.exec(md);
+    assert.ok(block, "docs/cli.md shows a ```toml block");
+    const profiles = parseConfig(block[1]!, "docs/cli.md");
+    assert.deepEqual([...profiles.keys()], ["default", "prod"]);
+    assert.equal(profiles.get("prod")?.credentialsFile, "/home/me/.config/tresor/prod.json");
+  });
+});
+
 describe("shell completion", () => {
   it("completes commands, subcommands and flags in bash, and gives zsh the same through bashcompinit", async () => {
     const bash = await runCli(["completion", "bash"]);
