@@ -19,7 +19,7 @@ export const KEY_HELP = "the CMK: its id, alias, or alias/NAME";
 export const CONTEXT_HELP = "encryption context: a JSON object of strings, or key=value (repeatable)";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** ListKeyDetail's largest page: enough for the keys whose alias contains a given name. */
+/** ListKeyDetail's largest page. */
 const ALIAS_SEARCH_LIMIT = 200;
 
 /** True when `ref` is a key id (a UUID, any case). */
@@ -36,14 +36,17 @@ export async function resolveKeyId(client: KmsClient, ref: string): Promise<stri
   if (isKeyId(trimmed)) return trimmed.toLowerCase();
   const alias = trimmed.startsWith("alias/") ? trimmed.slice("alias/".length) : trimmed;
   if (alias === "") throw new KmsClientError("InvalidParameterValue", `--key-id: give a key id, an alias or alias/NAME, got ${JSON.stringify(ref)}`);
-  const res = await client.listKeyDetail({ SearchKeyAlias: alias, KeyUsage: "ALL", Limit: ALIAS_SEARCH_LIMIT });
-  const match = (res.KeyMetadatas ?? []).find((k) => k.Alias === alias);
-  if (match?.KeyId === undefined) {
-    throw new KmsClientError("ResourceUnavailable.CmkNotFound", `no key has the id or alias ${JSON.stringify(alias)} (see tresor key list)`, {
-      ...(res.RequestId === undefined ? {} : { requestId: res.RequestId }),
-    });
+  // The search matches aliases containing the name: page until the exact one shows up.
+  for (let offset = 0; ; offset += ALIAS_SEARCH_LIMIT) {
+    const res = await client.listKeyDetail({ SearchKeyAlias: alias, KeyUsage: "ALL", Offset: offset, Limit: ALIAS_SEARCH_LIMIT });
+    const match = (res.KeyMetadatas ?? []).find((k) => k.Alias === alias);
+    if (match?.KeyId !== undefined) return match.KeyId;
+    if (offset + ALIAS_SEARCH_LIMIT >= (res.TotalCount ?? 0)) {
+      throw new KmsClientError("ResourceUnavailable.CmkNotFound", `no key has the id or alias ${JSON.stringify(alias)} (see tresor key list)`, {
+        ...(res.RequestId === undefined ? {} : { requestId: res.RequestId }),
+      });
+    }
   }
-  return match.KeyId;
 }
 
 /**
@@ -115,7 +118,9 @@ export function isoTime(time: number | string | undefined | null): string | unde
 function toDate(time: number | string | undefined | null): Date | undefined {
   if (time === undefined || time === null || time === "" || time === 0) return undefined;
   const n = typeof time === "number" ? time : /^\d+$/.test(time) ? Number(time) : Number.NaN;
-  const date = Number.isFinite(n) ? new Date(n * 1000) : new Date(String(time).replace(" ", "T"));
+  // CAM's times ("2026-12-06 07:31:02") are UTC without a zone: read them as UTC, not local time.
+  const text = String(time).replace(" ", "T");
+  const date = Number.isFinite(n) ? new Date(n * 1000) : new Date(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$/.test(text) ? `${text}Z` : text);
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
@@ -185,7 +190,8 @@ const HINTS: ReadonlyArray<{ code: RegExp; message: RegExp; hint: string }> = [
 /** A server's error in CLI terms: its message with actions and parameters named as commands and flags, and a hint when one fits. */
 export function cliErrorLines(err: KmsClientError): string[] {
   let message = err.message;
-  for (const [action, command] of Object.entries(COMMANDS)) message = message.replace(new RegExp(`\\b(call )?${action}\\b`, "g"), command);
+  // Not inside a policy action name (kms:Encrypt, name/kms:Encrypt): those are what a policy must say.
+  for (const [action, command] of Object.entries(COMMANDS)) message = message.replace(new RegExp(`(?<![\\w:/])(call )?${action}\\b`, "g"), command);
   for (const [param, flag] of Object.entries(FLAGS)) message = message.replaceAll(`"${param}"`, flag);
   const hint = HINTS.find((h) => h.code.test(err.code) && h.message.test(err.message))?.hint;
   return [`error: ${err.code}: ${message}`, ...(hint === undefined ? [] : [`hint: ${hint}`]), ...(err.requestId === undefined ? [] : [`request id: ${err.requestId}`])];
