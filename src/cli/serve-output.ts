@@ -4,6 +4,7 @@
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import path from "node:path";
 import { pino } from "pino";
+import { ConfigError } from "../node/config.js";
 import { escapeControls } from "./output.js";
 
 export type LogFormat = "json" | "pretty";
@@ -18,7 +19,7 @@ export interface LogSink {
 export function logFormat(flag: string | undefined, isTTY: boolean): LogFormat {
   const value = flag ?? process.env["TRESOR_LOG_FORMAT"];
   if (value === undefined || value === "") return isTTY ? "pretty" : "json";
-  if (value !== "json" && value !== "pretty") throw new Error(`--log-format must be json or pretty, got ${JSON.stringify(value)}`);
+  if (value !== "json" && value !== "pretty") throw new ConfigError(`--log-format must be json or pretty, got ${JSON.stringify(value)}`);
   return value;
 }
 

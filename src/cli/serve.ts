@@ -60,7 +60,7 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
     schedulerIntervalSeconds = schedulerInterval(flags.schedulerInterval ?? process.env["TRESOR_SCHEDULER_INTERVAL"]);
     format = logFormat(flags.logFormat, process.stdout.isTTY === true);
   } catch (e) {
-    if (e instanceof ConfigError || (e instanceof Error && e.message.startsWith("--log-format"))) {
+    if (e instanceof ConfigError) {
       process.stderr.write(`error: ${e.message}\n`);
       process.exitCode = 2;
       return;

@@ -203,6 +203,13 @@ describe("tresor serve, first run", () => {
     assert.match(busy.stderr, new RegExp(`^error: port ${port} on 127\\.0\\.0\\.1 is already in use \\(EADDRINUSE\\): .*--port`, "m"));
   });
 
+  it("refuses an unknown --log-format before touching anything", async () => {
+    const bad = await runCli(["serve", "--data-dir", path.join(work, "never-made"), "--log-format", "xml"], { cwd: work });
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /^error: --log-format must be json or pretty, got "xml"$/m);
+    await assert.rejects(readFile(path.join(work, "never-made", "node-id")), { code: "ENOENT" });
+  });
+
   it("says which TLS file is wrong when --tls-cert and --tls-key are swapped or not a pair", { skip: opensslSkip }, async () => {
     const tls = path.join(work, "tls");
     await mkdir(tls);
