@@ -7,7 +7,7 @@ import { Command, Option } from "commander";
 import { sm2Encrypt, sm2PublicKeyFromSpki } from "../crypto/sm2.js";
 import type { KmsClient, WrappingAlgorithm } from "../sdk/index.js";
 import { UsageError, addClientOptions, integerArg, printJson, printLines, readInput, runWithClient } from "./client-options.js";
-import { KEY_HELP, humanTime, resolveKeyId, withIsoTimes } from "./vocabulary.js";
+import { KEY_HELP, humanTime, resolveKeyId, timeArg, withIsoTimes } from "./vocabulary.js";
 
 const WRAPPING_ALGORITHMS: readonly WrappingAlgorithm[] = ["RSAES_OAEP_SHA_256", "RSAES_OAEP_SHA_1", "RSAES_PKCS1_V1_5", "SM2PKE"];
 /** Longest material file `import` reads: an AES-256 key is 32 bytes. */
@@ -113,7 +113,7 @@ export function registerKeyLifecycleCommands(key: Command): void {
       .argument("<key>", KEY_HELP)
       .requiredOption("--material <file>", "the raw key material (16 bytes for SM4, 32 for AES_256); - for stdin")
       .addOption(new Option("--wrapping-algorithm <alg>", "how the material is wrapped for transport").choices(WRAPPING_ALGORITHMS).default("RSAES_OAEP_SHA_256"))
-      .option("--valid-to <unix>", "when the material expires (unix seconds; default never)", integerArg(0, 2_147_443_200)),
+      .option("--valid-to <time>", "when the material expires: unix seconds or an ISO 8601 date (default never)", timeArg),
   ).action(async (ref: string, opts: { material: string; wrappingAlgorithm: WrappingAlgorithm; validTo?: number }, cmd: Command) => {
     await runWithClient(
       cmd,

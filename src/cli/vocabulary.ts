@@ -124,6 +124,15 @@ function toDate(time: number | string | undefined | null): Date | undefined {
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
+/** An argParser for a time given by a person: unix seconds, or an ISO 8601 date or time (UTC unless it says otherwise). */
+export function timeArg(value: string): number {
+  if (/^\d{1,10}$/.test(value)) return Number(value);
+  const iso = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?)?$/.test(value) ? `${value.length === 10 ? `${value}T00:00:00` : value}Z` : value;
+  const ms = /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(iso) : Number.NaN;
+  if (Number.isNaN(ms)) throw new InvalidArgumentError("must be unix seconds or an ISO 8601 date such as 2027-01-31 or 2027-01-31T12:00:00Z.");
+  return Math.floor(ms / 1000);
+}
+
 /** Fields of API answers that hold a time (unix seconds or a date string). */
 const TIME_FIELD = /(Time|Date|^Expiration|^ValidTo|^ExpiredTime)$/;
 

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { InvalidArgumentError } from "commander";
-import { cliErrorLines, contextArg, humanTime, isKeyId, isoTime, withIsoTimes } from "../../src/cli/vocabulary.js";
+import { cliErrorLines, contextArg, humanTime, isKeyId, isoTime, timeArg, withIsoTimes } from "../../src/cli/vocabulary.js";
 import { KmsClientError } from "../../src/sdk/index.js";
 
 describe("contextArg", () => {
@@ -33,6 +33,11 @@ describe("times", () => {
     assert.equal(humanTime("2023-11-14 22:13:20"), "2023-11-14 22:13:20 UTC");
     assert.equal(humanTime(0), "-");
     assert.equal(isoTime(1_700_000_000), "2023-11-14T22:13:20Z");
+    assert.equal(timeArg("1700000000"), 1_700_000_000);
+    assert.equal(timeArg("2023-11-14T22:13:20Z"), 1_700_000_000);
+    assert.equal(timeArg("2023-11-14T22:13:20"), 1_700_000_000);
+    assert.equal(timeArg("2023-11-14"), 1_699_920_000);
+    assert.throws(() => timeArg("next tuesday"), /unix seconds or an ISO 8601 date/);
     assert.deepEqual(withIsoTimes({ KeyMetadatas: [{ CreateTime: 1_700_000_000, DeletionDate: 0, Alias: "Time" }], Expiration: "2023-11-14T22:13:20Z" }), {
       KeyMetadatas: [{ CreateTime: "2023-11-14T22:13:20Z", DeletionDate: 0, Alias: "Time" }],
       Expiration: "2023-11-14T22:13:20Z",
