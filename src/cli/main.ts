@@ -13,6 +13,7 @@ import { registerCryptoCommands } from "./crypto.js";
 import { registerEncryptFileCommands } from "./encrypt-file.js";
 import { registerInitCommand } from "./init.js";
 import { registerKeyCommands } from "./key.js";
+import { registerKmsPluginCommand } from "./kms-plugin.js";
 import { registerRootKeyCommands } from "./rootkey.js";
 import { registerServeCommand } from "./serve.js";
 import { printErrorLines } from "./output.js";
@@ -31,6 +32,8 @@ registerEncryptFileCommands(program);
 registerBackupCommands(program);
 registerRootKeyCommands(program);
 registerAuditCommands(program);
+registerKmsPluginCommand(program);
+// Last: it describes the whole command tree.
 registerCompletionCommand(program);
 
 try {
