@@ -474,46 +474,46 @@ export const ACTIONS: ActionTable<"kms"> = {
 
   GetRegions: action({}, (_p, { service, caller }) => ({ Regions: service.getRegions(caller) })),
 
-  ArchiveKey: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+  ArchiveKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     await service.archiveKey(caller, p.KeyId);
     return {};
   }),
 
-  CancelKeyArchive: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+  CancelKeyArchive: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     await service.cancelKeyArchive(caller, p.KeyId);
     return {};
   }),
 
   ScheduleKeyDeletion: action(
     // The window is checked by the service, so an out-of-range one gets Tencent's own error code.
-    { KeyId: keyId(), PendingWindowInDays: integer(-(2 ** 31), 2 ** 31 - 1, "InvalidPendingWindowInDays") },
+    { KeyId: keyId(), PendingWindowInDays: integer(-(2 ** 31), 2 ** 31 - 1, "InvalidPendingWindowInDays"), MemberAccount: memberAccount },
     async (p, { service, caller }) => {
       const { keyId, deletionDate } = await service.scheduleKeyDeletion(caller, p.KeyId, p.PendingWindowInDays);
       return { DeletionDate: deletionDate, KeyId: keyId };
     },
   ),
 
-  CancelKeyDeletion: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+  CancelKeyDeletion: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     const { keyId } = await service.cancelKeyDeletion(caller, p.KeyId);
     return { KeyId: keyId };
   }),
 
-  EnableKeyRotation: action({ KeyId: keyId(), RotateDays: optional(integer(7, 365)) }, async (p, { service, caller }) => {
+  EnableKeyRotation: action({ KeyId: keyId(), RotateDays: optional(integer(7, 365)), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     await service.enableKeyRotation(caller, p.KeyId, p.RotateDays ?? 365);
     return {};
   }),
 
-  DisableKeyRotation: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+  DisableKeyRotation: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     await service.disableKeyRotation(caller, p.KeyId);
     return {};
   }),
 
-  GetKeyRotationStatus: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+  GetKeyRotationStatus: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     const key = await service.getKeyRotationStatus(caller, p.KeyId);
     return { KeyRotationEnabled: key.rotationEnabled, RotateDays: key.rotateDays, NextRotateTime: key.nextRotateTime, LastRotateTime: key.lastRotateTime };
   }),
 
-  RotateKey: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+  RotateKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     const { taskId } = await service.rotateKey(caller, p.KeyId);
     return { TaskId: taskId };
   }),
