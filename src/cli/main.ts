@@ -13,6 +13,7 @@ import { registerInitCommand } from "./init.js";
 import { registerKeyCommands } from "./key.js";
 import { registerRootKeyCommands } from "./rootkey.js";
 import { registerServeCommand } from "./serve.js";
+import { registerTangCommands } from "./tang.js";
 import { printErrorLines } from "./output.js";
 
 const program = new Command("tresor").description("Tresor: a self-hosted key management service").exitOverride();
@@ -27,6 +28,7 @@ registerEncryptFileCommands(program);
 registerBackupCommands(program);
 registerRootKeyCommands(program);
 registerAuditCommands(program);
+registerTangCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import type { MessageType } from "../keys/asymmetric.js";
 import type { KeySpec } from "../keys/key.js";
+import type { EcPoint } from "../crypto/ecmr.js";
 import { ASYMMETRIC_USAGES, hsmSupports, isAsymmetricUsage, type AsymmetricDecryptAlgorithm, type SigningAlgorithm } from "../keys/specs.js";
 import { HsmUnsupportedError, RootOfTrustError, type HsmKeyPairSpec, type HsmKeys, type RootOfTrust } from "../rootkey/root-of-trust.js";
 import type { Store, StoreOperations } from "../store/store.js";
@@ -59,7 +60,9 @@ export class HsmMaterial implements KeyMaterial {
   async generate(key: MaterialKey, version: number): Promise<NewMaterial> {
     const hsm = this.#require(key.keyId);
     if (isAsymmetricUsage(key.keyUsage)) {
-      const pair = await hsm.generateKeyPair(key.keySpec as HsmKeyPairSpec, ASYMMETRIC_USAGES[key.keyUsage].purpose, key.keyId, version);
+      const purpose = ASYMMETRIC_USAGES[key.keyUsage].purpose;
+      if (purpose === "exchange") throw new MaterialError("Unsupported", `key usage ${key.keyUsage} is not offered for ProtectionLevel HSM keys`);
+      const pair = await hsm.generateKeyPair(key.keySpec as HsmKeyPairSpec, purpose, key.keyId, version);
       return { stored: pair.reference, publicKey: pair.publicKey };
     }
     return { stored: await hsm.generateAes256(key.keyId, version), publicKey: null };
@@ -92,6 +95,11 @@ export class HsmMaterial implements KeyMaterial {
     const mechanism = algorithm === "RSA_PSS_SHA_256" || algorithm === "RSA_PKCS1_SHA_256" ? algorithm : "ECDSA";
     const hsm = this.#require(key.keyId);
     return hsm.sign(await this.#reference(key, version), mechanism, digest);
+  }
+
+  /** The token would keep s inside (CKM_ECDH1_DERIVE gives only x of s·X): not offered yet. */
+  async exchange(key: MaterialKey): Promise<EcPoint> {
+    throw new MaterialError("Unsupported", `key ${key.keyId}: ECMR is not offered for ProtectionLevel HSM keys`);
   }
 
   async decrypt(key: MaterialKey, version: number, algorithm: AsymmetricDecryptAlgorithm, ciphertext: Buffer): Promise<Buffer> {

@@ -3,6 +3,7 @@
 // a bounded time and count and wiped on eviction.
 
 import { AEADS, type AeadKey } from "../crypto/aead.js";
+import type { EcPoint } from "../crypto/ecmr.js";
 import { CryptoError } from "../crypto/errors.js";
 import { randomBytes } from "../crypto/random.js";
 import { AsymmetricPrivateKey, generateKeyPair, type MessageType } from "../keys/asymmetric.js";
@@ -88,6 +89,10 @@ export class SoftwareMaterial implements KeyMaterial {
 
   sign(key: MaterialKey, version: number, algorithm: SigningAlgorithm, message: Buffer, messageType: MessageType): Promise<Buffer> {
     return this.#withPrivateKey(key, version, (privateKey) => privateKey.sign(algorithm, message, messageType));
+  }
+
+  exchange(key: MaterialKey, version: number, point: EcPoint): Promise<EcPoint> {
+    return this.#withPrivateKey(key, version, (privateKey) => privateKey.exchange(point));
   }
 
   decrypt(key: MaterialKey, version: number, algorithm: AsymmetricDecryptAlgorithm, ciphertext: Buffer): Promise<Buffer> {

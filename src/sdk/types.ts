@@ -429,8 +429,56 @@ export interface KmsActions {
   GetParametersForImport: [GetParametersForImportRequest, GetParametersForImportResponse];
   ImportKeyMaterial: [ImportKeyMaterialRequest, KmsResponse];
   DeleteImportedKeyMaterial: [KeyIdRequest, KmsResponse];
+  CreateTangServer: [CreateTangServerRequest, TangServerResponse];
+  ListTangServers: [EmptyRequest, ListTangServersResponse];
+  DescribeTangServer: [TangServerRequest, TangServerResponse];
+  UpdateTangServer: [UpdateTangServerRequest, KmsResponse];
+  RotateTangServer: [TangServerRequest, TangServerResponse];
+  EnableTangServer: [TangServerRequest, KmsResponse];
+  DisableTangServer: [TangServerRequest, KmsResponse];
 }
 export type KmsAction = keyof KmsActions;
+
+// ---- Tang servers (Tresor extension; docs/disk-encryption.md) ----
+
+export interface TangServerRequest {
+  Name: string;
+}
+export interface CreateTangServerRequest extends TangServerRequest {
+  /** CIDR blocks allowed to recover; absent or empty: any source. */
+  AllowedNetworks?: string[];
+}
+export interface UpdateTangServerRequest extends TangServerRequest {
+  AllowedNetworks: string[];
+}
+export interface TangKeyVersion {
+  Version: number;
+  CreateTime: number;
+  /** RFC 7638 SHA-256 thumbprint: what `clevis encrypt tang` pins as "thp". */
+  Thumbprint: string;
+  ThumbprintSha1: string;
+  /** The newest version, advertised; older versions still recover. */
+  Advertised: boolean;
+}
+export interface TangKey {
+  KeyId: string;
+  KeyState: string;
+  Versions: TangKeyVersion[];
+}
+export interface TangServer {
+  Name: string;
+  State: string;
+  AllowedNetworks: string[];
+  CreateTime: number;
+  SigningKey: TangKey;
+  ExchangeKey: TangKey;
+}
+export interface TangServerResponse extends KmsResponse {
+  TangServer?: TangServer;
+}
+export interface ListTangServersResponse extends KmsResponse {
+  TangServers?: TangServer[];
+}
 
 // ---- key lifecycle: archiving, deletion, rotation, bring your own key ----
 

@@ -60,6 +60,21 @@ export interface AlgorithmEntry {
 /** Tencent's ListKeys shows keys in these states only. */
 const LIST_KEYS_STATES: readonly KeyState[] = ["Enabled", "Disabled", "PendingImport"];
 
+/** A new key's record at version 1: Enabled, or PendingImport when its material is to be imported. */
+export function newKeyRecord(
+  fields: Pick<KeyRecord, "keyId" | "alias" | "description" | "keyUsage" | "keySpec" | "origin" | "creatorUin" | "createTime" | "tags" | "protectionLevel">,
+): KeyRecord {
+  return {
+    ...fields,
+    state: fields.origin === "EXTERNAL" ? "PendingImport" : "Enabled",
+    owner: USER_OWNER,
+    deletionDate: 0,
+    currentVersion: 1,
+    ...KEY_LIFECYCLE_DEFAULTS,
+    protectionLevel: fields.protectionLevel,
+  };
+}
+
 export class KeyManagement {
   constructor(private readonly ctx: ServiceContext) {}
 
@@ -92,23 +107,7 @@ export class KeyManagement {
 
     const keyId = randomUUID();
     const now = ctx.now();
-    const key: KeyRecord = {
-      keyId,
-      alias: input.alias,
-      description: input.description,
-      keyUsage: input.keyUsage,
-      keySpec,
-      origin,
-      state: origin === "EXTERNAL" ? "PendingImport" : "Enabled",
-      creatorUin: caller.uin,
-      owner: USER_OWNER,
-      createTime: now,
-      deletionDate: 0,
-      currentVersion: 1,
-      tags: input.tags,
-      ...KEY_LIFECYCLE_DEFAULTS,
-      protectionLevel,
-    };
+    const key = newKeyRecord({ keyId, alias: input.alias, description: input.description, keyUsage: input.keyUsage, keySpec, origin, creatorUin: caller.uin, createTime: now, tags: input.tags, protectionLevel });
     if (origin === "EXTERNAL") {
       await this.#insertKey(caller, key, null);
       return key;
