@@ -84,6 +84,7 @@ export class KeyManagement {
     needs(KEY_USAGES.includes(input.keyUsage), "InvalidKeyUsage", `"KeyUsage" ${input.keyUsage} is not supported`);
     let keySpec: KeySpec;
     if (isAsymmetricUsage(input.keyUsage)) {
+      needs(ASYMMETRIC_USAGES[input.keyUsage].purpose !== "exchange", "InvalidKeyUsage", `"KeyUsage" ${input.keyUsage} keys are made by CreateTangServer, with their Tang server`);
       keySpec = ASYMMETRIC_USAGES[input.keyUsage].spec;
       needs(
         input.keySpec === undefined || input.keySpec === keySpec,
@@ -255,6 +256,8 @@ export class KeyManagement {
     const asymmetric: AlgorithmEntry[] = [];
     const signVerify: AlgorithmEntry[] = [];
     for (const [keyUsage, usage] of Object.entries(ASYMMETRIC_USAGES) as [AsymmetricKeyUsage, UsageInfo][]) {
+      // Exchange keys are Tang servers' (CreateTangServer), not CreateKey's.
+      if (usage.purpose === "exchange") continue;
       (usage.purpose === "sign" ? signVerify : asymmetric).push({ keyUsage, algorithm: ASYMMETRIC_SPECS[usage.spec].algorithmName, protectionLevels: levels(usage.spec) });
     }
     const symmetric = SYMMETRIC_KEY_SPECS.map((spec): AlgorithmEntry => ({ keyUsage: "ENCRYPT_DECRYPT", algorithm: spec, protectionLevels: levels(spec) }));
