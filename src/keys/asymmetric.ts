@@ -17,7 +17,7 @@ import {
   sm2Verify,
   sm2VerifyDigest,
 } from "../crypto/sm2.js";
-import { ecmrMultiply, type EcPoint } from "../crypto/ecmr.js";
+import type { EcPoint } from "../crypto/ecmr.js";
 import type { AsymmetricKeySpec } from "./key.js";
 import { ASYMMETRIC_SPECS, type AsymmetricDecryptAlgorithm, type SigningAlgorithm } from "./specs.js";
 
@@ -140,11 +140,15 @@ export class AsymmetricPrivateKey {
     throw new TypeError(`${algorithm} does not fit a ${this.spec} key`);
   }
 
-  /** The McCallum-Relyea exchange (Tang recovery): s·X for a P-521 key; EcPointError for a bad point. */
-  exchange(point: EcPoint): EcPoint {
+  /**
+   * The McCallum-Relyea exchange (Tang recovery) for a P-521 key: `multiply` (ecmrMultiply, or its
+   * worker thread) gets a copy of the scalar, wiped when it settles. EcPointError for a bad point.
+   */
+  exchange(point: EcPoint, multiply: (scalar: Buffer, point: EcPoint) => Promise<EcPoint>): Promise<EcPoint> {
     this.#check();
     if (this.#ec?.curve !== "P-521") throw new TypeError(`ECMR does not fit a ${this.spec} key`);
-    return this.#ec.withScalar((scalar) => ecmrMultiply(scalar, point));
+    const scalar = this.#ec.withScalar((s) => Buffer.from(s));
+    return multiply(scalar, point).finally(() => scalar.fill(0));
   }
 
   /** Throws CryptoError when the ciphertext does not decrypt (OAEP, SM2); PKCS#1 v1.5 never does (implicit rejection). */

@@ -4,6 +4,7 @@
 
 import { AEADS, type AeadKey } from "../crypto/aead.js";
 import type { EcPoint } from "../crypto/ecmr.js";
+import { EcmrThread } from "../crypto/ecmr-worker.js";
 import { CryptoError } from "../crypto/errors.js";
 import { randomBytes } from "../crypto/random.js";
 import { AsymmetricPrivateKey, generateKeyPair, type MessageType } from "../keys/asymmetric.js";
@@ -27,6 +28,7 @@ export class SoftwareMaterial implements KeyMaterial {
   readonly #root: RootOfTrust;
   readonly #aeadKeys: MaterialCache<AeadKey>;
   readonly #privateKeys: MaterialCache<AsymmetricPrivateKey>;
+  readonly #ecmr = new EcmrThread();
 
   constructor(options: SoftwareMaterialOptions) {
     this.#store = options.store;
@@ -91,8 +93,10 @@ export class SoftwareMaterial implements KeyMaterial {
     return this.#withPrivateKey(key, version, (privateKey) => privateKey.sign(algorithm, message, messageType));
   }
 
-  exchange(key: MaterialKey, version: number, point: EcPoint): Promise<EcPoint> {
-    return this.#withPrivateKey(key, version, (privateKey) => privateKey.exchange(point));
+  /** The scalar is copied while the key is in hand (synchronously); the multiplication runs in the ECMR thread. */
+  async exchange(key: MaterialKey, version: number, point: EcPoint): Promise<EcPoint> {
+    const product = await this.#withPrivateKey(key, version, (privateKey) => privateKey.exchange(point, (scalar, p) => this.#ecmr.multiply(scalar, p)));
+    return product;
   }
 
   decrypt(key: MaterialKey, version: number, algorithm: AsymmetricDecryptAlgorithm, ciphertext: Buffer): Promise<Buffer> {
@@ -116,6 +120,7 @@ export class SoftwareMaterial implements KeyMaterial {
   close(): void {
     this.#aeadKeys.clear();
     this.#privateKeys.clear();
+    this.#ecmr.close();
   }
 
   /** Runs `use` with the prepared key of one key version. `use` must be synchronous: the cache

@@ -12,6 +12,7 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import { EcdsaPrivateKey, ecGenerateKeyPair, ecdsaDerToP1363 } from "../../src/crypto/ecc.js";
 import { checkP521Point, EcPointError, ecmrMultiply, P521_COORDINATE_LENGTH, type EcPoint } from "../../src/crypto/ecmr.js";
+import { EcmrThread } from "../../src/crypto/ecmr-worker.js";
 import { advertisementJws, advertisementPayload, jwkThumbprint, matchesThumbprint, p521Jwk, p521PointOfSpki, tangJwk, THUMBPRINT_HASHES, type ThumbprintHash } from "../../src/keys/jwk.js";
 
 const HAS_JOSE = (() => {
@@ -78,6 +79,23 @@ describe("ECMR on P-521", { skip }, () => {
       assert.throws(() => ecmrMultiply(scalar, p), EcPointError);
     }
     checkP521Point(point);
+  });
+});
+
+describe("the ECMR thread", () => {
+  it("gives what ecmrMultiply gives, off the event loop, and EcPointError for a bad point", async () => {
+    const thread = new EcmrThread();
+    try {
+      const server = p521Pair();
+      const clients = [p521Pair(), p521Pair(), p521Pair()];
+      const products = await Promise.all(clients.map((c) => thread.multiply(server.scalar, c.point)));
+      clients.forEach((c, i) => assert.deepEqual(products[i], ecmrMultiply(server.scalar, c.point)));
+      const zero = Buffer.alloc(P521_COORDINATE_LENGTH);
+      await assert.rejects(thread.multiply(server.scalar, { x: zero, y: zero }), EcPointError);
+      assert.notDeepEqual(server.scalar, Buffer.alloc(P521_COORDINATE_LENGTH), "the caller's scalar is left as it was");
+    } finally {
+      thread.close();
+    }
   });
 });
 
