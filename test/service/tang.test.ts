@@ -5,13 +5,11 @@
 // key: for X = k·G, s·X must equal k·(s·G), k times the exchange key's public point.
 
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { p521 } from "@noble/curves/nist.js";
-import pg from "pg";
 import type { EcPoint } from "../../src/crypto/ecmr.js";
 import { p521PointOfSpki } from "../../src/keys/jwk.js";
 import { FileRootOfTrust } from "../../src/rootkey/file.js";
@@ -19,12 +17,12 @@ import { rootCaller } from "../../src/service/access-control.js";
 import { KmsService, type TangServerView } from "../../src/service/kms-service.js";
 import { RequestAudit } from "../../src/service/request-audit.js";
 import { sourceAllowed } from "../../src/service/tang.js";
-import { PostgresStore } from "../../src/store/postgres.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import type { Store } from "../../src/store/store.js";
 import { ManualClock } from "../api/helpers-inprocess.js";
 import { kmsError } from "./fixture.js";
 import { seededRandom } from "../helpers/wait.js";
+import { postgresSchemaStore } from "../helpers/postgres-schema.js";
 
 interface Backend {
   name: string;
@@ -43,20 +41,7 @@ const backends: Backend[] = [
 ];
 const pgUrl = process.env.TRESOR_TEST_PG_URL;
 if (pgUrl !== undefined && pgUrl !== "") {
-  const admin = new pg.Pool({ connectionString: pgUrl, max: 2 });
-  admin.on("error", () => undefined);
-  after(() => admin.end());
-  backends.push({
-    name: "PostgreSQL",
-    open: async () => {
-      const schema = `tresor_tang_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
-      await admin.query(`CREATE SCHEMA ${schema}`);
-      const url = new URL(pgUrl);
-      url.searchParams.set("options", `-c search_path=${schema}`);
-      const store = await PostgresStore.open(url.toString(), { poolSize: 4 });
-      return { store, cleanup: async () => (await store.close(), await admin.query(`DROP SCHEMA ${schema} CASCADE`), undefined) };
-    },
-  });
+  backends.push({ name: "PostgreSQL", open: () => postgresSchemaStore(pgUrl, "tresor_tang") });
 } else if (process.env.CI) {
   it("Tang servers on PostgreSQL need TRESOR_TEST_PG_URL", () => assert.fail("TRESOR_TEST_PG_URL is not set; CI must provide one"));
 }
