@@ -1,14 +1,14 @@
 // `tresor tang create|list|show|rotate|disable|enable|allow NAME`: Tang servers (docs/disk-encryption.md)
 // through the HTTP API's Tang server actions, like every other client command.
 
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import type { KmsClient, TangServer } from "../sdk/index.js";
 import { addClientOptions, printJson, printLines, runWithClient } from "./client-options.js";
 
 /** Lines for people: the URL path, state, networks and the thumbprints to pin. */
 function describe(server: TangServer): string[] {
   const lines = [
-    `${server.Name}: ${server.State}, served at /tang/${server.Name}`,
+    `${server.Name}: ${server.State}, ${server.ProtectionLevel}, served at /tang/${server.Name}`,
     `  allowed networks: ${server.AllowedNetworks.length === 0 ? "any" : server.AllowedNetworks.join(", ")}`,
   ];
   for (const [label, key] of [["signing key", server.SigningKey], ["exchange key", server.ExchangeKey]] as const) {
@@ -51,13 +51,18 @@ export function registerTangCommands(program: Command): void {
       .command("create")
       .description("create a Tang server: an ES512 signing key and an ECMR exchange key, served at /tang/NAME")
       .argument("<name>")
-      .option("--allow <cidr...>", "networks allowed to recover (default: any source)"),
-  ).action(async (name: string, opts: { allow?: string[] }, cmd: Command) => {
+      .option("--allow <cidr...>", "networks allowed to recover (default: any source)")
+      .addOption(new Option("--protection-level <level>", "HSM: both keys made and used only inside the server's PKCS#11 token (default SOFTWARE)").choices(["SOFTWARE", "HSM"])),
+  ).action(async (name: string, opts: { allow?: string[]; protectionLevel?: "SOFTWARE" | "HSM" }, cmd: Command) => {
     await runWithClient(
       cmd,
       () => undefined,
       async (client, _input, { json }) => {
-        const res = await client.call("CreateTangServer", { Name: name, ...(opts.allow ? { AllowedNetworks: opts.allow } : {}) });
+        const res = await client.call("CreateTangServer", {
+          Name: name,
+          ...(opts.allow ? { AllowedNetworks: opts.allow } : {}),
+          ...(opts.protectionLevel ? { ProtectionLevel: opts.protectionLevel } : {}),
+        });
         if (json) printJson(requireServer(res.TangServer));
         else printLines(...describe(requireServer(res.TangServer)));
       },

@@ -48,3 +48,37 @@ export function ecmrMultiply(scalar: Buffer, point: EcPoint): EcPoint {
   const bytes = Buffer.from(product.toBytes(false));
   return { x: bytes.subarray(1, 1 + P521_COORDINATE_LENGTH), y: bytes.subarray(1 + P521_COORDINATE_LENGTH) };
 }
+
+// Where the scalar stays inside a token, ECDH (PKCS#11 CKM_ECDH1_DERIVE) gives only x(s·X). The
+// two points with that x are (x, y) and (x, -y); a second derivation on X + cG gives
+// x(s·X + c·P), P = s·G the public key, which only the right one reproduces.
+
+type P521Point = ReturnType<typeof p521.Point.fromBytes>;
+
+function toEcPoint(point: P521Point): EcPoint {
+  const bytes = Buffer.from(point.toBytes(false));
+  return { x: bytes.subarray(1, 1 + P521_COORDINATE_LENGTH), y: bytes.subarray(1 + P521_COORDINATE_LENGTH) };
+}
+
+function fromEcPoint(point: EcPoint): P521Point {
+  return p521.Point.fromBytes(Buffer.concat([Buffer.of(4), point.x, point.y]));
+}
+
+/** X + c·G with c = 1, or 2 when X = -G: the point of the second derivation, never infinity. */
+export function ecmrCheckPoint(point: EcPoint): { point: EcPoint; c: 1n | 2n } {
+  const x = p521Point(point);
+  const once = x.add(p521.Point.BASE);
+  return once.is0() ? { point: toEcPoint(x.add(p521.Point.BASE.double())), c: 2n } : { point: toEcPoint(once), c: 1n };
+}
+
+/** s·X from x = x(s·X), xCheck = x(s·(X + c·G)) and the public key P = s·G. */
+export function ecmrFromX(x: Buffer, xCheck: Buffer, publicKey: EcPoint, c: 1n | 2n): EcPoint {
+  if (x.length !== P521_COORDINATE_LENGTH || xCheck.length !== P521_COORDINATE_LENGTH) throw new RangeError(`an x coordinate is ${P521_COORDINATE_LENGTH} bytes`);
+  const offset = fromEcPoint(publicKey).multiply(c);
+  for (const prefix of [2, 3]) {
+    const candidate = p521.Point.fromBytes(Buffer.concat([Buffer.of(prefix), x]));
+    const sum = candidate.add(offset);
+    if (!sum.is0() && Buffer.from(sum.toBytes(true)).subarray(1).equals(xCheck)) return toEcPoint(candidate);
+  }
+  throw new EcPointError("neither point with that x coordinate reproduces the second derivation");
+}

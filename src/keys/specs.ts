@@ -100,10 +100,10 @@ export function metadataType(spec: KeySpec): 2 | 4 {
 /**
  * Key specs a CMK of ProtectionLevel HSM may have: those whose operations the service runs inside a
  * PKCS#11 token. AES_256 uses CKM_AES_GCM; RSA keys CKM_RSA_PKCS (signatures), CKM_RSA_PKCS_PSS
- * and CKM_RSA_PKCS_OAEP; ECC keys CKM_ECDSA. SM4 and SM2 are absent because tokens such as
+ * and CKM_RSA_PKCS_OAEP; ECC keys CKM_ECDSA, and ECMR exchange keys CKM_ECDH1_DERIVE. SM4 and SM2 are absent because tokens such as
  * SoftHSM2 offer no SM mechanisms.
  */
-export const HSM_KEY_SPECS: readonly KeySpec[] = Object.freeze(["AES_256", "RSA_2048", "RSA_3072", "RSA_4096", "ECC_P256", "ECC_P384"]);
+export const HSM_KEY_SPECS: readonly KeySpec[] = Object.freeze(["AES_256", "RSA_2048", "RSA_3072", "RSA_4096", "ECC_P256", "ECC_P384", "ECC_P521"]);
 
 export function hsmSupports(spec: KeySpec): boolean {
   return HSM_KEY_SPECS.includes(spec);

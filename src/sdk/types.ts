@@ -449,6 +449,8 @@ export interface TangServerRequest {
 export interface CreateTangServerRequest extends TangServerRequest {
   /** CIDR blocks allowed to recover; absent or empty: any source. */
   AllowedNetworks?: string[];
+  /** HSM: both keys made and used inside the server's PKCS#11 token (default SOFTWARE). */
+  ProtectionLevel?: "SOFTWARE" | "HSM";
 }
 export interface UpdateTangServerRequest extends TangServerRequest {
   AllowedNetworks: string[];
@@ -470,6 +472,7 @@ export interface TangKey {
 export interface TangServer {
   Name: string;
   State: string;
+  ProtectionLevel: "SOFTWARE" | "HSM";
   AllowedNetworks: string[];
   CreateTime: number;
   SigningKey: TangKey;

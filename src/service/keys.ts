@@ -75,6 +75,22 @@ export function newKeyRecord(
   };
 }
 
+/** A CMK of ProtectionLevel HSM needs a pkcs11 root of trust and a key spec its token can hold. */
+export function checkHsmKey(ctx: ServiceContext, keySpec: KeySpec, origin: KeyOrigin): void {
+  const token = ctx.materials.hsm.token;
+  needs(
+    token !== undefined,
+    "UnsupportedOperation",
+    `"ProtectionLevel" HSM needs a data directory whose root of trust is pkcs11 (an HSM); this one's is ${ctx.root.description.split(":")[0]}`,
+  );
+  needs(origin === "TENCENT_KMS", "UnsupportedOperation", `"ProtectionLevel" HSM keys are generated inside the HSM: "Type" 2 (EXTERNAL key material) is not supported`);
+  needs(
+    hsmSupports(keySpec),
+    "UnsupportedOperation",
+    `"ProtectionLevel" HSM is not supported for key spec ${keySpec} on ${token}; ListAlgorithms shows what each protection level offers`,
+  );
+}
+
 export class KeyManagement {
   constructor(private readonly ctx: ServiceContext) {}
 
@@ -102,7 +118,7 @@ export class KeyManagement {
       `"Type" 2 (EXTERNAL key material) needs an ENCRYPT_DECRYPT key (${SYMMETRIC_KEY_SPECS.join(" or ")}), not ${input.keyUsage}`,
     );
     const protectionLevel = input.protectionLevel ?? "SOFTWARE";
-    if (protectionLevel === "HSM") this.#checkHsmKey(keySpec, origin);
+    if (protectionLevel === "HSM") checkHsmKey(ctx, keySpec, origin);
     needs(!(await ctx.store.getKeyByAlias(input.alias)), "AliasAlreadyExists", `"Alias" ${input.alias} is already in use`);
     needs((await ctx.store.countKeys(caller.uin)) < ctx.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${ctx.cmkLimit} keys`);
 
@@ -124,22 +140,6 @@ export class KeyManagement {
       throw e;
     }
     return key;
-  }
-
-  /** A CMK of ProtectionLevel HSM needs a pkcs11 root of trust and a key spec its token can hold. */
-  #checkHsmKey(keySpec: KeySpec, origin: KeyOrigin): void {
-    const token = this.ctx.materials.hsm.token;
-    needs(
-      token !== undefined,
-      "UnsupportedOperation",
-      `"ProtectionLevel" HSM needs a data directory whose root of trust is pkcs11 (an HSM); this one's is ${this.ctx.root.description.split(":")[0]}`,
-    );
-    needs(origin === "TENCENT_KMS", "UnsupportedOperation", `"ProtectionLevel" HSM keys are generated inside the HSM: "Type" 2 (EXTERNAL key material) is not supported`);
-    needs(
-      hsmSupports(keySpec),
-      "UnsupportedOperation",
-      `"ProtectionLevel" HSM is not supported for key spec ${keySpec} on ${token}; ListAlgorithms shows what each protection level offers`,
-    );
   }
 
   async #insertKey(caller: Caller, key: KeyRecord, firstVersion: KeyVersionRecord | null): Promise<void> {

@@ -13,12 +13,12 @@ import { BlockList, isIP } from "node:net";
 import { checkP521Point, EcPointError, type EcPoint } from "../crypto/ecmr.js";
 import { ecdsaDerToP1363 } from "../crypto/ecc.js";
 import { advertisementJws, advertisementPayload, jwkThumbprint, matchesThumbprint, p521Jwk, p521PointOfSpki, tangJwk } from "../keys/jwk.js";
-import type { KeyRecord, KeyState, KeyUsage, KeyVersionRecord } from "../keys/key.js";
+import type { KeyRecord, KeyState, KeyUsage, KeyVersionRecord, ProtectionLevel } from "../keys/key.js";
 import { stateAfter } from "../keys/lifecycle.js";
-import type { StoreOperations } from "../store/store.js";
+import { StoreConflictError, type StoreOperations } from "../store/store.js";
 import { checkKeyState, CURRENT_VERSION_ERRORS, usingMaterial, type ServiceContext } from "./context.js";
 import { KmsError, needs } from "./errors.js";
-import { newKeyRecord } from "./keys.js";
+import { checkHsmKey, newKeyRecord } from "./keys.js";
 import { ACCOUNT_RESOURCE, keyResourceNames, type Caller } from "./permissions.js";
 import type { RequestAudit } from "./request-audit.js";
 
@@ -50,6 +50,7 @@ export interface TangKeyVersion {
 
 export interface TangServerView {
   name: string;
+  protectionLevel: ProtectionLevel;
   /** Enabled when both keys are; otherwise the exchange key's state (or the signing key's). */
   state: KeyState;
   allowedNetworks: string[];
@@ -100,10 +101,12 @@ export class TangServers {
 
   // ---- management (callers' actions) ----
 
-  async createTangServer(caller: Caller, input: { name: string; allowedNetworks: string[] }): Promise<TangServerView> {
+  async createTangServer(caller: Caller, input: { name: string; allowedNetworks: string[]; protectionLevel?: ProtectionLevel }): Promise<TangServerView> {
     const ctx = this.ctx;
     caller.permissions.require("kms:CreateTangServer", ACCOUNT_RESOURCE);
     checkName(input.name);
+    const protectionLevel = input.protectionLevel ?? "SOFTWARE";
+    if (protectionLevel === "HSM") checkHsmKey(ctx, "ECC_P521", "TENCENT_KMS");
     const allowedNetworks = input.allowedNetworks.map((n) => canonicalNetwork(n));
     const now = ctx.now();
     const keyOf = (use: "sign" | "exchange") =>
@@ -117,7 +120,7 @@ export class TangServers {
         creatorUin: caller.uin,
         createTime: now,
         tags: [],
-        protectionLevel: "SOFTWARE",
+        protectionLevel,
       });
     const signing = keyOf("sign");
     const exchange = keyOf("exchange");
@@ -125,15 +128,17 @@ export class TangServers {
     const record: TangServerRecord = { name: input.name, accountUin: caller.uin, signingKeyId: signing.keyId, exchangeKeyId: exchange.keyId, allowedNetworks, createTime: now };
     caller.audit?.addResource(signing.keyId);
     caller.audit?.addResource(exchange.keyId);
-    await ctx.transaction(caller, async (tx) => {
-      const registry = await readRegistry(tx);
-      needs(!Object.hasOwn(registry, input.name), "TangServerNameInUse", `a Tang server named ${input.name} already exists`);
-      for (const key of [signing, exchange]) needs(!(await tx.getKeyByAlias(key.alias)), "AliasAlreadyExists", `"Alias" ${key.alias}, which Tang server ${input.name}'s keys take, is already in use`);
-      needs((await tx.countKeys(caller.uin)) + 2 <= ctx.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${ctx.cmkLimit} keys: a Tang server needs two`);
-      await tx.insertKey(signing, signingVersion);
-      await tx.insertKey(exchange, exchangeVersion);
-      await writeRegistry(tx, { ...registry, [input.name]: record });
-    });
+    await this.#committing([signingVersion, exchangeVersion], signing, () =>
+      ctx.transaction(caller, async (tx) => {
+        const registry = await readRegistry(tx);
+        needs(!Object.hasOwn(registry, input.name), "TangServerNameInUse", `a Tang server named ${input.name} already exists`);
+        for (const key of [signing, exchange]) needs(!(await tx.getKeyByAlias(key.alias)), "AliasAlreadyExists", `"Alias" ${key.alias}, which Tang server ${input.name}'s keys take, is already in use`);
+        needs((await tx.countKeys(caller.uin)) + 2 <= ctx.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${ctx.cmkLimit} keys: a Tang server needs two`);
+        await tx.insertKey(signing, signingVersion);
+        await tx.insertKey(exchange, exchangeVersion);
+        await writeRegistry(tx, { ...registry, [input.name]: record });
+      }),
+    );
     return this.#view(record, signing, exchange);
   }
 
@@ -182,16 +187,17 @@ export class TangServers {
     for (const key of [found.signing, found.exchange]) checkKeyState("RotateKey", key);
     const made = await Promise.all([found.signing, found.exchange].map((k) => this.#newVersion(k, k.currentVersion + 1)));
     const now = this.ctx.now();
-    await this.ctx.transaction(caller, async (tx) => {
-      const { signing, exchange } = await this.#keys(tx, found.record);
-      for (const [i, key] of [signing, exchange].entries()) {
-        checkKeyState("RotateKey", key);
-        // Another rotation committed first: this one's material is dropped (software material is just bytes).
-        needs(key.currentVersion + 1 === made[i]!.version, "OperationDenied", `Tang server ${name} is being rotated by another request: retry`);
-        await tx.insertKeyVersion({ ...made[i]!, createTime: now });
-        await tx.updateKey({ ...key, currentVersion: made[i]!.version, lastRotateTime: now });
-      }
-    });
+    await this.#committing(made, found.signing, () =>
+      this.ctx.transaction(caller, async (tx) => {
+        const { signing, exchange } = await this.#keys(tx, found.record);
+        for (const [i, key] of [signing, exchange].entries()) {
+          checkKeyState("RotateKey", key);
+          needs(key.currentVersion + 1 === made[i]!.version, "OperationDenied", `Tang server ${name} is being rotated by another request: retry`);
+          await tx.insertKeyVersion({ ...made[i]!, createTime: now });
+          await tx.updateKey({ ...key, currentVersion: made[i]!.version, lastRotateTime: now });
+        }
+      }),
+    );
     return this.describeTangServer(caller, name);
   }
 
@@ -292,6 +298,22 @@ export class TangServers {
     return { record, ...keys };
   }
 
+  /**
+   * Runs the transaction that records `made`; when it certainly did not (a refusal, a conflict),
+   * what was made is discarded (HSM objects destroyed). After any other error it may have committed.
+   */
+  async #committing(made: readonly Pick<KeyVersionRecord, "keyId" | "wrappedMaterial">[], key: KeyRecord, commit: () => Promise<void>): Promise<void> {
+    try {
+      await commit();
+    } catch (e) {
+      if (e instanceof KmsError || e instanceof StoreConflictError) {
+        const material = this.ctx.materials.for(key);
+        for (const m of made) await material.discard(m.keyId, m.wrappedMaterial);
+      }
+      throw e;
+    }
+  }
+
   async #firstVersion(key: KeyRecord): Promise<KeyVersionRecord> {
     const made = await this.#newVersion(key, 1);
     return { ...made, createTime: key.createTime };
@@ -312,6 +334,7 @@ export class TangServers {
     const state = signing.state === "Enabled" ? exchange.state : signing.state;
     return {
       name: record.name,
+      protectionLevel: exchange.protectionLevel,
       state,
       allowedNetworks: record.allowedNetworks,
       createTime: record.createTime,

@@ -10,8 +10,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
+import { p521 } from "@noble/curves/nist.js";
 import { EcdsaPrivateKey, ecGenerateKeyPair, ecdsaDerToP1363 } from "../../src/crypto/ecc.js";
-import { checkP521Point, EcPointError, ecmrMultiply, P521_COORDINATE_LENGTH, type EcPoint } from "../../src/crypto/ecmr.js";
+import { checkP521Point, EcPointError, ecmrCheckPoint, ecmrFromX, ecmrMultiply, P521_COORDINATE_LENGTH, type EcPoint } from "../../src/crypto/ecmr.js";
 import { EcmrThread } from "../../src/crypto/ecmr-worker.js";
 import { advertisementJws, advertisementPayload, jwkThumbprint, matchesThumbprint, p521Jwk, p521PointOfSpki, tangJwk, THUMBPRINT_HASHES, type ThumbprintHash } from "../../src/keys/jwk.js";
 
@@ -79,6 +80,37 @@ describe("ECMR on P-521", { skip }, () => {
       assert.throws(() => ecmrMultiply(scalar, p), EcPointError);
     }
     checkP521Point(point);
+  });
+});
+
+describe("s·X from x coordinates alone (the HSM path)", () => {
+  it("recovers the point from OpenSSL's x(s·X) and x(s·(X + G)), as ecmrMultiply computes it", () => {
+    const uncompressed = (p: EcPoint) => Buffer.concat([Buffer.of(4), p.x, p.y]);
+    for (let i = 0; i < 4; i++) {
+      const server = p521Pair();
+      const client = p521Pair();
+      const ecdh = createECDH("secp521r1");
+      ecdh.setPrivateKey(server.scalar);
+      const check = ecmrCheckPoint(client.point);
+      assert.equal(check.c, 1n);
+      const x = ecdh.computeSecret(uncompressed(client.point));
+      const xCheck = ecdh.computeSecret(uncompressed(check.point));
+      assert.deepEqual(ecmrFromX(x, xCheck, server.point, check.c), ecmrMultiply(server.scalar, client.point));
+      assert.throws(() => ecmrFromX(x, x, server.point, check.c), EcPointError, "a check value that fits neither point");
+    }
+  });
+
+  it("uses X + 2G when X + G is the point at infinity", () => {
+    const g = p521.Point.BASE.negate().toBytes(false);
+    const minusG = { x: Buffer.from(g.subarray(1, 67)), y: Buffer.from(g.subarray(67)) };
+    const server = p521Pair();
+    const check = ecmrCheckPoint(minusG);
+    assert.equal(check.c, 2n);
+    const ecdh = createECDH("secp521r1");
+    ecdh.setPrivateKey(server.scalar);
+    const x = ecdh.computeSecret(Buffer.concat([Buffer.of(4), minusG.x, minusG.y]));
+    const xCheck = ecdh.computeSecret(Buffer.concat([Buffer.of(4), check.point.x, check.point.y]));
+    assert.deepEqual(ecmrFromX(x, xCheck, server.point, check.c), ecmrMultiply(server.scalar, minusG));
   });
 });
 

@@ -3,7 +3,8 @@
 
 import { MAX_ALLOWED_NETWORKS, TANG_NAME_PATTERN, type TangServerView } from "../../service/tang.js";
 import type { ActionDefinition } from "./actions.js";
-import { array, optional, string, type Schema } from "./params.js";
+import { PROTECTION_LEVELS } from "../../keys/key.js";
+import { array, oneOf, optional, string, type Schema } from "./params.js";
 
 const name = () => string({ min: 1, max: 48, pattern: TANG_NAME_PATTERN, patternText: "letters, digits, - and _, starting with a letter or digit" });
 const networks = () => array(string({ min: 1, max: 64 }), { max: MAX_ALLOWED_NETWORKS });
@@ -17,6 +18,7 @@ export function tangServerOut(view: TangServerView) {
   return {
     Name: view.name,
     State: view.state,
+    ProtectionLevel: view.protectionLevel,
     AllowedNetworks: view.allowedNetworks,
     CreateTime: view.createTime,
     SigningKey: { KeyId: view.signingKey.keyId, KeyState: view.signingKey.state, Versions: versionsOut(view.signingKey.versions) },
@@ -27,8 +29,10 @@ export function tangServerOut(view: TangServerView) {
 /** Built with the table's own `action` helper (passed in, so this file does not import actions.ts at run time). */
 export function tangActions(action: <S extends Schema>(schema: S, run: ActionDefinition<S>["run"]) => ActionDefinition<Schema>) {
   return {
-    CreateTangServer: action({ Name: name(), AllowedNetworks: optional(networks()) }, async (p, { service, caller }) => ({
-      TangServer: tangServerOut(await service.tang.createTangServer(caller, { name: p.Name, allowedNetworks: p.AllowedNetworks ?? [] })),
+    CreateTangServer: action({ Name: name(), AllowedNetworks: optional(networks()), ProtectionLevel: optional(oneOf(PROTECTION_LEVELS)) }, async (p, { service, caller }) => ({
+      TangServer: tangServerOut(
+        await service.tang.createTangServer(caller, { name: p.Name, allowedNetworks: p.AllowedNetworks ?? [], ...(p.ProtectionLevel ? { protectionLevel: p.ProtectionLevel } : {}) }),
+      ),
     })),
     ListTangServers: action({}, async (_p, { service, caller }) => ({ TangServers: (await service.tang.listTangServers(caller)).map(tangServerOut) })),
     DescribeTangServer: action({ Name: name() }, async (p, { service, caller }) => ({ TangServer: tangServerOut(await service.tang.describeTangServer(caller, p.Name)) })),
