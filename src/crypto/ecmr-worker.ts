@@ -6,6 +6,14 @@ import { Worker } from "node:worker_threads";
 import type { EcmrReply, EcmrRequest } from "./ecmr-thread.js";
 import { EcPointError, type EcPoint } from "./ecmr.js";
 
+/** More multiplications than this waiting at once: refused (a flood of recoveries must not queue without bound). */
+export const MAX_QUEUED_ECMR = 256;
+
+/** The thread already holds MAX_QUEUED_ECMR multiplications. */
+export class EcmrBusyError extends Error {
+  override readonly name = "EcmrBusyError";
+}
+
 export class EcmrThread {
   #worker: Worker | undefined;
   #next = 0;
@@ -13,6 +21,7 @@ export class EcmrThread {
 
   /** s·X as ecmrMultiply computes it; the caller's `scalar` is copied, and the copy wiped in the thread. */
   multiply(scalar: Buffer, point: EcPoint): Promise<EcPoint> {
+    if (this.#pending.size >= MAX_QUEUED_ECMR) return Promise.reject(new EcmrBusyError(`${MAX_QUEUED_ECMR} key exchanges are already waiting: retry later`));
     const worker = this.#start();
     const job = this.#next++;
     return new Promise<EcPoint>((resolve, reject) => {

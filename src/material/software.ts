@@ -4,7 +4,7 @@
 
 import { AEADS, type AeadKey } from "../crypto/aead.js";
 import type { EcPoint } from "../crypto/ecmr.js";
-import { EcmrThread } from "../crypto/ecmr-worker.js";
+import { EcmrBusyError, EcmrThread } from "../crypto/ecmr-worker.js";
 import { CryptoError } from "../crypto/errors.js";
 import { randomBytes } from "../crypto/random.js";
 import { AsymmetricPrivateKey, generateKeyPair, type MessageType } from "../keys/asymmetric.js";
@@ -95,8 +95,12 @@ export class SoftwareMaterial implements KeyMaterial {
 
   /** The scalar is copied while the key is in hand (synchronously); the multiplication runs in the ECMR thread. */
   async exchange(key: MaterialKey, version: number, point: EcPoint): Promise<EcPoint> {
-    const product = await this.#withPrivateKey(key, version, (privateKey) => privateKey.exchange(point, (scalar, p) => this.#ecmr.multiply(scalar, p)));
-    return product;
+    try {
+      return await this.#withPrivateKey(key, version, (privateKey) => privateKey.exchange(point, (scalar, p) => this.#ecmr.multiply(scalar, p)));
+    } catch (e) {
+      if (e instanceof EcmrBusyError) throw new MaterialError("Busy", e.message, { cause: e });
+      throw e;
+    }
   }
 
   decrypt(key: MaterialKey, version: number, algorithm: AsymmetricDecryptAlgorithm, ciphertext: Buffer): Promise<Buffer> {

@@ -13,7 +13,7 @@ import { after, describe, it } from "node:test";
 import { p521 } from "@noble/curves/nist.js";
 import { EcdsaPrivateKey, ecGenerateKeyPair, ecdsaDerToP1363 } from "../../src/crypto/ecc.js";
 import { checkP521Point, EcPointError, ecmrCheckPoint, ecmrFromX, ecmrMultiply, P521_COORDINATE_LENGTH, type EcPoint } from "../../src/crypto/ecmr.js";
-import { EcmrThread } from "../../src/crypto/ecmr-worker.js";
+import { EcmrBusyError, EcmrThread, MAX_QUEUED_ECMR } from "../../src/crypto/ecmr-worker.js";
 import { advertisementJws, advertisementPayload, jwkThumbprint, matchesThumbprint, p521Jwk, p521PointOfSpki, tangJwk, THUMBPRINT_HASHES, type ThumbprintHash } from "../../src/keys/jwk.js";
 
 const HAS_JOSE = (() => {
@@ -125,6 +125,20 @@ describe("the ECMR thread", () => {
       const zero = Buffer.alloc(P521_COORDINATE_LENGTH);
       await assert.rejects(thread.multiply(server.scalar, { x: zero, y: zero }), EcPointError);
       assert.notDeepEqual(server.scalar, Buffer.alloc(P521_COORDINATE_LENGTH), "the caller's scalar is left as it was");
+    } finally {
+      thread.close();
+    }
+  });
+
+  it("refuses work beyond its queue instead of queueing without bound", async () => {
+    const thread = new EcmrThread();
+    try {
+      const server = p521Pair();
+      const client = p521Pair();
+      const queued = Array.from({ length: MAX_QUEUED_ECMR }, () => thread.multiply(server.scalar, client.point));
+      await assert.rejects(thread.multiply(server.scalar, client.point), EcmrBusyError);
+      thread.close();
+      await Promise.allSettled(queued);
     } finally {
       thread.close();
     }

@@ -57,22 +57,37 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** socat on a free loopback port running tangd per connection; another port when the first is taken meanwhile. */
+async function startSocat(dir: string): Promise<{ socat: ChildProcess; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const socat = spawn("socat", [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `EXEC:/usr/libexec/tangd ${dir}`], { stdio: ["ignore", "ignore", "pipe"], env: childEnv() });
+    let stderr = "";
+    socat.stderr?.on("data", (chunk: Buffer) => void (stderr += chunk.toString("utf8")));
+    let exited = false;
+    socat.once("exit", () => void (exited = true));
+    const ready = await waitFor(`socat on port ${port} to accept connections`, () =>
+      exited
+        ? "exited"
+        : new Promise<string | false>((resolve) => {
+            const socket = connect(port, "127.0.0.1", () => {
+              socket.destroy();
+              resolve("listening");
+            });
+            socket.on("error", () => resolve(false));
+          }),
+    );
+    if (ready === "listening") return { socat, port };
+    if (attempt === 3) throw new Error(`socat could not listen for tangd: ${stderr}`);
+  }
+}
+
 /** Debian's tangd with fresh keys (tangd-keygen), one process per connection through socat. */
 export async function startReferenceTang(): Promise<ReferenceTang> {
   const dir = await mkdtemp(path.join(tmpdir(), "tresor-tangd-"));
   const keygen = await run("/usr/libexec/tangd-keygen", [dir]);
   assert.equal(keygen.code, 0, keygen.stderr);
-  const port = await freePort();
-  const socat: ChildProcess = spawn("socat", [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `EXEC:/usr/libexec/tangd ${dir}`], { stdio: "ignore", env: childEnv() });
-  await waitFor("tangd behind socat to accept connections", () =>
-    new Promise<boolean>((resolve) => {
-      const socket = connect(port, "127.0.0.1", () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on("error", () => resolve(false));
-    }),
-  );
+  const { socat, port } = await startSocat(dir);
   const files = (await run("sh", ["-c", `ls ${dir}`])).stdout.split("\n").filter((f) => f.endsWith(".jwk"));
   let thp = "";
   let kid = "";

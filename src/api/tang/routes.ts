@@ -23,7 +23,7 @@ export const TANG_BODY_LIMIT = 4096;
 /** A JWK thumbprint in base64url: 27 (SHA-1) to 86 (SHA-512) characters; tangd's pattern, bounded. */
 const KID_PATTERN = /^[0-9A-Za-z_-]{1,128}$/;
 
-/** tangd's status for each refusal (src/tangd.c): 400 malformed, 403 not allowed, 404 unknown, 413 too large. */
+/** tangd's status for each refusal (src/tangd.c): 400 malformed, 403 not allowed, 404 unknown, 413 too large; 429 and 503 are Tresor's. */
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   InvalidParameter: 400,
   InvalidParameterValue: 400,
@@ -35,6 +35,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   TangServerNotFound: 404,
   TangKeyNotFound: 404,
   RequestSizeLimitExceeded: 413,
+  RequestLimitExceeded: 429,
   ServiceUnavailable: 503,
 };
 
