@@ -14,7 +14,8 @@ function describe(server: TangServer): string[] {
   for (const [label, key] of [["signing key", server.SigningKey], ["exchange key", server.ExchangeKey]] as const) {
     lines.push(`  ${label} ${key.KeyId} (${key.KeyState})`);
     for (const v of [...key.Versions].reverse()) {
-      lines.push(`    version ${v.Version}${v.Advertised ? " (advertised)" : " (recovers only)"}: thp ${v.Thumbprint}  sha1 ${v.ThumbprintSha1}`);
+      const status = v.Advertised ? "advertised" : label === "exchange key" ? "rotated out, still recovers" : "rotated out";
+      lines.push(`    version ${v.Version} (${status}): thp ${v.Thumbprint}  sha1 ${v.ThumbprintSha1}`);
     }
   }
   return lines;

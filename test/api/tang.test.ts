@@ -171,6 +171,7 @@ describe("Tang door with clevis, against Debian's tangd and Tresor", { skip, con
       assert.equal(good.status, 200, `${target.name}: a valid point`);
       assert.equal((await fetch(`${target.base}/adv/${exchangeKid}`)).status, 404, `${target.name}: no advertisement for an exchange key`);
       assert.equal((await fetch(`${target.base}/rec/${exchangeKid}`)).status, 405, `${target.name}: GET /rec`);
+      assert.equal((await fetch(`${target.base}/adv`, { method: "POST", body: "{}" })).status, 405, `${target.name}: POST /adv`);
     }
     assert.equal((await fetch(`${tresor.url}/tang/no-such-server/adv`)).status, 404);
     assert.equal((await fetch(`${tresor.url}/tang/bad%20name/adv`)).status, 404);

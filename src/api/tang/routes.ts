@@ -23,7 +23,7 @@ export const TANG_BODY_LIMIT = 4096;
 /** A JWK thumbprint in base64url: 27 (SHA-1) to 86 (SHA-512) characters; tangd's pattern, bounded. */
 const KID_PATTERN = /^[0-9A-Za-z_-]{1,128}$/;
 
-/** tangd's status for each refusal (src/tangd.c): 400 malformed, 403 not allowed, 404 unknown, 413 too large; 429 and 503 are Tresor's. */
+/** tangd's status for each refusal (src/tangd.c): 400 malformed, 403 not allowed, 404 unknown, 405 another method, 413 too large; 429 and 503 are Tresor's. */
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   InvalidParameter: 400,
   InvalidParameterValue: 400,
@@ -34,6 +34,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   CmkStateNotSupport: 403,
   TangServerNotFound: 404,
   TangKeyNotFound: 404,
+  UnsupportedProtocol: 405,
   RequestSizeLimitExceeded: 413,
   RequestLimitExceeded: 429,
   ServiceUnavailable: 503,
@@ -137,20 +138,23 @@ export function registerTangRoutes(app: FastifyInstance, options: TangDoorOption
     const refusal = tooLarge
       ? new KmsError("RequestSizeLimitExceeded", `the request body exceeds ${TANG_BODY_LIMIT} bytes`)
       : new KmsError("InvalidParameter", "the request body could not be read");
-    return serve(req, res, "TangRecover", { name: String(params.name ?? ""), kid: String(params.kid ?? "") }, () => Promise.reject(refusal));
+    const action: TangAction = req.routeOptions.url?.includes("/rec/") ? "TangRecover" : "TangAdvertise";
+    return serve(req, res, action, { name: String(params.name ?? ""), kid: String(params.kid ?? "") }, () => Promise.reject(refusal));
   };
 
-  const methodNotAllowed = (req: FastifyRequest, res: FastifyReply) => {
-    options.report(req, "", "MethodNotAllowed");
-    return res.code(405).type("application/json").send(errorBody("UnsupportedProtocol", `${req.method} is not served here`));
+  /** Another method on a Tang path: 405, audited like any request. */
+  const methodNotAllowed = (action: TangAction) => (req: FastifyRequest, res: FastifyReply) => {
+    const params = req.params as Params;
+    const refusal = new KmsError("UnsupportedProtocol", `${req.method} is not served here: ${action === "TangRecover" ? "POST" : "GET"} is`);
+    return serve(req, res, action, { name: params.name, ...(params.kid === undefined ? {} : { kid: params.kid }) }, () => Promise.reject(refusal));
   };
 
   for (const url of ["/tang/:name/adv", "/tang/:name/adv/", "/tang/:name/adv/:kid"]) {
     app.get(url, advertise);
-    app.route({ method: ["POST", "PUT", "DELETE", "PATCH"], url, bodyLimit: TANG_BODY_LIMIT, errorHandler, handler: methodNotAllowed });
+    app.route({ method: ["POST", "PUT", "DELETE", "PATCH"], url, bodyLimit: TANG_BODY_LIMIT, errorHandler, handler: methodNotAllowed("TangAdvertise") });
   }
   app.post("/tang/:name/rec/:kid", { bodyLimit: TANG_BODY_LIMIT, errorHandler }, recover);
-  app.route({ method: ["GET", "PUT", "DELETE", "PATCH"], url: "/tang/:name/rec/:kid", bodyLimit: TANG_BODY_LIMIT, errorHandler, handler: methodNotAllowed });
+  app.route({ method: ["GET", "PUT", "DELETE", "PATCH"], url: "/tang/:name/rec/:kid", bodyLimit: TANG_BODY_LIMIT, errorHandler, handler: methodNotAllowed("TangRecover") });
 }
 
 function checkPath(name: string, kid: string | undefined): void {
