@@ -107,7 +107,9 @@ export class TangServers {
     checkName(input.name);
     const protectionLevel = input.protectionLevel ?? "SOFTWARE";
     if (protectionLevel === "HSM") checkHsmKey(ctx, "ECC_P521", "TENCENT_KMS");
-    const allowedNetworks = input.allowedNetworks.map((n) => canonicalNetwork(n));
+    const allowedNetworks = canonicalNetworks(input.allowedNetworks);
+    // Checked again in the transaction; here so that a taken name costs no key generation.
+    needs(!Object.hasOwn(await readRegistry(ctx.store), input.name), "TangServerNameInUse", `a Tang server named ${input.name} already exists`);
     const now = ctx.now();
     const keyOf = (use: "sign" | "exchange") =>
       newKeyRecord({
@@ -148,8 +150,10 @@ export class TangServers {
     const mine = Object.values(registry).filter((r) => r.accountUin === caller.uin).sort((a, b) => (a.name < b.name ? -1 : 1));
     const views: TangServerView[] = [];
     for (const record of mine) {
-      const { signing, exchange } = await this.#keys(this.ctx.store, record);
-      views.push(await this.#view(record, signing, exchange));
+      const signing = await this.ctx.store.getKey(record.signingKeyId);
+      const exchange = await this.ctx.store.getKey(record.exchangeKeyId);
+      // A server whose keys were deleted serves nothing any more; it is left out.
+      if (signing && exchange) views.push(await this.#view(record, signing, exchange));
     }
     return views;
   }
@@ -160,7 +164,7 @@ export class TangServers {
   }
 
   async updateTangServer(caller: Caller, name: string, allowedNetworks: string[]): Promise<void> {
-    const networks = allowedNetworks.map((n) => canonicalNetwork(n));
+    const networks = canonicalNetworks(allowedNetworks);
     await this.ctx.transaction(caller, async (tx) => {
       const { record } = await this.#authorized(tx, caller, "UpdateTangServer", name);
       const registry = await readRegistry(tx);
@@ -348,9 +352,12 @@ function checkName(name: string): void {
   needs(TANG_NAME_PATTERN.test(name), "InvalidParameterValue", `"Name" must be 1 to 48 letters, digits, - and _, starting with a letter or digit`);
 }
 
-function canonicalNetwork(cidr: string): string {
-  const { address, prefix } = parseNetwork(cidr, "AllowedNetworks");
-  return `${address}/${prefix}`;
+function canonicalNetworks(cidrs: readonly string[]): string[] {
+  needs(cidrs.length <= MAX_ALLOWED_NETWORKS, "InvalidParameterValue", `"AllowedNetworks" may list at most ${MAX_ALLOWED_NETWORKS} CIDR blocks`);
+  return cidrs.map((cidr) => {
+    const { address, prefix } = parseNetwork(cidr, "AllowedNetworks");
+    return `${address}/${prefix}`;
+  });
 }
 
 async function readRegistry(store: Pick<StoreOperations, "getMeta">): Promise<Record<string, TangServerRecord>> {

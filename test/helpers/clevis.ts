@@ -27,6 +27,8 @@ export function run(command: string, args: readonly string[], options: { input?:
       const code = err === null ? 0 : typeof err.code === "number" ? err.code : 1;
       resolve({ code, stdout: stdout.toString("utf8"), stderr: stderr.toString("utf8") });
     });
+    // A command that exits without reading its input (a refusal, `timeout`) closes the pipe: EPIPE is expected then.
+    child.stdin?.on("error", () => undefined);
     child.stdin?.end(options.input ?? "");
   });
 }

@@ -86,6 +86,9 @@ for (const backend of backends) {
         // Two creations of one name at once: exactly one wins.
         const results = await Promise.allSettled([alice, bob].map((c) => service.tang.createTangServer(c, { name: "raced", allowedNetworks: [] })));
         assert.deepEqual(results.map((r) => r.status).sort(), ["fulfilled", "rejected"]);
+        // Two names at once: the registry is one entry, rewritten by both; neither is lost.
+        await Promise.all(["left", "right"].map((name) => service.tang.createTangServer(alice, { name, allowedNetworks: [] })));
+        assert.deepEqual((await service.tang.listTangServers(alice)).map((v) => v.name), ["left", "raced", "rack1", "right"].filter((n) => n !== "raced" || results[0]!.status === "fulfilled"));
       } finally {
         service.close();
         await cleanup();
