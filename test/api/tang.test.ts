@@ -93,7 +93,6 @@ describe("Tang door with clevis, against Debian's tangd and Tresor", { skip, con
     assert.equal(jweKid(jwe), kid1, "clevis binds to the advertised exchange key");
 
     ok(await runCli(["tang", "disable", "rack1"], { env }));
-    assert.equal((await show("rack1")).State, "Disabled");
     assert.notEqual((await clevisDecrypt(jwe)).code, 0, "a disabled Tang server does not unlock");
     ok(await runCli(["tang", "enable", "rack1"], { env }));
     assert.equal((await clevisDecrypt(jwe)).code, 0);
