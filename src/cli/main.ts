@@ -11,6 +11,7 @@ import { registerCryptoCommands } from "./crypto.js";
 import { registerEncryptFileCommands } from "./encrypt-file.js";
 import { registerInitCommand } from "./init.js";
 import { registerKeyCommands } from "./key.js";
+import { registerKmsPluginCommand } from "./kms-plugin.js";
 import { registerRootKeyCommands } from "./rootkey.js";
 import { registerServeCommand } from "./serve.js";
 import { registerTangCommands } from "./tang.js";
@@ -28,6 +29,7 @@ registerEncryptFileCommands(program);
 registerBackupCommands(program);
 registerRootKeyCommands(program);
 registerAuditCommands(program);
+registerKmsPluginCommand(program);
 registerTangCommands(program);
 
 try {
