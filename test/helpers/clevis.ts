@@ -6,10 +6,10 @@
 import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
-import { createServer, connect } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { childEnv } from "./server.js";
+import { childEnv, freePort } from "./server.js";
 import { waitFor } from "./wait.js";
 
 export const TANG_TOOLS = ["clevis", "clevis-luks-bind", "cryptsetup", "jose", "socat", "/usr/libexec/tangd"] as const;
@@ -49,14 +49,6 @@ export interface ReferenceTang {
   /** SHA-256 thumbprint of its exchange key (tangd names key files by it). */
   kid: string;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** socat on a free loopback port running tangd per connection; another port when the first is taken meanwhile. */
