@@ -19,6 +19,7 @@ import type { Caller } from "../service/access-control.js";
 import { AUDIT_FLAGS, RequestAudit, capField } from "../service/request-audit.js";
 import { AccountRateLimiter, DEFAULT_FAILED_AUTH_LIMITS, FailedAuthLimiter, failureSummaryEvent, type FailedAuthLimits, type FailureSummary } from "./limits.js";
 import { Metrics } from "./metrics.js";
+import { registerTangRoutes, TANG_ACTIONS } from "./tang/routes.js";
 import { ACTIONS, runAction, SERVICE_INFORMATION_ACTIONS, type ActionDefinition } from "./tencent/actions.js";
 import { CAM_ACTIONS, CAM_VERSION, STS_ACTIONS, STS_VERSION } from "./tencent/cam.js";
 import { CLOUDAUDIT_ACTIONS, CLOUDAUDIT_VERSION } from "./tencent/cloudaudit.js";
@@ -138,7 +139,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const auditor = options.auditor ?? { record: async () => undefined };
   const authenticator = new Tc3Authenticator(service.access, () => unixSeconds(options.clock), options.authentication);
   const aws = new AwsDoor(service, region, () => unixSeconds(options.clock));
-  const metrics = new Metrics(options.nodeId ?? "tresor", [...CATALOG_ACTIONS.map((a) => a.name), ...AWS_ACTION_NAMES]);
+  const metrics = new Metrics(options.nodeId ?? "tresor", [...CATALOG_ACTIONS.map((a) => a.name), ...AWS_ACTION_NAMES, ...TANG_ACTIONS]);
   const signatureFailures = new FailureCounter(() => options.clock.now());
   const rateLimiter = options.rateLimit === undefined ? undefined : new AccountRateLimiter(options.rateLimit, () => options.clock.now());
   const failedAuth = new FailedAuthLimiter({ ...DEFAULT_FAILED_AUTH_LIMITS, ...options.failedAuth }, () => options.clock.now());
@@ -355,6 +356,17 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   app.get("/metrics", async (_req, res) => res.type("text/plain; version=0.0.4; charset=utf-8").send(metrics.render(service)));
+
+  registerTangRoutes(app, {
+    service,
+    auditor,
+    now: () => options.clock.now(),
+    report: (req, action, code) => outcomes.set(req, { action, code }),
+    failed: (req, what, err) => {
+      if (what === "audit") metrics.auditFailure();
+      logger.error({ requestId: req.id, err: describeError(err) }, what === "audit" ? "audit record could not be written: request refused" : "internal error");
+    },
+  });
 
   app.post("/", async (req, res) => {
     const action = actionOf(req);

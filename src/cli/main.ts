@@ -16,6 +16,7 @@ import { registerKeyCommands } from "./key.js";
 import { registerKmsPluginCommand } from "./kms-plugin.js";
 import { registerRootKeyCommands } from "./rootkey.js";
 import { registerServeCommand } from "./serve.js";
+import { registerTangCommands } from "./tang.js";
 import { printErrorLines } from "./output.js";
 
 // dist/src/cli/main.js → the package's own package.json, in the clone and once installed.
@@ -33,6 +34,7 @@ registerBackupCommands(program);
 registerRootKeyCommands(program);
 registerAuditCommands(program);
 registerKmsPluginCommand(program);
+registerTangCommands(program);
 // Last: it describes the whole command tree.
 registerCompletionCommand(program);
 

@@ -65,6 +65,10 @@ export const LIFECYCLE = {
   RotateKey: { rules: usable },
   /** Tresor extension: the key's versions and their creation times, never material. */
   ListKeyVersions: { rules: anyState },
+  /** Tresor extension: a Tang advertisement, for new bindings (both of the Tang server's keys). */
+  TangAdvertise: { rules: usable },
+  /** Tresor extension: a Tang recovery with an exchange key; an Archived one still unlocks old bindings. */
+  TangRecover: { rules: decryptable },
   GetParametersForImport: { rules: importable },
   ImportKeyMaterial: { rules: importable, to: "Enabled" },
   DeleteImportedKeyMaterial: { rules: hasMaterial, to: "PendingImport" },

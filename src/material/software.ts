@@ -4,6 +4,8 @@
 
 import { AEADS, type AeadKey } from "../crypto/aead.js";
 import { aesKeyUnwrapPad } from "../crypto/aes-kwp.js";
+import type { EcPoint } from "../crypto/ecmr.js";
+import { EcmrBusyError, EcmrThread } from "../crypto/ecmr-worker.js";
 import { CryptoError } from "../crypto/errors.js";
 import { randomBytes } from "../crypto/random.js";
 import { AsymmetricPrivateKey, generateKeyPair, type MessageType } from "../keys/asymmetric.js";
@@ -27,6 +29,7 @@ export class SoftwareMaterial implements KeyMaterial {
   readonly #root: RootOfTrust;
   readonly #aeadKeys: MaterialCache<AeadKey>;
   readonly #privateKeys: MaterialCache<AsymmetricPrivateKey>;
+  readonly #ecmr = new EcmrThread();
 
   constructor(options: SoftwareMaterialOptions) {
     this.#store = options.store;
@@ -91,6 +94,16 @@ export class SoftwareMaterial implements KeyMaterial {
     return this.#withPrivateKey(key, version, (privateKey) => privateKey.sign(algorithm, message, messageType));
   }
 
+  /** The scalar is copied while the key is in hand (synchronously); the multiplication runs in the ECMR thread. */
+  async exchange(key: MaterialKey, version: number, point: EcPoint): Promise<EcPoint> {
+    try {
+      return await this.#withPrivateKey(key, version, (privateKey) => privateKey.exchange(point, (scalar, p) => this.#ecmr.multiply(scalar, p)));
+    } catch (e) {
+      if (e instanceof EcmrBusyError) throw new MaterialError("Busy", e.message, { cause: e });
+      throw e;
+    }
+  }
+
   decrypt(key: MaterialKey, version: number, algorithm: AsymmetricDecryptAlgorithm, ciphertext: Buffer): Promise<Buffer> {
     return undecryptable(() => this.#withPrivateKey(key, version, (privateKey) => privateKey.decrypt(algorithm, ciphertext)));
   }
@@ -112,6 +125,7 @@ export class SoftwareMaterial implements KeyMaterial {
   close(): void {
     this.#aeadKeys.clear();
     this.#privateKeys.clear();
+    this.#ecmr.close();
   }
 
   /** Runs `use` with the prepared key of one key version. `use` must be synchronous: the cache

@@ -83,6 +83,14 @@ export const CATALOG = {
     GetParametersForImport: { writes: true, presets: MANAGE },
     ImportKeyMaterial: { writes: true, presets: MANAGE },
     DeleteImportedKeyMaterial: { writes: true, presets: MANAGE },
+    /** Tresor extensions: Tang servers (a name, a signing key and an exchange key; docs/disk-encryption.md). */
+    CreateTangServer: { writes: true, presets: MANAGE },
+    ListTangServers: { writes: false, presets: READ },
+    DescribeTangServer: { writes: false, presets: READ },
+    UpdateTangServer: { writes: true, presets: MANAGE },
+    RotateTangServer: { writes: true, presets: MANAGE },
+    EnableTangServer: { writes: true, presets: MANAGE },
+    DisableTangServer: { writes: true, presets: MANAGE },
   },
   cam: {
     AddUser: { writes: true, presets: NONE },
@@ -117,6 +125,7 @@ export const CATALOG = {
     LookUpEvents: { writes: false, presets: NONE },
     DescribeEvents: { writes: false, presets: NONE },
   },
+
 } as const satisfies Readonly<Record<string, Readonly<Record<string, ActionEntry>>>>;
 
 /** A product whose actions Tresor serves; a policy names its actions as name/<product>:<Action>. */

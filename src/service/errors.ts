@@ -68,6 +68,10 @@ export const ERROR_CODES = {
   RoleNotExist: { tencent: "ResourceNotFound.RoleNotExist" },
   RoleNameInUse: { tencent: "FailedOperation.RoleNameInUse" },
   OperationDenied: { tencent: "OperationDenied" },
+  // Tang servers (Tresor extension)
+  TangServerNotFound: { tencent: "ResourceNotFound.TangServerNotFound" },
+  TangServerNameInUse: { tencent: "FailedOperation.TangServerNameInUse" },
+  TangKeyNotFound: { tencent: "ResourceNotFound.TangKeyNotFound" },
   // the node cannot reach its store or its root of trust now; another node, or a later retry, may succeed
   ServiceUnavailable: { tencent: "ServiceUnavailable" },
   // everything else

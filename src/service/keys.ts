@@ -64,6 +64,37 @@ export const MAX_KEY_TAGS = 50;
 /** Tencent's ListKeys shows keys in these states only. */
 const LIST_KEYS_STATES: readonly KeyState[] = ["Enabled", "Disabled", "PendingImport"];
 
+/** A new key's record at version 1: Enabled, or PendingImport when its material is to be imported. */
+export function newKeyRecord(
+  fields: Pick<KeyRecord, "keyId" | "alias" | "description" | "keyUsage" | "keySpec" | "origin" | "creatorUin" | "createTime" | "tags" | "protectionLevel">,
+): KeyRecord {
+  return {
+    ...fields,
+    state: fields.origin === "EXTERNAL" ? "PendingImport" : "Enabled",
+    owner: USER_OWNER,
+    deletionDate: 0,
+    currentVersion: 1,
+    ...KEY_LIFECYCLE_DEFAULTS,
+    protectionLevel: fields.protectionLevel,
+  };
+}
+
+/** A CMK of ProtectionLevel HSM needs a pkcs11 root of trust and a key spec its token can hold. */
+export function checkHsmKey(ctx: ServiceContext, keySpec: KeySpec, origin: KeyOrigin): void {
+  const token = ctx.materials.hsm.token;
+  needs(
+    token !== undefined,
+    "UnsupportedOperation",
+    `"ProtectionLevel" HSM needs a data directory whose root of trust is pkcs11 (an HSM); this one's is ${ctx.root.description.split(":")[0]}`,
+  );
+  needs(origin === "TENCENT_KMS", "UnsupportedOperation", `"ProtectionLevel" HSM keys are generated inside the HSM: "Type" 2 (EXTERNAL key material) is not supported`);
+  needs(
+    hsmSupports(keySpec),
+    "UnsupportedOperation",
+    `"ProtectionLevel" HSM is not supported for key spec ${keySpec} on ${token}; ListAlgorithms shows what each protection level offers`,
+  );
+}
+
 export class KeyManagement {
   constructor(private readonly ctx: ServiceContext) {}
 
@@ -73,6 +104,7 @@ export class KeyManagement {
     needs(KEY_USAGES.includes(input.keyUsage), "InvalidKeyUsage", `"KeyUsage" ${input.keyUsage} is not supported`);
     let keySpec: KeySpec;
     if (isAsymmetricUsage(input.keyUsage)) {
+      needs(ASYMMETRIC_USAGES[input.keyUsage].purpose !== "exchange", "InvalidKeyUsage", `"KeyUsage" ${input.keyUsage} keys are made by CreateTangServer, with their Tang server`);
       keySpec = ASYMMETRIC_USAGES[input.keyUsage].spec;
       needs(
         input.keySpec === undefined || input.keySpec === keySpec,
@@ -90,30 +122,14 @@ export class KeyManagement {
       `"Type" 2 (EXTERNAL key material) needs an ENCRYPT_DECRYPT key (${SYMMETRIC_KEY_SPECS.join(" or ")}), not ${input.keyUsage}`,
     );
     const protectionLevel = input.protectionLevel ?? "SOFTWARE";
-    if (protectionLevel === "HSM") this.#checkHsmKey(keySpec, origin);
+    if (protectionLevel === "HSM") checkHsmKey(ctx, keySpec, origin);
     const keyId = randomUUID();
     const alias = input.alias ?? keyId;
     needs(!(await ctx.store.getKeyByAlias(alias)), "AliasAlreadyExists", `"Alias" ${alias} is already in use`);
     needs((await ctx.store.countKeys(caller.uin)) < ctx.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${ctx.cmkLimit} keys`);
 
     const now = ctx.now();
-    const key: KeyRecord = {
-      keyId,
-      alias,
-      description: input.description,
-      keyUsage: input.keyUsage,
-      keySpec,
-      origin,
-      state: origin === "EXTERNAL" ? "PendingImport" : "Enabled",
-      creatorUin: caller.uin,
-      owner: USER_OWNER,
-      createTime: now,
-      deletionDate: 0,
-      currentVersion: 1,
-      tags: input.tags,
-      ...KEY_LIFECYCLE_DEFAULTS,
-      protectionLevel,
-    };
+    const key = newKeyRecord({ keyId, alias, description: input.description, keyUsage: input.keyUsage, keySpec, origin, creatorUin: caller.uin, createTime: now, tags: input.tags, protectionLevel });
     if (origin === "EXTERNAL") {
       await this.#insertKey(caller, key, null);
       return key;
@@ -129,22 +145,6 @@ export class KeyManagement {
       throw e;
     }
     return key;
-  }
-
-  /** A CMK of ProtectionLevel HSM needs a pkcs11 root of trust and a key spec its token can hold. */
-  #checkHsmKey(keySpec: KeySpec, origin: KeyOrigin): void {
-    const token = this.ctx.materials.hsm.token;
-    needs(
-      token !== undefined,
-      "UnsupportedOperation",
-      `"ProtectionLevel" HSM needs a data directory whose root of trust is pkcs11 (an HSM); this one's is ${this.ctx.root.description.split(":")[0]}`,
-    );
-    needs(origin === "TENCENT_KMS", "UnsupportedOperation", `"ProtectionLevel" HSM keys are generated inside the HSM: "Type" 2 (EXTERNAL key material) is not supported`);
-    needs(
-      hsmSupports(keySpec),
-      "UnsupportedOperation",
-      `"ProtectionLevel" HSM is not supported for key spec ${keySpec} on ${token}; ListAlgorithms shows what each protection level offers`,
-    );
   }
 
   async #insertKey(caller: Caller, key: KeyRecord, firstVersion: KeyVersionRecord | null): Promise<void> {
@@ -329,6 +329,8 @@ export class KeyManagement {
     const asymmetric: AlgorithmEntry[] = [];
     const signVerify: AlgorithmEntry[] = [];
     for (const [keyUsage, usage] of Object.entries(ASYMMETRIC_USAGES) as [AsymmetricKeyUsage, UsageInfo][]) {
+      // Exchange keys are Tang servers' (CreateTangServer), not CreateKey's.
+      if (usage.purpose === "exchange") continue;
       (usage.purpose === "sign" ? signVerify : asymmetric).push({ keyUsage, algorithm: ASYMMETRIC_SPECS[usage.spec].algorithmName, protectionLevels: levels(usage.spec) });
     }
     const symmetric = SYMMETRIC_KEY_SPECS.map((spec): AlgorithmEntry => ({ keyUsage: "ENCRYPT_DECRYPT", algorithm: spec, protectionLevels: levels(spec) }));

@@ -24,12 +24,14 @@ import { KeyImport, MATERIAL_DIGEST_SECRET, type WrappingAlgorithm, type Wrappin
 import { KeyJobs, type JobReport } from "./jobs.js";
 import { KeyManagement, type AlgorithmEntry, type CreateKeyInput, type ListKeyDetailInput } from "./keys.js";
 import { KeyRotation } from "./rotation.js";
+import { TangServers } from "./tang.js";
 
 export { checkKeyState, DAY_SECONDS, type ServiceLogger } from "./context.js";
 export { IMPORT_TOKEN_SECONDS, type WrappingAlgorithm, type WrappingKeySpec } from "./import.js";
 export type { JobReport } from "./jobs.js";
 export type { AlgorithmEntry, CreateKeyInput, ListKeyDetailInput } from "./keys.js";
 export { ROTATE_KEY_INTERVAL_SECONDS } from "./rotation.js";
+export type { TangRequest, TangServerView } from "./tang.js";
 export type { Caller };
 
 export interface KmsServiceOptions {
@@ -69,6 +71,8 @@ export class KmsService {
   readonly #jobs: KeyJobs;
   /** Principals, access keys, policies and roles; the authority every action asks. */
   readonly access: AccessControl;
+  /** Tang servers: their management actions and the Tang door's advertise and recover. */
+  readonly tang: TangServers;
   /** CloudAudit's queries over the audit log (LookUpEvents, DescribeEvents). */
   readonly auditQueries: AuditQueries;
   readonly region: string;
@@ -116,6 +120,7 @@ export class KmsService {
     this.#import = new KeyImport(ctx);
     this.#rotation = new KeyRotation(ctx);
     this.#jobs = new KeyJobs(ctx, this.#rotation);
+    this.tang = new TangServers(ctx);
   }
 
   // ---- key management (keys.ts) ----

@@ -78,6 +78,10 @@ export const AWS_ERRORS: Readonly<Record<ErrorCode, AwsError>> = {
   RoleNotExist: notFound,
   RoleNameInUse: { type: "AlreadyExistsException", status: 400 },
   OperationDenied: accessDenied,
+  // Tang servers are managed through the Tencent API only; these reach the AWS door never, named for completeness.
+  TangServerNotFound: notFound,
+  TangServerNameInUse: { type: "AlreadyExistsException", status: 400 },
+  TangKeyNotFound: notFound,
   // The store or root of trust is out of reach: a 5xx the SDKs retry, on another node behind a balancer.
   ServiceUnavailable: { type: "DependencyTimeoutException", status: 503 },
   InternalError: { type: "KMSInternalException", status: 500 },

@@ -28,6 +28,8 @@ const AWS_SPECS: Readonly<Record<KeySpec, string>> = {
   RSA_4096: "RSA_4096",
   ECC_P256: "ECC_NIST_P256",
   ECC_P384: "ECC_NIST_P384",
+  // Tang servers' keys (docs/disk-encryption.md), described but not created through this door.
+  ECC_P521: "ECC_NIST_P521",
   SM2: "SM2",
 };
 
@@ -42,6 +44,7 @@ export const SIGNING_ALGORITHMS_OF: Readonly<Record<string, SigningAlgorithm>> =
   RSASSA_PKCS1_V1_5_SHA_256: "RSA_PKCS1_SHA_256",
   ECDSA_SHA_256: "ECC_P256_R1",
   ECDSA_SHA_384: "ECDSA_P384_SHA_384",
+  ECDSA_SHA_512: "ECDSA_P521_SHA_512",
   SM2DSA: "SM2DSA",
 };
 const AWS_SIGNING_NAMES: Readonly<Record<SigningAlgorithm, string>> = Object.fromEntries(Object.entries(SIGNING_ALGORITHMS_OF).map(([a, t]) => [t, a])) as Record<

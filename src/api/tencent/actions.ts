@@ -9,6 +9,7 @@ import { SIGNING_ALGORITHMS, metadataType } from "../../keys/specs.js";
 import { CATALOG_ACTIONS, type CatalogActionName, type Product } from "../../policy/catalog.js";
 import { KmsError } from "../../service/errors.js";
 import type { Caller, CreateKeyInput, KmsService, ListKeyDetailInput } from "../../service/kms-service.js";
+import { tangActions } from "./tang-actions.js";
 import {
   array,
   base64,
@@ -557,6 +558,8 @@ export const ACTIONS: ActionTable<"kms"> = {
     await service.deleteImportedKeyMaterial(caller, p.KeyId);
     return {};
   }),
+
+  ...tangActions(action),
 };
 
 /**
