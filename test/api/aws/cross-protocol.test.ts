@@ -77,6 +77,9 @@ describe("AWS and Tencent doors over one core", () => {
 
     const blob = (await bobAws.send(new EncryptCommand({ KeyId, Plaintext: Buffer.from("sealed") }))).CiphertextBlob!;
     await assert.rejects(bobAws.send(new DecryptCommand({ CiphertextBlob: blob })), (e: Error) => e.name === "AccessDeniedException" && /kms:Decrypt/.test(e.message));
+    // The server's clock stands still unless moved: a record's time is that clock less the
+    // request's own latency, so without a step the two refusals' order would follow their latencies.
+    s.clock.advance(1000);
     await assert.rejects(bobTencent("Decrypt", { CiphertextBlob: Buffer.from(blob).toString("base64") }), (e: { code?: string }) => e.code === "UnauthorizedOperation");
     // kms:Encrypt is the same permission through both doors: allowed on this key, refused on another.
     const other = (await aws.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
