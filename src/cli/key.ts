@@ -162,6 +162,37 @@ export function registerKeyCommands(program: Command): void {
     );
   });
 
+  const tag = key.command("tag").description("add, change or remove a CMK's tags");
+  addClientOptions(
+    tag.command("set").description("add tags to a CMK, or give tag keys it has new values").argument("<key>", KEY_HELP)
+      .requiredOption("--tag <key=value>", "a tag (repeatable)", tagArg),
+  ).action(async (ref: string, opts: { tag: Array<{ TagKey: string; TagValue: string }> }, cmd: Command) => {
+    await runWithClient(
+      cmd,
+      () => undefined,
+      async (client, _input, { json }) => {
+        const keyId = await resolveKeyId(client, ref);
+        const res = await client.tagResource({ KeyId: keyId, Tags: opts.tag });
+        if (json) printJson({ ...res, KeyId: keyId, Tags: opts.tag });
+        else printLines(`tagged ${keyId}: ${opts.tag.map((t) => `${t.TagKey}=${t.TagValue}`).join(", ")}`);
+      },
+    );
+  });
+  addClientOptions(
+    tag.command("remove").description("remove tags from a CMK by tag key").argument("<key>", KEY_HELP).argument("<tag-keys...>", "the tag keys to remove"),
+  ).action(async (ref: string, tagKeys: string[], _opts: unknown, cmd: Command) => {
+    await runWithClient(
+      cmd,
+      () => undefined,
+      async (client, _input, { json }) => {
+        const keyId = await resolveKeyId(client, ref);
+        const res = await client.untagResource({ KeyId: keyId, TagKeys: tagKeys });
+        if (json) printJson({ ...res, KeyId: keyId, TagKeys: tagKeys });
+        else printLines(`removed from ${keyId}: ${tagKeys.join(", ")}`);
+      },
+    );
+  });
+
   registerKeyLifecycleCommands(key);
 }
 

@@ -128,6 +128,10 @@ describe("one CLI vocabulary", () => {
     assert.equal(Buffer.from(back.Plaintext, "base64").toString(), "move me");
     ok(await cli(["key", "update-description", "payments", "card payments"]));
     assert.equal(json(await cli(["key", "get", "payments", "--json"])).KeyMetadata.Description, "card payments");
+    ok(await cli(["key", "tag", "set", "payments", "--tag", "team=cards", "--tag", "tier=1"]));
+    assert.deepEqual(json(await cli(["key", "list", "--tag", "team=cards", "--json"])).KeyMetadatas.map((k: { KeyId: string }) => k.KeyId), [json(await cli(["key", "get", "payments", "--json"])).KeyMetadata.KeyId]);
+    ok(await cli(["key", "tag", "remove", "payments", "team"]));
+    assert.deepEqual(json(await cli(["key", "list", "--tag", "team=cards", "--json"])).KeyMetadatas ?? [], []);
 
     failed(await cli(["key", "rotate", "payments"]), 1, /^error: \S+: key \S+ does not have rotation enabled: tresor key rotation KEY --enable first$/m, /^request id: /m);
     failed(await cli(["key", "schedule-deletion", "payments", "--days", "7"]), 1, /^error: ResourceUnavailable\.CmkShouldBeDisabled: /, /^hint: disable it first: tresor key disable KEY$/m);
