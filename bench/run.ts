@@ -5,7 +5,7 @@
 //
 // Options (argv or env): --duration=S (BENCH_DURATION, seconds per wrk run, default 3),
 // --rounds=N (BENCH_ROUNDS, default 3), --quick (BENCH_QUICK=1: 1 round of 1 s, a small Encryption
-// SDK stream). Writes bench/results/latest.json; exits non-zero when any request of any scenario
+// SDK stream), --only=http|in-process (BENCH_ONLY: one part). Writes bench/results/latest.json; exits non-zero when any request of any scenario
 // failed or a server died. With TRESOR_TEST_PG_URL set, Encrypt also runs on the PostgreSQL store.
 
 import { randomBytes } from "node:crypto";
@@ -63,6 +63,7 @@ interface Options {
   durationSeconds: number;
   rounds: number;
   quick: boolean;
+  only: "http" | "in-process" | undefined;
 }
 
 function option(name: string, env: string): string | undefined {
@@ -81,10 +82,13 @@ function numberOption(name: string, env: string, fallback: number, min: number, 
 
 function parseOptions(): Options {
   for (const a of process.argv.slice(2)) {
-    if (!/^--((duration|rounds)=|quick$)/.test(a)) throw new Error(`unknown argument ${a}`);
+    if (!/^--((duration|rounds|only)=|quick$)/.test(a)) throw new Error(`unknown argument ${a}`);
   }
   const quick = process.argv.includes("--quick") || process.env["BENCH_QUICK"] === "1";
+  const only = option("only", "BENCH_ONLY") || undefined;
+  if (only !== undefined && only !== "http" && only !== "in-process") throw new Error(`"only" must be http or in-process, got ${only}`);
   return {
+    only,
     durationSeconds: numberOption("duration", "BENCH_DURATION", quick ? 1 : 3, 1, 600),
     rounds: numberOption("rounds", "BENCH_ROUNDS", quick ? 1 : 3, 1, 50),
     quick,
@@ -239,6 +243,12 @@ async function conditionedUser(url: URL, root: Credentials, keyId: string, accou
   return { secretId: String(user.SecretId), secretKey: String(user.SecretKey), region: root.region };
 }
 
+function writeReport(report: object): void {
+  mkdirSync(dirname(RESULTS), { recursive: true });
+  writeFileSync(RESULTS, `${JSON.stringify(report, null, 2)}\n`);
+  log(`bench: wrote ${RESULTS}`);
+}
+
 // ---- main --------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
@@ -257,15 +267,16 @@ async function main(): Promise<number> {
   try {
     // 1. In process, before any server runs: asymmetric primitives against `openssl speed`, and the
     // Encryption SDK against raw node:crypto, each interleaved with its baseline, medians of rounds.
-    log(`bench: asymmetric primitives in process vs openssl speed (${opts.rounds} round(s)) ...`);
-    const speeds = await measureAsymmetricSpeed(1, opts.rounds);
-    log("");
-    log(speedTable(speeds));
-    log("");
-    const encryptionSdk = await measureEncryption(encryptionBytes(opts.quick), opts.rounds, log);
-    log("");
-    log(encryptionTable(encryptionSdk));
-    log("");
+    const inProcess = opts.only !== "http";
+    if (inProcess) log(`bench: asymmetric primitives in process vs openssl speed (${opts.rounds} round(s)) ...`);
+    const speeds = inProcess ? await measureAsymmetricSpeed(1, opts.rounds) : [];
+    if (inProcess) log(`\n${speedTable(speeds)}\n`);
+    const encryptionSdk = inProcess ? await measureEncryption(encryptionBytes(opts.quick), opts.rounds, log) : undefined;
+    if (encryptionSdk) log(`\n${encryptionTable(encryptionSdk)}\n`);
+    if (opts.only === "in-process") {
+      writeReport({ date: new Date().toISOString(), node: process.version, cpus: cpus().length, rounds: opts.rounds, asymmetricInProcess: speeds, encryptionSdk });
+      return 0;
+    }
 
     // 2. Tresor (one process, default settings), the no-audit build, the bare baseline.
     const dataDir = join(tmp, "data");
@@ -374,7 +385,7 @@ async function main(): Promise<number> {
     const enc1 = at(SCENARIO.encryptSm4, 1);
     const rate = (name: string) => at(name)?.reqPerSec ?? null;
     const ratio = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null || b === 0 ? null : round(a / b, 3));
-    const inProcess = (name: string) => speeds.find((s) => s.name === name);
+    const speed = (name: string) => speeds.find((s) => s.name === name);
     const targets = [
       { name: `Encrypt SM4 1 KiB, c=${MAIN_CONNECTIONS}: ratio to bare node:http`, min: TARGETS.encryptRatio, value: enc?.ratioToBare ?? null },
       { name: `Encrypt SM4 1 KiB, c=${MAIN_CONNECTIONS}: p99 ms (at most)`, max: TARGETS.encryptP99Ms, value: enc?.p99Ms ?? null },
@@ -382,9 +393,9 @@ async function main(): Promise<number> {
       { name: "Decrypt / Encrypt rate", min: TARGETS.siblingsOfEncrypt, value: ratio(rate(SCENARIO.decrypt), enc?.reqPerSec) },
       { name: "GenerateDataKey / Encrypt rate", min: TARGETS.siblingsOfEncrypt, value: ratio(rate(SCENARIO.generateDataKey), enc?.reqPerSec) },
       { name: "Encrypt audited / no-audit build", min: TARGETS.auditedToUnaudited, value: ratio(enc?.reqPerSec, rate(SCENARIO.noAudit)) },
-      { name: "SM2 sign over HTTP / in process", min: TARGETS.sm2SignHttpToInProcess, value: ratio(rate(SCENARIO.sm2Sign), inProcess("SM2 sign")?.opsPerSec) },
-      { name: "SM2 verify in process / openssl speed", min: TARGETS.sm2VerifyToOpenssl, value: inProcess("SM2 verify")?.ratio ?? null },
-      ...encryptionSdk.targets.map((t) => ({ name: `Encryption SDK: ${t.name}`, min: t.min, value: t.ratio })),
+      { name: "SM2 sign over HTTP / in process", min: TARGETS.sm2SignHttpToInProcess, value: ratio(rate(SCENARIO.sm2Sign), speed("SM2 sign")?.opsPerSec) },
+      { name: "SM2 verify in process / openssl speed", min: TARGETS.sm2VerifyToOpenssl, value: speed("SM2 verify")?.ratio ?? null },
+      ...(encryptionSdk?.targets ?? []).map((t) => ({ name: `Encryption SDK: ${t.name}`, min: t.min, value: t.ratio })),
     ].map((t) => ({ ...t, met: t.value !== null && ("min" in t ? t.value >= t.min! : t.value <= t.max!) }));
     for (const t of targets) {
       const bound = "min" in t ? `>= ${t.min}` : `<= ${t.max}`;
@@ -393,8 +404,7 @@ async function main(): Promise<number> {
     log(`postgres: one node at ${ratio(rate(SCENARIO.pg), enc?.reqPerSec) ?? notes["postgres"] ?? "-"}, ${PG_CLUSTER_NODES} nodes at ${ratio(rate(SCENARIO.pgCluster), enc?.reqPerSec) ?? "-"} of the SQLite node's Encrypt rate`);
     log(`pkcs11: HSM key at ${ratio(rate(SCENARIO.hsm), rate("Encrypt AES_256 1 KiB")) ?? notes["pkcs11"] ?? "-"}, software key at ${ratio(rate(SCENARIO.hsmSoftware), rate("Encrypt AES_256 1 KiB")) ?? "-"} of the file-root AES_256 rate`);
 
-    mkdirSync(dirname(RESULTS), { recursive: true });
-    const report = {
+    writeReport({
       date: new Date().toISOString(),
       node: process.version,
       cpus: cpus().length,
@@ -407,9 +417,7 @@ async function main(): Promise<number> {
       scenarios: rows,
       asymmetricInProcess: speeds,
       encryptionSdk,
-    };
-    writeFileSync(RESULTS, `${JSON.stringify(report, null, 2)}\n`);
-    log(`bench: wrote ${RESULTS}`);
+    });
     const failed = rows.filter((r) => r.errors > 0);
     if (failed.length > 0) {
       keepTmp = true;

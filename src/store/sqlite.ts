@@ -1,6 +1,6 @@
 // The embedded Store: one SQLite file in WAL mode through better-sqlite3. Every acknowledged write
-// is durable (synchronous=FULL fsyncs the WAL on each commit), so a key handed to a caller
-// survives kill -9 and power loss. better-sqlite3 is synchronous; the async port is met by running
+// is durable (a write resolves only after an fdatasync of the WAL that began after its commit, run
+// off the event loop: sqlite/wal-sync.ts), so a key handed to a caller survives kill -9 and power loss. better-sqlite3 is synchronous; the async port is met by running
 // each operation synchronously and queueing only behind an open transaction (see SqliteStore).
 // The operations themselves are the SQL layer's (sql/) and SQLite's own (sqlite/operations.ts).
 
@@ -14,6 +14,7 @@ import type { Store, StoreImport, StoreOperations, StoreSnapshot } from "./store
 import { migrationsUpTo } from "./sql/backup.js";
 import { applyMigrations, createPrivateFile, importIntoDatabase, schemaVersion, SqliteSnapshot } from "./sqlite/backup.js";
 import { SQLITE_STATEMENTS, SqliteConnection, SqliteOperations } from "./sqlite/operations.js";
+import { WalSync } from "./sqlite/wal-sync.js";
 
 export { applyMigrations } from "./sqlite/backup.js";
 export { isSqliteUnwritable } from "./sqlite/operations.js";
@@ -22,8 +23,10 @@ const BUSY_TIMEOUT_MS = 5000;
 
 export interface SqliteDiagnostics {
   journalMode: string;
-  /** 2 = FULL. */
+  /** 1 = NORMAL: COMMIT does not fsync; the store waits for its own fdatasync of the WAL before a write resolves. */
   synchronous: number;
+  /** How a commit is made durable before the write resolves. */
+  durability: "wal-fdatasync" | "none (in memory)";
   foreignKeys: number;
   busyTimeout: number;
   schemaVersion: number;
@@ -72,6 +75,11 @@ class SqliteTransaction extends SqliteOperations {
   protected queued<T>(fn: () => T): Promise<T> {
     return Promise.resolve(fn());
   }
+
+  /** Inside a transaction a write is durable with its commit, which the store waits for. */
+  protected durable<T>(value: T): Promise<T> {
+    return Promise.resolve(value);
+  }
 }
 
 /**
@@ -95,6 +103,8 @@ const currentTransaction = new AsyncLocalStorage<SqliteTransaction>();
 export class SqliteStore extends SqliteOperations implements Store {
   readonly path: string;
   readonly #lock = new Lock();
+  /** Undefined for ":memory:", which has nothing to make durable. */
+  readonly #walSync: WalSync | undefined;
   #active: SqliteTransaction | undefined;
   #closing: Promise<void> | undefined;
 
@@ -102,6 +112,7 @@ export class SqliteStore extends SqliteOperations implements Store {
     super(new SqliteConnection(db));
     this.conn.prepareAll(SQLITE_STATEMENTS);
     this.path = path;
+    this.#walSync = path === ":memory:" ? undefined : new WalSync(`${path}-wal`);
   }
 
   /** Opens (creating with mode 0600 if missing) and migrates the database at `path`; ":memory:" for a throwaway one. */
@@ -113,6 +124,8 @@ export class SqliteStore extends SqliteOperations implements Store {
     const db = openDatabase(fullPath, memory ? "memory" : "wal");
     try {
       applyMigrations(db, MIGRATIONS, fullPath);
+      // From here every write waits for WalSync instead of an fsync inside COMMIT.
+      db.pragma("synchronous = NORMAL");
       return new SqliteStore(fullPath, db);
     } catch (err) {
       db.close();
@@ -128,6 +141,7 @@ export class SqliteStore extends SqliteOperations implements Store {
     return {
       journalMode: String(pragma("journal_mode")),
       synchronous: Number(pragma("synchronous")),
+      durability: this.#walSync === undefined ? "none (in memory)" : "wal-fdatasync",
       foreignKeys: Number(pragma("foreign_keys")),
       busyTimeout: Number(pragma("busy_timeout")),
       schemaVersion: schemaVersion(db),
@@ -139,9 +153,9 @@ export class SqliteStore extends SqliteOperations implements Store {
     await this.#lock.acquire();
     const tx = new SqliteTransaction(this.conn);
     this.#active = tx;
+    let result: T;
     try {
       this.conn.begin();
-      let result: T;
       try {
         result = await currentTransaction.run(tx, fn, tx);
       } catch (err) {
@@ -150,12 +164,13 @@ export class SqliteStore extends SqliteOperations implements Store {
       }
       // Nothing awaits from here on: the commit and the end of tx follow at once.
       this.conn.commit();
-      return result;
     } finally {
       tx.end();
       this.#active = undefined;
       this.#lock.release();
     }
+    // Outside the lock: other requests run while the WAL is synced.
+    return this.durable(result);
   }
 
   /** Count and insert in one transaction: SQLite has one writer at a time, so it cannot conflict. */
@@ -176,11 +191,23 @@ export class SqliteStore extends SqliteOperations implements Store {
   /** Runs `op` once the open transaction, and everyone queued before, are done. */
   protected async queued<T>(op: () => T): Promise<T> {
     await this.#lock.acquire();
+    const writes = this.conn.writes;
+    let value: T;
     try {
-      return op();
+      value = op();
     } finally {
       this.#lock.release();
     }
+    return this.settled(writes, value);
+  }
+
+  protected durable<T>(value: T): Promise<T> {
+    return this.#walSync === undefined ? Promise.resolve(value) : this.#walSync.after().then(() => value);
+  }
+
+  /** fdatasync calls of the WAL so far (for tests and metrics). */
+  get walSyncs(): number {
+    return this.#walSync?.syncs ?? 0;
   }
 
   // ---- backup (StoreBackup): snapshot and import ---------------------------------------------
@@ -212,11 +239,13 @@ export class SqliteStore extends SqliteOperations implements Store {
   async importInto<T>(fn: (target: StoreImport) => Promise<T>): Promise<T> {
     this.#enter("importInto");
     await this.#lock.acquire();
+    let result: T;
     try {
-      return await importIntoDatabase(this.conn, this.path, fn);
+      result = await importIntoDatabase(this.conn, this.path, fn);
     } finally {
       this.#lock.release();
     }
+    return this.durable(result);
   }
 
   /**
@@ -255,6 +284,7 @@ export class SqliteStore extends SqliteOperations implements Store {
   async #close(): Promise<void> {
     await this.#lock.acquire();
     try {
+      await this.#walSync?.close();
       this.conn.db.close();
     } finally {
       this.#lock.release();
