@@ -48,7 +48,6 @@ export function wrkMissing(): string | undefined {
 
 /** `text` as a quoted Lua string: quotes, backslashes and control characters escaped. */
 function luaString(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
   return `"${text.replace(/[\\"\x00-\x1f\x7f]/g, (c) => `\\${String(c.charCodeAt(0)).padStart(3, "0")}`)}"`;
 }
 

@@ -7,6 +7,7 @@ import { pino } from "pino";
 import { bootstrapDataDir } from "../node/bootstrap.js";
 import { ConfigError, resolveServeConfig, type ServeFlags } from "../node/config.js";
 import { ListenError, startNode, type RunningNode } from "../node/node.js";
+import { isSupervisor, resolveWorkers, supervise, workerRole } from "../node/workers.js";
 import { pinOption, printNewCredentials } from "./init.js";
 
 /** The PIN is read only when one is offered: a data directory with a file root key needs none. */
@@ -39,18 +40,23 @@ export function registerServeCommand(program: Command): void {
     .option("--headers-timeout <seconds>", "a request's headers must arrive within this (env TRESOR_HEADERS_TIMEOUT, default 10)")
     .option("--request-timeout <seconds>", "a whole request, body included, must arrive within this (env TRESOR_REQUEST_TIMEOUT, default 20)")
     .option("--keep-alive-timeout <seconds>", "idle keep-alive connections are closed after this (env TRESOR_KEEP_ALIVE_TIMEOUT, default 65)")
+    .option("--workers <n>", "processes serving the port, 1 for a single process (env TRESOR_WORKERS, default: the number of cores)")
     .option("--scheduler-interval <seconds>", "seconds between runs of the key job scheduler: rotation, deletion, material expiry (env TRESOR_SCHEDULER_INTERVAL, default 60)")
-    .action(async (flags: ServeFlags & { pkcs11PinFile?: string; schedulerInterval?: string }) => {
+    .action(async (flags: ServeCommandFlags) => {
       await serve(flags);
     });
 }
 
-async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInterval?: string }): Promise<void> {
+type ServeCommandFlags = ServeFlags & { pkcs11PinFile?: string; schedulerInterval?: string; workers?: string };
+
+async function serve(flags: ServeCommandFlags): Promise<void> {
   let config;
   let schedulerIntervalSeconds: number;
+  let workers: number;
   try {
     config = resolveServeConfig(flags);
     schedulerIntervalSeconds = schedulerInterval(flags.schedulerInterval ?? process.env["TRESOR_SCHEDULER_INTERVAL"]);
+    workers = resolveWorkers(flags.workers);
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`error: ${e.message}\n`);
@@ -66,6 +72,13 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
 
   // The banner of a data directory made now goes to stderr, away from the JSON log stream on stdout.
   await bootstrapDataDir(config, logger, (created) => printNewCredentials(created, process.stderr));
+  if (isSupervisor(workers)) {
+    process.exitCode = await supervise(workers, logger, () => logDestination.flushSync());
+    clearInterval(flushTimer);
+    logDestination.flushSync();
+    return;
+  }
+  const worker = workerRole();
   const tls = config.tlsCert && config.tlsKey ? { cert: await readFile(config.tlsCert), key: await readFile(config.tlsKey) } : undefined;
   let node: RunningNode;
   try {
@@ -87,7 +100,7 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
         failedAuth: { threshold: config.authFailureRecords, totalThreshold: 10 * config.authFailureRecords },
         connections: { maxConnections: config.maxConnections, headersTimeoutMs: config.headersTimeoutMs, requestTimeoutMs: config.requestTimeoutMs, keepAliveTimeoutMs: config.keepAliveTimeoutMs },
         audit: { retentionDays: config.auditRetentionDays, ...(config.auditSink === undefined ? {} : { sinkPath: config.auditSink }) },
-        schedulerIntervalMs: schedulerIntervalSeconds * 1000,
+        ...(worker?.runsScheduler === false ? {} : { schedulerIntervalMs: schedulerIntervalSeconds * 1000 }),
       },
       { logger },
     );
@@ -102,9 +115,10 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
   logger.info(
     // The node's id is on every line (the logger's base).
     { url: node.url, region: node.region, dataDir: dataDir.path, store: dataDir.storeDescription, rootOfTrust: dataDir.rootOfTrust.description },
-    "listening",
+    worker ? "worker listening" : "listening",
   );
   logDestination.flushSync();
+  worker?.listening(node.url);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -115,9 +129,12 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
     logger.info("stopped");
     clearInterval(flushTimer);
     logDestination.flushSync();
+    // A worker's channel to its supervisor would keep it alive.
+    if (worker) process.exit(0);
   };
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));
+  worker?.onSupervisorGone(() => void stop("supervisor gone"));
 }
 
 /** --scheduler-interval: whole seconds, 1 to 86400; default 60. */
