@@ -50,6 +50,7 @@ const TARGETS = {
 const SCENARIO = {
   encryptSm4: "Encrypt SM4 1 KiB",
   noAudit: "Encrypt SM4 1 KiB (no-audit build)",
+  workers: "Encrypt SM4 1 KiB (--workers 2)",
   decrypt: "Decrypt SM4 1 KiB",
   generateDataKey: "GenerateDataKey SM4 AES_256",
   sm2Sign: `SignByAsymmetricKey SM2 RAW ${SIGN_MESSAGE_BYTES} B`,
@@ -280,10 +281,13 @@ async function main(): Promise<number> {
 
     // 2. Tresor (one process, default settings), the no-audit build, the bare baseline.
     const dataDir = join(tmp, "data");
-    log("bench: tresor init, tresor serve");
+    log("bench: tresor init, tresor serve --workers 1, tresor serve --workers 2 (same data directory)");
     const creds = await initDataDir(dataDir);
-    const server = await startServer("tresor serve", [TRESOR_MAIN, "serve", "--data-dir", dataDir, "--port", "0"], join(tmp, "server.log"), ROOT);
+    const server = await startServer("tresor serve", [TRESOR_MAIN, "serve", "--data-dir", dataDir, "--port", "0", "--workers", "1"], join(tmp, "server.log"), ROOT);
     started.push(server);
+    const workers = await startServer("tresor serve --workers 2", [TRESOR_MAIN, "serve", "--data-dir", dataDir, "--port", "0", "--workers", "2"], join(tmp, "server-workers.log"), ROOT);
+    started.push(workers);
+    const workersUrl = loopbackUrl(workers.listening.url);
     const url = loopbackUrl(server.listening.url);
     const noAuditDir = join(tmp, "data-no-audit");
     const noAuditCreds = await initDataDir(noAuditDir);
@@ -327,6 +331,7 @@ async function main(): Promise<number> {
       // The baseline gets the same signed Encrypt request, so it pays the same client and parsing costs.
       { name: BARE, urls: [bareUrl], connections: all, requests: encryptSm4, bare: true },
       { name: SCENARIO.encryptSm4, urls: [url], connections: all, requests: encryptSm4 },
+      { name: SCENARIO.workers, urls: [workersUrl], connections: [32, 128], requests: encryptSm4 },
       { name: SCENARIO.noAudit, urls: [noAuditUrl], connections: main32, requests: one("Encrypt", { KeyId: noAuditSm4, Plaintext: plaintext }, noAuditCreds) },
       { name: "Encrypt AES_256 1 KiB", urls: [url], connections: main32, requests: one("Encrypt", { KeyId: aes, Plaintext: plaintext }) },
       { name: SCENARIO.decrypt, urls: [url], connections: main32, requests: (u) => blobs.map((b) => signedRequest(u, "Decrypt", { CiphertextBlob: b }, creds)) },
@@ -401,6 +406,7 @@ async function main(): Promise<number> {
       const bound = "min" in t ? `>= ${t.min}` : `<= ${t.max}`;
       log(`target: ${t.name} ${bound}: ${t.value === null ? "not measured" : t.value.toFixed(3)} (${t.met ? "met" : "NOT met"})`);
     }
+    log(`workers: --workers 2 serves Encrypt SM4 at ${ratio(rate(SCENARIO.workers), enc?.reqPerSec) ?? "-"} of one process's rate (c=${MAIN_CONNECTIONS}), ${ratio(at(SCENARIO.workers, 128)?.reqPerSec, at(SCENARIO.encryptSm4, 128)?.reqPerSec) ?? "-"} (c=128), on ${cpus().length} cores shared with wrk`);
     log(`postgres: one node at ${ratio(rate(SCENARIO.pg), enc?.reqPerSec) ?? notes["postgres"] ?? "-"}, ${PG_CLUSTER_NODES} nodes at ${ratio(rate(SCENARIO.pgCluster), enc?.reqPerSec) ?? "-"} of the SQLite node's Encrypt rate`);
     log(`pkcs11: HSM key at ${ratio(rate(SCENARIO.hsm), rate("Encrypt AES_256 1 KiB")) ?? notes["pkcs11"] ?? "-"}, software key at ${ratio(rate(SCENARIO.hsmSoftware), rate("Encrypt AES_256 1 KiB")) ?? "-"} of the file-root AES_256 rate`);
 

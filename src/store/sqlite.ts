@@ -86,9 +86,12 @@ class SqliteTransaction extends SqliteOperations {
  * The transaction whose function the current async call chain runs in. Used only to refuse, with a
  * clear error, a call on the store itself from inside its own transaction: it would otherwise wait
  * for that transaction to end, which waits for the call: a deadlock of the whole store.
- * (On Node 20 a live AsyncLocalStorage enables promise hooks process-wide, a small cost per promise.)
+ * On Node 20 an enabled AsyncLocalStorage installs promise hooks process-wide, which made every
+ * promise of every request two to three times as costly: it is enabled only while a transaction of
+ * some SqliteStore is open (`openTransactions`), the only time its answer matters.
  */
 const currentTransaction = new AsyncLocalStorage<SqliteTransaction>();
+let openTransactions = 0;
 
 /**
  * One connection shared by every request. better-sqlite3 runs statements synchronously, so a
@@ -154,6 +157,7 @@ export class SqliteStore extends SqliteOperations implements Store {
     const tx = new SqliteTransaction(this.conn);
     this.#active = tx;
     let result: T;
+    openTransactions++;
     try {
       this.conn.begin();
       try {
@@ -167,6 +171,9 @@ export class SqliteStore extends SqliteOperations implements Store {
     } finally {
       tx.end();
       this.#active = undefined;
+      // A chain that outlives this transaction may read its tx again after a later enable: never the
+      // open one, so it counts as outside, as it is.
+      if (--openTransactions === 0) currentTransaction.disable();
       this.#lock.release();
     }
     // Outside the lock: other requests run while the WAL is synced.
