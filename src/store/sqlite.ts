@@ -20,6 +20,8 @@ export { applyMigrations } from "./sqlite/backup.js";
 export { isSqliteUnwritable } from "./sqlite/operations.js";
 
 const BUSY_TIMEOUT_MS = 5000;
+/** Keys the read cache holds at most (then it starts again empty). */
+const KEY_CACHE_ENTRIES = 10_000;
 
 export interface SqliteDiagnostics {
   journalMode: string;
@@ -108,6 +110,15 @@ export class SqliteStore extends SqliteOperations implements Store {
   readonly #lock = new Lock();
   /** Undefined for ":memory:", which has nothing to make durable. */
   readonly #walSync: WalSync | undefined;
+  /**
+   * Keys read outside transactions, kept while the database is unchanged: by this connection (its
+   * write count) and by any other (SQLite's data_version, which moves on every commit of another
+   * connection, another process's included). So a state change is seen by the next read, at once,
+   * on every worker: the cache has no window.
+   */
+  readonly #keys = new Map<string, KeyRecord>();
+  readonly #dataVersion: Database.Statement<[], number>;
+  #keysStamp = "";
   #active: SqliteTransaction | undefined;
   #closing: Promise<void> | undefined;
 
@@ -116,6 +127,34 @@ export class SqliteStore extends SqliteOperations implements Store {
     this.conn.prepareAll(SQLITE_STATEMENTS);
     this.path = path;
     this.#walSync = path === ":memory:" ? undefined : new WalSync(`${path}-wal`);
+    this.#dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
+  }
+
+  /** A key, from the cache when the database has not changed since it was read. */
+  override getKey(keyId: string): Promise<KeyRecord | undefined> {
+    // Inside a transaction's window the call queues behind it, as any other: no cache then.
+    if (this.#lock.held || this.#closing !== undefined) return super.getKey(keyId);
+    const stamp = this.#stamp();
+    if (stamp !== this.#keysStamp) {
+      this.#keys.clear();
+      this.#keysStamp = stamp;
+    }
+    const cached = this.#keys.get(keyId);
+    if (cached !== undefined) return Promise.resolve(cached);
+    return super.getKey(keyId).then((key) => {
+      if (key !== undefined && this.#stamp() === stamp) {
+        if (this.#keys.size >= KEY_CACHE_ENTRIES) this.#keys.clear();
+        // Shared by every later reader: frozen, so no caller can change what the others see.
+        for (const tag of key.tags) Object.freeze(tag);
+        Object.freeze(key.tags);
+        this.#keys.set(keyId, Object.freeze(key));
+      }
+      return key;
+    });
+  }
+
+  #stamp(): string {
+    return `${this.#dataVersion.get()}:${this.conn.writes}`;
   }
 
   /** Opens (creating with mode 0600 if missing) and migrates the database at `path`; ":memory:" for a throwaway one. */

@@ -592,3 +592,53 @@ describe("SqliteStore", () => {
     db.close();
   });
 });
+
+describe("SqliteStore's key cache", () => {
+  let dir = "";
+  let n = 0;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "tresor-key-cache-"));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+  const freshPath = () => join(dir, `db-${++n}.sqlite`);
+
+  it("sees a change by its own connection and by another connection (another process's) at the next read", async () => {
+    const path = freshPath();
+    const mine = SqliteStore.open(path);
+    const other = SqliteStore.open(path);
+    try {
+      const key = makeKey();
+      await mine.insertKey(key, versionOf(key));
+      assert.equal((await mine.getKey(key.keyId))?.state, "Enabled");
+      assert.equal((await mine.getKey(key.keyId))?.state, "Enabled", "a second read (from the cache) agrees");
+      await other.updateKey({ ...key, state: "Disabled" });
+      assert.equal((await mine.getKey(key.keyId))?.state, "Disabled", "another connection's commit is seen at once");
+      await mine.updateKey({ ...key, state: "Enabled", description: "back" });
+      assert.equal((await mine.getKey(key.keyId))?.description, "back", "its own write is seen at once");
+      await mine.transaction(async (tx) => tx.updateKey({ ...key, state: "PendingDelete", deletionDate: 1 }));
+      assert.equal((await mine.getKey(key.keyId))?.state, "PendingDelete", "a transaction's write is seen at once");
+      await other.deleteKey(key.keyId);
+      assert.equal(await mine.getKey(key.keyId), undefined);
+    } finally {
+      await mine.close();
+      await other.close();
+    }
+  });
+
+  it("hands out frozen records, so no reader can change what the others read", async () => {
+    const store = SqliteStore.open(freshPath());
+    try {
+      const key = makeKey();
+      await store.insertKey({ ...key, tags: [{ key: "team", value: "a" }] }, versionOf(key));
+      await store.getKey(key.keyId);
+      const cached = (await store.getKey(key.keyId))!;
+      assert.throws(() => {
+        (cached as { state: string }).state = "Disabled";
+      }, TypeError);
+      assert.throws(() => cached.tags.push({ key: "x", value: "y" }), TypeError);
+      assert.equal((await store.getKey(key.keyId))?.state, "Enabled");
+    } finally {
+      await store.close();
+    }
+  });
+});
