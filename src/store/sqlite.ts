@@ -14,6 +14,7 @@ import type { Store, StoreImport, StoreOperations, StoreSnapshot } from "./store
 import { migrationsUpTo } from "./sql/backup.js";
 import { applyMigrations, createPrivateFile, importIntoDatabase, schemaVersion, SqliteSnapshot } from "./sqlite/backup.js";
 import { SQLITE_STATEMENTS, SqliteConnection, SqliteOperations } from "./sqlite/operations.js";
+import { CHECKPOINTER_AFTER_WRITES, Checkpointer } from "./sqlite/checkpointer.js";
 import { WalSync } from "./sqlite/wal-sync.js";
 
 export { applyMigrations } from "./sqlite/backup.js";
@@ -110,6 +111,7 @@ export class SqliteStore extends SqliteOperations implements Store {
   readonly #lock = new Lock();
   /** Undefined for ":memory:", which has nothing to make durable. */
   readonly #walSync: WalSync | undefined;
+  readonly #checkpointer: Checkpointer | undefined;
   /**
    * Keys read outside transactions, kept while the database is unchanged: by this connection (its
    * write count) and by any other (SQLite's data_version, which moves on every commit of another
@@ -127,6 +129,7 @@ export class SqliteStore extends SqliteOperations implements Store {
     this.conn.prepareAll(SQLITE_STATEMENTS);
     this.path = path;
     this.#walSync = path === ":memory:" ? undefined : new WalSync(`${path}-wal`);
+    this.#checkpointer = path === ":memory:" ? undefined : new Checkpointer(db);
     this.#dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
   }
 
@@ -248,7 +251,14 @@ export class SqliteStore extends SqliteOperations implements Store {
   }
 
   protected durable<T>(value: T): Promise<T> {
-    return this.#walSync === undefined ? Promise.resolve(value) : this.#walSync.after().then(() => value);
+    if (this.#walSync === undefined) return Promise.resolve(value);
+    if (this.conn.writes > CHECKPOINTER_AFTER_WRITES) this.#checkpointer?.start();
+    return this.#walSync.after().then(() => value);
+  }
+
+  /** Whether WAL checkpoints run on the checkpoint thread (./sqlite/checkpointer.ts) rather than inside commits. */
+  get checkpointsOffThread(): boolean {
+    return this.#checkpointer?.running ?? false;
   }
 
   /** fdatasync calls of the WAL so far (for tests and metrics). */
@@ -331,6 +341,7 @@ export class SqliteStore extends SqliteOperations implements Store {
     await this.#lock.acquire();
     try {
       await this.#walSync?.close();
+      await this.#checkpointer?.stop();
       this.conn.db.close();
     } finally {
       this.#lock.release();

@@ -16,6 +16,7 @@ import { StoreConflictError, type StoreOperations } from "../../src/store/store.
 import { deferred, makeKey, storeContract, ticks, v4AuditRow, versionOf } from "./store-contract.js";
 import { GENESIS_HASH } from "../../src/audit/record.js";
 import { auditChain } from "../helpers/audit-fixtures.js";
+import { waitFor } from "../helpers/wait.js";
 
 async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), "tresor-sqlite-"));
@@ -251,6 +252,25 @@ describe("SqliteStore", () => {
       schemaVersion: MIGRATIONS.length,
     });
     await store.close();
+  });
+
+  it("moves WAL checkpoints to a thread of their own once it has written enough, which copies the WAL into the database file", async () => {
+    const path = freshPath();
+    const store = SqliteStore.open(path);
+    try {
+      assert.equal(store.checkpointsOffThread, false, "a store that wrote little checkpoints as SQLite does");
+      const sizeBefore = (await stat(path)).size;
+      await store.transaction(async (tx) => {
+        for (let i = 0; i < 2500; i++) await tx.setMeta(`m${i}`, "x".repeat(200));
+      });
+      assert.equal(store.checkpointsOffThread, true);
+      // About 130 pages of WAL: far below SQLite's own automatic checkpoint (1000 pages), so the
+      // database file can only grow by the thread's checkpoints.
+      await waitFor("the checkpoint thread to copy the WAL into the database file", async () => (await stat(path)).size > sizeBefore + 400_000, { timeoutMs: 10_000 });
+      assert.equal((await store.getMeta("m2499"))?.length, 200);
+    } finally {
+      await store.close();
+    }
   });
 
   it("resolves a write only after an fdatasync of the WAL that began after it, grouping the writes of a moment into few syncs", async () => {
