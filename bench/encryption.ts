@@ -1,5 +1,5 @@
 // Encryption SDK throughput per suite, encrypting and decrypting one stream of BENCH_ENCRYPTION_BYTES
-// (default 256 MiB), as ratios to raw node:crypto over the same bytes in the same run: AES-256-GCM
+// (default 64 MiB), as ratios to raw node:crypto over the same bytes in the same run: AES-256-GCM
 // for the AES suites, SM4-CTR for the SM4 suites (DESIGN.md: ratios to a baseline measured in the
 // same run). No KMS in the loop: a RawKeyring gives the one data key per message, so the figures
 // are the SDK's framing and cryptography. Decryption is timed as (encrypt piped into decrypt) minus
@@ -43,10 +43,10 @@ export interface EncryptionBench {
   targets: Array<{ name: string; min: number; ratio: number; met: boolean }>;
 }
 
-/** BENCH_ENCRYPTION_BYTES, default 256 MiB (32 MiB in a quick run). */
+/** BENCH_ENCRYPTION_BYTES, default 64 MiB (16 MiB in a quick run). */
 export function encryptionBytes(quick = false): number {
   const raw = process.env["BENCH_ENCRYPTION_BYTES"];
-  if (raw === undefined || raw === "") return (quick ? 32 : 256) * 1024 * 1024;
+  if (raw === undefined || raw === "") return (quick ? 16 : 64) * 1024 * 1024;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < CHUNK || n > 64 * 1024 ** 3) throw new Error(`BENCH_ENCRYPTION_BYTES must be an integer from ${CHUNK} to 64 GiB, got ${raw}`);
   return n;

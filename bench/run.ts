@@ -139,6 +139,12 @@ async function runScenario(s: Scenario, connections: number, durationSeconds: nu
  */
 async function runRounds(scenarios: readonly Scenario[], opts: Options, watch: () => void): Promise<Sample[]> {
   const samples: Sample[] = [];
+  // A warm-up run of every scenario (not recorded), so the first one measured does not pay for the JIT.
+  if (!opts.quick) {
+    log("bench: warm-up, 1 s of every scenario at 32 connections");
+    for (const s of scenarios) await runScenario(s, MAIN_CONNECTIONS, 1);
+    watch();
+  }
   for (let round = 1; round <= opts.rounds; round++) {
     for (const c of CONNECTIONS) {
       for (const s of scenarios.filter((x) => x.connections.includes(c))) {
