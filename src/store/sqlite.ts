@@ -120,7 +120,8 @@ export class SqliteStore extends SqliteOperations implements Store {
    */
   readonly #keys = new Map<string, KeyRecord>();
   readonly #dataVersion: Database.Statement<[], number>;
-  #keysStamp = "";
+  #keysDataVersion = -1;
+  #keysWrites = -1;
   #active: SqliteTransaction | undefined;
   #closing: Promise<void> | undefined;
 
@@ -137,15 +138,18 @@ export class SqliteStore extends SqliteOperations implements Store {
   override getKey(keyId: string): Promise<KeyRecord | undefined> {
     // Inside a transaction's window the call queues behind it, as any other: no cache then.
     if (this.#lock.held || this.#closing !== undefined) return super.getKey(keyId);
-    const stamp = this.#stamp();
-    if (stamp !== this.#keysStamp) {
+    const dataVersion = this.#dataVersion.get()!;
+    const writes = this.conn.writes;
+    if (dataVersion !== this.#keysDataVersion || writes !== this.#keysWrites) {
       this.#keys.clear();
-      this.#keysStamp = stamp;
+      this.#keysDataVersion = dataVersion;
+      this.#keysWrites = writes;
     }
     const cached = this.#keys.get(keyId);
     if (cached !== undefined) return Promise.resolve(cached);
     return super.getKey(keyId).then((key) => {
-      if (key !== undefined && this.#stamp() === stamp) {
+      // Kept only if nothing changed while it was read (the read ran at once: nothing could have).
+      if (key !== undefined && this.conn.writes === writes && this.#keysDataVersion === dataVersion) {
         if (this.#keys.size >= KEY_CACHE_ENTRIES) this.#keys.clear();
         // Shared by every later reader: frozen, so no caller can change what the others see.
         for (const tag of key.tags) Object.freeze(tag);
@@ -156,9 +160,6 @@ export class SqliteStore extends SqliteOperations implements Store {
     });
   }
 
-  #stamp(): string {
-    return `${this.#dataVersion.get()}:${this.conn.writes}`;
-  }
 
   /** Opens (creating with mode 0600 if missing) and migrates the database at `path`; ":memory:" for a throwaway one. */
   static open(path: string): SqliteStore {
