@@ -11,6 +11,7 @@ import { registerCryptoCommands } from "./crypto.js";
 import { registerEncryptFileCommands } from "./encrypt-file.js";
 import { registerInitCommand } from "./init.js";
 import { registerKeyCommands } from "./key.js";
+import { registerKmsPluginCommand } from "./kms-plugin.js";
 import { registerRootKeyCommands } from "./rootkey.js";
 import { registerServeCommand } from "./serve.js";
 import { printErrorLines } from "./output.js";
@@ -27,6 +28,7 @@ registerEncryptFileCommands(program);
 registerBackupCommands(program);
 registerRootKeyCommands(program);
 registerAuditCommands(program);
+registerKmsPluginCommand(program);
 
 try {
   await program.parseAsync(process.argv);
