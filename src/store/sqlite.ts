@@ -7,6 +7,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
 import type { KeyRecord, KeyVersionRecord } from "../keys/key.js";
 import { MIGRATIONS } from "./migrations/index.js";
@@ -21,6 +22,8 @@ export { applyMigrations } from "./sqlite/backup.js";
 export { isSqliteUnwritable } from "./sqlite/operations.js";
 
 const BUSY_TIMEOUT_MS = 5000;
+/** Longest pause between attempts to take the write lock from another process. */
+const MAX_BEGIN_RETRY_MS = 4;
 /** Keys the read cache holds at most (then it starts again empty). */
 const KEY_CACHE_ENTRIES = 10_000;
 
@@ -202,7 +205,7 @@ export class SqliteStore extends SqliteOperations implements Store {
     let result: T;
     openTransactions++;
     try {
-      this.conn.begin();
+      await this.#begin();
       try {
         result = await currentTransaction.run(tx, fn, tx);
       } catch (err) {
@@ -221,6 +224,29 @@ export class SqliteStore extends SqliteOperations implements Store {
     }
     // Outside the lock: other requests run while the WAL is synced.
     return this.durable(result);
+  }
+
+  /**
+   * BEGIN IMMEDIATE without sleeping on the event loop. While another process (a worker of the same
+   * `tresor serve --workers N`) holds the write lock, SQLite's busy handler would sleep inside the
+   * call, holding every request of this process for up to milliseconds each time; here the attempt
+   * fails at once and is repeated after a short timer, until the busy timeout has passed.
+   */
+  async #begin(): Promise<void> {
+    const deadline = Date.now() + BUSY_TIMEOUT_MS;
+    for (let waitMs = 0; ; waitMs = Math.min(Math.max(1, waitMs * 2), MAX_BEGIN_RETRY_MS)) {
+      // A PRAGMA takes effect when prepared, so it is prepared each time (microseconds).
+      this.conn.db.pragma("busy_timeout = 0");
+      try {
+        this.conn.begin();
+        return;
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== "SQLITE_BUSY" || Date.now() >= deadline) throw err;
+      } finally {
+        this.conn.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      }
+      await (waitMs === 0 ? new Promise((resolve) => setImmediate(resolve)) : sleep(waitMs));
+    }
   }
 
   /** Count and insert in one transaction: SQLite has one writer at a time, so it cannot conflict. */

@@ -645,6 +645,34 @@ describe("SqliteStore's key cache", () => {
     }
   });
 
+  it("waits for another connection's write lock without holding the event loop (workers share one file)", async () => {
+    const path = freshPath();
+    const a = SqliteStore.open(path);
+    const b = SqliteStore.open(path);
+    try {
+      let releaseA!: () => void;
+      const aHolds = new Promise<void>((resolve) => {
+        releaseA = resolve;
+      });
+      const first = a.transaction(async (tx) => {
+        await tx.setMeta("a", "1");
+        await aHolds; // holds SQLite's write lock across turns of the event loop
+      });
+      await ticks(2);
+      const started = Date.now();
+      const second = b.transaction(async (tx) => tx.setMeta("b", "2"));
+      // With a busy handler that slept inside BEGIN, this timer (and a's commit) could not run: both
+      // would wait out the 5 s busy timeout, and b would fail.
+      setTimeout(releaseA, 20);
+      await Promise.all([first, second]);
+      assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+      assert.equal(await a.getMeta("b"), "2");
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it("hands out frozen records, so no reader can change what the others read", async () => {
     const store = SqliteStore.open(freshPath());
     try {
