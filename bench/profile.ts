@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   const profDir = join(tmp, "profile");
   const server = await startServer(
     "tresor serve",
-    ["--cpu-prof", `--cpu-prof-dir=${profDir}`, TRESOR_MAIN, "serve", "--data-dir", dataDir, "--port", "0", "--workers", "1"],
+    ["--cpu-prof", `--cpu-prof-dir=${profDir}`, TRESOR_MAIN, "serve", "--data-dir", dataDir, "--port", "0", "--workers", process.env["PROFILE_WORKERS"] ?? "1"],
     join(tmp, "server.log"),
     ROOT,
   );

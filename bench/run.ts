@@ -287,11 +287,14 @@ async function main(): Promise<number> {
 
     // 2. Tresor (one process, default settings), the no-audit build, the bare baseline.
     const dataDir = join(tmp, "data");
-    log("bench: tresor init, tresor serve --workers 1, tresor serve --workers 2 (same data directory)");
+    log("bench: tresor init, tresor serve --workers 1; tresor serve --workers 2 on a data directory of its own");
     const creds = await initDataDir(dataDir);
     const server = await startServer("tresor serve", [TRESOR_MAIN, "serve", "--data-dir", dataDir, "--port", "0", "--workers", "1"], join(tmp, "server.log"), ROOT);
     started.push(server);
-    const workers = await startServer("tresor serve --workers 2", [TRESOR_MAIN, "serve", "--data-dir", dataDir, "--port", "0", "--workers", "2"], join(tmp, "server-workers.log"), ROOT);
+    // Its own data directory: two servers writing one SQLite file would slow each other's runs.
+    const workersDir = join(tmp, "data-workers");
+    const workersCreds = await initDataDir(workersDir);
+    const workers = await startServer("tresor serve --workers 2", [TRESOR_MAIN, "serve", "--data-dir", workersDir, "--port", "0", "--workers", "2"], join(tmp, "server-workers.log"), ROOT);
     started.push(workers);
     const workersUrl = loopbackUrl(workers.listening.url);
     const url = loopbackUrl(server.listening.url);
@@ -312,6 +315,7 @@ async function main(): Promise<number> {
     const sm2 = await keyOf(url, creds, { Alias: "bench-sm2", KeyUsage: "ASYMMETRIC_SIGN_VERIFY_SM2" });
     const ecc = await keyOf(url, creds, { Alias: "bench-ecc", KeyUsage: "ASYMMETRIC_SIGN_VERIFY_ECC" });
     const noAuditSm4 = await keyOf(noAuditUrl, noAuditCreds, { Alias: "bench-sm4", KeySpec: "SM4" });
+    const workersSm4 = await keyOf(workersUrl, workersCreds, { Alias: "bench-sm4", KeySpec: "SM4" });
     const plaintext = randomBytes(PLAINTEXT_BYTES).toString("base64");
     const blobPlaintexts = Array.from({ length: DECRYPT_BLOBS }, () => randomBytes(PLAINTEXT_BYTES).toString("base64"));
     const blobs: string[] = [];
@@ -337,7 +341,7 @@ async function main(): Promise<number> {
       // The baseline gets the same signed Encrypt request, so it pays the same client and parsing costs.
       { name: BARE, urls: [bareUrl], connections: all, requests: encryptSm4, bare: true },
       { name: SCENARIO.encryptSm4, urls: [url], connections: all, requests: encryptSm4 },
-      { name: SCENARIO.workers, urls: [workersUrl], connections: [32, 128], requests: encryptSm4 },
+      { name: SCENARIO.workers, urls: [workersUrl], connections: [32, 128], requests: one("Encrypt", { KeyId: workersSm4, Plaintext: plaintext }, workersCreds) },
       { name: SCENARIO.noAudit, urls: [noAuditUrl], connections: main32, requests: one("Encrypt", { KeyId: noAuditSm4, Plaintext: plaintext }, noAuditCreds) },
       { name: "Encrypt AES_256 1 KiB", urls: [url], connections: main32, requests: one("Encrypt", { KeyId: aes, Plaintext: plaintext }) },
       { name: SCENARIO.decrypt, urls: [url], connections: main32, requests: (u) => blobs.map((b) => signedRequest(u, "Decrypt", { CiphertextBlob: b }, creds)) },
