@@ -61,6 +61,26 @@ async function recordsOf(dataDir: string): Promise<{ requestIds: Set<string>; no
   }
 }
 
+/**
+ * Creates a key, starts 300 Encrypts, calls `kill` once some are recorded, and returns the RequestIds
+ * of every answered request, the CreateKey's included, once the load is over.
+ */
+async function answeredAcross(server: TestServer, client: KmsClient, kill: () => void): Promise<{ keyId: string; answered: string[] }> {
+  const created = await client.createKey({ Alias: `load-${randomUUID().slice(0, 8)}` });
+  const load = encryptMany(client, created.KeyId!, 300);
+  await waitFor("some requests answered", async () => (await recordsOf(server.dataDir)).requestIds.size > 20);
+  kill();
+  return { keyId: created.KeyId!, answered: [created.RequestId, ...(await load)] };
+}
+
+/** Every answered request has its record, and the chain verifies. */
+async function assertRecorded(dataDir: string, answered: readonly string[]): Promise<void> {
+  const { requestIds } = await recordsOf(dataDir);
+  const missing = answered.filter((id) => !requestIds.has(id));
+  assert.deepEqual(missing, [], `${missing.length} of ${answered.length} answered requests have no record`);
+  await verifyChain(["--data-dir", dataDir]);
+}
+
 async function verifyChain(args: string[]): Promise<void> {
   const verified = await runCli(["audit", "verify", ...args, "--json"]);
   assert.equal(verified.code, 0, `audit verify failed: ${verified.stdout}${verified.stderr}`);
@@ -95,26 +115,18 @@ describe("tresor serve --workers 2 on SQLite", () => {
     const server = await startServer({ serveArgs: WORKERS, keepDataDir: true });
     servers.push(server);
     const client = clientOf(server);
-    const answered: string[] = [];
+    let answered: string[];
     try {
-      const created = await client.createKey({ Alias: "survivor" });
-      answered.push(created.RequestId);
-      const load = encryptMany(client, created.KeyId!, 300);
-      await waitFor("some requests answered", async () => (await recordsOf(server.dataDir)).requestIds.size > 20);
-      process.kill(server.workerPids[0]!, "SIGKILL");
-      answered.push(...(await load));
+      const run = await answeredAcross(server, client, () => process.kill(server.workerPids[0]!, "SIGKILL"));
       await waitFor("a replacement worker", () => (server.logs().match(/"msg":"worker listening"/g) ?? []).length >= 3, { timeoutMs: 20_000 });
       assert.match(server.logs(), /a worker died: starting another/);
-      answered.push(...(await encryptMany(client, created.KeyId!, 50)));
+      answered = [...run.answered, ...(await encryptMany(client, run.keyId, 50))];
       assert.ok(answered.length > 50);
     } finally {
       client.close();
     }
     assert.equal(await server.stop(), 0);
-    const { requestIds } = await recordsOf(server.dataDir);
-    const missing = answered.filter((id) => !requestIds.has(id));
-    assert.deepEqual(missing, [], `${missing.length} of ${answered.length} answered requests have no record`);
-    await verifyChain(["--data-dir", server.dataDir]);
+    await assertRecorded(server.dataDir, answered);
     await rm(path.dirname(server.dataDir), { recursive: true, force: true });
   });
 
@@ -122,22 +134,14 @@ describe("tresor serve --workers 2 on SQLite", () => {
     const server = await startServer({ serveArgs: WORKERS, keepDataDir: true });
     servers.push(server);
     const client = clientOf(server);
-    const answered: string[] = [];
+    let answered: string[];
     try {
-      const created = await client.createKey({ Alias: "orphans" });
-      answered.push(created.RequestId);
-      const load = encryptMany(client, created.KeyId!, 300);
-      await waitFor("some requests answered", async () => (await recordsOf(server.dataDir)).requestIds.size > 20);
-      server.kill("SIGKILL");
-      answered.push(...(await load));
+      answered = (await answeredAcross(server, client, () => server.kill("SIGKILL"))).answered;
     } finally {
       client.close();
     }
     await waitFor("the workers to exit", () => server.workerPids.every((pid) => !alive(pid)), { timeoutMs: 20_000 });
-    const { requestIds } = await recordsOf(server.dataDir);
-    const missing = answered.filter((id) => !requestIds.has(id));
-    assert.deepEqual(missing, [], `${missing.length} of ${answered.length} answered requests have no record`);
-    await verifyChain(["--data-dir", server.dataDir]);
+    await assertRecorded(server.dataDir, answered);
     await rm(path.dirname(server.dataDir), { recursive: true, force: true });
   });
 });
