@@ -92,7 +92,7 @@ describe("tresor serve --workers 2 on SQLite", () => {
     for (const s of servers) await s.stop();
   });
 
-  it("serves one port from both workers, writing one audit chain that verifies", async () => {
+  it("serves one port from both workers, sees a state change at once on both, and writes one audit chain that verifies", async () => {
     const server = await startServer({ serveArgs: WORKERS, keepDataDir: true });
     servers.push(server);
     assert.equal(server.workerPids.length, 2);
@@ -101,6 +101,19 @@ describe("tresor serve --workers 2 on SQLite", () => {
       const { KeyId } = await client.createKey({ Alias: "workers" });
       const answered = await encryptMany(client, KeyId!, 200);
       assert.equal(answered.length, 200);
+      // Both workers have the key in their caches now; the next request after DisableKey, on either
+      // worker (connections are handed out in turn), is refused: no window.
+      await client.disableKey({ KeyId: KeyId! });
+      for (let i = 0; i < 8; i++) {
+        // A client of its own: a new connection, so the requests go to both workers in turn.
+        const fresh = clientOf(server);
+        const refused = await fresh.encrypt({ KeyId: KeyId!, Plaintext: "aGk=" }).then(
+          () => undefined,
+          (e: { code?: string }) => e.code,
+        );
+        fresh.close();
+        assert.equal(refused, "ResourceUnavailable.CmkDisabled", `request ${i} after DisableKey`);
+      }
     } finally {
       client.close();
     }
