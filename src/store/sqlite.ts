@@ -22,8 +22,8 @@ export { applyMigrations } from "./sqlite/backup.js";
 export { isSqliteUnwritable } from "./sqlite/operations.js";
 
 const BUSY_TIMEOUT_MS = 5000;
-/** Longest pause between attempts to take the write lock from another process. */
-const MAX_BEGIN_RETRY_MS = 4;
+/** Attempts to take the write lock from another process at the next turn of the event loop, before waiting a millisecond between them. */
+const IMMEDIATE_BEGIN_RETRIES = 20;
 /** Keys the read cache holds at most (then it starts again empty). */
 const KEY_CACHE_ENTRIES = 10_000;
 
@@ -234,7 +234,7 @@ export class SqliteStore extends SqliteOperations implements Store {
    */
   async #begin(): Promise<void> {
     const deadline = Date.now() + BUSY_TIMEOUT_MS;
-    for (let waitMs = 0; ; waitMs = Math.min(Math.max(1, waitMs * 2), MAX_BEGIN_RETRY_MS)) {
+    for (let attempt = 0; ; attempt++) {
       // A PRAGMA takes effect when prepared, so it is prepared each time (microseconds).
       this.conn.db.pragma("busy_timeout = 0");
       try {
@@ -245,7 +245,9 @@ export class SqliteStore extends SqliteOperations implements Store {
       } finally {
         this.conn.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       }
-      await (waitMs === 0 ? new Promise((resolve) => setImmediate(resolve)) : sleep(waitMs));
+      // The other process holds the lock for microseconds: retry after the I/O of this turn, then
+      // after a millisecond once it has lasted (its holder may be waiting for a core).
+      await (attempt < IMMEDIATE_BEGIN_RETRIES ? new Promise((resolve) => setImmediate(resolve)) : sleep(1));
     }
   }
 
