@@ -230,7 +230,7 @@ export class SqliteStore extends SqliteOperations implements Store {
    * BEGIN IMMEDIATE without sleeping on the event loop. While another process (a worker of the same
    * `tresor serve --workers N`) holds the write lock, SQLite's busy handler would sleep inside the
    * call, holding every request of this process for up to milliseconds each time; here the attempt
-   * fails at once and is repeated after a short timer, until the busy timeout has passed.
+   * fails at once and is repeated on a later turn of the event loop, until the busy timeout has passed.
    */
   async #begin(): Promise<void> {
     const deadline = Date.now() + BUSY_TIMEOUT_MS;
