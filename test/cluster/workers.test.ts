@@ -18,6 +18,8 @@ import { runCli, startServer, type TestServer } from "../helpers/server.js";
 import { waitFor } from "../helpers/wait.js";
 
 const WORKERS = ["--workers", "2"];
+// Three processes load every module before the supervisor reports "listening": slow on a loaded machine.
+const STARTUP_MS = 60_000;
 
 function clientOf(server: TestServer): KmsClient {
   return new KmsClient({ endpoint: server.url, secretId: server.secretId, secretKey: server.secretKey, maxRetries: 0 });
@@ -93,7 +95,7 @@ describe("tresor serve --workers 2 on SQLite", () => {
   });
 
   it("serves one port from both workers, sees a state change at once on both, and writes one audit chain that verifies", async () => {
-    const server = await startServer({ serveArgs: WORKERS, keepDataDir: true });
+    const server = await startServer({ serveArgs: WORKERS, keepDataDir: true, startTimeoutMs: STARTUP_MS });
     servers.push(server);
     assert.equal(server.workerPids.length, 2);
     const client = clientOf(server);
@@ -125,13 +127,13 @@ describe("tresor serve --workers 2 on SQLite", () => {
   });
 
   it("replaces a worker killed with SIGKILL, and every answered request keeps its record", async () => {
-    const server = await startServer({ serveArgs: WORKERS, keepDataDir: true });
+    const server = await startServer({ serveArgs: WORKERS, keepDataDir: true, startTimeoutMs: STARTUP_MS });
     servers.push(server);
     const client = clientOf(server);
     let answered: string[];
     try {
       const run = await answeredAcross(server, client, () => process.kill(server.workerPids[0]!, "SIGKILL"));
-      await waitFor("a replacement worker", () => (server.logs().match(/"msg":"worker listening"/g) ?? []).length >= 3, { timeoutMs: 20_000 });
+      await waitFor("a replacement worker", () => (server.logs().match(/"msg":"worker listening"/g) ?? []).length >= 3, { timeoutMs: STARTUP_MS });
       assert.match(server.logs(), /a worker died: starting another/);
       answered = [...run.answered, ...(await encryptMany(client, run.keyId, 50))];
       assert.ok(answered.length > 50);
@@ -144,7 +146,7 @@ describe("tresor serve --workers 2 on SQLite", () => {
   });
 
   it("when the supervisor is killed with SIGKILL, the workers finish and exit, and every answered request keeps its record", async () => {
-    const server = await startServer({ serveArgs: WORKERS, keepDataDir: true });
+    const server = await startServer({ serveArgs: WORKERS, keepDataDir: true, startTimeoutMs: STARTUP_MS });
     servers.push(server);
     const client = clientOf(server);
     let answered: string[];
@@ -153,7 +155,7 @@ describe("tresor serve --workers 2 on SQLite", () => {
     } finally {
       client.close();
     }
-    await waitFor("the workers to exit", () => server.workerPids.every((pid) => !alive(pid)), { timeoutMs: 20_000 });
+    await waitFor("the workers to exit", () => server.workerPids.every((pid) => !alive(pid)), { timeoutMs: STARTUP_MS });
     await assertRecorded(server.dataDir, answered);
     await rm(path.dirname(server.dataDir), { recursive: true, force: true });
   });
@@ -180,7 +182,7 @@ describe("tresor serve --workers 2 on PostgreSQL", () => {
     try {
       const init = await runCli(["init", "--store", storeUrl.href, "--data-dir", dataDir, "--json"]);
       assert.equal(init.code, 0, init.stderr);
-      const server = await startServer({ dataDir, serveArgs: ["--store", storeUrl.href, ...WORKERS] });
+      const server = await startServer({ dataDir, serveArgs: ["--store", storeUrl.href, ...WORKERS], startTimeoutMs: STARTUP_MS });
       const client = clientOf(server);
       const answered: string[] = [];
       try {
@@ -190,7 +192,7 @@ describe("tresor serve --workers 2 on PostgreSQL", () => {
         await waitFor("some requests answered", async () => Number((await admin.query(`SELECT count(*) AS n FROM ${schema}.audit_records`)).rows[0].n) > 20);
         process.kill(server.workerPids[0]!, "SIGKILL");
         answered.push(...(await load));
-        await waitFor("a replacement worker", () => (server.logs().match(/"msg":"worker listening"/g) ?? []).length >= 3, { timeoutMs: 20_000 });
+        await waitFor("a replacement worker", () => (server.logs().match(/"msg":"worker listening"/g) ?? []).length >= 3, { timeoutMs: STARTUP_MS });
         answered.push(...(await encryptMany(client, created.KeyId!, 50)));
       } finally {
         client.close();
