@@ -98,7 +98,8 @@ export interface ImportTokenRecord {
   tokenId: string;
   keyId: string;
   wrappingKeySpec: "RSA_2048" | "SM2";
-  wrappingAlgorithm: "RSAES_PKCS1_V1_5" | "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2PKE";
+  /** RSA_AES_KEY_WRAP_*: AWS's hybrid wrapping (an RSA-OAEP-encrypted AES key, then RFC 5649 AES-KWP of the material). */
+  wrappingAlgorithm: "RSAES_PKCS1_V1_5" | "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2PKE" | "RSA_AES_KEY_WRAP_SHA_1" | "RSA_AES_KEY_WRAP_SHA_256";
   /** The wrapping private key (PKCS#8 DER for RSA, the 32-byte scalar for SM2), wrapped by the root of trust. */
   wrappedPrivateKey: Buffer;
   /** Unix seconds; the token is refused from this time on. */

@@ -44,6 +44,8 @@ export const LIFECYCLE = {
   DisableKey: { rules: enableOrDisable, to: "Disabled" },
   UpdateAlias: { rules: notPendingDelete },
   UpdateKeyDescription: { rules: notPendingDelete },
+  TagResource: { rules: notPendingDelete },
+  UntagResource: { rules: notPendingDelete },
   GetPublicKey: { rules: enabledOnly },
   SignByAsymmetricKey: { rules: enabledOnly },
   VerifyByAsymmetricKey: { rules: enabledOnly },
@@ -53,6 +55,8 @@ export const LIFECYCLE = {
   CancelKeyArchive: { rules: archivedOnly, to: "Enabled" },
   /** A PendingImport key goes too: it has nothing to disable. */
   ScheduleKeyDeletion: { rules: deletable, to: "PendingDelete" },
+  /** AWS's ScheduleKeyDeletion: an Enabled (or archived) key may be scheduled without disabling it first. */
+  ScheduleKeyDeletionAws: { rules: { ...deletable, Enabled: "allow", Archived: "allow" }, to: "PendingDelete" },
   /** Back to Disabled; an EXTERNAL key whose material is gone (deleted or expired) goes to PendingImport instead. */
   CancelKeyDeletion: { rules: pendingDeleteOnly, to: "Disabled" },
   EnableKeyRotation: { rules: usable },

@@ -3,6 +3,7 @@
 // a bounded time and count and wiped on eviction.
 
 import { AEADS, type AeadKey } from "../crypto/aead.js";
+import { aesKeyUnwrapPad } from "../crypto/aes-kwp.js";
 import { CryptoError } from "../crypto/errors.js";
 import { randomBytes } from "../crypto/random.js";
 import { AsymmetricPrivateKey, generateKeyPair, type MessageType } from "../keys/asymmetric.js";
@@ -69,7 +70,7 @@ export class SoftwareMaterial implements KeyMaterial {
       privateMaterial.fill(0);
     }
     try {
-      return await undecryptable(async () => privateKey.decrypt(token.wrappingAlgorithm === "SM2PKE" ? "SM2" : token.wrappingAlgorithm, encrypted));
+      return await undecryptable(async () => unwrapWith(privateKey, token, encrypted));
     } finally {
       privateKey.destroy();
     }
@@ -159,6 +160,28 @@ export class SoftwareMaterial implements KeyMaterial {
 }
 
 /** A ciphertext that does not decrypt (tag, padding, SM2 check) becomes one MaterialError. */
+/**
+ * Imported material as the token's wrapping algorithm sealed it. RSA_AES_KEY_WRAP_*: the first
+ * modulus-length bytes are RSA-OAEP of a one-time AES key, the rest AES-KWP of the material under it.
+ */
+function unwrapWith(privateKey: AsymmetricPrivateKey, token: ImportTokenRecord, encrypted: Buffer): Buffer {
+  const algorithm = token.wrappingAlgorithm;
+  if (algorithm === "SM2PKE") return privateKey.decrypt("SM2", encrypted);
+  if (algorithm !== "RSA_AES_KEY_WRAP_SHA_1" && algorithm !== "RSA_AES_KEY_WRAP_SHA_256") return privateKey.decrypt(algorithm, encrypted);
+  const modulusBytes = ASYMMETRIC_SPECS[token.wrappingKeySpec].bits / 8;
+  if (encrypted.length <= modulusBytes) throw new CryptoError("wrapped material is too short");
+  const aesKey = privateKey.decrypt(algorithm === "RSA_AES_KEY_WRAP_SHA_1" ? "RSAES_OAEP_SHA_1" : "RSAES_OAEP_SHA_256", encrypted.subarray(0, modulusBytes));
+  try {
+    return aesKeyUnwrapPad(aesKey, encrypted.subarray(modulusBytes));
+  } catch (e) {
+    // A one-time key of a length AES does not have unwraps nothing: the same answer as a bad wrapping.
+    if (e instanceof RangeError) throw new CryptoError("wrapped material does not unwrap");
+    throw e;
+  } finally {
+    aesKey.fill(0);
+  }
+}
+
 async function undecryptable<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();

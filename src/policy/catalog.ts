@@ -49,6 +49,9 @@ export const CATALOG = {
     DisableKeys: { writes: true, presets: MANAGE },
     UpdateAlias: { writes: true, presets: MANAGE },
     UpdateKeyDescription: { writes: true, presets: MANAGE },
+    /** Tresor extension (AWS's TagResource/UntagResource): a key's tags after CreateKey. */
+    TagResource: { writes: true, presets: MANAGE },
+    UntagResource: { writes: true, presets: MANAGE },
     Encrypt: { writes: false, presets: USE },
     Decrypt: { writes: false, presets: USE },
     /**
@@ -69,7 +72,8 @@ export const CATALOG = {
     GetRegions: { writes: false, presets: READ, serviceInformation: true },
     ArchiveKey: { writes: true, presets: MANAGE },
     CancelKeyArchive: { writes: true, presets: MANAGE },
-    ScheduleKeyDeletion: { writes: true, presets: MANAGE },
+    /** Its AWS form (lifecycle step ScheduleKeyDeletionAws, which also takes Enabled keys) is the same permission. */
+    ScheduleKeyDeletion: { writes: true, presets: MANAGE, alsoNeeds: { ScheduleKeyDeletionAws: [] } },
     CancelKeyDeletion: { writes: true, presets: MANAGE },
     EnableKeyRotation: { writes: true, presets: MANAGE },
     DisableKeyRotation: { writes: true, presets: MANAGE },

@@ -225,6 +225,20 @@ export interface UpdateKeyDescriptionRequest {
 }
 export type UpdateKeyDescriptionResponse = KmsResponse;
 
+/** Tresor extension: tags added to a key (or given new values) after CreateKey. */
+export interface TagResourceRequest {
+  KeyId: string;
+  Tags: Tag[];
+}
+export type TagResourceResponse = KmsResponse;
+
+/** Tresor extension: tags removed from a key by tag key. */
+export interface UntagResourceRequest {
+  KeyId: string;
+  TagKeys: string[];
+}
+export type UntagResourceResponse = KmsResponse;
+
 export interface EncryptRequest {
   KeyId: string;
   /** Base64 of at most 4096 bytes. */
@@ -404,6 +418,8 @@ export interface KmsActions {
   DisableKeys: [DisableKeysRequest, DisableKeysResponse];
   UpdateAlias: [UpdateAliasRequest, UpdateAliasResponse];
   UpdateKeyDescription: [UpdateKeyDescriptionRequest, UpdateKeyDescriptionResponse];
+  TagResource: [TagResourceRequest, TagResourceResponse];
+  UntagResource: [UntagResourceRequest, UntagResourceResponse];
   Encrypt: [EncryptRequest, EncryptResponse];
   Decrypt: [DecryptRequest, DecryptResponse];
   ReEncrypt: [ReEncryptRequest, ReEncryptResponse];

@@ -52,6 +52,8 @@ export const ERROR_CODES = {
   CmkLimitExceeded: { tencent: "LimitExceeded.CmkLimitExceeded" },
   UnsupportedOperation: { tencent: "UnsupportedOperation" },
   DecryptError: { tencent: "FailedOperation.DecryptError" },
+  /** Only the AWS door's Verify fails so; the Tencent door answers SignatureValid false. */
+  InvalidSignature: { tencent: "FailedOperation.InvalidSignature" },
   EncryptionError: { tencent: "FailedOperation.EncryptionError" },
   // access control (the CAM and STS actions)
   UserNotExist: { tencent: "ResourceNotFound.UserNotExist" },

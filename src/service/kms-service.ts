@@ -7,8 +7,9 @@ import { AUDIT_SECRET_NAMES } from "../audit/keys.js";
 import type { Auditor } from "../audit/writer.js";
 import type { MessageType, PublicKeyWrapAlgorithm } from "../keys/asymmetric.js";
 import type { EncryptionContext } from "../keys/blob.js";
-import type { KeyRecord, KeySpec } from "../keys/key.js";
+import type { AsymmetricKeySpec, KeyRecord, KeySpec, Tag } from "../keys/key.js";
 import type { AsymmetricDecryptAlgorithm, SigningAlgorithm } from "../keys/specs.js";
+import type { RsaEncryptionAlgorithm } from "../crypto/rsa.js";
 import { KeyMaterials } from "../material/materials.js";
 import type { HsmKeys, RootOfTrust } from "../rootkey/root-of-trust.js";
 import type { Store, StoreOperations } from "../store/store.js";
@@ -127,6 +128,11 @@ export class KmsService {
     return this.#keys.describeKey(caller, keyId);
   }
 
+  /** The id of the caller's account's key with this alias (CmkNotFound when there is none). */
+  keyIdOfAlias(caller: Caller, alias: string): Promise<string> {
+    return this.#keys.keyIdOfAlias(caller, alias);
+  }
+
   describeKeys(caller: Caller, keyIds: readonly string[]): Promise<KeyRecord[]> {
     return this.#keys.describeKeys(caller, keyIds);
   }
@@ -160,6 +166,24 @@ export class KmsService {
     return this.#keys.updateAlias(caller, keyId, alias);
   }
 
+  /** Gives a key without an alias `alias`: a new one, or (`move`) one moved from the key that holds it. */
+  assignAlias(caller: Caller, keyId: string, alias: string, move: boolean): Promise<void> {
+    return this.#keys.assignAlias(caller, keyId, alias, move);
+  }
+
+  /** Takes `alias` from its key, which is left without one. */
+  removeAlias(caller: Caller, alias: string): Promise<void> {
+    return this.#keys.removeAlias(caller, alias);
+  }
+
+  tagKey(caller: Caller, keyId: string, tags: readonly Tag[]): Promise<void> {
+    return this.#keys.tagKey(caller, keyId, tags);
+  }
+
+  untagKey(caller: Caller, keyId: string, tagKeys: readonly string[]): Promise<void> {
+    return this.#keys.untagKey(caller, keyId, tagKeys);
+  }
+
   updateKeyDescription(caller: Caller, keyId: string, description: string): Promise<void> {
     return this.#keys.updateKeyDescription(caller, keyId, description);
   }
@@ -172,9 +196,9 @@ export class KmsService {
     return this.#keys.changeStates(caller, "CancelKeyArchive", [keyId]);
   }
 
-  /** Moves a Disabled (or PendingImport) key to PendingDelete; the scheduler destroys it at the returned time. */
-  scheduleKeyDeletion(caller: Caller, keyId: string, pendingWindowInDays: number): Promise<{ keyId: string; deletionDate: number }> {
-    return this.#keys.scheduleKeyDeletion(caller, keyId, pendingWindowInDays);
+  /** Moves a Disabled (or PendingImport; with `aws`, Enabled too) key to PendingDelete; the scheduler destroys it at the returned time. */
+  scheduleKeyDeletion(caller: Caller, keyId: string, pendingWindowInDays: number, aws = false): Promise<{ keyId: string; deletionDate: number }> {
+    return this.#keys.scheduleKeyDeletion(caller, keyId, pendingWindowInDays, aws ? "ScheduleKeyDeletionAws" : "ScheduleKeyDeletion");
   }
 
   cancelKeyDeletion(caller: Caller, keyId: string): Promise<{ keyId: string }> {
@@ -263,6 +287,11 @@ export class KmsService {
     return this.#crypto.generateDataKey(caller, keyId, numberOfBytes, context);
   }
 
+  /** A key pair whose private half is returned in the clear and sealed under a symmetric CMK. */
+  generateDataKeyPair(caller: Caller, keyId: string, spec: AsymmetricKeySpec, context: EncryptionContext): Promise<{ keyId: string; publicKey: Buffer; privateKey: Buffer; blob: Buffer }> {
+    return this.#crypto.generateDataKeyPair(caller, keyId, spec, context);
+  }
+
   generateRandom(caller: Caller, numberOfBytes: number): Buffer {
     return this.#crypto.generateRandom(caller, numberOfBytes);
   }
@@ -283,6 +312,11 @@ export class KmsService {
 
   verify(caller: Caller, input: { keyId: string; algorithm: SigningAlgorithm; message: Buffer; messageType: MessageType; signature: Buffer }): Promise<boolean> {
     return this.#asymmetric.verify(caller, input);
+  }
+
+  /** Encrypts to an RSA decryption key's public key (needs kms:Encrypt on it). */
+  asymmetricEncrypt(caller: Caller, keyId: string, algorithm: RsaEncryptionAlgorithm, plaintext: Buffer): Promise<{ keyId: string; ciphertext: Buffer }> {
+    return this.#asymmetric.asymmetricEncrypt(caller, keyId, algorithm, plaintext);
   }
 
   asymmetricDecrypt(

@@ -15,6 +15,8 @@ export function kmsSampleRequests(keyId: string, blob: string, alias: string): R
     DisableKeys: { KeyIds: [keyId] },
     UpdateAlias: { KeyId: keyId, Alias: `${alias}-renamed` },
     UpdateKeyDescription: { KeyId: keyId, Description: "changed" },
+    TagResource: { KeyId: keyId, Tags: [{ TagKey: "sample", TagValue: "1" }] },
+    UntagResource: { KeyId: keyId, TagKeys: ["sample"] },
     Encrypt: { KeyId: keyId, Plaintext: "aGk=" },
     Decrypt: { CiphertextBlob: blob },
     ReEncrypt: { CiphertextBlob: blob },

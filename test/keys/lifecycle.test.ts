@@ -71,6 +71,8 @@ const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
   DisableKey: async ({ key }) => f.service.disableKey(f.caller, key.keyId),
   UpdateAlias: async ({ key }) => f.service.updateAlias(f.caller, key.keyId, `${key.alias}-renamed`),
   UpdateKeyDescription: async ({ key }) => f.service.updateKeyDescription(f.caller, key.keyId, "described again"),
+  TagResource: async ({ key }) => f.service.tagKey(f.caller, key.keyId, [{ key: "added", value: "1" }]),
+  UntagResource: async ({ key }) => f.service.untagKey(f.caller, key.keyId, ["added"]),
   GetPublicKey: async ({ key }) => f.service.getPublicKey(f.caller, key.keyId),
   SignByAsymmetricKey: async ({ key }) => f.service.sign(f.caller, { keyId: key.keyId, algorithm: "ECC_P256_R1", message: Buffer.from("m"), messageType: "RAW" }),
   VerifyByAsymmetricKey: async ({ key }) =>
@@ -80,6 +82,7 @@ const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
   ArchiveKey: async ({ key }) => f.service.archiveKey(f.caller, key.keyId),
   CancelKeyArchive: async ({ key }) => f.service.cancelKeyArchive(f.caller, key.keyId),
   ScheduleKeyDeletion: async ({ key }) => f.service.scheduleKeyDeletion(f.caller, key.keyId, 7),
+  ScheduleKeyDeletionAws: async ({ key }) => f.service.scheduleKeyDeletion(f.caller, key.keyId, 7, true),
   CancelKeyDeletion: async ({ key }) => f.service.cancelKeyDeletion(f.caller, key.keyId),
   EnableKeyRotation: async ({ key }) => f.service.enableKeyRotation(f.caller, key.keyId, 30),
   DisableKeyRotation: async ({ key }) => f.service.disableKeyRotation(f.caller, key.keyId),

@@ -66,7 +66,8 @@ const hsmClusterId = optional(
   string({ max: 128, pattern: /^$/, patternText: "empty: this service has no HSM clusters", code: "InvalidHsmClusterId" }),
 );
 
-const tag = object({
+/** A key's tag, as both doors take it. */
+export const tag: Param<{ TagKey: string; TagValue: string }> & { readonly required: true } = object({
   TagKey: string({ min: 1, max: 127 }),
   TagValue: string({ max: 255 }),
 });
@@ -127,7 +128,7 @@ function noDuplicates(ids: readonly string[], name: string): void {
   }
 }
 
-function toTags(tags: readonly { TagKey: string; TagValue: string }[] | undefined): Tag[] {
+export function toTags(tags: readonly { TagKey: string; TagValue: string }[] | undefined): Tag[] {
   const out: Tag[] = [];
   const seen = new Set<string>();
   for (const t of tags ?? []) {
@@ -301,6 +302,16 @@ export const ACTIONS: ActionTable<"kms"> = {
 
   UpdateKeyDescription: action({ Description: description(1024), KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     await service.updateKeyDescription(caller, p.KeyId, p.Description);
+    return {};
+  }),
+
+  TagResource: action({ KeyId: keyId(), Tags: array(tag, { min: 1, max: 50 }) }, async (p, { service, caller }) => {
+    await service.tagKey(caller, p.KeyId, toTags(p.Tags));
+    return {};
+  }),
+
+  UntagResource: action({ KeyId: keyId(), TagKeys: array(string({ min: 1, max: 127 }), { min: 1, max: 50 }) }, async (p, { service, caller }) => {
+    await service.untagKey(caller, p.KeyId, p.TagKeys);
     return {};
   }),
 
