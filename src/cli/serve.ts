@@ -44,7 +44,7 @@ export function registerServeCommand(program: Command): void {
     .option("--headers-timeout <seconds>", "a request's headers must arrive within this (env TRESOR_HEADERS_TIMEOUT, default 10)")
     .option("--request-timeout <seconds>", "a whole request, body included, must arrive within this (env TRESOR_REQUEST_TIMEOUT, default 20)")
     .option("--keep-alive-timeout <seconds>", "idle keep-alive connections are closed after this (env TRESOR_KEEP_ALIVE_TIMEOUT, default 65)")
-    .option("--workers <n>", "processes serving the port, 1 for a single process (env TRESOR_WORKERS, default: the number of cores)")
+    .option("--workers <n>", "processes serving the port, auto for one per core (env TRESOR_WORKERS, default 1: see docs/security.md on replays)")
     .option("--scheduler-interval <seconds>", "seconds between runs of the key job scheduler: rotation, deletion, material expiry (env TRESOR_SCHEDULER_INTERVAL, default 60)")
     .action(async (flags: ServeCommandFlags) => {
       await serve(flags);
@@ -97,6 +97,9 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
     return;
   }
   const worker = workerRole();
+  // Workers are told apart in logs, metrics and audit records by their slot, stable across restarts.
+  const processNodeId = worker ? `${nodeId}:w${worker.index}` : nodeId;
+  if (worker) logger.setBindings({ node: processNodeId });
   let node: RunningNode;
   try {
     node = await startNode(
@@ -107,7 +110,7 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
         host: config.host,
         port: config.port,
         ...(config.region === undefined ? {} : { region: config.region }),
-        nodeId,
+        nodeId: processNodeId,
         ...(tls ? { tls } : {}),
         defaultKeySpec: config.defaultKeySpec,
         cmkLimit: config.cmkLimit,
