@@ -28,6 +28,8 @@ export async function stableNodeId(dataDir: string): Promise<string> {
     await writeFile(file, `${made}\n`, { mode: 0o600, flag: "wx" });
     return made;
   } catch (err) {
+    // No data directory: opening it fails next and says what is missing, better than this would.
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return made;
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     return (await readFile(file, "utf8")).trim();
   }
