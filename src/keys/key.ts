@@ -41,6 +41,36 @@ export type KeyOrigin = "TENCENT_KMS" | "EXTERNAL";
 export const PROTECTION_LEVELS = ["SOFTWARE", "HSM"] as const;
 export type ProtectionLevel = (typeof PROTECTION_LEVELS)[number];
 
+/**
+ * CMK: material never leaves the service, through any door. KMIP: an object created or registered
+ * through KMIP, whose material may leave through KMIP Get to a caller allowed kms:GetKeyMaterial.
+ * Fixed at creation.
+ */
+export const KEY_CLASSES = ["CMK", "KMIP"] as const;
+export type KeyClass = (typeof KEY_CLASSES)[number];
+
+/** KMIP's object states (KMIP 1.4 §3.22); lifecycle.ts maps each onto a KeyState. */
+export const KMIP_STATES = ["PreActive", "Active", "Deactivated", "Compromised"] as const;
+export type KmipState = (typeof KMIP_STATES)[number];
+
+export const KMIP_OBJECT_TYPES = ["SymmetricKey", "PublicKey", "PrivateKey"] as const;
+export type KmipObjectType = (typeof KMIP_OBJECT_TYPES)[number];
+
+/** What a KMIP object keeps beside the key record (never material). Times are unix seconds, 0 = unset. */
+export interface KmipObjectMeta {
+  objectType: KmipObjectType;
+  state: KmipState;
+  /** KMIP Name attributes, in order; the first is also the key's alias. */
+  names: string[];
+  /** KMIP Cryptographic Usage Mask, as the client gave it (0: none given). */
+  usageMask: number;
+  /** The other half of a key pair (KMIP Link), or "". */
+  linkedId: string;
+  activationDate: number;
+  deactivationDate: number;
+  compromiseDate: number;
+}
+
 export interface Tag {
   key: string;
   value: string;
@@ -80,6 +110,10 @@ export interface KeyRecord {
   materialDigest: Buffer | null;
   /** Fixed at creation; SOFTWARE for every key made before protection levels existed. */
   protectionLevel: ProtectionLevel;
+  /** Fixed at creation; CMK for every key made before KMIP existed. */
+  keyClass: KeyClass;
+  /** The KMIP object's metadata (KMIP class only); null for CMKs. */
+  kmip: KmipObjectMeta | null;
 }
 
 /** The lifecycle fields of a key that has never rotated nor imported material, and the default protection level. */
@@ -91,6 +125,8 @@ export const KEY_LIFECYCLE_DEFAULTS = Object.freeze({
   nextRotateTime: 0,
   validTo: 0,
   materialDigest: null,
+  keyClass: "CMK",
+  kmip: null,
 } as const satisfies Partial<KeyRecord>);
 
 /** A key import token: single-key, expiring, its wrapping private key wrapped by the root of trust. */
