@@ -1,7 +1,7 @@
 // Which key action is allowed in which key state, and what it leads to. This table is the only
 // place those rules live: the service reads it, docs/api.md prints it, a test walks it row by row.
 
-import { KEY_STATES, type KeyState } from "./key.js";
+import { KEY_STATES, KMIP_STATES, type KeyState, type KmipState } from "./key.js";
 
 /** Why an action is refused in a state; the service turns each into the error of the same name. */
 export type StateError = "CmkDisabled" | "CmkArchived" | "CmkStateNotSupport" | "CmkShouldBeDisabled" | "CmkNotPendingDelete";
@@ -29,6 +29,12 @@ const hasMaterial = { Enabled: "allow", Disabled: "allow", PendingDelete: "CmkSt
 /** Tencent: a key must be Disabled first; a PendingImport key (no material to disable) may go as AWS allows. */
 const deletable = { Enabled: "CmkShouldBeDisabled", Disabled: "allow", PendingDelete: "CmkStateNotSupport", PendingImport: "allow", Archived: "CmkShouldBeDisabled" } as const;
 const pendingDeleteOnly = { Enabled: "CmkNotPendingDelete", Disabled: "CmkNotPendingDelete", PendingDelete: "allow", PendingImport: "CmkNotPendingDelete", Archived: "CmkNotPendingDelete" } as const;
+/** KMIP Activate: only a Pre-Active object (a Disabled KMIP-class key) becomes Active. */
+const preActiveOnly = { Enabled: "CmkStateNotSupport", Disabled: "allow", PendingDelete: "CmkStateNotSupport", PendingImport: "CmkStateNotSupport", Archived: "CmkStateNotSupport" } as const;
+/** KMIP Revoke: from Pre-Active, Active or Deactivated (Compromised again, for a later compromise). */
+const revocable = { ...preActiveOnly, Enabled: "allow", Archived: "allow" } as const;
+/** KMIP Destroy is refused while the object is Active (KMIP 1.4 §4.21): revoke first. */
+const destroyable = { Enabled: "CmkShouldBeDisabled", Disabled: "allow", PendingDelete: "allow", PendingImport: "allow", Archived: "allow" } as const;
 const enableOrDisable = { Enabled: "allow", Disabled: "allow", PendingDelete: "CmkStateNotSupport", PendingImport: "CmkStateNotSupport", Archived: "CmkStateNotSupport" } as const;
 
 export const LIFECYCLE = {
@@ -64,6 +70,12 @@ export const LIFECYCLE = {
   GetParametersForImport: { rules: importable },
   ImportKeyMaterial: { rules: importable, to: "Enabled" },
   DeleteImportedKeyMaterial: { rules: hasMaterial, to: "PendingImport" },
+  /** KMIP Get of an exportable key's material (the KMIP class only; the service checks). */
+  GetKeyMaterial: { rules: anyState },
+  /** KMIP Activate. */
+  ActivateKey: { rules: preActiveOnly, to: "Enabled" },
+  RevokeKey: { rules: revocable, to: "Archived" },
+  DestroyKey: { rules: destroyable },
 } as const satisfies Record<string, LifecycleRow>;
 
 export type KeyAction = keyof typeof LIFECYCLE;
@@ -78,6 +90,29 @@ export function ruleFor(action: KeyAction, state: KeyState): Rule {
 export function stateAfter(action: KeyAction, current: KeyState): KeyState {
   const row: LifecycleRow = LIFECYCLE[action];
   return row.to ?? current;
+}
+
+/**
+ * KMIP's object states (KMIP 1.4 §3.22) on Tresor's: the state a KMIP-class key has in Tresor while
+ * KMIP reports it in each. Destroyed objects are removed (KMIP Get then finds nothing).
+ */
+export const KMIP_STATE_OF: Readonly<Record<KmipState, KeyState>> = Object.freeze({
+  PreActive: "Disabled",
+  Active: "Enabled",
+  Deactivated: "Archived",
+  Compromised: "Archived",
+});
+
+/** The KMIP state table as Markdown, for docs/kmip.md. */
+export function kmipStateMarkdown(): string {
+  const meaning: Record<KmipState, string> = {
+    PreActive: "created or registered, not yet usable; Activate makes it Active",
+    Active: "encrypts, decrypts, signs, verifies; Get returns its material",
+    Deactivated: "revoked: decrypts and verifies only (as an Archived CMK)",
+    Compromised: "revoked with a compromise reason: decrypts and verifies only",
+  };
+  const rows = KMIP_STATES.map((s) => `| ${s} | ${KMIP_STATE_OF[s]} | ${meaning[s]} |`);
+  return ["| KMIP state | Tresor state | what it allows |", "| --- | --- | --- |", ...rows, "| Destroyed | (removed) | nothing: the object is gone |"].join("\n");
 }
 
 /** The table as Markdown, for docs/api.md. */
