@@ -39,6 +39,11 @@ export function registerServeCommand(program: Command): void {
     .option("--headers-timeout <seconds>", "a request's headers must arrive within this (env TRESOR_HEADERS_TIMEOUT, default 10)")
     .option("--request-timeout <seconds>", "a whole request, body included, must arrive within this (env TRESOR_REQUEST_TIMEOUT, default 20)")
     .option("--keep-alive-timeout <seconds>", "idle keep-alive connections are closed after this (env TRESOR_KEEP_ALIVE_TIMEOUT, default 65)")
+    .option("--kmip-port <port>", "serve KMIP (TTLV over mutual TLS) on this port, 5696 by convention (env TRESOR_KMIP_PORT; default: no KMIP)")
+    .option("--kmip-cert <file>", "PEM certificate chain of the KMIP listener (env TRESOR_KMIP_CERT)")
+    .option("--kmip-key <file>", "PEM private key for --kmip-cert (env TRESOR_KMIP_KEY)")
+    .option("--kmip-client-ca <file>", "PEM CA certificate(s) that issue KMIP client certificates; others fail the handshake (env TRESOR_KMIP_CLIENT_CA)")
+    .option("--kmip-max-message <bytes>", "largest KMIP request message; a larger one closes the connection (env TRESOR_KMIP_MAX_MESSAGE, default 1048576)")
     .option("--scheduler-interval <seconds>", "seconds between runs of the key job scheduler: rotation, deletion, material expiry (env TRESOR_SCHEDULER_INTERVAL, default 60)")
     .action(async (flags: ServeFlags & { pkcs11PinFile?: string; schedulerInterval?: string }) => {
       await serve(flags);
@@ -67,6 +72,15 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
   // The banner of a data directory made now goes to stderr, away from the JSON log stream on stdout.
   await bootstrapDataDir(config, logger, (created) => printNewCredentials(created, process.stderr));
   const tls = config.tlsCert && config.tlsKey ? { cert: await readFile(config.tlsCert), key: await readFile(config.tlsKey) } : undefined;
+  const kmip = config.kmip
+    ? {
+        port: config.kmip.port,
+        cert: await readFile(config.kmip.cert),
+        key: await readFile(config.kmip.key),
+        clientCa: await readFile(config.kmip.clientCa),
+        maxMessageBytes: config.kmip.maxMessageBytes,
+      }
+    : undefined;
   let node: RunningNode;
   try {
     node = await startNode(
@@ -88,6 +102,7 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
         connections: { maxConnections: config.maxConnections, headersTimeoutMs: config.headersTimeoutMs, requestTimeoutMs: config.requestTimeoutMs, keepAliveTimeoutMs: config.keepAliveTimeoutMs },
         audit: { retentionDays: config.auditRetentionDays, ...(config.auditSink === undefined ? {} : { sinkPath: config.auditSink }) },
         schedulerIntervalMs: schedulerIntervalSeconds * 1000,
+        ...(kmip ? { kmip } : {}),
       },
       { logger },
     );
@@ -101,7 +116,7 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
   const { dataDir } = node;
   logger.info(
     // The node's id is on every line (the logger's base).
-    { url: node.url, region: node.region, dataDir: dataDir.path, store: dataDir.storeDescription, rootOfTrust: dataDir.rootOfTrust.description },
+    { url: node.url, ...(node.kmipPort === undefined ? {} : { kmipPort: node.kmipPort }), region: node.region, dataDir: dataDir.path, store: dataDir.storeDescription, rootOfTrust: dataDir.rootOfTrust.description },
     "listening",
   );
   logDestination.flushSync();

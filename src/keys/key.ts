@@ -20,8 +20,10 @@ export const KEY_USAGES = [
   "ASYMMETRIC_SIGN_VERIFY_ECC",
   "ASYMMETRIC_SIGN_VERIFY_ECDSA384",
 ] as const;
-export type KeyUsage = (typeof KEY_USAGES)[number];
-export type AsymmetricKeyUsage = Exclude<KeyUsage, "ENCRYPT_DECRYPT">;
+/** The usage of EXPORT_ONLY_KEY_SPECS objects: KMIP Get (and KMIP's own operations) only. */
+export const EXPORT_ONLY_USAGE = "EXPORT_ONLY";
+export type KeyUsage = (typeof KEY_USAGES)[number] | typeof EXPORT_ONLY_USAGE;
+export type AsymmetricKeyUsage = Exclude<KeyUsage, "ENCRYPT_DECRYPT" | typeof EXPORT_ONLY_USAGE>;
 
 /** Symmetric key specs a CMK may have. SM4 is the national-crypto default. */
 export const SYMMETRIC_KEY_SPECS = ["SM4", "AES_256"] as const;
@@ -29,7 +31,13 @@ export type SymmetricKeySpec = (typeof SYMMETRIC_KEY_SPECS)[number];
 /** Asymmetric key specs; each asymmetric usage implies one. */
 export const ASYMMETRIC_KEY_SPECS = ["RSA_2048", "RSA_3072", "RSA_4096", "SM2", "ECC_P256", "ECC_P384"] as const;
 export type AsymmetricKeySpec = (typeof ASYMMETRIC_KEY_SPECS)[number];
-export type KeySpec = SymmetricKeySpec | AsymmetricKeySpec;
+/**
+ * Specs of KMIP-class objects only, which no other door can create or use: AES-128 keys and secret
+ * data (opaque bytes such as a database password). Their usage is EXPORT_ONLY.
+ */
+export const EXPORT_ONLY_KEY_SPECS = ["AES_128", "SECRET_DATA"] as const;
+export type ExportOnlyKeySpec = (typeof EXPORT_ONLY_KEY_SPECS)[number];
+export type KeySpec = SymmetricKeySpec | AsymmetricKeySpec | ExportOnlyKeySpec;
 
 export type KeyOrigin = "TENCENT_KMS" | "EXTERNAL";
 
@@ -53,7 +61,7 @@ export type KeyClass = (typeof KEY_CLASSES)[number];
 export const KMIP_STATES = ["PreActive", "Active", "Deactivated", "Compromised"] as const;
 export type KmipState = (typeof KMIP_STATES)[number];
 
-export const KMIP_OBJECT_TYPES = ["SymmetricKey", "PublicKey", "PrivateKey"] as const;
+export const KMIP_OBJECT_TYPES = ["SymmetricKey", "PublicKey", "PrivateKey", "SecretData"] as const;
 export type KmipObjectType = (typeof KMIP_OBJECT_TYPES)[number];
 
 /** What a KMIP object keeps beside the key record (never material). Times are unix seconds, 0 = unset. */
@@ -69,6 +77,8 @@ export interface KmipObjectMeta {
   activationDate: number;
   deactivationDate: number;
   compromiseDate: number;
+  /** Secret data only: KMIP's Secret Data Type (1 Password, 2 Seed). */
+  secretDataType?: number;
 }
 
 export interface Tag {

@@ -14,6 +14,7 @@ export const TAG = {
   BatchItem: 0x42000f,
   BatchOrderOption: 0x420010,
   BlockCipherMode: 0x420011,
+  CommonTemplateAttribute: 0x42001f,
   CompromiseOccurrenceDate: 0x420021,
   CompromiseDate: 0x420020,
   CryptographicAlgorithm: 0x420028,
@@ -33,6 +34,9 @@ export const TAG = {
   KeyWrappingData: 0x420046,
   KeyWrappingSpecification: 0x420047,
   LastChangeDate: 0x420048,
+  Link: 0x42004a,
+  LinkType: 0x42004b,
+  LinkedObjectIdentifier: 0x42004c,
   MaximumItems: 0x42004f,
   MaximumResponseSize: 0x420050,
   Name: 0x420053,
@@ -43,9 +47,15 @@ export const TAG = {
   Operation: 0x42005c,
   OperationPolicyName: 0x42005d,
   PaddingMethod: 0x42005f,
+  PrivateKey: 0x420064,
+  PrivateKeyTemplateAttribute: 0x420065,
+  PrivateKeyUniqueIdentifier: 0x420066,
   ProtocolVersion: 0x420069,
   ProtocolVersionMajor: 0x42006a,
   ProtocolVersionMinor: 0x42006b,
+  PublicKey: 0x42006d,
+  PublicKeyTemplateAttribute: 0x42006e,
+  PublicKeyUniqueIdentifier: 0x42006f,
   QueryFunction: 0x420074,
   RequestHeader: 0x420077,
   RequestMessage: 0x420078,
@@ -69,8 +79,11 @@ export const TAG = {
   TimeStamp: 0x420092,
   UniqueBatchItemId: 0x420093,
   UniqueIdentifier: 0x420094,
+  ValidityIndicator: 0x42009b,
   VendorIdentification: 0x42009d,
+  DigitalSignatureAlgorithm: 0x4200ae,
   Data: 0x4200c2,
+  SignatureData: 0x4200c3,
   TagLength: 0x4200ce,
   OffsetItems: 0x4200d4,
   LocatedItems: 0x4200d5,
@@ -78,6 +91,12 @@ export const TAG = {
   AuthenticatedEncryptionTag: 0x4200ff,
   /** 2.0 */
   Attributes: 0x420125,
+  /** 2.0 */
+  CommonAttributes: 0x420126,
+  /** 2.0 */
+  PrivateKeyAttributes: 0x420127,
+  /** 2.0 */
+  PublicKeyAttributes: 0x420128,
   /** 2.0 */
   AttributeReference: 0x42013b,
 } as const;
@@ -134,4 +153,9 @@ export const BLOCK_CIPHER_MODE = { CBC: 1, ECB: 2, GCM: 9 } as const;
 export const PADDING_METHOD = { None: 1, PKCS5: 3 } as const;
 export const NAME_TYPE = { UninterpretedTextString: 1 } as const;
 export const QUERY_FUNCTION = { QueryOperations: 1, QueryObjects: 2, QueryServerInformation: 3 } as const;
+export const LINK_TYPE = { PublicKeyLink: 0x103, PrivateKeyLink: 0x104 } as const;
+export const VALIDITY_INDICATOR = { Valid: 1, Invalid: 2 } as const;
+export const HASHING_ALGORITHM = { SHA256: 6, SHA384: 7 } as const;
+export const PADDING_METHOD_SIGN = { PKCS1v15: 8, PSS: 0x0a } as const;
+export const DIGITAL_SIGNATURE_ALGORITHM = { SHA256WithRSA: 5, RSASSA_PSS: 8, ECDSAWithSHA256: 0x0e, ECDSAWithSHA384: 0x0f } as const;
 export const REVOCATION_REASON_CODE = { KeyCompromise: 2, CACompromise: 3 } as const;
