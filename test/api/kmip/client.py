@@ -1,9 +1,11 @@
 """Drives a KMIP server with PyKMIP's ProxyKmipClient (Debian's python3-pykmip) over mutual TLS.
 
-Usage: client.py HOST PORT CERT KEY CA VERSION SCENARIO NAME
-VERSION is 1.2, 1.4 or 2.0; SCENARIO is "full" (the acceptance walk) or "create" (one Create,
-to see a refusal). Prints one JSON object per step on stdout, so the calling test can check
-each one; a failed step prints {"step", "error": {"status", "reason", "message"}} and the walk stops.
+Usage: client.py HOST PORT CERT KEY CA VERSIONS SCENARIO NAME
+VERSIONS is a comma-separated list of 1.2, 1.4 and 2.0 (one client each, in turn, so one python
+start serves them all); SCENARIO is "full" (the acceptance walk) or "create" (one Create, to see a
+refusal). Prints one JSON object per step on stdout with its version, so the calling test can check
+each one; a failed step prints {"step": "failed", "error": {"status", "reason", "message"}} and that
+version's walk stops.
 The key material and plaintexts stay inside this process: only lengths and equalities are printed.
 """
 
@@ -23,8 +25,11 @@ VERSIONS = {
 }
 
 
+CURRENT = {"version": ""}
+
+
 def emit(step, **fields):
-    print(json.dumps({"step": step, **fields}), flush=True)
+    print(json.dumps({"version": CURRENT["version"], "step": step, **fields}), flush=True)
 
 
 def attribute_values(result):
@@ -108,7 +113,13 @@ def create_only(client, name):
 
 
 def main():
-    host, port, cert, key, ca, version, scenario, name = sys.argv[1:9]
+    host, port, cert, key, ca, versions, scenario, name = sys.argv[1:9]
+    for version in versions.split(","):
+        CURRENT["version"] = version
+        walk(host, port, cert, key, ca, version, scenario, name + "-" + version)
+
+
+def walk(host, port, cert, key, ca, version, scenario, name):
     client = pie_client.ProxyKmipClient(hostname=host, port=int(port), cert=cert, key=key, ca=ca,
                                         config_file="/dev/null", kmip_version=VERSIONS[version])
     step = "open"

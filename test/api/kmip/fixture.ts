@@ -71,24 +71,30 @@ export function makePki(dir: string): Pki {
 }
 
 export interface Step {
+  version: string;
   step: string;
   error?: { status: string; reason: string; message: string };
   [field: string]: unknown;
 }
 
-/** Runs the PyKMIP client script; resolves with its steps (never rejects on a failed step). */
+export type KmipVersion = "1.2" | "1.4" | "2.0";
+
+/**
+ * Runs the PyKMIP client script once for each version, in one python process; resolves with the
+ * steps (never rejects on a failed step). Names get "-<version>" appended.
+ */
 export function runClient(
   port: number,
   client: { cert: string; key: string },
   ca: string,
-  version: "1.2" | "1.4" | "2.0",
+  versions: readonly KmipVersion[],
   scenario: "full" | "create",
   name: string,
 ): Promise<Step[]> {
   return new Promise((resolve, reject) => {
     execFile(
       PYTHON,
-      [CLIENT_SCRIPT, "127.0.0.1", String(port), client.cert, client.key, ca, version, scenario, name],
+      [CLIENT_SCRIPT, "127.0.0.1", String(port), client.cert, client.key, ca, versions.join(","), scenario, name],
       { env: childEnv({ PYTHONWARNINGS: "ignore" }), timeout: 60_000 },
       (err, stdout, stderr) => {
         const steps = stdout
