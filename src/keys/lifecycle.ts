@@ -13,6 +13,8 @@ export interface LifecycleRow {
   readonly rules: Readonly<Record<KeyState, Rule>>;
   /** The state the key is in after the action succeeds; absent when the action leaves it alone. */
   readonly to?: KeyState;
+  /** The action removes the key at once (KMIP Destroy). */
+  readonly removes?: true;
 }
 
 const usable = { Enabled: "allow", Disabled: "CmkDisabled", PendingDelete: "CmkStateNotSupport", PendingImport: "CmkStateNotSupport", Archived: "CmkArchived" } as const;
@@ -75,7 +77,7 @@ export const LIFECYCLE = {
   /** KMIP Activate. */
   ActivateKey: { rules: preActiveOnly, to: "Enabled" },
   RevokeKey: { rules: revocable, to: "Archived" },
-  DestroyKey: { rules: destroyable },
+  DestroyKey: { rules: destroyable, removes: true },
 } as const satisfies Record<string, LifecycleRow>;
 
 export type KeyAction = keyof typeof LIFECYCLE;
@@ -121,7 +123,7 @@ export function lifecycleMarkdown(): string {
   const rule = `| --- | ${KEY_STATES.map(() => "---").join(" | ")} | --- |`;
   const rows = Object.entries(LIFECYCLE).map(([action, row]: [string, LifecycleRow]) => {
     const cells = KEY_STATES.map((s) => (row.rules[s] === "allow" ? "yes" : `no: ${row.rules[s]}`));
-    return `| ${action} | ${cells.join(" | ")} | ${row.to ?? "unchanged"} |`;
+    return `| ${action} | ${cells.join(" | ")} | ${row.removes ? "(removed)" : (row.to ?? "unchanged")} |`;
   });
   return [header, rule, ...rows].join("\n");
 }

@@ -85,12 +85,14 @@ export const CATALOG = {
     ImportKeyMaterial: { writes: true, presets: MANAGE },
     DeleteImportedKeyMaterial: { writes: true, presets: MANAGE },
     /**
-     * KMIP Get of an exportable (KMIP class) key's material or of a secret: in no preset, so a
-     * principal gets it only by a policy that names it. CMKs never leave, whatever a policy says.
+     * KMIP Get of an exportable (KMIP class) object's material: full access grants it, the
+     * read-only and crypto presets do not. CMKs never leave, whatever a policy says.
      */
-    GetKeyMaterial: { writes: false, presets: NONE, only: "kmip" },
-    /** KMIP Create/Register of an exportable object, Create Key Pair. */
+    GetKeyMaterial: { writes: false, presets: MANAGE, only: "kmip" },
+    /** KMIP Register: an object whose material the client brings. (KMIP Create and Create Key Pair are kms:CreateKey.) */
     RegisterKey: { writes: true, presets: MANAGE, only: "kmip" },
+    /** KMIP Activate: a Pre-Active object becomes Active. */
+    ActivateKey: { writes: true, presets: MANAGE, only: "kmip" },
     /** KMIP Revoke: an object becomes Deactivated or Compromised (it still decrypts and verifies). */
     RevokeKey: { writes: true, presets: MANAGE, only: "kmip" },
     /** KMIP Destroy: the object and its material are removed at once (no pending window). */

@@ -152,7 +152,7 @@ export class KmipObjects {
 
   /** Activate: Pre-Active → Active. */
   activate(caller: Caller, id: string): Promise<KeyRecord> {
-    return this.#change(caller, id, "EnableKey", "ActivateKey", (meta, now) => {
+    return this.#change(caller, id, "ActivateKey", "ActivateKey", (meta, now) => {
       needs(meta.state === "PreActive", "CmkStateNotSupport", `object ${id} is ${meta.state}: only a Pre-Active object can be activated`);
       return { ...meta, state: "Active", activationDate: now };
     });
