@@ -108,10 +108,10 @@ export const KMIP_STATE_OF: Readonly<Record<KmipState, KeyState>> = Object.freez
 /** The KMIP state table as Markdown, for docs/kmip.md. */
 export function kmipStateMarkdown(): string {
   const meaning: Record<KmipState, string> = {
-    PreActive: "created or registered, not yet usable; Activate makes it Active",
-    Active: "encrypts, decrypts, signs, verifies; Get returns its material",
-    Deactivated: "revoked: decrypts and verifies only (as an Archived CMK)",
-    Compromised: "revoked with a compromise reason: decrypts and verifies only",
+    PreActive: "created or registered: Get, attributes, Activate, Revoke, Destroy; no cryptography",
+    Active: "also encrypts, decrypts, signs and verifies; Destroy is refused (Revoke first)",
+    Deactivated: "revoked: decrypts only (as an Archived CMK); Get, attributes, Destroy",
+    Compromised: "revoked with a compromise reason: as Deactivated",
   };
   const rows = KMIP_STATES.map((s) => `| ${s} | ${KMIP_STATE_OF[s]} | ${meaning[s]} |`);
   return ["| KMIP state | Tresor state | what it allows |", "| --- | --- | --- |", ...rows, "| Destroyed | (removed) | nothing: the object is gone |"].join("\n");

@@ -13,6 +13,7 @@ import type { Clock } from "../../service/clock.js";
 import { KmsError } from "../../service/errors.js";
 import type { KmsService } from "../../service/kms-service.js";
 import { capField, RequestAudit } from "../../service/request-audit.js";
+import { TLS_CIPHERS } from "../server.js";
 import { isSupported, KmipFault, parseRequest, requestVersion, responseMessage, type KmipRequest, type ProtocolVersion, type RequestItem, type ResponseItem } from "./messages.js";
 import { kmipReasonOf, OPERATIONS } from "./operations.js";
 import type { ResultReasonName } from "./tags.js";
@@ -48,6 +49,9 @@ export function createKmipServer(options: KmipServerOptions): Server {
     requestCert: true,
     rejectUnauthorized: true,
     minVersion: "TLSv1.2",
+    // The HTTP server's suites: TLS 1.3, and TLS 1.2 with ECDHE and AEAD only.
+    ciphers: TLS_CIPHERS,
+    honorCipherOrder: true,
     handshakeTimeout: 10_000,
   });
   server.maxConnections = options.maxConnections ?? 256;
