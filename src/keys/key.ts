@@ -79,7 +79,11 @@ export interface KmipObjectMeta {
   compromiseDate: number;
   /** Secret data only: KMIP's Secret Data Type (1 Password, 2 Seed). */
   secretDataType?: number;
+  /** Custom attributes (KMIP 1.4 §3.39: names starting "x-" or "y-"), each with its values in order. */
+  custom?: Record<string, KmipCustomValue[]>;
 }
+
+export type KmipCustomValue = string | number | boolean;
 
 export interface Tag {
   key: string;

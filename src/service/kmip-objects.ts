@@ -17,6 +17,7 @@ import {
   type KeyRecord,
   type KeySpec,
   type KeyState,
+  type KmipCustomValue,
   type KmipObjectMeta,
   type KmipObjectType,
   type KmipState,
@@ -24,7 +25,7 @@ import {
 } from "../keys/key.js";
 import { KMIP_STATE_OF, type KeyAction } from "../keys/lifecycle.js";
 import { EXPORT_ONLY_SPECS, isExportOnlySpec, isSymmetricSpec, SYMMETRIC_SPECS, type SigningAlgorithm } from "../keys/specs.js";
-import type { StoreOperations } from "../store/store.js";
+import { StoreConflictError, type StoreOperations } from "../store/store.js";
 import { CURRENT_VERSION_ERRORS, USER_OWNER, usingMaterial, type ServiceContext } from "./context.js";
 import { KmsError, needs } from "./errors.js";
 import { ACCOUNT_RESOURCE, type Caller } from "./permissions.js";
@@ -39,7 +40,21 @@ export type KmipKeyPairSpec = (typeof KMIP_KEY_PAIR_SPECS)[number];
 export interface KmipNewObject {
   names: readonly string[];
   usageMask: number;
+  /** Custom attributes ("x-…", "y-…") and their values. */
+  custom?: Readonly<Record<string, readonly KmipCustomValue[]>>;
 }
+
+/** One change of an attribute (KMIP Add, Modify, Delete Attribute); `index` picks among its values. */
+export interface KmipAttributeChange {
+  op: "add" | "modify" | "delete";
+  /** "Name", "Cryptographic Usage Mask", or a custom attribute's name ("x-…", "y-…"). */
+  name: string;
+  index: number;
+  value?: KmipCustomValue;
+}
+
+const CUSTOM_NAME = /^[xy]-[\x21-\x7e ]{1,128}$/;
+const MAX_CUSTOM_VALUES = 64;
 
 export interface KmipLocateQuery {
   names?: readonly string[];
@@ -167,6 +182,26 @@ export class KmipObjects {
     );
   }
 
+  /**
+   * Add, Modify or Delete Attribute: Names (the first is the alias), the usage mask (modify only),
+   * custom attributes. Returns the object and the value added, set or deleted.
+   */
+  async changeAttribute(caller: Caller, id: string, change: KmipAttributeChange): Promise<{ key: KeyRecord; value: KmipCustomValue }> {
+    const key = await this.#objectFor(caller, id, "ModifyKeyAttributes");
+    const meta = structuredClone(kmipOf(key));
+    const value = applyChange(meta, change, id);
+    const alias = meta.names[0] ?? `kmip-${key.keyId}`;
+    if (alias !== key.alias) needs(!(await this.ctx.store.getKeyByAlias(alias)), "AliasAlreadyExists", `"Name" ${alias} is already in use`);
+    const changed: KeyRecord = { ...key, alias, kmip: meta };
+    try {
+      await this.ctx.transaction(caller, (tx) => tx.updateKey(changed));
+    } catch (e) {
+      if (e instanceof StoreConflictError && e.field === "alias") throw new KmsError("AliasAlreadyExists", `"Name" ${alias} is already in use`);
+      throw e;
+    }
+    return { key: changed, value };
+  }
+
   /** Destroy: the object and its material go at once; refused while Active. */
   async destroy(caller: Caller, id: string): Promise<void> {
     const key = await this.#objectFor(caller, id, "DestroyKey");
@@ -287,7 +322,17 @@ export class KmipObjects {
       currentVersion: 1,
       tags: [],
       keyClass: "KMIP",
-      kmip: { objectType, state: "PreActive", names: [...input.names], usageMask: input.usageMask, linkedId: "", activationDate: 0, deactivationDate: 0, compromiseDate: 0 },
+      kmip: {
+        objectType,
+        state: "PreActive",
+        names: [...input.names],
+        usageMask: input.usageMask,
+        linkedId: "",
+        activationDate: 0,
+        deactivationDate: 0,
+        compromiseDate: 0,
+        ...(input.custom && Object.keys(input.custom).length > 0 ? { custom: checkedCustom(input.custom) } : {}),
+      },
     };
   }
 
@@ -328,6 +373,51 @@ function materialLengths(spec: KeySpec): [number, number] {
   if (isSymmetricSpec(spec)) return [SYMMETRIC_SPECS[spec].materialLength, SYMMETRIC_SPECS[spec].materialLength];
   if (isExportOnlySpec(spec)) return [EXPORT_ONLY_SPECS[spec].minLength, EXPORT_ONLY_SPECS[spec].maxLength];
   return [0, -1];
+}
+
+function checkedCustom(custom: Readonly<Record<string, readonly KmipCustomValue[]>>): Record<string, KmipCustomValue[]> {
+  const out: Record<string, KmipCustomValue[]> = {};
+  for (const [name, values] of Object.entries(custom)) {
+    needs(CUSTOM_NAME.test(name), "InvalidParameterValue", `custom attribute names start with "x-" or "y-" and have at most 130 printable characters`);
+    needs(values.length <= MAX_CUSTOM_VALUES, "InvalidParameterValue", `custom attribute ${name} has more than ${MAX_CUSTOM_VALUES} values`);
+    for (const v of values) checkCustomValue(name, v);
+    out[name] = [...values];
+  }
+  return out;
+}
+
+function checkCustomValue(name: string, value: KmipCustomValue | undefined): KmipCustomValue {
+  needs(value !== undefined, "MissingParameter", `a value of ${name} is required`);
+  needs(typeof value !== "string" || value.length <= 1024, "InvalidParameterValue", `a value of ${name} has at most 1024 characters`);
+  return value;
+}
+
+/** Applies one attribute change to `meta` (a copy); returns the value added, set or deleted. */
+function applyChange(meta: KmipObjectMeta, change: KmipAttributeChange, id: string): KmipCustomValue {
+  if (change.name === "Cryptographic Usage Mask") {
+    needs(change.op === "modify" && typeof change.value === "number", "InvalidParameterValue", `"Cryptographic Usage Mask" can only be modified, to an integer`);
+    meta.usageMask = change.value;
+    return change.value;
+  }
+  let values: KmipCustomValue[];
+  if (change.name === "Name") values = meta.names;
+  else {
+    needs(CUSTOM_NAME.test(change.name), "InvalidParameterValue", `attribute "${change.name.slice(0, 64)}" cannot be changed: Name, Cryptographic Usage Mask and custom ("x-…") attributes can`);
+    meta.custom ??= {};
+    values = meta.custom[change.name] ??= [];
+  }
+  if (change.name === "Name") needs(change.value === undefined || (typeof change.value === "string" && change.value.length >= 1 && change.value.length <= 256), "InvalidParameterValue", `"Name" is text of 1 to 256 characters`);
+  const old = values[change.index];
+  if (change.op === "add") {
+    needs(values.length < MAX_CUSTOM_VALUES, "InvalidParameterValue", `${change.name} has ${MAX_CUSTOM_VALUES} values already`);
+    values.push(checkCustomValue(change.name, change.value));
+    return change.value as KmipCustomValue;
+  }
+  needs(old !== undefined, "InvalidParameterValue", `object ${id} has no ${change.name} at index ${change.index}`);
+  if (change.op === "modify") values[change.index] = checkCustomValue(change.name, change.value);
+  else values.splice(change.index, 1);
+  if (meta.custom && values.length === 0 && change.name !== "Name") delete meta.custom[change.name];
+  return change.op === "modify" ? (change.value as KmipCustomValue) : old;
 }
 
 function kmipOf(key: KeyRecord): KmipObjectMeta {

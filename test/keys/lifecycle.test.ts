@@ -50,7 +50,7 @@ const ASYMMETRIC_SUBJECTS: Partial<Record<KeyAction, KeyUsage>> = {
 const EXTERNAL_SUBJECTS: ReadonlySet<KeyAction> = new Set(["GetParametersForImport", "ImportKeyMaterial", "DeleteImportedKeyMaterial"]);
 
 /** The KMIP operations' rows, tried on a KMIP-class (exportable) AES-256 key. */
-const KMIP_SUBJECTS: ReadonlySet<KeyAction> = new Set(["GetKeyMaterial", "ActivateKey", "RevokeKey", "DestroyKey"]);
+const KMIP_SUBJECTS: ReadonlySet<KeyAction> = new Set(["GetKeyMaterial", "ActivateKey", "ModifyKeyAttributes", "RevokeKey", "DestroyKey"]);
 
 /** Wraps `material` for the key with fresh import parameters (RSAES_OAEP_SHA_256), as a BYOK client does. */
 async function importParameters(keyId: string, material: Buffer): Promise<{ importToken: string; encryptedKeyMaterial: Buffer }> {
@@ -104,6 +104,7 @@ const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
   DeleteImportedKeyMaterial: async ({ key }) => f.service.deleteImportedKeyMaterial(f.caller, key.keyId),
   GetKeyMaterial: async ({ key }) => f.service.kmip.getMaterial(f.caller, key.keyId),
   ActivateKey: async ({ key }) => f.service.kmip.activate(f.caller, key.keyId),
+  ModifyKeyAttributes: async ({ key }) => f.service.kmip.changeAttribute(f.caller, key.keyId, { op: "add", name: "x-owner", index: 0, value: "lifecycle" }),
   RevokeKey: async ({ key }) => f.service.kmip.revoke(f.caller, key.keyId, { compromised: false }),
   DestroyKey: async ({ key }) => f.service.kmip.destroy(f.caller, key.keyId),
 };

@@ -30,10 +30,24 @@ export type AttributeName = keyof typeof ATTRIBUTES;
 
 const BY_TAG = new Map<number, AttributeName>(Object.entries(ATTRIBUTES).map(([name, a]) => [a.tag, name as AttributeName]));
 
-/** One attribute of a request: its name and its value item. */
+/** The attribute a KMIP 2.0 Attribute Reference (a tag) names, if Tresor knows it. */
+export function attributeNameOfTag(tag: number): AttributeName | undefined {
+  return BY_TAG.get(tag);
+}
+
+/** A custom attribute's name (KMIP 1.4 §3.39): "x-…" from clients, "y-…" from servers. */
+export type CustomName = `x-${string}` | `y-${string}`;
+export type AnyAttributeName = AttributeName | CustomName;
+
+export function isCustomName(name: string): name is CustomName {
+  return /^[xy]-/.test(name);
+}
+
+/** One attribute of a request: its name, its value item, and its index when the request gave one (KMIP 1.x). */
 export interface RequestAttribute {
-  readonly name: AttributeName;
+  readonly name: AnyAttributeName;
   readonly value: Ttlv;
+  readonly index?: number;
 }
 
 /**
@@ -63,18 +77,28 @@ function isAttributesTag(tag: number): boolean {
   return tag === TAG.Attributes || tag === TAG.CommonAttributes || tag === TAG.PrivateKeyAttributes || tag === TAG.PublicKeyAttributes;
 }
 
-function attributeOf1x(item: Ttlv): RequestAttribute {
+export function attributeOf1x(item: Ttlv, valueRequired = true): RequestAttribute {
   if (item.type !== "Structure") throw new KmipFault("InvalidField", `"Attribute" must be a structure`);
   const nameItem = item.value.find((c) => c.tag === TAG.AttributeName);
+  const indexItem = item.value.find((c) => c.tag === TAG.AttributeIndex);
   const value = item.value.find((c) => c.tag === TAG.AttributeValue);
   if (nameItem?.type !== "TextString") throw new KmipFault("InvalidField", `"Attribute Name" must be a text string`);
-  if (!value) throw new KmipFault("InvalidField", `"Attribute Value" of ${nameItem.value} is missing`);
+  if (indexItem !== undefined && (indexItem.type !== "Integer" || indexItem.value < 0)) throw new KmipFault("InvalidField", `"Attribute Index" must be a non-negative Integer`);
+  const index = indexItem?.type === "Integer" ? { index: indexItem.value } : {};
   const name = nameItem.value;
+  if (!value) {
+    if (valueRequired) throw new KmipFault("InvalidField", `"Attribute Value" of ${name.slice(0, 64)} is missing`);
+    return { name: name as AnyAttributeName, value: { tag: TAG.AttributeValue, type: "Structure", value: [] }, ...index };
+  }
+  if (isCustomName(name)) {
+    if (value.type !== "TextString" && value.type !== "Integer" && value.type !== "Boolean") throw new KmipFault("InvalidField", `custom attribute values are Text Strings, Integers or Booleans, not ${value.type}`);
+    return { name, value, ...index };
+  }
   if (!Object.hasOwn(ATTRIBUTES, name)) throw new KmipFault("InvalidField", `attribute "${name.slice(0, 64)}" is not supported`);
-  return checked(name as AttributeName, value);
+  return { ...checked(name as AttributeName, value), ...index };
 }
 
-function attributeOf2x(item: Ttlv): RequestAttribute {
+export function attributeOf2x(item: Ttlv): RequestAttribute {
   const name = BY_TAG.get(item.tag);
   if (!name) throw new KmipFault("InvalidField", `attribute tag 0x${item.tag.toString(16)} is not supported`);
   return checked(name, item);
@@ -95,6 +119,29 @@ export function nameValue(value: Ttlv): string {
 /** The attribute `name`'s values of one request, by type. */
 export function valuesOf(attributes: readonly RequestAttribute[], name: AttributeName): Ttlv[] {
   return attributes.filter((a) => a.name === name).map((a) => a.value);
+}
+
+/** Custom attributes' values by name, as the core keeps them. */
+export function customOf(attributes: readonly RequestAttribute[]): Record<string, (string | number | boolean)[]> {
+  const out: Record<string, (string | number | boolean)[]> = {};
+  for (const a of attributes) {
+    if (!isCustomName(a.name)) continue;
+    (out[a.name] ??= []).push(plainValue(a.value));
+  }
+  return out;
+}
+
+/** A custom attribute's value item as a plain value. */
+export function plainValue(value: Ttlv): string | number | boolean {
+  if (value.type === "TextString" || value.type === "Integer" || value.type === "Boolean") return value.value;
+  throw new KmipFault("InvalidField", `custom attribute values are Text Strings, Integers or Booleans, not ${value.type}`);
+}
+
+/** A plain value as a value item under `tag`. */
+export function valueItem(tag: number, value: string | number | boolean): Ttlv {
+  if (typeof value === "string") return { tag, type: "TextString", value };
+  if (typeof value === "number") return { tag, type: "Integer", value };
+  return { tag, type: "Boolean", value };
 }
 
 export function numberOf(attributes: readonly RequestAttribute[], name: AttributeName): number | undefined {
@@ -138,13 +185,13 @@ export function algorithmOf(spec: KeySpec): { algorithm: number; length: number 
   }
 }
 
-/** Every attribute the object has, in KMIP's names, as value items under each attribute's own tag. */
-export function attributesOf(key: KeyRecord): { name: AttributeName; value: Ttlv }[] {
+/** Every attribute the object has, in KMIP's names, as value items under each attribute's own tag (custom ones under Attribute Value). */
+export function attributesOf(key: KeyRecord): { name: AnyAttributeName; value: Ttlv }[] {
   const meta = key.kmip;
   if (!meta) return [];
   const crypto = algorithmOf(key.keySpec);
   const date = (name: AttributeName, seconds: number) => ({ name, value: { tag: ATTRIBUTES[name].tag, type: "DateTime" as const, value: BigInt(seconds) } });
-  const out: { name: AttributeName; value: Ttlv }[] = [
+  const out: { name: AnyAttributeName; value: Ttlv }[] = [
     { name: "Unique Identifier", value: { tag: TAG.UniqueIdentifier, type: "TextString", value: key.keyId } },
     { name: "Object Type", value: { tag: TAG.ObjectType, type: "Enumeration", value: OBJECT_TYPE_OF[meta.objectType] } },
     ...(crypto
@@ -161,6 +208,9 @@ export function attributesOf(key: KeyRecord): { name: AttributeName; value: Ttlv
   if (meta.activationDate) out.push(date("Activation Date", meta.activationDate));
   if (meta.deactivationDate) out.push(date("Deactivation Date", meta.deactivationDate));
   if (meta.compromiseDate) out.push(date("Compromise Date", meta.compromiseDate));
+  for (const [name, values] of Object.entries(meta.custom ?? {})) {
+    for (const v of values) out.push({ name: name as CustomName, value: valueItem(TAG.AttributeValue, v) });
+  }
   if (meta.linkedId) {
     const type = meta.objectType === "PrivateKey" ? LINK_TYPE.PublicKeyLink : LINK_TYPE.PrivateKeyLink;
     out.push({
@@ -189,30 +239,46 @@ export function nameItem(name: string): Ttlv {
   };
 }
 
-/** Attributes as the version writes them: 1.x Attribute structures, 2.0 one Attributes structure. */
-export function encodeAttributes(version: ProtocolVersion, attributes: readonly { name: AttributeName; value: Ttlv }[]): Ttlv[] {
-  if (isKmip2(version)) return [{ tag: TAG.Attributes, type: "Structure", value: attributes.map((a) => a.value) }];
-  return attributes.map((a) => ({
+/**
+ * Attributes as the version writes them: 1.x Attribute structures (with an Attribute Index from the
+ * second value of a name on), 2.0 one Attributes structure (custom attributes are 1.x only so far).
+ */
+export function encodeAttributes(version: ProtocolVersion, attributes: readonly { name: AnyAttributeName; value: Ttlv }[]): Ttlv[] {
+  if (isKmip2(version)) return [{ tag: TAG.Attributes, type: "Structure", value: attributes.filter((a) => !isCustomName(a.name)).map((a) => a.value) }];
+  const seen = new Map<string, number>();
+  return attributes.map((a) => {
+    const index = seen.get(a.name) ?? 0;
+    seen.set(a.name, index + 1);
+    return attributeItem(a.name, a.value, index);
+  });
+}
+
+/** One KMIP 1.x Attribute structure. */
+export function attributeItem(name: AnyAttributeName, value: Ttlv, index: number): Ttlv {
+  return {
     tag: TAG.Attribute,
     type: "Structure",
-    value: [{ tag: TAG.AttributeName, type: "TextString", value: a.name }, { ...a.value, tag: TAG.AttributeValue } as Ttlv],
-  }));
+    value: [
+      { tag: TAG.AttributeName, type: "TextString", value: name },
+      ...(index > 0 ? [{ tag: TAG.AttributeIndex, type: "Integer" as const, value: index }] : []),
+      { ...value, tag: TAG.AttributeValue } as Ttlv,
+    ],
+  };
 }
 
 /** The attribute names a 1.x Get Attributes asks for, or the tags a 2.0 one references. */
-export function requestedNames(payload: TtlvStructure, version: ProtocolVersion): AttributeName[] | undefined {
+export function requestedNames(payload: TtlvStructure, version: ProtocolVersion): AnyAttributeName[] | undefined {
   const refs = isKmip2(version) ? all(payload, TAG.AttributeReference) : all(payload, TAG.AttributeName);
   if (refs.length === 0) return undefined;
-  return refs.flatMap((r) => {
-    if (r.type === "TextString") return Object.hasOwn(ATTRIBUTES, r.value) ? [r.value as AttributeName] : [];
+  return refs.flatMap((r): AnyAttributeName[] => {
+    if (r.type === "TextString") return Object.hasOwn(ATTRIBUTES, r.value) || isCustomName(r.value) ? [r.value as AnyAttributeName] : [];
     if (r.type === "Enumeration") return BY_TAG.has(r.value) ? [BY_TAG.get(r.value) as AttributeName] : [];
     throw new KmipFault("InvalidField", `an attribute reference must be a ${isKmip2(version) ? "tag (Enumeration)" : "text string"}, not a ${r.type}`);
   });
 }
 
 /** Attribute names as Get Attribute List answers them in the version. */
-export function encodeAttributeNames(version: ProtocolVersion, names: readonly AttributeName[]): Ttlv[] {
-  return names.map((n) =>
-    isKmip2(version) ? { tag: TAG.AttributeReference, type: "Enumeration" as const, value: ATTRIBUTES[n].tag } : { tag: TAG.AttributeName, type: "TextString" as const, value: n },
-  );
+export function encodeAttributeNames(version: ProtocolVersion, names: readonly AnyAttributeName[]): Ttlv[] {
+  if (isKmip2(version)) return names.filter((n) => !isCustomName(n)).map((n) => ({ tag: TAG.AttributeReference, type: "Enumeration" as const, value: ATTRIBUTES[n as AttributeName].tag }));
+  return names.map((n) => ({ tag: TAG.AttributeName, type: "TextString" as const, value: n }));
 }

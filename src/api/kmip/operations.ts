@@ -6,11 +6,19 @@ import type { KeySpec, KmipState } from "../../keys/key.js";
 import type { SigningAlgorithm } from "../../keys/specs.js";
 import type { Caller } from "../../service/access-control.js";
 import { KmsError, type ErrorCode } from "../../service/errors.js";
-import { KMIP_KEY_PAIR_SPECS, type KmipCipher, type KmipKeyPairSpec, type KmipNewObject, type KmipSymmetricSpec } from "../../service/kmip-objects.js";
+import { KMIP_KEY_PAIR_SPECS, type KmipAttributeChange, type KmipCipher, type KmipKeyPairSpec, type KmipNewObject, type KmipSymmetricSpec } from "../../service/kmip-objects.js";
 import type { KmsService } from "../../service/kms-service.js";
 import {
   algorithmOf,
+  attributeItem,
+  attributeNameOfTag,
+  attributeOf1x,
+  attributeOf2x,
   attributesOf,
+  customOf,
+  nameItem,
+  valueItem,
+  type AnyAttributeName,
   encodeAttributeNames,
   encodeAttributes,
   nameValue,
@@ -56,7 +64,7 @@ import {
   type OperationName,
   type ResultReasonName,
 } from "./tags.js";
-import type { Ttlv, TtlvStructure } from "./ttlv.js";
+import { encodeTtlv, type Ttlv, type TtlvStructure } from "./ttlv.js";
 
 export interface OperationContext {
   readonly service: KmsService;
@@ -93,7 +101,83 @@ function idOf(payload: TtlvStructure, ctx: OperationContext): string {
 const TEMPLATE_CONTAINERS = [TAG.TemplateAttribute, TAG.Attributes];
 
 function newObject(attributes: readonly RequestAttribute[]): KmipNewObject {
-  return { names: valuesOf(attributes, "Name").map(nameValue), usageMask: numberOf(attributes, "Cryptographic Usage Mask") ?? 0 };
+  return { names: valuesOf(attributes, "Name").map(nameValue), usageMask: numberOf(attributes, "Cryptographic Usage Mask") ?? 0, custom: customOf(attributes) };
+}
+
+/** The attribute an Add/Modify/Delete Attribute request names, in the version's encoding. */
+function changedAttribute(payload: TtlvStructure, ctx: OperationContext, op: KmipAttributeChange["op"]): { name: AnyAttributeName; index: number; value?: Ttlv } {
+  if (!isKmip2(ctx.version)) {
+    if (op === "delete") {
+      const name = optionalText(payload, TAG.AttributeName, "Attribute Name");
+      if (name === undefined) throw new KmipFault("InvalidField", `"Attribute Name" is required`);
+      const index = optionalInteger(payload, TAG.AttributeIndex, "Attribute Index") ?? 0;
+      return { name: name as AnyAttributeName, index };
+    }
+    const attribute = attributeOf1x(struct(payload, TAG.Attribute, "Attribute"));
+    return { name: attribute.name, index: attribute.index ?? 0, value: attribute.value };
+  }
+  const fresh = optionalStruct(payload, TAG.NewAttribute, "New Attribute");
+  const current = optionalStruct(payload, TAG.CurrentAttribute, "Current Attribute");
+  const only = (s: TtlvStructure | undefined, what: string) => {
+    if (s?.value.length !== 1) throw new KmipFault("InvalidField", `"${what}" holds exactly one attribute`);
+    return attributeOf2x(s.value[0] as Ttlv);
+  };
+  if (op === "add") {
+    const a = only(fresh, "New Attribute");
+    return { name: a.name, index: 0, value: a.value };
+  }
+  if (op === "modify") {
+    const a = only(fresh, "New Attribute");
+    return { name: a.name, index: 0, value: a.value, ...(current ? { current: only(current, "Current Attribute") } : {}) };
+  }
+  if (current) {
+    const a = only(current, "Current Attribute");
+    return { name: a.name, index: 0, value: a.value };
+  }
+  const reference = optionalEnumeration(payload, TAG.AttributeReference, "Attribute Reference");
+  const name = reference === undefined ? undefined : attributeNameOfTag(reference);
+  if (!name) throw new KmipFault("InvalidField", `"Current Attribute" or an "Attribute Reference" to a known attribute is required`);
+  return { name, index: 0 };
+}
+
+/** The value a changed attribute carries, as the core keeps it. */
+function changeValue(name: AnyAttributeName, value: Ttlv | undefined): string | number | boolean | undefined {
+  if (value === undefined) return undefined;
+  if (name === "Name") return nameValue(value);
+  if (value.type === "Integer" || value.type === "TextString" || value.type === "Boolean") return value.value;
+  throw new KmipFault("InvalidField", `"${name}" cannot take a ${value.type}`);
+}
+
+function attributeOperation(op: KmipAttributeChange["op"]): Operation {
+  return {
+    writes: true,
+    async run(payload, ctx) {
+      const id = idOf(payload, ctx);
+      const named = changedAttribute(payload, ctx, op);
+      let index = named.index;
+      // KMIP 2.0 names the value to modify or delete by its current value, not by index.
+      if (isKmip2(ctx.version) && op !== "add" && "current" in named) index = await indexOfValue(ctx, id, named.name, (named as { current: RequestAttribute }).current.value);
+      else if (isKmip2(ctx.version) && op === "delete" && named.value) index = await indexOfValue(ctx, id, named.name, named.value);
+      const { key, value } = await ctx.service.kmip.changeAttribute(ctx.caller, id, { op, name: named.name, index, ...withValue(changeValue(named.name, named.value)) });
+      if (isKmip2(ctx.version)) return { payload: [uid(key.keyId)], id: key.keyId };
+      const item = named.name === "Name" ? nameItem(String(value)) : valueItem(TAG.AttributeValue, value);
+      return { payload: [uid(key.keyId), attributeItem(named.name, item, op === "add" ? 0 : index)], id: key.keyId };
+    },
+  };
+}
+
+function withValue(value: string | number | boolean | undefined): { value?: string | number | boolean } {
+  return value === undefined ? {} : { value };
+}
+
+async function indexOfValue(ctx: OperationContext, id: string, name: AnyAttributeName, value: Ttlv): Promise<number> {
+  const key = await ctx.service.kmip.attributes(ctx.caller, id);
+  const wanted = encodeTtlv({ ...value, tag: 0 });
+  const index = attributesOf(key)
+    .filter((a) => a.name === name)
+    .findIndex((a) => encodeTtlv({ ...a.value, tag: 0 }).equals(wanted));
+  if (index === -1) throw new KmipFault("InvalidField", `object ${id} has no such value of "${name}"`);
+  return index;
 }
 
 function symmetricSpec(attributes: readonly RequestAttribute[]): KmipSymmetricSpec {
@@ -345,6 +429,10 @@ export const OPERATIONS: Readonly<Partial<Record<OperationName, Operation>>> = {
       return { payload: [uid(key.keyId)], id: key.keyId };
     },
   },
+
+  AddAttribute: attributeOperation("add"),
+  ModifyAttribute: attributeOperation("modify"),
+  DeleteAttribute: attributeOperation("delete"),
 
   Revoke: {
     writes: true,

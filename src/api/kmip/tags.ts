@@ -99,6 +99,10 @@ export const TAG = {
   PublicKeyAttributes: 0x420128,
   /** 2.0 */
   AttributeReference: 0x42013b,
+  /** 2.0 */
+  CurrentAttribute: 0x42013c,
+  /** 2.0 */
+  NewAttribute: 0x42013d,
 } as const;
 
 export const OPERATION = {

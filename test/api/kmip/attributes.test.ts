@@ -1,0 +1,126 @@
+// KMIP Add, Modify and Delete Attribute over the wire, in KMIP 1.4's encoding (Attribute structures
+// naming attributes by text, with Attribute Index) and KMIP 2.0's (New/Current Attribute holding
+// the attribute under its own tag), with Create's custom attributes and Get Attributes showing them.
+
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { OPERATION, TAG } from "../../../src/api/kmip/tags.js";
+import type { Ttlv, TtlvStructure } from "../../../src/api/kmip/ttlv.js";
+import type { RunningNode } from "../../../src/node/node.js";
+import { Connection, enumeration, int, request, startKmipNode, struct, text, type Answer } from "./wire.js";
+
+const attribute = (name: string, value: Ttlv, index?: number): Ttlv =>
+  struct(TAG.Attribute, [text(TAG.AttributeName, name), ...(index === undefined ? [] : [int(TAG.AttributeIndex, index)]), { ...value, tag: TAG.AttributeValue } as Ttlv]);
+const name = (value: string): Ttlv => struct(TAG.Name, [text(TAG.NameValue, value), enumeration(TAG.NameType, 1)]);
+const uid = (id: string): Ttlv => text(TAG.UniqueIdentifier, id);
+
+function item(operation: number, payload: Ttlv[]): Ttlv[] {
+  return [enumeration(TAG.Operation, operation), struct(TAG.RequestPayload, payload)];
+}
+
+function ok(a: Answer | "closed"): TtlvStructure {
+  assert.notEqual(a, "closed");
+  const first = (a as Answer).items[0];
+  assert.equal(first?.status, 0, first?.message);
+  return first!.payload!;
+}
+
+/** Get Attributes at 1.4: [name, index-in-order, value] of every Name and x- attribute. */
+function namesAndCustom(payload: TtlvStructure): [string, string | number | boolean][] {
+  return payload.value
+    .filter((c) => c.tag === TAG.Attribute)
+    .map((c) => {
+      const s = c as TtlvStructure;
+      const n = (s.value.find((x) => x.tag === TAG.AttributeName) as { value: string }).value;
+      const v = s.value.find((x) => x.tag === TAG.AttributeValue)!;
+      const value = v.type === "Structure" ? ((v.value.find((x) => x.tag === TAG.NameValue) as { value: string }).value) : (v as { value: string | number | boolean }).value;
+      return [n, value] as [string, string | number | boolean];
+    })
+    .filter(([n]) => n === "Name" || n.startsWith("x-"));
+}
+
+describe("KMIP attribute operations", () => {
+  let work: string;
+  let node: RunningNode;
+  let conn: Connection;
+
+  before(async () => {
+    work = await mkdtemp(path.join(tmpdir(), "tresor-kmip-attributes-"));
+    const started = await startKmipNode(work);
+    node = started.node;
+    conn = await Connection.open(node.kmipPort as number, { caPem: started.caPem }, started.client);
+  });
+
+  after(async () => {
+    conn?.close();
+    await node?.close();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("keeps Create's custom attributes and adds, modifies and deletes Names and custom attributes at KMIP 1.4", async () => {
+    const created = ok(
+      await conn.exchange(
+        request([
+          item(OPERATION.Create, [
+            enumeration(TAG.ObjectType, 2),
+            struct(TAG.TemplateAttribute, [
+              attribute("Cryptographic Algorithm", enumeration(0, 3)),
+              attribute("Cryptographic Length", int(0, 256)),
+              attribute("Name", name("attr-14")),
+              attribute("x-owner", text(0, "orders")),
+            ]),
+          ]),
+        ]),
+      ),
+    );
+    const id = (created.value.find((c) => c.tag === TAG.UniqueIdentifier) as { value: string }).value;
+    const attributes = async () => namesAndCustom(ok(await conn.exchange(request([item(OPERATION.GetAttributes, [uid(id)])]))));
+    assert.deepEqual(await attributes(), [["Name", "attr-14"], ["x-owner", "orders"]]);
+
+    const added = ok(await conn.exchange(request([item(OPERATION.AddAttribute, [uid(id), attribute("Name", name("attr-14-second"))])])));
+    assert.ok(added.value.some((c) => c.tag === TAG.Attribute));
+    ok(await conn.exchange(request([item(OPERATION.AddAttribute, [uid(id), attribute("x-owner", text(0, "billing"))])])));
+    ok(await conn.exchange(request([item(OPERATION.ModifyAttribute, [uid(id), attribute("x-owner", text(0, "payments"), 1)])])));
+    assert.deepEqual(await attributes(), [["Name", "attr-14"], ["Name", "attr-14-second"], ["x-owner", "orders"], ["x-owner", "payments"]]);
+
+    // Deleting the first Name moves the alias to the next one; Locate follows.
+    ok(await conn.exchange(request([item(OPERATION.DeleteAttribute, [uid(id), text(TAG.AttributeName, "Name"), int(TAG.AttributeIndex, 0)])])));
+    assert.equal((await node.store.getKey(id))?.alias, "attr-14-second");
+    const located = ok(await conn.exchange(request([item(OPERATION.Locate, [attribute("Name", name("attr-14-second"))])])));
+    assert.deepEqual(located.value.map((c) => (c as { value: string }).value), [id]);
+    ok(await conn.exchange(request([item(OPERATION.DeleteAttribute, [uid(id), text(TAG.AttributeName, "x-owner")])])));
+    assert.deepEqual(await attributes(), [["Name", "attr-14-second"], ["x-owner", "payments"]]);
+
+    // Refused, and nothing changes: an index past the values, an attribute that cannot change, a wrong type.
+    const before = await node.store.getKey(id);
+    for (const bad of [
+      item(OPERATION.ModifyAttribute, [uid(id), attribute("x-owner", text(0, "x"), 5)]),
+      item(OPERATION.AddAttribute, [uid(id), attribute("State", enumeration(0, 2))]),
+      item(OPERATION.AddAttribute, [uid(id), attribute("x-owner", { tag: 0, type: "ByteString", value: Buffer.from("ab") })]),
+    ]) {
+      const a = (await conn.exchange(request([bad]))) as Answer;
+      assert.equal(a.items[0]?.status, 1, JSON.stringify(a.items[0]));
+    }
+    assert.deepEqual(await node.store.getKey(id), before);
+  });
+
+  it("adds, modifies and deletes Names at KMIP 2.0 by New and Current Attribute", async () => {
+    const v2 = { major: 2, minor: 0 };
+    const created = ok(
+      await conn.exchange(
+        request([item(OPERATION.Create, [enumeration(TAG.ObjectType, 2), struct(TAG.Attributes, [enumeration(TAG.CryptographicAlgorithm, 3), int(TAG.CryptographicLength, 256), name("attr-20")])])], v2),
+      ),
+    );
+    const id = (created.value.find((c) => c.tag === TAG.UniqueIdentifier) as { value: string }).value;
+    ok(await conn.exchange(request([item(OPERATION.AddAttribute, [uid(id), struct(TAG.NewAttribute, [name("attr-20-b")])])], v2)));
+    ok(await conn.exchange(request([item(OPERATION.ModifyAttribute, [uid(id), struct(TAG.CurrentAttribute, [name("attr-20-b")]), struct(TAG.NewAttribute, [name("attr-20-c")])])], v2)));
+    ok(await conn.exchange(request([item(OPERATION.DeleteAttribute, [uid(id), struct(TAG.CurrentAttribute, [name("attr-20")])])], v2)));
+    assert.deepEqual((await node.store.getKey(id))?.kmip?.names, ["attr-20-c"]);
+    assert.equal((await node.store.getKey(id))?.alias, "attr-20-c");
+    ok(await conn.exchange(request([item(OPERATION.ModifyAttribute, [uid(id), struct(TAG.NewAttribute, [int(TAG.CryptographicUsageMask, 12)])])], v2)));
+    assert.equal((await node.store.getKey(id))?.kmip?.usageMask, 12);
+  });
+});
