@@ -202,6 +202,38 @@ export class KmipObjects {
     return { key: changed, value };
   }
 
+  /**
+   * ReKey (KMIP 1.4 §4.4): a replacement symmetric key with new material and the old one's spec,
+   * usage mask and custom attributes. The Names move to the replacement (so Locate by name finds
+   * it); it is Active when the old key is (Active is required: the lifecycle's RotateKey row).
+   */
+  async rekey(caller: Caller, id: string): Promise<KeyRecord> {
+    const old = await this.#objectFor(caller, id, "RotateKey");
+    const meta = kmipOf(old);
+    needs(meta.objectType === "SymmetricKey", "UnsupportedOperation", `object ${id} is a ${meta.objectType}: ReKey takes symmetric keys`);
+    const now = this.ctx.now();
+    const replacement: KeyRecord = {
+      ...(await this.#newRecord(caller, "SymmetricKey", old.keySpec, old.keyUsage, { names: [], usageMask: meta.usageMask, ...(meta.custom ? { custom: meta.custom } : {}) })),
+      state: old.state,
+    };
+    const replacementMeta = kmipOf(replacement);
+    replacementMeta.names = [...meta.names];
+    replacementMeta.state = meta.state;
+    replacementMeta.activationDate = meta.state === "Active" ? now : 0;
+    if (meta.names[0] !== undefined) replacement.alias = meta.names[0];
+    const retired: KeyRecord = { ...old, alias: `kmip-${old.keyId}`, kmip: { ...meta, names: [] } };
+    const made = await this.#software(() => this.ctx.materials.software.generate(replacement, 1));
+    const count = await this.ctx.store.countKeys(caller.uin);
+    needs(count < this.ctx.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.ctx.cmkLimit} keys`);
+    caller.audit?.addResource(replacement.keyId);
+    await this.ctx.transaction(caller, async (tx) => {
+      // The old key gives up its alias first: aliases are unique.
+      await tx.updateKey(retired);
+      await tx.insertKey(replacement, { keyId: replacement.keyId, version: 1, wrappedMaterial: made.stored, publicKey: null, createTime: now });
+    });
+    return replacement;
+  }
+
   /** Destroy: the object and its material go at once; refused while Active. */
   async destroy(caller: Caller, id: string): Promise<void> {
     const key = await this.#objectFor(caller, id, "DestroyKey");

@@ -430,6 +430,17 @@ export const OPERATIONS: Readonly<Partial<Record<OperationName, Operation>>> = {
     },
   },
 
+  ReKey: {
+    writes: true,
+    async run(payload, ctx) {
+      if (all(payload, TAG.Offset).length > 0 || all(payload, TAG.TemplateAttribute).length > 0 || all(payload, TAG.Attributes).length > 0) {
+        throw new KmipFault("FeatureNotSupported", "ReKey with an Offset or a Template-Attribute is not supported: the replacement takes the old key's attributes");
+      }
+      const key = await ctx.service.kmip.rekey(ctx.caller, idOf(payload, ctx));
+      return { payload: [uid(key.keyId)], id: key.keyId };
+    },
+  },
+
   AddAttribute: attributeOperation("add"),
   ModifyAttribute: attributeOperation("modify"),
   DeleteAttribute: attributeOperation("delete"),

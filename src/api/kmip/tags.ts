@@ -44,6 +44,7 @@ export const TAG = {
   NameValue: 0x420055,
   ObjectGroup: 0x420056,
   ObjectType: 0x420057,
+  Offset: 0x420058,
   Operation: 0x42005c,
   OperationPolicyName: 0x42005d,
   PaddingMethod: 0x42005f,

@@ -123,4 +123,24 @@ describe("KMIP attribute operations", () => {
     ok(await conn.exchange(request([item(OPERATION.ModifyAttribute, [uid(id), struct(TAG.NewAttribute, [int(TAG.CryptographicUsageMask, 12)])])], v2)));
     assert.equal((await node.store.getKey(id))?.kmip?.usageMask, 12);
   });
+
+  it("ReKey makes an Active replacement with new material that takes the Names; the old key keeps decrypting", async () => {
+    const created = ok(await conn.exchange(request([item(OPERATION.Create, [enumeration(TAG.ObjectType, 2), struct(TAG.Attributes, [enumeration(TAG.CryptographicAlgorithm, 3), int(TAG.CryptographicLength, 256), name("rekeyed")])])], { major: 2, minor: 0 })));
+    const id = (created.value.find((c) => c.tag === TAG.UniqueIdentifier) as { value: string }).value;
+    const refused = (await conn.exchange(request([item(OPERATION.ReKey, [uid(id)])]))) as Answer;
+    assert.equal(refused.items[0]?.status, 1, "a Pre-Active key is not re-keyed");
+    ok(await conn.exchange(request([item(OPERATION.Activate, [uid(id)])])));
+    const rekeyed = ok(await conn.exchange(request([item(OPERATION.ReKey, [uid(id)])])));
+    const newId = (rekeyed.value.find((c) => c.tag === TAG.UniqueIdentifier) as { value: string }).value;
+    assert.notEqual(newId, id);
+    const [oldKey, newKey] = [await node.store.getKey(id), await node.store.getKey(newId)];
+    assert.deepEqual([oldKey?.kmip?.names, newKey?.kmip?.names, newKey?.alias, newKey?.kmip?.state, newKey?.keyClass], [[], ["rekeyed"], "rekeyed", "Active", "KMIP"]);
+    const material = async (keyId: string) => {
+      const got = ok(await conn.exchange(request([item(OPERATION.Get, [uid(keyId)])])));
+      return JSON.stringify(got.value.find((c) => c.tag === TAG.SymmetricKey));
+    };
+    assert.notEqual(await material(id), await material(newId));
+    const located = ok(await conn.exchange(request([item(OPERATION.Locate, [attribute("Name", name("rekeyed"))])])));
+    assert.deepEqual(located.value.map((c) => (c as { value: string }).value), [newId]);
+  });
 });
