@@ -32,10 +32,10 @@ export type SymmetricKeySpec = (typeof SYMMETRIC_KEY_SPECS)[number];
 export const ASYMMETRIC_KEY_SPECS = ["RSA_2048", "RSA_3072", "RSA_4096", "SM2", "ECC_P256", "ECC_P384"] as const;
 export type AsymmetricKeySpec = (typeof ASYMMETRIC_KEY_SPECS)[number];
 /**
- * Specs of KMIP-class objects only, which no other door can create or use: AES-128 keys and secret
- * data (opaque bytes such as a database password). Their usage is EXPORT_ONLY.
+ * Specs of KMIP-class objects only, which no other door can create or use: AES-128 keys, HMAC keys
+ * and secret data (opaque bytes such as a database password). Their usage is EXPORT_ONLY.
  */
-export const EXPORT_ONLY_KEY_SPECS = ["AES_128", "SECRET_DATA"] as const;
+export const EXPORT_ONLY_KEY_SPECS = ["AES_128", "SECRET_DATA", "HMAC_SHA256", "HMAC_SHA384", "HMAC_SHA512"] as const;
 export type ExportOnlyKeySpec = (typeof EXPORT_ONLY_KEY_SPECS)[number];
 export type KeySpec = SymmetricKeySpec | AsymmetricKeySpec | ExportOnlyKeySpec;
 

@@ -76,6 +76,8 @@ export const LIFECYCLE = {
   GetKeyMaterial: { rules: anyState },
   /** KMIP Activate. */
   ActivateKey: { rules: preActiveOnly, to: "Enabled" },
+  /** KMIP MAC. */
+  GenerateMac: { rules: usable },
   /** KMIP Add/Modify/Delete Attribute. */
   ModifyKeyAttributes: { rules: notPendingDelete },
   RevokeKey: { rules: revocable, to: "Archived" },

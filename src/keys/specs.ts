@@ -84,6 +84,9 @@ export function isAsymmetricUsage(usage: KeyUsage): usage is AsymmetricKeyUsage 
 export const EXPORT_ONLY_SPECS: Readonly<Record<ExportOnlyKeySpec, { readonly minLength: number; readonly maxLength: number }>> = Object.freeze({
   AES_128: { minLength: 16, maxLength: 16 },
   SECRET_DATA: { minLength: 1, maxLength: 4096 },
+  HMAC_SHA256: { minLength: 32, maxLength: 32 },
+  HMAC_SHA384: { minLength: 48, maxLength: 48 },
+  HMAC_SHA512: { minLength: 64, maxLength: 64 },
 });
 
 export function isExportOnlySpec(spec: KeySpec): spec is ExportOnlyKeySpec {

@@ -93,6 +93,8 @@ export const CATALOG = {
     RegisterKey: { writes: true, presets: MANAGE, only: "kmip" },
     /** KMIP Activate: a Pre-Active object becomes Active. */
     ActivateKey: { writes: true, presets: MANAGE, only: "kmip" },
+    /** KMIP MAC with an HMAC object (full access only: the crypto preset keeps to the Tencent actions). */
+    GenerateMac: { writes: false, presets: MANAGE, only: "kmip" },
     /** KMIP Add/Modify/Delete Attribute: an object's names, usage mask and custom attributes. */
     ModifyKeyAttributes: { writes: true, presets: MANAGE, only: "kmip" },
     /** KMIP Revoke: an object becomes Deactivated or Compromised (it still decrypts and verifies). */

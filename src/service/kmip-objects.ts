@@ -4,7 +4,7 @@
 // that KMIP's own metadata (object type, KMIP state, names, usage mask, links) travels with them.
 // Protocol-neutral: the KMIP door (api/kmip) translates the wire, this file decides.
 
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import { aesCbcDecrypt, aesCbcEncrypt, CBC_IV_LENGTH } from "../crypto/aes-cbc.js";
 import { aesGcmDecrypt, aesGcmEncrypt, GCM_IV_LENGTH, GCM_TAG_LENGTH } from "../crypto/aes.js";
 import { CryptoError } from "../crypto/errors.js";
@@ -279,6 +279,19 @@ export class KmipObjects {
     });
   }
 
+  /** MAC (KMIP 1.4 §4.33) with an HMAC key object: HMAC of `data` with the key's hash. */
+  async mac(caller: Caller, id: string, data: Buffer): Promise<Buffer> {
+    const key = await this.#objectFor(caller, id, "GenerateMac");
+    const hash = HMAC_HASHES[key.keySpec as keyof typeof HMAC_HASHES];
+    needs(hash, "InvalidKeyUsage", `object ${id} is ${key.keySpec}: MAC takes HMAC keys`);
+    const material = await usingMaterial(() => this.ctx.materials.software.exportMaterial(key, key.currentVersion), CURRENT_VERSION_ERRORS);
+    try {
+      return createHmac(hash, material).update(data).digest();
+    } finally {
+      material.fill(0);
+    }
+  }
+
   /** Sign with a private key object (the message as it is; the algorithm fits the key). */
   async sign(caller: Caller, id: string, algorithm: SigningAlgorithm, message: Buffer): Promise<Buffer> {
     const key = await this.#objectFor(caller, id, "SignByAsymmetricKey");
@@ -394,7 +407,9 @@ export class KmipObjects {
 }
 
 /** Symmetric specs KMIP may create or register. */
-export type KmipSymmetricSpec = SymmetricKeySpec | "AES_128";
+export type KmipSymmetricSpec = SymmetricKeySpec | "AES_128" | keyof typeof HMAC_HASHES;
+
+const HMAC_HASHES = { HMAC_SHA256: "sha256", HMAC_SHA384: "sha384", HMAC_SHA512: "sha512" } as const;
 
 /** Tresor's specs serve Tencent's Encrypt/Decrypt too; KMIP-only specs are EXPORT_ONLY. */
 function symmetricUsage(spec: KeySpec): KeyRecord["keyUsage"] {

@@ -50,7 +50,7 @@ const ASYMMETRIC_SUBJECTS: Partial<Record<KeyAction, KeyUsage>> = {
 const EXTERNAL_SUBJECTS: ReadonlySet<KeyAction> = new Set(["GetParametersForImport", "ImportKeyMaterial", "DeleteImportedKeyMaterial"]);
 
 /** The KMIP operations' rows, tried on a KMIP-class (exportable) AES-256 key. */
-const KMIP_SUBJECTS: ReadonlySet<KeyAction> = new Set(["GetKeyMaterial", "ActivateKey", "ModifyKeyAttributes", "RevokeKey", "DestroyKey"]);
+const KMIP_SUBJECTS: ReadonlySet<KeyAction> = new Set(["GetKeyMaterial", "ActivateKey", "ModifyKeyAttributes", "RevokeKey", "DestroyKey", "GenerateMac"]);
 
 /** Wraps `material` for the key with fresh import parameters (RSAES_OAEP_SHA_256), as a BYOK client does. */
 async function importParameters(keyId: string, material: Buffer): Promise<{ importToken: string; encryptedKeyMaterial: Buffer }> {
@@ -104,6 +104,7 @@ const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
   DeleteImportedKeyMaterial: async ({ key }) => f.service.deleteImportedKeyMaterial(f.caller, key.keyId),
   GetKeyMaterial: async ({ key }) => f.service.kmip.getMaterial(f.caller, key.keyId),
   ActivateKey: async ({ key }) => f.service.kmip.activate(f.caller, key.keyId),
+  GenerateMac: async ({ key }) => f.service.kmip.mac(f.caller, key.keyId, Buffer.from("m")),
   ModifyKeyAttributes: async ({ key }) => f.service.kmip.changeAttribute(f.caller, key.keyId, { op: "add", name: "x-owner", index: 0, value: "lifecycle" }),
   RevokeKey: async ({ key }) => f.service.kmip.revoke(f.caller, key.keyId, { compromised: false }),
   DestroyKey: async ({ key }) => f.service.kmip.destroy(f.caller, key.keyId),
@@ -124,7 +125,8 @@ async function subjectIn(state: KeyState, action: KeyAction): Promise<Subject> {
           ? rsaEncrypt(rsaPublicKey(publicKey), "RSAES_OAEP_SHA_256", plaintext)
           : Buffer.alloc(0);
   } else if (KMIP_SUBJECTS.has(action)) {
-    key = await f.service.kmip.createSymmetric(f.caller, { names: [`lifecycle-${action}-${state}`], usageMask: 12, keySpec: "AES_256" });
+    const keySpec = action === "GenerateMac" ? "HMAC_SHA256" : "AES_256";
+    key = await f.service.kmip.createSymmetric(f.caller, { names: [`lifecycle-${action}-${state}`], usageMask: 12, keySpec });
     blob = Buffer.alloc(0);
   } else if (EXTERNAL_SUBJECTS.has(action)) {
     key = await f.service.createKey(f.caller, { alias: `lifecycle-${action}-${state}`, description: "", keyUsage: "ENCRYPT_DECRYPT", tags: [], origin: "EXTERNAL" });

@@ -168,6 +168,10 @@ export function algorithmOf(spec: KeySpec): { algorithm: number; length: number 
       return undefined;
     case "AES_128":
       return { algorithm: CRYPTOGRAPHIC_ALGORITHM.AES, length: 128 };
+    case "HMAC_SHA256":
+    case "HMAC_SHA384":
+    case "HMAC_SHA512":
+      return { algorithm: CRYPTOGRAPHIC_ALGORITHM[spec], length: Number(spec.slice(8)) };
     case "AES_256":
       return { algorithm: CRYPTOGRAPHIC_ALGORITHM.AES, length: 256 };
     case "SM4":

@@ -186,8 +186,11 @@ function symmetricSpec(attributes: readonly RequestAttribute[]): KmipSymmetricSp
   if (algorithm === CRYPTOGRAPHIC_ALGORITHM.AES && length === 256) return "AES_256";
   if (algorithm === CRYPTOGRAPHIC_ALGORITHM.AES && length === 128) return "AES_128";
   if (algorithm === CRYPTOGRAPHIC_ALGORITHM.SM4 && (length === 128 || length === undefined)) return "SM4";
+  for (const hmac of ["HMAC_SHA256", "HMAC_SHA384", "HMAC_SHA512"] as const) {
+    if (algorithm === CRYPTOGRAPHIC_ALGORITHM[hmac] && (length === undefined || length === Number(hmac.slice(8)))) return hmac;
+  }
   if (algorithm === undefined) throw new KmipFault("InvalidField", `"Cryptographic Algorithm" is required`);
-  throw new KmipFault("FeatureNotSupported", `symmetric keys of algorithm ${algorithm} and length ${length ?? "(none)"} are not supported: AES 128/256 and SM4 128 are`);
+  throw new KmipFault("FeatureNotSupported", `symmetric keys of algorithm ${algorithm} and length ${length ?? "(none)"} are not supported: AES 128/256, SM4 128 and HMAC-SHA256/384/512 are`);
 }
 
 function keyPairSpec(attributes: readonly RequestAttribute[]): KmipKeyPairSpec {
@@ -484,6 +487,15 @@ export const OPERATIONS: Readonly<Partial<Record<OperationName, Operation>>> = {
       const tag = optionalBytes(payload, TAG.AuthenticatedEncryptionTag, "Authenticated Encryption Tag");
       const plaintext = await ctx.service.kmip.decrypt(ctx.caller, id, cipherOf(payload), bytes(payload, TAG.Data, "Data"), tag);
       return { payload: [uid(id), { tag: TAG.Data, type: "ByteString", value: plaintext }], id };
+    },
+  },
+
+  MAC: {
+    writes: false,
+    async run(payload, ctx) {
+      const id = idOf(payload, ctx);
+      const mac = await ctx.service.kmip.mac(ctx.caller, id, bytes(payload, TAG.Data, "Data"));
+      return { payload: [uid(id), { tag: TAG.MacData, type: "ByteString", value: mac }], id };
     },
   },
 

@@ -84,6 +84,7 @@ export const TAG = {
   VendorIdentification: 0x42009d,
   DigitalSignatureAlgorithm: 0x4200ae,
   Data: 0x4200c2,
+  MacData: 0x4200c6,
   SignatureData: 0x4200c3,
   TagLength: 0x4200ce,
   OffsetItems: 0x4200d4,
@@ -151,7 +152,7 @@ export const RESULT_REASON = {
 export type ResultReasonName = keyof typeof RESULT_REASON;
 
 export const OBJECT_TYPE = { Certificate: 1, SymmetricKey: 2, PublicKey: 3, PrivateKey: 4, SecretData: 7 } as const;
-export const CRYPTOGRAPHIC_ALGORITHM = { AES: 3, RSA: 4, ECDSA: 6, EC: 0x1a, SM4: 0x2d } as const;
+export const CRYPTOGRAPHIC_ALGORITHM = { AES: 3, RSA: 4, ECDSA: 6, HMAC_SHA256: 9, HMAC_SHA384: 0x0a, HMAC_SHA512: 0x0b, EC: 0x1a, SM4: 0x2d } as const;
 export const STATE = { PreActive: 1, Active: 2, Deactivated: 3, Compromised: 4, Destroyed: 5, DestroyedCompromised: 6 } as const;
 export const KEY_FORMAT_TYPE = { Raw: 1, Opaque: 2, PKCS1: 3, PKCS8: 4, X509: 5, TransparentSymmetricKey: 7 } as const;
 export const BLOCK_CIPHER_MODE = { CBC: 1, ECB: 2, GCM: 9 } as const;

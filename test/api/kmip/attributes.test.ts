@@ -3,6 +3,7 @@
 // the attribute under its own tag), with Create's custom attributes and Get Attributes showing them.
 
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -122,6 +123,22 @@ describe("KMIP attribute operations", () => {
     assert.equal((await node.store.getKey(id))?.alias, "attr-20-c");
     ok(await conn.exchange(request([item(OPERATION.ModifyAttribute, [uid(id), struct(TAG.NewAttribute, [int(TAG.CryptographicUsageMask, 12)])])], v2)));
     assert.equal((await node.store.getKey(id))?.kmip?.usageMask, 12);
+  });
+
+  it("MAC with an HMAC-SHA256 key is HMAC-SHA256 of the data under the key Get returns", async () => {
+    const created = ok(
+      await conn.exchange(request([item(OPERATION.Create, [enumeration(TAG.ObjectType, 2), struct(TAG.TemplateAttribute, [attribute("Cryptographic Algorithm", enumeration(0, 9)), attribute("Cryptographic Length", int(0, 256))])])])),
+    );
+    const id = (created.value.find((c) => c.tag === TAG.UniqueIdentifier) as { value: string }).value;
+    ok(await conn.exchange(request([item(OPERATION.Activate, [uid(id)])])));
+    const data = Buffer.from("authenticate me");
+    const mac = ok(await conn.exchange(request([item(OPERATION.MAC, [uid(id), { tag: TAG.Data, type: "ByteString", value: data }])])));
+    const got = ok(await conn.exchange(request([item(OPERATION.Get, [uid(id)])])));
+    const block = (got.value.find((c) => c.tag === TAG.SymmetricKey) as TtlvStructure).value[0] as TtlvStructure;
+    const keyValue = block.value.find((c) => c.tag === TAG.KeyValue) as TtlvStructure;
+    const material = (keyValue.value[0] as { value: Buffer }).value;
+    assert.equal(material.length, 32);
+    assert.deepEqual((mac.value.find((c) => c.tag === TAG.MacData) as { value: Buffer }).value, createHmac("sha256", material).update(data).digest());
   });
 
   it("ReKey makes an Active replacement with new material that takes the Names; the old key keeps decrypting", async () => {
