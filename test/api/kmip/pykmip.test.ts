@@ -77,7 +77,7 @@ describe("KMIP with PyKMIP's ProxyKmipClient", { skip: pykmipSkip }, () => {
     admin = { TRESOR_ENDPOINT: server.url, TRESOR_SECRET_ID: server.secretId, TRESOR_SECRET_KEY: server.secretKey };
     // The database's user: every KMIP family, exportable-key Get included; "limited" gets none.
     const policy = path.join(work, "kmip-db.json");
-    const actions = ["CreateKey", "RegisterKey", "GetKeyMaterial", "GetPublicKey", "DescribeKey", "ListKeys", "EnableKey", "RevokeKey", "DestroyKey", "Encrypt", "Decrypt", "SignByAsymmetricKey", "VerifyByAsymmetricKey"];
+    const actions = ["CreateKey", "RegisterKey", "GetKeyMaterial", "GetPublicKey", "DescribeKey", "ListKeys", "ActivateKey", "RevokeKey", "DestroyKey", "Encrypt", "Decrypt", "SignByAsymmetricKey", "VerifyByAsymmetricKey"];
     await writeFile(policy, JSON.stringify({ version: "2.0", statement: [{ effect: "allow", action: actions.map((a) => `name/kms:${a}`), resource: "*" }] }));
     const dbUser = JSON.parse(ok(await cli(["admin", "user", "add", "db", "--no-access-key", "--json"])).stdout) as { Uin: number };
     ok(await cli(["admin", "user", "add", "limited", "--no-access-key"]));
