@@ -8,6 +8,7 @@ import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import { aesCbcDecrypt, aesCbcEncrypt, CBC_IV_LENGTH } from "../crypto/aes-cbc.js";
 import { aesGcmDecrypt, aesGcmEncrypt, GCM_IV_LENGTH, GCM_TAG_LENGTH } from "../crypto/aes.js";
 import { CryptoError } from "../crypto/errors.js";
+import { sm4GcmDecrypt, sm4GcmEncrypt } from "../crypto/sm4-gcm.js";
 import { verifySignature } from "../keys/asymmetric.js";
 import {
   EXPORT_ONLY_USAGE,
@@ -245,13 +246,13 @@ export class KmipObjects {
     await this.ctx.materials.destroyRetired();
   }
 
-  /** Encrypt with a symmetric object (AES only): the ciphertext, the IV used, and GCM's tag. */
+  /** Encrypt with a symmetric object (AES-GCM, AES-CBC, SM4-GCM): the ciphertext, the IV used, and GCM's tag. */
   async encrypt(caller: Caller, id: string, cipher: KmipCipher, data: Buffer): Promise<{ data: Buffer; iv: Buffer; tag?: Buffer }> {
-    return this.#withAesKey(caller, id, "Encrypt", (material) => {
+    return this.#withCipherKey(caller, id, "Encrypt", cipher, (material, sm4) => {
       if (cipher.mode === "GCM") {
         const iv = cipher.iv ?? randomBytes(GCM_IV_LENGTH);
         checkGcm(iv, cipher.tagLength);
-        const sealed = aesGcmEncrypt(material, iv, data, cipher.aad);
+        const sealed = (sm4 ? sm4GcmEncrypt : aesGcmEncrypt)(material, iv, data, cipher.aad);
         return { data: sealed.ciphertext, iv, tag: sealed.tag };
       }
       const iv = cipher.iv ?? randomBytes(CBC_IV_LENGTH);
@@ -262,13 +263,13 @@ export class KmipObjects {
   }
 
   async decrypt(caller: Caller, id: string, cipher: KmipCipher, data: Buffer, tag?: Buffer): Promise<Buffer> {
-    return this.#withAesKey(caller, id, "Decrypt", (material) => {
+    return this.#withCipherKey(caller, id, "Decrypt", cipher, (material, sm4) => {
       needs(cipher.iv, "MissingParameter", `"IV/Counter/Nonce" is required to decrypt`);
       try {
         if (cipher.mode === "GCM") {
           checkGcm(cipher.iv, cipher.tagLength);
           needs(tag, "MissingParameter", `"Authenticated Encryption Tag" is required to decrypt with GCM`);
-          return aesGcmDecrypt(material, cipher.iv, data, tag, cipher.aad);
+          return (sm4 ? sm4GcmDecrypt : aesGcmDecrypt)(material, cipher.iv, data, tag, cipher.aad);
         }
         needs(cipher.iv.length === CBC_IV_LENGTH, "InvalidParameterValue", `"IV/Counter/Nonce" of CBC must be ${CBC_IV_LENGTH} bytes, got ${cipher.iv.length}`);
         return aesCbcDecrypt(material, cipher.iv, data, cipher.padded);
@@ -333,12 +334,15 @@ export class KmipObjects {
     return changed;
   }
 
-  async #withAesKey<T>(caller: Caller, id: string, action: "Encrypt" | "Decrypt", use: (material: Buffer) => T): Promise<T> {
+  /** Runs `use` with the material of an AES key (any mode) or an SM4 key (GCM only); `sm4` says which. */
+  async #withCipherKey<T>(caller: Caller, id: string, action: "Encrypt" | "Decrypt", cipher: KmipCipher, use: (material: Buffer, sm4: boolean) => T): Promise<T> {
     const key = await this.#objectFor(caller, id, action);
-    needs(key.keySpec === "AES_256" || key.keySpec === "AES_128", "UnsupportedOperation", `object ${id} is ${key.keySpec}: KMIP ${action} takes AES keys`);
+    const sm4 = key.keySpec === "SM4";
+    needs(key.keySpec === "AES_256" || key.keySpec === "AES_128" || sm4, "UnsupportedOperation", `object ${id} is ${key.keySpec}: KMIP ${action} takes AES and SM4 keys`);
+    needs(!sm4 || cipher.mode === "GCM", "UnsupportedOperation", `object ${id} is SM4: KMIP ${action} takes SM4 keys in GCM mode only`);
     const material = await usingMaterial(() => this.ctx.materials.software.exportMaterial(key, key.currentVersion), CURRENT_VERSION_ERRORS);
     try {
-      return use(material);
+      return use(material, sm4);
     } finally {
       material.fill(0);
     }

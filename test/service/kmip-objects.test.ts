@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { aesGcmDecrypt } from "../../src/crypto/aes.js";
+import { sm4GcmDecrypt } from "../../src/crypto/sm4-gcm.js";
 import { KMIP_STATE_OF } from "../../src/keys/lifecycle.js";
 import type { Caller } from "../../src/service/access-control.js";
 import { KmsError } from "../../src/service/errors.js";
@@ -78,6 +79,16 @@ describe("KMIP objects in the core", () => {
     const sealed = await f.service.kmip.encrypt(f.caller, key.keyId, { mode: "GCM", aad: Buffer.from("aad"), tagLength: 16 }, Buffer.from("kmip"));
     const { material } = await f.service.kmip.getMaterial(f.caller, key.keyId);
     assert.deepEqual(aesGcmDecrypt(material, sealed.iv, sealed.data, sealed.tag!, Buffer.from("aad")), Buffer.from("kmip"));
+  });
+
+  it("encrypts with an SM4 KMIP key in GCM mode (SM4-GCM of the exported material), and refuses SM4-CBC", async () => {
+    const key = await newKey("sm4-gcm", "SM4");
+    await f.service.kmip.activate(f.caller, key.keyId);
+    const sealed = await f.service.kmip.encrypt(f.caller, key.keyId, { mode: "GCM", aad: Buffer.alloc(0), tagLength: 16 }, Buffer.from("national"));
+    const { material } = await f.service.kmip.getMaterial(f.caller, key.keyId);
+    assert.deepEqual(sm4GcmDecrypt(material, sealed.iv, sealed.data, sealed.tag!, Buffer.alloc(0)), Buffer.from("national"));
+    assert.deepEqual(await f.service.kmip.decrypt(f.caller, key.keyId, { mode: "GCM", iv: sealed.iv, aad: Buffer.alloc(0), tagLength: 16 }, sealed.data, sealed.tag), Buffer.from("national"));
+    await assert.rejects(f.service.kmip.encrypt(f.caller, key.keyId, { mode: "CBC", padded: true }, Buffer.from("x")), kmsError("UnsupportedOperation"));
   });
 
   it("keeps EXPORT_ONLY objects (AES-128, secret data) away from the Tencent actions", async () => {
