@@ -4,7 +4,7 @@
 // that KMIP's own metadata (object type, KMIP state, names, usage mask, links) travels with them.
 // Protocol-neutral: the KMIP door (api/kmip) translates the wire, this file decides.
 
-import { createHmac, randomBytes, randomUUID } from "node:crypto";
+import { createHmac, createPrivateKey, createPublicKey, randomBytes, randomUUID, type KeyObject } from "node:crypto";
 import { aesCbcDecrypt, aesCbcEncrypt, CBC_IV_LENGTH } from "../crypto/aes-cbc.js";
 import { aesGcmDecrypt, aesGcmEncrypt, GCM_IV_LENGTH, GCM_TAG_LENGTH } from "../crypto/aes.js";
 import { CryptoError } from "../crypto/errors.js";
@@ -105,6 +105,23 @@ export class KmipObjects {
     const stored = await this.#software(() => this.ctx.materials.software.wrap(key.keyId, 1, input.material));
     await this.#insert(caller, [{ key, stored, publicKey: null }]);
     return key;
+  }
+
+  /**
+   * Register of a private key (PKCS#8 DER) or a public key (SubjectPublicKeyInfo DER): RSA 2048/3072/4096
+   * or EC P-256/P-384, Pre-Active. The private key's public half is kept beside it, as for Create Key Pair.
+   */
+  async registerAsymmetric(caller: Caller, input: KmipNewObject & { objectType: "PrivateKey" | "PublicKey"; der: Buffer }): Promise<KeyRecord> {
+    caller.permissions.require("kms:RegisterKey", ACCOUNT_RESOURCE);
+    const parsed = parseAsymmetric(input.objectType, input.der);
+    const key = await this.#newRecord(caller, input.objectType, parsed.spec, keyPairUsage(parsed.spec, input.usageMask), input);
+    try {
+      const stored = await this.#software(() => this.ctx.materials.software.wrap(key.keyId, 1, parsed.material));
+      await this.#insert(caller, [{ key, stored, publicKey: parsed.spki }]);
+      return key;
+    } finally {
+      parsed.material.fill(0);
+    }
   }
 
   /** Create Key Pair: a private and a public key object, linked, both Pre-Active. */
@@ -485,6 +502,32 @@ export function kmipState(key: Pick<KeyRecord, "state" | "kmip">): KmipState {
   if (KMIP_STATE_OF[own] === key.state) return own;
   const byState: Partial<Record<KeyState, KmipState>> = { Enabled: "Active", Archived: "Deactivated", Disabled: "Deactivated" };
   return byState[key.state] ?? "Deactivated";
+}
+
+/** The spec, the material to store (normalized PKCS#8, or the SPKI) and the SPKI of a registered key. */
+function parseAsymmetric(objectType: "PrivateKey" | "PublicKey", der: Buffer): { spec: KmipKeyPairSpec; material: Buffer; spki: Buffer } {
+  let publicKey: KeyObject;
+  let material: Buffer;
+  try {
+    if (objectType === "PrivateKey") {
+      const privateKey = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
+      publicKey = createPublicKey(privateKey);
+      material = privateKey.export({ format: "der", type: "pkcs8" });
+    } else {
+      publicKey = createPublicKey({ key: der, format: "der", type: "spki" });
+      material = publicKey.export({ format: "der", type: "spki" });
+    }
+  } catch {
+    throw new KmsError("InvalidParameterValue", `"Key Material" is not a ${objectType === "PrivateKey" ? "PKCS#8 private key" : "SubjectPublicKeyInfo public key"} in DER`);
+  }
+  const details = publicKey.asymmetricKeyDetails ?? {};
+  const spec =
+    publicKey.asymmetricKeyType === "rsa" ? `RSA_${details.modulusLength}` : publicKey.asymmetricKeyType === "ec" ? ({ prime256v1: "ECC_P256", secp384r1: "ECC_P384" } as Record<string, string>)[details.namedCurve ?? ""] : undefined;
+  if (!spec || !(KMIP_KEY_PAIR_SPECS as readonly string[]).includes(spec)) {
+    material.fill(0);
+    throw new KmsError("UnsupportedOperation", `registered keys are RSA 2048/3072/4096 or EC P-256/P-384, not ${publicKey.asymmetricKeyType ?? "this key"}`);
+  }
+  return { spec: spec as KmipKeyPairSpec, material, spki: publicKey.export({ format: "der", type: "spki" }) };
 }
 
 function keyPairUsage(spec: KmipKeyPairSpec, mask: number): AsymmetricKeyUsage {

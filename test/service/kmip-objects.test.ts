@@ -3,6 +3,7 @@
 // the Tencent actions while EXPORT_ONLY ones do not; states follow KMIP_STATE_OF.
 
 import assert from "node:assert/strict";
+import { generateKeyPairSync, verify } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { aesGcmDecrypt } from "../../src/crypto/aes.js";
 import { sm4GcmDecrypt } from "../../src/crypto/sm4-gcm.js";
@@ -89,6 +90,23 @@ describe("KMIP objects in the core", () => {
     assert.deepEqual(sm4GcmDecrypt(material, sealed.iv, sealed.data, sealed.tag!, Buffer.alloc(0)), Buffer.from("national"));
     assert.deepEqual(await f.service.kmip.decrypt(f.caller, key.keyId, { mode: "GCM", iv: sealed.iv, aad: Buffer.alloc(0), tagLength: 16 }, sealed.data, sealed.tag), Buffer.from("national"));
     await assert.rejects(f.service.kmip.encrypt(f.caller, key.keyId, { mode: "CBC", padded: true }, Buffer.from("x")), kmsError("UnsupportedOperation"));
+  });
+
+  it("registers a private key (PKCS#8) and a public key (SPKI) that sign and verify as the originals do", async () => {
+    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+    const der = privateKey.export({ format: "der", type: "pkcs8" });
+    const priv = await f.service.kmip.registerAsymmetric(f.caller, { objectType: "PrivateKey", der, names: ["registered-priv"], usageMask: 1 });
+    const pub = await f.service.kmip.registerAsymmetric(f.caller, { objectType: "PublicKey", der: publicKey.export({ format: "der", type: "spki" }), names: [], usageMask: 2 });
+    assert.deepEqual([priv.keySpec, priv.keyUsage, pub.kmip?.objectType], ["ECC_P256", "ASYMMETRIC_SIGN_VERIFY_ECC", "PublicKey"]);
+    await f.service.kmip.activate(f.caller, priv.keyId);
+    await f.service.kmip.activate(f.caller, pub.keyId);
+    const signature = await f.service.kmip.sign(f.caller, priv.keyId, "ECC_P256_R1", Buffer.from("signed"));
+    assert.ok(verify("sha256", Buffer.from("signed"), publicKey, signature), "the original public key verifies");
+    assert.equal(await f.service.kmip.verify(f.caller, pub.keyId, "ECC_P256_R1", Buffer.from("signed"), signature), true);
+    assert.deepEqual((await f.service.kmip.getMaterial(f.caller, priv.keyId)).material, der);
+    await assert.rejects(f.service.kmip.registerAsymmetric(f.caller, { objectType: "PrivateKey", der: Buffer.from("not DER"), names: [], usageMask: 0 }), kmsError("InvalidParameterValue"));
+    const ed = generateKeyPairSync("ed25519").privateKey.export({ format: "der", type: "pkcs8" });
+    await assert.rejects(f.service.kmip.registerAsymmetric(f.caller, { objectType: "PrivateKey", der: ed, names: [], usageMask: 0 }), kmsError("UnsupportedOperation"));
   });
 
   it("keeps EXPORT_ONLY objects (AES-128, secret data) away from the Tencent actions", async () => {

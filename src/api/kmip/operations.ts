@@ -260,9 +260,11 @@ const OBJECT_FORMS = {
   SecretData: { tag: TAG.SecretData, format: KEY_FORMAT_TYPE.Opaque },
 } as const;
 
-/** The key material of a Register request's object (Raw symmetric key; Opaque secret data). */
-function registeredMaterial(payload: TtlvStructure, form: (typeof OBJECT_FORMS)["SymmetricKey" | "SecretData"]): { material: Buffer; object: TtlvStructure } {
-  const object = struct(payload, form.tag, form.tag === TAG.SecretData ? "Secret Data" : "Symmetric Key");
+const OBJECT_NAMES: Record<number, string> = { [TAG.SymmetricKey]: "Symmetric Key", [TAG.SecretData]: "Secret Data", [TAG.PrivateKey]: "Private Key", [TAG.PublicKey]: "Public Key" };
+
+/** The key material of a Register request's object (Raw symmetric key; Opaque secret data; PKCS#8, X.509 key pairs' halves). */
+function registeredMaterial(payload: TtlvStructure, form: (typeof OBJECT_FORMS)[keyof typeof OBJECT_FORMS]): { material: Buffer; object: TtlvStructure } {
+  const object = struct(payload, form.tag, OBJECT_NAMES[form.tag] ?? "object");
   const block = struct(object, TAG.KeyBlock, "Key Block");
   const format = enumeration(block, TAG.KeyFormatType, "Key Format Type");
   if (format !== form.format) throw new KmipFault("KeyFormatTypeNotSupported", `"Key Format Type" ${format} is not supported for Register: ${form.format} is`);
@@ -343,10 +345,20 @@ export const OPERATIONS: Readonly<Partial<Record<OperationName, Operation>>> = {
     writes: true,
     async run(payload, ctx) {
       const type = enumeration(payload, TAG.ObjectType, "Object Type");
-      if (type !== OBJECT_TYPE.SymmetricKey && type !== OBJECT_TYPE.SecretData) {
-        throw new KmipFault("FeatureNotSupported", `Register takes symmetric keys (Object Type 2) and secret data (7) so far, not Object Type ${type}`);
-      }
       const attributes = readAttributes(payload, TEMPLATE_CONTAINERS);
+      if (type === OBJECT_TYPE.PrivateKey || type === OBJECT_TYPE.PublicKey) {
+        const objectType = type === OBJECT_TYPE.PrivateKey ? "PrivateKey" : "PublicKey";
+        const { material } = registeredMaterial(payload, OBJECT_FORMS[objectType]);
+        try {
+          const key = await ctx.service.kmip.registerAsymmetric(ctx.caller, { ...newObject(attributes), objectType, der: material });
+          return { payload: [uid(key.keyId)], id: key.keyId };
+        } finally {
+          material.fill(0);
+        }
+      }
+      if (type !== OBJECT_TYPE.SymmetricKey && type !== OBJECT_TYPE.SecretData) {
+        throw new KmipFault("FeatureNotSupported", `Register takes symmetric keys (2), public keys (3), private keys (4) and secret data (7) so far, not Object Type ${type}`);
+      }
       const secret = type === OBJECT_TYPE.SecretData;
       const { material, object } = registeredMaterial(payload, OBJECT_FORMS[secret ? "SecretData" : "SymmetricKey"]);
       try {
