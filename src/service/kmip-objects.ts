@@ -62,6 +62,8 @@ export interface KmipLocateQuery {
   objectType?: KmipObjectType;
   state?: KmipState;
   keySpec?: KeySpec;
+  /** Custom attributes: the object has each value of each name. */
+  custom?: Readonly<Record<string, readonly KmipCustomValue[]>>;
   maxItems: number;
   offset: number;
 }
@@ -170,6 +172,9 @@ export class KmipObjects {
       if (query.names && !query.names.every((n) => meta.names.includes(n))) return false;
       if (query.objectType && meta.objectType !== query.objectType) return false;
       if (query.state && kmipState(key) !== query.state) return false;
+      for (const [name, values] of Object.entries(query.custom ?? {})) {
+        if (!values.every((v) => meta.custom?.[name]?.includes(v))) return false;
+      }
       return !query.keySpec || key.keySpec === query.keySpec;
     };
     const found: string[] = [];

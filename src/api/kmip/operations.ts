@@ -430,6 +430,7 @@ export const OPERATIONS: Readonly<Partial<Record<OperationName, Operation>>> = {
         ...(state === undefined ? {} : { state: known(STATES_BY_CODE, state, "State") }),
         ...(objectType === undefined ? {} : { objectType: known(OBJECT_TYPES_BY_CODE, objectType, "Object Type") }),
         ...(algorithm === undefined ? {} : { keySpec: specOf(algorithm, length) }),
+        custom: customOf(attributes),
         maxItems: optionalInteger(payload, TAG.MaximumItems, "Maximum Items") ?? DEFAULT_LOCATE_ITEMS,
         offset: optionalInteger(payload, TAG.OffsetItems, "Offset Items") ?? 0,
       });

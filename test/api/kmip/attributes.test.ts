@@ -94,6 +94,9 @@ describe("KMIP attribute operations", () => {
     assert.deepEqual(located.value.map((c) => (c as { value: string }).value), [id]);
     ok(await conn.exchange(request([item(OPERATION.DeleteAttribute, [uid(id), text(TAG.AttributeName, "x-owner")])])));
     assert.deepEqual(await attributes(), [["Name", "attr-14-second"], ["x-owner", "payments"]]);
+    const byOwner = async (owner: string) => ok(await conn.exchange(request([item(OPERATION.Locate, [attribute("x-owner", text(0, owner))])]))).value.map((c) => (c as { value: string }).value);
+    assert.deepEqual(await byOwner("payments"), [id]);
+    assert.deepEqual(await byOwner("orders"), []);
 
     // Refused, and nothing changes: an index past the values, an attribute that cannot change, a wrong type.
     const before = await node.store.getKey(id);
