@@ -2,6 +2,7 @@
 // (service.kmip for the exportable objects) and writes its response payload in the request's version.
 // Nothing here decides who may do what or in which state: the service does.
 
+import { createPrivateKey, createPublicKey } from "node:crypto";
 import type { KeySpec, KmipState } from "../../keys/key.js";
 import type { SigningAlgorithm } from "../../keys/specs.js";
 import type { Caller } from "../../service/access-control.js";
@@ -234,14 +235,14 @@ function signingAlgorithm(payload: TtlvStructure, spec: KeySpec | undefined): Si
   throw new KmipFault("FeatureNotSupported", `these signing parameters do not fit a ${spec ?? "missing"} key: RSA takes PSS or PKCS#1 v1.5 with SHA-256, P-256 SHA-256, P-384 SHA-384`);
 }
 
-function keyBlock(format: number, material: Buffer, spec: KeySpec): Ttlv {
+function keyBlock(format: number, keyMaterial: Ttlv, spec: KeySpec): Ttlv {
   const crypto = algorithmOf(spec);
   return {
     tag: TAG.KeyBlock,
     type: "Structure",
     value: [
       { tag: TAG.KeyFormatType, type: "Enumeration", value: format },
-      { tag: TAG.KeyValue, type: "Structure", value: [{ tag: TAG.KeyMaterial, type: "ByteString", value: material }] },
+      { tag: TAG.KeyValue, type: "Structure", value: [keyMaterial] },
       ...(crypto
         ? [
             { tag: TAG.CryptographicAlgorithm, type: "Enumeration" as const, value: crypto.algorithm },
@@ -259,6 +260,27 @@ const OBJECT_FORMS = {
   PublicKey: { tag: TAG.PublicKey, format: KEY_FORMAT_TYPE.X509 },
   SecretData: { tag: TAG.SecretData, format: KEY_FORMAT_TYPE.Opaque },
 } as const;
+
+/**
+ * The Key Material item of a Get in the Key Format Type asked (KMIP 1.4 §2.1.7, §9.1.3.2.3): the
+ * stored format as it is, Transparent Symmetric Key for symmetric keys, PKCS#1 for RSA halves,
+ * EC Private Key (SEC 1) for EC private keys. Any other is Key Format Type Not Supported.
+ */
+function inFormat(objectType: keyof typeof OBJECT_FORMS, spec: KeySpec, material: Buffer, format: number): Ttlv {
+  const bytes = (value: Buffer): Ttlv => ({ tag: TAG.KeyMaterial, type: "ByteString", value: Buffer.from(value) });
+  if (format === OBJECT_FORMS[objectType].format) return bytes(material);
+  if (objectType === "SymmetricKey" && format === KEY_FORMAT_TYPE.TransparentSymmetricKey) {
+    return { tag: TAG.KeyMaterial, type: "Structure", value: [{ tag: TAG.Key, type: "ByteString", value: Buffer.from(material) }] };
+  }
+  const rsa = spec.startsWith("RSA_");
+  if (objectType === "PrivateKey" && ((rsa && format === KEY_FORMAT_TYPE.PKCS1) || (!rsa && format === KEY_FORMAT_TYPE.ECPrivateKey))) {
+    return bytes(createPrivateKey({ key: material, format: "der", type: "pkcs8" }).export({ format: "der", type: rsa ? "pkcs1" : "sec1" }));
+  }
+  if (objectType === "PublicKey" && rsa && format === KEY_FORMAT_TYPE.PKCS1) {
+    return bytes(createPublicKey({ key: material, format: "der", type: "spki" }).export({ format: "der", type: "pkcs1" }));
+  }
+  throw new KmipFault("KeyFormatTypeNotSupported", `"Key Format Type" ${format} is not offered for this ${objectType}`);
+}
 
 const OBJECT_NAMES: Record<number, string> = { [TAG.SymmetricKey]: "Symmetric Key", [TAG.SecretData]: "Secret Data", [TAG.PrivateKey]: "Private Key", [TAG.PublicKey]: "Public Key" };
 
@@ -381,17 +403,20 @@ export const OPERATIONS: Readonly<Partial<Record<OperationName, Operation>>> = {
       const asked = optionalEnumeration(payload, TAG.KeyFormatType, "Key Format Type");
       const { key, material } = await ctx.service.kmip.getMaterial(ctx.caller, id);
       const objectType = key.kmip?.objectType ?? "SymmetricKey";
-      const { tag, format } = OBJECT_FORMS[objectType];
-      if (asked !== undefined && asked !== format) {
+      const { tag, format: stored } = OBJECT_FORMS[objectType];
+      const format = asked ?? stored;
+      let keyMaterial: Ttlv;
+      try {
+        keyMaterial = inFormat(objectType, key.keySpec, material, format);
+      } finally {
         material.fill(0);
-        throw new KmipFault("KeyFormatTypeNotSupported", `"Key Format Type" ${asked} is not offered for a ${objectType}: ${format} is`);
       }
       const secretType: Ttlv[] = objectType === "SecretData" ? [{ tag: TAG.SecretDataType, type: "Enumeration", value: key.kmip?.secretDataType ?? 1 }] : [];
       return {
         payload: [
           { tag: TAG.ObjectType, type: "Enumeration", value: OBJECT_TYPE_OF[objectType] },
           uid(key.keyId),
-          { tag, type: "Structure", value: [...secretType, keyBlock(format, material, key.keySpec)] },
+          { tag, type: "Structure", value: [...secretType, keyBlock(format, keyMaterial, key.keySpec)] },
         ],
         id: key.keyId,
       };

@@ -26,6 +26,7 @@ export const TAG = {
   HashingAlgorithm: 0x420038,
   InitialDate: 0x420039,
   IvCounterNonce: 0x42003d,
+  Key: 0x42003f,
   KeyBlock: 0x420040,
   KeyCompressionType: 0x420041,
   KeyFormatType: 0x420042,
@@ -154,7 +155,7 @@ export type ResultReasonName = keyof typeof RESULT_REASON;
 export const OBJECT_TYPE = { Certificate: 1, SymmetricKey: 2, PublicKey: 3, PrivateKey: 4, SecretData: 7 } as const;
 export const CRYPTOGRAPHIC_ALGORITHM = { AES: 3, RSA: 4, ECDSA: 6, HMAC_SHA256: 9, HMAC_SHA384: 0x0a, HMAC_SHA512: 0x0b, EC: 0x1a, SM4: 0x2d } as const;
 export const STATE = { PreActive: 1, Active: 2, Deactivated: 3, Compromised: 4, Destroyed: 5, DestroyedCompromised: 6 } as const;
-export const KEY_FORMAT_TYPE = { Raw: 1, Opaque: 2, PKCS1: 3, PKCS8: 4, X509: 5, TransparentSymmetricKey: 7 } as const;
+export const KEY_FORMAT_TYPE = { Raw: 1, Opaque: 2, PKCS1: 3, PKCS8: 4, X509: 5, ECPrivateKey: 6, TransparentSymmetricKey: 7 } as const;
 export const BLOCK_CIPHER_MODE = { CBC: 1, ECB: 2, GCM: 9 } as const;
 export const PADDING_METHOD = { None: 1, PKCS5: 3 } as const;
 export const NAME_TYPE = { UninterpretedTextString: 1 } as const;

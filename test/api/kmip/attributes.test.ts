@@ -3,7 +3,7 @@
 // the attribute under its own tag), with Create's custom attributes and Get Attributes showing them.
 
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
+import { createHmac, createPrivateKey } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -43,7 +43,7 @@ function namesAndCustom(payload: TtlvStructure): [string, string | number | bool
     .filter(([n]) => n === "Name" || n.startsWith("x-"));
 }
 
-describe("KMIP attribute operations", () => {
+describe("KMIP attributes, ReKey, MAC and Get's key formats over the wire", () => {
   let work: string;
   let node: RunningNode;
   let conn: Connection;
@@ -142,6 +142,29 @@ describe("KMIP attribute operations", () => {
     const material = (keyValue.value[0] as { value: Buffer }).value;
     assert.equal(material.length, 32);
     assert.deepEqual((mac.value.find((c) => c.tag === TAG.MacData) as { value: Buffer }).value, createHmac("sha256", material).update(data).digest());
+  });
+
+  it("Get answers in the Key Format Type asked: Transparent Symmetric Key, PKCS#1, EC Private Key; others are refused", async () => {
+    const create = (ops: Ttlv[][]) => conn.exchange(request(ops));
+    const sym = ok(await create([item(OPERATION.Create, [enumeration(TAG.ObjectType, 2), struct(TAG.TemplateAttribute, [attribute("Cryptographic Algorithm", enumeration(0, 3)), attribute("Cryptographic Length", int(0, 128))])])]));
+    const symId = (sym.value.find((c) => c.tag === TAG.UniqueIdentifier) as { value: string }).value;
+    const keyMaterial = async (id: string, format: number) => {
+      const got = ok(await conn.exchange(request([item(OPERATION.Get, [uid(id), enumeration(TAG.KeyFormatType, format)])])));
+      const object = got.value.find((c) => c.type === "Structure") as TtlvStructure;
+      const block = object.value.find((c) => c.tag === TAG.KeyBlock) as TtlvStructure;
+      return (block.value.find((c) => c.tag === TAG.KeyValue) as TtlvStructure).value[0] as Ttlv;
+    };
+    const raw = (await keyMaterial(symId, 1)) as { value: Buffer };
+    const transparent = (await keyMaterial(symId, 7)) as TtlvStructure;
+    assert.equal(raw.value.length, 16);
+    assert.deepEqual((transparent.value[0] as { value: Buffer }).value, raw.value);
+    const pair = ok(await create([item(OPERATION.CreateKeyPair, [struct(TAG.CommonTemplateAttribute, [attribute("Cryptographic Algorithm", enumeration(0, 4)), attribute("Cryptographic Length", int(0, 2048))])])]));
+    const privId = (pair.value.find((c) => c.tag === TAG.PrivateKeyUniqueIdentifier) as { value: string }).value;
+    const pkcs8 = ((await keyMaterial(privId, 4)) as { value: Buffer }).value;
+    const pkcs1 = ((await keyMaterial(privId, 3)) as { value: Buffer }).value;
+    assert.deepEqual(pkcs1, createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" }).export({ format: "der", type: "pkcs1" }));
+    const refused = (await conn.exchange(request([item(OPERATION.Get, [uid(privId), enumeration(TAG.KeyFormatType, 6)])]))) as Answer;
+    assert.equal(refused.items[0]?.status, 1, "an RSA key has no EC Private Key format");
   });
 
   it("ReKey makes an Active replacement with new material that takes the Names; the old key keeps decrypting", async () => {
