@@ -1,4 +1,5 @@
-// The HTTP(S) server: the Tencent Cloud API 3.0 endpoint on POST /; GET /healthz (the process is
+// The HTTP(S) server: the Tencent Cloud API 3.0 endpoint on POST /, and the AWS KMS door on the
+// same POST / for requests with an X-Amz-Target header (aws/door.ts); GET /healthz (the process is
 // up), GET /readyz (it can reach its store and root of trust) and GET /metrics (Prometheus text).
 // One structured log line per request: request id, action, result code, latency; never parameters.
 
@@ -9,7 +10,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Logger } from "pino";
 import { unixSeconds, type Clock } from "../service/clock.js";
 import { serviceUnavailable, unavailableDependency } from "../service/availability.js";
-import { ERROR_CODES, KmsError } from "../service/errors.js";
+import { ERROR_CODES, KmsError, type ErrorCode } from "../service/errors.js";
 import type { KmsService } from "../service/kms-service.js";
 import { AUDIT_SERVICES, type AuditService } from "../audit/record.js";
 import { CATALOG_ACTIONS, changesState } from "../policy/catalog.js";
@@ -18,11 +19,13 @@ import type { Caller } from "../service/access-control.js";
 import { AUDIT_FLAGS, RequestAudit, capField } from "../service/request-audit.js";
 import { AccountRateLimiter, DEFAULT_FAILED_AUTH_LIMITS, FailedAuthLimiter, failureSummaryEvent, type FailedAuthLimits, type FailureSummary } from "./limits.js";
 import { Metrics } from "./metrics.js";
+import { registerTangRoutes, TANG_ACTIONS } from "./tang/routes.js";
 import { ACTIONS, runAction, SERVICE_INFORMATION_ACTIONS, type ActionDefinition } from "./tencent/actions.js";
 import { CAM_ACTIONS, CAM_VERSION, STS_ACTIONS, STS_VERSION } from "./tencent/cam.js";
 import { CLOUDAUDIT_ACTIONS, CLOUDAUDIT_VERSION } from "./tencent/cloudaudit.js";
 import type { Schema } from "./tencent/params.js";
 import { Tc3Authenticator, type AuthenticatorOptions } from "./tencent/authenticate.js";
+import { AWS_ACTION_NAMES, AWS_CONTENT_TYPE, AwsDoor, awsActionOf, awsCatalogAction, awsErrorReply, isAwsRequest } from "./aws/door.js";
 
 export const API_VERSION = "2019-01-18";
 
@@ -121,9 +124,10 @@ function header(req: FastifyRequest, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** X-TC-Action as logged, counted and recorded: never longer than a field may be. */
+/** X-TC-Action (or the action of X-Amz-Target) as logged, counted and recorded: never longer than a field may be. */
 function actionOf(req: FastifyRequest): string {
-  return capField(header(req, "x-tc-action") ?? "");
+  const target = header(req, "x-amz-target");
+  return target === undefined ? capField(header(req, "x-tc-action") ?? "") : awsActionOf(target);
 }
 
 function errorResponse(requestId: string, code: string, message: string) {
@@ -134,7 +138,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const { service, logger, region } = options;
   const auditor = options.auditor ?? { record: async () => undefined };
   const authenticator = new Tc3Authenticator(service.access, () => unixSeconds(options.clock), options.authentication);
-  const metrics = new Metrics(options.nodeId ?? "tresor", CATALOG_ACTIONS.map((a) => a.name));
+  const aws = new AwsDoor(service, region, () => unixSeconds(options.clock));
+  const metrics = new Metrics(options.nodeId ?? "tresor", [...CATALOG_ACTIONS.map((a) => a.name), ...AWS_ACTION_NAMES, ...TANG_ACTIONS]);
   const signatureFailures = new FailureCounter(() => options.clock.now());
   const rateLimiter = options.rateLimit === undefined ? undefined : new AccountRateLimiter(options.rateLimit, () => options.clock.now());
   const failedAuth = new FailedAuthLimiter({ ...DEFAULT_FAILED_AUTH_LIMITS, ...options.failedAuth }, () => options.clock.now());
@@ -226,8 +231,11 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 
   /** What is known of a request so far, for its audit record. */
   function auditOf(req: FastifyRequest): { audit: RequestAudit; facts: RequestFacts } {
-    const facts: RequestFacts = { product: PRODUCTS.get(header(req, "x-tc-version") ?? "")?.product ?? "" };
+    const awsRequest = isAwsRequest(req.headers);
+    const facts: RequestFacts = { product: awsRequest ? "kms" : (PRODUCTS.get(header(req, "x-tc-version") ?? "")?.product ?? "") };
     const action = actionOf(req);
+    // The catalogue action whose kind (read-only or not) the record has.
+    const catalogName = awsRequest ? (awsCatalogAction(action) ?? "") : action;
     const audit = new RequestAudit(() => {
       const caller = facts.caller;
       return {
@@ -240,16 +248,31 @@ export function buildServer(options: ServerOptions): FastifyInstance {
         accessKeyId: caller?.secretId ?? claimedSecretId(header(req, "authorization")),
         sourceIp: capField(req.ip),
         userAgent: capField(header(req, "user-agent") ?? ""),
-        region: capField(header(req, "x-tc-region") ?? ""),
+        region: facts.region ?? capField(header(req, "x-tc-region") ?? ""),
         ...(isAuditService(facts.product) ? { service: facts.product } : {}),
         action,
         resourceType: facts.product,
-        readOnly: !changesState(facts.product, action),
+        readOnly: !changesState(facts.product, catalogName),
         latencyMs: Math.round(elapsedMs(req)),
         ...(facts.params === undefined ? {} : { params: facts.params }),
       };
     });
+    if (awsRequest) audit.flags.add(AUDIT_FLAGS.awsProtocol);
     return { audit, facts };
+  }
+
+  /** An error answer in the shape of the request's protocol; `status` overrides the protocol's own. */
+  function errorReply(req: FastifyRequest, code: ErrorCode, message: string, status?: number): { status: number; body: object } {
+    if (!isAwsRequest(req.headers)) return { status: status ?? 200, body: errorResponse(req.id, ERROR_CODES[code].tencent, message) };
+    const reply = awsErrorReply(code, message);
+    return { status: status ?? reply.status, body: reply.body };
+  }
+
+  /** Answers error `code`; recorded (and counted) under its registry name, the Tencent one. */
+  function fail(req: FastifyRequest, res: FastifyReply, audit: RequestAudit, code: ErrorCode, message: string, status?: number) {
+    const reply = errorReply(req, code, message, status);
+    if (isAwsRequest(req.headers)) res.header("content-type", AWS_CONTENT_TYPE).header("x-amzn-requestid", req.id);
+    return answer(req, res, audit, ERROR_CODES[code].tencent, reply.body, reply.status);
   }
 
   /** Milliseconds since the request arrived. */
@@ -267,9 +290,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.addHook("preClose", async () => void (closing = true));
   app.addHook("onRequest", async (req, res) => {
     if (!closing) return;
-    const code = ERROR_CODES.ServiceUnavailable.tencent;
     res.header("retry-after", "1");
-    return answer(req, res, auditOf(req).audit, code, errorResponse(req.id, code, "this node is shutting down: retry, on another node if there is one"), 503);
+    return fail(req, res, auditOf(req).audit, "ServiceUnavailable", "this node is shutting down: retry, on another node if there is one", 503);
   });
 
   /**
@@ -302,9 +324,10 @@ export function buildServer(options: ServerOptions): FastifyInstance {
         metrics.auditFailure();
         // The store down is ServiceUnavailable (another node may serve); any other failure, InternalError.
         const unavailable = serviceUnavailable(e);
-        const refusal = unavailable ? ERROR_CODES.ServiceUnavailable.tencent : ERROR_CODES.InternalError.tencent;
-        outcomes.set(req, { action, code: refusal });
-        return res.code(200).send(errorResponse(req.id, refusal, unavailable ? unavailable.message : "internal error"));
+        const refusal: ErrorCode = unavailable ? "ServiceUnavailable" : "InternalError";
+        outcomes.set(req, { action, code: ERROR_CODES[refusal].tencent });
+        const reply = errorReply(req, refusal, unavailable ? unavailable.message : "internal error");
+        return res.code(reply.status).send(reply.body);
       }
     }
     outcomes.set(req, { action, code });
@@ -316,16 +339,11 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     const action = actionOf(req);
     const { audit } = auditOf(req);
     if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
-      const code = ERROR_CODES.RequestSizeLimitExceeded.tencent;
-      return answer(req, res, audit, code, errorResponse(req.id, code, `the request body exceeds ${options.bodyLimit ?? DEFAULT_BODY_LIMIT} bytes`));
+      return fail(req, res, audit, "RequestSizeLimitExceeded", `the request body exceeds ${options.bodyLimit ?? DEFAULT_BODY_LIMIT} bytes`);
     }
-    if (error.statusCode && error.statusCode < 500) {
-      const code = ERROR_CODES.InvalidParameter.tencent;
-      return answer(req, res, audit, code, errorResponse(req.id, code, "the request body could not be read"));
-    }
+    if (error.statusCode && error.statusCode < 500) return fail(req, res, audit, "InvalidParameter", "the request body could not be read");
     logger.error({ requestId: req.id, action, err: describeError(error) }, "internal error");
-    const code = ERROR_CODES.InternalError.tencent;
-    return answer(req, res, audit, code, errorResponse(req.id, code, "internal error"));
+    return fail(req, res, audit, "InternalError", "internal error");
   });
 
   app.get("/healthz", async () => ({ status: "ok" }));
@@ -339,46 +357,51 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 
   app.get("/metrics", async (_req, res) => res.type("text/plain; version=0.0.4; charset=utf-8").send(metrics.render(service)));
 
+  registerTangRoutes(app, {
+    service,
+    auditor,
+    now: () => options.clock.now(),
+    report: (req, action, code) => outcomes.set(req, { action, code }),
+    failed: (req, what, err) => {
+      if (what === "audit") metrics.auditFailure();
+      logger.error({ requestId: req.id, err: describeError(err) }, what === "audit" ? "audit record could not be written: request refused" : "internal error");
+    },
+  });
+
   app.post("/", async (req, res) => {
     const action = actionOf(req);
     const { audit, facts } = auditOf(req);
     try {
+      if (isAwsRequest(req.headers)) {
+        const response = await handleAws(req, audit, facts);
+        res.header("content-type", AWS_CONTENT_TYPE).header("x-amzn-requestid", req.id);
+        return await answer(req, res, audit, "Success", response);
+      }
       const response = await handleTencent(req, action, audit, facts);
       return await answer(req, res, audit, "Success", { Response: { ...response, RequestId: req.id } });
     } catch (e) {
-      if (e instanceof KmsError) {
-        const code = ERROR_CODES[e.code].tencent;
-        return answer(req, res, audit, code, errorResponse(req.id, code, e.message));
-      }
+      if (e instanceof KmsError) return fail(req, res, audit, e.code, e.message);
       // The one place where a dependency's failure becomes ServiceUnavailable (clients fail over).
       const unavailable = serviceUnavailable(e);
       if (unavailable !== undefined) {
         const dependency = unavailableDependency(e)!;
         metrics.unavailable(dependency);
         logger.warn({ requestId: req.id, action, dependency, err: describeError(e) }, "dependency unavailable");
-        const code = ERROR_CODES.ServiceUnavailable.tencent;
-        return answer(req, res, audit, code, errorResponse(req.id, code, unavailable.message));
+        return fail(req, res, audit, "ServiceUnavailable", unavailable.message);
       }
       logger.error({ requestId: req.id, action, err: describeError(e) }, "internal error");
-      const code = ERROR_CODES.InternalError.tencent;
-      return answer(req, res, audit, code, errorResponse(req.id, code, "internal error"));
+      return fail(req, res, audit, "InternalError", "internal error");
     }
   });
 
   app.route({
     method: ["GET", "PUT", "DELETE", "PATCH"],
     url: "/",
-    handler: async (req, res: FastifyReply) => {
-      const code = ERROR_CODES.UnsupportedProtocol.tencent;
-      return answer(req, res, auditOf(req).audit, code, errorResponse(req.id, code, `${req.method} is not supported: send POST with a JSON body`));
-    },
+    handler: async (req, res: FastifyReply) => fail(req, res, auditOf(req).audit, "UnsupportedProtocol", `${req.method} is not supported: send POST with a JSON body`),
   });
 
   // Any other path: recorded like every request, answered 404 in the protocol's shape.
-  app.setNotFoundHandler(async (req, res) => {
-    const code = ERROR_CODES.UnsupportedProtocol.tencent;
-    return answer(req, res, auditOf(req).audit, code, errorResponse(req.id, code, "the API is served on POST / only"), 404);
-  });
+  app.setNotFoundHandler(async (req, res) => fail(req, res, auditOf(req).audit, "UnsupportedProtocol", "the API is served on POST / only", 404));
 
   async function handleTencent(req: FastifyRequest, action: string, audit: RequestAudit, facts: RequestFacts): Promise<Record<string, unknown>> {
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
@@ -399,35 +422,65 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       { method: req.method, url: req.url, headers: req.headers, body, sourceIp: req.ip },
       { product: product.product, action: product.bindingNames.get(action), flags: audit.flags },
     );
-    caller.audit = audit;
-    facts.caller = caller;
-    if (rateLimiter && !rateLimiter.take(caller.uin)) {
-      throw new KmsError("RequestLimitExceeded", `the account is above its limit of ${rateLimiter.perSecond} requests per second: retry later`);
-    }
+    authenticated(caller, audit, facts);
+    admit(caller);
 
     const requestRegion = header(req, "x-tc-region");
     if (requestRegion !== undefined && requestRegion !== region) {
       throw new KmsError("UnsupportedRegion", `"X-TC-Region" ${capField(requestRegion, 64)} is not served here: this service's region is ${region}`);
     }
 
-    let params: unknown;
-    try {
-      params = body.length === 0 ? {} : JSON.parse(utf8.decode(body));
-    } catch {
-      throw new KmsError("InvalidParameter", "the request body is not valid UTF-8 JSON");
+    return runAction(action, parseBody(body, facts), { service, caller }, product.actions);
+  }
+
+  async function handleAws(req: FastifyRequest, audit: RequestAudit, facts: RequestFacts): Promise<Record<string, unknown>> {
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    return aws.handle(
+      { method: req.method, url: req.url, headers: req.headers, body, sourceIp: req.ip },
+      {
+        authenticated: (caller) => {
+          authenticated(caller, audit, facts);
+          facts.region = region;
+        },
+        admit,
+        parseBody: (bytes) => parseBody(bytes, facts),
+      },
+    );
+  }
+
+  /** The request's caller, known: its audit record names it from now on. */
+  function authenticated(caller: Caller, audit: RequestAudit, facts: RequestFacts): void {
+    caller.audit = audit;
+    facts.caller = caller;
+  }
+
+  /** The one rate limit of every door, per account. */
+  function admit(caller: Caller): void {
+    if (rateLimiter && !rateLimiter.take(caller.uin)) {
+      throw new KmsError("RequestLimitExceeded", `the account is above its limit of ${rateLimiter.perSecond} requests per second: retry later`);
     }
-    if (typeof params !== "object" || params === null || Array.isArray(params)) {
-      throw new KmsError("InvalidParameter", "the request body must be a JSON object");
-    }
-    // Digested for the audit record; no schema nests deeper, and a hostile depth must not cost a stack.
-    if (jsonDepth(params, MAX_DIGESTED_DEPTH) <= MAX_DIGESTED_DEPTH) facts.params = params;
-    return runAction(action, params as Record<string, unknown>, { service, caller }, product.actions);
   }
 
   return app;
 }
 
 const MAX_DIGESTED_DEPTH = 32;
+
+/** A request body as a JSON object (empty: {}), digested for the audit record; InvalidParameter otherwise. */
+function parseBody(body: Buffer, facts: RequestFacts): Record<string, unknown> {
+  let params: unknown;
+  try {
+    params = body.length === 0 ? {} : JSON.parse(utf8.decode(body));
+  } catch {
+    throw new KmsError("InvalidParameter", "the request body is not valid UTF-8 JSON");
+  }
+  if (typeof params !== "object" || params === null || Array.isArray(params)) {
+    throw new KmsError("InvalidParameter", "the request body must be a JSON object");
+  }
+  // Digested for the audit record; no schema nests deeper, and a hostile depth must not cost a stack.
+  if (jsonDepth(params, MAX_DIGESTED_DEPTH) <= MAX_DIGESTED_DEPTH) facts.params = params;
+  return params as Record<string, unknown>;
+}
 
 /** How long a ServiceUnavailable answer waits for its audit record before it leaves anyway. */
 const UNAVAILABLE_RECORD_WAIT_MS = 1000;
@@ -475,6 +528,8 @@ interface RequestFacts {
   product: string;
   caller?: Caller;
   params?: unknown;
+  /** The region the request was authenticated for, where the protocol has no region header. */
+  region?: string;
 }
 
 function isAuditService(product: string): product is AuditService {

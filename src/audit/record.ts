@@ -5,7 +5,7 @@
 
 import { createHash, createHmac } from "node:crypto";
 
-export const AUDIT_SERVICES = ["kms", "cam", "sts", "cloudaudit", ""] as const;
+export const AUDIT_SERVICES = ["kms", "cam", "sts", "cloudaudit", "tang", ""] as const;
 export type AuditService = (typeof AUDIT_SERVICES)[number];
 
 /** The version byte that opens every encoding; a change to the layout takes a new one. */

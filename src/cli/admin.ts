@@ -3,10 +3,11 @@
 // policies govern what an administrator may do here too).
 
 import { readFile } from "node:fs/promises";
-import type { Command } from "commander";
-import type { KmsClient } from "../sdk/index.js";
+import { type Command, Option } from "commander";
+import { KmsClientError, type EncryptionContext, type KmsClient } from "../sdk/index.js";
 import { UsageError, addClientOptions, integerArg, printJson, printLines, runWithClient } from "./client-options.js";
 import { jsonLines } from "./output.js";
+import { CONTEXT_HELP, KEY_HELP, contextArg, humanTime, resolveKeyId, withIsoTimes } from "./vocabulary.js";
 
 /** CAM's policy documents are at most 6144 characters; a file much larger is not one. */
 const MAX_POLICY_FILE_BYTES = 64 * 1024;
@@ -21,6 +22,33 @@ function idArg(what: string): (value: string) => number {
     if (!/^\d{1,16}$/.test(value) || !Number.isSafeInteger(Number(value))) throw new UsageError(`${what} must be a number, got ${JSON.stringify(value)}`);
     return Number(value);
   };
+}
+
+/** A user's uin from its name, or the uin itself when given as a number. */
+async function userUin(client: KmsClient, ref: string): Promise<number> {
+  if (/^\d{1,16}$/.test(ref)) return idArg("--user")(ref);
+  return Number((await cam(client, "GetUser", { Name: ref })).Uin);
+}
+
+/** A policy's id from its name, or the id itself when given as a number. */
+async function policyId(client: KmsClient, ref: string): Promise<number> {
+  if (/^\d{1,16}$/.test(ref)) return idArg("policy")(ref);
+  const res = await cam(client, "ListPolicies", { Scope: "All", Keyword: ref, Page: 1, Rp: 200 });
+  const found = (res.List as Row[]).find((p) => p.PolicyName === ref);
+  if (found === undefined) throw new KmsClientError("ResourceNotFound.PolicyIdNotExist", `no policy is named ${JSON.stringify(ref)} (see tresor admin policy list)`);
+  return Number(found.PolicyId);
+}
+
+/** A role's ARN from its name, or the ARN itself. */
+async function roleArn(client: KmsClient, ref: string): Promise<string> {
+  if (ref.startsWith("qcs::")) return ref;
+  return String(((await cam(client, "GetRole", { RoleName: ref })).RoleInfo as Row).RoleArn);
+}
+
+/** The resource name of a key (id, alias or alias/NAME) as policies name it. */
+async function keyResource(client: KmsClient, ref: string): Promise<string> {
+  const meta = (await client.describeKey({ KeyId: await resolveKeyId(client, ref) })).KeyMetadata ?? {};
+  return `qcs::kms:${client.region}:uin/${String(meta.CreatorUinString ?? meta.CreatorUin)}:key/${String(meta.ResourceId)}`;
 }
 
 async function readPolicyFile(file: string): Promise<string> {
@@ -56,7 +84,7 @@ function respond(cmd: Command, request: (client: KmsClient) => Promise<Row>, hum
     () => undefined,
     async (client, _input, { json }) => {
       const res = await request(client);
-      if (json) printJson(res);
+      if (json) printJson(withIsoTimes(res));
       else printLines(...human(res));
     },
   );
@@ -64,7 +92,8 @@ function respond(cmd: Command, request: (client: KmsClient) => Promise<Row>, hum
 
 function table(rows: readonly Row[], columns: readonly string[]): string[] {
   if (rows.length === 0) return ["(none)"];
-  const cells = rows.map((r) => columns.map((c) => (r[c] === null || r[c] === undefined ? "" : String(r[c]))));
+  const cell = (c: string, v: unknown): string => (v === null || v === undefined ? "" : /Time$/.test(c) ? humanTime(v as number | string) : String(v));
+  const cells = rows.map((r) => columns.map((c) => cell(c, r[c])));
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
   const line = (values: readonly string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
   return [line(columns), ...cells.map(line)];
@@ -75,7 +104,7 @@ export function registerAdminCommands(program: Command): void {
 
   // ---- users ----
   const user = admin.command("user").description("sub-users of the account");
-  addClientOptions(user.command("add").description("add a sub-user; with an access key unless --no-access-key").argument("<name>").option("--remark <text>", "a note").option("--no-access-key", "create no access key")).action(
+  addClientOptions(user.command("create").alias("add").description("create a sub-user; with an access key unless --no-access-key").argument("<name>").option("--remark <text>", "a note").option("--no-access-key", "create no access key")).action(
     (name: string, opts: { remark?: string; accessKey: boolean }, cmd: Command) =>
       respond(
         cmd,
@@ -97,32 +126,36 @@ export function registerAdminCommands(program: Command): void {
   );
 
   // ---- access keys ----
-  const accessKey = admin.command("accesskey").description("access keys of a user (yourself unless --uin)");
-  const target = (opts: { uin?: number }) => (opts.uin === undefined ? {} : { TargetUin: opts.uin });
-  const withUin = (cmd: Command) => cmd.option("--uin <uin>", "the sub-user's uin (default: the caller)", idArg("--uin"));
-  addClientOptions(withUin(accessKey.command("create").description("create an access key (at most two per user); the secret is shown once"))).action((opts: { uin?: number }, cmd: Command) =>
+  const accessKey = admin.command("accesskey").description("access keys of a user (yourself unless --user)");
+  const target = async (c: KmsClient, opts: { user?: string; uin?: string }) => {
+    const ref = opts.user ?? opts.uin;
+    return ref === undefined ? {} : { TargetUin: await userUin(c, ref) };
+  };
+  const withUin = (cmd: Command) =>
+    cmd.option("--user <user>", "the sub-user's name or uin (default: the caller)").addOption(new Option("--uin <uin>", "the older spelling of --user").hideHelp());
+  addClientOptions(withUin(accessKey.command("create").description("create an access key (at most two per user); the secret is shown once"))).action((opts: { user?: string; uin?: string }, cmd: Command) =>
     respond(
       cmd,
-      (c) => cam(c, "CreateAccessKey", target(opts)),
+      async (c) => cam(c, "CreateAccessKey", await target(c, opts)),
       (r) => {
         const k = r.AccessKey as Row;
         return ["Created an access key (the SecretKey is shown only this once):", `  SecretId:  ${String(k.AccessKeyId)}`, `  SecretKey: ${String(k.SecretAccessKey)}`];
       },
     ),
   );
-  addClientOptions(withUin(accessKey.command("list").description("list access keys (never their secrets)"))).action((opts: { uin?: number }, cmd: Command) =>
-    respond(cmd, (c) => cam(c, "ListAccessKeys", target(opts)), (r) => table(r.AccessKeys as Row[], ["AccessKeyId", "Status", "CreateTime", "LastUsedTime"])),
+  addClientOptions(withUin(accessKey.command("list").description("list access keys (never their secrets)"))).action((opts: { user?: string; uin?: string }, cmd: Command) =>
+    respond(cmd, async (c) => cam(c, "ListAccessKeys", await target(c, opts)), (r) => table(r.AccessKeys as Row[], ["AccessKeyId", "Status", "CreateTime", "LastUsedTime"])),
   );
   for (const [name, status] of [
     ["disable", "Inactive"],
     ["enable", "Active"],
   ] as const) {
-    addClientOptions(withUin(accessKey.command(name).description(`${name} an access key`).argument("<secretId>"))).action((secretId: string, opts: { uin?: number }, cmd: Command) =>
-      respond(cmd, (c) => cam(c, "UpdateAccessKey", { AccessKeyId: secretId, Status: status, ...target(opts) }), () => [`${secretId} is ${status}`]),
+    addClientOptions(withUin(accessKey.command(name).description(`${name} an access key`).argument("<secretId>"))).action((secretId: string, opts: { user?: string; uin?: string }, cmd: Command) =>
+      respond(cmd, async (c) => cam(c, "UpdateAccessKey", { AccessKeyId: secretId, Status: status, ...(await target(c, opts)) }), () => [`${secretId} is ${status}`]),
     );
   }
-  addClientOptions(withUin(accessKey.command("delete").description("delete an access key").argument("<secretId>"))).action((secretId: string, opts: { uin?: number }, cmd: Command) =>
-    respond(cmd, (c) => cam(c, "DeleteAccessKey", { AccessKeyId: secretId, ...target(opts) }), () => [`deleted ${secretId}`]),
+  addClientOptions(withUin(accessKey.command("delete").description("delete an access key").argument("<secretId>"))).action((secretId: string, opts: { user?: string; uin?: string }, cmd: Command) =>
+    respond(cmd, async (c) => cam(c, "DeleteAccessKey", { AccessKeyId: secretId, ...(await target(c, opts)) }), () => [`deleted ${secretId}`]),
   );
 
   // ---- policies ----
@@ -140,11 +173,14 @@ export function registerAdminCommands(program: Command): void {
       },
     ),
   );
-  addClientOptions(policy.command("get").description("show a policy and its document").argument("<policyId>", "the policy id", idArg("policyId"))).action((id: number, _o: unknown, cmd: Command) =>
+  addClientOptions(policy.command("get").description("show a policy and its document").argument("<policy>", "the policy's name or id")).action((ref: string, _o: unknown, cmd: Command) =>
     respond(
       cmd,
-      (c) => cam(c, "GetPolicy", { PolicyId: id }),
-      (r) => [`${String(r.PolicyName)} (id ${id}, ${r.Type === 2 ? "preset" : "custom"})`, ...jsonLines(JSON.parse(String(r.PolicyDocument)))],
+      async (c) => {
+        const id = await policyId(c, ref);
+        return { PolicyId: id, ...(await cam(c, "GetPolicy", { PolicyId: id })) };
+      },
+      (r) => [`${String(r.PolicyName)} (id ${String(r.PolicyId)}, ${r.Type === 2 ? "preset" : "custom"})`, ...jsonLines(JSON.parse(String(r.PolicyDocument)))],
     ),
   );
   addClientOptions(
@@ -162,35 +198,37 @@ export function registerAdminCommands(program: Command): void {
       (r) => [...table(r.List as Row[], ["PolicyId", "PolicyName", "Type", "Attachments", "Description"]), `${String(r.TotalNum)} in all`],
     ),
   );
-  addClientOptions(policy.command("delete").description("delete policies (their attachments go too)").argument("<policyId...>")).action((ids: string[], _o: unknown, cmd: Command) =>
-    respond(cmd, (c) => cam(c, "DeletePolicy", { PolicyId: ids.map(idArg("policyId")) }), () => [`deleted ${ids.join(", ")}`]),
+  addClientOptions(policy.command("delete").description("delete policies (their attachments go too)").argument("<policy...>", "the policies' names or ids")).action((refs: string[], _o: unknown, cmd: Command) =>
+    respond(cmd, async (c) => cam(c, "DeletePolicy", { PolicyId: await Promise.all(refs.map((r) => policyId(c, r))) }), () => [`deleted ${refs.join(", ")}`]),
   );
-  const attachTarget = (cmd: Command) => cmd.option("--user <uin>", "a sub-user's uin", idArg("--user")).option("--role <name>", "a role's name");
-  const onePrincipal = (opts: { user?: number; role?: string }): { user: number } | { role: string } => {
+  const attachTarget = (cmd: Command) => cmd.option("--user <user>", "a sub-user's name or uin").option("--role <name>", "a role's name");
+  const onePrincipal = (opts: { user?: string; role?: string }): { user: string } | { role: string } => {
     if ((opts.user === undefined) === (opts.role === undefined)) throw new UsageError("give exactly one of --user and --role");
     return opts.user !== undefined ? { user: opts.user } : { role: opts.role! };
   };
   for (const verb of ["attach", "detach"] as const) {
-    addClientOptions(attachTarget(policy.command(verb).description(`${verb} a policy to or from a user or role`).argument("<policyId>", "the policy id", idArg("policyId")))).action(
-      (id: number, opts: { user?: number; role?: string }, cmd: Command) => {
+    addClientOptions(attachTarget(policy.command(verb).description(`${verb} a policy to or from a user or role`).argument("<policy>", "the policy's name or id"))).action(
+      (ref: string, opts: { user?: string; role?: string }, cmd: Command) => {
         const who = onePrincipal(opts);
         const Verb = verb === "attach" ? "Attach" : "Detach";
         return respond(
           cmd,
-          (c) =>
-            "user" in who
-              ? cam(c, `${Verb}UserPolicy`, { PolicyId: id, [`${Verb}Uin`]: who.user })
-              : cam(c, `${Verb}RolePolicy`, { PolicyId: id, [`${Verb}RoleName`]: who.role }),
-          () => [`${verb === "attach" ? "attached" : "detached"} policy ${id} ${verb === "attach" ? "to" : "from"} ${"user" in who ? `user ${who.user}` : `role ${who.role}`}`],
+          async (c) => {
+            const id = await policyId(c, ref);
+            return "user" in who
+              ? cam(c, `${Verb}UserPolicy`, { PolicyId: id, [`${Verb}Uin`]: await userUin(c, who.user) })
+              : cam(c, `${Verb}RolePolicy`, { PolicyId: id, [`${Verb}RoleName`]: who.role });
+          },
+          () => [`${verb === "attach" ? "attached" : "detached"} policy ${ref} ${verb === "attach" ? "to" : "from"} ${"user" in who ? `user ${who.user}` : `role ${who.role}`}`],
         );
       },
     );
   }
-  addClientOptions(attachTarget(policy.command("attached").description("list the policies attached to a user or role"))).action((opts: { user?: number; role?: string }, cmd: Command) => {
+  addClientOptions(attachTarget(policy.command("attached").description("list the policies attached to a user or role"))).action((opts: { user?: string; role?: string }, cmd: Command) => {
     const who = onePrincipal(opts);
     return respond(
       cmd,
-      (c) => ("user" in who ? cam(c, "ListAttachedUserPolicies", { TargetUin: who.user, Page: 1, Rp: 200 }) : cam(c, "ListAttachedRolePolicies", { RoleName: who.role, Page: 1, Rp: 200 })),
+      async (c) => ("user" in who ? cam(c, "ListAttachedUserPolicies", { TargetUin: await userUin(c, who.user), Page: 1, Rp: 200 }) : cam(c, "ListAttachedRolePolicies", { RoleName: who.role, Page: 1, Rp: 200 })),
       (r) => table(r.List as Row[], ["PolicyId", "PolicyName", "PolicyType", "AddTime"]),
     );
   });
@@ -237,17 +275,22 @@ export function registerAdminCommands(program: Command): void {
   addClientOptions(
     role
       .command("assume")
-      .description("assume a role: print temporary credentials (TmpSecretId, TmpSecretKey, Token)")
-      .argument("<roleArn>", "qcs::cam::uin/<uin>:roleName/<name>")
-      .requiredOption("--session-name <name>", "a name for the session (shows in the audit log)")
+      .description("assume a role: print temporary credentials as export lines for TRESOR_SECRET_ID, TRESOR_SECRET_KEY and TRESOR_TOKEN")
+      .argument("<role>", "the role's name, or its ARN qcs::cam::uin/<uin>:roleName/<name>")
+      .option("--session-name <name>", "a name for the session (shows in the audit log)", "tresor-cli")
       .option("--duration <seconds>", "how long the credentials last (900-43200)", integerArg(900, 43_200)),
-  ).action((roleArn: string, opts: { sessionName: string; duration?: number }, cmd: Command) =>
+  ).action((role: string, opts: { sessionName: string; duration?: number }, cmd: Command) =>
     respond(
       cmd,
-      (c) => c.callProduct("sts", "AssumeRole", { RoleArn: roleArn, RoleSessionName: opts.sessionName, ...(opts.duration === undefined ? {} : { DurationSeconds: opts.duration }) }),
+      async (c) => c.callProduct("sts", "AssumeRole", { RoleArn: await roleArn(c, role), RoleSessionName: opts.sessionName, ...(opts.duration === undefined ? {} : { DurationSeconds: opts.duration }) }),
       (r) => {
         const k = r.Credentials as Row;
-        return [`TmpSecretId:  ${String(k.TmpSecretId)}`, `TmpSecretKey: ${String(k.TmpSecretKey)}`, `Token:        ${String(k.Token)}`, `Expires:      ${String(r.Expiration)}`];
+        return [
+          `# temporary credentials of role ${role}, until ${humanTime(r.Expiration as string)}; paste these lines (or eval them):`,
+          `export TRESOR_SECRET_ID=${String(k.TmpSecretId)}`,
+          `export TRESOR_SECRET_KEY=${String(k.TmpSecretKey)}`,
+          `export TRESOR_TOKEN=${String(k.Token)}`,
+        ];
       },
     ),
   );
@@ -282,16 +325,25 @@ export function registerAdminCommands(program: Command): void {
       .option("--user <name>", "the sub-user's name")
       .option("--role <name>", "the role's name")
       .requiredOption("--action <action>", "e.g. kms:Encrypt or name/kms:Encrypt")
-      .requiredOption("--resource <resource>", 'a resource name, e.g. qcs::kms:local:uin/100000000001:key/creatorUin/100000000001/<keyId>, or "*"'),
-  ).action((opts: { user?: string; role?: string; action: string; resource: string }, cmd: Command) =>
+      .option("--resource <resource>", 'a resource name, e.g. qcs::kms:local:uin/100000000001:key/creatorUin/100000000001/<keyId>, or "*"')
+      .option("--key-id <key>", `instead of --resource: ${KEY_HELP}`)
+      .option("--context <context>", `the request's ${CONTEXT_HELP}`, contextArg),
+  ).action((opts: { user?: string; role?: string; action: string; resource?: string; keyId?: string; context?: EncryptionContext }, cmd: Command) =>
     runWithClient(
       cmd,
       () => {
         if ((opts.user === undefined) === (opts.role === undefined)) throw new UsageError("give exactly one of --user and --role");
+        if ((opts.resource === undefined) === (opts.keyId === undefined)) throw new UsageError("give exactly one of --resource and --key-id");
         return opts.user !== undefined ? { UserName: opts.user } : { RoleName: opts.role! };
       },
       async (client, who, { json }) => {
-        const res = await cam(client, "SimulatePrincipalPolicy", { ...who, Action: opts.action, Resource: opts.resource });
+        const resource = opts.resource ?? (await keyResource(client, opts.keyId!));
+        const res = await cam(client, "SimulatePrincipalPolicy", {
+          ...who,
+          Action: opts.action,
+          Resource: resource,
+          ...(opts.context === undefined ? {} : { EncryptionContext: JSON.stringify(opts.context) }),
+        });
         if (json) printJson(res);
         else printLines(...String(res.Explanation).split("\n"));
         if (res.Allowed !== true) process.exitCode = 3;

@@ -4,7 +4,9 @@
 import { readFile } from "node:fs/promises";
 import { Command, Option } from "commander";
 import type { SigningAlgorithm } from "../sdk/index.js";
+import type { KmsClient } from "../sdk/index.js";
 import { UsageError, addClientOptions, exitTwoOnUsageError, printJson, printLines, readInput, runWithClient } from "./client-options.js";
+import { keyAlgorithm, resolveKeyId } from "./vocabulary.js";
 
 /** Sign/Verify take a message of at most 4096 bytes (RAW) or a digest (DIGEST). */
 const MAX_MESSAGE_BYTES = 4096;
@@ -14,31 +16,37 @@ export const SIGNING_ALGORITHM_CHOICES: readonly SigningAlgorithm[] = ["SM2DSA",
 
 interface SignOptions {
   keyId: string;
-  algorithm: SigningAlgorithm;
+  algorithm?: SigningAlgorithm;
   in: string;
   digest?: boolean;
 }
 
 function signOptions(cmd: Command): Command {
   return cmd
-    .requiredOption("--key-id <keyId>", "an ASYMMETRIC_SIGN_VERIFY_* key")
-    .addOption(new Option("--algorithm <algorithm>", "signing algorithm").choices(SIGNING_ALGORITHM_CHOICES).makeOptionMandatory())
+    .requiredOption("--key-id <key>", "an ASYMMETRIC_SIGN_VERIFY_* key: its id, alias, or alias/NAME")
+    .addOption(new Option("--algorithm <algorithm>", "signing algorithm (default: the key's only one; RSA keys need it)").choices(SIGNING_ALGORITHM_CHOICES))
     .option("--in <file>", `the message (at most ${MAX_MESSAGE_BYTES} bytes), or "-" for stdin`, "-")
     .option("--digest", "the input is a digest already (MessageType DIGEST), not the message");
+}
+
+/** The key id and algorithm of sign/verify: the algorithm inferred when the key allows one. */
+async function signingKey(client: KmsClient, opts: SignOptions): Promise<{ KeyId: string; Algorithm: SigningAlgorithm }> {
+  const keyId = await resolveKeyId(client, opts.keyId);
+  return { KeyId: keyId, Algorithm: (await keyAlgorithm(client, keyId, "sign", opts.algorithm)) as SigningAlgorithm };
 }
 
 export function registerAsymmetricCommands(program: Command): void {
   addClientOptions(
     exitTwoOnUsageError(program.command("pubkey"))
       .description("print an asymmetric key's public key as PEM (or base64 DER with --der)")
-      .argument("<keyId>")
+      .argument("<key>", "the key: its id, alias, or alias/NAME")
       .option("--der", "print base64 of the DER SubjectPublicKeyInfo instead of PEM"),
   ).action(async (keyId: string, opts: { der?: boolean }, cmd: Command) => {
     await runWithClient(
       cmd,
       () => undefined,
       async (client, _input, { json }) => {
-        const res = await client.getPublicKey({ KeyId: keyId });
+        const res = await client.getPublicKey({ KeyId: await resolveKeyId(client, keyId) });
         if (json) printJson(res);
         else if (opts.der) printLines(res.PublicKey ?? "");
         else printLines(...(res.PublicKeyPem ?? "").trimEnd().split("\n"));
@@ -53,8 +61,7 @@ export function registerAsymmetricCommands(program: Command): void {
         () => readInput(opts.in, MAX_MESSAGE_BYTES, "the message"),
         async (client, message, { json }) => {
           const res = await client.signByAsymmetricKey({
-            KeyId: opts.keyId,
-            Algorithm: opts.algorithm,
+            ...(await signingKey(client, opts)),
             Message: message.toString("base64"),
             MessageType: opts.digest ? "DIGEST" : "RAW",
           });
@@ -89,8 +96,7 @@ export function registerAsymmetricCommands(program: Command): void {
       },
       async (client, { message, signature }, { json }) => {
         const res = await client.verifyByAsymmetricKey({
-          KeyId: opts.keyId,
-          Algorithm: opts.algorithm,
+          ...(await signingKey(client, opts)),
           Message: message.toString("base64"),
           MessageType: opts.digest ? "DIGEST" : "RAW",
           SignatureValue: signature,

@@ -6,10 +6,12 @@ import { createReadStream } from "node:fs";
 import path from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { KmsClient, KmsClientError } from "../sdk/index.js";
-import type { EncryptionContext } from "../sdk/index.js";
 import { printErrorLines } from "./output.js";
+import { loadProfile } from "./config-file.js";
+import { UsageError, cliErrorLines } from "./vocabulary.js";
 
 export { printJson, printLines } from "./output.js";
+export { contextArg, UsageError } from "./vocabulary.js";
 
 export const DEFAULT_ENDPOINT = "http://127.0.0.1:8400";
 export const DEFAULT_DATA_DIR = "./tresor-data";
@@ -21,12 +23,11 @@ export interface ClientCommandOptions {
   dataDir: string;
   json?: boolean;
   ca?: string;
+  profile?: string;
+  /** From the profile only: a JSON file with secretId and secretKey, read instead of <data-dir>/admin-credentials.json. */
+  credentialsFile?: string;
 }
 
-/** A mistake in how the command was called; exits with 2. */
-export class UsageError extends Error {
-  override readonly name = "UsageError";
-}
 
 /** Adds --endpoint, --region, --data-dir, --json and --ca to a command that talks to the server. */
 export function addClientOptions(cmd: Command): Command {
@@ -43,7 +44,8 @@ export function addClientOptions(cmd: Command): Command {
         .default(DEFAULT_DATA_DIR),
     )
     .addOption(new Option("--json", "print one JSON object on stdout"))
-    .addOption(new Option("--ca <file>", "extra trusted CA certificate (PEM) for an https endpoint"));
+    .addOption(new Option("--ca <file>", "extra trusted CA certificate (PEM) for an https endpoint").env("TRESOR_CA"))
+    .addOption(new Option("--profile <name>", "a profile of the config file (~/.config/tresor/config.toml, or TRESOR_CONFIG); default: [default]").env("TRESOR_PROFILE"));
 }
 
 /**
@@ -64,8 +66,8 @@ interface Credentials {
   region?: string;
 }
 
-/** Env TRESOR_SECRET_ID + TRESOR_SECRET_KEY (+ TRESOR_TOKEN for temporary ones), else <data-dir>/admin-credentials.json. */
-export async function loadCredentials(dataDir: string): Promise<Credentials> {
+/** Env TRESOR_SECRET_ID + TRESOR_SECRET_KEY (+ TRESOR_TOKEN for temporary ones), else `credentialsFile`, else <data-dir>/admin-credentials.json. */
+export async function loadCredentials(dataDir: string, credentialsFile?: string): Promise<Credentials> {
   const envId = process.env["TRESOR_SECRET_ID"];
   const envKey = process.env["TRESOR_SECRET_KEY"];
   const envToken = process.env["TRESOR_TOKEN"];
@@ -74,7 +76,7 @@ export async function loadCredentials(dataDir: string): Promise<Credentials> {
     return { secretId: envId, secretKey: envKey, ...(envToken ? { token: envToken } : {}) };
   }
   if (envToken) throw new UsageError("TRESOR_TOKEN needs TRESOR_SECRET_ID and TRESOR_SECRET_KEY (the temporary ones it belongs to)");
-  const file = path.join(dataDir, CREDENTIALS_FILE);
+  const file = credentialsFile ?? path.join(dataDir, CREDENTIALS_FILE);
   let text: string;
   try {
     text = await readFile(file, "utf8");
@@ -102,7 +104,7 @@ export async function loadCredentials(dataDir: string): Promise<Credentials> {
 
 /** Builds a client from the command's options; the caller closes it. */
 export async function createClient(opts: ClientCommandOptions): Promise<KmsClient> {
-  const credentials = await loadCredentials(opts.dataDir);
+  const credentials = await loadCredentials(opts.dataDir, opts.credentialsFile);
   let ca: Buffer | undefined;
   if (opts.ca !== undefined) {
     try {
@@ -143,9 +145,17 @@ function optionLabel(name: string): string {
   }
 }
 
-/** The command's options, including any that an ancestor command parsed. */
+/** The command's options, including any that an ancestor command parsed; a profile's settings fill what no flag or variable gave. */
 export function clientOptions(cmd: Command): ClientCommandOptions {
-  return cmd.optsWithGlobals<ClientCommandOptions>();
+  const opts = cmd.optsWithGlobals<ClientCommandOptions>();
+  const profile = loadProfile(opts.profile);
+  const fromProfile = (name: "endpoint" | "region" | "dataDir" | "ca"): boolean => {
+    const source = cmd.getOptionValueSourceWithGlobals(name);
+    return profile[name] !== undefined && (source === undefined || source === "default");
+  };
+  for (const name of ["endpoint", "region", "dataDir", "ca"] as const) if (fromProfile(name)) opts[name] = profile[name]!;
+  if (profile.credentialsFile !== undefined) opts.credentialsFile = profile.credentialsFile;
+  return opts;
 }
 
 /**
@@ -175,7 +185,7 @@ export function reportError(err: unknown): void {
     printErrorLines(`error: ${err.message}`);
     process.exitCode = 2;
   } else if (err instanceof KmsClientError) {
-    printErrorLines(`error: ${err.code}: ${err.message}`);
+    printErrorLines(...cliErrorLines(err));
     process.exitCode = 1;
   } else {
     printErrorLines(`error: ${err instanceof Error ? err.message : String(err)}`);
@@ -191,23 +201,6 @@ export function integerArg(min: number, max: number): (value: string) => number 
     if (n < min || n > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}.`);
     return n;
   };
-}
-
-/** An argParser for --context: a JSON object of string values. */
-export function contextArg(value: string): EncryptionContext {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value);
-  } catch {
-    throw new InvalidArgumentError(`must be a JSON object, e.g. '{"purpose":"backup"}'.`);
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw new InvalidArgumentError(`must be a JSON object, e.g. '{"purpose":"backup"}'.`);
-  }
-  for (const v of Object.values(parsed)) {
-    if (typeof v !== "string") throw new InvalidArgumentError("values must be strings.");
-  }
-  return parsed as EncryptionContext;
 }
 
 /** Reads a file, or stdin for "-", refusing more than maxBytes without reading it all. */

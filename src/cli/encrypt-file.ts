@@ -8,7 +8,7 @@ import { open, rename, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import { Transform, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, Option } from "commander";
 import {
   DEFAULT_FRAME_LENGTH,
   DEFAULT_MAX_ENCRYPTED_DATA_KEYS,
@@ -25,16 +25,11 @@ import {
 import { addClientOptions, clientOptions, exitTwoOnUsageError, integerArg, printJson, reportError, UsageError, type ClientCommandOptions } from "./client-options.js";
 import { masterKeys, resolveRegions, type FileKeyringOptions, type ResolvedRegions } from "./file-keyring.js";
 import { drawProgress, printErrorLines } from "./output.js";
+import { CONTEXT_HELP, contextArg, isKeyId, resolveKeyId } from "./vocabulary.js";
 
 /** Inputs at least this large get a progress bar when stderr is a terminal. */
 const PROGRESS_MIN_BYTES = 8 * 1024 * 1024;
 const PROGRESS_INTERVAL_MS = 200;
-
-function pairArg(value: string, previous: Record<string, string> = {}): Record<string, string> {
-  const eq = value.indexOf("=");
-  if (eq <= 0) throw new InvalidArgumentError("must be key=value.");
-  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
-}
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -154,8 +149,11 @@ async function runFile(inPath: string, outPath: string, transform: EncryptStream
 async function runCommand(cmd: Command, forEncryption: boolean, body: (opts: ClientCommandOptions, regions: ResolvedRegions) => Promise<void>): Promise<void> {
   let regions: ResolvedRegions | undefined;
   try {
-    const opts = clientOptions(cmd) as FileKeyringOptions;
+    const opts = clientOptions(cmd) as FileKeyringOptions & { keyId?: string[] };
+    // --key-id is the CLI's one name for a key; --key is its older spelling.
+    if (opts.keyId !== undefined) opts.key = [...(opts.key ?? []), ...opts.keyId];
     regions = await resolveRegions(cmd, opts, forEncryption);
+    await resolveAliases(regions);
     await body(opts, regions);
   } catch (err) {
     if (err instanceof EncryptionSdkError) {
@@ -164,6 +162,14 @@ async function runCommand(cmd: Command, forEncryption: boolean, body: (opts: Cli
     } else reportError(err);
   } finally {
     regions?.close();
+  }
+}
+
+/** Each --key given as an alias becomes its key id, looked up in the key's region. */
+async function resolveAliases(regions: ResolvedRegions): Promise<void> {
+  for (const key of regions.keys) {
+    if (isKeyId(key.keyId)) key.keyId = key.keyId.toLowerCase();
+    else key.keyId = await resolveKeyId(regions.clients.get(key.region)![0]!, key.keyId);
   }
 }
 
@@ -199,11 +205,12 @@ export function registerEncryptFileCommands(program: Command): void {
       .argument("<in>", 'plaintext file, or "-" for stdin')
       .argument("<out>", 'where the message goes (written atomically), or "-" for stdout')
       .option(
-        "--key <key>",
-        `a CMK: [REGION:]KEYID[@URL[,URL…]] (no REGION: the default region; no URL: the region's endpoints from --region-endpoint, --keyring or --endpoint); the first is the primary, up to ${MAX_BACKUP_KEYS} more are backups; default: the keys of --keyring`,
+        "--key-id <key>",
+        `a CMK: [REGION:]KEY[@URL[,URL…]], KEY its id, alias or alias/NAME (no REGION: the default region; no URL: the region's endpoints from --region-endpoint, --keyring or --endpoint); the first is the primary, up to ${MAX_BACKUP_KEYS} more are backups; default: the keys of --keyring`,
         collect,
       )
-      .option("--context <key=value>", "an encryption context pair (repeatable)", pairArg)
+      .addOption(new Option("--key <key>", "the older spelling of --key-id").argParser(collect).hideHelp())
+      .option("--context <context>", CONTEXT_HELP, contextArg)
       .addOption(new Option("--suite <suite>", "algorithm suite (default SM4_GCM_SM3)").choices([...SUITE_NAMES]))
       .option("--frame-size <bytes>", `plaintext bytes per frame (default ${DEFAULT_FRAME_LENGTH})`, integerArg(1, MAX_FRAME_LENGTH)),
     ),
@@ -238,11 +245,13 @@ export function registerEncryptFileCommands(program: Command): void {
       .description("decrypt an Encryption SDK message of any size; IN and OUT may be - for stdin/stdout")
       .argument("<in>", 'the message, or "-" for stdin')
       .argument("<out>", 'where the plaintext goes (written atomically), or "-" for stdout')
-      .option("--require-context <key=value>", "a pair the message's encryption context must hold (repeatable)", pairArg)
+      .option("--context <context>", `pairs the message's encryption context must hold: ${CONTEXT_HELP}`, contextArg)
+      .addOption(new Option("--require-context <key=value>", "the older spelling of --context").argParser(contextArg).hideHelp())
       .option("--max-data-keys <n>", `refuse messages with more encrypted data keys (default ${DEFAULT_MAX_ENCRYPTED_DATA_KEYS})`, integerArg(1, 100))
       .option("--max-frame-size <bytes>", `refuse messages whose frames are longer (default ${MAX_FRAME_LENGTH}, the format's limit)`, integerArg(1, MAX_FRAME_LENGTH)),
     ),
-  ).action(async (inPath: string, outPath: string, opts: { requireContext?: Record<string, string>; maxDataKeys?: number; maxFrameSize?: number }, cmd: Command) => {
+  ).action(async (inPath: string, outPath: string, opts: { context?: Record<string, string>; requireContext?: Record<string, string>; maxDataKeys?: number; maxFrameSize?: number }, cmd: Command) => {
+    const required = opts.context === undefined && opts.requireContext === undefined ? undefined : { ...opts.requireContext, ...opts.context };
     await runCommand(cmd, false, async (copts, regions) => {
       if (outPath === "-" && process.stdout.isTTY && !copts.json) {
         throw new UsageError("refusing to write binary plaintext to a terminal; give OUT or use a pipe");
@@ -255,7 +264,7 @@ export function registerEncryptFileCommands(program: Command): void {
       let info: MessageInfo | undefined;
       const transform = new DecryptStream({
         keyring,
-        ...(opts.requireContext === undefined ? {} : { requiredContext: opts.requireContext }),
+        ...(required === undefined ? {} : { requiredContext: required }),
         ...(opts.maxDataKeys === undefined ? {} : { maxEncryptedDataKeys: opts.maxDataKeys }),
         ...(opts.maxFrameSize === undefined ? {} : { maxFrameLength: opts.maxFrameSize }),
       });

@@ -227,7 +227,7 @@ export async function resolveRegions(cmd: Command, opts: FileKeyringOptions, for
   };
   // The default credentials are needed only for a region without its own; read them once, lazily.
   let defaults: Promise<Awaited<ReturnType<typeof loadCredentials>>> | undefined;
-  const defaultCredentials = (): Promise<Awaited<ReturnType<typeof loadCredentials>>> => (defaults ??= loadCredentials(opts.dataDir));
+  const defaultCredentials = (): Promise<Awaited<ReturnType<typeof loadCredentials>>> => (defaults ??= loadCredentials(opts.dataDir, opts.credentialsFile));
   let defaultRegion = opts.region;
   if (defaultRegion === undefined) {
     // As before: the region recorded in the data dir's credentials, else "local".

@@ -7,7 +7,10 @@ import { pino } from "pino";
 import { bootstrapDataDir } from "../node/bootstrap.js";
 import { ConfigError, resolveServeConfig, type ServeFlags } from "../node/config.js";
 import { ListenError, startNode, type RunningNode } from "../node/node.js";
+import { stableNodeId } from "../node/node-id.js";
 import { pinOption, printNewCredentials } from "./init.js";
+import { writeLines } from "./output.js";
+import { listenFailure, logFormat, logSink, readyBanner, tlsFilesProblem } from "./serve-output.js";
 
 /** The PIN is read only when one is offered: a data directory with a file root key needs none. */
 
@@ -28,9 +31,10 @@ export function registerServeCommand(program: Command): void {
     .option("--cmk-limit <n>", "most keys the account may hold (env TRESOR_CMK_LIMIT, default 10000)")
     .option("--body-limit <bytes>", "largest request body (env TRESOR_BODY_LIMIT, default 65536)")
     .option("--log-level <level>", "debug, info, warn or error (env TRESOR_LOG_LEVEL, default info)")
+    .option("--log-format <format>", "json or pretty (env TRESOR_LOG_FORMAT; default pretty on a terminal, json otherwise)")
     .option("--pkcs11-pin-file <file>", "file holding the HSM token PIN when the root key is in an HSM (otherwise env TRESOR_PKCS11_PIN)")
     .option("--store <url>", "a shared PostgreSQL store, postgres://… (env TRESOR_STORE); made by \"tresor init --store\"; default: SQLite in the data directory")
-    .option("--node-id <id>", "this node's name in logs and metrics (env TRESOR_NODE_ID, default hostname:pid)")
+    .option("--node-id <id>", "this node's name in logs and metrics (env TRESOR_NODE_ID, default: <hostname>-<random>, made once and kept in the data directory's node-id file)")
     .option("--audit-retention-days <days>", "audit records older than this are pruned, keeping the chain verifiable (env TRESOR_AUDIT_RETENTION_DAYS, default 90)")
     .option("--audit-sink <file>", "also append every audit record to this JSON-lines file, for a log shipper (env TRESOR_AUDIT_SINK)")
     .option("--rate-limit <n>", "requests per second each account may send, RequestLimitExceeded above (env TRESOR_RATE_LIMIT, default 0: no limit)")
@@ -45,17 +49,21 @@ export function registerServeCommand(program: Command): void {
     .option("--kmip-client-ca <file>", "PEM CA certificate(s) that issue KMIP client certificates; others fail the handshake (env TRESOR_KMIP_CLIENT_CA)")
     .option("--kmip-max-message <bytes>", "largest KMIP request message; a larger one closes the connection (env TRESOR_KMIP_MAX_MESSAGE, default 1048576)")
     .option("--scheduler-interval <seconds>", "seconds between runs of the key job scheduler: rotation, deletion, material expiry (env TRESOR_SCHEDULER_INTERVAL, default 60)")
-    .action(async (flags: ServeFlags & { pkcs11PinFile?: string; schedulerInterval?: string }) => {
+    .action(async (flags: ServeCommandFlags) => {
       await serve(flags);
     });
 }
 
-async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInterval?: string }): Promise<void> {
+type ServeCommandFlags = ServeFlags & { pkcs11PinFile?: string; schedulerInterval?: string; logFormat?: string };
+
+async function serve(flags: ServeCommandFlags): Promise<void> {
   let config;
   let schedulerIntervalSeconds: number;
+  let format;
   try {
     config = resolveServeConfig(flags);
     schedulerIntervalSeconds = schedulerInterval(flags.schedulerInterval ?? process.env["TRESOR_SCHEDULER_INTERVAL"]);
+    format = logFormat(flags.logFormat, process.stdout.isTTY === true);
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`error: ${e.message}\n`);
@@ -64,14 +72,21 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
     }
     throw e;
   }
-  // Buffered: request lines are written in batches instead of one write(2) each; flushed on exit.
-  const logDestination = pino.destination({ dest: 1, sync: false, minLength: 8192 });
-  const logger = pino({ level: config.logLevel, base: { service: "tresor", node: config.nodeId } }, logDestination);
+  const logDestination = logSink(format);
+  const logger = pino({ level: config.logLevel, base: { service: "tresor" } }, logDestination.stream);
   const flushTimer = setInterval(() => logDestination.flush(), 1000).unref();
 
   // The banner of a data directory made now goes to stderr, away from the JSON log stream on stdout.
   await bootstrapDataDir(config, logger, (created) => printNewCredentials(created, process.stderr));
+  const nodeId = config.nodeId ?? (await stableNodeId(config.dataDir));
+  logger.setBindings({ node: nodeId });
   const tls = config.tlsCert && config.tlsKey ? { cert: await readFile(config.tlsCert), key: await readFile(config.tlsKey) } : undefined;
+  const tlsProblem = tls && tlsFilesProblem(tls.cert, tls.key);
+  if (tlsProblem) {
+    writeLines(process.stderr, [`error: ${tlsProblem}`]);
+    process.exitCode = 2;
+    return;
+  }
   const kmip = config.kmip
     ? {
         port: config.kmip.port,
@@ -91,7 +106,7 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
         host: config.host,
         port: config.port,
         ...(config.region === undefined ? {} : { region: config.region }),
-        nodeId: config.nodeId,
+        nodeId,
         ...(tls ? { tls } : {}),
         defaultKeySpec: config.defaultKeySpec,
         cmkLimit: config.cmkLimit,
@@ -108,18 +123,23 @@ async function serve(flags: ServeFlags & { pkcs11PinFile?: string; schedulerInte
     );
   } catch (e) {
     if (!(e instanceof ListenError)) throw e;
-    logger.error({ err: { code: e.code } }, "could not listen");
+    logger.error({ err: { code: e.code }, host: config.host, port: config.port }, "could not listen");
     logDestination.flushSync();
+    writeLines(process.stderr, [listenFailure(e.code, config.host, config.port)]);
     process.exitCode = 1;
     return;
   }
   const { dataDir } = node;
   logger.info(
-    // The node's id is on every line (the logger's base).
+    // The node's id is on every line (the logger's bindings).
     { url: node.url, ...(node.kmipPort === undefined ? {} : { kmipPort: node.kmipPort }), region: node.region, dataDir: dataDir.path, store: dataDir.storeDescription, rootOfTrust: dataDir.rootOfTrust.description },
     "listening",
   );
+  if (node.region !== dataDir.region) {
+    logger.warn({ region: node.region, dataDirRegion: dataDir.region }, "--region differs from the data directory's region: clients of the data directory's region get UnsupportedRegion");
+  }
   logDestination.flushSync();
+  if (format === "pretty") writeLines(process.stderr, readyBanner(node.url, dataDir.path));
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -1,30 +1,44 @@
-// ECDSA (FIPS 186-4 / SEC 1) on NIST P-256 with SHA-256 and P-384 with SHA-384: key pairs as
+// ECDSA (FIPS 186-4 / SEC 1) on NIST P-256 with SHA-256, P-384 with SHA-384 and P-521 with SHA-512
+// (JWS ES512, RFC 7518 section 3.4, for Tang advertisements): key pairs as
 // PKCS#8 / SPKI DER, DER-encoded signatures (X9.62 Ecdsa-Sig-Value). Messages go through
 // node:crypto (OpenSSL); a precomputed digest goes through @noble/curves with prehash off, because
 // node:crypto can only sign what it hashes itself.
 
 import { createPrivateKey, createPublicKey, generateKeyPair, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
-import { p256, p384 } from "@noble/curves/nist.js";
+import { p256, p384, p521 } from "@noble/curves/nist.js";
 
-export const ECDSA_CURVES = ["P-256", "P-384"] as const;
+export const ECDSA_CURVES = ["P-256", "P-384", "P-521"] as const;
 export type EcdsaCurve = (typeof ECDSA_CURVES)[number];
 
 interface CurveInfo {
   /** OpenSSL's name, as KeyObject.asymmetricKeyDetails.namedCurve reports it. */
   readonly opensslName: string;
-  readonly hash: "sha256" | "sha384";
+  readonly hash: "sha256" | "sha384" | "sha512";
   readonly digestLength: number;
-  readonly noble: typeof p256;
+  /** Bytes of one coordinate (and of r and s in an IEEE P1363 signature). */
+  readonly coordinateLength: number;
+  readonly noble: typeof p256 | typeof p521;
 }
 
 const CURVES: Readonly<Record<EcdsaCurve, CurveInfo>> = Object.freeze({
-  "P-256": { opensslName: "prime256v1", hash: "sha256", digestLength: 32, noble: p256 },
-  "P-384": { opensslName: "secp384r1", hash: "sha384", digestLength: 48, noble: p384 },
+  "P-256": { opensslName: "prime256v1", hash: "sha256", digestLength: 32, coordinateLength: 32, noble: p256 },
+  "P-384": { opensslName: "secp384r1", hash: "sha384", digestLength: 48, coordinateLength: 48, noble: p384 },
+  "P-521": { opensslName: "secp521r1", hash: "sha512", digestLength: 64, coordinateLength: 66, noble: p521 },
 });
 
 /** The digest length a DIGEST-mode message must have on `curve`. */
 export function ecdsaDigestLength(curve: EcdsaCurve): number {
   return CURVES[curve].digestLength;
+}
+
+/** The hash ECDSA uses on `curve`. */
+export function ecdsaHash(curve: EcdsaCurve): "sha256" | "sha384" | "sha512" {
+  return CURVES[curve].hash;
+}
+
+/** The length in bytes of one coordinate of a point on `curve`. */
+export function ecCoordinateLength(curve: EcdsaCurve): number {
+  return CURVES[curve].coordinateLength;
 }
 
 export interface EcKeyPair {
@@ -72,7 +86,7 @@ export function ecPublicKeyFromSpki(spki: Buffer, curve: EcdsaCurve): KeyObject 
 /** The uncompressed point 04||x||y of a public key. */
 function rawPublicKey(key: KeyObject, curve: EcdsaCurve): Uint8Array {
   const jwk = key.export({ format: "jwk" });
-  const size = CURVES[curve].digestLength;
+  const size = CURVES[curve].coordinateLength;
   const x = Buffer.from(jwk.x ?? "", "base64url");
   const y = Buffer.from(jwk.y ?? "", "base64url");
   if (x.length !== size || y.length !== size) throw new TypeError(`"publicKey" is not a point on ${curve}`);
@@ -104,14 +118,19 @@ export class EcdsaPrivateKey {
 
   /** DER signature over a digest the caller computed with the curve's hash. */
   signDigest(digest: Buffer): Buffer {
-    const key = this.#live();
     const info = CURVES[this.curve];
     if (!(digest instanceof Uint8Array) || digest.length !== info.digestLength) {
       throw new RangeError(`"digest" must be ${info.digestLength} bytes on ${this.curve}`);
     }
-    if (!this.#scalar) this.#scalar = Buffer.from(key.export({ format: "jwk" }).d ?? "", "base64url");
     // lowS false: the same signature distribution OpenSSL produces for sign().
-    return Buffer.from(info.noble.sign(digest, this.#scalar, { prehash: false, lowS: false, format: "der" }));
+    return this.withScalar((scalar) => Buffer.from(info.noble.sign(digest, scalar, { prehash: false, lowS: false, format: "der" })));
+  }
+
+  /** Runs `use` with the private scalar (exported once, kept until destroy()); `use` must not keep it. */
+  withScalar<T>(use: (scalar: Buffer) => T): T {
+    const key = this.#live();
+    if (!this.#scalar) this.#scalar = Buffer.from(key.export({ format: "jwk" }).d ?? "", "base64url");
+    return use(this.#scalar);
   }
 
   destroy(): void {
@@ -119,6 +138,22 @@ export class EcdsaPrivateKey {
     this.#scalar?.fill(0);
     this.#scalar = undefined;
   }
+}
+
+/**
+ * A DER signature (X9.62 Ecdsa-Sig-Value) as IEEE P1363 r || s, each of the coordinate length: the
+ * form JWS carries (RFC 7518 section 3.4). RangeError when `der` is not a signature on `curve`.
+ */
+export function ecdsaDerToP1363(der: Buffer, curve: EcdsaCurve): Buffer {
+  const info = CURVES[curve];
+  let compact: Uint8Array;
+  try {
+    compact = info.noble.Signature.fromBytes(der, "der").toBytes("compact");
+  } catch {
+    throw new RangeError(`"der" is not a DER ECDSA signature on ${curve}`);
+  }
+  if (compact.length !== 2 * info.coordinateLength) throw new RangeError(`"der" is not a DER ECDSA signature on ${curve}`);
+  return Buffer.from(compact);
 }
 
 /** False, never an exception, for a signature that does not verify or is not DER. */

@@ -17,6 +17,7 @@ import {
   sm2Verify,
   sm2VerifyDigest,
 } from "../crypto/sm2.js";
+import type { EcPoint } from "../crypto/ecmr.js";
 import type { AsymmetricKeySpec } from "./key.js";
 import { ASYMMETRIC_SPECS, type AsymmetricDecryptAlgorithm, type SigningAlgorithm } from "./specs.js";
 
@@ -29,10 +30,12 @@ export interface GeneratedKeyPair {
   publicKey: Buffer;
 }
 
-const EC_CURVES: Readonly<Record<"ECC_P256" | "ECC_P384", EcdsaCurve>> = { ECC_P256: "P-256", ECC_P384: "P-384" };
+const EC_CURVES: Readonly<Record<"ECC_P256" | "ECC_P384" | "ECC_P521", EcdsaCurve>> = { ECC_P256: "P-256", ECC_P384: "P-384", ECC_P521: "P-521" };
+/** The signing algorithm of each EC curve. */
+const EC_SIGNING: Readonly<Record<EcdsaCurve, SigningAlgorithm>> = { "P-256": "ECC_P256_R1", "P-384": "ECDSA_P384_SHA_384", "P-521": "ECDSA_P521_SHA_512" };
 
 function ecCurve(spec: AsymmetricKeySpec): EcdsaCurve {
-  if (spec !== "ECC_P256" && spec !== "ECC_P384") throw new TypeError(`${spec} is not an ECDSA spec`);
+  if (spec !== "ECC_P256" && spec !== "ECC_P384" && spec !== "ECC_P521") throw new TypeError(`${spec} is not an ECDSA spec`);
   return EC_CURVES[spec];
 }
 
@@ -128,13 +131,24 @@ export class AsymmetricPrivateKey {
     if (this.#rsa && (algorithm === "RSA_PSS_SHA_256" || algorithm === "RSA_PKCS1_SHA_256")) {
       return messageType === "RAW" ? this.#rsa.sign(algorithm, message) : this.#rsa.signDigest(algorithm, message);
     }
-    if (this.#ec && (algorithm === "ECC_P256_R1" || algorithm === "ECDSA_P384_SHA_384")) {
+    if (this.#ec && algorithm === EC_SIGNING[this.#ec.curve]) {
       return messageType === "RAW" ? this.#ec.sign(message) : this.#ec.signDigest(message);
     }
     if (this.#sm2 && algorithm === "SM2DSA") {
       return messageType === "RAW" ? sm2Sign(this.#sm2, message) : sm2SignDigest(this.#sm2, message);
     }
     throw new TypeError(`${algorithm} does not fit a ${this.spec} key`);
+  }
+
+  /**
+   * The McCallum-Relyea exchange (Tang recovery) for a P-521 key: `multiply` (ecmrMultiply, or its
+   * worker thread) gets a copy of the scalar, wiped when it settles. EcPointError for a bad point.
+   */
+  exchange(point: EcPoint, multiply: (scalar: Buffer, point: EcPoint) => Promise<EcPoint>): Promise<EcPoint> {
+    this.#check();
+    if (this.#ec?.curve !== "P-521") throw new TypeError(`ECMR does not fit a ${this.spec} key`);
+    const scalar = this.#ec.withScalar((s) => Buffer.from(s));
+    return multiply(scalar, point).finally(() => scalar.fill(0));
   }
 
   /** Throws CryptoError when the ciphertext does not decrypt (OAEP, SM2); PKCS#1 v1.5 never does (implicit rejection). */
@@ -167,7 +181,7 @@ export function verifySignature(
     const key = rsaPublicKey(publicKey);
     return messageType === "RAW" ? rsaVerify(key, algorithm, message, signature) : rsaVerifyDigest(key, algorithm, message, signature);
   }
-  if (family === "EC" && (algorithm === "ECC_P256_R1" || algorithm === "ECDSA_P384_SHA_384")) {
+  if (family === "EC" && algorithm === EC_SIGNING[ecCurve(spec)]) {
     const curve = ecCurve(spec);
     const key = ecPublicKeyFromSpki(publicKey, curve);
     return messageType === "RAW" ? ecdsaVerify(key, curve, message, signature) : ecdsaVerifyDigest(key, curve, message, signature);

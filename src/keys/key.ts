@@ -4,8 +4,9 @@ export const KEY_STATES = ["Enabled", "Disabled", "PendingDelete", "PendingImpor
 export type KeyState = (typeof KEY_STATES)[number];
 
 /**
- * What a CMK is for, fixed at creation. Tencent's names; the RSA 3072 and 4096 usages are Tresor
- * extensions in the same pattern. src/keys/specs.ts says what each one means.
+ * What a CMK is for, fixed at creation. Tencent's names; the RSA 3072 and 4096 usages, ECDSA521
+ * (Tang's ES512 signing keys) and EXCHANGE_ECMR_P521 (Tang's exchange keys) are Tresor extensions in
+ * the same pattern. src/keys/specs.ts says what each one means.
  */
 export const KEY_USAGES = [
   "ENCRYPT_DECRYPT",
@@ -19,6 +20,8 @@ export const KEY_USAGES = [
   "ASYMMETRIC_SIGN_VERIFY_RSA_4096",
   "ASYMMETRIC_SIGN_VERIFY_ECC",
   "ASYMMETRIC_SIGN_VERIFY_ECDSA384",
+  "ASYMMETRIC_SIGN_VERIFY_ECDSA521",
+  "ASYMMETRIC_EXCHANGE_ECMR_P521",
 ] as const;
 /** The usage of EXPORT_ONLY_KEY_SPECS objects: KMIP Get (and KMIP's own operations) only. */
 export const EXPORT_ONLY_USAGE = "EXPORT_ONLY";
@@ -29,7 +32,7 @@ export type AsymmetricKeyUsage = Exclude<KeyUsage, "ENCRYPT_DECRYPT" | typeof EX
 export const SYMMETRIC_KEY_SPECS = ["SM4", "AES_256"] as const;
 export type SymmetricKeySpec = (typeof SYMMETRIC_KEY_SPECS)[number];
 /** Asymmetric key specs; each asymmetric usage implies one. */
-export const ASYMMETRIC_KEY_SPECS = ["RSA_2048", "RSA_3072", "RSA_4096", "SM2", "ECC_P256", "ECC_P384"] as const;
+export const ASYMMETRIC_KEY_SPECS = ["RSA_2048", "RSA_3072", "RSA_4096", "SM2", "ECC_P256", "ECC_P384", "ECC_P521"] as const;
 export type AsymmetricKeySpec = (typeof ASYMMETRIC_KEY_SPECS)[number];
 /**
  * Specs of KMIP-class objects only, which no other door can create or use: AES-128 keys, HMAC keys
@@ -148,7 +151,8 @@ export interface ImportTokenRecord {
   tokenId: string;
   keyId: string;
   wrappingKeySpec: "RSA_2048" | "SM2";
-  wrappingAlgorithm: "RSAES_PKCS1_V1_5" | "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2PKE";
+  /** RSA_AES_KEY_WRAP_*: AWS's hybrid wrapping (an RSA-OAEP-encrypted AES key, then RFC 5649 AES-KWP of the material). */
+  wrappingAlgorithm: "RSAES_PKCS1_V1_5" | "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2PKE" | "RSA_AES_KEY_WRAP_SHA_1" | "RSA_AES_KEY_WRAP_SHA_256";
   /** The wrapping private key (PKCS#8 DER for RSA, the 32-byte scalar for SM2), wrapped by the root of trust. */
   wrappedPrivateKey: Buffer;
   /** Unix seconds; the token is refused from this time on. */

@@ -52,6 +52,8 @@ export const LIFECYCLE = {
   DisableKey: { rules: enableOrDisable, to: "Disabled" },
   UpdateAlias: { rules: notPendingDelete },
   UpdateKeyDescription: { rules: notPendingDelete },
+  TagResource: { rules: notPendingDelete },
+  UntagResource: { rules: notPendingDelete },
   GetPublicKey: { rules: enabledOnly },
   SignByAsymmetricKey: { rules: enabledOnly },
   VerifyByAsymmetricKey: { rules: enabledOnly },
@@ -61,6 +63,8 @@ export const LIFECYCLE = {
   CancelKeyArchive: { rules: archivedOnly, to: "Enabled" },
   /** A PendingImport key goes too: it has nothing to disable. */
   ScheduleKeyDeletion: { rules: deletable, to: "PendingDelete" },
+  /** AWS's ScheduleKeyDeletion: an Enabled (or archived) key may be scheduled without disabling it first. */
+  ScheduleKeyDeletionAws: { rules: { ...deletable, Enabled: "allow", Archived: "allow" }, to: "PendingDelete" },
   /** Back to Disabled; an EXTERNAL key whose material is gone (deleted or expired) goes to PendingImport instead. */
   CancelKeyDeletion: { rules: pendingDeleteOnly, to: "Disabled" },
   EnableKeyRotation: { rules: usable },
@@ -69,6 +73,10 @@ export const LIFECYCLE = {
   RotateKey: { rules: usable },
   /** Tresor extension: the key's versions and their creation times, never material. */
   ListKeyVersions: { rules: anyState },
+  /** Tresor extension: a Tang advertisement, for new bindings (both of the Tang server's keys). */
+  TangAdvertise: { rules: usable },
+  /** Tresor extension: a Tang recovery with an exchange key; an Archived one still unlocks old bindings. */
+  TangRecover: { rules: decryptable },
   GetParametersForImport: { rules: importable },
   ImportKeyMaterial: { rules: importable, to: "Enabled" },
   DeleteImportedKeyMaterial: { rules: hasMaterial, to: "PendingImport" },

@@ -40,6 +40,7 @@ export const ASYMMETRIC_SPECS: Readonly<Record<AsymmetricKeySpec, AsymmetricSpec
   SM2: { family: "SM2", bits: 256, privateKeyFormat: "sm2-scalar", metadataType: 4, algorithmName: "SM2" },
   ECC_P256: { family: "EC", bits: 256, privateKeyFormat: "pkcs8", metadataType: 2, algorithmName: "ECC" },
   ECC_P384: { family: "EC", bits: 384, privateKeyFormat: "pkcs8", metadataType: 2, algorithmName: "ECDSA384" },
+  ECC_P521: { family: "EC", bits: 521, privateKeyFormat: "pkcs8", metadataType: 2, algorithmName: "ECC_P521" },
 });
 
 /** Decryption algorithms: AsymmetricRsaDecrypt's `Algorithm` values, and SM2 (AsymmetricSm2Decrypt). */
@@ -47,16 +48,21 @@ export const ASYMMETRIC_DECRYPT_ALGORITHMS = ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SH
 export type AsymmetricDecryptAlgorithm = (typeof ASYMMETRIC_DECRYPT_ALGORITHMS)[number];
 
 /** SignByAsymmetricKey / VerifyByAsymmetricKey `Algorithm` values (Tencent's names, plus ECDSA_P384_SHA_384). */
-export const SIGNING_ALGORITHMS = ["SM2DSA", "ECC_P256_R1", "ECDSA_P384_SHA_384", "RSA_PSS_SHA_256", "RSA_PKCS1_SHA_256"] as const;
+export const SIGNING_ALGORITHMS = ["SM2DSA", "ECC_P256_R1", "ECDSA_P384_SHA_384", "ECDSA_P521_SHA_512", "RSA_PSS_SHA_256", "RSA_PKCS1_SHA_256"] as const;
 export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+
+/** Key exchanges: ECMR, the McCallum-Relyea exchange Tang answers recovery requests with (src/crypto/ecmr.ts). */
+export const EXCHANGE_ALGORITHMS = ["ECMR"] as const;
+export type ExchangeAlgorithm = (typeof EXCHANGE_ALGORITHMS)[number];
 
 export interface UsageInfo {
   readonly spec: AsymmetricKeySpec;
-  readonly purpose: "decrypt" | "sign";
+  /** "exchange": the private half answers key exchanges (Tang's recovery requests) only. */
+  readonly purpose: "decrypt" | "sign" | "exchange";
   /** The algorithms a key of this usage accepts, in the action's own vocabulary. */
-  readonly algorithms: readonly (AsymmetricDecryptAlgorithm | SigningAlgorithm)[];
+  readonly algorithms: readonly (AsymmetricDecryptAlgorithm | SigningAlgorithm | ExchangeAlgorithm)[];
   /** For signing usages: the digest a DIGEST-mode message must be (name and length in bytes). */
-  readonly digest?: { readonly name: "sm3" | "sha256" | "sha384"; readonly length: number };
+  readonly digest?: { readonly name: "sm3" | "sha256" | "sha384" | "sha512"; readonly length: number };
 }
 
 const RSA_DECRYPT = ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "RSAES_PKCS1_V1_5"] as const;
@@ -74,6 +80,8 @@ export const ASYMMETRIC_USAGES: Readonly<Record<AsymmetricKeyUsage, UsageInfo>> 
   ASYMMETRIC_SIGN_VERIFY_RSA_4096: { spec: "RSA_4096", purpose: "sign", algorithms: RSA_SIGN, digest: SHA256 },
   ASYMMETRIC_SIGN_VERIFY_ECC: { spec: "ECC_P256", purpose: "sign", algorithms: ["ECC_P256_R1"], digest: SHA256 },
   ASYMMETRIC_SIGN_VERIFY_ECDSA384: { spec: "ECC_P384", purpose: "sign", algorithms: ["ECDSA_P384_SHA_384"], digest: { name: "sha384", length: 48 } },
+  ASYMMETRIC_SIGN_VERIFY_ECDSA521: { spec: "ECC_P521", purpose: "sign", algorithms: ["ECDSA_P521_SHA_512"], digest: { name: "sha512", length: 64 } },
+  ASYMMETRIC_EXCHANGE_ECMR_P521: { spec: "ECC_P521", purpose: "exchange", algorithms: ["ECMR"] },
 });
 
 export function isAsymmetricUsage(usage: KeyUsage): usage is AsymmetricKeyUsage {
@@ -106,10 +114,10 @@ export function metadataType(spec: KeySpec): 2 | 4 {
 /**
  * Key specs a CMK of ProtectionLevel HSM may have: those whose operations the service runs inside a
  * PKCS#11 token. AES_256 uses CKM_AES_GCM; RSA keys CKM_RSA_PKCS (signatures), CKM_RSA_PKCS_PSS
- * and CKM_RSA_PKCS_OAEP; ECC keys CKM_ECDSA. SM4 and SM2 are absent because tokens such as
+ * and CKM_RSA_PKCS_OAEP; ECC keys CKM_ECDSA, and ECMR exchange keys CKM_ECDH1_DERIVE. SM4 and SM2 are absent because tokens such as
  * SoftHSM2 offer no SM mechanisms.
  */
-export const HSM_KEY_SPECS: readonly KeySpec[] = Object.freeze(["AES_256", "RSA_2048", "RSA_3072", "RSA_4096", "ECC_P256", "ECC_P384"]);
+export const HSM_KEY_SPECS: readonly KeySpec[] = Object.freeze(["AES_256", "RSA_2048", "RSA_3072", "RSA_4096", "ECC_P256", "ECC_P384", "ECC_P521"]);
 
 export function hsmSupports(spec: KeySpec): boolean {
   return HSM_KEY_SPECS.includes(spec);

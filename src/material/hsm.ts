@@ -5,6 +5,8 @@
 import { createHash } from "node:crypto";
 import type { MessageType } from "../keys/asymmetric.js";
 import type { KeySpec } from "../keys/key.js";
+import { ecmrCheckPoint, ecmrFromX, type EcPoint } from "../crypto/ecmr.js";
+import { p521PointOfSpki } from "../keys/jwk.js";
 import { ASYMMETRIC_USAGES, hsmSupports, isAsymmetricUsage, type AsymmetricDecryptAlgorithm, type SigningAlgorithm } from "../keys/specs.js";
 import { HsmUnsupportedError, RootOfTrustError, type HsmKeyPairSpec, type HsmKeys, type RootOfTrust } from "../rootkey/root-of-trust.js";
 import type { Store, StoreOperations } from "../store/store.js";
@@ -59,7 +61,8 @@ export class HsmMaterial implements KeyMaterial {
   async generate(key: MaterialKey, version: number): Promise<NewMaterial> {
     const hsm = this.#require(key.keyId);
     if (isAsymmetricUsage(key.keyUsage)) {
-      const pair = await hsm.generateKeyPair(key.keySpec as HsmKeyPairSpec, ASYMMETRIC_USAGES[key.keyUsage].purpose, key.keyId, version);
+      const purpose = ASYMMETRIC_USAGES[key.keyUsage].purpose;
+      const pair = await hsm.generateKeyPair(key.keySpec as HsmKeyPairSpec, purpose === "exchange" ? "derive" : purpose, key.keyId, version);
       return { stored: pair.reference, publicKey: pair.publicKey };
     }
     return { stored: await hsm.generateAes256(key.keyId, version), publicKey: null };
@@ -92,6 +95,22 @@ export class HsmMaterial implements KeyMaterial {
     const mechanism = algorithm === "RSA_PSS_SHA_256" || algorithm === "RSA_PKCS1_SHA_256" ? algorithm : "ECDSA";
     const hsm = this.#require(key.keyId);
     return hsm.sign(await this.#reference(key, version), mechanism, digest);
+  }
+
+  /**
+   * s·X with s inside the token: ECDH there gives x(s·X) only, so a second derivation on X + c·G
+   * tells which of the two points with that x it is (crypto/ecmr.ts). The service checked the point.
+   */
+  async exchange(key: MaterialKey, version: number, point: EcPoint): Promise<EcPoint> {
+    const hsm = this.#require(key.keyId);
+    const reference = await this.#reference(key, version);
+    const record = await this.#store.getKeyVersion(key.keyId, version);
+    if (!record?.publicKey) throw new MaterialError("NoSuchVersion", `key ${key.keyId} has no public key for version ${version}`);
+    const publicKey = p521PointOfSpki(record.publicKey);
+    const check = ecmrCheckPoint(point);
+    const uncompressed = (p: EcPoint) => Buffer.concat([Buffer.of(4), p.x, p.y]);
+    const [x, xCheck] = await Promise.all([hsm.ecdhDerive(reference, uncompressed(point)), hsm.ecdhDerive(reference, uncompressed(check.point))]);
+    return ecmrFromX(x, xCheck, publicKey, check.c);
   }
 
   async decrypt(key: MaterialKey, version: number, algorithm: AsymmetricDecryptAlgorithm, ciphertext: Buffer): Promise<Buffer> {

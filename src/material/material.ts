@@ -5,6 +5,7 @@
 // Lower-level failures (the root of trust, the token, the primitives) leave this layer as
 // MaterialError only, which the service translates in one place.
 
+import type { EcPoint } from "../crypto/ecmr.js";
 import type { MessageType } from "../keys/asymmetric.js";
 import type { KeyRecord, ProtectionLevel } from "../keys/key.js";
 import type { AsymmetricDecryptAlgorithm, SigningAlgorithm } from "../keys/specs.js";
@@ -25,8 +26,9 @@ export interface NewMaterial {
  * - NoSuchVersion: the store holds no such version of the key.
  * - Unsupported: this node or its token cannot do it (no HSM, a mechanism refused); nothing was done.
  * - Inconsistent: the store's record does not belong to the key (a swapped row).
+ * - Busy: this node has as much of this work queued as it takes (ECMR); nothing was done, retry later.
  */
-export type MaterialFailure = "Undecryptable" | "NoSuchVersion" | "Unsupported" | "Inconsistent";
+export type MaterialFailure = "Undecryptable" | "NoSuchVersion" | "Unsupported" | "Inconsistent" | "Busy";
 
 /** The one error this layer throws of its own; messages name keys and algorithms, never material. */
 export class MaterialError extends Error {
@@ -58,6 +60,8 @@ export interface KeyMaterial {
   open(key: MaterialKey, version: number, iv: Buffer, ciphertext: Buffer, tag: Buffer, aad: Buffer): Promise<Buffer>;
   /** The algorithm must fit the key's usage (the service checks). */
   sign(key: MaterialKey, version: number, algorithm: SigningAlgorithm, message: Buffer, messageType: MessageType): Promise<Buffer>;
+  /** The McCallum-Relyea exchange (Tang recovery) with the version's private key; the service checked the point. */
+  exchange(key: MaterialKey, version: number, point: EcPoint): Promise<EcPoint>;
   /** Asymmetric decryption with the version's private key. */
   decrypt(key: MaterialKey, version: number, algorithm: AsymmetricDecryptAlgorithm, ciphertext: Buffer): Promise<Buffer>;
   /** Inside the transaction that deletes the key's rows: whatever must outlive the rows to be destroyed later. */

@@ -3,6 +3,9 @@
 // a bounded time and count and wiped on eviction.
 
 import { AEADS, type AeadKey } from "../crypto/aead.js";
+import { aesKeyUnwrapPad } from "../crypto/aes-kwp.js";
+import type { EcPoint } from "../crypto/ecmr.js";
+import { EcmrBusyError, EcmrThread } from "../crypto/ecmr-worker.js";
 import { CryptoError } from "../crypto/errors.js";
 import { randomBytes } from "../crypto/random.js";
 import { AsymmetricPrivateKey, generateKeyPair, type MessageType } from "../keys/asymmetric.js";
@@ -26,6 +29,7 @@ export class SoftwareMaterial implements KeyMaterial {
   readonly #root: RootOfTrust;
   readonly #aeadKeys: MaterialCache<AeadKey>;
   readonly #privateKeys: MaterialCache<AsymmetricPrivateKey>;
+  readonly #ecmr = new EcmrThread();
 
   constructor(options: SoftwareMaterialOptions) {
     this.#store = options.store;
@@ -73,7 +77,7 @@ export class SoftwareMaterial implements KeyMaterial {
       privateMaterial.fill(0);
     }
     try {
-      return await undecryptable(async () => privateKey.decrypt(token.wrappingAlgorithm === "SM2PKE" ? "SM2" : token.wrappingAlgorithm, encrypted));
+      return await undecryptable(async () => unwrapWith(privateKey, token, encrypted));
     } finally {
       privateKey.destroy();
     }
@@ -102,6 +106,16 @@ export class SoftwareMaterial implements KeyMaterial {
     return this.#withPrivateKey(key, version, (privateKey) => privateKey.sign(algorithm, message, messageType));
   }
 
+  /** The scalar is copied while the key is in hand (synchronously); the multiplication runs in the ECMR thread. */
+  async exchange(key: MaterialKey, version: number, point: EcPoint): Promise<EcPoint> {
+    try {
+      return await this.#withPrivateKey(key, version, (privateKey) => privateKey.exchange(point, (scalar, p) => this.#ecmr.multiply(scalar, p)));
+    } catch (e) {
+      if (e instanceof EcmrBusyError) throw new MaterialError("Busy", e.message, { cause: e });
+      throw e;
+    }
+  }
+
   decrypt(key: MaterialKey, version: number, algorithm: AsymmetricDecryptAlgorithm, ciphertext: Buffer): Promise<Buffer> {
     return undecryptable(() => this.#withPrivateKey(key, version, (privateKey) => privateKey.decrypt(algorithm, ciphertext)));
   }
@@ -123,6 +137,7 @@ export class SoftwareMaterial implements KeyMaterial {
   close(): void {
     this.#aeadKeys.clear();
     this.#privateKeys.clear();
+    this.#ecmr.close();
   }
 
   /** Runs `use` with the prepared key of one key version. `use` must be synchronous: the cache
@@ -171,6 +186,28 @@ export class SoftwareMaterial implements KeyMaterial {
 }
 
 /** A ciphertext that does not decrypt (tag, padding, SM2 check) becomes one MaterialError. */
+/**
+ * Imported material as the token's wrapping algorithm sealed it. RSA_AES_KEY_WRAP_*: the first
+ * modulus-length bytes are RSA-OAEP of a one-time AES key, the rest AES-KWP of the material under it.
+ */
+function unwrapWith(privateKey: AsymmetricPrivateKey, token: ImportTokenRecord, encrypted: Buffer): Buffer {
+  const algorithm = token.wrappingAlgorithm;
+  if (algorithm === "SM2PKE") return privateKey.decrypt("SM2", encrypted);
+  if (algorithm !== "RSA_AES_KEY_WRAP_SHA_1" && algorithm !== "RSA_AES_KEY_WRAP_SHA_256") return privateKey.decrypt(algorithm, encrypted);
+  const modulusBytes = ASYMMETRIC_SPECS[token.wrappingKeySpec].bits / 8;
+  if (encrypted.length <= modulusBytes) throw new CryptoError("wrapped material is too short");
+  const aesKey = privateKey.decrypt(algorithm === "RSA_AES_KEY_WRAP_SHA_1" ? "RSAES_OAEP_SHA_1" : "RSAES_OAEP_SHA_256", encrypted.subarray(0, modulusBytes));
+  try {
+    return aesKeyUnwrapPad(aesKey, encrypted.subarray(modulusBytes));
+  } catch (e) {
+    // A one-time key of a length AES does not have unwraps nothing: the same answer as a bad wrapping.
+    if (e instanceof RangeError) throw new CryptoError("wrapped material does not unwrap");
+    throw e;
+  } finally {
+    aesKey.fill(0);
+  }
+}
+
 async function undecryptable<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();

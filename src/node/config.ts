@@ -1,9 +1,9 @@
 // Server configuration: command-line flags first, then TRESOR_* environment variables, then defaults.
 
 import { isIP } from "node:net";
-import { hostname } from "node:os";
 import { SYMMETRIC_KEY_SPECS, type KeySpec } from "../keys/key.js";
 import { DEFAULT_DATA_DIR, checkRegion, isPostgresUrl } from "./data-dir.js";
+import { isNodeId } from "./node-id.js";
 
 export interface ServeConfig {
   dataDir: string;
@@ -24,8 +24,8 @@ export interface ServeConfig {
   logLevel: "debug" | "info" | "warn" | "error";
   /** undefined: the embedded SQLite store in the data directory; else a PostgreSQL connection string. */
   store: string | undefined;
-  /** Names this node in logs, metrics and audit records; default hostname:pid. */
-  nodeId: string;
+  /** Names this node in logs, metrics and audit records; default: the one kept in the data directory (node-id.ts). */
+  nodeId: string | undefined;
   /** Audit records older than this many days are pruned (default 90). */
   auditRetentionDays: number;
   /** A JSON-lines file every committed audit record is appended to, for shipping to a log system. */
@@ -145,7 +145,7 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = p
     bodyLimit: integerSetting("--body-limit", pick(flags.bodyLimit, "TRESOR_BODY_LIMIT") ?? String(64 * 1024), 1024, 16 * 1024 * 1024),
     logLevel: logLevel as ServeConfig["logLevel"],
     store: pick(flags.store, "TRESOR_STORE"),
-    nodeId: pick(flags.nodeId, "TRESOR_NODE_ID") ?? `${hostname()}:${process.pid}`,
+    nodeId: pick(flags.nodeId, "TRESOR_NODE_ID"),
     auditRetentionDays: integerSetting("--audit-retention-days", pick(flags.auditRetentionDays, "TRESOR_AUDIT_RETENTION_DAYS") ?? "90", 1, 36_500),
     auditSink: pick(flags.auditSink, "TRESOR_AUDIT_SINK"),
     rateLimit: optionalInteger("--rate-limit", pick(flags.rateLimit, "TRESOR_RATE_LIMIT"), 1, 1_000_000),
@@ -160,7 +160,7 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = p
   if (config.store !== undefined && !isPostgresUrl(config.store)) {
     throw new ConfigError("--store must be a postgres:// or postgresql:// connection string (leave it out for the embedded SQLite store)");
   }
-  if (!/^[\x21-\x7e]{1,128}$/.test(config.nodeId)) throw new ConfigError("--node-id must be 1-128 printable ASCII characters without spaces");
+  if (config.nodeId !== undefined && !isNodeId(config.nodeId)) throw new ConfigError("--node-id must be 1-128 printable ASCII characters without spaces");
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) throw new ConfigError("--tls-cert and --tls-key must be given together");
   if (!config.tlsCert && !isLoopback(config.host) && !config.insecureHttp) {
     throw new ConfigError(`refusing to serve plain HTTP on the non-loopback address ${config.host}: give --tls-cert and --tls-key, or --insecure-http`);

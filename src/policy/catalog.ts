@@ -54,6 +54,9 @@ export const CATALOG = {
     DisableKeys: { writes: true, presets: MANAGE },
     UpdateAlias: { writes: true, presets: MANAGE },
     UpdateKeyDescription: { writes: true, presets: MANAGE },
+    /** Tresor extension (AWS's TagResource/UntagResource): a key's tags after CreateKey. */
+    TagResource: { writes: true, presets: MANAGE },
+    UntagResource: { writes: true, presets: MANAGE },
     Encrypt: { writes: false, presets: USE },
     Decrypt: { writes: false, presets: USE },
     /**
@@ -74,7 +77,8 @@ export const CATALOG = {
     GetRegions: { writes: false, presets: READ, serviceInformation: true },
     ArchiveKey: { writes: true, presets: MANAGE },
     CancelKeyArchive: { writes: true, presets: MANAGE },
-    ScheduleKeyDeletion: { writes: true, presets: MANAGE },
+    /** Its AWS form (lifecycle step ScheduleKeyDeletionAws, which also takes Enabled keys) is the same permission. */
+    ScheduleKeyDeletion: { writes: true, presets: MANAGE, alsoNeeds: { ScheduleKeyDeletionAws: [] } },
     CancelKeyDeletion: { writes: true, presets: MANAGE },
     EnableKeyRotation: { writes: true, presets: MANAGE },
     DisableKeyRotation: { writes: true, presets: MANAGE },
@@ -101,6 +105,14 @@ export const CATALOG = {
     RevokeKey: { writes: true, presets: MANAGE, only: "kmip" },
     /** KMIP Destroy: the object and its material are removed at once (no pending window). */
     DestroyKey: { writes: true, presets: MANAGE, only: "kmip" },
+    /** Tresor extensions: Tang servers (a name, a signing key and an exchange key; docs/disk-encryption.md). */
+    CreateTangServer: { writes: true, presets: MANAGE },
+    ListTangServers: { writes: false, presets: READ },
+    DescribeTangServer: { writes: false, presets: READ },
+    UpdateTangServer: { writes: true, presets: MANAGE },
+    RotateTangServer: { writes: true, presets: MANAGE },
+    EnableTangServer: { writes: true, presets: MANAGE },
+    DisableTangServer: { writes: true, presets: MANAGE },
   },
   cam: {
     AddUser: { writes: true, presets: NONE },
@@ -139,6 +151,7 @@ export const CATALOG = {
     LookUpEvents: { writes: false, presets: NONE },
     DescribeEvents: { writes: false, presets: NONE },
   },
+
 } as const satisfies Readonly<Record<string, Readonly<Record<string, ActionEntry>>>>;
 
 /** A product whose actions Tresor serves; a policy names its actions as name/<product>:<Action>. */

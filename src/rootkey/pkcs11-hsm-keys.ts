@@ -7,7 +7,7 @@ import { GCM_IV_LENGTH, GCM_TAG_LENGTH } from "../crypto/aes.js";
 import { randomBytes } from "../crypto/random.js";
 import { Pkcs11Error, UNAVAILABLE, call, checkBuffer, isUnavailable, translate, unwrapFailed } from "./pkcs11-errors.js";
 import { KEY_ID_LENGTH, bool, checkKey, closeQuietly, findObjects, gcmMechanism, nonExtractableAes256Template, openSession, type Api, type Connection, type Handle, type SharedModule } from "./pkcs11-token.js";
-import { HsmUnsupportedError, RootOfTrustError, type HsmKeyPairSpec, type HsmKeys, type HsmSignatureAlgorithm, type RootOfTrustUnavailableError } from "./root-of-trust.js";
+import { HsmUnsupportedError, RootOfTrustError, type HsmKeyPairPurpose, type HsmKeyPairSpec, type HsmKeys, type HsmSignatureAlgorithm, type RootOfTrustUnavailableError } from "./root-of-trust.js";
 
 /** What the HSM key operations use of the root of trust that holds them: its module, connection and sessions. */
 export interface TokenAccess {
@@ -30,7 +30,8 @@ export function pkcs11HsmKeys(token: TokenAccess): HsmKeys {
     generateAes256: async (keyId: string, version: number) => keys.generateAes256(keyId, version),
     aesGcmEncrypt: async (reference: Buffer, iv: Buffer, plaintext: Buffer, aad: Buffer) => keys.aesGcmEncrypt(reference, iv, plaintext, aad),
     aesGcmDecrypt: async (reference: Buffer, iv: Buffer, ciphertext: Buffer, tag: Buffer, aad: Buffer) => keys.aesGcmDecrypt(reference, iv, ciphertext, tag, aad),
-    generateKeyPair: async (spec: HsmKeyPairSpec, purpose: "sign" | "decrypt", keyId: string, version: number) => keys.generateKeyPair(spec, purpose, keyId, version),
+    generateKeyPair: async (spec: HsmKeyPairSpec, purpose: HsmKeyPairPurpose, keyId: string, version: number) => keys.generateKeyPair(spec, purpose, keyId, version),
+    ecdhDerive: async (reference: Buffer, point: Buffer) => keys.ecdhDerive(reference, point),
     sign: async (reference: Buffer, algorithm: HsmSignatureAlgorithm, digest: Buffer) => keys.sign(reference, algorithm, digest),
     rsaOaepDecrypt: async (reference: Buffer, hash: "sha1" | "sha256", ciphertext: Buffer) => keys.rsaOaepDecrypt(reference, hash, ciphertext),
     destroy: async (reference: Buffer) => keys.destroy(reference),
@@ -84,13 +85,14 @@ function hsmObjectId(label: string): Buffer {
 
 // Key pairs the token makes for HSM keys: RSA by modulus size, EC by named curve (CKA_EC_PARAMS is
 // the curve's DER OID).
-type KeyPairShape = { kind: "RSA"; bits: number } | { kind: "EC"; params: Buffer; crv: "P-256" | "P-384"; size: number };
+type KeyPairShape = { kind: "RSA"; bits: number } | { kind: "EC"; params: Buffer; crv: "P-256" | "P-384" | "P-521"; size: number };
 const KEY_PAIR_SHAPES: Readonly<Record<HsmKeyPairSpec, KeyPairShape>> = {
   RSA_2048: { kind: "RSA", bits: 2048 },
   RSA_3072: { kind: "RSA", bits: 3072 },
   RSA_4096: { kind: "RSA", bits: 4096 },
   ECC_P256: { kind: "EC", params: Buffer.from("06082a8648ce3d030107", "hex"), crv: "P-256", size: 32 },
   ECC_P384: { kind: "EC", params: Buffer.from("06052b81040022", "hex"), crv: "P-384", size: 48 },
+  ECC_P521: { kind: "EC", params: Buffer.from("06052b81040023", "hex"), crv: "P-521", size: 66 },
 };
 /** RSA-4096 signatures and decryption outputs are 512 bytes; ECDSA's are far shorter. */
 const MAX_SIGNATURE_BYTES = 512;
@@ -232,11 +234,12 @@ class Pkcs11HsmKeys {
     });
   }
 
-  async generateKeyPair(spec: HsmKeyPairSpec, purpose: "sign" | "decrypt", keyId: string, version: number): Promise<{ reference: Buffer; publicKey: Buffer }> {
+  async generateKeyPair(spec: HsmKeyPairSpec, purpose: HsmKeyPairPurpose, keyId: string, version: number): Promise<{ reference: Buffer; publicKey: Buffer }> {
     this.#token.live();
     const shape = KEY_PAIR_SHAPES[spec];
     if (shape === undefined) throw new TypeError(`"spec" ${String(spec)} is not a key pair the token makes`);
     if (purpose === "decrypt" && shape.kind !== "RSA") throw new TypeError(`"purpose" decrypt needs an RSA key`);
+    if (purpose === "derive" && shape.kind !== "EC") throw new TypeError(`"purpose" derive needs an EC key`);
     const reference = newHsmKeyReference(keyId, version);
     const label = hsmLabel(reference);
     const id = hsmObjectId(label);
@@ -264,7 +267,7 @@ class Pkcs11HsmKeys {
       { type: pkcs11js.CKA_SIGN, value: purpose === "sign" },
       { type: pkcs11js.CKA_DECRYPT, value: purpose === "decrypt" },
       { type: pkcs11js.CKA_UNWRAP, value: false },
-      { type: pkcs11js.CKA_DERIVE, value: false },
+      { type: pkcs11js.CKA_DERIVE, value: purpose === "derive" },
       { type: pkcs11js.CKA_MODIFIABLE, value: false },
       { type: pkcs11js.CKA_LABEL, value: label },
       { type: pkcs11js.CKA_ID, value: id },
@@ -340,7 +343,7 @@ class Pkcs11HsmKeys {
         mechanism = { mechanism: pkcs11js.CKM_RSA_PKCS_PSS, parameter };
       }
     } else if (algorithm === "ECDSA") {
-      if (digest.length !== 32 && digest.length !== 48) throw new RangeError(`"digest" must be a SHA-256 or SHA-384 digest for ECDSA`);
+      if (digest.length !== 32 && digest.length !== 48 && digest.length !== 64) throw new RangeError(`"digest" must be a SHA-256, SHA-384 or SHA-512 digest for ECDSA`);
       mechanism = { mechanism: pkcs11js.CKM_ECDSA };
     } else {
       throw new TypeError(`"algorithm" ${String(algorithm)} is not a signature algorithm of the token`);
@@ -351,6 +354,38 @@ class Pkcs11HsmKeys {
       const signature = Buffer.from(call("C_Sign", () => api.C_Sign(session, input, Buffer.alloc(MAX_SIGNATURE_BYTES)), `HSM key ${label}`));
       // PKCS#11 gives ECDSA as r || s, each as long as the order; the API speaks DER (RFC 3279).
       return algorithm === "ECDSA" ? ecdsaRawToDer(signature) : signature;
+    });
+  }
+
+  ecdhDerive(reference: Buffer, point: Buffer): Buffer {
+    this.#token.live();
+    checkBuffer("point", point);
+    const label = hsmLabel(reference);
+    const parameter: pkcs11js.ECDH1 = { type: pkcs11js.CK_PARAMS_EC_DH, kdf: pkcs11js.CKD_NULL, publicData: point };
+    // The shared secret (x of s·X) is what the Tang answer discloses anyway: a session object the
+    // token lets this process read, destroyed at once.
+    const template: pkcs11js.Template = [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
+      { type: pkcs11js.CKA_TOKEN, value: false },
+      { type: pkcs11js.CKA_SENSITIVE, value: false },
+      { type: pkcs11js.CKA_EXTRACTABLE, value: true },
+      { type: pkcs11js.CKA_VALUE_LEN, value: (point.length - 1) / 2 },
+    ];
+    return this.#token.withSession((api, session, _root, connection) => {
+      const key = this.#object(api, session, connection, label);
+      const secret = call("C_DeriveKey", () => api.C_DeriveKey(session, { mechanism: pkcs11js.CKM_ECDH1_DERIVE, parameter }, key, template), `HSM key ${label}`);
+      try {
+        const value = call("C_GetAttributeValue", () => api.C_GetAttributeValue(session, secret, [{ type: pkcs11js.CKA_VALUE }]))[0]?.value;
+        if (!Buffer.isBuffer(value)) throw new Error(`the token gave no ECDH secret for HSM key ${label}`);
+        return Buffer.from(value);
+      } finally {
+        try {
+          api.C_DestroyObject(session, secret);
+        } catch {
+          // A session object; it goes with the session anyway.
+        }
+      }
     });
   }
 

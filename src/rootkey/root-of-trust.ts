@@ -71,9 +71,14 @@ export interface HsmKeys {
    * Generates a key pair for the key version: the private key a non-extractable, sensitive token
    * object allowed only `purpose`; the public key is returned (DER SubjectPublicKeyInfo), not kept.
    */
-  generateKeyPair(spec: HsmKeyPairSpec, purpose: "sign" | "decrypt", keyId: string, version: number): Promise<{ reference: Buffer; publicKey: Buffer }>;
+  generateKeyPair(spec: HsmKeyPairSpec, purpose: HsmKeyPairPurpose, keyId: string, version: number): Promise<{ reference: Buffer; publicKey: Buffer }>;
   /**
-   * Signs a digest (SHA-256 for RSA and P-256, SHA-384 for P-384) inside the token: RSA PKCS#1 v1.5
+   * ECDH inside the token (CKM_ECDH1_DERIVE, no KDF) with a "derive" key pair: the x coordinate of
+   * s·X for the uncompressed point X (04 || x || y), which the token checks is on the key's curve.
+   */
+  ecdhDerive(reference: Buffer, point: Buffer): Promise<Buffer>;
+  /**
+   * Signs a digest (SHA-256 for RSA and P-256, SHA-384 for P-384, SHA-512 for P-521) inside the token: RSA PKCS#1 v1.5
    * or PSS (MGF1 with the same hash, salt as long as the digest); ECDSA returned DER-encoded.
    */
   sign(reference: Buffer, algorithm: HsmSignatureAlgorithm, digest: Buffer): Promise<Buffer>;
@@ -88,5 +93,7 @@ export class HsmUnsupportedError extends Error {
   override readonly name = "HsmUnsupportedError";
 }
 
-export type HsmKeyPairSpec = "RSA_2048" | "RSA_3072" | "RSA_4096" | "ECC_P256" | "ECC_P384";
+export type HsmKeyPairSpec = "RSA_2048" | "RSA_3072" | "RSA_4096" | "ECC_P256" | "ECC_P384" | "ECC_P521";
+/** What a token key pair's private half may do: sign, decrypt (RSA) or derive (ECDH, EC). */
+export type HsmKeyPairPurpose = "sign" | "decrypt" | "derive";
 export type HsmSignatureAlgorithm = "RSA_PKCS1_SHA_256" | "RSA_PSS_SHA_256" | "ECDSA";

@@ -56,6 +56,10 @@ import type {
   SignByAsymmetricKeyResponse,
   UpdateAliasRequest,
   UpdateAliasResponse,
+  TagResourceRequest,
+  TagResourceResponse,
+  UntagResourceRequest,
+  UntagResourceResponse,
   UpdateKeyDescriptionRequest,
   UpdateKeyDescriptionResponse,
   VerifyByAsymmetricKeyRequest,
@@ -299,6 +303,14 @@ export class KmsClient {
   }
   updateKeyDescription(request: UpdateKeyDescriptionRequest): Promise<UpdateKeyDescriptionResponse> {
     return this.call("UpdateKeyDescription", request);
+  }
+  /** Tresor extension: adds tags to a key, or gives existing tag keys new values. */
+  tagResource(request: TagResourceRequest): Promise<TagResourceResponse> {
+    return this.call("TagResource", request);
+  }
+  /** Tresor extension: removes tags from a key by tag key. */
+  untagResource(request: UntagResourceRequest): Promise<UntagResourceResponse> {
+    return this.call("UntagResource", request);
   }
   encrypt(request: EncryptRequest): Promise<EncryptResponse> {
     return this.call("Encrypt", request);

@@ -34,9 +34,9 @@ export type KeyState = "Enabled" | "Disabled" | "PendingDelete" | "PendingImport
  * Tresor extension: the algorithm of a CMK. SM4 is the default for ENCRYPT_DECRYPT keys; an
  * asymmetric key's spec follows from its KeyUsage.
  */
-export type CmkKeySpec = "SM4" | "AES_256" | "RSA_2048" | "RSA_3072" | "RSA_4096" | "SM2" | "ECC_P256" | "ECC_P384";
+export type CmkKeySpec = "SM4" | "AES_256" | "RSA_2048" | "RSA_3072" | "RSA_4096" | "SM2" | "ECC_P256" | "ECC_P384" | "ECC_P521";
 
-/** CreateKey's KeyUsage values (the RSA 3072 and 4096 ones are Tresor extensions). */
+/** CreateKey's KeyUsage values (the RSA 3072 and 4096, ECDSA521 and EXCHANGE_ECMR_P521 ones are Tresor extensions). */
 export const KEY_USAGES = [
   "ENCRYPT_DECRYPT",
   "ASYMMETRIC_DECRYPT_RSA_2048",
@@ -49,11 +49,13 @@ export const KEY_USAGES = [
   "ASYMMETRIC_SIGN_VERIFY_RSA_4096",
   "ASYMMETRIC_SIGN_VERIFY_ECC",
   "ASYMMETRIC_SIGN_VERIFY_ECDSA384",
+  "ASYMMETRIC_SIGN_VERIFY_ECDSA521",
+  "ASYMMETRIC_EXCHANGE_ECMR_P521",
 ] as const;
 export type KeyUsage = (typeof KEY_USAGES)[number];
 
 /** SignByAsymmetricKey / VerifyByAsymmetricKey algorithms. */
-export type SigningAlgorithm = "SM2DSA" | "ECC_P256_R1" | "ECDSA_P384_SHA_384" | "RSA_PSS_SHA_256" | "RSA_PKCS1_SHA_256";
+export type SigningAlgorithm = "SM2DSA" | "ECC_P256_R1" | "ECDSA_P384_SHA_384" | "ECDSA_P521_SHA_512" | "RSA_PSS_SHA_256" | "RSA_PKCS1_SHA_256";
 export type RsaDecryptAlgorithm = "RSAES_PKCS1_V1_5" | "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256";
 /** Decrypt's and GenerateDataKey's EncryptionAlgorithm; SM2 (raw C1C3C2) is the default. */
 export type PublicKeyWrapAlgorithm = "SM2" | "SM2_C1C3C2_ASN1" | RsaDecryptAlgorithm;
@@ -226,6 +228,20 @@ export interface UpdateKeyDescriptionRequest {
   MemberAccount?: MemberAccount;
 }
 export type UpdateKeyDescriptionResponse = KmsResponse;
+
+/** Tresor extension: tags added to a key (or given new values) after CreateKey. */
+export interface TagResourceRequest {
+  KeyId: string;
+  Tags: Tag[];
+}
+export type TagResourceResponse = KmsResponse;
+
+/** Tresor extension: tags removed from a key by tag key. */
+export interface UntagResourceRequest {
+  KeyId: string;
+  TagKeys: string[];
+}
+export type UntagResourceResponse = KmsResponse;
 
 export interface EncryptRequest {
   KeyId: string;
@@ -406,6 +422,8 @@ export interface KmsActions {
   DisableKeys: [DisableKeysRequest, DisableKeysResponse];
   UpdateAlias: [UpdateAliasRequest, UpdateAliasResponse];
   UpdateKeyDescription: [UpdateKeyDescriptionRequest, UpdateKeyDescriptionResponse];
+  TagResource: [TagResourceRequest, TagResourceResponse];
+  UntagResource: [UntagResourceRequest, UntagResourceResponse];
   Encrypt: [EncryptRequest, EncryptResponse];
   Decrypt: [DecryptRequest, DecryptResponse];
   ReEncrypt: [ReEncryptRequest, ReEncryptResponse];
@@ -431,8 +449,59 @@ export interface KmsActions {
   GetParametersForImport: [GetParametersForImportRequest, GetParametersForImportResponse];
   ImportKeyMaterial: [ImportKeyMaterialRequest, KmsResponse];
   DeleteImportedKeyMaterial: [KeyIdRequest, KmsResponse];
+  CreateTangServer: [CreateTangServerRequest, TangServerResponse];
+  ListTangServers: [EmptyRequest, ListTangServersResponse];
+  DescribeTangServer: [TangServerRequest, TangServerResponse];
+  UpdateTangServer: [UpdateTangServerRequest, KmsResponse];
+  RotateTangServer: [TangServerRequest, TangServerResponse];
+  EnableTangServer: [TangServerRequest, KmsResponse];
+  DisableTangServer: [TangServerRequest, KmsResponse];
 }
 export type KmsAction = keyof KmsActions;
+
+// ---- Tang servers (Tresor extension; docs/disk-encryption.md) ----
+
+export interface TangServerRequest {
+  Name: string;
+}
+export interface CreateTangServerRequest extends TangServerRequest {
+  /** CIDR blocks allowed to recover; absent or empty: any source. */
+  AllowedNetworks?: string[];
+  /** HSM: both keys made and used inside the server's PKCS#11 token (default SOFTWARE). */
+  ProtectionLevel?: "SOFTWARE" | "HSM";
+}
+export interface UpdateTangServerRequest extends TangServerRequest {
+  AllowedNetworks: string[];
+}
+export interface TangKeyVersion {
+  Version: number;
+  CreateTime: number;
+  /** RFC 7638 SHA-256 thumbprint: what `clevis encrypt tang` pins as "thp". */
+  Thumbprint: string;
+  ThumbprintSha1: string;
+  /** The newest version, advertised; older versions still recover. */
+  Advertised: boolean;
+}
+export interface TangKey {
+  KeyId: string;
+  KeyState: string;
+  Versions: TangKeyVersion[];
+}
+export interface TangServer {
+  Name: string;
+  State: string;
+  ProtectionLevel: "SOFTWARE" | "HSM";
+  AllowedNetworks: string[];
+  CreateTime: number;
+  SigningKey: TangKey;
+  ExchangeKey: TangKey;
+}
+export interface TangServerResponse extends KmsResponse {
+  TangServer?: TangServer;
+}
+export interface ListTangServersResponse extends KmsResponse {
+  TangServers?: TangServer[];
+}
 
 // ---- key lifecycle: archiving, deletion, rotation, bring your own key ----
 

@@ -8,7 +8,7 @@ import type { RootOfTrust } from "../rootkey/root-of-trust.js";
 import type { AccessKeyRecord, Page, PrincipalRecord, Store, StoreOperations } from "../store/store.js";
 import { Authentication, type ResolvedCredential } from "./authentication.js";
 import type { Clock } from "./clock.js";
-import { IdentityManagement, type AttachmentView, type PolicyView } from "./identity.js";
+import { IdentityManagement, type AttachmentView, type PolicyView, type SimulationInput } from "./identity.js";
 import { KmipClients, type KmipClientView } from "./kmip-clients.js";
 import { PolicyPermissions, type Caller } from "./permissions.js";
 
@@ -198,7 +198,7 @@ export class AccessControl {
     return this.#identity.deleteExpiredSessions();
   }
 
-  simulate(caller: Caller, input: { kind: "user" | "role"; name: string; action: string; resource: string }): Promise<{ decision: Decision; explanation: string }> {
+  simulate(caller: Caller, input: SimulationInput): Promise<{ decision: Decision; explanation: string }> {
     return this.#identity.simulate(caller, input);
   }
 

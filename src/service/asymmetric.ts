@@ -3,6 +3,7 @@
 
 import { publicKeyEncrypter, PublicKeyError, verifySignature, type MessageType, type PublicKeyWrapAlgorithm } from "../keys/asymmetric.js";
 import type { KeyRecord } from "../keys/key.js";
+import { rsaEncrypt, rsaMaxPlaintext, rsaModulusBytes, rsaPublicKey, type RsaEncryptionAlgorithm } from "../crypto/rsa.js";
 import { ASYMMETRIC_SPECS, ASYMMETRIC_USAGES, isAsymmetricUsage, type AsymmetricDecryptAlgorithm, type SigningAlgorithm, type UsageInfo } from "../keys/specs.js";
 import type { Caller } from "./permissions.js";
 import { CURRENT_VERSION_ERRORS, usingMaterial, type ServiceContext } from "./context.js";
@@ -54,6 +55,20 @@ export class AsymmetricKeys {
     signingUsage(key, "VerifyByAsymmetricKey", input.algorithm, input.message, input.messageType);
     const publicKey = await this.#publicKeyOf(key);
     return verifySignature(key.keySpec as keyof typeof ASYMMETRIC_SPECS, publicKey, input.algorithm, input.message, input.messageType, input.signature);
+  }
+
+  /**
+   * Encrypts to an RSA decryption key's public key (AWS Encrypt with an RSA key): what a caller can
+   * also do alone with GetPublicKey's key, governed by kms:Encrypt and the key's state like Encrypt.
+   */
+  async asymmetricEncrypt(caller: Caller, keyId: string, algorithm: RsaEncryptionAlgorithm, plaintext: Buffer): Promise<{ keyId: string; ciphertext: Buffer }> {
+    const key = await this.ctx.keyFor(this.ctx.store, caller, "Encrypt", keyId);
+    const usage = isAsymmetricUsage(key.keyUsage) ? ASYMMETRIC_USAGES[key.keyUsage] : undefined;
+    needs(usage?.purpose === "decrypt" && usage.algorithms.includes(algorithm), "InvalidKeyUsage", `key ${keyId} has usage ${key.keyUsage}: ${algorithm} needs an ASYMMETRIC_DECRYPT_RSA_* key`);
+    const publicKey = rsaPublicKey(await this.#publicKeyOf(key));
+    const max = rsaMaxPlaintext(algorithm, rsaModulusBytes(publicKey));
+    needs(plaintext.length <= max, "InvalidPlaintext", `"Plaintext" must be at most ${max} bytes for ${algorithm} with key ${keyId}`);
+    return { keyId: key.keyId, ciphertext: rsaEncrypt(publicKey, algorithm, plaintext) };
   }
 
   /** AsymmetricRsaDecrypt (an RSA decryption key and one of its algorithms) or AsymmetricSm2Decrypt (an SM2 one). */

@@ -3,6 +3,7 @@
 // check behind GET /readyz.
 
 import { RootOfTrustUnavailableError, type RootOfTrust } from "../rootkey/root-of-trust.js";
+import { RootKeyRing } from "../rootkey/ring.js";
 import { PostgresStoreError } from "../store/postgres.js";
 import { isSqliteUnwritable } from "../store/sqlite.js";
 import type { Store } from "../store/store.js";
@@ -138,7 +139,10 @@ export class HealthCheck {
         if (write) await this.#store.setMeta(READINESS_PROBE_META, String(started));
       }),
       this.#probe(async () => {
-        const wrapped = await this.#root.wrap(HEALTH_PLAINTEXT, HEALTH_AAD);
+        // A ring asks the store for its current generation on wrap: probe the generation it holds,
+        // so a store that is down is not reported as a root of trust that is down too.
+        const root = this.#root;
+        const wrapped = root instanceof RootKeyRing ? await root.wrapWith(root.currentGeneration, HEALTH_PLAINTEXT, HEALTH_AAD) : await root.wrap(HEALTH_PLAINTEXT, HEALTH_AAD);
         const back = await this.#root.unwrap(wrapped, HEALTH_AAD);
         const same = back.equals(HEALTH_PLAINTEXT);
         back.fill(0);

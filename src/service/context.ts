@@ -154,6 +154,8 @@ export async function usingMaterial<T>(run: () => Promise<T>, errors: { undecryp
         throw new KmsError("UnsupportedOperation", e.message);
       case "Inconsistent":
         throw new KmsError("InternalError", e.message);
+      case "Busy":
+        throw new KmsError("RequestLimitExceeded", e.message);
     }
   }
 }

@@ -2,10 +2,11 @@
 // blobs of keys/blob.ts), and GenerateRandom.
 
 import { AEADS } from "../crypto/aead.js";
+import { generateKeyPair } from "../keys/asymmetric.js";
 import { randomBytes } from "../crypto/random.js";
 import { BlobFormatError, blobAad, decodeBlob, encodeBlob, encodeBlobHeader, type EncryptionContext } from "../keys/blob.js";
-import type { KeyRecord, SymmetricKeySpec } from "../keys/key.js";
-import { SYMMETRIC_SPECS, isSymmetricSpec } from "../keys/specs.js";
+import type { AsymmetricKeySpec, KeyRecord, SymmetricKeySpec } from "../keys/key.js";
+import { ASYMMETRIC_SPECS, SYMMETRIC_SPECS, isSymmetricSpec } from "../keys/specs.js";
 import { ACCOUNT_RESOURCE, type Caller } from "./permissions.js";
 import { CIPHERTEXT_ERRORS, INVALID_CIPHERTEXT, usingMaterial, type ServiceContext } from "./context.js";
 import { KmsError, needs } from "./errors.js";
@@ -53,6 +54,23 @@ export class SymmetricCrypto {
       return { keyId: key.keyId, plaintext, blob: await this.#seal(key, plaintext, context) };
     } catch (e) {
       plaintext.fill(0);
+      throw e;
+    }
+  }
+
+  /**
+   * A fresh key pair whose private half (PKCS#8 DER) comes back in the clear and sealed under the
+   * CMK, like a data key (AWS GenerateDataKeyPair); governed by kms:GenerateDataKey. The pair is
+   * made off the event loop. SM2 is not offered: its private keys are stored as a bare scalar.
+   */
+  async generateDataKeyPair(caller: Caller, keyId: string, spec: AsymmetricKeySpec, context: EncryptionContext): Promise<{ keyId: string; publicKey: Buffer; privateKey: Buffer; blob: Buffer }> {
+    needs(ASYMMETRIC_SPECS[spec].privateKeyFormat === "pkcs8", "UnsupportedOperation", `data key pairs of spec ${spec} are not offered`);
+    const key = await this.ctx.symmetricKeyFor(caller, "GenerateDataKey", keyId, context);
+    const pair = await generateKeyPair(spec);
+    try {
+      return { keyId: key.keyId, publicKey: pair.publicKey, privateKey: pair.privateMaterial, blob: await this.#seal(key, pair.privateMaterial, context) };
+    } catch (e) {
+      pair.privateMaterial.fill(0);
       throw e;
     }
   }

@@ -52,6 +52,8 @@ export const ERROR_CODES = {
   CmkLimitExceeded: { tencent: "LimitExceeded.CmkLimitExceeded" },
   UnsupportedOperation: { tencent: "UnsupportedOperation" },
   DecryptError: { tencent: "FailedOperation.DecryptError" },
+  /** Only the AWS door's Verify fails so; the Tencent door answers SignatureValid false. */
+  InvalidSignature: { tencent: "FailedOperation.InvalidSignature" },
   EncryptionError: { tencent: "FailedOperation.EncryptionError" },
   // access control (the CAM and STS actions)
   UserNotExist: { tencent: "ResourceNotFound.UserNotExist" },
@@ -66,6 +68,10 @@ export const ERROR_CODES = {
   RoleNotExist: { tencent: "ResourceNotFound.RoleNotExist" },
   RoleNameInUse: { tencent: "FailedOperation.RoleNameInUse" },
   OperationDenied: { tencent: "OperationDenied" },
+  // Tang servers (Tresor extension)
+  TangServerNotFound: { tencent: "ResourceNotFound.TangServerNotFound" },
+  TangServerNameInUse: { tencent: "FailedOperation.TangServerNameInUse" },
+  TangKeyNotFound: { tencent: "ResourceNotFound.TangKeyNotFound" },
   // the node cannot reach its store or its root of trust now; another node, or a later retry, may succeed
   ServiceUnavailable: { tencent: "ServiceUnavailable" },
   // everything else

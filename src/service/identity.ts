@@ -465,13 +465,13 @@ export class IdentityManagement {
    * human explanation naming the statement that decides. Needs cam:GetPolicy-like rights, so it is
    * governed by cam:SimulatePrincipalPolicy.
    */
-  async simulate(caller: Caller, input: { kind: "user" | "role"; name: string; action: string; resource: string }): Promise<{ decision: Decision; explanation: string }> {
+  async simulate(caller: Caller, input: SimulationInput): Promise<{ decision: Decision; explanation: string }> {
     const target = await this.#principalOf(caller, input.kind, { name: input.name }, "cam:SimulatePrincipalPolicy");
     const policies = await this.#permissions.policiesOf(target.principalId);
     const request: AuthorizationRequest = {
       action: input.action.replace(/^name\//, ""),
       resources: [input.resource],
-      context: { currentTime: this.#clock.now() },
+      context: { currentTime: this.#clock.now(), ...(input.encryptionContext === undefined ? {} : { encryptionContext: input.encryptionContext }) },
     };
     return { decision: evaluate(policies, request), explanation: explain(policies, request) };
   }
@@ -496,6 +496,15 @@ export class IdentityManagement {
   #transaction<T>(caller: Caller, fn: (tx: StoreOperations) => Promise<T>): Promise<T> {
     return auditedTransaction(this.#store, this.#auditor, caller.audit, fn);
   }
+}
+
+/** The request SimulatePrincipalPolicy imagines: who, what, on which resource, with which encryption context. */
+export interface SimulationInput {
+  kind: "user" | "role";
+  name: string;
+  action: string;
+  resource: string;
+  encryptionContext?: Readonly<Record<string, string>>;
 }
 
 /** A random 12-digit uin or role id (Tencent's sub-account uins are numbers of that size). */

@@ -37,7 +37,7 @@ export class KeyImport {
     needs(
       (wrappingKeySpec === "SM2") === (wrappingAlgorithm === "SM2PKE"),
       "InvalidParameterValue",
-      `"WrappingAlgorithm" ${wrappingAlgorithm} does not fit "WrappingKeySpec" ${wrappingKeySpec}: SM2 takes SM2PKE, RSA_2048 an RSAES_* algorithm`,
+      `"WrappingAlgorithm" ${wrappingAlgorithm} does not fit "WrappingKeySpec" ${wrappingKeySpec}: SM2 takes SM2PKE, RSA_2048 an RSAES_* or RSA_AES_KEY_WRAP_* algorithm`,
     );
     const key = await this.ctx.keyFor(this.ctx.store, caller, "GetParametersForImport", keyId);
     external(key, "GetParametersForImport");

@@ -27,7 +27,8 @@ import { KmsError, needs } from "./errors.js";
 import { auditedInsert } from "./request-audit.js";
 
 export interface CreateKeyInput {
-  alias: string;
+  /** Unique; absent (a key made through the AWS door, which has no alias at creation): the key's own id. */
+  alias?: string;
   description: string;
   keyUsage: KeyUsage;
   keySpec?: KeySpec;
@@ -57,8 +58,42 @@ export interface AlgorithmEntry {
   protectionLevels: ProtectionLevel[];
 }
 
+/** Most tags one key holds (CreateKey's Tags, and TagResource adding to them). */
+export const MAX_KEY_TAGS = 50;
+
 /** Tencent's ListKeys shows keys in these states only. */
 const LIST_KEYS_STATES: readonly KeyState[] = ["Enabled", "Disabled", "PendingImport"];
+
+/** A new key's record at version 1: Enabled, or PendingImport when its material is to be imported. */
+export function newKeyRecord(
+  fields: Pick<KeyRecord, "keyId" | "alias" | "description" | "keyUsage" | "keySpec" | "origin" | "creatorUin" | "createTime" | "tags" | "protectionLevel">,
+): KeyRecord {
+  return {
+    ...fields,
+    state: fields.origin === "EXTERNAL" ? "PendingImport" : "Enabled",
+    owner: USER_OWNER,
+    deletionDate: 0,
+    currentVersion: 1,
+    ...KEY_LIFECYCLE_DEFAULTS,
+    protectionLevel: fields.protectionLevel,
+  };
+}
+
+/** A CMK of ProtectionLevel HSM needs a pkcs11 root of trust and a key spec its token can hold. */
+export function checkHsmKey(ctx: ServiceContext, keySpec: KeySpec, origin: KeyOrigin): void {
+  const token = ctx.materials.hsm.token;
+  needs(
+    token !== undefined,
+    "UnsupportedOperation",
+    `"ProtectionLevel" HSM needs a data directory whose root of trust is pkcs11 (an HSM); this one's is ${ctx.root.description.split(":")[0]}`,
+  );
+  needs(origin === "TENCENT_KMS", "UnsupportedOperation", `"ProtectionLevel" HSM keys are generated inside the HSM: "Type" 2 (EXTERNAL key material) is not supported`);
+  needs(
+    hsmSupports(keySpec),
+    "UnsupportedOperation",
+    `"ProtectionLevel" HSM is not supported for key spec ${keySpec} on ${token}; ListAlgorithms shows what each protection level offers`,
+  );
+}
 
 export class KeyManagement {
   constructor(private readonly ctx: ServiceContext) {}
@@ -69,6 +104,7 @@ export class KeyManagement {
     needs((KEY_USAGES as readonly string[]).includes(input.keyUsage), "InvalidKeyUsage", `"KeyUsage" ${input.keyUsage} is not supported`);
     let keySpec: KeySpec;
     if (isAsymmetricUsage(input.keyUsage)) {
+      needs(ASYMMETRIC_USAGES[input.keyUsage].purpose !== "exchange", "InvalidKeyUsage", `"KeyUsage" ${input.keyUsage} keys are made by CreateTangServer, with their Tang server`);
       keySpec = ASYMMETRIC_USAGES[input.keyUsage].spec;
       needs(
         input.keySpec === undefined || input.keySpec === keySpec,
@@ -86,29 +122,14 @@ export class KeyManagement {
       `"Type" 2 (EXTERNAL key material) needs an ENCRYPT_DECRYPT key (${SYMMETRIC_KEY_SPECS.join(" or ")}), not ${input.keyUsage}`,
     );
     const protectionLevel = input.protectionLevel ?? "SOFTWARE";
-    if (protectionLevel === "HSM") this.#checkHsmKey(keySpec, origin);
-    needs(!(await ctx.store.getKeyByAlias(input.alias)), "AliasAlreadyExists", `"Alias" ${input.alias} is already in use`);
+    if (protectionLevel === "HSM") checkHsmKey(ctx, keySpec, origin);
+    const keyId = randomUUID();
+    const alias = input.alias ?? keyId;
+    needs(!(await ctx.store.getKeyByAlias(alias)), "AliasAlreadyExists", `"Alias" ${alias} is already in use`);
     needs((await ctx.store.countKeys(caller.uin)) < ctx.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${ctx.cmkLimit} keys`);
 
-    const keyId = randomUUID();
     const now = ctx.now();
-    const key: KeyRecord = {
-      keyId,
-      alias: input.alias,
-      description: input.description,
-      keyUsage: input.keyUsage,
-      keySpec,
-      origin,
-      state: origin === "EXTERNAL" ? "PendingImport" : "Enabled",
-      creatorUin: caller.uin,
-      owner: USER_OWNER,
-      createTime: now,
-      deletionDate: 0,
-      currentVersion: 1,
-      tags: input.tags,
-      ...KEY_LIFECYCLE_DEFAULTS,
-      protectionLevel,
-    };
+    const key = newKeyRecord({ keyId, alias, description: input.description, keyUsage: input.keyUsage, keySpec, origin, creatorUin: caller.uin, createTime: now, tags: input.tags, protectionLevel });
     if (origin === "EXTERNAL") {
       await this.#insertKey(caller, key, null);
       return key;
@@ -126,22 +147,6 @@ export class KeyManagement {
     return key;
   }
 
-  /** A CMK of ProtectionLevel HSM needs a pkcs11 root of trust and a key spec its token can hold. */
-  #checkHsmKey(keySpec: KeySpec, origin: KeyOrigin): void {
-    const token = this.ctx.materials.hsm.token;
-    needs(
-      token !== undefined,
-      "UnsupportedOperation",
-      `"ProtectionLevel" HSM needs a data directory whose root of trust is pkcs11 (an HSM); this one's is ${this.ctx.root.description.split(":")[0]}`,
-    );
-    needs(origin === "TENCENT_KMS", "UnsupportedOperation", `"ProtectionLevel" HSM keys are generated inside the HSM: "Type" 2 (EXTERNAL key material) is not supported`);
-    needs(
-      hsmSupports(keySpec),
-      "UnsupportedOperation",
-      `"ProtectionLevel" HSM is not supported for key spec ${keySpec} on ${token}; ListAlgorithms shows what each protection level offers`,
-    );
-  }
-
   async #insertKey(caller: Caller, key: KeyRecord, firstVersion: KeyVersionRecord | null): Promise<void> {
     const ctx = this.ctx;
     try {
@@ -156,6 +161,16 @@ export class KeyManagement {
 
   describeKey(caller: Caller, keyId: string): Promise<KeyRecord> {
     return this.ctx.keyFor(this.ctx.store, caller, "DescribeKey", keyId);
+  }
+
+  /**
+   * The id of the caller's account's key with this alias, for a door whose identifiers name keys by
+   * alias. Not an action of its own: the action done with the key authorizes it.
+   */
+  async keyIdOfAlias(caller: Caller, alias: string): Promise<string> {
+    const key = await this.ctx.store.getKeyByAlias(alias);
+    needs(key && key.creatorUin === caller.uin, "CmkNotFound", `no key has the alias ${alias}`);
+    return key.keyId;
   }
 
   describeKeys(caller: Caller, keyIds: readonly string[]): Promise<KeyRecord[]> {
@@ -210,6 +225,56 @@ export class KeyManagement {
     });
   }
 
+  /**
+   * Gives `alias` to a key that has none (its alias is its own id, as for keys made without one).
+   * `move`: the alias exists and moves from its key (left with none) to `keyId`, in one
+   * transaction; otherwise it must be new. A key holds one alias (docs/aws.md).
+   */
+  assignAlias(caller: Caller, keyId: string, alias: string, move: boolean): Promise<void> {
+    return this.ctx.transaction(caller, async (tx) => {
+      const holder = await tx.getKeyByAlias(alias);
+      const target = await this.ctx.keyFor(tx, caller, "UpdateAlias", keyId);
+      if (move) {
+        needs(holder && holder.creatorUin === caller.uin && holder.keyId !== holder.alias, "CmkNotFound", `no key has the alias ${alias}`);
+        if (holder.keyId === target.keyId) return;
+        await tx.updateKey({ ...(await this.ctx.keyFor(tx, caller, "UpdateAlias", holder.keyId)), alias: holder.keyId });
+      } else {
+        needs(!holder, "AliasAlreadyExists", `the alias ${alias} is already in use`);
+      }
+      needs(target.alias === target.keyId, "AliasAlreadyExists", `key ${keyId} already has the alias ${target.alias}: a key holds one alias`);
+      await tx.updateKey({ ...target, alias });
+    });
+  }
+
+  /** Takes `alias` from its key, which is left with none (its alias becomes its id). */
+  removeAlias(caller: Caller, alias: string): Promise<void> {
+    return this.ctx.transaction(caller, async (tx) => {
+      const holder = await tx.getKeyByAlias(alias);
+      needs(holder && holder.creatorUin === caller.uin && holder.keyId !== holder.alias, "CmkNotFound", `no key has the alias ${alias}`);
+      const key = await this.ctx.keyFor(tx, caller, "UpdateAlias", holder.keyId);
+      await tx.updateKey({ ...key, alias: key.keyId });
+    });
+  }
+
+  /** Adds tags to a key, or gives existing tag keys new values; at most MAX_KEY_TAGS in all. */
+  tagKey(caller: Caller, keyId: string, tags: readonly Tag[]): Promise<void> {
+    return this.ctx.transaction(caller, async (tx) => {
+      const key = await this.ctx.keyFor(tx, caller, "TagResource", keyId);
+      const merged = new Map(key.tags.map((t) => [t.key, t.value]));
+      for (const t of tags) merged.set(t.key, t.value);
+      needs(merged.size <= MAX_KEY_TAGS, "InvalidParameterValue", `a key holds at most ${MAX_KEY_TAGS} tags; key ${keyId} would hold ${merged.size}`);
+      await tx.updateKey({ ...key, tags: [...merged].map(([k, value]) => ({ key: k, value })) });
+    });
+  }
+
+  /** Removes the tags with these keys from a key; a tag key it does not have is no error. */
+  untagKey(caller: Caller, keyId: string, tagKeys: readonly string[]): Promise<void> {
+    return this.ctx.transaction(caller, async (tx) => {
+      const key = await this.ctx.keyFor(tx, caller, "UntagResource", keyId);
+      await tx.updateKey({ ...key, tags: key.tags.filter((t) => !tagKeys.includes(t.key)) });
+    });
+  }
+
   updateKeyDescription(caller: Caller, keyId: string, description: string): Promise<void> {
     return this.ctx.transaction(caller, async (tx) => {
       const key = await this.ctx.keyFor(tx, caller, "UpdateKeyDescription", keyId);
@@ -217,17 +282,25 @@ export class KeyManagement {
     });
   }
 
-  /** Moves a Disabled (or PendingImport) key to PendingDelete; the scheduler destroys it at the returned time. */
-  async scheduleKeyDeletion(caller: Caller, keyId: string, pendingWindowInDays: number): Promise<{ keyId: string; deletionDate: number }> {
+  /**
+   * Moves a Disabled (or PendingImport) key to PendingDelete; the scheduler destroys it at the
+   * returned time. `step` ScheduleKeyDeletionAws takes Enabled keys too, as AWS does.
+   */
+  async scheduleKeyDeletion(
+    caller: Caller,
+    keyId: string,
+    pendingWindowInDays: number,
+    step: "ScheduleKeyDeletion" | "ScheduleKeyDeletionAws" = "ScheduleKeyDeletion",
+  ): Promise<{ keyId: string; deletionDate: number }> {
     needs(
       Number.isInteger(pendingWindowInDays) && pendingWindowInDays >= 7 && pendingWindowInDays <= 30,
       "InvalidPendingWindowInDays",
       `"PendingWindowInDays" must be between 7 and 30`,
     );
     return this.ctx.transaction(caller, async (tx) => {
-      const key = await this.ctx.keyFor(tx, caller, "ScheduleKeyDeletion", keyId);
+      const key = await this.ctx.keyFor(tx, caller, step, keyId);
       const deletionDate = this.ctx.now() + pendingWindowInDays * DAY_SECONDS;
-      await tx.updateKey({ ...key, state: stateAfter("ScheduleKeyDeletion", key.state), deletionDate });
+      await tx.updateKey({ ...key, state: stateAfter(step, key.state), deletionDate });
       return { keyId: key.keyId, deletionDate };
     });
   }
@@ -256,6 +329,8 @@ export class KeyManagement {
     const asymmetric: AlgorithmEntry[] = [];
     const signVerify: AlgorithmEntry[] = [];
     for (const [keyUsage, usage] of Object.entries(ASYMMETRIC_USAGES) as [AsymmetricKeyUsage, UsageInfo][]) {
+      // Exchange keys are Tang servers' (CreateTangServer), not CreateKey's.
+      if (usage.purpose === "exchange") continue;
       (usage.purpose === "sign" ? signVerify : asymmetric).push({ keyUsage, algorithm: ASYMMETRIC_SPECS[usage.spec].algorithmName, protectionLevels: levels(usage.spec) });
     }
     const symmetric = SYMMETRIC_KEY_SPECS.map((spec): AlgorithmEntry => ({ keyUsage: "ENCRYPT_DECRYPT", algorithm: spec, protectionLevels: levels(spec) }));

@@ -7,8 +7,9 @@ import { AUDIT_SECRET_NAMES } from "../audit/keys.js";
 import type { Auditor } from "../audit/writer.js";
 import type { MessageType, PublicKeyWrapAlgorithm } from "../keys/asymmetric.js";
 import type { EncryptionContext } from "../keys/blob.js";
-import type { KeyRecord, KeySpec } from "../keys/key.js";
+import type { AsymmetricKeySpec, KeyRecord, KeySpec, Tag } from "../keys/key.js";
 import type { AsymmetricDecryptAlgorithm, SigningAlgorithm } from "../keys/specs.js";
+import type { RsaEncryptionAlgorithm } from "../crypto/rsa.js";
 import { KeyMaterials } from "../material/materials.js";
 import type { HsmKeys, RootOfTrust } from "../rootkey/root-of-trust.js";
 import type { Store, StoreOperations } from "../store/store.js";
@@ -24,12 +25,14 @@ import { KeyJobs, type JobReport } from "./jobs.js";
 import { KeyManagement, type AlgorithmEntry, type CreateKeyInput, type ListKeyDetailInput } from "./keys.js";
 import { KmipObjects } from "./kmip-objects.js";
 import { KeyRotation } from "./rotation.js";
+import { TangServers } from "./tang.js";
 
 export { checkKeyState, DAY_SECONDS, type ServiceLogger } from "./context.js";
 export { IMPORT_TOKEN_SECONDS, type WrappingAlgorithm, type WrappingKeySpec } from "./import.js";
 export type { JobReport } from "./jobs.js";
 export type { AlgorithmEntry, CreateKeyInput, ListKeyDetailInput } from "./keys.js";
 export { ROTATE_KEY_INTERVAL_SECONDS } from "./rotation.js";
+export type { TangRequest, TangServerView } from "./tang.js";
 export type { Caller };
 
 export interface KmsServiceOptions {
@@ -71,6 +74,8 @@ export class KmsService {
   readonly access: AccessControl;
   /** The exportable KMIP-class objects and KMIP's operations on them. */
   readonly kmip: KmipObjects;
+  /** Tang servers: their management actions and the Tang door's advertise and recover. */
+  readonly tang: TangServers;
   /** CloudAudit's queries over the audit log (LookUpEvents, DescribeEvents). */
   readonly auditQueries: AuditQueries;
   readonly region: string;
@@ -119,6 +124,7 @@ export class KmsService {
     this.#rotation = new KeyRotation(ctx);
     this.#jobs = new KeyJobs(ctx, this.#rotation);
     this.kmip = new KmipObjects(ctx);
+    this.tang = new TangServers(ctx);
   }
 
   // ---- key management (keys.ts) ----
@@ -129,6 +135,11 @@ export class KmsService {
 
   describeKey(caller: Caller, keyId: string): Promise<KeyRecord> {
     return this.#keys.describeKey(caller, keyId);
+  }
+
+  /** The id of the caller's account's key with this alias (CmkNotFound when there is none). */
+  keyIdOfAlias(caller: Caller, alias: string): Promise<string> {
+    return this.#keys.keyIdOfAlias(caller, alias);
   }
 
   describeKeys(caller: Caller, keyIds: readonly string[]): Promise<KeyRecord[]> {
@@ -164,6 +175,24 @@ export class KmsService {
     return this.#keys.updateAlias(caller, keyId, alias);
   }
 
+  /** Gives a key without an alias `alias`: a new one, or (`move`) one moved from the key that holds it. */
+  assignAlias(caller: Caller, keyId: string, alias: string, move: boolean): Promise<void> {
+    return this.#keys.assignAlias(caller, keyId, alias, move);
+  }
+
+  /** Takes `alias` from its key, which is left without one. */
+  removeAlias(caller: Caller, alias: string): Promise<void> {
+    return this.#keys.removeAlias(caller, alias);
+  }
+
+  tagKey(caller: Caller, keyId: string, tags: readonly Tag[]): Promise<void> {
+    return this.#keys.tagKey(caller, keyId, tags);
+  }
+
+  untagKey(caller: Caller, keyId: string, tagKeys: readonly string[]): Promise<void> {
+    return this.#keys.untagKey(caller, keyId, tagKeys);
+  }
+
   updateKeyDescription(caller: Caller, keyId: string, description: string): Promise<void> {
     return this.#keys.updateKeyDescription(caller, keyId, description);
   }
@@ -176,9 +205,9 @@ export class KmsService {
     return this.#keys.changeStates(caller, "CancelKeyArchive", [keyId]);
   }
 
-  /** Moves a Disabled (or PendingImport) key to PendingDelete; the scheduler destroys it at the returned time. */
-  scheduleKeyDeletion(caller: Caller, keyId: string, pendingWindowInDays: number): Promise<{ keyId: string; deletionDate: number }> {
-    return this.#keys.scheduleKeyDeletion(caller, keyId, pendingWindowInDays);
+  /** Moves a Disabled (or PendingImport; with `aws`, Enabled too) key to PendingDelete; the scheduler destroys it at the returned time. */
+  scheduleKeyDeletion(caller: Caller, keyId: string, pendingWindowInDays: number, aws = false): Promise<{ keyId: string; deletionDate: number }> {
+    return this.#keys.scheduleKeyDeletion(caller, keyId, pendingWindowInDays, aws ? "ScheduleKeyDeletionAws" : "ScheduleKeyDeletion");
   }
 
   cancelKeyDeletion(caller: Caller, keyId: string): Promise<{ keyId: string }> {
@@ -267,6 +296,11 @@ export class KmsService {
     return this.#crypto.generateDataKey(caller, keyId, numberOfBytes, context);
   }
 
+  /** A key pair whose private half is returned in the clear and sealed under a symmetric CMK. */
+  generateDataKeyPair(caller: Caller, keyId: string, spec: AsymmetricKeySpec, context: EncryptionContext): Promise<{ keyId: string; publicKey: Buffer; privateKey: Buffer; blob: Buffer }> {
+    return this.#crypto.generateDataKeyPair(caller, keyId, spec, context);
+  }
+
   generateRandom(caller: Caller, numberOfBytes: number): Buffer {
     return this.#crypto.generateRandom(caller, numberOfBytes);
   }
@@ -287,6 +321,11 @@ export class KmsService {
 
   verify(caller: Caller, input: { keyId: string; algorithm: SigningAlgorithm; message: Buffer; messageType: MessageType; signature: Buffer }): Promise<boolean> {
     return this.#asymmetric.verify(caller, input);
+  }
+
+  /** Encrypts to an RSA decryption key's public key (needs kms:Encrypt on it). */
+  asymmetricEncrypt(caller: Caller, keyId: string, algorithm: RsaEncryptionAlgorithm, plaintext: Buffer): Promise<{ keyId: string; ciphertext: Buffer }> {
+    return this.#asymmetric.asymmetricEncrypt(caller, keyId, algorithm, plaintext);
   }
 
   asymmetricDecrypt(

@@ -18,6 +18,8 @@ export const AUDIT_FLAGS = {
   signatureReused: "signature-reused",
   /** A summary of one source's unauthenticated failures that got no record of their own. */
   failedAuthSummary: "failed-auth-summary",
+  /** The request came through the AWS KMS door (its action is the AWS action's name). */
+  awsProtocol: "aws-protocol",
   /** On a summary: of the sources beyond the tracking cap, counted together. */
   untrackedSources: "untracked-sources",
 } as const;

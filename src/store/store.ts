@@ -168,6 +168,8 @@ export interface IdentityStore {
   insertPrincipal(record: PrincipalRecord): Promise<void>;
   getPrincipal(principalId: string): Promise<PrincipalRecord | undefined>;
   getPrincipalByName(accountUin: string, kind: PrincipalKind, name: string): Promise<PrincipalRecord | undefined>;
+  /** The root principal of every account of the installation (`tresor account list`), oldest first. */
+  listAccountRoots(): Promise<PrincipalRecord[]>;
   /** Principals of one kind in an account, by name. */
   listPrincipals(accountUin: string, kind: PrincipalKind, offset: number, limit: number): Promise<Page<PrincipalRecord>>;
   /**

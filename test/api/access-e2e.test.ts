@@ -37,6 +37,7 @@ describe("access control through the official SDK", () => {
     allowedKey = (await admin.kms("CreateKey", { Alias: "alice-key" })).KeyId;
     otherKey = (await admin.kms("CreateKey", { Alias: "not-alices", Tags: [{ TagKey: "team", TagValue: "payments" }] })).KeyId;
     otherBlob = (await admin.kms("Encrypt", { KeyId: otherKey, Plaintext: Buffer.from("payroll").toString("base64") })).CiphertextBlob;
+    await admin.kms("CreateTangServer", { Name: "not-alices" });
 
     const policy = {
       version: "2.0",
@@ -91,7 +92,7 @@ describe("access control through the official SDK", () => {
     const kms = officialClient("kms", { url: s.url, secretId: bob.SecretId, secretKey: bob.SecretKey, region: s.region });
     const before = await snapshotKeys(s.service, s.caller);
     const blob = otherBlob;
-    const samples = kmsSampleRequests(otherKey, blob, "bobs");
+    const samples = kmsSampleRequests(otherKey, blob, "bobs", "not-alices");
     assert.deepEqual(Object.keys(samples).sort(), Object.keys(ACTIONS).sort(), "every action has a sample request");
     for (const [action, params] of Object.entries(samples)) {
       await rejectsWith(kms(action, params), "UnauthorizedOperation", new RegExp(`kms:${action}`));

@@ -144,6 +144,14 @@ const cases: Case[] = [
   { name: "DescribeKey KeyId with SQL", action: "DescribeKey", body: () => ({ KeyId: `${k}' OR '1'='1` }), code: "InvalidParameterValue.InvalidKeyId", mentions: ['"KeyId"'] },
   { name: "DescribeKey KeyId of 10,000 characters", action: "DescribeKey", body: () => ({ KeyId: "a".repeat(10_000) }), code: "InvalidParameterValue.InvalidKeyId", mentions: ['"KeyId"'] },
   { name: "DescribeKey with MemberAccount", action: "DescribeKey", body: () => ({ KeyId: k, MemberAccount: "100000000001" }), code: "UnsupportedOperation", mentions: ['"MemberAccount"'] },
+  // Issue 21: these answered UnknownParameter where every other action answers UnsupportedOperation.
+  ...["ArchiveKey", "CancelKeyArchive", "CancelKeyDeletion", "EnableKeyRotation", "DisableKeyRotation", "GetKeyRotationStatus", "RotateKey", "ScheduleKeyDeletion"].map((action) => ({
+    name: `${action} with MemberAccount`,
+    action,
+    body: () => ({ KeyId: k, MemberAccount: "100000000001", ...(action === "ScheduleKeyDeletion" ? { PendingWindowInDays: 7 } : {}) }),
+    code: "UnsupportedOperation",
+    mentions: ['"MemberAccount"'],
+  })),
   { name: "DescribeKey of a key that does not exist", action: "DescribeKey", body: () => ({ KeyId: missing }), code: "ResourceUnavailable.CmkNotFound", mentions: [missing] },
 
   // ---- arrays of key ids ----

@@ -22,8 +22,10 @@ const RECORDS = Number(process.env.TRESOR_AUDIT_LOAD_RECORDS ?? 400_000);
 /**
  * Worst event-loop delay and probe latency allowed during the searches, at least: a call now takes
  * about a millisecond. On a loaded machine scheduling alone stalls the loop (up to 370 ms seen at a
- * load of 13 on 2 cores), so the limit is also at least twice the worst stall of the same probes
- * around cheap requests, measured just before (stallLimit). The old code stalled 0.4–2 s a call here.
+ * load of 13 on 2 cores, with a heavy tail: one window's worst was 188 ms, the next ones' 259 and
+ * 311 ms), so the limit is also at least three times the worst stall of the same probes around cheap
+ * requests, measured right after (stallLimit). The old code stalled 0.4–2 s a call here on a quiet
+ * machine, and proportionally longer on a loaded one.
  */
 const MAX_STALL_MS = 300;
 
@@ -105,7 +107,7 @@ describe("the event loop stays free (issue 13)", () => {
     });
 
     /**
-     * The stall limit for work that took `durationMs`: MAX_STALL_MS, or twice the worst stall of the
+     * The stall limit for work that took `durationMs`: MAX_STALL_MS, or three times the worst stall of the
      * same probes around cheap requests for as long, right after it (what the machine itself does).
      */
     async function stallLimit(t: TestContext, durationMs: number): Promise<number> {
@@ -115,7 +117,7 @@ describe("the event loop stays free (issue 13)", () => {
       });
       const baseline = Math.max(quiet.worstLoopDelayMs, quiet.worstProbeMs);
       t.diagnostic(`baseline: worst stall around GetRegions for ${Math.round(durationMs)} ms: ${baseline.toFixed(1)} ms`);
-      return Math.max(MAX_STALL_MS, 2 * baseline);
+      return Math.max(MAX_STALL_MS, 3 * baseline);
     }
 
     /** Every event of a search, following NextToken: the calls' count and the events. */

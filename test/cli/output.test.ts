@@ -37,9 +37,10 @@ describe("the CLI's commands", () => {
   /**
    * Writes that bypass the printers, each with its reason: decrypt's plaintext is the user's own
    * bytes, asked for on a pipe or file (refused on a terminal); serve's one line is its own flag
-   * errors, and its output is the JSON log.
+   * errors, and its output is the JSON log; serve's readable log lines are escaped by prettyLogLine.
    */
   const ALLOWED: Record<string, RegExp[]> = {
+    "serve-output.ts": [/process\.stdout\.write\(prettyLogLine\(line\)\)/],
     "crypto.ts": [/process\.stdout\.write\(plaintext,/],
     "serve.ts": [/process\.stderr\.write\(`error: \$\{e\.message\}\\n`\)/],
   };

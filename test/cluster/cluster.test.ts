@@ -6,13 +6,12 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { chmod, copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { KmsClient, KmsClientError } from "tresor/sdk";
-import { runCli, startServer, type TestServer } from "../helpers/server.js";
+import { freePort, runCli, startServer, type TestServer } from "../helpers/server.js";
 import { seededRandom, waitFor } from "../helpers/wait.js";
 import { postgresBinDir, startCluster, type Cluster } from "../store/postgres-cluster.js";
 
@@ -34,17 +33,6 @@ function urlFor(base: string, schema: string): string {
   const url = new URL(base);
   url.searchParams.set("options", `-c search_path=${schema}`);
   return url.toString();
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
 }
 
 interface Credentials {

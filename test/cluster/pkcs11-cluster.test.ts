@@ -8,13 +8,12 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { KmsClient, KmsClientError } from "tresor/sdk";
-import { runCli, startServer, type TestServer } from "../helpers/server.js";
+import { freePort, runCli, startServer, type TestServer } from "../helpers/server.js";
 import { SoftHsm, softhsmSkip, type TestToken } from "../helpers/softhsm.js";
 import { seededRandom, waitFor } from "../helpers/wait.js";
 
@@ -26,17 +25,6 @@ if (baseUrl === undefined || baseUrl === "") {
   else it("three nodes on one PostgreSQL store and one SoftHSM2 token", { skip: UNSET }, () => undefined);
 } else {
   suite(baseUrl);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
 }
 
 interface Node {

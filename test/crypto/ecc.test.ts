@@ -1,4 +1,4 @@
-// ECDSA P-256/SHA-256 and P-384/SHA-384 against the openssl command line: DER signatures made here,
+// ECDSA P-256/SHA-256, P-384/SHA-384 and P-521/SHA-512 against the openssl command line: DER signatures made here,
 // over a message and over a digest, verify with `openssl pkeyutl -verify`; openssl's verify here;
 // altered signatures, digests of the wrong length and another curve's keys are refused.
 
@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ECDSA_CURVES, EcdsaPrivateKey, ecGenerateKeyPair, ecPublicKeyFromSpki, ecdsaDigestLength, ecdsaVerify, ecdsaVerifyDigest } from "../../src/crypto/ecc.js";
+import { ECDSA_CURVES, EcdsaPrivateKey, ecGenerateKeyPair, ecPublicKeyFromSpki, ecdsaDigestLength, ecdsaHash, ecdsaVerify, ecdsaVerifyDigest } from "../../src/crypto/ecc.js";
 import { opensslSkip, requireOpenssl } from "../helpers/openssl.js";
 
 let dir: string;
@@ -19,7 +19,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 for (const curve of ECDSA_CURVES) {
   describe(`ECDSA ${curve}`, { skip: opensslSkip }, () => {
     before(requireOpenssl);
-    const hash = curve === "P-256" ? "sha256" : "sha384";
+    const hash = ecdsaHash(curve);
     const pair = ecGenerateKeyPair(curve);
     const priv = new EcdsaPrivateKey(pair.privateKey, curve);
     const pub = ecPublicKeyFromSpki(pair.publicKey, curve);

@@ -1,8 +1,9 @@
 // One well-formed request per KMS action, all about one symmetric key and one ciphertext of it: for
 // tests that walk every action (authorization, audit). Asymmetric and import actions get
 // well-formed parameters the key does not fit, so they fail after their checks, not in parsing.
+// The Tang server actions name `tangName` (default: the one CreateTangServer's sample makes).
 
-export function kmsSampleRequests(keyId: string, blob: string, alias: string): Record<string, object> {
+export function kmsSampleRequests(keyId: string, blob: string, alias: string, tangName = `${alias}-tang`): Record<string, object> {
   return {
     CreateKey: { Alias: alias },
     DescribeKey: { KeyId: keyId },
@@ -15,6 +16,8 @@ export function kmsSampleRequests(keyId: string, blob: string, alias: string): R
     DisableKeys: { KeyIds: [keyId] },
     UpdateAlias: { KeyId: keyId, Alias: `${alias}-renamed` },
     UpdateKeyDescription: { KeyId: keyId, Description: "changed" },
+    TagResource: { KeyId: keyId, Tags: [{ TagKey: "sample", TagValue: "1" }] },
+    UntagResource: { KeyId: keyId, TagKeys: ["sample"] },
     Encrypt: { KeyId: keyId, Plaintext: "aGk=" },
     Decrypt: { CiphertextBlob: blob },
     ReEncrypt: { CiphertextBlob: blob },
@@ -40,5 +43,12 @@ export function kmsSampleRequests(keyId: string, blob: string, alias: string): R
     GetParametersForImport: { KeyId: keyId, WrappingAlgorithm: "RSAES_OAEP_SHA_256", WrappingKeySpec: "RSA_2048" },
     ImportKeyMaterial: { KeyId: keyId, ImportToken: "token", EncryptedKeyMaterial: "aGk=" },
     DeleteImportedKeyMaterial: { KeyId: keyId },
+    CreateTangServer: { Name: `${alias}-tang` },
+    ListTangServers: {},
+    DescribeTangServer: { Name: tangName },
+    UpdateTangServer: { Name: tangName, AllowedNetworks: ["10.0.0.0/8"] },
+    RotateTangServer: { Name: tangName },
+    DisableTangServer: { Name: tangName },
+    EnableTangServer: { Name: tangName },
   };
 }

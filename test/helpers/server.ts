@@ -3,6 +3,7 @@
 import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -203,4 +204,16 @@ function parseCredentials(text: string, source: string): { secretId: string; sec
     throw new Error(`${source}: expected {"secretId","secretKey","region"}`);
   }
   return { secretId, secretKey, region };
+}
+
+/** A TCP port free on 127.0.0.1 now (for a server that must come back on the same port). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
 }

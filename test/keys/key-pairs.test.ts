@@ -13,6 +13,7 @@ const SIGNING: readonly (readonly [AsymmetricKeySpec, SigningAlgorithm])[] = [
   ["RSA_2048", "RSA_PSS_SHA_256"],
   ["ECC_P256", "ECC_P256_R1"],
   ["ECC_P384", "ECDSA_P384_SHA_384"],
+  ["ECC_P521", "ECDSA_P521_SHA_512"],
   ["SM2", "SM2DSA"],
 ];
 

@@ -12,6 +12,8 @@ import { KEY_STATES, type KeyRecord, type KeyState, type KeyUsage } from "../../
 import { LIFECYCLE, lifecycleMarkdown, ruleFor, stateAfter, type KeyAction, type LifecycleRow } from "../../src/keys/lifecycle.js";
 import { ERROR_CODES, KmsError } from "../../src/service/errors.js";
 import { checkKeyState } from "../../src/service/kms-service.js";
+import { RequestAudit } from "../../src/service/request-audit.js";
+import { p521 } from "@noble/curves/nist.js";
 import { kmsError, openService, type ServiceFixture } from "../service/fixture.js";
 
 let f: ServiceFixture;
@@ -35,7 +37,19 @@ interface Subject {
   material?: Buffer;
   /** A blob made under the key while it was Enabled (symmetric keys), or a ciphertext made with its public key (decryption keys). */
   blob: Buffer;
+  /** Tang subjects: the Tang server whose key this is, and its exchange key's thumbprint. */
+  tang?: { name: string; kid: string };
 }
+
+/** The Tang door's actions: tried on a Tang server's signing key (TangAdvertise) or exchange key (TangRecover). */
+const TANG_SUBJECTS: Partial<Record<KeyAction, "signingKey" | "exchangeKey">> = { TangAdvertise: "signingKey", TangRecover: "exchangeKey" };
+let tangServers = 0;
+const tangRequest = () => ({ sourceIp: "127.0.0.1", audit: new RequestAudit(() => ({ action: "TangRecover" })) });
+/** A point of P-521 a client could send: the base point. */
+const CLIENT_POINT = (() => {
+  const g = p521.Point.BASE.toBytes(false);
+  return { x: Buffer.from(g.subarray(1, 67)), y: Buffer.from(g.subarray(67)) };
+})();
 
 /** The usage of the key each asymmetric action is tried on; the other actions use ENCRYPT_DECRYPT keys. */
 const ASYMMETRIC_SUBJECTS: Partial<Record<KeyAction, KeyUsage>> = {
@@ -74,6 +88,8 @@ const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
   DisableKey: async ({ key }) => f.service.disableKey(f.caller, key.keyId),
   UpdateAlias: async ({ key }) => f.service.updateAlias(f.caller, key.keyId, `${key.alias}-renamed`),
   UpdateKeyDescription: async ({ key }) => f.service.updateKeyDescription(f.caller, key.keyId, "described again"),
+  TagResource: async ({ key }) => f.service.tagKey(f.caller, key.keyId, [{ key: "added", value: "1" }]),
+  UntagResource: async ({ key }) => f.service.untagKey(f.caller, key.keyId, ["added"]),
   GetPublicKey: async ({ key }) => f.service.getPublicKey(f.caller, key.keyId),
   SignByAsymmetricKey: async ({ key }) => f.service.sign(f.caller, { keyId: key.keyId, algorithm: "ECC_P256_R1", message: Buffer.from("m"), messageType: "RAW" }),
   VerifyByAsymmetricKey: async ({ key }) =>
@@ -83,6 +99,7 @@ const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
   ArchiveKey: async ({ key }) => f.service.archiveKey(f.caller, key.keyId),
   CancelKeyArchive: async ({ key }) => f.service.cancelKeyArchive(f.caller, key.keyId),
   ScheduleKeyDeletion: async ({ key }) => f.service.scheduleKeyDeletion(f.caller, key.keyId, 7),
+  ScheduleKeyDeletionAws: async ({ key }) => f.service.scheduleKeyDeletion(f.caller, key.keyId, 7, true),
   CancelKeyDeletion: async ({ key }) => f.service.cancelKeyDeletion(f.caller, key.keyId),
   EnableKeyRotation: async ({ key }) => f.service.enableKeyRotation(f.caller, key.keyId, 30),
   DisableKeyRotation: async ({ key }) => f.service.disableKeyRotation(f.caller, key.keyId),
@@ -108,9 +125,17 @@ const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
   ModifyKeyAttributes: async ({ key }) => f.service.kmip.changeAttribute(f.caller, key.keyId, { op: "add", name: "x-owner", index: 0, value: "lifecycle" }),
   RevokeKey: async ({ key }) => f.service.kmip.revoke(f.caller, key.keyId, { compromised: false }),
   DestroyKey: async ({ key }) => f.service.kmip.destroy(f.caller, key.keyId),
+  TangAdvertise: async ({ tang }) => f.service.tang.advertise(tangRequest(), tang!.name, undefined),
+  TangRecover: async ({ tang }) => f.service.tang.recover(tangRequest(), tang!.name, tang!.kid, CLIENT_POINT),
 };
 
 async function subjectIn(state: KeyState, action: KeyAction): Promise<Subject> {
+  const tangKey = TANG_SUBJECTS[action];
+  if (tangKey) {
+    const server = await f.service.tang.createTangServer(f.caller, { name: `lifecycle-${++tangServers}`, allowedNetworks: [] });
+    const tang = { name: server.name, kid: server.exchangeKey.versions[0]!.thumbprint };
+    return { key: await f.setState(server[tangKey].keyId, state), blob: Buffer.alloc(0), tang };
+  }
   const usage = ASYMMETRIC_SUBJECTS[action];
   let key: KeyRecord;
   let blob: Buffer;

@@ -985,6 +985,16 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
           assert.equal(await store.getPrincipalByName(ACCOUNT, "role", "DEPLOYER"), undefined, "names are exact");
         }));
 
+      it("lists the root of every account, oldest first, and nothing else (tresor account list)", () =>
+        withStore(async ({ store }) => {
+          const other = principal({ principalId: "300000000003", accountUin: "300000000003", kind: "root", name: "root", createTime: 50 });
+          await store.insertPrincipal(principal({ principalId: ACCOUNT, kind: "root", name: "root", createTime: 100 }));
+          await store.insertPrincipal(other);
+          await store.insertPrincipal(principal({ principalId: "200000000001", name: "alice", createTime: 10 }));
+          assert.deepEqual((await store.listAccountRoots()).map((p) => p.accountUin), ["300000000003", ACCOUNT]);
+          assert.deepEqual((await store.listAccountRoots())[0], other);
+        }));
+
       it("refuses a duplicate id or (account, kind, name), writing nothing", () =>
         withStore(async ({ store }) => {
           const alice = principal({ principalId: "200000000001", name: "alice" });

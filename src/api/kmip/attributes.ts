@@ -184,6 +184,9 @@ export function algorithmOf(spec: KeySpec): { algorithm: number; length: number 
       return { algorithm: CRYPTOGRAPHIC_ALGORITHM.ECDSA, length: 256 };
     case "ECC_P384":
       return { algorithm: CRYPTOGRAPHIC_ALGORITHM.ECDSA, length: 384 };
+    // Tang servers' keys (not KMIP objects; KMIP creates no P-521 pair).
+    case "ECC_P521":
+      return { algorithm: CRYPTOGRAPHIC_ALGORITHM.ECDSA, length: 521 };
     case "SM2":
       return { algorithm: 0x2b, length: 256 };
   }

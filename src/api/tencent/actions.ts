@@ -9,6 +9,7 @@ import { SIGNING_ALGORITHMS, metadataType } from "../../keys/specs.js";
 import { CATALOG_ACTIONS, type CatalogActionName, type Product } from "../../policy/catalog.js";
 import { KmsError } from "../../service/errors.js";
 import type { Caller, CreateKeyInput, KmsService, ListKeyDetailInput } from "../../service/kms-service.js";
+import { tangActions } from "./tang-actions.js";
 import {
   array,
   base64,
@@ -66,7 +67,8 @@ const hsmClusterId = optional(
   string({ max: 128, pattern: /^$/, patternText: "empty: this service has no HSM clusters", code: "InvalidHsmClusterId" }),
 );
 
-const tag = object({
+/** A key's tag, as both doors take it. */
+export const tag: Param<{ TagKey: string; TagValue: string }> & { readonly required: true } = object({
   TagKey: string({ min: 1, max: 127 }),
   TagValue: string({ max: 255 }),
 });
@@ -127,7 +129,7 @@ function noDuplicates(ids: readonly string[], name: string): void {
   }
 }
 
-function toTags(tags: readonly { TagKey: string; TagValue: string }[] | undefined): Tag[] {
+export function toTags(tags: readonly { TagKey: string; TagValue: string }[] | undefined): Tag[] {
   const out: Tag[] = [];
   const seen = new Set<string>();
   for (const t of tags ?? []) {
@@ -306,6 +308,16 @@ export const ACTIONS: ActionTable<"kms"> = {
     return {};
   }),
 
+  TagResource: action({ KeyId: keyId(), Tags: array(tag, { min: 1, max: 50 }) }, async (p, { service, caller }) => {
+    await service.tagKey(caller, p.KeyId, toTags(p.Tags));
+    return {};
+  }),
+
+  UntagResource: action({ KeyId: keyId(), TagKeys: array(string({ min: 1, max: 127 }), { min: 1, max: 50 }) }, async (p, { service, caller }) => {
+    await service.untagKey(caller, p.KeyId, p.TagKeys);
+    return {};
+  }),
+
   Encrypt: action(
     {
       KeyId: keyId(),
@@ -465,46 +477,46 @@ export const ACTIONS: ActionTable<"kms"> = {
 
   GetRegions: action({}, (_p, { service, caller }) => ({ Regions: service.getRegions(caller) })),
 
-  ArchiveKey: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+  ArchiveKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     await service.archiveKey(caller, p.KeyId);
     return {};
   }),
 
-  CancelKeyArchive: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+  CancelKeyArchive: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     await service.cancelKeyArchive(caller, p.KeyId);
     return {};
   }),
 
   ScheduleKeyDeletion: action(
     // The window is checked by the service, so an out-of-range one gets Tencent's own error code.
-    { KeyId: keyId(), PendingWindowInDays: integer(-(2 ** 31), 2 ** 31 - 1, "InvalidPendingWindowInDays") },
+    { KeyId: keyId(), PendingWindowInDays: integer(-(2 ** 31), 2 ** 31 - 1, "InvalidPendingWindowInDays"), MemberAccount: memberAccount },
     async (p, { service, caller }) => {
       const { keyId, deletionDate } = await service.scheduleKeyDeletion(caller, p.KeyId, p.PendingWindowInDays);
       return { DeletionDate: deletionDate, KeyId: keyId };
     },
   ),
 
-  CancelKeyDeletion: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+  CancelKeyDeletion: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     const { keyId } = await service.cancelKeyDeletion(caller, p.KeyId);
     return { KeyId: keyId };
   }),
 
-  EnableKeyRotation: action({ KeyId: keyId(), RotateDays: optional(integer(7, 365)) }, async (p, { service, caller }) => {
+  EnableKeyRotation: action({ KeyId: keyId(), RotateDays: optional(integer(7, 365)), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     await service.enableKeyRotation(caller, p.KeyId, p.RotateDays ?? 365);
     return {};
   }),
 
-  DisableKeyRotation: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+  DisableKeyRotation: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     await service.disableKeyRotation(caller, p.KeyId);
     return {};
   }),
 
-  GetKeyRotationStatus: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+  GetKeyRotationStatus: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     const key = await service.getKeyRotationStatus(caller, p.KeyId);
     return { KeyRotationEnabled: key.rotationEnabled, RotateDays: key.rotateDays, NextRotateTime: key.nextRotateTime, LastRotateTime: key.lastRotateTime };
   }),
 
-  RotateKey: action({ KeyId: keyId() }, async (p, { service, caller }) => {
+  RotateKey: action({ KeyId: keyId(), MemberAccount: memberAccount }, async (p, { service, caller }) => {
     const { taskId } = await service.rotateKey(caller, p.KeyId);
     return { TaskId: taskId };
   }),
@@ -548,6 +560,8 @@ export const ACTIONS: ActionTable<"kms"> = {
     await service.deleteImportedKeyMaterial(caller, p.KeyId);
     return {};
   }),
+
+  ...tangActions(action),
 };
 
 /**

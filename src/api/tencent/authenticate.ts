@@ -46,6 +46,31 @@ function header(req: IncomingSignedRequest, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+/**
+ * What a canonical request takes from the request as received: its path and query, and the value
+ * of each signed header (`value` may rewrite one, as TC3 does the host); a signed header the
+ * request lacks is InvalidAuthorization.
+ */
+export function signedParts(
+  req: IncomingSignedRequest,
+  signedHeaders: readonly string[],
+  value: (name: string, value: string) => string = (_name, v) => v,
+): { path: string; query: string; headers: Record<string, string> } {
+  const headers: Record<string, string> = {};
+  for (const name of signedHeaders) {
+    const given = req.headers[name];
+    const text = Array.isArray(given) ? given.join(",") : given;
+    needs(text !== undefined, "InvalidAuthorization", `the signed header "${name}" is missing from the request`);
+    headers[name] = value(name, text);
+  }
+  const queryStart = req.url.indexOf("?");
+  return {
+    path: queryStart === -1 ? req.url : req.url.slice(0, queryStart),
+    query: queryStart === -1 ? "" : req.url.slice(queryStart + 1),
+    headers,
+  };
+}
+
 /** Host without port, as the SDKs put it in the canonical request. */
 function hostname(host: string): string {
   if (host.startsWith("[")) return host.slice(0, host.indexOf("]") + 1);
@@ -54,7 +79,7 @@ function hostname(host: string): string {
 }
 
 /** Derived signing keys, per access key, date and service: saves three HMACs per request. */
-class SigningKeyCache {
+export class SigningKeyCache {
   readonly #entries = new Map<string, { version: string; key: Buffer }>();
   async get(id: string, version: string, derive: () => Promise<Buffer>): Promise<Buffer> {
     const hit = this.#entries.get(id);
@@ -120,18 +145,9 @@ export class Tc3Authenticator {
     const credential = token ? await this.access.resolveTemporaryCredential(auth.secretId, token) : await this.access.resolveAccessKey(auth.secretId);
     needs(credential, "SecretIdNotFound", `the SecretId is unknown or inactive`);
 
-    const headers: Record<string, string> = {};
-    for (const name of auth.signedHeaders) {
-      const value = header(req, name);
-      needs(value !== undefined, "InvalidAuthorization", `the signed header "${name}" is missing from the request`);
-      headers[name] = name === "host" ? hostname(value) : value;
-    }
-    const queryStart = req.url.indexOf("?");
     const canonical = tc3CanonicalRequest({
+      ...signedParts(req, auth.signedHeaders, (name, value) => (name === "host" ? hostname(value) : value)),
       method: req.method,
-      path: queryStart === -1 ? req.url : req.url.slice(0, queryStart),
-      query: queryStart === -1 ? "" : req.url.slice(queryStart + 1),
-      headers,
       signedHeaders: auth.signedHeaders,
       payload: req.body,
     });

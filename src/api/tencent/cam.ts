@@ -6,7 +6,7 @@ import { MAX_SESSION_SECONDS, MIN_SESSION_SECONDS, type AttachmentView, type Kmi
 import { KmsError } from "../../service/errors.js";
 import type { AccessKeyRecord, PrincipalRecord } from "../../store/store.js";
 import { action, type ActionTable } from "./actions.js";
-import { array, integer, integerOneOf, oneOf, optional, string } from "./params.js";
+import { array, encryptionContext, integer, integerOneOf, oneOf, optional, string } from "./params.js";
 
 export const CAM_VERSION = "2019-01-16";
 export const STS_VERSION = "2018-08-13";
@@ -262,10 +262,21 @@ export const CAM_ACTIONS: ActionTable<"cam"> = {
 
   /** Tresor extension: which statement decides a user's or role's request (`tresor admin simulate`). */
   SimulatePrincipalPolicy: action(
-    { UserName: optional(name()), RoleName: optional(name()), Action: string({ min: 1, max: 128 }), Resource: string({ min: 1, max: 1024 }) },
+    {
+      UserName: optional(name()),
+      RoleName: optional(name()),
+      Action: string({ min: 1, max: 128 }),
+      Resource: string({ min: 1, max: 1024 }),
+      EncryptionContext: optional(encryptionContext()),
+    },
     async (p, { service, caller }) => {
       const target = oneRef<string, { kind: "user" | "role"; name: string }>(p.UserName, p.RoleName, "UserName", "RoleName", (v) => ({ kind: "user", name: v }), (v) => ({ kind: "role", name: v }));
-      const { decision, explanation } = await service.access.simulate(caller, { ...target, action: p.Action, resource: p.Resource });
+      const { decision, explanation } = await service.access.simulate(caller, {
+        ...target,
+        action: p.Action,
+        resource: p.Resource,
+        ...(p.EncryptionContext === undefined ? {} : { encryptionContext: p.EncryptionContext }),
+      });
       return {
         Allowed: decision.allowed,
         Reason: decision.reason,

@@ -137,6 +137,10 @@ export abstract class SqlOperations implements StoreOperations {
     return this.exec("getAccessKey", this.sql.getAccessKey, [secretId], "read", firstAccessKey);
   }
 
+  listAccountRoots(): Promise<PrincipalRecord[]> {
+    return this.exec("listAccountRoots", this.sql.listAccountRoots, [], "read", (r: rows.PrincipalRow[]) => r.map(rows.fromPrincipalRow));
+  }
+
   listAccessKeys(principalId: string): Promise<AccessKeyRecord[]> {
     return this.exec("listAccessKeys", this.sql.listAccessKeys, [principalId], "read", (r: rows.AccessKeyRow[]) => r.map(rows.fromAccessKeyRow));
   }

@@ -132,6 +132,8 @@ export function sharedStatements(d: Dialect) {
     insertPrincipal: statement("insertPrincipal", `INSERT INTO principals (${PRINCIPAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`),
     getPrincipal: lookup("getPrincipal", `SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE principal_id = $1`),
     getPrincipalByName: lookup("getPrincipalByName", `SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE account_uin = $1 AND kind = $2 AND name = $3`),
+    // Each account has one root principal, whose id is the account's uin.
+    listAccountRoots: statement("listAccountRoots", `SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE kind = 'root' ORDER BY create_time, principal_id${d.bytes}`),
 
     insertPolicy: statement("insertPolicy", `INSERT INTO policies (${POLICY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`),
     getPolicy: lookup("getPolicy", `SELECT ${POLICY_COLUMNS} FROM policies WHERE policy_id = $1`),
