@@ -1,13 +1,14 @@
 // In-process speed of Tresor's asymmetric primitives beside `openssl speed` measured in the same
 // call (DESIGN.md: ratios to a baseline of the same run). SM2 is src/crypto/sm2.ts; ECDSA P-256 and
 // RSA-2048 are node:crypto, so their ratios show the cost of the Node binding itself.
-// Run alone: `node dist/bench/asymmetric-speed.js [seconds]`.
+// Run alone: `node dist/bench/asymmetric-speed.js [seconds] [rounds]`.
 
 import { execFile } from "node:child_process";
 import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { argv } from "node:process";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
+import { median } from "./wrk.js";
 import { sm2Decrypt, sm2Encrypt, sm2GenerateKeyPair, sm2Sign, sm2Verify } from "../src/crypto/sm2.js";
 
 export interface AsymmetricSpeed {
@@ -63,48 +64,69 @@ function measure(seconds: number, op: () => void): number {
   return (count * 1000) / (now - start);
 }
 
-/**
- * SM2 sign, verify, decrypt (64-byte plaintext), ECDSA P-256 sign and RSA-2048 sign
- * (PKCS#1 v1.5, SHA-256), each beside `openssl speed -seconds N -elapsed sm2 ecdsap256 rsa2048`,
- * run first in the same call (one process, so the two never compete for a core).
- */
-export async function measureAsymmetricSpeed(seconds: number): Promise<AsymmetricSpeed[]> {
-  if (!(seconds > 0)) throw new RangeError(`"seconds" must be a positive number, got ${seconds}`);
-  const openssl = await opensslSpeed(Math.max(1, Math.round(seconds)));
-
+/** The in-process operations and the `openssl speed` figure each is compared with. */
+function operations(): Array<[string, () => void, keyof OpensslSpeeds | null]> {
   const sm2Key = sm2GenerateKeyPair();
   const message = randomBytes(64);
   const sm2Signature = sm2Sign(sm2Key.privateKey, message);
   const sm2Ciphertext = sm2Encrypt(sm2Key.publicKey, randomBytes(64));
   const p256 = generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey;
   const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
-
-  const rows: [string, number, number | null][] = [
-    ["SM2 sign", measure(seconds, () => sm2Sign(sm2Key.privateKey, message)), openssl.sm2Sign],
+  return [
+    ["SM2 sign", () => sm2Sign(sm2Key.privateKey, message), "sm2Sign"],
     [
       "SM2 verify",
-      measure(seconds, () => {
+      () => {
         if (!sm2Verify(sm2Key.publicKey, message, sm2Signature)) throw new Error("SM2 verify failed in the benchmark");
-      }),
-      openssl.sm2Verify,
+      },
+      "sm2Verify",
     ],
-    ["SM2 decrypt (64 bytes)", measure(seconds, () => sm2Decrypt(sm2Key.privateKey, sm2Ciphertext)), null],
-    ["ECDSA P-256 sign (node:crypto)", measure(seconds, () => sign("sha256", message, p256)), openssl.ecdsaP256Sign],
-    ["RSA-2048 sign (node:crypto, PKCS#1 v1.5 SHA-256)", measure(seconds, () => sign("sha256", message, rsa)), openssl.rsa2048Sign],
+    ["SM2 decrypt (64 bytes)", () => sm2Decrypt(sm2Key.privateKey, sm2Ciphertext), null],
+    ["ECDSA P-256 sign (node:crypto)", () => sign("sha256", message, p256), "ecdsaP256Sign"],
+    ["RSA-2048 sign (node:crypto, PKCS#1 v1.5 SHA-256)", () => sign("sha256", message, rsa), "rsa2048Sign"],
   ];
-  return rows.map(([name, opsPerSec, opensslOpsPerSec]) => ({
-    name,
-    opsPerSec,
-    opensslOpsPerSec,
-    ratio: opensslOpsPerSec === null || opensslOpsPerSec === 0 ? null : opsPerSec / opensslOpsPerSec,
-  }));
+}
+
+/**
+ * SM2 sign, verify, decrypt (64-byte plaintext), ECDSA P-256 sign and RSA-2048 sign (PKCS#1 v1.5,
+ * SHA-256), each beside `openssl speed -seconds N -elapsed sm2 ecdsap256 rsa2048`: round after round,
+ * openssl then the same operations in process (one at a time, so the two never compete for a core);
+ * each figure is the median of its rounds, each ratio the median of the rounds' ratios.
+ */
+export async function measureAsymmetricSpeed(seconds: number, rounds = 1): Promise<AsymmetricSpeed[]> {
+  if (!(seconds > 0)) throw new RangeError(`"seconds" must be a positive number, got ${seconds}`);
+  const ops = operations();
+  const samples = ops.map(() => ({ ours: [] as number[], theirs: [] as number[], ratios: [] as number[] }));
+  for (let r = 0; r < rounds; r++) {
+    const openssl = await opensslSpeed(Math.max(1, Math.round(seconds)));
+    ops.forEach(([, op, baseline], i) => {
+      const ours = measure(seconds, op);
+      samples[i]!.ours.push(ours);
+      if (baseline !== null) {
+        samples[i]!.theirs.push(openssl[baseline]);
+        samples[i]!.ratios.push(ours / openssl[baseline]);
+      }
+    });
+  }
+  return ops.map(([name], i) => {
+    const s = samples[i]!;
+    return {
+      name,
+      opsPerSec: median(s.ours),
+      opensslOpsPerSec: s.theirs.length === 0 ? null : median(s.theirs),
+      ratio: s.ratios.length === 0 ? null : median(s.ratios),
+    };
+  });
+}
+
+export function speedTable(rows: AsymmetricSpeed[]): string {
+  const head = ["in process", "ops/s", "openssl speed ops/s", "ratio to openssl"];
+  const body = rows.map((r) => [r.name, r.opsPerSec.toFixed(0), r.opensslOpsPerSec === null ? "-" : r.opensslOpsPerSec.toFixed(0), r.ratio === null ? "-" : r.ratio.toFixed(3)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
 }
 
 if (argv[1] !== undefined && import.meta.url === pathToFileURL(argv[1]).href) {
-  const seconds = Number(argv[2] ?? 3);
-  for (const r of await measureAsymmetricSpeed(seconds)) {
-    const theirs = r.opensslOpsPerSec === null ? "-" : r.opensslOpsPerSec.toFixed(0);
-    const ratio = r.ratio === null ? "-" : r.ratio.toFixed(2);
-    console.log(`${r.name.padEnd(50)} ${r.opsPerSec.toFixed(0).padStart(8)} /s   openssl ${theirs.padStart(8)} /s   ratio ${ratio}`);
-  }
+  console.log(speedTable(await measureAsymmetricSpeed(Number(argv[2] ?? 1), Number(argv[3] ?? 3))));
 }

@@ -1,25 +1,25 @@
-// `npm run bench`: Tresor's Encrypt, Decrypt and GenerateDataKey throughput against the same signed
-// load on a bare node:http server, in one run, reported as a ratio (DESIGN.md: benchmarks report
-// ratios to a baseline measured in the same run, never a bare absolute time).
+// `npm run bench`: Tresor's request path against a bare node:http server driven by the same wrk load
+// in the same run, interleaved, as ratios (DESIGN.md: benchmarks report ratios to a baseline
+// measured in the same run, never a bare absolute time). Every section runs several rounds and
+// reports medians, so one busy moment of a shared machine moves one sample, not the figure.
 //
-// Options (argv or env): --duration=S (BENCH_DURATION, default 5), --warmup=S (BENCH_WARMUP, 1),
-// --concurrency=N (BENCH_CONCURRENCY, 32), --server=tresor|fake (BENCH_SERVER, tresor; "fake"
-// tests the harness against fake-kms-server.ts). Writes bench/results/latest.json. Exits non-zero
-// when any scenario had errors or a server failed. With TRESOR_TEST_PG_URL set, Encrypt also runs
-// on the PostgreSQL store, one node and three, as ratios to the SQLite node (bench/postgres-store.ts).
+// Options (argv or env): --duration=S (BENCH_DURATION, seconds per wrk run, default 3),
+// --rounds=N (BENCH_ROUNDS, default 3), --quick (BENCH_QUICK=1: 1 round of 1 s, a small Encryption
+// SDK stream), --only=http|in-process (BENCH_ONLY: one part). Writes bench/results/latest.json; exits non-zero when any request of any scenario
+// failed or a server died. With TRESOR_TEST_PG_URL set, Encrypt also runs on the PostgreSQL store.
 
-import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { setTimeout as sleep } from "node:timers/promises";
-import { measureAsymmetricSpeed, type AsymmetricSpeed } from "./asymmetric-speed.js";
+import { measureAsymmetricSpeed, speedTable } from "./asymmetric-speed.js";
 import { encryptionBytes, encryptionTable, measureEncryption } from "./encryption.js";
 import { hsmUnavailable, startHsmNode } from "./hsm.js";
 import { startPostgresNode } from "./postgres-store.js";
-import { callAction, loopbackUrl, type Credentials } from "./signed-request.js";
+import { alive, runNode, startServer, stop, stopChildrenOnSignal, tail, type Started } from "./processes.js";
+import { CAM, callAction, loopbackUrl, signedRequest, type Credentials } from "./signed-request.js";
+import { median, runWrk, wrkMissing, type WrkRequest, type WrkResult } from "./wrk.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url)); // dist/bench
 const ROOT = resolve(HERE, "..", "..");
@@ -28,22 +28,43 @@ const RESULTS = join(ROOT, "bench", "results", "latest.json");
 
 const PLAINTEXT_BYTES = 1024;
 const DECRYPT_BLOBS = 64;
-const ENCRYPT_TARGET_RATIO = 0.4;
-/** Issue 6: Encrypt with its audit record durable before the answer, at >= 0.8 of Encrypt without audit. */
-const AUDIT_TARGET_RATIO = 0.8;
-const NO_AUDIT_SCENARIO = "Encrypt SM4 1 KiB (audit off build)";
-/** In-process SM2 signing against `openssl speed sm2` in the same run. */
-const SM2_SIGN_TARGET_RATIO = 0.7;
 const SIGN_MESSAGE_BYTES = 32;
-const START_TIMEOUT_MS = 20_000;
-/** `tresor serve` nodes sharing one PostgreSQL store in the cluster scenario. */
+/** wrk connections: the latency of one, the acceptance point, and many. */
+const CONNECTIONS = [1, 32, 128] as const;
+const MAIN_CONNECTIONS = 32;
 const PG_CLUSTER_NODES = 3;
+
+const TARGETS = {
+  encryptRatio: 0.4,
+  encryptP99Ms: 10,
+  encryptOneConnectionMeanMs: 0.5,
+  /** Decrypt and GenerateDataKey within 20% of Encrypt. */
+  siblingsOfEncrypt: 0.8,
+  /** The audited server within 15% of the no-audit build. */
+  auditedToUnaudited: 0.85,
+  /** SM2 sign over HTTP against the in-process sign rate. */
+  sm2SignHttpToInProcess: 0.6,
+  sm2VerifyToOpenssl: 0.7,
+} as const;
+
+const SCENARIO = {
+  encryptSm4: "Encrypt SM4 1 KiB",
+  noAudit: "Encrypt SM4 1 KiB (no-audit build)",
+  workers: "Encrypt SM4 1 KiB (--workers 2)",
+  decrypt: "Decrypt SM4 1 KiB",
+  generateDataKey: "GenerateDataKey SM4 AES_256",
+  sm2Sign: `SignByAsymmetricKey SM2 RAW ${SIGN_MESSAGE_BYTES} B`,
+  pg: "Encrypt SM4 1 KiB (PostgreSQL store)",
+  pgCluster: `Encrypt SM4 1 KiB (PostgreSQL store, ${PG_CLUSTER_NODES} nodes)`,
+  hsm: "Encrypt AES_256 1 KiB (HSM key, SoftHSM2)",
+  hsmSoftware: "Encrypt AES_256 1 KiB (software key, pkcs11 root)",
+} as const;
 
 interface Options {
   durationSeconds: number;
-  warmupSeconds: number;
-  concurrency: number;
-  server: "tresor" | "fake";
+  rounds: number;
+  quick: boolean;
+  only: "http" | "in-process" | undefined;
 }
 
 function option(name: string, env: string): string | undefined {
@@ -56,548 +77,367 @@ function numberOption(name: string, env: string, fallback: number, min: number, 
   const raw = option(name, env);
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`"${name}" must be a number in [${min}, ${max}], got ${raw}`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`"${name}" must be a whole number in [${min}, ${max}], got ${raw}`);
   return n;
 }
 
 function parseOptions(): Options {
   for (const a of process.argv.slice(2)) {
-    if (!/^--(duration|warmup|concurrency|server)=/.test(a)) throw new Error(`unknown argument ${a}`);
+    if (!/^--((duration|rounds|only)=|quick$)/.test(a)) throw new Error(`unknown argument ${a}`);
   }
-  const server = option("server", "BENCH_SERVER") ?? "tresor";
-  if (server !== "tresor" && server !== "fake") throw new Error(`"server" must be tresor or fake, got ${server}`);
-  const concurrency = numberOption("concurrency", "BENCH_CONCURRENCY", 32, 1, 1024);
-  if (!Number.isInteger(concurrency)) throw new Error(`"concurrency" must be an integer`);
+  const quick = process.argv.includes("--quick") || process.env["BENCH_QUICK"] === "1";
+  const only = option("only", "BENCH_ONLY") || undefined;
+  if (only !== undefined && only !== "http" && only !== "in-process") throw new Error(`"only" must be http or in-process, got ${only}`);
   return {
-    durationSeconds: numberOption("duration", "BENCH_DURATION", 5, 0.1, 600),
-    warmupSeconds: numberOption("warmup", "BENCH_WARMUP", 1, 0, 60),
-    concurrency,
-    server,
+    only,
+    durationSeconds: numberOption("duration", "BENCH_DURATION", quick ? 1 : 3, 1, 600),
+    rounds: numberOption("rounds", "BENCH_ROUNDS", quick ? 1 : 3, 1, 50),
+    quick,
   };
 }
 
 const log = (line: string): void => void process.stdout.write(`${line}\n`);
 
-// ---- child processes ---------------------------------------------------------------------------
-
-const children = new Set<ChildProcess>();
-
-interface Started {
-  child: ChildProcess;
-  logPath: string;
-  listening: Record<string, unknown> & { url: string };
-}
-
-/**
- * Starts a server whose stdout and stderr go to a file (so its per-request log lines cost the
- * bench process nothing), then waits for its `{"msg":"listening","url":...}` line in that file.
- */
-async function startServer(name: string, args: string[], logPath: string): Promise<Started> {
-  const fd = openSync(logPath, "w");
-  const child = spawn(process.execPath, args, { stdio: ["ignore", fd, fd], cwd: ROOT });
-  closeSync(fd);
-  children.add(child);
-  let exited: string | undefined;
-  child.on("exit", (code, signal) => {
-    children.delete(child);
-    exited = `exited with ${signal ?? `code ${String(code)}`}`;
-  });
-  child.on("error", (e) => (exited = `failed to start: ${e.message}`));
-
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    for (const line of readFileSync(logPath, "utf8").split("\n")) {
-      if (!line.startsWith("{")) continue;
-      try {
-        const parsed = JSON.parse(line) as Record<string, unknown>;
-        if (parsed.msg === "listening" && typeof parsed.url === "string") {
-          return { child, logPath, listening: parsed as Started["listening"] };
-        }
-      } catch {
-        // not a JSON line; keep looking
-      }
-    }
-    if (exited !== undefined) throw new Error(`${name} ${exited} before listening:\n${tail(logPath)}`);
-    await sleep(50);
-  }
-  throw new Error(`${name} did not log a "listening" line within ${START_TIMEOUT_MS / 1000} s:\n${tail(logPath)}`);
-}
-
-function tail(path: string, lines = 20): string {
-  try {
-    return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).map((l) => `  | ${l}`).join("\n");
-  } catch {
-    return "  (no log)";
-  }
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGTERM");
-  const timedOut = await Promise.race([exited.then(() => false), sleep(5000).then(() => true)]);
-  if (timedOut) {
-    log(`  (pid ${String(child.pid)} ignored SIGTERM for 5 s; sending SIGKILL)`);
-    child.kill("SIGKILL");
-    await exited;
-  }
-}
-
-function run(args: string[], timeoutMs: number): Promise<string> {
-  return new Promise((res, rej) => {
-    execFile(process.execPath, args, { cwd: ROOT, timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      if (err) rej(new Error(`node ${args.join(" ")}: ${err.message}\n${stdout}${stderr}`));
-      else res(stdout);
-    });
-  });
-}
-
 // ---- scenarios ---------------------------------------------------------------------------------
-
-interface LoadResult {
-  ok: boolean;
-  requests: number;
-  errors: number;
-  seconds?: number;
-  reqPerSec?: number;
-  p50Ms?: number;
-  p99Ms?: number;
-  clientCpu?: number | null;
-  serverCpu?: number | null;
-  otherCpu?: number | null;
-  sampleErrors?: string[];
-}
 
 interface Scenario {
   name: string;
-  url: string;
-  action: string;
-  params: Record<string, unknown>;
-  cycle?: { field: string; valuesFile: string };
-  serverPid: number | undefined;
-  /** Several nodes of one cluster: the load process spreads its workers evenly over them (url is the first). */
-  cluster?: { urls: string[]; serverPids: number[] };
+  /** The server's URL; several for a cluster (one wrk per node, run together, rates summed). */
+  urls: URL[];
+  connections: readonly number[];
+  /** The signed requests of one run (signed when it starts). */
+  requests: (url: URL) => WrkRequest[];
   bare?: true;
-  /** Another server's credentials (a server with a data directory of its own). */
-  credentials?: Credentials;
 }
 
-function runLoad(s: Scenario, creds: Credentials, opts: Options): Promise<LoadResult> {
-  const config = {
-    url: s.url,
-    action: s.action,
-    params: s.params,
-    ...(s.cycle ? { cycle: s.cycle } : {}),
-    credentials: creds,
-    concurrency: opts.concurrency,
-    warmupSeconds: opts.warmupSeconds,
-    durationSeconds: opts.durationSeconds,
-    ...(s.serverPid !== undefined ? { serverPid: s.serverPid } : {}),
-    ...(s.cluster !== undefined ? { urls: s.cluster.urls, serverPids: s.cluster.serverPids } : {}),
+interface Sample {
+  scenario: string;
+  connections: number;
+  result: WrkResult;
+}
+
+/** One run of `s` at `connections`, split over its nodes. */
+async function runScenario(s: Scenario, connections: number, durationSeconds: number): Promise<WrkResult> {
+  const per = Math.max(1, Math.round(connections / s.urls.length));
+  const results = await Promise.all(s.urls.map((url) => runWrk({ url: url.href, connections: per, durationSeconds, requests: () => s.requests(url) })));
+  if (results.length === 1) return results[0]!;
+  const requests = results.reduce((n, r) => n + r.requests, 0);
+  return {
+    requests,
+    seconds: Math.max(...results.map((r) => r.seconds)),
+    reqPerSec: results.reduce((n, r) => n + r.reqPerSec, 0),
+    p50Ms: Math.max(...results.map((r) => r.p50Ms)),
+    p99Ms: Math.max(...results.map((r) => r.p99Ms)),
+    meanMs: results.reduce((n, r) => n + r.meanMs * r.requests, 0) / Math.max(1, requests),
+    errors: results.reduce((n, r) => n + r.errors, 0),
   };
-  return new Promise((res) => {
-    // stderr is inherited so a failing load process explains itself on the console.
-    const child = spawn(process.execPath, [join(HERE, "load.js"), JSON.stringify(config)], { stdio: ["ignore", "pipe", "inherit"] });
-    children.add(child);
-    let out = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
-    child.on("close", (code) => {
-      children.delete(child);
-      const line = out.trim().split("\n").pop() ?? "";
-      try {
-        const parsed = JSON.parse(line) as LoadResult;
-        res(code === 0 ? parsed : { ...parsed, ok: false });
-      } catch {
-        res({ ok: false, requests: 0, errors: 1, sampleErrors: [`load process exited ${String(code)} with no result`] });
-      }
-    });
-  });
 }
 
-// ---- report ------------------------------------------------------------------------------------
+/**
+ * Round after round, at each connection count: the bare baseline, then every scenario that runs at
+ * that count, so baseline and scenarios share each moment of the machine.
+ */
+async function runRounds(scenarios: readonly Scenario[], opts: Options, watch: () => void): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  // A warm-up run of every scenario (not recorded), so the first one measured does not pay for the JIT.
+  if (!opts.quick) {
+    log("bench: warm-up, 1 s of every scenario at 32 connections");
+    for (const s of scenarios) await runScenario(s, MAIN_CONNECTIONS, 1);
+    watch();
+  }
+  for (let round = 1; round <= opts.rounds; round++) {
+    for (const c of CONNECTIONS) {
+      for (const s of scenarios.filter((x) => x.connections.includes(c))) {
+        const result = await runScenario(s, c, opts.durationSeconds);
+        samples.push({ scenario: s.name, connections: c, result });
+        log(
+          `bench: round ${round}/${opts.rounds} c=${String(c).padStart(3)} ${s.name.padEnd(44)} ${result.reqPerSec.toFixed(0).padStart(6)} req/s  ` +
+            `p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms${result.errors > 0 ? `  ERRORS ${result.errors}` : ""}`,
+        );
+        watch();
+      }
+    }
+  }
+  return samples;
+}
 
 interface Row {
   scenario: string;
-  reqPerSec: number | null;
-  p50Ms: number | null;
-  p99Ms: number | null;
+  connections: number;
+  reqPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  meanMs: number;
+  /** The median rate over the median rate of the bare baseline at the same connection count. */
   ratioToBare: number | null;
-  clientCpu: number | null;
-  serverCpu: number | null;
-  otherCpu: number | null;
-  requests: number;
+  samples: number;
   errors: number;
 }
 
-function table(rows: Row[]): string {
-  const head = ["scenario", "req/s", "p50 ms", "p99 ms", "ratio to bare", "cpu load", "cpu server", "cpu other"];
-  const fmt = (v: number | null, digits: number, missing = "FAILED"): string => (v === null ? missing : v.toFixed(digits));
+const BARE = "bare node:http";
+
+function rowsOf(samples: readonly Sample[]): Row[] {
+  const groups = new Map<string, Sample[]>();
+  for (const s of samples) {
+    const id = `${s.scenario}\0${s.connections}`;
+    groups.set(id, [...(groups.get(id) ?? []), s]);
+  }
+  const rows = [...groups.values()].map((g) => ({
+    scenario: g[0]!.scenario,
+    connections: g[0]!.connections,
+    reqPerSec: round(median(g.map((s) => s.result.reqPerSec)), 0),
+    p50Ms: round(median(g.map((s) => s.result.p50Ms)), 3),
+    p99Ms: round(median(g.map((s) => s.result.p99Ms)), 3),
+    meanMs: round(median(g.map((s) => s.result.meanMs)), 3),
+    ratioToBare: null as number | null,
+    samples: g.length,
+    errors: g.reduce((n, s) => n + s.result.errors, 0),
+  }));
+  for (const r of rows) {
+    const bare = rows.find((b) => b.scenario === BARE && b.connections === r.connections);
+    r.ratioToBare = bare && bare.reqPerSec > 0 ? round(r.reqPerSec / bare.reqPerSec, 3) : null;
+  }
+  return rows.sort((a, b) => a.connections - b.connections);
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+function table(rows: readonly Row[]): string {
+  const head = ["scenario", "conns", "req/s", "p50 ms", "p99 ms", "mean ms", "ratio to bare", "errors"];
   const body = rows.map((r) => [
     r.scenario,
-    fmt(r.reqPerSec, 0),
-    fmt(r.p50Ms, 2),
-    fmt(r.p99Ms, 2),
-    fmt(r.ratioToBare, 3),
-    fmt(r.clientCpu, 2, "-"),
-    fmt(r.serverCpu, 2, "-"),
-    fmt(r.otherCpu, 2, "-"),
+    String(r.connections),
+    r.reqPerSec.toFixed(0),
+    r.p50Ms.toFixed(2),
+    r.p99Ms.toFixed(2),
+    r.meanMs.toFixed(3),
+    r.ratioToBare === null ? "-" : r.ratioToBare.toFixed(3),
+    String(r.errors),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
   return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
 }
 
-function speedTable(rows: AsymmetricSpeed[]): string {
-  const head = ["in process", "ops/s", "openssl speed ops/s", "ratio to openssl"];
-  const body = rows.map((r) => [r.name, r.opsPerSec.toFixed(0), r.opensslOpsPerSec === null ? "-" : r.opensslOpsPerSec.toFixed(0), r.ratio === null ? "-" : r.ratio.toFixed(3)]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
+// ---- servers -----------------------------------------------------------------------------------
+
+async function initDataDir(dir: string): Promise<Credentials> {
+  const out = await runNode([TRESOR_MAIN, "init", "--data-dir", dir, "--json"], 60_000, ROOT);
+  const line = out.trim().split("\n").reverse().find((l) => l.includes('"secretId"'));
+  if (line === undefined) throw new Error(`tresor init printed no credentials:\n${out}`);
+  return JSON.parse(line) as Credentials;
+}
+
+/** A sub-user allowed to Encrypt with one key under a condition (source address on loopback), so authorization is measured. */
+async function conditionedUser(url: URL, root: Credentials, keyId: string, accountUin: string): Promise<Credentials> {
+  const policy = {
+    version: "2.0",
+    statement: [
+      {
+        effect: "allow",
+        action: ["name/kms:Encrypt"],
+        resource: [`qcs::kms:${root.region}:uin/${accountUin}:key/creatorUin/${accountUin}/${keyId}`],
+        condition: { ip_equal: { "qcs:ip": ["127.0.0.0/8"] } },
+      },
+    ],
+  };
+  const { PolicyId } = await callAction(url, "CreatePolicy", { PolicyName: "bench-encrypt", PolicyDocument: JSON.stringify(policy) }, root, CAM);
+  const user = await callAction(url, "AddUser", { Name: "bench-encryptor", UseApi: 1 }, root, CAM);
+  await callAction(url, "AttachUserPolicy", { PolicyId, AttachUin: user.Uin }, root, CAM);
+  return { secretId: String(user.SecretId), secretKey: String(user.SecretKey), region: root.region };
+}
+
+function writeReport(report: object): void {
+  mkdirSync(dirname(RESULTS), { recursive: true });
+  writeFileSync(RESULTS, `${JSON.stringify(report, null, 2)}\n`);
+  log(`bench: wrote ${RESULTS}`);
 }
 
 // ---- main --------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
   const opts = parseOptions();
+  const missing = wrkMissing();
+  if (missing !== undefined) {
+    log(`bench: ${missing}`);
+    return 1;
+  }
+  if (!existsSync(TRESOR_MAIN)) throw new Error(`${TRESOR_MAIN} does not exist: is the CLI built?`);
   const tmp = mkdtempSync(join(tmpdir(), "tresor-bench-"));
   let keepTmp = false;
-  log(
-    `bench: server=${opts.server} concurrency=${opts.concurrency} warmup=${opts.warmupSeconds}s duration=${opts.durationSeconds}s ` +
-      `cpus=${cpus().length} node=${process.version} tmp=${tmp}`,
-  );
+  log(`bench: rounds=${opts.rounds} duration=${opts.durationSeconds}s connections=${CONNECTIONS.join("/")} cpus=${cpus().length} node=${process.version} tmp=${tmp}`);
   const started: Started[] = [];
-  let dropPgSchema: (() => Promise<void>) | undefined;
+  const cleanups: (() => Promise<void>)[] = [];
   try {
-    // 0. The asymmetric primitives in process, against `openssl speed`, before any server runs.
-    log(`bench: asymmetric primitives in process vs openssl speed (${opts.durationSeconds}s each) ...`);
-    const speeds = await measureAsymmetricSpeed(opts.durationSeconds);
-    log("");
-    log(speedTable(speeds));
-    log("");
-
-    // 0b. The Encryption SDK per suite against raw node:crypto, in process (bench/encryption.ts).
-    const encryptionSdk = await measureEncryption(encryptionBytes(), log);
-    log("");
-    log(encryptionTable(encryptionSdk));
-    log("");
-
-    // 1. The server under test, with a fresh data directory.
-    let creds: Credentials;
-    let server: Started;
-    if (opts.server === "tresor") {
-      if (!existsSync(TRESOR_MAIN)) throw new Error(`${TRESOR_MAIN} does not exist: is the CLI built?`);
-      const dataDir = join(tmp, "data");
-      log("bench: tresor init");
-      const out = await run([TRESOR_MAIN, "init", "--data-dir", dataDir, "--json"], 60_000);
-      const initLine = out.trim().split("\n").reverse().find((l) => l.includes('"secretId"'));
-      if (initLine === undefined) throw new Error(`tresor init printed no credentials:\n${out}`);
-      creds = JSON.parse(initLine) as Credentials;
-      log("bench: tresor serve");
-      server = await startServer("tresor serve", [TRESOR_MAIN, "serve", "--data-dir", dataDir, "--port", "0"], join(tmp, "server.log"));
-    } else {
-      log("bench: fake KMS server (harness self-test; its figures say nothing about Tresor)");
-      server = await startServer("fake-kms-server", [join(HERE, "fake-kms-server.js")], join(tmp, "server.log"));
-      const l = server.listening;
-      creds = { secretId: String(l.secretId), secretKey: String(l.secretKey), region: String(l.region) };
+    // 1. In process, before any server runs: asymmetric primitives against `openssl speed`, and the
+    // Encryption SDK against raw node:crypto, each interleaved with its baseline, medians of rounds.
+    const inProcess = opts.only !== "http";
+    if (inProcess) log(`bench: asymmetric primitives in process vs openssl speed (${opts.rounds} round(s)) ...`);
+    const speeds = inProcess ? await measureAsymmetricSpeed(1, opts.rounds) : [];
+    if (inProcess) log(`\n${speedTable(speeds)}\n`);
+    const encryptionSdk = inProcess ? await measureEncryption(encryptionBytes(opts.quick), opts.rounds, log) : undefined;
+    if (encryptionSdk) log(`\n${encryptionTable(encryptionSdk)}\n`);
+    if (opts.only === "in-process") {
+      writeReport({ date: new Date().toISOString(), node: process.version, cpus: cpus().length, rounds: opts.rounds, asymmetricInProcess: speeds, encryptionSdk });
+      return 0;
     }
+
+    // 2. Tresor (one process, default settings), the no-audit build, the bare baseline.
+    const dataDir = join(tmp, "data");
+    log("bench: tresor init, tresor serve --workers 1; tresor serve --workers 2 on a data directory of its own");
+    const creds = await initDataDir(dataDir);
+    const server = await startServer("tresor serve", [TRESOR_MAIN, "serve", "--data-dir", dataDir, "--port", "0", "--workers", "1"], join(tmp, "server.log"), ROOT);
     started.push(server);
+    // Its own data directory: two servers writing one SQLite file would slow each other's runs.
+    const workersDir = join(tmp, "data-workers");
+    const workersCreds = await initDataDir(workersDir);
+    const workers = await startServer("tresor serve --workers 2", [TRESOR_MAIN, "serve", "--data-dir", workersDir, "--port", "0", "--workers", "2"], join(tmp, "server-workers.log"), ROOT);
+    started.push(workers);
+    const workersUrl = loopbackUrl(workers.listening.url);
     const url = loopbackUrl(server.listening.url);
-    log(`bench: server at ${url.href} (log: ${server.logPath})`);
+    const noAuditDir = join(tmp, "data-no-audit");
+    const noAuditCreds = await initDataDir(noAuditDir);
+    const noAudit = await startServer("no-audit server", [join(HERE, "no-audit-server.js"), noAuditDir], join(tmp, "no-audit.log"), ROOT);
+    started.push(noAudit);
+    const noAuditUrl = loopbackUrl(noAudit.listening.url);
+    const bare = await startServer("bare server", [join(HERE, "bare-server.js")], join(tmp, "bare.log"), ROOT);
+    started.push(bare);
+    const bareUrl = loopbackUrl(bare.listening.url);
+    log(`bench: tresor at ${url.href} (log ${server.logPath}); no-audit build at ${noAuditUrl.href}; bare at ${bareUrl.href}`);
 
-    // 2. Keys, and Decrypt blobs made beforehand.
-    const sm4 = await callAction(url, "CreateKey", { Alias: "bench-sm4", KeySpec: "SM4" }, creds);
-    const aes = await callAction(url, "CreateKey", { Alias: "bench-aes", KeySpec: "AES_256" }, creds);
-    const sm4KeyId = String(sm4.KeyId);
-    const aesKeyId = String(aes.KeyId);
-    log(`bench: keys SM4 ${sm4KeyId}, AES_256 ${aesKeyId}`);
-    // An SM2 signing key, and one signature checked before it is measured.
-    let signScenario: Omit<Scenario, "serverPid"> | undefined;
-    if (opts.server === "tresor") {
-      const sm2 = await callAction(url, "CreateKey", { Alias: "bench-sm2-sign", KeyUsage: "ASYMMETRIC_SIGN_VERIFY_SM2" }, creds);
-      const signParams = { KeyId: String(sm2.KeyId), Algorithm: "SM2DSA", Message: randomBytes(SIGN_MESSAGE_BYTES).toString("base64") };
-      const signed = await callAction(url, "SignByAsymmetricKey", signParams, creds);
-      const verified = await callAction(url, "VerifyByAsymmetricKey", { ...signParams, SignatureValue: signed.Signature }, creds);
-      if (verified.SignatureValid !== true) throw new Error("a fresh SM2 signature did not verify");
-      signScenario = { name: `SignByAsymmetricKey SM2 RAW ${SIGN_MESSAGE_BYTES} B`, url: url.href, action: "SignByAsymmetricKey", params: signParams };
-    }
-
+    // 3. Keys, blobs, signatures, the sub-user; each checked once before it is measured.
+    const keyOf = async (u: URL, c: Credentials, params: object) => String((await callAction(u, "CreateKey", params, c)).KeyId);
+    const sm4 = await keyOf(url, creds, { Alias: "bench-sm4", KeySpec: "SM4" });
+    const aes = await keyOf(url, creds, { Alias: "bench-aes", KeySpec: "AES_256" });
+    const sm2 = await keyOf(url, creds, { Alias: "bench-sm2", KeyUsage: "ASYMMETRIC_SIGN_VERIFY_SM2" });
+    const ecc = await keyOf(url, creds, { Alias: "bench-ecc", KeyUsage: "ASYMMETRIC_SIGN_VERIFY_ECC" });
+    const noAuditSm4 = await keyOf(noAuditUrl, noAuditCreds, { Alias: "bench-sm4", KeySpec: "SM4" });
+    const workersSm4 = await keyOf(workersUrl, workersCreds, { Alias: "bench-sm4", KeySpec: "SM4" });
     const plaintext = randomBytes(PLAINTEXT_BYTES).toString("base64");
     const blobPlaintexts = Array.from({ length: DECRYPT_BLOBS }, () => randomBytes(PLAINTEXT_BYTES).toString("base64"));
     const blobs: string[] = [];
-    for (const p of blobPlaintexts) {
-      blobs.push(String((await callAction(url, "Encrypt", { KeyId: sm4KeyId, Plaintext: p }, creds)).CiphertextBlob));
-    }
-    // A throughput figure for a Decrypt that returns the wrong bytes would be worthless.
+    for (const p of blobPlaintexts) blobs.push(String((await callAction(url, "Encrypt", { KeyId: sm4, Plaintext: p }, creds)).CiphertextBlob));
     const check = await callAction(url, "Decrypt", { CiphertextBlob: blobs[0] }, creds);
     if (check.Plaintext !== blobPlaintexts[0]) throw new Error("Decrypt of a fresh blob did not return its plaintext");
-    const blobsFile = join(tmp, "blobs-sm4.json");
-    writeFileSync(blobsFile, JSON.stringify(blobs));
-    log(`bench: ${DECRYPT_BLOBS} Decrypt blobs of ${PLAINTEXT_BYTES} B made (${blobs[0]!.length} chars each)`);
+    const message = randomBytes(SIGN_MESSAGE_BYTES).toString("base64");
+    const sm2Sign = { KeyId: sm2, Algorithm: "SM2DSA", Message: message, MessageType: "RAW" };
+    const eccSign = { KeyId: ecc, Algorithm: "ECC_P256_R1", Message: message, MessageType: "DIGEST" };
+    const sm2Signature = String((await callAction(url, "SignByAsymmetricKey", sm2Sign, creds)).Signature);
+    const sm2Verify = { ...sm2Sign, SignatureValue: sm2Signature };
+    if ((await callAction(url, "VerifyByAsymmetricKey", sm2Verify, creds)).SignatureValid !== true) throw new Error("a fresh SM2 signature did not verify");
+    await callAction(url, "SignByAsymmetricKey", eccSign, creds);
+    const accountUin = String(((await callAction(url, "DescribeKey", { KeyId: sm4 }, creds)).KeyMetadata as { CreatorUinString: string }).CreatorUinString);
+    const user = await conditionedUser(url, creds, sm4, accountUin);
+    await callAction(url, "Encrypt", { KeyId: sm4, Plaintext: plaintext }, user);
 
-    // 3. Bare baseline server, started now so it idles during the Tresor runs rather than the reverse.
-    const bare = await startServer("bare-server", [join(HERE, "bare-server.js")], join(tmp, "bare.log"));
-    started.push(bare);
-
-    // 3b. The same server built without its audit writer (bench/no-audit-server.ts) on a data
-    // directory of its own: Encrypt with audit is reported as a ratio to Encrypt without.
-    let noAuditScenario: Scenario | undefined;
-    if (opts.server === "tresor") {
-      const noAuditDir = join(tmp, "data-no-audit");
-      const noAuditOut = await run([TRESOR_MAIN, "init", "--data-dir", noAuditDir, "--json"], 60_000);
-      const noAuditCreds = JSON.parse(noAuditOut.trim().split("\n").reverse().find((l) => l.includes('"secretId"'))!) as Credentials;
-      const noAudit = await startServer("no-audit server", [join(HERE, "no-audit-server.js"), noAuditDir], join(tmp, "no-audit.log"));
-      started.push(noAudit);
-      const noAuditUrl = loopbackUrl(noAudit.listening.url);
-      const noAuditKey = String((await callAction(noAuditUrl, "CreateKey", { Alias: "bench-sm4", KeySpec: "SM4" }, noAuditCreds)).KeyId);
-      noAuditScenario = {
-        name: NO_AUDIT_SCENARIO,
-        url: noAuditUrl.href,
-        action: "Encrypt",
-        params: { KeyId: noAuditKey, Plaintext: plaintext },
-        serverPid: noAudit.child.pid,
-        credentials: noAuditCreds,
-      };
-    }
-
-    const pid = server.child.pid;
+    const one = (action: string, params: object, c: Credentials = creds) => (u: URL) => [signedRequest(u, action, params, c)];
+    const all = CONNECTIONS;
+    const main32 = [MAIN_CONNECTIONS] as const;
+    const encryptSm4 = one("Encrypt", { KeyId: sm4, Plaintext: plaintext });
     const scenarios: Scenario[] = [
-      { name: "Encrypt SM4 1 KiB", url: url.href, action: "Encrypt", params: { KeyId: sm4KeyId, Plaintext: plaintext }, serverPid: pid },
-      ...(noAuditScenario ? [noAuditScenario] : []),
-      { name: "Encrypt AES_256 1 KiB", url: url.href, action: "Encrypt", params: { KeyId: aesKeyId, Plaintext: plaintext }, serverPid: pid },
-      {
-        name: "Decrypt SM4 1 KiB",
-        url: url.href,
-        action: "Decrypt",
-        params: {},
-        cycle: { field: "CiphertextBlob", valuesFile: blobsFile },
-        serverPid: pid,
-      },
-      {
-        name: "GenerateDataKey SM4 AES_256",
-        url: url.href,
-        action: "GenerateDataKey",
-        params: { KeyId: sm4KeyId, KeySpec: "AES_256" },
-        serverPid: pid,
-      },
-      ...(signScenario ? [{ ...signScenario, serverPid: pid }] : []),
+      // The baseline gets the same signed Encrypt request, so it pays the same client and parsing costs.
+      { name: BARE, urls: [bareUrl], connections: all, requests: encryptSm4, bare: true },
+      { name: SCENARIO.encryptSm4, urls: [url], connections: all, requests: encryptSm4 },
+      { name: SCENARIO.workers, urls: [workersUrl], connections: [32, 128], requests: one("Encrypt", { KeyId: workersSm4, Plaintext: plaintext }, workersCreds) },
+      { name: SCENARIO.noAudit, urls: [noAuditUrl], connections: main32, requests: one("Encrypt", { KeyId: noAuditSm4, Plaintext: plaintext }, noAuditCreds) },
+      { name: "Encrypt AES_256 1 KiB", urls: [url], connections: main32, requests: one("Encrypt", { KeyId: aes, Plaintext: plaintext }) },
+      { name: SCENARIO.decrypt, urls: [url], connections: main32, requests: (u) => blobs.map((b) => signedRequest(u, "Decrypt", { CiphertextBlob: b }, creds)) },
+      { name: SCENARIO.generateDataKey, urls: [url], connections: main32, requests: one("GenerateDataKey", { KeyId: sm4, KeySpec: "AES_256" }) },
+      { name: "GenerateRandom 32 B", urls: [url], connections: main32, requests: one("GenerateRandom", { NumberOfBytes: 32 }) },
+      { name: SCENARIO.sm2Sign, urls: [url], connections: main32, requests: one("SignByAsymmetricKey", sm2Sign) },
+      { name: `SignByAsymmetricKey ECC P-256 ${SIGN_MESSAGE_BYTES} B digest`, urls: [url], connections: main32, requests: one("SignByAsymmetricKey", eccSign) },
+      { name: `VerifyByAsymmetricKey SM2 RAW ${SIGN_MESSAGE_BYTES} B`, urls: [url], connections: main32, requests: one("VerifyByAsymmetricKey", sm2Verify) },
+      { name: "Encrypt SM4 1 KiB (sub-user, conditioned policy)", urls: [url], connections: main32, requests: one("Encrypt", { KeyId: sm4, Plaintext: plaintext }, user) },
     ];
-    // The baseline gets the same signed Encrypt request, so it pays the same client and parsing
-    // costs. It runs first and last, and the ratio uses the faster of the two: other work on a
-    // shared 2-core machine only ever slows a run, so the faster one is the better estimate and
-    // never flatters Tresor.
-    const bareScenario = (when: string): Scenario => ({
-      name: `bare node:http (${when})`,
-      url: bare.listening.url,
-      action: "Encrypt",
-      params: { KeyId: sm4KeyId, Plaintext: plaintext },
-      serverPid: bare.child.pid,
-      bare: true,
-    });
-    scenarios.unshift(bareScenario("first"));
-    scenarios.push(bareScenario("last"));
 
-    const results: Array<{ scenario: Scenario; result: LoadResult }> = [];
-    for (const [i, s] of scenarios.entries()) {
-      log(`bench: [${i + 1}/${scenarios.length}] ${s.name} ...`);
-      const result = await runLoad(s, s.credentials ?? creds, opts);
-      results.push({ scenario: s, result });
-      if (result.ok) {
-        log(
-          `bench:        ${result.reqPerSec} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms (${result.requests} requests; ` +
-            `cores used: load ${String(result.clientCpu)}, server ${String(result.serverCpu)})`,
-        );
-      } else {
-        log(`bench:        FAILED: ${result.errors} error(s); ${(result.sampleErrors ?? []).join(" | ")}`);
-      }
-      if (server.child.exitCode !== null || server.child.signalCode !== null) {
-        throw new Error(`the server died during "${s.name}":\n${tail(server.logPath)}`);
-      }
-    }
-
-    // 4. The same Encrypt over the PostgreSQL store, on one node and then spread over three nodes
-    // sharing that store, each as a ratio to the SQLite node's.
-    const pgUrl = process.env.TRESOR_TEST_PG_URL;
-    const pgScenarioName = "Encrypt SM4 1 KiB (PostgreSQL store)";
-    const pgClusterScenarioName = `Encrypt SM4 1 KiB (PostgreSQL store, ${PG_CLUSTER_NODES} nodes)`;
-    let postgresNote: string | undefined;
-    if (opts.server !== "tresor") postgresNote = "skipped: the fake server has no store";
-    else if (pgUrl === undefined || pgUrl === "") {
-      postgresNote = "skipped: TRESOR_TEST_PG_URL is not set (run `. .ci/postgres.sh` first to start a throwaway PostgreSQL, or point it at an empty database)";
+    // 4. Optional nodes: the PostgreSQL store (one node, then three on one schema), a pkcs11 root.
+    const pgUrl = process.env["TRESOR_TEST_PG_URL"];
+    const notes: Record<string, string> = {};
+    const start = (name: string, args: string[], logPath: string) => startServer(name, args, logPath, ROOT);
+    const run = (args: string[], timeoutMs: number) => runNode(args, timeoutMs, ROOT);
+    if (pgUrl === undefined || pgUrl === "") {
+      notes["postgres"] = "skipped: TRESOR_TEST_PG_URL is not set (`. .ci/postgres.sh` starts a throwaway PostgreSQL)";
     } else {
-      log("bench: tresor init --store / serve --store on TRESOR_TEST_PG_URL (a fresh schema)");
-      const pgNode = await startPostgresNode({ pgUrl, tmp, tresorMain: TRESOR_MAIN, run, start: startServer });
+      const pgNode = await startPostgresNode({ pgUrl, tmp, tresorMain: TRESOR_MAIN, run, start });
       started.push(pgNode.server);
-      dropPgSchema = pgNode.dropSchema;
-      const s: Scenario = {
-        name: pgScenarioName,
-        url: pgNode.url.href,
-        action: "Encrypt",
-        params: { KeyId: pgNode.keyId, Plaintext: plaintext },
-        serverPid: pgNode.server.child.pid,
-      };
-      log(`bench: ${s.name} ...`);
-      const result = await runLoad(s, pgNode.creds, opts);
-      results.push({ scenario: s, result });
-      log(result.ok ? `bench:        ${result.reqPerSec} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms` : `bench:        FAILED: ${(result.sampleErrors ?? []).join(" | ")}`);
-
-      log(`bench: ${PG_CLUSTER_NODES - 1} more tresor serve --store nodes on the same schema`);
+      cleanups.push(pgNode.dropSchema);
       const more = await pgNode.startMoreNodes(PG_CLUSTER_NODES - 1);
       started.push(...more);
-      const nodes = [pgNode.server, ...more];
-      const c: Scenario = {
-        name: pgClusterScenarioName,
-        url: pgNode.url.href,
-        action: "Encrypt",
-        params: { KeyId: pgNode.keyId, Plaintext: plaintext },
-        serverPid: undefined,
-        cluster: { urls: nodes.map((n) => loopbackUrl(n.listening.url).href), serverPids: nodes.map((n) => n.child.pid!) },
-      };
-      log(`bench: ${c.name} (the load's workers spread round-robin over the nodes) ...`);
-      const clusterResult = await runLoad(c, pgNode.creds, opts);
-      results.push({ scenario: c, result: clusterResult });
-      log(
-        clusterResult.ok
-          ? `bench:        ${clusterResult.reqPerSec} req/s, p50 ${clusterResult.p50Ms} ms, p99 ${clusterResult.p99Ms} ms (cores used: load ${String(clusterResult.clientCpu)}, nodes ${String(clusterResult.serverCpu)})`
-          : `bench:        FAILED: ${(clusterResult.sampleErrors ?? []).join(" | ")}`,
+      const request = one("Encrypt", { KeyId: pgNode.keyId, Plaintext: plaintext }, pgNode.creds);
+      scenarios.push(
+        { name: SCENARIO.pg, urls: [pgNode.url], connections: main32, requests: request },
+        { name: SCENARIO.pgCluster, urls: [pgNode.server, ...more].map((n) => loopbackUrl(n.listening.url)), connections: main32, requests: request },
       );
-      for (const n of nodes) {
-        if (n.child.exitCode !== null || n.child.signalCode !== null) throw new Error(`a PostgreSQL-store node died during the run:\n${tail(n.logPath)}`);
-      }
     }
-    if (postgresNote !== undefined) log(`bench: Encrypt on the PostgreSQL store (1 and ${PG_CLUSTER_NODES} nodes) ${postgresNote}`);
-
-    // 5. Encrypt under a pkcs11 root of trust (SoftHSM2): an HSM-protected AES_256 key and a software
-    // one, each as a ratio to the file-root AES_256 key's rate above (bench/hsm.ts).
-    const hsmScenarioNames = { hsm: "Encrypt AES_256 1 KiB (HSM key, SoftHSM2)", software: "Encrypt AES_256 1 KiB (software key, pkcs11 root)" };
-    const hsmNote = opts.server !== "tresor" ? "skipped: the fake server has no root of trust" : hsmUnavailable();
-    if (hsmNote === undefined) {
-      log("bench: tresor init --root-of-trust pkcs11 / serve on a throwaway SoftHSM2 token");
-      const hsmNode = await startHsmNode({ tmp, tresorMain: TRESOR_MAIN, run, start: startServer });
+    const hsmNote = hsmUnavailable();
+    if (hsmNote !== undefined) notes["pkcs11"] = hsmNote;
+    else {
+      const hsmNode = await startHsmNode({ tmp, tresorMain: TRESOR_MAIN, run, start });
       started.push(hsmNode.server);
-      for (const [name, keyId] of [
-        [hsmScenarioNames.hsm, hsmNode.hsmKeyId],
-        [hsmScenarioNames.software, hsmNode.softwareKeyId],
-      ] as const) {
-        const s: Scenario = { name, url: hsmNode.url.href, action: "Encrypt", params: { KeyId: keyId, Plaintext: plaintext }, serverPid: hsmNode.server.child.pid };
-        log(`bench: ${s.name} ...`);
-        const result = await runLoad(s, hsmNode.creds, opts);
-        results.push({ scenario: s, result });
-        log(result.ok ? `bench:        ${result.reqPerSec} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms` : `bench:        FAILED: ${(result.sampleErrors ?? []).join(" | ")}`);
-      }
-    } else {
-      log(`bench: Encrypt under a pkcs11 root of trust ${hsmNote}`);
+      scenarios.push(
+        { name: SCENARIO.hsm, urls: [hsmNode.url], connections: main32, requests: one("Encrypt", { KeyId: hsmNode.hsmKeyId, Plaintext: plaintext }, hsmNode.creds) },
+        { name: SCENARIO.hsmSoftware, urls: [hsmNode.url], connections: main32, requests: one("Encrypt", { KeyId: hsmNode.softwareKeyId, Plaintext: plaintext }, hsmNode.creds) },
+      );
     }
+    for (const [what, note] of Object.entries(notes)) log(`bench: ${what} ${note}`);
 
-    const bareResults = results.filter((r) => r.scenario.bare).map((r) => r.result);
-    const bareRate = bareResults.every((r) => r.ok) ? Math.max(...bareResults.map((r) => r.reqPerSec!)) : null;
-    const rows: Row[] = results.map(({ scenario, result }) => ({
-      scenario: scenario.name,
-      reqPerSec: result.ok ? result.reqPerSec! : null,
-      p50Ms: result.ok ? result.p50Ms! : null,
-      p99Ms: result.ok ? result.p99Ms! : null,
-      ratioToBare: result.ok && bareRate ? Number((result.reqPerSec! / bareRate).toFixed(3)) : null,
-      clientCpu: result.clientCpu ?? null,
-      serverCpu: result.serverCpu ?? null,
-      otherCpu: result.otherCpu ?? null,
-      requests: result.requests,
-      errors: result.errors,
-    }));
-    const failed = results.filter((r) => !r.result.ok);
-    const targetRow = rows.find((r) => r.scenario === "Encrypt SM4 1 KiB")!;
-    const encryptRatio = targetRow.ratioToBare;
-    const targetMet = encryptRatio !== null && encryptRatio >= ENCRYPT_TARGET_RATIO;
-
+    // 5. The rounds.
+    const watch = () => {
+      for (const s of started) if (!alive(s)) throw new Error(`a server died during the run:\n${tail(s.logPath)}`);
+    };
+    const samples = await runRounds(scenarios, opts, watch);
+    const rows = rowsOf(samples);
     log("");
     log(table(rows));
     log("");
-    log(
-      `target: Encrypt SM4 at >= ${ENCRYPT_TARGET_RATIO} of bare: ` +
-        (encryptRatio === null ? "not measured" : `${encryptRatio.toFixed(3)} (${targetMet ? "met" : "NOT met"})`),
-    );
 
-    const warnings: string[] = [];
-    const [bareFirst, bareLast] = bareResults;
-    if (bareFirst?.ok && bareLast?.ok) {
-      const spread = Math.abs(bareFirst.reqPerSec! - bareLast.reqPerSec!) / Math.max(bareFirst.reqPerSec!, bareLast.reqPerSec!);
-      if (spread > 0.15) warnings.push(`the two baseline runs differ by ${(spread * 100).toFixed(0)}%: the machine was not quiet`);
+    // 6. The acceptance figures.
+    const at = (name: string, c = MAIN_CONNECTIONS) => rows.find((r) => r.scenario === name && r.connections === c);
+    const enc = at(SCENARIO.encryptSm4);
+    const enc1 = at(SCENARIO.encryptSm4, 1);
+    const rate = (name: string) => at(name)?.reqPerSec ?? null;
+    const ratio = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null || b === 0 ? null : round(a / b, 3));
+    const speed = (name: string) => speeds.find((s) => s.name === name);
+    const targets = [
+      { name: `Encrypt SM4 1 KiB, c=${MAIN_CONNECTIONS}: ratio to bare node:http`, min: TARGETS.encryptRatio, value: enc?.ratioToBare ?? null },
+      { name: `Encrypt SM4 1 KiB, c=${MAIN_CONNECTIONS}: p99 ms (at most)`, max: TARGETS.encryptP99Ms, value: enc?.p99Ms ?? null },
+      { name: "Encrypt SM4 1 KiB, c=1: mean latency ms (at most)", max: TARGETS.encryptOneConnectionMeanMs, value: enc1?.meanMs ?? null },
+      { name: "Decrypt / Encrypt rate", min: TARGETS.siblingsOfEncrypt, value: ratio(rate(SCENARIO.decrypt), enc?.reqPerSec) },
+      { name: "GenerateDataKey / Encrypt rate", min: TARGETS.siblingsOfEncrypt, value: ratio(rate(SCENARIO.generateDataKey), enc?.reqPerSec) },
+      { name: "Encrypt audited / no-audit build", min: TARGETS.auditedToUnaudited, value: ratio(enc?.reqPerSec, rate(SCENARIO.noAudit)) },
+      { name: "SM2 sign over HTTP / in process", min: TARGETS.sm2SignHttpToInProcess, value: ratio(rate(SCENARIO.sm2Sign), speed("SM2 sign")?.opsPerSec) },
+      { name: "SM2 verify in process / openssl speed", min: TARGETS.sm2VerifyToOpenssl, value: speed("SM2 verify")?.ratio ?? null },
+      ...(encryptionSdk?.targets ?? []).map((t) => ({ name: `Encryption SDK: ${t.name}`, min: t.min, value: t.ratio })),
+    ].map((t) => ({ ...t, met: t.value !== null && ("min" in t ? t.value >= t.min! : t.value <= t.max!) }));
+    for (const t of targets) {
+      const bound = "min" in t ? `>= ${t.min}` : `<= ${t.max}`;
+      log(`target: ${t.name} ${bound}: ${t.value === null ? "not measured" : t.value.toFixed(3)} (${t.met ? "met" : "NOT met"})`);
     }
-    const busy = rows.filter((r) => (r.otherCpu ?? 0) > 0.2).map((r) => r.scenario);
-    if (busy.length > 0) warnings.push(`other processes used > 0.2 core during: ${busy.join(", ")}; re-run on a quiet machine`);
-    const clientBound = rows.filter((r) => (r.clientCpu ?? 0) >= 0.9).map((r) => r.scenario);
-    if (clientBound.length > 0) {
-      warnings.push(`the load process used a full core during: ${clientBound.join(", ")}; those rates are bounded by the client, not the server`);
-    }
-    const sm2Sign = speeds.find((r) => r.name === "SM2 sign");
-    const sm2Ratio = sm2Sign?.ratio ?? null;
-    const sm2TargetMet = sm2Ratio !== null && sm2Ratio >= SM2_SIGN_TARGET_RATIO;
-    log(
-      `target: SM2 sign in process at >= ${SM2_SIGN_TARGET_RATIO} of openssl speed sm2: ` +
-        (sm2Ratio === null ? "not measured" : `${sm2Ratio.toFixed(3)} (${sm2TargetMet ? "met" : "NOT met"})`),
-    );
-    const ratioToSqlite = (name: string): number | null => {
-      const row = rows.find((r) => r.scenario === name);
-      return row !== undefined && row.reqPerSec !== null && targetRow.reqPerSec !== null ? Number((row.reqPerSec / targetRow.reqPerSec).toFixed(3)) : null;
-    };
-    const pgRatio = ratioToSqlite(pgScenarioName);
-    const pgClusterRatio = ratioToSqlite(pgClusterScenarioName);
-    log(
-      postgresNote !== undefined
-        ? `postgres: Encrypt SM4 on the PostgreSQL store (1 and ${PG_CLUSTER_NODES} nodes) ${postgresNote}`
-        : `postgres: Encrypt SM4 on one PostgreSQL-store node at ${pgRatio === null ? "not measured" : pgRatio.toFixed(3)} of the SQLite node's rate; ` +
-            `spread over ${PG_CLUSTER_NODES} nodes at ${pgClusterRatio === null ? "not measured" : pgClusterRatio.toFixed(3)} (all on this machine's ${cpus().length} cores)`,
-    );
-    const noAuditRate = rows.find((r) => r.scenario === NO_AUDIT_SCENARIO)?.reqPerSec ?? null;
-    const auditRatio = noAuditRate === null || targetRow.reqPerSec === null ? null : Number((targetRow.reqPerSec / noAuditRate).toFixed(3));
-    const auditTargetMet = auditRatio !== null && auditRatio >= AUDIT_TARGET_RATIO;
-    log(
-      `target: Encrypt SM4 with audit at >= ${AUDIT_TARGET_RATIO} of the same server without audit: ` +
-        (auditRatio === null ? "not measured" : `${auditRatio.toFixed(3)} (${auditTargetMet ? "met" : "NOT met"})`),
-    );
-    const fileAes = rows.find((r) => r.scenario === "Encrypt AES_256 1 KiB")?.reqPerSec ?? null;
-    const ratioToFileAes = (name: string): number | null => {
-      const rate = rows.find((r) => r.scenario === name)?.reqPerSec ?? null;
-      return rate === null || fileAes === null ? null : Number((rate / fileAes).toFixed(3));
-    };
-    const hsmRatios = { hsmKey: ratioToFileAes(hsmScenarioNames.hsm), softwareKeyPkcs11Root: ratioToFileAes(hsmScenarioNames.software) };
-    log(
-      `hsm: Encrypt AES_256 with an HSM key at ${hsmRatios.hsmKey === null ? (hsmNote ?? "not measured") : hsmRatios.hsmKey.toFixed(3)}, ` +
-        `with a software key under the pkcs11 root at ${hsmRatios.softwareKeyPkcs11Root === null ? (hsmNote ?? "not measured") : hsmRatios.softwareKeyPkcs11Root.toFixed(3)}, of the file-root software key's rate`,
-    );
-    for (const w of warnings) log(`warning: ${w}`);
+    log(`workers: --workers 2 serves Encrypt SM4 at ${ratio(rate(SCENARIO.workers), enc?.reqPerSec) ?? "-"} of one process's rate (c=${MAIN_CONNECTIONS}), ${ratio(at(SCENARIO.workers, 128)?.reqPerSec, at(SCENARIO.encryptSm4, 128)?.reqPerSec) ?? "-"} (c=128), on ${cpus().length} cores shared with wrk`);
+    log(`postgres: one node at ${ratio(rate(SCENARIO.pg), enc?.reqPerSec) ?? notes["postgres"] ?? "-"}, ${PG_CLUSTER_NODES} nodes at ${ratio(rate(SCENARIO.pgCluster), enc?.reqPerSec) ?? "-"} of the SQLite node's Encrypt rate`);
+    log(`pkcs11: HSM key at ${ratio(rate(SCENARIO.hsm), rate("Encrypt AES_256 1 KiB")) ?? notes["pkcs11"] ?? "-"}, software key at ${ratio(rate(SCENARIO.hsmSoftware), rate("Encrypt AES_256 1 KiB")) ?? "-"} of the file-root AES_256 rate`);
 
-    mkdirSync(dirname(RESULTS), { recursive: true });
-    const report = {
+    writeReport({
       date: new Date().toISOString(),
-      server: opts.server,
       node: process.version,
       cpus: cpus().length,
       cpuModel: cpus()[0]?.model ?? "unknown",
-      concurrency: opts.concurrency,
-      warmupSeconds: opts.warmupSeconds,
+      rounds: opts.rounds,
       durationSeconds: opts.durationSeconds,
       plaintextBytes: PLAINTEXT_BYTES,
-      bareReqPerSec: bareRate === null ? null : Number(bareRate.toFixed(1)),
-      warnings,
-      target: { scenario: targetRow.scenario, minRatioToBare: ENCRYPT_TARGET_RATIO, ratio: encryptRatio, met: targetMet },
-      sm2SignTarget: { minRatioToOpenssl: SM2_SIGN_TARGET_RATIO, ratio: sm2Ratio, met: sm2TargetMet },
-      auditTarget: { scenario: NO_AUDIT_SCENARIO, minRatioOfAuditedToUnaudited: AUDIT_TARGET_RATIO, ratio: auditRatio, met: auditTargetMet },
-      postgresStore: {
-        scenario: pgScenarioName,
-        ratioToSqlite: pgRatio,
-        cluster: { scenario: pgClusterScenarioName, nodes: PG_CLUSTER_NODES, ratioToSqlite: pgClusterRatio },
-        ...(postgresNote === undefined ? {} : { note: postgresNote }),
-      },
-      pkcs11: { baseline: "Encrypt AES_256 1 KiB", ratioToFileRootSoftwareKey: hsmRatios, ...(hsmNote === undefined ? {} : { note: hsmNote }) },
+      targets,
+      notes,
       scenarios: rows,
       asymmetricInProcess: speeds,
       encryptionSdk,
-    };
-    writeFileSync(RESULTS, `${JSON.stringify(report, null, 2)}\n`);
-    log(`bench: wrote ${RESULTS}`);
-
+    });
+    const failed = rows.filter((r) => r.errors > 0);
     if (failed.length > 0) {
       keepTmp = true;
-      log(`bench: FAILED: ${failed.map((f) => f.scenario.name).join(", ")} had errors (server log kept: ${server.logPath})`);
+      log(`bench: FAILED: ${failed.map((f) => `${f.scenario} c=${f.connections}`).join(", ")} had errors (logs kept in ${tmp})`);
       return 1;
     }
     return 0;
@@ -607,19 +447,13 @@ async function main(): Promise<number> {
     log(`bench: temp dir kept: ${tmp}`);
     return 1;
   } finally {
-    for (const s of started) await stop(s.child);
-    await dropPgSchema?.().catch((e: unknown) => log(`bench: could not drop the PostgreSQL schema: ${(e as Error).message}`));
+    for (const s of started) await stop(s.child, log);
+    for (const c of cleanups) await c().catch((e: unknown) => log(`bench: cleanup failed: ${(e as Error).message}`));
     if (!keepTmp) rmSync(tmp, { recursive: true, force: true });
   }
 }
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    for (const c of children) c.kill("SIGTERM");
-    process.exit(130);
-  });
-}
-
+stopChildrenOnSignal();
 main().then(
   (code) => {
     process.exitCode = code;

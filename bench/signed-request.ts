@@ -19,36 +19,52 @@ export interface Credentials {
 // The derived signing key depends only on the secret and the UTC date, so it is kept per day, as
 // a long-running client would: the load then spends its CPU on what every request must do.
 // Everything else is computed per request.
-let cachedKey: { secretKey: string; date: string; key: Buffer } | undefined;
+let cachedKey: { secretKey: string; date: string; service: string; key: Buffer } | undefined;
 
-function signingKey(secretKey: string, date: string): Buffer {
-  if (cachedKey?.secretKey !== secretKey || cachedKey.date !== date) {
-    cachedKey = { secretKey, date, key: tc3SigningKey(secretKey, date, SERVICE) };
+function signingKey(secretKey: string, date: string, service: string): Buffer {
+  if (cachedKey?.secretKey !== secretKey || cachedKey.date !== date || cachedKey.service !== service) {
+    cachedKey = { secretKey, date, service, key: tc3SigningKey(secretKey, date, service) };
   }
   return cachedKey.key;
 }
 
-export function authorization(body: string, hostname: string, creds: Credentials, timestamp: number): string {
+/** The product a request is for: its signing service and X-TC-Version (default: KMS). */
+export interface Product {
+  service: string;
+  version: string;
+}
+export const KMS: Product = { service: SERVICE, version: API_VERSION };
+export const CAM: Product = { service: "cam", version: "2019-01-16" };
+
+export function authorization(body: string, hostname: string, creds: Credentials, timestamp: number, service: string = SERVICE): string {
   return tc3AuthorizationWithKey({
     secretId: creds.secretId,
-    signingKey: signingKey(creds.secretKey, tc3Date(timestamp)),
-    service: SERVICE,
+    signingKey: signingKey(creds.secretKey, tc3Date(timestamp), service),
+    service,
     timestamp,
     request: { method: "POST", path: "/", query: "", headers: { "content-type": CONTENT_TYPE, host: hostname }, signedHeaders: SIGNED_HEADERS, payload: body },
   });
 }
 
-export function signedHeaders(action: string, body: string, hostname: string, creds: Credentials): OutgoingHttpHeaders {
+export function signedHeaders(action: string, body: string, hostname: string, creds: Credentials, product: Product = KMS): Record<string, string> {
   const timestamp = Math.floor(Date.now() / 1000);
   return {
     "Content-Type": CONTENT_TYPE,
-    "Content-Length": Buffer.byteLength(body),
+    "Content-Length": String(Buffer.byteLength(body)),
     "X-TC-Action": action,
-    "X-TC-Version": API_VERSION,
+    "X-TC-Version": product.version,
     "X-TC-Timestamp": String(timestamp),
     "X-TC-Region": creds.region,
-    Authorization: authorization(body, hostname, creds, timestamp),
+    Authorization: authorization(body, hostname, creds, timestamp, product.service),
   };
+}
+
+/** One signed request as wrk sends it (Host with the port; the signature covers the host name only). */
+export function signedRequest(url: URL, action: string, params: object, creds: Credentials): { headers: Record<string, string>; body: string } {
+  const body = JSON.stringify(params);
+  const headers = signedHeaders(action, body, url.hostname, creds);
+  delete headers["Content-Length"]; // wrk.format sets it
+  return { headers: { Host: url.host, ...headers }, body };
 }
 
 export interface RawResponse {
@@ -95,9 +111,10 @@ export async function callAction(
   action: string,
   params: object,
   creds: Credentials,
+  product: Product = KMS,
 ): Promise<Record<string, unknown>> {
   const body = JSON.stringify(params);
-  const res = await post(url, signedHeaders(action, body, url.hostname, creds), body);
+  const res = await post(url, signedHeaders(action, body, url.hostname, creds, product), body);
   const failure = responseFailure(res);
   if (failure !== undefined) throw new Error(`${action} failed: ${failure}`);
   return (JSON.parse(res.body) as { Response: Record<string, unknown> }).Response;

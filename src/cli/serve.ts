@@ -8,6 +8,7 @@ import { bootstrapDataDir } from "../node/bootstrap.js";
 import { ConfigError, resolveServeConfig, type ServeFlags } from "../node/config.js";
 import { ListenError, startNode, type RunningNode } from "../node/node.js";
 import { stableNodeId } from "../node/node-id.js";
+import { isSupervisor, resolveWorkers, supervise, workerRole } from "../node/workers.js";
 import { pinOption, printNewCredentials } from "./init.js";
 import { writeLines } from "./output.js";
 import { listenFailure, logFormat, logSink, readyBanner, tlsFilesProblem } from "./serve-output.js";
@@ -48,22 +49,25 @@ export function registerServeCommand(program: Command): void {
     .option("--kmip-key <file>", "PEM private key for --kmip-cert (env TRESOR_KMIP_KEY)")
     .option("--kmip-client-ca <file>", "PEM CA certificate(s) that issue KMIP client certificates; others fail the handshake (env TRESOR_KMIP_CLIENT_CA)")
     .option("--kmip-max-message <bytes>", "largest KMIP request message; a larger one closes the connection (env TRESOR_KMIP_MAX_MESSAGE, default 1048576)")
+    .option("--workers <n>", "processes serving the port, 1 for a single process (env TRESOR_WORKERS, default: the number of cores)")
     .option("--scheduler-interval <seconds>", "seconds between runs of the key job scheduler: rotation, deletion, material expiry (env TRESOR_SCHEDULER_INTERVAL, default 60)")
     .action(async (flags: ServeCommandFlags) => {
       await serve(flags);
     });
 }
 
-type ServeCommandFlags = ServeFlags & { pkcs11PinFile?: string; schedulerInterval?: string; logFormat?: string };
+type ServeCommandFlags = ServeFlags & { pkcs11PinFile?: string; schedulerInterval?: string; logFormat?: string; workers?: string };
 
 async function serve(flags: ServeCommandFlags): Promise<void> {
   let config;
   let schedulerIntervalSeconds: number;
   let format;
+  let workers: number;
   try {
     config = resolveServeConfig(flags);
     schedulerIntervalSeconds = schedulerInterval(flags.schedulerInterval ?? process.env["TRESOR_SCHEDULER_INTERVAL"]);
     format = logFormat(flags.logFormat, process.stdout.isTTY === true);
+    workers = resolveWorkers(flags.workers);
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`error: ${e.message}\n`);
@@ -87,6 +91,17 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  const announce = (url: string) => {
+    logDestination.flushSync();
+    if (format === "pretty") writeLines(process.stderr, readyBanner(url, config.dataDir));
+  };
+  if (isSupervisor(workers)) {
+    process.exitCode = await supervise(workers, logger, announce);
+    clearInterval(flushTimer);
+    logDestination.flushSync();
+    return;
+  }
+  const worker = workerRole();
   const kmip = config.kmip
     ? {
         port: config.kmip.port,
@@ -116,7 +131,7 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
         failedAuth: { threshold: config.authFailureRecords, totalThreshold: 10 * config.authFailureRecords },
         connections: { maxConnections: config.maxConnections, headersTimeoutMs: config.headersTimeoutMs, requestTimeoutMs: config.requestTimeoutMs, keepAliveTimeoutMs: config.keepAliveTimeoutMs },
         audit: { retentionDays: config.auditRetentionDays, ...(config.auditSink === undefined ? {} : { sinkPath: config.auditSink }) },
-        schedulerIntervalMs: schedulerIntervalSeconds * 1000,
+        ...(worker?.runsScheduler === false ? {} : { schedulerIntervalMs: schedulerIntervalSeconds * 1000 }),
         ...(kmip ? { kmip } : {}),
       },
       { logger },
@@ -133,13 +148,17 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
   logger.info(
     // The node's id is on every line (the logger's bindings).
     { url: node.url, ...(node.kmipPort === undefined ? {} : { kmipPort: node.kmipPort }), region: node.region, dataDir: dataDir.path, store: dataDir.storeDescription, rootOfTrust: dataDir.rootOfTrust.description },
-    "listening",
+    worker ? "worker listening" : "listening",
   );
   if (node.region !== dataDir.region) {
     logger.warn({ region: node.region, dataDirRegion: dataDir.region }, "--region differs from the data directory's region: clients of the data directory's region get UnsupportedRegion");
   }
-  logDestination.flushSync();
-  if (format === "pretty") writeLines(process.stderr, readyBanner(node.url, dataDir.path));
+  if (worker) {
+    logDestination.flushSync();
+    worker.listening(node.url);
+  } else {
+    announce(node.url);
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -150,9 +169,12 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
     logger.info("stopped");
     clearInterval(flushTimer);
     logDestination.flushSync();
+    // A worker's channel to its supervisor would keep it alive.
+    if (worker) process.exit(0);
   };
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));
+  worker?.onSupervisorGone(() => void stop("supervisor gone"));
 }
 
 /** --scheduler-interval: whole seconds, 1 to 86400; default 60. */

@@ -4,8 +4,9 @@
 // signatures and ciphertexts of GM/T 0009-2012. node:crypto offers neither (reference/measured.md:
 // its sign/verify compute ECDSA over this curve; publicEncrypt refuses SM2 keys).
 //
-// Multiplications by secret scalars (k, d) run in OpenSSL through createECDH("SM2"); verification's
-// public double multiplication runs in @noble/curves; SM3 and the KDF are native.
+// Multiplications by secret scalars (k, d) run in OpenSSL through createECDH("SM2"); so does
+// verification's s·G, while its t·Q runs in @noble/curves over a window table kept per public key;
+// SM3 and the KDF are native.
 
 import { createECDH, createHash, createHmac, generateKeyPair, randomBytes, timingSafeEqual, type ECDH, type KeyObject } from "node:crypto";
 import { weierstrass, type WeierstrassPoint } from "@noble/curves/abstract/weierstrass.js";
@@ -308,6 +309,33 @@ function parseSignature(signature: Buffer): { r: bigint; s: bigint } | undefined
   }
 }
 
+// Verification's t·Q: the public key's window table is built on its first verification (about
+// 500 points, a few ms) and kept with the point, so later verifications under the same key (a KMS
+// verifies under few keys, many times) cost 64 additions instead of a full double-and-add.
+const VERIFY_WINDOW = 4;
+const VERIFY_POINT_CACHE_LIMIT = 256;
+const verifyPoints = new Map<string, Point>();
+
+function verifyingPoint(publicKey: Buffer): Point {
+  const id = publicKey.toString("latin1");
+  let q = verifyPoints.get(id);
+  if (q === undefined) {
+    q = publicPoint(publicKey);
+    q.precompute(VERIFY_WINDOW, false);
+    if (verifyPoints.size >= VERIFY_POINT_CACHE_LIMIT) verifyPoints.clear();
+    verifyPoints.set(id, q);
+  }
+  return q;
+}
+
+// s·G for verification runs in OpenSSL (a public scalar: one reused ECDH object is fine).
+const verifyEcdh = createECDH("SM2");
+
+function nativePublicBaseMultiply(s: bigint): Point {
+  verifyEcdh.setPrivateKey(toField(s));
+  return pointFromBytes(verifyEcdh.getPublicKey());
+}
+
 /** Part 2 section 7.1, steps B1-B7, with e already computed. */
 function verifyDigest(q: Point, e: bigint, signature: Buffer): boolean {
   const parsed = parseSignature(signature);
@@ -316,14 +344,14 @@ function verifyDigest(q: Point, e: bigint, signature: Buffer): boolean {
   const t = mod(r + s, N);
   if (t === 0n) return false;
   // Public scalars only, so the faster non-constant-time multiplications are fine here.
-  const sum = Curve.BASE.multiplyUnsafe(s).add(q.multiplyUnsafe(t));
+  const sum = nativePublicBaseMultiply(s).add(q.multiplyUnsafe(t));
   if (sum.is0()) return false;
   return mod(e + sum.toAffine().x, N) === r;
 }
 
 /** False for any signature that is not a valid strict-DER SM2 signature of the message; throws only for malformed arguments. */
 export function sm2Verify(publicKey: Buffer, message: Buffer, signature: Buffer, options?: { id?: string | Buffer }): boolean {
-  const q = publicPoint(publicKey);
+  const q = verifyingPoint(publicKey);
   checkBytes("message", message);
   checkBytes("signature", signature);
   const z = identityHash(publicKey, identityBytes(options?.id));
@@ -332,7 +360,7 @@ export function sm2Verify(publicKey: Buffer, message: Buffer, signature: Buffer,
 }
 
 export function sm2VerifyDigest(publicKey: Buffer, digest: Buffer, signature: Buffer): boolean {
-  const q = publicPoint(publicKey);
+  const q = verifyingPoint(publicKey);
   checkBytes("digest", digest, DIGEST_LENGTH);
   checkBytes("signature", signature);
   return verifyDigest(q, toBigInt(digest), signature);

@@ -68,8 +68,13 @@ const TYPES: pg.CustomTypesConfig = {
     oid === INT8_OID && format !== "binary" ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig["getTypeParser"],
 };
 
-/** The transaction (of which store) the current async call chain runs in; see PostgresStore. */
+/**
+ * The transaction (of which store) the current async call chain runs in; see PostgresStore. Enabled
+ * only while a transaction's function runs (`openTransactions`): on Node 20 an enabled
+ * AsyncLocalStorage makes every promise of the process more costly.
+ */
 const currentTransaction = new AsyncLocalStorage<{ store: PostgresStore; tx: PostgresTransaction }>();
+let openTransactions = 0;
 
 type Attempt<T> = { retry: true } | { retry: "stale connection"; error: unknown } | { retry: false; ok: true; value: T } | { retry: false; ok: false; error: unknown };
 
@@ -364,10 +369,13 @@ export class PostgresStore extends PostgresOperations implements Store {
         throw cleanError("transaction", err);
       }
       let result: { ok: true; value: T } | { ok: false; error: unknown };
+      openTransactions++;
       try {
         result = { ok: true, value: await currentTransaction.run({ store: this, tx }, fn, tx) };
       } catch (error) {
         result = { ok: false, error };
+      } finally {
+        if (--openTransactions === 0) currentTransaction.disable();
       }
       await tx.finish();
       if (tx.connectionLost) broken = true;

@@ -1,12 +1,13 @@
 // The embedded Store: one SQLite file in WAL mode through better-sqlite3. Every acknowledged write
-// is durable (synchronous=FULL fsyncs the WAL on each commit), so a key handed to a caller
-// survives kill -9 and power loss. better-sqlite3 is synchronous; the async port is met by running
+// is durable (a write resolves only after an fdatasync of the WAL that began after its commit, run
+// off the event loop: sqlite/wal-sync.ts), so a key handed to a caller survives kill -9 and power loss. better-sqlite3 is synchronous; the async port is met by running
 // each operation synchronously and queueing only behind an open transaction (see SqliteStore).
 // The operations themselves are the SQL layer's (sql/) and SQLite's own (sqlite/operations.ts).
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
 import type { KeyRecord, KeyVersionRecord } from "../keys/key.js";
 import { MIGRATIONS } from "./migrations/index.js";
@@ -14,16 +15,24 @@ import type { Store, StoreImport, StoreOperations, StoreSnapshot } from "./store
 import { migrationsUpTo } from "./sql/backup.js";
 import { applyMigrations, createPrivateFile, importIntoDatabase, schemaVersion, SqliteSnapshot } from "./sqlite/backup.js";
 import { SQLITE_STATEMENTS, SqliteConnection, SqliteOperations } from "./sqlite/operations.js";
+import { CHECKPOINTER_AFTER_WRITES, Checkpointer } from "./sqlite/checkpointer.js";
+import { WalSync } from "./sqlite/wal-sync.js";
 
 export { applyMigrations } from "./sqlite/backup.js";
 export { isSqliteUnwritable } from "./sqlite/operations.js";
 
 const BUSY_TIMEOUT_MS = 5000;
+/** Attempts to take the write lock from another process at the next turn of the event loop, before waiting a millisecond between them. */
+const IMMEDIATE_BEGIN_RETRIES = 20;
+/** Keys the read cache holds at most (then it starts again empty). */
+const KEY_CACHE_ENTRIES = 10_000;
 
 export interface SqliteDiagnostics {
   journalMode: string;
-  /** 2 = FULL. */
+  /** 1 = NORMAL: COMMIT does not fsync; the store waits for its own fdatasync of the WAL before a write resolves. */
   synchronous: number;
+  /** How a commit is made durable before the write resolves. */
+  durability: "wal-fdatasync" | "none (in memory)";
   foreignKeys: number;
   busyTimeout: number;
   schemaVersion: number;
@@ -72,15 +81,23 @@ class SqliteTransaction extends SqliteOperations {
   protected queued<T>(fn: () => T): Promise<T> {
     return Promise.resolve(fn());
   }
+
+  /** Inside a transaction a write is durable with its commit, which the store waits for. */
+  protected durable<T>(value: T): Promise<T> {
+    return Promise.resolve(value);
+  }
 }
 
 /**
  * The transaction whose function the current async call chain runs in. Used only to refuse, with a
  * clear error, a call on the store itself from inside its own transaction: it would otherwise wait
  * for that transaction to end, which waits for the call: a deadlock of the whole store.
- * (On Node 20 a live AsyncLocalStorage enables promise hooks process-wide, a small cost per promise.)
+ * On Node 20 an enabled AsyncLocalStorage installs promise hooks process-wide, which made every
+ * promise of every request two to three times as costly: it is enabled only while a transaction of
+ * some SqliteStore is open (`openTransactions`), the only time its answer matters.
  */
 const currentTransaction = new AsyncLocalStorage<SqliteTransaction>();
+let openTransactions = 0;
 
 /**
  * One connection shared by every request. better-sqlite3 runs statements synchronously, so a
@@ -95,6 +112,19 @@ const currentTransaction = new AsyncLocalStorage<SqliteTransaction>();
 export class SqliteStore extends SqliteOperations implements Store {
   readonly path: string;
   readonly #lock = new Lock();
+  /** Undefined for ":memory:", which has nothing to make durable. */
+  readonly #walSync: WalSync | undefined;
+  readonly #checkpointer: Checkpointer | undefined;
+  /**
+   * Keys read outside transactions, kept while the database is unchanged: by this connection (its
+   * write count) and by any other (SQLite's data_version, which moves on every commit of another
+   * connection, another process's included). So a state change is seen by the next read, at once,
+   * on every worker: the cache has no window.
+   */
+  readonly #keys = new Map<string, KeyRecord>();
+  readonly #dataVersion: Database.Statement<[], number>;
+  #keysDataVersion = -1;
+  #keysWrites = -1;
   #active: SqliteTransaction | undefined;
   #closing: Promise<void> | undefined;
 
@@ -102,7 +132,37 @@ export class SqliteStore extends SqliteOperations implements Store {
     super(new SqliteConnection(db));
     this.conn.prepareAll(SQLITE_STATEMENTS);
     this.path = path;
+    this.#walSync = path === ":memory:" ? undefined : new WalSync(`${path}-wal`);
+    this.#checkpointer = path === ":memory:" ? undefined : new Checkpointer(db);
+    this.#dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
   }
+
+  /** A key, from the cache when the database has not changed since it was read. */
+  override getKey(keyId: string): Promise<KeyRecord | undefined> {
+    // Inside a transaction's window the call queues behind it, as any other: no cache then.
+    if (this.#lock.held || this.#closing !== undefined) return super.getKey(keyId);
+    const dataVersion = this.#dataVersion.get()!;
+    const writes = this.conn.writes;
+    if (dataVersion !== this.#keysDataVersion || writes !== this.#keysWrites) {
+      this.#keys.clear();
+      this.#keysDataVersion = dataVersion;
+      this.#keysWrites = writes;
+    }
+    const cached = this.#keys.get(keyId);
+    if (cached !== undefined) return Promise.resolve(cached);
+    return super.getKey(keyId).then((key) => {
+      // Kept only if nothing changed while it was read (the read ran at once: nothing could have).
+      if (key !== undefined && this.conn.writes === writes && this.#keysDataVersion === dataVersion) {
+        if (this.#keys.size >= KEY_CACHE_ENTRIES) this.#keys.clear();
+        // Shared by every later reader: frozen, so no caller can change what the others see.
+        for (const tag of key.tags) Object.freeze(tag);
+        Object.freeze(key.tags);
+        this.#keys.set(keyId, Object.freeze(key));
+      }
+      return key;
+    });
+  }
+
 
   /** Opens (creating with mode 0600 if missing) and migrates the database at `path`; ":memory:" for a throwaway one. */
   static open(path: string): SqliteStore {
@@ -113,6 +173,8 @@ export class SqliteStore extends SqliteOperations implements Store {
     const db = openDatabase(fullPath, memory ? "memory" : "wal");
     try {
       applyMigrations(db, MIGRATIONS, fullPath);
+      // From here every write waits for WalSync instead of an fsync inside COMMIT.
+      db.pragma("synchronous = NORMAL");
       return new SqliteStore(fullPath, db);
     } catch (err) {
       db.close();
@@ -128,6 +190,7 @@ export class SqliteStore extends SqliteOperations implements Store {
     return {
       journalMode: String(pragma("journal_mode")),
       synchronous: Number(pragma("synchronous")),
+      durability: this.#walSync === undefined ? "none (in memory)" : "wal-fdatasync",
       foreignKeys: Number(pragma("foreign_keys")),
       busyTimeout: Number(pragma("busy_timeout")),
       schemaVersion: schemaVersion(db),
@@ -139,9 +202,10 @@ export class SqliteStore extends SqliteOperations implements Store {
     await this.#lock.acquire();
     const tx = new SqliteTransaction(this.conn);
     this.#active = tx;
+    let result: T;
+    openTransactions++;
     try {
-      this.conn.begin();
-      let result: T;
+      await this.#begin();
       try {
         result = await currentTransaction.run(tx, fn, tx);
       } catch (err) {
@@ -150,11 +214,40 @@ export class SqliteStore extends SqliteOperations implements Store {
       }
       // Nothing awaits from here on: the commit and the end of tx follow at once.
       this.conn.commit();
-      return result;
     } finally {
       tx.end();
       this.#active = undefined;
+      // A chain that outlives this transaction may read its tx again after a later enable: never the
+      // open one, so it counts as outside, as it is.
+      if (--openTransactions === 0) currentTransaction.disable();
       this.#lock.release();
+    }
+    // Outside the lock: other requests run while the WAL is synced.
+    return this.durable(result);
+  }
+
+  /**
+   * BEGIN IMMEDIATE without sleeping on the event loop. While another process (a worker of the same
+   * `tresor serve --workers N`) holds the write lock, SQLite's busy handler would sleep inside the
+   * call, holding every request of this process for up to milliseconds each time; here the attempt
+   * fails at once and is repeated on a later turn of the event loop, until the busy timeout has passed.
+   */
+  async #begin(): Promise<void> {
+    const deadline = Date.now() + BUSY_TIMEOUT_MS;
+    for (let attempt = 0; ; attempt++) {
+      // A PRAGMA takes effect when prepared, so it is prepared each time (microseconds).
+      this.conn.db.pragma("busy_timeout = 0");
+      try {
+        this.conn.begin();
+        return;
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== "SQLITE_BUSY" || Date.now() >= deadline) throw err;
+      } finally {
+        this.conn.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      }
+      // The other process holds the lock for microseconds: retry after the I/O of this turn, then
+      // after a millisecond once it has lasted (its holder may be waiting for a core).
+      await (attempt < IMMEDIATE_BEGIN_RETRIES ? new Promise((resolve) => setImmediate(resolve)) : sleep(1));
     }
   }
 
@@ -176,11 +269,30 @@ export class SqliteStore extends SqliteOperations implements Store {
   /** Runs `op` once the open transaction, and everyone queued before, are done. */
   protected async queued<T>(op: () => T): Promise<T> {
     await this.#lock.acquire();
+    const writes = this.conn.writes;
+    let value: T;
     try {
-      return op();
+      value = op();
     } finally {
       this.#lock.release();
     }
+    return this.settled(writes, value);
+  }
+
+  protected durable<T>(value: T): Promise<T> {
+    if (this.#walSync === undefined) return Promise.resolve(value);
+    if (this.conn.writes > CHECKPOINTER_AFTER_WRITES) this.#checkpointer?.start();
+    return this.#walSync.after().then(() => value);
+  }
+
+  /** Whether WAL checkpoints run on the checkpoint thread (./sqlite/checkpointer.ts) rather than inside commits. */
+  get checkpointsOffThread(): boolean {
+    return this.#checkpointer?.running ?? false;
+  }
+
+  /** fdatasync calls of the WAL so far (for tests and metrics). */
+  get walSyncs(): number {
+    return this.#walSync?.syncs ?? 0;
   }
 
   // ---- backup (StoreBackup): snapshot and import ---------------------------------------------
@@ -212,11 +324,13 @@ export class SqliteStore extends SqliteOperations implements Store {
   async importInto<T>(fn: (target: StoreImport) => Promise<T>): Promise<T> {
     this.#enter("importInto");
     await this.#lock.acquire();
+    let result: T;
     try {
-      return await importIntoDatabase(this.conn, this.path, fn);
+      result = await importIntoDatabase(this.conn, this.path, fn);
     } finally {
       this.#lock.release();
     }
+    return this.durable(result);
   }
 
   /**
@@ -255,6 +369,8 @@ export class SqliteStore extends SqliteOperations implements Store {
   async #close(): Promise<void> {
     await this.#lock.acquire();
     try {
+      await this.#walSync?.close();
+      await this.#checkpointer?.stop();
       this.conn.db.close();
     } finally {
       this.#lock.release();

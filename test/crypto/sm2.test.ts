@@ -146,6 +146,19 @@ describe("SM2 round trips", () => {
     assert.equal(sm2Verify(other.publicKey, Buffer.from("m"), sm2Sign(privateKey, Buffer.from("m"))), false);
   });
 
+  it("verifies under several keys in turn (each with its window table kept), and never under another key", () => {
+    const keys = Array.from({ length: 3 }, () => sm2GenerateKeyPair());
+    const msg = Buffer.from("the same message under three keys");
+    const signatures = keys.map((k) => sm2Sign(k.privateKey, msg));
+    for (let round = 0; round < 3; round++) {
+      keys.forEach((k, i) => {
+        signatures.forEach((sig, j) => assert.equal(sm2Verify(k.publicKey, msg, sig), i === j, `key ${i}, signature ${j}, round ${round}`));
+      });
+    }
+    // A copy of a key's bytes (another Buffer) finds the same kept point and verifies alike.
+    assert.equal(sm2Verify(Buffer.from(keys[0]!.publicKey), msg, signatures[0]!), true);
+  });
+
   it("honours a custom identity, string or bytes, and the empty identity", () => {
     const { privateKey, publicKey } = sm2GenerateKeyPair();
     const msg = Buffer.from("hello");

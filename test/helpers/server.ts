@@ -27,6 +27,10 @@ export interface StartServerOptions {
 
 export interface TestServer {
   url: string;
+  /** The process ids of the workers (`--workers N`, N > 1), from the supervisor's listening line; empty for one process. */
+  workerPids: number[];
+  /** The process id of `tresor serve` (the supervisor, with workers). */
+  pid: number;
   dataDir: string;
   secretId: string;
   secretKey: string;
@@ -52,7 +56,8 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
     if (name.startsWith("TRESOR_") || /^(https?|no|all)_proxy$/i.test(name)) continue;
     env[name] = value;
   }
-  return { ...env, ...extra };
+  // One process unless a test asks for workers: `tresor serve` defaults to one per core.
+  return { ...env, TRESOR_WORKERS: "1", ...extra };
 }
 
 /** Runs `node dist/src/cli/main.js ...args`; never rejects on a non-zero exit. */
@@ -134,7 +139,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Tes
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
 
-  const url = await new Promise<string>((resolve, reject) => {
+  const { url, workerPids } = await new Promise<{ url: string; workerPids: number[] }>((resolve, reject) => {
     let pending = "";
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
@@ -147,7 +152,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Tes
       while ((nl = pending.indexOf("\n")) >= 0) {
         const line = pending.slice(0, nl);
         pending = pending.slice(nl + 1);
-        const listening = listeningUrl(line);
+        const listening = listeningLine(line);
         if (listening !== undefined) {
           clearTimeout(timer);
           resolve(listening);
@@ -163,6 +168,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Tes
   let stopped: Promise<number | null> | undefined;
   return {
     url,
+    workerPids,
+    pid: child.pid!,
     dataDir,
     ...credentials,
     logs: () => output,
@@ -183,10 +190,11 @@ export async function startServer(options: StartServerOptions = {}): Promise<Tes
   };
 }
 
-function listeningUrl(line: string): string | undefined {
+function listeningLine(line: string): { url: string; workerPids: number[] } | undefined {
   try {
-    const record = JSON.parse(line) as { msg?: unknown; url?: unknown };
-    return record.msg === "listening" && typeof record.url === "string" ? record.url : undefined;
+    const record = JSON.parse(line) as { msg?: unknown; url?: unknown; pids?: unknown };
+    if (record.msg !== "listening" || typeof record.url !== "string") return undefined;
+    return { url: record.url, workerPids: Array.isArray(record.pids) ? record.pids.map(Number) : [] };
   } catch {
     return undefined;
   }

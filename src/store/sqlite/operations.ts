@@ -115,6 +115,8 @@ export class SqliteConnection {
   // better-sqlite3 makes these savepoints, so a failed write leaves the transaction usable.
   readonly write: <T>(fn: () => T) => T;
   readonly read: <T>(fn: () => T) => T;
+  /** Statements run that may have written (anything but a reader), so a caller can tell whether it must wait for durability. */
+  writes = 0;
 
   constructor(db: Database.Database) {
     this.db = db;
@@ -133,6 +135,7 @@ export class SqliteConnection {
       return result(row === undefined ? NO_ROWS : [row], 0);
     }
     if (stmt.reader) return result(stmt.all(...args) as R[], 0);
+    this.writes++;
     return result(NO_ROWS, stmt.run(...args).changes);
   }
 
@@ -208,21 +211,28 @@ export abstract class SqliteOperations extends SqlOperations {
   protected abstract ready(op: string): boolean;
   /** Runs `fn` once the operations before it are done. */
   protected abstract queued<T>(fn: () => T): Promise<T>;
+  /** `value` of an operation that wrote, once what it wrote is durable (a transaction's tx: at once; its commit waits). */
+  protected abstract durable<T>(value: T): Promise<T>;
 
   /** Runs `fn` as operation `op` once it may run; its value or exception as a promise. */
   protected run<T>(op: string, fn: () => T): Promise<T> {
     try {
-      if (this.ready(op)) return Promise.resolve(fn());
+      if (this.ready(op)) return this.settled(this.conn.writes, fn());
     } catch (err) {
       return Promise.reject(err);
     }
     return this.queued(fn);
   }
 
+  /** `value`, once durable when a statement ran since `writesBefore` may have written. */
+  protected settled<T>(writesBefore: number, value: T): Promise<T> {
+    return this.conn.writes === writesBefore ? Promise.resolve(value) : this.durable(value);
+  }
+
   // The hot path (a key or an access key per request): no closure unless the call must queue.
   protected exec<R, T>(op: string, s: SqlStatement, values: unknown[], _kind: Kind, result: RowsTo<R, T>, violations?: ViolationMapper): Promise<T> {
     try {
-      if (this.ready(op)) return Promise.resolve(this.conn.exec(s, values, result));
+      if (this.ready(op)) return this.settled(this.conn.writes, this.conn.exec(s, values, result));
     } catch (err) {
       return Promise.reject(mapSqliteError(err, violations));
     }
