@@ -49,7 +49,7 @@ export function registerServeCommand(program: Command): void {
     .option("--kmip-key <file>", "PEM private key for --kmip-cert (env TRESOR_KMIP_KEY)")
     .option("--kmip-client-ca <file>", "PEM CA certificate(s) that issue KMIP client certificates; others fail the handshake (env TRESOR_KMIP_CLIENT_CA)")
     .option("--kmip-max-message <bytes>", "largest KMIP request message; a larger one closes the connection (env TRESOR_KMIP_MAX_MESSAGE, default 1048576)")
-    .option("--workers <n>", "processes serving the port, 1 for a single process (env TRESOR_WORKERS, default: the number of cores)")
+    .option("--workers <n>", "processes serving the port, auto for one per core (env TRESOR_WORKERS, default 1: see docs/security.md on replays)")
     .option("--scheduler-interval <seconds>", "seconds between runs of the key job scheduler: rotation, deletion, material expiry (env TRESOR_SCHEDULER_INTERVAL, default 60)")
     .action(async (flags: ServeCommandFlags) => {
       await serve(flags);
@@ -102,6 +102,9 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
     return;
   }
   const worker = workerRole();
+  // Workers are told apart in logs, metrics and audit records by their slot, stable across restarts.
+  const processNodeId = worker ? `${nodeId}:w${worker.index}` : nodeId;
+  if (worker) logger.setBindings({ node: processNodeId });
   const kmip = config.kmip
     ? {
         port: config.kmip.port,
@@ -121,7 +124,7 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
         host: config.host,
         port: config.port,
         ...(config.region === undefined ? {} : { region: config.region }),
-        nodeId,
+        nodeId: processNodeId,
         ...(tls ? { tls } : {}),
         defaultKeySpec: config.defaultKeySpec,
         cmkLimit: config.cmkLimit,

@@ -16,12 +16,17 @@ export const MAX_WORKERS = 256;
 /** Restarts of one worker slot within a minute before the supervisor stops trying. */
 const MAX_RESTARTS_PER_MINUTE = 10;
 
-/** --workers (env TRESOR_WORKERS): 1 to 256; default the number of cores available. */
+/**
+ * --workers (env TRESOR_WORKERS): 1 to 256, or `auto` for the cores available. Default 1: each
+ * process keeps its own signature bindings (docs/security.md), so with several workers a captured
+ * request replayed as another action may reach another worker, as it may reach another node.
+ */
 export function resolveWorkers(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): number {
   const text = flag ?? env["TRESOR_WORKERS"];
-  if (text === undefined || text === "") return Math.min(MAX_WORKERS, availableParallelism());
+  if (text === undefined || text === "") return 1;
+  if (text === "auto") return Math.min(MAX_WORKERS, availableParallelism());
   const n = Number(text);
-  if (!/^\d+$/.test(text) || n < 1 || n > MAX_WORKERS) throw new ConfigError(`--workers must be an integer from 1 to ${MAX_WORKERS}, got ${JSON.stringify(text)}`);
+  if (!/^\d+$/.test(text) || n < 1 || n > MAX_WORKERS) throw new ConfigError(`--workers must be auto or an integer from 1 to ${MAX_WORKERS}, got ${JSON.stringify(text)}`);
   return n;
 }
 

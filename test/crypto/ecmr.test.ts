@@ -180,3 +180,40 @@ describe("Tang advertisement JWS and thumbprints", { skip }, () => {
     assert.throws(() => ecdsaDerToP1363(Buffer.from("3006020101020101", "hex").subarray(0, 5), "P-521"), RangeError);
   });
 });
+
+// Published P-521 multiples of the base point G: the NIST test vectors collected at
+// point-at-infinity.org/ecc/nisttv (k = 1, 2, 3).
+const NIST_P521_MULTIPLES: readonly { k: number; x: string; y: string }[] = [
+  {
+    k: 1,
+    x: "00C6858E06B70404E9CD9E3ECB662395B4429C648139053FB521F828AF606B4D3DBAA14B5E77EFE75928FE1DC127A2FFA8DE3348B3C1856A429BF97E7E31C2E5BD66",
+    y: "011839296A789A3BC0045C8A5FB42C7D1BD998F54449579B446817AFBD17273E662C97EE72995EF42640C550B9013FAD0761353C7086A272C24088BE94769FD16650",
+  },
+  {
+    k: 2,
+    x: "00433C219024277E7E682FCB288148C282747403279B1CCC06352C6E5505D769BE97B3B204DA6EF55507AA104A3A35C5AF41CF2FA364D60FD967F43E3933BA6D783D",
+    y: "00F4BB8CC7F86DB26700A7F3ECEEEED3F0B5C6B5107C4DA97740AB21A29906C42DBBB3E377DE9F251F6B93937FA99A3248F4EAFCBE95EDC0F4F71BE356D661F41B02",
+  },
+  {
+    k: 3,
+    x: "01A73D352443DE29195DD91D6A64B5959479B52A6E5B123D9AB9E5AD7A112D7A8DD1AD3F164A3A4832051DA6BD16B59FE21BAEB490862C32EA05A5919D2EDE37AD7D",
+    y: "013E9B03B97DFA62DDD9979F86C6CAB814F2F1557FA82A9D0317D2F8AB1FA355CEEC2E2DD4CF8DC575B02D5ACED1DEC3C70CF105C9BC93A590425F588CA1EE86C0E5",
+  },
+];
+
+describe("s·X against published P-521 vectors", () => {
+  const point = (v: { x: string; y: string }): EcPoint => ({ x: Buffer.from(v.x, "hex"), y: Buffer.from(v.y, "hex") });
+  const scalar = (k: number): Buffer => {
+    const s = Buffer.alloc(P521_COORDINATE_LENGTH);
+    s.writeUInt32BE(k, P521_COORDINATE_LENGTH - 4);
+    return s;
+  };
+  const G = point(NIST_P521_MULTIPLES[0]!);
+
+  it("k·G is the published multiple for k = 1, 2, 3, and each published point passes the point check", () => {
+    for (const v of NIST_P521_MULTIPLES) {
+      checkP521Point(point(v));
+      assert.deepEqual(ecmrMultiply(scalar(v.k), G), point(v), `k = ${v.k}`);
+    }
+  });
+});

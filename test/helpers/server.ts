@@ -56,7 +56,7 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
     if (name.startsWith("TRESOR_") || /^(https?|no|all)_proxy$/i.test(name)) continue;
     env[name] = value;
   }
-  // One process unless a test asks for workers: `tresor serve` defaults to one per core.
+  // One process unless a test asks for workers, whatever TRESOR_WORKERS the machine has.
   return { ...env, TRESOR_WORKERS: "1", ...extra };
 }
 
