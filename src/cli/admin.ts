@@ -1,4 +1,4 @@
-// `tresor admin user|accesskey|policy|role|simulate`: principals, access keys, policies and roles
+// `tresor admin user|accesskey|policy|role|kmip-client|simulate`: principals, access keys, policies and roles
 // through the server's CAM and STS actions, with the caller's own credentials (so the server's
 // policies govern what an administrator may do here too).
 
@@ -62,6 +62,19 @@ async function readPolicyFile(file: string): Promise<string> {
   } catch {
     throw new UsageError(`the policy file ${file} is not JSON`);
   }
+}
+
+const KMIP_CLIENT_COLUMNS = ["Fingerprint", "UserName", "Subject", "CreateTime"] as const;
+/** A PEM certificate is a few kilobytes; a much larger file is not one. */
+const MAX_CERTIFICATE_FILE_BYTES = 16 * 1024;
+
+async function readCertificateFile(file: string): Promise<string> {
+  const text = await readFile(file, "utf8").catch((e: NodeJS.ErrnoException) => {
+    throw new UsageError(`cannot read the certificate file ${file}: ${e.code ?? e.message}`);
+  });
+  if (Buffer.byteLength(text) > MAX_CERTIFICATE_FILE_BYTES) throw new UsageError(`the certificate file ${file} is larger than ${MAX_CERTIFICATE_FILE_BYTES} bytes`);
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) throw new UsageError(`the certificate file ${file} holds no PEM certificate`);
+  return text;
 }
 
 /** Runs one request and prints the response as JSON, or the lines `human` makes of it. */
@@ -280,6 +293,28 @@ export function registerAdminCommands(program: Command): void {
         ];
       },
     ),
+  );
+
+  // ---- KMIP client certificates ----
+  const kmipClient = admin.command("kmip-client").description("KMIP client certificates and the users their KMIP requests act as");
+  addClientOptions(
+    kmipClient.command("add").description("map a client certificate (PEM) to a sub-user").requiredOption("--user <name>", "the sub-user").requiredOption("--cert <file>", "the client certificate, PEM"),
+  ).action((opts: { user: string; cert: string }, cmd: Command) =>
+    runWithClient(
+      cmd,
+      () => readCertificateFile(opts.cert),
+      async (client, pem, { json }) => {
+        const res = await cam(client, "AddKmipClient", { UserName: opts.user, Certificate: pem });
+        if (json) printJson(res);
+        else printLines(...table([res.KmipClient as Row], KMIP_CLIENT_COLUMNS));
+      },
+    ),
+  );
+  addClientOptions(kmipClient.command("list").description("list the mapped certificates")).action((_o: unknown, cmd: Command) =>
+    respond(cmd, (c) => cam(c, "ListKmipClients"), (r) => table(r.KmipClients as Row[], KMIP_CLIENT_COLUMNS)),
+  );
+  addClientOptions(kmipClient.command("remove").description("unmap a certificate: its KMIP requests are refused from then on").argument("<fingerprint>", "SHA-256 of the certificate's DER, hex")).action(
+    (fingerprint: string, _o: unknown, cmd: Command) => respond(cmd, (c) => cam(c, "DeleteKmipClient", { Fingerprint: fingerprint.toLowerCase().replace(/:/g, "") }), () => [`removed KMIP client ${fingerprint}`]),
   );
 
   // ---- simulation ----

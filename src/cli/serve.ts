@@ -44,6 +44,11 @@ export function registerServeCommand(program: Command): void {
     .option("--headers-timeout <seconds>", "a request's headers must arrive within this (env TRESOR_HEADERS_TIMEOUT, default 10)")
     .option("--request-timeout <seconds>", "a whole request, body included, must arrive within this (env TRESOR_REQUEST_TIMEOUT, default 20)")
     .option("--keep-alive-timeout <seconds>", "idle keep-alive connections are closed after this (env TRESOR_KEEP_ALIVE_TIMEOUT, default 65)")
+    .option("--kmip-port <port>", "serve KMIP (TTLV over mutual TLS) on this port, 5696 by convention (env TRESOR_KMIP_PORT; default: no KMIP)")
+    .option("--kmip-cert <file>", "PEM certificate chain of the KMIP listener (env TRESOR_KMIP_CERT)")
+    .option("--kmip-key <file>", "PEM private key for --kmip-cert (env TRESOR_KMIP_KEY)")
+    .option("--kmip-client-ca <file>", "PEM CA certificate(s) that issue KMIP client certificates; others fail the handshake (env TRESOR_KMIP_CLIENT_CA)")
+    .option("--kmip-max-message <bytes>", "largest KMIP request message; a larger one closes the connection (env TRESOR_KMIP_MAX_MESSAGE, default 1048576)")
     .option("--workers <n>", "processes serving the port, auto for one per core (env TRESOR_WORKERS, default 1: see docs/security.md on replays)")
     .option("--scheduler-interval <seconds>", "seconds between runs of the key job scheduler: rotation, deletion, material expiry (env TRESOR_SCHEDULER_INTERVAL, default 60)")
     .action(async (flags: ServeCommandFlags) => {
@@ -100,6 +105,15 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
   // Workers are told apart in logs, metrics and audit records by their slot, stable across restarts.
   const processNodeId = worker ? `${nodeId}:w${worker.index}` : nodeId;
   if (worker) logger.setBindings({ node: processNodeId });
+  const kmip = config.kmip
+    ? {
+        port: config.kmip.port,
+        cert: await readFile(config.kmip.cert),
+        key: await readFile(config.kmip.key),
+        clientCa: await readFile(config.kmip.clientCa),
+        maxMessageBytes: config.kmip.maxMessageBytes,
+      }
+    : undefined;
   let node: RunningNode;
   try {
     node = await startNode(
@@ -121,6 +135,7 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
         connections: { maxConnections: config.maxConnections, headersTimeoutMs: config.headersTimeoutMs, requestTimeoutMs: config.requestTimeoutMs, keepAliveTimeoutMs: config.keepAliveTimeoutMs },
         audit: { retentionDays: config.auditRetentionDays, ...(config.auditSink === undefined ? {} : { sinkPath: config.auditSink }) },
         ...(worker?.runsScheduler === false ? {} : { schedulerIntervalMs: schedulerIntervalSeconds * 1000 }),
+        ...(kmip ? { kmip } : {}),
       },
       { logger },
     );
@@ -135,7 +150,7 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
   const { dataDir } = node;
   logger.info(
     // The node's id is on every line (the logger's bindings).
-    { url: node.url, region: node.region, dataDir: dataDir.path, store: dataDir.storeDescription, rootOfTrust: dataDir.rootOfTrust.description },
+    { url: node.url, ...(node.kmipPort === undefined ? {} : { kmipPort: node.kmipPort }), region: node.region, dataDir: dataDir.path, store: dataDir.storeDescription, rootOfTrust: dataDir.rootOfTrust.description },
     worker ? "worker listening" : "listening",
   );
   if (node.region !== dataDir.region) {

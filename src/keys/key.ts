@@ -23,8 +23,10 @@ export const KEY_USAGES = [
   "ASYMMETRIC_SIGN_VERIFY_ECDSA521",
   "ASYMMETRIC_EXCHANGE_ECMR_P521",
 ] as const;
-export type KeyUsage = (typeof KEY_USAGES)[number];
-export type AsymmetricKeyUsage = Exclude<KeyUsage, "ENCRYPT_DECRYPT">;
+/** The usage of EXPORT_ONLY_KEY_SPECS objects: KMIP Get (and KMIP's own operations) only. */
+export const EXPORT_ONLY_USAGE = "EXPORT_ONLY";
+export type KeyUsage = (typeof KEY_USAGES)[number] | typeof EXPORT_ONLY_USAGE;
+export type AsymmetricKeyUsage = Exclude<KeyUsage, "ENCRYPT_DECRYPT" | typeof EXPORT_ONLY_USAGE>;
 
 /** Symmetric key specs a CMK may have. SM4 is the national-crypto default. */
 export const SYMMETRIC_KEY_SPECS = ["SM4", "AES_256"] as const;
@@ -32,7 +34,13 @@ export type SymmetricKeySpec = (typeof SYMMETRIC_KEY_SPECS)[number];
 /** Asymmetric key specs; each asymmetric usage implies one. */
 export const ASYMMETRIC_KEY_SPECS = ["RSA_2048", "RSA_3072", "RSA_4096", "SM2", "ECC_P256", "ECC_P384", "ECC_P521"] as const;
 export type AsymmetricKeySpec = (typeof ASYMMETRIC_KEY_SPECS)[number];
-export type KeySpec = SymmetricKeySpec | AsymmetricKeySpec;
+/**
+ * Specs of KMIP-class objects only, which no other door can create or use: AES-128 keys, HMAC keys
+ * and secret data (opaque bytes such as a database password). Their usage is EXPORT_ONLY.
+ */
+export const EXPORT_ONLY_KEY_SPECS = ["AES_128", "SECRET_DATA", "HMAC_SHA256", "HMAC_SHA384", "HMAC_SHA512"] as const;
+export type ExportOnlyKeySpec = (typeof EXPORT_ONLY_KEY_SPECS)[number];
+export type KeySpec = SymmetricKeySpec | AsymmetricKeySpec | ExportOnlyKeySpec;
 
 export type KeyOrigin = "TENCENT_KMS" | "EXTERNAL";
 
@@ -43,6 +51,42 @@ export type KeyOrigin = "TENCENT_KMS" | "EXTERNAL";
  */
 export const PROTECTION_LEVELS = ["SOFTWARE", "HSM"] as const;
 export type ProtectionLevel = (typeof PROTECTION_LEVELS)[number];
+
+/**
+ * CMK: material never leaves the service, through any door. KMIP: an object created or registered
+ * through KMIP, whose material may leave through KMIP Get to a caller allowed kms:GetKeyMaterial.
+ * Fixed at creation.
+ */
+export const KEY_CLASSES = ["CMK", "KMIP"] as const;
+export type KeyClass = (typeof KEY_CLASSES)[number];
+
+/** KMIP's object states (KMIP 1.4 §3.22); lifecycle.ts maps each onto a KeyState. */
+export const KMIP_STATES = ["PreActive", "Active", "Deactivated", "Compromised"] as const;
+export type KmipState = (typeof KMIP_STATES)[number];
+
+export const KMIP_OBJECT_TYPES = ["SymmetricKey", "PublicKey", "PrivateKey", "SecretData"] as const;
+export type KmipObjectType = (typeof KMIP_OBJECT_TYPES)[number];
+
+/** What a KMIP object keeps beside the key record (never material). Times are unix seconds, 0 = unset. */
+export interface KmipObjectMeta {
+  objectType: KmipObjectType;
+  state: KmipState;
+  /** KMIP Name attributes, in order; the first is also the key's alias. */
+  names: string[];
+  /** KMIP Cryptographic Usage Mask, as the client gave it (0: none given). */
+  usageMask: number;
+  /** The other half of a key pair (KMIP Link), or "". */
+  linkedId: string;
+  activationDate: number;
+  deactivationDate: number;
+  compromiseDate: number;
+  /** Secret data only: KMIP's Secret Data Type (1 Password, 2 Seed). */
+  secretDataType?: number;
+  /** Custom attributes (KMIP 1.4 §3.39: names starting "x-" or "y-"), each with its values in order. */
+  custom?: Record<string, KmipCustomValue[]>;
+}
+
+export type KmipCustomValue = string | number | boolean;
 
 export interface Tag {
   key: string;
@@ -83,6 +127,10 @@ export interface KeyRecord {
   materialDigest: Buffer | null;
   /** Fixed at creation; SOFTWARE for every key made before protection levels existed. */
   protectionLevel: ProtectionLevel;
+  /** Fixed at creation; CMK for every key made before KMIP existed. */
+  keyClass: KeyClass;
+  /** The KMIP object's metadata (KMIP class only); null for CMKs. */
+  kmip: KmipObjectMeta | null;
 }
 
 /** The lifecycle fields of a key that has never rotated nor imported material, and the default protection level. */
@@ -94,6 +142,8 @@ export const KEY_LIFECYCLE_DEFAULTS = Object.freeze({
   nextRotateTime: 0,
   validTo: 0,
   materialDigest: null,
+  keyClass: "CMK",
+  kmip: null,
 } as const satisfies Partial<KeyRecord>);
 
 /** A key import token: single-key, expiring, its wrapping private key wrapped by the root of trust. */

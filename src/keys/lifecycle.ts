@@ -1,7 +1,7 @@
 // Which key action is allowed in which key state, and what it leads to. This table is the only
 // place those rules live: the service reads it, docs/api.md prints it, a test walks it row by row.
 
-import { KEY_STATES, type KeyState } from "./key.js";
+import { KEY_STATES, KMIP_STATES, type KeyState, type KmipState } from "./key.js";
 
 /** Why an action is refused in a state; the service turns each into the error of the same name. */
 export type StateError = "CmkDisabled" | "CmkArchived" | "CmkStateNotSupport" | "CmkShouldBeDisabled" | "CmkNotPendingDelete";
@@ -13,6 +13,8 @@ export interface LifecycleRow {
   readonly rules: Readonly<Record<KeyState, Rule>>;
   /** The state the key is in after the action succeeds; absent when the action leaves it alone. */
   readonly to?: KeyState;
+  /** The action removes the key at once (KMIP Destroy). */
+  readonly removes?: true;
 }
 
 const usable = { Enabled: "allow", Disabled: "CmkDisabled", PendingDelete: "CmkStateNotSupport", PendingImport: "CmkStateNotSupport", Archived: "CmkArchived" } as const;
@@ -29,6 +31,12 @@ const hasMaterial = { Enabled: "allow", Disabled: "allow", PendingDelete: "CmkSt
 /** Tencent: a key must be Disabled first; a PendingImport key (no material to disable) may go as AWS allows. */
 const deletable = { Enabled: "CmkShouldBeDisabled", Disabled: "allow", PendingDelete: "CmkStateNotSupport", PendingImport: "allow", Archived: "CmkShouldBeDisabled" } as const;
 const pendingDeleteOnly = { Enabled: "CmkNotPendingDelete", Disabled: "CmkNotPendingDelete", PendingDelete: "allow", PendingImport: "CmkNotPendingDelete", Archived: "CmkNotPendingDelete" } as const;
+/** KMIP Activate: only a Pre-Active object (a Disabled KMIP-class key) becomes Active. */
+const preActiveOnly = { Enabled: "CmkStateNotSupport", Disabled: "allow", PendingDelete: "CmkStateNotSupport", PendingImport: "CmkStateNotSupport", Archived: "CmkStateNotSupport" } as const;
+/** KMIP Revoke: from Pre-Active, Active or Deactivated (Compromised again, for a later compromise). */
+const revocable = { ...preActiveOnly, Enabled: "allow", Archived: "allow" } as const;
+/** KMIP Destroy is refused while the object is Active (KMIP 1.4 §4.21): revoke first. */
+const destroyable = { Enabled: "CmkShouldBeDisabled", Disabled: "allow", PendingDelete: "allow", PendingImport: "allow", Archived: "allow" } as const;
 const enableOrDisable = { Enabled: "allow", Disabled: "allow", PendingDelete: "CmkStateNotSupport", PendingImport: "CmkStateNotSupport", Archived: "CmkStateNotSupport" } as const;
 
 export const LIFECYCLE = {
@@ -72,6 +80,16 @@ export const LIFECYCLE = {
   GetParametersForImport: { rules: importable },
   ImportKeyMaterial: { rules: importable, to: "Enabled" },
   DeleteImportedKeyMaterial: { rules: hasMaterial, to: "PendingImport" },
+  /** KMIP Get of an exportable key's material (the KMIP class only; the service checks). */
+  GetKeyMaterial: { rules: anyState },
+  /** KMIP Activate. */
+  ActivateKey: { rules: preActiveOnly, to: "Enabled" },
+  /** KMIP MAC. */
+  GenerateMac: { rules: usable },
+  /** KMIP Add/Modify/Delete Attribute. */
+  ModifyKeyAttributes: { rules: notPendingDelete },
+  RevokeKey: { rules: revocable, to: "Archived" },
+  DestroyKey: { rules: destroyable, removes: true },
 } as const satisfies Record<string, LifecycleRow>;
 
 export type KeyAction = keyof typeof LIFECYCLE;
@@ -88,13 +106,36 @@ export function stateAfter(action: KeyAction, current: KeyState): KeyState {
   return row.to ?? current;
 }
 
+/**
+ * KMIP's object states (KMIP 1.4 §3.22) on Tresor's: the state a KMIP-class key has in Tresor while
+ * KMIP reports it in each. Destroyed objects are removed (KMIP Get then finds nothing).
+ */
+export const KMIP_STATE_OF: Readonly<Record<KmipState, KeyState>> = Object.freeze({
+  PreActive: "Disabled",
+  Active: "Enabled",
+  Deactivated: "Archived",
+  Compromised: "Archived",
+});
+
+/** The KMIP state table as Markdown, for docs/kmip.md. */
+export function kmipStateMarkdown(): string {
+  const meaning: Record<KmipState, string> = {
+    PreActive: "created or registered: Get, attributes, Activate, Revoke, Destroy; no cryptography",
+    Active: "also encrypts, decrypts, signs and verifies; Destroy is refused (Revoke first)",
+    Deactivated: "revoked: decrypts only (as an Archived CMK); Get, attributes, Destroy",
+    Compromised: "revoked with a compromise reason: as Deactivated",
+  };
+  const rows = KMIP_STATES.map((s) => `| ${s} | ${KMIP_STATE_OF[s]} | ${meaning[s]} |`);
+  return ["| KMIP state | Tresor state | what it allows |", "| --- | --- | --- |", ...rows, "| Destroyed | (removed) | nothing: the object is gone |"].join("\n");
+}
+
 /** The table as Markdown, for docs/api.md. */
 export function lifecycleMarkdown(): string {
   const header = `| action | ${KEY_STATES.join(" | ")} | resulting state |`;
   const rule = `| --- | ${KEY_STATES.map(() => "---").join(" | ")} | --- |`;
   const rows = Object.entries(LIFECYCLE).map(([action, row]: [string, LifecycleRow]) => {
     const cells = KEY_STATES.map((s) => (row.rules[s] === "allow" ? "yes" : `no: ${row.rules[s]}`));
-    return `| ${action} | ${cells.join(" | ")} | ${row.to ?? "unchanged"} |`;
+    return `| ${action} | ${cells.join(" | ")} | ${row.removes ? "(removed)" : (row.to ?? "unchanged")} |`;
   });
   return [header, rule, ...rows].join("\n");
 }

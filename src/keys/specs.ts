@@ -3,7 +3,7 @@
 // compliant). The service, the protocol adapter, ListAlgorithms and docs/api.md all read these tables.
 
 import type { AeadName } from "../crypto/aead.js";
-import type { AsymmetricKeySpec, AsymmetricKeyUsage, KeySpec, KeyUsage, SymmetricKeySpec } from "./key.js";
+import type { AsymmetricKeySpec, AsymmetricKeyUsage, ExportOnlyKeySpec, KeySpec, KeyUsage, SymmetricKeySpec } from "./key.js";
 
 export interface SymmetricSpecInfo {
   readonly aead: AeadName;
@@ -85,7 +85,20 @@ export const ASYMMETRIC_USAGES: Readonly<Record<AsymmetricKeyUsage, UsageInfo>> 
 });
 
 export function isAsymmetricUsage(usage: KeyUsage): usage is AsymmetricKeyUsage {
-  return usage !== "ENCRYPT_DECRYPT";
+  return Object.hasOwn(ASYMMETRIC_USAGES, usage);
+}
+
+/** KMIP-only specs (key.ts EXPORT_ONLY_KEY_SPECS): their material's length in bytes (secret data: 1 to 4096). */
+export const EXPORT_ONLY_SPECS: Readonly<Record<ExportOnlyKeySpec, { readonly minLength: number; readonly maxLength: number }>> = Object.freeze({
+  AES_128: { minLength: 16, maxLength: 16 },
+  SECRET_DATA: { minLength: 1, maxLength: 4096 },
+  HMAC_SHA256: { minLength: 32, maxLength: 32 },
+  HMAC_SHA384: { minLength: 48, maxLength: 48 },
+  HMAC_SHA512: { minLength: 64, maxLength: 64 },
+});
+
+export function isExportOnlySpec(spec: KeySpec): spec is ExportOnlyKeySpec {
+  return Object.hasOwn(EXPORT_ONLY_SPECS, spec);
 }
 
 export function isSymmetricSpec(spec: KeySpec): spec is SymmetricKeySpec {
@@ -94,7 +107,8 @@ export function isSymmetricSpec(spec: KeySpec): spec is SymmetricKeySpec {
 
 /** The metadata `Type` of a key of this spec. */
 export function metadataType(spec: KeySpec): 2 | 4 {
-  return isSymmetricSpec(spec) ? SYMMETRIC_SPECS[spec].metadataType : ASYMMETRIC_SPECS[spec].metadataType;
+  if (isSymmetricSpec(spec)) return SYMMETRIC_SPECS[spec].metadataType;
+  return isExportOnlySpec(spec) ? 2 : ASYMMETRIC_SPECS[spec].metadataType;
 }
 
 /**

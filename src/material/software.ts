@@ -10,7 +10,7 @@ import { CryptoError } from "../crypto/errors.js";
 import { randomBytes } from "../crypto/random.js";
 import { AsymmetricPrivateKey, generateKeyPair, type MessageType } from "../keys/asymmetric.js";
 import type { ImportTokenRecord, SymmetricKeySpec } from "../keys/key.js";
-import { ASYMMETRIC_SPECS, SYMMETRIC_SPECS, isSymmetricSpec, type AsymmetricDecryptAlgorithm, type SigningAlgorithm } from "../keys/specs.js";
+import { ASYMMETRIC_SPECS, EXPORT_ONLY_SPECS, SYMMETRIC_SPECS, isExportOnlySpec, isSymmetricSpec, type AsymmetricDecryptAlgorithm, type SigningAlgorithm } from "../keys/specs.js";
 import { RootOfTrustError, importTokenAad, keyMaterialAad, type RootOfTrust } from "../rootkey/root-of-trust.js";
 import type { Store } from "../store/store.js";
 import { MaterialCache, type MaterialCacheOptions } from "./cache.js";
@@ -43,6 +43,10 @@ export class SoftwareMaterial implements KeyMaterial {
     let publicKey: Buffer | null = null;
     if (isSymmetricSpec(key.keySpec)) {
       material = randomBytes(SYMMETRIC_SPECS[key.keySpec].materialLength);
+    } else if (isExportOnlySpec(key.keySpec)) {
+      const { minLength, maxLength } = EXPORT_ONLY_SPECS[key.keySpec];
+      if (minLength !== maxLength) throw new MaterialError("Unsupported", `${key.keySpec} material is brought by the client, never generated`);
+      material = randomBytes(minLength);
     } else {
       const pair = await generateKeyPair(key.keySpec);
       material = pair.privateMaterial;
@@ -77,6 +81,14 @@ export class SoftwareMaterial implements KeyMaterial {
     } finally {
       privateKey.destroy();
     }
+  }
+
+  /**
+   * The version's material itself, for the one export Tresor has: KMIP Get of a KMIP-class key
+   * (the service checks the class and the caller's kms:GetKeyMaterial). The caller wipes it.
+   */
+  exportMaterial(key: MaterialKey, version: number): Promise<Buffer> {
+    return this.#unwrap(key, version);
   }
 
   /** Wrapped material that was not recorded is just bytes: nothing to destroy. */

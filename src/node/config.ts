@@ -38,6 +38,8 @@ export interface ServeConfig {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  /** The KMIP listener: its port (undefined: none), its TLS files and the client CA. */
+  kmip: { port: number; cert: string; key: string; clientCa: string; maxMessageBytes: number } | undefined;
 }
 
 export interface ServeFlags {
@@ -64,6 +66,32 @@ export interface ServeFlags {
   headersTimeout?: string;
   requestTimeout?: string;
   keepAliveTimeout?: string;
+  kmipPort?: string;
+  kmipCert?: string;
+  kmipKey?: string;
+  kmipClientCa?: string;
+  kmipMaxMessage?: string;
+}
+
+/** --kmip-port with its TLS files: all three files are required, since KMIP is always mutual TLS. */
+function kmipSettings(flags: ServeFlags, env: NodeJS.ProcessEnv): ServeConfig["kmip"] {
+  const pick = (flag: string | undefined, name: string) => flag ?? (env[name] === "" ? undefined : env[name]);
+  const port = pick(flags.kmipPort, "TRESOR_KMIP_PORT");
+  const cert = pick(flags.kmipCert, "TRESOR_KMIP_CERT");
+  const key = pick(flags.kmipKey, "TRESOR_KMIP_KEY");
+  const clientCa = pick(flags.kmipClientCa, "TRESOR_KMIP_CLIENT_CA");
+  if (port === undefined) {
+    if (cert ?? key ?? clientCa) throw new ConfigError("--kmip-cert, --kmip-key and --kmip-client-ca need --kmip-port");
+    return undefined;
+  }
+  if (!cert || !key || !clientCa) throw new ConfigError("--kmip-port needs --kmip-cert, --kmip-key and --kmip-client-ca: KMIP is served over mutual TLS only");
+  return {
+    port: integerSetting("--kmip-port", port, 0, 65535),
+    cert,
+    key,
+    clientCa,
+    maxMessageBytes: integerSetting("--kmip-max-message", pick(flags.kmipMaxMessage, "TRESOR_KMIP_MAX_MESSAGE") ?? String(1024 * 1024), 1024, 64 * 1024 * 1024),
+  };
 }
 
 export class ConfigError extends Error {
@@ -126,6 +154,7 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = p
     headersTimeoutMs: 1000 * integerSetting("--headers-timeout", pick(flags.headersTimeout, "TRESOR_HEADERS_TIMEOUT") ?? "10", 1, 600),
     requestTimeoutMs: 1000 * integerSetting("--request-timeout", pick(flags.requestTimeout, "TRESOR_REQUEST_TIMEOUT") ?? "20", 1, 3600),
     keepAliveTimeoutMs: 1000 * integerSetting("--keep-alive-timeout", pick(flags.keepAliveTimeout, "TRESOR_KEEP_ALIVE_TIMEOUT") ?? "65", 1, 3600),
+    kmip: kmipSettings(flags, env),
   };
   if (config.headersTimeoutMs > config.requestTimeoutMs) throw new ConfigError("--headers-timeout must not be longer than --request-timeout");
   if (config.store !== undefined && !isPostgresUrl(config.store)) {

@@ -4,6 +4,7 @@
 
 import type { FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
+import { closeKmip, createKmipServer, listenKmip } from "../api/kmip/server.js";
 import { buildServer, listen, type ServerOptions } from "../api/server.js";
 import { openAuditWriter, type AuditWriter } from "../audit/writer.js";
 import type { KeySpec } from "../keys/key.js";
@@ -41,6 +42,20 @@ export interface NodeConfig {
   audit?: AuditConfig | false;
   /** Time between runs of the key job scheduler; absent: no scheduler (tests run the jobs themselves). */
   schedulerIntervalMs?: number;
+  /** The KMIP listener (TTLV over mutual TLS); absent: none. */
+  kmip?: KmipConfig;
+}
+
+export interface KmipConfig {
+  /** Default: the HTTP server's host. */
+  host?: string;
+  /** 5696 is KMIP's port; 0: any free one. */
+  port: number;
+  /** PEM: the server's certificate chain and key, and the CA whose client certificates are accepted. */
+  cert: Buffer;
+  key: Buffer;
+  clientCa: Buffer;
+  maxMessageBytes?: number;
 }
 
 export interface AuditConfig {
@@ -79,6 +94,8 @@ export interface RunningNode {
   /** Undefined when audit is off. */
   auditor: AuditWriter<StoreOperations> | undefined;
   app: FastifyInstance;
+  /** The KMIP listener's port, when there is one. */
+  kmipPort?: number;
   clock: Clock;
   /** Stops the scheduler and the server (letting requests in flight finish), then closes the writer, the service and the data directory. */
   close(): Promise<void>;
@@ -154,12 +171,28 @@ export async function startNode(config: NodeConfig, options: NodeOptions = {}): 
     const url = await listen(app, config.host ?? "127.0.0.1", config.port ?? 0, config.tls !== undefined).catch((e: unknown) => {
       throw new ListenError(e);
     });
+    // The KMIP listener beside the HTTP server, over the same service, auditor and store.
+    let kmipPort: number | undefined;
+    if (config.kmip) {
+      const kmip = createKmipServer({
+        service,
+        clock,
+        logger,
+        ...(auditor ? { auditor } : {}),
+        tls: { cert: config.kmip.cert, key: config.kmip.key, clientCa: config.kmip.clientCa },
+        ...(config.kmip.maxMessageBytes === undefined ? {} : { maxMessageBytes: config.kmip.maxMessageBytes }),
+      });
+      kmipPort = await listenKmip(kmip, config.kmip.host ?? config.host ?? "127.0.0.1", config.kmip.port).catch((e: unknown) => {
+        throw new ListenError(e);
+      });
+      closers.push(() => closeKmip(kmip));
+    }
     if (config.schedulerIntervalMs !== undefined) {
       const scheduler = new Scheduler(service, { intervalMs: config.schedulerIntervalMs, logger });
       scheduler.start();
       closers.push(() => scheduler.stop());
     }
-    return { url, region, dataDir, store, service, auditor, app, clock, close: closeAll };
+    return { url, region, dataDir, store, service, auditor, app, ...(kmipPort === undefined ? {} : { kmipPort }), clock, close: closeAll };
   } catch (e) {
     await closeAll().catch(() => undefined);
     throw e;

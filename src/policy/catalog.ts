@@ -20,6 +20,11 @@ export interface ActionEntry {
    * nothing (api/tencent/signature-bindings.ts).
    */
   readonly serviceInformation?: true;
+  /**
+   * The one door that serves it (KMIP's exportable-key operations): the other doors' action tables
+   * leave it out. Absent: every door of the product serves it.
+   */
+  readonly only?: "kmip";
   /** Per step of the key lifecycle, the other actions of its product whose permission it also needs. */
   readonly alsoNeeds?: Readonly<Partial<Record<KeyAction, readonly string[]>>>;
 }
@@ -83,6 +88,23 @@ export const CATALOG = {
     GetParametersForImport: { writes: true, presets: MANAGE },
     ImportKeyMaterial: { writes: true, presets: MANAGE },
     DeleteImportedKeyMaterial: { writes: true, presets: MANAGE },
+    /**
+     * KMIP Get of an exportable (KMIP class) object's material: full access grants it, the
+     * read-only and crypto presets do not. CMKs never leave, whatever a policy says.
+     */
+    GetKeyMaterial: { writes: false, presets: MANAGE, only: "kmip" },
+    /** KMIP Register: an object whose material the client brings. (KMIP Create and Create Key Pair are kms:CreateKey.) */
+    RegisterKey: { writes: true, presets: MANAGE, only: "kmip" },
+    /** KMIP Activate: a Pre-Active object becomes Active. */
+    ActivateKey: { writes: true, presets: MANAGE, only: "kmip" },
+    /** KMIP MAC with an HMAC object (full access only: the crypto preset keeps to the Tencent actions). */
+    GenerateMac: { writes: false, presets: MANAGE, only: "kmip" },
+    /** KMIP Add/Modify/Delete Attribute: an object's names, usage mask and custom attributes. */
+    ModifyKeyAttributes: { writes: true, presets: MANAGE, only: "kmip" },
+    /** KMIP Revoke: an object becomes Deactivated or Compromised (it still decrypts and verifies). */
+    RevokeKey: { writes: true, presets: MANAGE, only: "kmip" },
+    /** KMIP Destroy: the object and its material are removed at once (no pending window). */
+    DestroyKey: { writes: true, presets: MANAGE, only: "kmip" },
     /** Tresor extensions: Tang servers (a name, a signing key and an exchange key; docs/disk-encryption.md). */
     CreateTangServer: { writes: true, presets: MANAGE },
     ListTangServers: { writes: false, presets: READ },
@@ -116,6 +138,10 @@ export const CATALOG = {
     ListAttachedRolePolicies: { writes: false, presets: NONE },
     /** Tresor extension: which statement decides a user's or role's request. */
     SimulatePrincipalPolicy: { writes: false, presets: NONE },
+    /** Tresor extensions: the KMIP client certificates mapped to a user (tresor admin kmip-client). */
+    AddKmipClient: { writes: true, presets: NONE },
+    ListKmipClients: { writes: false, presets: NONE },
+    DeleteKmipClient: { writes: true, presets: NONE },
   },
   sts: {
     /** Writes: the session it issues is stored, so it can end with the role or user. */
@@ -130,8 +156,14 @@ export const CATALOG = {
 
 /** A product whose actions Tresor serves; a policy names its actions as name/<product>:<Action>. */
 export type Product = keyof typeof CATALOG;
-/** The catalogue's action names of one product: a protocol's table for it has exactly these keys. */
-export type CatalogActionName<P extends Product> = keyof (typeof CATALOG)[P] & string;
+/**
+ * The catalogue's action names of one product that every door serves: a protocol's table for it has
+ * exactly these keys (not the ones `only` one door serves).
+ */
+export type CatalogActionName<P extends Product> = {
+  [K in keyof (typeof CATALOG)[P]]: (typeof CATALOG)[P][K] extends { readonly only: string } ? never : K;
+}[keyof (typeof CATALOG)[P]] &
+  string;
 
 export const PRODUCTS: readonly Product[] = Object.freeze(Object.keys(CATALOG) as Product[]);
 

@@ -106,6 +106,8 @@ export interface KeyMetadata {
   Origin?: string;
   /** Tresor extension: SOFTWARE or HSM. */
   ProtectionLevel?: string;
+  /** Tresor extension: CMK (never exportable) or KMIP (created or registered through KMIP; exportable by KMIP Get). */
+  KeyClass?: string;
   ValidTo?: number;
   ResourceId?: string;
   HsmClusterId?: string;

@@ -9,6 +9,7 @@ import type { AccessKeyRecord, Page, PrincipalRecord, Store, StoreOperations } f
 import { Authentication, type ResolvedCredential } from "./authentication.js";
 import type { Clock } from "./clock.js";
 import { IdentityManagement, type AttachmentView, type PolicyView, type SimulationInput } from "./identity.js";
+import { KmipClients, type KmipClientView } from "./kmip-clients.js";
 import { PolicyPermissions, type Caller } from "./permissions.js";
 
 export { ROLE_SESSION_SECRET, type ResolvedCredential } from "./authentication.js";
@@ -21,6 +22,7 @@ export {
   type AttachmentView,
   type PolicyView,
 } from "./identity.js";
+export { certificateFingerprint, type KmipClientView } from "./kmip-clients.js";
 export {
   ACCOUNT_RESOURCE,
   keyResourceNames,
@@ -53,6 +55,7 @@ export class AccessControl {
   readonly #permissions: PolicyPermissions;
   readonly #authentication: Authentication;
   readonly #identity: IdentityManagement;
+  readonly #kmipClients: KmipClients;
   readonly region: string;
 
   constructor(options: AccessControlOptions) {
@@ -68,6 +71,7 @@ export class AccessControl {
       authentication: this.#authentication,
       permissions: this.#permissions,
     });
+    this.#kmipClients = new KmipClients({ store: options.store, auditor: options.auditor, clock: options.clock });
   }
 
   // ---- authentication ----
@@ -82,6 +86,25 @@ export class AccessControl {
 
   callerFor(credential: ResolvedCredential, sourceIp: string | undefined): Promise<Caller> {
     return this.#authentication.callerFor(credential, sourceIp);
+  }
+
+  /** The credential of a KMIP client's TLS certificate (DER); undefined when it is mapped to no user. */
+  resolveKmipClient(certificateDer: Buffer): Promise<ResolvedCredential | undefined> {
+    return this.#kmipClients.resolve(certificateDer);
+  }
+
+  // ---- KMIP client certificates ----
+
+  addKmipClient(caller: Caller, input: { userName: string; certificatePem: string }): Promise<KmipClientView> {
+    return this.#kmipClients.add(caller, input);
+  }
+
+  listKmipClients(caller: Caller): Promise<KmipClientView[]> {
+    return this.#kmipClients.list(caller);
+  }
+
+  deleteKmipClient(caller: Caller, fingerprint: string): Promise<void> {
+    return this.#kmipClients.delete(caller, fingerprint);
   }
 
   // ---- users and access keys ----

@@ -101,7 +101,7 @@ export class KeyManagement {
   async createKey(caller: Caller, input: CreateKeyInput): Promise<KeyRecord> {
     const ctx = this.ctx;
     caller.permissions.require("kms:CreateKey", ACCOUNT_RESOURCE);
-    needs(KEY_USAGES.includes(input.keyUsage), "InvalidKeyUsage", `"KeyUsage" ${input.keyUsage} is not supported`);
+    needs((KEY_USAGES as readonly string[]).includes(input.keyUsage), "InvalidKeyUsage", `"KeyUsage" ${input.keyUsage} is not supported`);
     let keySpec: KeySpec;
     if (isAsymmetricUsage(input.keyUsage)) {
       needs(ASYMMETRIC_USAGES[input.keyUsage].purpose !== "exchange", "InvalidKeyUsage", `"KeyUsage" ${input.keyUsage} keys are made by CreateTangServer, with their Tang server`);

@@ -23,6 +23,7 @@ import { SymmetricCrypto } from "./crypto.js";
 import { KeyImport, MATERIAL_DIGEST_SECRET, type WrappingAlgorithm, type WrappingKeySpec } from "./import.js";
 import { KeyJobs, type JobReport } from "./jobs.js";
 import { KeyManagement, type AlgorithmEntry, type CreateKeyInput, type ListKeyDetailInput } from "./keys.js";
+import { KmipObjects } from "./kmip-objects.js";
 import { KeyRotation } from "./rotation.js";
 import { TangServers } from "./tang.js";
 
@@ -71,6 +72,8 @@ export class KmsService {
   readonly #jobs: KeyJobs;
   /** Principals, access keys, policies and roles; the authority every action asks. */
   readonly access: AccessControl;
+  /** The exportable KMIP-class objects and KMIP's operations on them. */
+  readonly kmip: KmipObjects;
   /** Tang servers: their management actions and the Tang door's advertise and recover. */
   readonly tang: TangServers;
   /** CloudAudit's queries over the audit log (LookUpEvents, DescribeEvents). */
@@ -120,6 +123,7 @@ export class KmsService {
     this.#import = new KeyImport(ctx);
     this.#rotation = new KeyRotation(ctx);
     this.#jobs = new KeyJobs(ctx, this.#rotation);
+    this.kmip = new KmipObjects(ctx);
     this.tang = new TangServers(ctx);
   }
 

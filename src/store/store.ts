@@ -70,6 +70,17 @@ export interface RoleSessionRecord {
   expiresAt: number;
 }
 
+/** A KMIP client certificate mapped to the principal its requests act as. */
+export interface KmipClientRecord {
+  /** SHA-256 of the certificate's DER, lowercase hex. */
+  fingerprint: string;
+  accountUin: string;
+  principalId: string;
+  /** The certificate's subject, as the operator saw it (for lists; identification is by fingerprint). */
+  subject: string;
+  createTime: number;
+}
+
 export interface Page<T> {
   items: T[];
   totalCount: number;
@@ -185,6 +196,14 @@ export interface IdentityStore {
   /** How many principals have the policy attached. */
   countPolicyAttachments(policyId: number): Promise<number>;
 
+  /** Throws `StoreConflictError` ("kmipClient") if the fingerprint is mapped already. */
+  insertKmipClient(record: KmipClientRecord): Promise<void>;
+  getKmipClient(fingerprint: string): Promise<KmipClientRecord | undefined>;
+  /** An account's mapped certificates, oldest first. */
+  listKmipClients(accountUin: string): Promise<KmipClientRecord[]>;
+  /** False when there was no such mapping. */
+  deleteKmipClient(fingerprint: string): Promise<boolean>;
+
   insertRoleSession(record: RoleSessionRecord): Promise<void>;
   getRoleSession(tmpSecretId: string): Promise<RoleSessionRecord | undefined>;
   /** Removes sessions whose expiresAt <= now; returns how many. */
@@ -220,7 +239,7 @@ export interface Store extends StoreOperations, StoreBackup, StoreRewrap {
 export class StoreConflictError extends Error {
   override readonly name = "StoreConflictError";
   constructor(
-    readonly field: "keyId" | "alias" | "secretId" | "keyVersion" | "importToken" | "principal" | "policy" | "auditHead" | "auditCheckpoint",
+    readonly field: "keyId" | "alias" | "secretId" | "keyVersion" | "importToken" | "principal" | "policy" | "kmipClient" | "auditHead" | "auditCheckpoint",
     message: string,
   ) {
     super(message);

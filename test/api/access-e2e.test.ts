@@ -130,6 +130,10 @@ describe("access control through the official SDK", () => {
       DeleteRole: { RoleName: "daves" },
       ListAttachedRolePolicies: { Page: 1, Rp: 10, RoleName: "daves" },
       SimulatePrincipalPolicy: { UserName: "alice", Action: "kms:Encrypt", Resource: "*" },
+      // Refused before the certificate is read: any text stands in for one.
+      AddKmipClient: { UserName: "alice", Certificate: "-----BEGIN CERTIFICATE-----" },
+      ListKmipClients: {},
+      DeleteKmipClient: { Fingerprint: "0".repeat(64) },
     };
     assert.deepEqual(Object.keys(samples).sort(), Object.keys(CAM_ACTIONS).sort(), "every CAM action has a sample request");
     for (const [action, params] of Object.entries(samples)) await rejectsWith(cam(action, params), "UnauthorizedOperation", new RegExp(`cam:${action}`));

@@ -63,6 +63,9 @@ const ASYMMETRIC_SUBJECTS: Partial<Record<KeyAction, KeyUsage>> = {
 /** The actions tried on an EXTERNAL key with imported material; RotateKey's subject has rotation enabled. */
 const EXTERNAL_SUBJECTS: ReadonlySet<KeyAction> = new Set(["GetParametersForImport", "ImportKeyMaterial", "DeleteImportedKeyMaterial"]);
 
+/** The KMIP operations' rows, tried on a KMIP-class (exportable) AES-256 key. */
+const KMIP_SUBJECTS: ReadonlySet<KeyAction> = new Set(["GetKeyMaterial", "ActivateKey", "ModifyKeyAttributes", "RevokeKey", "DestroyKey", "GenerateMac"]);
+
 /** Wraps `material` for the key with fresh import parameters (RSAES_OAEP_SHA_256), as a BYOK client does. */
 async function importParameters(keyId: string, material: Buffer): Promise<{ importToken: string; encryptedKeyMaterial: Buffer }> {
   const p = await f.service.getParametersForImport(f.caller, keyId, "RSA_2048", "RSAES_OAEP_SHA_256");
@@ -116,6 +119,12 @@ const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
     return f.service.importKeyMaterial(f.caller, { keyId: key.keyId, ...params, validTo: 0 });
   },
   DeleteImportedKeyMaterial: async ({ key }) => f.service.deleteImportedKeyMaterial(f.caller, key.keyId),
+  GetKeyMaterial: async ({ key }) => f.service.kmip.getMaterial(f.caller, key.keyId),
+  ActivateKey: async ({ key }) => f.service.kmip.activate(f.caller, key.keyId),
+  GenerateMac: async ({ key }) => f.service.kmip.mac(f.caller, key.keyId, Buffer.from("m")),
+  ModifyKeyAttributes: async ({ key }) => f.service.kmip.changeAttribute(f.caller, key.keyId, { op: "add", name: "x-owner", index: 0, value: "lifecycle" }),
+  RevokeKey: async ({ key }) => f.service.kmip.revoke(f.caller, key.keyId, { compromised: false }),
+  DestroyKey: async ({ key }) => f.service.kmip.destroy(f.caller, key.keyId),
   TangAdvertise: async ({ tang }) => f.service.tang.advertise(tangRequest(), tang!.name, undefined),
   TangRecover: async ({ tang }) => f.service.tang.recover(tangRequest(), tang!.name, tang!.kid, CLIENT_POINT),
 };
@@ -140,6 +149,10 @@ async function subjectIn(state: KeyState, action: KeyAction): Promise<Subject> {
         : usage === "ASYMMETRIC_DECRYPT_RSA_2048"
           ? rsaEncrypt(rsaPublicKey(publicKey), "RSAES_OAEP_SHA_256", plaintext)
           : Buffer.alloc(0);
+  } else if (KMIP_SUBJECTS.has(action)) {
+    const keySpec = action === "GenerateMac" ? "HMAC_SHA256" : "AES_256";
+    key = await f.service.kmip.createSymmetric(f.caller, { names: [`lifecycle-${action}-${state}`], usageMask: 12, keySpec });
+    blob = Buffer.alloc(0);
   } else if (EXTERNAL_SUBJECTS.has(action)) {
     key = await f.service.createKey(f.caller, { alias: `lifecycle-${action}-${state}`, description: "", keyUsage: "ENCRYPT_DECRYPT", tags: [], origin: "EXTERNAL" });
     const material = Buffer.alloc(16, 7);
@@ -178,7 +191,8 @@ describe("LIFECYCLE against the service", () => {
           if (rule === "allow") {
             await drive(subject);
             const after = await f.store.getKey(subject.key.keyId);
-            assert.equal(after?.state, row.to ?? state);
+            if (row.removes) assert.equal(after, undefined, "the key is gone");
+            else assert.equal(after?.state, row.to ?? state);
           } else {
             await assert.rejects(drive(subject), kmsError(rule));
             assert.deepEqual(await f.store.getKey(subject.key.keyId), before, "a refused action changed the key");
@@ -295,7 +309,7 @@ describe("lifecycleMarkdown", () => {
         const r = row.rules[state];
         assert.equal(cells[i + 1], r === "allow" ? "yes" : `no: ${r}`, `${action} / ${state}`);
       });
-      assert.equal(cells.at(-1), row.to ?? "unchanged");
+      assert.equal(cells.at(-1), row.removes ? "(removed)" : (row.to ?? "unchanged"));
     }
   });
 });

@@ -56,6 +56,8 @@ describe("KeyMaterials", () => {
         validTo: 0,
         materialDigest: null,
         protectionLevel: "SOFTWARE",
+        keyClass: "CMK",
+        kmip: null,
       },
       { keyId: key.keyId, version: 1, wrappedMaterial: made.stored, publicKey: null, createTime: 0 },
       10,

@@ -1082,6 +1082,44 @@ export function storeContract(name: string, open: () => Promise<StoreFixture>): 
         }));
     });
 
+    describe("KMIP client certificates", () => {
+      it("maps fingerprints to principals, lists an account's, refuses a second mapping, and goes with its principal", () =>
+        withStore(async ({ store }) => {
+          const user = principal({ principalId: "200000000001", name: "db" });
+          const other = principal({ principalId: "200000000002", name: "other" });
+          for (const p of [user, other]) await store.insertPrincipal(p);
+          const record = (fingerprint: string, principalId: string, createTime: number) => ({ fingerprint, accountUin: ACCOUNT, principalId, subject: `CN=${fingerprint}`, createTime });
+          await store.insertKmipClient(record("bb", user.principalId, 2));
+          await store.insertKmipClient(record("aa", user.principalId, 1));
+          await store.insertKmipClient(record("cc", other.principalId, 3));
+          await store.insertKmipClient({ ...record("dd", other.principalId, 4), accountUin: "another" });
+          assert.deepEqual(await store.getKmipClient("aa"), record("aa", user.principalId, 1));
+          assert.equal(await store.getKmipClient("zz"), undefined);
+          assert.deepEqual((await store.listKmipClients(ACCOUNT)).map((c) => c.fingerprint), ["aa", "bb", "cc"]);
+          await assert.rejects(store.insertKmipClient(record("aa", other.principalId, 5)), (e: unknown) => e instanceof StoreConflictError && e.field === "kmipClient");
+          assert.equal(await store.deleteKmipClient("cc"), true);
+          assert.equal(await store.deleteKmipClient("cc"), false);
+          assert.equal(await store.deletePrincipal(user.principalId), true);
+          assert.deepEqual((await store.listKmipClients(ACCOUNT)).map((c) => c.fingerprint), []);
+          assert.equal((await store.listKmipClients("another")).length, 1);
+        }));
+
+      it("keeps a key's class and its KMIP metadata through insert and update", () =>
+        withStore(async ({ store }) => {
+          const meta = { objectType: "SymmetricKey" as const, state: "PreActive" as const, names: ["n1", "n 2"], usageMask: 12, linkedId: "", activationDate: 0, deactivationDate: 0, compromiseDate: 0 };
+          const key = makeKey({ keyClass: "KMIP", kmip: meta });
+          await store.insertKey(key, versionOf(key));
+          assert.deepEqual(await store.getKey(key.keyId), key);
+          const changed = { ...key, state: "Enabled" as const, kmip: { ...meta, state: "Active" as const, activationDate: 77 } };
+          await store.updateKey(changed);
+          assert.deepEqual(await store.getKey(key.keyId), changed);
+          const cmk = makeKey();
+          await store.insertKey(cmk, versionOf(cmk));
+          assert.deepEqual(await store.getKey(cmk.keyId), cmk);
+          assert.equal((await store.getKey(cmk.keyId))?.keyClass, "CMK");
+        }));
+    });
+
     describe("policies and attachments", () => {
       it("inserts a policy and gets it by id and by (account, name); refuses a duplicate id or name", () =>
         withStore(async ({ store }) => {

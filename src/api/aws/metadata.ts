@@ -2,7 +2,7 @@
 // a key offers, and KeyMetadata as DescribeKey and CreateKey answer it (KMS API reference,
 // "KeyMetadata"). SM4 is Tresor's extension of AWS's KeySpec enum.
 
-import type { KeyRecord, KeySpec, KeyState, KeyUsage, SymmetricKeySpec } from "../../keys/key.js";
+import { EXPORT_ONLY_USAGE, type KeyRecord, type KeySpec, type KeyState, type KeyUsage, type SymmetricKeySpec } from "../../keys/key.js";
 import { ASYMMETRIC_USAGES, isAsymmetricUsage, type SigningAlgorithm } from "../../keys/specs.js";
 import { KmsError } from "../../service/errors.js";
 import { keyArn, type ArnScope } from "./identifiers.js";
@@ -31,6 +31,13 @@ const AWS_SPECS: Readonly<Record<KeySpec, string>> = {
   // Tang servers' keys (docs/disk-encryption.md), described but not created through this door.
   ECC_P521: "ECC_NIST_P521",
   SM2: "SM2",
+  // KMIP objects (docs/kmip.md): described here, never created or used through this door. HMAC
+  // keys under AWS's names; AES-128 and secret data have none in AWS, so Tresor's names.
+  AES_128: "AES_128",
+  HMAC_SHA256: "HMAC_256",
+  HMAC_SHA384: "HMAC_384",
+  HMAC_SHA512: "HMAC_512",
+  SECRET_DATA: "SECRET_DATA",
 };
 
 export const AWS_KEY_SPECS = ["SYMMETRIC_DEFAULT", "SM4", "RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "SM2"] as const;
@@ -71,19 +78,23 @@ function usageHint(spec: AwsKeySpec): string {
   return spec.startsWith("ECC") ? "ECC keys are SIGN_VERIFY" : "use ENCRYPT_DECRYPT or SIGN_VERIFY";
 }
 
-function awsUsage(usage: KeyUsage): AwsKeyUsage {
+/** As DescribeKey reports it: a KMIP object's EXPORT_ONLY is a Tresor extension, not a usage AWS creates. */
+function awsUsage(usage: KeyUsage): AwsKeyUsage | typeof EXPORT_ONLY_USAGE {
+  if (usage === EXPORT_ONLY_USAGE) return EXPORT_ONLY_USAGE;
   return isAsymmetricUsage(usage) && ASYMMETRIC_USAGES[usage].purpose === "sign" ? "SIGN_VERIFY" : "ENCRYPT_DECRYPT";
 }
 
 /** The algorithms a key offers, as KeyMetadata and GetPublicKey list them. */
 export function keyAlgorithms(key: KeyRecord): { EncryptionAlgorithms?: string[]; SigningAlgorithms?: string[] } {
+  // A KMIP export-only object offers no algorithm through this door.
+  if (key.keyUsage === EXPORT_ONLY_USAGE) return {};
   if (!isAsymmetricUsage(key.keyUsage)) return { EncryptionAlgorithms: [SYMMETRIC_DEFAULT] };
   const usage = ASYMMETRIC_USAGES[key.keyUsage];
   if (usage.purpose === "sign") return { SigningAlgorithms: (usage.algorithms as SigningAlgorithm[]).map((a) => AWS_SIGNING_NAMES[a]) };
   return { EncryptionAlgorithms: usage.spec === "SM2" ? [] : [...RSA_ENCRYPTION_ALGORITHMS] };
 }
 
-export function awsKeyType(key: KeyRecord): { KeySpec: string; KeyUsage: AwsKeyUsage } {
+export function awsKeyType(key: KeyRecord): { KeySpec: string; KeyUsage: string } {
   return { KeySpec: AWS_SPECS[key.keySpec], KeyUsage: awsUsage(key.keyUsage) };
 }
 

@@ -158,6 +158,8 @@ export function keyMetadata(key: KeyRecord): Record<string, unknown> {
     DeletionDate: key.deletionDate,
     Origin: key.origin,
     ProtectionLevel: key.protectionLevel,
+    /** Tresor extension: CMK, or KMIP for the exportable objects created or registered through KMIP. */
+    KeyClass: key.keyClass,
     ValidTo: key.validTo,
     ResourceId: `creatorUin/${key.creatorUin}/${key.keyId}`,
     HsmClusterId: "",

@@ -2,7 +2,7 @@
 // keys, policies, roles and AssumeRole, with the field names of the official SDK's cam and sts
 // models. Each maps its validated parameters onto AccessControl, which authorizes it.
 
-import { MAX_SESSION_SECONDS, MIN_SESSION_SECONDS, type AttachmentView, type PolicyView } from "../../service/access-control.js";
+import { MAX_SESSION_SECONDS, MIN_SESSION_SECONDS, type AttachmentView, type KmipClientView, type PolicyView } from "../../service/access-control.js";
 import { KmsError } from "../../service/errors.js";
 import type { AccessKeyRecord, PrincipalRecord } from "../../store/store.js";
 import { action, type ActionTable } from "./actions.js";
@@ -61,6 +61,10 @@ function policyInfo(p: PolicyView & { attachments: number }) {
 
 function attachmentInfo(p: AttachmentView) {
   return { PolicyId: p.policyId, PolicyName: p.name, AddTime: camTime(p.attachTime), CreateMode: p.type === 2 ? 2 : 1, PolicyType: p.type === 2 ? "QCS" : "User", Description: p.description, Remark: p.description };
+}
+
+function kmipClientInfo(c: KmipClientView) {
+  return { Fingerprint: c.fingerprint, UserName: c.userName, Uin: Number(c.principalId), Subject: c.subject, CreateTime: camTime(c.createTime) };
 }
 
 function roleInfo(role: PrincipalRecord) {
@@ -281,6 +285,18 @@ export const CAM_ACTIONS: ActionTable<"cam"> = {
       };
     },
   ),
+
+  /** Tresor extension: maps a KMIP client certificate (PEM) to a user; KMIP requests under it act as that user. */
+  AddKmipClient: action({ UserName: name(), Certificate: string({ min: 1, max: 16_384 }) }, async (p, { service, caller }) => ({
+    KmipClient: kmipClientInfo(await service.access.addKmipClient(caller, { userName: p.UserName, certificatePem: p.Certificate })),
+  })),
+
+  ListKmipClients: action({}, async (_p, { service, caller }) => ({ KmipClients: (await service.access.listKmipClients(caller)).map(kmipClientInfo) })),
+
+  DeleteKmipClient: action({ Fingerprint: string({ min: 64, max: 64, pattern: /^[0-9a-f]{64}$/, patternText: "64 lowercase hex digits (SHA-256 of the certificate's DER)" }) }, async (p, { service, caller }) => {
+    await service.access.deleteKmipClient(caller, p.Fingerprint);
+    return {};
+  }),
 };
 
 export const STS_ACTIONS: ActionTable<"sts"> = {

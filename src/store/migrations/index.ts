@@ -7,6 +7,7 @@ import { protectionLevel } from "./002-protection-level.js";
 import { identity } from "./003-identity.js";
 import { audit } from "./004-audit.js";
 import { auditAccounts } from "./005-audit-accounts.js";
+import { kmip } from "./006-kmip.js";
 
 export interface Migration {
   readonly version: number;
@@ -14,4 +15,4 @@ export interface Migration {
   readonly sql: string;
 }
 
-export const MIGRATIONS: readonly Migration[] = Object.freeze([initial, protectionLevel, identity, audit, auditAccounts]);
+export const MIGRATIONS: readonly Migration[] = Object.freeze([initial, protectionLevel, identity, audit, auditAccounts, kmip]);

@@ -73,10 +73,10 @@ const S = {
     `WITH k AS (
        INSERT INTO keys (${KEY_INSERT_COLUMNS}) VALUES (${KEY_INSERT_VALUES}) RETURNING key_id
      ), v AS (
-       INSERT INTO key_versions (${KEY_VERSION_COLUMNS}) SELECT k.key_id, $20, $21, $22, $23 FROM k WHERE $20::integer IS NOT NULL
+       INSERT INTO key_versions (${KEY_VERSION_COLUMNS}) SELECT k.key_id, $22, $23, $24, $25 FROM k WHERE $22::integer IS NOT NULL
      ), t AS (
        INSERT INTO key_tags (key_id, tag_key, tag_value)
-       SELECT k.key_id, n.tag_key, n.tag_value FROM k, unnest($24::text[], $25::text[]) AS n (tag_key, tag_value)
+       SELECT k.key_id, n.tag_key, n.tag_value FROM k, unnest($26::text[], $27::text[]) AS n (tag_key, tag_value)
      )
      SELECT count(*) AS inserted FROM k`,
   ),
@@ -87,10 +87,10 @@ const S = {
     `WITH u AS (
        UPDATE keys SET ${KEY_UPDATE_SET} WHERE key_id = $1 RETURNING key_id
      ), d AS (
-       DELETE FROM key_tags AS t USING u WHERE t.key_id = u.key_id AND NOT (t.tag_key = ANY ($13::text[]))
+       DELETE FROM key_tags AS t USING u WHERE t.key_id = u.key_id AND NOT (t.tag_key = ANY ($14::text[]))
      ), i AS (
        INSERT INTO key_tags (key_id, tag_key, tag_value)
-       SELECT u.key_id, n.tag_key, n.tag_value FROM u, unnest($13::text[], $14::text[]) AS n (tag_key, tag_value)
+       SELECT u.key_id, n.tag_key, n.tag_value FROM u, unnest($14::text[], $15::text[]) AS n (tag_key, tag_value)
        ON CONFLICT (key_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value
          WHERE key_tags.tag_value IS DISTINCT FROM excluded.tag_value
      )
@@ -121,7 +121,8 @@ const S = {
     `WITH p AS (DELETE FROM principals WHERE principal_id = $1 RETURNING principal_id),
           k AS (DELETE FROM access_keys AS a USING p WHERE a.principal_id = p.principal_id),
           t AS (DELETE FROM policy_attachments AS a USING p WHERE a.principal_id = p.principal_id),
-          s AS (DELETE FROM role_sessions AS r USING p WHERE r.role_id = p.principal_id)
+          s AS (DELETE FROM role_sessions AS r USING p WHERE r.role_id = p.principal_id),
+          c AS (DELETE FROM kmip_clients AS c USING p WHERE c.principal_id = p.principal_id)
      SELECT count(*) AS n FROM p`,
   ),
   listPolicies: pageStatement(
@@ -233,6 +234,7 @@ const UNIQUE_CONSTRAINTS: Readonly<Record<string, string>> = {
   import_tokens_pkey: "import_tokens.token_id",
   access_keys_pkey: "access_keys.secret_id",
   principals_pkey: "principals.principal_id",
+  kmip_clients_pkey: "kmip_clients.fingerprint",
   principals_name_key: "principals.account_uin, principals.kind, principals.name",
   policies_pkey: "policies.policy_id",
   policies_name_key: "policies.account_uin, policies.name",

@@ -6,7 +6,7 @@ import type { Checkpoint } from "../../audit/checkpoint.js";
 import { checkAuditQuery, checkAuditSearch, type AccountAuditPage, type AccountAuditPosition, type AccountAuditSearch, type AuditHead, type AuditRecordQuery } from "../../audit/port.js";
 import type { AuditRecord } from "../../audit/record.js";
 import type { ImportTokenRecord, KeyRecord, KeyVersionRecord } from "../../keys/key.js";
-import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type Page, type StoreOperations } from "../store.js";
+import { StoreConflictError, type AccessKeyRecord, type KeyListQuery, type KmipClientRecord, type Page, type StoreOperations } from "../store.js";
 import type { PolicyAttachmentRecord, PolicyRecord, PrincipalKind, PrincipalRecord, RoleSessionRecord } from "../store.js";
 import type { WrappedValue, WrappedValueKind, WrappedValuePosition } from "../store.js";
 import { auditListQuery, auditSearchPage, auditSearchQueries } from "./audit.js";
@@ -155,6 +155,27 @@ export abstract class SqlOperations implements StoreOperations {
 
   touchAccessKey(secretId: string, time: number, minIntervalSeconds: number): Promise<void> {
     return this.exec("touchAccessKey", this.sql.touchAccessKey, [secretId, time, time - minIntervalSeconds], "write", nothing);
+  }
+
+  insertKmipClient(record: KmipClientRecord): Promise<void> {
+    const values = [record.fingerprint, record.accountUin, record.principalId, record.subject, record.createTime];
+    return this.exec("insertKmipClient", this.sql.insertKmipClient, values, "write", nothing, (v) =>
+      v.kind === "unique" && v.on === "kmip_clients.fingerprint"
+        ? new StoreConflictError("kmipClient", `the certificate ${record.fingerprint} is mapped already`)
+        : undefined,
+    );
+  }
+
+  getKmipClient(fingerprint: string): Promise<KmipClientRecord | undefined> {
+    return this.exec("getKmipClient", this.sql.getKmipClient, [fingerprint], "read", rows.first(rows.fromKmipClientRow));
+  }
+
+  listKmipClients(accountUin: string): Promise<KmipClientRecord[]> {
+    return this.exec("listKmipClients", this.sql.listKmipClients, [accountUin], "read", (r: rows.KmipClientRow[]) => r.map(rows.fromKmipClientRow));
+  }
+
+  deleteKmipClient(fingerprint: string): Promise<boolean> {
+    return this.exec("deleteKmipClient", this.sql.deleteKmipClient, [fingerprint], "write", changedOne);
   }
 
   insertPrincipal(record: PrincipalRecord): Promise<void> {

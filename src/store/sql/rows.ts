@@ -4,8 +4,8 @@
 
 import type { Checkpoint } from "../../audit/checkpoint.js";
 import type { AuditRecord, AuditService } from "../../audit/record.js";
-import type { ImportTokenRecord, KeyOrigin, KeyRecord, KeySpec, KeyState, KeyUsage, KeyVersionRecord, ProtectionLevel } from "../../keys/key.js";
-import type { AccessKeyRecord, PolicyAttachmentRecord, PolicyRecord, PrincipalKind, PrincipalRecord, RoleSessionRecord } from "../store.js";
+import type { ImportTokenRecord, KeyClass, KeyOrigin, KeyRecord, KmipObjectMeta, KeySpec, KeyState, KeyUsage, KeyVersionRecord, ProtectionLevel } from "../../keys/key.js";
+import type { AccessKeyRecord, KmipClientRecord, PolicyAttachmentRecord, PolicyRecord, PrincipalKind, PrincipalRecord, RoleSessionRecord } from "../store.js";
 
 /** A boolean column: SQLite has none and answers 0 or 1. */
 export type SqlBool = boolean | number;
@@ -30,8 +30,23 @@ export interface KeyRow {
   valid_to: number;
   material_digest: Buffer | null;
   protection_level: string;
+  key_class: string;
+  /** KMIP objects' metadata as JSON text; null for CMKs. */
+  kmip: string | null;
   /** [tag key, tag value] pairs by tag key: JSON text (SQLite) or parsed (PostgreSQL's json). */
   tags: string | [string, string][];
+}
+
+export interface KmipClientRow {
+  fingerprint: string;
+  account_uin: string;
+  principal_id: string;
+  subject: string;
+  create_time: number;
+}
+
+export function fromKmipClientRow(row: KmipClientRow): KmipClientRecord {
+  return { fingerprint: row.fingerprint, accountUin: row.account_uin, principalId: row.principal_id, subject: row.subject, createTime: row.create_time };
 }
 
 export interface ImportTokenRow {
@@ -180,6 +195,8 @@ export function fromKeyRow(row: KeyRow): KeyRecord {
     validTo: row.valid_to,
     materialDigest: row.material_digest,
     protectionLevel: row.protection_level as ProtectionLevel,
+    keyClass: row.key_class as KeyClass,
+    kmip: row.kmip === null ? null : (JSON.parse(row.kmip) as KmipObjectMeta),
   };
 }
 
@@ -188,7 +205,7 @@ export function keyValues(key: KeyRecord): unknown[] {
   return [
     key.keyId, key.alias, key.description, key.keyUsage, key.keySpec, key.origin, key.state, key.creatorUin, key.owner,
     key.createTime, key.deletionDate, key.currentVersion, key.rotationEnabled, key.rotateDays, key.lastRotateTime,
-    key.nextRotateTime, key.validTo, key.materialDigest, key.protectionLevel,
+    key.nextRotateTime, key.validTo, key.materialDigest, key.protectionLevel, key.keyClass, kmipJson(key),
   ];
 }
 
@@ -196,8 +213,12 @@ export function keyValues(key: KeyRecord): unknown[] {
 export function keyUpdateValues(key: KeyRecord): unknown[] {
   return [
     key.keyId, key.alias, key.description, key.state, key.deletionDate, key.currentVersion,
-    key.rotationEnabled, key.rotateDays, key.lastRotateTime, key.nextRotateTime, key.validTo, key.materialDigest,
+    key.rotationEnabled, key.rotateDays, key.lastRotateTime, key.nextRotateTime, key.validTo, key.materialDigest, kmipJson(key),
   ];
+}
+
+function kmipJson(key: KeyRecord): string | null {
+  return key.kmip === null ? null : JSON.stringify(key.kmip);
 }
 
 export function fromKeyVersionRow(row: KeyVersionRow): KeyVersionRecord {

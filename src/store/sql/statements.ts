@@ -45,18 +45,19 @@ export interface Dialect {
 
 export const KEY_INSERT_COLUMNS = `key_id, alias, description, key_usage, key_spec, origin, state, creator_uin, owner,
   create_time, deletion_date, current_version, rotation_enabled, rotate_days, last_rotate_time,
-  next_rotate_time, valid_to, material_digest, protection_level`;
-export const KEY_INSERT_VALUES = placeholders(1, 19);
+  next_rotate_time, valid_to, material_digest, protection_level, key_class, kmip`;
+export const KEY_INSERT_VALUES = placeholders(1, 21);
 
 /** The mutable columns of a key, set from keyUpdateValues ($1 is the key id). */
 export const KEY_UPDATE_SET = `alias = $2, description = $3, state = $4, deletion_date = $5, current_version = $6,
   rotation_enabled = $7, rotate_days = $8, last_rotate_time = $9, next_rotate_time = $10, valid_to = $11,
-  material_digest = $12`;
+  material_digest = $12, kmip = $13`;
 
 export const KEY_VERSION_COLUMNS = "key_id, version, wrapped_material, public_key, create_time";
 const ACCESS_KEY_COLUMNS = "secret_id, wrapped_secret, uin, principal_id, status, create_time, last_used_time";
 export const PRINCIPAL_COLUMNS = "principal_id, account_uin, kind, name, remark, trust_policy, max_session_seconds, create_time";
 export const POLICY_COLUMNS = "policy_id, account_uin, name, description, document, create_time, update_time";
+const KMIP_CLIENT_COLUMNS = "fingerprint, account_uin, principal_id, subject, create_time";
 const ROLE_SESSION_COLUMNS = "tmp_secret_id, role_id, account_uin, session_name, assumed_by, create_time, expires_at";
 const IMPORT_TOKEN_COLUMNS = "token_id, key_id, wrapping_key_spec, wrapping_algorithm, wrapped_private_key, expires_at, used";
 export const AUDIT_COLUMNS = `seq, time, request_id, trace_id, node_id, account_uin, principal_uin, principal_name, access_key_id,
@@ -74,7 +75,7 @@ export function keyColumns(d: Dialect): string {
   return `k.key_id, k.alias, k.description, k.key_usage, k.key_spec, k.origin, k.state,
   k.creator_uin, k.owner, k.create_time, k.deletion_date, k.current_version,
   k.rotation_enabled, k.rotate_days, k.last_rotate_time, k.next_rotate_time, k.valid_to, k.material_digest,
-  k.protection_level, ${d.tagsColumn}`;
+  k.protection_level, k.key_class, k.kmip, ${d.tagsColumn}`;
 }
 
 export type SharedStatements = ReturnType<typeof sharedStatements>;
@@ -122,6 +123,11 @@ export function sharedStatements(d: Dialect) {
     deleteAccessKey: statement("deleteAccessKey", "DELETE FROM access_keys WHERE secret_id = $1"),
     // $3 = time - minIntervalSeconds: the key is touched only if last used before that.
     touchAccessKey: statement("touchAccessKey", "UPDATE access_keys SET last_used_time = $2 WHERE secret_id = $1 AND last_used_time < $3"),
+
+    insertKmipClient: statement("insertKmipClient", `INSERT INTO kmip_clients (${KMIP_CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5)`),
+    getKmipClient: lookup("getKmipClient", `SELECT ${KMIP_CLIENT_COLUMNS} FROM kmip_clients WHERE fingerprint = $1`),
+    listKmipClients: statement("listKmipClients", `SELECT ${KMIP_CLIENT_COLUMNS} FROM kmip_clients WHERE account_uin = $1 ORDER BY create_time, fingerprint${d.bytes}`),
+    deleteKmipClient: statement("deleteKmipClient", "DELETE FROM kmip_clients WHERE fingerprint = $1"),
 
     insertPrincipal: statement("insertPrincipal", `INSERT INTO principals (${PRINCIPAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`),
     getPrincipal: lookup("getPrincipal", `SELECT ${PRINCIPAL_COLUMNS} FROM principals WHERE principal_id = $1`),

@@ -67,6 +67,7 @@ const S = {
   deleteAccessKeysOfPrincipal: statement("deleteAccessKeysOfPrincipal", "DELETE FROM access_keys WHERE principal_id = $1"),
   deleteAttachmentsOfPrincipal: statement("deleteAttachmentsOfPrincipal", "DELETE FROM policy_attachments WHERE principal_id = $1"),
   deleteRoleSessionsOfRole: statement("deleteRoleSessionsOfRole", "DELETE FROM role_sessions WHERE role_id = $1"),
+  deleteKmipClientsOfPrincipal: statement("deleteKmipClientsOfPrincipal", "DELETE FROM kmip_clients WHERE principal_id = $1"),
   deletePrincipal: statement("deletePrincipal", "DELETE FROM principals WHERE principal_id = $1"),
   listPolicies: statement("listPolicies", `SELECT ${POLICY_COLUMNS} FROM policies WHERE ${POLICY_WHERE} ORDER BY name, policy_id LIMIT $3 OFFSET $4`),
   countPolicies: lookup("countPolicies", `SELECT count(*) AS n FROM policies WHERE ${POLICY_WHERE}`),
@@ -316,6 +317,7 @@ export abstract class SqliteOperations extends SqlOperations {
         this.conn.run(S.deleteAccessKeysOfPrincipal, [principalId]);
         this.conn.run(S.deleteAttachmentsOfPrincipal, [principalId]);
         this.conn.run(S.deleteRoleSessionsOfRole, [principalId]);
+        this.conn.run(S.deleteKmipClientsOfPrincipal, [principalId]);
         return this.conn.run(S.deletePrincipal, [principalId]) === 1;
       }),
     );

@@ -8,5 +8,6 @@ import { protectionLevel } from "./002-protection-level.js";
 import { identity } from "./003-identity.js";
 import { audit } from "./004-audit.js";
 import { auditAccounts } from "./005-audit-accounts.js";
+import { kmip } from "./006-kmip.js";
 
-export const POSTGRES_MIGRATIONS: readonly Migration[] = Object.freeze([initial, protectionLevel, identity, audit, auditAccounts]);
+export const POSTGRES_MIGRATIONS: readonly Migration[] = Object.freeze([initial, protectionLevel, identity, audit, auditAccounts, kmip]);

@@ -1,0 +1,189 @@
+// KMIP Add, Modify and Delete Attribute over the wire, in KMIP 1.4's encoding (Attribute structures
+// naming attributes by text, with Attribute Index) and KMIP 2.0's (New/Current Attribute holding
+// the attribute under its own tag), with Create's custom attributes and Get Attributes showing them.
+
+import assert from "node:assert/strict";
+import { createHmac, createPrivateKey } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { OPERATION, TAG } from "../../../src/api/kmip/tags.js";
+import type { Ttlv, TtlvStructure } from "../../../src/api/kmip/ttlv.js";
+import type { RunningNode } from "../../../src/node/node.js";
+import { Connection, enumeration, int, request, startKmipNode, struct, text, type Answer } from "./wire.js";
+
+const attribute = (name: string, value: Ttlv, index?: number): Ttlv =>
+  struct(TAG.Attribute, [text(TAG.AttributeName, name), ...(index === undefined ? [] : [int(TAG.AttributeIndex, index)]), { ...value, tag: TAG.AttributeValue } as Ttlv]);
+const name = (value: string): Ttlv => struct(TAG.Name, [text(TAG.NameValue, value), enumeration(TAG.NameType, 1)]);
+const uid = (id: string): Ttlv => text(TAG.UniqueIdentifier, id);
+
+function item(operation: number, payload: Ttlv[]): Ttlv[] {
+  return [enumeration(TAG.Operation, operation), struct(TAG.RequestPayload, payload)];
+}
+
+function ok(a: Answer | "closed"): TtlvStructure {
+  assert.notEqual(a, "closed");
+  const first = (a as Answer).items[0];
+  assert.equal(first?.status, 0, first?.message);
+  return first!.payload!;
+}
+
+/** Get Attributes at 1.4: [name, index-in-order, value] of every Name and x- attribute. */
+function namesAndCustom(payload: TtlvStructure): [string, string | number | boolean][] {
+  return payload.value
+    .filter((c) => c.tag === TAG.Attribute)
+    .map((c) => {
+      const s = c as TtlvStructure;
+      const n = (s.value.find((x) => x.tag === TAG.AttributeName) as { value: string }).value;
+      const v = s.value.find((x) => x.tag === TAG.AttributeValue)!;
+      const value = v.type === "Structure" ? ((v.value.find((x) => x.tag === TAG.NameValue) as { value: string }).value) : (v as { value: string | number | boolean }).value;
+      return [n, value] as [string, string | number | boolean];
+    })
+    .filter(([n]) => n === "Name" || n.startsWith("x-"));
+}
+
+describe("KMIP attributes, ReKey, MAC and Get's key formats over the wire", () => {
+  let work: string;
+  let node: RunningNode;
+  let conn: Connection;
+
+  before(async () => {
+    work = await mkdtemp(path.join(tmpdir(), "tresor-kmip-attributes-"));
+    const started = await startKmipNode(work);
+    node = started.node;
+    conn = await Connection.open(node.kmipPort as number, { caPem: started.caPem }, started.client);
+  });
+
+  after(async () => {
+    conn?.close();
+    await node?.close();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("keeps Create's custom attributes and adds, modifies and deletes Names and custom attributes at KMIP 1.4", async () => {
+    const created = ok(
+      await conn.exchange(
+        request([
+          item(OPERATION.Create, [
+            enumeration(TAG.ObjectType, 2),
+            struct(TAG.TemplateAttribute, [
+              attribute("Cryptographic Algorithm", enumeration(0, 3)),
+              attribute("Cryptographic Length", int(0, 256)),
+              attribute("Name", name("attr-14")),
+              attribute("x-owner", text(0, "orders")),
+            ]),
+          ]),
+        ]),
+      ),
+    );
+    const id = (created.value.find((c) => c.tag === TAG.UniqueIdentifier) as { value: string }).value;
+    const attributes = async () => namesAndCustom(ok(await conn.exchange(request([item(OPERATION.GetAttributes, [uid(id)])]))));
+    assert.deepEqual(await attributes(), [["Name", "attr-14"], ["x-owner", "orders"]]);
+
+    const added = ok(await conn.exchange(request([item(OPERATION.AddAttribute, [uid(id), attribute("Name", name("attr-14-second"))])])));
+    assert.ok(added.value.some((c) => c.tag === TAG.Attribute));
+    ok(await conn.exchange(request([item(OPERATION.AddAttribute, [uid(id), attribute("x-owner", text(0, "billing"))])])));
+    ok(await conn.exchange(request([item(OPERATION.ModifyAttribute, [uid(id), attribute("x-owner", text(0, "payments"), 1)])])));
+    assert.deepEqual(await attributes(), [["Name", "attr-14"], ["Name", "attr-14-second"], ["x-owner", "orders"], ["x-owner", "payments"]]);
+
+    // Deleting the first Name moves the alias to the next one; Locate follows.
+    ok(await conn.exchange(request([item(OPERATION.DeleteAttribute, [uid(id), text(TAG.AttributeName, "Name"), int(TAG.AttributeIndex, 0)])])));
+    assert.equal((await node.store.getKey(id))?.alias, "attr-14-second");
+    const located = ok(await conn.exchange(request([item(OPERATION.Locate, [attribute("Name", name("attr-14-second"))])])));
+    assert.deepEqual(located.value.map((c) => (c as { value: string }).value), [id]);
+    ok(await conn.exchange(request([item(OPERATION.DeleteAttribute, [uid(id), text(TAG.AttributeName, "x-owner")])])));
+    assert.deepEqual(await attributes(), [["Name", "attr-14-second"], ["x-owner", "payments"]]);
+    const byOwner = async (owner: string) => ok(await conn.exchange(request([item(OPERATION.Locate, [attribute("x-owner", text(0, owner))])]))).value.map((c) => (c as { value: string }).value);
+    assert.deepEqual(await byOwner("payments"), [id]);
+    assert.deepEqual(await byOwner("orders"), []);
+
+    // Refused, and nothing changes: an index past the values, an attribute that cannot change, a wrong type.
+    const before = await node.store.getKey(id);
+    for (const bad of [
+      item(OPERATION.ModifyAttribute, [uid(id), attribute("x-owner", text(0, "x"), 5)]),
+      item(OPERATION.AddAttribute, [uid(id), attribute("State", enumeration(0, 2))]),
+      item(OPERATION.AddAttribute, [uid(id), attribute("x-owner", { tag: 0, type: "ByteString", value: Buffer.from("ab") })]),
+    ]) {
+      const a = (await conn.exchange(request([bad]))) as Answer;
+      assert.equal(a.items[0]?.status, 1, JSON.stringify(a.items[0]));
+    }
+    assert.deepEqual(await node.store.getKey(id), before);
+  });
+
+  it("adds, modifies and deletes Names at KMIP 2.0 by New and Current Attribute", async () => {
+    const v2 = { major: 2, minor: 0 };
+    const created = ok(
+      await conn.exchange(
+        request([item(OPERATION.Create, [enumeration(TAG.ObjectType, 2), struct(TAG.Attributes, [enumeration(TAG.CryptographicAlgorithm, 3), int(TAG.CryptographicLength, 256), name("attr-20")])])], v2),
+      ),
+    );
+    const id = (created.value.find((c) => c.tag === TAG.UniqueIdentifier) as { value: string }).value;
+    ok(await conn.exchange(request([item(OPERATION.AddAttribute, [uid(id), struct(TAG.NewAttribute, [name("attr-20-b")])])], v2)));
+    ok(await conn.exchange(request([item(OPERATION.ModifyAttribute, [uid(id), struct(TAG.CurrentAttribute, [name("attr-20-b")]), struct(TAG.NewAttribute, [name("attr-20-c")])])], v2)));
+    ok(await conn.exchange(request([item(OPERATION.DeleteAttribute, [uid(id), struct(TAG.CurrentAttribute, [name("attr-20")])])], v2)));
+    assert.deepEqual((await node.store.getKey(id))?.kmip?.names, ["attr-20-c"]);
+    assert.equal((await node.store.getKey(id))?.alias, "attr-20-c");
+    ok(await conn.exchange(request([item(OPERATION.ModifyAttribute, [uid(id), struct(TAG.NewAttribute, [int(TAG.CryptographicUsageMask, 12)])])], v2)));
+    assert.equal((await node.store.getKey(id))?.kmip?.usageMask, 12);
+  });
+
+  it("MAC with an HMAC-SHA256 key is HMAC-SHA256 of the data under the key Get returns", async () => {
+    const created = ok(
+      await conn.exchange(request([item(OPERATION.Create, [enumeration(TAG.ObjectType, 2), struct(TAG.TemplateAttribute, [attribute("Cryptographic Algorithm", enumeration(0, 9)), attribute("Cryptographic Length", int(0, 256))])])])),
+    );
+    const id = (created.value.find((c) => c.tag === TAG.UniqueIdentifier) as { value: string }).value;
+    ok(await conn.exchange(request([item(OPERATION.Activate, [uid(id)])])));
+    const data = Buffer.from("authenticate me");
+    const mac = ok(await conn.exchange(request([item(OPERATION.MAC, [uid(id), { tag: TAG.Data, type: "ByteString", value: data }])])));
+    const got = ok(await conn.exchange(request([item(OPERATION.Get, [uid(id)])])));
+    const block = (got.value.find((c) => c.tag === TAG.SymmetricKey) as TtlvStructure).value[0] as TtlvStructure;
+    const keyValue = block.value.find((c) => c.tag === TAG.KeyValue) as TtlvStructure;
+    const material = (keyValue.value[0] as { value: Buffer }).value;
+    assert.equal(material.length, 32);
+    assert.deepEqual((mac.value.find((c) => c.tag === TAG.MacData) as { value: Buffer }).value, createHmac("sha256", material).update(data).digest());
+  });
+
+  it("Get answers in the Key Format Type asked: Transparent Symmetric Key, PKCS#1, EC Private Key; others are refused", async () => {
+    const create = (ops: Ttlv[][]) => conn.exchange(request(ops));
+    const sym = ok(await create([item(OPERATION.Create, [enumeration(TAG.ObjectType, 2), struct(TAG.TemplateAttribute, [attribute("Cryptographic Algorithm", enumeration(0, 3)), attribute("Cryptographic Length", int(0, 128))])])]));
+    const symId = (sym.value.find((c) => c.tag === TAG.UniqueIdentifier) as { value: string }).value;
+    const keyMaterial = async (id: string, format: number) => {
+      const got = ok(await conn.exchange(request([item(OPERATION.Get, [uid(id), enumeration(TAG.KeyFormatType, format)])])));
+      const object = got.value.find((c) => c.type === "Structure") as TtlvStructure;
+      const block = object.value.find((c) => c.tag === TAG.KeyBlock) as TtlvStructure;
+      return (block.value.find((c) => c.tag === TAG.KeyValue) as TtlvStructure).value[0] as Ttlv;
+    };
+    const raw = (await keyMaterial(symId, 1)) as { value: Buffer };
+    const transparent = (await keyMaterial(symId, 7)) as TtlvStructure;
+    assert.equal(raw.value.length, 16);
+    assert.deepEqual((transparent.value[0] as { value: Buffer }).value, raw.value);
+    const pair = ok(await create([item(OPERATION.CreateKeyPair, [struct(TAG.CommonTemplateAttribute, [attribute("Cryptographic Algorithm", enumeration(0, 4)), attribute("Cryptographic Length", int(0, 2048))])])]));
+    const privId = (pair.value.find((c) => c.tag === TAG.PrivateKeyUniqueIdentifier) as { value: string }).value;
+    const pkcs8 = ((await keyMaterial(privId, 4)) as { value: Buffer }).value;
+    const pkcs1 = ((await keyMaterial(privId, 3)) as { value: Buffer }).value;
+    assert.deepEqual(pkcs1, createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" }).export({ format: "der", type: "pkcs1" }));
+    const refused = (await conn.exchange(request([item(OPERATION.Get, [uid(privId), enumeration(TAG.KeyFormatType, 6)])]))) as Answer;
+    assert.equal(refused.items[0]?.status, 1, "an RSA key has no EC Private Key format");
+  });
+
+  it("ReKey makes an Active replacement with new material that takes the Names; the old key keeps decrypting", async () => {
+    const created = ok(await conn.exchange(request([item(OPERATION.Create, [enumeration(TAG.ObjectType, 2), struct(TAG.Attributes, [enumeration(TAG.CryptographicAlgorithm, 3), int(TAG.CryptographicLength, 256), name("rekeyed")])])], { major: 2, minor: 0 })));
+    const id = (created.value.find((c) => c.tag === TAG.UniqueIdentifier) as { value: string }).value;
+    const refused = (await conn.exchange(request([item(OPERATION.ReKey, [uid(id)])]))) as Answer;
+    assert.equal(refused.items[0]?.status, 1, "a Pre-Active key is not re-keyed");
+    ok(await conn.exchange(request([item(OPERATION.Activate, [uid(id)])])));
+    const rekeyed = ok(await conn.exchange(request([item(OPERATION.ReKey, [uid(id)])])));
+    const newId = (rekeyed.value.find((c) => c.tag === TAG.UniqueIdentifier) as { value: string }).value;
+    assert.notEqual(newId, id);
+    const [oldKey, newKey] = [await node.store.getKey(id), await node.store.getKey(newId)];
+    assert.deepEqual([oldKey?.kmip?.names, newKey?.kmip?.names, newKey?.alias, newKey?.kmip?.state, newKey?.keyClass], [[], ["rekeyed"], "rekeyed", "Active", "KMIP"]);
+    const material = async (keyId: string) => {
+      const got = ok(await conn.exchange(request([item(OPERATION.Get, [uid(keyId)])])));
+      return JSON.stringify(got.value.find((c) => c.tag === TAG.SymmetricKey));
+    };
+    assert.notEqual(await material(id), await material(newId));
+    const located = ok(await conn.exchange(request([item(OPERATION.Locate, [attribute("Name", name("rekeyed"))])])));
+    assert.deepEqual(located.value.map((c) => (c as { value: string }).value), [newId]);
+  });
+});

@@ -1,0 +1,142 @@
+"""Drives a KMIP server with PyKMIP's ProxyKmipClient (Debian's python3-pykmip) over mutual TLS.
+
+Usage: client.py HOST PORT CERT KEY CA VERSIONS SCENARIO NAME
+VERSIONS is a comma-separated list of 1.2, 1.4 and 2.0 (one client each, in turn, so one python
+start serves them all); SCENARIO is "full" (the acceptance walk) or "create" (one Create, to see a
+refusal). Prints one JSON object per step on stdout with its version, so the calling test can check
+each one; a failed step prints {"step": "failed", "error": {"status", "reason", "message"}} and that
+version's walk stops.
+The key material and plaintexts stay inside this process: only lengths and equalities are printed.
+"""
+
+import enum
+import json
+import sys
+
+from kmip import enums
+from kmip.pie import client as pie_client
+from kmip.pie import exceptions as pie_exceptions
+from kmip.pie import objects
+
+VERSIONS = {
+    "1.2": enums.KMIPVersion.KMIP_1_2,
+    "1.4": enums.KMIPVersion.KMIP_1_4,
+    "2.0": enums.KMIPVersion.KMIP_2_0,
+}
+
+
+CURRENT = {"version": ""}
+
+
+def emit(step, **fields):
+    print(json.dumps({"version": CURRENT["version"], "step": step, **fields}), flush=True)
+
+
+def attribute_values(result):
+    """get_attributes' list as {name: printable value}."""
+    values = {}
+    for attribute in result[1]:
+        name = attribute.attribute_name.value
+        value = attribute.attribute_value
+        if name == "Name":
+            value = value.name_value.value
+        elif hasattr(value, "value"):
+            value = value.value
+        values[name] = value.name if isinstance(value, enum.Enum) else value
+    return values
+
+
+def full(client, name):
+    uid = client.create(enums.CryptographicAlgorithm.AES, 256, name=name,
+                        cryptographic_usage_mask=[enums.CryptographicUsageMask.ENCRYPT,
+                                                  enums.CryptographicUsageMask.DECRYPT])
+    emit("create", uid=uid)
+    client.activate(uid)
+    emit("activate")
+    first = client.get(uid)
+    second = client.get(uid)
+    emit("get", length=len(first.value), same=first.value == second.value,
+         algorithm=first.cryptographic_algorithm.name, bits=first.cryptographic_length)
+    found = client.locate(attributes=[client.attribute_factory.create_attribute(enums.AttributeType.NAME, name)])
+    emit("locate", ids=found, exact=found == [uid])
+    attrs = client.get_attributes(uid, ["Name", "Cryptographic Algorithm", "Cryptographic Length", "State", "Object Type"])
+    emit("get_attributes", uid=attrs[0], attributes=attribute_values(attrs))
+    names = client.get_attribute_list(uid)
+    emit("get_attribute_list", has_state="State" in names, has_name="Name" in names)
+    message = b"sixteen byte msg and more: a block and a half"
+    iv = bytes(range(16))
+    params = {"block_cipher_mode": enums.BlockCipherMode.CBC,
+              "padding_method": enums.PaddingMethod.PKCS5,
+              "cryptographic_algorithm": enums.CryptographicAlgorithm.AES}
+    ciphertext, _ = client.encrypt(message, uid=uid, cryptographic_parameters=params, iv_counter_nonce=iv)
+    plaintext = client.decrypt(ciphertext, uid=uid, cryptographic_parameters=params, iv_counter_nonce=iv)
+    local = first.value
+    emit("encrypt_decrypt", round_trip=plaintext == message, ciphertext_length=len(ciphertext),
+         matches_local=ciphertext == cbc_encrypt(local, iv, message))
+    secret_uid = client.register(objects.SecretData(b"a database password", enums.SecretDataType.PASSWORD, name=name + "-secret"))
+    secret = client.get(secret_uid)
+    emit("register_secret", uid=secret_uid, same=secret.value == b"a database password")
+    public_uid, private_uid = client.create_key_pair(enums.CryptographicAlgorithm.RSA, 2048,
+                                                     public_name=name + "-pub", private_name=name + "-priv",
+                                                     public_usage_mask=[enums.CryptographicUsageMask.VERIFY],
+                                                     private_usage_mask=[enums.CryptographicUsageMask.SIGN])
+    client.activate(private_uid)
+    client.activate(public_uid)
+    sign_params = {"padding_method": enums.PaddingMethod.PSS,
+                   "cryptographic_algorithm": enums.CryptographicAlgorithm.RSA,
+                   "hashing_algorithm": enums.HashingAlgorithm.SHA_256}
+    signature = client.sign(b"signed words", uid=private_uid, cryptographic_parameters=sign_params)
+    good = client.signature_verify(b"signed words", signature, uid=public_uid, cryptographic_parameters=sign_params)
+    bad = client.signature_verify(b"other words", signature, uid=public_uid, cryptographic_parameters=sign_params)
+    emit("sign_verify", good=good.name, bad=bad.name)
+    client.revoke(enums.RevocationReasonCode.CESSATION_OF_OPERATION, uid)
+    emit("revoke")
+    client.destroy(uid)
+    emit("destroy")
+    after = client.locate(attributes=[client.attribute_factory.create_attribute(enums.AttributeType.NAME, name)])
+    emit("locate_after_destroy", ids=after)
+
+
+def cbc_encrypt(key, iv, message):
+    """An independent AES-CBC/PKCS#7 (python3-cryptography) to compare the server's ciphertext with."""
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    padder = padding.PKCS7(128).padder()
+    padded = padder.update(message) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    return encryptor.update(padded) + encryptor.finalize()
+
+
+def create_only(client, name):
+    uid = client.create(enums.CryptographicAlgorithm.AES, 128, name=name)
+    emit("create", uid=uid)
+
+
+def main():
+    host, port, cert, key, ca, versions, scenario, name = sys.argv[1:9]
+    for version in versions.split(","):
+        CURRENT["version"] = version
+        walk(host, port, cert, key, ca, version, scenario, name + "-" + version)
+
+
+def walk(host, port, cert, key, ca, version, scenario, name):
+    client = pie_client.ProxyKmipClient(hostname=host, port=int(port), cert=cert, key=key, ca=ca,
+                                        config_file="/dev/null", kmip_version=VERSIONS[version])
+    step = "open"
+    try:
+        client.open()
+        emit("open")
+        {"full": full, "create": create_only}[scenario](client, name)
+    except pie_exceptions.KmipOperationFailure as e:
+        emit("failed", error={"status": e.status.name, "reason": e.reason.name, "message": e.message})
+    except Exception as e:  # the connection or the TLS handshake
+        emit("failed", error={"status": "Exception", "reason": type(e).__name__, "message": str(e)[:200]})
+    finally:
+        try:
+            client.close()
+        except Exception:
+            pass
+
+
+if __name__ == "__main__":
+    main()
