@@ -158,7 +158,7 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
   }
   if (worker) {
     logDestination.flushSync();
-    worker.listening(node.url);
+    worker.listening(node.url, node.kmipPort);
   } else {
     announce(node.url);
   }

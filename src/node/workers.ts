@@ -35,8 +35,8 @@ export interface WorkerRole {
   index: number;
   /** Worker 0 runs the job scheduler. */
   runsScheduler: boolean;
-  /** Tells the supervisor the worker serves at `url`. */
-  listening(url: string): void;
+  /** Tells the supervisor the worker serves at `url` (and KMIP on `kmipPort`). */
+  listening(url: string, kmipPort?: number): void;
   /** Called once when the supervisor is gone: the worker should stop. */
   onSupervisorGone(stop: () => void): void;
 }
@@ -44,6 +44,7 @@ export interface WorkerRole {
 interface ListeningMessage {
   tresor: "listening";
   url: string;
+  kmipPort?: number;
 }
 
 function isListening(message: unknown): message is ListeningMessage {
@@ -57,7 +58,7 @@ export function workerRole(): WorkerRole | undefined {
   return {
     index,
     runsScheduler: index === 0,
-    listening: (url) => process.send?.({ tresor: "listening", url } satisfies ListeningMessage),
+    listening: (url, kmipPort) => process.send?.({ tresor: "listening", url, ...(kmipPort === undefined ? {} : { kmipPort }) } satisfies ListeningMessage),
     onSupervisorGone: (stop) => process.once("disconnect", stop),
   };
 }
@@ -91,7 +92,8 @@ export function supervise(count: number, logger: Logger, announce: (url: string)
         const serving = [...slots.values()].filter((s) => s.serving).length;
         if (!announced && serving === count) {
           announced = true;
-          logger.info({ url, workers: count, pids: [...slots.keys()].map((w) => w.process.pid) }, "listening");
+          const kmipPort = typeof message.kmipPort === "number" ? { kmipPort: message.kmipPort } : {};
+          logger.info({ url, ...kmipPort, workers: count, pids: [...slots.keys()].map((w) => w.process.pid) }, "listening");
           announce(message.url);
         }
       });

@@ -2,8 +2,10 @@
 
 Usage: client.py HOST PORT CERT KEY CA VERSIONS SCENARIO NAME
 VERSIONS is a comma-separated list of 1.2, 1.4 and 2.0 (one client each, in turn, so one python
-start serves them all); SCENARIO is "full" (the acceptance walk) or "create" (one Create, to see a
-refusal). Prints one JSON object per step on stdout with its version, so the calling test can check
+start serves them all); SCENARIO is "full" (the acceptance walk), "create" (one Create, to see a
+refusal), "make" (create and activate an AES-256 key named NAME and encrypt a fixed message) or
+"use" (find the key named NAME, get it and encrypt and decrypt the fixed message, perhaps on another
+node or after a restore: the same ciphertext as "make" printed proves the same key). Prints one JSON object per step on stdout with its version, so the calling test can check
 each one; a failed step prints {"step": "failed", "error": {"status", "reason", "message"}} and that
 version's walk stops.
 The key material and plaintexts stay inside this process: only lengths and equalities are printed.
@@ -112,6 +114,35 @@ def create_only(client, name):
     emit("create", uid=uid)
 
 
+FIXED_MESSAGE = b"one key, every node, every copy"
+FIXED_IV = bytes(range(16))
+CBC = {"block_cipher_mode": enums.BlockCipherMode.CBC,
+       "padding_method": enums.PaddingMethod.PKCS5,
+       "cryptographic_algorithm": enums.CryptographicAlgorithm.AES}
+
+
+def make(client, name):
+    uid = client.create(enums.CryptographicAlgorithm.AES, 256, name=name,
+                        cryptographic_usage_mask=[enums.CryptographicUsageMask.ENCRYPT,
+                                                  enums.CryptographicUsageMask.DECRYPT])
+    client.activate(uid)
+    ciphertext, _ = client.encrypt(FIXED_MESSAGE, uid=uid, cryptographic_parameters=CBC, iv_counter_nonce=FIXED_IV)
+    emit("make", uid=uid, ciphertext=ciphertext.hex())
+
+
+def use(client, name):
+    found = client.locate(attributes=[client.attribute_factory.create_attribute(enums.AttributeType.NAME, name)])
+    if len(found) != 1:
+        emit("use", found=found)
+        return
+    uid = found[0]
+    key = client.get(uid).value
+    ciphertext, _ = client.encrypt(FIXED_MESSAGE, uid=uid, cryptographic_parameters=CBC, iv_counter_nonce=FIXED_IV)
+    plaintext = client.decrypt(ciphertext, uid=uid, cryptographic_parameters=CBC, iv_counter_nonce=FIXED_IV)
+    emit("use", uid=uid, ciphertext=ciphertext.hex(), round_trip=plaintext == FIXED_MESSAGE,
+         matches_local=ciphertext == cbc_encrypt(key, FIXED_IV, FIXED_MESSAGE))
+
+
 def main():
     host, port, cert, key, ca, versions, scenario, name = sys.argv[1:9]
     for version in versions.split(","):
@@ -126,7 +157,7 @@ def walk(host, port, cert, key, ca, version, scenario, name):
     try:
         client.open()
         emit("open")
-        {"full": full, "create": create_only}[scenario](client, name)
+        {"full": full, "create": create_only, "make": make, "use": use}[scenario](client, name)
     except pie_exceptions.KmipOperationFailure as e:
         emit("failed", error={"status": e.status.name, "reason": e.reason.name, "message": e.message})
     except Exception as e:  # the connection or the TLS handshake
