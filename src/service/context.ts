@@ -6,7 +6,7 @@ import type { Auditor } from "../audit/writer.js";
 import type { EncryptionContext } from "../keys/blob.js";
 import type { KeyRecord, KeySpec } from "../keys/key.js";
 import { KMS_POLICY_ACTIONS_OF } from "../policy/catalog.js";
-import { ruleFor, type KeyAction } from "../keys/lifecycle.js";
+import { KMIP_LIFECYCLE_ONLY, ruleFor, type KeyAction } from "../keys/lifecycle.js";
 import { MaterialError } from "../material/material.js";
 import type { KeyMaterials } from "../material/materials.js";
 import type { RootOfTrust } from "../rootkey/root-of-trust.js";
@@ -95,6 +95,11 @@ export class ServiceContext {
     const key = await store.getKey(keyId);
     needs(key && key.creatorUin === caller.uin, "CmkNotFound", `key ${keyId} does not exist`);
     this.authorize(caller, options.batch ?? action, key, options.context);
+    needs(
+      key.keyClass !== "KMIP" || !KMIP_LIFECYCLE_ONLY.includes(action),
+      "UnsupportedOperation",
+      `key ${keyId} is a KMIP object: its state and material follow KMIP's lifecycle (KMIP Activate, Revoke, ReKey, Destroy), so ${action} is refused`,
+    );
     this.checkState(action, key, caller);
     return key;
   }

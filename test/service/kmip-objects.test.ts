@@ -7,7 +7,7 @@ import { generateKeyPairSync, verify } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { aesGcmDecrypt } from "../../src/crypto/aes.js";
 import { sm4GcmDecrypt } from "../../src/crypto/sm4-gcm.js";
-import { KMIP_STATE_OF } from "../../src/keys/lifecycle.js";
+import { KMIP_LIFECYCLE_ONLY, KMIP_STATE_OF } from "../../src/keys/lifecycle.js";
 import type { Caller } from "../../src/service/access-control.js";
 import { KmsError } from "../../src/service/errors.js";
 import { kmipState } from "../../src/service/kmip-objects.js";
@@ -138,6 +138,44 @@ describe("KMIP objects in the core", () => {
     await f.service.kmip.destroy(f.caller, key.keyId);
     assert.equal(await f.store.getKey(key.keyId), undefined);
     assert.equal(await f.store.getKeyVersion(key.keyId, 1), undefined);
+  });
+
+  it("refuses the Tencent and AWS lifecycle actions on a KMIP object, in every KMIP state, and changes nothing", async () => {
+    const calls: Record<string, (id: string) => Promise<unknown>> = {
+      EnableKey: (id) => f.service.enableKey(f.caller, id),
+      DisableKey: (id) => f.service.disableKey(f.caller, id),
+      ArchiveKey: (id) => f.service.archiveKey(f.caller, id),
+      CancelKeyArchive: (id) => f.service.cancelKeyArchive(f.caller, id),
+      ScheduleKeyDeletion: (id) => f.service.scheduleKeyDeletion(f.caller, id, 7),
+      ScheduleKeyDeletionAws: (id) => f.service.scheduleKeyDeletion(f.caller, id, 7, true),
+      CancelKeyDeletion: (id) => f.service.cancelKeyDeletion(f.caller, id),
+      RotateKey: (id) => f.service.rotateKey(f.caller, id),
+      EnableKeyRotation: (id) => f.service.enableKeyRotation(f.caller, id, 30),
+    };
+    assert.deepEqual(Object.keys(calls).sort(), [...KMIP_LIFECYCLE_ONLY].sort());
+    const key = await newKey("tencent-lifecycle");
+    const steps: [string, () => Promise<unknown>][] = [
+      ["PreActive", async () => undefined],
+      ["Active", () => f.service.kmip.activate(f.caller, key.keyId)],
+      ["Deactivated", () => f.service.kmip.revoke(f.caller, key.keyId, { compromised: false })],
+    ];
+    for (const [state, reach] of steps) {
+      await reach();
+      const before = await f.store.getKey(key.keyId);
+      assert.equal(before?.kmip?.state, state);
+      for (const [action, call] of Object.entries(calls)) {
+        await assert.rejects(call(key.keyId), (e: unknown) => {
+          assert.ok(e instanceof KmsError && e.code === "UnsupportedOperation", `${action} in ${state}: ${String(e)}`);
+          assert.match(e.message, new RegExp(`KMIP object.*KMIP Activate, Revoke, ReKey, Destroy.*${action} is refused`));
+          return true;
+        });
+      }
+      assert.deepEqual(await f.store.getKey(key.keyId), before, `nothing changed in ${state}`);
+    }
+    // A batch holding a KMIP object changes none of its keys.
+    const cmk = await f.createKey();
+    await assert.rejects(f.service.disableKeys(f.caller, [cmk.keyId, key.keyId]), kmsError("UnsupportedOperation"));
+    assert.equal((await f.store.getKey(cmk.keyId))?.state, "Enabled");
   });
 
   it("locates by name (one id per name), object type and state, and refuses a name in use", async () => {
