@@ -5,8 +5,9 @@
 // Protocol-neutral: the KMIP door (api/kmip) translates the wire, this file decides.
 
 import { createHmac, createPrivateKey, createPublicKey, randomBytes, randomUUID, type KeyObject } from "node:crypto";
-import { aesCbcDecrypt, aesCbcEncrypt, CBC_IV_LENGTH } from "../crypto/aes-cbc.js";
+import { aesCbcDecrypt, aesCbcEncrypt, CBC_IV_LENGTH, sm4CbcDecrypt, sm4CbcEncrypt } from "../crypto/aes-cbc.js";
 import { aesGcmDecrypt, aesGcmEncrypt, GCM_IV_LENGTH, GCM_TAG_LENGTH } from "../crypto/aes.js";
+import { aesKeyWrap, aesKeyWrapPad } from "../crypto/aes-kwp.js";
 import { CryptoError } from "../crypto/errors.js";
 import { sm4GcmDecrypt, sm4GcmEncrypt } from "../crypto/sm4-gcm.js";
 import { verifySignature } from "../keys/asymmetric.js";
@@ -32,7 +33,7 @@ import { KmsError, needs } from "./errors.js";
 import { ACCOUNT_RESOURCE, type Caller } from "./permissions.js";
 
 /** KMIP's Cryptographic Usage Mask bits that decide what a key pair is for (KMIP 1.4 §9.1.3.3.1). */
-export const USAGE_MASK = { Sign: 0x01, Verify: 0x02, Encrypt: 0x04, Decrypt: 0x08 } as const;
+export const USAGE_MASK = { Sign: 0x01, Verify: 0x02, Encrypt: 0x04, Decrypt: 0x08, WrapKey: 0x10 } as const;
 
 /** Key pair specs KMIP may create, by algorithm and length. */
 export const KMIP_KEY_PAIR_SPECS = ["RSA_2048", "RSA_3072", "RSA_4096", "ECC_P256", "ECC_P384"] as const satisfies readonly AsymmetricKeySpec[];
@@ -67,6 +68,9 @@ export interface KmipLocateQuery {
   maxItems: number;
   offset: number;
 }
+
+/** KMIP's key wrapping algorithms for a wrapped Get: NIST Key Wrap (RFC 3394), AES Key Wrap with Padding (RFC 5649). */
+export type KmipKeyWrap = "NISTKeyWrap" | "AESKeyWrapPadding";
 
 export type KmipCipher =
   | { mode: "GCM"; iv?: Buffer; aad: Buffer; tagLength: number }
@@ -156,6 +160,28 @@ export class KmipObjects {
     this.ctx.checkState("GetKeyMaterial", key, caller);
     const material = await usingMaterial(() => this.ctx.materials.software.exportMaterial(key, key.currentVersion), CURRENT_VERSION_ERRORS);
     return { key, material };
+  }
+
+  /**
+   * The wrapping of a Get's material under another KMIP object (KMIP 1.4 §2.1.5, Key Wrapping
+   * Specification with Encrypt): an Active AES key whose usage mask has Wrap Key, as PyKMIP's server
+   * requires, used under kms:Encrypt. `material` is the caller's to wipe.
+   */
+  async wrapKey(caller: Caller, wrappingId: string, algorithm: KmipKeyWrap, material: Buffer): Promise<Buffer> {
+    const wrapping = await this.#objectFor(caller, wrappingId, "Encrypt");
+    needs(wrapping.keySpec === "AES_256" || wrapping.keySpec === "AES_128", "InvalidKeyUsage", `wrapping object ${wrappingId} is ${wrapping.keySpec}: keys are wrapped under AES keys`);
+    needs((kmipOf(wrapping).usageMask & USAGE_MASK.WrapKey) !== 0, "OperationDenied", `wrapping object ${wrappingId} lacks Wrap Key in its Cryptographic Usage Mask`);
+    needs(
+      algorithm === "AESKeyWrapPadding" || (material.length >= 16 && material.length % 8 === 0),
+      "InvalidParameterValue",
+      `NIST Key Wrap (RFC 3394) takes whole 8-byte blocks of 16 bytes or more, this key is ${material.length} bytes: ask AES Key Wrap Padding`,
+    );
+    const kek = await usingMaterial(() => this.ctx.materials.software.exportMaterial(wrapping, wrapping.currentVersion), CURRENT_VERSION_ERRORS);
+    try {
+      return algorithm === "NISTKeyWrap" ? aesKeyWrap(kek, material) : aesKeyWrapPad(kek, material);
+    } finally {
+      kek.fill(0);
+    }
   }
 
   /** Get Attributes, Get Attribute List. */
@@ -268,7 +294,7 @@ export class KmipObjects {
     await this.ctx.materials.destroyRetired();
   }
 
-  /** Encrypt with a symmetric object (AES-GCM, AES-CBC, SM4-GCM): the ciphertext, the IV used, and GCM's tag. */
+  /** Encrypt with a symmetric object (AES or SM4, GCM or CBC): the ciphertext, the IV used, and GCM's tag. */
   async encrypt(caller: Caller, id: string, cipher: KmipCipher, data: Buffer): Promise<{ data: Buffer; iv: Buffer; tag?: Buffer }> {
     return this.#withCipherKey(caller, id, "Encrypt", cipher, (material, sm4) => {
       if (cipher.mode === "GCM") {
@@ -280,7 +306,7 @@ export class KmipObjects {
       const iv = cipher.iv ?? randomBytes(CBC_IV_LENGTH);
       needs(iv.length === CBC_IV_LENGTH, "InvalidParameterValue", `"IV/Counter/Nonce" of CBC must be ${CBC_IV_LENGTH} bytes, got ${iv.length}`);
       needs(cipher.padded || data.length % 16 === 0, "InvalidParameterValue", `"Data" must be whole 16-byte blocks without padding, got ${data.length} bytes`);
-      return { data: aesCbcEncrypt(material, iv, data, cipher.padded), iv };
+      return { data: (sm4 ? sm4CbcEncrypt : aesCbcEncrypt)(material, iv, data, cipher.padded), iv };
     });
   }
 
@@ -294,7 +320,7 @@ export class KmipObjects {
           return (sm4 ? sm4GcmDecrypt : aesGcmDecrypt)(material, cipher.iv, data, tag, cipher.aad);
         }
         needs(cipher.iv.length === CBC_IV_LENGTH, "InvalidParameterValue", `"IV/Counter/Nonce" of CBC must be ${CBC_IV_LENGTH} bytes, got ${cipher.iv.length}`);
-        return aesCbcDecrypt(material, cipher.iv, data, cipher.padded);
+        return (sm4 ? sm4CbcDecrypt : aesCbcDecrypt)(material, cipher.iv, data, cipher.padded);
       } catch (e) {
         if (e instanceof CryptoError) throw new KmsError("DecryptError", `"Data" does not decrypt under object ${id}`);
         throw e;
@@ -356,12 +382,11 @@ export class KmipObjects {
     return changed;
   }
 
-  /** Runs `use` with the material of an AES key (any mode) or an SM4 key (GCM only); `sm4` says which. */
+  /** Runs `use` with the material of an AES or SM4 key; `sm4` says which. */
   async #withCipherKey<T>(caller: Caller, id: string, action: "Encrypt" | "Decrypt", cipher: KmipCipher, use: (material: Buffer, sm4: boolean) => T): Promise<T> {
     const key = await this.#objectFor(caller, id, action);
     const sm4 = key.keySpec === "SM4";
     needs(key.keySpec === "AES_256" || key.keySpec === "AES_128" || sm4, "UnsupportedOperation", `object ${id} is ${key.keySpec}: KMIP ${action} takes AES and SM4 keys`);
-    needs(!sm4 || cipher.mode === "GCM", "UnsupportedOperation", `object ${id} is SM4: KMIP ${action} takes SM4 keys in GCM mode only`);
     const material = await usingMaterial(() => this.ctx.materials.software.exportMaterial(key, key.currentVersion), CURRENT_VERSION_ERRORS);
     try {
       return use(material, sm4);

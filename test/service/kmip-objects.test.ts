@@ -3,7 +3,7 @@
 // the Tencent actions while EXPORT_ONLY ones do not; states follow KMIP_STATE_OF.
 
 import assert from "node:assert/strict";
-import { generateKeyPairSync, verify } from "node:crypto";
+import { createDecipheriv, generateKeyPairSync, verify } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { aesGcmDecrypt } from "../../src/crypto/aes.js";
 import { sm4GcmDecrypt } from "../../src/crypto/sm4-gcm.js";
@@ -82,14 +82,18 @@ describe("KMIP objects in the core", () => {
     assert.deepEqual(aesGcmDecrypt(material, sealed.iv, sealed.data, sealed.tag!, Buffer.from("aad")), Buffer.from("kmip"));
   });
 
-  it("encrypts with an SM4 KMIP key in GCM mode (SM4-GCM of the exported material), and refuses SM4-CBC", async () => {
+  it("encrypts with an SM4 KMIP key in GCM and CBC modes (SM4-GCM and SM4-CBC of the exported material)", async () => {
     const key = await newKey("sm4-gcm", "SM4");
     await f.service.kmip.activate(f.caller, key.keyId);
     const sealed = await f.service.kmip.encrypt(f.caller, key.keyId, { mode: "GCM", aad: Buffer.alloc(0), tagLength: 16 }, Buffer.from("national"));
     const { material } = await f.service.kmip.getMaterial(f.caller, key.keyId);
     assert.deepEqual(sm4GcmDecrypt(material, sealed.iv, sealed.data, sealed.tag!, Buffer.alloc(0)), Buffer.from("national"));
     assert.deepEqual(await f.service.kmip.decrypt(f.caller, key.keyId, { mode: "GCM", iv: sealed.iv, aad: Buffer.alloc(0), tagLength: 16 }, sealed.data, sealed.tag), Buffer.from("national"));
-    await assert.rejects(f.service.kmip.encrypt(f.caller, key.keyId, { mode: "CBC", padded: true }, Buffer.from("x")), kmsError("UnsupportedOperation"));
+    // SM4-CBC with PKCS#7 padding: the ciphertext is OpenSSL's sm4-cbc of the exported material.
+    const cbc = await f.service.kmip.encrypt(f.caller, key.keyId, { mode: "CBC", padded: true }, Buffer.from("national, in blocks"));
+    const decipher = createDecipheriv("sm4-cbc", material, cbc.iv);
+    assert.deepEqual(Buffer.concat([decipher.update(cbc.data), decipher.final()]), Buffer.from("national, in blocks"));
+    assert.deepEqual(await f.service.kmip.decrypt(f.caller, key.keyId, { mode: "CBC", iv: cbc.iv, padded: true }, cbc.data), Buffer.from("national, in blocks"));
   });
 
   it("registers a private key (PKCS#8) and a public key (SPKI) that sign and verify as the originals do", async () => {
