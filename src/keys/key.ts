@@ -64,7 +64,7 @@ export type KeyClass = (typeof KEY_CLASSES)[number];
 export const KMIP_STATES = ["PreActive", "Active", "Deactivated", "Compromised"] as const;
 export type KmipState = (typeof KMIP_STATES)[number];
 
-export const KMIP_OBJECT_TYPES = ["SymmetricKey", "PublicKey", "PrivateKey", "SecretData"] as const;
+export const KMIP_OBJECT_TYPES = ["SymmetricKey", "PublicKey", "PrivateKey", "SecretData", "Certificate"] as const;
 export type KmipObjectType = (typeof KMIP_OBJECT_TYPES)[number];
 
 /** What a KMIP object keeps beside the key record (never material). Times are unix seconds, 0 = unset. */

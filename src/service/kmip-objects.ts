@@ -4,7 +4,7 @@
 // that KMIP's own metadata (object type, KMIP state, names, usage mask, links) travels with them.
 // Protocol-neutral: the KMIP door (api/kmip) translates the wire, this file decides.
 
-import { createHmac, createPrivateKey, createPublicKey, randomBytes, randomUUID, type KeyObject } from "node:crypto";
+import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import { aesCbcDecrypt, aesCbcEncrypt, CBC_IV_LENGTH, sm4CbcDecrypt, sm4CbcEncrypt } from "../crypto/aes-cbc.js";
 import { aesGcmDecrypt, aesGcmEncrypt, GCM_IV_LENGTH, GCM_TAG_LENGTH } from "../crypto/aes.js";
 import { aesKeyWrap, aesKeyWrapPad } from "../crypto/aes-kwp.js";
@@ -30,14 +30,13 @@ import { EXPORT_ONLY_SPECS, isExportOnlySpec, isSymmetricSpec, SYMMETRIC_SPECS, 
 import { StoreConflictError, type StoreOperations } from "../store/store.js";
 import { CURRENT_VERSION_ERRORS, USER_OWNER, usingMaterial, type ServiceContext } from "./context.js";
 import { KmsError, needs } from "./errors.js";
+import { isPublicObject, parseAsymmetric, parseCertificate, type KmipKeyPairSpec } from "./kmip-parse.js";
 import { ACCOUNT_RESOURCE, type Caller } from "./permissions.js";
 
 /** KMIP's Cryptographic Usage Mask bits that decide what a key pair is for (KMIP 1.4 §9.1.3.3.1). */
 export const USAGE_MASK = { Sign: 0x01, Verify: 0x02, Encrypt: 0x04, Decrypt: 0x08, WrapKey: 0x10 } as const;
 
-/** Key pair specs KMIP may create, by algorithm and length. */
-export const KMIP_KEY_PAIR_SPECS = ["RSA_2048", "RSA_3072", "RSA_4096", "ECC_P256", "ECC_P384"] as const satisfies readonly AsymmetricKeySpec[];
-export type KmipKeyPairSpec = (typeof KMIP_KEY_PAIR_SPECS)[number];
+export { KMIP_KEY_PAIR_SPECS, type KmipKeyPairSpec } from "./kmip-parse.js";
 
 export interface KmipNewObject {
   names: readonly string[];
@@ -130,6 +129,19 @@ export class KmipObjects {
     }
   }
 
+  /**
+   * Register of an X.509 certificate (DER), Pre-Active: kept as it came, its public key beside it
+   * (so Signature Verify takes it, as a public key object); not secret (Get needs kms:GetPublicKey).
+   */
+  async registerCertificate(caller: Caller, input: KmipNewObject & { der: Buffer }): Promise<KeyRecord> {
+    caller.permissions.require("kms:RegisterKey", ACCOUNT_RESOURCE);
+    const parsed = parseCertificate(input.der);
+    const key = await this.#newRecord(caller, "Certificate", parsed.spec, keyPairUsage(parsed.spec, input.usageMask), input);
+    const stored = await this.#software(() => this.ctx.materials.software.wrap(key.keyId, 1, parsed.der));
+    await this.#insert(caller, [{ key, stored, publicKey: parsed.spki }]);
+    return key;
+  }
+
   /** Create Key Pair: a private and a public key object, linked, both Pre-Active. */
   async createKeyPair(
     caller: Caller,
@@ -155,8 +167,8 @@ export class KmipObjects {
   /** Get: the object's material (symmetric key; PKCS#8 private key; DER SubjectPublicKeyInfo public key). */
   async getMaterial(caller: Caller, id: string): Promise<{ key: KeyRecord; material: Buffer }> {
     const key = await this.#load(caller, id);
-    // A public key is no secret: GetPublicKey's permission suffices, as for Tencent's GetPublicKey.
-    this.ctx.authorize(caller, kmipOf(key).objectType === "PublicKey" ? "GetPublicKey" : "GetKeyMaterial", key);
+    // A public key or a certificate is no secret: GetPublicKey's permission suffices, as for Tencent's GetPublicKey.
+    this.ctx.authorize(caller, isPublicObject(kmipOf(key).objectType) ? "GetPublicKey" : "GetKeyMaterial", key);
     this.ctx.checkState("GetKeyMaterial", key, caller);
     const material = await usingMaterial(() => this.ctx.materials.software.exportMaterial(key, key.currentVersion), CURRENT_VERSION_ERRORS);
     return { key, material };
@@ -532,32 +544,6 @@ export function kmipState(key: Pick<KeyRecord, "state" | "kmip">): KmipState {
   if (KMIP_STATE_OF[own] === key.state) return own;
   const byState: Partial<Record<KeyState, KmipState>> = { Enabled: "Active", Archived: "Deactivated", Disabled: "Deactivated" };
   return byState[key.state] ?? "Deactivated";
-}
-
-/** The spec, the material to store (normalized PKCS#8, or the SPKI) and the SPKI of a registered key. */
-function parseAsymmetric(objectType: "PrivateKey" | "PublicKey", der: Buffer): { spec: KmipKeyPairSpec; material: Buffer; spki: Buffer } {
-  let publicKey: KeyObject;
-  let material: Buffer;
-  try {
-    if (objectType === "PrivateKey") {
-      const privateKey = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
-      publicKey = createPublicKey(privateKey);
-      material = privateKey.export({ format: "der", type: "pkcs8" });
-    } else {
-      publicKey = createPublicKey({ key: der, format: "der", type: "spki" });
-      material = publicKey.export({ format: "der", type: "spki" });
-    }
-  } catch {
-    throw new KmsError("InvalidParameterValue", `"Key Material" is not a ${objectType === "PrivateKey" ? "PKCS#8 private key" : "SubjectPublicKeyInfo public key"} in DER`);
-  }
-  const details = publicKey.asymmetricKeyDetails ?? {};
-  const spec =
-    publicKey.asymmetricKeyType === "rsa" ? `RSA_${details.modulusLength}` : publicKey.asymmetricKeyType === "ec" ? ({ prime256v1: "ECC_P256", secp384r1: "ECC_P384" } as Record<string, string>)[details.namedCurve ?? ""] : undefined;
-  if (!spec || !(KMIP_KEY_PAIR_SPECS as readonly string[]).includes(spec)) {
-    material.fill(0);
-    throw new KmsError("UnsupportedOperation", `registered keys are RSA 2048/3072/4096 or EC P-256/P-384, not ${publicKey.asymmetricKeyType ?? "this key"}`);
-  }
-  return { spec: spec as KmipKeyPairSpec, material, spki: publicKey.export({ format: "der", type: "spki" }) };
 }
 
 function keyPairUsage(spec: KmipKeyPairSpec, mask: number): AsymmetricKeyUsage {

@@ -158,6 +158,7 @@ export const OBJECT_TYPE_OF: Readonly<Record<KmipObjectType, number>> = {
   PublicKey: OBJECT_TYPE.PublicKey,
   PrivateKey: OBJECT_TYPE.PrivateKey,
   SecretData: OBJECT_TYPE.SecretData,
+  Certificate: OBJECT_TYPE.Certificate,
 };
 export const STATE_OF: Readonly<Record<KmipState, number>> = STATE;
 
