@@ -45,9 +45,12 @@ export interface KmipNewObject {
   custom?: Readonly<Record<string, readonly KmipCustomValue[]>>;
 }
 
-/** One change of an attribute (KMIP Add, Modify, Delete Attribute); `index` picks among its values. */
+/**
+ * One change of an attribute (KMIP Add, Modify, Delete Attribute; KMIP 2.0 Set Attribute, which
+ * adds the attribute or replaces its one value); `index` picks among its values.
+ */
 export interface KmipAttributeChange {
-  op: "add" | "modify" | "delete";
+  op: "add" | "modify" | "delete" | "set";
   /** "Name", "Cryptographic Usage Mask", or a custom attribute's name ("x-…", "y-…"). */
   name: string;
   index: number;
@@ -505,7 +508,7 @@ function checkCustomValue(name: string, value: KmipCustomValue | undefined): Kmi
 /** Applies one attribute change to `meta` (a copy); returns the value added, set or deleted. */
 function applyChange(meta: KmipObjectMeta, change: KmipAttributeChange, id: string): KmipCustomValue {
   if (change.name === "Cryptographic Usage Mask") {
-    needs(change.op === "modify" && typeof change.value === "number", "InvalidParameterValue", `"Cryptographic Usage Mask" can only be modified, to an integer`);
+    needs((change.op === "modify" || change.op === "set") && typeof change.value === "number", "InvalidParameterValue", `"Cryptographic Usage Mask" can only be modified or set, to an integer`);
     meta.usageMask = change.value;
     return change.value;
   }
@@ -517,6 +520,12 @@ function applyChange(meta: KmipObjectMeta, change: KmipAttributeChange, id: stri
     values = meta.custom[change.name] ??= [];
   }
   if (change.name === "Name") needs(change.value === undefined || (typeof change.value === "string" && change.value.length >= 1 && change.value.length <= 256), "InvalidParameterValue", `"Name" is text of 1 to 256 characters`);
+  if (change.op === "set") {
+    // Set Attribute (KMIP 2.0 §6.1, Set Attribute) takes single-instance attributes: it adds or replaces the one value.
+    needs(values.length <= 1, "InvalidParameterValue", `object ${id} has ${values.length} values of ${change.name}: Set Attribute replaces a single value, use Modify Attribute`);
+    values.splice(0, values.length, checkCustomValue(change.name, change.value));
+    return change.value as KmipCustomValue;
+  }
   const old = values[change.index];
   if (change.op === "add") {
     needs(values.length < MAX_CUSTOM_VALUES, "InvalidParameterValue", `${change.name} has ${MAX_CUSTOM_VALUES} values already`);

@@ -10,7 +10,6 @@ import { KMIP_KEY_PAIR_SPECS, type KmipAttributeChange, type KmipCipher, type Km
 import type { KmsService } from "../../service/kms-service.js";
 import {
   attributeItem,
-  attributeNameOfTag,
   attributeOf1x,
   attributeOf2x,
   attributesOf,
@@ -24,6 +23,7 @@ import {
   numberOf,
   OBJECT_TYPE_OF,
   readAttributes,
+  referencedName,
   requestedNames,
   valuesOf,
   type RequestAttribute,
@@ -134,8 +134,8 @@ function changedAttribute(payload: TtlvStructure, ctx: OperationContext, op: Kmi
     const a = only(current, "Current Attribute");
     return { name: a.name, index: 0, value: a.value };
   }
-  const reference = optionalEnumeration(payload, TAG.AttributeReference, "Attribute Reference");
-  const name = reference === undefined ? undefined : attributeNameOfTag(reference);
+  const reference = payload.value.find((c) => c.tag === TAG.AttributeReference);
+  const name = reference === undefined ? undefined : referencedName(reference);
   if (!name) throw new KmipFault("InvalidField", `"Current Attribute" or an "Attribute Reference" to a known attribute is required`);
   return { name, index: 0 };
 }
@@ -436,6 +436,18 @@ export const OPERATIONS: Readonly<Partial<Record<OperationName, Operation>>> = {
   AddAttribute: attributeOperation("add"),
   ModifyAttribute: attributeOperation("modify"),
   DeleteAttribute: attributeOperation("delete"),
+  SetAttribute: {
+    writes: true,
+    async run(payload, ctx) {
+      if (!isKmip2(ctx.version)) throw new KmipFault("OperationNotSupported", "Set Attribute is a KMIP 2.0 operation: use Add or Modify Attribute");
+      const id = idOf(payload, ctx);
+      const fresh = struct(payload, TAG.NewAttribute, "New Attribute");
+      if (fresh.value.length !== 1) throw new KmipFault("InvalidField", `"New Attribute" holds exactly one attribute`);
+      const attribute = attributeOf2x(fresh.value[0] as Ttlv);
+      const { key } = await ctx.service.kmip.changeAttribute(ctx.caller, id, { op: "set", name: attribute.name, index: 0, ...withValue(changeValue(attribute.name, attribute.value)) });
+      return { payload: [uid(key.keyId)], id: key.keyId };
+    },
+  },
 
   Revoke: {
     writes: true,

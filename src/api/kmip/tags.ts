@@ -148,6 +148,8 @@ export const OPERATION = {
   Sign: 0x21,
   SignatureVerify: 0x22,
   MAC: 0x23,
+  /** 2.0 */
+  SetAttribute: 0x31,
 } as const;
 export type OperationName = keyof typeof OPERATION;
 
