@@ -77,6 +77,9 @@ export interface KmipObjectMeta {
   usageMask: number;
   /** The other half of a key pair (KMIP Link), or "". */
   linkedId: string;
+  /** KMIP ReKey's links (KMIP 1.4 §3.35): the key that replaced this one, and the one this one replaced. */
+  replacementId?: string;
+  replacedId?: string;
   activationDate: number;
   deactivationDate: number;
   compromiseDate: number;

@@ -79,6 +79,8 @@ export type KmipCipher =
   | { mode: "CBC"; iv?: Buffer; padded: boolean };
 
 const LOCATE_PAGE = 500;
+/** The longest ReKey Offset: a year. */
+const MAX_REKEY_OFFSET = 366 * 24 * 3600;
 
 export class KmipObjects {
   constructor(private readonly ctx: ServiceContext) {}
@@ -268,24 +270,24 @@ export class KmipObjects {
 
   /**
    * ReKey (KMIP 1.4 §4.4): a replacement symmetric key with new material and the old one's spec,
-   * usage mask and custom attributes. The Names move to the replacement (so Locate by name finds
-   * it); it is Active when the old key is (Active is required: the lifecycle's RotateKey row).
+   * usage mask and custom attributes, linked both ways (Replacement and Replaced Object Links). The
+   * Names move to the replacement (so Locate by name finds it). The old key must be Active (the
+   * lifecycle's RotateKey row). Without an Offset (or with 0) the replacement is Active at once;
+   * with an Offset of n seconds its Activation Date is n seconds from now and it stays Pre-Active
+   * until a KMIP Activate: Tresor does not activate objects by the clock.
    */
-  async rekey(caller: Caller, id: string): Promise<KeyRecord> {
+  async rekey(caller: Caller, id: string, offsetSeconds = 0): Promise<KeyRecord> {
+    needs(Number.isInteger(offsetSeconds) && offsetSeconds >= 0 && offsetSeconds <= MAX_REKEY_OFFSET, "InvalidParameterValue", `"Offset" must be 0 to ${MAX_REKEY_OFFSET} seconds, got ${offsetSeconds}`);
     const old = await this.#objectFor(caller, id, "RotateKey");
     const meta = kmipOf(old);
     needs(meta.objectType === "SymmetricKey", "UnsupportedOperation", `object ${id} is a ${meta.objectType}: ReKey takes symmetric keys`);
     const now = this.ctx.now();
-    const replacement: KeyRecord = {
-      ...(await this.#newRecord(caller, "SymmetricKey", old.keySpec, old.keyUsage, { names: [], usageMask: meta.usageMask, ...(meta.custom ? { custom: meta.custom } : {}) })),
-      state: old.state,
-    };
-    const replacementMeta = kmipOf(replacement);
-    replacementMeta.names = [...meta.names];
-    replacementMeta.state = meta.state;
-    replacementMeta.activationDate = meta.state === "Active" ? now : 0;
+    const active = offsetSeconds === 0;
+    const fresh = await this.#newRecord(caller, "SymmetricKey", old.keySpec, old.keyUsage, { names: [], usageMask: meta.usageMask, ...(meta.custom ? { custom: meta.custom } : {}) });
+    const replacement: KeyRecord = { ...fresh, state: active ? KMIP_STATE_OF.Active : KMIP_STATE_OF.PreActive };
+    Object.assign(kmipOf(replacement), { names: [...meta.names], state: active ? "Active" : "PreActive", activationDate: now + offsetSeconds, replacedId: old.keyId });
     if (meta.names[0] !== undefined) replacement.alias = meta.names[0];
-    const retired: KeyRecord = { ...old, alias: `kmip-${old.keyId}`, kmip: { ...meta, names: [] } };
+    const retired: KeyRecord = { ...old, alias: `kmip-${old.keyId}`, kmip: { ...meta, names: [], replacementId: replacement.keyId } };
     const made = await this.#software(() => this.ctx.materials.software.generate(replacement, 1));
     const count = await this.ctx.store.countKeys(caller.uin);
     needs(count < this.ctx.cmkLimit, "CmkLimitExceeded", `the account holds the maximum of ${this.ctx.cmkLimit} keys`);

@@ -253,21 +253,24 @@ export function attributesOf(key: KeyRecord): { name: AnyAttributeName; value: T
   for (const [name, values] of Object.entries(meta.custom ?? {})) {
     for (const v of values) out.push({ name: name as CustomName, value: valueItem(TAG.AttributeValue, v) });
   }
-  if (meta.linkedId) {
-    const type = meta.objectType === "PrivateKey" ? LINK_TYPE.PublicKeyLink : LINK_TYPE.PrivateKeyLink;
-    out.push({
-      name: "Link",
-      value: {
-        tag: TAG.Link,
-        type: "Structure",
-        value: [
-          { tag: TAG.LinkType, type: "Enumeration", value: type },
-          { tag: TAG.LinkedObjectIdentifier, type: "TextString", value: meta.linkedId },
-        ],
-      },
-    });
-  }
+  if (meta.linkedId) out.push(link(meta.objectType === "PrivateKey" ? LINK_TYPE.PublicKeyLink : LINK_TYPE.PrivateKeyLink, meta.linkedId));
+  if (meta.replacementId) out.push(link(LINK_TYPE.ReplacementObjectLink, meta.replacementId));
+  if (meta.replacedId) out.push(link(LINK_TYPE.ReplacedObjectLink, meta.replacedId));
   return out;
+}
+
+function link(type: number, id: string): { name: "Link"; value: Ttlv } {
+  return {
+    name: "Link",
+    value: {
+      tag: TAG.Link,
+      type: "Structure",
+      value: [
+        { tag: TAG.LinkType, type: "Enumeration", value: type },
+        { tag: TAG.LinkedObjectIdentifier, type: "TextString", value: id },
+      ],
+    },
+  };
 }
 
 export function nameItem(name: string): Ttlv {

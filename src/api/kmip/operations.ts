@@ -38,6 +38,7 @@ import {
   optionalDateTime,
   optionalEnumeration,
   optionalInteger,
+  optionalInterval,
   optionalStruct,
   optionalText,
   SUPPORTED_VERSIONS,
@@ -425,10 +426,12 @@ export const OPERATIONS: Readonly<Partial<Record<OperationName, Operation>>> = {
   ReKey: {
     writes: true,
     async run(payload, ctx) {
-      if (all(payload, TAG.Offset).length > 0 || all(payload, TAG.TemplateAttribute).length > 0 || all(payload, TAG.Attributes).length > 0) {
-        throw new KmipFault("FeatureNotSupported", "ReKey with an Offset or a Template-Attribute is not supported: the replacement takes the old key's attributes");
+      // PyKMIP sends an empty Template-Attribute: only attributes in it are refused.
+      if (readAttributes(payload, TEMPLATE_CONTAINERS).length > 0) {
+        throw new KmipFault("FeatureNotSupported", "ReKey with new attributes (Template-Attribute) is not supported: the replacement takes the old key's attributes");
       }
-      const key = await ctx.service.kmip.rekey(ctx.caller, idOf(payload, ctx));
+      const offset = optionalInterval(payload, TAG.Offset, "Offset");
+      const key = await ctx.service.kmip.rekey(ctx.caller, idOf(payload, ctx), offset ?? 0);
       return { payload: [uid(key.keyId)], id: key.keyId };
     },
   },

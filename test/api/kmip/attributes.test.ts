@@ -238,5 +238,33 @@ describe("KMIP attributes, ReKey, MAC and Get's key formats over the wire", () =
     assert.notEqual(await material(id), await material(newId));
     const located = ok(await conn.exchange(request([item(OPERATION.Locate, [attribute("Name", name("rekeyed"))])])));
     assert.deepEqual(located.value.map((c) => (c as { value: string }).value), [newId]);
+
+    // KMIP 1.4 §3.35: the old key's Replacement Object Link (0x106) and the new key's Replaced Object Link (0x107).
+    const links = async (keyId: string) => {
+      const got = ok(await conn.exchange(request([item(OPERATION.GetAttributes, [uid(keyId), text(TAG.AttributeName, "Link")])])));
+      return got.value
+        .filter((c) => c.tag === TAG.Attribute)
+        .map((c) => ((c as TtlvStructure).value.find((x) => x.tag === TAG.AttributeValue) as TtlvStructure).value.map((x) => (x as { value: number | string }).value));
+    };
+    assert.deepEqual(await links(id), [[0x106, newId]]);
+    assert.deepEqual(await links(newId), [[0x107, id]]);
+
+    // An Offset: the next replacement waits Pre-Active, its Activation Date that far ahead; a bad Offset changes nothing.
+    const offsetRekey = ok(await conn.exchange(request([item(OPERATION.ReKey, [uid(newId), { tag: TAG.Offset, type: "Interval", value: 86_400 }])])));
+    const laterId = (offsetRekey.value.find((c) => c.tag === TAG.UniqueIdentifier) as { value: string }).value;
+    const later = await node.store.getKey(laterId);
+    assert.deepEqual([later?.kmip?.state, later?.state, later?.kmip?.names], ["PreActive", "Disabled", ["rekeyed"]]);
+    assert.equal((later?.kmip?.activationDate ?? 0) - (later?.createTime ?? 0), 86_400);
+    const before = [await node.store.getKey(laterId), await node.store.getKey(newId)];
+    for (const bad of [
+      [uid(laterId)], // Pre-Active: not re-keyed
+      [uid(newId), { tag: TAG.Offset, type: "Integer", value: 5 } as Ttlv], // an Offset is an Interval
+      [uid(newId), { tag: TAG.Offset, type: "Interval", value: 400 * 86_400 } as Ttlv], // more than a year
+      [uid(newId), struct(TAG.TemplateAttribute, [attribute("x-new", text(0, "v"))])], // new attributes
+    ]) {
+      const a = (await conn.exchange(request([item(OPERATION.ReKey, bad)]))) as Answer;
+      assert.equal(a.items[0]?.status, 1, JSON.stringify(a.items[0]));
+    }
+    assert.deepEqual([await node.store.getKey(laterId), await node.store.getKey(newId)], before);
   });
 });

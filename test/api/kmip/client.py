@@ -7,7 +7,9 @@ refusal), "make" (create and activate an AES-256 key named NAME and encrypt a fi
 "use" (find the key named NAME, get it and encrypt and decrypt the fixed message, perhaps on another
 node or after a restore: the same ciphertext as "make" printed proves the same key), or "extras"
 (register an X.509 certificate and get it back; a wrapped Get with NIST Key Wrap under another key,
-unwrapped here with python3-cryptography; a wrapping key without Wrap Key in its mask refused). Prints one JSON object per step on stdout with its version, so the calling test can check
+unwrapped here with python3-cryptography; a wrapping key without Wrap Key in its mask refused), or
+"rekey" (ReKey with an Offset: the replacement's state, name and dates; at 2.0 also
+Set Attribute of the usage mask). Prints one JSON object per step on stdout with its version, so the calling test can check
 each one; a failed step prints {"step": "failed", "error": {"status", "reason", "message"}} and that
 version's walk stops.
 The key material and plaintexts stay inside this process: only lengths and equalities are printed.
@@ -199,6 +201,24 @@ def extras(client, name):
         emit("wrap_without_mask", refused=True, reason=e.reason.name)
 
 
+def rekey(client, name):
+    usage = [enums.CryptographicUsageMask.ENCRYPT, enums.CryptographicUsageMask.DECRYPT]
+    old_uid = client.create(enums.CryptographicAlgorithm.AES, 256, name=name, cryptographic_usage_mask=usage)
+    client.activate(old_uid)
+    new_uid = client.rekey(uid=old_uid, offset=3600)
+    # PyKMIP's client cannot read Link values (NotImplementedError): the links are checked over the wire.
+    new = client.get_attributes(new_uid, ["State", "Activation Date", "Initial Date", "Name"])
+    values = {a.attribute_name.value: a.attribute_value for a in new[1]}
+    emit("rekey", differs=new_uid != old_uid, state=values["State"].value.name,
+         name=values["Name"].name_value.value,
+         offset=values["Activation Date"].value - values["Initial Date"].value)
+    if CURRENT["version"] == "2.0":
+        client.set_attribute(unique_identifier=new_uid, attribute_name="Cryptographic Usage Mask",
+                             attribute_value=[enums.CryptographicUsageMask.ENCRYPT])
+        mask = client.get_attributes(new_uid, ["Cryptographic Usage Mask"])[1][0].attribute_value.value
+        emit("set_attribute", mask=mask)
+
+
 def main():
     host, port, cert, key, ca, versions, scenario, name = sys.argv[1:9]
     for version in versions.split(","):
@@ -213,7 +233,7 @@ def walk(host, port, cert, key, ca, version, scenario, name):
     try:
         client.open()
         emit("open")
-        {"full": full, "create": create_only, "make": make, "use": use, "extras": extras}[scenario](client, name)
+        {"full": full, "create": create_only, "make": make, "use": use, "extras": extras, "rekey": rekey}[scenario](client, name)
     except pie_exceptions.KmipOperationFailure as e:
         emit("failed", error={"status": e.status.name, "reason": e.reason.name, "message": e.message})
     except Exception as e:  # the connection or the TLS handshake

@@ -88,7 +88,7 @@ export function runClient(
   client: { cert: string; key: string },
   ca: string,
   versions: readonly KmipVersion[],
-  scenario: "full" | "create" | "make" | "use" | "extras",
+  scenario: "full" | "create" | "make" | "use" | "extras" | "rekey",
   name: string,
 ): Promise<Step[]> {
   return new Promise((resolve, reject) => {

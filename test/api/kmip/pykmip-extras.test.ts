@@ -2,7 +2,8 @@
 // reference: Register and Get of an X.509 certificate, and a wrapped Get (Key Wrapping
 // Specification, KMIP 1.4 §2.1.6) with NIST Key Wrap under another Active key whose usage mask has
 // Wrap Key, which the client unwraps with python3-cryptography; a wrapping key without Wrap Key is
-// refused with Permission Denied, as the reference refuses it.
+// refused with Permission Denied, as the reference refuses it. And, against Tresor only (the
+// reference has no ReKey), ReKey with an Offset, and KMIP 2.0's Set Attribute as PyKMIP sends it.
 
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -29,6 +30,7 @@ describe("KMIP certificates and wrapped Get with PyKMIP", { skip: pykmipSkip }, 
   let server: TestServer;
   let reference: Awaited<ReturnType<typeof startPykmipServer>> | undefined;
   const walks: Record<"Tresor" | "pykmip-server", Step[]> = { Tresor: [], "pykmip-server": [] };
+  let rekeyWalk: Step[] = [];
 
   before(async () => {
     requireOpenssl();
@@ -38,9 +40,12 @@ describe("KMIP certificates and wrapped Get with PyKMIP", { skip: pykmipSkip }, 
     server = await startServer({ serveArgs: kmipServeArgs(pki) });
     await grantKmip((args) => runCli(args, { env: { TRESOR_ENDPOINT: server.url, TRESOR_SECRET_ID: server.secretId, TRESOR_SECRET_KEY: server.secretKey } }), work, "extras", client.cert);
     reference = await startPykmipServer(pki);
-    [walks.Tresor, walks["pykmip-server"]] = await Promise.all([
-      runClient(await kmipPortOf(server), client, pki.ca, VERSIONS, "extras", "extras"),
+    const port = await kmipPortOf(server);
+    // pykmip-server has no ReKey, and keeps the usage mask from clients' Set Attribute: Tresor only.
+    [walks.Tresor, walks["pykmip-server"], rekeyWalk] = await Promise.all([
+      runClient(port, client, pki.ca, VERSIONS, "extras", "extras"),
       runClient(reference.port, client, pki.ca, VERSIONS, "extras", "extras"),
+      runClient(port, client, pki.ca, VERSIONS, "rekey", "rekeyed"),
     ]);
   });
 
@@ -51,6 +56,16 @@ describe("KMIP certificates and wrapped Get with PyKMIP", { skip: pykmipSkip }, 
   });
 
   for (const version of VERSIONS) {
+    it(`re-keys with an Offset: a Pre-Active replacement an hour ahead, with the Name, at KMIP ${version} (Tresor)`, () => {
+      assert.deepEqual(stepOf(rekeyWalk, version, "rekey"), {
+        differs: true,
+        state: "PRE_ACTIVE",
+        name: `rekeyed-${version}`,
+        offset: 3600,
+      });
+      assert.deepEqual(stepOf(rekeyWalk, version, "set_attribute"), version === "2.0" ? { mask: 4 } : undefined);
+    });
+
     for (const against of ["Tresor", "pykmip-server"] as const) {
       it(`registers an X.509 certificate and gets the same DER back, at KMIP ${version}, against ${against}`, () => {
         assert.deepEqual(stepOf(walks[against], version, "certificate"), { kind: "X509Certificate", same: true });
