@@ -3,7 +3,8 @@
 // the Tencent actions while EXPORT_ONLY ones do not; states follow KMIP_STATE_OF.
 
 import assert from "node:assert/strict";
-import { createDecipheriv, generateKeyPairSync, verify } from "node:crypto";
+import { createDecipheriv, generateKeyPairSync, randomUUID, verify } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
 import { aesGcmDecrypt } from "../../src/crypto/aes.js";
 import { sm4GcmDecrypt } from "../../src/crypto/sm4-gcm.js";
@@ -195,5 +196,52 @@ describe("KMIP objects in the core", () => {
     assert.ok(!(await locate({ state: "PreActive" })).includes(a.keyId));
     await assert.rejects(newKey("locate-a"), kmsError("AliasAlreadyExists"));
     assert.equal(b.privateKey.kmip?.linkedId, b.publicKey.keyId);
+  });
+});
+
+describe("KMIP Locate over many objects", () => {
+  it("walks the account a page at a time, letting the event loop run between pages, and stops once it has enough", async (t) => {
+    const g = await openService();
+    try {
+      // 1000 objects: one made by the core, the rest its copies under new ids (Locate reads metadata only).
+      const first = await g.service.kmip.createSymmetric(g.caller, { names: ["many-0"], usageMask: 12, keySpec: "AES_256" });
+      const version = await g.store.getKeyVersion(first.keyId, 1);
+      for (let i = 1; i < 1000; i++) {
+        const keyId = randomUUID();
+        await g.store.insertKey({ ...first, keyId, alias: `many-${i}`, createTime: first.createTime + i, kmip: { ...first.kmip!, names: [`many-${i}`] } }, { ...version!, keyId });
+      }
+      let pages = 0;
+      const listKeys = g.store.listKeys.bind(g.store);
+      g.store.listKeys = (query) => {
+        pages++;
+        return listKeys(query);
+      };
+      // A walk to the end (nothing is Compromised), with a setImmediate chain ticking beside it.
+      let ticks = 0;
+      let worstGapMs = 0;
+      let last = performance.now();
+      let walking = true;
+      const tick = () => {
+        const now = performance.now();
+        worstGapMs = Math.max(worstGapMs, now - last);
+        last = now;
+        ticks++;
+        if (walking) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const none = await g.service.kmip.locate(g.caller, { state: "Compromised", maxItems: 10_000, offset: 0 });
+      walking = false;
+      assert.deepEqual(none, []);
+      assert.equal(pages, 11, "1000 keys in ten full pages of 100, then an empty one");
+      assert.ok(ticks >= 10, `the event loop ran between pages (${ticks} ticks)`);
+      t.diagnostic(`Locate over 1000 objects: ${pages} pages, longest stretch without the event loop ${worstGapMs.toFixed(1)} ms`);
+      // Maximum Items 3 after Offset 2: the 3rd to 5th oldest, from the first page alone.
+      pages = 0;
+      const some = await g.service.kmip.locate(g.caller, { objectType: "SymmetricKey", maxItems: 3, offset: 2 });
+      assert.equal(pages, 1);
+      assert.deepEqual(some, await Promise.all([2, 3, 4].map(async (i) => (await g.store.getKeyByAlias(`many-${i}`))!.keyId)));
+    } finally {
+      await g.close();
+    }
   });
 });
