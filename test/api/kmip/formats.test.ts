@@ -6,7 +6,8 @@
 
 import assert from "node:assert/strict";
 import { createDecipheriv, createPrivateKey, type JsonWebKey } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -168,6 +169,38 @@ describe("KMIP key formats, wrapped Get and SM4-CBC over the wire", () => {
       assert.equal(a.items[0]?.reason, RESULT_REASON[reason], `${what}: ${a.items[0]?.message}`);
       assert.equal(a.items[0]?.payload, undefined, `${what}: no payload`);
     }
+  });
+
+  it("registers an X.509 certificate in DER and gets it back, and refuses what is not one, storing nothing", async () => {
+    const dir = await mkdtemp(path.join(work, "cert-"));
+    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384", "-nodes", "-keyout", "k.pem", "-out", "c.der", "-outform", "DER", "-days", "1", "-subj", "/CN=registered"], { cwd: dir, stdio: "pipe" });
+    execFileSync("openssl", ["req", "-x509", "-newkey", "ed25519", "-nodes", "-keyout", "e.pem", "-out", "e.der", "-outform", "DER", "-days", "1", "-subj", "/CN=ed"], { cwd: dir, stdio: "pipe" });
+    const der = await readFile(path.join(dir, "c.der"));
+    const certificate = (value: Buffer, type = 1): Ttlv => struct(TAG.Certificate, [enumeration(TAG.CertificateType, type), { tag: TAG.CertificateValue, type: "ByteString", value }]);
+    const register = (object: Ttlv) => send([item(OPERATION.Register, [enumeration(TAG.ObjectType, 1), struct(TAG.Attributes, []), object])], V2);
+    const id = idIn(ok(await register(certificate(der))));
+    const got = ok(await send([item(OPERATION.Get, [uid(id)])]));
+    const cert = got.value.find((c) => c.tag === TAG.Certificate) as TtlvStructure;
+    assert.deepEqual(bytesOf(cert.value.find((c) => c.tag === TAG.CertificateValue)!), der);
+    assert.equal((await node.store.getKey(id))?.keySpec, "ECC_P384");
+    const count = async () => (await node.store.listKeys({ offset: 0, limit: 1000, order: "asc" })).keys.length;
+    const before = await count();
+    const pem = Buffer.from(`-----BEGIN CERTIFICATE-----\n${der.toString("base64")}\n-----END CERTIFICATE-----\n`);
+    for (const [what, object, reason] of [
+      ["bytes that are no certificate", certificate(Buffer.from("not a certificate")), "InvalidField"],
+      ["a PEM certificate", certificate(pem), "InvalidField"],
+      ["a truncated certificate", certificate(der.subarray(0, der.length - 10)), "InvalidField"],
+      ["an Ed25519 certificate", certificate(await readFile(path.join(dir, "e.der"))), "FeatureNotSupported"],
+      ["a PGP certificate type", certificate(der, 2), "FeatureNotSupported"],
+      ["a Certificate Value of the wrong type", struct(TAG.Certificate, [enumeration(TAG.CertificateType, 1), text(TAG.CertificateValue, "x")]), "InvalidField"],
+    ] as const) {
+      const a = (await register(object)) as Answer;
+      assert.equal(a.items[0]?.reason, RESULT_REASON[reason], `${what}: ${a.items[0]?.message}`);
+    }
+    assert.equal(await count(), before, "nothing stored");
+    // A certificate is given as it is: no other format, no wrapping.
+    const refused = (await send([item(OPERATION.Get, [uid(id), format(KEY_FORMAT_TYPE.PKCS1)])])) as Answer;
+    assert.equal(refused.items[0]?.reason, RESULT_REASON.KeyFormatTypeNotSupported);
   });
 
   it("encrypts and decrypts with an SM4 key in CBC mode with PKCS#5 padding, as OpenSSL's sm4-cbc does", async () => {
