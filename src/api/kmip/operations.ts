@@ -84,6 +84,8 @@ export interface OperationResult {
 interface Operation {
   /** Changes stored state (the audit record's read-only flag). */
   readonly writes: boolean;
+  /** A KMIP 2.0 operation: refused in, and not listed by Query at, 1.x. */
+  readonly since2?: true;
   run(payload: TtlvStructure, ctx: OperationContext): Promise<OperationResult>;
 }
 
@@ -257,7 +259,9 @@ export const OPERATIONS: Readonly<Partial<Record<OperationName, Operation>>> = {
       const functions = all(payload, TAG.QueryFunction).map((f) => (f.type === "Enumeration" ? f.value : -1));
       const out: Ttlv[] = [];
       if (functions.includes(QUERY_FUNCTION.QueryOperations)) {
-        for (const name of Object.keys(OPERATIONS) as OperationName[]) out.push({ tag: TAG.Operation, type: "Enumeration", value: OPERATION[name] });
+        for (const [name, operation] of Object.entries(OPERATIONS) as [OperationName, Operation][]) {
+          if (!operation.since2 || isKmip2(ctx.version)) out.push({ tag: TAG.Operation, type: "Enumeration", value: OPERATION[name] });
+        }
       }
       if (functions.includes(QUERY_FUNCTION.QueryObjects)) {
         for (const code of Object.values(OBJECT_TYPE_OF)) out.push({ tag: TAG.ObjectType, type: "Enumeration", value: code });
@@ -441,8 +445,8 @@ export const OPERATIONS: Readonly<Partial<Record<OperationName, Operation>>> = {
   DeleteAttribute: attributeOperation("delete"),
   SetAttribute: {
     writes: true,
+    since2: true,
     async run(payload, ctx) {
-      if (!isKmip2(ctx.version)) throw new KmipFault("OperationNotSupported", "Set Attribute is a KMIP 2.0 operation: use Add or Modify Attribute");
       const id = idOf(payload, ctx);
       const fresh = struct(payload, TAG.NewAttribute, "New Attribute");
       if (fresh.value.length !== 1) throw new KmipFault("InvalidField", `"New Attribute" holds exactly one attribute`);

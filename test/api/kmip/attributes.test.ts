@@ -179,6 +179,11 @@ describe("KMIP attributes, ReKey, MAC and Get's key formats over the wire", () =
       assert.equal(a.items[0]?.status, 1, `${what}: ${JSON.stringify(a.items[0])}`);
     }
     assert.deepEqual(await node.store.getKey(id), before);
+    // Query lists Set Attribute at 2.0 only.
+    const listed = async (header?: { major: number; minor: number }) =>
+      ok(await conn.exchange(request([item(OPERATION.Query, [enumeration(TAG.QueryFunction, 1)])], header))).value.map((c) => (c as { value: number }).value);
+    assert.ok((await listed(v2)).includes(OPERATION.SetAttribute));
+    assert.ok(!(await listed()).includes(OPERATION.SetAttribute));
   });
 
   it("MAC with an HMAC-SHA256 key is HMAC-SHA256 of the data under the key Get returns", async () => {
