@@ -34,6 +34,7 @@ const TOOLS: Readonly<Record<string, readonly string[]>> = {
   "docs/disk-encryption.md": ["clevis", "clevis-luks-bind", "cryptsetup"],
   "docs/aws.md": ["/usr/bin/aws"],
   "docs/kmip.md": ["openssl"],
+  "docs/operations.md": ["softhsm2-util"],
 };
 const PG_URL = process.env["TRESOR_TEST_PG_URL"] || undefined;
 
@@ -62,10 +63,11 @@ function blocks(file: string): Block[] {
 const runnable = (b: Block) => (b.lang === "sh" || b.lang === "js") && b.mark !== "example" && (b.mark !== "postgres" || b.lang === "sh");
 
 /**
- * What a document asks its reader to make by hand just before a block: docs/kubernetes.md's policy
- * file, its `json policy` block with the region, the account's uin and the key's KeyId filled in.
+ * What a document asks its reader to make or choose by hand just before a block, and the variables
+ * that gives the block: docs/kubernetes.md's policy file (its `json policy` block with the region,
+ * the account's uin and the key's KeyId filled in); docs/operations.md's SoftHSM PINs.
  */
-const PROVISIONS: readonly { file: string; before: RegExp; provide(env: NodeJS.ProcessEnv, cwd: string): Promise<void> }[] = [
+const PROVISIONS: readonly { file: string; before: RegExp; provide(env: NodeJS.ProcessEnv, cwd: string): Promise<NodeJS.ProcessEnv> }[] = [
   {
     file: "docs/kubernetes.md",
     before: /--file kube-kms-policy\.json/,
@@ -77,7 +79,13 @@ const PROVISIONS: readonly { file: string; before: RegExp; provide(env: NodeJS.P
       const key = (JSON.parse(got.stdout) as { KeyMetadata: { KeyId: string; CreatorUinString: string } }).KeyMetadata;
       const filled = policy.replaceAll("<region>", env["TRESOR_REGION"] ?? "local").replaceAll("<uin>", key.CreatorUinString).replaceAll("<KeyId>", key.KeyId);
       await writeFile(path.join(cwd, "kube-kms-policy.json"), filled);
+      return {};
     },
+  },
+  {
+    file: "docs/operations.md",
+    before: /softhsm2-util --init-token/,
+    provide: async () => ({ SO_PIN: randomBytes(8).toString("hex"), USER_PIN: randomBytes(8).toString("hex") }),
   },
 ];
 
@@ -171,7 +179,7 @@ describe("documentation snippets", () => {
         for (const block of todo) {
           const where = `${file}:${block.line}`;
           const started = Date.now();
-          for (const p of PROVISIONS) if (p.file === file && p.before.test(block.code)) await p.provide(env, work);
+          for (const p of PROVISIONS) if (p.file === file && p.before.test(block.code)) env = { ...env, ...(await p.provide(env, work)) };
           if (block.mark === "postgres") {
             if (PG_URL === undefined) {
               assert.ok(!process.env["CI"], `${where} needs TRESOR_TEST_PG_URL; CI must provide one`);
