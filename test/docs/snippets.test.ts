@@ -246,11 +246,12 @@ async function startServe(cwd: string): Promise<{ child: ChildProcess; url: stri
 
 /**
  * Runs a shell block with `set -eu -o pipefail`; checks the lines its `# prints: value` comments
- * promise; returns the environment it left (its exports).
+ * promise; returns the environment it left. Its variables are exported (`set -a`), so the next
+ * block sees them as it would in the reader's one shell.
  */
 async function runShell(code: string, cwd: string, env: NodeJS.ProcessEnv, where: string): Promise<NodeJS.ProcessEnv> {
   const envFile = path.join(cwd, `.env-${randomBytes(4).toString("hex")}`);
-  const script = `set -eu -o pipefail\n${code}\nenv -0 > ${JSON.stringify(envFile)}\n`;
+  const script = `set -eua -o pipefail\n${code}\nenv -0 > ${JSON.stringify(envFile)}\n`;
   const { code: exit, stdout, stderr } = await run("bash", ["-c", script], cwd, env);
   assert.equal(exit, 0, `${where}: the sh block failed (exit ${exit})\n--- block ---\n${code}--- stdout ---\n${stdout}--- stderr ---\n${stderr}`);
   for (const m of code.matchAll(/# prints: (.+)$/gm)) {
