@@ -50,13 +50,14 @@ interface Block {
 
 function blocks(file: string): Block[] {
   const text = readFileSync(path.join(ROOT, file), "utf8");
-  return [...text.matchAll(/^```(\w+)(?: (example|postgres)(?::[ ]*([^\n]*))?)?\n([\s\S]*?)^```$/gm)].map((m) => ({
+  // A fence may be indented (a block inside a list item): its lines lose that indentation.
+  return [...text.matchAll(/^( *)```(\w+)(?: (example|postgres)(?::[ ]*([^\n]*))?)?\n([\s\S]*?)^\1```$/gm)].map((m) => ({
     file,
     line: text.slice(0, m.index).split("\n").length,
-    lang: m[1]!,
-    mark: m[2],
-    reason: (m[3] ?? "").trim(),
-    code: m[4]!,
+    lang: m[2]!,
+    mark: m[3],
+    reason: (m[4] ?? "").trim(),
+    code: m[5]!.replace(new RegExp(`^${m[1]!}`, "gm"), ""),
   }));
 }
 
