@@ -118,6 +118,10 @@ describe("KMIP objects in the one core", { skip: pykmipSkip }, () => {
     try {
       // The certificate's mapping to its user came back with the rest: no grant here.
       assertSameKey(made, await step(restored, s, "2.0", "use", "backed-up"));
+      // Through the Tencent API the object is a KMIP one still: its state is KMIP's to change.
+      const disable = await adminCli(restored)(["key", "disable", String(made.uid)]);
+      assert.notEqual(disable.code, 0);
+      assert.match(disable.stderr, /UnsupportedOperation[\s\S]*KMIP object/);
     } finally {
       await restored.stop();
     }
