@@ -8,28 +8,22 @@
 // (dist/artifacts/console/, copied into docs/console/ for docs/console.md).
 
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { KmsClient, KmsClientError } from "../../../src/sdk/index.js";
+import { chromiumSkip, launchChromium } from "../../helpers/chromium.js";
 import { startServer, type TestServer } from "../../helpers/server.js";
 
-export const CHROMIUM = process.env["TRESOR_CHROMIUM"] ?? "/usr/bin/chromium";
-const skip = existsSync(CHROMIUM) || process.env["CI"] ? false : `${CHROMIUM} is not installed (apt-get install chromium)`;
-export const ARTIFACTS = fileURLToPath(new URL("../../../artifacts/console/", import.meta.url));
+const ARTIFACTS = fileURLToPath(new URL("../../../artifacts/console/", import.meta.url));
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const WAIT_MS = 10_000;
 
-/** Launches Debian's chromium, headless; as root it must run without its sandbox. */
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: process.getuid?.() === 0 ? ["--no-sandbox"] : [] });
-}
-
 /** Runs axe-core in the page; returns the serious and critical violations (rule id: the first targets). */
-export async function axeViolations(page: Page): Promise<string[]> {
+async function axeViolations(page: Page): Promise<string[]> {
   // Evaluated through the DevTools protocol, not as a page script, so the console's CSP stays as it is.
   await page.evaluate(AXE_SOURCE);
   const violations = await page.evaluate(async () => {
@@ -40,7 +34,7 @@ export async function axeViolations(page: Page): Promise<string[]> {
   return violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.targets.join(", ")}`);
 }
 
-describe("the web console in chromium", { skip }, () => {
+describe("the web console in chromium", { skip: chromiumSkip }, () => {
   let server: TestServer;
   let browser: Browser;
   let page: Page;
