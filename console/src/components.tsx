@@ -4,16 +4,16 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "./api.js";
-import { t } from "./i18n.js";
+import { language, t } from "./i18n.js";
 
-/** A time in the browser's zone; its UTC value on hover and in the datetime attribute. */
+/** A time in the browser's zone, written as the console's language writes it; its UTC value on hover and in the datetime attribute. */
 export function Time({ seconds }: { seconds: number }) {
   if (!seconds) return <span>—</span>;
   const d = new Date(seconds * 1000);
   const utc = d.toISOString().replace(".000Z", "Z");
   return (
     <time dateTime={utc} title={`UTC ${utc}`}>
-      {d.toLocaleString()}
+      {d.toLocaleString(language())}
     </time>
   );
 }

@@ -318,7 +318,7 @@ function Policies({ session }: { session: Session }) {
                 <tr key={p.PolicyId}>
                   <td>{p.PolicyName}</td>
                   <td>{p.Type === 2 ? "QCS" : "Local"}</td>
-                  <td>{p.Description}</td>
+                  <td class="wrap">{p.Description}</td>
                   <td>
                     <Time seconds={camSeconds(p.AddTime)} />
                   </td>

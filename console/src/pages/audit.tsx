@@ -1,7 +1,7 @@
 // Audit: the account's events (CloudAudit LookUpEvents) with its filters, a page at a time, each
 // record's details, and the chain's verification status (VerifyAuditChain).
 
-import { useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { call, type Session } from "../api.js";
 import { Empty, ErrorBox, Field, Loading, Time, useCall, useLoad } from "../components.js";
 import { t } from "../i18n.js";
@@ -184,17 +184,24 @@ export function AuditPage({ session }: { session: Session }) {
         </button>
       ) : null}
       <ErrorBox error={more.error} />
-      {selected ? (
-        <section class="panel" aria-labelledby="event-title">
-          <h2 id="event-title">
-            {t("event")} #{selected.EventId}
-          </h2>
-          <pre class="mono">{JSON.stringify(eventDetails(selected), null, 2)}</pre>
-          <button type="button" onClick={() => setSelected(undefined)}>
-            {t("close")}
-          </button>
-        </section>
-      ) : null}
+      {selected ? <EventDetails event={selected} onClose={() => setSelected(undefined)} /> : null}
+    </section>
+  );
+}
+
+/** One record in full; focus moves to it when it opens, so a keyboard user lands there. */
+function EventDetails({ event, onClose }: { event: AuditEvent; onClose: () => void }) {
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => heading.current?.focus(), [event.EventId]);
+  return (
+    <section class="panel" aria-labelledby="event-title">
+      <h2 id="event-title" ref={heading} tabIndex={-1}>
+        {t("event")} #{event.EventId}
+      </h2>
+      <pre class="mono">{JSON.stringify(eventDetails(event), null, 2)}</pre>
+      <button type="button" onClick={onClose}>
+        {t("close")}
+      </button>
     </section>
   );
 }
