@@ -24,8 +24,9 @@ const WAIT_MS = 10_000;
 
 /** Runs axe-core in the page; returns the serious and critical violations (rule id: the first targets). */
 async function axeViolations(page: Page): Promise<string[]> {
-  // Evaluated through the DevTools protocol, not as a page script, so the console's CSP stays as it is.
-  await page.evaluate(AXE_SOURCE);
+  // Evaluated through the DevTools protocol, not as a page script, so the console's CSP stays as it
+  // is; once per document (the console changes pages without reloading).
+  if (!(await page.evaluate(() => "axe" in globalThis))) await page.evaluate(AXE_SOURCE);
   const violations = await page.evaluate(async () => {
     const axe = (globalThis as unknown as { axe: { run: (ctx: Document, o: object) => Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }).axe;
     const result = await axe.run(document, { resultTypes: ["violations"] });
