@@ -4,7 +4,7 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "./api.js";
-import { language, t } from "./i18n.js";
+import { language, t, type MessageKey } from "./i18n.js";
 
 /** A time in the browser's zone, written as the console's language writes it; its UTC value on hover and in the datetime attribute. */
 export function Time({ seconds }: { seconds: number }) {
@@ -127,6 +127,62 @@ export function ConfirmDialog({ title, children, busy, onConfirm, onCancel }: { 
         </div>
       </form>
     </dialog>
+  );
+}
+
+export interface Column<T> {
+  /** The header's message (shown in the console's language); also the column's key. */
+  label: MessageKey;
+  cell: (row: T) => ComponentChildren;
+  class?: string;
+}
+
+interface TableProps<T> {
+  /** Names the table's frame for screen readers. */
+  label: string;
+  columns: readonly Column<T>[];
+  rowKey: (row: T) => string | number;
+}
+
+/** Rows in a frame that scrolls sideways on a narrow screen (focusable, so the keyboard scrolls it too). */
+export function DataTable<T>({ label, columns, rows, rowKey }: TableProps<T> & { rows: readonly T[] }) {
+  return (
+    <div class="table-wrap" tabIndex={0} role="region" aria-label={label}>
+      <table>
+        <thead>
+          <tr>
+            {columns.map((c) => (
+              <th scope="col" key={c.label}>
+                {t(c.label)}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((row) => (
+            <tr key={rowKey(row)}>
+              {columns.map((c) => (
+                <td key={c.label} class={c.class}>
+                  {c.cell(row)}
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/** A loaded list: its error, its loading and empty states, then its table. */
+export function Listing<T>({ load, ...table }: TableProps<T> & { load: { data: readonly T[] | undefined; error: unknown; loading: boolean } }) {
+  return (
+    <>
+      <ErrorBox error={load.error} />
+      {load.loading && !load.data ? <Loading /> : null}
+      {load.data?.length === 0 ? <Empty /> : null}
+      {load.data && load.data.length > 0 ? <DataTable {...table} rows={load.data} /> : null}
+    </>
   );
 }
 

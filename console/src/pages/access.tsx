@@ -4,7 +4,7 @@
 
 import { useState } from "preact/hooks";
 import { call, type Json, type Session } from "../api.js";
-import { Empty, ErrorBox, Field, Loading, Time, useCall, useLoad } from "../components.js";
+import { ErrorBox, Field, Listing, Time, useCall, useLoad, type Column } from "../components.js";
 import { t, type MessageKey } from "../i18n.js";
 
 const TABS = [
@@ -29,6 +29,34 @@ interface PolicyItem {
   Description: string;
   AddTime: string;
 }
+
+interface AccessKey {
+  AccessKeyId: string;
+  Status: string;
+  CreateTime: string;
+  LastUsedTime: string | null;
+}
+
+const USER_COLUMNS: readonly Column<User>[] = [
+  { label: "userName", cell: (u) => u.Name },
+  { label: "uin", cell: (u) => u.Uin, class: "mono" },
+  { label: "remark", cell: (u) => u.Remark },
+  { label: "created", cell: (u) => <Time seconds={camSeconds(u.CreateTime)} /> },
+];
+
+const ACCESS_KEY_COLUMNS: readonly Column<AccessKey>[] = [
+  { label: "secretId", cell: (k) => k.AccessKeyId, class: "mono" },
+  { label: "status", cell: (k) => k.Status },
+  { label: "created", cell: (k) => <Time seconds={camSeconds(k.CreateTime)} /> },
+  { label: "lastUsed", cell: (k) => <Time seconds={camSeconds(k.LastUsedTime)} /> },
+];
+
+const POLICY_COLUMNS: readonly Column<PolicyItem>[] = [
+  { label: "policyName", cell: (p) => p.PolicyName },
+  { label: "policyType", cell: (p) => (p.Type === 2 ? "QCS" : "Local") },
+  { label: "description", cell: (p) => p.Description, class: "wrap" },
+  { label: "created", cell: (p) => <Time seconds={camSeconds(p.AddTime)} /> },
+];
 
 /** CAM's "2006-01-02 15:04:05" (UTC) as unix seconds. */
 function camSeconds(text: string | null): number {
@@ -90,35 +118,7 @@ function Users({ session }: { session: Session }) {
   return (
     <>
       <h2>{t("users")}</h2>
-      <ErrorBox error={users.error} />
-      {users.loading && !users.data ? <Loading /> : null}
-      {users.data?.length === 0 ? <Empty /> : null}
-      {users.data && users.data.length > 0 ? (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label={t("users")}>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t("userName")}</th>
-                <th scope="col">{t("uin")}</th>
-                <th scope="col">{t("remark")}</th>
-                <th scope="col">{t("created")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {users.data.map((u) => (
-                <tr key={u.Uin}>
-                  <td>{u.Name}</td>
-                  <td class="mono">{u.Uin}</td>
-                  <td>{u.Remark}</td>
-                  <td>
-                    <Time seconds={camSeconds(u.CreateTime)} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
+      <Listing label={t("users")} load={users} columns={USER_COLUMNS} rowKey={(u) => u.Uin} />
       <h3>{t("addUser")}</h3>
       <form class="form inline" onSubmit={addUser}>
         <Field id="user-name" label={t("userName")}>
@@ -168,7 +168,7 @@ function AccessKeys({ session }: { session: Session }) {
   const [target, setTarget] = useState("");
   const keys = useLoad(
     async () =>
-      (await call<{ AccessKeys: { AccessKeyId: string; Status: string; CreateTime: string; LastUsedTime: string | null }[] }>(session, "cam", "ListAccessKeys", target ? { TargetUin: Number(target) } : {}))
+      (await call<{ AccessKeys: AccessKey[] }>(session, "cam", "ListAccessKeys", target ? { TargetUin: Number(target) } : {}))
         .AccessKeys,
     [session, target],
   );
@@ -190,37 +190,7 @@ function AccessKeys({ session }: { session: Session }) {
           ))}
         </select>
       </Field>
-      <ErrorBox error={keys.error} />
-      {keys.loading && !keys.data ? <Loading /> : null}
-      {keys.data?.length === 0 ? <Empty /> : null}
-      {keys.data && keys.data.length > 0 ? (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label={t("accessKeys")}>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t("secretId")}</th>
-                <th scope="col">{t("status")}</th>
-                <th scope="col">{t("created")}</th>
-                <th scope="col">{t("lastUsed")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {keys.data.map((k) => (
-                <tr key={k.AccessKeyId}>
-                  <td class="mono">{k.AccessKeyId}</td>
-                  <td>{k.Status}</td>
-                  <td>
-                    <Time seconds={camSeconds(k.CreateTime)} />
-                  </td>
-                  <td>
-                    <Time seconds={camSeconds(k.LastUsedTime)} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
+      <Listing label={t("accessKeys")} load={keys} columns={ACCESS_KEY_COLUMNS} rowKey={(k) => k.AccessKeyId} />
       <button type="button" class="primary" onClick={createKey} disabled={create.busy}>
         {t("createAccessKey")}
       </button>
@@ -280,6 +250,36 @@ function jsonError(text: string): string | undefined {
   }
 }
 
+/** A JSON document's text area: a syntax error as it is typed, else the server's refusal, shown beside it. */
+function JsonField({ id, label, rows, value, onInput, refusal }: { id: string; label: string; rows: number; value: string; onInput: (v: string) => void; refusal: unknown }) {
+  const syntax = jsonError(value);
+  const invalid = syntax !== undefined || (refusal !== undefined && refusal !== null);
+  return (
+    <>
+      <Field id={id} label={label}>
+        <textarea
+          id={id}
+          class="mono"
+          rows={rows}
+          value={value}
+          aria-invalid={invalid ? "true" : "false"}
+          aria-describedby={`${id}-error`}
+          onInput={(e) => onInput((e.target as HTMLTextAreaElement).value)}
+        />
+      </Field>
+      <div id={`${id}-error`}>
+        {syntax ? (
+          <p class="error" role="alert">
+            {t("invalidJson", { error: syntax })}
+          </p>
+        ) : (
+          <ErrorBox error={refusal} />
+        )}
+      </div>
+    </>
+  );
+}
+
 function Policies({ session }: { session: Session }) {
   const policies = usePolicies(session);
   const [viewing, setViewing] = useState<number | undefined>(undefined);
@@ -295,44 +295,25 @@ function Policies({ session }: { session: Session }) {
     const r = await create.run(() => call(session, "cam", "CreatePolicy", { PolicyName: String(data.get("name")), PolicyDocument: document, Description: String(data.get("description") ?? "") }));
     if (r) policies.reload();
   };
-  const inlineError = syntax ? t("invalidJson", { error: syntax }) : undefined;
   return (
     <>
       <h2>{t("policies")}</h2>
-      <ErrorBox error={policies.error} />
-      {policies.loading && !policies.data ? <Loading /> : null}
-      {policies.data ? (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label={t("policies")}>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t("policyName")}</th>
-                <th scope="col">{t("policyType")}</th>
-                <th scope="col">{t("description")}</th>
-                <th scope="col">{t("created")}</th>
-                <th scope="col">{t("view")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {policies.data.map((p) => (
-                <tr key={p.PolicyId}>
-                  <td>{p.PolicyName}</td>
-                  <td>{p.Type === 2 ? "QCS" : "Local"}</td>
-                  <td class="wrap">{p.Description}</td>
-                  <td>
-                    <Time seconds={camSeconds(p.AddTime)} />
-                  </td>
-                  <td>
-                    <button type="button" onClick={() => setViewing(p.PolicyId)} aria-label={`${t("view")} ${p.PolicyName}`}>
-                      {t("view")}
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      ) : null}
+      <Listing
+        label={t("policies")}
+        load={policies}
+        rowKey={(p) => p.PolicyId}
+        columns={[
+          ...POLICY_COLUMNS,
+          {
+            label: "view",
+            cell: (p) => (
+              <button type="button" onClick={() => setViewing(p.PolicyId)} aria-label={`${t("view")} ${p.PolicyName}`}>
+                {t("view")}
+              </button>
+            ),
+          },
+        ]}
+      />
       {viewing !== undefined && view.data ? (
         <section class="panel" aria-label={view.data.PolicyName}>
           <h3>{view.data.PolicyName}</h3>
@@ -357,26 +338,7 @@ function Policies({ session }: { session: Session }) {
         <Field id="policy-description" label={t("description")}>
           <input id="policy-description" name="description" maxLength={300} />
         </Field>
-        <Field id="policy-document" label={t("policyDocument")}>
-          <textarea
-            id="policy-document"
-            class="mono"
-            rows={10}
-            value={document}
-            aria-invalid={syntax || create.error ? "true" : "false"}
-            aria-describedby="policy-document-error"
-            onInput={(e) => setDocument((e.target as HTMLTextAreaElement).value)}
-          />
-        </Field>
-        <div id="policy-document-error">
-          {inlineError ? (
-            <p class="error" role="alert">
-              {inlineError}
-            </p>
-          ) : (
-            <ErrorBox error={create.error} />
-          )}
-        </div>
+        <JsonField id="policy-document" label={t("policyDocument")} rows={10} value={document} onInput={setDocument} refusal={create.error} />
         <button type="submit" class="primary" disabled={create.busy || Boolean(syntax)}>
           {t("createPolicy")}
         </button>
@@ -436,18 +398,7 @@ function Roles({ session }: { session: Session }) {
         <Field id="role-duration" label={t("sessionDuration")}>
           <input id="role-duration" name="duration" type="number" min={900} max={43200} value="3600" />
         </Field>
-        <Field id="role-trust" label={t("trustPolicy")}>
-          <textarea id="role-trust" class="mono" rows={8} value={trust} aria-invalid={syntax ? "true" : "false"} aria-describedby="role-trust-error" onInput={(e) => setTrust((e.target as HTMLTextAreaElement).value)} />
-        </Field>
-        <div id="role-trust-error">
-          {syntax ? (
-            <p class="error" role="alert">
-              {t("invalidJson", { error: syntax })}
-            </p>
-          ) : (
-            <ErrorBox error={create.error} />
-          )}
-        </div>
+        <JsonField id="role-trust" label={t("trustPolicy")} rows={8} value={trust} onInput={setTrust} refusal={create.error} />
         <button type="submit" class="primary" disabled={create.busy || Boolean(syntax)}>
           {t("createRole")}
         </button>

@@ -3,7 +3,7 @@
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { call, type Session } from "../api.js";
-import { Empty, ErrorBox, Field, Loading, Time, useCall, useLoad } from "../components.js";
+import { DataTable, Empty, ErrorBox, Field, Loading, Time, useCall, useLoad, type Column } from "../components.js";
 import { t } from "../i18n.js";
 
 interface AuditEvent {
@@ -52,6 +52,15 @@ function eventDetails(e: AuditEvent): Record<string, unknown> {
     return {};
   }
 }
+
+const EVENT_COLUMNS: readonly Column<AuditEvent>[] = [
+  { label: "time", cell: (e) => <Time seconds={Number(e.EventTime)} /> },
+  { label: "user", cell: (e) => e.Username || "—" },
+  { label: "eventName", cell: (e) => `${e.EventSource.replace(/\.tencentcloudapi\.com$/, "")}:${e.EventName}` },
+  { label: "resource", cell: (e) => e.Resources.ResourceName || "—", class: "mono" },
+  { label: "result", cell: (e) => String(eventDetails(e).result ?? (e.ErrorCode === 0 ? "Success" : "failed")) },
+  { label: "source", cell: (e) => e.SourceIPAddress, class: "mono" },
+];
 
 function initialSearch(): Search {
   const now = Math.floor(Date.now() / 1000);
@@ -138,45 +147,22 @@ export function AuditPage({ session }: { session: Session }) {
       {first.loading ? <Loading /> : null}
       {!first.loading && !first.error && shown.length === 0 ? <Empty /> : null}
       {shown.length > 0 ? (
-        <div class="table-wrap" tabIndex={0} role="region" aria-label={t("auditTitle")}>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t("time")}</th>
-                <th scope="col">{t("user")}</th>
-                <th scope="col">{t("eventName")}</th>
-                <th scope="col">{t("resource")}</th>
-                <th scope="col">{t("result")}</th>
-                <th scope="col">{t("source")}</th>
-                <th scope="col">{t("details")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {shown.map((e) => {
-                const d = eventDetails(e);
-                return (
-                  <tr key={e.EventId}>
-                    <td>
-                      <Time seconds={Number(e.EventTime)} />
-                    </td>
-                    <td>{e.Username || "—"}</td>
-                    <td>
-                      {e.EventSource.replace(/\.tencentcloudapi\.com$/, "")}:{e.EventName}
-                    </td>
-                    <td class="mono">{e.Resources.ResourceName || "—"}</td>
-                    <td>{String(d.result ?? (e.ErrorCode === 0 ? "Success" : "failed"))}</td>
-                    <td class="mono">{e.SourceIPAddress}</td>
-                    <td>
-                      <button type="button" onClick={() => setSelected(e)} aria-label={`${t("details")} #${e.EventId}`}>
-                        #{e.EventId}
-                      </button>
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          label={t("auditTitle")}
+          rows={shown}
+          rowKey={(e) => e.EventId}
+          columns={[
+            ...EVENT_COLUMNS,
+            {
+              label: "details",
+              cell: (e) => (
+                <button type="button" onClick={() => setSelected(e)} aria-label={`${t("details")} #${e.EventId}`}>
+                  #{e.EventId}
+                </button>
+              ),
+            },
+          ]}
+        />
       ) : null}
       {next ? (
         <button type="button" onClick={loadMore} disabled={more.busy}>

@@ -3,7 +3,7 @@
 import { useState } from "preact/hooks";
 import { KEY_STATES, KEY_USAGES } from "../../../src/keys/key.js";
 import { call, type Session } from "../api.js";
-import { Empty, ErrorBox, Field, Loading, Pager, Time, useLoad } from "../components.js";
+import { Field, Listing, Pager, Time, useLoad, type Column } from "../components.js";
 import { t } from "../i18n.js";
 
 export const PAGE_SIZE = 20;
@@ -27,6 +27,17 @@ export interface KeyMetadata {
   DeletionDate: number;
   ValidTo: number;
 }
+
+const KEY_COLUMNS: readonly Column<KeyMetadata>[] = [
+  { label: "alias", cell: (k) => <a href={`#/keys/${encodeURIComponent(k.KeyId)}`}>{k.Alias || k.KeyId}</a> },
+  { label: "keyId", cell: (k) => k.KeyId, class: "mono" },
+  { label: "usage", cell: (k) => k.KeyUsage },
+  { label: "spec", cell: (k) => k.KeySpec },
+  { label: "state", cell: (k) => <span class={`state state-${k.KeyState}`}>{k.KeyState}</span> },
+  { label: "protection", cell: (k) => k.ProtectionLevel },
+  { label: "rotation", cell: (k) => (k.KeyRotationEnabled ? t("on") : t("off")) },
+  { label: "created", cell: (k) => <Time seconds={k.CreateTime} /> },
+];
 
 interface Filters {
   search: string;
@@ -89,50 +100,8 @@ export function KeysPage({ session }: { session: Session }) {
         </Field>
         <button type="submit">{t("apply")}</button>
       </form>
-      <ErrorBox error={list.error} />
-      {list.loading && !list.data ? <Loading /> : null}
-      {list.data && list.data.KeyMetadatas.length === 0 ? <Empty /> : null}
-      {list.data && list.data.KeyMetadatas.length > 0 ? (
-        <>
-          <div class="table-wrap" tabIndex={0} role="region" aria-labelledby="keys-title">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">{t("alias")}</th>
-                  <th scope="col">{t("keyId")}</th>
-                  <th scope="col">{t("usage")}</th>
-                  <th scope="col">{t("spec")}</th>
-                  <th scope="col">{t("state")}</th>
-                  <th scope="col">{t("protection")}</th>
-                  <th scope="col">{t("rotation")}</th>
-                  <th scope="col">{t("created")}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {list.data.KeyMetadatas.map((k) => (
-                  <tr key={k.KeyId}>
-                    <td>
-                      <a href={`#/keys/${encodeURIComponent(k.KeyId)}`}>{k.Alias || k.KeyId}</a>
-                    </td>
-                    <td class="mono">{k.KeyId}</td>
-                    <td>{k.KeyUsage}</td>
-                    <td>{k.KeySpec}</td>
-                    <td>
-                      <span class={`state state-${k.KeyState}`}>{k.KeyState}</span>
-                    </td>
-                    <td>{k.ProtectionLevel}</td>
-                    <td>{k.KeyRotationEnabled ? t("on") : t("off")}</td>
-                    <td>
-                      <Time seconds={k.CreateTime} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          <Pager page={page} pages={Math.max(1, Math.ceil(total / PAGE_SIZE))} total={total} onPage={setPage} />
-        </>
-      ) : null}
+      <Listing label={t("navKeys")} load={{ ...list, data: list.data?.KeyMetadatas }} columns={KEY_COLUMNS} rowKey={(k) => k.KeyId} />
+      {total > 0 ? <Pager page={page} pages={Math.max(1, Math.ceil(total / PAGE_SIZE))} total={total} onPage={setPage} /> : null}
     </section>
   );
 }
