@@ -161,6 +161,24 @@ describe("the web console in chromium", { skip: chromiumSkip }, () => {
     await assert.rejects(sdk.encrypt({ KeyId: keyId, Plaintext: Buffer.from("x").toString("base64") }), (e: KmsClientError) => e.code === "ResourceUnavailable.CmkDisabled");
   });
 
+  it("signs and verifies with a signing key in the try panel", async () => {
+    const sdk = new KmsClient({ endpoint: server.url, secretId: server.secretId, secretKey: server.secretKey, region: server.region });
+    const created = await sdk.callProduct("kms", "CreateKey", { Alias: "console-signer", KeyUsage: "ASYMMETRIC_SIGN_VERIFY_ECC" });
+    const back = page.url();
+    // Only the hash changes: the same document, still signed in.
+    await page.goto(`${server.url}/console/#/keys/${String(created.KeyId)}`);
+    await page.locator("#try-message").fill("sign me");
+    await page.getByRole("button", { name: "Sign", exact: true }).click();
+    await page.waitForFunction(() => ((document.querySelector("#try-signature") as HTMLTextAreaElement | null)?.value ?? "").length > 0);
+    await page.getByRole("button", { name: "Verify", exact: true }).click();
+    await page.getByRole("status").filter({ hasText: "The signature is valid." }).waitFor();
+    await page.locator("#try-message").fill("not what was signed");
+    await page.getByRole("button", { name: "Verify", exact: true }).click();
+    await page.getByRole("status").filter({ hasText: "The signature is not valid." }).waitFor();
+    await page.goto(back);
+    await keyState().waitFor();
+  });
+
   it("schedules the key's deletion and cancels it", async () => {
     await keyAction("Schedule deletion", "7");
     await page.waitForFunction(() => document.querySelector("[data-testid=key-state]")?.textContent === "PendingDelete");
@@ -222,6 +240,29 @@ describe("the web console in chromium", { skip: chromiumSkip }, () => {
     await reloadAt("#/access/users");
     await signIn(user.secretId, user.secretKey);
     await page.getByRole("alert").filter({ hasText: "UnauthorizedOperation" }).first().waitFor();
+    await signOut();
+  });
+
+  it("creates a role in the console, and signs in with a session of it (temporary credentials and token)", async () => {
+    await signIn(server.secretId, server.secretKey);
+    const sdk = new KmsClient({ endpoint: server.url, secretId: server.secretId, secretKey: server.secretKey, region: server.region });
+    const account = String(((await sdk.callProduct("kms", "DescribeKey", { KeyId: keyId })).KeyMetadata as { CreatorUinString: string }).CreatorUinString);
+    await page.getByRole("link", { name: "Access", exact: true }).click();
+    await page.getByRole("link", { name: "Roles" }).click();
+    await page.locator("#role-name").fill("console-reader");
+    const trust = await page.locator("#role-trust").inputValue();
+    await page.locator("#role-trust").fill(trust.replace("ACCOUNT", account));
+    await page.getByRole("button", { name: "Create role" }).click();
+    await page.getByRole("status").filter({ hasText: "Done." }).waitFor();
+    await sdk.callProduct("cam", "AttachRolePolicy", { PolicyName: "QcloudKMSReadOnlyAccess", AttachRoleName: "console-reader" });
+    const assumed = await sdk.callProduct("sts", "AssumeRole", { RoleArn: `qcs::cam::uin/${account}:roleName/console-reader`, RoleSessionName: "browser" });
+    const credentials = assumed.Credentials as { TmpSecretId: string; TmpSecretKey: string; Token: string };
+    await signOut();
+
+    await page.locator("#token").fill(credentials.Token);
+    await signIn(credentials.TmpSecretId, credentials.TmpSecretKey);
+    await page.getByRole("link", { name: "Keys", exact: true }).click();
+    await page.getByRole("row").filter({ hasText: keyId }).waitFor();
     await signOut();
   });
 
