@@ -201,15 +201,16 @@ interface ChainReport {
   PublicKey: string;
 }
 
+/** The chain's state, checked when asked: the check reads the whole log, which takes a while on a long one. */
 function ChainStatus({ session }: { session: Session }) {
-  const status = useLoad(() => call<ChainReport>(session, "cloudaudit", "VerifyAuditChain"), [session]);
-  const r = status.data;
+  const status = useCall<ChainReport>();
+  const r = status.result;
   return (
     <section class="panel" aria-labelledby="chain-title">
       <h2 id="chain-title">{t("chainStatus")}</h2>
-      {status.loading ? <Loading /> : null}
+      {status.busy ? <Loading /> : null}
       <ErrorBox error={status.error} />
-      {r && !status.loading ? (
+      {r ? (
         <div role="status" class={r.Verified ? "ok" : "error"} data-testid="chain-status">
           <p>
             {r.Verified
@@ -220,7 +221,7 @@ function ChainStatus({ session }: { session: Session }) {
           <p class="muted">{t("chainPublicKey", { key: r.PublicKey })}</p>
         </div>
       ) : null}
-      <button type="button" onClick={status.reload} disabled={status.loading}>
+      <button type="button" onClick={() => void status.run(() => call<ChainReport>(session, "cloudaudit", "VerifyAuditChain"))} disabled={status.busy}>
         {t("chainCheck")}
       </button>
     </section>

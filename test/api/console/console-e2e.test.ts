@@ -269,6 +269,7 @@ describe("the web console in chromium", { skip: chromiumSkip }, () => {
   it("finds those events in the audit view by user and by key, with the chain verified", async () => {
     await signIn(server.secretId, server.secretKey);
     await page.getByRole("link", { name: "Audit" }).click();
+    await page.getByRole("button", { name: "Check the chain" }).click();
     await page.getByTestId("chain-status").filter({ hasText: "Verified" }).waitFor();
 
     await page.locator("#audit-user").fill("encrypt-only");
