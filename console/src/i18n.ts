@@ -74,7 +74,7 @@ const en = {
   act_CancelKeyDeletion: "Cancel deletion",
   act_UpdateAlias: "Edit alias",
   act_UpdateKeyDescription: "Edit description",
-  confirmAction: "{action} key {key}?",
+  confirmAction: "Key {key}: {action}?",
   pendingWindow: "Waiting period (days, 7 to 30)",
   newAlias: "New alias",
   newDescription: "New description",

@@ -84,10 +84,11 @@ describe("the web console in chromium", { skip: chromiumSkip }, () => {
     await page.locator("#secretId").waitFor();
   }
 
-  async function keyAction(label: string, value?: string): Promise<void> {
+  async function keyAction(label: string, value?: string, screenshot?: string): Promise<void> {
     await page.getByRole("button", { name: label, exact: true }).click();
     const dialog = page.getByRole("dialog");
     if (value !== undefined) await dialog.locator("#action-input").fill(value);
+    if (screenshot !== undefined) await shot(screenshot);
     await dialog.getByRole("button", { name: "Confirm" }).click();
     await dialog.waitFor({ state: "detached" });
   }
@@ -179,8 +180,13 @@ describe("the web console in chromium", { skip: chromiumSkip }, () => {
     await keyState().waitFor();
   });
 
-  it("schedules the key's deletion and cancels it", async () => {
-    await keyAction("Schedule deletion", "7");
+  it("schedules the key's deletion and cancels it; Escape dismisses the confirmation", async () => {
+    await page.getByRole("button", { name: "Schedule deletion", exact: true }).click();
+    await page.getByRole("dialog").waitFor();
+    await page.keyboard.press("Escape");
+    await page.getByRole("dialog").waitFor({ state: "detached" });
+    assert.equal(await keyState().textContent(), "Disabled");
+    await keyAction("Schedule deletion", "7", "confirm");
     await page.waitForFunction(() => document.querySelector("[data-testid=key-state]")?.textContent === "PendingDelete");
     await page.getByRole("button", { name: "Cancel deletion" }).waitFor();
     await keyAction("Cancel deletion");
