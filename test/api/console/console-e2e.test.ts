@@ -13,7 +13,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
-import type { Browser, Page } from "playwright-core";
+import type { Browser, Locator, Page } from "playwright-core";
 import { KmsClient, KmsClientError } from "../../../src/sdk/index.js";
 import { chromiumSkip, launchChromium } from "../../helpers/chromium.js";
 import { startServer, type TestServer } from "../../helpers/server.js";
@@ -63,12 +63,12 @@ describe("the web console in chromium", { skip: chromiumSkip }, () => {
   });
 
   /** Saves the page as it shows at the top (tables scrolled back to their start), then checks it with axe. */
-  async function shot(name: string): Promise<void> {
+  async function shot(name: string, mask: Locator[] = []): Promise<void> {
     await page.evaluate(() => {
       for (const wrap of document.querySelectorAll(".table-wrap")) wrap.scrollLeft = 0;
       window.scrollTo(0, 0);
     });
-    await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
+    await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), mask });
     axeFindings[name] = await axeViolations(page);
   }
 
@@ -146,12 +146,12 @@ describe("the web console in chromium", { skip: chromiumSkip }, () => {
   it("disables the key: the state changes, and Encrypt is refused in the console and through the SDK", async () => {
     await page.getByRole("link", { name: "console-e2e" }).click();
     await keyState().waitFor();
+    await shot("key");
     await page.locator("#try-plaintext").fill("hello from the console");
     await page.getByRole("button", { name: "Encrypt", exact: true }).click();
     await page.waitForFunction(() => ((document.querySelector("#try-ciphertext") as HTMLTextAreaElement | null)?.value ?? "").length > 0);
     await page.getByRole("button", { name: "Decrypt", exact: true }).click();
     await page.getByRole("status").filter({ hasText: "Decrypted: hello from the console" }).waitFor();
-    await shot("key");
 
     await keyAction("Disable");
     await page.waitForFunction(() => document.querySelector("[data-testid=key-state]")?.textContent === "Disabled");
@@ -222,6 +222,8 @@ describe("the web console in chromium", { skip: chromiumSkip }, () => {
     await page.getByRole("button", { name: "Create access key" }).click();
     await page.getByTestId("new-secret-key").waitFor();
     user = { secretId: ((await page.getByTestId("new-secret-id").textContent()) ?? "").trim(), secretKey: ((await page.getByTestId("new-secret-key").textContent()) ?? "").trim() };
+    // No secret in a saved screenshot: the new SecretKey is masked.
+    await shot("access-keys", [page.getByTestId("new-secret-key")]);
     assert.match(user.secretId, /^AKID/);
     assert.ok(user.secretKey.length >= 20);
 
@@ -230,6 +232,7 @@ describe("the web console in chromium", { skip: chromiumSkip }, () => {
     await page.locator("#sim-action").fill("kms:Decrypt");
     await page.getByRole("button", { name: "Simulate" }).click();
     await page.getByRole("status").filter({ hasText: "Denied" }).waitFor();
+    await shot("simulator");
   });
 
   it("signs in as that user, who is refused what the policy does not allow; a reload forgets the credential", async () => {
@@ -260,6 +263,7 @@ describe("the web console in chromium", { skip: chromiumSkip }, () => {
     await page.locator("#role-trust").fill(trust.replace("ACCOUNT", account));
     await page.getByRole("button", { name: "Create role" }).click();
     await page.getByRole("status").filter({ hasText: "Done." }).waitFor();
+    await shot("roles");
     await sdk.callProduct("cam", "AttachRolePolicy", { PolicyName: "QcloudKMSReadOnlyAccess", AttachRoleName: "console-reader" });
     const assumed = await sdk.callProduct("sts", "AssumeRole", { RoleArn: `qcs::cam::uin/${account}:roleName/console-reader`, RoleSessionName: "browser" });
     const credentials = assumed.Credentials as { TmpSecretId: string; TmpSecretKey: string; Token: string };
