@@ -335,6 +335,7 @@ export function language(): Language {
 export function setLanguage(lang: Language): void {
   current = lang;
   document.documentElement.lang = lang;
+  document.title = t("appName");
 }
 
 /** The message `key` in the current language, with {name} placeholders filled in. */

@@ -108,8 +108,6 @@ export interface ServerOptions {
   rateLimit?: number;
   /** Unauthenticated failures per source that get a full audit record (the rest are summarized). */
   failedAuth?: Partial<FailedAuthLimits>;
-  /** Where the built web console is (default: dist/console/ of this installation). */
-  consoleDir?: string;
 }
 
 /** Probes and scrapes: neither logged nor counted as requests. */
@@ -410,7 +408,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   // Any other path: recorded like every request, answered 404 in the protocol's shape.
   const notFound = async (req: FastifyRequest, res: FastifyReply) => fail(req, res, auditOf(req).audit, "UnsupportedProtocol", "the API is served on POST / only", 404);
   app.setNotFoundHandler(notFound);
-  registerConsoleRoutes(app, options.consoleDir ?? DEFAULT_CONSOLE_DIR, notFound);
+  registerConsoleRoutes(app, DEFAULT_CONSOLE_DIR, notFound);
 
   async function handleTencent(req: FastifyRequest, action: string, audit: RequestAudit, facts: RequestFacts): Promise<Record<string, unknown>> {
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
