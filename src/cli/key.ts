@@ -162,7 +162,7 @@ export function registerKeyCommands(program: Command): void {
     );
   });
 
-  const tag = key.command("tag").description("add, change or remove a CMK's tags");
+  const tag = key.command("tag").description("show, add, change or remove a CMK's tags");
   addClientOptions(
     tag.command("set").description("add tags to a CMK, or give tag keys it has new values").argument("<key>", KEY_HELP)
       .requiredOption("--tag <key=value>", "a tag (repeatable)", tagArg),
@@ -189,6 +189,18 @@ export function registerKeyCommands(program: Command): void {
         const res = await client.untagResource({ KeyId: keyId, TagKeys: tagKeys });
         if (json) printJson({ ...res, KeyId: keyId, TagKeys: tagKeys });
         else printLines(`removed from ${keyId}: ${tagKeys.join(", ")}`);
+      },
+    );
+  });
+  addClientOptions(tag.command("list").description("show a CMK's tags").argument("<key>", KEY_HELP)).action(async (ref: string, _opts: unknown, cmd: Command) => {
+    await runWithClient(
+      cmd,
+      () => undefined,
+      async (client, _input, { json }) => {
+        const res = await client.listResourceTags({ KeyId: await resolveKeyId(client, ref) });
+        if (json) printJson(res);
+        else if (res.Tags.length === 0) printLines(`${res.KeyId} has no tags`);
+        else printLines(...table(["TagKey", "TagValue"], res.Tags.map((t) => [t.TagKey, t.TagValue])));
       },
     );
   });

@@ -54,6 +54,8 @@ export const LIFECYCLE = {
   UpdateKeyDescription: { rules: notPendingDelete },
   TagResource: { rules: notPendingDelete },
   UntagResource: { rules: notPendingDelete },
+  /** Tresor extension: a key's tags, in every state (as DescribeKey shows the rest of it). */
+  ListResourceTags: { rules: anyState },
   GetPublicKey: { rules: enabledOnly },
   SignByAsymmetricKey: { rules: enabledOnly },
   VerifyByAsymmetricKey: { rules: enabledOnly },

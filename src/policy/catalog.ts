@@ -57,6 +57,8 @@ export const CATALOG = {
     /** Tresor extension (AWS's TagResource/UntagResource): a key's tags after CreateKey. */
     TagResource: { writes: true, presets: MANAGE },
     UntagResource: { writes: true, presets: MANAGE },
+    /** Tresor extension (AWS's ListResourceTags, its own permission there too): a key's tags. */
+    ListResourceTags: { writes: false, presets: READ },
     Encrypt: { writes: false, presets: USE },
     Decrypt: { writes: false, presets: USE },
     /**

@@ -60,6 +60,8 @@ import type {
   TagResourceResponse,
   UntagResourceRequest,
   UntagResourceResponse,
+  ListResourceTagsRequest,
+  ListResourceTagsResponse,
   UpdateKeyDescriptionRequest,
   UpdateKeyDescriptionResponse,
   VerifyByAsymmetricKeyRequest,
@@ -311,6 +313,10 @@ export class KmsClient {
   /** Tresor extension: removes tags from a key by tag key. */
   untagResource(request: UntagResourceRequest): Promise<UntagResourceResponse> {
     return this.call("UntagResource", request);
+  }
+  /** Tresor extension: a key's tags. */
+  listResourceTags(request: ListResourceTagsRequest): Promise<ListResourceTagsResponse> {
+    return this.call("ListResourceTags", request);
   }
   encrypt(request: EncryptRequest): Promise<EncryptResponse> {
     return this.call("Encrypt", request);

@@ -243,6 +243,15 @@ export interface UntagResourceRequest {
 }
 export type UntagResourceResponse = KmsResponse;
 
+/** Tresor extension: a key's tags. */
+export interface ListResourceTagsRequest {
+  KeyId: string;
+}
+export interface ListResourceTagsResponse extends KmsResponse {
+  KeyId: string;
+  Tags: Tag[];
+}
+
 export interface EncryptRequest {
   KeyId: string;
   /** Base64 of at most 4096 bytes. */
@@ -424,6 +433,7 @@ export interface KmsActions {
   UpdateKeyDescription: [UpdateKeyDescriptionRequest, UpdateKeyDescriptionResponse];
   TagResource: [TagResourceRequest, TagResourceResponse];
   UntagResource: [UntagResourceRequest, UntagResourceResponse];
+  ListResourceTags: [ListResourceTagsRequest, ListResourceTagsResponse];
   Encrypt: [EncryptRequest, EncryptResponse];
   Decrypt: [DecryptRequest, DecryptResponse];
   ReEncrypt: [ReEncryptRequest, ReEncryptResponse];

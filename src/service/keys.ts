@@ -269,6 +269,11 @@ export class KeyManagement {
     });
   }
 
+  /** A key's tags, in the order they were first set. */
+  async listKeyTags(caller: Caller, keyId: string): Promise<Tag[]> {
+    return (await this.ctx.keyFor(this.ctx.store, caller, "ListResourceTags", keyId)).tags;
+  }
+
   /** Removes the tags with these keys from a key; a tag key it does not have is no error. */
   untagKey(caller: Caller, keyId: string, tagKeys: readonly string[]): Promise<void> {
     return this.ctx.transaction(caller, async (tx) => {

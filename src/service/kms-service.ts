@@ -189,6 +189,10 @@ export class KmsService {
     return this.#keys.tagKey(caller, keyId, tags);
   }
 
+  listKeyTags(caller: Caller, keyId: string): Promise<Tag[]> {
+    return this.#keys.listKeyTags(caller, keyId);
+  }
+
   untagKey(caller: Caller, keyId: string, tagKeys: readonly string[]): Promise<void> {
     return this.#keys.untagKey(caller, keyId, tagKeys);
   }

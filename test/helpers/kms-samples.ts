@@ -18,6 +18,7 @@ export function kmsSampleRequests(keyId: string, blob: string, alias: string, ta
     UpdateKeyDescription: { KeyId: keyId, Description: "changed" },
     TagResource: { KeyId: keyId, Tags: [{ TagKey: "sample", TagValue: "1" }] },
     UntagResource: { KeyId: keyId, TagKeys: ["sample"] },
+    ListResourceTags: { KeyId: keyId },
     Encrypt: { KeyId: keyId, Plaintext: "aGk=" },
     Decrypt: { CiphertextBlob: blob },
     ReEncrypt: { CiphertextBlob: blob },

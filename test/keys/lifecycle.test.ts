@@ -90,6 +90,7 @@ const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
   UpdateKeyDescription: async ({ key }) => f.service.updateKeyDescription(f.caller, key.keyId, "described again"),
   TagResource: async ({ key }) => f.service.tagKey(f.caller, key.keyId, [{ key: "added", value: "1" }]),
   UntagResource: async ({ key }) => f.service.untagKey(f.caller, key.keyId, ["added"]),
+  ListResourceTags: async ({ key }) => f.service.listKeyTags(f.caller, key.keyId),
   GetPublicKey: async ({ key }) => f.service.getPublicKey(f.caller, key.keyId),
   SignByAsymmetricKey: async ({ key }) => f.service.sign(f.caller, { keyId: key.keyId, algorithm: "ECC_P256_R1", message: Buffer.from("m"), messageType: "RAW" }),
   VerifyByAsymmetricKey: async ({ key }) =>

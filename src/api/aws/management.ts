@@ -137,9 +137,9 @@ export const MANAGEMENT_ACTIONS: Readonly<Record<string, AwsActionDefinition>> =
     return {};
   }),
 
-  ListResourceTags: action("DescribeKey", { KeyId: keyIdParam(), Limit: optional(integer(1, 50)), Marker: marker }, async (p, ctx) => {
-    const key = await describedKey(ctx, p.KeyId);
-    return { Tags: key.tags.map((t) => ({ TagKey: t.key, TagValue: t.value })), Truncated: false };
+  ListResourceTags: action("ListResourceTags", { KeyId: keyIdParam(), Limit: optional(integer(1, 50)), Marker: marker }, async (p, ctx) => {
+    const tags = await ctx.service.listKeyTags(ctx.caller, await keyOf(ctx, p.KeyId));
+    return { Tags: tags.map((t) => ({ TagKey: t.key, TagValue: t.value })), Truncated: false };
   }),
 
   EnableKeyRotation: action("EnableKeyRotation", { KeyId: keyIdParam(), RotationPeriodInDays: optional(integer(MIN_ROTATION_DAYS, MAX_ROTATION_DAYS)) }, async (p, ctx) => {

@@ -318,6 +318,11 @@ export const ACTIONS: ActionTable<"kms"> = {
     return {};
   }),
 
+  ListResourceTags: action({ KeyId: keyId() }, async (p, { service, caller }) => ({
+    KeyId: p.KeyId,
+    Tags: (await service.listKeyTags(caller, p.KeyId)).map((t) => ({ TagKey: t.key, TagValue: t.value })),
+  })),
+
   Encrypt: action(
     {
       KeyId: keyId(),
