@@ -269,7 +269,7 @@ export class KeyManagement {
     });
   }
 
-  /** A key's tags, in the order they were first set. */
+  /** A key's tags, sorted by tag key (as the store gives them). */
   async listKeyTags(caller: Caller, keyId: string): Promise<Tag[]> {
     return (await this.ctx.keyFor(this.ctx.store, caller, "ListResourceTags", keyId)).tags;
   }

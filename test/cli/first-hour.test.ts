@@ -130,7 +130,11 @@ describe("one CLI vocabulary", () => {
     assert.equal(json(await cli(["key", "get", "payments", "--json"])).KeyMetadata.Description, "card payments");
     ok(await cli(["key", "tag", "set", "payments", "--tag", "team=cards", "--tag", "tier=1"]));
     assert.deepEqual(json(await cli(["key", "list", "--tag", "team=cards", "--json"])).KeyMetadatas.map((k: { KeyId: string }) => k.KeyId), [json(await cli(["key", "get", "payments", "--json"])).KeyMetadata.KeyId]);
+    assert.deepEqual(ok(await cli(["key", "tag", "list", "payments"])).trimEnd().split("\n").map((l) => l.trimEnd().split(/\s+/)), [["TagKey", "TagValue"], ["team", "cards"], ["tier", "1"]]);
     ok(await cli(["key", "tag", "remove", "payments", "team"]));
+    assert.deepEqual(json(await cli(["key", "tag", "list", "payments", "--json"])).Tags, [{ TagKey: "tier", TagValue: "1" }]);
+    ok(await cli(["key", "tag", "remove", "payments", "tier"]));
+    assert.match(ok(await cli(["key", "tag", "list", "payments"])), /^\S+ has no tags\n$/);
     assert.deepEqual(json(await cli(["key", "list", "--tag", "team=cards", "--json"])).KeyMetadatas ?? [], []);
 
     failed(await cli(["key", "rotate", "payments"]), 1, /^error: \S+: key \S+ does not have rotation enabled: tresor key rotation KEY --enable first$/m, /^request id: /m);

@@ -282,6 +282,7 @@ describe("KmsClient requests", () => {
         ["DisableKeys", () => kms.disableKeys({ KeyIds: ["k"] })],
         ["UpdateAlias", () => kms.updateAlias({ KeyId: "k", Alias: "b" })],
         ["UpdateKeyDescription", () => kms.updateKeyDescription({ KeyId: "k", Description: "d" })],
+        ["ListResourceTags", () => kms.listResourceTags({ KeyId: "k" })],
         ["ReEncrypt", () => kms.reEncrypt({ CiphertextBlob: "x" })],
         ["GenerateDataKey", () => kms.generateDataKey({ KeyId: "k", KeySpec: "AES_128" })],
         ["GenerateRandom", () => kms.generateRandom({ NumberOfBytes: 8 })],
