@@ -1,4 +1,4 @@
-// One key: its metadata, versions and rotation, the actions its state allows (from the lifecycle
+// One key: its metadata, versions, rotation and tags (key-tags.tsx), the actions its state allows (from the lifecycle
 // table the service enforces, src/keys/lifecycle.ts), each confirmed and each showing the API's
 // refusal verbatim, and a panel to try it (encrypt/decrypt, or sign/verify).
 
@@ -9,6 +9,7 @@ import { ASYMMETRIC_USAGES } from "../../../src/keys/specs.js";
 import { base64ToText, call, textToBase64, type Json, type Session } from "../api.js";
 import { ConfirmDialog, ErrorBox, Field, Loading, Time, useCall, useLoad } from "../components.js";
 import { t, type MessageKey } from "../i18n.js";
+import { KeyTags } from "./key-tags.js";
 import type { KeyMetadata } from "./keys.js";
 
 /** The actions the page offers, in the order shown; `input` names the one value the action takes. */
@@ -156,6 +157,7 @@ export function KeyPage({ session, keyId }: { session: Session; keyId: string })
       ) : (
         <p class="muted">—</p>
       )}
+      <KeyTags session={session} keyId={meta.KeyId} keyName={name} state={meta.KeyState as KeyState} />
       <TryKey session={session} meta={meta} />
     </section>
   );

@@ -193,6 +193,36 @@ describe("the web console in chromium", { skip: chromiumSkip }, () => {
     await page.waitForFunction(() => document.querySelector("[data-testid=key-state]")?.textContent === "Disabled");
   });
 
+  it("adds a tag on the key's page, replaces its value, shows a refusal verbatim, and removes it", async () => {
+    const sdk = new KmsClient({ endpoint: server.url, secretId: server.secretId, secretKey: server.secretKey, region: server.region });
+    const noTags = page.getByText("This key has no tags.");
+    await noTags.waitFor();
+    async function setTag(key: string, value: string): Promise<void> {
+      await page.locator("#tag-key").fill(key);
+      await page.locator("#tag-value").fill(value);
+      await page.getByRole("button", { name: "Add or replace tag" }).click();
+      const dialog = page.getByRole("dialog");
+      await dialog.getByRole("heading", { name: `Key console-e2e: Set tag ${key}=${value}?` }).waitFor();
+      await dialog.getByRole("button", { name: "Confirm" }).click();
+      await dialog.waitFor({ state: "detached" });
+      await page.getByRole("row").filter({ hasText: key }).filter({ hasText: value }).waitFor();
+    }
+    await setTag("team", "cards");
+    await setTag("team", "ledger");
+    assert.deepEqual((await sdk.listResourceTags({ KeyId: keyId })).Tags, [{ TagKey: "team", TagValue: "ledger" }]);
+    await shot("key-tags");
+
+    // The key moves to PendingDelete behind the page's back: the API refuses, the page shows its answer.
+    await sdk.call("ScheduleKeyDeletion", { KeyId: keyId, PendingWindowInDays: 7 });
+    await keyAction("Remove tag team");
+    await page.getByRole("alert").filter({ hasText: "ResourceUnavailable.CmkStateNotSupport" }).waitFor();
+    await sdk.call("CancelKeyDeletion", { KeyId: keyId });
+
+    await keyAction("Remove tag team");
+    await noTags.waitFor();
+    assert.deepEqual((await sdk.listResourceTags({ KeyId: keyId })).Tags, []);
+  });
+
   let user = { secretId: "", secretKey: "" };
 
   it("makes a user with an encrypt-only policy and an access key (its secret shown once)", async () => {
