@@ -84,6 +84,7 @@ describe("ListResourceTags through the Tencent door", () => {
     await rejectsWith(admin.kms("ListResourceTags", {}), "MissingParameter", /"KeyId"/);
     await rejectsWith(admin.kms("ListResourceTags", { KeyId: "not-a-key" }), "InvalidParameterValue.InvalidKeyId", /"KeyId"/);
     await rejectsWith(admin.kms("ListResourceTags", { KeyId: 7 }), "InvalidParameter", /"KeyId"/);
+    await rejectsWith(admin.kms("ListResourceTags", { KeyId: "a".repeat(10_000) }), "InvalidParameterValue.InvalidKeyId", /"KeyId"/);
     await rejectsWith(admin.kms("ListResourceTags", { KeyId: keyId, Extra: 1 }), "UnknownParameter", /"Extra"/);
 
     const unknown = "00000000-0000-4000-8000-000000000000";
