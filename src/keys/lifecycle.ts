@@ -59,6 +59,13 @@ export const LIFECYCLE = {
   VerifyByAsymmetricKey: { rules: enabledOnly },
   AsymmetricRsaDecrypt: { rules: enabledOnly },
   AsymmetricSm2Decrypt: { rules: enabledOnly },
+  PostQuantumCryptoEncrypt: { rules: enabledOnly },
+  PostQuantumCryptoDecrypt: { rules: enabledOnly },
+  PostQuantumCryptoSign: { rules: enabledOnly },
+  PostQuantumCryptoVerify: { rules: enabledOnly },
+  /** HMAC keys, and KMIP MAC: an Archived key verifies old MACs but makes no new one (as Decrypt and Encrypt). */
+  GenerateMac: { rules: usable },
+  VerifyMac: { rules: decryptable },
   ArchiveKey: { rules: enabledOnly, to: "Archived" },
   CancelKeyArchive: { rules: archivedOnly, to: "Enabled" },
   /** A PendingImport key goes too: it has nothing to disable. */
@@ -84,8 +91,6 @@ export const LIFECYCLE = {
   GetKeyMaterial: { rules: anyState },
   /** KMIP Activate. */
   ActivateKey: { rules: preActiveOnly, to: "Enabled" },
-  /** KMIP MAC. */
-  GenerateMac: { rules: usable },
   /** KMIP Add/Modify/Delete Attribute. */
   ModifyKeyAttributes: { rules: notPendingDelete },
   RevokeKey: { rules: revocable, to: "Archived" },

@@ -35,10 +35,10 @@ export class AsymmetricKeys {
   }
 
   /** The newest version's public key (DER SubjectPublicKeyInfo). */
-  async getPublicKey(caller: Caller, keyId: string): Promise<{ keyId: string; publicKey: Buffer }> {
+  async getPublicKey(caller: Caller, keyId: string): Promise<{ keyId: string; publicKey: Buffer; keySpec: KeyRecord["keySpec"] }> {
     const key = await this.ctx.keyFor(this.ctx.store, caller, "GetPublicKey", keyId);
-    needs(isAsymmetricUsage(key.keyUsage), "InvalidKeyUsage", `key ${keyId} has usage ENCRYPT_DECRYPT: GetPublicKey needs an asymmetric key`);
-    return { keyId: key.keyId, publicKey: await this.#publicKeyOf(key) };
+    needs(isAsymmetricUsage(key.keyUsage), "InvalidKeyUsage", `key ${keyId} has usage ${key.keyUsage}: GetPublicKey needs an asymmetric key`);
+    return { keyId: key.keyId, publicKey: await this.#publicKeyOf(key), keySpec: key.keySpec };
   }
 
   async sign(caller: Caller, input: { keyId: string; algorithm: SigningAlgorithm; message: Buffer; messageType: MessageType }): Promise<{ keyId: string; signature: Buffer }> {
@@ -96,11 +96,16 @@ export class AsymmetricKeys {
     return { keyId: key.keyId, plaintext };
   }
 
-  async #publicKeyOf(key: KeyRecord): Promise<Buffer> {
-    const record = await this.ctx.store.getKeyVersion(key.keyId, key.currentVersion);
-    needs(record?.publicKey, "InternalError", `key ${key.keyId} version ${key.currentVersion} has no public key`);
-    return record.publicKey;
+  #publicKeyOf(key: KeyRecord): Promise<Buffer> {
+    return currentPublicKey(this.ctx, key);
   }
+}
+
+/** The public key (as stored: SPKI DER, or a hybrid KEM's raw key) of the key's newest version. */
+export async function currentPublicKey(ctx: ServiceContext, key: KeyRecord): Promise<Buffer> {
+  const record = await ctx.store.getKeyVersion(key.keyId, key.currentVersion);
+  needs(record?.publicKey, "InternalError", `key ${key.keyId} version ${key.currentVersion} has no public key`);
+  return record.publicKey;
 }
 
 /** The usage of a signing key for `algorithm`, after checking the key's usage, the algorithm and a DIGEST's length. */
@@ -112,6 +117,7 @@ function signingUsage(key: KeyRecord, action: string, algorithm: SigningAlgorith
     "InvalidParameterValue",
     `"Algorithm" ${algorithm} does not fit key usage ${key.keyUsage}; use ${usage.algorithms.join(" or ")}`,
   );
+  needs(messageType === "RAW" || usage.digest, "InvalidParameterValue", `"MessageType" DIGEST does not fit key usage ${key.keyUsage}: it signs the message itself (RAW)`);
   if (messageType === "DIGEST" && usage.digest) {
     needs(
       message.length === usage.digest.length,
