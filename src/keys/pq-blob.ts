@@ -57,9 +57,14 @@ function fixedHeader(h: PqBlobHeader): Buffer {
   return header;
 }
 
-/** The one-time AES-256-GCM key: HKDF-SHA-256 (RFC 5869), no salt, info = label || header. */
+/**
+ * The one-time AES-256-GCM key: HKDF-SHA-256 (RFC 5869), no salt, info = label || the fixed header
+ * (format, algorithm, key id, version). The KEM ciphertext is bound by the AEAD's authenticated data
+ * and by the KEM itself; it is left out of info, which node:crypto caps at 1024 bytes.
+ */
 function aeadKey(sharedSecret: Buffer, header: Buffer): Buffer {
-  return Buffer.from(hkdfSync("sha256", sharedSecret, Buffer.alloc(0), Buffer.concat([HKDF_INFO, header]), 32));
+  const info = Buffer.concat([HKDF_INFO, header.subarray(0, FIXED_HEADER_LENGTH)]);
+  return Buffer.from(hkdfSync("sha256", sharedSecret, Buffer.alloc(0), info, 32));
 }
 
 /** Encrypts to the key's hybrid encapsulation key; RangeError when `publicKey` is not one. */
