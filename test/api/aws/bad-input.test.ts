@@ -44,6 +44,8 @@ describe("AWS door: bad input on every action", () => {
       Verify: { ...key, Message: "AAAA", SigningAlgorithm: "ECDSA_SHA_256", Signature: "AAAA" },
       GenerateDataKeyPair: { ...key, KeyPairSpec: "ECC_NIST_P256" },
       GenerateDataKeyPairWithoutPlaintext: { ...key, KeyPairSpec: "ECC_NIST_P256" },
+      GenerateMac: { ...key, Message: "AAAA", MacAlgorithm: "HMAC_SHA_256" },
+      VerifyMac: { ...key, Message: "AAAA", MacAlgorithm: "HMAC_SHA_256", Mac: "AAAA" },
       CreateAlias: { AliasName: "alias/x", TargetKeyId: k },
       UpdateAlias: { AliasName: "alias/x", TargetKeyId: k },
       DeleteAlias: { AliasName: "alias/x" },
