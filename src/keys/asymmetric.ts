@@ -22,6 +22,8 @@ import { ed25519GenerateKeyPairAsync, ed25519PrivateKey, ed25519PublicKeyFromSpk
 import { hybridKemGenerateKeyPair, HYBRID_KEM_SEED_LENGTH, type HybridKem } from "../crypto/hybrid-kem.js";
 import { mlDsaGenerateKeyPair, mlDsaKeyPairFromSeed, mlDsaPublicKeyFromSpki, mlDsaSign, mlDsaVerify, type MlDsaParameterSet } from "../crypto/ml-dsa.js";
 import type { KeyObject } from "node:crypto";
+import type { EcdhPeerKey } from "../crypto/ecdh.js";
+import { ecdhSm2 } from "../crypto/ecdh.js";
 import type { AsymmetricKeySpec } from "./key.js";
 import { pqKemOf, pqOpen, type ParsedPqBlob } from "./pq-blob.js";
 import { ASYMMETRIC_SPECS, ASYMMETRIC_USAGES, type AsymmetricDecryptAlgorithm, type PqEncryptionAlgorithm, type SigningAlgorithm } from "./specs.js";
@@ -190,6 +192,14 @@ export class AsymmetricPrivateKey {
     }
     if (this.#ed25519 && algorithm === "ED25519" && messageType === "RAW") return ed25519Sign(this.#ed25519, message);
     throw new TypeError(`${algorithm} with ${messageType} does not fit a ${this.spec} key`);
+  }
+
+  /** ECDH with a validated peer key of the key's curve (SP 800-56A): the shared secret's x coordinate. */
+  deriveSharedSecret(peer: EcdhPeerKey): Buffer {
+    this.#check();
+    if (this.#ec) return this.#ec.deriveSharedSecret(peer);
+    if (this.#sm2) return ecdhSm2(this.#sm2, peer);
+    throw new TypeError(`ECDH does not fit a ${this.spec} key`);
   }
 
   /** Pure ML-DSA (FIPS 204 Algorithm 2) over `message` with the context string `context`. */

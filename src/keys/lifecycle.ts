@@ -66,6 +66,7 @@ export const LIFECYCLE = {
   /** HMAC keys, and KMIP MAC: an Archived key verifies old MACs but makes no new one (as Decrypt and Encrypt). */
   GenerateMac: { rules: usable },
   VerifyMac: { rules: decryptable },
+  DeriveSharedSecret: { rules: enabledOnly },
   ArchiveKey: { rules: enabledOnly, to: "Archived" },
   CancelKeyArchive: { rules: archivedOnly, to: "Enabled" },
   /** A PendingImport key goes too: it has nothing to disable. */

@@ -64,6 +64,10 @@ export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 export const EXCHANGE_ALGORITHMS = ["ECMR"] as const;
 export type ExchangeAlgorithm = (typeof EXCHANGE_ALGORITHMS)[number];
 
+/** DeriveSharedSecret's `KeyAgreementAlgorithm` values (AWS's). */
+export const KEY_AGREEMENT_ALGORITHMS = ["ECDH"] as const;
+export type KeyAgreementAlgorithm = (typeof KEY_AGREEMENT_ALGORITHMS)[number];
+
 /** The post-quantum actions' algorithms (PostQuantumCryptoSign/Verify, PostQuantumCryptoEncrypt/Decrypt; src/keys/post-quantum.ts). */
 export const PQ_SIGNING_ALGORITHMS = ["ML_DSA_44", "ML_DSA_65", "ML_DSA_87"] as const;
 export type PqSigningAlgorithm = (typeof PQ_SIGNING_ALGORITHMS)[number];
@@ -74,9 +78,9 @@ export type PqEncryptionAlgorithm = (typeof PQ_ENCRYPTION_ALGORITHMS)[number];
 export interface UsageInfo {
   readonly spec: AsymmetricKeySpec;
   /** "exchange": the private half answers key exchanges (Tang's recovery requests) only. */
-  readonly purpose: "decrypt" | "sign" | "exchange" | "pq-sign" | "pq-decrypt";
+  readonly purpose: "decrypt" | "sign" | "exchange" | "pq-sign" | "pq-decrypt" | "agree";
   /** The algorithms a key of this usage accepts, in the action's own vocabulary. */
-  readonly algorithms: readonly (AsymmetricDecryptAlgorithm | SigningAlgorithm | ExchangeAlgorithm | PqSigningAlgorithm | PqEncryptionAlgorithm)[];
+  readonly algorithms: readonly (AsymmetricDecryptAlgorithm | SigningAlgorithm | ExchangeAlgorithm | PqSigningAlgorithm | PqEncryptionAlgorithm | KeyAgreementAlgorithm)[];
   /** For signing usages: the digest a DIGEST-mode message must be (name and length in bytes). */
   readonly digest?: { readonly name: "sm3" | "sha256" | "sha384" | "sha512"; readonly length: number };
 }
@@ -105,6 +109,10 @@ export const ASYMMETRIC_USAGES: Readonly<Record<AsymmetricKeyUsage, UsageInfo>> 
   ASYMMETRIC_SIGN_VERIFY_ML_DSA_87: { spec: "ML_DSA_87", purpose: "pq-sign", algorithms: ["ML_DSA_87"] },
   ASYMMETRIC_DECRYPT_ML_KEM_768: { spec: "ML_KEM_768", purpose: "pq-decrypt", algorithms: ["ML_KEM_768_X25519_AES_256_GCM"] },
   ASYMMETRIC_DECRYPT_ML_KEM_1024: { spec: "ML_KEM_1024", purpose: "pq-decrypt", algorithms: ["ML_KEM_1024_P384_AES_256_GCM"] },
+  // ECDH (DeriveSharedSecret, AWS's shape): the x coordinate of d·Q with a validated peer key.
+  ASYMMETRIC_KEY_AGREEMENT_ECC_P256: { spec: "ECC_P256", purpose: "agree", algorithms: ["ECDH"] },
+  ASYMMETRIC_KEY_AGREEMENT_ECC_P384: { spec: "ECC_P384", purpose: "agree", algorithms: ["ECDH"] },
+  ASYMMETRIC_KEY_AGREEMENT_SM2: { spec: "SM2", purpose: "agree", algorithms: ["ECDH"] },
 });
 
 export function isAsymmetricUsage(usage: KeyUsage): usage is AsymmetricKeyUsage {

@@ -6,6 +6,7 @@ import { AEADS, type AeadKey } from "../crypto/aead.js";
 import { aesKeyUnwrapPad } from "../crypto/aes-kwp.js";
 import type { EcPoint } from "../crypto/ecmr.js";
 import { EcmrBusyError, EcmrThread } from "../crypto/ecmr-worker.js";
+import type { EcdhPeerKey } from "../crypto/ecdh.js";
 import { CryptoError } from "../crypto/errors.js";
 import { HmacKey } from "../crypto/hmac.js";
 import { randomBytes } from "../crypto/random.js";
@@ -144,6 +145,11 @@ export class SoftwareMaterial implements KeyMaterial {
   /** Whether `mac` is the version's HMAC of `message`, compared in constant time. */
   verifyMac(key: MaterialKey, version: number, message: Buffer, mac: Buffer): Promise<boolean> {
     return this.#withMacKey(key, version, (macKey) => macKey.verify(message, mac));
+  }
+
+  /** ECDH with the version's private key and a peer key the service validated. */
+  deriveSharedSecret(key: MaterialKey, version: number, peer: EcdhPeerKey): Promise<Buffer> {
+    return this.#withPrivateKey(key, version, (privateKey) => privateKey.deriveSharedSecret(peer));
   }
 
   /** Pure ML-DSA with the version's key (post-quantum keys are software keys, wrapped by any root of trust). */

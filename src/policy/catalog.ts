@@ -82,6 +82,8 @@ export const CATALOG = {
     /** HMAC keys (Tresor actions with AWS's names), and KMIP MAC with a KMIP HMAC object. */
     GenerateMac: { writes: false, presets: USE },
     VerifyMac: { writes: false, presets: USE },
+    /** ECDH with a key agreement key (AWS's name and shape). */
+    DeriveSharedSecret: { writes: false, presets: USE },
     GetRegions: { writes: false, presets: READ, serviceInformation: true },
     ArchiveKey: { writes: true, presets: MANAGE },
     CancelKeyArchive: { writes: true, presets: MANAGE },

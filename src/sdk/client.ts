@@ -66,6 +66,8 @@ import type {
   GenerateMacResponse,
   VerifyMacRequest,
   VerifyMacResponse,
+  DeriveSharedSecretRequest,
+  DeriveSharedSecretResponse,
   UpdateAliasRequest,
   UpdateAliasResponse,
   TagResourceRequest,
@@ -380,6 +382,9 @@ export class KmsClient {
   }
   verifyMac(request: VerifyMacRequest): Promise<VerifyMacResponse> {
     return this.call("VerifyMac", request);
+  }
+  deriveSharedSecret(request: DeriveSharedSecretRequest): Promise<DeriveSharedSecretResponse> {
+    return this.call("DeriveSharedSecret", request);
   }
 
   /** Encrypt over bytes: returns the CiphertextBlob. */

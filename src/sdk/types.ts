@@ -77,6 +77,9 @@ export const KEY_USAGES = [
   "ASYMMETRIC_DECRYPT_ML_KEM_768",
   "ASYMMETRIC_DECRYPT_ML_KEM_1024",
   "GENERATE_VERIFY_MAC",
+  "ASYMMETRIC_KEY_AGREEMENT_ECC_P256",
+  "ASYMMETRIC_KEY_AGREEMENT_ECC_P384",
+  "ASYMMETRIC_KEY_AGREEMENT_SM2",
 ] as const;
 export type KeyUsage = (typeof KEY_USAGES)[number];
 
@@ -495,6 +498,19 @@ export interface VerifyMacResponse extends KmsResponse {
   MacAlgorithm?: MacAlgorithm;
 }
 
+export interface DeriveSharedSecretRequest {
+  KeyId: string;
+  KeyAgreementAlgorithm: "ECDH";
+  /** Base64 of the peer's DER SubjectPublicKeyInfo, on the key's curve. */
+  PublicKey: string;
+}
+export interface DeriveSharedSecretResponse extends KmsResponse {
+  KeyId?: string;
+  /** Base64 of the x coordinate of d·Q (SP 800-56A); derive keys from it with a KDF. */
+  SharedSecret?: string;
+  KeyAgreementAlgorithm?: "ECDH";
+}
+
 /** Action name → [request, response], for the actions this client types. */
 export interface KmsActions {
   CreateKey: [CreateKeyRequest, CreateKeyResponse];
@@ -529,6 +545,7 @@ export interface KmsActions {
   PostQuantumCryptoVerify: [PostQuantumCryptoVerifyRequest, PostQuantumCryptoVerifyResponse];
   GenerateMac: [GenerateMacRequest, GenerateMacResponse];
   VerifyMac: [VerifyMacRequest, VerifyMacResponse];
+  DeriveSharedSecret: [DeriveSharedSecretRequest, DeriveSharedSecretResponse];
   ArchiveKey: [KeyIdRequest, KmsResponse];
   CancelKeyArchive: [KeyIdRequest, KmsResponse];
   ScheduleKeyDeletion: [ScheduleKeyDeletionRequest, ScheduleKeyDeletionResponse];

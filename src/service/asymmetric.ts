@@ -4,7 +4,8 @@
 import { publicKeyEncrypter, PublicKeyError, verifySignature, type MessageType, type PublicKeyWrapAlgorithm } from "../keys/asymmetric.js";
 import type { KeyRecord } from "../keys/key.js";
 import { rsaEncrypt, rsaMaxPlaintext, rsaModulusBytes, rsaPublicKey, type RsaEncryptionAlgorithm } from "../crypto/rsa.js";
-import { ASYMMETRIC_SPECS, ASYMMETRIC_USAGES, isAsymmetricUsage, type AsymmetricDecryptAlgorithm, type SigningAlgorithm, type UsageInfo } from "../keys/specs.js";
+import { ASYMMETRIC_SPECS, ASYMMETRIC_USAGES, isAsymmetricUsage, type AsymmetricDecryptAlgorithm, type KeyAgreementAlgorithm, type SigningAlgorithm, type UsageInfo } from "../keys/specs.js";
+import { ecdhPeerKey, EcdhPublicKeyError, type EcdhCurve, type EcdhPeerKey } from "../crypto/ecdh.js";
 import type { Caller } from "./permissions.js";
 import { CURRENT_VERSION_ERRORS, usingMaterial, type ServiceContext } from "./context.js";
 import { KmsError, needs } from "./errors.js";
@@ -96,6 +97,28 @@ export class AsymmetricKeys {
     return { keyId: key.keyId, plaintext };
   }
 
+  /**
+   * ECDH (DeriveSharedSecret) with a key agreement key: the peer's public key (DER SPKI) is
+   * validated (its curve, on the curve, not the identity) before the private key is touched.
+   */
+  async deriveSharedSecret(caller: Caller, input: { keyId: string; algorithm: KeyAgreementAlgorithm; publicKey: Buffer }): Promise<{ keyId: string; sharedSecret: Buffer }> {
+    const key = await this.ctx.keyFor(this.ctx.store, caller, "DeriveSharedSecret", input.keyId);
+    const usage = isAsymmetricUsage(key.keyUsage) ? ASYMMETRIC_USAGES[key.keyUsage] : undefined;
+    needs(usage?.purpose === "agree", "InvalidKeyUsage", `key ${input.keyId} has usage ${key.keyUsage}: DeriveSharedSecret needs an ASYMMETRIC_KEY_AGREEMENT_* key`);
+    needs(usage.algorithms.includes(input.algorithm), "InvalidParameterValue", `"KeyAgreementAlgorithm" ${input.algorithm} does not fit key usage ${key.keyUsage}`);
+    const curve = ECDH_CURVE_OF[usage.spec];
+    needs(curve, "InternalError", `key usage ${key.keyUsage} has no ECDH curve`);
+    let peer: EcdhPeerKey;
+    try {
+      peer = ecdhPeerKey(curve, input.publicKey);
+    } catch (e) {
+      if (e instanceof EcdhPublicKeyError) throw new KmsError("InvalidParameterValue", `"PublicKey" does not fit key ${input.keyId} (${curve}): ${e.message}`);
+      throw e;
+    }
+    const sharedSecret = await usingMaterial(() => this.ctx.materials.software.deriveSharedSecret(key, key.currentVersion, peer), CURRENT_VERSION_ERRORS);
+    return { keyId: key.keyId, sharedSecret };
+  }
+
   #publicKeyOf(key: KeyRecord): Promise<Buffer> {
     return currentPublicKey(this.ctx, key);
   }
@@ -107,6 +130,9 @@ export async function currentPublicKey(ctx: ServiceContext, key: KeyRecord): Pro
   needs(record?.publicKey, "InternalError", `key ${key.keyId} version ${key.currentVersion} has no public key`);
   return record.publicKey;
 }
+
+/** The ECDH curve of each key agreement key spec. */
+const ECDH_CURVE_OF: Readonly<Partial<Record<string, EcdhCurve>>> = { ECC_P256: "P-256", ECC_P384: "P-384", SM2: "SM2" };
 
 /** The usage of a signing key for `algorithm`, after checking the key's usage, the algorithm and a DIGEST's length. */
 function signingUsage(key: KeyRecord, action: string, algorithm: SigningAlgorithm, message: Buffer, messageType: MessageType): UsageInfo {

@@ -129,6 +129,11 @@ export class KeyManagement {
       `"Type" 2 (EXTERNAL key material) needs an ENCRYPT_DECRYPT key (${SYMMETRIC_KEY_SPECS.join(" or ")}), not ${input.keyUsage}`,
     );
     const protectionLevel = input.protectionLevel ?? "SOFTWARE";
+    needs(
+      protectionLevel === "SOFTWARE" || !isAsymmetricUsage(input.keyUsage) || ASYMMETRIC_USAGES[input.keyUsage].purpose !== "agree",
+      "UnsupportedOperation",
+      `"ProtectionLevel" HSM is not supported for key agreement keys (${input.keyUsage})`,
+    );
     if (protectionLevel === "HSM") checkHsmKey(ctx, keySpec, origin);
     const keyId = randomUUID();
     const alias = input.alias ?? keyId;

@@ -8,7 +8,7 @@ import type { Auditor } from "../audit/writer.js";
 import type { MessageType, PublicKeyWrapAlgorithm } from "../keys/asymmetric.js";
 import type { EncryptionContext } from "../keys/blob.js";
 import type { AsymmetricKeySpec, KeyRecord, KeySpec, Tag } from "../keys/key.js";
-import type { AsymmetricDecryptAlgorithm, MacAlgorithm, SigningAlgorithm } from "../keys/specs.js";
+import type { AsymmetricDecryptAlgorithm, KeyAgreementAlgorithm, MacAlgorithm, SigningAlgorithm } from "../keys/specs.js";
 import type { RsaEncryptionAlgorithm } from "../crypto/rsa.js";
 import { KeyMaterials } from "../material/materials.js";
 import type { HsmKeys, RootOfTrust } from "../rootkey/root-of-trust.js";
@@ -343,6 +343,11 @@ export class KmsService {
     ciphertext: Buffer,
   ): Promise<{ keyId: string; plaintext: Buffer }> {
     return this.#asymmetric.asymmetricDecrypt(caller, action, keyId, algorithm, ciphertext);
+  }
+
+  /** ECDH with a key agreement key; the peer's public key (DER SPKI) is validated first. */
+  deriveSharedSecret(caller: Caller, input: { keyId: string; algorithm: KeyAgreementAlgorithm; publicKey: Buffer }): Promise<{ keyId: string; sharedSecret: Buffer }> {
+    return this.#asymmetric.deriveSharedSecret(caller, input);
   }
 
   // ---- HMAC keys (mac.ts) ----

@@ -1,4 +1,4 @@
-// HMAC keys and Ed25519 keys through both protocols: the official Tencent SDK (GenerateMac and
+// HMAC, Ed25519 and key agreement (ECDH) keys through both protocols: the official Tencent SDK (GenerateMac and
 // VerifyMac through its generic request(), SignByAsymmetricKey with ED25519) and @aws-sdk/client-kms
 // (GenerateMac, VerifyMac, Sign ED25519_SHA_512). MACs are checked against HMAC computed
 // independently by node:crypto after a rotation proves versions; Ed25519 signatures are verified
@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { CreateKeyCommand, GenerateMacCommand, GetPublicKeyCommand, SignCommand, VerifyMacCommand, type KMSClient } from "@aws-sdk/client-kms";
+import { createPublicKey, diffieHellman, generateKeyPairSync } from "node:crypto";
+import { CreateKeyCommand, DeriveSharedSecretCommand, GenerateMacCommand, GetPublicKeyCommand, SignCommand, VerifyMacCommand, type KMSClient } from "@aws-sdk/client-kms";
 import { officialKmsClient, type OfficialCall } from "../helpers/official-client.js";
 import { opensslSkip, requireOpenssl } from "../helpers/openssl.js";
 import { awsClient } from "./aws/helpers.js";
@@ -163,5 +164,51 @@ describe("Ed25519 keys through both protocols", () => {
       { encoding: "utf8" },
     );
     assert.match(out, /Signature Verified Successfully/);
+  });
+});
+
+describe("key agreement (DeriveSharedSecret) through both protocols", () => {
+  it("P-256 and P-384 through the Tencent door: the secret is the peer's own ECDH with GetPublicKey's key", async () => {
+    for (const [usage, curve] of [["ASYMMETRIC_KEY_AGREEMENT_ECC_P256", "prime256v1"], ["ASYMMETRIC_KEY_AGREEMENT_ECC_P384", "secp384r1"]] as const) {
+      const keyId = (await call("CreateKey", { Alias: `ecdh-${curve}`, KeyUsage: usage })).KeyId;
+      const peer = generateKeyPairSync("ec", { namedCurve: curve });
+      const r = await call("DeriveSharedSecret", { KeyId: keyId, KeyAgreementAlgorithm: "ECDH", PublicKey: b64(peer.publicKey.export({ format: "der", type: "spki" })) });
+      const serverPublic = (await call("GetPublicKey", { KeyId: keyId })).PublicKeyPem;
+      const expected = diffieHellman({ privateKey: peer.privateKey, publicKey: createPublicKey(serverPublic) });
+      assert.deepEqual(unb64(r.SharedSecret), expected);
+      assert.equal(r.KeyAgreementAlgorithm, "ECDH");
+    }
+  });
+
+  it("refuses a peer key of another curve, off the curve or at infinity, and keys of other usages, changing nothing and staying up", async () => {
+    const keyId = (await call("CreateKey", { Alias: "ecdh-refusals", KeyUsage: "ASYMMETRIC_KEY_AGREEMENT_ECC_P256" })).KeyId;
+    const p256 = generateKeyPairSync("ec", { namedCurve: "prime256v1" }).publicKey.export({ format: "der", type: "spki" });
+    const offCurve = Buffer.from(p256);
+    offCurve[offCurve.length - 1]! ^= 1;
+    const algorithm = p256.subarray(2, 23);
+    const infinity = Buffer.concat([Buffer.of(0x30, algorithm.length + 4), algorithm, Buffer.of(0x03, 0x02, 0x00, 0x00)]);
+    const p384 = generateKeyPairSync("ec", { namedCurve: "secp384r1" }).publicKey.export({ format: "der", type: "spki" });
+    for (const bad of [offCurve, infinity, p384, Buffer.from("junk")]) {
+      await refused("DeriveSharedSecret", { KeyId: keyId, KeyAgreementAlgorithm: "ECDH", PublicKey: b64(bad) }, "InvalidParameterValue", "PublicKey");
+    }
+    const signing = (await call("CreateKey", { Alias: "ecdh-signing", KeyUsage: "ASYMMETRIC_SIGN_VERIFY_ECC" })).KeyId;
+    await refused("DeriveSharedSecret", { KeyId: signing, KeyAgreementAlgorithm: "ECDH", PublicKey: b64(p256) }, "InvalidParameterValue.InvalidKeyUsage");
+    await refused("DeriveSharedSecret", { KeyId: keyId, KeyAgreementAlgorithm: "ECDH", PublicKey: b64(Buffer.alloc(1025)) }, "InvalidParameterValue", "PublicKey");
+    // The server is still there.
+    assert.equal((await call("DescribeKey", { KeyId: keyId })).KeyMetadata.KeyState, "Enabled");
+  });
+
+  it("KEY_AGREEMENT keys through the AWS SDK, SM2 included", async () => {
+    for (const spec of ["ECC_NIST_P256", "SM2"] as const) {
+      const meta = (await kms.send(new CreateKeyCommand({ KeySpec: spec, KeyUsage: "KEY_AGREEMENT" }))).KeyMetadata!;
+      assert.equal(meta.KeyUsage, "KEY_AGREEMENT");
+      assert.deepEqual(meta.KeyAgreementAlgorithms, ["ECDH"]);
+      if (spec !== "ECC_NIST_P256") continue;
+      const peer = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+      const r = await kms.send(new DeriveSharedSecretCommand({ KeyId: meta.KeyId!, KeyAgreementAlgorithm: "ECDH", PublicKey: peer.publicKey.export({ format: "der", type: "spki" }) }));
+      const serverPublic = Buffer.from((await kms.send(new GetPublicKeyCommand({ KeyId: meta.KeyId! }))).PublicKey!);
+      assert.deepEqual(Buffer.from(r.SharedSecret!), diffieHellman({ privateKey: peer.privateKey, publicKey: createPublicKey({ key: serverPublic, format: "der", type: "spki" }) }));
+      assert.equal(r.KeyOrigin, "AWS_KMS");
+    }
   });
 });

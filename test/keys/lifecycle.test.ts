@@ -4,7 +4,7 @@
 // documentation state, checked independently of the table.
 
 import assert from "node:assert/strict";
-import { constants, createPublicKey, publicEncrypt } from "node:crypto";
+import { constants, createPublicKey, generateKeyPairSync, publicEncrypt } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { rsaEncrypt, rsaPublicKey } from "../../src/crypto/rsa.js";
 import { sm2Encrypt, sm2PublicKeyFromSpki } from "../../src/crypto/sm2.js";
@@ -64,6 +64,7 @@ const ASYMMETRIC_SUBJECTS: Partial<Record<KeyAction, KeyUsage>> = {
   PostQuantumCryptoEncrypt: "ASYMMETRIC_DECRYPT_ML_KEM_768",
   PostQuantumCryptoDecrypt: "ASYMMETRIC_DECRYPT_ML_KEM_768",
   VerifyMac: "GENERATE_VERIFY_MAC",
+  DeriveSharedSecret: "ASYMMETRIC_KEY_AGREEMENT_ECC_P256",
 };
 
 /** The actions tried on an EXTERNAL key with imported material; RotateKey's subject has rotation enabled. */
@@ -81,6 +82,9 @@ async function importParameters(keyId: string, material: Buffer): Promise<{ impo
   );
   return { importToken: p.importToken, encryptedKeyMaterial };
 }
+
+/** A peer's P-256 public key (DER SPKI) for DeriveSharedSecret. */
+const PEER_P256 = generateKeyPairSync("ec", { namedCurve: "prime256v1" }).publicKey.export({ format: "der", type: "spki" });
 
 /** How to perform each action of the table on a key. */
 const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
@@ -132,6 +136,7 @@ const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
   PostQuantumCryptoSign: async ({ key }) => f.service.postQuantum.sign(f.caller, { keyId: key.keyId, message: Buffer.from("m"), context: Buffer.alloc(0) }),
   PostQuantumCryptoVerify: async ({ key }) =>
     f.service.postQuantum.verify(f.caller, { keyId: key.keyId, message: Buffer.from("m"), signature: Buffer.from("not a signature"), context: Buffer.alloc(0) }),
+  DeriveSharedSecret: async ({ key }) => f.service.deriveSharedSecret(f.caller, { keyId: key.keyId, algorithm: "ECDH", publicKey: PEER_P256 }),
   PostQuantumCryptoEncrypt: async ({ key }) => f.service.postQuantum.encrypt(f.caller, key.keyId, Buffer.from("m")),
   PostQuantumCryptoDecrypt: async ({ blob }) => f.service.postQuantum.decrypt(f.caller, blob),
   ModifyKeyAttributes: async ({ key }) => f.service.kmip.changeAttribute(f.caller, key.keyId, { op: "add", name: "x-owner", index: 0, value: "lifecycle" }),

@@ -178,7 +178,7 @@ describe("the action catalogue", () => {
     assert.deepEqual(named(QcloudKMSFullAccess), ["name/kms:*"]);
     assert.deepEqual(named(QcloudKMSReadOnlyAccess), OLD_READ_ONLY_ACTIONS.map((a) => `name/kms:${a}`));
     // Later additions, each a crypto use granted by a decision (issue 22): the post-quantum and MAC actions.
-    const added = ["PostQuantumCryptoEncrypt", "PostQuantumCryptoDecrypt", "PostQuantumCryptoSign", "PostQuantumCryptoVerify", "GenerateMac", "VerifyMac"];
+    const added = ["PostQuantumCryptoEncrypt", "PostQuantumCryptoDecrypt", "PostQuantumCryptoSign", "PostQuantumCryptoVerify", "GenerateMac", "VerifyMac", "DeriveSharedSecret"];
     assert.deepEqual(sorted(named(QcloudKMSCryptoAccess)), sorted([...OLD_CRYPTO_ACTIONS, ...added].map((a) => `name/kms:${a}`)));
     for (const p of [QcloudKMSFullAccess, QcloudKMSReadOnlyAccess, QcloudKMSCryptoAccess]) {
       assert.deepEqual(p.document.statement.map((s) => s.resource), [["*"]]);

@@ -67,7 +67,7 @@ export const AWS_KEY_SPECS = [
   "HMAC_SM3",
 ] as const;
 export type AwsKeySpec = (typeof AWS_KEY_SPECS)[number];
-export const AWS_KEY_USAGES = ["ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC"] as const;
+export const AWS_KEY_USAGES = ["ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"] as const;
 export type AwsKeyUsage = (typeof AWS_KEY_USAGES)[number];
 
 /** AWS's signing algorithm names onto Tresor's (the subset Tresor's keys offer). */
@@ -100,18 +100,20 @@ export function coreKeyType(spec: AwsKeySpec, usage: AwsKeyUsage): { keySpec: Ke
     if (usage !== "ENCRYPT_DECRYPT") throw new KmsError("InvalidKeyUsage", `"KeyUsage" ${usage} does not fit "KeySpec" ${spec}: use ENCRYPT_DECRYPT`);
     return { keySpec: (spec === "SM4" ? "SM4" : "AES_256") satisfies SymmetricKeySpec, keyUsage: "ENCRYPT_DECRYPT" };
   }
-  const match = Object.entries(ASYMMETRIC_USAGES).find(([, info]) => AWS_SPECS[info.spec] === spec && (info.purpose === "sign") === (usage === "SIGN_VERIFY"));
+  const purpose = usage === "SIGN_VERIFY" ? "sign" : usage === "KEY_AGREEMENT" ? "agree" : "decrypt";
+  const match = Object.entries(ASYMMETRIC_USAGES).find(([, info]) => AWS_SPECS[info.spec] === spec && info.purpose === purpose);
   if (!match) throw new KmsError("InvalidKeyUsage", `"KeyUsage" ${usage} does not fit "KeySpec" ${spec} here: ${usageHint(spec)}`);
   return { keySpec: match[1].spec, keyUsage: match[0] as KeyUsage };
 }
 
 function usageHint(spec: AwsKeySpec): string {
-  return spec.startsWith("ECC") ? "ECC keys are SIGN_VERIFY" : "use ENCRYPT_DECRYPT or SIGN_VERIFY";
+  return spec.startsWith("ECC") ? "ECC keys are SIGN_VERIFY or KEY_AGREEMENT" : "use ENCRYPT_DECRYPT or SIGN_VERIFY";
 }
 
 /** As DescribeKey reports it: a KMIP object's EXPORT_ONLY is a Tresor extension, not a usage AWS creates. */
 function awsUsage(usage: KeyUsage): AwsKeyUsage | typeof EXPORT_ONLY_USAGE {
   if (usage === EXPORT_ONLY_USAGE || usage === MAC_USAGE) return usage;
+  if (isAsymmetricUsage(usage) && ASYMMETRIC_USAGES[usage].purpose === "agree") return "KEY_AGREEMENT";
   return isAsymmetricUsage(usage) && isSigning(ASYMMETRIC_USAGES[usage].purpose) ? "SIGN_VERIFY" : "ENCRYPT_DECRYPT";
 }
 
@@ -120,12 +122,13 @@ function isSigning(purpose: string): boolean {
 }
 
 /** The algorithms a key offers, as KeyMetadata and GetPublicKey list them. */
-export function keyAlgorithms(key: KeyRecord): { EncryptionAlgorithms?: string[]; SigningAlgorithms?: string[]; MacAlgorithms?: string[] } {
+export function keyAlgorithms(key: KeyRecord): { EncryptionAlgorithms?: string[]; SigningAlgorithms?: string[]; MacAlgorithms?: string[]; KeyAgreementAlgorithms?: string[] } {
   // A KMIP export-only object offers no algorithm through this door.
   if (key.keyUsage === EXPORT_ONLY_USAGE) return {};
   if (key.keyUsage === MAC_USAGE && isMacSpec(key.keySpec)) return { MacAlgorithms: [MAC_SPECS[key.keySpec].algorithm] };
   if (!isAsymmetricUsage(key.keyUsage)) return { EncryptionAlgorithms: [SYMMETRIC_DEFAULT] };
   const usage = ASYMMETRIC_USAGES[key.keyUsage];
+  if (usage.purpose === "agree") return { KeyAgreementAlgorithms: [...usage.algorithms] };
   if (usage.purpose === "sign") return { SigningAlgorithms: (usage.algorithms as SigningAlgorithm[]).map((a) => AWS_SIGNING_NAMES[a]) };
   // Post-quantum keys are served through the Tencent door's actions only (docs/aws.md).
   if (usage.purpose === "pq-sign") return { SigningAlgorithms: [] };

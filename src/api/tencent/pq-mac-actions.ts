@@ -1,11 +1,11 @@
 // Tencent's post-quantum actions (PostQuantumCryptoEncrypt/Decrypt/Sign/Verify, kms_models of
-// 2019-01-18: `PlainText` with a capital T, messages of at most 4096 bytes) and the HMAC actions,
-// Tresor extensions under AWS's names (GenerateMac, VerifyMac). `Context` on the post-quantum
+// 2019-01-18: `PlainText` with a capital T, messages of at most 4096 bytes), and the HMAC and key
+// agreement actions, Tresor extensions under AWS's names (GenerateMac, VerifyMac, DeriveSharedSecret). `Context` on the post-quantum
 // signing actions is a Tresor extension: FIPS 204's context string, empty when absent.
 
 import { ML_DSA_MAX_CONTEXT } from "../../crypto/ml-dsa.js";
 import { pqBlobMaxLength } from "../../keys/pq-blob.js";
-import { MAC_ALGORITHMS } from "../../keys/specs.js";
+import { KEY_AGREEMENT_ALGORITHMS, MAC_ALGORITHMS } from "../../keys/specs.js";
 import type { ActionDefinition } from "./actions.js";
 import { base64, keyId, oneOf, optional, type Schema } from "./params.js";
 import { plaintextField, publicKeyWrap, publicKeyWrapper } from "./public-key-wrap.js";
@@ -68,8 +68,24 @@ export function postQuantumActions(action: ActionHelper) {
   };
 }
 
+/** A DER SubjectPublicKeyInfo of P-384 is 120 bytes; anything past 1 KiB is no key of ours. */
+const MAX_PEER_PUBLIC_KEY_BYTES = 1024;
+
 export function macActions(action: ActionHelper) {
   return {
+    /** ECDH with a key agreement key, in AWS's shape (Tresor extension). */
+    DeriveSharedSecret: action(
+      { KeyId: keyId(), KeyAgreementAlgorithm: oneOf(KEY_AGREEMENT_ALGORITHMS), PublicKey: base64({ max: MAX_PEER_PUBLIC_KEY_BYTES }) },
+      async (p, { service, caller }) => {
+        const { keyId, sharedSecret } = await service.deriveSharedSecret(caller, { keyId: p.KeyId, algorithm: p.KeyAgreementAlgorithm, publicKey: p.PublicKey });
+        try {
+          return { KeyId: keyId, SharedSecret: sharedSecret.toString("base64"), KeyAgreementAlgorithm: p.KeyAgreementAlgorithm };
+        } finally {
+          sharedSecret.fill(0);
+        }
+      },
+    ),
+
     GenerateMac: action(macSchema, async (p, { service, caller }) => {
       const { keyId, mac } = await service.generateMac(caller, { keyId: p.KeyId, algorithm: p.MacAlgorithm, message: p.Message });
       return { KeyId: keyId, Mac: mac.toString("base64"), MacAlgorithm: p.MacAlgorithm };

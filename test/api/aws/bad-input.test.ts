@@ -46,6 +46,7 @@ describe("AWS door: bad input on every action", () => {
       GenerateDataKeyPairWithoutPlaintext: { ...key, KeyPairSpec: "ECC_NIST_P256" },
       GenerateMac: { ...key, Message: "AAAA", MacAlgorithm: "HMAC_SHA_256" },
       VerifyMac: { ...key, Message: "AAAA", MacAlgorithm: "HMAC_SHA_256", Mac: "AAAA" },
+      DeriveSharedSecret: { ...key, KeyAgreementAlgorithm: "ECDH", PublicKey: "AAAA" },
       CreateAlias: { AliasName: "alias/x", TargetKeyId: k },
       UpdateAlias: { AliasName: "alias/x", TargetKeyId: k },
       DeleteAlias: { AliasName: "alias/x" },
