@@ -20,12 +20,12 @@ import {
 import type { EcPoint } from "../crypto/ecmr.js";
 import { ed25519GenerateKeyPairAsync, ed25519PrivateKey, ed25519PublicKeyFromSpki, ed25519Sign, ed25519Verify } from "../crypto/ed25519.js";
 import { hybridKemGenerateKeyPair, HYBRID_KEM_SEED_LENGTH, type HybridKem } from "../crypto/hybrid-kem.js";
-import { mlDsaGenerateKeyPair, mlDsaKeyPairFromSeed, mlDsaPublicKeyFromSpki, mlDsaSign, mlDsaVerify, type MlDsaParameterSet } from "../crypto/ml-dsa.js";
+import { mlDsaGenerateKeyPair, mlDsaKeyPairFromSeed, mlDsaPublicKeyFromSpki, type MlDsaParameterSet } from "../crypto/ml-dsa.js";
 import type { KeyObject } from "node:crypto";
 import type { EcdhPeerKey } from "../crypto/ecdh.js";
 import { ecdhSm2 } from "../crypto/ecdh.js";
 import type { AsymmetricKeySpec } from "./key.js";
-import { pqKemOf, pqOpen, type ParsedPqBlob } from "./pq-blob.js";
+import { pqKemOf } from "./pq-blob.js";
 import { ASYMMETRIC_SPECS, ASYMMETRIC_USAGES, type AsymmetricDecryptAlgorithm, type PqEncryptionAlgorithm, type SigningAlgorithm } from "./specs.js";
 
 export type MessageType = "RAW" | "DIGEST";
@@ -202,18 +202,21 @@ export class AsymmetricPrivateKey {
     throw new TypeError(`ECDH does not fit a ${this.spec} key`);
   }
 
-  /** Pure ML-DSA (FIPS 204 Algorithm 2) over `message` with the context string `context`. */
-  pqSign(message: Buffer, context: Buffer): Buffer {
+  /**
+   * A copy of the expanded ML-DSA secret key, for a signing job in the post-quantum thread
+   * (material/software.ts); the caller wipes it when the job settles.
+   */
+  mlDsaSecretKey(): { set: MlDsaParameterSet; secretKey: Buffer } {
     this.#check();
     if (!this.#mlDsa) throw new TypeError(`ML-DSA does not fit a ${this.spec} key`);
-    return mlDsaSign(this.#mlDsa.set, this.#mlDsa.secretKey, message, context);
+    return { set: this.#mlDsa.set, secretKey: Buffer.from(this.#mlDsa.secretKey) };
   }
 
-  /** Opens a post-quantum ciphertext made to this key; CryptoError when it does not decrypt. */
-  pqDecrypt(parsed: ParsedPqBlob): Buffer {
+  /** A copy of the hybrid KEM seed, to open a ciphertext of `algorithm`; the caller wipes it. */
+  kemSeed(algorithm: PqEncryptionAlgorithm): Buffer {
     this.#check();
-    if (!this.#kemSeed || pqKemOf(parsed.algorithm) !== hybridKemOf(this.spec)) throw new TypeError(`${parsed.algorithm} does not fit a ${this.spec} key`);
-    return pqOpen(parsed, this.#kemSeed);
+    if (!this.#kemSeed || pqKemOf(algorithm) !== hybridKemOf(this.spec)) throw new TypeError(`${algorithm} does not fit a ${this.spec} key`);
+    return Buffer.from(this.#kemSeed);
   }
 
   /**
@@ -276,10 +279,10 @@ export function verifySignature(
   throw new TypeError(`${algorithm} does not fit a ${spec} key`);
 }
 
-/** Verifies a pure ML-DSA signature with the stored public key (RFC 9881 SPKI). False for any that does not verify. */
-export function verifyPqSignature(spec: AsymmetricKeySpec, publicKey: Buffer, message: Buffer, signature: Buffer, context: Buffer): boolean {
+/** The ML-DSA parameter set and raw public key of a stored ML-DSA public key (RFC 9881 SPKI). */
+export function mlDsaPublicKeyOf(spec: AsymmetricKeySpec, publicKey: Buffer): { set: MlDsaParameterSet; publicKey: Buffer } {
   const set = mlDsaSet(spec);
-  return mlDsaVerify(set, mlDsaPublicKeyFromSpki(set, publicKey), message, signature, context);
+  return { set, publicKey: mlDsaPublicKeyFromSpki(set, publicKey) };
 }
 
 /** Decrypt's and GenerateDataKey's `EncryptionAlgorithm` values; "SM2" is raw C1C3C2, the default. */

@@ -7,6 +7,7 @@ import { hkdfSync } from "node:crypto";
 import { aesGcmDecrypt, aesGcmEncrypt, GCM_TAG_LENGTH } from "../crypto/aes.js";
 import { CryptoError } from "../crypto/errors.js";
 import { hybridKemCiphertextLength, hybridKemDecapsulate, hybridKemEncapsulate, type HybridKem } from "../crypto/hybrid-kem.js";
+import type { HybridKemOps } from "../crypto/pq-worker.js";
 import { BlobFormatError, isUuid } from "./blob.js";
 import type { PqEncryptionAlgorithm } from "./specs.js";
 
@@ -67,9 +68,15 @@ function aeadKey(sharedSecret: Buffer, header: Buffer): Buffer {
   return Buffer.from(hkdfSync("sha256", sharedSecret, Buffer.alloc(0), info, 32));
 }
 
+/** The KEM run in the caller's thread: for tests and tools. The server passes its worker thread (PqThread). */
+export const IN_THREAD_KEM: HybridKemOps = {
+  encapsulate: async (kem, publicKey) => hybridKemEncapsulate(kem, publicKey),
+  decapsulate: async (kem, seed, ciphertext) => hybridKemDecapsulate(kem, seed, ciphertext),
+};
+
 /** Encrypts to the key's hybrid encapsulation key; RangeError when `publicKey` is not one. */
-export function pqSeal(h: PqBlobHeader, publicKey: Buffer, plaintext: Buffer): Buffer {
-  const { ciphertext: kemCiphertext, sharedSecret } = hybridKemEncapsulate(pqKemOf(h.algorithm), publicKey);
+export async function pqSeal(h: PqBlobHeader, publicKey: Buffer, plaintext: Buffer, kemOps: HybridKemOps = IN_THREAD_KEM): Promise<Buffer> {
+  const { ciphertext: kemCiphertext, sharedSecret } = await kemOps.encapsulate(pqKemOf(h.algorithm), publicKey);
   const header = Buffer.concat([fixedHeader(h), kemCiphertext]);
   const key = aeadKey(sharedSecret, header);
   try {
@@ -103,10 +110,10 @@ export function decodePqBlob(bytes: Buffer): ParsedPqBlob {
 }
 
 /** Decrypts with the key's seed; CryptoError when the ciphertext was changed or is not for this key. */
-export function pqOpen(parsed: ParsedPqBlob, seed: Buffer): Buffer {
+export async function pqOpen(parsed: ParsedPqBlob, seed: Buffer, kemOps: HybridKemOps = IN_THREAD_KEM): Promise<Buffer> {
   let sharedSecret: Buffer;
   try {
-    sharedSecret = hybridKemDecapsulate(pqKemOf(parsed.algorithm), seed, parsed.kemCiphertext);
+    sharedSecret = await kemOps.decapsulate(pqKemOf(parsed.algorithm), seed, parsed.kemCiphertext);
   } catch (e) {
     // An invalid curve point in the KEM ciphertext: the same answer as any other tampering.
     if (e instanceof RangeError) throw new CryptoError("post-quantum ciphertext does not decrypt");

@@ -12,7 +12,8 @@ import { HmacKey } from "../crypto/hmac.js";
 import { randomBytes } from "../crypto/random.js";
 import { AsymmetricPrivateKey, generateKeyPair, type MessageType } from "../keys/asymmetric.js";
 import type { ImportTokenRecord, MacKeySpec, SymmetricKeySpec } from "../keys/key.js";
-import type { ParsedPqBlob } from "../keys/pq-blob.js";
+import { pqOpen, type ParsedPqBlob } from "../keys/pq-blob.js";
+import { PqThread } from "../crypto/pq-worker.js";
 import {
   ASYMMETRIC_SPECS,
   EXPORT_ONLY_SPECS,
@@ -44,6 +45,8 @@ export class SoftwareMaterial implements KeyMaterial {
   readonly #privateKeys: MaterialCache<AsymmetricPrivateKey>;
   readonly #macKeys: MaterialCache<HmacKey>;
   readonly #ecmr = new EcmrThread();
+  /** The post-quantum algorithms' worker thread; the service also verifies and encapsulates through it. */
+  readonly postQuantum = new PqThread();
 
   constructor(options: SoftwareMaterialOptions) {
     this.#store = options.store;
@@ -152,13 +155,28 @@ export class SoftwareMaterial implements KeyMaterial {
     return this.#withPrivateKey(key, version, (privateKey) => privateKey.deriveSharedSecret(peer));
   }
 
-  /** Pure ML-DSA with the version's key (post-quantum keys are software keys, wrapped by any root of trust). */
-  pqSign(key: MaterialKey, version: number, message: Buffer, context: Buffer): Promise<Buffer> {
-    return this.#withPrivateKey(key, version, (privateKey) => privateKey.pqSign(message, context));
+  /**
+   * Pure ML-DSA with the version's key (post-quantum keys are software keys, wrapped by any root of
+   * trust). The secret key is copied while in hand (synchronously); the signing runs in the
+   * post-quantum thread, which wipes its copy; this one is wiped when it settles.
+   */
+  async pqSign(key: MaterialKey, version: number, message: Buffer, context: Buffer): Promise<Buffer> {
+    const { set, secretKey } = await this.#withPrivateKey(key, version, (privateKey) => privateKey.mlDsaSecretKey());
+    try {
+      return await this.postQuantum.sign(set, secretKey, message, context);
+    } finally {
+      secretKey.fill(0);
+    }
   }
 
-  pqDecrypt(key: MaterialKey, version: number, parsed: ParsedPqBlob): Promise<Buffer> {
-    return undecryptable(() => this.#withPrivateKey(key, version, (privateKey) => privateKey.pqDecrypt(parsed)));
+  /** As pqSign: the seed copied, the decapsulation in the post-quantum thread. */
+  async pqDecrypt(key: MaterialKey, version: number, parsed: ParsedPqBlob): Promise<Buffer> {
+    const seed = await this.#withPrivateKey(key, version, (privateKey) => privateKey.kemSeed(parsed.algorithm));
+    try {
+      return await undecryptable(() => pqOpen(parsed, seed, this.postQuantum));
+    } finally {
+      seed.fill(0);
+    }
   }
 
   /** Deleting the key's rows deletes its wrapped material: nothing outlives them. */
@@ -182,6 +200,7 @@ export class SoftwareMaterial implements KeyMaterial {
     this.#privateKeys.clear();
     this.#macKeys.clear();
     this.#ecmr.close();
+    this.postQuantum.close();
   }
 
   /** Runs `use` with the prepared key of one key version. `use` must be synchronous: the cache

@@ -4,7 +4,7 @@
 
 import { BlobFormatError } from "../keys/blob.js";
 import type { AsymmetricKeySpec, KeyRecord } from "../keys/key.js";
-import { verifyPqSignature } from "../keys/asymmetric.js";
+import { mlDsaPublicKeyOf } from "../keys/asymmetric.js";
 import { decodePqBlob, pqSeal } from "../keys/pq-blob.js";
 import { ASYMMETRIC_USAGES, isAsymmetricUsage, type PqEncryptionAlgorithm, type UsageInfo } from "../keys/specs.js";
 import { currentPublicKey } from "./asymmetric.js";
@@ -26,14 +26,15 @@ export class PostQuantumKeys {
   async verify(caller: Caller, input: { keyId: string; message: Buffer; signature: Buffer; context: Buffer }): Promise<boolean> {
     const key = await this.ctx.keyFor(this.ctx.store, caller, "PostQuantumCryptoVerify", input.keyId);
     pqUsage(key, "pq-sign", "PostQuantumCryptoVerify");
-    return verifyPqSignature(key.keySpec as AsymmetricKeySpec, await currentPublicKey(this.ctx, key), input.message, input.signature, input.context);
+    const { set, publicKey } = mlDsaPublicKeyOf(key.keySpec as AsymmetricKeySpec, await currentPublicKey(this.ctx, key));
+    return this.ctx.materials.software.postQuantum.verify(set, publicKey, input.message, input.signature, input.context);
   }
 
   async encrypt(caller: Caller, keyId: string, plaintext: Buffer): Promise<{ keyId: string; blob: Buffer }> {
     const key = await this.ctx.keyFor(this.ctx.store, caller, "PostQuantumCryptoEncrypt", keyId);
     const usage = pqUsage(key, "pq-decrypt", "PostQuantumCryptoEncrypt");
     const algorithm = usage.algorithms[0] as PqEncryptionAlgorithm;
-    const blob = pqSeal({ algorithm, keyId: key.keyId, keyVersion: key.currentVersion }, await currentPublicKey(this.ctx, key), plaintext);
+    const blob = await pqSeal({ algorithm, keyId: key.keyId, keyVersion: key.currentVersion }, await currentPublicKey(this.ctx, key), plaintext, this.ctx.materials.software.postQuantum);
     return { keyId: key.keyId, blob };
   }
 

@@ -8,6 +8,7 @@ import { describe, it } from "node:test";
 import { createMLDSA44, createMLDSA65, createMLDSA87, createMLKEM1024, createMLKEM768 } from "@oqs/liboqs-js";
 import { ml_kem1024, ml_kem768 } from "@noble/post-quantum/ml-kem.js";
 import { hybridKemDecapsulate, hybridKemEncapsulate, hybridKemGenerateKeyPair, hybridKemPublicKey, type HybridKem } from "../../src/crypto/hybrid-kem.js";
+import { PqThread } from "../../src/crypto/pq-worker.js";
 import {
   mlDsaGenerateKeyPair,
   mlDsaKeyPairFromSeed,
@@ -131,5 +132,28 @@ describe("ML-DSA (NIST ACVP, FIPS 204)", () => {
     const raw = mlDsaPublicKeyFromSpki("ML-DSA-65", publicKey);
     assert.deepEqual(mlDsaPublicKeyToSpki("ML-DSA-65", raw), publicKey);
     assert.throws(() => mlDsaPublicKeyFromSpki("ML-DSA-44", publicKey), { name: "RangeError", message: /ML-DSA-44/ });
+  });
+});
+
+describe("PqThread (the post-quantum worker thread)", () => {
+  it("signs, verifies, encapsulates and decapsulates as the primitives do, and refuses a bad public key", async () => {
+    const thread = new PqThread();
+    try {
+      const { seed } = mlDsaGenerateKeyPair("ML-DSA-44");
+      const { publicKey, secretKey } = mlDsaKeyPairFromSeed("ML-DSA-44", seed);
+      const message = Buffer.from("off the event loop");
+      const signature = await thread.sign("ML-DSA-44", secretKey, message, Buffer.from("ctx"));
+      assert.equal(mlDsaVerify("ML-DSA-44", publicKey, message, signature, Buffer.from("ctx")), true);
+      assert.equal(await thread.verify("ML-DSA-44", publicKey, message, signature, Buffer.from("ctx")), true);
+      assert.equal(await thread.verify("ML-DSA-44", publicKey, message, signature, Buffer.alloc(0)), false);
+      assert.notDeepEqual(secretKey, Buffer.alloc(secretKey.length), "the caller's key is not the thread's copy");
+      const kem = hybridKemGenerateKeyPair("X-Wing");
+      const { ciphertext, sharedSecret } = await thread.encapsulate("X-Wing", kem.publicKey);
+      assert.deepEqual(hybridKemDecapsulate("X-Wing", kem.seed, ciphertext), sharedSecret);
+      assert.deepEqual(await thread.decapsulate("X-Wing", kem.seed, ciphertext), sharedSecret);
+      await assert.rejects(thread.encapsulate("X-Wing", kem.publicKey.subarray(1)), RangeError);
+    } finally {
+      thread.close();
+    }
   });
 });

@@ -167,7 +167,7 @@ async function subjectIn(state: KeyState, action: KeyAction): Promise<Subject> {
         : usage === "ASYMMETRIC_DECRYPT_RSA_2048"
           ? rsaEncrypt(rsaPublicKey(publicKey), "RSAES_OAEP_SHA_256", plaintext)
           : usage === "ASYMMETRIC_DECRYPT_ML_KEM_768"
-            ? pqSeal({ algorithm: "ML_KEM_768_X25519_AES_256_GCM", keyId: key.keyId, keyVersion: 1 }, publicKey, plaintext)
+            ? await pqSeal({ algorithm: "ML_KEM_768_X25519_AES_256_GCM", keyId: key.keyId, keyVersion: 1 }, publicKey, plaintext)
             : Buffer.alloc(0);
   } else if (KMIP_SUBJECTS.has(action)) {
     const keySpec = action === "GenerateMac" ? "HMAC_SHA256" : "AES_256";

@@ -14,8 +14,8 @@ describe("post-quantum ciphertext", () => {
   const { seed, publicKey } = hybridKemGenerateKeyPair("X-Wing");
   const header = { algorithm: "ML_KEM_768_X25519_AES_256_GCM", keyId: KEY_ID, keyVersion: 3 } as const;
 
-  it("lays out format, algorithm, key id, version, KEM ciphertext, AEAD ciphertext and tag", () => {
-    const blob = pqSeal(header, publicKey, Buffer.from("hello"));
+  it("lays out format, algorithm, key id, version, KEM ciphertext, AEAD ciphertext and tag", async () => {
+    const blob = await pqSeal(header, publicKey, Buffer.from("hello"));
     assert.equal(blob.length, 22 + 1120 + 5 + 16);
     assert.equal(blob[0], 0x02);
     assert.equal(blob[1], 0x10);
@@ -23,33 +23,30 @@ describe("post-quantum ciphertext", () => {
     assert.equal(blob.readUInt32BE(18), 3);
     const parsed = decodePqBlob(blob);
     assert.deepEqual({ algorithm: parsed.algorithm, keyId: parsed.keyId, keyVersion: parsed.keyVersion }, header);
-    assert.equal(pqOpen(parsed, seed).toString(), "hello");
+    assert.equal((await pqOpen(parsed, seed)).toString(), "hello");
     assert.equal(pqBlobMaxLength(4096), 22 + 1665 + 4096 + 16);
   });
 
-  it("refuses every changed byte, a truncation and an extension", () => {
-    const blob = pqSeal(header, publicKey, Buffer.from("x"));
+  it("refuses every changed byte, a truncation and an extension", async () => {
+    const blob = await pqSeal(header, publicKey, Buffer.from("x"));
     for (let i = 0; i < blob.length; i++) {
       const bad = Buffer.from(blob);
       bad[i]! ^= 0x01;
-      assert.throws(
-        () => {
-          const parsed = decodePqBlob(bad);
-          // A changed key id or version names another key: the service refuses it; here the AEAD must.
-          pqOpen(parsed, seed);
-        },
+      await assert.rejects(
+        // A changed key id or version names another key: the service refuses it; here the AEAD must.
+        async () => pqOpen(decodePqBlob(bad), seed),
         (e: unknown) => e instanceof CryptoError || e instanceof BlobFormatError,
         `byte ${i}`,
       );
     }
-    assert.throws(() => pqOpen(decodePqBlob(blob.subarray(0, blob.length - 1)), seed), CryptoError);
-    assert.throws(() => pqOpen(decodePqBlob(Buffer.concat([blob, Buffer.of(0)])), seed), CryptoError);
+    await assert.rejects(pqOpen(decodePqBlob(blob.subarray(0, blob.length - 1)), seed), CryptoError);
+    await assert.rejects(pqOpen(decodePqBlob(Buffer.concat([blob, Buffer.of(0)])), seed), CryptoError);
     assert.throws(() => decodePqBlob(blob.subarray(0, 40)), BlobFormatError);
   });
 
-  it("does not open under another key's seed", () => {
-    const blob = pqSeal(header, publicKey, Buffer.from("x"));
-    assert.throws(() => pqOpen(decodePqBlob(blob), hybridKemGenerateKeyPair("X-Wing").seed), CryptoError);
+  it("does not open under another key's seed", async () => {
+    const blob = await pqSeal(header, publicKey, Buffer.from("x"));
+    await assert.rejects(pqOpen(decodePqBlob(blob), hybridKemGenerateKeyPair("X-Wing").seed), CryptoError);
   });
 });
 
