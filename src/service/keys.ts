@@ -344,7 +344,9 @@ export class KeyManagement {
       // Exchange keys are Tang servers' (CreateTangServer), not CreateKey's.
       if (usage.purpose === "exchange") continue;
       const signs = usage.purpose === "sign" || usage.purpose === "pq-sign";
-      (signs ? signVerify : asymmetric).push({ keyUsage, algorithm: ASYMMETRIC_SPECS[usage.spec].algorithmName, protectionLevels: levels(usage.spec) });
+      // Key agreement keys are software keys (createKey refuses HSM for them).
+      const protectionLevels: ProtectionLevel[] = usage.purpose === "agree" ? ["SOFTWARE"] : levels(usage.spec);
+      (signs ? signVerify : asymmetric).push({ keyUsage, algorithm: ASYMMETRIC_SPECS[usage.spec].algorithmName, protectionLevels });
     }
     const symmetric = [
       ...SYMMETRIC_KEY_SPECS.map((spec): AlgorithmEntry => ({ keyUsage: "ENCRYPT_DECRYPT", algorithm: spec, protectionLevels: levels(spec) })),
