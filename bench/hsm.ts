@@ -60,7 +60,7 @@ export async function startHsmNode<S extends { listening: { url: string } }>(opt
     const initLine = out.trim().split("\n").reverse().find((l) => l.includes('"secretId"'));
     if (initLine === undefined) throw new Error(`tresor init --root-of-trust pkcs11 printed no credentials:\n${out}`);
     const creds = JSON.parse(initLine) as Credentials;
-    const server = await options.start("tresor serve (pkcs11)", [options.tresorMain, "serve", "--data-dir", dataDir, "--port", "0"], join(options.tmp, "server-hsm.log"));
+    const server = await options.start("tresor serve (pkcs11)", [options.tresorMain, "serve", "--data-dir", dataDir, "--port", "0", "--workers", "1"], join(options.tmp, "server-hsm.log"));
     const url = loopbackUrl(server.listening.url);
     const hsmKey = await callAction(url, "CreateKey", { Alias: "bench-hsm-aes", KeySpec: "AES_256", ProtectionLevel: "HSM" }, creds);
     const softwareKey = await callAction(url, "CreateKey", { Alias: "bench-pkcs11-soft-aes", KeySpec: "AES_256" }, creds);

@@ -45,7 +45,7 @@ export async function startPostgresNode<S extends { listening: { url: string } }
     if (initLine === undefined) throw new Error(`tresor init --store printed no credentials:\n${out}`);
     const creds = JSON.parse(initLine) as Credentials;
     const serve = (dir: string, id: string, log: string) =>
-      options.start(`tresor serve --store (${id})`, [options.tresorMain, "serve", "--store", storeUrl.href, "--data-dir", dir, "--port", "0", "--node-id", id], join(options.tmp, log));
+      options.start(`tresor serve --store (${id})`, [options.tresorMain, "serve", "--store", storeUrl.href, "--data-dir", dir, "--port", "0", "--node-id", id, "--workers", "1"], join(options.tmp, log));
     const server = await serve(dataDir, "pg-node-0", "server-pg.log");
     const url = loopbackUrl(server.listening.url);
     const key = await callAction(url, "CreateKey", { Alias: "bench-pg-sm4", KeySpec: "SM4" }, creds);

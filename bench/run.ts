@@ -14,6 +14,7 @@ import { cpus, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { measureAsymmetricSpeed, speedTable } from "./asymmetric-speed.js";
+import { consoleLine, measureConsole } from "./console.js";
 import { encryptionBytes, encryptionTable, measureEncryption } from "./encryption.js";
 import { hsmUnavailable, startHsmNode } from "./hsm.js";
 import { startPostgresNode } from "./postgres-store.js";
@@ -420,6 +421,10 @@ async function main(): Promise<number> {
     log(`postgres: one node at ${ratio(rate(SCENARIO.pg), enc?.reqPerSec) ?? notes["postgres"] ?? "-"}, ${PG_CLUSTER_NODES} nodes at ${ratio(rate(SCENARIO.pgCluster), enc?.reqPerSec) ?? "-"} of the SQLite node's Encrypt rate`);
     log(`pkcs11: HSM key at ${ratio(rate(SCENARIO.hsm), rate("Encrypt AES_256 1 KiB")) ?? notes["pkcs11"] ?? "-"}, software key at ${ratio(rate(SCENARIO.hsmSoftware), rate("Encrypt AES_256 1 KiB")) ?? "-"} of the file-root AES_256 rate`);
 
+    // 7. The web console: bundle size and first load in chromium, after the load so it disturbs no round.
+    const webConsole = await measureConsole(url.href, opts.rounds);
+    log(consoleLine(webConsole));
+
     writeReport({
       date: new Date().toISOString(),
       node: process.version,
@@ -433,6 +438,7 @@ async function main(): Promise<number> {
       scenarios: rows,
       asymmetricInProcess: speeds,
       encryptionSdk,
+      console: webConsole,
     });
     const failed = rows.filter((r) => r.errors > 0);
     if (failed.length > 0) {

@@ -1,6 +1,7 @@
 // The HTTP(S) server: the Tencent Cloud API 3.0 endpoint on POST /, and the AWS KMS door on the
 // same POST / for requests with an X-Amz-Target header (aws/door.ts); GET /healthz (the process is
-// up), GET /readyz (it can reach its store and root of trust) and GET /metrics (Prometheus text).
+// up), GET /readyz (it can reach its store and root of trust) and GET /metrics (Prometheus text);
+// the web console's files under /console/ (console/routes.ts), where a browser's GET / is sent.
 // One structured log line per request: request id, action, result code, latency; never parameters.
 
 import { randomUUID } from "node:crypto";
@@ -20,6 +21,7 @@ import { AUDIT_FLAGS, RequestAudit, capField } from "../service/request-audit.js
 import { AccountRateLimiter, DEFAULT_FAILED_AUTH_LIMITS, FailedAuthLimiter, failureSummaryEvent, type FailedAuthLimits, type FailureSummary } from "./limits.js";
 import { Metrics } from "./metrics.js";
 import { registerTangRoutes, TANG_ACTIONS } from "./tang/routes.js";
+import { CONSOLE_PATH, DEFAULT_CONSOLE_DIR, isBrowserNavigation, registerConsoleRoutes } from "./console/routes.js";
 import { ACTIONS, runAction, SERVICE_INFORMATION_ACTIONS, type ActionDefinition } from "./tencent/actions.js";
 import { CAM_ACTIONS, CAM_VERSION, STS_ACTIONS, STS_VERSION } from "./tencent/cam.js";
 import { CLOUDAUDIT_ACTIONS, CLOUDAUDIT_VERSION } from "./tencent/cloudaudit.js";
@@ -397,11 +399,16 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.route({
     method: ["GET", "PUT", "DELETE", "PATCH"],
     url: "/",
-    handler: async (req, res: FastifyReply) => fail(req, res, auditOf(req).audit, "UnsupportedProtocol", `${req.method} is not supported: send POST with a JSON body`),
+    handler: async (req, res: FastifyReply) => {
+      if (req.method === "GET" && isBrowserNavigation(req.headers)) return res.redirect(CONSOLE_PATH, 302);
+      return fail(req, res, auditOf(req).audit, "UnsupportedProtocol", `${req.method} is not supported: send POST with a JSON body`);
+    },
   });
 
   // Any other path: recorded like every request, answered 404 in the protocol's shape.
-  app.setNotFoundHandler(async (req, res) => fail(req, res, auditOf(req).audit, "UnsupportedProtocol", "the API is served on POST / only", 404));
+  const notFound = async (req: FastifyRequest, res: FastifyReply) => fail(req, res, auditOf(req).audit, "UnsupportedProtocol", "the API is served on POST / only", 404);
+  app.setNotFoundHandler(notFound);
+  registerConsoleRoutes(app, DEFAULT_CONSOLE_DIR, notFound);
 
   async function handleTencent(req: FastifyRequest, action: string, audit: RequestAudit, facts: RequestFacts): Promise<Record<string, unknown>> {
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);

@@ -6,6 +6,7 @@ import { createReadStream } from "node:fs";
 import { link, open, unlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { setImmediate } from "node:timers/promises";
 import { randomUUID } from "node:crypto";
 import type { Checkpoint } from "./checkpoint.js";
 import type { AuditSnapshot, AuditStorage, SnapshotValue } from "./port.js";
@@ -170,7 +171,11 @@ function toRecord(row: Record<string, SnapshotValue>): AuditRecord {
  * Verifies the audit log in a store from one consistent snapshot, streaming (like an export, but
  * nothing is written): every checkpoint against `publicKey` and the whole chain.
  */
-export async function verifyStoreAudit(store: Pick<AuditStorage, "snapshot">, publicKey: Buffer, progress?: (records: number) => void): Promise<VerifyReport> {
+/**
+ * Verifies the store's log in place. `yieldEvery` (inside a server) hands the event loop back after
+ * that many records, so other requests go on while a long log is hashed.
+ */
+export async function verifyStoreAudit(store: Pick<AuditStorage, "snapshot">, publicKey: Buffer, progress?: (records: number) => void, yieldEvery?: number): Promise<VerifyReport> {
   return store.snapshot(async (snapshot) => {
     const checkpoints: Checkpoint[] = [];
     for await (const row of rows(snapshot, "audit_checkpoints")) checkpoints.push(toCheckpoint(row));
@@ -178,7 +183,9 @@ export async function verifyStoreAudit(store: Pick<AuditStorage, "snapshot">, pu
       let n = 0;
       for await (const row of rows(snapshot, "audit_records")) {
         yield toRecord(row);
-        if (progress !== undefined && ++n % PROGRESS_EVERY === 0) progress(n);
+        n++;
+        if (progress !== undefined && n % PROGRESS_EVERY === 0) progress(n);
+        if (yieldEvery !== undefined && n % yieldEvery === 0) await setImmediate();
       }
     }
     return verifyAudit(records(), checkpoints, publicKey);

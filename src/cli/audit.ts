@@ -15,6 +15,7 @@ import type { KmsClient } from "../sdk/index.js";
 import { UsageError, addClientOptions, integerArg, printJson, printLines, reportError, runWithClient } from "./client-options.js";
 import { pinOption } from "./init.js";
 import { clearProgress, drawProgress, printErrorLines } from "./output.js";
+import { KEY_HELP, resolveKeyId } from "./vocabulary.js";
 
 /** The server's limits: a search window of at most 30 days, at most 50 events a page. */
 const WINDOW_SECONDS = 30 * 86_400;
@@ -223,7 +224,7 @@ export function registerAuditCommands(program: Command): void {
       .option("--until <time>", "up to this time (default: now)")
       .option("--user <name>", "only requests of this principal (root, a user's name, a role session's name)")
       .option("--action <name>", "only this action, e.g. Encrypt")
-      .option("--key <keyId>", "only requests that acted on this key")
+      .option("--key <key>", `only requests that acted on this key: ${KEY_HELP}`)
       .option("--access-key <secretId>", "only requests signed with this SecretId")
       .addOption(new Option("--read-only", "only requests that read").conflicts("writes"))
       .option("--writes", "only requests that change something")
@@ -248,8 +249,9 @@ export function registerAuditCommands(program: Command): void {
         return { since, until, filters };
       },
       async (client, { since, until, filters }, { json }) => {
+        const keyFilter = filters.key === undefined ? {} : { key: await resolveKeyId(client, filters.key) };
         const events: Event[] = [];
-        for await (const e of searchEvents(client, since, until, filters, flags.limit)) {
+        for await (const e of searchEvents(client, since, until, { ...filters, ...keyFilter }, flags.limit)) {
           if (json) events.push(e);
           else printLines(eventLine(e));
         }

@@ -5,7 +5,6 @@
 
 import { Command, Option } from "commander";
 import { pino } from "pino";
-import { isUuid } from "../keys/blob.js";
 import type { KmsClient } from "../sdk/index.js";
 import { KmsClientError } from "../sdk/index.js";
 import { UsageError, addClientOptions, integerArg, runWithClient } from "./client-options.js";
@@ -13,6 +12,7 @@ import { createPluginServer } from "./kms-plugin/grpc.js";
 import { HealthCache } from "./kms-plugin/health.js";
 import { KmsPlugin, ProbeError, healthReason } from "./kms-plugin/plugin.js";
 import { bindPrivateSocket, socketPathArg } from "./kms-plugin/socket.js";
+import { KEY_HELP, aliasOf, isKeyId, resolveKeyId } from "./vocabulary.js";
 import type * as grpc from "@grpc/grpc-js";
 import { ServerCredentials } from "@grpc/grpc-js";
 
@@ -36,7 +36,7 @@ export function registerKmsPluginCommand(program: Command): void {
       .command("kms-plugin")
       .description("serve the Kubernetes KMS v2 plugin API on a unix socket, encrypting under one Tresor key")
       .requiredOption("--socket <path>", "unix socket to serve on (created with mode 0600; a stale one is replaced, a live one refused)")
-      .requiredOption("--key-id <keyId>", "the CMK (a KeyId) that encrypts the cluster's data keys")
+      .requiredOption("--key-id <key>", `${KEY_HELP}, that encrypts the cluster's data keys (an alias is looked up once, at start)`)
       .addOption(
         new Option("--status-cache-ms <ms>", "how long a Status probe (DescribeKey, Encrypt, Decrypt) is reused, in milliseconds")
           .argParser(integerArg(0, 600_000))
@@ -50,7 +50,9 @@ export function registerKmsPluginCommand(program: Command): void {
     await runWithClient(
       cmd,
       () => {
-        if (!isUuid(flags.keyId)) throw new UsageError(`--key-id must be a KeyId (a lower-case UUID), got ${JSON.stringify(flags.keyId)}`);
+        if (!isKeyId(flags.keyId) && aliasOf(flags.keyId) === "") {
+          throw new UsageError(`--key-id must be a KeyId, an alias or alias/NAME, got ${JSON.stringify(flags.keyId)}`);
+        }
         return { socketPath: socketPathArg(flags.socket) };
       },
       (client, { socketPath }) => runPlugin(client, flags, socketPath),
@@ -60,13 +62,14 @@ export function registerKmsPluginCommand(program: Command): void {
 
 async function runPlugin(client: KmsClient, flags: PluginFlags, socketPath: string): Promise<void> {
   const logger = pino({ level: flags.logLevel, base: { service: "tresor-kms-plugin" } });
-  const plugin = new KmsPlugin(client, flags.keyId);
+  const cmk = await pluginKey(client, flags.keyId);
+  const plugin = new KmsPlugin(client, cmk);
   let keyId: string;
   try {
     keyId = await plugin.probe();
   } catch (err) {
     // Exit code 1, as for any request that failed.
-    throw new Error(`cannot use key ${flags.keyId}: ${startupReason(err)}`);
+    throw new Error(`cannot use key ${cmk}: ${startupReason(err)}`);
   }
   const health = new HealthCache(() => plugin.probe(), healthReason, { cacheMs: flags.statusCacheMs, timeoutMs: PROBE_TIMEOUT_MS });
   health.succeeded(keyId);
@@ -87,6 +90,21 @@ async function runPlugin(client: KmsClient, flags: PluginFlags, socketPath: stri
   await shutdown(server, address, idle);
   socket.remove();
   logger.info("stopped");
+}
+
+/**
+ * The KeyId --key-id names. An alias is looked up once, here: the plugin keeps that key until it
+ * restarts, since it decrypts only what that key encrypted (docs/kubernetes.md).
+ */
+async function pluginKey(client: KmsClient, ref: string): Promise<string> {
+  try {
+    return await resolveKeyId(client, ref);
+  } catch (err) {
+    const what = `cannot look up the alias ${JSON.stringify(aliasOf(ref))}`;
+    if (!(err instanceof KmsClientError)) throw new Error(`${what}: ${healthReason(err)}`);
+    const hint = err.code === "UnauthorizedOperation" ? " (an alias needs kms:ListKeyDetail in the access key's policy; or give the KeyId, docs/kubernetes.md)" : "";
+    throw new Error(`${what}: ${err.code}: ${err.message}${hint}`);
+  }
 }
 
 /** The startup refusal: what Tresor said, and what the access key needs. */

@@ -3,44 +3,19 @@
 
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
-import { registerAccountCommands } from "./account.js";
-import { registerAdminCommands } from "./admin.js";
-import { registerAsymmetricCommands } from "./asymmetric.js";
-import { registerMacAndPostQuantumCommands } from "./mac-pq.js";
-import { registerAuditCommands } from "./audit.js";
-import { registerBackupCommands } from "./backup.js";
+import { registerCommands } from "./commands.js";
 import { registerCompletionCommand } from "./completion.js";
-import { registerCryptoCommands } from "./crypto.js";
-import { registerEncryptFileCommands } from "./encrypt-file.js";
-import { registerInitCommand } from "./init.js";
-import { registerKeyCommands } from "./key.js";
-import { registerKmsPluginCommand } from "./kms-plugin.js";
-import { registerRootKeyCommands } from "./rootkey.js";
-import { registerServeCommand } from "./serve.js";
-import { registerTangCommands } from "./tang.js";
 import { printErrorLines } from "./output.js";
 
 // dist/src/cli/main.js → the package's own package.json, in the clone and once installed.
 const { version } = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
 const program = new Command("tresor").description("Tresor: a self-hosted key management service").version(version, "-V, --version").exitOverride();
-registerInitCommand(program);
-registerAccountCommands(program);
-registerAdminCommands(program);
-registerServeCommand(program);
-registerKeyCommands(program);
-registerCryptoCommands(program);
-registerAsymmetricCommands(program);
-registerMacAndPostQuantumCommands(program);
-registerEncryptFileCommands(program);
-registerBackupCommands(program);
-registerRootKeyCommands(program);
-registerAuditCommands(program);
-registerKmsPluginCommand(program);
-registerTangCommands(program);
-// Last: it describes the whole command tree.
-registerCompletionCommand(program);
 
 try {
+  // Only the command groups this command line names (commands.ts), so `tresor encrypt` never loads the server.
+  await registerCommands(program, process.argv.slice(2));
+  // Last: it describes the whole command tree.
+  registerCompletionCommand(program);
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) {

@@ -49,7 +49,7 @@ export function registerServeCommand(program: Command): void {
     .option("--kmip-key <file>", "PEM private key for --kmip-cert (env TRESOR_KMIP_KEY)")
     .option("--kmip-client-ca <file>", "PEM CA certificate(s) that issue KMIP client certificates; others fail the handshake (env TRESOR_KMIP_CLIENT_CA)")
     .option("--kmip-max-message <bytes>", "largest KMIP request message; a larger one closes the connection (env TRESOR_KMIP_MAX_MESSAGE, default 1048576)")
-    .option("--workers <n>", "processes serving the port, auto for one per core (env TRESOR_WORKERS, default 1: see docs/security.md on replays)")
+    .option("--workers <n>", "processes serving the port: auto (the default) for one per core, 1 for a single process (env TRESOR_WORKERS)")
     .option("--scheduler-interval <seconds>", "seconds between runs of the key job scheduler: rotation, deletion, material expiry (env TRESOR_SCHEDULER_INTERVAL, default 60)")
     .action(async (flags: ServeCommandFlags) => {
       await serve(flags);
@@ -129,7 +129,7 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
         defaultKeySpec: config.defaultKeySpec,
         cmkLimit: config.cmkLimit,
         bodyLimit: config.bodyLimit,
-        authentication: { requireSignedAction: config.requireSignedAction },
+        authentication: { requireSignedAction: config.requireSignedAction, ...(worker ? { signatureBindings: worker.signatureBindings } : {}) },
         ...(config.rateLimit === undefined ? {} : { rateLimit: config.rateLimit }),
         failedAuth: { threshold: config.authFailureRecords, totalThreshold: 10 * config.authFailureRecords },
         connections: { maxConnections: config.maxConnections, headersTimeoutMs: config.headersTimeoutMs, requestTimeoutMs: config.requestTimeoutMs, keepAliveTimeoutMs: config.keepAliveTimeoutMs },
@@ -158,7 +158,7 @@ async function serve(flags: ServeCommandFlags): Promise<void> {
   }
   if (worker) {
     logDestination.flushSync();
-    worker.listening(node.url);
+    worker.listening(node.url, node.kmipPort);
   } else {
     announce(node.url);
   }

@@ -34,7 +34,7 @@ export function isKeyId(ref: string): boolean {
 export async function resolveKeyId(client: KmsClient, ref: string): Promise<string> {
   const trimmed = ref.trim();
   if (isKeyId(trimmed)) return trimmed.toLowerCase();
-  const alias = trimmed.startsWith("alias/") ? trimmed.slice("alias/".length) : trimmed;
+  const alias = aliasOf(trimmed);
   if (alias === "") throw new KmsClientError("InvalidParameterValue", `--key-id: give a key id, an alias or alias/NAME, got ${JSON.stringify(ref)}`);
   // The search matches aliases containing the name: page until the exact one shows up.
   for (let offset = 0; ; offset += ALIAS_SEARCH_LIMIT) {
@@ -47,6 +47,12 @@ export async function resolveKeyId(client: KmsClient, ref: string): Promise<stri
       });
     }
   }
+}
+
+/** The alias a key reference names, given bare or as alias/NAME ("" when it names none). */
+export function aliasOf(ref: string): string {
+  const trimmed = ref.trim();
+  return trimmed.startsWith("alias/") ? trimmed.slice("alias/".length) : trimmed;
 }
 
 /**

@@ -97,7 +97,7 @@ export type KeyClass = (typeof KEY_CLASSES)[number];
 export const KMIP_STATES = ["PreActive", "Active", "Deactivated", "Compromised"] as const;
 export type KmipState = (typeof KMIP_STATES)[number];
 
-export const KMIP_OBJECT_TYPES = ["SymmetricKey", "PublicKey", "PrivateKey", "SecretData"] as const;
+export const KMIP_OBJECT_TYPES = ["SymmetricKey", "PublicKey", "PrivateKey", "SecretData", "Certificate"] as const;
 export type KmipObjectType = (typeof KMIP_OBJECT_TYPES)[number];
 
 /** What a KMIP object keeps beside the key record (never material). Times are unix seconds, 0 = unset. */
@@ -110,6 +110,9 @@ export interface KmipObjectMeta {
   usageMask: number;
   /** The other half of a key pair (KMIP Link), or "". */
   linkedId: string;
+  /** KMIP ReKey's links (KMIP 1.4 §3.35): the key that replaced this one, and the one this one replaced. */
+  replacementId?: string;
+  replacedId?: string;
   activationDate: number;
   deactivationDate: number;
   compromiseDate: number;

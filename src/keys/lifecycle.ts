@@ -123,6 +123,24 @@ export const KMIP_STATE_OF: Readonly<Record<KmipState, KeyState>> = Object.freez
   Compromised: "Archived",
 });
 
+/**
+ * Actions of the Tencent and AWS APIs that a KMIP-class key refuses (UnsupportedOperation): its
+ * state and material follow KMIP's lifecycle alone. Tresor's states cannot say every KMIP one
+ * (Disabled would read as Pre-Active, which an Active object can never return to), and a KMIP
+ * client that fetched the key must not find other material behind the same id after a rotation.
+ */
+export const KMIP_LIFECYCLE_ONLY: readonly KeyAction[] = Object.freeze([
+  "EnableKey",
+  "DisableKey",
+  "ArchiveKey",
+  "CancelKeyArchive",
+  "ScheduleKeyDeletion",
+  "ScheduleKeyDeletionAws",
+  "CancelKeyDeletion",
+  "RotateKey",
+  "EnableKeyRotation",
+] satisfies KeyAction[]);
+
 /** The KMIP state table as Markdown, for docs/kmip.md. */
 export function kmipStateMarkdown(): string {
   const meaning: Record<KmipState, string> = {
@@ -132,7 +150,8 @@ export function kmipStateMarkdown(): string {
     Compromised: "revoked with a compromise reason: as Deactivated",
   };
   const rows = KMIP_STATES.map((s) => `| ${s} | ${KMIP_STATE_OF[s]} | ${meaning[s]} |`);
-  return ["| KMIP state | Tresor state | what it allows |", "| --- | --- | --- |", ...rows, "| Destroyed | (removed) | nothing: the object is gone |"].join("\n");
+  const refused = `Refused for a KMIP object through the Tencent and AWS APIs (\`UnsupportedOperation\`): ${KMIP_LIFECYCLE_ONLY.map((a) => `\`${a}\``).join(", ")}.`;
+  return ["| KMIP state | Tresor state | what it allows |", "| --- | --- | --- |", ...rows, "| Destroyed | (removed) | nothing: the object is gone |", "", refused].join("\n");
 }
 
 /** The table as Markdown, for docs/api.md. */

@@ -158,6 +158,8 @@ export const CATALOG = {
   cloudaudit: {
     LookUpEvents: { writes: false, presets: NONE },
     DescribeEvents: { writes: false, presets: NONE },
+    /** Tresor extension: the whole audit chain checked as `tresor audit verify` checks it (the web console's status). */
+    VerifyAuditChain: { writes: false, presets: NONE },
   },
 
 } as const satisfies Readonly<Record<string, Readonly<Record<string, ActionEntry>>>>;

@@ -6,6 +6,9 @@
 // ListOver false and a NextToken to go on. Events are numbered within their account (EventId),
 // so nothing an account sees tells of other accounts' records.
 
+import { verifyStoreAudit } from "../audit/export.js";
+import { AUDIT_PUBLIC_KEY_META } from "../audit/keys.js";
+import type { VerifyReport } from "../audit/verify.js";
 import type { AccountAuditPosition, AccountAuditRecord, AuditRecordFilters, Store } from "../store/store.js";
 import { ACCOUNT_RESOURCE, type Caller } from "./access-control.js";
 import type { Clock } from "./clock.js";
@@ -85,9 +88,22 @@ export function decodeAuditCursor(token: string, parameter = "NextToken"): numbe
   return seq;
 }
 
+/** Records hashed between two turns of the event loop during VerifyAuditChain: a few milliseconds' work. */
+const VERIFY_YIELD_EVERY = 200;
+
+/** The chain's state as VerifyAuditChain reports it: `tresor audit verify`'s report, when it was made. */
+export interface AuditChainStatus extends VerifyReport {
+  /** Unix milliseconds when the check began. */
+  checkedAt: number;
+  /** The store's own audit public key (base64) the checkpoints were checked against. */
+  publicKey: string;
+}
+
 export class AuditQueries {
   readonly #store: Store;
   readonly #clock: Clock;
+  /** The check in progress: callers arriving meanwhile share it, so the log is read once at a time. */
+  #verifying: Promise<AuditChainStatus> | undefined;
 
   constructor(store: Store, clock: Clock) {
     this.#store = store;
@@ -161,5 +177,27 @@ export class AuditQueries {
     const events = page.records.filter((r) => r.accountUin === caller.uin);
     if (page.next === undefined) return { events, listOver: true };
     return { events, nextToken: encodeAuditCursor(page.next.accountSeq), nextSeq: page.next.accountSeq, listOver: false };
+  }
+
+  /**
+   * Checks the whole audit chain and its signed checkpoints against the store's own audit public
+   * key, as `tresor audit verify` does offline. The chain spans every account, so the caller needs
+   * "cloudaudit:VerifyAuditChain" on the account (no preset grants it). The log is read a page at a
+   * time and hands the event loop back every VERIFY_YIELD_EVERY records, so requests go on meanwhile.
+   */
+  async verifyChain(caller: Caller): Promise<AuditChainStatus> {
+    caller.permissions.require("cloudaudit:VerifyAuditChain", ACCOUNT_RESOURCE);
+    this.#verifying ??= this.#verifyChain().finally(() => {
+      this.#verifying = undefined;
+    });
+    return this.#verifying;
+  }
+
+  async #verifyChain(): Promise<AuditChainStatus> {
+    const checkedAt = this.#clock.now();
+    const publicKey = await this.#store.getMeta(AUDIT_PUBLIC_KEY_META);
+    if (publicKey === undefined) throw new KmsError("InternalError", "the store has no audit public key");
+    const report = await verifyStoreAudit(this.#store, Buffer.from(publicKey, "base64"), undefined, VERIFY_YIELD_EVERY);
+    return { ...report, checkedAt, publicKey };
   }
 }

@@ -4,9 +4,9 @@
 
 import type { Auditor } from "../audit/writer.js";
 import type { EncryptionContext } from "../keys/blob.js";
-import type { KeyRecord, KeySpec } from "../keys/key.js";
+import type { KeyRecord, KeySpec, KmipObjectType } from "../keys/key.js";
 import { KMS_POLICY_ACTIONS_OF } from "../policy/catalog.js";
-import { ruleFor, type KeyAction } from "../keys/lifecycle.js";
+import { KMIP_LIFECYCLE_ONLY, ruleFor, type KeyAction } from "../keys/lifecycle.js";
 import { MaterialError } from "../material/material.js";
 import type { KeyMaterials } from "../material/materials.js";
 import type { RootOfTrust } from "../rootkey/root-of-trust.js";
@@ -15,6 +15,7 @@ import type { AccessControl } from "./access-control.js";
 import { keyResourceNames, type Caller } from "./permissions.js";
 import { unixSeconds, type Clock } from "./clock.js";
 import { KmsError, needs } from "./errors.js";
+import { isPublicObject } from "./kmip-parse.js";
 import { auditedTransaction, AUDIT_FLAGS } from "./request-audit.js";
 
 /**
@@ -95,6 +96,7 @@ export class ServiceContext {
     const key = await store.getKey(keyId);
     needs(key && key.creatorUin === caller.uin, "CmkNotFound", `key ${keyId} does not exist`);
     this.authorize(caller, options.batch ?? action, key, options.context);
+    if (key.kmip) checkKmipClass(action, key.keyId, key.kmip.objectType);
     this.checkState(action, key, caller);
     return key;
   }
@@ -127,6 +129,17 @@ export class ServiceContext {
   transaction<T>(caller: Caller, fn: (tx: StoreOperations) => Promise<T>): Promise<T> {
     return auditedTransaction(this.store, this.auditor, caller.audit, fn);
   }
+}
+
+/** What the Tencent and AWS APIs may not do to a KMIP object: change its lifecycle, or use a private key it does not hold. */
+function checkKmipClass(action: KeyAction, keyId: string, objectType: KmipObjectType): void {
+  needs(
+    !KMIP_LIFECYCLE_ONLY.includes(action),
+    "UnsupportedOperation",
+    `key ${keyId} is a KMIP object: its state and material follow KMIP's lifecycle (KMIP Activate, Revoke, ReKey, Destroy), so ${action} is refused`,
+  );
+  const needsPrivate = action === "SignByAsymmetricKey" || action === "AsymmetricRsaDecrypt" || action === "AsymmetricSm2Decrypt";
+  needs(!needsPrivate || !isPublicObject(objectType), "InvalidKeyUsage", `key ${keyId} is a KMIP ${objectType}: it holds no private key for ${action}`);
 }
 
 /** Throws the lifecycle table's error unless `action` is allowed in the key's current state. */

@@ -161,6 +161,8 @@ export class KeyManagement {
 
   async #insertKey(caller: Caller, key: KeyRecord, firstVersion: KeyVersionRecord | null): Promise<void> {
     const ctx = this.ctx;
+    // The record names the new key, so a search by key finds its creation too.
+    caller.audit?.addResource(key.keyId);
     try {
       // Checked again with the insert, atomically: another request (on any node) may have taken the last slot.
       const inserted = await auditedInsert(ctx.auditor, caller.audit, (also) => ctx.store.insertKeyWithinLimit(key, firstVersion, ctx.cmkLimit, also));

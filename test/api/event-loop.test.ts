@@ -28,6 +28,8 @@ const RECORDS = Number(process.env.TRESOR_AUDIT_LOAD_RECORDS ?? 400_000);
  * machine, and proportionally longer on a loaded one.
  */
 const MAX_STALL_MS = 300;
+/** Attempts of each search before a stall over the limit fails the test (see assertRepeatedlyResponsive). */
+const ATTEMPTS = 3;
 
 describe("the event loop stays free (issue 13)", () => {
   let s: InProcessServer;
@@ -120,6 +122,29 @@ describe("the event loop stays free (issue 13)", () => {
       return Math.max(MAX_STALL_MS, 3 * baseline);
     }
 
+    /**
+     * `work` run while probed, and its stalls judged against stallLimit. A search that blocks the
+     * loop does so in every attempt; a loaded machine's scheduling and disk stall it now and then
+     * (bursts of 0.4 s were seen in the baseline windows themselves at a load of 10). So an attempt
+     * over the limit is repeated, and the test fails only if all ATTEMPTS were over it.
+     */
+    async function assertRepeatedlyResponsive(t: TestContext, what: string, work: () => Promise<void>): Promise<void> {
+      const failures: string[] = [];
+      for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+        const started = performance.now();
+        const probed = await probeWhile(s.url, work);
+        const limit = await stallLimit(t, performance.now() - started);
+        try {
+          assertResponsive(t, what, probed, limit);
+          return;
+        } catch (err) {
+          failures.push((err as Error).message);
+          t.diagnostic(`attempt ${attempt} of ${ATTEMPTS}: ${(err as Error).message}`);
+        }
+      }
+      assert.fail(failures.join("\n"));
+    }
+
     /** Every event of a search, following NextToken: the calls' count and the events. */
     async function searchAll(attributes: Record<string, string>): Promise<{ calls: number; events: Record<string, unknown>[] }> {
       const now = Math.floor(Date.now() / 1000);
@@ -152,25 +177,20 @@ describe("the event loop stays free (issue 13)", () => {
       ["RequestId", needleId],
     ] as const) {
       it(`filtered by ${key}: each call is bounded, and following NextToken finds the oldest record`, async (t) => {
-        let result: { calls: number; events: Record<string, unknown>[] } | undefined;
-        const started = performance.now();
-        const probed = await probeWhile(s.url, async () => {
-          result = await searchAll({ [key]: value });
+        await assertRepeatedlyResponsive(t, `LookUpEvents by ${key}`, async () => {
+          const result = await searchAll({ [key]: value });
+          assert.deepEqual(
+            result.events.map((e) => e.RequestID),
+            [needleId],
+            `${key}: found in ${result.calls} calls`,
+          );
         });
-        const tookMs = performance.now() - started;
-        assert.deepEqual(
-          result!.events.map((e) => e.RequestID),
-          [needleId],
-          `${key}: found in ${result!.calls} calls`,
-        );
-        assertResponsive(t, `LookUpEvents by ${key}`, probed, await stallLimit(t, tookMs));
       });
     }
 
     it("DescribeEvents with a filter that matches nothing, a page at a time", async (t) => {
       const now = Math.floor(Date.now() / 1000);
-      const started = performance.now();
-      const probed = await probeWhile(s.url, async () => {
+      await assertRepeatedlyResponsive(t, "DescribeEvents by Flag", async () => {
         let next: number | undefined;
         for (let calls = 0; calls < 5; calls++) {
           const r = await s.raw(
@@ -189,7 +209,6 @@ describe("the event loop stays free (issue 13)", () => {
           next = r.response.NextToken as number;
         }
       });
-      assertResponsive(t, "DescribeEvents by Flag", probed, await stallLimit(t, performance.now() - started));
     });
   });
 });

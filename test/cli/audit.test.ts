@@ -184,6 +184,10 @@ describe("tresor audit search and tail (through the server)", () => {
   it("searches by key and action, as lines and as JSON", async () => {
     const r = ok(await runCli(["audit", "search", "--key", keyId, "--since", "1h"], { env }));
     assert.match(r.stdout, new RegExp(`kms:Encrypt\\s+Success\\s+${keyId}`));
+    // The key as every command takes it: its alias, bare or alias/NAME, or its id in upper case.
+    for (const key of ["audit-cli", "alias/audit-cli", keyId.toUpperCase()]) {
+      assert.equal(ok(await runCli(["audit", "search", "--key", key, "--since", "1h"], { env })).stdout, r.stdout, key);
+    }
     const j = ok(await runCli(["audit", "search", "--action", "Encrypt", "--json"], { env }));
     const events = JSON.parse(j.stdout).Events as Record<string, any>[];
     assert.ok(events.length >= 1);

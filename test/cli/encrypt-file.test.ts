@@ -9,7 +9,8 @@ import path from "node:path";
 import { KmsClient } from "../../src/sdk/index.js";
 import { runCli, runCliBinary, startServer, type TestServer } from "../helpers/server.js";
 
-describe("tresor encrypt-file / decrypt-file", { timeout: 120_000 }, () => {
+// A guard against a hang, not a speed bound: some forty CLI processes, each a few seconds on a loaded machine.
+describe("tresor encrypt-file / decrypt-file", { timeout: 600_000 }, () => {
   let one: TestServer;
   let two: TestServer;
   let dir: string;

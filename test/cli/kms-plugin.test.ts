@@ -31,6 +31,13 @@ function documentedPolicy(): string {
   return blocks[0]![1]!;
 }
 
+/** The statement docs/kubernetes.md adds to that policy for an alias in --key-id. */
+function documentedAliasStatement(): string {
+  const blocks = [...kubernetesMd.matchAll(/^ *```json alias-policy\n([\s\S]*?)^ *```$/gm)];
+  assert.equal(blocks.length, 1, "docs/kubernetes.md holds one json alias-policy block");
+  return blocks[0]![1]!;
+}
+
 /** Rejects unless the gRPC call fails with `code` (and details matching `mention`). */
 async function rejectsWithStatus(promise: Promise<unknown>, code: grpc.status, mention?: RegExp): Promise<void> {
   await assert.rejects(promise, (err: grpc.ServiceError) => {
@@ -288,7 +295,8 @@ describe("tresor kms-plugin (Kubernetes KMS v2) over a unix socket", () => {
 
   it("refuses to start with a key its access key may not use, or a disabled one, with a clear error", async () => {
     const other = spawnPlugin(pluginArgs(path.join(work, "other.sock"), otherKey), pluginEnv);
-    const badId = spawnPlugin(pluginArgs(path.join(work, "bad.sock"), "not-a-key"), pluginEnv);
+    const badId = spawnPlugin(pluginArgs(path.join(work, "bad.sock"), "alias/"), pluginEnv);
+    const byAlias = spawnPlugin(pluginArgs(path.join(work, "alias.sock"), "kubernetes-kek"), pluginEnv);
     assert.equal(await other.exited, 1);
     assert.match(other.output(), new RegExp(`cannot use key ${otherKey}: UnauthorizedOperation.*kms:DescribeKey, kms:Encrypt and kms:Decrypt`));
     assert.equal(existsSync(path.join(work, "other.sock")), false);
@@ -301,7 +309,47 @@ describe("tresor kms-plugin (Kubernetes KMS v2) over a unix socket", () => {
     await waitFor("healthz ok again", async () => (await kms.status()).healthz === "ok", { timeoutMs: 10_000, intervalMs: 50 });
 
     assert.equal(await badId.exited, 2);
-    assert.match(badId.output(), /--key-id must be a KeyId/);
+    assert.match(badId.output(), /--key-id must be a KeyId, an alias or alias\/NAME, got "alias\/"/);
+    // The documented policy alone does not allow the alias lookup: the error says what is missing.
+    assert.equal(await byAlias.exited, 1);
+    assert.match(byAlias.output(), /cannot look up the alias "kubernetes-kek": UnauthorizedOperation: .*\(an alias needs kms:ListKeyDetail/);
+    assert.equal(existsSync(path.join(work, "alias.sock")), false);
+  });
+
+  it("takes the key as an alias (with docs/kubernetes.md's extra statement) or an upper-case KeyId, as every command does", async () => {
+    const { KeyMetadata } = await admin.kms("DescribeKey", { KeyId: keyId });
+    const policy = JSON.parse(
+      documentedPolicy().replaceAll("<region>", server.region).replaceAll("<uin>", KeyMetadata.CreatorUinString).replaceAll("<KeyId>", keyId),
+    ) as { statement: object[] };
+    policy.statement.push(JSON.parse(documentedAliasStatement()) as object);
+    const { PolicyId } = await admin.cam("CreatePolicy", { PolicyName: "kube-kms-plugin-alias", PolicyDocument: JSON.stringify(policy) });
+    const user = await admin.cam("AddUser", { Name: "kube-kms-alias", UseApi: 1 });
+    await admin.cam("AttachUserPolicy", { PolicyId, AttachUin: user.Uin });
+    const aliasEnv = { TRESOR_SECRET_ID: user.SecretId, TRESOR_SECRET_KEY: user.SecretKey, TRESOR_REGION: server.region };
+
+    const starts = [
+      { socket: path.join(work, "by-alias.sock"), key: "alias/kubernetes-kek", env: aliasEnv },
+      { socket: path.join(work, "by-upper-id.sock"), key: keyId.toUpperCase(), env: pluginEnv },
+    ];
+    const plugins = await Promise.all(starts.map((s) => startPlugin(pluginArgs(s.socket, s.key), s.env)));
+    try {
+      for (const [i, start] of starts.entries()) {
+        const client = kmsV2Client(start.socket);
+        try {
+          const status = await client.status();
+          assert.equal(status.healthz, "ok", start.key);
+          assert.match(status.key_id, new RegExp(`^tresor:${keyId}:v\\d+$`), start.key);
+          const sealed = await client.encrypt({ plaintext: Buffer.from("by another name"), uid: `uid-${uids++}` });
+          const opened = await kms.decrypt({ ciphertext: sealed.ciphertext, key_id: sealed.key_id, annotations: sealed.annotations, uid: `uid-${uids++}` });
+          assert.equal(opened.plaintext.toString(), "by another name", "the main plugin (by KeyId) decrypts what this one encrypted");
+        } finally {
+          client.close();
+        }
+        assert.match(plugins[i]!.output(), new RegExp(`"msg":"listening"`));
+      }
+    } finally {
+      await Promise.all(plugins.map((p) => p.stop()));
+    }
   });
 
   it("refuses a live socket and a non-socket file; replaces a stale socket left by a crash; removes its socket on SIGINT and SIGTERM", async () => {

@@ -11,8 +11,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import pg from "pg";
+import { request } from "node:http";
+import { tc3Authorization } from "../../src/crypto/tc3.js";
 import { KmsClient } from "../../src/sdk/index.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
+import { resolveWorkers } from "../../src/node/workers.js";
+import { availableParallelism } from "node:os";
 import { allAuditRecords } from "../helpers/audit-fixtures.js";
 import { runCli, startServer, type TestServer } from "../helpers/server.js";
 import { waitFor } from "../helpers/wait.js";
@@ -88,6 +92,45 @@ async function verifyChain(args: string[]): Promise<void> {
   assert.equal(verified.code, 0, `audit verify failed: ${verified.stdout}${verified.stderr}`);
 }
 
+describe("--workers", () => {
+  it("defaults to one worker per core available; 1 and N are taken as given; anything else is refused, naming the flag", () => {
+    assert.equal(resolveWorkers(undefined, {}), availableParallelism());
+    assert.equal(resolveWorkers("auto", {}), availableParallelism());
+    assert.equal(resolveWorkers(undefined, { TRESOR_WORKERS: "1" }), 1);
+    assert.equal(resolveWorkers("3", { TRESOR_WORKERS: "1" }), 3);
+    for (const bad of ["0", "257", "two", "1.5", "-1"]) assert.throws(() => resolveWorkers(bad, {}), /--workers must be auto or an integer from 1 to 256/);
+  });
+});
+
+/** A request signed as the official SDKs sign (content-type and host only: X-TC-Action is not covered). */
+function unsignedActionRequest(server: TestServer, body: string): Record<string, string> {
+  const timestamp = Math.floor(Date.now() / 1000);
+  const host = new URL(server.url).hostname;
+  const authorization = tc3Authorization({
+    secretId: server.secretId,
+    secretKey: server.secretKey,
+    service: "kms",
+    timestamp,
+    request: { method: "POST", path: "/", query: "", headers: { "content-type": "application/json", host }, signedHeaders: ["content-type", "host"], payload: body },
+  });
+  return { "content-type": "application/json", "x-tc-version": "2019-01-18", "x-tc-timestamp": String(timestamp), "x-tc-region": server.region, authorization };
+}
+
+/** Sends the request as `action` on a connection of its own (so that requests go to the workers in turn): the Response. */
+function sendAs(server: TestServer, headers: Record<string, string>, body: string, action: string): Promise<{ RequestId: string; Error?: { Code: string } }> {
+  const url = new URL(server.url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: Number(url.port), method: "POST", path: "/", agent: false, headers: { ...headers, "x-tc-action": action } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve(JSON.parse(Buffer.concat(chunks).toString("utf8")).Response));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
 describe("tresor serve --workers 2 on SQLite", () => {
   const servers: TestServer[] = [];
   after(async () => {
@@ -123,6 +166,37 @@ describe("tresor serve --workers 2 on SQLite", () => {
     const { nodeIds } = await recordsOf(server.dataDir);
     for (const slot of [0, 1]) assert.ok([...nodeIds].some((n) => n.endsWith(`:w${slot}`)), `worker ${slot} answered no request: ${[...nodeIds].join(", ")}`);
     await verifyChain(["--data-dir", server.dataDir]);
+    await rm(path.dirname(server.dataDir), { recursive: true, force: true });
+  });
+
+  it("refuses a captured request replayed as another action whichever worker takes it (one table of signature bindings)", async () => {
+    const server = await startServer({ serveArgs: WORKERS, keepDataDir: true, startTimeoutMs: STARTUP_MS });
+    servers.push(server);
+    const body = "{}";
+    const headers = unsignedActionRequest(server, body);
+    const first = await sendAs(server, headers, body, "GetServiceStatus");
+    assert.equal(first.Error, undefined, JSON.stringify(first.Error));
+    const refused: string[] = [];
+    // Connections go to the workers in turn: consecutive replays reach both.
+    for (let i = 0; i < 6; i++) {
+      const replayed = await sendAs(server, headers, body, "ListKeys");
+      assert.equal(replayed.Error?.Code, "AuthFailure.SignatureFailure", `replay ${i} as ListKeys: ${JSON.stringify(replayed)}`);
+      refused.push(replayed.RequestId);
+    }
+    // The same action again is a retry, served by either worker.
+    for (let i = 0; i < 2; i++) {
+      const retried = await sendAs(server, headers, body, "GetServiceStatus");
+      assert.equal(retried.Error, undefined, `retry ${i}: ${JSON.stringify(retried.Error)}`);
+    }
+    assert.equal(await server.stop(), 0);
+    const store = SqliteStore.open(path.join(server.dataDir, "tresor.db"));
+    try {
+      const records = (await allAuditRecords(store)).filter((r) => refused.includes(r.requestId));
+      assert.equal(records.length, refused.length);
+      for (const slot of [0, 1]) assert.ok(records.some((r) => r.nodeId.endsWith(`:w${slot}`)), `worker ${slot} refused no replay: ${records.map((r) => r.nodeId).join(", ")}`);
+    } finally {
+      await store.close();
+    }
     await rm(path.dirname(server.dataDir), { recursive: true, force: true });
   });
 

@@ -1,10 +1,12 @@
 // AES-CBC: NIST SP 800-38A Appendix F.2 vectors (CBC-AES128 and CBC-AES256), and the openssl
-// command line as the independent implementation for PKCS#7 padding.
+// command line as the independent implementation for PKCS#7 padding; SM4-CBC against its published
+// example and a CBC chained by hand over Tresor's own SM4 block function.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { describe, it } from "node:test";
-import { aesCbcDecrypt, aesCbcEncrypt } from "../../src/crypto/aes-cbc.js";
+import { aesCbcDecrypt, aesCbcEncrypt, sm4CbcDecrypt, sm4CbcEncrypt } from "../../src/crypto/aes-cbc.js";
+import { sm4EncryptBlock } from "../../src/crypto/sm4.js";
 import { CryptoError } from "../../src/crypto/errors.js";
 import { opensslSkip } from "../helpers/openssl.js";
 
@@ -52,5 +54,37 @@ describe("AES-CBC", () => {
     assert.throws(() => aesCbcDecrypt(key, IV, c.subarray(0, 8), true), CryptoError);
     assert.throws(() => aesCbcEncrypt(key, IV.subarray(0, 12), Buffer.from("x"), true), RangeError);
     assert.throws(() => aesCbcEncrypt(key, IV, Buffer.from("x"), false), RangeError);
+  });
+});
+
+describe("SM4-CBC", () => {
+  const key = h("0123456789abcdeffedcba9876543210");
+  const plaintext = h("aaaaaaaabbbbbbbbccccccccddddddddeeeeeeeeffffffffaaaaaaaabbbbbbbb");
+
+  it("matches the SM4 block cipher's CBC example (draft-ribose-cfrg-sm4, A.2.2.1) both ways", () => {
+    const ciphertext = h("78ebb11cc40b0a48312aaeb2040244cb 4cb7016951909226979b0d15dc6a8f6d");
+    assert.deepEqual(sm4CbcEncrypt(key, IV, plaintext, false), ciphertext);
+    assert.deepEqual(sm4CbcDecrypt(key, IV, ciphertext, false), plaintext);
+  });
+
+  it("chains and pads as Tresor's own SM4 block function (GB/T 32907) does", () => {
+    // CBC by hand over src/crypto/sm4.ts, an implementation apart from OpenSSL's.
+    const message = Buffer.from("a message of thirty-seven characters!", "utf8");
+    const pad = 16 - (message.length % 16);
+    const padded = Buffer.concat([message, Buffer.alloc(pad, pad)]);
+    const blocks: Buffer[] = [];
+    let previous: Buffer = IV;
+    for (let at = 0; at < padded.length; at += 16) {
+      const x = Buffer.from(padded.subarray(at, at + 16));
+      for (let i = 0; i < 16; i++) x[i]! ^= previous[i]!;
+      previous = sm4EncryptBlock(key, x);
+      blocks.push(previous);
+    }
+    const expected = Buffer.concat(blocks);
+    assert.deepEqual(sm4CbcEncrypt(key, IV, message, true), expected);
+    assert.deepEqual(sm4CbcDecrypt(key, IV, expected, true), message);
+    expected[expected.length - 1]! ^= 0x55;
+    assert.throws(() => sm4CbcDecrypt(key, IV, expected, true), CryptoError);
+    assert.throws(() => sm4CbcEncrypt(Buffer.alloc(32), IV, message, true), RangeError);
   });
 });

@@ -42,7 +42,7 @@ describe("packaging", () => {
     assert.equal(r.code, 0, r.stderr);
     const files = (JSON.parse(r.stdout) as [{ files: { path: string }[] }])[0].files.map((f) => f.path);
     assert.deepEqual(files.filter((f) => f.startsWith("dist/test/") || f.startsWith("test/") || f.startsWith("src/")), []);
-    for (const needed of ["dist/src/cli/main.js", "dist/src/sdk/index.js", "dist/src/sdk/encryption/index.d.ts", "package.json", "README.md", "docs/cli.md", "contrib/systemd/tresor.service", "proto/kubernetes/kms/v2/api.proto"]) {
+    for (const needed of ["dist/src/cli/main.js", "dist/src/sdk/index.js", "dist/src/sdk/encryption/index.d.ts", "dist/console/index.html", "package.json", "README.md", "docs/cli.md", "contrib/systemd/tresor.service", "proto/kubernetes/kms/v2/api.proto"]) {
       assert.ok(files.includes(needed), `the package lacks ${needed}`);
     }
   });

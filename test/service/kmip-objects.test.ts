@@ -3,11 +3,12 @@
 // the Tencent actions while EXPORT_ONLY ones do not; states follow KMIP_STATE_OF.
 
 import assert from "node:assert/strict";
-import { generateKeyPairSync, verify } from "node:crypto";
+import { createDecipheriv, generateKeyPairSync, randomUUID, verify } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
 import { aesGcmDecrypt } from "../../src/crypto/aes.js";
 import { sm4GcmDecrypt } from "../../src/crypto/sm4-gcm.js";
-import { KMIP_STATE_OF } from "../../src/keys/lifecycle.js";
+import { KMIP_LIFECYCLE_ONLY, KMIP_STATE_OF } from "../../src/keys/lifecycle.js";
 import type { Caller } from "../../src/service/access-control.js";
 import { KmsError } from "../../src/service/errors.js";
 import { kmipState } from "../../src/service/kmip-objects.js";
@@ -82,14 +83,18 @@ describe("KMIP objects in the core", () => {
     assert.deepEqual(aesGcmDecrypt(material, sealed.iv, sealed.data, sealed.tag!, Buffer.from("aad")), Buffer.from("kmip"));
   });
 
-  it("encrypts with an SM4 KMIP key in GCM mode (SM4-GCM of the exported material), and refuses SM4-CBC", async () => {
+  it("encrypts with an SM4 KMIP key in GCM and CBC modes (SM4-GCM and SM4-CBC of the exported material)", async () => {
     const key = await newKey("sm4-gcm", "SM4");
     await f.service.kmip.activate(f.caller, key.keyId);
     const sealed = await f.service.kmip.encrypt(f.caller, key.keyId, { mode: "GCM", aad: Buffer.alloc(0), tagLength: 16 }, Buffer.from("national"));
     const { material } = await f.service.kmip.getMaterial(f.caller, key.keyId);
     assert.deepEqual(sm4GcmDecrypt(material, sealed.iv, sealed.data, sealed.tag!, Buffer.alloc(0)), Buffer.from("national"));
     assert.deepEqual(await f.service.kmip.decrypt(f.caller, key.keyId, { mode: "GCM", iv: sealed.iv, aad: Buffer.alloc(0), tagLength: 16 }, sealed.data, sealed.tag), Buffer.from("national"));
-    await assert.rejects(f.service.kmip.encrypt(f.caller, key.keyId, { mode: "CBC", padded: true }, Buffer.from("x")), kmsError("UnsupportedOperation"));
+    // SM4-CBC with PKCS#7 padding: the ciphertext is OpenSSL's sm4-cbc of the exported material.
+    const cbc = await f.service.kmip.encrypt(f.caller, key.keyId, { mode: "CBC", padded: true }, Buffer.from("national, in blocks"));
+    const decipher = createDecipheriv("sm4-cbc", material, cbc.iv);
+    assert.deepEqual(Buffer.concat([decipher.update(cbc.data), decipher.final()]), Buffer.from("national, in blocks"));
+    assert.deepEqual(await f.service.kmip.decrypt(f.caller, key.keyId, { mode: "CBC", iv: cbc.iv, padded: true }, cbc.data), Buffer.from("national, in blocks"));
   });
 
   it("registers a private key (PKCS#8) and a public key (SPKI) that sign and verify as the originals do", async () => {
@@ -140,6 +145,44 @@ describe("KMIP objects in the core", () => {
     assert.equal(await f.store.getKeyVersion(key.keyId, 1), undefined);
   });
 
+  it("refuses the Tencent and AWS lifecycle actions on a KMIP object, in every KMIP state, and changes nothing", async () => {
+    const calls: Record<string, (id: string) => Promise<unknown>> = {
+      EnableKey: (id) => f.service.enableKey(f.caller, id),
+      DisableKey: (id) => f.service.disableKey(f.caller, id),
+      ArchiveKey: (id) => f.service.archiveKey(f.caller, id),
+      CancelKeyArchive: (id) => f.service.cancelKeyArchive(f.caller, id),
+      ScheduleKeyDeletion: (id) => f.service.scheduleKeyDeletion(f.caller, id, 7),
+      ScheduleKeyDeletionAws: (id) => f.service.scheduleKeyDeletion(f.caller, id, 7, true),
+      CancelKeyDeletion: (id) => f.service.cancelKeyDeletion(f.caller, id),
+      RotateKey: (id) => f.service.rotateKey(f.caller, id),
+      EnableKeyRotation: (id) => f.service.enableKeyRotation(f.caller, id, 30),
+    };
+    assert.deepEqual(Object.keys(calls).sort(), [...KMIP_LIFECYCLE_ONLY].sort());
+    const key = await newKey("tencent-lifecycle");
+    const steps: [string, () => Promise<unknown>][] = [
+      ["PreActive", async () => undefined],
+      ["Active", () => f.service.kmip.activate(f.caller, key.keyId)],
+      ["Deactivated", () => f.service.kmip.revoke(f.caller, key.keyId, { compromised: false })],
+    ];
+    for (const [state, reach] of steps) {
+      await reach();
+      const before = await f.store.getKey(key.keyId);
+      assert.equal(before?.kmip?.state, state);
+      for (const [action, call] of Object.entries(calls)) {
+        await assert.rejects(call(key.keyId), (e: unknown) => {
+          assert.ok(e instanceof KmsError && e.code === "UnsupportedOperation", `${action} in ${state}: ${String(e)}`);
+          assert.match(e.message, new RegExp(`KMIP object.*KMIP Activate, Revoke, ReKey, Destroy.*${action} is refused`));
+          return true;
+        });
+      }
+      assert.deepEqual(await f.store.getKey(key.keyId), before, `nothing changed in ${state}`);
+    }
+    // A batch holding a KMIP object changes none of its keys.
+    const cmk = await f.createKey();
+    await assert.rejects(f.service.disableKeys(f.caller, [cmk.keyId, key.keyId]), kmsError("UnsupportedOperation"));
+    assert.equal((await f.store.getKey(cmk.keyId))?.state, "Enabled");
+  });
+
   it("locates by name (one id per name), object type and state, and refuses a name in use", async () => {
     const a = await newKey("locate-a");
     const b = await f.service.kmip.createKeyPair(f.caller, { keySpec: "ECC_P256", privateKey: { names: ["locate-priv"], usageMask: 1 }, publicKey: { names: ["locate-pub"], usageMask: 2 } });
@@ -153,5 +196,52 @@ describe("KMIP objects in the core", () => {
     assert.ok(!(await locate({ state: "PreActive" })).includes(a.keyId));
     await assert.rejects(newKey("locate-a"), kmsError("AliasAlreadyExists"));
     assert.equal(b.privateKey.kmip?.linkedId, b.publicKey.keyId);
+  });
+});
+
+describe("KMIP Locate over many objects", () => {
+  it("walks the account a page at a time, letting the event loop run between pages, and stops once it has enough", async (t) => {
+    const g = await openService();
+    try {
+      // 1000 objects: one made by the core, the rest its copies under new ids (Locate reads metadata only).
+      const first = await g.service.kmip.createSymmetric(g.caller, { names: ["many-0"], usageMask: 12, keySpec: "AES_256" });
+      const version = await g.store.getKeyVersion(first.keyId, 1);
+      for (let i = 1; i < 1000; i++) {
+        const keyId = randomUUID();
+        await g.store.insertKey({ ...first, keyId, alias: `many-${i}`, createTime: first.createTime + i, kmip: { ...first.kmip!, names: [`many-${i}`] } }, { ...version!, keyId });
+      }
+      let pages = 0;
+      const listKeys = g.store.listKeys.bind(g.store);
+      g.store.listKeys = (query) => {
+        pages++;
+        return listKeys(query);
+      };
+      // A walk to the end (nothing is Compromised), with a setImmediate chain ticking beside it.
+      let ticks = 0;
+      let worstGapMs = 0;
+      let last = performance.now();
+      let walking = true;
+      const tick = () => {
+        const now = performance.now();
+        worstGapMs = Math.max(worstGapMs, now - last);
+        last = now;
+        ticks++;
+        if (walking) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const none = await g.service.kmip.locate(g.caller, { state: "Compromised", maxItems: 10_000, offset: 0 });
+      walking = false;
+      assert.deepEqual(none, []);
+      assert.equal(pages, 11, "1000 keys in ten full pages of 100, then an empty one");
+      assert.ok(ticks >= 10, `the event loop ran between pages (${ticks} ticks)`);
+      t.diagnostic(`Locate over 1000 objects: ${pages} pages, longest stretch without the event loop ${worstGapMs.toFixed(1)} ms`);
+      // Maximum Items 3 after Offset 2: the 3rd to 5th oldest, from the first page alone.
+      pages = 0;
+      const some = await g.service.kmip.locate(g.caller, { objectType: "SymmetricKey", maxItems: 3, offset: 2 });
+      assert.equal(pages, 1);
+      assert.deepEqual(some, await Promise.all([2, 3, 4].map(async (i) => (await g.store.getKeyByAlias(`many-${i}`))!.keyId)));
+    } finally {
+      await g.close();
+    }
   });
 });

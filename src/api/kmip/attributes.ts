@@ -30,11 +30,6 @@ export type AttributeName = keyof typeof ATTRIBUTES;
 
 const BY_TAG = new Map<number, AttributeName>(Object.entries(ATTRIBUTES).map(([name, a]) => [a.tag, name as AttributeName]));
 
-/** The attribute a KMIP 2.0 Attribute Reference (a tag) names, if Tresor knows it. */
-export function attributeNameOfTag(tag: number): AttributeName | undefined {
-  return BY_TAG.get(tag);
-}
-
 /** A custom attribute's name (KMIP 1.4 §3.39): "x-…" from clients, "y-…" from servers. */
 export type CustomName = `x-${string}` | `y-${string}`;
 export type AnyAttributeName = AttributeName | CustomName;
@@ -99,9 +94,48 @@ export function attributeOf1x(item: Ttlv, valueRequired = true): RequestAttribut
 }
 
 export function attributeOf2x(item: Ttlv): RequestAttribute {
+  if (item.tag === TAG.Attribute) return vendorAttribute(item);
   const name = BY_TAG.get(item.tag);
   if (!name) throw new KmipFault("InvalidField", `attribute tag 0x${item.tag.toString(16)} is not supported`);
   return checked(name, item);
+}
+
+/**
+ * A KMIP 2.0 Vendor Attribute (KMIP 2.0 §4.54): an Attribute structure of Vendor Identification,
+ * Attribute Name and Attribute Value. Vendor "x" (client) and "y" (server) are KMIP 1.x's custom
+ * attributes, kept as "x-NAME" and "y-NAME"; other vendors' attributes are not kept.
+ */
+function vendorAttribute(item: Ttlv): RequestAttribute {
+  const { name } = vendorReference(item, "Vendor Attribute");
+  const value = item.type === "Structure" ? item.value.find((c) => c.tag === TAG.AttributeValue) : undefined;
+  if (!value) throw new KmipFault("InvalidField", `"Attribute Value" of ${name.slice(0, 64)} is missing`);
+  plainValue(value); // refuses any type a custom attribute cannot hold
+  return { name, value };
+}
+
+/** The custom attribute a Vendor Attribute or a vendor Attribute Reference names (Vendor Identification and Attribute Name). */
+function vendorReference(item: Ttlv, what: string): { name: CustomName } {
+  if (item.type !== "Structure") throw new KmipFault("InvalidField", `"${what}" must be a structure`);
+  const vendor = item.value.find((c) => c.tag === TAG.VendorIdentification);
+  const attributeName = item.value.find((c) => c.tag === TAG.AttributeName);
+  if (vendor?.type !== "TextString" || attributeName?.type !== "TextString") throw new KmipFault("InvalidField", `"${what}" needs a "Vendor Identification" and an "Attribute Name", text strings`);
+  if (vendor.value !== "x" && vendor.value !== "y") throw new KmipFault("FeatureNotSupported", `vendor attributes of "${vendor.value.slice(0, 64)}" are not kept: vendors "x" and "y" (custom attributes) are`);
+  return { name: `${vendor.value}-${attributeName.value}` as CustomName };
+}
+
+/** A custom attribute's name as KMIP 2.0's Vendor Identification and Attribute Name items. */
+function vendorItems(name: CustomName): Ttlv[] {
+  return [
+    { tag: TAG.VendorIdentification, type: "TextString", value: name.slice(0, 1) },
+    { tag: TAG.AttributeName, type: "TextString", value: name.slice(2) },
+  ];
+}
+
+/** The attribute a KMIP 2.0 Attribute Reference names: a tag (Enumeration) or a vendor attribute (structure). */
+export function referencedName(reference: Ttlv): AnyAttributeName | undefined {
+  if (reference.type === "Enumeration") return BY_TAG.get(reference.value);
+  if (reference.type === "Structure") return vendorReference(reference, "Attribute Reference").name;
+  throw new KmipFault("InvalidField", `an "Attribute Reference" is a tag (Enumeration) or a vendor attribute (structure), not a ${reference.type}`);
 }
 
 function checked(name: AttributeName, value: Ttlv): RequestAttribute {
@@ -158,6 +192,7 @@ export const OBJECT_TYPE_OF: Readonly<Record<KmipObjectType, number>> = {
   PublicKey: OBJECT_TYPE.PublicKey,
   PrivateKey: OBJECT_TYPE.PrivateKey,
   SecretData: OBJECT_TYPE.SecretData,
+  Certificate: OBJECT_TYPE.Certificate,
 };
 export const STATE_OF: Readonly<Record<KmipState, number>> = STATE;
 
@@ -227,21 +262,24 @@ export function attributesOf(key: KeyRecord): { name: AnyAttributeName; value: T
   for (const [name, values] of Object.entries(meta.custom ?? {})) {
     for (const v of values) out.push({ name: name as CustomName, value: valueItem(TAG.AttributeValue, v) });
   }
-  if (meta.linkedId) {
-    const type = meta.objectType === "PrivateKey" ? LINK_TYPE.PublicKeyLink : LINK_TYPE.PrivateKeyLink;
-    out.push({
-      name: "Link",
-      value: {
-        tag: TAG.Link,
-        type: "Structure",
-        value: [
-          { tag: TAG.LinkType, type: "Enumeration", value: type },
-          { tag: TAG.LinkedObjectIdentifier, type: "TextString", value: meta.linkedId },
-        ],
-      },
-    });
-  }
+  if (meta.linkedId) out.push(link(meta.objectType === "PrivateKey" ? LINK_TYPE.PublicKeyLink : LINK_TYPE.PrivateKeyLink, meta.linkedId));
+  if (meta.replacementId) out.push(link(LINK_TYPE.ReplacementObjectLink, meta.replacementId));
+  if (meta.replacedId) out.push(link(LINK_TYPE.ReplacedObjectLink, meta.replacedId));
   return out;
+}
+
+function link(type: number, id: string): { name: "Link"; value: Ttlv } {
+  return {
+    name: "Link",
+    value: {
+      tag: TAG.Link,
+      type: "Structure",
+      value: [
+        { tag: TAG.LinkType, type: "Enumeration", value: type },
+        { tag: TAG.LinkedObjectIdentifier, type: "TextString", value: id },
+      ],
+    },
+  };
 }
 
 export function nameItem(name: string): Ttlv {
@@ -257,16 +295,21 @@ export function nameItem(name: string): Ttlv {
 
 /**
  * Attributes as the version writes them: 1.x Attribute structures (with an Attribute Index from the
- * second value of a name on), 2.0 one Attributes structure (custom attributes are 1.x only so far).
+ * second value of a name on), 2.0 one Attributes structure (custom attributes as Vendor Attributes).
  */
 export function encodeAttributes(version: ProtocolVersion, attributes: readonly { name: AnyAttributeName; value: Ttlv }[]): Ttlv[] {
-  if (isKmip2(version)) return [{ tag: TAG.Attributes, type: "Structure", value: attributes.filter((a) => !isCustomName(a.name)).map((a) => a.value) }];
+  if (isKmip2(version)) return [{ tag: TAG.Attributes, type: "Structure", value: attributes.map((a) => (isCustomName(a.name) ? vendorAttributeItem(a.name, a.value) : a.value)) }];
   const seen = new Map<string, number>();
   return attributes.map((a) => {
     const index = seen.get(a.name) ?? 0;
     seen.set(a.name, index + 1);
     return attributeItem(a.name, a.value, index);
   });
+}
+
+/** One KMIP 2.0 Vendor Attribute. */
+export function vendorAttributeItem(name: CustomName, value: Ttlv): Ttlv {
+  return { tag: TAG.Attribute, type: "Structure", value: [...vendorItems(name), { ...value, tag: TAG.AttributeValue } as Ttlv] };
 }
 
 /** One KMIP 1.x Attribute structure. */
@@ -287,14 +330,19 @@ export function requestedNames(payload: TtlvStructure, version: ProtocolVersion)
   const refs = isKmip2(version) ? all(payload, TAG.AttributeReference) : all(payload, TAG.AttributeName);
   if (refs.length === 0) return undefined;
   return refs.flatMap((r): AnyAttributeName[] => {
-    if (r.type === "TextString") return Object.hasOwn(ATTRIBUTES, r.value) || isCustomName(r.value) ? [r.value as AnyAttributeName] : [];
-    if (r.type === "Enumeration") return BY_TAG.has(r.value) ? [BY_TAG.get(r.value) as AttributeName] : [];
-    throw new KmipFault("InvalidField", `an attribute reference must be a ${isKmip2(version) ? "tag (Enumeration)" : "text string"}, not a ${r.type}`);
+    if (!isKmip2(version)) {
+      if (r.type !== "TextString") throw new KmipFault("InvalidField", `an "Attribute Name" must be a text string, not a ${r.type}`);
+      return Object.hasOwn(ATTRIBUTES, r.value) || isCustomName(r.value) ? [r.value as AnyAttributeName] : [];
+    }
+    const name = referencedName(r);
+    return name === undefined ? [] : [name];
   });
 }
 
 /** Attribute names as Get Attribute List answers them in the version. */
 export function encodeAttributeNames(version: ProtocolVersion, names: readonly AnyAttributeName[]): Ttlv[] {
-  if (isKmip2(version)) return names.filter((n) => !isCustomName(n)).map((n) => ({ tag: TAG.AttributeReference, type: "Enumeration" as const, value: ATTRIBUTES[n as AttributeName].tag }));
+  if (isKmip2(version)) {
+    return names.map((n): Ttlv => (isCustomName(n) ? { tag: TAG.AttributeReference, type: "Structure", value: vendorItems(n) } : { tag: TAG.AttributeReference, type: "Enumeration", value: ATTRIBUTES[n].tag }));
+  }
   return names.map((n) => ({ tag: TAG.AttributeName, type: "TextString" as const, value: n }));
 }

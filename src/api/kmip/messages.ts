@@ -171,3 +171,4 @@ export const optionalBytes = (s: TtlvStructure, tag: number, name: string) => ty
 export const bytes = (s: TtlvStructure, tag: number, name: string): Buffer => required(optionalBytes(s, tag, name), name);
 export const optionalBoolean = (s: TtlvStructure, tag: number, name: string) => typed(one(s, tag, name), "Boolean", name)?.value;
 export const optionalDateTime = (s: TtlvStructure, tag: number, name: string) => typed(one(s, tag, name), "DateTime", name)?.value;
+export const optionalInterval = (s: TtlvStructure, tag: number, name: string) => typed(one(s, tag, name), "Interval", name)?.value;

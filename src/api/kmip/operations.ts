@@ -2,7 +2,6 @@
 // (service.kmip for the exportable objects) and writes its response payload in the request's version.
 // Nothing here decides who may do what or in which state: the service does.
 
-import { createPrivateKey, createPublicKey } from "node:crypto";
 import type { KeySpec, KmipState } from "../../keys/key.js";
 import type { SigningAlgorithm } from "../../keys/specs.js";
 import type { Caller } from "../../service/access-control.js";
@@ -10,9 +9,7 @@ import { KmsError, type ErrorCode } from "../../service/errors.js";
 import { KMIP_KEY_PAIR_SPECS, type KmipAttributeChange, type KmipCipher, type KmipKeyPairSpec, type KmipNewObject, type KmipSymmetricSpec } from "../../service/kmip-objects.js";
 import type { KmsService } from "../../service/kms-service.js";
 import {
-  algorithmOf,
   attributeItem,
-  attributeNameOfTag,
   attributeOf1x,
   attributeOf2x,
   attributesOf,
@@ -26,6 +23,7 @@ import {
   numberOf,
   OBJECT_TYPE_OF,
   readAttributes,
+  referencedName,
   requestedNames,
   valuesOf,
   type RequestAttribute,
@@ -40,6 +38,7 @@ import {
   optionalDateTime,
   optionalEnumeration,
   optionalInteger,
+  optionalInterval,
   optionalStruct,
   optionalText,
   SUPPORTED_VERSIONS,
@@ -65,6 +64,7 @@ import {
   type OperationName,
   type ResultReasonName,
 } from "./tags.js";
+import { certificateItem, inFormat, isKeyObject, keyBlock, OBJECT_FORMS, registeredCertificate, registeredMaterial, wrappingData, wrappingOf } from "./formats.js";
 import { encodeTtlv, type Ttlv, type TtlvStructure } from "./ttlv.js";
 
 export interface OperationContext {
@@ -84,6 +84,8 @@ export interface OperationResult {
 interface Operation {
   /** Changes stored state (the audit record's read-only flag). */
   readonly writes: boolean;
+  /** A KMIP 2.0 operation: refused in, and not listed by Query at, 1.x. */
+  readonly since2?: true;
   run(payload: TtlvStructure, ctx: OperationContext): Promise<OperationResult>;
 }
 
@@ -135,8 +137,8 @@ function changedAttribute(payload: TtlvStructure, ctx: OperationContext, op: Kmi
     const a = only(current, "Current Attribute");
     return { name: a.name, index: 0, value: a.value };
   }
-  const reference = optionalEnumeration(payload, TAG.AttributeReference, "Attribute Reference");
-  const name = reference === undefined ? undefined : attributeNameOfTag(reference);
+  const reference = payload.value.find((c) => c.tag === TAG.AttributeReference);
+  const name = reference === undefined ? undefined : referencedName(reference);
   if (!name) throw new KmipFault("InvalidField", `"Current Attribute" or an "Attribute Reference" to a known attribute is required`);
   return { name, index: 0 };
 }
@@ -235,66 +237,6 @@ function signingAlgorithm(payload: TtlvStructure, spec: KeySpec | undefined): Si
   throw new KmipFault("FeatureNotSupported", `these signing parameters do not fit a ${spec ?? "missing"} key: RSA takes PSS or PKCS#1 v1.5 with SHA-256, P-256 SHA-256, P-384 SHA-384`);
 }
 
-function keyBlock(format: number, keyMaterial: Ttlv, spec: KeySpec): Ttlv {
-  const crypto = algorithmOf(spec);
-  return {
-    tag: TAG.KeyBlock,
-    type: "Structure",
-    value: [
-      { tag: TAG.KeyFormatType, type: "Enumeration", value: format },
-      { tag: TAG.KeyValue, type: "Structure", value: [keyMaterial] },
-      ...(crypto
-        ? [
-            { tag: TAG.CryptographicAlgorithm, type: "Enumeration" as const, value: crypto.algorithm },
-            { tag: TAG.CryptographicLength, type: "Integer" as const, value: crypto.length },
-          ]
-        : []),
-    ],
-  };
-}
-
-/** How each object type's material travels (KMIP 1.4 §2.2): its structure's tag and key format. */
-const OBJECT_FORMS = {
-  SymmetricKey: { tag: TAG.SymmetricKey, format: KEY_FORMAT_TYPE.Raw },
-  PrivateKey: { tag: TAG.PrivateKey, format: KEY_FORMAT_TYPE.PKCS8 },
-  PublicKey: { tag: TAG.PublicKey, format: KEY_FORMAT_TYPE.X509 },
-  SecretData: { tag: TAG.SecretData, format: KEY_FORMAT_TYPE.Opaque },
-} as const;
-
-/**
- * The Key Material item of a Get in the Key Format Type asked (KMIP 1.4 §2.1.7, §9.1.3.2.3): the
- * stored format as it is, Transparent Symmetric Key for symmetric keys, PKCS#1 for RSA halves,
- * EC Private Key (SEC 1) for EC private keys. Any other is Key Format Type Not Supported.
- */
-function inFormat(objectType: keyof typeof OBJECT_FORMS, spec: KeySpec, material: Buffer, format: number): Ttlv {
-  const bytes = (value: Buffer): Ttlv => ({ tag: TAG.KeyMaterial, type: "ByteString", value: Buffer.from(value) });
-  if (format === OBJECT_FORMS[objectType].format) return bytes(material);
-  if (objectType === "SymmetricKey" && format === KEY_FORMAT_TYPE.TransparentSymmetricKey) {
-    return { tag: TAG.KeyMaterial, type: "Structure", value: [{ tag: TAG.Key, type: "ByteString", value: Buffer.from(material) }] };
-  }
-  const rsa = spec.startsWith("RSA_");
-  if (objectType === "PrivateKey" && ((rsa && format === KEY_FORMAT_TYPE.PKCS1) || (!rsa && format === KEY_FORMAT_TYPE.ECPrivateKey))) {
-    return bytes(createPrivateKey({ key: material, format: "der", type: "pkcs8" }).export({ format: "der", type: rsa ? "pkcs1" : "sec1" }));
-  }
-  if (objectType === "PublicKey" && rsa && format === KEY_FORMAT_TYPE.PKCS1) {
-    return bytes(createPublicKey({ key: material, format: "der", type: "spki" }).export({ format: "der", type: "pkcs1" }));
-  }
-  throw new KmipFault("KeyFormatTypeNotSupported", `"Key Format Type" ${format} is not offered for this ${objectType}`);
-}
-
-const OBJECT_NAMES: Record<number, string> = { [TAG.SymmetricKey]: "Symmetric Key", [TAG.SecretData]: "Secret Data", [TAG.PrivateKey]: "Private Key", [TAG.PublicKey]: "Public Key" };
-
-/** The key material of a Register request's object (Raw symmetric key; Opaque secret data; PKCS#8, X.509 key pairs' halves). */
-function registeredMaterial(payload: TtlvStructure, form: (typeof OBJECT_FORMS)[keyof typeof OBJECT_FORMS]): { material: Buffer; object: TtlvStructure } {
-  const object = struct(payload, form.tag, OBJECT_NAMES[form.tag] ?? "object");
-  const block = struct(object, TAG.KeyBlock, "Key Block");
-  const format = enumeration(block, TAG.KeyFormatType, "Key Format Type");
-  if (format !== form.format) throw new KmipFault("KeyFormatTypeNotSupported", `"Key Format Type" ${format} is not supported for Register: ${form.format} is`);
-  if (optionalStruct(block, TAG.KeyWrappingData, "Key Wrapping Data")) throw new KmipFault("FeatureNotSupported", "wrapped key material is not supported for Register");
-  const value = struct(block, TAG.KeyValue, "Key Value");
-  return { material: bytes(value, TAG.KeyMaterial, "Key Material"), object };
-}
-
 const STATES_BY_CODE = new Map<number, KmipState>(Object.entries(STATE).map(([name, code]) => [code, name as KmipState]));
 const OBJECT_TYPES_BY_CODE = new Map<number, keyof typeof OBJECT_TYPE_OF>(Object.entries(OBJECT_TYPE_OF).map(([name, code]) => [code, name as keyof typeof OBJECT_TYPE_OF]));
 
@@ -317,7 +259,9 @@ export const OPERATIONS: Readonly<Partial<Record<OperationName, Operation>>> = {
       const functions = all(payload, TAG.QueryFunction).map((f) => (f.type === "Enumeration" ? f.value : -1));
       const out: Ttlv[] = [];
       if (functions.includes(QUERY_FUNCTION.QueryOperations)) {
-        for (const name of Object.keys(OPERATIONS) as OperationName[]) out.push({ tag: TAG.Operation, type: "Enumeration", value: OPERATION[name] });
+        for (const [name, operation] of Object.entries(OPERATIONS) as [OperationName, Operation][]) {
+          if (!operation.since2 || isKmip2(ctx.version)) out.push({ tag: TAG.Operation, type: "Enumeration", value: OPERATION[name] });
+        }
       }
       if (functions.includes(QUERY_FUNCTION.QueryObjects)) {
         for (const code of Object.values(OBJECT_TYPE_OF)) out.push({ tag: TAG.ObjectType, type: "Enumeration", value: code });
@@ -378,8 +322,12 @@ export const OPERATIONS: Readonly<Partial<Record<OperationName, Operation>>> = {
           material.fill(0);
         }
       }
+      if (type === OBJECT_TYPE.Certificate) {
+        const key = await ctx.service.kmip.registerCertificate(ctx.caller, { ...newObject(attributes), der: registeredCertificate(payload) });
+        return { payload: [uid(key.keyId)], id: key.keyId };
+      }
       if (type !== OBJECT_TYPE.SymmetricKey && type !== OBJECT_TYPE.SecretData) {
-        throw new KmipFault("FeatureNotSupported", `Register takes symmetric keys (2), public keys (3), private keys (4) and secret data (7) so far, not Object Type ${type}`);
+        throw new KmipFault("FeatureNotSupported", `Register takes certificates (1), symmetric keys (2), public keys (3), private keys (4) and secret data (7), not Object Type ${type}`);
       }
       const secret = type === OBJECT_TYPE.SecretData;
       const { material, object } = registeredMaterial(payload, OBJECT_FORMS[secret ? "SecretData" : "SymmetricKey"]);
@@ -399,27 +347,35 @@ export const OPERATIONS: Readonly<Partial<Record<OperationName, Operation>>> = {
     writes: false,
     async run(payload, ctx) {
       const id = idOf(payload, ctx);
-      if (optionalStruct(payload, TAG.KeyWrappingSpecification, "Key Wrapping Specification")) throw new KmipFault("FeatureNotSupported", "wrapped export (Key Wrapping Specification) is not supported yet");
+      const wrap = wrappingOf(payload);
       const asked = optionalEnumeration(payload, TAG.KeyFormatType, "Key Format Type");
       const { key, material } = await ctx.service.kmip.getMaterial(ctx.caller, id);
-      const objectType = key.kmip?.objectType ?? "SymmetricKey";
-      const { tag, format: stored } = OBJECT_FORMS[objectType];
-      const format = asked ?? stored;
-      let keyMaterial: Ttlv;
       try {
-        keyMaterial = inFormat(objectType, key.keySpec, material, format);
+        const objectType = key.kmip?.objectType ?? "SymmetricKey";
+        const head: Ttlv[] = [{ tag: TAG.ObjectType, type: "Enumeration", value: OBJECT_TYPE_OF[objectType] }, uid(key.keyId)];
+        if (!isKeyObject(objectType)) {
+          if (wrap || (asked !== undefined && asked !== KEY_FORMAT_TYPE.X509)) throw new KmipFault("KeyFormatTypeNotSupported", "a certificate is given as it is: X.509, unwrapped");
+          return { payload: [...head, certificateItem(material)], id: key.keyId };
+        }
+        const { tag, format: stored } = OBJECT_FORMS[objectType];
+        const format = asked ?? stored;
+        let keyMaterial = inFormat(objectType, key.keySpec, material, format);
+        let wrapping: Ttlv | undefined;
+        if (wrap) {
+          if (keyMaterial.type !== "ByteString") throw new KmipFault("FeatureNotSupported", `"Key Format Type" ${format} is a structure, which No Encoding cannot wrap: ask a byte-string format`);
+          const plain = keyMaterial.value;
+          try {
+            keyMaterial = { tag: TAG.KeyMaterial, type: "ByteString", value: await ctx.service.kmip.wrapKey(ctx.caller, wrap.wrappingId, wrap.algorithm, plain) };
+          } finally {
+            plain.fill(0);
+          }
+          wrapping = wrappingData(wrap);
+        }
+        const secretType: Ttlv[] = objectType === "SecretData" ? [{ tag: TAG.SecretDataType, type: "Enumeration", value: key.kmip?.secretDataType ?? 1 }] : [];
+        return { payload: [...head, { tag, type: "Structure", value: [...secretType, keyBlock(format, keyMaterial, key.keySpec, wrapping)] }], id: key.keyId };
       } finally {
         material.fill(0);
       }
-      const secretType: Ttlv[] = objectType === "SecretData" ? [{ tag: TAG.SecretDataType, type: "Enumeration", value: key.kmip?.secretDataType ?? 1 }] : [];
-      return {
-        payload: [
-          { tag: TAG.ObjectType, type: "Enumeration", value: OBJECT_TYPE_OF[objectType] },
-          uid(key.keyId),
-          { tag, type: "Structure", value: [...secretType, keyBlock(format, keyMaterial, key.keySpec)] },
-        ],
-        id: key.keyId,
-      };
     },
   },
 
@@ -474,10 +430,12 @@ export const OPERATIONS: Readonly<Partial<Record<OperationName, Operation>>> = {
   ReKey: {
     writes: true,
     async run(payload, ctx) {
-      if (all(payload, TAG.Offset).length > 0 || all(payload, TAG.TemplateAttribute).length > 0 || all(payload, TAG.Attributes).length > 0) {
-        throw new KmipFault("FeatureNotSupported", "ReKey with an Offset or a Template-Attribute is not supported: the replacement takes the old key's attributes");
+      // PyKMIP sends an empty Template-Attribute: only attributes in it are refused.
+      if (readAttributes(payload, TEMPLATE_CONTAINERS).length > 0) {
+        throw new KmipFault("FeatureNotSupported", "ReKey with new attributes (Template-Attribute) is not supported: the replacement takes the old key's attributes");
       }
-      const key = await ctx.service.kmip.rekey(ctx.caller, idOf(payload, ctx));
+      const offset = optionalInterval(payload, TAG.Offset, "Offset");
+      const key = await ctx.service.kmip.rekey(ctx.caller, idOf(payload, ctx), offset ?? 0);
       return { payload: [uid(key.keyId)], id: key.keyId };
     },
   },
@@ -485,6 +443,18 @@ export const OPERATIONS: Readonly<Partial<Record<OperationName, Operation>>> = {
   AddAttribute: attributeOperation("add"),
   ModifyAttribute: attributeOperation("modify"),
   DeleteAttribute: attributeOperation("delete"),
+  SetAttribute: {
+    writes: true,
+    since2: true,
+    async run(payload, ctx) {
+      const id = idOf(payload, ctx);
+      const fresh = struct(payload, TAG.NewAttribute, "New Attribute");
+      if (fresh.value.length !== 1) throw new KmipFault("InvalidField", `"New Attribute" holds exactly one attribute`);
+      const attribute = attributeOf2x(fresh.value[0] as Ttlv);
+      const { key } = await ctx.service.kmip.changeAttribute(ctx.caller, id, { op: "set", name: attribute.name, index: 0, ...withValue(changeValue(attribute.name, attribute.value)) });
+      return { payload: [uid(key.keyId)], id: key.keyId };
+    },
+  },
 
   Revoke: {
     writes: true,

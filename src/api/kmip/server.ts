@@ -14,7 +14,7 @@ import { KmsError } from "../../service/errors.js";
 import type { KmsService } from "../../service/kms-service.js";
 import { capField, RequestAudit } from "../../service/request-audit.js";
 import { TLS_CIPHERS } from "../server.js";
-import { isSupported, KmipFault, parseRequest, requestVersion, responseMessage, type KmipRequest, type ProtocolVersion, type RequestItem, type ResponseItem } from "./messages.js";
+import { isKmip2, isSupported, KmipFault, parseRequest, requestVersion, responseMessage, type KmipRequest, type ProtocolVersion, type RequestItem, type ResponseItem } from "./messages.js";
 import { kmipReasonOf, OPERATIONS } from "./operations.js";
 import type { ResultReasonName } from "./tags.js";
 import { decodeTtlv, encodeTtlv, TtlvError } from "./ttlv.js";
@@ -205,6 +205,7 @@ async function runItem(item: RequestItem, ctx: ItemContext, options: KmipServerO
   try {
     if (!ctx.caller) throw new KmipFault("AuthenticationNotSuccessful", "this client certificate is mapped to no Tresor user: tresor admin kmip-client add --user NAME --cert FILE");
     if (!operation) throw new KmipFault("OperationNotSupported", `operation ${item.operation} is not supported: Query lists the ones that are`);
+    if (operation.since2 && !isKmip2(ctx.version)) throw new KmipFault("OperationNotSupported", `${name} is a KMIP 2.0 operation, not one of KMIP ${ctx.version.major}.${ctx.version.minor}`);
     const result = await operation.run(item.payload, { service: options.service, caller: { ...ctx.caller, audit }, version: ctx.version, placeholder: ctx.placeholder });
     response = { ...base, payload: result.payload };
     id = result.id;

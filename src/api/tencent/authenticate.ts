@@ -8,7 +8,7 @@ import { parseTc3Authorization, tc3CanonicalRequest, tc3Date, tc3Signature, tc3S
 import { KmsError, needs } from "../../service/errors.js";
 import type { AccessControl, Caller } from "../../service/access-control.js";
 import { AUDIT_FLAGS } from "../../service/request-audit.js";
-import { SignatureBindings } from "./signature-bindings.js";
+import { SignatureBindings, type SignatureBinder } from "./signature-bindings.js";
 
 export const MAX_CLOCK_SKEW_SECONDS = 300;
 /** Signatures remembered per node for their validity window: about 60 MB at the cap. */
@@ -19,6 +19,8 @@ export interface AuthenticatorOptions {
   requireSignedAction?: boolean;
   /** How many signatures without a signed action are remembered (default 1,000,000). */
   maxSignatureBindings?: number;
+  /** Where bindings are kept when not in this process's own table (a worker: the supervisor's). */
+  signatureBindings?: SignatureBinder;
 }
 
 /** What the request is for, as the server routed it. */
@@ -93,7 +95,7 @@ export class SigningKeyCache {
 
 export class Tc3Authenticator {
   readonly #signingKeys = new SigningKeyCache();
-  readonly #bindings: SignatureBindings;
+  readonly #bindings: SignatureBinder;
   readonly #requireSignedAction: boolean;
 
   constructor(
@@ -102,12 +104,7 @@ export class Tc3Authenticator {
     options: AuthenticatorOptions = {},
   ) {
     this.#requireSignedAction = options.requireSignedAction ?? false;
-    this.#bindings = new SignatureBindings(options.maxSignatureBindings ?? DEFAULT_SIGNATURE_BINDINGS, MAX_CLOCK_SKEW_SECONDS);
-  }
-
-  /** Signatures currently bound to their first action (for /metrics). */
-  get boundSignatures(): number {
-    return this.#bindings.size;
+    this.#bindings = options.signatureBindings ?? new SignatureBindings(options.maxSignatureBindings ?? DEFAULT_SIGNATURE_BINDINGS, MAX_CLOCK_SKEW_SECONDS);
   }
 
   async authenticate(req: IncomingSignedRequest, target: RequestTarget): Promise<Caller> {
@@ -162,7 +159,7 @@ export class Tc3Authenticator {
     }
     if (!signsAction && target.action !== undefined) {
       // Bound only once the signature verified, so no one can reserve signatures they cannot make.
-      const outcome = this.#bindings.bind(auth.signature, timestamp, target.action, this.nowSeconds());
+      const outcome = await this.#bindings.bind(auth.signature, timestamp, target.action, this.nowSeconds());
       if (!outcome.bound && !outcome.sameAction) {
         target.flags.add(AUDIT_FLAGS.signatureReused);
         throw new KmsError(

@@ -3,6 +3,8 @@
 // models. Records hold no parameters, plaintext or secrets, so neither do the events. Nor do
 // events show the chain (seq, prevHash, hash): those span every account, and would tell one
 // account of the others' volume and timing; the operator verifies the chain offline.
+// VerifyAuditChain (a Tresor extension) reports the whole chain's state, counts and seqs included,
+// to a caller granted it explicitly (no preset does): it tells of every account's volume.
 
 import { AUDIT_QUERY_LIMITS, type AuditEventFilters, type AuditEventRecord, type AuditEventPage, type AuditEventQuery } from "../../service/audit-query.js";
 import { KmsError } from "../../service/errors.js";
@@ -204,4 +206,18 @@ export const CLOUDAUDIT_ACTIONS: ActionTable<"cloudaudit"> = {
       return { Events: page.events.map(toEvent), ListOver: page.listOver, ...(page.nextSeq === undefined ? {} : { NextToken: page.nextSeq }) };
     },
   ),
+  /** Tresor extension: the audit chain's verification status (`tresor audit verify`'s check, on the server's store). */
+  VerifyAuditChain: action({}, async (_p, ctx) => {
+    const status = await ctx.service.auditQueries.verifyChain(ctx.caller);
+    return {
+      Verified: status.ok,
+      Records: status.records,
+      Checkpoints: status.checkpoints,
+      FirstSeq: status.firstSeq ?? null,
+      LastSeq: status.lastSeq ?? null,
+      Failure: status.firstBad === undefined ? null : { Seq: status.firstBad.seq, Reason: status.firstBad.reason, Detail: status.firstBad.detail },
+      CheckedAt: Math.floor(status.checkedAt / 1000),
+      PublicKey: status.publicKey,
+    };
+  }),
 };

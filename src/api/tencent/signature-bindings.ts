@@ -18,13 +18,21 @@ export type BindingOutcome =
   | { bound: false; sameAction: false; firstAction: string };
 
 /**
+ * Where bindings are kept: this process's own table, or (a worker of `tresor serve --workers N`)
+ * the supervisor's one table for every worker of the host, reached over IPC (src/node/workers.ts).
+ */
+export interface SignatureBinder {
+  bind(signatureHex: string, timestamp: number, action: string, nowSeconds: number): BindingOutcome | Promise<BindingOutcome>;
+}
+
+/**
  * Signatures are grouped by their X-TC-Timestamp: a signature stays valid only while its timestamp
  * is within `windowSeconds` of the server's clock, so a whole group is forgotten at once when its
  * timestamp leaves the window, and a lookup reads one group. At `maxEntries` the groups with the
  * oldest timestamps (closest to expiring anyway) are dropped first: memory stays bounded, and an
  * honest client is never refused because the table is full.
  */
-export class SignatureBindings {
+export class SignatureBindings implements SignatureBinder {
   readonly #groups = new Map<number, Map<string, string>>();
   #size = 0;
   #sweptAt = Number.NEGATIVE_INFINITY;

@@ -128,6 +128,64 @@ describe("KMIP attributes, ReKey, MAC and Get's key formats over the wire", () =
     assert.equal((await node.store.getKey(id))?.kmip?.usageMask, 12);
   });
 
+  it("keeps KMIP 2.0 Vendor Attributes of vendor x as custom attributes: Create, Get Attributes, Get Attribute List, Locate, Set, Delete", async () => {
+    const v2 = { major: 2, minor: 0 };
+    // KMIP 2.0 §4.54: an Attribute structure of Vendor Identification, Attribute Name, Attribute Value.
+    const vendor = (vendorId: string, attributeName: string, value?: Ttlv): Ttlv =>
+      struct(TAG.Attribute, [text(TAG.VendorIdentification, vendorId), text(TAG.AttributeName, attributeName), ...(value ? [{ ...value, tag: TAG.AttributeValue } as Ttlv] : [])]);
+    const created = ok(
+      await conn.exchange(
+        request([item(OPERATION.Create, [enumeration(TAG.ObjectType, 2), struct(TAG.Attributes, [enumeration(TAG.CryptographicAlgorithm, 3), int(TAG.CryptographicLength, 256), name("vendor-20"), vendor("x", "owner", text(0, "ledger"))])])], v2),
+      ),
+    );
+    const id = (created.value.find((c) => c.tag === TAG.UniqueIdentifier) as { value: string }).value;
+    assert.deepEqual((await node.store.getKey(id))?.kmip?.custom, { "x-owner": ["ledger"] });
+    // The same attribute reads as x-owner at 1.4 and as a Vendor Attribute at 2.0.
+    assert.deepEqual(namesAndCustom(ok(await conn.exchange(request([item(OPERATION.GetAttributes, [uid(id)])])))), [["Name", "vendor-20"], ["x-owner", "ledger"]]);
+    const vendorAttributes = async () => {
+      const got = ok(await conn.exchange(request([item(OPERATION.GetAttributes, [uid(id), struct(TAG.AttributeReference, [text(TAG.VendorIdentification, "x"), text(TAG.AttributeName, "owner")])])], v2)));
+      const attributes = got.value.find((c) => c.tag === TAG.Attributes) as TtlvStructure;
+      return attributes.value.map((a) => (a as TtlvStructure).value.map((c) => (c as { value: string }).value));
+    };
+    assert.deepEqual(await vendorAttributes(), [["x", "owner", "ledger"]]);
+    const list = ok(await conn.exchange(request([item(OPERATION.GetAttributeList, [uid(id)])], v2)));
+    const references = list.value.filter((c) => c.tag === TAG.AttributeReference);
+    assert.ok(references.some((r) => r.type === "Structure" && JSON.stringify(r.value.map((c) => (c as { value: string }).value)) === JSON.stringify(["x", "owner"])), "a vendor Attribute Reference");
+    const located = ok(await conn.exchange(request([item(OPERATION.Locate, [struct(TAG.Attributes, [vendor("x", "owner", text(0, "ledger"))])])], v2)));
+    assert.deepEqual(located.value.filter((c) => c.tag === TAG.UniqueIdentifier).map((c) => (c as { value: string }).value), [id]);
+
+    // Set Attribute replaces the one value (or adds it), and sets the usage mask; Delete by vendor reference.
+    ok(await conn.exchange(request([item(OPERATION.SetAttribute, [uid(id), struct(TAG.NewAttribute, [vendor("x", "owner", text(0, "payments"))])])], v2)));
+    ok(await conn.exchange(request([item(OPERATION.SetAttribute, [uid(id), struct(TAG.NewAttribute, [vendor("x", "tier", int(0, 3))])])], v2)));
+    ok(await conn.exchange(request([item(OPERATION.SetAttribute, [uid(id), struct(TAG.NewAttribute, [int(TAG.CryptographicUsageMask, 12)])])], v2)));
+    assert.deepEqual((await node.store.getKey(id))?.kmip?.custom, { "x-owner": ["payments"], "x-tier": [3] });
+    assert.equal((await node.store.getKey(id))?.kmip?.usageMask, 12);
+    ok(await conn.exchange(request([item(OPERATION.DeleteAttribute, [uid(id), struct(TAG.AttributeReference, [text(TAG.VendorIdentification, "x"), text(TAG.AttributeName, "tier")])])], v2)));
+    assert.deepEqual((await node.store.getKey(id))?.kmip?.custom, { "x-owner": ["payments"] });
+
+    // Refused, and nothing changes: another vendor, a value type custom attributes cannot hold, Set of a
+    // multi-valued attribute, Set at KMIP 1.4, a New Attribute holding two.
+    ok(await conn.exchange(request([item(OPERATION.AddAttribute, [uid(id), struct(TAG.NewAttribute, [vendor("x", "owner", text(0, "second"))])])], v2)));
+    const before = await node.store.getKey(id);
+    for (const [what, bad, header] of [
+      ["vendor acme", item(OPERATION.SetAttribute, [uid(id), struct(TAG.NewAttribute, [vendor("acme", "owner", text(0, "x"))])]), v2],
+      ["a Byte String value", item(OPERATION.SetAttribute, [uid(id), struct(TAG.NewAttribute, [vendor("x", "blob", { tag: 0, type: "ByteString", value: Buffer.from("ab") })])]), v2],
+      ["no value", item(OPERATION.AddAttribute, [uid(id), struct(TAG.NewAttribute, [vendor("x", "owner")])]), v2],
+      ["two values of x-owner", item(OPERATION.SetAttribute, [uid(id), struct(TAG.NewAttribute, [vendor("x", "owner", text(0, "x"))])]), v2],
+      ["Set Attribute at 1.4", item(OPERATION.SetAttribute, [uid(id), struct(TAG.NewAttribute, [vendor("x", "owner", text(0, "x"))])]), undefined],
+      ["two attributes", item(OPERATION.SetAttribute, [uid(id), struct(TAG.NewAttribute, [vendor("x", "a", text(0, "x")), vendor("x", "b", text(0, "y"))])]), v2],
+    ] as const) {
+      const a = (await conn.exchange(request([bad as Ttlv[]], header))) as Answer;
+      assert.equal(a.items[0]?.status, 1, `${what}: ${JSON.stringify(a.items[0])}`);
+    }
+    assert.deepEqual(await node.store.getKey(id), before);
+    // Query lists Set Attribute at 2.0 only.
+    const listed = async (header?: { major: number; minor: number }) =>
+      ok(await conn.exchange(request([item(OPERATION.Query, [enumeration(TAG.QueryFunction, 1)])], header))).value.map((c) => (c as { value: number }).value);
+    assert.ok((await listed(v2)).includes(OPERATION.SetAttribute));
+    assert.ok(!(await listed()).includes(OPERATION.SetAttribute));
+  });
+
   it("MAC with an HMAC-SHA256 key is HMAC-SHA256 of the data under the key Get returns", async () => {
     const created = ok(
       await conn.exchange(request([item(OPERATION.Create, [enumeration(TAG.ObjectType, 2), struct(TAG.TemplateAttribute, [attribute("Cryptographic Algorithm", enumeration(0, 9)), attribute("Cryptographic Length", int(0, 256))])])])),
@@ -185,5 +243,33 @@ describe("KMIP attributes, ReKey, MAC and Get's key formats over the wire", () =
     assert.notEqual(await material(id), await material(newId));
     const located = ok(await conn.exchange(request([item(OPERATION.Locate, [attribute("Name", name("rekeyed"))])])));
     assert.deepEqual(located.value.map((c) => (c as { value: string }).value), [newId]);
+
+    // KMIP 1.4 §3.35: the old key's Replacement Object Link (0x106) and the new key's Replaced Object Link (0x107).
+    const links = async (keyId: string) => {
+      const got = ok(await conn.exchange(request([item(OPERATION.GetAttributes, [uid(keyId), text(TAG.AttributeName, "Link")])])));
+      return got.value
+        .filter((c) => c.tag === TAG.Attribute)
+        .map((c) => ((c as TtlvStructure).value.find((x) => x.tag === TAG.AttributeValue) as TtlvStructure).value.map((x) => (x as { value: number | string }).value));
+    };
+    assert.deepEqual(await links(id), [[0x106, newId]]);
+    assert.deepEqual(await links(newId), [[0x107, id]]);
+
+    // An Offset: the next replacement waits Pre-Active, its Activation Date that far ahead; a bad Offset changes nothing.
+    const offsetRekey = ok(await conn.exchange(request([item(OPERATION.ReKey, [uid(newId), { tag: TAG.Offset, type: "Interval", value: 86_400 }])])));
+    const laterId = (offsetRekey.value.find((c) => c.tag === TAG.UniqueIdentifier) as { value: string }).value;
+    const later = await node.store.getKey(laterId);
+    assert.deepEqual([later?.kmip?.state, later?.state, later?.kmip?.names], ["PreActive", "Disabled", ["rekeyed"]]);
+    assert.equal((later?.kmip?.activationDate ?? 0) - (later?.createTime ?? 0), 86_400);
+    const before = [await node.store.getKey(laterId), await node.store.getKey(newId)];
+    for (const bad of [
+      [uid(laterId)], // Pre-Active: not re-keyed
+      [uid(newId), { tag: TAG.Offset, type: "Integer", value: 5 } as Ttlv], // an Offset is an Interval
+      [uid(newId), { tag: TAG.Offset, type: "Interval", value: 400 * 86_400 } as Ttlv], // more than a year
+      [uid(newId), struct(TAG.TemplateAttribute, [attribute("x-new", text(0, "v"))])], // new attributes
+    ]) {
+      const a = (await conn.exchange(request([item(OPERATION.ReKey, bad)]))) as Answer;
+      assert.equal(a.items[0]?.status, 1, JSON.stringify(a.items[0]));
+    }
+    assert.deepEqual([await node.store.getKey(laterId), await node.store.getKey(newId)], before);
   });
 });

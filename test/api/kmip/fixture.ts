@@ -8,7 +8,7 @@ import { writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { childEnv } from "../../helpers/server.js";
+import { childEnv, type CliResult, type TestServer } from "../../helpers/server.js";
 import { waitFor } from "../../helpers/wait.js";
 
 /** Debian's python, which sees Debian's python3-pykmip (an earlier python3 on PATH would not). */
@@ -88,7 +88,7 @@ export function runClient(
   client: { cert: string; key: string },
   ca: string,
   versions: readonly KmipVersion[],
-  scenario: "full" | "create",
+  scenario: "full" | "create" | "make" | "use" | "extras" | "rekey",
   name: string,
 ): Promise<Step[]> {
   return new Promise((resolve, reject) => {
@@ -162,4 +162,35 @@ function canConnect(port: number): Promise<boolean> {
     });
     socket.once("error", () => resolve(false));
   });
+}
+
+/** The KMIP port a `tresor serve` (or its supervisor, with workers) printed in its "listening" line. */
+export function kmipPortOf(server: TestServer): Promise<number> {
+  return waitFor("the KMIP port in the listening line", () => {
+    const line = server.logs().split("\n").find((l) => l.includes('"msg":"listening"'));
+    return line ? (JSON.parse(line) as { kmipPort?: number }).kmipPort : undefined;
+  });
+}
+
+/** `tresor serve` arguments for a KMIP listener on a free port with `pki`'s certificates. */
+export function kmipServeArgs(pki: Pki): string[] {
+  return ["--kmip-port", "0", "--kmip-cert", pki.server.cert, "--kmip-key", pki.server.key, "--kmip-client-ca", pki.ca];
+}
+
+/**
+ * Through the CLI as the admin: a user `name` allowed every kms action, and `cert` mapped to it.
+ * `run` runs the CLI against the server (its endpoint and the admin's credentials).
+ */
+export async function grantKmip(run: (args: string[]) => Promise<CliResult>, dir: string, name: string, cert: string): Promise<void> {
+  const policy = path.join(dir, `${name}-policy.json`);
+  await writeFile(policy, JSON.stringify({ version: "2.0", statement: [{ effect: "allow", action: ["name/kms:*"], resource: "*" }] }));
+  const must = async (args: string[]): Promise<string> => {
+    const r = await run(args);
+    if (r.code !== 0) throw new Error(`tresor ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const user = JSON.parse(await must(["admin", "user", "add", name, "--no-access-key", "--json"])) as { Uin: number };
+  const { PolicyId } = JSON.parse(await must(["admin", "policy", "create", `${name}-kmip`, "--file", policy, "--json"])) as { PolicyId: number };
+  await must(["admin", "policy", "attach", String(PolicyId), "--user", String(user.Uin)]);
+  await must(["admin", "kmip-client", "add", "--user", name, "--cert", cert]);
 }

@@ -9,8 +9,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { requireOpenssl } from "../../helpers/openssl.js";
 import { runCli, startServer, type CliResult, type TestServer } from "../../helpers/server.js";
-import { waitFor } from "../../helpers/wait.js";
-import { makePki, pykmipSkip, runClient, startPykmipServer, type KmipVersion, type Pki, type Step } from "./fixture.js";
+import { kmipPortOf, kmipServeArgs, makePki, pykmipSkip, runClient, startPykmipServer, type KmipVersion, type Pki, type Step } from "./fixture.js";
 
 const VERSIONS: readonly KmipVersion[] = ["1.2", "1.4", "2.0"];
 
@@ -67,13 +66,8 @@ describe("KMIP with PyKMIP's ProxyKmipClient", { skip: pykmipSkip }, () => {
     work = await mkdtemp(path.join(tmpdir(), "tresor-kmip-"));
     pki = makePki(work);
     [db, limited, unmapped] = await Promise.all([pki.client("db"), pki.client("limited"), pki.client("unmapped")]);
-    server = await startServer({
-      serveArgs: ["--kmip-port", "0", "--kmip-cert", pki.server.cert, "--kmip-key", pki.server.key, "--kmip-client-ca", pki.ca],
-    });
-    kmipPort = await waitFor("the KMIP port in the listening line", () => {
-      const line = server.logs().split("\n").find((l) => l.includes('"msg":"listening"'));
-      return line ? (JSON.parse(line) as { kmipPort?: number }).kmipPort : undefined;
-    });
+    server = await startServer({ serveArgs: kmipServeArgs(pki) });
+    kmipPort = await kmipPortOf(server);
     admin = { TRESOR_ENDPOINT: server.url, TRESOR_SECRET_ID: server.secretId, TRESOR_SECRET_KEY: server.secretKey };
     // The database's user: every KMIP family, exportable-key Get included; "limited" gets none.
     const policy = path.join(work, "kmip-db.json");

@@ -1,0 +1,5 @@
+// The console's entry point (docs/console.md).
+import { render } from "preact";
+import { App } from "./app.js";
+
+render(<App />, document.getElementById("app")!);
