@@ -9,7 +9,12 @@ import { argv } from "node:process";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { median } from "./wrk.js";
-import { sm2Decrypt, sm2Encrypt, sm2GenerateKeyPair, sm2Sign, sm2Verify } from "../src/crypto/sm2.js";
+import { sm2Decrypt, sm2Encrypt, sm2GenerateKeyPair, sm2PublicKeyToSpki, sm2Sign, sm2Verify } from "../src/crypto/sm2.js";
+import { ecdhNist, ecdhPeerKey, ecdhSm2 } from "../src/crypto/ecdh.js";
+import { ed25519Sign, ed25519Verify } from "../src/crypto/ed25519.js";
+import { HmacKey } from "../src/crypto/hmac.js";
+import { hybridKemDecapsulate, hybridKemEncapsulate, hybridKemGenerateKeyPair } from "../src/crypto/hybrid-kem.js";
+import { mlDsaGenerateKeyPair, mlDsaKeyPairFromSeed, mlDsaSign, mlDsaVerify } from "../src/crypto/ml-dsa.js";
 
 export interface AsymmetricSpeed {
   name: string;
@@ -84,7 +89,47 @@ function operations(): Array<[string, () => void, keyof OpensslSpeeds | null]> {
     ["SM2 decrypt (64 bytes)", () => sm2Decrypt(sm2Key.privateKey, sm2Ciphertext), null],
     ["ECDSA P-256 sign (node:crypto)", () => sign("sha256", message, p256), "ecdsaP256Sign"],
     ["RSA-2048 sign (node:crypto, PKCS#1 v1.5 SHA-256)", () => sign("sha256", message, rsa), "rsa2048Sign"],
+    ...newKeyTypeOperations(message),
   ];
+}
+
+/** The key types of issue 22, each measured the same way in the same run (no openssl baseline: OpenSSL 3.0 has no ML-DSA or ML-KEM). */
+function newKeyTypeOperations(message: Buffer): Array<[string, () => void, null]> {
+  const ed25519 = generateKeyPairSync("ed25519");
+  const edSignature = ed25519Sign(ed25519.privateKey, message);
+  const hmac256 = new HmacKey("sha256", randomBytes(32));
+  const hmacSm3 = new HmacKey("sm3", randomBytes(32));
+  const ecdhPeer = ecdhPeerKey("P-256", generateKeyPairSync("ec", { namedCurve: "prime256v1" }).publicKey.export({ format: "der", type: "spki" }));
+  const ecdhKey = generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey;
+  const sm2Peer = ecdhPeerKey("SM2", sm2PublicKeyToSpki(sm2GenerateKeyPair().publicKey));
+  const sm2Scalar = sm2GenerateKeyPair().privateKey;
+  const ops: Array<[string, () => void, null]> = [
+    ["Ed25519 sign (node:crypto)", () => ed25519Sign(ed25519.privateKey, message), null],
+    ["Ed25519 verify (node:crypto)", () => ed25519Verify(ed25519.publicKey, message, edSignature) || fail("Ed25519"), null],
+    ["HMAC-SHA-256 (64 bytes)", () => hmac256.mac(message), null],
+    ["HMAC-SM3 (64 bytes)", () => hmacSm3.mac(message), null],
+    ["ECDH P-256 (node:crypto)", () => ecdhNist(ecdhKey, ecdhPeer), null],
+    ["ECDH SM2 curve (node:crypto)", () => ecdhSm2(sm2Scalar, sm2Peer), null],
+  ];
+  for (const set of ["ML-DSA-44", "ML-DSA-65", "ML-DSA-87"] as const) {
+    const { seed } = mlDsaGenerateKeyPair(set);
+    const { publicKey, secretKey } = mlDsaKeyPairFromSeed(set, seed);
+    const signature = mlDsaSign(set, secretKey, message, Buffer.alloc(0));
+    ops.push([`${set} sign (@noble/post-quantum)`, () => mlDsaSign(set, secretKey, message, Buffer.alloc(0)), null]);
+    ops.push([`${set} verify`, () => mlDsaVerify(set, publicKey, message, signature, Buffer.alloc(0)) || fail(set), null]);
+  }
+  // PostQuantumCryptoEncrypt/Decrypt spend their time in the hybrid KEM (the AES-GCM of at most 4 KiB is native).
+  for (const kem of ["X-Wing", "MLKEM1024-P384"] as const) {
+    const { seed, publicKey } = hybridKemGenerateKeyPair(kem);
+    const { ciphertext } = hybridKemEncapsulate(kem, publicKey);
+    ops.push([`${kem} encapsulate (PQ encrypt)`, () => hybridKemEncapsulate(kem, publicKey), null]);
+    ops.push([`${kem} decapsulate (PQ decrypt)`, () => hybridKemDecapsulate(kem, seed, ciphertext), null]);
+  }
+  return ops;
+}
+
+function fail(what: string): never {
+  throw new Error(`${what} verify failed in the benchmark`);
 }
 
 /**

@@ -6,13 +6,14 @@ import { Command, Option } from "commander";
 import type { SigningAlgorithm } from "../sdk/index.js";
 import type { KmsClient } from "../sdk/index.js";
 import { UsageError, addClientOptions, exitTwoOnUsageError, printJson, printLines, readInput, runWithClient } from "./client-options.js";
+import { isPostQuantumSigningKey } from "./mac-pq.js";
 import { keyAlgorithm, resolveKeyId } from "./vocabulary.js";
 
 /** Sign/Verify take a message of at most 4096 bytes (RAW) or a digest (DIGEST). */
 const MAX_MESSAGE_BYTES = 4096;
-/** The largest signature (RSA 4096) base64-encoded, with room for a trailing newline. */
-const MAX_SIGNATURE_TEXT = 1024;
-export const SIGNING_ALGORITHM_CHOICES: readonly SigningAlgorithm[] = ["SM2DSA", "ECC_P256_R1", "ECDSA_P384_SHA_384", "RSA_PSS_SHA_256", "RSA_PKCS1_SHA_256"];
+/** The largest signature (ML-DSA-87, 4627 bytes) base64-encoded, with room for a trailing newline. */
+const MAX_SIGNATURE_TEXT = 7000;
+export const SIGNING_ALGORITHM_CHOICES: readonly SigningAlgorithm[] = ["SM2DSA", "ECC_P256_R1", "ECDSA_P384_SHA_384", "RSA_PSS_SHA_256", "RSA_PKCS1_SHA_256", "ED25519"];
 
 interface SignOptions {
   keyId: string;
@@ -23,7 +24,7 @@ interface SignOptions {
 
 function signOptions(cmd: Command): Command {
   return cmd
-    .requiredOption("--key-id <key>", "an ASYMMETRIC_SIGN_VERIFY_* key: its id, alias, or alias/NAME")
+    .requiredOption("--key-id <key>", "an ASYMMETRIC_SIGN_VERIFY_* key (ML-DSA keys sign through PostQuantumCryptoSign): its id, alias, or alias/NAME")
     .addOption(new Option("--algorithm <algorithm>", "signing algorithm (default: the key's only one; RSA keys need it)").choices(SIGNING_ALGORITHM_CHOICES))
     .option("--in <file>", `the message (at most ${MAX_MESSAGE_BYTES} bytes), or "-" for stdin`, "-")
     .option("--digest", "the input is a digest already (MessageType DIGEST), not the message");
@@ -60,6 +61,13 @@ export function registerAsymmetricCommands(program: Command): void {
         cmd,
         () => readInput(opts.in, MAX_MESSAGE_BYTES, "the message"),
         async (client, message, { json }) => {
+          const keyId = await resolveKeyId(client, opts.keyId);
+          if (await isPostQuantumSigningKey(client, keyId)) {
+            const pq = await client.postQuantumCryptoSign({ KeyId: keyId, Message: message.toString("base64") });
+            if (json) printJson(pq);
+            else printLines(pq.Signature ?? "");
+            return;
+          }
           const res = await client.signByAsymmetricKey({
             ...(await signingKey(client, opts)),
             Message: message.toString("base64"),
@@ -95,12 +103,15 @@ export function registerAsymmetricCommands(program: Command): void {
         return { message: await readInput(opts.in, MAX_MESSAGE_BYTES, "the message"), signature: (signature ?? "").trim() };
       },
       async (client, { message, signature }, { json }) => {
-        const res = await client.verifyByAsymmetricKey({
-          ...(await signingKey(client, opts)),
-          Message: message.toString("base64"),
-          MessageType: opts.digest ? "DIGEST" : "RAW",
-          SignatureValue: signature,
-        });
+        const keyId = await resolveKeyId(client, opts.keyId);
+        const res = (await isPostQuantumSigningKey(client, keyId))
+          ? await client.postQuantumCryptoVerify({ KeyId: keyId, Message: message.toString("base64"), SignatureValue: signature })
+          : await client.verifyByAsymmetricKey({
+              ...(await signingKey(client, opts)),
+              Message: message.toString("base64"),
+              MessageType: opts.digest ? "DIGEST" : "RAW",
+              SignatureValue: signature,
+            });
         const valid = res.SignatureValid === true;
         if (json) printJson(res);
         else printLines(valid ? "valid" : "invalid");

@@ -26,6 +26,7 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
   { commands: ["key"], load: async () => (await import("./key.js")).registerKeyCommands },
   { commands: ["encrypt", "decrypt", "re-encrypt", "datakey", "random"], load: async () => (await import("./crypto.js")).registerCryptoCommands },
   { commands: ["pubkey", "sign", "verify"], load: async () => (await import("./asymmetric.js")).registerAsymmetricCommands },
+  { commands: ["mac", "verify-mac", "pq-encrypt", "pq-decrypt"], load: async () => (await import("./mac-pq.js")).registerMacAndPostQuantumCommands },
   { commands: ["encrypt-file", "decrypt-file"], load: async () => (await import("./encrypt-file.js")).registerEncryptFileCommands },
   { commands: ["backup"], load: async () => (await import("./backup.js")).registerBackupCommands },
   { commands: ["rootkey"], load: async () => (await import("./rootkey.js")).registerRootKeyCommands },

@@ -91,22 +91,7 @@ export function registerCryptoCommands(program: Command): void {
       },
       async (client, blob, { json }) => {
         const res = opts.asymmetric ? await asymmetricDecrypt(client, opts.keyId!, opts.algorithm, blob) : await client.decrypt({ CiphertextBlob: blob, ...contextField(opts.context) });
-        const plaintext = Buffer.from(res.Plaintext ?? "", "base64");
-        try {
-          if (opts.out !== undefined) {
-            await writeFile(opts.out, plaintext, { mode: 0o600 });
-            if (json) printJson({ KeyId: res.KeyId, Out: opts.out, Bytes: plaintext.length, RequestId: res.RequestId });
-            else printLines(`wrote ${plaintext.length} bytes to ${opts.out}`);
-          } else if (json) {
-            printJson(res);
-          } else {
-            await new Promise<void>((resolve, reject) =>
-              process.stdout.write(plaintext, (err) => (err ? reject(err) : resolve())),
-            );
-          }
-        } finally {
-          plaintext.fill(0);
-        }
+        await emitPlaintext(res, res.Plaintext, opts.out, json === true);
       },
     );
   });
@@ -200,4 +185,22 @@ async function asymmetricDecrypt(client: KmsClient, ref: string, given: DecryptO
 
 function contextField(context: EncryptionContext | undefined): { EncryptionContext?: string } {
   return context === undefined ? {} : { EncryptionContext: encodeEncryptionContext(context) };
+}
+
+/** A decryption's plaintext (base64 from the API) to --out (mode 0600), as JSON, or raw to stdout; wiped after. */
+export async function emitPlaintext(res: { KeyId?: string; RequestId?: string }, base64: string | undefined, out: string | undefined, json: boolean): Promise<void> {
+  const plaintext = Buffer.from(base64 ?? "", "base64");
+  try {
+    if (out !== undefined) {
+      await writeFile(out, plaintext, { mode: 0o600 });
+      if (json) printJson({ KeyId: res.KeyId, Out: out, Bytes: plaintext.length, RequestId: res.RequestId });
+      else printLines(`wrote ${plaintext.length} bytes to ${out}`);
+    } else if (json) {
+      printJson(res);
+    } else {
+      await new Promise<void>((resolve, reject) => process.stdout.write(plaintext, (err) => (err ? reject(err) : resolve())));
+    }
+  } finally {
+    plaintext.fill(0);
+  }
 }

@@ -2,7 +2,7 @@
 
 import { randomBytes } from "node:crypto";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { KEY_USAGES, type KeyMetadata, type KeyState, type KeyUsage } from "../sdk/index.js";
+import { KEY_USAGES, type CmkKeySpec, type KeyMetadata, type KeyState, type KeyUsage } from "../sdk/index.js";
 import {
   addClientOptions,
   exitTwoOnUsageError,
@@ -12,6 +12,7 @@ import {
   runWithClient,
 } from "./client-options.js";
 import { registerKeyLifecycleCommands } from "./key-lifecycle.js";
+import { HMAC_KEY_SPECS } from "./mac-pq.js";
 import { escapeControls } from "./output.js";
 import { KEY_HELP, humanTime, resolveKeyId, withIsoTimes } from "./vocabulary.js";
 
@@ -36,11 +37,11 @@ export function registerKeyCommands(program: Command): void {
       .option("--alias <alias>", "unique alias (default: key-<random>)")
       .option("--description <text>", "description")
       .addOption(new Option("--usage <usage>", "what the key is for (default ENCRYPT_DECRYPT); an asymmetric usage fixes its key pair").choices(KEY_USAGES))
-      .addOption(new Option("--key-spec <spec>", "symmetric key algorithm (default: the server's)").choices(["SM4", "AES_256"]))
+      .addOption(new Option("--key-spec <spec>", "symmetric key algorithm (default: the server's), or an HMAC key's with --usage GENERATE_VERIFY_MAC").choices(["SM4", "AES_256", ...HMAC_KEY_SPECS]))
       .option("--tag <key=value>", "a tag (repeatable); `key list --tag` filters on it", tagArg)
       .option("--external", "create it without material (Type 2, PendingImport): bring your own with `tresor key import`")
       .addOption(new Option("--protection-level <level>", "HSM: material made and used only inside the server's PKCS#11 token (default SOFTWARE)").choices(["SOFTWARE", "HSM"])),
-  ).action(async (opts: { alias?: string; description?: string; usage?: KeyUsage; keySpec?: "SM4" | "AES_256"; tag?: Array<{ TagKey: string; TagValue: string }>; external?: boolean; protectionLevel?: "SOFTWARE" | "HSM" }, cmd: Command) => {
+  ).action(async (opts: { alias?: string; description?: string; usage?: KeyUsage; keySpec?: CmkKeySpec; tag?: Array<{ TagKey: string; TagValue: string }>; external?: boolean; protectionLevel?: "SOFTWARE" | "HSM" }, cmd: Command) => {
     await runWithClient(
       cmd,
       () => undefined,

@@ -6,6 +6,7 @@
 
 import { createPrivateKey, createPublicKey, generateKeyPair, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
 import { p256, p384, p521 } from "@noble/curves/nist.js";
+import { ecdhNist, type EcdhPeerKey } from "./ecdh.js";
 
 export const ECDSA_CURVES = ["P-256", "P-384", "P-521"] as const;
 export type EcdsaCurve = (typeof ECDSA_CURVES)[number];
@@ -124,6 +125,12 @@ export class EcdsaPrivateKey {
     }
     // lowS false: the same signature distribution OpenSSL produces for sign().
     return this.withScalar((scalar) => Buffer.from(info.noble.sign(digest, scalar, { prehash: false, lowS: false, format: "der" })));
+  }
+
+  /** ECDH with a validated peer key of the same curve: the x coordinate of d·Q. */
+  deriveSharedSecret(peer: EcdhPeerKey): Buffer {
+    if (peer.curve !== this.curve) throw new TypeError(`a ${peer.curve} peer key does not fit a ${this.curve} key`);
+    return ecdhNist(this.#live(), peer);
   }
 
   /** Runs `use` with the private scalar (exported once, kept until destroy()); `use` must not keep it. */

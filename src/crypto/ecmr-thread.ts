@@ -4,6 +4,7 @@
 
 import { parentPort } from "node:worker_threads";
 import { EcPointError, ecmrMultiply } from "./ecmr.js";
+import type { JobReply } from "./job-thread.js";
 
 export interface EcmrRequest {
   job: number;
@@ -12,7 +13,7 @@ export interface EcmrRequest {
   y: Uint8Array;
 }
 
-export type EcmrReply = { job: number; ok: true; x: Uint8Array; y: Uint8Array } | { job: number; ok: false; badPoint: boolean; message: string };
+export type EcmrReply = JobReply<{ x: Uint8Array; y: Uint8Array }>;
 
 const view = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
@@ -22,9 +23,9 @@ if (parentPort) {
     const scalar = view(req.scalar);
     try {
       const product = ecmrMultiply(scalar, { x: view(req.x), y: view(req.y) });
-      port.postMessage({ job: req.job, ok: true, x: product.x, y: product.y } satisfies EcmrReply);
+      port.postMessage({ job: req.job, ok: true, value: { x: product.x, y: product.y } } satisfies EcmrReply);
     } catch (e) {
-      port.postMessage({ job: req.job, ok: false, badPoint: e instanceof EcPointError, message: e instanceof Error ? e.message : "failed" } satisfies EcmrReply);
+      port.postMessage({ job: req.job, ok: false, kind: e instanceof EcPointError ? "badPoint" : "error", message: e instanceof Error ? e.message : "failed" } satisfies EcmrReply);
     } finally {
       scalar.fill(0);
     }

@@ -18,8 +18,15 @@ import {
   sm2VerifyDigest,
 } from "../crypto/sm2.js";
 import type { EcPoint } from "../crypto/ecmr.js";
+import { ed25519GenerateKeyPairAsync, ed25519PrivateKey, ed25519PublicKeyFromSpki, ed25519Sign, ed25519Verify } from "../crypto/ed25519.js";
+import { hybridKemGenerateKeyPair, HYBRID_KEM_SEED_LENGTH, type HybridKem } from "../crypto/hybrid-kem.js";
+import { mlDsaGenerateKeyPair, mlDsaKeyPairFromSeed, mlDsaPublicKeyFromSpki, type MlDsaParameterSet } from "../crypto/ml-dsa.js";
+import type { KeyObject } from "node:crypto";
+import type { EcdhPeerKey } from "../crypto/ecdh.js";
+import { ecdhSm2 } from "../crypto/ecdh.js";
 import type { AsymmetricKeySpec } from "./key.js";
-import { ASYMMETRIC_SPECS, type AsymmetricDecryptAlgorithm, type SigningAlgorithm } from "./specs.js";
+import { pqKemOf } from "./pq-blob.js";
+import { ASYMMETRIC_SPECS, ASYMMETRIC_USAGES, type AsymmetricDecryptAlgorithm, type PqEncryptionAlgorithm, type SigningAlgorithm } from "./specs.js";
 
 export type MessageType = "RAW" | "DIGEST";
 
@@ -33,6 +40,22 @@ export interface GeneratedKeyPair {
 const EC_CURVES: Readonly<Record<"ECC_P256" | "ECC_P384" | "ECC_P521", EcdsaCurve>> = { ECC_P256: "P-256", ECC_P384: "P-384", ECC_P521: "P-521" };
 /** The signing algorithm of each EC curve. */
 const EC_SIGNING: Readonly<Record<EcdsaCurve, SigningAlgorithm>> = { "P-256": "ECC_P256_R1", "P-384": "ECDSA_P384_SHA_384", "P-521": "ECDSA_P521_SHA_512" };
+
+const ML_DSA_SETS: Readonly<Partial<Record<AsymmetricKeySpec, MlDsaParameterSet>>> = { ML_DSA_44: "ML-DSA-44", ML_DSA_65: "ML-DSA-65", ML_DSA_87: "ML-DSA-87" };
+
+/** The ML-DSA parameter set of an ML_DSA_* spec. */
+export function mlDsaSet(spec: AsymmetricKeySpec): MlDsaParameterSet {
+  const set = ML_DSA_SETS[spec];
+  if (!set) throw new TypeError(`${spec} is not an ML-DSA spec`);
+  return set;
+}
+
+/** The hybrid KEM of an ML_KEM_* spec: the one algorithm its usage offers. */
+export function hybridKemOf(spec: AsymmetricKeySpec): HybridKem {
+  const usage = Object.values(ASYMMETRIC_USAGES).find((u) => u.spec === spec && u.purpose === "pq-decrypt");
+  if (!usage) throw new TypeError(`${spec} is not an ML-KEM spec`);
+  return pqKemOf(usage.algorithms[0] as PqEncryptionAlgorithm);
+}
 
 function ecCurve(spec: AsymmetricKeySpec): EcdsaCurve {
   if (spec !== "ECC_P256" && spec !== "ECC_P384" && spec !== "ECC_P521") throw new TypeError(`${spec} is not an ECDSA spec`);
@@ -88,8 +111,28 @@ export async function generateKeyPair(spec: AsymmetricKeySpec): Promise<Generate
         const { privateKey, publicKey } = await sm2GenerateKeyPairAsync();
         return { privateMaterial: privateKey, publicKey: sm2PublicKeyToSpki(publicKey) };
       }
+      case "ED25519": {
+        const { privateKey, publicKey } = await ed25519GenerateKeyPairAsync();
+        return { privateMaterial: privateKey, publicKey };
+      }
+      case "ML_DSA": {
+        const { seed, publicKey } = mlDsaGenerateKeyPair(mlDsaSet(spec));
+        return { privateMaterial: seed, publicKey };
+      }
+      case "ML_KEM": {
+        const { seed, publicKey } = hybridKemGenerateKeyPair(hybridKemOf(spec));
+        return { privateMaterial: seed, publicKey };
+      }
     }
   });
+}
+
+/**
+ * GetPublicKey's PEM of a stored public key: "" for a hybrid KEM key, whose raw key has no SPKI
+ * (specs.ts PrivateKeyFormat).
+ */
+export function publicKeyPemOf(spec: AsymmetricKeySpec, publicKey: Buffer): string {
+  return ASYMMETRIC_SPECS[spec].family === "ML_KEM" ? "" : publicKeyPem(publicKey);
 }
 
 /** The public key as PEM ("PUBLIC KEY", the SPKI DER in 64-character base64 lines). */
@@ -107,6 +150,11 @@ export class AsymmetricPrivateKey {
   readonly #rsa: RsaPrivateKey | undefined;
   readonly #ec: EcdsaPrivateKey | undefined;
   readonly #sm2: Buffer | undefined;
+  readonly #ed25519: KeyObject | undefined;
+  /** ML-DSA: the expanded secret key (FIPS 204 sk), kept so that each signature skips the expansion. */
+  readonly #mlDsa: { readonly set: MlDsaParameterSet; readonly secretKey: Buffer } | undefined;
+  /** ML-KEM hybrid: the 32-byte seed, which decapsulation expands itself. */
+  readonly #kemSeed: Buffer | undefined;
   #destroyed = false;
 
   /** Copies what it needs from `material`; the caller may wipe it afterwards. */
@@ -115,7 +163,12 @@ export class AsymmetricPrivateKey {
     const family = ASYMMETRIC_SPECS[spec].family;
     if (family === "RSA") this.#rsa = new RsaPrivateKey(material);
     else if (family === "EC") this.#ec = new EcdsaPrivateKey(material, ecCurve(spec));
-    else {
+    else if (family === "ED25519") this.#ed25519 = ed25519PrivateKey(material);
+    else if (family === "ML_DSA") this.#mlDsa = { set: mlDsaSet(spec), secretKey: mlDsaKeyPairFromSeed(mlDsaSet(spec), material).secretKey };
+    else if (family === "ML_KEM") {
+      if (material.length !== HYBRID_KEM_SEED_LENGTH) throw new RangeError(`an ${spec} private key is a ${HYBRID_KEM_SEED_LENGTH}-byte seed`);
+      this.#kemSeed = Buffer.from(material);
+    } else {
       if (material.length !== 32) throw new RangeError("an SM2 private key is 32 bytes");
       this.#sm2 = Buffer.from(material);
     }
@@ -137,7 +190,33 @@ export class AsymmetricPrivateKey {
     if (this.#sm2 && algorithm === "SM2DSA") {
       return messageType === "RAW" ? sm2Sign(this.#sm2, message) : sm2SignDigest(this.#sm2, message);
     }
-    throw new TypeError(`${algorithm} does not fit a ${this.spec} key`);
+    if (this.#ed25519 && algorithm === "ED25519" && messageType === "RAW") return ed25519Sign(this.#ed25519, message);
+    throw new TypeError(`${algorithm} with ${messageType} does not fit a ${this.spec} key`);
+  }
+
+  /** ECDH with a validated peer key of the key's curve (SP 800-56A): the shared secret's x coordinate. */
+  deriveSharedSecret(peer: EcdhPeerKey): Buffer {
+    this.#check();
+    if (this.#ec) return this.#ec.deriveSharedSecret(peer);
+    if (this.#sm2) return ecdhSm2(this.#sm2, peer);
+    throw new TypeError(`ECDH does not fit a ${this.spec} key`);
+  }
+
+  /**
+   * A copy of the expanded ML-DSA secret key, for a signing job in the post-quantum thread
+   * (material/software.ts); the caller wipes it when the job settles.
+   */
+  mlDsaSecretKey(): { set: MlDsaParameterSet; secretKey: Buffer } {
+    this.#check();
+    if (!this.#mlDsa) throw new TypeError(`ML-DSA does not fit a ${this.spec} key`);
+    return { set: this.#mlDsa.set, secretKey: Buffer.from(this.#mlDsa.secretKey) };
+  }
+
+  /** A copy of the hybrid KEM seed, to open a ciphertext of `algorithm`; the caller wipes it. */
+  kemSeed(algorithm: PqEncryptionAlgorithm): Buffer {
+    this.#check();
+    if (!this.#kemSeed || pqKemOf(algorithm) !== hybridKemOf(this.spec)) throw new TypeError(`${algorithm} does not fit a ${this.spec} key`);
+    return Buffer.from(this.#kemSeed);
   }
 
   /**
@@ -164,6 +243,8 @@ export class AsymmetricPrivateKey {
     this.#rsa?.destroy();
     this.#ec?.destroy();
     this.#sm2?.fill(0);
+    this.#mlDsa?.secretKey.fill(0);
+    this.#kemSeed?.fill(0);
   }
 }
 
@@ -186,6 +267,7 @@ export function verifySignature(
     const key = ecPublicKeyFromSpki(publicKey, curve);
     return messageType === "RAW" ? ecdsaVerify(key, curve, message, signature) : ecdsaVerifyDigest(key, curve, message, signature);
   }
+  if (family === "ED25519" && algorithm === "ED25519" && messageType === "RAW") return ed25519Verify(ed25519PublicKeyFromSpki(publicKey), message, signature);
   if (family === "SM2" && algorithm === "SM2DSA") {
     const point = sm2PublicKeyFromSpki(publicKey);
     try {
@@ -195,6 +277,12 @@ export function verifySignature(
     }
   }
   throw new TypeError(`${algorithm} does not fit a ${spec} key`);
+}
+
+/** The ML-DSA parameter set and raw public key of a stored ML-DSA public key (RFC 9881 SPKI). */
+export function mlDsaPublicKeyOf(spec: AsymmetricKeySpec, publicKey: Buffer): { set: MlDsaParameterSet; publicKey: Buffer } {
+  const set = mlDsaSet(spec);
+  return { set, publicKey: mlDsaPublicKeyFromSpki(set, publicKey) };
 }
 
 /** Decrypt's and GenerateDataKey's `EncryptionAlgorithm` values; "SM2" is raw C1C3C2, the default. */

@@ -5,8 +5,9 @@ export type KeyState = (typeof KEY_STATES)[number];
 
 /**
  * What a CMK is for, fixed at creation. Tencent's names; the RSA 3072 and 4096 usages, ECDSA521
- * (Tang's ES512 signing keys) and EXCHANGE_ECMR_P521 (Tang's exchange keys) are Tresor extensions in
- * the same pattern. src/keys/specs.ts says what each one means.
+ * (Tang's ES512 signing keys), EXCHANGE_ECMR_P521 (Tang's exchange keys), Ed25519, the
+ * post-quantum ML-DSA and ML-KEM usages are Tresor extensions in the same pattern, and
+ * GENERATE_VERIFY_MAC (HMAC keys) is AWS's name. src/keys/specs.ts says what each one means.
  */
 export const KEY_USAGES = [
   "ENCRYPT_DECRYPT",
@@ -22,17 +23,43 @@ export const KEY_USAGES = [
   "ASYMMETRIC_SIGN_VERIFY_ECDSA384",
   "ASYMMETRIC_SIGN_VERIFY_ECDSA521",
   "ASYMMETRIC_EXCHANGE_ECMR_P521",
+  "ASYMMETRIC_SIGN_VERIFY_ED25519",
+  "ASYMMETRIC_SIGN_VERIFY_ML_DSA_44",
+  "ASYMMETRIC_SIGN_VERIFY_ML_DSA_65",
+  "ASYMMETRIC_SIGN_VERIFY_ML_DSA_87",
+  "ASYMMETRIC_DECRYPT_ML_KEM_768",
+  "ASYMMETRIC_DECRYPT_ML_KEM_1024",
+  "GENERATE_VERIFY_MAC",
+  "ASYMMETRIC_KEY_AGREEMENT_ECC_P256",
+  "ASYMMETRIC_KEY_AGREEMENT_ECC_P384",
+  "ASYMMETRIC_KEY_AGREEMENT_SM2",
 ] as const;
 /** The usage of EXPORT_ONLY_KEY_SPECS objects: KMIP Get (and KMIP's own operations) only. */
 export const EXPORT_ONLY_USAGE = "EXPORT_ONLY";
 export type KeyUsage = (typeof KEY_USAGES)[number] | typeof EXPORT_ONLY_USAGE;
-export type AsymmetricKeyUsage = Exclude<KeyUsage, "ENCRYPT_DECRYPT" | typeof EXPORT_ONLY_USAGE>;
+/** HMAC keys: GenerateMac and VerifyMac; they rotate like ENCRYPT_DECRYPT keys. */
+export const MAC_USAGE = "GENERATE_VERIFY_MAC";
+export type AsymmetricKeyUsage = Exclude<KeyUsage, "ENCRYPT_DECRYPT" | typeof EXPORT_ONLY_USAGE | typeof MAC_USAGE>;
 
 /** Symmetric key specs a CMK may have. SM4 is the national-crypto default. */
 export const SYMMETRIC_KEY_SPECS = ["SM4", "AES_256"] as const;
 export type SymmetricKeySpec = (typeof SYMMETRIC_KEY_SPECS)[number];
 /** Asymmetric key specs; each asymmetric usage implies one. */
-export const ASYMMETRIC_KEY_SPECS = ["RSA_2048", "RSA_3072", "RSA_4096", "SM2", "ECC_P256", "ECC_P384", "ECC_P521"] as const;
+export const ASYMMETRIC_KEY_SPECS = [
+  "RSA_2048",
+  "RSA_3072",
+  "RSA_4096",
+  "SM2",
+  "ECC_P256",
+  "ECC_P384",
+  "ECC_P521",
+  "ED25519",
+  "ML_DSA_44",
+  "ML_DSA_65",
+  "ML_DSA_87",
+  "ML_KEM_768",
+  "ML_KEM_1024",
+] as const;
 export type AsymmetricKeySpec = (typeof ASYMMETRIC_KEY_SPECS)[number];
 /**
  * Specs of KMIP-class objects only, which no other door can create or use: AES-128 keys, HMAC keys
@@ -40,7 +67,13 @@ export type AsymmetricKeySpec = (typeof ASYMMETRIC_KEY_SPECS)[number];
  */
 export const EXPORT_ONLY_KEY_SPECS = ["AES_128", "SECRET_DATA", "HMAC_SHA256", "HMAC_SHA384", "HMAC_SHA512"] as const;
 export type ExportOnlyKeySpec = (typeof EXPORT_ONLY_KEY_SPECS)[number];
-export type KeySpec = SymmetricKeySpec | AsymmetricKeySpec | ExportOnlyKeySpec;
+/**
+ * HMAC key specs of GENERATE_VERIFY_MAC CMKs. The three SHA-2 ones are also KMIP export-only specs
+ * (a KMIP HMAC object); HMAC_SM3 is a CMK spec only.
+ */
+export const MAC_KEY_SPECS = ["HMAC_SHA256", "HMAC_SHA384", "HMAC_SHA512", "HMAC_SM3"] as const;
+export type MacKeySpec = (typeof MAC_KEY_SPECS)[number];
+export type KeySpec = SymmetricKeySpec | AsymmetricKeySpec | ExportOnlyKeySpec | MacKeySpec;
 
 export type KeyOrigin = "TENCENT_KMS" | "EXTERNAL";
 

@@ -61,6 +61,14 @@ export const LIFECYCLE = {
   VerifyByAsymmetricKey: { rules: enabledOnly },
   AsymmetricRsaDecrypt: { rules: enabledOnly },
   AsymmetricSm2Decrypt: { rules: enabledOnly },
+  PostQuantumCryptoEncrypt: { rules: enabledOnly },
+  PostQuantumCryptoDecrypt: { rules: enabledOnly },
+  PostQuantumCryptoSign: { rules: enabledOnly },
+  PostQuantumCryptoVerify: { rules: enabledOnly },
+  /** HMAC keys, and KMIP MAC: an Archived key verifies old MACs but makes no new one (as Decrypt and Encrypt). */
+  GenerateMac: { rules: usable },
+  VerifyMac: { rules: decryptable },
+  DeriveSharedSecret: { rules: enabledOnly },
   ArchiveKey: { rules: enabledOnly, to: "Archived" },
   CancelKeyArchive: { rules: archivedOnly, to: "Enabled" },
   /** A PendingImport key goes too: it has nothing to disable. */
@@ -86,8 +94,6 @@ export const LIFECYCLE = {
   GetKeyMaterial: { rules: anyState },
   /** KMIP Activate. */
   ActivateKey: { rules: preActiveOnly, to: "Enabled" },
-  /** KMIP MAC. */
-  GenerateMac: { rules: usable },
   /** KMIP Add/Modify/Delete Attribute. */
   ModifyKeyAttributes: { rules: notPendingDelete },
   RevokeKey: { rules: revocable, to: "Archived" },

@@ -3,7 +3,7 @@
 // compliant). The service, the protocol adapter, ListAlgorithms and docs/api.md all read these tables.
 
 import type { AeadName } from "../crypto/aead.js";
-import type { AsymmetricKeySpec, AsymmetricKeyUsage, ExportOnlyKeySpec, KeySpec, KeyUsage, SymmetricKeySpec } from "./key.js";
+import type { AsymmetricKeySpec, AsymmetricKeyUsage, ExportOnlyKeySpec, KeySpec, KeyUsage, MacKeySpec, SymmetricKeySpec } from "./key.js";
 
 export interface SymmetricSpecInfo {
   readonly aead: AeadName;
@@ -18,13 +18,16 @@ export const SYMMETRIC_SPECS: Readonly<Record<SymmetricKeySpec, SymmetricSpecInf
 
 /**
  * How an asymmetric key's private half is stored (wrapped by the root of trust): "pkcs8" is a
- * PKCS#8 PrivateKeyInfo in DER; "sm2-scalar" is SM2's 32-byte private scalar d. The public half is
- * always stored in the clear as a DER SubjectPublicKeyInfo.
+ * PKCS#8 PrivateKeyInfo in DER; "sm2-scalar" is SM2's 32-byte private scalar d; "seed" is the
+ * 32-byte seed the post-quantum key pair is expanded from (FIPS 204 ξ for ML-DSA; the hybrid KEM's
+ * seed for ML-KEM keys, docs/formats.md). The public half is stored in the clear as a DER
+ * SubjectPublicKeyInfo, except for the hybrid KEM keys, which have no standard SPKI yet: their raw
+ * encapsulation key as the hybrid's draft defines it.
  */
-export type PrivateKeyFormat = "pkcs8" | "sm2-scalar";
+export type PrivateKeyFormat = "pkcs8" | "sm2-scalar" | "seed";
 
 export interface AsymmetricSpecInfo {
-  readonly family: "RSA" | "EC" | "SM2";
+  readonly family: "RSA" | "EC" | "SM2" | "ED25519" | "ML_DSA" | "ML_KEM";
   /** RSA modulus bits, or the curve's field size in bits. */
   readonly bits: number;
   readonly privateKeyFormat: PrivateKeyFormat;
@@ -41,6 +44,12 @@ export const ASYMMETRIC_SPECS: Readonly<Record<AsymmetricKeySpec, AsymmetricSpec
   ECC_P256: { family: "EC", bits: 256, privateKeyFormat: "pkcs8", metadataType: 2, algorithmName: "ECC" },
   ECC_P384: { family: "EC", bits: 384, privateKeyFormat: "pkcs8", metadataType: 2, algorithmName: "ECDSA384" },
   ECC_P521: { family: "EC", bits: 521, privateKeyFormat: "pkcs8", metadataType: 2, algorithmName: "ECC_P521" },
+  ED25519: { family: "ED25519", bits: 255, privateKeyFormat: "pkcs8", metadataType: 2, algorithmName: "ED25519" },
+  ML_DSA_44: { family: "ML_DSA", bits: 128, privateKeyFormat: "seed", metadataType: 2, algorithmName: "ML_DSA_44" },
+  ML_DSA_65: { family: "ML_DSA", bits: 192, privateKeyFormat: "seed", metadataType: 2, algorithmName: "ML_DSA_65" },
+  ML_DSA_87: { family: "ML_DSA", bits: 256, privateKeyFormat: "seed", metadataType: 2, algorithmName: "ML_DSA_87" },
+  ML_KEM_768: { family: "ML_KEM", bits: 192, privateKeyFormat: "seed", metadataType: 2, algorithmName: "ML_KEM_768" },
+  ML_KEM_1024: { family: "ML_KEM", bits: 256, privateKeyFormat: "seed", metadataType: 2, algorithmName: "ML_KEM_1024" },
 });
 
 /** Decryption algorithms: AsymmetricRsaDecrypt's `Algorithm` values, and SM2 (AsymmetricSm2Decrypt). */
@@ -48,19 +57,30 @@ export const ASYMMETRIC_DECRYPT_ALGORITHMS = ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SH
 export type AsymmetricDecryptAlgorithm = (typeof ASYMMETRIC_DECRYPT_ALGORITHMS)[number];
 
 /** SignByAsymmetricKey / VerifyByAsymmetricKey `Algorithm` values (Tencent's names, plus ECDSA_P384_SHA_384). */
-export const SIGNING_ALGORITHMS = ["SM2DSA", "ECC_P256_R1", "ECDSA_P384_SHA_384", "ECDSA_P521_SHA_512", "RSA_PSS_SHA_256", "RSA_PKCS1_SHA_256"] as const;
+export const SIGNING_ALGORITHMS = ["SM2DSA", "ECC_P256_R1", "ECDSA_P384_SHA_384", "ECDSA_P521_SHA_512", "RSA_PSS_SHA_256", "RSA_PKCS1_SHA_256", "ED25519"] as const;
 export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 
 /** Key exchanges: ECMR, the McCallum-Relyea exchange Tang answers recovery requests with (src/crypto/ecmr.ts). */
 export const EXCHANGE_ALGORITHMS = ["ECMR"] as const;
 export type ExchangeAlgorithm = (typeof EXCHANGE_ALGORITHMS)[number];
 
+/** DeriveSharedSecret's `KeyAgreementAlgorithm` values (AWS's). */
+export const KEY_AGREEMENT_ALGORITHMS = ["ECDH"] as const;
+export type KeyAgreementAlgorithm = (typeof KEY_AGREEMENT_ALGORITHMS)[number];
+
+/** The post-quantum actions' algorithms (PostQuantumCryptoSign/Verify, PostQuantumCryptoEncrypt/Decrypt; src/keys/post-quantum.ts). */
+export const PQ_SIGNING_ALGORITHMS = ["ML_DSA_44", "ML_DSA_65", "ML_DSA_87"] as const;
+export type PqSigningAlgorithm = (typeof PQ_SIGNING_ALGORITHMS)[number];
+/** Hybrid KEMs: X-Wing (ML-KEM-768 + X25519) and MLKEM1024-P384, each then AES-256-GCM (docs/formats.md). */
+export const PQ_ENCRYPTION_ALGORITHMS = ["ML_KEM_768_X25519_AES_256_GCM", "ML_KEM_1024_P384_AES_256_GCM"] as const;
+export type PqEncryptionAlgorithm = (typeof PQ_ENCRYPTION_ALGORITHMS)[number];
+
 export interface UsageInfo {
   readonly spec: AsymmetricKeySpec;
   /** "exchange": the private half answers key exchanges (Tang's recovery requests) only. */
-  readonly purpose: "decrypt" | "sign" | "exchange";
+  readonly purpose: "decrypt" | "sign" | "exchange" | "pq-sign" | "pq-decrypt" | "agree";
   /** The algorithms a key of this usage accepts, in the action's own vocabulary. */
-  readonly algorithms: readonly (AsymmetricDecryptAlgorithm | SigningAlgorithm | ExchangeAlgorithm)[];
+  readonly algorithms: readonly (AsymmetricDecryptAlgorithm | SigningAlgorithm | ExchangeAlgorithm | PqSigningAlgorithm | PqEncryptionAlgorithm | KeyAgreementAlgorithm)[];
   /** For signing usages: the digest a DIGEST-mode message must be (name and length in bytes). */
   readonly digest?: { readonly name: "sm3" | "sha256" | "sha384" | "sha512"; readonly length: number };
 }
@@ -82,6 +102,17 @@ export const ASYMMETRIC_USAGES: Readonly<Record<AsymmetricKeyUsage, UsageInfo>> 
   ASYMMETRIC_SIGN_VERIFY_ECDSA384: { spec: "ECC_P384", purpose: "sign", algorithms: ["ECDSA_P384_SHA_384"], digest: { name: "sha384", length: 48 } },
   ASYMMETRIC_SIGN_VERIFY_ECDSA521: { spec: "ECC_P521", purpose: "sign", algorithms: ["ECDSA_P521_SHA_512"], digest: { name: "sha512", length: 64 } },
   ASYMMETRIC_EXCHANGE_ECMR_P521: { spec: "ECC_P521", purpose: "exchange", algorithms: ["ECMR"] },
+  // Ed25519 (RFC 8032) signs the message itself: no DIGEST mode.
+  ASYMMETRIC_SIGN_VERIFY_ED25519: { spec: "ED25519", purpose: "sign", algorithms: ["ED25519"] },
+  ASYMMETRIC_SIGN_VERIFY_ML_DSA_44: { spec: "ML_DSA_44", purpose: "pq-sign", algorithms: ["ML_DSA_44"] },
+  ASYMMETRIC_SIGN_VERIFY_ML_DSA_65: { spec: "ML_DSA_65", purpose: "pq-sign", algorithms: ["ML_DSA_65"] },
+  ASYMMETRIC_SIGN_VERIFY_ML_DSA_87: { spec: "ML_DSA_87", purpose: "pq-sign", algorithms: ["ML_DSA_87"] },
+  ASYMMETRIC_DECRYPT_ML_KEM_768: { spec: "ML_KEM_768", purpose: "pq-decrypt", algorithms: ["ML_KEM_768_X25519_AES_256_GCM"] },
+  ASYMMETRIC_DECRYPT_ML_KEM_1024: { spec: "ML_KEM_1024", purpose: "pq-decrypt", algorithms: ["ML_KEM_1024_P384_AES_256_GCM"] },
+  // ECDH (DeriveSharedSecret, AWS's shape): the x coordinate of d·Q with a validated peer key.
+  ASYMMETRIC_KEY_AGREEMENT_ECC_P256: { spec: "ECC_P256", purpose: "agree", algorithms: ["ECDH"] },
+  ASYMMETRIC_KEY_AGREEMENT_ECC_P384: { spec: "ECC_P384", purpose: "agree", algorithms: ["ECDH"] },
+  ASYMMETRIC_KEY_AGREEMENT_SM2: { spec: "SM2", purpose: "agree", algorithms: ["ECDH"] },
 });
 
 export function isAsymmetricUsage(usage: KeyUsage): usage is AsymmetricKeyUsage {
@@ -101,6 +132,22 @@ export function isExportOnlySpec(spec: KeySpec): spec is ExportOnlyKeySpec {
   return Object.hasOwn(EXPORT_ONLY_SPECS, spec);
 }
 
+/** HMAC specs of GENERATE_VERIFY_MAC keys: the hash, and the material's length (the hash's output, RFC 2104 section 3). */
+export const MAC_SPECS: Readonly<Record<MacKeySpec, { readonly hash: "sha256" | "sha384" | "sha512" | "sm3"; readonly length: number; readonly algorithm: MacAlgorithm }>> = Object.freeze({
+  HMAC_SHA256: { hash: "sha256", length: 32, algorithm: "HMAC_SHA_256" },
+  HMAC_SHA384: { hash: "sha384", length: 48, algorithm: "HMAC_SHA_384" },
+  HMAC_SHA512: { hash: "sha512", length: 64, algorithm: "HMAC_SHA_512" },
+  HMAC_SM3: { hash: "sm3", length: 32, algorithm: "HMAC_SM3" },
+});
+
+/** GenerateMac/VerifyMac `MacAlgorithm` values: AWS's names, and HMAC_SM3. */
+export const MAC_ALGORITHMS = ["HMAC_SHA_256", "HMAC_SHA_384", "HMAC_SHA_512", "HMAC_SM3"] as const;
+export type MacAlgorithm = (typeof MAC_ALGORITHMS)[number];
+
+export function isMacSpec(spec: KeySpec): spec is MacKeySpec {
+  return Object.hasOwn(MAC_SPECS, spec);
+}
+
 export function isSymmetricSpec(spec: KeySpec): spec is SymmetricKeySpec {
   return Object.hasOwn(SYMMETRIC_SPECS, spec);
 }
@@ -108,6 +155,7 @@ export function isSymmetricSpec(spec: KeySpec): spec is SymmetricKeySpec {
 /** The metadata `Type` of a key of this spec. */
 export function metadataType(spec: KeySpec): 2 | 4 {
   if (isSymmetricSpec(spec)) return SYMMETRIC_SPECS[spec].metadataType;
+  if (isMacSpec(spec)) return spec === "HMAC_SM3" ? 4 : 2;
   return isExportOnlySpec(spec) ? 2 : ASYMMETRIC_SPECS[spec].metadataType;
 }
 

@@ -62,6 +62,8 @@ export class HsmMaterial implements KeyMaterial {
     const hsm = this.#require(key.keyId);
     if (isAsymmetricUsage(key.keyUsage)) {
       const purpose = ASYMMETRIC_USAGES[key.keyUsage].purpose;
+      // HSM_KEY_SPECS holds no post-quantum spec: the service refuses those before this.
+      if (purpose === "pq-sign" || purpose === "pq-decrypt" || purpose === "agree") throw new MaterialError("Unsupported", `${key.keySpec} keys are not made inside the HSM`);
       const pair = await hsm.generateKeyPair(key.keySpec as HsmKeyPairSpec, purpose === "exchange" ? "derive" : purpose, key.keyId, version);
       return { stored: pair.reference, publicKey: pair.publicKey };
     }

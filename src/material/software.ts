@@ -6,11 +6,25 @@ import { AEADS, type AeadKey } from "../crypto/aead.js";
 import { aesKeyUnwrapPad } from "../crypto/aes-kwp.js";
 import type { EcPoint } from "../crypto/ecmr.js";
 import { EcmrBusyError, EcmrThread } from "../crypto/ecmr-worker.js";
+import type { EcdhPeerKey } from "../crypto/ecdh.js";
 import { CryptoError } from "../crypto/errors.js";
+import { HmacKey } from "../crypto/hmac.js";
 import { randomBytes } from "../crypto/random.js";
 import { AsymmetricPrivateKey, generateKeyPair, type MessageType } from "../keys/asymmetric.js";
-import type { ImportTokenRecord, SymmetricKeySpec } from "../keys/key.js";
-import { ASYMMETRIC_SPECS, EXPORT_ONLY_SPECS, SYMMETRIC_SPECS, isExportOnlySpec, isSymmetricSpec, type AsymmetricDecryptAlgorithm, type SigningAlgorithm } from "../keys/specs.js";
+import type { ImportTokenRecord, MacKeySpec, SymmetricKeySpec } from "../keys/key.js";
+import { pqOpen, type ParsedPqBlob } from "../keys/pq-blob.js";
+import { PqThread } from "../crypto/pq-worker.js";
+import {
+  ASYMMETRIC_SPECS,
+  EXPORT_ONLY_SPECS,
+  MAC_SPECS,
+  SYMMETRIC_SPECS,
+  isExportOnlySpec,
+  isMacSpec,
+  isSymmetricSpec,
+  type AsymmetricDecryptAlgorithm,
+  type SigningAlgorithm,
+} from "../keys/specs.js";
 import { RootOfTrustError, importTokenAad, keyMaterialAad, type RootOfTrust } from "../rootkey/root-of-trust.js";
 import type { Store } from "../store/store.js";
 import { MaterialCache, type MaterialCacheOptions } from "./cache.js";
@@ -29,13 +43,17 @@ export class SoftwareMaterial implements KeyMaterial {
   readonly #root: RootOfTrust;
   readonly #aeadKeys: MaterialCache<AeadKey>;
   readonly #privateKeys: MaterialCache<AsymmetricPrivateKey>;
+  readonly #macKeys: MaterialCache<HmacKey>;
   readonly #ecmr = new EcmrThread();
+  /** The post-quantum algorithms' worker thread; the service also verifies and encapsulates through it. */
+  readonly postQuantum = new PqThread();
 
   constructor(options: SoftwareMaterialOptions) {
     this.#store = options.store;
     this.#root = options.rootOfTrust;
     this.#aeadKeys = new MaterialCache<AeadKey>(options.cache, options.now);
     this.#privateKeys = new MaterialCache<AsymmetricPrivateKey>(options.cache, options.now);
+    this.#macKeys = new MaterialCache<HmacKey>(options.cache, options.now);
   }
 
   async generate(key: MaterialKey, version: number): Promise<NewMaterial> {
@@ -43,6 +61,8 @@ export class SoftwareMaterial implements KeyMaterial {
     let publicKey: Buffer | null = null;
     if (isSymmetricSpec(key.keySpec)) {
       material = randomBytes(SYMMETRIC_SPECS[key.keySpec].materialLength);
+    } else if (isMacSpec(key.keySpec)) {
+      material = randomBytes(MAC_SPECS[key.keySpec].length);
     } else if (isExportOnlySpec(key.keySpec)) {
       const { minLength, maxLength } = EXPORT_ONLY_SPECS[key.keySpec];
       if (minLength !== maxLength) throw new MaterialError("Unsupported", `${key.keySpec} material is brought by the client, never generated`);
@@ -120,6 +140,45 @@ export class SoftwareMaterial implements KeyMaterial {
     return undecryptable(() => this.#withPrivateKey(key, version, (privateKey) => privateKey.decrypt(algorithm, ciphertext)));
   }
 
+  /** HMAC of `message` with the version's key (GENERATE_VERIFY_MAC keys and KMIP HMAC objects; software only). */
+  mac(key: MaterialKey, version: number, message: Buffer): Promise<Buffer> {
+    return this.#withMacKey(key, version, (macKey) => macKey.mac(message));
+  }
+
+  /** Whether `mac` is the version's HMAC of `message`, compared in constant time. */
+  verifyMac(key: MaterialKey, version: number, message: Buffer, mac: Buffer): Promise<boolean> {
+    return this.#withMacKey(key, version, (macKey) => macKey.verify(message, mac));
+  }
+
+  /** ECDH with the version's private key and a peer key the service validated. */
+  deriveSharedSecret(key: MaterialKey, version: number, peer: EcdhPeerKey): Promise<Buffer> {
+    return this.#withPrivateKey(key, version, (privateKey) => privateKey.deriveSharedSecret(peer));
+  }
+
+  /**
+   * Pure ML-DSA with the version's key (post-quantum keys are software keys, wrapped by any root of
+   * trust). The secret key is copied while in hand (synchronously); the signing runs in the
+   * post-quantum thread, which wipes its copy; this one is wiped when it settles.
+   */
+  async pqSign(key: MaterialKey, version: number, message: Buffer, context: Buffer): Promise<Buffer> {
+    const { set, secretKey } = await this.#withPrivateKey(key, version, (privateKey) => privateKey.mlDsaSecretKey());
+    try {
+      return await this.postQuantum.sign(set, secretKey, message, context);
+    } finally {
+      secretKey.fill(0);
+    }
+  }
+
+  /** As pqSign: the seed copied, the decapsulation in the post-quantum thread. */
+  async pqDecrypt(key: MaterialKey, version: number, parsed: ParsedPqBlob): Promise<Buffer> {
+    const seed = await this.#withPrivateKey(key, version, (privateKey) => privateKey.kemSeed(parsed.algorithm));
+    try {
+      return await undecryptable(() => pqOpen(parsed, seed, this.postQuantum));
+    } finally {
+      seed.fill(0);
+    }
+  }
+
   /** Deleting the key's rows deletes its wrapped material: nothing outlives them. */
   async retire(): Promise<void> {}
 
@@ -128,16 +187,20 @@ export class SoftwareMaterial implements KeyMaterial {
   forget(keyId: string): void {
     this.#aeadKeys.dropPrefix(`${keyId}/`);
     this.#privateKeys.dropPrefix(`${keyId}/`);
+    this.#macKeys.dropPrefix(`${keyId}/`);
   }
 
   cacheStats(): { hits: number; misses: number } {
-    return { hits: this.#aeadKeys.hits + this.#privateKeys.hits, misses: this.#aeadKeys.misses + this.#privateKeys.misses };
+    const caches = [this.#aeadKeys, this.#privateKeys, this.#macKeys];
+    return { hits: caches.reduce((n, c) => n + c.hits, 0), misses: caches.reduce((n, c) => n + c.misses, 0) };
   }
 
   close(): void {
     this.#aeadKeys.clear();
     this.#privateKeys.clear();
+    this.#macKeys.clear();
     this.#ecmr.close();
+    this.postQuantum.close();
   }
 
   /** Runs `use` with the prepared key of one key version. `use` must be synchronous: the cache
@@ -171,6 +234,22 @@ export class SoftwareMaterial implements KeyMaterial {
     }
     this.#privateKeys.set(cacheId, privateKey);
     return use(privateKey);
+  }
+
+  /** As #withAeadKey, for a version's HMAC key. */
+  async #withMacKey<T>(key: MaterialKey, version: number, use: (macKey: HmacKey) => T): Promise<T> {
+    const cacheId = `${key.keyId}/${version}`;
+    const cached = this.#macKeys.get(cacheId);
+    if (cached) return use(cached);
+    const material = await this.#unwrap(key, version);
+    let macKey: HmacKey;
+    try {
+      macKey = new HmacKey(MAC_SPECS[key.keySpec as MacKeySpec].hash, material);
+    } finally {
+      material.fill(0);
+    }
+    this.#macKeys.set(cacheId, macKey);
+    return use(macKey);
   }
 
   async #unwrap(key: MaterialKey, version: number): Promise<Buffer> {

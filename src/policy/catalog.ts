@@ -76,6 +76,16 @@ export const CATALOG = {
     AsymmetricSm2Decrypt: { writes: false, presets: USE },
     SignByAsymmetricKey: { writes: false, presets: USE },
     VerifyByAsymmetricKey: { writes: false, presets: USE },
+    /** Tencent's post-quantum actions (ML-DSA signatures, hybrid ML-KEM encryption). */
+    PostQuantumCryptoEncrypt: { writes: false, presets: USE },
+    PostQuantumCryptoDecrypt: { writes: false, presets: USE },
+    PostQuantumCryptoSign: { writes: false, presets: USE },
+    PostQuantumCryptoVerify: { writes: false, presets: USE },
+    /** HMAC keys (Tresor actions with AWS's names), and KMIP MAC with a KMIP HMAC object. */
+    GenerateMac: { writes: false, presets: USE },
+    VerifyMac: { writes: false, presets: USE },
+    /** ECDH with a key agreement key (AWS's name and shape). */
+    DeriveSharedSecret: { writes: false, presets: USE },
     GetRegions: { writes: false, presets: READ, serviceInformation: true },
     ArchiveKey: { writes: true, presets: MANAGE },
     CancelKeyArchive: { writes: true, presets: MANAGE },
@@ -99,8 +109,6 @@ export const CATALOG = {
     RegisterKey: { writes: true, presets: MANAGE, only: "kmip" },
     /** KMIP Activate: a Pre-Active object becomes Active. */
     ActivateKey: { writes: true, presets: MANAGE, only: "kmip" },
-    /** KMIP MAC with an HMAC object (full access only: the crypto preset keeps to the Tencent actions). */
-    GenerateMac: { writes: false, presets: MANAGE, only: "kmip" },
     /** KMIP Add/Modify/Delete Attribute: an object's names, usage mask and custom attributes. */
     ModifyKeyAttributes: { writes: true, presets: MANAGE, only: "kmip" },
     /** KMIP Revoke: an object becomes Deactivated or Compromised (it still decrypts and verifies). */

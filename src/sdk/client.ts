@@ -54,6 +54,20 @@ import type {
   ReEncryptResponse,
   SignByAsymmetricKeyRequest,
   SignByAsymmetricKeyResponse,
+  PostQuantumCryptoEncryptRequest,
+  PostQuantumCryptoEncryptResponse,
+  PostQuantumCryptoDecryptRequest,
+  PostQuantumCryptoDecryptResponse,
+  PostQuantumCryptoSignRequest,
+  PostQuantumCryptoSignResponse,
+  PostQuantumCryptoVerifyRequest,
+  PostQuantumCryptoVerifyResponse,
+  GenerateMacRequest,
+  GenerateMacResponse,
+  VerifyMacRequest,
+  VerifyMacResponse,
+  DeriveSharedSecretRequest,
+  DeriveSharedSecretResponse,
   UpdateAliasRequest,
   UpdateAliasResponse,
   TagResourceRequest,
@@ -356,6 +370,27 @@ export class KmsClient {
   }
   verifyByAsymmetricKey(request: VerifyByAsymmetricKeyRequest): Promise<VerifyByAsymmetricKeyResponse> {
     return this.call("VerifyByAsymmetricKey", request);
+  }
+  postQuantumCryptoEncrypt(request: PostQuantumCryptoEncryptRequest): Promise<PostQuantumCryptoEncryptResponse> {
+    return this.call("PostQuantumCryptoEncrypt", request);
+  }
+  postQuantumCryptoDecrypt(request: PostQuantumCryptoDecryptRequest): Promise<PostQuantumCryptoDecryptResponse> {
+    return this.call("PostQuantumCryptoDecrypt", request);
+  }
+  postQuantumCryptoSign(request: PostQuantumCryptoSignRequest): Promise<PostQuantumCryptoSignResponse> {
+    return this.call("PostQuantumCryptoSign", request);
+  }
+  postQuantumCryptoVerify(request: PostQuantumCryptoVerifyRequest): Promise<PostQuantumCryptoVerifyResponse> {
+    return this.call("PostQuantumCryptoVerify", request);
+  }
+  generateMac(request: GenerateMacRequest): Promise<GenerateMacResponse> {
+    return this.call("GenerateMac", request);
+  }
+  verifyMac(request: VerifyMacRequest): Promise<VerifyMacResponse> {
+    return this.call("VerifyMac", request);
+  }
+  deriveSharedSecret(request: DeriveSharedSecretRequest): Promise<DeriveSharedSecretResponse> {
+    return this.call("DeriveSharedSecret", request);
   }
 
   /** Encrypt over bytes: returns the CiphertextBlob. */

@@ -34,7 +34,26 @@ export type KeyState = "Enabled" | "Disabled" | "PendingDelete" | "PendingImport
  * Tresor extension: the algorithm of a CMK. SM4 is the default for ENCRYPT_DECRYPT keys; an
  * asymmetric key's spec follows from its KeyUsage.
  */
-export type CmkKeySpec = "SM4" | "AES_256" | "RSA_2048" | "RSA_3072" | "RSA_4096" | "SM2" | "ECC_P256" | "ECC_P384" | "ECC_P521";
+export type CmkKeySpec =
+  | "SM4"
+  | "AES_256"
+  | "RSA_2048"
+  | "RSA_3072"
+  | "RSA_4096"
+  | "SM2"
+  | "ECC_P256"
+  | "ECC_P384"
+  | "ECC_P521"
+  | "ED25519"
+  | "ML_DSA_44"
+  | "ML_DSA_65"
+  | "ML_DSA_87"
+  | "ML_KEM_768"
+  | "ML_KEM_1024"
+  | "HMAC_SHA256"
+  | "HMAC_SHA384"
+  | "HMAC_SHA512"
+  | "HMAC_SM3";
 
 /** CreateKey's KeyUsage values (the RSA 3072 and 4096, ECDSA521 and EXCHANGE_ECMR_P521 ones are Tresor extensions). */
 export const KEY_USAGES = [
@@ -51,11 +70,21 @@ export const KEY_USAGES = [
   "ASYMMETRIC_SIGN_VERIFY_ECDSA384",
   "ASYMMETRIC_SIGN_VERIFY_ECDSA521",
   "ASYMMETRIC_EXCHANGE_ECMR_P521",
+  "ASYMMETRIC_SIGN_VERIFY_ED25519",
+  "ASYMMETRIC_SIGN_VERIFY_ML_DSA_44",
+  "ASYMMETRIC_SIGN_VERIFY_ML_DSA_65",
+  "ASYMMETRIC_SIGN_VERIFY_ML_DSA_87",
+  "ASYMMETRIC_DECRYPT_ML_KEM_768",
+  "ASYMMETRIC_DECRYPT_ML_KEM_1024",
+  "GENERATE_VERIFY_MAC",
+  "ASYMMETRIC_KEY_AGREEMENT_ECC_P256",
+  "ASYMMETRIC_KEY_AGREEMENT_ECC_P384",
+  "ASYMMETRIC_KEY_AGREEMENT_SM2",
 ] as const;
 export type KeyUsage = (typeof KEY_USAGES)[number];
 
 /** SignByAsymmetricKey / VerifyByAsymmetricKey algorithms. */
-export type SigningAlgorithm = "SM2DSA" | "ECC_P256_R1" | "ECDSA_P384_SHA_384" | "ECDSA_P521_SHA_512" | "RSA_PSS_SHA_256" | "RSA_PKCS1_SHA_256";
+export type SigningAlgorithm = "SM2DSA" | "ECC_P256_R1" | "ECDSA_P384_SHA_384" | "ECDSA_P521_SHA_512" | "RSA_PSS_SHA_256" | "RSA_PKCS1_SHA_256" | "ED25519";
 export type RsaDecryptAlgorithm = "RSAES_PKCS1_V1_5" | "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256";
 /** Decrypt's and GenerateDataKey's EncryptionAlgorithm; SM2 (raw C1C3C2) is the default. */
 export type PublicKeyWrapAlgorithm = "SM2" | "SM2_C1C3C2_ASN1" | RsaDecryptAlgorithm;
@@ -418,6 +447,79 @@ export interface VerifyByAsymmetricKeyResponse extends KmsResponse {
   SignatureValid?: boolean;
 }
 
+// ---- post-quantum keys (Tencent's PostQuantumCrypto* actions) and HMAC keys (Tresor extension) ----
+
+export interface PostQuantumCryptoEncryptRequest {
+  KeyId: string;
+  /** Base64 of at most 4096 bytes (note Tencent's capital T). */
+  PlainText: string;
+}
+export interface PostQuantumCryptoEncryptResponse extends KmsResponse {
+  CiphertextBlob?: string;
+  KeyId?: string;
+}
+export interface PostQuantumCryptoDecryptRequest {
+  CiphertextBlob: string;
+  EncryptionPublicKey?: string;
+  EncryptionAlgorithm?: "SM2" | "SM2_C1C3C2_ASN1" | "RSAES_PKCS1_V1_5" | "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256";
+}
+export interface PostQuantumCryptoDecryptResponse extends KmsResponse {
+  KeyId?: string;
+  PlainText?: string;
+}
+export interface PostQuantumCryptoSignRequest {
+  KeyId: string;
+  /** Base64 of at most 4096 bytes. */
+  Message: string;
+  /** Tresor extension: base64 of FIPS 204's context string (1 to 255 bytes); absent = empty. */
+  Context?: string;
+}
+export interface PostQuantumCryptoSignResponse extends KmsResponse {
+  /** Base64 of the ML-DSA signature (FIPS 204). */
+  Signature?: string;
+}
+export interface PostQuantumCryptoVerifyRequest extends PostQuantumCryptoSignRequest {
+  SignatureValue: string;
+}
+export interface PostQuantumCryptoVerifyResponse extends KmsResponse {
+  SignatureValid?: boolean;
+}
+
+export type MacAlgorithm = "HMAC_SHA_256" | "HMAC_SHA_384" | "HMAC_SHA_512" | "HMAC_SM3";
+export interface GenerateMacRequest {
+  KeyId: string;
+  /** Base64 of at most 4096 bytes. */
+  Message: string;
+  /** Must fit the key's spec (HMAC_SHA256 → HMAC_SHA_256, HMAC_SM3 → HMAC_SM3, ...). */
+  MacAlgorithm: MacAlgorithm;
+}
+export interface GenerateMacResponse extends KmsResponse {
+  KeyId?: string;
+  Mac?: string;
+  MacAlgorithm?: MacAlgorithm;
+}
+export interface VerifyMacRequest extends GenerateMacRequest {
+  Mac: string;
+}
+export interface VerifyMacResponse extends KmsResponse {
+  KeyId?: string;
+  MacValid?: boolean;
+  MacAlgorithm?: MacAlgorithm;
+}
+
+export interface DeriveSharedSecretRequest {
+  KeyId: string;
+  KeyAgreementAlgorithm: "ECDH";
+  /** Base64 of the peer's DER SubjectPublicKeyInfo, on the key's curve. */
+  PublicKey: string;
+}
+export interface DeriveSharedSecretResponse extends KmsResponse {
+  KeyId?: string;
+  /** Base64 of the x coordinate of d·Q (SP 800-56A); derive keys from it with a KDF. */
+  SharedSecret?: string;
+  KeyAgreementAlgorithm?: "ECDH";
+}
+
 /** Action name → [request, response], for the actions this client types. */
 export interface KmsActions {
   CreateKey: [CreateKeyRequest, CreateKeyResponse];
@@ -447,6 +549,13 @@ export interface KmsActions {
   AsymmetricSm2Decrypt: [AsymmetricSm2DecryptRequest, AsymmetricSm2DecryptResponse];
   SignByAsymmetricKey: [SignByAsymmetricKeyRequest, SignByAsymmetricKeyResponse];
   VerifyByAsymmetricKey: [VerifyByAsymmetricKeyRequest, VerifyByAsymmetricKeyResponse];
+  PostQuantumCryptoEncrypt: [PostQuantumCryptoEncryptRequest, PostQuantumCryptoEncryptResponse];
+  PostQuantumCryptoDecrypt: [PostQuantumCryptoDecryptRequest, PostQuantumCryptoDecryptResponse];
+  PostQuantumCryptoSign: [PostQuantumCryptoSignRequest, PostQuantumCryptoSignResponse];
+  PostQuantumCryptoVerify: [PostQuantumCryptoVerifyRequest, PostQuantumCryptoVerifyResponse];
+  GenerateMac: [GenerateMacRequest, GenerateMacResponse];
+  VerifyMac: [VerifyMacRequest, VerifyMacResponse];
+  DeriveSharedSecret: [DeriveSharedSecretRequest, DeriveSharedSecretResponse];
   ArchiveKey: [KeyIdRequest, KmsResponse];
   CancelKeyArchive: [KeyIdRequest, KmsResponse];
   ScheduleKeyDeletion: [ScheduleKeyDeletionRequest, ScheduleKeyDeletionResponse];

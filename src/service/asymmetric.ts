@@ -4,7 +4,8 @@
 import { publicKeyEncrypter, PublicKeyError, verifySignature, type MessageType, type PublicKeyWrapAlgorithm } from "../keys/asymmetric.js";
 import type { KeyRecord } from "../keys/key.js";
 import { rsaEncrypt, rsaMaxPlaintext, rsaModulusBytes, rsaPublicKey, type RsaEncryptionAlgorithm } from "../crypto/rsa.js";
-import { ASYMMETRIC_SPECS, ASYMMETRIC_USAGES, isAsymmetricUsage, type AsymmetricDecryptAlgorithm, type SigningAlgorithm, type UsageInfo } from "../keys/specs.js";
+import { ASYMMETRIC_SPECS, ASYMMETRIC_USAGES, isAsymmetricUsage, type AsymmetricDecryptAlgorithm, type KeyAgreementAlgorithm, type SigningAlgorithm, type UsageInfo } from "../keys/specs.js";
+import { ecdhPeerKey, EcdhPublicKeyError, type EcdhCurve, type EcdhPeerKey } from "../crypto/ecdh.js";
 import type { Caller } from "./permissions.js";
 import { CURRENT_VERSION_ERRORS, usingMaterial, type ServiceContext } from "./context.js";
 import { KmsError, needs } from "./errors.js";
@@ -35,10 +36,10 @@ export class AsymmetricKeys {
   }
 
   /** The newest version's public key (DER SubjectPublicKeyInfo). */
-  async getPublicKey(caller: Caller, keyId: string): Promise<{ keyId: string; publicKey: Buffer }> {
+  async getPublicKey(caller: Caller, keyId: string): Promise<{ keyId: string; publicKey: Buffer; keySpec: KeyRecord["keySpec"] }> {
     const key = await this.ctx.keyFor(this.ctx.store, caller, "GetPublicKey", keyId);
-    needs(isAsymmetricUsage(key.keyUsage), "InvalidKeyUsage", `key ${keyId} has usage ENCRYPT_DECRYPT: GetPublicKey needs an asymmetric key`);
-    return { keyId: key.keyId, publicKey: await this.#publicKeyOf(key) };
+    needs(isAsymmetricUsage(key.keyUsage), "InvalidKeyUsage", `key ${keyId} has usage ${key.keyUsage}: GetPublicKey needs an asymmetric key`);
+    return { keyId: key.keyId, publicKey: await this.#publicKeyOf(key), keySpec: key.keySpec };
   }
 
   async sign(caller: Caller, input: { keyId: string; algorithm: SigningAlgorithm; message: Buffer; messageType: MessageType }): Promise<{ keyId: string; signature: Buffer }> {
@@ -96,12 +97,42 @@ export class AsymmetricKeys {
     return { keyId: key.keyId, plaintext };
   }
 
-  async #publicKeyOf(key: KeyRecord): Promise<Buffer> {
-    const record = await this.ctx.store.getKeyVersion(key.keyId, key.currentVersion);
-    needs(record?.publicKey, "InternalError", `key ${key.keyId} version ${key.currentVersion} has no public key`);
-    return record.publicKey;
+  /**
+   * ECDH (DeriveSharedSecret) with a key agreement key: the peer's public key (DER SPKI) is
+   * validated (its curve, on the curve, not the identity) before the private key is touched.
+   */
+  async deriveSharedSecret(caller: Caller, input: { keyId: string; algorithm: KeyAgreementAlgorithm; publicKey: Buffer }): Promise<{ keyId: string; sharedSecret: Buffer }> {
+    const key = await this.ctx.keyFor(this.ctx.store, caller, "DeriveSharedSecret", input.keyId);
+    const usage = isAsymmetricUsage(key.keyUsage) ? ASYMMETRIC_USAGES[key.keyUsage] : undefined;
+    needs(usage?.purpose === "agree", "InvalidKeyUsage", `key ${input.keyId} has usage ${key.keyUsage}: DeriveSharedSecret needs an ASYMMETRIC_KEY_AGREEMENT_* key`);
+    needs(usage.algorithms.includes(input.algorithm), "InvalidParameterValue", `"KeyAgreementAlgorithm" ${input.algorithm} does not fit key usage ${key.keyUsage}`);
+    const curve = ECDH_CURVE_OF[usage.spec];
+    needs(curve, "InternalError", `key usage ${key.keyUsage} has no ECDH curve`);
+    let peer: EcdhPeerKey;
+    try {
+      peer = ecdhPeerKey(curve, input.publicKey);
+    } catch (e) {
+      if (e instanceof EcdhPublicKeyError) throw new KmsError("InvalidParameterValue", `"PublicKey" does not fit key ${input.keyId} (${curve}): ${e.message}`);
+      throw e;
+    }
+    const sharedSecret = await usingMaterial(() => this.ctx.materials.software.deriveSharedSecret(key, key.currentVersion, peer), CURRENT_VERSION_ERRORS);
+    return { keyId: key.keyId, sharedSecret };
+  }
+
+  #publicKeyOf(key: KeyRecord): Promise<Buffer> {
+    return currentPublicKey(this.ctx, key);
   }
 }
+
+/** The public key (as stored: SPKI DER, or a hybrid KEM's raw key) of the key's newest version. */
+export async function currentPublicKey(ctx: ServiceContext, key: KeyRecord): Promise<Buffer> {
+  const record = await ctx.store.getKeyVersion(key.keyId, key.currentVersion);
+  needs(record?.publicKey, "InternalError", `key ${key.keyId} version ${key.currentVersion} has no public key`);
+  return record.publicKey;
+}
+
+/** The ECDH curve of each key agreement key spec. */
+const ECDH_CURVE_OF: Readonly<Partial<Record<string, EcdhCurve>>> = { ECC_P256: "P-256", ECC_P384: "P-384", SM2: "SM2" };
 
 /** The usage of a signing key for `algorithm`, after checking the key's usage, the algorithm and a DIGEST's length. */
 function signingUsage(key: KeyRecord, action: string, algorithm: SigningAlgorithm, message: Buffer, messageType: MessageType): UsageInfo {
@@ -112,6 +143,7 @@ function signingUsage(key: KeyRecord, action: string, algorithm: SigningAlgorith
     "InvalidParameterValue",
     `"Algorithm" ${algorithm} does not fit key usage ${key.keyUsage}; use ${usage.algorithms.join(" or ")}`,
   );
+  needs(messageType === "RAW" || usage.digest, "InvalidParameterValue", `"MessageType" DIGEST does not fit key usage ${key.keyUsage}: it signs the message itself (RAW)`);
   if (messageType === "DIGEST" && usage.digest) {
     needs(
       message.length === usage.digest.length,

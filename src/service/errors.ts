@@ -54,6 +54,8 @@ export const ERROR_CODES = {
   DecryptError: { tencent: "FailedOperation.DecryptError" },
   /** Only the AWS door's Verify fails so; the Tencent door answers SignatureValid false. */
   InvalidSignature: { tencent: "FailedOperation.InvalidSignature" },
+  /** Only the AWS door's VerifyMac fails so; the Tencent door answers MacValid false. */
+  InvalidMac: { tencent: "FailedOperation.InvalidMac" },
   EncryptionError: { tencent: "FailedOperation.EncryptionError" },
   // access control (the CAM and STS actions)
   UserNotExist: { tencent: "ResourceNotFound.UserNotExist" },

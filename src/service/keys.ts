@@ -6,7 +6,10 @@ import { randomUUID } from "node:crypto";
 import {
   KEY_LIFECYCLE_DEFAULTS,
   KEY_USAGES,
+  MAC_KEY_SPECS,
+  MAC_USAGE,
   SYMMETRIC_KEY_SPECS,
+  type MacKeySpec,
   type AsymmetricKeyUsage,
   type KeyOrigin,
   type KeyRecord,
@@ -111,6 +114,10 @@ export class KeyManagement {
         "InvalidParameterValue",
         `"KeySpec" ${String(input.keySpec)} does not fit "KeyUsage" ${input.keyUsage}, whose key spec is ${keySpec}`,
       );
+    } else if (input.keyUsage === MAC_USAGE) {
+      // The national default (SM4) pairs with HMAC-SM3; AES with HMAC-SHA-256.
+      keySpec = input.keySpec ?? (ctx.defaultKeySpec === "SM4" ? "HMAC_SM3" : "HMAC_SHA256");
+      needs(MAC_KEY_SPECS.includes(keySpec as MacKeySpec), "InvalidParameterValue", `"KeySpec" ${keySpec} is not an HMAC key spec (${MAC_KEY_SPECS.join(", ")})`);
     } else {
       keySpec = input.keySpec ?? ctx.defaultKeySpec;
       needs(SYMMETRIC_KEY_SPECS.includes(keySpec as SymmetricKeySpec), "InvalidParameterValue", `"KeySpec" ${keySpec} is not a symmetric key spec (${SYMMETRIC_KEY_SPECS.join(", ")})`);
@@ -122,6 +129,11 @@ export class KeyManagement {
       `"Type" 2 (EXTERNAL key material) needs an ENCRYPT_DECRYPT key (${SYMMETRIC_KEY_SPECS.join(" or ")}), not ${input.keyUsage}`,
     );
     const protectionLevel = input.protectionLevel ?? "SOFTWARE";
+    needs(
+      protectionLevel === "SOFTWARE" || !isAsymmetricUsage(input.keyUsage) || ASYMMETRIC_USAGES[input.keyUsage].purpose !== "agree",
+      "UnsupportedOperation",
+      `"ProtectionLevel" HSM is not supported for key agreement keys (${input.keyUsage})`,
+    );
     if (protectionLevel === "HSM") checkHsmKey(ctx, keySpec, origin);
     const keyId = randomUUID();
     const alias = input.alias ?? keyId;
@@ -338,9 +350,15 @@ export class KeyManagement {
     for (const [keyUsage, usage] of Object.entries(ASYMMETRIC_USAGES) as [AsymmetricKeyUsage, UsageInfo][]) {
       // Exchange keys are Tang servers' (CreateTangServer), not CreateKey's.
       if (usage.purpose === "exchange") continue;
-      (usage.purpose === "sign" ? signVerify : asymmetric).push({ keyUsage, algorithm: ASYMMETRIC_SPECS[usage.spec].algorithmName, protectionLevels: levels(usage.spec) });
+      const signs = usage.purpose === "sign" || usage.purpose === "pq-sign";
+      // Key agreement keys are software keys (createKey refuses HSM for them).
+      const protectionLevels: ProtectionLevel[] = usage.purpose === "agree" ? ["SOFTWARE"] : levels(usage.spec);
+      (signs ? signVerify : asymmetric).push({ keyUsage, algorithm: ASYMMETRIC_SPECS[usage.spec].algorithmName, protectionLevels });
     }
-    const symmetric = SYMMETRIC_KEY_SPECS.map((spec): AlgorithmEntry => ({ keyUsage: "ENCRYPT_DECRYPT", algorithm: spec, protectionLevels: levels(spec) }));
+    const symmetric = [
+      ...SYMMETRIC_KEY_SPECS.map((spec): AlgorithmEntry => ({ keyUsage: "ENCRYPT_DECRYPT", algorithm: spec, protectionLevels: levels(spec) })),
+      ...MAC_KEY_SPECS.map((spec): AlgorithmEntry => ({ keyUsage: MAC_USAGE, algorithm: spec, protectionLevels: levels(spec) })),
+    ];
     return { symmetric, asymmetric, signVerify };
   }
 

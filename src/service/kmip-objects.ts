@@ -4,7 +4,7 @@
 // that KMIP's own metadata (object type, KMIP state, names, usage mask, links) travels with them.
 // Protocol-neutral: the KMIP door (api/kmip) translates the wire, this file decides.
 
-import { createHmac, randomBytes, randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { aesCbcDecrypt, aesCbcEncrypt, CBC_IV_LENGTH, sm4CbcDecrypt, sm4CbcEncrypt } from "../crypto/aes-cbc.js";
 import { aesGcmDecrypt, aesGcmEncrypt, GCM_IV_LENGTH, GCM_TAG_LENGTH } from "../crypto/aes.js";
 import { aesKeyWrap, aesKeyWrapPad } from "../crypto/aes-kwp.js";
@@ -354,12 +354,7 @@ export class KmipObjects {
     const key = await this.#objectFor(caller, id, "GenerateMac");
     const hash = HMAC_HASHES[key.keySpec as keyof typeof HMAC_HASHES];
     needs(hash, "InvalidKeyUsage", `object ${id} is ${key.keySpec}: MAC takes HMAC keys`);
-    const material = await usingMaterial(() => this.ctx.materials.software.exportMaterial(key, key.currentVersion), CURRENT_VERSION_ERRORS);
-    try {
-      return createHmac(hash, material).update(data).digest();
-    } finally {
-      material.fill(0);
-    }
+    return usingMaterial(() => this.ctx.materials.software.mac(key, key.currentVersion, data), CURRENT_VERSION_ERRORS);
   }
 
   /** Sign with a private key object (the message as it is; the algorithm fits the key). */

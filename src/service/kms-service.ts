@@ -8,7 +8,7 @@ import type { Auditor } from "../audit/writer.js";
 import type { MessageType, PublicKeyWrapAlgorithm } from "../keys/asymmetric.js";
 import type { EncryptionContext } from "../keys/blob.js";
 import type { AsymmetricKeySpec, KeyRecord, KeySpec, Tag } from "../keys/key.js";
-import type { AsymmetricDecryptAlgorithm, SigningAlgorithm } from "../keys/specs.js";
+import type { AsymmetricDecryptAlgorithm, KeyAgreementAlgorithm, MacAlgorithm, SigningAlgorithm } from "../keys/specs.js";
 import type { RsaEncryptionAlgorithm } from "../crypto/rsa.js";
 import { KeyMaterials } from "../material/materials.js";
 import type { HsmKeys, RootOfTrust } from "../rootkey/root-of-trust.js";
@@ -24,6 +24,8 @@ import { KeyImport, MATERIAL_DIGEST_SECRET, type WrappingAlgorithm, type Wrappin
 import { KeyJobs, type JobReport } from "./jobs.js";
 import { KeyManagement, type AlgorithmEntry, type CreateKeyInput, type ListKeyDetailInput } from "./keys.js";
 import { KmipObjects } from "./kmip-objects.js";
+import { MacKeys } from "./mac.js";
+import { PostQuantumKeys } from "./post-quantum.js";
 import { KeyRotation } from "./rotation.js";
 import { TangServers } from "./tang.js";
 
@@ -70,6 +72,9 @@ export class KmsService {
   readonly #import: KeyImport;
   readonly #rotation: KeyRotation;
   readonly #jobs: KeyJobs;
+  readonly #mac: MacKeys;
+  /** Tencent's post-quantum actions (ML-DSA, hybrid ML-KEM). */
+  readonly postQuantum: PostQuantumKeys;
   /** Principals, access keys, policies and roles; the authority every action asks. */
   readonly access: AccessControl;
   /** The exportable KMIP-class objects and KMIP's operations on them. */
@@ -124,6 +129,8 @@ export class KmsService {
     this.#rotation = new KeyRotation(ctx);
     this.#jobs = new KeyJobs(ctx, this.#rotation);
     this.kmip = new KmipObjects(ctx);
+    this.#mac = new MacKeys(ctx);
+    this.postQuantum = new PostQuantumKeys(ctx);
     this.tang = new TangServers(ctx);
   }
 
@@ -315,7 +322,7 @@ export class KmsService {
     return this.#asymmetric.publicKeyWrapper(publicKey, algorithm);
   }
 
-  getPublicKey(caller: Caller, keyId: string): Promise<{ keyId: string; publicKey: Buffer }> {
+  getPublicKey(caller: Caller, keyId: string): Promise<{ keyId: string; publicKey: Buffer; keySpec: KeySpec }> {
     return this.#asymmetric.getPublicKey(caller, keyId);
   }
 
@@ -340,6 +347,22 @@ export class KmsService {
     ciphertext: Buffer,
   ): Promise<{ keyId: string; plaintext: Buffer }> {
     return this.#asymmetric.asymmetricDecrypt(caller, action, keyId, algorithm, ciphertext);
+  }
+
+  /** ECDH with a key agreement key; the peer's public key (DER SPKI) is validated first. */
+  deriveSharedSecret(caller: Caller, input: { keyId: string; algorithm: KeyAgreementAlgorithm; publicKey: Buffer }): Promise<{ keyId: string; sharedSecret: Buffer }> {
+    return this.#asymmetric.deriveSharedSecret(caller, input);
+  }
+
+  // ---- HMAC keys (mac.ts) ----
+
+  generateMac(caller: Caller, input: { keyId: string; algorithm: MacAlgorithm; message: Buffer }): Promise<{ keyId: string; mac: Buffer }> {
+    return this.#mac.generateMac(caller, input);
+  }
+
+  /** Tries the key's versions, newest first; false when none made the MAC. */
+  verifyMac(caller: Caller, input: { keyId: string; algorithm: MacAlgorithm; message: Buffer; mac: Buffer }): Promise<{ keyId: string; valid: boolean }> {
+    return this.#mac.verifyMac(caller, input);
   }
 
   // ---- operations ----

@@ -2,7 +2,7 @@
 // (on demand or by the scheduler).
 
 import { randomUUID } from "node:crypto";
-import type { KeyRecord } from "../keys/key.js";
+import { MAC_USAGE, type KeyRecord } from "../keys/key.js";
 import type { Caller } from "./permissions.js";
 import { checkKeyState, CURRENT_VERSION_ERRORS, DAY_SECONDS, usingMaterial, type ServiceContext } from "./context.js";
 import { needs } from "./errors.js";
@@ -110,7 +110,11 @@ export class KeyRotation {
 /** Only symmetric keys with generated material rotate. */
 function rotatable(key: KeyRecord): void {
   needs(key.origin !== "EXTERNAL", "ExternalCmkCanNotRotate", `key ${key.keyId} holds imported (EXTERNAL) material, which cannot rotate`);
-  needs(key.keyUsage === "ENCRYPT_DECRYPT", "RotateNotSupported", `key ${key.keyId} has usage ${key.keyUsage}: only ENCRYPT_DECRYPT keys rotate`);
+  needs(
+    key.keyUsage === "ENCRYPT_DECRYPT" || key.keyUsage === MAC_USAGE,
+    "RotateNotSupported",
+    `key ${key.keyId} has usage ${key.keyUsage}: only ENCRYPT_DECRYPT and ${MAC_USAGE} keys rotate`,
+  );
 }
 
 function checkRotateRate(key: KeyRecord, now: number): void {

@@ -134,15 +134,24 @@ describe("key usages", () => {
     const a = await call("ListAlgorithms");
     const pairs = (list: { KeyUsage: string; Algorithm: string }[]) => list.map((x) => `${x.KeyUsage}=${x.Algorithm}`).sort();
     assert.deepEqual(pairs(a.AsymmetricAlgorithms), [
+      "ASYMMETRIC_DECRYPT_ML_KEM_1024=ML_KEM_1024",
+      "ASYMMETRIC_DECRYPT_ML_KEM_768=ML_KEM_768",
       "ASYMMETRIC_DECRYPT_RSA_2048=RSA_2048",
       "ASYMMETRIC_DECRYPT_RSA_3072=RSA_3072",
       "ASYMMETRIC_DECRYPT_RSA_4096=RSA_4096",
       "ASYMMETRIC_DECRYPT_SM2=SM2",
+      "ASYMMETRIC_KEY_AGREEMENT_ECC_P256=ECC",
+      "ASYMMETRIC_KEY_AGREEMENT_ECC_P384=ECDSA384",
+      "ASYMMETRIC_KEY_AGREEMENT_SM2=SM2",
     ]);
     assert.deepEqual(pairs(a.AsymmetricSignVerifyAlgorithms), [
       "ASYMMETRIC_SIGN_VERIFY_ECC=ECC",
       "ASYMMETRIC_SIGN_VERIFY_ECDSA384=ECDSA384",
       "ASYMMETRIC_SIGN_VERIFY_ECDSA521=ECC_P521",
+      "ASYMMETRIC_SIGN_VERIFY_ED25519=ED25519",
+      "ASYMMETRIC_SIGN_VERIFY_ML_DSA_44=ML_DSA_44",
+      "ASYMMETRIC_SIGN_VERIFY_ML_DSA_65=ML_DSA_65",
+      "ASYMMETRIC_SIGN_VERIFY_ML_DSA_87=ML_DSA_87",
       "ASYMMETRIC_SIGN_VERIFY_RSA_2048=RSA_2048",
       "ASYMMETRIC_SIGN_VERIFY_RSA_3072=RSA_3072",
       "ASYMMETRIC_SIGN_VERIFY_RSA_4096=RSA_4096",

@@ -167,8 +167,14 @@ describe("HSM-protected keys through tencentcloud-sdk-nodejs", { skip: softhsmSk
     await rejectsWith(call("CreateKey", { Alias: "hsm-sm2", KeyUsage: "ASYMMETRIC_SIGN_VERIFY_SM2", ProtectionLevel: "HSM" }), "UnsupportedOperation", /ProtectionLevel/);
     await rejectsWith(call("CreateKey", { Alias: "hsm-byok", Type: 2, KeySpec: "AES_256", ProtectionLevel: "HSM" }), "UnsupportedOperation", /ProtectionLevel/);
     await rejectsWith(call("CreateKey", { Alias: "hsm-bad", ProtectionLevel: "CLOUD" }), "InvalidParameterValue", /ProtectionLevel/);
+    // Post-quantum, Ed25519 and HMAC keys are software keys wrapped by the HSM's root key: no token mechanism holds them.
+    for (const usage of ["ASYMMETRIC_SIGN_VERIFY_ML_DSA_65", "ASYMMETRIC_DECRYPT_ML_KEM_768", "ASYMMETRIC_SIGN_VERIFY_ED25519", "GENERATE_VERIFY_MAC"]) {
+      await rejectsWith(call("CreateKey", { Alias: `hsm-${usage.toLowerCase().replaceAll("_", "-")}`, KeyUsage: usage, ProtectionLevel: "HSM" }), "UnsupportedOperation", /ProtectionLevel/);
+    }
     const algorithms = await call("ListAlgorithms");
-    const symmetric = Object.fromEntries((algorithms["SymmetricAlgorithms"] as { Algorithm: string; ProtectionLevels: string[] }[]).map((a) => [a.Algorithm, a.ProtectionLevels]));
+    const symmetric = Object.fromEntries(
+      (algorithms["SymmetricAlgorithms"] as { KeyUsage: string; Algorithm: string; ProtectionLevels: string[] }[]).filter((a) => a.KeyUsage === "ENCRYPT_DECRYPT").map((a) => [a.Algorithm, a.ProtectionLevels]),
+    );
     assert.deepEqual(symmetric, { SM4: ["SOFTWARE"], AES_256: ["SOFTWARE", "HSM"] });
     const signing = algorithms["AsymmetricSignVerifyAlgorithms"] as { Algorithm: string; ProtectionLevels: string[] }[];
     assert.deepEqual(signing.find((a) => a.Algorithm === "SM2")?.ProtectionLevels, ["SOFTWARE"]);

@@ -31,6 +31,13 @@ export function kmsSampleRequests(keyId: string, blob: string, alias: string, ta
     AsymmetricSm2Decrypt: { KeyId: keyId, Ciphertext: "aGk=" },
     SignByAsymmetricKey: { KeyId: keyId, Algorithm: "SM2DSA", Message: "aGk=" },
     VerifyByAsymmetricKey: { KeyId: keyId, Algorithm: "SM2DSA", Message: "aGk=", SignatureValue: "aGk=" },
+    PostQuantumCryptoEncrypt: { KeyId: keyId, PlainText: "aGk=" },
+    PostQuantumCryptoDecrypt: { CiphertextBlob: pqBlobNaming(keyId) },
+    PostQuantumCryptoSign: { KeyId: keyId, Message: "aGk=" },
+    PostQuantumCryptoVerify: { KeyId: keyId, Message: "aGk=", SignatureValue: "aGk=" },
+    GenerateMac: { KeyId: keyId, Message: "aGk=", MacAlgorithm: "HMAC_SM3" },
+    VerifyMac: { KeyId: keyId, Message: "aGk=", MacAlgorithm: "HMAC_SM3", Mac: "aGk=" },
+    DeriveSharedSecret: { KeyId: keyId, KeyAgreementAlgorithm: "ECDH", PublicKey: "aGk=" },
     GetRegions: {},
     ArchiveKey: { KeyId: keyId },
     CancelKeyArchive: { KeyId: keyId },
@@ -52,4 +59,14 @@ export function kmsSampleRequests(keyId: string, blob: string, alias: string, ta
     DisableTangServer: { Name: tangName },
     EnableTangServer: { Name: tangName },
   };
+}
+
+/**
+ * A well-formed post-quantum ciphertext (docs/formats.md: format 0x02, X-Wing) naming `keyId`, whose
+ * KEM ciphertext and tag are zeros: it parses, names the key, and then does not decrypt.
+ */
+function pqBlobNaming(keyId: string): string {
+  const version = Buffer.alloc(4);
+  version.writeUInt32BE(1);
+  return Buffer.concat([Buffer.of(0x02, 0x10), Buffer.from(keyId.replaceAll("-", ""), "hex"), version, Buffer.alloc(1120 + 1 + 16)]).toString("base64");
 }

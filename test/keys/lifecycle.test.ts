@@ -4,10 +4,11 @@
 // documentation state, checked independently of the table.
 
 import assert from "node:assert/strict";
-import { constants, createPublicKey, publicEncrypt } from "node:crypto";
+import { constants, createPublicKey, generateKeyPairSync, publicEncrypt } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { rsaEncrypt, rsaPublicKey } from "../../src/crypto/rsa.js";
 import { sm2Encrypt, sm2PublicKeyFromSpki } from "../../src/crypto/sm2.js";
+import { pqSeal } from "../../src/keys/pq-blob.js";
 import { KEY_STATES, type KeyRecord, type KeyState, type KeyUsage } from "../../src/keys/key.js";
 import { LIFECYCLE, lifecycleMarkdown, ruleFor, stateAfter, type KeyAction, type LifecycleRow } from "../../src/keys/lifecycle.js";
 import { ERROR_CODES, KmsError } from "../../src/service/errors.js";
@@ -58,6 +59,12 @@ const ASYMMETRIC_SUBJECTS: Partial<Record<KeyAction, KeyUsage>> = {
   VerifyByAsymmetricKey: "ASYMMETRIC_SIGN_VERIFY_ECC",
   AsymmetricRsaDecrypt: "ASYMMETRIC_DECRYPT_RSA_2048",
   AsymmetricSm2Decrypt: "ASYMMETRIC_DECRYPT_SM2",
+  PostQuantumCryptoSign: "ASYMMETRIC_SIGN_VERIFY_ML_DSA_44",
+  PostQuantumCryptoVerify: "ASYMMETRIC_SIGN_VERIFY_ML_DSA_44",
+  PostQuantumCryptoEncrypt: "ASYMMETRIC_DECRYPT_ML_KEM_768",
+  PostQuantumCryptoDecrypt: "ASYMMETRIC_DECRYPT_ML_KEM_768",
+  VerifyMac: "GENERATE_VERIFY_MAC",
+  DeriveSharedSecret: "ASYMMETRIC_KEY_AGREEMENT_ECC_P256",
 };
 
 /** The actions tried on an EXTERNAL key with imported material; RotateKey's subject has rotation enabled. */
@@ -75,6 +82,9 @@ async function importParameters(keyId: string, material: Buffer): Promise<{ impo
   );
   return { importToken: p.importToken, encryptedKeyMaterial };
 }
+
+/** A peer's P-256 public key (DER SPKI) for DeriveSharedSecret. */
+const PEER_P256 = generateKeyPairSync("ec", { namedCurve: "prime256v1" }).publicKey.export({ format: "der", type: "spki" });
 
 /** How to perform each action of the table on a key. */
 const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
@@ -123,6 +133,13 @@ const drivers: Record<string, (subject: Subject) => Promise<unknown>> = {
   GetKeyMaterial: async ({ key }) => f.service.kmip.getMaterial(f.caller, key.keyId),
   ActivateKey: async ({ key }) => f.service.kmip.activate(f.caller, key.keyId),
   GenerateMac: async ({ key }) => f.service.kmip.mac(f.caller, key.keyId, Buffer.from("m")),
+  VerifyMac: async ({ key }) => f.service.verifyMac(f.caller, { keyId: key.keyId, algorithm: "HMAC_SM3", message: Buffer.from("m"), mac: Buffer.alloc(32) }),
+  PostQuantumCryptoSign: async ({ key }) => f.service.postQuantum.sign(f.caller, { keyId: key.keyId, message: Buffer.from("m"), context: Buffer.alloc(0) }),
+  PostQuantumCryptoVerify: async ({ key }) =>
+    f.service.postQuantum.verify(f.caller, { keyId: key.keyId, message: Buffer.from("m"), signature: Buffer.from("not a signature"), context: Buffer.alloc(0) }),
+  DeriveSharedSecret: async ({ key }) => f.service.deriveSharedSecret(f.caller, { keyId: key.keyId, algorithm: "ECDH", publicKey: PEER_P256 }),
+  PostQuantumCryptoEncrypt: async ({ key }) => f.service.postQuantum.encrypt(f.caller, key.keyId, Buffer.from("m")),
+  PostQuantumCryptoDecrypt: async ({ blob }) => f.service.postQuantum.decrypt(f.caller, blob),
   ModifyKeyAttributes: async ({ key }) => f.service.kmip.changeAttribute(f.caller, key.keyId, { op: "add", name: "x-owner", index: 0, value: "lifecycle" }),
   RevokeKey: async ({ key }) => f.service.kmip.revoke(f.caller, key.keyId, { compromised: false }),
   DestroyKey: async ({ key }) => f.service.kmip.destroy(f.caller, key.keyId),
@@ -142,6 +159,7 @@ async function subjectIn(state: KeyState, action: KeyAction): Promise<Subject> {
   let blob: Buffer;
   if (usage) {
     key = await f.service.createKey(f.caller, { alias: `lifecycle-${action}-${state}`, description: "", keyUsage: usage, tags: [] });
+    if (usage === "GENERATE_VERIFY_MAC") return { key: await f.setState(key.keyId, state), blob: Buffer.alloc(0) };
     const { publicKey } = await f.service.getPublicKey(f.caller, key.keyId);
     const plaintext = Buffer.from("made while enabled");
     blob =
@@ -149,7 +167,9 @@ async function subjectIn(state: KeyState, action: KeyAction): Promise<Subject> {
         ? sm2Encrypt(sm2PublicKeyFromSpki(publicKey), plaintext)
         : usage === "ASYMMETRIC_DECRYPT_RSA_2048"
           ? rsaEncrypt(rsaPublicKey(publicKey), "RSAES_OAEP_SHA_256", plaintext)
-          : Buffer.alloc(0);
+          : usage === "ASYMMETRIC_DECRYPT_ML_KEM_768"
+            ? await pqSeal({ algorithm: "ML_KEM_768_X25519_AES_256_GCM", keyId: key.keyId, keyVersion: 1 }, publicKey, plaintext)
+            : Buffer.alloc(0);
   } else if (KMIP_SUBJECTS.has(action)) {
     const keySpec = action === "GenerateMac" ? "HMAC_SHA256" : "AES_256";
     key = await f.service.kmip.createSymmetric(f.caller, { names: [`lifecycle-${action}-${state}`], usageMask: 12, keySpec });

@@ -153,8 +153,14 @@ describe("HSM-protected keys (SoftHSM2)", { skip: softhsmSkip }, () => {
       [
         ["SM4", ["SOFTWARE"]],
         ["AES_256", ["SOFTWARE", "HSM"]],
+        ["HMAC_SHA256", ["SOFTWARE"]],
+        ["HMAC_SHA384", ["SOFTWARE"]],
+        ["HMAC_SHA512", ["SOFTWARE"]],
+        ["HMAC_SM3", ["SOFTWARE"]],
       ],
     );
+    const agreement: CreateKeyInput = { alias: `hsm-${aliases++}`, description: "", keyUsage: "ASYMMETRIC_KEY_AGREEMENT_ECC_P256", tags: [], protectionLevel: "HSM" };
+    await assert.rejects(service.createKey(caller, agreement), kmsError("UnsupportedOperation"));
   });
 
   it("refuses ProtectionLevel HSM under a file root of trust", async () => {

@@ -10,6 +10,7 @@ import { action, b64, keyOf, type AwsActionContext, type AwsActionDefinition } f
 import { ASYMMETRIC_ACTIONS, decryptAsymmetric, encryptAsymmetric } from "./asymmetric.js";
 import { keyArn } from "./identifiers.js";
 import { IMPORT_ACTIONS } from "./import.js";
+import { MAC_ACTIONS } from "./mac.js";
 import { MANAGEMENT_ACTIONS } from "./management.js";
 import { AWS_KEY_SPECS, AWS_KEY_USAGES, coreKeyType, keyMetadata, RSA_ENCRYPTION_ALGORITHMS, SYMMETRIC_DEFAULT } from "./metadata.js";
 import { boolean, dryRun, encryptionContextMap, grantTokens, keyIdParam, tag, toTags, unsupported } from "./params.js";
@@ -252,6 +253,7 @@ export const AWS_ACTIONS: Readonly<Record<string, AwsActionDefinition>> = {
   ),
 
   ...ASYMMETRIC_ACTIONS,
+  ...MAC_ACTIONS,
   ...MANAGEMENT_ACTIONS,
   ...IMPORT_ACTIONS,
 };

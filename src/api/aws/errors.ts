@@ -65,6 +65,7 @@ export const AWS_ERRORS: Readonly<Record<ErrorCode, AwsError>> = {
   UnsupportedOperation: unsupported,
   DecryptError: { type: "InvalidCiphertextException", status: 400 },
   InvalidSignature: { type: "KMSInvalidSignatureException", status: 400 },
+  InvalidMac: { type: "KMSInvalidMacException", status: 400 },
   EncryptionError: { type: "KMSInternalException", status: 500 },
   UserNotExist: notFound,
   UserNameInUse: { type: "AlreadyExistsException", status: 400 },

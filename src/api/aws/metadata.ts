@@ -2,8 +2,8 @@
 // a key offers, and KeyMetadata as DescribeKey and CreateKey answer it (KMS API reference,
 // "KeyMetadata"). SM4 is Tresor's extension of AWS's KeySpec enum.
 
-import { EXPORT_ONLY_USAGE, type KeyRecord, type KeySpec, type KeyState, type KeyUsage, type SymmetricKeySpec } from "../../keys/key.js";
-import { ASYMMETRIC_USAGES, isAsymmetricUsage, type SigningAlgorithm } from "../../keys/specs.js";
+import { EXPORT_ONLY_USAGE, MAC_USAGE, type KeyRecord, type KeySpec, type KeyState, type KeyUsage, type MacKeySpec, type SymmetricKeySpec } from "../../keys/key.js";
+import { ASYMMETRIC_USAGES, MAC_SPECS, isAsymmetricUsage, isMacSpec, type SigningAlgorithm } from "../../keys/specs.js";
 import { KmsError } from "../../service/errors.js";
 import { keyArn, type ArnScope } from "./identifiers.js";
 
@@ -38,11 +38,36 @@ const AWS_SPECS: Readonly<Record<KeySpec, string>> = {
   HMAC_SHA384: "HMAC_384",
   HMAC_SHA512: "HMAC_512",
   SECRET_DATA: "SECRET_DATA",
+  // HMAC-SM3 and the hybrid ML-KEM keys: Tresor's names (AWS has none).
+  HMAC_SM3: "HMAC_SM3",
+  ED25519: "ECC_NIST_EDWARDS25519",
+  ML_DSA_44: "ML_DSA_44",
+  ML_DSA_65: "ML_DSA_65",
+  ML_DSA_87: "ML_DSA_87",
+  ML_KEM_768: "ML_KEM_768",
+  ML_KEM_1024: "ML_KEM_1024",
 };
 
-export const AWS_KEY_SPECS = ["SYMMETRIC_DEFAULT", "SM4", "RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "SM2"] as const;
+/** AWS's HMAC key specs (and Tresor's HMAC_SM3) onto Tresor's. */
+const MAC_SPECS_OF: Readonly<Record<string, MacKeySpec>> = { HMAC_256: "HMAC_SHA256", HMAC_384: "HMAC_SHA384", HMAC_512: "HMAC_SHA512", HMAC_SM3: "HMAC_SM3" };
+
+export const AWS_KEY_SPECS = [
+  "SYMMETRIC_DEFAULT",
+  "SM4",
+  "RSA_2048",
+  "RSA_3072",
+  "RSA_4096",
+  "ECC_NIST_P256",
+  "ECC_NIST_P384",
+  "SM2",
+  "ECC_NIST_EDWARDS25519",
+  "HMAC_256",
+  "HMAC_384",
+  "HMAC_512",
+  "HMAC_SM3",
+] as const;
 export type AwsKeySpec = (typeof AWS_KEY_SPECS)[number];
-export const AWS_KEY_USAGES = ["ENCRYPT_DECRYPT", "SIGN_VERIFY"] as const;
+export const AWS_KEY_USAGES = ["ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"] as const;
 export type AwsKeyUsage = (typeof AWS_KEY_USAGES)[number];
 
 /** AWS's signing algorithm names onto Tresor's (the subset Tresor's keys offer). */
@@ -53,6 +78,7 @@ export const SIGNING_ALGORITHMS_OF: Readonly<Record<string, SigningAlgorithm>> =
   ECDSA_SHA_384: "ECDSA_P384_SHA_384",
   ECDSA_SHA_512: "ECDSA_P521_SHA_512",
   SM2DSA: "SM2DSA",
+  ED25519_SHA_512: "ED25519",
 };
 const AWS_SIGNING_NAMES: Readonly<Record<SigningAlgorithm, string>> = Object.fromEntries(Object.entries(SIGNING_ALGORITHMS_OF).map(([a, t]) => [t, a])) as Record<
   SigningAlgorithm,
@@ -65,33 +91,48 @@ export const RSA_ENCRYPTION_ALGORITHMS = ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_25
 
 /** The Tresor spec and usage of an AWS KeySpec and KeyUsage, or an error naming what does not fit. */
 export function coreKeyType(spec: AwsKeySpec, usage: AwsKeyUsage): { keySpec: KeySpec; keyUsage: KeyUsage } {
+  const macSpec = MAC_SPECS_OF[spec];
+  if (macSpec !== undefined || usage === MAC_USAGE) {
+    if (macSpec === undefined || usage !== MAC_USAGE) throw new KmsError("InvalidKeyUsage", `"KeyUsage" ${usage} does not fit "KeySpec" ${spec}: HMAC keys are ${MAC_USAGE}`);
+    return { keySpec: macSpec, keyUsage: MAC_USAGE };
+  }
   if (spec === SYMMETRIC_DEFAULT || spec === "SM4") {
     if (usage !== "ENCRYPT_DECRYPT") throw new KmsError("InvalidKeyUsage", `"KeyUsage" ${usage} does not fit "KeySpec" ${spec}: use ENCRYPT_DECRYPT`);
     return { keySpec: (spec === "SM4" ? "SM4" : "AES_256") satisfies SymmetricKeySpec, keyUsage: "ENCRYPT_DECRYPT" };
   }
-  const match = Object.entries(ASYMMETRIC_USAGES).find(([, info]) => AWS_SPECS[info.spec] === spec && (info.purpose === "sign") === (usage === "SIGN_VERIFY"));
+  const purpose = usage === "SIGN_VERIFY" ? "sign" : usage === "KEY_AGREEMENT" ? "agree" : "decrypt";
+  const match = Object.entries(ASYMMETRIC_USAGES).find(([, info]) => AWS_SPECS[info.spec] === spec && info.purpose === purpose);
   if (!match) throw new KmsError("InvalidKeyUsage", `"KeyUsage" ${usage} does not fit "KeySpec" ${spec} here: ${usageHint(spec)}`);
   return { keySpec: match[1].spec, keyUsage: match[0] as KeyUsage };
 }
 
 function usageHint(spec: AwsKeySpec): string {
-  return spec.startsWith("ECC") ? "ECC keys are SIGN_VERIFY" : "use ENCRYPT_DECRYPT or SIGN_VERIFY";
+  return spec.startsWith("ECC") ? "ECC keys are SIGN_VERIFY or KEY_AGREEMENT" : "use ENCRYPT_DECRYPT or SIGN_VERIFY";
 }
 
 /** As DescribeKey reports it: a KMIP object's EXPORT_ONLY is a Tresor extension, not a usage AWS creates. */
 function awsUsage(usage: KeyUsage): AwsKeyUsage | typeof EXPORT_ONLY_USAGE {
-  if (usage === EXPORT_ONLY_USAGE) return EXPORT_ONLY_USAGE;
-  return isAsymmetricUsage(usage) && ASYMMETRIC_USAGES[usage].purpose === "sign" ? "SIGN_VERIFY" : "ENCRYPT_DECRYPT";
+  if (usage === EXPORT_ONLY_USAGE || usage === MAC_USAGE) return usage;
+  if (isAsymmetricUsage(usage) && ASYMMETRIC_USAGES[usage].purpose === "agree") return "KEY_AGREEMENT";
+  return isAsymmetricUsage(usage) && isSigning(ASYMMETRIC_USAGES[usage].purpose) ? "SIGN_VERIFY" : "ENCRYPT_DECRYPT";
+}
+
+function isSigning(purpose: string): boolean {
+  return purpose === "sign" || purpose === "pq-sign";
 }
 
 /** The algorithms a key offers, as KeyMetadata and GetPublicKey list them. */
-export function keyAlgorithms(key: KeyRecord): { EncryptionAlgorithms?: string[]; SigningAlgorithms?: string[] } {
+export function keyAlgorithms(key: KeyRecord): { EncryptionAlgorithms?: string[]; SigningAlgorithms?: string[]; MacAlgorithms?: string[]; KeyAgreementAlgorithms?: string[] } {
   // A KMIP export-only object offers no algorithm through this door.
   if (key.keyUsage === EXPORT_ONLY_USAGE) return {};
+  if (key.keyUsage === MAC_USAGE && isMacSpec(key.keySpec)) return { MacAlgorithms: [MAC_SPECS[key.keySpec].algorithm] };
   if (!isAsymmetricUsage(key.keyUsage)) return { EncryptionAlgorithms: [SYMMETRIC_DEFAULT] };
   const usage = ASYMMETRIC_USAGES[key.keyUsage];
+  if (usage.purpose === "agree") return { KeyAgreementAlgorithms: [...usage.algorithms] };
   if (usage.purpose === "sign") return { SigningAlgorithms: (usage.algorithms as SigningAlgorithm[]).map((a) => AWS_SIGNING_NAMES[a]) };
-  return { EncryptionAlgorithms: usage.spec === "SM2" ? [] : [...RSA_ENCRYPTION_ALGORITHMS] };
+  // Post-quantum keys are served through the Tencent door's actions only (docs/aws.md).
+  if (usage.purpose === "pq-sign") return { SigningAlgorithms: [] };
+  return { EncryptionAlgorithms: usage.spec === "SM2" || usage.purpose === "pq-decrypt" ? [] : [...RSA_ENCRYPTION_ALGORITHMS] };
 }
 
 export function awsKeyType(key: KeyRecord): { KeySpec: string; KeyUsage: string } {

@@ -224,6 +224,15 @@ export function algorithmOf(spec: KeySpec): { algorithm: number; length: number 
       return { algorithm: CRYPTOGRAPHIC_ALGORITHM.ECDSA, length: 521 };
     case "SM2":
       return { algorithm: 0x2b, length: 256 };
+    // CMK specs KMIP 1.4 names no algorithm for (never KMIP objects): none.
+    case "ED25519":
+    case "ML_DSA_44":
+    case "ML_DSA_65":
+    case "ML_DSA_87":
+    case "ML_KEM_768":
+    case "ML_KEM_1024":
+    case "HMAC_SM3":
+      return undefined;
   }
 }
 

@@ -1,15 +1,17 @@
 // The Tencent KMS actions Tresor serves: for each, its parameter schema and how its validated
 // parameters map onto the service and back onto the wire shapes of kms_models (version 2019-01-18).
 
-import type { KeyRecord, KeyState, KeyUsage, Tag } from "../../keys/key.js";
+import type { AsymmetricKeySpec, KeyRecord, KeyState, KeyUsage, Tag } from "../../keys/key.js";
 import { BLOB_MIN_LENGTH } from "../../keys/blob.js";
-import { PUBLIC_KEY_WRAP_ALGORITHMS, publicKeyPem } from "../../keys/asymmetric.js";
-import { ASYMMETRIC_KEY_SPECS, KEY_USAGES, PROTECTION_LEVELS, SYMMETRIC_KEY_SPECS } from "../../keys/key.js";
+import { publicKeyPemOf } from "../../keys/asymmetric.js";
+import { ASYMMETRIC_KEY_SPECS, KEY_USAGES, MAC_KEY_SPECS, PROTECTION_LEVELS, SYMMETRIC_KEY_SPECS } from "../../keys/key.js";
 import { SIGNING_ALGORITHMS, metadataType } from "../../keys/specs.js";
 import { CATALOG_ACTIONS, type CatalogActionName, type Product } from "../../policy/catalog.js";
 import { KmsError } from "../../service/errors.js";
 import type { Caller, CreateKeyInput, KmsService, ListKeyDetailInput } from "../../service/kms-service.js";
 import { tangActions } from "./tang-actions.js";
+import { macActions, postQuantumActions } from "./pq-mac-actions.js";
+import { plaintextField, publicKeyWrap, publicKeyWrapper } from "./public-key-wrap.js";
 import {
   array,
   base64,
@@ -43,8 +45,6 @@ export const MAX_SM2_CIPHERTEXT_BYTES = 256;
 const MAX_RSA_CIPHERTEXT_BYTES = 512;
 /** The largest signature any key gives (RSA 4096); anything longer is no signature of ours. */
 const MAX_SIGNATURE_BYTES = 512;
-/** A PEM RSA-4096 public key is about 800 characters. */
-const MAX_PUBLIC_KEY_CHARS = 4096;
 
 const ALIAS_PATTERN = /^(?!kms-)[A-Za-z0-9][A-Za-z0-9_-]{0,59}$/;
 const alias = () =>
@@ -78,29 +78,6 @@ const tagFilter = object({
 });
 
 const memberAccount = unsupported("member accounts belong to multi-account organisations, which this service does not have");
-const publicKeyWrap = {
-  EncryptionPublicKey: optional(string({ min: 1, max: MAX_PUBLIC_KEY_CHARS })),
-  EncryptionAlgorithm: optional(oneOf(PUBLIC_KEY_WRAP_ALGORITHMS)),
-};
-
-/** The wrapper for `EncryptionPublicKey`, parsed before anything is decrypted or generated; undefined when none was given. */
-function publicKeyWrapper(
-  p: { EncryptionPublicKey?: string | undefined; EncryptionAlgorithm?: (typeof PUBLIC_KEY_WRAP_ALGORITHMS)[number] | undefined },
-  service: KmsService,
-): ((plaintext: Buffer) => Buffer) | undefined {
-  if (p.EncryptionPublicKey === undefined) {
-    if (p.EncryptionAlgorithm !== undefined) throw new KmsError("MissingParameter", `"EncryptionAlgorithm" needs "EncryptionPublicKey"`);
-    return undefined;
-  }
-  // Tencent's default is SM2 (raw C1C3C2).
-  return service.publicKeyWrapper(p.EncryptionPublicKey, p.EncryptionAlgorithm ?? "SM2");
-}
-
-/** The plaintext for the wire: base64, or base64 of it encrypted to the caller's public key. */
-function plaintextField(plaintext: Buffer, wrap: ((plaintext: Buffer) => Buffer) | undefined): string {
-  return b64(wrap ? wrap(plaintext) : plaintext);
-}
-
 export interface ActionContext {
   service: KmsService;
   caller: Caller;
@@ -210,7 +187,7 @@ export const ACTIONS: ActionTable<"kms"> = {
       Description: optional(description(1024)),
       KeyUsage: optional(oneOf(KEY_USAGES, "InvalidKeyUsage")),
       Type: optional(integer(1, 2, "InvalidType")),
-      KeySpec: optional(oneOf([...SYMMETRIC_KEY_SPECS, ...ASYMMETRIC_KEY_SPECS])),
+      KeySpec: optional(oneOf([...SYMMETRIC_KEY_SPECS, ...ASYMMETRIC_KEY_SPECS, ...MAC_KEY_SPECS])),
       Tags: optional(array(tag, { max: 50 })),
       HsmClusterId: hsmClusterId,
       ProtectionLevel: optional(oneOf(PROTECTION_LEVELS)),
@@ -435,8 +412,8 @@ export const ACTIONS: ActionTable<"kms"> = {
   }),
 
   GetPublicKey: action({ KeyId: keyId() }, async (p, { service, caller }) => {
-    const { keyId, publicKey } = await service.getPublicKey(caller, p.KeyId);
-    return { KeyId: keyId, PublicKey: b64(publicKey), PublicKeyPem: publicKeyPem(publicKey) };
+    const { keyId, publicKey, keySpec } = await service.getPublicKey(caller, p.KeyId);
+    return { KeyId: keyId, PublicKey: b64(publicKey), PublicKeyPem: publicKeyPemOf(keySpec as AsymmetricKeySpec, publicKey) };
   }),
 
   AsymmetricRsaDecrypt: action(
@@ -567,6 +544,8 @@ export const ACTIONS: ActionTable<"kms"> = {
   }),
 
   ...tangActions(action),
+  ...postQuantumActions(action),
+  ...macActions(action),
 };
 
 /**

@@ -18,7 +18,7 @@ export type Parsed<S extends Schema> = {
 interface Required<T> extends Param<T> {
   readonly required: true;
 }
-interface Optional<T> extends Param<T> {
+export interface Optional<T> extends Param<T> {
   readonly required: false;
 }
 

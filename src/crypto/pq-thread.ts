@@ -1,0 +1,46 @@
+// The worker thread behind PqThread (pq-worker.ts): ML-DSA signing and verification and the
+// hybrid KEMs' encapsulation and decapsulation, JavaScript that takes milliseconds each, so that
+// it never runs on the server's event loop. Started by pq-worker.ts, never imported.
+
+import { parentPort } from "node:worker_threads";
+import { hybridKemDecapsulate, hybridKemEncapsulate, type HybridKem } from "./hybrid-kem.js";
+import type { JobReply } from "./job-thread.js";
+import { mlDsaSign, mlDsaVerify, type MlDsaParameterSet } from "./ml-dsa.js";
+
+export type PqRequest =
+  | { job: number; op: "sign"; set: MlDsaParameterSet; secretKey: Uint8Array; message: Uint8Array; context: Uint8Array }
+  | { job: number; op: "verify"; set: MlDsaParameterSet; publicKey: Uint8Array; message: Uint8Array; signature: Uint8Array; context: Uint8Array }
+  | { job: number; op: "encapsulate"; kem: HybridKem; publicKey: Uint8Array }
+  | { job: number; op: "decapsulate"; kem: HybridKem; seed: Uint8Array; ciphertext: Uint8Array };
+
+export type PqValue = Uint8Array | boolean | { ciphertext: Uint8Array; sharedSecret: Uint8Array };
+
+const view = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+function run(req: PqRequest): PqValue {
+  switch (req.op) {
+    case "sign":
+      return mlDsaSign(req.set, req.secretKey, req.message, req.context);
+    case "verify":
+      return mlDsaVerify(req.set, req.publicKey, req.message, req.signature, req.context);
+    case "encapsulate":
+      return hybridKemEncapsulate(req.kem, req.publicKey);
+    case "decapsulate":
+      return hybridKemDecapsulate(req.kem, req.seed, req.ciphertext);
+  }
+}
+
+if (parentPort) {
+  const port = parentPort;
+  port.on("message", (req: PqRequest) => {
+    try {
+      port.postMessage({ job: req.job, ok: true, value: run(req) } satisfies JobReply<PqValue>);
+    } catch (e) {
+      port.postMessage({ job: req.job, ok: false, kind: e instanceof RangeError ? "range" : "error", message: e instanceof Error ? e.message : "failed" } satisfies JobReply<PqValue>);
+    } finally {
+      // The secret halves were copies made for this job.
+      if (req.op === "sign") view(req.secretKey).fill(0);
+      if (req.op === "decapsulate") view(req.seed).fill(0);
+    }
+  });
+}

@@ -1,0 +1,48 @@
+// The post-quantum algorithms off the event loop: one worker thread (pq-thread.ts, through
+// job-thread.ts). An ML-DSA signature or a hybrid decapsulation costs a few milliseconds of
+// JavaScript (tens on a loaded machine, docs/performance.md); on the event loop it would stall
+// every other request. Inputs are copied into their own buffers (a pooled Buffer would carry its
+// whole pool across); the thread wipes its copies of secrets.
+
+import type { HybridKem } from "./hybrid-kem.js";
+import { JobThread } from "./job-thread.js";
+import type { MlDsaParameterSet } from "./ml-dsa.js";
+import type { PqRequest, PqValue } from "./pq-thread.js";
+
+/** More post-quantum operations than this waiting at once: refused. */
+export const MAX_QUEUED_PQ = 256;
+
+type Distribute<T> = T extends unknown ? Omit<T, "job"> : never;
+
+/** The hybrid KEM operations the post-quantum ciphertext needs (keys/pq-blob.ts); PqThread is one. */
+export interface HybridKemOps {
+  encapsulate(kem: HybridKem, publicKey: Uint8Array): Promise<{ ciphertext: Buffer; sharedSecret: Buffer }>;
+  decapsulate(kem: HybridKem, seed: Uint8Array, ciphertext: Uint8Array): Promise<Buffer>;
+}
+
+export class PqThread implements HybridKemOps {
+  readonly #thread = new JobThread<Distribute<PqRequest>, PqValue>(new URL("./pq-thread.js", import.meta.url), "post-quantum", MAX_QUEUED_PQ, (kind, message) =>
+    kind === "range" ? new RangeError(message) : new Error(`post-quantum operation failed: ${message}`),
+  );
+
+  async sign(set: MlDsaParameterSet, secretKey: Uint8Array, message: Uint8Array, context: Uint8Array): Promise<Buffer> {
+    return Buffer.from((await this.#thread.run({ op: "sign", set, secretKey: new Uint8Array(secretKey), message: new Uint8Array(message), context: new Uint8Array(context) })) as Uint8Array);
+  }
+
+  async verify(set: MlDsaParameterSet, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array, context: Uint8Array): Promise<boolean> {
+    return (await this.#thread.run({ op: "verify", set, publicKey: new Uint8Array(publicKey), message: new Uint8Array(message), signature: new Uint8Array(signature), context: new Uint8Array(context) })) as boolean;
+  }
+
+  async encapsulate(kem: HybridKem, publicKey: Uint8Array): Promise<{ ciphertext: Buffer; sharedSecret: Buffer }> {
+    const r = (await this.#thread.run({ op: "encapsulate", kem, publicKey: new Uint8Array(publicKey) })) as { ciphertext: Uint8Array; sharedSecret: Uint8Array };
+    return { ciphertext: Buffer.from(r.ciphertext), sharedSecret: Buffer.from(r.sharedSecret) };
+  }
+
+  async decapsulate(kem: HybridKem, seed: Uint8Array, ciphertext: Uint8Array): Promise<Buffer> {
+    return Buffer.from((await this.#thread.run({ op: "decapsulate", kem, seed: new Uint8Array(seed), ciphertext: new Uint8Array(ciphertext) })) as Uint8Array);
+  }
+
+  close(): void {
+    this.#thread.close();
+  }
+}
