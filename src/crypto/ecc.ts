@@ -80,8 +80,23 @@ function checkEcKey(key: KeyObject, curve: EcdsaCurve, name: string): KeyObject 
   return key;
 }
 
+/**
+ * `key`, once OpenSSL has shown it can encode it; TypeError otherwise. Node 20 aborts the whole
+ * process (an assertion in GetEcKeyDetail) when asked for the details or the JWK of an EC key that
+ * holds the point at infinity, and OpenSSL refuses to encode such a key: every public key a caller
+ * hands in goes through here before anything reads its details.
+ */
+export function encodablePublicKey(key: KeyObject): KeyObject {
+  try {
+    key.export({ format: "der", type: "spki" });
+  } catch {
+    throw new TypeError(`"publicKey" cannot be encoded: an EC public key must not be the point at infinity`);
+  }
+  return key;
+}
+
 export function ecPublicKeyFromSpki(spki: Buffer, curve: EcdsaCurve): KeyObject {
-  return checkEcKey(createPublicKey({ key: spki, format: "der", type: "spki" }), curve, "publicKey");
+  return checkEcKey(encodablePublicKey(createPublicKey({ key: spki, format: "der", type: "spki" })), curve, "publicKey");
 }
 
 /** The uncompressed point 04||x||y of a public key. */

@@ -3,6 +3,7 @@
 // specs KMIP objects may have.
 
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from "node:crypto";
+import { encodablePublicKey } from "../crypto/ecc.js";
 import type { AsymmetricKeySpec, KmipObjectType } from "../keys/key.js";
 import { KmsError } from "./errors.js";
 
@@ -46,9 +47,9 @@ export function parseCertificate(der: Buffer): { spec: KmipKeyPairSpec; der: Buf
     const certificate = new X509Certificate(der);
     // X509Certificate also takes PEM: a KMIP certificate value is DER, so the bytes must be one.
     if (!certificate.raw.equals(der)) throw new Error("not DER");
-    publicKey = certificate.publicKey;
+    publicKey = encodablePublicKey(certificate.publicKey);
   } catch {
-    throw new KmsError("InvalidParameterValue", `"Certificate Value" is not an X.509 certificate in DER`);
+    throw new KmsError("InvalidParameterValue", `"Certificate Value" is not an X.509 certificate in DER with a valid public key`);
   }
   return { spec: specOf(publicKey), der: Buffer.from(der), spki: publicKey.export({ format: "der", type: "spki" }) };
 }

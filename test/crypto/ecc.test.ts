@@ -72,3 +72,16 @@ for (const curve of ECDSA_CURVES) {
     });
   });
 }
+
+describe("a caller's EC public key", () => {
+  // Node 20 aborts the process (an assertion, not an exception) when it reads the details of such
+  // a key: if ecPublicKeyFromSpki let it through, this file would crash instead of failing.
+  it("is refused with a TypeError when it is the point at infinity, on every curve", () => {
+    const curveOids = { "P-256": "06082a8648ce3d030107", "P-384": "06052b81040022", "P-521": "06052b81040023" } as const;
+    for (const [curve, oid] of Object.entries(curveOids)) {
+      const algorithm = Buffer.from(`06072a8648ce3d0201${oid}`, "hex");
+      const spki = Buffer.concat([Buffer.from([0x30, algorithm.length + 6, 0x30, algorithm.length]), algorithm, Buffer.from([0x03, 0x02, 0x00, 0x00])]);
+      assert.throws(() => ecPublicKeyFromSpki(spki, curve as (typeof ECDSA_CURVES)[number]), /point at infinity/, curve);
+    }
+  });
+});

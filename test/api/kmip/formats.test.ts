@@ -13,6 +13,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { aeskwp } from "@noble/ciphers/aes.js";
 import { KEY_FORMAT_TYPE, OPERATION, RESULT_REASON, TAG } from "../../../src/api/kmip/tags.js";
+import { DerReader, derSequence, derTlv, TAG_BIT_STRING, TAG_INTEGER, TAG_SEQUENCE } from "../../../src/crypto/asn1.js";
 import type { Ttlv, TtlvStructure } from "../../../src/api/kmip/ttlv.js";
 import type { RunningNode } from "../../../src/node/node.js";
 import { Connection, enumeration, int, request, startKmipNode, struct, text, type Answer } from "./wire.js";
@@ -40,6 +41,22 @@ function jwkMember(item: Ttlv | undefined): string {
   assert.ok(n > 0n, "a key component is positive (sign-extended on the wire)");
   const hex = n.toString(16);
   return Buffer.from(hex.length % 2 ? `0${hex}` : hex, "hex").toString("base64url");
+}
+
+/**
+ * An X.509 certificate (DER, with extensions) whose P-384 public key is replaced by the point at
+ * infinity (the one-byte encoding 00); its signature is left as it was (Register does not check it).
+ */
+function withInfinityKey(der: Buffer): Buffer {
+  const certificate = new DerReader(der).readSequence();
+  const tbs = certificate.readSequence();
+  const parts = [derTlv(0xa0, tbs.read(0xa0)), derTlv(TAG_INTEGER, tbs.read(TAG_INTEGER))];
+  for (const _field of ["signature", "issuer", "validity", "subject"]) parts.push(derSequence(tbs.read(TAG_SEQUENCE)));
+  tbs.read(TAG_SEQUENCE);
+  const p384 = derSequence(Buffer.from("06072a8648ce3d020106052b81040022", "hex"));
+  parts.push(derSequence(p384, derTlv(TAG_BIT_STRING, Buffer.from([0, 0]))), derTlv(0xa3, tbs.read(0xa3)));
+  tbs.end();
+  return derSequence(derSequence(...parts), derSequence(certificate.read(TAG_SEQUENCE)), derTlv(TAG_BIT_STRING, certificate.read(TAG_BIT_STRING)));
 }
 
 describe("KMIP key formats, wrapped Get and SM4-CBC over the wire", () => {
@@ -192,6 +209,8 @@ describe("KMIP key formats, wrapped Get and SM4-CBC over the wire", () => {
       ["a truncated certificate", certificate(der.subarray(0, der.length - 10)), "InvalidField"],
       ["an Ed25519 certificate", certificate(await readFile(path.join(dir, "e.der"))), "FeatureNotSupported"],
       ["a PGP certificate type", certificate(der, 2), "FeatureNotSupported"],
+      // Node 20 aborts the process when it reads such a key's details: the server must survive it.
+      ["a certificate whose key is the point at infinity", certificate(withInfinityKey(der)), "InvalidField"],
       ["a Certificate Value of the wrong type", struct(TAG.Certificate, [enumeration(TAG.CertificateType, 1), text(TAG.CertificateValue, "x")]), "InvalidField"],
     ] as const) {
       const a = (await register(object)) as Answer;
