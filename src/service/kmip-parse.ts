@@ -23,6 +23,9 @@ export function parseAsymmetric(objectType: "PrivateKey" | "PublicKey", der: Buf
   try {
     if (objectType === "PrivateKey") {
       const privateKey = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
+      // OpenSSL parses an EC scalar of 0 or n (whose public key is the point at infinity) and only
+      // refuses it when asked for its coordinates.
+      if (privateKey.asymmetricKeyType === "ec") privateKey.export({ format: "jwk" });
       publicKey = createPublicKey(privateKey);
       material = privateKey.export({ format: "der", type: "pkcs8" });
     } else {

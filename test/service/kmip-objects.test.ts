@@ -110,6 +110,11 @@ describe("KMIP objects in the core", () => {
     assert.equal(await f.service.kmip.verify(f.caller, pub.keyId, "ECC_P256_R1", Buffer.from("signed"), signature), true);
     assert.deepEqual((await f.service.kmip.getMaterial(f.caller, priv.keyId)).material, der);
     await assert.rejects(f.service.kmip.registerAsymmetric(f.caller, { objectType: "PrivateKey", der: Buffer.from("not DER"), names: [], usageMask: 0 }), kmsError("InvalidParameterValue"));
+    // P-256 keys whose scalar is 0 or the group order n: their public key would be the point at infinity.
+    for (const scalar of ["00".repeat(32), "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"]) {
+      const pkcs8 = Buffer.from(`3041020100301306072a8648ce3d020106082a8648ce3d030107042730250201010420${scalar}`, "hex");
+      await assert.rejects(f.service.kmip.registerAsymmetric(f.caller, { objectType: "PrivateKey", der: pkcs8, names: [], usageMask: 0 }), kmsError("InvalidParameterValue"), scalar);
+    }
     const ed = generateKeyPairSync("ed25519").privateKey.export({ format: "der", type: "pkcs8" });
     await assert.rejects(f.service.kmip.registerAsymmetric(f.caller, { objectType: "PrivateKey", der: ed, names: [], usageMask: 0 }), kmsError("UnsupportedOperation"));
   });
