@@ -12,8 +12,8 @@
 import cluster, { type Worker } from "node:cluster";
 import { availableParallelism } from "node:os";
 import type { Logger } from "pino";
-import { DEFAULT_SIGNATURE_BINDINGS, MAX_CLOCK_SKEW_SECONDS } from "../api/tencent/authenticate.js";
-import { type BindingOutcome, type SignatureBinder, SignatureBindings } from "../api/tencent/signature-bindings.js";
+import { nodeSignatureBindings } from "../api/tencent/authenticate.js";
+import type { BindingOutcome, SignatureBinder } from "../api/tencent/signature-bindings.js";
 import { KmsError } from "../service/errors.js";
 import { ConfigError } from "./config.js";
 
@@ -140,7 +140,7 @@ function supervisorGone(): KmsError {
 
 /** The supervisor's side: one table for every worker; actions interned, as the table expects. */
 function answerBindings(): (worker: Worker, message: BindRequest) => void {
-  const bindings = new SignatureBindings(DEFAULT_SIGNATURE_BINDINGS, MAX_CLOCK_SKEW_SECONDS);
+  const bindings = nodeSignatureBindings();
   const actions = new Map<string, string>();
   return (worker, m) => {
     let action = actions.get(m.action);

@@ -14,6 +14,11 @@ export const MAX_CLOCK_SKEW_SECONDS = 300;
 /** Signatures remembered per node for their validity window: about 60 MB at the cap. */
 export const DEFAULT_SIGNATURE_BINDINGS = 1_000_000;
 
+/** A table of signature bindings sized for a node, remembering each signature for its validity window. */
+export function nodeSignatureBindings(maxEntries: number = DEFAULT_SIGNATURE_BINDINGS): SignatureBindings {
+  return new SignatureBindings(maxEntries, MAX_CLOCK_SKEW_SECONDS);
+}
+
 export interface AuthenticatorOptions {
   /** Refuse requests whose SignedHeaders lack x-tc-action (`tresor serve --require-signed-action`). */
   requireSignedAction?: boolean;
@@ -104,7 +109,7 @@ export class Tc3Authenticator {
     options: AuthenticatorOptions = {},
   ) {
     this.#requireSignedAction = options.requireSignedAction ?? false;
-    this.#bindings = options.signatureBindings ?? new SignatureBindings(options.maxSignatureBindings ?? DEFAULT_SIGNATURE_BINDINGS, MAX_CLOCK_SKEW_SECONDS);
+    this.#bindings = options.signatureBindings ?? nodeSignatureBindings(options.maxSignatureBindings);
   }
 
   async authenticate(req: IncomingSignedRequest, target: RequestTarget): Promise<Caller> {
