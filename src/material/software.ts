@@ -150,6 +150,11 @@ export class SoftwareMaterial implements KeyMaterial {
     return this.#withMacKey(key, version, (macKey) => macKey.verify(message, mac));
   }
 
+  /** SM2DSA verification by the version's private scalar (SM2 keys are software keys); the service checked usage and digest length. */
+  sm2Verify(key: MaterialKey, version: number, message: Buffer, messageType: MessageType, signature: Buffer): Promise<boolean> {
+    return this.#withPrivateKey(key, version, (privateKey) => privateKey.sm2Verify(message, messageType, signature));
+  }
+
   /** ECDH with the version's private key and a peer key the service validated. */
   deriveSharedSecret(key: MaterialKey, version: number, peer: EcdhPeerKey): Promise<Buffer> {
     return this.#withPrivateKey(key, version, (privateKey) => privateKey.deriveSharedSecret(peer));
