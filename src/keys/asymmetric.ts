@@ -16,8 +16,6 @@ import {
   sm2SignDigest,
   sm2Verify,
   sm2VerifyDigest,
-  sm2VerifyDigestWithPrivateKey,
-  sm2VerifyWithPrivateKey,
 } from "../crypto/sm2.js";
 import type { EcPoint } from "../crypto/ecmr.js";
 import { ed25519GenerateKeyPairAsync, ed25519PrivateKey, ed25519PublicKeyFromSpki, ed25519Sign, ed25519Verify } from "../crypto/ed25519.js";
@@ -196,11 +194,11 @@ export class AsymmetricPrivateKey {
     throw new TypeError(`${algorithm} with ${messageType} does not fit a ${this.spec} key`);
   }
 
-  /** An SM2 key's verification by its private scalar: the answers of verifySignature with its public key, in half the time. */
-  sm2Verify(message: Buffer, messageType: MessageType, signature: Buffer): boolean {
+  /** A copy of an SM2 key's private scalar d, for the SM2 thread; the caller wipes it. */
+  sm2Scalar(): Buffer {
     this.#check();
-    if (!this.#sm2) throw new TypeError(`SM2DSA does not fit a ${this.spec} key`);
-    return messageType === "RAW" ? sm2VerifyWithPrivateKey(this.#sm2, message, signature) : sm2VerifyDigestWithPrivateKey(this.#sm2, message, signature);
+    if (!this.#sm2) throw new TypeError(`SM2 does not fit a ${this.spec} key`);
+    return Buffer.from(this.#sm2);
   }
 
   /** ECDH with a validated peer key of the key's curve (SP 800-56A): the shared secret's x coordinate. */
