@@ -144,6 +144,12 @@ export interface AuditStorage<Tx extends AuditTransaction = AuditTransaction> ex
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   /** Runs `fn` on one consistent snapshot of the log's tables (audit_records, audit_checkpoints). */
   snapshot<T>(fn: (snapshot: AuditSnapshot) => Promise<T>): Promise<T>;
+  /**
+   * Where commits are made durable by a sync of their own (SQLite's WAL): resolves when a commit
+   * made then would not wait for a sync already running. The writer waits for it before a batch,
+   * so the records that arrive meanwhile share the batch's transaction instead of making another.
+   */
+  syncIdle?(): Promise<void>;
 }
 
 // ---- the chain rule and the checks of a query, made before any storage is touched ------------

@@ -304,6 +304,7 @@ export class AuditWriter<Tx extends AuditTransaction = AuditTransaction> impleme
   async #drain(): Promise<void> {
     try {
       while (this.#queue.length > 0) {
+        await this.#store.syncIdle?.();
         const batch = this.#queue.splice(0, this.#maxBatch);
         await this.#flush(batch);
       }

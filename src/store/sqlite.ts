@@ -292,6 +292,11 @@ export class SqliteStore extends SqliteOperations implements Store {
   }
 
   /** fdatasync calls of the WAL so far (for tests and metrics). */
+  /** See WalSync.idle: the audit writer waits for it before each batch. */
+  syncIdle(): Promise<void> {
+    return this.#walSync?.idle() ?? Promise.resolve();
+  }
+
   get walSyncs(): number {
     return this.#walSync?.syncs ?? 0;
   }

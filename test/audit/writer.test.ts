@@ -139,6 +139,41 @@ function assertLinear(records: readonly AuditRecord[], firstSeq = 1): void {
   });
 }
 
+describe("AuditWriter and the store's WAL sync", () => {
+  it("waits while a sync runs before a batch, so the records that arrive meanwhile share one transaction", async () => {
+    const store = SqliteStore.open(":memory:");
+    const counted = counting(store);
+    let release!: () => void;
+    let idle = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const syncing = new Proxy(counted.store, { get: (target, prop, receiver) => (prop === "syncIdle" ? () => idle : Reflect.get(target, prop, receiver)) });
+    const writer = writerOn(syncing);
+    try {
+      const pending: Promise<void>[] = [];
+      for (let i = 0; i < 10; i++) {
+        pending.push(writer.record(event(i)));
+        await nextTurn();
+      }
+      assert.equal(counted.count(), 0, "no transaction while the sync runs");
+      release();
+      await Promise.all(pending);
+      assert.equal(counted.count(), 1, "the ten records, from ten turns, in one transaction");
+      idle = Promise.resolve();
+      for (let i = 10; i < 13; i++) {
+        await writer.record(event(i));
+      }
+      assert.equal(counted.count(), 4, "with no sync running, each turn's records are flushed at once");
+      const records = await allAuditRecords(store);
+      assert.equal(records.length, 13);
+      assertLinear(records);
+    } finally {
+      await writer.close();
+      await store.close();
+    }
+  });
+});
+
 for (const backend of backends) {
   describe(`AuditWriter on ${backend.name}`, () => {
     async function withStore(fn: (o: Opened) => Promise<void>): Promise<void> {

@@ -288,6 +288,26 @@ describe("SqliteStore", () => {
     await store.close();
   });
 
+  it("says when a commit would start the next sync at once: idle now, after the running sync, or at once when a commit already waits for the next", async () => {
+    const store = SqliteStore.open(freshPath());
+    try {
+      await store.syncIdle();
+      const syncs = store.walSyncs;
+      const first = store.setMeta("a", "1");
+      const syncsWhenIdle = await store.syncIdle().then(() => store.walSyncs);
+      assert.equal(syncsWhenIdle, syncs + 1, "idle only once the running sync has ended");
+      await first;
+      const running = store.setMeta("b", "2");
+      const next = store.setMeta("c", "3");
+      let atOnce = false;
+      await Promise.race([store.syncIdle().then(() => (atOnce = true)), ticks(2)]);
+      assert.equal(atOnce, true, "at once when a commit already waits for the next sync: committing now joins it");
+      await Promise.all([running, next]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("prepares its statements once, when opened", async () => {
     const store = SqliteStore.open(freshPath());
     const prepare = Database.prototype.prepare;

@@ -35,6 +35,20 @@ export class WalSync {
     return this.#next;
   }
 
+  /**
+   * Resolves (never rejects) when a commit made then would start the next sync at once: now when
+   * no sync runs or a commit already waits for the next one, else when the running one ends. A
+   * commit made while a sync runs waits for the next one anyway, so a writer that waits here first
+   * loses no time and commits everything that arrived meanwhile at once.
+   */
+  idle(): Promise<void> {
+    if (this.#running === undefined || this.#next !== undefined) return Promise.resolve();
+    return this.#running.then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
   /** Waits for the syncs in flight, then closes the file. */
   async close(): Promise<void> {
     await Promise.allSettled([this.#running, this.#next]);
