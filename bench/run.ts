@@ -15,6 +15,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { measureAsymmetricSpeed, speedTable } from "./asymmetric-speed.js";
 import { consoleLine, measureConsole } from "./console.js";
+import { measureFdatasync } from "./disk.js";
 import { encryptionBytes, encryptionTable, measureEncryption } from "./encryption.js";
 import { hsmUnavailable, startHsmNode } from "./hsm.js";
 import { startPostgresNode } from "./postgres-store.js";
@@ -417,6 +418,9 @@ async function main(): Promise<number> {
       const bound = "min" in t ? `>= ${t.min}` : `<= ${t.max}`;
       log(`target: ${t.name} ${bound}: ${t.value === null ? "not measured" : t.value.toFixed(3)} (${t.met ? "met" : "NOT met"})`);
     }
+    const disk = await measureFdatasync(tmp);
+    notes["disk"] = `fdatasync after an 8 KiB append, in the data's file system: p50 ${disk.p50Ms} ms, p90 ${disk.p90Ms} ms (${disk.count} syncs)`;
+    log(`disk: ${notes["disk"]}: a durable answer waits for one, the floor of the c=1 latency`);
     log(`workers: --workers 2 serves Encrypt SM4 at ${ratio(rate(SCENARIO.workers), enc?.reqPerSec) ?? "-"} of one process's rate (c=${MAIN_CONNECTIONS}), ${ratio(at(SCENARIO.workers, 128)?.reqPerSec, at(SCENARIO.encryptSm4, 128)?.reqPerSec) ?? "-"} (c=128), on ${cpus().length} cores shared with wrk`);
     log(`postgres: one node at ${ratio(rate(SCENARIO.pg), enc?.reqPerSec) ?? notes["postgres"] ?? "-"}, ${PG_CLUSTER_NODES} nodes at ${ratio(rate(SCENARIO.pgCluster), enc?.reqPerSec) ?? "-"} of the SQLite node's Encrypt rate`);
     log(`pkcs11: HSM key at ${ratio(rate(SCENARIO.hsm), rate("Encrypt AES_256 1 KiB")) ?? notes["pkcs11"] ?? "-"}, software key at ${ratio(rate(SCENARIO.hsmSoftware), rate("Encrypt AES_256 1 KiB")) ?? "-"} of the file-root AES_256 rate`);
