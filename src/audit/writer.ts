@@ -144,6 +144,8 @@ export class AuditWriter<Tx extends AuditTransaction = AuditTransaction> impleme
   #scheduled = false;
   #sinkChain: Promise<void> = Promise.resolve();
   #closed = false;
+  /** A seq the newest checkpoint is known to cover (it may cover more). */
+  #coveredSeq = 0;
 
   /** Counts, for tests and metrics. */
   readonly stats = { transactions: 0, records: 0, checkpoints: 0, failedFlushes: 0 };
@@ -353,8 +355,12 @@ export class AuditWriter<Tx extends AuditTransaction = AuditTransaction> impleme
 
   /** Inside a transaction holding the head: a checkpoint when due (or `force`) and the head moved past the newest one. */
   async #checkpointIn(tx: AuditTransaction, head: { seq: number; hash: string }, force: boolean): Promise<Checkpoint | undefined> {
+    // The newest checkpoint only moves forward (another node may write one), so one known to cover
+    // at least #coveredSeq spares the lookup while no checkpoint can be due.
+    if (!force && head.seq - this.#coveredSeq < this.#checkpointEvery) return undefined;
     const [latest] = await tx.listAuditCheckpoints({ order: "desc", limit: 1 });
     const coveredSeq = latest?.seq ?? 0;
+    this.#coveredSeq = Math.max(this.#coveredSeq, coveredSeq);
     if (head.seq <= coveredSeq || (!force && head.seq - coveredSeq < this.#checkpointEvery)) return undefined;
     const cp = signCheckpoint(
       {

@@ -174,6 +174,43 @@ describe("AuditWriter and the store's WAL sync", () => {
   });
 });
 
+describe("AuditWriter's checkpoint lookups", () => {
+  it("looks for the newest checkpoint only when one can be due, not in every flush", async () => {
+    const store = SqliteStore.open(":memory:");
+    let lookups = 0;
+    const counted = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop !== "transaction") {
+          const value = Reflect.get(target, prop, receiver) as unknown;
+          return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        }
+        return <T>(fn: (tx: StoreOperations) => Promise<T>) =>
+          target.transaction((tx) =>
+            fn(
+              new Proxy(tx, {
+                get(t, p, r) {
+                  if (p === "listAuditCheckpoints") lookups++;
+                  const value = Reflect.get(t, p, r) as unknown;
+                  return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(t) : value;
+                },
+              }),
+            ),
+          );
+      },
+    });
+    const writer = writerOn(counted, { checkpointEvery: 10 });
+    try {
+      for (let i = 0; i < 25; i++) await writer.record(event(i));
+      // At 10 and 20 (due: a checkpoint is written), at 11 and 21 (due as far as known: then seen).
+      assert.equal(lookups, 4, `${lookups} lookups for 25 flushes`);
+      assert.deepEqual((await store.listAuditCheckpoints({ order: "asc" })).map((c) => c.seq), [10, 20]);
+    } finally {
+      await writer.close();
+      await store.close();
+    }
+  });
+});
+
 for (const backend of backends) {
   describe(`AuditWriter on ${backend.name}`, () => {
     async function withStore(fn: (o: Opened) => Promise<void>): Promise<void> {
