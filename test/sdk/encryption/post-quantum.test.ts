@@ -4,6 +4,10 @@
 // (@oqs/liboqs-js) as the second implementation of ML-KEM and ML-DSA.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { createDecipheriv, createHash, createPrivateKey, createPublicKey, diffieHellman, hkdfSync } from "node:crypto";
 import { createMLDSA65, createMLKEM768 } from "@oqs/liboqs-js";
 import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
@@ -97,6 +101,24 @@ describe("PostQuantumKeyring and the ML-DSA-65 suite, offline", () => {
     const other = await encrypt(Buffer.alloc(5000, 3), { keyring, suite: SUITE, frameLength: 1024 });
     const spliced = Buffer.concat([message.subarray(0, at), splitFooter(other.message).signature]);
     await assert.rejects(decrypt(spliced, { keyring }), (e: unknown) => e instanceof EncryptionSdkError && e.code === "SignatureInvalid");
+  });
+
+  it("a script that only encrypts and decrypts waits for the post-quantum thread, and exits once it is idle", async () => {
+    // The thread is started on first use; an idle one must not keep the process alive, a busy one must.
+    const script = [
+      `import { PostQuantumKeyring, encrypt, decrypt, generatePqKeyPair } from ${JSON.stringify(new URL("../../../src/sdk/encryption/index.js", import.meta.url).href)};`,
+      'const pair = generatePqKeyPair("ML_KEM_1024_P384_AES_256_GCM");',
+      `const keyring = new PostQuantumKeyring([{ keyId: "${KEY_ID}", region: "r", ...pair }]);`,
+      `const { message } = await encrypt("done", { keyring, suite: "${SUITE}" });`,
+      "console.log((await decrypt(message, { keyring })).plaintext.toString());",
+    ].join("\n");
+    const dir = await mkdtemp(path.join(tmpdir(), "tresor-pq-"));
+    try {
+      await writeFile(path.join(dir, "check.mjs"), script);
+      assert.equal(execFileSync(process.execPath, [path.join(dir, "check.mjs")], { encoding: "utf8", timeout: 30_000 }), "done\n");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses bad recipients with errors naming the parameter", () => {
