@@ -43,6 +43,11 @@ export function pqAlgorithmOfPublicKey(publicKey: Uint8Array): PqEncryptionAlgor
   return Object.keys(ALGORITHMS).find((a) => hybridKemPublicKeyLength(pqKemOf(a as PqEncryptionAlgorithm)) === publicKey.length) as PqEncryptionAlgorithm | undefined;
 }
 
+/** The algorithm of an id byte (offset 1 of a ciphertext). */
+export function pqAlgorithmOfId(id: number): PqEncryptionAlgorithm | undefined {
+  return BY_ID.get(id);
+}
+
 /** The longest post-quantum ciphertext of a plaintext of `plaintextLength` bytes. */
 export function pqBlobMaxLength(plaintextLength: number): number {
   return FIXED_HEADER_LENGTH + Math.max(...Object.values(ALGORITHMS).map((a) => hybridKemCiphertextLength(a.kem))) + plaintextLength + GCM_TAG_LENGTH;

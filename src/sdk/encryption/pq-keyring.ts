@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { CryptoError } from "../../crypto/errors.js";
 import { HYBRID_KEM_SEED_LENGTH, hybridKemGenerateKeyPair } from "../../crypto/hybrid-kem.js";
-import { decodePqBlob, pqAlgorithmOfPublicKey, pqKemOf, pqOpen, pqSeal, type PqEncryptionAlgorithm } from "../../crypto/pq-ciphertext.js";
+import { decodePqBlob, pqAlgorithmOfId, pqAlgorithmOfPublicKey, pqKemOf, pqOpen, pqSeal, type PqEncryptionAlgorithm } from "../../crypto/pq-ciphertext.js";
 import { randomBytes } from "../../crypto/random.js";
 import { isUuid } from "../../crypto/uuid.js";
 import type { KmsClient } from "../client.js";
@@ -33,6 +33,15 @@ export interface PqRecipient {
   clients?: KmsClient | readonly KmsClient[];
   /** The 32-byte private seed, for a key pair held outside Tresor: decryption then stays local. */
   seed?: Uint8Array;
+}
+
+export interface PostQuantumKeyringOptions {
+  /**
+   * For decryption only: a wrapped copy from one of these regions, whatever key it names, goes to
+   * that region's PostQuantumCryptoDecrypt (as KmsKeyring finds CMKs by region). With these, the
+   * recipients may be empty: a keyring that only decrypts.
+   */
+  decryptRegions?: ReadonlyArray<{ region: string; clients: KmsClient | readonly KmsClient[] }>;
 }
 
 interface OwnRecipient {
@@ -65,14 +74,24 @@ function normalizeRecipient(r: PqRecipient, name: string): OwnRecipient {
 export class PostQuantumKeyring implements Keyring {
   readonly cacheId = `pq:${randomUUID()}`;
   readonly #recipients: readonly OwnRecipient[];
+  readonly #regions: ReadonlyArray<{ region: string; clients: readonly KmsClient[] }>;
 
   /** Every recipient gets its own wrapped copy of each data key. */
-  constructor(recipients: readonly PqRecipient[]) {
-    needs(Array.isArray(recipients) && recipients.length >= 1 && recipients.length <= MAX_PQ_RECIPIENTS, `"recipients" must be an array of 1 to ${MAX_PQ_RECIPIENTS} recipients`);
+  constructor(recipients: readonly PqRecipient[], options: PostQuantumKeyringOptions = {}) {
+    needs(typeof options === "object" && options !== null, `"options" must be an object`);
+    const regions = options.decryptRegions ?? [];
+    needs(Array.isArray(regions) && regions.length <= MAX_PQ_RECIPIENTS, `"decryptRegions" must be an array of at most ${MAX_PQ_RECIPIENTS} regions`);
+    const least = regions.length > 0 ? 0 : 1;
+    needs(Array.isArray(recipients) && recipients.length >= least && recipients.length <= MAX_PQ_RECIPIENTS, `"recipients" must be an array of ${least} to ${MAX_PQ_RECIPIENTS} recipients`);
     this.#recipients = recipients.map((r, i) => normalizeRecipient(r, `recipients[${i}]`));
+    this.#regions = regions.map((r, i) => {
+      needs(typeof r === "object" && r !== null && typeof r.region === "string" && r.region !== "", `"decryptRegions[${i}].region" must be a non-empty string`);
+      return { region: r.region, clients: normalizeClients(r.clients, `decryptRegions[${i}]`) };
+    });
   }
 
   async generateDataKey(length: number, _context: ContextPairs): Promise<DataKeyMaterials> {
+    needs(this.#recipients.length > 0, "this PostQuantumKeyring has no recipients: it only decrypts");
     const dataKey = randomBytes(length);
     try {
       const encryptedDataKeys: EncryptedDataKey[] = [];
@@ -94,7 +113,7 @@ export class PostQuantumKeyring implements Keyring {
     const failures: string[] = [];
     for (const edk of encryptedDataKeys) {
       const where = `post-quantum key ${edk.keyId} in region ${edk.region}`;
-      const r = edk.provider === PQ_PROVIDER_ID ? this.#recipients.find((own) => own.region === edk.region && own.keyId === edk.keyId) : undefined;
+      const r = edk.provider === PQ_PROVIDER_ID ? this.#recipientFor(edk) : undefined;
       if (r === undefined) {
         failures.push(`${where}: not in the keyring`);
         continue;
@@ -112,6 +131,16 @@ export class PostQuantumKeyring implements Keyring {
     }
     throw noDataKey(failures);
   }
+
+  #recipientFor(edk: EncryptedDataKey): Pick<OwnRecipient, "keyId" | "region" | "algorithm" | "clients" | "seed"> | undefined {
+    const own = this.#recipients.find((r) => r.region === edk.region && r.keyId === edk.keyId);
+    if (own) return own;
+    const region = this.#regions.find((r) => r.region === edk.region);
+    if (!region || !isUuid(edk.keyId)) return undefined;
+    // The algorithm is the one the copy names: the server checks it against the key.
+    const algorithm = edk.blob.length > 1 ? pqAlgorithmOfId(edk.blob[1]!) : undefined;
+    return algorithm && { keyId: edk.keyId, region: edk.region, algorithm, clients: region.clients, seed: undefined };
+  }
 }
 
 async function wrap(r: OwnRecipient, dataKey: Buffer, index: number): Promise<Buffer> {
@@ -126,7 +155,7 @@ async function wrap(r: OwnRecipient, dataKey: Buffer, index: number): Promise<Bu
 }
 
 /** The wrapped key must name this recipient's key and algorithm: the server would otherwise decrypt under another key. */
-function parseFor(r: OwnRecipient, blob: Buffer) {
+function parseFor(r: Unwrapper, blob: Buffer) {
   let parsed: ReturnType<typeof decodePqBlob>;
   try {
     parsed = decodePqBlob(blob);
@@ -137,7 +166,9 @@ function parseFor(r: OwnRecipient, blob: Buffer) {
   return parsed;
 }
 
-async function unwrapLocally(r: OwnRecipient, seed: Buffer, blob: Buffer): Promise<Buffer> {
+type Unwrapper = Pick<OwnRecipient, "keyId" | "region" | "algorithm" | "clients">;
+
+async function unwrapLocally(r: Unwrapper, seed: Buffer, blob: Buffer): Promise<Buffer> {
   try {
     return await pqOpen(parseFor(r, blob), seed, pqThread());
   } catch (err) {
@@ -146,7 +177,7 @@ async function unwrapLocally(r: OwnRecipient, seed: Buffer, blob: Buffer): Promi
   }
 }
 
-async function unwrapOnServer(r: OwnRecipient, blob: Buffer): Promise<Buffer> {
+async function unwrapOnServer(r: Unwrapper, blob: Buffer): Promise<Buffer> {
   if (r.clients.length === 0) throw new Error("the recipient has neither clients nor a seed to decrypt with");
   parseFor(r, blob);
   const res = await onAnyEndpoint(r, (client) => client.postQuantumCryptoDecrypt({ CiphertextBlob: blob.toString("base64") }));
