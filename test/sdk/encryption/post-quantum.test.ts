@@ -224,6 +224,19 @@ describe("PostQuantumKeyring through a real server", { timeout: 120_000 }, () =>
     }
   });
 
+  it("a decrypt-only keyring by region finds the key in the message; another region's keyring does not", async () => {
+    const r = await fetchPqRecipient({ keyId: keys["kem768"]!, region: "pq-region", clients: client });
+    const { message } = await encrypt("by region", { keyring: new PostQuantumKeyring([{ keyId: r.keyId, region: r.region, publicKey: r.publicKey }]) });
+    const byRegion = new PostQuantumKeyring([], { decryptRegions: [{ region: "pq-region", clients: client }] });
+    const out = await decrypt(message, { keyring: byRegion });
+    assert.equal(out.plaintext.toString(), "by region");
+    assert.deepEqual(out.info.decryptedWith, { provider: "tresor-pq", region: "pq-region", keyId: r.keyId });
+    const elsewhere = new PostQuantumKeyring([], { decryptRegions: [{ region: "other", clients: client }] });
+    await assert.rejects(decrypt(message, { keyring: elsewhere }), (e: unknown) => noDataKey(e) && /not in the keyring/.test((e as Error).message));
+    await assert.rejects(encrypt("x", { keyring: byRegion }), (e: unknown) => e instanceof EncryptionSdkError && e.code === "InvalidArgument" && /only decrypts/.test(e.message));
+    assert.throws(() => new PostQuantumKeyring([]), (e: unknown) => e instanceof EncryptionSdkError && /"recipients" must be an array of 1 to 5/.test(e.message));
+  });
+
   it("the ML-DSA-65 suite works with KmsKeyring too: KMS binds the public key's SHA-256", async () => {
     const keyring = new KmsKeyring({ primary: { keyId: keys["sm4"]!, region: "pq-region", clients: client } });
     const { message } = await encrypt("signed, kms", { keyring, suite: SUITE, encryptionContext: { app: "kms" } });
