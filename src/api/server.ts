@@ -4,7 +4,6 @@
 // the web console's files under /console/ (console/routes.ts), where a browser's GET / is sent.
 // One structured log line per request: request id, action, result code, latency; never parameters.
 
-import { randomUUID } from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
@@ -17,7 +16,7 @@ import { AUDIT_SERVICES, type AuditService } from "../audit/record.js";
 import { CATALOG_ACTIONS, changesState } from "../policy/catalog.js";
 import type { AuditEvent, Auditor } from "../audit/writer.js";
 import type { Caller } from "../service/access-control.js";
-import { AUDIT_FLAGS, RequestAudit, capField } from "../service/request-audit.js";
+import { AUDIT_FLAGS, RequestAudit, capField, newRequestId } from "../service/request-audit.js";
 import { AccountRateLimiter, DEFAULT_FAILED_AUTH_LIMITS, FailedAuthLimiter, failureSummaryEvent, type FailedAuthLimits, type FailureSummary } from "./limits.js";
 import { Metrics } from "./metrics.js";
 import { registerTangRoutes, TANG_ACTIONS } from "./tang/routes.js";
@@ -155,7 +154,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const app = Fastify({
     logger: false,
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
-    genReqId: () => randomUUID(),
+    genReqId: () => newRequestId(),
     requestTimeout: connections.requestTimeoutMs,
     connectionTimeout: 60_000,
     keepAliveTimeout: connections.keepAliveTimeoutMs,
@@ -182,7 +181,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     detached.add(write);
     void write.finally(() => detached.delete(write));
   }
-  const writeSummaries = (summaries: readonly FailureSummary[]) => summaries.forEach((s) => recordDetached(failureSummaryEvent(s, randomUUID())));
+  const writeSummaries = (summaries: readonly FailureSummary[]) => summaries.forEach((s) => recordDetached(failureSummaryEvent(s, newRequestId())));
   const summaryTimer = setInterval(() => writeSummaries(failedAuth.sweep()), failedAuth.limits.windowMs).unref();
   app.addHook("onClose", async () => {
     clearInterval(summaryTimer);
@@ -204,7 +203,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   /** A request Node refused before it reached Fastify (bad framing, headers too large, too slow). */
   function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     if (err.code === "ECONNRESET" || socket.destroyed) return;
-    const requestId = randomUUID();
+    const requestId = newRequestId();
     const sourceIp = capField(socket.remoteAddress ?? "");
     const { status, code, message } = clientRejection(err, connections);
     if (socket.writable) {

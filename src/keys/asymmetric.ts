@@ -194,6 +194,13 @@ export class AsymmetricPrivateKey {
     throw new TypeError(`${algorithm} with ${messageType} does not fit a ${this.spec} key`);
   }
 
+  /** A copy of an SM2 key's private scalar d, for the SM2 thread; the caller wipes it. */
+  sm2Scalar(): Buffer {
+    this.#check();
+    if (!this.#sm2) throw new TypeError(`SM2 does not fit a ${this.spec} key`);
+    return Buffer.from(this.#sm2);
+  }
+
   /** ECDH with a validated peer key of the key's curve (SP 800-56A): the shared secret's x coordinate. */
   deriveSharedSecret(peer: EcdhPeerKey): Buffer {
     this.#check();

@@ -6,6 +6,7 @@ import { AEADS, type AeadKey } from "../crypto/aead.js";
 import { aesKeyUnwrapPad } from "../crypto/aes-kwp.js";
 import type { EcPoint } from "../crypto/ecmr.js";
 import { EcmrBusyError, EcmrThread } from "../crypto/ecmr-worker.js";
+import { Sm2BusyError, Sm2Thread } from "../crypto/sm2-worker.js";
 import type { EcdhPeerKey } from "../crypto/ecdh.js";
 import { CryptoError } from "../crypto/errors.js";
 import { HmacKey } from "../crypto/hmac.js";
@@ -45,6 +46,7 @@ export class SoftwareMaterial implements KeyMaterial {
   readonly #privateKeys: MaterialCache<AsymmetricPrivateKey>;
   readonly #macKeys: MaterialCache<HmacKey>;
   readonly #ecmr = new EcmrThread();
+  readonly #sm2 = new Sm2Thread();
   /** The post-quantum algorithms' worker thread; the service also verifies and encapsulates through it. */
   readonly postQuantum = new PqThread();
 
@@ -123,6 +125,7 @@ export class SoftwareMaterial implements KeyMaterial {
   }
 
   sign(key: MaterialKey, version: number, algorithm: SigningAlgorithm, message: Buffer, messageType: MessageType): Promise<Buffer> {
+    if (algorithm === "SM2DSA") return this.#inSm2Thread(key, version, (d) => this.#sm2.sign(d, message, messageType === "DIGEST"));
     return this.#withPrivateKey(key, version, (privateKey) => privateKey.sign(algorithm, message, messageType));
   }
 
@@ -137,6 +140,7 @@ export class SoftwareMaterial implements KeyMaterial {
   }
 
   decrypt(key: MaterialKey, version: number, algorithm: AsymmetricDecryptAlgorithm, ciphertext: Buffer): Promise<Buffer> {
+    if (algorithm === "SM2") return undecryptable(() => this.#inSm2Thread(key, version, (d) => this.#sm2.decrypt(d, ciphertext)));
     return undecryptable(() => this.#withPrivateKey(key, version, (privateKey) => privateKey.decrypt(algorithm, ciphertext)));
   }
 
@@ -148,6 +152,11 @@ export class SoftwareMaterial implements KeyMaterial {
   /** Whether `mac` is the version's HMAC of `message`, compared in constant time. */
   verifyMac(key: MaterialKey, version: number, message: Buffer, mac: Buffer): Promise<boolean> {
     return this.#withMacKey(key, version, (macKey) => macKey.verify(message, mac));
+  }
+
+  /** SM2DSA verification by the version's private scalar (SM2 keys are software keys); the service checked usage and digest length. */
+  sm2Verify(key: MaterialKey, version: number, message: Buffer, messageType: MessageType, signature: Buffer): Promise<boolean> {
+    return this.#inSm2Thread(key, version, (d) => this.#sm2.verify(d, message, messageType === "DIGEST", signature));
   }
 
   /** ECDH with the version's private key and a peer key the service validated. */
@@ -200,7 +209,24 @@ export class SoftwareMaterial implements KeyMaterial {
     this.#privateKeys.clear();
     this.#macKeys.clear();
     this.#ecmr.close();
+    this.#sm2.close();
     this.postQuantum.close();
+  }
+
+  /**
+   * Runs an SM2 private-key operation in the SM2 thread: d is copied while the key is in hand
+   * (synchronously); the thread wipes its copy, and this one is wiped when the operation settles.
+   */
+  async #inSm2Thread<T>(key: MaterialKey, version: number, run: (d: Buffer) => Promise<T>): Promise<T> {
+    const d = await this.#withPrivateKey(key, version, (privateKey) => privateKey.sm2Scalar());
+    try {
+      return await run(d);
+    } catch (e) {
+      if (e instanceof Sm2BusyError) throw new MaterialError("Busy", e.message, { cause: e });
+      throw e;
+    } finally {
+      d.fill(0);
+    }
   }
 
   /** Runs `use` with the prepared key of one key version. `use` must be synchronous: the cache

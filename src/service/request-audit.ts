@@ -2,6 +2,7 @@
 // adds what it learns (the keys acted on, flags), and a state change commits its record in the same
 // store transaction as the change. The server writes the record of every other request.
 
+import { randomBytes } from "../crypto/random.js";
 import type { AuditRecord } from "../audit/record.js";
 import type { AuditEvent, Auditor } from "../audit/writer.js";
 import type { Store, StoreOperations } from "../store/store.js";
@@ -23,6 +24,21 @@ export const AUDIT_FLAGS = {
   /** On a summary: of the sources beyond the tracking cap, counted together. */
   untrackedSources: "untracked-sources",
 } as const;
+
+/**
+ * A new request id: an RFC 9562 version 7 UUID, the milliseconds since 1970 in its first 48 bits
+ * and 74 random bits after. Time-ordered ids make every insert into the audit log's index by
+ * request id land at its end rather than on a random page, which halved the cost of writing a
+ * record on a 160,000-record log (docs/performance.md).
+ */
+export function newRequestId(now: number = Date.now()): string {
+  const bytes = randomBytes(16);
+  bytes.writeUIntBE(now, 0, 6);
+  bytes[6] = (bytes[6]! & 0x0f) | 0x70;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  const hex = bytes.toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
 
 /** Longest string a request may put into one field of a log line or an audit record. */
 export const MAX_FIELD_LENGTH = 256;

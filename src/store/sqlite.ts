@@ -117,9 +117,10 @@ export class SqliteStore extends SqliteOperations implements Store {
   readonly #checkpointer: Checkpointer | undefined;
   /**
    * Keys read outside transactions, kept while the database is unchanged: by this connection (its
-   * write count) and by any other (SQLite's data_version, which moves on every commit of another
-   * connection, another process's included). So a state change is seen by the next read, at once,
-   * on every worker: the cache has no window.
+   * count of writes that may change a key: its own audit appends do not) and by any other (SQLite's
+   * data_version, which moves on every commit of another connection, another process's included,
+   * audit appends too). So a state change is seen by the next read, at once, on every worker: the
+   * cache has no window.
    */
   readonly #keys = new Map<string, KeyRecord>();
   readonly #dataVersion: Database.Statement<[], number>;
@@ -142,7 +143,7 @@ export class SqliteStore extends SqliteOperations implements Store {
     // Inside a transaction's window the call queues behind it, as any other: no cache then.
     if (this.#lock.held || this.#closing !== undefined) return super.getKey(keyId);
     const dataVersion = this.#dataVersion.get()!;
-    const writes = this.conn.writes;
+    const writes = this.conn.keyWrites;
     if (dataVersion !== this.#keysDataVersion || writes !== this.#keysWrites) {
       this.#keys.clear();
       this.#keysDataVersion = dataVersion;
@@ -152,7 +153,7 @@ export class SqliteStore extends SqliteOperations implements Store {
     if (cached !== undefined) return Promise.resolve(cached);
     return super.getKey(keyId).then((key) => {
       // Kept only if nothing changed while it was read (the read ran at once: nothing could have).
-      if (key !== undefined && this.conn.writes === writes && this.#keysDataVersion === dataVersion) {
+      if (key !== undefined && this.conn.keyWrites === writes && this.#keysDataVersion === dataVersion) {
         if (this.#keys.size >= KEY_CACHE_ENTRIES) this.#keys.clear();
         // Shared by every later reader: frozen, so no caller can change what the others see.
         for (const tag of key.tags) Object.freeze(tag);

@@ -18,6 +18,7 @@ import {
   sm2PublicKeyToSpki,
   sm2Sign,
   sm2Verify,
+  sm2VerifyWithPrivateKey,
 } from "../../src/crypto/sm2.js";
 import { opensslSkip, requireOpenssl } from "../helpers/openssl.js";
 
@@ -72,7 +73,9 @@ describe("SM2 interop with the openssl command line", { skip: opensslSkip }, () 
       const msg = file(`m${i}`, data);
       const sig = openssl(["pkeyutl", "-sign", "-inkey", k.priv, ...signArgs, "-in", msg]);
       assert.equal(sm2Verify(k.publicKey, data, sig), true);
+      assert.equal(sm2VerifyWithPrivateKey(k.privateKey, data, sig), true, "by the private scalar");
       assert.equal(sm2Verify(k.publicKey, Buffer.concat([data, Buffer.from([0])]), sig), false);
+      assert.equal(sm2VerifyWithPrivateKey(k.privateKey, Buffer.concat([data, Buffer.from([0])]), sig), false, "by the private scalar");
     }
   });
 
@@ -122,6 +125,8 @@ describe("SM2 interop with sm-crypto", () => {
       const m = randomBytes(1 + i * 40);
       const sig = sm2.doSignature(Array.from(m), privHex, { der: true, hash: true, publicKey: pubHex });
       assert.equal(sm2Verify(k.publicKey, m, Buffer.from(sig, "hex")), true);
+      assert.equal(sm2VerifyWithPrivateKey(k.privateKey, m, Buffer.from(sig, "hex")), true, "by the private scalar");
+      assert.equal(sm2VerifyWithPrivateKey(k.privateKey, m, Buffer.from(sig, "hex"), { id: "other" }), false, "by the private scalar, another identity");
       const withId = sm2.doSignature(Array.from(m), privHex, { der: true, hash: true, publicKey: pubHex, userId: "bob@example.com" });
       assert.equal(sm2Verify(k.publicKey, m, Buffer.from(withId, "hex"), { id: "bob@example.com" }), true);
       assert.equal(sm2Verify(k.publicKey, m, Buffer.from(withId, "hex")), false);

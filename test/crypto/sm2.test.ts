@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { generateKeyPairSync, randomBytes, sign as nodeSign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { CryptoError } from "../../src/crypto/errors.js";
+import { seededRandom } from "../helpers/wait.js";
 import {
   _sm2EncryptWithK,
   _sm2SignDigestWithK,
@@ -23,6 +24,8 @@ import {
   sm2SignDigest,
   sm2Verify,
   sm2VerifyDigest,
+  sm2VerifyDigestWithPrivateKey,
+  sm2VerifyWithPrivateKey,
 } from "../../src/crypto/sm2.js";
 
 const vectors = JSON.parse(readFileSync(new URL("../../../test/vectors/gmt-0003-sm2.json", import.meta.url), "utf8")) as {
@@ -103,6 +106,9 @@ describe("SM2 published examples (GM/T 0003.5 / GB/T 32918.5, recommended curve)
     assert.equal(sm2Verify(examplePub, Buffer.from(sigV.message), sig, { id: sigV.id }), true);
     assert.equal(sm2VerifyDigest(examplePub, hex(sigV.e), sig), true);
     assert.equal(sm2Verify(examplePub, Buffer.from(sigV.message), sig, { id: "ALICE123@YAHOO.COM" }), false, "another identity");
+    assert.equal(sm2VerifyWithPrivateKey(exampleKey, Buffer.from(sigV.message), sig), true, "by the private scalar");
+    assert.equal(sm2VerifyDigestWithPrivateKey(exampleKey, hex(sigV.e), sig), true, "a digest, by the private scalar");
+    assert.equal(sm2VerifyWithPrivateKey(exampleKey, Buffer.from(sigV.message), sig, { id: "ALICE123@YAHOO.COM" }), false, "another identity, by the private scalar");
   });
 
   it("encrypts the example with the given k to exactly C1, C3, C2 and decrypts it", () => {
@@ -170,6 +176,26 @@ describe("SM2 round trips", () => {
     assert.equal(sm2Verify(publicKey, msg, empty), false);
   });
 
+  it("verifies by the private scalar exactly as by the public key: valid, altered, foreign and random signatures, 200 seeded cases", () => {
+    const keys = [sm2GenerateKeyPair(), sm2GenerateKeyPair()];
+    const { next } = seededRandom("SM2 verification by the private scalar");
+    const random = (length: number): Buffer => Buffer.from(Array.from({ length }, () => Math.floor(next() * 256)));
+    for (let i = 0; i < 200; i++) {
+      const [own, other] = i % 2 === 0 ? [keys[0]!, keys[1]!] : [keys[1]!, keys[0]!];
+      const message = random(1 + (i % 97));
+      const valid = sm2Sign(own.privateKey, message);
+      const { r, s } = parseSig(valid);
+      const candidates = [valid, sm2Sign(other.privateKey, message), derSig(r, N - s), derSig(s, r), derSig(BigInt(`0x${random(32).toString("hex")}`) % N || 1n, s)];
+      for (const [j, signature] of candidates.entries()) {
+        const byPublicKey = sm2Verify(own.publicKey, message, signature);
+        assert.equal(byPublicKey, j === 0, `case ${i}, candidate ${j}`);
+        assert.equal(sm2VerifyWithPrivateKey(own.privateKey, message, signature), byPublicKey, `case ${i}, candidate ${j}`);
+        const digest = sm2Digest(own.publicKey, message);
+        assert.equal(sm2VerifyDigestWithPrivateKey(own.privateKey, digest, signature), byPublicKey, `digest, case ${i}, candidate ${j}`);
+      }
+    }
+  });
+
   it("signDigest signs e directly", () => {
     const { privateKey, publicKey } = sm2GenerateKeyPair();
     const e = sm2Digest(publicKey, Buffer.from("abc"));
@@ -227,29 +253,35 @@ describe("SM2 hostile inputs", () => {
   const { privateKey, publicKey } = sm2GenerateKeyPair();
   const msg = Buffer.from("the message");
   const sig = sm2Sign(privateKey, msg);
+  // Both verifications, by the public key and by the private scalar, must give the same answer.
+  const verifyBoth = (signature: Buffer): boolean => {
+    const byPublicKey = sm2Verify(publicKey, msg, signature);
+    assert.equal(sm2VerifyWithPrivateKey(privateKey, msg, signature), byPublicKey, "the two verifications disagree");
+    return byPublicKey;
+  };
 
   it("rejects every single-byte change of a signature", () => {
     for (let i = 0; i < sig.length; i++) {
       for (const delta of [0x01, 0x80, 0xff]) {
         const bad = Buffer.from(sig);
         bad[i]! ^= delta;
-        assert.equal(sm2Verify(publicKey, msg, bad), false, `byte ${i} ^ ${delta}`);
+        assert.equal(verifyBoth(bad), false, `byte ${i} ^ ${delta}`);
       }
     }
   });
 
   it("rejects truncated, extended and non-minimal DER, and r or s out of [1, n-1]", () => {
     const { r, s } = parseSig(sig);
-    for (let len = 0; len < sig.length; len++) assert.equal(sm2Verify(publicKey, msg, sig.subarray(0, len)), false, `truncated to ${len}`);
-    assert.equal(sm2Verify(publicKey, msg, Buffer.concat([sig, Buffer.from([0])])), false, "trailing byte");
-    assert.equal(sm2Verify(publicKey, msg, derSig(r, s)), true, "the hand encoder agrees");
+    for (let len = 0; len < sig.length; len++) assert.equal(verifyBoth(sig.subarray(0, len)), false, `truncated to ${len}`);
+    assert.equal(verifyBoth(Buffer.concat([sig, Buffer.from([0])])), false, "trailing byte");
+    assert.equal(verifyBoth(derSig(r, s)), true, "the hand encoder agrees");
     // A superfluous leading zero in r.
     const rBytes = Buffer.concat([Buffer.from([0, 0]), field(r)]);
     const padded = Buffer.concat([Buffer.from([0x02, rBytes.length]), rBytes, derInt(s)]);
-    assert.equal(sm2Verify(publicKey, msg, Buffer.concat([Buffer.from([0x30, padded.length]), padded])), false, "non-minimal r");
+    assert.equal(verifyBoth(Buffer.concat([Buffer.from([0x30, padded.length]), padded])), false, "non-minimal r");
     // A long-form length where the short form fits.
     const body = sig.subarray(2);
-    assert.equal(sm2Verify(publicKey, msg, Buffer.concat([Buffer.from([0x30, 0x81, body.length]), body])), false, "long-form length");
+    assert.equal(verifyBoth(Buffer.concat([Buffer.from([0x30, 0x81, body.length]), body])), false, "long-form length");
     for (const [rr, ss] of [
       [0n, s],
       [r, 0n],
@@ -258,12 +290,12 @@ describe("SM2 hostile inputs", () => {
       [N, s],
       [r, N],
     ] as const) {
-      assert.equal(sm2Verify(publicKey, msg, derSig(rr, ss)), false, `r=${rr.toString(16)} s=${ss.toString(16)}`);
+      assert.equal(verifyBoth(derSig(rr, ss)), false, `r=${rr.toString(16)} s=${ss.toString(16)}`);
     }
     // s' = n - s with r kept: well-formed, wrong.
-    assert.equal(sm2Verify(publicKey, msg, derSig(r, N - s)), false);
+    assert.equal(verifyBoth(derSig(r, N - s)), false);
     // r + s = n makes t = 0.
-    assert.equal(sm2Verify(publicKey, msg, derSig(r, N - r)), false);
+    assert.equal(verifyBoth(derSig(r, N - r)), false);
   });
 
   it("rejects every single-byte change of a ciphertext with CryptoError", () => {

@@ -673,6 +673,29 @@ describe("SqliteStore's key cache", () => {
     }
   });
 
+  it("keeps its keys across its own audit appends, and drops them when a transaction with an append also changes a key", async () => {
+    const store = SqliteStore.open(freshPath());
+    try {
+      const key = makeKey();
+      await store.insertKey(key, versionOf(key));
+      const read = await store.getKey(key.keyId);
+      const records = auditChain(1, GENESIS_HASH, 3);
+      await store.appendAuditRecords(records.slice(0, 1));
+      await store.transaction(async (tx) => tx.appendAuditRecords(records.slice(1, 2)));
+      // Every request appends a record: were these writes to empty the cache, it would never hit.
+      assert.equal(await store.getKey(key.keyId), read, "the same cached record after two audit appends");
+      await store.transaction(async (tx) => {
+        await tx.appendAuditRecords(records.slice(2, 3));
+        await tx.updateKey({ ...key, state: "Disabled" });
+      });
+      const after = await store.getKey(key.keyId);
+      assert.notEqual(after, read);
+      assert.equal(after?.state, "Disabled", "the change committed beside an audit append is seen at once");
+    } finally {
+      await store.close();
+    }
+  });
+
   it("hands out frozen records, so no reader can change what the others read", async () => {
     const store = SqliteStore.open(freshPath());
     try {

@@ -101,7 +101,11 @@ export const SQLITE_STATEMENTS: readonly SqlStatement[] = [
 interface Prepared {
   readonly stmt: Database.Statement<unknown[], unknown>;
   readonly order: readonly number[] | undefined;
+  /** A write that cannot change a key: the audit log's own writes and transaction boundaries. */
+  readonly keysUntouched: boolean;
 }
+
+const KEYS_UNTOUCHED = /^\s*(?:(?:BEGIN|COMMIT|ROLLBACK)\b|(?:INSERT INTO|UPDATE|DELETE FROM) audit_)/i;
 
 const NO_ROWS: never[] = [];
 const firstRow = <R>(r: R[]): R | undefined => r[0];
@@ -117,6 +121,8 @@ export class SqliteConnection {
   readonly read: <T>(fn: () => T) => T;
   /** Statements run that may have written (anything but a reader), so a caller can tell whether it must wait for durability. */
   writes = 0;
+  /** Of those, the ones that may have changed a key (not an audit append): the key cache's test. */
+  keyWrites = 0;
 
   constructor(db: Database.Database) {
     this.db = db;
@@ -127,7 +133,7 @@ export class SqliteConnection {
 
   /** Runs `s` with `values` (booleans become 0 and 1, in place) and maps the result. */
   exec<R, T>(s: SqlStatement, values: unknown[], result: RowsTo<R, T>): T {
-    const { stmt, order } = this.#prepare(s.text);
+    const { stmt, order, keysUntouched } = this.#prepare(s.text);
     const args = order === undefined ? values : order.map((i) => values[i]);
     for (let i = 0; i < args.length; i++) if (typeof args[i] === "boolean") args[i] = args[i] ? 1 : 0;
     if (s.one === true) {
@@ -136,6 +142,7 @@ export class SqliteConnection {
     }
     if (stmt.reader) return result(stmt.all(...args) as R[], 0);
     this.writes++;
+    if (!keysUntouched) this.keyWrites++;
     return result(NO_ROWS, stmt.run(...args).changes);
   }
 
@@ -164,7 +171,7 @@ export class SqliteConnection {
           return "?";
         }),
       );
-      prepared = { stmt, order: order.every((v, i) => v === i) ? undefined : order };
+      prepared = { stmt, order: order.every((v, i) => v === i) ? undefined : order, keysUntouched: KEYS_UNTOUCHED.test(text) };
       this.#prepared.set(text, prepared);
     }
     return prepared;
