@@ -26,6 +26,7 @@ import {
   type PqRecipient,
 } from "../../../src/sdk/encryption/index.js";
 import { parseHeader } from "../../../src/sdk/encryption/format.js";
+import { kmsContext } from "../../../src/sdk/encryption/keyring.js";
 import { startServer, type TestServer } from "../../helpers/server.js";
 
 const SUITE = "AES_256_GCM_HKDF_SHA512_COMMIT_ML_DSA_65";
@@ -119,6 +120,16 @@ describe("PostQuantumKeyring and the ML-DSA-65 suite, offline", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("KMS binds an ML-DSA public key by its SHA-256 (it alone would pass 1024 characters); shorter keys as they are", async () => {
+    const { message } = await encrypt("x", { keyring: new PostQuantumKeyring(local()), suite: SUITE, encryptionContext: { app: "t" } });
+    const context = headerOf(message).context;
+    const spki = Buffer.from(context[PUBLIC_KEY_CONTEXT_KEY]!, "base64");
+    assert.equal(spki.length, 1974);
+    assert.deepEqual(kmsContext(context), { app: "t", "tresor:public-key-sha256": createHash("sha256").update(spki).digest("base64") });
+    const ecdsa = { app: "t", [PUBLIC_KEY_CONTEXT_KEY]: "A".repeat(160) };
+    assert.deepEqual(kmsContext(ecdsa), ecdsa);
   });
 
   it("refuses bad recipients with errors naming the parameter", () => {
