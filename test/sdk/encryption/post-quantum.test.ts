@@ -8,9 +8,9 @@ import { execFileSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createDecipheriv, createHash, createPrivateKey, createPublicKey, diffieHellman, hkdfSync } from "node:crypto";
-import { createMLDSA65, createMLKEM768 } from "@oqs/liboqs-js";
-import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
+import { createDecipheriv, createECDH, createHash, createPrivateKey, createPublicKey, diffieHellman, hkdfSync } from "node:crypto";
+import { createMLDSA65, createMLKEM1024, createMLKEM768 } from "@oqs/liboqs-js";
+import { ml_kem1024, ml_kem768 } from "@noble/post-quantum/ml-kem.js";
 import { mlDsaPublicKeyFromSpki } from "../../../src/crypto/ml-dsa.js";
 import { KmsClient } from "../../../src/sdk/index.js";
 import {
@@ -50,6 +50,41 @@ function splitFooter(message: Buffer): { signed: Buffer; signature: Buffer; at: 
   const at = message.length - ML_DSA_65_SIGNATURE;
   assert.equal(message.readUInt16BE(at - 2), ML_DSA_65_SIGNATURE, "the footer's length field");
   return { signed: message.subarray(0, at - 2), signature: message.subarray(at), at };
+}
+
+/** The X25519 key of 32 raw bytes as DER (RFC 8410). */
+const x25519Private = (raw: Buffer) => createPrivateKey({ key: Buffer.concat([Buffer.from("302e020100300506032b656e04220420", "hex"), raw]), format: "der", type: "pkcs8" });
+const x25519Public = (raw: Buffer) => createPublicKey({ key: Buffer.concat([Buffer.from("302a300506032b656e032100", "hex"), raw]), format: "der", type: "spki" });
+
+/**
+ * The post-quantum ciphertext opened without Tresor's code or noble's KEMs: liboqs decapsulates the
+ * ML-KEM part (the FIPS 203 decapsulation key from the drafts' SHAKE256 seed expansion, encoded by
+ * noble's ML-KEM keygen, a standard format liboqs takes), node:crypto the curve part (X25519, or
+ * P-384 ECDH's x-coordinate), the combiner, HKDF and AES-GCM.
+ */
+function unwrapIndependently(blob: Buffer, recipient: PqRecipient, oqs: { decapsulate(ct: Uint8Array, sk: Uint8Array): Uint8Array; destroy(): void }): Buffer {
+  const xWing = blob[1] === 0x10;
+  const [ctM, ctE, pkLength, label] = xWing ? [1088, 32, 1184, Buffer.from("5c2e2f2f5e5c", "hex")] : [1568, 97, 1568, Buffer.from("MLKEM1024-P384")];
+  const expanded = createHash("shake256", { outputLength: xWing ? 96 : 112 }).update(recipient.seed!).digest();
+  const decapsulationKey = (xWing ? ml_kem768 : ml_kem1024).keygen(expanded.subarray(0, 64)).secretKey;
+  const kemCt = blob.subarray(22, 22 + ctM + ctE);
+  const ssM = Buffer.from(oqs.decapsulate(new Uint8Array(kemCt.subarray(0, ctM)), new Uint8Array(decapsulationKey)));
+  oqs.destroy();
+  const curveCt = kemCt.subarray(ctM);
+  const curvePk = Buffer.from(recipient.publicKey).subarray(pkLength);
+  let ssE: Buffer;
+  if (xWing) ssE = diffieHellman({ privateKey: x25519Private(expanded.subarray(64)), publicKey: x25519Public(curveCt) });
+  else {
+    const ecdh = createECDH("secp384r1");
+    ecdh.setPrivateKey(expanded.subarray(64));
+    ssE = ecdh.computeSecret(curveCt);
+  }
+  const ss = createHash("sha3-256").update(Buffer.concat([ssM, ssE, curveCt, curvePk, label])).digest();
+  const key = Buffer.from(hkdfSync("sha256", ss, Buffer.alloc(0), Buffer.concat([Buffer.from("Tresor PQ hybrid v1"), blob.subarray(0, 22)]), 32));
+  const d = createDecipheriv("aes-256-gcm", key, Buffer.alloc(12));
+  d.setAAD(blob.subarray(0, 22 + kemCt.length));
+  d.setAuthTag(blob.subarray(blob.length - 16));
+  return Buffer.concat([d.update(blob.subarray(22 + kemCt.length, blob.length - 16)), d.final()]);
 }
 
 describe("PostQuantumKeyring and the ML-DSA-65 suite, offline", () => {
@@ -153,28 +188,13 @@ describe("PostQuantumKeyring and the ML-DSA-65 suite, offline", () => {
     );
   });
 
-  it("liboqs decapsulates the ML-KEM-768 part of a wrapped data key, and the rest of the unwrap in node:crypto gives the data key", async () => {
-    const keyring = new PostQuantumKeyring([local()[0]!]);
-    const { dataKey, encryptedDataKeys } = await keyring.generateDataKey(32, {});
-    const blob = encryptedDataKeys[0]!.blob;
-    // X-Wing's key expansion (draft-connolly-cfrg-xwing-kem): SHAKE256(seed, 96) = ML-KEM-768 (d ‖ z) ‖ X25519 secret.
-    const expanded = createHash("shake256", { outputLength: 96 }).update(x.seed).digest();
-    const decapsulationKey = ml_kem768.keygen(expanded.subarray(0, 64)).secretKey; // FIPS 203's standard encoding, which liboqs takes
-    const kemCt = blob.subarray(22, 22 + 1120);
-    const oqs = await createMLKEM768();
-    const ssM = Buffer.from(oqs.decapsulate(new Uint8Array(kemCt.subarray(0, 1088)), new Uint8Array(decapsulationKey)));
-    oqs.destroy();
-    const skX = createPrivateKey({ key: Buffer.concat([Buffer.from("302e020100300506032b656e04220420", "hex"), expanded.subarray(64)]), format: "der", type: "pkcs8" });
-    const ctX = kemCt.subarray(1088);
-    const ssX = diffieHellman({ privateKey: skX, publicKey: createPublicKey({ key: Buffer.concat([Buffer.from("302a300506032b656e032100", "hex"), ctX]), format: "der", type: "spki" }) });
-    const pkX = x.publicKey.subarray(1184);
-    const ss = createHash("sha3-256").update(Buffer.concat([ssM, ssX, ctX, pkX, Buffer.from("5c2e2f2f5e5c", "hex")])).digest();
-    const key = Buffer.from(hkdfSync("sha256", ss, Buffer.alloc(0), Buffer.concat([Buffer.from("Tresor PQ hybrid v1"), blob.subarray(0, 22)]), 32));
-    const d = createDecipheriv("aes-256-gcm", key, Buffer.alloc(12));
-    d.setAAD(blob.subarray(0, 22 + 1120));
-    d.setAuthTag(blob.subarray(blob.length - 16));
-    assert.deepEqual(Buffer.concat([d.update(blob.subarray(22 + 1120, blob.length - 16)), d.final()]), dataKey);
-  });
+  for (const [index, name] of [[0, "X-Wing (ML-KEM-768)"], [1, "MLKEM1024-P384 (ML-KEM-1024)"]] as const) {
+    it(`${name}: liboqs decapsulates the ML-KEM part of a wrapped data key, node:crypto does the rest of the unwrap and gets the data key`, async () => {
+      const recipient = local()[index]!;
+      const { dataKey, encryptedDataKeys } = await new PostQuantumKeyring([recipient]).generateDataKey(32, {});
+      assert.deepEqual(unwrapIndependently(encryptedDataKeys[0]!.blob, recipient, await (index === 0 ? createMLKEM768() : createMLKEM1024())), dataKey);
+    });
+  }
 
   it("liboqs verifies the suite's signature as pure ML-DSA-65 over the message up to its footer", async () => {
     const { message } = await encrypt(Buffer.alloc(70_000, 9), { keyring: new PostQuantumKeyring(local()), suite: SUITE, frameLength: 4096, encryptionContext: { a: "b" } });
