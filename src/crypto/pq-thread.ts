@@ -5,13 +5,14 @@
 import { parentPort } from "node:worker_threads";
 import { hybridKemDecapsulate, hybridKemEncapsulate, type HybridKem } from "./hybrid-kem.js";
 import type { JobReply } from "./job-thread.js";
-import { mlDsaKeyPairFromSeed, mlDsaSign, mlDsaSignMu, mlDsaVerify, type MlDsaParameterSet } from "./ml-dsa.js";
+import { mlDsaKeyPairFromSeed, mlDsaSign, mlDsaSignMu, mlDsaVerify, mlDsaVerifyMu, type MlDsaParameterSet } from "./ml-dsa.js";
 
 export type PqRequest =
   | { job: number; op: "sign"; set: MlDsaParameterSet; secretKey: Uint8Array; message: Uint8Array; context: Uint8Array }
   | { job: number; op: "verify"; set: MlDsaParameterSet; publicKey: Uint8Array; message: Uint8Array; signature: Uint8Array; context: Uint8Array }
   | { job: number; op: "dsaPublicKey"; set: MlDsaParameterSet; seed: Uint8Array }
   | { job: number; op: "signMu"; set: MlDsaParameterSet; seed: Uint8Array; mu: Uint8Array }
+  | { job: number; op: "verifyMu"; set: MlDsaParameterSet; publicKey: Uint8Array; mu: Uint8Array; signature: Uint8Array }
   | { job: number; op: "encapsulate"; kem: HybridKem; publicKey: Uint8Array }
   | { job: number; op: "decapsulate"; kem: HybridKem; seed: Uint8Array; ciphertext: Uint8Array };
 
@@ -38,6 +39,8 @@ function run(req: PqRequest): PqValue {
         secretKey.fill(0);
       }
     }
+    case "verifyMu":
+      return mlDsaVerifyMu(req.set, req.publicKey, req.mu, req.signature);
     case "encapsulate":
       return hybridKemEncapsulate(req.kem, req.publicKey);
     case "decapsulate":

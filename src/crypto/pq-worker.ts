@@ -37,6 +37,10 @@ export class PqThread implements HybridKemOps {
     return Buffer.from((await this.#thread.run({ op: "signMu", set, seed: new Uint8Array(seed), mu: new Uint8Array(mu) })) as Uint8Array);
   }
 
+  async verifyMu(set: MlDsaParameterSet, publicKey: Uint8Array, mu: Uint8Array, signature: Uint8Array): Promise<boolean> {
+    return (await this.#thread.run({ op: "verifyMu", set, publicKey: new Uint8Array(publicKey), mu: new Uint8Array(mu), signature: new Uint8Array(signature) })) as boolean;
+  }
+
   async encapsulate(kem: HybridKem, publicKey: Uint8Array): Promise<{ ciphertext: Buffer; sharedSecret: Buffer }> {
     const r = (await this.#thread.run({ op: "encapsulate", kem, publicKey: new Uint8Array(publicKey) })) as { ciphertext: Uint8Array; sharedSecret: Uint8Array };
     return { ciphertext: Buffer.from(r.ciphertext), sharedSecret: Buffer.from(r.sharedSecret) };

@@ -12,7 +12,7 @@ import {
   sm2SignDigest,
   sm2VerifyDigest,
 } from "../../crypto/sm2.js";
-import { ML_DSA_SEED_LENGTH, mlDsaMuHash, mlDsaPublicKeyFromSpki, mlDsaPublicKeyToSpki, mlDsaVerifyMu } from "../../crypto/ml-dsa.js";
+import { ML_DSA_SEED_LENGTH, mlDsaMuHash, mlDsaPublicKeyFromSpki, mlDsaPublicKeyToSpki } from "../../crypto/ml-dsa.js";
 import { randomBytes } from "../../crypto/random.js";
 import { Sm4GcmKey } from "../../crypto/sm4-gcm.js";
 import { ENCRYPTION_ERROR_CODES, EncryptionSdkError } from "./errors.js";
@@ -386,14 +386,11 @@ export function checkPublicKey(suite: Suite, publicKeySpki: Buffer): void {
   }
 }
 
-/**
- * Runs on the event loop: an ML-DSA-65 verification is about 1 ms quiet, 3 ms loaded, once per
- * message (docs/encryption-sdk.md).
- */
-export function verifyDigest(suite: Suite, publicKeySpki: Buffer, digest: Buffer, signature: Buffer): boolean {
+/** An ML-DSA-65 verification (milliseconds of JavaScript) runs in the SDK's post-quantum thread. */
+export async function verifySignature(suite: Suite, publicKeySpki: Buffer, digest: Buffer, signature: Buffer): Promise<boolean> {
   try {
     if (suite.signature === "SM2") return sm2VerifyDigest(sm2PublicKeyFromSpki(publicKeySpki), digest, signature);
-    if (suite.signature === "ML_DSA_65") return mlDsaVerifyMu("ML-DSA-65", mlDsaPublicKeyFromSpki("ML-DSA-65", publicKeySpki), digest, signature);
+    if (suite.signature === "ML_DSA_65") return await pqThread().verifyMu("ML-DSA-65", mlDsaPublicKeyFromSpki("ML-DSA-65", publicKeySpki), digest, signature);
     return ecdsaVerifyDigest(ecPublicKeyFromSpki(publicKeySpki, "P-384"), "P-384", digest, signature);
   } catch {
     return false;

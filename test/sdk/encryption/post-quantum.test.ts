@@ -133,6 +133,12 @@ describe("PostQuantumKeyring and the ML-DSA-65 suite, offline", () => {
       await assert.rejects(decrypt(changed, { keyring }), (e: unknown) => e instanceof EncryptionSdkError && e.code === "SignatureInvalid", `byte ${i}`);
     }
     await assert.rejects(decrypt(message.subarray(0, message.length - 1), { keyring }), EncryptionSdkError);
+    // A bad signature followed by more bytes: the stream fails on the extra bytes; the verification
+    // running in the thread meanwhile fails unawaited, and must not surface as an unhandled rejection
+    // (the test runner fails the file on one, while the tests after this one run).
+    const badAndLong = Buffer.concat([message, Buffer.of(0)]);
+    badAndLong[at]! ^= 1;
+    await assert.rejects(decrypt(badAndLong, { keyring }), (e: unknown) => e instanceof EncryptionSdkError && e.code === "InvalidMessage");
     // Another message's valid signature does not close this one.
     const other = await encrypt(Buffer.alloc(5000, 3), { keyring, suite: SUITE, frameLength: 1024 });
     const spliced = Buffer.concat([message.subarray(0, at), splitFooter(other.message).signature]);
