@@ -10,7 +10,19 @@ import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { median } from "./wrk.js";
-import { DEFAULT_FRAME_LENGTH, decryptStream, encryptStream, RawKeyring, SUITE_NAMES, type SuiteName } from "../src/sdk/encryption/index.js";
+import {
+  DEFAULT_FRAME_LENGTH,
+  decrypt,
+  decryptStream,
+  encrypt,
+  encryptStream,
+  generatePqKeyPair,
+  PostQuantumKeyring,
+  RawKeyring,
+  SUITE_NAMES,
+  type Keyring,
+  type SuiteName,
+} from "../src/sdk/encryption/index.js";
 
 /** The source's chunk size (a file read's). */
 const CHUNK = 64 * 1024;
@@ -34,12 +46,20 @@ export interface SuiteThroughput {
   decryptRatio: number;
 }
 
+/** Small messages: what a message costs beyond its bytes (data key wrapping, key pair, signature). */
+export interface PerMessage {
+  name: string;
+  encryptPerSecond: number;
+  decryptPerSecond: number;
+}
+
 export interface EncryptionBench {
   bytes: number;
   rounds: number;
   rawAesGcmMBps: number;
   rawSm4CtrMBps: number;
   suites: SuiteThroughput[];
+  perMessage: PerMessage[];
   targets: Array<{ name: string; min: number; ratio: number; met: boolean }>;
 }
 
@@ -152,6 +172,7 @@ export async function measureEncryption(bytes: number, rounds: number, log: (lin
       log(`bench: encryption round ${round}/${rounds} ${suite}: encrypt ${mbps(bytes, r.encMs)} MB/s, decrypt ${mbps(bytes, r.decMs)} MB/s, raw ${mbps(bytes, baseMs)} MB/s`);
     }
   }
+  const perMessage = await measurePerMessage(rounds, keyring, log);
   const suites: SuiteThroughput[] = SUITE_NAMES.map((suite) => {
     const runs = samples.get(suite)!;
     return {
@@ -174,7 +195,44 @@ export async function measureEncryption(bytes: number, rounds: number, log: (lin
     { name: "fastest SM4 suite vs raw SM4-CTR", min: ENCRYPTION_TARGETS.fastestSm4, ratio: fastest },
     { name: "SM4_GCM_SM3 vs raw SM4-CTR", min: ENCRYPTION_TARGETS.sm4Gcm, ratio: ratio("SM4_GCM_SM3") },
   ].map((t) => ({ ...t, met: t.ratio >= t.min }));
-  return { bytes, rounds, rawAesGcmMBps: mbps(bytes, median(rawSamples.aes)), rawSm4CtrMBps: mbps(bytes, median(rawSamples.sm4)), suites, targets };
+  return { bytes, rounds, rawAesGcmMBps: mbps(bytes, median(rawSamples.aes)), rawSm4CtrMBps: mbps(bytes, median(rawSamples.sm4)), suites, perMessage, targets };
+}
+
+const PER_MESSAGE_BYTES = 1024;
+const PER_MESSAGE_COUNT = 40;
+
+/**
+ * 1 KiB messages, each with its own data key: a raw keyring, the post-quantum keyring (X-Wing,
+ * decrypting with the local seed, the work PostQuantumCryptoDecrypt does in the server), and the
+ * signed suites; interleaved round by round, medians of the rounds.
+ */
+async function measurePerMessage(rounds: number, raw: RawKeyring, log: (line: string) => void): Promise<PerMessage[]> {
+  const pair = generatePqKeyPair("ML_KEM_768_X25519_AES_256_GCM");
+  const pq = new PostQuantumKeyring([{ keyId: "00000000-0000-4000-8000-000000000001", region: "bench", publicKey: pair.publicKey, seed: pair.seed }]);
+  const cases: Array<{ name: string; keyring: Keyring; suite: SuiteName }> = [
+    { name: "raw keyring, AES_256_GCM_HKDF_SHA512_COMMIT", keyring: raw, suite: "AES_256_GCM_HKDF_SHA512_COMMIT" },
+    { name: "raw keyring, AES_256_GCM_HKDF_SHA512_COMMIT_ECDSA_P384", keyring: raw, suite: "AES_256_GCM_HKDF_SHA512_COMMIT_ECDSA_P384" },
+    { name: "raw keyring, AES_256_GCM_HKDF_SHA512_COMMIT_ML_DSA_65", keyring: raw, suite: "AES_256_GCM_HKDF_SHA512_COMMIT_ML_DSA_65" },
+    { name: "post-quantum keyring (X-Wing), AES_256_GCM_HKDF_SHA512_COMMIT", keyring: pq, suite: "AES_256_GCM_HKDF_SHA512_COMMIT" },
+    { name: "post-quantum keyring (X-Wing), AES_256_GCM_HKDF_SHA512_COMMIT_ML_DSA_65", keyring: pq, suite: "AES_256_GCM_HKDF_SHA512_COMMIT_ML_DSA_65" },
+  ];
+  const plaintext = randomBytes(PER_MESSAGE_BYTES);
+  const samples = cases.map(() => ({ enc: [] as number[], dec: [] as number[] }));
+  for (let round = 1; round <= rounds; round++) {
+    for (const [i, c] of cases.entries()) {
+      let started = performance.now();
+      const messages: Buffer[] = [];
+      for (let n = 0; n < PER_MESSAGE_COUNT; n++) messages.push((await encrypt(plaintext, { keyring: c.keyring, suite: c.suite })).message);
+      const enc = (PER_MESSAGE_COUNT * 1000) / (performance.now() - started);
+      started = performance.now();
+      for (const m of messages) await decrypt(m, { keyring: c.keyring });
+      const dec = (PER_MESSAGE_COUNT * 1000) / (performance.now() - started);
+      samples[i]!.enc.push(enc);
+      samples[i]!.dec.push(dec);
+      log(`bench: encryption round ${round}/${rounds} 1 KiB messages, ${c.name}: encrypt ${Math.round(enc)}/s, decrypt ${Math.round(dec)}/s`);
+    }
+  }
+  return cases.map((c, i) => ({ name: c.name, encryptPerSecond: Math.round(median(samples[i]!.enc)), decryptPerSecond: Math.round(median(samples[i]!.dec)) }));
 }
 
 export function encryptionTable(b: EncryptionBench): string {
@@ -184,7 +242,8 @@ export function encryptionTable(b: EncryptionBench): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
   const targets = b.targets.map((t) => `target: ${t.name} >= ${t.min} (lower of enc/dec): ${t.ratio.toFixed(3)} (${t.met ? "met" : "NOT met"})`);
-  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line), "", ...targets].join("\n");
+  const messages = b.perMessage.map((m) => `1 KiB messages, ${m.name}: encrypt ${m.encryptPerSecond}/s, decrypt ${m.decryptPerSecond}/s`);
+  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line), "", ...messages, "", ...targets].join("\n");
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -15,6 +15,12 @@ export type HybridKem = (typeof HYBRID_KEMS)[number];
 export const HYBRID_KEM_SEED_LENGTH = 32;
 export const HYBRID_KEM_SECRET_LENGTH = 32;
 
+/** The hybrid KEM operations the post-quantum ciphertext needs (pq-ciphertext.ts); PqThread (pq-worker.ts) is one. */
+export interface HybridKemOps {
+  encapsulate(kem: HybridKem, publicKey: Uint8Array): Promise<{ ciphertext: Buffer; sharedSecret: Buffer }>;
+  decapsulate(kem: HybridKem, seed: Uint8Array, ciphertext: Uint8Array): Promise<Buffer>;
+}
+
 interface KemInfo {
   readonly noble: typeof ml_kem768_x25519;
   readonly publicKeyLength: number;

@@ -1,6 +1,6 @@
 // One worker thread that runs CPU-heavy jobs off the event loop (the ECMR exchange, the
-// post-quantum algorithms): started on first use, unref'd so it never keeps the process alive,
-// at most `maxQueued` jobs waiting (a flood must not queue without bound), and a crashed thread
+// post-quantum algorithms): started on first use, keeping the process alive only while it holds
+// jobs (an idle thread never does; a script awaiting a job must not exit under it), at most `maxQueued` jobs waiting (a flood must not queue without bound), and a crashed thread
 // fails what it held while the next job starts a new one.
 
 import { Worker } from "node:worker_threads";
@@ -31,6 +31,7 @@ export class JobThread<Request extends object, Value> {
     const worker = this.#start();
     const job = this.#next++;
     return new Promise<Value>((resolve, reject) => {
+      if (this.#pending.size === 0) worker.ref();
       this.#pending.set(job, { resolve, reject });
       worker.postMessage({ ...request, job });
     });
@@ -49,6 +50,7 @@ export class JobThread<Request extends object, Value> {
     worker.on("message", (reply: JobReply<Value>) => {
       const pending = this.#pending.get(reply.job);
       this.#pending.delete(reply.job);
+      if (this.#pending.size === 0) worker.unref();
       if (!pending) return;
       if (reply.ok) pending.resolve(reply.value);
       else pending.reject(this.failure(reply.kind, reply.message));

@@ -2,7 +2,10 @@
 // 32-byte seed ξ (FIPS 204 Algorithm 6, ML-DSA.KeyGen_internal), pure ML-DSA signing with an
 // optional context string of at most 255 bytes (Algorithm 2, hedged: fresh randomness each time),
 // and public keys as the SubjectPublicKeyInfo of RFC 9881 (id-ml-dsa-44/65/87, no parameters).
+// A message that arrives as a stream is signed through its "external mu" (FIPS 204 Algorithm 7,
+// line 6): the same signature as pure ML-DSA over the whole message, from a running hash.
 
+import { createHash, type Hash } from "node:crypto";
 import { ml_dsa44, ml_dsa65, ml_dsa87 } from "@noble/post-quantum/ml-dsa.js";
 import { DerReader, derSequence, derTlv, TAG_BIT_STRING, TAG_OID } from "./asn1.js";
 import { randomBytes } from "./random.js";
@@ -63,6 +66,35 @@ export function mlDsaVerify(set: MlDsaParameterSet, publicKey: Uint8Array, messa
   if (signature.length !== SETS[set].signatureLength) return false;
   try {
     return SETS[set].noble.verify(signature, message, publicKey, { context });
+  } catch {
+    return false;
+  }
+}
+
+export const ML_DSA_MU_LENGTH = 64;
+
+/**
+ * The running hash whose digest is μ = SHAKE256(tr ‖ M′, 64) for pure ML-DSA with context `context`
+ * (FIPS 204 Algorithms 2 and 7: tr = SHAKE256(pk, 64), M′ = 0 ‖ len(ctx) ‖ ctx ‖ M): feed it M.
+ */
+export function mlDsaMuHash(set: MlDsaParameterSet, publicKey: Uint8Array, context: Uint8Array): Hash {
+  checkContext(context);
+  if (publicKey.length !== SETS[set].publicKeyLength) throw new RangeError(`"publicKey" must be ${SETS[set].publicKeyLength} bytes for ${set}`);
+  const tr = createHash("shake256", { outputLength: 64 }).update(publicKey).digest();
+  return createHash("shake256", { outputLength: ML_DSA_MU_LENGTH }).update(tr).update(Buffer.of(0, context.length)).update(context);
+}
+
+/** The pure ML-DSA signature of the message whose μ (mlDsaMuHash's digest) is `mu`; hedged, as mlDsaSign. */
+export function mlDsaSignMu(set: MlDsaParameterSet, secretKey: Uint8Array, mu: Uint8Array): Buffer {
+  if (mu.length !== ML_DSA_MU_LENGTH) throw new RangeError(`"mu" must be ${ML_DSA_MU_LENGTH} bytes`);
+  return Buffer.from(SETS[set].noble.internal.sign(mu, secretKey, { externalMu: true, extraEntropy: randomBytes(32) }));
+}
+
+/** As mlDsaVerify, for the message whose μ is `mu`; false, never an exception, for a bad signature. */
+export function mlDsaVerifyMu(set: MlDsaParameterSet, publicKey: Uint8Array, mu: Uint8Array, signature: Uint8Array): boolean {
+  if (mu.length !== ML_DSA_MU_LENGTH || signature.length !== SETS[set].signatureLength || publicKey.length !== SETS[set].publicKeyLength) return false;
+  try {
+    return SETS[set].noble.internal.verify(signature, mu, publicKey, { externalMu: true });
   } catch {
     return false;
   }

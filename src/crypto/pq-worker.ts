@@ -4,7 +4,7 @@
 // every other request. Inputs are copied into their own buffers (a pooled Buffer would carry its
 // whole pool across); the thread wipes its copies of secrets.
 
-import type { HybridKem } from "./hybrid-kem.js";
+import type { HybridKem, HybridKemOps } from "./hybrid-kem.js";
 import { JobThread } from "./job-thread.js";
 import type { MlDsaParameterSet } from "./ml-dsa.js";
 import type { PqRequest, PqValue } from "./pq-thread.js";
@@ -13,12 +13,6 @@ import type { PqRequest, PqValue } from "./pq-thread.js";
 export const MAX_QUEUED_PQ = 256;
 
 type Distribute<T> = T extends unknown ? Omit<T, "job"> : never;
-
-/** The hybrid KEM operations the post-quantum ciphertext needs (keys/pq-blob.ts); PqThread is one. */
-export interface HybridKemOps {
-  encapsulate(kem: HybridKem, publicKey: Uint8Array): Promise<{ ciphertext: Buffer; sharedSecret: Buffer }>;
-  decapsulate(kem: HybridKem, seed: Uint8Array, ciphertext: Uint8Array): Promise<Buffer>;
-}
 
 export class PqThread implements HybridKemOps {
   readonly #thread = new JobThread<Distribute<PqRequest>, PqValue>(new URL("./pq-thread.js", import.meta.url), "post-quantum", MAX_QUEUED_PQ, (kind, message) =>
@@ -31,6 +25,20 @@ export class PqThread implements HybridKemOps {
 
   async verify(set: MlDsaParameterSet, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array, context: Uint8Array): Promise<boolean> {
     return (await this.#thread.run({ op: "verify", set, publicKey: new Uint8Array(publicKey), message: new Uint8Array(message), signature: new Uint8Array(signature), context: new Uint8Array(context) })) as boolean;
+  }
+
+  /** The raw ML-DSA public key of a seed. */
+  async dsaPublicKey(set: MlDsaParameterSet, seed: Uint8Array): Promise<Buffer> {
+    return Buffer.from((await this.#thread.run({ op: "dsaPublicKey", set, seed: new Uint8Array(seed) })) as Uint8Array);
+  }
+
+  /** The signature of the message whose μ is `mu` (ml-dsa.ts mlDsaMuHash), with the key of `seed`. */
+  async signMu(set: MlDsaParameterSet, seed: Uint8Array, mu: Uint8Array): Promise<Buffer> {
+    return Buffer.from((await this.#thread.run({ op: "signMu", set, seed: new Uint8Array(seed), mu: new Uint8Array(mu) })) as Uint8Array);
+  }
+
+  async verifyMu(set: MlDsaParameterSet, publicKey: Uint8Array, mu: Uint8Array, signature: Uint8Array): Promise<boolean> {
+    return (await this.#thread.run({ op: "verifyMu", set, publicKey: new Uint8Array(publicKey), mu: new Uint8Array(mu), signature: new Uint8Array(signature) })) as boolean;
   }
 
   async encapsulate(kem: HybridKem, publicKey: Uint8Array): Promise<{ ciphertext: Buffer; sharedSecret: Buffer }> {

@@ -25,7 +25,7 @@ import type { KeyObject } from "node:crypto";
 import type { EcdhPeerKey } from "../crypto/ecdh.js";
 import { ecdhSm2 } from "../crypto/ecdh.js";
 import type { AsymmetricKeySpec } from "./key.js";
-import { pqKemOf } from "./pq-blob.js";
+import { pqKemOf } from "../crypto/pq-ciphertext.js";
 import { ASYMMETRIC_SPECS, ASYMMETRIC_USAGES, type AsymmetricDecryptAlgorithm, type PqEncryptionAlgorithm, type SigningAlgorithm } from "./specs.js";
 
 export type MessageType = "RAW" | "DIGEST";

@@ -3,6 +3,11 @@
 // AEAD's authenticated data, so any change to either fails decryption.
 
 import type { AeadName } from "../crypto/aead.js";
+import { BlobFormatError } from "../crypto/errors.js";
+import { uuidFromBytes, uuidToBytes } from "../crypto/uuid.js";
+
+export { BlobFormatError } from "../crypto/errors.js";
+export { isUuid } from "../crypto/uuid.js";
 
 export const BLOB_FORMAT_V1 = 0x01;
 const IV_LENGTH = 12;
@@ -27,24 +32,14 @@ export interface ParsedBlob extends BlobHeader {
   tag: Buffer;
 }
 
-export class BlobFormatError extends Error {
-  override readonly name = "BlobFormatError";
-}
-
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-export function isUuid(value: string): boolean {
-  return UUID_PATTERN.test(value);
-}
-
 export function encodeBlobHeader(h: BlobHeader): Buffer {
-  if (!isUuid(h.keyId)) throw new RangeError(`"keyId" must be a lower-case UUID`);
+  const keyId = uuidToBytes(h.keyId);
   if (!Number.isInteger(h.keyVersion) || h.keyVersion < 1 || h.keyVersion > 0xffffffff) throw new RangeError(`"keyVersion" out of range`);
   if (h.iv.length !== IV_LENGTH) throw new RangeError(`"iv" must be ${IV_LENGTH} bytes`);
   const header = Buffer.alloc(BLOB_HEADER_LENGTH);
   header[0] = BLOB_FORMAT_V1;
   header[1] = ALGORITHM_IDS[h.algorithm];
-  Buffer.from(h.keyId.replaceAll("-", ""), "hex").copy(header, 2);
+  keyId.copy(header, 2);
   header.writeUInt32BE(h.keyVersion, 18);
   h.iv.copy(header, 22);
   return header;
@@ -61,8 +56,7 @@ export function decodeBlob(bytes: Buffer): ParsedBlob {
   if (bytes[0] !== BLOB_FORMAT_V1) throw new BlobFormatError("unknown ciphertext blob format");
   const algorithm = ALGORITHM_BY_ID.get(bytes[1]!);
   if (!algorithm) throw new BlobFormatError("unknown ciphertext blob algorithm");
-  const hex = bytes.subarray(2, 18).toString("hex");
-  const keyId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const keyId = uuidFromBytes(bytes.subarray(2, 18));
   const keyVersion = bytes.readUInt32BE(18);
   if (keyVersion < 1) throw new BlobFormatError("invalid key version in ciphertext blob");
   return {

@@ -3,6 +3,7 @@
 // compliant). The service, the protocol adapter, ListAlgorithms and docs/api.md all read these tables.
 
 import type { AeadName } from "../crypto/aead.js";
+import type { PqEncryptionAlgorithm } from "../crypto/pq-ciphertext.js";
 import type { AsymmetricKeySpec, AsymmetricKeyUsage, ExportOnlyKeySpec, KeySpec, KeyUsage, MacKeySpec, SymmetricKeySpec } from "./key.js";
 
 export interface SymmetricSpecInfo {
@@ -71,9 +72,9 @@ export type KeyAgreementAlgorithm = (typeof KEY_AGREEMENT_ALGORITHMS)[number];
 /** The post-quantum actions' algorithms (PostQuantumCryptoSign/Verify, PostQuantumCryptoEncrypt/Decrypt; src/keys/post-quantum.ts). */
 export const PQ_SIGNING_ALGORITHMS = ["ML_DSA_44", "ML_DSA_65", "ML_DSA_87"] as const;
 export type PqSigningAlgorithm = (typeof PQ_SIGNING_ALGORITHMS)[number];
-/** Hybrid KEMs: X-Wing (ML-KEM-768 + X25519) and MLKEM1024-P384, each then AES-256-GCM (docs/formats.md). */
-export const PQ_ENCRYPTION_ALGORITHMS = ["ML_KEM_768_X25519_AES_256_GCM", "ML_KEM_1024_P384_AES_256_GCM"] as const;
-export type PqEncryptionAlgorithm = (typeof PQ_ENCRYPTION_ALGORITHMS)[number];
+export type { PqEncryptionAlgorithm };
+/** The post-quantum ciphertext's algorithms (crypto/pq-ciphertext.ts; a type import, which the browser console's bundle can take). */
+export const PQ_ENCRYPTION_ALGORITHMS: readonly PqEncryptionAlgorithm[] = ["ML_KEM_768_X25519_AES_256_GCM", "ML_KEM_1024_P384_AES_256_GCM"];
 
 export interface UsageInfo {
   readonly spec: AsymmetricKeySpec;

@@ -13,7 +13,7 @@ import { HmacKey } from "../crypto/hmac.js";
 import { randomBytes } from "../crypto/random.js";
 import { AsymmetricPrivateKey, generateKeyPair, type MessageType } from "../keys/asymmetric.js";
 import type { ImportTokenRecord, MacKeySpec, SymmetricKeySpec } from "../keys/key.js";
-import { pqOpen, type ParsedPqBlob } from "../keys/pq-blob.js";
+import { pqOpen, type ParsedPqBlob } from "../crypto/pq-ciphertext.js";
 import { PqThread } from "../crypto/pq-worker.js";
 import {
   ASYMMETRIC_SPECS,

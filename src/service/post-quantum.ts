@@ -1,11 +1,11 @@
 // Post-quantum keys through Tencent's four actions: PostQuantumCryptoSign/Verify (pure ML-DSA,
 // FIPS 204, with an optional context string) and PostQuantumCryptoEncrypt/Decrypt (a hybrid KEM
-// then AES-256-GCM; keys/pq-blob.ts, docs/formats.md).
+// then AES-256-GCM; crypto/pq-ciphertext.ts, docs/formats.md).
 
 import { BlobFormatError } from "../keys/blob.js";
 import type { AsymmetricKeySpec, KeyRecord } from "../keys/key.js";
 import { mlDsaPublicKeyOf } from "../keys/asymmetric.js";
-import { decodePqBlob, pqSeal } from "../keys/pq-blob.js";
+import { decodePqBlob, pqSeal } from "../crypto/pq-ciphertext.js";
 import { ASYMMETRIC_USAGES, isAsymmetricUsage, type PqEncryptionAlgorithm, type UsageInfo } from "../keys/specs.js";
 import { currentPublicKey } from "./asymmetric.js";
 import type { Caller } from "./permissions.js";

@@ -72,7 +72,7 @@ describe("PostQuantumCryptoEncrypt / PostQuantumCryptoDecrypt", () => {
     const blob = unb64((await call("PostQuantumCryptoEncrypt", { KeyId: keys.kem768, PlainText: b64("x") })).CiphertextBlob);
     assert.equal(blob.length, 22 + 1120 + 1 + 16);
     // Through the SDK: every byte of the header, the AEAD ciphertext and the tag, and every 32nd
-    // byte of the KEM ciphertext (test/keys/pq-blob.test.ts changes every byte, without HTTP).
+    // byte of the KEM ciphertext (test/crypto/pq-ciphertext.test.ts changes every byte, without HTTP).
     const positions = [...blob.keys()].filter((i) => i < 22 || i >= 22 + 1120 || (i - 22) % 32 === 0 || i === 22 + 1119);
     await inBatches(positions, 8, async (i) => {
       const bad = Buffer.from(blob);
@@ -128,7 +128,7 @@ describe("PostQuantumCryptoSign / PostQuantumCryptoVerify", () => {
   it("answers SignatureValid false for changed bytes all along an ML-DSA-44 signature, and for every changed byte of the message", async () => {
     const message = Buffer.from("sign me");
     const signature = unb64((await call("PostQuantumCryptoSign", { KeyId: keys.dsa44, Message: b64(message) })).Signature);
-    // Through the SDK every 48th byte and the last 16 (test/keys/pq-blob.test.ts changes every byte, without HTTP).
+    // Through the SDK every 48th byte and the last 16 (test/crypto/pq-ciphertext.test.ts changes every byte, without HTTP).
     const positions = [...signature.keys()].filter((i) => i % 48 === 0 || i >= signature.length - 16);
     await inBatches(positions, 8, async (i) => {
       const bad = Buffer.from(signature);

@@ -16,6 +16,7 @@ describe("tresor encrypt-file / decrypt-file", { timeout: 600_000 }, () => {
   let dir: string;
   let keyOne: string;
   let keyTwo: string;
+  let pqKey: string;
   let common: string[];
 
   before(async () => {
@@ -25,6 +26,7 @@ describe("tresor encrypt-file / decrypt-file", { timeout: 600_000 }, () => {
     const c2 = new KmsClient({ endpoint: two.url, secretId: two.secretId, secretKey: two.secretKey, region: two.region });
     keyOne = (await c1.createKey({ Alias: "efile-one" })).KeyId!;
     keyTwo = (await c2.createKey({ Alias: "efile-two" })).KeyId!;
+    pqKey = (await c1.createKey({ Alias: "efile-pq", KeyUsage: "ASYMMETRIC_DECRYPT_ML_KEM_1024" })).KeyId!;
     c1.close();
     c2.close();
     common = ["--endpoint", one.url, "--data-dir", one.dataDir];
@@ -49,6 +51,27 @@ describe("tresor encrypt-file / decrypt-file", { timeout: 600_000 }, () => {
     const dec = await runCli(["decrypt-file", ...common, "--require-context", "app=files", path.join(dir, "a.tre"), path.join(dir, "a.out")]);
     assert.equal(dec.code, 0, dec.stderr);
     assert.deepEqual(await readFile(path.join(dir, "a.out")), plain);
+  });
+
+  it("--post-quantum wraps the data key to an ML-KEM key's public key; decrypt-file unwraps it through PostQuantumCryptoDecrypt", async () => {
+    const plain = randomBytes(50_000);
+    await writeFile(path.join(dir, "pq.bin"), plain);
+    const enc = await runCli([
+      "encrypt-file", ...common, "--post-quantum", "--key-id", "alias/efile-pq", "--suite", "AES_256_GCM_HKDF_SHA512_COMMIT_ML_DSA_65", "--json",
+      path.join(dir, "pq.bin"), path.join(dir, "pq.tre"),
+    ]);
+    assert.equal(enc.code, 0, enc.stderr);
+    const report = JSON.parse(enc.stdout) as { EncryptedDataKeys: { provider: string; keyId: string }[] };
+    assert.deepEqual(report.EncryptedDataKeys.map((e) => [e.provider, e.keyId]), [["tresor-pq", pqKey]]);
+    const dec = await runCli(["decrypt-file", ...common, "--json", path.join(dir, "pq.tre"), path.join(dir, "pq.out")]);
+    assert.equal(dec.code, 0, dec.stderr);
+    assert.deepEqual((JSON.parse(dec.stdout) as { DecryptedWith: unknown }).DecryptedWith, { provider: "tresor-pq", region: "east", keyId: pqKey });
+    assert.deepEqual(await readFile(path.join(dir, "pq.out")), plain);
+    // A symmetric CMK has no public key to wrap to: refused, nothing written.
+    const wrong = await runCli(["encrypt-file", ...common, "--post-quantum", "--key-id", keyOne, path.join(dir, "pq.bin"), path.join(dir, "pq-wrong.tre")]);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /GetPublicKey|not a post-quantum decryption key/);
+    assert.ok(!(await readdir(dir)).some((f) => f.startsWith("pq-wrong")));
   });
 
   it("works through stdin and stdout", async () => {

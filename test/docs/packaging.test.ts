@@ -14,8 +14,8 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-/** What the SDK needs at run time: its two dependencies and theirs. */
-const NOBLE = ["@noble/ciphers", "@noble/curves", "@noble/hashes"];
+/** What the SDK needs at run time: its three dependencies and theirs. */
+const NOBLE = ["@noble/ciphers", "@noble/curves", "@noble/hashes", "@noble/post-quantum"];
 
 function npm(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -76,21 +76,27 @@ describe("packaging", () => {
       assert.deepEqual(all.filter((f) => f.endsWith(".node") || f.endsWith("binding.gyp") || f.includes("/build/Release/")), [], "a native module was installed");
       for (const server of ["better-sqlite3", "pkcs11js", "pg", "fastify", "pino"]) assert.ok(!all.some((f) => f.startsWith(`${server}/`)), `${server} was installed`);
 
-      // It works: an Encryption SDK round trip with a raw keyring, and a KMS client that signs requests.
+      // It works: an Encryption SDK round trip with a raw keyring, one with the post-quantum keyring
+      // and the ML-DSA suite (their worker thread's script is in the package; the process waits for
+      // it), and a KMS client that signs requests.
       await writeFile(
         path.join(app, "check.mjs"),
         [
           'import { KmsClient } from "tresor-sdk";',
-          'import { RawKeyring, encrypt, decrypt } from "tresor-sdk/encryption";',
+          'import { PostQuantumKeyring, RawKeyring, encrypt, decrypt, generatePqKeyPair } from "tresor-sdk/encryption";',
           'const keyring = new RawKeyring([{ namespace: "app", name: "k1", algorithm: "SM4-GCM", key: Buffer.alloc(16, 7) }]);',
           'const { message } = await encrypt(Buffer.from("packed"), { keyring, encryptionContext: { app: "check" } });',
           "const { plaintext } = await decrypt(message, { keyring });",
+          'const pair = generatePqKeyPair("ML_KEM_768_X25519_AES_256_GCM");',
+          'const pq = new PostQuantumKeyring([{ keyId: "6b1f4a52-0c3e-4d7a-9e21-5f8a7c3b2d10", region: "app", ...pair }]);',
+          'const sealed = await encrypt(Buffer.from("post-quantum"), { keyring: pq, suite: "AES_256_GCM_HKDF_SHA512_COMMIT_ML_DSA_65" });',
+          "console.log((await decrypt(sealed.message, { keyring: pq })).plaintext.toString());",
           'const kms = new KmsClient({ endpoint: "http://127.0.0.1:1", secretId: "AKIDx", secretKey: "y", region: "local" });',
           "kms.close();",
           "console.log(plaintext.toString());",
         ].join("\n"),
       );
-      assert.equal(execFileSync(process.execPath, ["check.mjs"], { cwd: app, encoding: "utf8" }), "packed\n");
+      assert.equal(execFileSync(process.execPath, ["check.mjs"], { cwd: app, encoding: "utf8", timeout: 60_000 }), "post-quantum\npacked\n");
       assert.equal(JSON.parse(await readFile(path.join(modules, "tresor-sdk", "package.json"), "utf8")).name, "tresor-sdk");
     } finally {
       await rm(work, { recursive: true, force: true });

@@ -8,7 +8,7 @@ import { constants, createPublicKey, generateKeyPairSync, publicEncrypt } from "
 import { after, before, describe, it } from "node:test";
 import { rsaEncrypt, rsaPublicKey } from "../../src/crypto/rsa.js";
 import { sm2Encrypt, sm2PublicKeyFromSpki } from "../../src/crypto/sm2.js";
-import { pqSeal } from "../../src/keys/pq-blob.js";
+import { pqSeal } from "../../src/crypto/pq-ciphertext.js";
 import { KEY_STATES, type KeyRecord, type KeyState, type KeyUsage } from "../../src/keys/key.js";
 import { LIFECYCLE, lifecycleMarkdown, ruleFor, stateAfter, type KeyAction, type LifecycleRow } from "../../src/keys/lifecycle.js";
 import { ERROR_CODES, KmsError } from "../../src/service/errors.js";

@@ -4,7 +4,7 @@
 // signing actions is a Tresor extension: FIPS 204's context string, empty when absent.
 
 import { ML_DSA_MAX_CONTEXT } from "../../crypto/ml-dsa.js";
-import { pqBlobMaxLength } from "../../keys/pq-blob.js";
+import { pqBlobMaxLength } from "../../crypto/pq-ciphertext.js";
 import { KEY_AGREEMENT_ALGORITHMS, MAC_ALGORITHMS } from "../../keys/specs.js";
 import type { ActionDefinition } from "./actions.js";
 import { base64, keyId, oneOf, optional, type Schema } from "./params.js";

@@ -34,7 +34,7 @@ import {
   signatureHash,
   SUITE_NAMES,
   TAG_LENGTH,
-  verifyDigest,
+  verifySignature,
   type FrameCipher,
   type SuiteName,
 } from "./suites.js";
@@ -93,6 +93,8 @@ export class DecryptStream extends Transform {
     }
   });
   #expectSeq = 1;
+  /** The footer's signature check (an ML-DSA verification runs in the post-quantum thread). */
+  #verification: Promise<void> | undefined;
   /** Plaintext bytes released so far, each from a frame whose tag verified. */
   released = 0;
 
@@ -124,8 +126,9 @@ export class DecryptStream extends Transform {
     this.#queue.push(chunk);
     const afterPump = (): void => {
       const max = this.#p ? maxInFlight(this.#p.header.frameLength) : 0;
-      if (this.#output.length > max) this.#output.drain(max).then(() => callback(), callback);
-      else callback();
+      const drained = this.#output.length > max ? this.#output.drain(max) : undefined;
+      if (drained === undefined && this.#verification === undefined) callback();
+      else Promise.all([drained, this.#verification]).then(() => callback(), callback);
     };
     if (this.#state !== "header") {
       try {
@@ -149,7 +152,7 @@ export class DecryptStream extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
-    this.#output.drain(0).then(() => {
+    Promise.all([this.#output.drain(0), this.#verification]).then(() => {
       if (this.#state === "done") {
         this.#end();
         callback();
@@ -278,13 +281,18 @@ export class DecryptStream extends Transform {
         const len = q.peek(2).readUInt16BE();
         if (q.length < 2 + len) return;
         const digest = p.hash!.digest();
-        const signature = q.take(2 + len).subarray(2);
-        if (!verifyDigest(p.header.suite, p.publicKey!, digest, signature)) {
-          throw new EncryptionSdkError(
-            ENCRYPTION_ERROR_CODES.SignatureInvalid,
-            `the message's signature does not verify. ${this.released} bytes of plaintext had been released, each from a frame whose tag verified, but the message as a whole is not authentic: discard them`,
-          );
-        }
+        const signature = Buffer.from(q.take(2 + len).subarray(2));
+        // Settled before the stream takes more input or ends (#settled).
+        this.#verification = verifySignature(p.header.suite, p.publicKey!, digest, signature).then((valid) => {
+          if (!valid) {
+            throw new EncryptionSdkError(
+              ENCRYPTION_ERROR_CODES.SignatureInvalid,
+              `the message's signature does not verify. ${this.released} bytes of plaintext had been released, each from a frame whose tag verified, but the message as a whole is not authentic: discard them`,
+            );
+          }
+        });
+        // Marked handled: when the stream fails first (bytes after the footer), nothing awaits it.
+        this.#verification.catch(() => undefined);
         this.#state = "done";
         continue;
       }

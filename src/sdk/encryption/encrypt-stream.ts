@@ -88,7 +88,7 @@ async function prepareEncryption(
   if (cached) {
     ({ dataKey, encryptedDataKeys, signingKey } = cached);
   } else {
-    signingKey = generateSigningKey(suite);
+    signingKey = await generateSigningKey(suite);
     const full = signingKey ? { ...context, [PUBLIC_KEY_CONTEXT_KEY]: signingKey.publicKeySpki.toString("base64") } : context;
     const materials = await keyring.generateDataKey(DATA_KEY_LENGTH, full);
     ({ dataKey, encryptedDataKeys } = materials);
@@ -204,7 +204,7 @@ export class EncryptStream extends Transform {
       this.#finalFrame(rest);
       await this.#output.drain(0);
       if (p.signingKey && p.hash) {
-        const signature = signDigest(p.signingKey, p.hash.digest());
+        const signature = await signDigest(p.signingKey, p.hash.digest());
         const len = Buffer.alloc(2);
         len.writeUInt16BE(signature.length);
         this.push(Buffer.concat([len, signature]));

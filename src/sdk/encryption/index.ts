@@ -17,6 +17,9 @@ export {
 export type { EncryptedDataKey } from "./format.js";
 export { KMS_PROVIDER_ID, KmsKeyring, MAX_BACKUP_KEYS } from "./keyring.js";
 export type { DataKeyMaterials, DecryptedDataKey, Keyring, KmsKeyringOptions, MasterKey } from "./keyring.js";
+export { fetchPqRecipient, generatePqKeyPair, MAX_PQ_RECIPIENTS, PQ_KEY_VERSION, PQ_PROVIDER_ID, PostQuantumKeyring } from "./pq-keyring.js";
+export type { PostQuantumKeyringOptions, PqRecipient } from "./pq-keyring.js";
+export type { PqEncryptionAlgorithm } from "../../crypto/pq-ciphertext.js";
 export { RAW_PROVIDER_ID, RawKeyring } from "./raw-keyring.js";
 export type { RawKey } from "./raw-keyring.js";
 export { DecryptStream, EncryptStream, decryptStream, encryptStream } from "./stream.js";

@@ -3,11 +3,12 @@
 // (cluster) with its own endpoints and credentials; on decryption it tries the encrypted copies in
 // message order and moves on when a region cannot be reached or refuses.
 
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { CLIENT_ERROR_CODES, KmsClient, KmsClientError, type EncryptionContext } from "../client.js";
 import { ENCRYPTION_ERROR_CODES, EncryptionSdkError, needs } from "./errors.js";
 import type { ContextPairs, EncryptedDataKey } from "./format.js";
 import { sortedContextEntries } from "./format.js";
+import { PUBLIC_KEY_CONTEXT_KEY } from "./suites.js";
 
 export interface DataKeyMaterials {
   /** The plaintext data key; the SDK wipes it when done. */
@@ -49,7 +50,7 @@ export interface KmsKeyringOptions {
   backups?: readonly MasterKey[];
 }
 
-interface NormalizedKey {
+export interface NormalizedKey {
   keyId: string;
   region: string;
   clients: readonly KmsClient[];
@@ -67,15 +68,23 @@ function isTransportError(err: unknown): boolean {
   );
 }
 
-function describe(err: unknown): string {
+export function describe(err: unknown): string {
   if (err instanceof KmsClientError) return `${err.code}: ${err.message}`;
   if (err instanceof EncryptionSdkError) return `${err.code}: ${err.message}`;
   return err instanceof Error ? err.message : String(err);
 }
 
-/** The context as KMS sees it: the same pairs, keys sorted. */
+/** The context key under which KMS sees the SHA-256 of a public key too long to pass whole. */
+export const PUBLIC_KEY_DIGEST_CONTEXT_KEY = "tresor:public-key-sha256";
+/** Longer than SM2's (124 characters) and ECDSA P-384's (160) public keys; ML-DSA-65's is 2632. */
+const MAX_KMS_PUBLIC_KEY_CHARS = 512;
+
+/**
+ * The context as KMS sees it: the same pairs, keys sorted, except an ML-DSA public key (which alone
+ * would pass Tencent's 1024 characters): KMS binds its SHA-256 instead, as good a binding.
+ */
 export function kmsContext(context: ContextPairs): EncryptionContext | undefined {
-  const entries = sortedContextEntries(context);
+  const entries = sortedContextEntries(kmsPublicKey(context));
   if (entries.length === 0) return undefined;
   const obj = Object.fromEntries(entries);
   const json = JSON.stringify(obj);
@@ -86,6 +95,13 @@ export function kmsContext(context: ContextPairs): EncryptionContext | undefined
     );
   }
   return obj;
+}
+
+function kmsPublicKey(context: ContextPairs): ContextPairs {
+  const publicKey = context[PUBLIC_KEY_CONTEXT_KEY];
+  if (publicKey === undefined || publicKey.length <= MAX_KMS_PUBLIC_KEY_CHARS) return context;
+  const { [PUBLIC_KEY_CONTEXT_KEY]: _, ...rest } = context;
+  return { ...rest, [PUBLIC_KEY_DIGEST_CONTEXT_KEY]: createHash("sha256").update(publicKey, "base64").digest("base64") };
 }
 
 export class KmsKeyring implements Keyring {
@@ -199,13 +215,17 @@ function normalize(key: MasterKey, name: string): NormalizedKey {
   needs(typeof key === "object" && key !== null, `"${name}" must be an object`);
   needs(typeof key.keyId === "string" && key.keyId !== "", `"${name}.keyId" must be a non-empty string`);
   needs(typeof key.region === "string" && key.region !== "", `"${name}.region" must be a non-empty string`);
-  const clients = key.clients instanceof KmsClient ? [key.clients] : key.clients;
-  needs(Array.isArray(clients) && clients.length > 0 && clients.every((c) => c instanceof KmsClient), `"${name}.clients" must be a KmsClient or a non-empty array of them`);
-  return { keyId: key.keyId, region: key.region, clients };
+  return { keyId: key.keyId, region: key.region, clients: normalizeClients(key.clients, name) };
+}
+
+export function normalizeClients(clients: KmsClient | readonly KmsClient[], name: string): readonly KmsClient[] {
+  const list = clients instanceof KmsClient ? [clients] : clients;
+  needs(Array.isArray(list) && list.length > 0 && list.every((c) => c instanceof KmsClient), `"${name}.clients" must be a KmsClient or a non-empty array of them`);
+  return list;
 }
 
 /** Runs `call` on the key's endpoints in order, moving on only when an endpoint cannot answer. */
-async function onAnyEndpoint<T>(key: NormalizedKey, call: (client: KmsClient) => Promise<T>): Promise<T> {
+export async function onAnyEndpoint<T>(key: NormalizedKey, call: (client: KmsClient) => Promise<T>): Promise<T> {
   const errors: string[] = [];
   for (const client of key.clients) {
     try {

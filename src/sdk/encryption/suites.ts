@@ -12,8 +12,11 @@ import {
   sm2SignDigest,
   sm2VerifyDigest,
 } from "../../crypto/sm2.js";
+import { ML_DSA_SEED_LENGTH, mlDsaMuHash, mlDsaPublicKeyFromSpki, mlDsaPublicKeyToSpki } from "../../crypto/ml-dsa.js";
+import { randomBytes } from "../../crypto/random.js";
 import { Sm4GcmKey } from "../../crypto/sm4-gcm.js";
 import { ENCRYPTION_ERROR_CODES, EncryptionSdkError } from "./errors.js";
+import { pqThread } from "./pq-thread.js";
 
 export const SUITE_NAMES = [
   "SM4_GCM_SM3",
@@ -22,6 +25,7 @@ export const SUITE_NAMES = [
   "SM4_CTR_HMAC_SM3_SM2",
   "AES_256_GCM_HKDF_SHA512_COMMIT",
   "AES_256_GCM_HKDF_SHA512_COMMIT_ECDSA_P384",
+  "AES_256_GCM_HKDF_SHA512_COMMIT_ML_DSA_65",
 ] as const;
 export type SuiteName = (typeof SUITE_NAMES)[number];
 
@@ -38,7 +42,7 @@ export const PUBLIC_KEY_CONTEXT_KEY = "tresor:public-key";
 export const RESERVED_CONTEXT_PREFIX = "tresor:";
 
 type Cipher = "SM4-GCM" | "SM4-CTR-HMAC-SM3" | "AES-256-GCM";
-type SignatureName = "SM2" | "ECDSA_P384";
+type SignatureName = "SM2" | "ECDSA_P384" | "ML_DSA_65";
 
 export interface Suite {
   readonly id: number;
@@ -61,6 +65,13 @@ const SUITE_LIST: readonly Suite[] = Object.freeze([
     cipher: "AES-256-GCM",
     kdfHash: "sha512",
     signature: "ECDSA_P384",
+  }),
+  Object.freeze({
+    id: 0x0302,
+    name: "AES_256_GCM_HKDF_SHA512_COMMIT_ML_DSA_65",
+    cipher: "AES-256-GCM",
+    kdfHash: "sha512",
+    signature: "ML_DSA_65",
   }),
 ] satisfies Suite[]);
 
@@ -311,13 +322,14 @@ function sm4CtrHmacCipher(encKey: Buffer, macKey: Buffer, ivBase: Buffer): Frame
 /** A per-message signing key pair: the private half stays in memory, the public half rides in the context. */
 export interface SigningKey {
   readonly signature: SignatureName;
-  /** SM2: the 32-byte scalar; ECDSA P-384: PKCS#8 DER. */
+  /** SM2: the 32-byte scalar; ECDSA P-384: PKCS#8 DER; ML-DSA-65: the 32-byte seed ξ. */
   readonly privateKey: Buffer;
-  /** SubjectPublicKeyInfo DER. */
+  /** SubjectPublicKeyInfo DER (RFC 9881 for ML-DSA-65). */
   readonly publicKeySpki: Buffer;
 }
 
-export function generateSigningKey(suite: Suite): SigningKey | undefined {
+/** ML-DSA's key expansion and signing run in the SDK's post-quantum thread (pq-thread.ts). */
+export async function generateSigningKey(suite: Suite): Promise<SigningKey | undefined> {
   switch (suite.signature) {
     case undefined:
       return undefined;
@@ -329,17 +341,32 @@ export function generateSigningKey(suite: Suite): SigningKey | undefined {
       const pair = ecGenerateKeyPair("P-384");
       return { signature: "ECDSA_P384", privateKey: pair.privateKey, publicKeySpki: pair.publicKey };
     }
+    case "ML_DSA_65": {
+      const seed = randomBytes(ML_DSA_SEED_LENGTH);
+      return { signature: "ML_DSA_65", privateKey: seed, publicKeySpki: mlDsaPublicKeyToSpki("ML-DSA-65", await pqThread().dsaPublicKey("ML-DSA-65", seed)) };
+    }
   }
 }
 
-/** The running hash a signature covers: SM3(Z_A || message) for SM2, SHA-384(message) for ECDSA P-384. */
+/**
+ * The running hash a signature covers: SM3(Z_A || message) for SM2, SHA-384(message) for ECDSA
+ * P-384, and for ML-DSA-65 the μ of pure ML-DSA with an empty context over the message (its
+ * digest is μ, so the signature is the one pure ML-DSA gives over the whole message).
+ */
 export function signatureHash(suite: Suite, publicKeySpki: Buffer): Hash {
-  if (suite.signature === "SM2") return createHash("sm3").update(sm2IdentityDigest(sm2PublicKeyFromSpki(publicKeySpki)));
-  return createHash("sha384");
+  switch (suite.signature) {
+    case "SM2":
+      return createHash("sm3").update(sm2IdentityDigest(sm2PublicKeyFromSpki(publicKeySpki)));
+    case "ML_DSA_65":
+      return mlDsaMuHash("ML-DSA-65", mlDsaPublicKeyFromSpki("ML-DSA-65", publicKeySpki), Buffer.alloc(0));
+    default:
+      return createHash("sha384");
+  }
 }
 
-export function signDigest(key: SigningKey, digest: Buffer): Buffer {
+export async function signDigest(key: SigningKey, digest: Buffer): Promise<Buffer> {
   if (key.signature === "SM2") return sm2SignDigest(key.privateKey, digest);
+  if (key.signature === "ML_DSA_65") return pqThread().signMu("ML-DSA-65", key.privateKey, digest);
   const ecdsa = new EcdsaPrivateKey(key.privateKey, "P-384");
   try {
     return ecdsa.signDigest(digest);
@@ -352,15 +379,18 @@ export function signDigest(key: SigningKey, digest: Buffer): Buffer {
 export function checkPublicKey(suite: Suite, publicKeySpki: Buffer): void {
   try {
     if (suite.signature === "SM2") sm2PublicKeyFromSpki(publicKeySpki);
+    else if (suite.signature === "ML_DSA_65") mlDsaPublicKeyFromSpki("ML-DSA-65", publicKeySpki);
     else ecPublicKeyFromSpki(publicKeySpki, "P-384");
   } catch {
     throw new EncryptionSdkError(ENCRYPTION_ERROR_CODES.InvalidMessage, `the message's "${PUBLIC_KEY_CONTEXT_KEY}" is not a ${suite.signature} public key`);
   }
 }
 
-export function verifyDigest(suite: Suite, publicKeySpki: Buffer, digest: Buffer, signature: Buffer): boolean {
+/** An ML-DSA-65 verification (milliseconds of JavaScript) runs in the SDK's post-quantum thread. */
+export async function verifySignature(suite: Suite, publicKeySpki: Buffer, digest: Buffer, signature: Buffer): Promise<boolean> {
   try {
     if (suite.signature === "SM2") return sm2VerifyDigest(sm2PublicKeyFromSpki(publicKeySpki), digest, signature);
+    if (suite.signature === "ML_DSA_65") return await pqThread().verifyMu("ML-DSA-65", mlDsaPublicKeyFromSpki("ML-DSA-65", publicKeySpki), digest, signature);
     return ecdsaVerifyDigest(ecPublicKeyFromSpki(publicKeySpki, "P-384"), "P-384", digest, signature);
   } catch {
     return false;

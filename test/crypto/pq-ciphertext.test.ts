@@ -5,8 +5,8 @@ import { describe, it } from "node:test";
 import { CryptoError } from "../../src/crypto/errors.js";
 import { hybridKemGenerateKeyPair } from "../../src/crypto/hybrid-kem.js";
 import { mlDsaGenerateKeyPair, mlDsaKeyPairFromSeed, mlDsaSign, mlDsaVerify } from "../../src/crypto/ml-dsa.js";
-import { BlobFormatError } from "../../src/keys/blob.js";
-import { decodePqBlob, pqBlobMaxLength, pqOpen, pqSeal } from "../../src/keys/pq-blob.js";
+import { BlobFormatError } from "../../src/crypto/errors.js";
+import { decodePqBlob, pqBlobMaxLength, pqOpen, pqSeal } from "../../src/crypto/pq-ciphertext.js";
 
 const KEY_ID = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0ff";
 

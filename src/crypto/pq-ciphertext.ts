@@ -1,15 +1,25 @@
 // The post-quantum ciphertext of PostQuantumCryptoEncrypt/Decrypt, specified byte by byte in
-// docs/formats.md ("Post-quantum ciphertext"): a hybrid KEM (crypto/hybrid-kem.ts) gives a fresh
+// docs/formats.md ("Post-quantum ciphertext"): a hybrid KEM (hybrid-kem.ts) gives a fresh
 // 32-byte secret for each message; HKDF-SHA-256 turns it, bound to the header, into a one-time
 // AES-256-GCM key; the header (with the KEM ciphertext) is the AEAD's authenticated data.
+// Here, below keys/, because both the server and the Encryption SDK's post-quantum keyring
+// (sdk/encryption/pq-keyring.ts) make it: one implementation, byte for byte the same.
 
 import { hkdfSync } from "node:crypto";
-import { aesGcmDecrypt, aesGcmEncrypt, GCM_TAG_LENGTH } from "../crypto/aes.js";
-import { CryptoError } from "../crypto/errors.js";
-import { hybridKemCiphertextLength, hybridKemDecapsulate, hybridKemEncapsulate, type HybridKem } from "../crypto/hybrid-kem.js";
-import type { HybridKemOps } from "../crypto/pq-worker.js";
-import { BlobFormatError, isUuid } from "./blob.js";
-import type { PqEncryptionAlgorithm } from "./specs.js";
+import { aesGcmDecrypt, aesGcmEncrypt, GCM_TAG_LENGTH } from "./aes.js";
+import { BlobFormatError, CryptoError } from "./errors.js";
+import {
+  hybridKemCiphertextLength,
+  hybridKemDecapsulate,
+  hybridKemEncapsulate,
+  hybridKemPublicKeyLength,
+  type HybridKem,
+  type HybridKemOps,
+} from "./hybrid-kem.js";
+import { uuidFromBytes, uuidToBytes } from "./uuid.js";
+
+/** Hybrid KEMs: X-Wing (ML-KEM-768 + X25519) and MLKEM1024-P384, each then AES-256-GCM (docs/formats.md). */
+export type PqEncryptionAlgorithm = "ML_KEM_768_X25519_AES_256_GCM" | "ML_KEM_1024_P384_AES_256_GCM";
 
 export const PQ_BLOB_FORMAT = 0x02;
 /** Format, algorithm, key id, key version: before the KEM ciphertext. */
@@ -26,6 +36,16 @@ const BY_ID = new Map<number, PqEncryptionAlgorithm>(Object.entries(ALGORITHMS).
 
 export function pqKemOf(algorithm: PqEncryptionAlgorithm): HybridKem {
   return ALGORITHMS[algorithm].kem;
+}
+
+/** The algorithm whose hybrid KEM takes public keys as long as `publicKey` (the two lengths differ). */
+export function pqAlgorithmOfPublicKey(publicKey: Uint8Array): PqEncryptionAlgorithm | undefined {
+  return Object.keys(ALGORITHMS).find((a) => hybridKemPublicKeyLength(pqKemOf(a as PqEncryptionAlgorithm)) === publicKey.length) as PqEncryptionAlgorithm | undefined;
+}
+
+/** The algorithm of an id byte (offset 1 of a ciphertext). */
+export function pqAlgorithmOfId(id: number): PqEncryptionAlgorithm | undefined {
+  return BY_ID.get(id);
 }
 
 /** The longest post-quantum ciphertext of a plaintext of `plaintextLength` bytes. */
@@ -48,12 +68,12 @@ export interface ParsedPqBlob extends PqBlobHeader {
 }
 
 function fixedHeader(h: PqBlobHeader): Buffer {
-  if (!isUuid(h.keyId)) throw new RangeError(`"keyId" must be a lower-case UUID`);
+  const keyId = uuidToBytes(h.keyId);
   if (!Number.isInteger(h.keyVersion) || h.keyVersion < 1 || h.keyVersion > 0xffffffff) throw new RangeError(`"keyVersion" out of range`);
   const header = Buffer.alloc(FIXED_HEADER_LENGTH);
   header[0] = PQ_BLOB_FORMAT;
   header[1] = ALGORITHMS[h.algorithm].id;
-  Buffer.from(h.keyId.replaceAll("-", ""), "hex").copy(header, 2);
+  keyId.copy(header, 2);
   header.writeUInt32BE(h.keyVersion, 18);
   return header;
 }
@@ -95,12 +115,11 @@ export function decodePqBlob(bytes: Buffer): ParsedPqBlob {
   if (!algorithm) throw new BlobFormatError("unknown post-quantum ciphertext algorithm");
   const headerLength = FIXED_HEADER_LENGTH + hybridKemCiphertextLength(pqKemOf(algorithm));
   if (bytes.length < headerLength + GCM_TAG_LENGTH) throw new BlobFormatError("post-quantum ciphertext is too short");
-  const hex = bytes.subarray(2, 18).toString("hex");
   const keyVersion = bytes.readUInt32BE(18);
   if (keyVersion < 1) throw new BlobFormatError("invalid key version in post-quantum ciphertext");
   return {
     algorithm,
-    keyId: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`,
+    keyId: uuidFromBytes(bytes.subarray(2, 18)),
     keyVersion,
     header: bytes.subarray(0, headerLength),
     kemCiphertext: bytes.subarray(FIXED_HEADER_LENGTH, headerLength),
