@@ -2,9 +2,8 @@
 // hybrid KEMs' encapsulation and decapsulation, JavaScript that takes milliseconds each, so that
 // it never runs on the server's event loop. Started by pq-worker.ts, never imported.
 
-import { parentPort } from "node:worker_threads";
 import { hybridKemDecapsulate, hybridKemEncapsulate, type HybridKem } from "./hybrid-kem.js";
-import type { JobReply } from "./job-thread.js";
+import { answerJobs, bufferView as view } from "./job-worker.js";
 import { mlDsaKeyPairFromSeed, mlDsaSign, mlDsaSignMu, mlDsaVerify, mlDsaVerifyMu, type MlDsaParameterSet } from "./ml-dsa.js";
 
 export type PqRequest =
@@ -17,8 +16,6 @@ export type PqRequest =
   | { job: number; op: "decapsulate"; kem: HybridKem; seed: Uint8Array; ciphertext: Uint8Array };
 
 export type PqValue = Uint8Array | boolean | { ciphertext: Uint8Array; sharedSecret: Uint8Array };
-
-const view = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 function run(req: PqRequest): PqValue {
   switch (req.op) {
@@ -48,17 +45,12 @@ function run(req: PqRequest): PqValue {
   }
 }
 
-if (parentPort) {
-  const port = parentPort;
-  port.on("message", (req: PqRequest) => {
-    try {
-      port.postMessage({ job: req.job, ok: true, value: run(req) } satisfies JobReply<PqValue>);
-    } catch (e) {
-      port.postMessage({ job: req.job, ok: false, kind: e instanceof RangeError ? "range" : "error", message: e instanceof Error ? e.message : "failed" } satisfies JobReply<PqValue>);
-    } finally {
-      // The secret halves were copies made for this job.
-      if (req.op === "sign") view(req.secretKey).fill(0);
-      if (req.op === "decapsulate" || req.op === "dsaPublicKey" || req.op === "signMu") view(req.seed).fill(0);
-    }
-  });
-}
+answerJobs<PqRequest, PqValue>(
+  run,
+  (e) => (e instanceof RangeError ? "range" : "error"),
+  (req) => {
+    // The secret halves were copies made for this job.
+    if (req.op === "sign") view(req.secretKey).fill(0);
+    if (req.op === "decapsulate" || req.op === "dsaPublicKey" || req.op === "signMu") view(req.seed).fill(0);
+  },
+);

@@ -2,9 +2,8 @@
 // scalar and decryption, each a few hundred microseconds of OpenSSL and BigInt work that would
 // otherwise hold the server's event loop. Started by sm2-worker.ts, never imported.
 
-import { parentPort } from "node:worker_threads";
 import { CryptoError } from "./errors.js";
-import type { JobReply } from "./job-thread.js";
+import { answerJobs, bufferView as view } from "./job-worker.js";
 import { sm2Decrypt, sm2Sign, sm2SignDigest, sm2VerifyDigestWithPrivateKey, sm2VerifyWithPrivateKey } from "./sm2.js";
 
 /** `digest`: the message is already e = SM3(Z_A || M) (Tencent's MessageType DIGEST). */
@@ -14,8 +13,6 @@ export type Sm2Request =
   | { job: number; op: "decrypt"; privateKey: Uint8Array; ciphertext: Uint8Array };
 
 export type Sm2Value = Uint8Array | boolean;
-
-const view = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 function run(req: Sm2Request): Sm2Value {
   const d = view(req.privateKey);
@@ -34,16 +31,5 @@ function kindOf(e: unknown): string {
   return e instanceof RangeError ? "range" : "error";
 }
 
-if (parentPort) {
-  const port = parentPort;
-  port.on("message", (req: Sm2Request) => {
-    try {
-      port.postMessage({ job: req.job, ok: true, value: run(req) } satisfies JobReply<Sm2Value>);
-    } catch (e) {
-      port.postMessage({ job: req.job, ok: false, kind: kindOf(e), message: e instanceof Error ? e.message : "failed" } satisfies JobReply<Sm2Value>);
-    } finally {
-      // The private scalar is a copy made for this job.
-      view(req.privateKey).fill(0);
-    }
-  });
-}
+// The private scalar is a copy made for this job.
+answerJobs<Sm2Request, Sm2Value>(run, kindOf, (req) => view(req.privateKey).fill(0));
