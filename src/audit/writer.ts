@@ -306,12 +306,21 @@ export class AuditWriter<Tx extends AuditTransaction = AuditTransaction> impleme
   async #drain(): Promise<void> {
     try {
       while (this.#queue.length > 0) {
-        await this.#store.syncIdle?.();
+        await this.#syncIdle();
         const batch = this.#queue.splice(0, this.#maxBatch);
         await this.#flush(batch);
       }
     } finally {
       this.#draining = undefined;
+    }
+  }
+
+  /** Never fails: a store that cannot tell only costs the batching (its failure shows in the flush). */
+  async #syncIdle(): Promise<void> {
+    try {
+      await this.#store.syncIdle?.();
+    } catch {
+      // Commit now.
     }
   }
 

@@ -174,6 +174,27 @@ describe("AuditWriter and the store's WAL sync", () => {
   });
 });
 
+describe("AuditWriter and a store whose syncIdle fails", () => {
+  it("commits at once instead of leaving the records unsettled", async () => {
+    const store = SqliteStore.open(":memory:");
+    const failing = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === "syncIdle") return () => Promise.reject(new Error("cannot tell"));
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const writer = writerOn(failing);
+    try {
+      await Promise.all([writer.record(event(1)), writer.record(event(2))]);
+      assert.equal((await allAuditRecords(store)).length, 2);
+    } finally {
+      await writer.close();
+      await store.close();
+    }
+  });
+});
+
 describe("AuditWriter's checkpoint lookups", () => {
   it("looks for the newest checkpoint only when one can be due, not in every flush", async () => {
     const store = SqliteStore.open(":memory:");
