@@ -175,7 +175,7 @@ describe("AuditWriter and the store's WAL sync", () => {
 });
 
 describe("AuditWriter and a store whose syncIdle fails", () => {
-  it("commits at once instead of leaving the records unsettled", async () => {
+  it("commits at once instead of leaving the records unsettled", { timeout: 10_000 }, async () => {
     const store = SqliteStore.open(":memory:");
     const failing = new Proxy(store, {
       get(target, prop, receiver) {
