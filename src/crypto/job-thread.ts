@@ -1,7 +1,8 @@
-// One worker thread that runs CPU-heavy jobs off the event loop (the ECMR exchange, the
-// post-quantum algorithms): started on first use, keeping the process alive only while it holds
-// jobs (an idle thread never does; a script awaiting a job must not exit under it), at most `maxQueued` jobs waiting (a flood must not queue without bound), and a crashed thread
-// fails what it held while the next job starts a new one.
+// One worker thread that runs CPU-heavy jobs off the event loop (SM2's private-key operations, the
+// ECMR exchange, the post-quantum algorithms): started on first use, keeping the process alive
+// only while it holds jobs (an idle thread never does; a script awaiting a job must not exit under
+// it), at most `maxQueued` jobs waiting (a flood must not queue without bound), and a crashed
+// thread fails what it held while the next job starts a new one. The thread's side: job-worker.ts.
 
 import { Worker } from "node:worker_threads";
 
