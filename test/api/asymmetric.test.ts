@@ -17,7 +17,7 @@ import { KmsClient } from "tresor/sdk";
 import { sm2CiphertextFromRaw, sm2Digest, sm2GenerateKeyPair, sm2PrivateKeyToPkcs8, sm2PublicKeyFromSpki, sm2PublicKeyToSpki, sm2Verify } from "../../src/crypto/sm2.js";
 import { opensslSkip, requireOpenssl } from "../helpers/openssl.js";
 import { officialKmsClient, type OfficialCall } from "../helpers/official-client.js";
-import { assertError, snapshotKeys, startInProcessServer, type InProcessServer } from "./helpers-inprocess.js";
+import { assertError, refusedWithoutChange, startInProcessServer, type InProcessServer } from "./helpers-inprocess.js";
 
 
 type Call = OfficialCall;
@@ -61,21 +61,8 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function rejectsWith(promise: Promise<unknown>, code: string, mention?: string): Promise<void> {
-  await assert.rejects(promise, (e: unknown) => {
-    const err = e as { code?: unknown; message?: string };
-    assert.equal(err.code, code, `expected ${code}, got ${String(err.code)}: ${err.message}`);
-    if (mention) assert.ok(err.message?.includes(mention), `the message names ${mention}: ${err.message}`);
-    return true;
-  });
-}
-
 /** The call fails with `code` and no key record changes. */
-async function refused(action: string, params: object, code: string, mention?: string): Promise<void> {
-  const before = await snapshotKeys(s.service, s.caller);
-  await rejectsWith(call(action, params), code, mention);
-  assert.equal(await snapshotKeys(s.service, s.caller), before);
-}
+const refused = (action: string, params: object, code: string, mention?: string): Promise<void> => refusedWithoutChange(s, call, action, params, code, mention);
 
 function file(name: string, data: string | Buffer): string {
   const p = path.join(dir, name);

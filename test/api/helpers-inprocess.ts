@@ -3,6 +3,7 @@
 // bytes it signs (TC3-HMAC-SHA256, host without port, the version's product as service) through
 // node:http, so a test can break any one part of a request and nothing else.
 
+import assert from "node:assert/strict";
 import { request } from "node:http";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -318,4 +319,22 @@ export async function snapshotKeys(service: KmsService, caller: Caller): Promise
   const { keys, totalCount } = await service.listKeyDetail(caller, { offset: 0, limit: 10_000, role: 0, order: "asc" });
   const sorted = [...keys].sort((a, b) => (a.keyId < b.keyId ? -1 : 1)).map((k) => ({ ...k, tags: [...k.tags].sort((x, y) => (x.key < y.key ? -1 : 1)) }));
   return JSON.stringify({ totalCount, sorted });
+}
+
+/** `call(action, params)` fails with exactly `code`, its message naming `mention`, and no key record changes. */
+export async function refusedWithoutChange(
+  s: Pick<InProcessServer, "service" | "caller">,
+  call: (action: string, params?: object) => Promise<unknown>,
+  action: string,
+  params: object,
+  code: string,
+  mention?: string,
+): Promise<void> {
+  const before = await snapshotKeys(s.service, s.caller);
+  await assert.rejects(call(action, params), (e: { code?: unknown; message?: string }) => {
+    assert.equal(e.code, code, `${action}: expected ${code}, got ${String(e.code)}: ${e.message}`);
+    if (mention) assert.ok(e.message?.includes(mention), `the message names ${mention}: ${e.message}`);
+    return true;
+  });
+  assert.equal(await snapshotKeys(s.service, s.caller), before);
 }

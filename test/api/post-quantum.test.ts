@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { createMLDSA65 } from "@oqs/liboqs-js";
 import { mlDsaPublicKeyFromSpki } from "../../src/crypto/ml-dsa.js";
 import { officialKmsClient, type OfficialCall } from "../helpers/official-client.js";
-import { snapshotKeys, startInProcessServer, type InProcessServer } from "./helpers-inprocess.js";
+import { refusedWithoutChange, startInProcessServer, type InProcessServer } from "./helpers-inprocess.js";
 
 let s: InProcessServer;
 let call: OfficialCall;
@@ -37,15 +37,7 @@ after(async () => {
   await s.stop();
 });
 
-async function refused(action: string, params: object, code: string, mention?: string): Promise<void> {
-  const before = await snapshotKeys(s.service, s.caller);
-  await assert.rejects(call(action, params), (e: { code?: string; message?: string }) => {
-    assert.equal(e.code, code, `${action}: expected ${code}, got ${e.code}: ${e.message}`);
-    if (mention) assert.ok(e.message?.includes(mention), `the message names ${mention}: ${e.message}`);
-    return true;
-  });
-  assert.equal(await snapshotKeys(s.service, s.caller), before);
-}
+const refused = (action: string, params: object, code: string, mention?: string): Promise<void> => refusedWithoutChange(s, call, action, params, code, mention);
 
 /** Runs `task` over `items`, `width` at a time. */
 async function inBatches<T>(items: readonly T[], width: number, task: (item: T) => Promise<void>): Promise<void> {
