@@ -28,7 +28,7 @@ import {
 } from "../keys/specs.js";
 import { RootOfTrustError, importTokenAad, keyMaterialAad, type RootOfTrust } from "../rootkey/root-of-trust.js";
 import type { Store } from "../store/store.js";
-import { MaterialCache, type MaterialCacheOptions } from "./cache.js";
+import { MaterialCache, type Destroyable, type MaterialCacheOptions } from "./cache.js";
 import { MaterialError, type KeyMaterial, type MaterialKey, type NewMaterial } from "./material.js";
 
 export interface SoftwareMaterialOptions {
@@ -229,53 +229,36 @@ export class SoftwareMaterial implements KeyMaterial {
     }
   }
 
-  /** Runs `use` with the prepared key of one key version. `use` must be synchronous: the cache
-   * may destroy the key once control returns to the event loop. */
-  async #withAeadKey<T>(key: MaterialKey, version: number, use: (aeadKey: AeadKey) => T): Promise<T> {
-    const cacheId = `${key.keyId}/${version}`;
-    const cached = this.#aeadKeys.get(cacheId);
-    if (cached) return use(cached);
-    const material = await this.#unwrap(key, version);
-    let aeadKey: AeadKey;
-    try {
-      aeadKey = AEADS[SYMMETRIC_SPECS[key.keySpec as SymmetricKeySpec].aead].importKey(material);
-    } finally {
-      material.fill(0);
-    }
-    this.#aeadKeys.set(cacheId, aeadKey);
-    return use(aeadKey);
+  #withAeadKey<T>(key: MaterialKey, version: number, use: (aeadKey: AeadKey) => T): Promise<T> {
+    return this.#withPrepared(this.#aeadKeys, key, version, (material) => AEADS[SYMMETRIC_SPECS[key.keySpec as SymmetricKeySpec].aead].importKey(material), use);
   }
 
-  /** As #withAeadKey, for a version's private key of an asymmetric key. */
-  async #withPrivateKey<T>(key: MaterialKey, version: number, use: (privateKey: AsymmetricPrivateKey) => T): Promise<T> {
-    const cacheId = `${key.keyId}/${version}`;
-    const cached = this.#privateKeys.get(cacheId);
-    if (cached) return use(cached);
-    const material = await this.#unwrap(key, version);
-    let privateKey: AsymmetricPrivateKey;
-    try {
-      privateKey = new AsymmetricPrivateKey(key.keySpec as keyof typeof ASYMMETRIC_SPECS, material);
-    } finally {
-      material.fill(0);
-    }
-    this.#privateKeys.set(cacheId, privateKey);
-    return use(privateKey);
+  #withPrivateKey<T>(key: MaterialKey, version: number, use: (privateKey: AsymmetricPrivateKey) => T): Promise<T> {
+    return this.#withPrepared(this.#privateKeys, key, version, (material) => new AsymmetricPrivateKey(key.keySpec as keyof typeof ASYMMETRIC_SPECS, material), use);
   }
 
-  /** As #withAeadKey, for a version's HMAC key. */
-  async #withMacKey<T>(key: MaterialKey, version: number, use: (macKey: HmacKey) => T): Promise<T> {
+  #withMacKey<T>(key: MaterialKey, version: number, use: (macKey: HmacKey) => T): Promise<T> {
+    return this.#withPrepared(this.#macKeys, key, version, (material) => new HmacKey(MAC_SPECS[key.keySpec as MacKeySpec].hash, material), use);
+  }
+
+  /**
+   * Runs `use` with the prepared key of one key version, from `cache` or prepared from its
+   * unwrapped material (wiped once prepared). `use` must be synchronous: the cache may destroy the
+   * key once control returns to the event loop.
+   */
+  async #withPrepared<K extends Destroyable, T>(cache: MaterialCache<K>, key: MaterialKey, version: number, prepare: (material: Buffer) => K, use: (prepared: K) => T): Promise<T> {
     const cacheId = `${key.keyId}/${version}`;
-    const cached = this.#macKeys.get(cacheId);
+    const cached = cache.get(cacheId);
     if (cached) return use(cached);
     const material = await this.#unwrap(key, version);
-    let macKey: HmacKey;
+    let prepared: K;
     try {
-      macKey = new HmacKey(MAC_SPECS[key.keySpec as MacKeySpec].hash, material);
+      prepared = prepare(material);
     } finally {
       material.fill(0);
     }
-    this.#macKeys.set(cacheId, macKey);
-    return use(macKey);
+    cache.set(cacheId, prepared);
+    return use(prepared);
   }
 
   async #unwrap(key: MaterialKey, version: number): Promise<Buffer> {
@@ -290,7 +273,6 @@ export class SoftwareMaterial implements KeyMaterial {
   }
 }
 
-/** A ciphertext that does not decrypt (tag, padding, SM2 check) becomes one MaterialError. */
 /**
  * Imported material as the token's wrapping algorithm sealed it. RSA_AES_KEY_WRAP_*: the first
  * modulus-length bytes are RSA-OAEP of a one-time AES key, the rest AES-KWP of the material under it.
@@ -313,6 +295,7 @@ function unwrapWith(privateKey: AsymmetricPrivateKey, token: ImportTokenRecord, 
   }
 }
 
+/** A ciphertext that does not decrypt (tag, padding, SM2 check) becomes one MaterialError. */
 async function undecryptable<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
