@@ -3,7 +3,7 @@
 // concern (keys.ts, crypto.ts, asymmetric.ts, import.ts, rotation.ts, jobs.ts) over this context.
 
 import type { Auditor } from "../audit/writer.js";
-import type { EncryptionContext } from "../keys/blob.js";
+import { BlobFormatError, type EncryptionContext } from "../keys/blob.js";
 import type { KeyRecord, KeySpec, KmipObjectType } from "../keys/key.js";
 import { KMS_POLICY_ACTIONS_OF } from "../policy/catalog.js";
 import { KMIP_LIFECYCLE_ONLY, ruleFor, type KeyAction } from "../keys/lifecycle.js";
@@ -99,6 +99,32 @@ export class ServiceContext {
     if (key.kmip) checkKmipClass(action, key.keyId, key.kmip.objectType);
     this.checkState(action, key, caller);
     return key;
+  }
+
+  /**
+   * A ciphertext decoded with `decode`, and the key it names, after the caller's policies allowed
+   * `action` on it and its state allows `action`. A malformed ciphertext and a key unknown to the
+   * caller's account answer the one INVALID_CIPHERTEXT, as every later check of the ciphertext does.
+   */
+  async ciphertextKeyFor<P extends { keyId: string }>(
+    caller: Caller,
+    action: KeyAction,
+    bytes: Buffer,
+    decode: (bytes: Buffer) => P,
+    context?: EncryptionContext,
+  ): Promise<{ parsed: P; key: KeyRecord }> {
+    let parsed: P;
+    try {
+      parsed = decode(bytes);
+    } catch (e) {
+      if (e instanceof BlobFormatError) throw new KmsError("InvalidCiphertext", INVALID_CIPHERTEXT);
+      throw e;
+    }
+    const key = await this.store.getKey(parsed.keyId);
+    needs(key && key.creatorUin === caller.uin, "InvalidCiphertext", INVALID_CIPHERTEXT);
+    this.authorize(caller, action, key, context);
+    this.checkState(action, key, caller);
+    return { parsed, key };
   }
 
   /** keyFor, and the key must be a symmetric (ENCRYPT_DECRYPT) one. */

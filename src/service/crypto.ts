@@ -4,12 +4,12 @@
 import { AEADS } from "../crypto/aead.js";
 import { generateKeyPair } from "../keys/asymmetric.js";
 import { randomBytes } from "../crypto/random.js";
-import { BlobFormatError, blobAad, decodeBlob, encodeBlob, encodeBlobHeader, type EncryptionContext } from "../keys/blob.js";
+import { blobAad, decodeBlob, encodeBlob, encodeBlobHeader, type EncryptionContext } from "../keys/blob.js";
 import type { AsymmetricKeySpec, KeyRecord, SymmetricKeySpec } from "../keys/key.js";
 import { ASYMMETRIC_SPECS, SYMMETRIC_SPECS, isSymmetricSpec } from "../keys/specs.js";
 import { ACCOUNT_RESOURCE, type Caller } from "./permissions.js";
 import { CIPHERTEXT_ERRORS, INVALID_CIPHERTEXT, usingMaterial, type ServiceContext } from "./context.js";
-import { KmsError, needs } from "./errors.js";
+import { needs } from "./errors.js";
 
 /** Sealing under the current version: a missing version reads as a bad ciphertext (as it always has); anything else is internal. */
 const SEAL_ERRORS = { missing: CIPHERTEXT_ERRORS.missing } as const;
@@ -90,17 +90,7 @@ export class SymmetricCrypto {
   }
 
   async #open(caller: Caller, action: "Decrypt" | "ReEncryptSource", bytes: Buffer, context: EncryptionContext): Promise<{ keyId: string; keyVersion: number; plaintext: Buffer }> {
-    let parsed;
-    try {
-      parsed = decodeBlob(bytes);
-    } catch (e) {
-      if (e instanceof BlobFormatError) throw new KmsError("InvalidCiphertext", INVALID_CIPHERTEXT);
-      throw e;
-    }
-    const key = await this.ctx.store.getKey(parsed.keyId);
-    needs(key && key.creatorUin === caller.uin, "InvalidCiphertext", INVALID_CIPHERTEXT);
-    this.ctx.authorize(caller, action, key, context);
-    this.ctx.checkState(action, key, caller);
+    const { parsed, key } = await this.ctx.ciphertextKeyFor(caller, action, bytes, decodeBlob, context);
     // An asymmetric key never made a blob: one naming it is forged.
     needs(isSymmetricSpec(key.keySpec), "InvalidCiphertext", INVALID_CIPHERTEXT);
     const aead = AEADS[SYMMETRIC_SPECS[key.keySpec].aead];

@@ -2,7 +2,6 @@
 // FIPS 204, with an optional context string) and PostQuantumCryptoEncrypt/Decrypt (a hybrid KEM
 // then AES-256-GCM; crypto/pq-ciphertext.ts, docs/formats.md).
 
-import { BlobFormatError } from "../keys/blob.js";
 import type { AsymmetricKeySpec, KeyRecord } from "../keys/key.js";
 import { mlDsaPublicKeyOf } from "../keys/asymmetric.js";
 import { decodePqBlob, pqSeal } from "../crypto/pq-ciphertext.js";
@@ -10,7 +9,7 @@ import { ASYMMETRIC_USAGES, isAsymmetricUsage, type PqEncryptionAlgorithm, type 
 import { currentPublicKey } from "./asymmetric.js";
 import type { Caller } from "./permissions.js";
 import { CIPHERTEXT_ERRORS, CURRENT_VERSION_ERRORS, INVALID_CIPHERTEXT, usingMaterial, type ServiceContext } from "./context.js";
-import { KmsError, needs } from "./errors.js";
+import { needs } from "./errors.js";
 
 export class PostQuantumKeys {
   constructor(private readonly ctx: ServiceContext) {}
@@ -40,17 +39,7 @@ export class PostQuantumKeys {
 
   /** The key is the one the ciphertext names; any change to the ciphertext fails as InvalidCiphertext. */
   async decrypt(caller: Caller, bytes: Buffer): Promise<{ keyId: string; plaintext: Buffer }> {
-    let parsed;
-    try {
-      parsed = decodePqBlob(bytes);
-    } catch (e) {
-      if (e instanceof BlobFormatError) throw new KmsError("InvalidCiphertext", INVALID_CIPHERTEXT);
-      throw e;
-    }
-    const key = await this.ctx.store.getKey(parsed.keyId);
-    needs(key && key.creatorUin === caller.uin, "InvalidCiphertext", INVALID_CIPHERTEXT);
-    this.ctx.authorize(caller, "PostQuantumCryptoDecrypt", key);
-    this.ctx.checkState("PostQuantumCryptoDecrypt", key, caller);
+    const { parsed, key } = await this.ctx.ciphertextKeyFor(caller, "PostQuantumCryptoDecrypt", bytes, decodePqBlob);
     const usage = isAsymmetricUsage(key.keyUsage) ? ASYMMETRIC_USAGES[key.keyUsage] : undefined;
     // A key of another usage never made such a ciphertext: one naming it is forged.
     needs(usage?.purpose === "pq-decrypt" && usage.algorithms.includes(parsed.algorithm), "InvalidCiphertext", INVALID_CIPHERTEXT);
