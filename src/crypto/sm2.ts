@@ -336,13 +336,19 @@ function nativePublicBaseMultiply(s: bigint): Point {
   return pointFromBytes(verifyEcdh.getPublicKey());
 }
 
+/** Part 2 section 7.1, steps B1-B5: (r, s) and t = (r + s) mod n, or undefined when the signature already fails. */
+function verificationScalars(signature: Buffer): { r: bigint; s: bigint; t: bigint } | undefined {
+  const parsed = parseSignature(signature);
+  if (parsed === undefined) return undefined;
+  const t = mod(parsed.r + parsed.s, N);
+  return t === 0n ? undefined : { ...parsed, t };
+}
+
 /** Part 2 section 7.1, steps B1-B7, with e already computed. */
 function verifyDigest(q: Point, e: bigint, signature: Buffer): boolean {
-  const parsed = parseSignature(signature);
-  if (parsed === undefined) return false;
-  const { r, s } = parsed;
-  const t = mod(r + s, N);
-  if (t === 0n) return false;
+  const scalars = verificationScalars(signature);
+  if (scalars === undefined) return false;
+  const { r, s, t } = scalars;
   // Public scalars only, so the faster non-constant-time multiplications are fine here.
   const sum = nativePublicBaseMultiply(s).add(q.multiplyUnsafe(t));
   if (sum.is0()) return false;
@@ -356,11 +362,9 @@ function verifyDigest(q: Point, e: bigint, signature: Buffer): boolean {
  * operand's size no longer depends on d's) and the point's scalar is wiped after use.
  */
 function verifyDigestByScalar(d: bigint, e: bigint, signature: Buffer): boolean {
-  const parsed = parseSignature(signature);
-  if (parsed === undefined) return false;
-  const { r, s } = parsed;
-  const t = mod(r + s, N);
-  if (t === 0n) return false;
+  const scalars = verificationScalars(signature);
+  if (scalars === undefined) return false;
+  const { r, s, t } = scalars;
   const blinded = d + (toBigInt(randomBytes(8)) | 1n) * N;
   const u = mod(s + t * blinded, N);
   if (u === 0n) return false;
