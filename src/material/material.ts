@@ -26,9 +26,9 @@ export interface NewMaterial {
  * - NoSuchVersion: the store holds no such version of the key.
  * - Unsupported: this node or its token cannot do it (no HSM, a mechanism refused); nothing was done.
  * - Inconsistent: the store's record does not belong to the key (a swapped row).
- * - Busy: this node has as much of this work queued as it takes (ECMR); nothing was done, retry later.
+ * A worker thread that already holds as many jobs as it takes throws its ThreadBusyError (crypto/job-thread.ts).
  */
-export type MaterialFailure = "Undecryptable" | "NoSuchVersion" | "Unsupported" | "Inconsistent" | "Busy";
+export type MaterialFailure = "Undecryptable" | "NoSuchVersion" | "Unsupported" | "Inconsistent";
 
 /** The one error this layer throws of its own; messages name keys and algorithms, never material. */
 export class MaterialError extends Error {

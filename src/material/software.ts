@@ -5,8 +5,8 @@
 import { AEADS, type AeadKey } from "../crypto/aead.js";
 import { aesKeyUnwrapPad } from "../crypto/aes-kwp.js";
 import type { EcPoint } from "../crypto/ecmr.js";
-import { EcmrBusyError, EcmrThread } from "../crypto/ecmr-worker.js";
-import { Sm2BusyError, Sm2Thread } from "../crypto/sm2-worker.js";
+import { EcmrThread } from "../crypto/ecmr-worker.js";
+import { Sm2Thread } from "../crypto/sm2-worker.js";
 import type { EcdhPeerKey } from "../crypto/ecdh.js";
 import { CryptoError } from "../crypto/errors.js";
 import { HmacKey } from "../crypto/hmac.js";
@@ -131,12 +131,7 @@ export class SoftwareMaterial implements KeyMaterial {
 
   /** The scalar is copied while the key is in hand (synchronously); the multiplication runs in the ECMR thread. */
   async exchange(key: MaterialKey, version: number, point: EcPoint): Promise<EcPoint> {
-    try {
-      return await this.#withPrivateKey(key, version, (privateKey) => privateKey.exchange(point, (scalar, p) => this.#ecmr.multiply(scalar, p)));
-    } catch (e) {
-      if (e instanceof EcmrBusyError) throw new MaterialError("Busy", e.message, { cause: e });
-      throw e;
-    }
+    return this.#withPrivateKey(key, version, (privateKey) => privateKey.exchange(point, (scalar, p) => this.#ecmr.multiply(scalar, p)));
   }
 
   decrypt(key: MaterialKey, version: number, algorithm: AsymmetricDecryptAlgorithm, ciphertext: Buffer): Promise<Buffer> {
@@ -221,9 +216,6 @@ export class SoftwareMaterial implements KeyMaterial {
     const d = await this.#withPrivateKey(key, version, (privateKey) => privateKey.sm2Scalar());
     try {
       return await run(d);
-    } catch (e) {
-      if (e instanceof Sm2BusyError) throw new MaterialError("Busy", e.message, { cause: e });
-      throw e;
     } finally {
       d.fill(0);
     }

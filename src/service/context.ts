@@ -3,6 +3,7 @@
 // concern (keys.ts, crypto.ts, asymmetric.ts, import.ts, rotation.ts, jobs.ts) over this context.
 
 import type { Auditor } from "../audit/writer.js";
+import { ThreadBusyError } from "../crypto/job-thread.js";
 import { BlobFormatError, type EncryptionContext } from "../keys/blob.js";
 import type { KeyRecord, KeySpec, KmipObjectType } from "../keys/key.js";
 import { KMS_POLICY_ACTIONS_OF } from "../policy/catalog.js";
@@ -183,6 +184,8 @@ export async function usingMaterial<T>(run: () => Promise<T>, errors: { undecryp
   try {
     return await run();
   } catch (e) {
+    // A worker thread (SM2, ECMR, post-quantum) already holds as many jobs as it takes.
+    if (e instanceof ThreadBusyError) throw new KmsError("RequestLimitExceeded", e.message);
     if (!(e instanceof MaterialError)) throw e;
     switch (e.failure) {
       case "Undecryptable":
@@ -193,8 +196,6 @@ export async function usingMaterial<T>(run: () => Promise<T>, errors: { undecryp
         throw new KmsError("UnsupportedOperation", e.message);
       case "Inconsistent":
         throw new KmsError("InternalError", e.message);
-      case "Busy":
-        throw new KmsError("RequestLimitExceeded", e.message);
     }
   }
 }

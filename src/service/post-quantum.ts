@@ -26,14 +26,15 @@ export class PostQuantumKeys {
     const key = await this.ctx.keyFor(this.ctx.store, caller, "PostQuantumCryptoVerify", input.keyId);
     pqUsage(key, "pq-sign", "PostQuantumCryptoVerify");
     const { set, publicKey } = mlDsaPublicKeyOf(key.keySpec as AsymmetricKeySpec, await currentPublicKey(this.ctx, key));
-    return this.ctx.materials.software.postQuantum.verify(set, publicKey, input.message, input.signature, input.context);
+    return usingMaterial(() => this.ctx.materials.software.postQuantum.verify(set, publicKey, input.message, input.signature, input.context), CURRENT_VERSION_ERRORS);
   }
 
   async encrypt(caller: Caller, keyId: string, plaintext: Buffer): Promise<{ keyId: string; blob: Buffer }> {
     const key = await this.ctx.keyFor(this.ctx.store, caller, "PostQuantumCryptoEncrypt", keyId);
     const usage = pqUsage(key, "pq-decrypt", "PostQuantumCryptoEncrypt");
     const algorithm = usage.algorithms[0] as PqEncryptionAlgorithm;
-    const blob = await pqSeal({ algorithm, keyId: key.keyId, keyVersion: key.currentVersion }, await currentPublicKey(this.ctx, key), plaintext, this.ctx.materials.software.postQuantum);
+    const publicKey = await currentPublicKey(this.ctx, key);
+    const blob = await usingMaterial(() => pqSeal({ algorithm, keyId: key.keyId, keyVersion: key.currentVersion }, publicKey, plaintext, this.ctx.materials.software.postQuantum), CURRENT_VERSION_ERRORS);
     return { keyId: key.keyId, blob };
   }
 
