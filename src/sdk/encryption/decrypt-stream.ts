@@ -219,7 +219,7 @@ export class DecryptStream extends Transform {
     let keys;
     let dataKey: Buffer | undefined;
     try {
-      keys = deriveMessageKeys(suite, got.dataKey, header.messageId, header.frameLength);
+      keys = deriveMessageKeys(suite, got.dataKey, header.messageId);
       if (this.#parallel && header.frameLength >= PARALLEL_MIN_FRAME) dataKey = Buffer.from(got.dataKey);
     } finally {
       got.dataKey.fill(0);
@@ -332,7 +332,7 @@ export class DecryptStream extends Transform {
   /** Opens here, or on a worker once the message has shown it is long; output stays in order. */
   #open(seq: number, aad: Buffer, ciphertext: Buffer[], tag: Buffer): void {
     const p = this.#p!;
-    if (p.dataKey && seq >= PARALLEL_FROM_SEQ) this.#workers ??= new ParallelFrames(p.header.suite, p.dataKey, p.header.messageId, p.header.frameLength);
+    if (p.dataKey && seq >= PARALLEL_FROM_SEQ) this.#workers ??= new ParallelFrames(p.header.suite, p.dataKey, p.header.messageId);
     if (this.#workers && !onThisThread(seq)) {
       const whole = ciphertext.length === 1 ? ciphertext[0]! : Buffer.concat(ciphertext);
       this.#output.add(this.#workers.open(seq, aad, whole, tag).then((r) => [r.data]));

@@ -97,7 +97,7 @@ async function prepareEncryption(
   try {
     const fullContext = signingKey ? { ...context, [PUBLIC_KEY_CONTEXT_KEY]: signingKey.publicKeySpki.toString("base64") } : context;
     const messageId = randomBytes(MESSAGE_ID_LENGTH);
-    const keys = deriveMessageKeys(suite, dataKey, messageId, frameLength);
+    const keys = deriveMessageKeys(suite, dataKey, messageId);
     const header: Header = { suite, messageId, context: fullContext, encryptedDataKeys, frameLength, commitment: keys.commitment };
     const body = encodeHeaderBody(header);
     const { tag } = keys.cipher.seal(0, body, Buffer.alloc(0));
@@ -242,7 +242,7 @@ export class EncryptStream extends Transform {
   /** Seals here, or on a worker once the message has shown it is long. */
   #seal(seq: number, aad: Buffer, plaintext: Buffer[], prefix: Buffer): void {
     const p = this.#p!;
-    if (this.#parallel && seq >= PARALLEL_FROM_SEQ && p.dataKey) this.#workers ??= new ParallelFrames(p.header.suite, p.dataKey, p.header.messageId, p.header.frameLength);
+    if (this.#parallel && seq >= PARALLEL_FROM_SEQ && p.dataKey) this.#workers ??= new ParallelFrames(p.header.suite, p.dataKey, p.header.messageId);
     if (this.#workers && !onThisThread(seq)) {
       const whole = plaintext.length === 1 ? plaintext[0]! : Buffer.concat(plaintext);
       this.#output.add(this.#workers.seal(seq, aad, whole).then((r) => [prefix, r.data, r.tag!]));

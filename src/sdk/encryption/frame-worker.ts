@@ -7,7 +7,7 @@ import { EncryptionSdkError } from "./errors.js";
 import { deriveMessageKeys, suiteById, type FrameCipher } from "./suites.js";
 
 export type WorkerRequest =
-  | { kind: "begin"; message: number; suiteId: number; frameLength: number; dataKey: Uint8Array; messageId: Uint8Array }
+  | { kind: "begin"; message: number; suiteId: number; dataKey: Uint8Array; messageId: Uint8Array }
   | { kind: "end"; message: number }
   | { kind: "seal"; job: number; message: number; seq: number; aad: Uint8Array; data: Uint8Array }
   | { kind: "open"; job: number; message: number; seq: number; aad: Uint8Array; data: Uint8Array; tag: Uint8Array };
@@ -26,7 +26,7 @@ if (parentPort) {
       case "begin": {
         const suite = suiteById(req.suiteId)!;
         const dataKey = view(req.dataKey);
-        ciphers.set(req.message, deriveMessageKeys(suite, dataKey, view(req.messageId), req.frameLength).cipher);
+        ciphers.set(req.message, deriveMessageKeys(suite, dataKey, view(req.messageId)).cipher);
         dataKey.fill(0);
         return;
       }

@@ -86,11 +86,11 @@ export class ParallelFrames {
   #turn = 0;
   #ended = false;
 
-  constructor(suite: Suite, dataKey: Buffer, messageId: Buffer, frameLength: number) {
+  constructor(suite: Suite, dataKey: Buffer, messageId: Buffer) {
     this.#workers = getPool();
     for (const w of this.#workers) {
       const copy = own(dataKey);
-      w.worker.postMessage({ kind: "begin", message: this.#message, suiteId: suite.id, frameLength, dataKey: copy, messageId: own(messageId) } satisfies WorkerRequest, [copy.buffer as ArrayBuffer]);
+      w.worker.postMessage({ kind: "begin", message: this.#message, suiteId: suite.id, dataKey: copy, messageId: own(messageId) } satisfies WorkerRequest, [copy.buffer as ArrayBuffer]);
     }
   }
 

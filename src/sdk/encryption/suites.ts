@@ -133,17 +133,16 @@ const authFailed = (): EncryptionSdkError =>
 /**
  * Derives the per-message keys from the data key with HKDF (salt = message id, info = "v1" || label
  * || suite id): the cipher key(s), the IV base and the 32-byte key commitment. The caller wipes
- * `dataKey` when it likes; the returned cipher holds its own copies until destroy(). `frameLength`
- * only sizes internal tables.
+ * `dataKey` when it likes; the returned cipher holds its own copies until destroy().
  */
-export function deriveMessageKeys(suite: Suite, dataKey: Buffer, messageId: Buffer, frameLength: number): MessageKeys {
+export function deriveMessageKeys(suite: Suite, dataKey: Buffer, messageId: Buffer): MessageKeys {
   const commitment = hkdf(suite, dataKey, messageId, "commit", COMMITMENT_LENGTH);
   const ivBase = hkdf(suite, dataKey, messageId, "iv", IV_LENGTH);
   switch (suite.cipher) {
     case "AES-256-GCM":
       return { commitment, cipher: aesGcmCipher(hkdf(suite, dataKey, messageId, "key", 32), ivBase) };
     case "SM4-GCM":
-      return { commitment, cipher: sm4GcmCipher(hkdf(suite, dataKey, messageId, "key", 16), ivBase, frameLength) };
+      return { commitment, cipher: sm4GcmCipher(hkdf(suite, dataKey, messageId, "key", 16), ivBase) };
     case "SM4-CTR-HMAC-SM3":
       return {
         commitment,
@@ -207,9 +206,8 @@ function aesGcmCipher(key: Buffer, ivBase: Buffer): FrameCipher {
   };
 }
 
-function sm4GcmCipher(key: Buffer, ivBase: Buffer, frameLength: number): FrameCipher {
-  // The GHASH table is sized for one frame: large frames get the fastest (larger) table.
-  const prepared = new Sm4GcmKey(key, frameLength);
+function sm4GcmCipher(key: Buffer, ivBase: Buffer): FrameCipher {
+  const prepared = new Sm4GcmKey(key);
   key.fill(0);
   return {
     seal: (seq, aad, plaintext) => prepared.encrypt(frameIv(ivBase, seq), plaintext, aad),
