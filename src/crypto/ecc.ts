@@ -1,11 +1,13 @@
 // ECDSA (FIPS 186-4 / SEC 1) on NIST P-256 with SHA-256, P-384 with SHA-384 and P-521 with SHA-512
 // (JWS ES512, RFC 7518 section 3.4, for Tang advertisements): key pairs as
 // PKCS#8 / SPKI DER, DER-encoded signatures (X9.62 Ecdsa-Sig-Value). Messages go through
-// node:crypto (OpenSSL); a precomputed digest goes through @noble/curves with prehash off, because
-// node:crypto can only sign what it hashes itself.
+// node:crypto (OpenSSL). node:crypto can only sign what it hashes itself, so a precomputed digest
+// is signed as SM2 is (./sm2.ts): k·G by OpenSSL, the rest modulo n in BigInt; @noble/curves
+// verifies digests and holds the curve orders.
 
-import { createPrivateKey, createPublicKey, generateKeyPair, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
+import { createECDH, createPrivateKey, createPublicKey, generateKeyPair, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from "node:crypto";
 import { p256, p384, p521 } from "@noble/curves/nist.js";
+import { derSequence, derUnsignedInteger } from "./asn1.js";
 import { ecdhNist, type EcdhPeerKey } from "./ecdh.js";
 
 export const ECDSA_CURVES = ["P-256", "P-384", "P-521"] as const;
@@ -109,6 +111,69 @@ function rawPublicKey(key: KeyObject, curve: EcdsaCurve): Uint8Array {
   return Buffer.concat([Buffer.of(4), x, y]);
 }
 
+/** Big-endian bytes as an integer. */
+function toBigInt(bytes: Uint8Array): bigint {
+  return bytes.length === 0 ? 0n : BigInt(`0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("hex")}`);
+}
+
+/** A uniformly random scalar in [1, n-1], coordinateLength bytes (rejection sampling). The caller wipes it. */
+function randomScalar(info: CurveInfo): Buffer {
+  const n = info.noble.Point.Fn.ORDER;
+  // P-521's order has 521 bits: the first of its 66 bytes keeps only its lowest bit.
+  const topMask = 0xff >>> (8 * info.coordinateLength - n.toString(2).length);
+  for (;;) {
+    const k = randomBytes(info.coordinateLength);
+    k[0]! &= topMask;
+    const v = toBigInt(k);
+    if (v >= 1n && v < n) return k;
+    k.fill(0);
+  }
+}
+
+/**
+ * ECDSA signature generation (SEC 1 v2 section 4.1.3) over a digest the caller computed with the
+ * curve's hash: R = k·G in OpenSSL (createECDH, its constant-time scalar multiplication),
+ * r = x_R mod n, s = k^-1 (e + r·d) mod n in BigInt. BigInt's arithmetic is not constant time, so
+ * it only sees blinded secrets: k as k·b for a random b (s = (k·b)^-1 · b · (e + r·d)) and d as
+ * d + m·n for a random m. e is the digest as an integer: each curve's digest is no longer than its
+ * order (SHA-512 is 512 of P-521's 521 bits), so nothing is truncated. A new k is drawn from
+ * `nextK` when r or s is 0; each k is wiped after use.
+ */
+function signDigestWith(info: CurveInfo, scalar: Buffer, digest: Uint8Array, nextK: () => Buffer): Buffer {
+  const { Fn } = info.noble.Point;
+  const n = Fn.ORDER;
+  const e = toBigInt(digest);
+  const blindedD = toBigInt(scalar) + (toBigInt(randomBytes(8)) | 1n) * n;
+  for (;;) {
+    const kBytes = nextK();
+    try {
+      const ecdh = createECDH(info.opensslName);
+      ecdh.setPrivateKey(kBytes);
+      const r = toBigInt(ecdh.getPublicKey().subarray(1, 1 + info.coordinateLength)) % n;
+      if (r === 0n) continue;
+      const bBytes = randomScalar(info);
+      const b = toBigInt(bBytes);
+      bBytes.fill(0);
+      const s = (Fn.inv((toBigInt(kBytes) * b) % n) * ((b * ((e + r * blindedD) % n)) % n)) % n;
+      if (s === 0n) continue;
+      return derSequence(derUnsignedInteger(r), derUnsignedInteger(s));
+    } finally {
+      kBytes.fill(0);
+    }
+  }
+}
+
+/** Tests only: signs a digest with a given private scalar and k, to reproduce RFC 6979's examples. Not for production. */
+export function _ecdsaSignDigestWithK(curve: EcdsaCurve, scalar: Buffer, digest: Buffer, k: Buffer): Buffer {
+  const info = CURVES[curve];
+  let used = false;
+  return signDigestWith(info, scalar, digest, () => {
+    if (used) throw new RangeError(`"k" gives r = 0 or s = 0; ECDSA asks for another k`);
+    used = true;
+    return Buffer.from(k);
+  });
+}
+
 /** A private ECDSA key prepared for signing; `destroy()` wipes the scalar this object may hold. */
 export class EcdsaPrivateKey {
   readonly curve: EcdsaCurve;
@@ -138,8 +203,7 @@ export class EcdsaPrivateKey {
     if (!(digest instanceof Uint8Array) || digest.length !== info.digestLength) {
       throw new RangeError(`"digest" must be ${info.digestLength} bytes on ${this.curve}`);
     }
-    // lowS false: the same signature distribution OpenSSL produces for sign().
-    return this.withScalar((scalar) => Buffer.from(info.noble.sign(digest, scalar, { prehash: false, lowS: false, format: "der" })));
+    return this.withScalar((scalar) => signDigestWith(info, scalar, digest, () => randomScalar(info)));
   }
 
   /** ECDH with a validated peer key of the same curve: the x coordinate of d·Q. */
