@@ -21,8 +21,15 @@ export function sha256Hex(data: Buffer | string): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
+const SECONDS_PER_DAY = 86_400;
+/** The last day formatted: every request of a day asks for the same one. */
+let lastDay = { day: Number.NaN, date: "" };
+
+/** The UTC date (YYYY-MM-DD) of unix `timestamp` seconds. */
 export function tc3Date(timestamp: number): string {
-  return new Date(timestamp * 1000).toISOString().slice(0, 10);
+  const day = Math.floor(timestamp / SECONDS_PER_DAY);
+  if (day !== lastDay.day) lastDay = { day, date: new Date(day * SECONDS_PER_DAY * 1000).toISOString().slice(0, 10) };
+  return lastDay.date;
 }
 
 export function tc3CanonicalRequest(req: Tc3Request): string {

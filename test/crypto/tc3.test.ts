@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { randomBytes, randomInt } from "node:crypto";
 import { readFileSync } from "node:fs";
 import sdkSign from "tencentcloud-sdk-nodejs/tencentcloud/common/sign.js";
-import { parseTc3Authorization, tc3Authorization, type Tc3SignInput } from "../../src/crypto/tc3.js";
+import { parseTc3Authorization, tc3Authorization, tc3Date, type Tc3SignInput } from "../../src/crypto/tc3.js";
 
 interface Tc3Vector {
   name: string;
@@ -109,6 +109,15 @@ describe("tc3Authorization", () => {
       });
       assert.equal(ours, theirs, `case ${i}`);
     }
+  });
+});
+
+describe("tc3Date", () => {
+  it("is the UTC date of the timestamp, across day boundaries and back (it keeps the last day)", () => {
+    const midnight = 1_733_443_200; // 2024-12-06T00:00:00Z
+    const times = [midnight - 1, midnight, midnight + 86_399, midnight + 86_400, midnight - 1, 0, 253_402_300_799, midnight];
+    for (let i = 0; i < 200; i++) times.push(randomInt(0, 2 ** 32));
+    for (const t of times) assert.equal(tc3Date(t), new Date(t * 1000).toISOString().slice(0, 10), `timestamp ${t}`);
   });
 });
 
