@@ -13,6 +13,7 @@ import type { KeyRecord, KeyVersionRecord } from "../keys/key.js";
 import { MIGRATIONS } from "./migrations/index.js";
 import type { Store, StoreImport, StoreOperations, StoreSnapshot } from "./store.js";
 import { migrationsUpTo } from "./sql/backup.js";
+import { frozenKey } from "./sql/operations.js";
 import { applyMigrations, createPrivateFile, importIntoDatabase, schemaVersion, SqliteSnapshot } from "./sqlite/backup.js";
 import { SQLITE_STATEMENTS, SqliteConnection, SqliteOperations } from "./sqlite/operations.js";
 import { CHECKPOINTER_AFTER_WRITES, Checkpointer } from "./sqlite/checkpointer.js";
@@ -155,10 +156,7 @@ export class SqliteStore extends SqliteOperations implements Store {
       // Kept only if nothing changed while it was read (the read ran at once: nothing could have).
       if (key !== undefined && this.conn.keyWrites === writes && this.#keysDataVersion === dataVersion) {
         if (this.#keys.size >= KEY_CACHE_ENTRIES) this.#keys.clear();
-        // Shared by every later reader: frozen, so no caller can change what the others see.
-        for (const tag of key.tags) Object.freeze(tag);
-        Object.freeze(key.tags);
-        this.#keys.set(keyId, Object.freeze(key));
+        this.#keys.set(keyId, frozenKey(key));
       }
       return key;
     });

@@ -287,6 +287,43 @@ function suite(base: string): void {
         { statementTimeoutMs: 1500, poolSize: 3 },
       ));
 
+    describe("getKey outside transactions", () => {
+      it("shares one read among the calls of a turn (one frozen record), and a call after a change sees it", () =>
+        withStore(async (store, _schema, url) => {
+          const other = await PostgresStore.open(url, { poolSize: 1 });
+          try {
+            const key = makeKey({ tags: [{ key: "team", value: "a" }] });
+            await store.insertKey(key, versionOf(key));
+            const [a, b] = await Promise.all([store.getKey(key.keyId), store.getKey(key.keyId)]);
+            assert.ok(a !== undefined && a === b, "the calls of one turn get the one record");
+            assert.ok(Object.isFrozen(a) && Object.isFrozen(a.tags) && Object.isFrozen(a.tags[0]));
+            // A read asked before another node's change may answer the old state; one asked after it may not.
+            const before = store.getKey(key.keyId);
+            await other.updateKey({ ...key, state: "Disabled" });
+            const after = await store.getKey(key.keyId);
+            assert.equal(after?.state, "Disabled", "a read asked after the change committed sees it");
+            assert.notEqual(await before, after);
+            assert.equal(await store.getKey(randomUUID()), undefined);
+          } finally {
+            await other.close();
+          }
+        }));
+
+      it("is refused inside the store's own transaction, and a read asked before close() still answers", () =>
+        withStore(async (store) => {
+          const key = makeKey();
+          await store.insertKey(key, versionOf(key));
+          await store.transaction(async () => {
+            await assert.rejects(store.getKey(key.keyId), /from inside one of its transactions/);
+          });
+          const asked = store.getKey(key.keyId);
+          const closing = store.close();
+          assert.equal((await asked)?.keyId, key.keyId);
+          await closing;
+          await assert.rejects(store.getKey(key.keyId), /is closed/);
+        }));
+    });
+
     it("rejects a negative or fractional offset or limit", () =>
       withStore(async (store) => {
         await assert.rejects(store.listKeys({ offset: -1, limit: 1, order: "desc" }), /"offset"/);

@@ -312,7 +312,15 @@ const changes = (_rows: unknown[], n: number): number => n;
 const changedOne = (_rows: unknown[], n: number): boolean => n === 1;
 const count = (r: rows.CountRow[]): number => Number(r[0]?.n ?? 0);
 const metaValue = (r: { value: string }[]): string | undefined => r[0]?.value;
-const firstKey = rows.first(rows.fromKeyRow);
+export const firstKey = rows.first(rows.fromKeyRow);
+
+/** `key` frozen with its tags, for a record shared by several readers: no reader can change what the others see. */
+export function frozenKey<K extends KeyRecord | undefined>(key: K): K {
+  if (key === undefined) return key;
+  for (const tag of key.tags) Object.freeze(tag);
+  Object.freeze(key.tags);
+  return Object.freeze(key);
+}
 const firstKeyVersion = rows.first(rows.fromKeyVersionRow);
 const firstAccessKey = rows.first(rows.fromAccessKeyRow);
 const firstPrincipal = rows.first(rows.fromPrincipalRow);
