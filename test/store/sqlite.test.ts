@@ -273,6 +273,28 @@ describe("SqliteStore", () => {
     }
   });
 
+  it("empties a WAL that grew under steady writes: the checkpoint thread truncates it once it holds 16 MiB", async () => {
+    const path = freshPath();
+    const store = SqliteStore.open(path);
+    try {
+      // Some 100 MiB of WAL frames in waves of concurrent writes: no pause is long enough for a
+      // PASSIVE checkpoint to catch up with the end of the WAL, after which SQLite would start it
+      // over. Without TRUNCATE the file stayed at its largest for good.
+      const value = "v".repeat(3500);
+      let largest = 0;
+      for (let wave = 0; wave < 200; wave++) {
+        await Promise.all(Array.from({ length: 100 }, (_, i) => store.setMeta(`k${(wave * 100 + i) % 5000}`, `${wave}${value}`)));
+        largest = Math.max(largest, (await stat(`${path}-wal`)).size);
+      }
+      assert.ok(store.checkpointsOffThread);
+      assert.ok(largest > 16 * 1024 * 1024, `the WAL reached only ${largest} bytes: the test wrote too little to show anything`);
+      await waitFor("the checkpoint thread to empty the WAL", async () => (await stat(`${path}-wal`)).size < 16 * 1024 * 1024, { timeoutMs: 10_000 });
+      assert.equal((await store.getMeta("k4999"))?.slice(0, 3), "199");
+    } finally {
+      await store.close();
+    }
+  });
+
   it("resolves a write only after an fdatasync of the WAL that began after it, grouping the writes of a moment into few syncs", async () => {
     const store = SqliteStore.open(freshPath());
     const before = store.walSyncs;
