@@ -16,7 +16,7 @@ import { migrationsUpTo } from "./sql/backup.js";
 import { frozenKey } from "./sql/operations.js";
 import { applyMigrations, createPrivateFile, importIntoDatabase, schemaVersion, SqliteSnapshot } from "./sqlite/backup.js";
 import { SQLITE_STATEMENTS, SqliteConnection, SqliteOperations } from "./sqlite/operations.js";
-import { CHECKPOINTER_AFTER_WRITES, Checkpointer } from "./sqlite/checkpointer.js";
+import { CHECKPOINTER_AFTER_WRITES, Checkpointer, WAL_SIZE_LIMIT } from "./sqlite/checkpointer.js";
 import { WalSync } from "./sqlite/wal-sync.js";
 
 export { applyMigrations } from "./sqlite/backup.js";
@@ -412,6 +412,8 @@ function openDatabase(path: string, journal: "wal" | "memory"): Database.Databas
     if (journalMode !== journal) throw new Error(`${path}: could not switch to WAL journal mode (got ${String(journalMode)})`);
     db.pragma("synchronous = FULL");
     db.pragma("foreign_keys = ON");
+    // When the WAL starts over, the first commit cuts a file grown larger back to this (see the checkpointer).
+    db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
     return db;
   } catch (err) {
     db.close();

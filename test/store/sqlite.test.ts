@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, open, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -273,23 +273,33 @@ describe("SqliteStore", () => {
     }
   });
 
-  it("empties a WAL that grew under steady writes: the checkpoint thread truncates it once it holds 16 MiB", async () => {
+  it("bounds the WAL under steady writes: the checkpoint thread has it start over once it holds 16 MiB", async () => {
     const path = freshPath();
     const store = SqliteStore.open(path);
     try {
-      // Some 100 MiB of WAL frames in waves of concurrent writes: no pause is long enough for a
-      // PASSIVE checkpoint to catch up with the end of the WAL, after which SQLite would start it
-      // over. Without TRUNCATE the file stayed at its largest for good.
+      // Waves of concurrent writes: no pause is long enough for a PASSIVE checkpoint to catch up
+      // with the end of the WAL, after which SQLite would start it over. With PASSIVE alone the WAL
+      // did not start over once while the writes went on, and grew by every frame written.
       const value = "v".repeat(3500);
-      let largest = 0;
-      for (let wave = 0; wave < 200; wave++) {
-        await Promise.all(Array.from({ length: 100 }, (_, i) => store.setMeta(`k${(wave * 100 + i) % 5000}`, `${wave}${value}`)));
-        largest = Math.max(largest, (await stat(`${path}-wal`)).size);
-      }
-      assert.ok(store.checkpointsOffThread);
-      assert.ok(largest > 16 * 1024 * 1024, `the WAL reached only ${largest} bytes: the test wrote too little to show anything`);
-      await waitFor("the checkpoint thread to empty the WAL", async () => (await stat(`${path}-wal`)).size < 16 * 1024 * 1024, { timeoutMs: 10_000 });
-      assert.equal((await store.getMeta("k4999"))?.slice(0, 3), "199");
+      const wave = (n: number) => Promise.all(Array.from({ length: 100 }, (_, i) => store.setMeta(`k${(n * 100 + i) % 5000}`, `${n}${value}`)));
+      // The thread starts after the store's first 2,000 writes and checkpoints every 250 ms.
+      let n = 0;
+      while (!store.checkpointsOffThread) await wave(n++);
+      for (const end = n + 50; n < end; ) await wave(n++);
+      // The WAL header's checkpoint sequence number (bytes 12-15) counts the times it started over.
+      const startsOver = async (): Promise<number> => {
+        const wal = await open(`${path}-wal`, "r");
+        try {
+          return (await wal.read(Buffer.alloc(16), 0, 16, 0)).buffer.readUInt32BE(12);
+        } finally {
+          await wal.close();
+        }
+      };
+      const before = await startsOver();
+      // At least 100 pages a wave: some 60 MiB of frames in all.
+      for (const end = n + 150; n < end; ) await wave(n++);
+      assert.ok((await startsOver()) - before >= 2, "the WAL started over at least twice while the writes went on");
+      assert.equal((await store.getMeta(`k${((n - 1) * 100 + 99) % 5000}`))?.slice(0, String(n - 1).length), String(n - 1));
     } finally {
       await store.close();
     }

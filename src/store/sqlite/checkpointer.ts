@@ -11,10 +11,12 @@ import type Database from "better-sqlite3";
 /** Writes before the thread starts: a store that has written this little needs no checkpoints yet. */
 export const CHECKPOINTER_AFTER_WRITES = 2000;
 const INTERVAL_MS = 250;
-/** WAL frames (16 MiB at 4 KiB pages) from which the thread empties the WAL (see checkpointer-thread.ts). */
-const TRUNCATE_FRAMES = 4096;
-/** How long a TRUNCATE checkpoint waits (in its thread) for a moment with no writer before it tries again at the next tick. */
-const TRUNCATE_WAIT_MS = 1000;
+/** WAL frames (16 MiB at 4 KiB pages) from which the thread has the WAL started over (see checkpointer-thread.ts). */
+const RESTART_FRAMES = 4096;
+/** How long a RESTART checkpoint waits (in its thread) for a moment with no writer before it tries again at the next tick. */
+const RESTART_WAIT_MS = 1000;
+/** The store's journal_size_limit: the first commit after the WAL starts over cuts a larger file back to this. */
+export const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
 const SQLITE_DEFAULT_AUTOCHECKPOINT = 1000;
 
 export class Checkpointer {
@@ -34,7 +36,7 @@ export class Checkpointer {
   start(): void {
     if (this.#worker !== undefined || this.#stopped) return;
     const worker = new Worker(new URL("./checkpointer-thread.js", import.meta.url), {
-      workerData: { path: this.#db.name, intervalMs: INTERVAL_MS, truncateFrames: TRUNCATE_FRAMES, truncateWaitMs: TRUNCATE_WAIT_MS },
+      workerData: { path: this.#db.name, intervalMs: INTERVAL_MS, restartFrames: RESTART_FRAMES, restartWaitMs: RESTART_WAIT_MS },
       resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 },
     });
     worker.unref();
