@@ -7,7 +7,7 @@
 
 import { createECDH, createPrivateKey, createPublicKey, generateKeyPair, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from "node:crypto";
 import { p256, p384, p521 } from "@noble/curves/nist.js";
-import { derSequence, derUnsignedInteger } from "./asn1.js";
+import { bigIntFromBytes, derSequence, derUnsignedInteger } from "./asn1.js";
 import { ecdhNist, type EcdhPeerKey } from "./ecdh.js";
 
 export const ECDSA_CURVES = ["P-256", "P-384", "P-521"] as const;
@@ -111,10 +111,6 @@ function rawPublicKey(key: KeyObject, curve: EcdsaCurve): Uint8Array {
   return Buffer.concat([Buffer.of(4), x, y]);
 }
 
-/** Big-endian bytes as an integer. */
-function toBigInt(bytes: Uint8Array): bigint {
-  return bytes.length === 0 ? 0n : BigInt(`0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("hex")}`);
-}
 
 /** A uniformly random scalar in [1, n-1], coordinateLength bytes (rejection sampling). The caller wipes it. */
 function randomScalar(info: CurveInfo): Buffer {
@@ -124,7 +120,7 @@ function randomScalar(info: CurveInfo): Buffer {
   for (;;) {
     const k = randomBytes(info.coordinateLength);
     k[0]! &= topMask;
-    const v = toBigInt(k);
+    const v = bigIntFromBytes(k);
     if (v >= 1n && v < n) return k;
     k.fill(0);
   }
@@ -142,19 +138,19 @@ function randomScalar(info: CurveInfo): Buffer {
 function signDigestWith(info: CurveInfo, scalar: Buffer, digest: Uint8Array, nextK: () => Buffer): Buffer {
   const { Fn } = info.noble.Point;
   const n = Fn.ORDER;
-  const e = toBigInt(digest);
-  const blindedD = toBigInt(scalar) + (toBigInt(randomBytes(8)) | 1n) * n;
+  const e = bigIntFromBytes(digest);
+  const blindedD = bigIntFromBytes(scalar) + (bigIntFromBytes(randomBytes(8)) | 1n) * n;
   for (;;) {
     const kBytes = nextK();
     try {
       const ecdh = createECDH(info.opensslName);
       ecdh.setPrivateKey(kBytes);
-      const r = toBigInt(ecdh.getPublicKey().subarray(1, 1 + info.coordinateLength)) % n;
+      const r = bigIntFromBytes(ecdh.getPublicKey().subarray(1, 1 + info.coordinateLength)) % n;
       if (r === 0n) continue;
       const bBytes = randomScalar(info);
-      const b = toBigInt(bBytes);
+      const b = bigIntFromBytes(bBytes);
       bBytes.fill(0);
-      const s = (Fn.inv((toBigInt(kBytes) * b) % n) * ((b * ((e + r * blindedD) % n)) % n)) % n;
+      const s = (Fn.inv((bigIntFromBytes(kBytes) * b) % n) * ((b * ((e + r * blindedD) % n)) % n)) % n;
       if (s === 0n) continue;
       return derSequence(derUnsignedInteger(r), derUnsignedInteger(s));
     } finally {

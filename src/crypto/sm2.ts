@@ -10,7 +10,7 @@
 
 import { createECDH, createHash, createHmac, generateKeyPair, randomBytes, timingSafeEqual, type ECDH, type KeyObject } from "node:crypto";
 import { weierstrass, type WeierstrassPoint } from "@noble/curves/abstract/weierstrass.js";
-import { DerReader, derSequence, derTlv, derUnsignedInteger, TAG_BIT_STRING, TAG_OCTET_STRING, TAG_OID } from "./asn1.js";
+import { bigIntFromBytes, DerReader, derSequence, derTlv, derUnsignedInteger, TAG_BIT_STRING, TAG_OCTET_STRING, TAG_OID } from "./asn1.js";
 import { CryptoError } from "./errors.js";
 
 /** The default distinguishing identity of GM/T 0009-2012 (and of OpenSSL's `distid`, sm-crypto). */
@@ -52,10 +52,6 @@ function toField(x: bigint): Buffer {
   return Buffer.from(x.toString(16).padStart(2 * FIELD_LENGTH, "0"), "hex");
 }
 
-function toBigInt(bytes: Uint8Array): bigint {
-  return bytes.length === 0 ? 0n : BigInt(`0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("hex")}`);
-}
-
 const mod = (a: bigint, m: bigint): bigint => {
   const r = a % m;
   return r < 0n ? r + m : r;
@@ -73,7 +69,7 @@ function isOnCurve(x: bigint, y: bigint): boolean {
 /** d from a private key argument: 32 bytes, 1 <= d <= n-2 (n-1 has no inverse for 1 + d). */
 function privateScalar(privateKey: unknown, name = "privateKey"): bigint {
   checkBytes(name, privateKey, FIELD_LENGTH);
-  const d = toBigInt(privateKey);
+  const d = bigIntFromBytes(privateKey);
   if (d < 1n || d > N - 2n) throw new RangeError(`"${name}" must be an integer in [1, n-2] for the SM2 curve`);
   return d;
 }
@@ -82,8 +78,8 @@ function privateScalar(privateKey: unknown, name = "privateKey"): bigint {
 function publicPoint(publicKey: unknown, name = "publicKey"): Point {
   checkBytes(name, publicKey, POINT_LENGTH);
   if (publicKey[0] !== 0x04) throw new RangeError(`"${name}" must be an uncompressed point (first byte 04), got ${publicKey[0]}`);
-  const x = toBigInt(publicKey.subarray(1, 1 + FIELD_LENGTH));
-  const y = toBigInt(publicKey.subarray(1 + FIELD_LENGTH));
+  const x = bigIntFromBytes(publicKey.subarray(1, 1 + FIELD_LENGTH));
+  const y = bigIntFromBytes(publicKey.subarray(1 + FIELD_LENGTH));
   // (0, 0), the usual stand-in for infinity, fails the curve equation since b != 0.
   if (x >= P || y >= P || !isOnCurve(x, y)) throw new RangeError(`"${name}" is not a point on the SM2 curve`);
   return Curve.fromAffine({ x, y });
@@ -136,7 +132,7 @@ function nativeBaseMultiply(k: Buffer): { ecdh: ECDH; point: Buffer } {
 }
 
 function pointFromBytes(bytes: Buffer): Point {
-  return Curve.fromAffine({ x: toBigInt(bytes.subarray(1, 1 + FIELD_LENGTH)), y: toBigInt(bytes.subarray(1 + FIELD_LENGTH)) });
+  return Curve.fromAffine({ x: bigIntFromBytes(bytes.subarray(1, 1 + FIELD_LENGTH)), y: bigIntFromBytes(bytes.subarray(1 + FIELD_LENGTH)) });
 }
 
 /**
@@ -150,8 +146,8 @@ function multiplySecret(k: Buffer, q: Point): { kG: Buffer; kQ: { x: bigint; y: 
   const { ecdh, point: kG } = nativeBaseMultiply(k);
   const qPlusG = q.add(Curve.BASE);
   if (!qPlusG.is0()) {
-    const x = toBigInt(ecdh.computeSecret(encodePoint(q)));
-    const xSum = toBigInt(ecdh.computeSecret(encodePoint(qPlusG)));
+    const x = bigIntFromBytes(ecdh.computeSecret(encodePoint(q)));
+    const xSum = bigIntFromBytes(ecdh.computeSecret(encodePoint(qPlusG)));
     const y = Curve.Fp.sqrt(mod((x * x + A) * x + B, P));
     const kGPoint = pointFromBytes(kG);
     for (const candidate of [y, P - y]) {
@@ -159,7 +155,7 @@ function multiplySecret(k: Buffer, q: Point): { kG: Buffer; kQ: { x: bigint; y: 
       if (!sum.is0() && sum.toAffine().x === xSum) return { kG, kQ: { x, y: candidate } };
     }
   }
-  const kQ = q.multiply(toBigInt(k)).toAffine();
+  const kQ = q.multiply(bigIntFromBytes(k)).toAffine();
   return { kG, kQ };
 }
 
@@ -192,7 +188,7 @@ export function sm2GenerateKeyPair(): Sm2KeyPair {
     const privateKey = Buffer.alloc(FIELD_LENGTH);
     raw.copy(privateKey, FIELD_LENGTH - raw.length);
     raw.fill(0);
-    const d = toBigInt(privateKey);
+    const d = bigIntFromBytes(privateKey);
     // OpenSSL draws d from [1, n-1]; SM2 excludes n-1, for which 1 + d has no inverse.
     if (d >= 1n && d <= N - 2n) return { privateKey, publicKey: ecdh.getPublicKey() };
     privateKey.fill(0);
@@ -214,7 +210,7 @@ export async function sm2GenerateKeyPairAsync(): Promise<Sm2KeyPair> {
       if (raw.length > FIELD_LENGTH) throw new Error("an SM2 private key from OpenSSL is longer than 32 bytes");
       const privateKey = Buffer.alloc(FIELD_LENGTH);
       raw.copy(privateKey, FIELD_LENGTH - raw.length);
-      const d = toBigInt(privateKey);
+      const d = bigIntFromBytes(privateKey);
       // As above: SM2 excludes n-1.
       if (d >= 1n && d <= N - 2n) return { privateKey, publicKey: sm2PublicKeyFromPrivate(privateKey) };
       privateKey.fill(0);
@@ -233,7 +229,7 @@ export function sm2PublicKeyFromPrivate(privateKey: Buffer): Buffer {
 function randomScalar(): Buffer {
   for (;;) {
     const k = randomBytes(FIELD_LENGTH);
-    const v = toBigInt(k);
+    const v = bigIntFromBytes(k);
     if (v >= 1n && v < N) return k;
     k.fill(0);
   }
@@ -252,8 +248,8 @@ function signDigest(d: bigint, e: bigint, nextK: () => Buffer): Buffer {
   for (;;) {
     const kBytes = nextK();
     try {
-      const k = toBigInt(kBytes);
-      const x1 = toBigInt(nativeBaseMultiply(kBytes).point.subarray(1, 1 + FIELD_LENGTH));
+      const k = bigIntFromBytes(kBytes);
+      const x1 = bigIntFromBytes(nativeBaseMultiply(kBytes).point.subarray(1, 1 + FIELD_LENGTH));
       const r = mod(e + x1, N);
       if (r === 0n || r + k === N) continue;
       const s = mod(inverse * (k - r * d), N);
@@ -270,14 +266,14 @@ export function sm2Sign(privateKey: Buffer, message: Buffer, options?: { id?: st
   checkBytes("message", message);
   const publicKey = cachedPublicKey(privateKey);
   const z = identityHash(publicKey, identityBytes(options?.id));
-  const e = toBigInt(createHash("sm3").update(z).update(message).digest());
+  const e = bigIntFromBytes(createHash("sm3").update(z).update(message).digest());
   return signDigest(d, e, randomScalar);
 }
 
 export function sm2SignDigest(privateKey: Buffer, digest: Buffer): Buffer {
   const d = privateScalar(privateKey);
   checkBytes("digest", digest, DIGEST_LENGTH);
-  return signDigest(d, toBigInt(digest), randomScalar);
+  return signDigest(d, bigIntFromBytes(digest), randomScalar);
 }
 
 /** Tests only: signs a digest with a given k, to reproduce the standard's examples. Not for production. */
@@ -286,7 +282,7 @@ export function _sm2SignDigestWithK(privateKey: Buffer, digest: Buffer, k: Buffe
   checkBytes("digest", digest, DIGEST_LENGTH);
   privateScalar(k, "k");
   let used = false;
-  return signDigest(d, toBigInt(digest), () => {
+  return signDigest(d, bigIntFromBytes(digest), () => {
     if (used) throw new RangeError(`"k" gives r = 0, r + k = n or s = 0; the standard asks for another k`);
     used = true;
     return Buffer.from(k);
@@ -365,12 +361,12 @@ function verifyDigestByScalar(d: bigint, e: bigint, signature: Buffer): boolean 
   const scalars = verificationScalars(signature);
   if (scalars === undefined) return false;
   const { r, s, t } = scalars;
-  const blinded = d + (toBigInt(randomBytes(8)) | 1n) * N;
+  const blinded = d + (bigIntFromBytes(randomBytes(8)) | 1n) * N;
   const u = mod(s + t * blinded, N);
   if (u === 0n) return false;
   const scalar = toField(u);
   try {
-    const x1 = toBigInt(nativeBaseMultiply(scalar).point.subarray(1, 1 + FIELD_LENGTH));
+    const x1 = bigIntFromBytes(nativeBaseMultiply(scalar).point.subarray(1, 1 + FIELD_LENGTH));
     return mod(e + x1, N) === r;
   } finally {
     scalar.fill(0);
@@ -383,14 +379,14 @@ export function sm2VerifyWithPrivateKey(privateKey: Buffer, message: Buffer, sig
   checkBytes("message", message);
   checkBytes("signature", signature);
   const z = identityHash(cachedPublicKey(privateKey), identityBytes(options?.id));
-  return verifyDigestByScalar(d, toBigInt(createHash("sm3").update(z).update(message).digest()), signature);
+  return verifyDigestByScalar(d, bigIntFromBytes(createHash("sm3").update(z).update(message).digest()), signature);
 }
 
 export function sm2VerifyDigestWithPrivateKey(privateKey: Buffer, digest: Buffer, signature: Buffer): boolean {
   const d = privateScalar(privateKey);
   checkBytes("digest", digest, DIGEST_LENGTH);
   checkBytes("signature", signature);
-  return verifyDigestByScalar(d, toBigInt(digest), signature);
+  return verifyDigestByScalar(d, bigIntFromBytes(digest), signature);
 }
 
 /** False for any signature that is not a valid strict-DER SM2 signature of the message; throws only for malformed arguments. */
@@ -399,7 +395,7 @@ export function sm2Verify(publicKey: Buffer, message: Buffer, signature: Buffer,
   checkBytes("message", message);
   checkBytes("signature", signature);
   const z = identityHash(publicKey, identityBytes(options?.id));
-  const e = toBigInt(createHash("sm3").update(z).update(message).digest());
+  const e = bigIntFromBytes(createHash("sm3").update(z).update(message).digest());
   return verifyDigest(q, e, signature);
 }
 
@@ -407,7 +403,7 @@ export function sm2VerifyDigest(publicKey: Buffer, digest: Buffer, signature: Bu
   const q = verifyingPoint(publicKey);
   checkBytes("digest", digest, DIGEST_LENGTH);
   checkBytes("signature", signature);
-  return verifyDigest(q, toBigInt(digest), signature);
+  return verifyDigest(q, bigIntFromBytes(digest), signature);
 }
 
 /** KDF of part 4 section 5.4.3: SM3(Z || ct) for ct = 1, 2, … (32-bit big-endian), truncated to `length`. */
@@ -496,7 +492,7 @@ export function _sm2EncryptWithK(publicKey: Buffer, plaintext: Buffer, k: Buffer
   checkBytes("plaintext", plaintext);
   if (plaintext.length === 0) throw new RangeError(`"plaintext" must not be empty`);
   checkBytes("k", k, FIELD_LENGTH);
-  const kValue = toBigInt(k);
+  const kValue = bigIntFromBytes(k);
   if (kValue < 1n || kValue >= N) throw new RangeError(`"k" must be an integer in [1, n-1]`);
   const out = encryptWithK(q, plaintext, Buffer.from(k));
   if (out === undefined) throw new RangeError(`"k" gives an all-zero KDF output; the standard asks for another k`);
@@ -548,8 +544,8 @@ export function sm2CiphertextFromRaw(raw: Buffer): Buffer {
   checkBytes("raw", raw);
   if (raw.length < MIN_RAW_CIPHERTEXT) throw new RangeError(`"raw" must be at least ${MIN_RAW_CIPHERTEXT} bytes (04||x||y||C3||C2), got ${raw.length}`);
   if (raw[0] !== 0x04) throw new RangeError(`"raw" must start with 04 (an uncompressed C1), got ${raw[0]}`);
-  const x = toBigInt(raw.subarray(1, 1 + FIELD_LENGTH));
-  const y = toBigInt(raw.subarray(1 + FIELD_LENGTH, POINT_LENGTH));
+  const x = bigIntFromBytes(raw.subarray(1, 1 + FIELD_LENGTH));
+  const y = bigIntFromBytes(raw.subarray(1 + FIELD_LENGTH, POINT_LENGTH));
   const c3 = raw.subarray(POINT_LENGTH, POINT_LENGTH + DIGEST_LENGTH);
   const c2 = raw.subarray(POINT_LENGTH + DIGEST_LENGTH);
   return encodeCiphertext(x, y, c3, c2);
