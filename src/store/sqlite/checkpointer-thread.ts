@@ -25,17 +25,23 @@ db.pragma(`busy_timeout = ${restartWaitMs}`);
 const passive = db.prepare<[], { busy: number; log: number; checkpointed: number }>("PRAGMA wal_checkpoint(PASSIVE)");
 const restart = db.prepare("PRAGMA wal_checkpoint(RESTART)");
 
-const timer = setInterval(() => {
+let timer: NodeJS.Timeout | undefined;
+
+function checkpoint(): void {
   try {
     // A RESTART that could not finish in time (busy) is tried again at the next tick.
     if ((passive.get()?.log ?? 0) >= restartFrames) restart.get();
   } catch (err) {
-    // PASSIVE waits for nobody; a failure is reported, and the store takes checkpoints back.
+    // Neither throws for a busy database; a failure is reported, and the store takes checkpoints back.
     parentPort?.postMessage({ failed: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
     clearInterval(timer);
     db.close();
   }
-}, intervalMs);
+}
+
+// The store turned its own automatic checkpoints off when it started this thread: the first at once.
+checkpoint();
+if (db.open) timer = setInterval(checkpoint, intervalMs);
 
 parentPort?.on("message", (message: unknown) => {
   if (message !== "stop") return;
