@@ -28,11 +28,6 @@ export function derSequence(...items: Uint8Array[]): Buffer {
   return derTlv(TAG_SEQUENCE, Buffer.concat(items));
 }
 
-/** Big-endian unsigned bytes as an integer (0 for none). */
-export function bigIntFromBytes(bytes: Uint8Array): bigint {
-  return bytes.length === 0 ? 0n : BigInt(`0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("hex")}`);
-}
-
 /** A non-negative INTEGER in its minimal two's-complement form. */
 export function derUnsignedInteger(value: bigint): Buffer {
   if (value < 0n) throw new RangeError(`"value" must be non-negative`);

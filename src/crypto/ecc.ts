@@ -5,10 +5,11 @@
 // is signed as SM2 is (./sm2.ts): k·G by OpenSSL, the rest modulo n in BigInt; @noble/curves
 // verifies digests and holds the curve orders.
 
-import { createECDH, createPrivateKey, createPublicKey, generateKeyPair, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from "node:crypto";
+import { createECDH, createPrivateKey, createPublicKey, generateKeyPair, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
 import { p256, p384, p521 } from "@noble/curves/nist.js";
-import { bigIntFromBytes, derSequence, derUnsignedInteger } from "./asn1.js";
+import { derSequence, derUnsignedInteger } from "./asn1.js";
 import { ecdhNist, type EcdhPeerKey } from "./ecdh.js";
+import { bigIntFromBytes, blindedScalar, randomScalar } from "./scalar.js";
 
 export const ECDSA_CURVES = ["P-256", "P-384", "P-521"] as const;
 export type EcdsaCurve = (typeof ECDSA_CURVES)[number];
@@ -112,20 +113,6 @@ function rawPublicKey(key: KeyObject, curve: EcdsaCurve): Uint8Array {
 }
 
 
-/** A uniformly random scalar in [1, n-1], coordinateLength bytes (rejection sampling). The caller wipes it. */
-function randomScalar(info: CurveInfo): Buffer {
-  const n = info.noble.Point.Fn.ORDER;
-  // P-521's order has 521 bits: the first of its 66 bytes keeps only its lowest bit.
-  const topMask = 0xff >>> (8 * info.coordinateLength - n.toString(2).length);
-  for (;;) {
-    const k = randomBytes(info.coordinateLength);
-    k[0]! &= topMask;
-    const v = bigIntFromBytes(k);
-    if (v >= 1n && v < n) return k;
-    k.fill(0);
-  }
-}
-
 /**
  * ECDSA signature generation (SEC 1 v2 section 4.1.3) over a digest the caller computed with the
  * curve's hash: R = k·G in OpenSSL (createECDH, its constant-time scalar multiplication),
@@ -139,7 +126,7 @@ function signDigestWith(info: CurveInfo, scalar: Buffer, digest: Uint8Array, nex
   const { Fn } = info.noble.Point;
   const n = Fn.ORDER;
   const e = bigIntFromBytes(digest);
-  const blindedD = bigIntFromBytes(scalar) + (bigIntFromBytes(randomBytes(8)) | 1n) * n;
+  const blindedD = blindedScalar(bigIntFromBytes(scalar), n);
   for (;;) {
     const kBytes = nextK();
     try {
@@ -147,7 +134,7 @@ function signDigestWith(info: CurveInfo, scalar: Buffer, digest: Uint8Array, nex
       ecdh.setPrivateKey(kBytes);
       const r = bigIntFromBytes(ecdh.getPublicKey().subarray(1, 1 + info.coordinateLength)) % n;
       if (r === 0n) continue;
-      const bBytes = randomScalar(info);
+      const bBytes = randomScalar(n, info.coordinateLength);
       const b = bigIntFromBytes(bBytes);
       bBytes.fill(0);
       const s = (Fn.inv((bigIntFromBytes(kBytes) * b) % n) * ((b * ((e + r * blindedD) % n)) % n)) % n;
@@ -199,7 +186,7 @@ export class EcdsaPrivateKey {
     if (!(digest instanceof Uint8Array) || digest.length !== info.digestLength) {
       throw new RangeError(`"digest" must be ${info.digestLength} bytes on ${this.curve}`);
     }
-    return this.withScalar((scalar) => signDigestWith(info, scalar, digest, () => randomScalar(info)));
+    return this.withScalar((scalar) => signDigestWith(info, scalar, digest, () => randomScalar(info.noble.Point.Fn.ORDER, info.coordinateLength)));
   }
 
   /** ECDH with a validated peer key of the same curve: the x coordinate of d·Q. */

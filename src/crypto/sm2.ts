@@ -10,8 +10,9 @@
 
 import { createECDH, createHash, createHmac, generateKeyPair, randomBytes, timingSafeEqual, type ECDH, type KeyObject } from "node:crypto";
 import { weierstrass, type WeierstrassPoint } from "@noble/curves/abstract/weierstrass.js";
-import { bigIntFromBytes, DerReader, derSequence, derTlv, derUnsignedInteger, TAG_BIT_STRING, TAG_OCTET_STRING, TAG_OID } from "./asn1.js";
+import { DerReader, derSequence, derTlv, derUnsignedInteger, TAG_BIT_STRING, TAG_OCTET_STRING, TAG_OID } from "./asn1.js";
 import { CryptoError } from "./errors.js";
+import { bigIntFromBytes, blindedScalar, randomScalar as randomScalarBelow } from "./scalar.js";
 
 /** The default distinguishing identity of GM/T 0009-2012 (and of OpenSSL's `distid`, sm-crypto). */
 export const SM2_DEFAULT_ID = "1234567812345678";
@@ -225,15 +226,8 @@ export function sm2PublicKeyFromPrivate(privateKey: Buffer): Buffer {
   return Buffer.from(cachedPublicKey(privateKey));
 }
 
-/** A uniformly random scalar in [1, n-1] as 32 bytes (rejection sampling). The caller wipes it. */
-function randomScalar(): Buffer {
-  for (;;) {
-    const k = randomBytes(FIELD_LENGTH);
-    const v = bigIntFromBytes(k);
-    if (v >= 1n && v < N) return k;
-    k.fill(0);
-  }
-}
+/** A uniformly random scalar in [1, n-1] as 32 bytes. The caller wipes it. */
+const randomScalar = (): Buffer => randomScalarBelow(N, FIELD_LENGTH);
 
 function encodeSignature(r: bigint, s: bigint): Buffer {
   return derSequence(derUnsignedInteger(r), derUnsignedInteger(s));
@@ -361,7 +355,7 @@ function verifyDigestByScalar(d: bigint, e: bigint, signature: Buffer): boolean 
   const scalars = verificationScalars(signature);
   if (scalars === undefined) return false;
   const { r, s, t } = scalars;
-  const blinded = d + (bigIntFromBytes(randomBytes(8)) | 1n) * N;
+  const blinded = blindedScalar(d, N);
   const u = mod(s + t * blinded, N);
   if (u === 0n) return false;
   const scalar = toField(u);
