@@ -3,6 +3,7 @@
 // store transaction as the change. The server writes the record of every other request.
 
 import { randomBytes } from "../crypto/random.js";
+import { uuidFromBytes } from "../crypto/uuid.js";
 import type { AuditRecord } from "../audit/record.js";
 import type { AuditEvent, Auditor } from "../audit/writer.js";
 import type { Store, StoreOperations } from "../store/store.js";
@@ -36,8 +37,7 @@ export function newRequestId(now: number = Date.now()): string {
   bytes.writeUIntBE(now, 0, 6);
   bytes[6] = (bytes[6]! & 0x0f) | 0x70;
   bytes[8] = (bytes[8]! & 0x3f) | 0x80;
-  const hex = bytes.toString("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return uuidFromBytes(bytes);
 }
 
 /** Longest string a request may put into one field of a log line or an audit record. */
