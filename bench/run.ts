@@ -52,6 +52,8 @@ const TARGETS = {
 const SCENARIO = {
   encryptSm4: "Encrypt SM4 1 KiB",
   noAudit: "Encrypt SM4 1 KiB (no-audit build)",
+  floor: "Encrypt SM4 1 KiB (floor: the work alone)",
+  floorNoStore: "Encrypt SM4 1 KiB (floor, audit not stored)",
   workers: "Encrypt SM4 1 KiB (--workers 2)",
   decrypt: "Decrypt SM4 1 KiB",
   generateDataKey: "GenerateDataKey SM4 AES_256",
@@ -311,6 +313,16 @@ async function main(): Promise<number> {
     const bare = await startServer("bare server", [join(HERE, "bare-server.js")], join(tmp, "bare.log"), ROOT);
     started.push(bare);
     const bareUrl = loopbackUrl(bare.listening.url);
+    // The floor (floor-server.ts) accepts the tresor node's admin credentials, read from its data directory.
+    const floorOf = async (name: string, extra: string[]) => {
+      const floorDir = join(tmp, name);
+      mkdirSync(floorDir);
+      const floor = await startServer(name, [join(HERE, "floor-server.js"), floorDir, dataDir, ...extra], join(tmp, `${name}.log`), ROOT);
+      started.push(floor);
+      return { url: loopbackUrl(floor.listening.url), keyId: String(floor.listening["keyId"]) };
+    };
+    const floor = await floorOf("floor", []);
+    const floorNoStore = await floorOf("floor-no-audit-store", ["--no-audit-store"]);
     log(`bench: tresor at ${url.href} (log ${server.logPath}); no-audit build at ${noAuditUrl.href}; bare at ${bareUrl.href}`);
 
     // 3. Keys, blobs, signatures, the sub-user; each checked once before it is measured.
@@ -348,6 +360,8 @@ async function main(): Promise<number> {
       { name: SCENARIO.encryptSm4, urls: [url], connections: all, requests: encryptSm4 },
       { name: SCENARIO.workers, urls: [workersUrl], connections: [32, 128], requests: one("Encrypt", { KeyId: workersSm4, Plaintext: plaintext }, workersCreds) },
       { name: SCENARIO.noAudit, urls: [noAuditUrl], connections: main32, requests: one("Encrypt", { KeyId: noAuditSm4, Plaintext: plaintext }, noAuditCreds) },
+      { name: SCENARIO.floor, urls: [floor.url], connections: all, requests: one("Encrypt", { KeyId: floor.keyId, Plaintext: plaintext }) },
+      { name: SCENARIO.floorNoStore, urls: [floorNoStore.url], connections: main32, requests: one("Encrypt", { KeyId: floorNoStore.keyId, Plaintext: plaintext }) },
       { name: "Encrypt AES_256 1 KiB", urls: [url], connections: main32, requests: one("Encrypt", { KeyId: aes, Plaintext: plaintext }) },
       { name: SCENARIO.decrypt, urls: [url], connections: main32, requests: (u) => blobs.map((b) => signedRequest(u, "Decrypt", { CiphertextBlob: b }, creds)) },
       { name: SCENARIO.generateDataKey, urls: [url], connections: main32, requests: one("GenerateDataKey", { KeyId: sm4, KeySpec: "AES_256" }) },
@@ -421,6 +435,12 @@ async function main(): Promise<number> {
       const bound = "min" in t ? `>= ${t.min}` : `<= ${t.max}`;
       log(`target: ${t.name} ${bound}: ${t.value === null ? "not measured" : t.value.toFixed(3)} (${t.met ? "met" : "NOT met"})`);
     }
+    const floorRow = at(SCENARIO.floor);
+    log(
+      `floor: the work alone (floor-server.ts) at ${floorRow?.ratioToBare ?? "-"} of bare (c=${MAIN_CONNECTIONS}), p99 ${floorRow?.p99Ms ?? "-"} ms, ` +
+        `c=1 mean ${at(SCENARIO.floor, 1)?.meanMs ?? "-"} ms; without storing the audit record ${at(SCENARIO.floorNoStore)?.ratioToBare ?? "-"}; ` +
+        `Tresor at ${ratio(enc?.reqPerSec, floorRow?.reqPerSec) ?? "-"} of the floor (c=${MAIN_CONNECTIONS}), ${ratio(enc1?.meanMs, at(SCENARIO.floor, 1)?.meanMs) ?? "-"}x its c=1 mean`,
+    );
     const disk = await measureFdatasync(tmp);
     notes["disk"] = `fdatasync after an 8 KiB append, in the data's file system: p50 ${disk.p50Ms} ms, p90 ${disk.p90Ms} ms (${disk.count} syncs)`;
     log(`disk: ${notes["disk"]}: a durable answer waits for one, the floor of the c=1 latency`);
