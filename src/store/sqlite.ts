@@ -15,7 +15,7 @@ import type { Store, StoreImport, StoreOperations, StoreSnapshot } from "./store
 import { migrationsUpTo } from "./sql/backup.js";
 import { frozenKey } from "./sql/operations.js";
 import { applyMigrations, createPrivateFile, importIntoDatabase, schemaVersion, SqliteSnapshot } from "./sqlite/backup.js";
-import { SQLITE_STATEMENTS, SqliteConnection, SqliteOperations } from "./sqlite/operations.js";
+import { isSqliteBusy, SQLITE_STATEMENTS, SqliteConnection, SqliteOperations } from "./sqlite/operations.js";
 import { CHECKPOINTER_AFTER_WRITES, Checkpointer, WAL_SIZE_LIMIT } from "./sqlite/checkpointer.js";
 import { WalSync } from "./sqlite/wal-sync.js";
 
@@ -23,8 +23,29 @@ export { applyMigrations } from "./sqlite/backup.js";
 export { isSqliteUnwritable } from "./sqlite/operations.js";
 
 const BUSY_TIMEOUT_MS = 5000;
-/** Attempts to take the write lock from another process at the next turn of the event loop, before waiting a millisecond between them. */
+/** Attempts to take another connection's write lock at the next turn of the event loop, before waiting a millisecond between them. */
 const IMMEDIATE_BEGIN_RETRIES = 20;
+/**
+ * Runs `attempt` (at once, or first after a turn when `waitFirst`) until it does not fail with
+ * SQLITE_BUSY, for up to BUSY_TIMEOUT_MS. Another connection holds the write lock: another process
+ * of `tresor serve --workers N` for microseconds, the checkpoint thread's RESTART checkpoint for
+ * milliseconds. With busy_timeout 0 SQLite fails at once instead of sleeping inside the call (which
+ * would hold every request of this process); the attempt is repeated after the I/O of the turn, then
+ * every millisecond once the wait has lasted (the holder may be waiting for a core). Only attempts
+ * that change nothing when refused are retried: BEGIN, a statement on its own, a whole db.transaction.
+ */
+async function whileBusy<T>(attempt: () => T | Promise<T>, waitFirst: boolean): Promise<T> {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (let tries = waitFirst ? 1 : 0; ; tries++) {
+    if (tries > 0) await (tries <= IMMEDIATE_BEGIN_RETRIES ? new Promise((resolve) => setImmediate(resolve)) : sleep(1));
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!isSqliteBusy(err) || Date.now() >= deadline) throw err;
+    }
+  }
+}
+
 /** Keys the read cache holds at most (then it starts again empty). */
 const KEY_CACHE_ENTRIES = 10_000;
 
@@ -35,7 +56,10 @@ export interface SqliteDiagnostics {
   /** How a commit is made durable before the write resolves. */
   durability: "wal-fdatasync" | "none (in memory)";
   foreignKeys: number;
+  /** SQLite's own busy timeout: 0, so that it never sleeps on the event loop. */
   busyTimeout: number;
+  /** How long an operation waits for another connection's write lock, retrying on later turns of the event loop. */
+  lockWaitMs: number;
   schemaVersion: number;
 }
 
@@ -174,6 +198,8 @@ export class SqliteStore extends SqliteOperations implements Store {
       applyMigrations(db, MIGRATIONS, fullPath);
       // From here every write waits for WalSync instead of an fsync inside COMMIT.
       db.pragma("synchronous = NORMAL");
+      // And SQLite never sleeps for a lock on the event loop: whileBusy waits across its turns instead.
+      db.pragma("busy_timeout = 0");
       return new SqliteStore(fullPath, db);
     } catch (err) {
       db.close();
@@ -192,6 +218,7 @@ export class SqliteStore extends SqliteOperations implements Store {
       durability: this.#walSync === undefined ? "none (in memory)" : "wal-fdatasync",
       foreignKeys: Number(pragma("foreign_keys")),
       busyTimeout: Number(pragma("busy_timeout")),
+      lockWaitMs: BUSY_TIMEOUT_MS,
       schemaVersion: schemaVersion(db),
     };
   }
@@ -225,29 +252,13 @@ export class SqliteStore extends SqliteOperations implements Store {
     return this.durable(result);
   }
 
-  /**
-   * BEGIN IMMEDIATE without sleeping on the event loop. While another process (a worker of the same
-   * `tresor serve --workers N`) holds the write lock, SQLite's busy handler would sleep inside the
-   * call, holding every request of this process for up to milliseconds each time; here the attempt
-   * fails at once and is repeated on a later turn of the event loop, until the busy timeout has passed.
-   */
   async #begin(): Promise<void> {
-    const deadline = Date.now() + BUSY_TIMEOUT_MS;
-    for (let attempt = 0; ; attempt++) {
-      // A PRAGMA takes effect when prepared, so it is prepared each time (microseconds).
-      this.conn.db.pragma("busy_timeout = 0");
-      try {
-        this.conn.begin();
-        return;
-      } catch (err) {
-        if ((err as { code?: unknown }).code !== "SQLITE_BUSY" || Date.now() >= deadline) throw err;
-      } finally {
-        this.conn.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      }
-      // The other process holds the lock for microseconds: retry after the I/O of this turn, then
-      // after a millisecond once it has lasted (its holder may be waiting for a core).
-      await (attempt < IMMEDIATE_BEGIN_RETRIES ? new Promise((resolve) => setImmediate(resolve)) : sleep(1));
-    }
+    await whileBusy(() => this.conn.begin(), false);
+  }
+
+  /** A plain operation refused with SQLITE_BUSY: tried again on later turns of the event loop, queued like any other. */
+  protected override retryBusy<T>(fn: () => T): Promise<T> {
+    return whileBusy(() => this.queued(fn), true);
   }
 
   /** Count and insert in one transaction: SQLite has one writer at a time, so it cannot conflict. */
@@ -330,7 +341,7 @@ export class SqliteStore extends SqliteOperations implements Store {
     await this.#lock.acquire();
     let result: T;
     try {
-      result = await importIntoDatabase(this.conn, this.path, fn);
+      result = await importIntoDatabase(this.conn, this.path, fn, () => this.#begin());
     } finally {
       this.#lock.release();
     }

@@ -241,14 +241,15 @@ describe("SqliteStore", () => {
     await store.close();
   });
 
-  it("runs with WAL, its own fdatasync of the WAL instead of an fsync inside COMMIT, foreign keys and a 5 s busy timeout", async () => {
+  it("runs with WAL, its own fdatasync of the WAL instead of an fsync inside COMMIT, foreign keys, and waits 5 s for a lock outside SQLite's busy handler", async () => {
     const store = SqliteStore.open(freshPath());
     assert.deepEqual(store.diagnostics(), {
       journalMode: "wal",
       synchronous: 1,
       durability: "wal-fdatasync",
       foreignKeys: 1,
-      busyTimeout: 5000,
+      busyTimeout: 0,
+      lockWaitMs: 5000,
       schemaVersion: MIGRATIONS.length,
     });
     await store.close();
@@ -722,6 +723,36 @@ describe("SqliteStore's key cache", () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it("waits for another connection's write lock in a plain write (outside a transaction) without holding the event loop", async () => {
+    const path = freshPath();
+    const store = SqliteStore.open(path);
+    // Another connection in the write lock, as the checkpoint thread's RESTART checkpoint or another worker's commit.
+    const other = raw(path);
+    try {
+      other.exec("BEGIN IMMEDIATE");
+      const key = makeKey();
+      let done = false;
+      const insert = store.insertKey(key, versionOf(key)).finally(() => void (done = true));
+      // SQLite's busy handler would have slept inside insertKey for 5 s and then failed: no turn would run.
+      await ticks(50);
+      assert.equal(done, false, "the write waits while the lock is held");
+      other.exec("COMMIT");
+      await insert;
+      assert.equal((await store.getKey(key.keyId))?.keyId, key.keyId);
+      // A plain write refused for a moment is tried again, not failed: the same for a single statement.
+      other.exec("BEGIN IMMEDIATE");
+      const meta = store.setMeta("plain", "1");
+      await ticks(5);
+      other.exec("COMMIT");
+      await meta;
+      assert.equal(await store.getMeta("plain"), "1");
+    } finally {
+      if (other.inTransaction) other.exec("ROLLBACK");
+      other.close();
+      await store.close();
     }
   });
 

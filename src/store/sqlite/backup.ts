@@ -103,8 +103,13 @@ function fromSqliteValue(table: string, column: { name: string; type: PortableTy
 }
 
 /** StoreBackup.importInto on `conn`, whose caller holds the store's lock (if any). */
-export async function importIntoDatabase<T>(conn: SqliteConnection, label: string, fn: (target: StoreImport) => Promise<T>): Promise<T> {
-  conn.begin();
+export async function importIntoDatabase<T>(
+  conn: SqliteConnection,
+  label: string,
+  fn: (target: StoreImport) => Promise<T>,
+  begin: () => void | Promise<void> = () => conn.begin(),
+): Promise<T> {
+  await begin();
   try {
     const tables = describeSqliteTables(conn.db);
     for (const table of tables) {

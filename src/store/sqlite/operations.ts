@@ -226,9 +226,14 @@ export abstract class SqliteOperations extends SqlOperations {
     try {
       if (this.ready(op)) return this.settled(this.conn.writes, fn());
     } catch (err) {
-      return Promise.reject(err);
+      return isSqliteBusy(err) ? this.retryBusy(fn, err) : Promise.reject(err);
     }
     return this.queued(fn);
+  }
+
+  /** `fn` was refused with SQLITE_BUSY, `err`: the store tries it again later; a transaction's tx, which holds the write lock, fails. */
+  protected retryBusy<T>(_fn: () => T, err: unknown): Promise<T> {
+    return Promise.reject(err);
   }
 
   /** `value`, once durable when a statement ran since `writesBefore` may have written. */
@@ -241,15 +246,18 @@ export abstract class SqliteOperations extends SqlOperations {
     try {
       if (this.ready(op)) return this.settled(this.conn.writes, this.conn.exec(s, values, result));
     } catch (err) {
+      if (isSqliteBusy(err)) return this.retryBusy(() => this.#execMapped(s, values, result, violations), err);
       return Promise.reject(mapSqliteError(err, violations));
     }
-    return this.queued(() => {
-      try {
-        return this.conn.exec(s, values, result);
-      } catch (err) {
-        throw mapSqliteError(err, violations);
-      }
-    });
+    return this.queued(() => this.#execMapped(s, values, result, violations));
+  }
+
+  #execMapped<R, T>(s: SqlStatement, values: unknown[], result: RowsTo<R, T>, violations: ViolationMapper | undefined): T {
+    try {
+      return this.conn.exec(s, values, result);
+    } catch (err) {
+      throw mapSqliteError(err, violations);
+    }
   }
 
   insertKey(key: KeyRecord, firstVersion: KeyVersionRecord | null): Promise<void> {
@@ -416,6 +424,11 @@ function mapSqliteError(err: unknown, violations: ViolationMapper | undefined): 
  * the file or its file system is read-only, or the disk fails (extended codes included).
  */
 const UNWRITABLE_CODE = /^SQLITE_(FULL|READONLY|IOERR)(_[A-Z_]+)?$/;
+
+/** Whether `err` is SQLite refusing because another connection holds a lock it needs (extended codes included). */
+export function isSqliteBusy(err: unknown): boolean {
+  return err instanceof Database.SqliteError && (err.code === "SQLITE_BUSY" || err.code.startsWith("SQLITE_BUSY_"));
+}
 
 /** Whether `err` is SQLite refusing a write because it cannot write at all (not a constraint or a bug). */
 export function isSqliteUnwritable(err: unknown): boolean {
