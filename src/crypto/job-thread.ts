@@ -56,9 +56,14 @@ export class JobThread<Request extends object, Value> {
       if (reply.ok) pending.resolve(reply.value);
       else pending.reject(this.failure(reply.kind, reply.message));
     });
-    worker.on("error", (e) => this.#failAll(e));
+    // Only the current thread's end fails what is pending: a thread closed earlier may exit after
+    // its successor took new jobs.
+    worker.on("error", (e) => {
+      if (this.#worker === worker) this.#failAll(e);
+    });
     worker.on("exit", () => {
-      if (this.#worker === worker) this.#worker = undefined;
+      if (this.#worker !== worker) return;
+      this.#worker = undefined;
       this.#failAll(new Error(`the ${this.name} thread exited`));
     });
     this.#worker = worker;

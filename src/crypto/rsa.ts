@@ -128,10 +128,24 @@ export class RsaPrivateKey {
   /** SHA-256 of the private exponent, left-padded to k bytes: the implicit-rejection key (lazily derived). */
   #rejectionKey: Buffer | undefined;
   #destroyed = false;
+  readonly #destroyListeners: (() => void)[] = [];
 
-  constructor(pkcs8: Buffer) {
-    this.#key = rsaPrivateKeyFromPkcs8(pkcs8);
+  /** From PKCS#8 DER, or from a KeyObject (one posted to a worker thread: rsa-thread.ts). */
+  constructor(key: Buffer | KeyObject) {
+    if (!Buffer.isBuffer(key) && key.type !== "private") throw new TypeError('"key" must be an RSA private key');
+    this.#key = Buffer.isBuffer(key) ? rsaPrivateKeyFromPkcs8(key) : checkRsaKey(key, "privateKey");
     this.#k = rsaModulusBytes(this.#key);
+  }
+
+  /** The OpenSSL key, to post to the RSA thread once (rsa-worker.ts). */
+  get keyObject(): KeyObject {
+    return this.#live();
+  }
+
+  /** Calls `listener` when the key is destroyed (the RSA thread then drops its clone). */
+  onDestroy(listener: () => void): void {
+    if (this.#destroyed) listener();
+    else this.#destroyListeners.push(listener);
   }
 
   get modulusBytes(): number {
@@ -233,9 +247,11 @@ export class RsaPrivateKey {
   }
 
   destroy(): void {
+    if (this.#destroyed) return;
     this.#destroyed = true;
     this.#rejectionKey?.fill(0);
     this.#rejectionKey = undefined;
+    for (const listener of this.#destroyListeners.splice(0)) listener();
   }
 }
 

@@ -194,6 +194,13 @@ export class AsymmetricPrivateKey {
     throw new TypeError(`${algorithm} with ${messageType} does not fit a ${this.spec} key`);
   }
 
+  /** An RSA key, for the RSA thread (crypto/rsa-worker.ts), which keeps a clone of it until it is destroyed. */
+  rsaKey(): RsaPrivateKey {
+    this.#check();
+    if (!this.#rsa) throw new TypeError(`RSA does not fit a ${this.spec} key`);
+    return this.#rsa;
+  }
+
   /** A copy of an SM2 key's private scalar d, for the SM2 thread; the caller wipes it. */
   sm2Scalar(): Buffer {
     this.#check();

@@ -6,6 +6,8 @@ import { AEADS, type AeadKey } from "../crypto/aead.js";
 import { aesKeyUnwrapPad } from "../crypto/aes-kwp.js";
 import type { EcPoint } from "../crypto/ecmr.js";
 import { EcmrThread } from "../crypto/ecmr-worker.js";
+import type { RsaPrivateKey } from "../crypto/rsa.js";
+import { RsaThread } from "../crypto/rsa-worker.js";
 import { Sm2Thread } from "../crypto/sm2-worker.js";
 import type { EcdhPeerKey } from "../crypto/ecdh.js";
 import { CryptoError } from "../crypto/errors.js";
@@ -47,6 +49,7 @@ export class SoftwareMaterial implements KeyMaterial {
   readonly #macKeys: MaterialCache<HmacKey>;
   readonly #ecmr = new EcmrThread();
   readonly #sm2 = new Sm2Thread();
+  readonly #rsa = new RsaThread();
   /** The post-quantum algorithms' worker thread; the service also verifies and encapsulates through it. */
   readonly postQuantum = new PqThread();
 
@@ -126,6 +129,9 @@ export class SoftwareMaterial implements KeyMaterial {
 
   sign(key: MaterialKey, version: number, algorithm: SigningAlgorithm, message: Buffer, messageType: MessageType): Promise<Buffer> {
     if (algorithm === "SM2DSA") return this.#inSm2Thread(key, version, (d) => this.#sm2.sign(d, message, messageType === "DIGEST"));
+    if (algorithm === "RSA_PSS_SHA_256" || algorithm === "RSA_PKCS1_SHA_256") {
+      return this.#inRsaThread(key, version, (rsaKey) => this.#rsa.sign(rsaKey, algorithm, message, messageType === "DIGEST"));
+    }
     return this.#withPrivateKey(key, version, (privateKey) => privateKey.sign(algorithm, message, messageType));
   }
 
@@ -136,7 +142,7 @@ export class SoftwareMaterial implements KeyMaterial {
 
   decrypt(key: MaterialKey, version: number, algorithm: AsymmetricDecryptAlgorithm, ciphertext: Buffer): Promise<Buffer> {
     if (algorithm === "SM2") return undecryptable(() => this.#inSm2Thread(key, version, (d) => this.#sm2.decrypt(d, ciphertext)));
-    return undecryptable(() => this.#withPrivateKey(key, version, (privateKey) => privateKey.decrypt(algorithm, ciphertext)));
+    return undecryptable(() => this.#inRsaThread(key, version, (rsaKey) => this.#rsa.decrypt(rsaKey, algorithm, ciphertext)));
   }
 
   /** HMAC of `message` with the version's key (GENERATE_VERIFY_MAC keys and KMIP HMAC objects; software only). */
@@ -205,6 +211,7 @@ export class SoftwareMaterial implements KeyMaterial {
     this.#macKeys.clear();
     this.#ecmr.close();
     this.#sm2.close();
+    this.#rsa.close();
     this.postQuantum.close();
   }
 
@@ -219,6 +226,11 @@ export class SoftwareMaterial implements KeyMaterial {
     } finally {
       d.fill(0);
     }
+  }
+
+  /** Runs an RSA private-key operation in the RSA thread, which keeps a clone of the version's key while the cache keeps the key. */
+  async #inRsaThread<T>(key: MaterialKey, version: number, run: (rsaKey: RsaPrivateKey) => Promise<T>): Promise<T> {
+    return run(await this.#withPrivateKey(key, version, (privateKey) => privateKey.rsaKey()));
   }
 
   #withAeadKey<T>(key: MaterialKey, version: number, use: (aeadKey: AeadKey) => T): Promise<T> {

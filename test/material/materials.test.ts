@@ -5,16 +5,44 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import type { KeyRecord } from "../../src/keys/key.js";
 import { MaterialError, type MaterialFailure, type MaterialKey } from "../../src/material/material.js";
 import { KeyMaterials } from "../../src/material/materials.js";
 import { FileRootOfTrust } from "../../src/rootkey/file.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
+import { rsaEncrypt, rsaPublicKey, rsaVerify } from "../../src/crypto/rsa.js";
 
 function failure(expected: MaterialFailure): (e: unknown) => boolean {
   return (e) => {
     assert.ok(e instanceof MaterialError, `expected MaterialError ${expected}, got ${String(e)}`);
     assert.equal(e.failure, expected);
     return true;
+  };
+}
+
+/** The key record a material key is stored under (Enabled, SOFTWARE, version 1). */
+function storedKey(key: MaterialKey, alias: string): KeyRecord {
+  return {
+    ...key,
+    alias,
+    description: "",
+    origin: "TENCENT_KMS",
+    state: "Enabled",
+    creatorUin: "100000000001",
+    owner: "user",
+    createTime: 0,
+    deletionDate: 0,
+    currentVersion: 1,
+    tags: [],
+    rotationEnabled: false,
+    rotateDays: 0,
+    lastRotateTime: 0,
+    nextRotateTime: 0,
+    validTo: 0,
+    materialDigest: null,
+    protectionLevel: "SOFTWARE",
+    keyClass: "CMK",
+    kmip: null,
   };
 }
 
@@ -36,32 +64,7 @@ describe("KeyMaterials", () => {
     materials = new KeyMaterials({ store, rootOfTrust: root, hsmKeys: undefined, cache: { maxEntries: 10, ttlMs: 60_000 }, now: () => 0, logger });
     const made = await materials.software.generate(key, 1);
     assert.equal(made.publicKey, null);
-    await store.insertKeyWithinLimit(
-      {
-        ...key,
-        alias: "material-test",
-        description: "",
-        origin: "TENCENT_KMS",
-        state: "Enabled",
-        creatorUin: "100000000001",
-        owner: "user",
-        createTime: 0,
-        deletionDate: 0,
-        currentVersion: 1,
-        tags: [],
-        rotationEnabled: false,
-        rotateDays: 0,
-        lastRotateTime: 0,
-        nextRotateTime: 0,
-        validTo: 0,
-        materialDigest: null,
-        protectionLevel: "SOFTWARE",
-        keyClass: "CMK",
-        kmip: null,
-      },
-      { keyId: key.keyId, version: 1, wrappedMaterial: made.stored, publicKey: null, createTime: 0 },
-      10,
-    );
+    await store.insertKeyWithinLimit(storedKey(key, "material-test"), { keyId: key.keyId, version: 1, wrappedMaterial: made.stored, publicKey: null, createTime: 0 }, 10);
   });
 
   after(async () => {
@@ -88,6 +91,27 @@ describe("KeyMaterials", () => {
     const { ciphertext, tag } = await materials.software.seal(key, 1, iv, Buffer.from("hello"), aad);
     tag[0]! ^= 1;
     await assert.rejects(materials.software.open(key, 1, iv, ciphertext, tag, aad), failure("Undecryptable"));
+  });
+
+  it("signs and decrypts with an RSA key in the RSA thread: the event loop turns before the answer", async () => {
+    const rsa: MaterialKey = { keyId: "5c2e0f6a-1b3d-4c5e-8f70-9a1b2c3d4e5f", keySpec: "RSA_2048", keyUsage: "ASYMMETRIC_DECRYPT_RSA_2048" };
+    const made = await materials.software.generate(rsa, 1);
+    await store.insertKeyWithinLimit(storedKey(rsa, "material-rsa"), { keyId: rsa.keyId, version: 1, wrappedMaterial: made.stored, publicKey: made.publicKey, createTime: 0 }, 10);
+    const publicKey = rsaPublicKey(made.publicKey!);
+    const message = Buffer.from("signed off the event loop");
+    let turns = 0;
+    const count = () => {
+      turns++;
+      if (turns < 1000) setImmediate(count);
+    };
+    setImmediate(count);
+    const signature = await materials.software.sign(rsa, 1, "RSA_PSS_SHA_256", message, "RAW");
+    // In process the signature would be made inside the call, before any turn of the event loop.
+    assert.ok(turns > 0, "the event loop turned while the signature was made");
+    assert.equal(rsaVerify(publicKey, "RSA_PSS_SHA_256", message, signature), true);
+    const plaintext = await materials.software.decrypt(rsa, 1, "RSAES_OAEP_SHA_256", rsaEncrypt(publicKey, "RSAES_OAEP_SHA_256", Buffer.from("secret")));
+    assert.equal(plaintext.toString(), "secret");
+    await assert.rejects(materials.software.decrypt(rsa, 1, "RSAES_OAEP_SHA_256", Buffer.alloc(256, 1)), failure("Undecryptable"));
   });
 
   it("turns a version the store lacks into NoSuchVersion", async () => {

@@ -1,0 +1,70 @@
+// RSA's private-key operations off the event loop: one worker thread (rsa-thread.ts, through
+// job-thread.ts). An RSA-4096 signature or decryption is about 4 ms of OpenSSL on one core, and
+// node:crypto has no asynchronous form for privateDecrypt or privateEncrypt: on the event loop
+// every other request would wait for it. The thread keeps a clone of each key it was sent until
+// the key is destroyed here (the material cache's eviction). Inputs are copied into their own
+// buffers (a pooled Buffer would carry its whole pool across).
+
+import { CryptoError } from "./errors.js";
+import { JobThread } from "./job-thread.js";
+import { bufferView } from "./job-worker.js";
+import type { RsaEncryptionAlgorithm, RsaPrivateKey, RsaSignatureAlgorithm } from "./rsa.js";
+import { UNKNOWN_KEY, type RsaRequest } from "./rsa-thread.js";
+
+/** More RSA operations than this waiting at once: refused (about one second of RSA-4096 work). */
+export const MAX_QUEUED_RSA = 256;
+
+type Without<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** What a caller's method asks; #run adds the key's number (and the key, the first time). */
+type Job = Without<RsaRequest, "job" | "keyNumber" | "key">;
+
+class UnknownKey extends Error {}
+
+export class RsaThread {
+  readonly #thread = new JobThread<Without<RsaRequest, "job">, Uint8Array | null>(
+    new URL("./rsa-thread.js", import.meta.url),
+    "RSA",
+    MAX_QUEUED_RSA,
+    (kind, message) => {
+      if (kind === UNKNOWN_KEY) return new UnknownKey(message);
+      if (kind === "crypto") return new CryptoError(message);
+      if (kind === "range") return new RangeError(message);
+      return kind === "type" ? new TypeError(message) : new Error(`RSA operation failed: ${message}`);
+    },
+  );
+  /** The number each key was sent under; a key destroyed here is forgotten there. */
+  readonly #numbers = new WeakMap<RsaPrivateKey, number>();
+  #next = 0;
+
+  /** RsaPrivateKey.sign, or signDigest when `digest`. */
+  async sign(key: RsaPrivateKey, algorithm: RsaSignatureAlgorithm, message: Buffer, digest: boolean): Promise<Buffer> {
+    return bufferView((await this.#run(key, { op: "sign", algorithm, message: new Uint8Array(message), digest }))!);
+  }
+
+  /** RsaPrivateKey.decrypt: CryptoError when the ciphertext does not decrypt. The plaintext is a view of the posted bytes (one copy: the caller wipes it). */
+  async decrypt(key: RsaPrivateKey, algorithm: RsaEncryptionAlgorithm, ciphertext: Buffer): Promise<Buffer> {
+    return bufferView((await this.#run(key, { op: "decrypt", algorithm, ciphertext: new Uint8Array(ciphertext) }))!);
+  }
+
+  close(): void {
+    this.#thread.close();
+  }
+
+  /** Names the key by its number, sending the key along the first time, and again if the thread has lost it (it restarted). */
+  async #run(key: RsaPrivateKey, job: Job): Promise<Uint8Array | null> {
+    let keyNumber = this.#numbers.get(key);
+    if (keyNumber === undefined) {
+      const number = this.#next++;
+      keyNumber = number;
+      this.#numbers.set(key, number);
+      key.onDestroy(() => void this.#thread.run({ op: "forget", keyNumber: number }).catch(() => undefined));
+      return this.#thread.run({ ...job, keyNumber, key: key.keyObject });
+    }
+    try {
+      return await this.#thread.run({ ...job, keyNumber });
+    } catch (e) {
+      if (!(e instanceof UnknownKey)) throw e;
+      return this.#thread.run({ ...job, keyNumber, key: key.keyObject });
+    }
+  }
+}
