@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { KeyRecord } from "../../src/keys/key.js";
+import { KEY_LIFECYCLE_DEFAULTS, type KeyRecord } from "../../src/keys/key.js";
 import { MaterialError, type MaterialFailure, type MaterialKey } from "../../src/material/material.js";
 import { KeyMaterials } from "../../src/material/materials.js";
 import { FileRootOfTrust } from "../../src/rootkey/file.js";
@@ -34,15 +34,7 @@ function storedKey(key: MaterialKey, alias: string): KeyRecord {
     deletionDate: 0,
     currentVersion: 1,
     tags: [],
-    rotationEnabled: false,
-    rotateDays: 0,
-    lastRotateTime: 0,
-    nextRotateTime: 0,
-    validTo: 0,
-    materialDigest: null,
-    protectionLevel: "SOFTWARE",
-    keyClass: "CMK",
-    kmip: null,
+    ...KEY_LIFECYCLE_DEFAULTS,
   };
 }
 
