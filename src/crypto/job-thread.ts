@@ -38,6 +38,11 @@ export class JobThread<Request extends object, Value> {
     });
   }
 
+  /** Whether a thread is up (started by a job, not closed or exited since). */
+  get running(): boolean {
+    return this.#worker !== undefined;
+  }
+
   close(): void {
     void this.#worker?.terminate();
     this.#worker = undefined;

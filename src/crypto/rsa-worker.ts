@@ -50,6 +50,11 @@ export class RsaThread {
     this.#thread.close();
   }
 
+  /** A thread that is not up holds no key: nothing to forget (and no thread started for it, as at shutdown). */
+  #forget(keyNumber: number): void {
+    if (this.#thread.running) this.#thread.run({ op: "forget", keyNumber }).catch(() => undefined);
+  }
+
   /** Names the key by its number, sending the key along the first time, and again if the thread has lost it (it restarted). */
   async #run(key: RsaPrivateKey, job: Job): Promise<Uint8Array | null> {
     let keyNumber = this.#numbers.get(key);
@@ -57,7 +62,7 @@ export class RsaThread {
       const number = this.#next++;
       keyNumber = number;
       this.#numbers.set(key, number);
-      key.onDestroy(() => void this.#thread.run({ op: "forget", keyNumber: number }).catch(() => undefined));
+      key.onDestroy(() => this.#forget(number));
       return this.#thread.run({ ...job, keyNumber, key: key.keyObject });
     }
     try {
