@@ -9,6 +9,12 @@ import { Worker } from "node:worker_threads";
 /** What a thread posts back for each job. */
 export type JobReply<T> = { job: number; ok: true; value: T } | { job: number; ok: false; kind: string; message: string };
 
+/** Each member of a union without fields K (Omit over the union itself would keep only the fields every member shares). */
+export type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** A request as its caller hands it to JobThread.run: without the job number the thread adds. */
+export type JobRequest<T> = OmitEach<T, "job">;
+
 /** The thread already holds its maximum of jobs. */
 export class ThreadBusyError extends Error {
   override readonly name = "ThreadBusyError";

@@ -5,17 +5,15 @@
 // whole pool across); the thread wipes its copies of secrets.
 
 import type { HybridKem, HybridKemOps } from "./hybrid-kem.js";
-import { JobThread } from "./job-thread.js";
+import { JobThread, type JobRequest } from "./job-thread.js";
 import type { MlDsaParameterSet } from "./ml-dsa.js";
 import type { PqRequest, PqValue } from "./pq-thread.js";
 
 /** More post-quantum operations than this waiting at once: refused. */
 export const MAX_QUEUED_PQ = 256;
 
-type Distribute<T> = T extends unknown ? Omit<T, "job"> : never;
-
 export class PqThread implements HybridKemOps {
-  readonly #thread = new JobThread<Distribute<PqRequest>, PqValue>(new URL("./pq-thread.js", import.meta.url), "post-quantum", MAX_QUEUED_PQ, (kind, message) =>
+  readonly #thread = new JobThread<JobRequest<PqRequest>, PqValue>(new URL("./pq-thread.js", import.meta.url), "post-quantum", MAX_QUEUED_PQ, (kind, message) =>
     kind === "range" ? new RangeError(message) : new Error(`post-quantum operation failed: ${message}`),
   );
 

@@ -6,7 +6,7 @@
 // buffers (a pooled Buffer would carry its whole pool across).
 
 import { CryptoError } from "./errors.js";
-import { JobThread } from "./job-thread.js";
+import { JobThread, type JobRequest, type OmitEach } from "./job-thread.js";
 import { bufferView } from "./job-worker.js";
 import type { RsaEncryptionAlgorithm, RsaPrivateKey, RsaSignatureAlgorithm } from "./rsa.js";
 import { UNKNOWN_KEY, type RsaRequest } from "./rsa-thread.js";
@@ -14,14 +14,13 @@ import { UNKNOWN_KEY, type RsaRequest } from "./rsa-thread.js";
 /** More RSA operations than this waiting at once: refused (about one second of RSA-4096 work). */
 export const MAX_QUEUED_RSA = 256;
 
-type Without<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** What a caller's method asks; #run adds the key's number (and the key, the first time). */
-type Job = Without<RsaRequest, "job" | "keyNumber" | "key">;
+type Job = OmitEach<RsaRequest, "job" | "keyNumber" | "key">;
 
 class UnknownKey extends Error {}
 
 export class RsaThread {
-  readonly #thread = new JobThread<Without<RsaRequest, "job">, Uint8Array | null>(
+  readonly #thread = new JobThread<JobRequest<RsaRequest>, Uint8Array | null>(
     new URL("./rsa-thread.js", import.meta.url),
     "RSA",
     MAX_QUEUED_RSA,
@@ -57,19 +56,18 @@ export class RsaThread {
 
   /** Names the key by its number, sending the key along the first time, and again if the thread has lost it (it restarted). */
   async #run(key: RsaPrivateKey, job: Job): Promise<Uint8Array | null> {
-    let keyNumber = this.#numbers.get(key);
-    if (keyNumber === undefined) {
-      const number = this.#next++;
-      keyNumber = number;
-      this.#numbers.set(key, number);
-      key.onDestroy(() => this.#forget(number));
+    const known = this.#numbers.get(key);
+    if (known === undefined) {
+      const keyNumber = this.#next++;
+      this.#numbers.set(key, keyNumber);
+      key.onDestroy(() => this.#forget(keyNumber));
       return this.#thread.run({ ...job, keyNumber, key: key.keyObject });
     }
     try {
-      return await this.#thread.run({ ...job, keyNumber });
+      return await this.#thread.run({ ...job, keyNumber: known });
     } catch (e) {
       if (!(e instanceof UnknownKey)) throw e;
-      return this.#thread.run({ ...job, keyNumber, key: key.keyObject });
+      return this.#thread.run({ ...job, keyNumber: known, key: key.keyObject });
     }
   }
 }

@@ -5,7 +5,7 @@
 // buffers (a pooled Buffer would carry its whole pool across); the thread wipes its copy of d.
 
 import { CryptoError } from "./errors.js";
-import { JobThread, ThreadBusyError } from "./job-thread.js";
+import { JobThread, type JobRequest, ThreadBusyError } from "./job-thread.js";
 import type { Sm2Request, Sm2Value } from "./sm2-thread.js";
 
 /** More SM2 operations than this waiting at once: refused (about 0.2 s of work on one core). */
@@ -13,10 +13,8 @@ export const MAX_QUEUED_SM2 = 512;
 
 export { ThreadBusyError as Sm2BusyError };
 
-type Distribute<T> = T extends unknown ? Omit<T, "job"> : never;
-
 export class Sm2Thread {
-  readonly #thread = new JobThread<Distribute<Sm2Request>, Sm2Value>(new URL("./sm2-thread.js", import.meta.url), "SM2", MAX_QUEUED_SM2, (kind, message) => {
+  readonly #thread = new JobThread<JobRequest<Sm2Request>, Sm2Value>(new URL("./sm2-thread.js", import.meta.url), "SM2", MAX_QUEUED_SM2, (kind, message) => {
     if (kind === "crypto") return new CryptoError(message);
     return kind === "range" ? new RangeError(message) : new Error(`SM2 operation failed: ${message}`);
   });
