@@ -3,6 +3,7 @@
 // keys between "begin" and "end" (then wipes them). Started by ./parallel.ts, never imported.
 
 import { parentPort } from "node:worker_threads";
+import { bufferView as view } from "../../crypto/job-worker.js";
 import { EncryptionSdkError } from "./errors.js";
 import { deriveMessageKeys, suiteById, type FrameCipher } from "./suites.js";
 
@@ -15,8 +16,6 @@ export type WorkerRequest =
 export type WorkerReply =
   | { job: number; ok: true; data: Uint8Array; tag: Uint8Array | undefined }
   | { job: number; ok: false; code: string; message: string };
-
-const view = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 if (parentPort) {
   const port = parentPort;
