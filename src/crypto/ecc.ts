@@ -112,7 +112,6 @@ function rawPublicKey(key: KeyObject, curve: EcdsaCurve): Uint8Array {
   return Buffer.concat([Buffer.of(4), x, y]);
 }
 
-
 /**
  * ECDSA signature generation (SEC 1 v2 section 4.1.3) over a digest the caller computed with the
  * curve's hash: R = k·G in OpenSSL (createECDH, its constant-time scalar multiplication),
